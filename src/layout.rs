@@ -1,0 +1,461 @@
+//! The byte-level format of every shared-memory object shmline makes.
+//!
+//! This module is the code form of `docs/LAYOUT.md`: every struct is `#[repr(C)]`, every field is
+//! a fixed-width little-endian integer held in an atomic (so that concurrent access from other
+//! processes is never a data race in Rust's model), and compile-time assertions pin every offset.
+//! Changing anything here changes the cross-language contract and must bump [`LAYOUT_VERSION`].
+//!
+//! Every value read from these structs comes from memory another process can write, so it is
+//! untrusted: callers copy geometry once at open time, validate it, and never re-read it.
+
+use crate::sync::{AtomicU32, AtomicU64, AtomicU8};
+use std::mem::{offset_of, size_of};
+
+/// Version of the shared-memory layout described in `docs/LAYOUT.md`.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Size of the blocks that keep independently written fields apart. 128 bytes rather than 64
+/// because x86-64 prefetches cache lines in adjacent pairs.
+pub const LINE: usize = 128;
+
+/// `b"SHMLSTRM"` read as a little-endian `u64`: first 8 bytes of a stream segment.
+pub const STREAM_MAGIC: u64 = u64::from_le_bytes(*b"SHMLSTRM");
+/// `b"SHMLEVNT"` read as a little-endian `u64`: first 8 bytes of an event segment.
+pub const EVENT_MAGIC: u64 = u64::from_le_bytes(*b"SHMLEVNT");
+
+/// Stream flag: every frame carries a CRC32C of its payload, checked by readers.
+pub const STREAM_FLAG_CHECKSUM: u32 = 1 << 0;
+/// Stream flag: the schema block holds a dtype and shape.
+pub const STREAM_FLAG_SCHEMA: u32 = 1 << 1;
+/// Every stream flag this version understands; other bits are refused as corrupt.
+pub const STREAM_FLAGS_KNOWN: u32 = STREAM_FLAG_CHECKSUM | STREAM_FLAG_SCHEMA;
+
+/// Writer state: no writer has attached yet.
+pub const WRITER_NONE: u32 = 0;
+/// Writer state: a writer is attached (see `writer_pid`/`writer_start_time`).
+pub const WRITER_ACTIVE: u32 = 1;
+/// Writer state: the writer closed the stream; readers drain, then see end of stream.
+pub const WRITER_CLOSED: u32 = 2;
+
+/// Reader entry state: free.
+pub const READER_FREE: u32 = 0;
+/// Reader entry state: claimed by a joining reader that is not yet counted by the writer.
+pub const READER_CLAIMING: u32 = 1;
+/// Reader entry state: active; a lossless active reader holds the writer back.
+pub const READER_ACTIVE: u32 = 2;
+
+/// Reader flag: the reader is lossy (never holds the writer back).
+pub const READER_FLAG_LOSSY: u32 = 1 << 0;
+
+/// Value of a slot's `seq` while the slot is empty or being (re)written.
+pub const SEQ_EMPTY: u64 = u64::MAX;
+
+/// Largest number of slots a ring may have.
+pub const MAX_CAPACITY: u32 = 1 << 24;
+/// Largest frame a stream may carry (1 GiB).
+pub const MAX_FRAME_SIZE: u32 = 1 << 30;
+/// Largest number of readers a stream may have.
+pub const MAX_READERS: u32 = 1024;
+/// Largest total size of one stream segment (64 GiB).
+pub const MAX_SEGMENT_SIZE: u64 = 64 << 30;
+/// Length of the dtype field of a schema, including NUL padding.
+pub const DTYPE_LEN: usize = 32;
+/// Largest number of dimensions of a schema shape.
+pub const MAX_NDIM: usize = 8;
+
+/// Offset of the reader table in a stream segment.
+pub const READERS_OFFSET: u64 = size_of::<StreamHeader>() as u64;
+/// Alignment of the first slot (a page, so big frames start page-aligned).
+pub const SLOTS_ALIGN: u64 = 4096;
+/// Slot sizes are multiples of this.
+pub const SLOT_ALIGN: u64 = 64;
+
+/// Header of a stream segment: five 128-byte lines at offset 0.
+///
+/// Line 0 and 1 are written once by the creator before it publishes `magic`; lines 2-4 are live.
+#[repr(C, align(128))]
+pub struct StreamHeader {
+    // ---- line 0 (0..128): identity and geometry; written once by the creator ----
+    /// [`STREAM_MAGIC`]; stored last (Release) by the creator, so a reader that sees it (Acquire)
+    /// sees every other creator-written field.
+    pub magic: AtomicU64,
+    /// [`LAYOUT_VERSION`] of the creator.
+    pub layout_version: AtomicU32,
+    /// Size of this header in bytes (640).
+    pub header_size: AtomicU32,
+    /// Total size of the segment in bytes; must equal the size of the shared-memory object.
+    pub segment_size: AtomicU64,
+    /// Number of slots; a power of two in `1..=MAX_CAPACITY`.
+    pub capacity: AtomicU32,
+    /// Bytes per slot: `round_up(FRAME_HEADER_SIZE + max_frame, 64)`.
+    pub slot_size: AtomicU32,
+    /// Largest payload a frame may have, in bytes (`1..=MAX_FRAME_SIZE`).
+    pub max_frame: AtomicU32,
+    /// Number of entries in the reader table (`1..=MAX_READERS`).
+    pub max_readers: AtomicU32,
+    /// Number of writers allowed at once; 1 in this version (room for multi-writer streams).
+    pub max_writers: AtomicU32,
+    /// `STREAM_FLAG_*` bits.
+    pub flags: AtomicU32,
+    /// Offset of the reader table ([`READERS_OFFSET`]).
+    pub readers_offset: AtomicU64,
+    /// Offset of slot 0: `round_up(readers_offset + max_readers * 128, 4096)`.
+    pub slots_offset: AtomicU64,
+    /// Pid of the creating process.
+    pub creator_pid: AtomicU32,
+    /// Reserved, zero.
+    pub _pad0: AtomicU32,
+    /// Start time of the creating process (see `liveness`).
+    pub creator_start_time: AtomicU64,
+    /// Creation time, nanoseconds since the Unix epoch (CLOCK_REALTIME).
+    pub created_unix_ns: AtomicU64,
+    /// Reserved, zero.
+    pub _reserved0: [AtomicU64; 5],
+
+    // ---- line 1 (128..256): schema; written once by the creator ----
+    /// NumPy array-interface type string (e.g. `<f4`), ASCII, NUL-padded; empty if no schema.
+    pub dtype: [AtomicU8; DTYPE_LEN],
+    /// Number of dimensions of the frame shape (`0..=MAX_NDIM`).
+    pub ndim: AtomicU32,
+    /// Reserved, zero.
+    pub _pad1: AtomicU32,
+    /// Frame shape; entries past `ndim` are zero.
+    pub shape: [AtomicU64; MAX_NDIM],
+    /// Reserved, zero.
+    pub _reserved1: [AtomicU64; 3],
+
+    // ---- line 2 (256..384): publication; `head` written by the writer on every commit ----
+    /// Number of frames published = sequence number of the next frame. Only grows. Stored with
+    /// Release after the slot is complete.
+    pub head: AtomicU64,
+    /// Futex word readers sleep on; the writer increments it (and wakes) after publishing when
+    /// `readers_waiting > 0`, and when it closes.
+    pub data_futex: AtomicU32,
+    /// Number of readers asleep (or about to sleep) on `data_futex`.
+    pub readers_waiting: AtomicU32,
+    /// Reserved for multi-writer streams: next sequence number to claim. Zero in version 1.
+    pub claim_seq: AtomicU64,
+    /// Reserved, zero.
+    pub _reserved2: [AtomicU64; 13],
+
+    // ---- line 3 (384..512): writer wake-up; written by readers only when the writer waits ----
+    /// Futex word the writer sleeps on when the ring is full; readers increment it (and wake)
+    /// after releasing frames when `writer_waiting > 0`, and when they leave.
+    pub space_futex: AtomicU32,
+    /// 1 while the writer is asleep (or about to sleep) on `space_futex`.
+    pub writer_waiting: AtomicU32,
+    /// Reserved, zero.
+    pub _reserved3: [AtomicU64; 15],
+
+    // ---- line 4 (512..640): writer identity, flow control and counters ----
+    /// `WRITER_NONE`, `WRITER_ACTIVE` or `WRITER_CLOSED`.
+    pub writer_state: AtomicU32,
+    /// Pid of the attached writer (valid when `writer_state != WRITER_NONE`).
+    pub writer_pid: AtomicU32,
+    /// Start time of the attached writer process.
+    pub writer_start_time: AtomicU64,
+    /// Incremented by the writer before and after each scan of the reader table (odd = scanning).
+    pub scan_seq: AtomicU64,
+    /// Result of the writer's last scan: it may publish sequence numbers below this value
+    /// (`min lossless reader position + capacity`) until its next scan.
+    pub write_limit: AtomicU64,
+    /// Payload bytes published so far.
+    pub bytes_written: AtomicU64,
+    /// Number of times the writer found the ring full and had to wait.
+    pub wait_count: AtomicU64,
+    /// Total nanoseconds the writer spent waiting for space.
+    pub wait_ns: AtomicU64,
+    /// Number of dead readers whose entries the writer reclaimed.
+    pub readers_reclaimed: AtomicU64,
+    /// Reserved, zero.
+    pub _reserved4: [AtomicU64; 8],
+}
+
+/// One entry of a stream's reader table: 128 bytes, one per possible reader.
+#[repr(C, align(128))]
+pub struct ReaderEntry {
+    /// Sequence number of the next frame this reader will read. Every frame below it has been
+    /// released by this reader. Written by the reader (Release); read by the writer.
+    pub pos: AtomicU64,
+    /// `READER_FREE`, `READER_CLAIMING` or `READER_ACTIVE`.
+    pub state: AtomicU32,
+    /// `READER_FLAG_*` bits.
+    pub flags: AtomicU32,
+    /// Pid of the reader process.
+    pub pid: AtomicU32,
+    /// Reserved, zero.
+    pub _pad0: AtomicU32,
+    /// Start time of the reader process.
+    pub start_time: AtomicU64,
+    /// Frames this reader has read.
+    pub frames_read: AtomicU64,
+    /// Payload bytes this reader has read.
+    pub bytes_read: AtomicU64,
+    /// Frames a lossy reader missed because the writer overwrote them first.
+    pub missed: AtomicU64,
+    /// Reserved, zero (room for reader groups).
+    pub _reserved: [AtomicU64; 9],
+}
+
+/// Header at the start of every slot; the payload follows at offset [`FRAME_HEADER_SIZE`].
+#[repr(C)]
+pub struct FrameHeader {
+    /// Sequence number of the frame in this slot, or [`SEQ_EMPTY`] while empty or being written.
+    pub seq: AtomicU64,
+    /// Commit time, nanoseconds of CLOCK_MONOTONIC (comparable between processes of one boot).
+    pub timestamp_ns: AtomicU64,
+    /// Payload length in bytes (`0..=max_frame`).
+    pub len: AtomicU32,
+    /// Application-defined frame flags.
+    pub flags: AtomicU32,
+    /// CRC32C (Castagnoli) of the payload when the stream has `STREAM_FLAG_CHECKSUM`, else 0.
+    pub crc32c: AtomicU32,
+    /// Reserved, zero.
+    pub _reserved: AtomicU32,
+}
+
+/// Marker for the layout structs, which may be viewed in place inside a mapped segment.
+///
+/// # Safety
+/// Implementors must be `#[repr(C)]` and made only of atomics (or arrays of them), so every bit
+/// pattern is a valid value and other processes may write them concurrently.
+pub unsafe trait SharedStruct {}
+// SAFETY: every field of these structs is an atomic or an array of atomics, and they are repr(C).
+unsafe impl SharedStruct for StreamHeader {}
+// SAFETY: as above.
+unsafe impl SharedStruct for ReaderEntry {}
+// SAFETY: as above.
+unsafe impl SharedStruct for FrameHeader {}
+// SAFETY: as above.
+unsafe impl SharedStruct for EventHeader {}
+
+/// Size of [`FrameHeader`]; the payload starts this many bytes into the slot.
+pub const FRAME_HEADER_SIZE: usize = size_of::<FrameHeader>();
+
+/// Event mode: a flag that stays set until cleared; `wait` does not consume it.
+pub const EVENT_MODE_FLAG: u32 = 0;
+/// Event mode: a counter; `set` adds one, `wait` takes one.
+pub const EVENT_MODE_COUNTING: u32 = 1;
+
+/// An event segment: two 128-byte lines.
+#[repr(C, align(128))]
+pub struct EventHeader {
+    // ---- line 0 (0..128): identity; written once by the creator ----
+    /// [`EVENT_MAGIC`]; stored last (Release) by the creator.
+    pub magic: AtomicU64,
+    /// [`LAYOUT_VERSION`] of the creator.
+    pub layout_version: AtomicU32,
+    /// `EVENT_MODE_FLAG` or `EVENT_MODE_COUNTING`.
+    pub mode: AtomicU32,
+    /// Total size of the segment in bytes (256).
+    pub segment_size: AtomicU64,
+    /// Pid of the creating process.
+    pub creator_pid: AtomicU32,
+    /// Reserved, zero.
+    pub _pad0: AtomicU32,
+    /// Start time of the creating process.
+    pub creator_start_time: AtomicU64,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub created_unix_ns: AtomicU64,
+    /// Reserved, zero.
+    pub _reserved0: [AtomicU64; 10],
+
+    // ---- line 1 (128..256): live state ----
+    /// The futex word. Flag mode: 0 clear, 1 set. Counting mode: number of pending signals.
+    pub value: AtomicU32,
+    /// Number of processes asleep (or about to sleep) on `value`.
+    pub waiters: AtomicU32,
+    /// Number of `set` calls so far (statistics).
+    pub sets: AtomicU64,
+    /// Reserved, zero.
+    pub _reserved1: [AtomicU64; 14],
+}
+
+/// Total size of an event segment.
+pub const EVENT_SEGMENT_SIZE: u64 = size_of::<EventHeader>() as u64;
+
+// The layout is a public contract: pin every offset so an accidental change fails to compile.
+#[cfg(not(loom))]
+const _: () = {
+    assert!(size_of::<StreamHeader>() == 5 * LINE);
+    assert!(offset_of!(StreamHeader, magic) == 0);
+    assert!(offset_of!(StreamHeader, layout_version) == 8);
+    assert!(offset_of!(StreamHeader, header_size) == 12);
+    assert!(offset_of!(StreamHeader, segment_size) == 16);
+    assert!(offset_of!(StreamHeader, capacity) == 24);
+    assert!(offset_of!(StreamHeader, slot_size) == 28);
+    assert!(offset_of!(StreamHeader, max_frame) == 32);
+    assert!(offset_of!(StreamHeader, max_readers) == 36);
+    assert!(offset_of!(StreamHeader, max_writers) == 40);
+    assert!(offset_of!(StreamHeader, flags) == 44);
+    assert!(offset_of!(StreamHeader, readers_offset) == 48);
+    assert!(offset_of!(StreamHeader, slots_offset) == 56);
+    assert!(offset_of!(StreamHeader, creator_pid) == 64);
+    assert!(offset_of!(StreamHeader, creator_start_time) == 72);
+    assert!(offset_of!(StreamHeader, created_unix_ns) == 80);
+    assert!(offset_of!(StreamHeader, dtype) == 128);
+    assert!(offset_of!(StreamHeader, ndim) == 160);
+    assert!(offset_of!(StreamHeader, shape) == 168);
+    assert!(offset_of!(StreamHeader, head) == 256);
+    assert!(offset_of!(StreamHeader, data_futex) == 264);
+    assert!(offset_of!(StreamHeader, readers_waiting) == 268);
+    assert!(offset_of!(StreamHeader, claim_seq) == 272);
+    assert!(offset_of!(StreamHeader, space_futex) == 384);
+    assert!(offset_of!(StreamHeader, writer_waiting) == 388);
+    assert!(offset_of!(StreamHeader, writer_state) == 512);
+    assert!(offset_of!(StreamHeader, writer_pid) == 516);
+    assert!(offset_of!(StreamHeader, writer_start_time) == 520);
+    assert!(offset_of!(StreamHeader, scan_seq) == 528);
+    assert!(offset_of!(StreamHeader, write_limit) == 536);
+    assert!(offset_of!(StreamHeader, bytes_written) == 544);
+    assert!(offset_of!(StreamHeader, wait_count) == 552);
+    assert!(offset_of!(StreamHeader, wait_ns) == 560);
+    assert!(offset_of!(StreamHeader, readers_reclaimed) == 568);
+
+    assert!(size_of::<ReaderEntry>() == LINE);
+    assert!(offset_of!(ReaderEntry, pos) == 0);
+    assert!(offset_of!(ReaderEntry, state) == 8);
+    assert!(offset_of!(ReaderEntry, flags) == 12);
+    assert!(offset_of!(ReaderEntry, pid) == 16);
+    assert!(offset_of!(ReaderEntry, start_time) == 24);
+    assert!(offset_of!(ReaderEntry, frames_read) == 32);
+    assert!(offset_of!(ReaderEntry, bytes_read) == 40);
+    assert!(offset_of!(ReaderEntry, missed) == 48);
+
+    assert!(size_of::<FrameHeader>() == 32);
+    assert!(offset_of!(FrameHeader, seq) == 0);
+    assert!(offset_of!(FrameHeader, timestamp_ns) == 8);
+    assert!(offset_of!(FrameHeader, len) == 16);
+    assert!(offset_of!(FrameHeader, flags) == 20);
+    assert!(offset_of!(FrameHeader, crc32c) == 24);
+
+    assert!(size_of::<EventHeader>() == 2 * LINE);
+    assert!(offset_of!(EventHeader, magic) == 0);
+    assert!(offset_of!(EventHeader, layout_version) == 8);
+    assert!(offset_of!(EventHeader, mode) == 12);
+    assert!(offset_of!(EventHeader, segment_size) == 16);
+    assert!(offset_of!(EventHeader, creator_pid) == 24);
+    assert!(offset_of!(EventHeader, creator_start_time) == 32);
+    assert!(offset_of!(EventHeader, created_unix_ns) == 40);
+    assert!(offset_of!(EventHeader, value) == 128);
+    assert!(offset_of!(EventHeader, waiters) == 132);
+    assert!(offset_of!(EventHeader, sets) == 136);
+};
+
+/// Geometry of a stream segment, computed from creation parameters or validated from a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamGeometry {
+    /// Number of slots (a power of two).
+    pub capacity: u32,
+    /// Largest payload per frame.
+    pub max_frame: u32,
+    /// Bytes per slot.
+    pub slot_size: u32,
+    /// Entries in the reader table.
+    pub max_readers: u32,
+    /// Offset of slot 0.
+    pub slots_offset: u64,
+    /// Total segment size.
+    pub segment_size: u64,
+}
+
+impl StreamGeometry {
+    /// Computes the geometry for the given parameters, or says which one is out of range.
+    pub fn new(capacity: u32, max_frame: u32, max_readers: u32) -> Result<Self, String> {
+        if capacity == 0 || capacity > MAX_CAPACITY || !capacity.is_power_of_two() {
+            return Err(format!(
+                "capacity {capacity} must be a power of two between 1 and {MAX_CAPACITY}"
+            ));
+        }
+        if max_frame == 0 || max_frame > MAX_FRAME_SIZE {
+            return Err(format!(
+                "maximum frame size {max_frame} must be between 1 and {MAX_FRAME_SIZE} bytes"
+            ));
+        }
+        if max_readers == 0 || max_readers > MAX_READERS {
+            return Err(format!(
+                "max readers {max_readers} must be between 1 and {MAX_READERS}"
+            ));
+        }
+        let slot_size = round_up(FRAME_HEADER_SIZE as u64 + max_frame as u64, SLOT_ALIGN);
+        let slots_offset = round_up(
+            READERS_OFFSET + max_readers as u64 * LINE as u64,
+            SLOTS_ALIGN,
+        );
+        let segment_size = slots_offset + slot_size * capacity as u64;
+        if segment_size > MAX_SEGMENT_SIZE {
+            return Err(format!(
+                "capacity {capacity} x frame size {max_frame} needs {segment_size} bytes of shared \
+                 memory, more than the limit of {MAX_SEGMENT_SIZE}; use fewer or smaller slots"
+            ));
+        }
+        Ok(StreamGeometry {
+            capacity,
+            max_frame,
+            slot_size: slot_size as u32,
+            max_readers,
+            slots_offset,
+            segment_size,
+        })
+    }
+
+    /// Offset of the slot that holds sequence number `seq`.
+    #[inline]
+    pub fn slot_offset(&self, seq: u64) -> usize {
+        debug_assert!(self.capacity.is_power_of_two());
+        let index = seq & (self.capacity as u64 - 1);
+        (self.slots_offset + index * self.slot_size as u64) as usize
+    }
+
+    /// Offset of reader entry `index`.
+    #[inline]
+    pub fn reader_offset(&self, index: u32) -> usize {
+        debug_assert!(index < self.max_readers);
+        READERS_OFFSET as usize + index as usize * LINE
+    }
+}
+
+/// Rounds `value` up to a multiple of `align` (a power of two).
+#[inline]
+pub const fn round_up(value: u64, align: u64) -> u64 {
+    (value + align - 1) & !(align - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_rounds_slots_and_aligns_the_slot_region() {
+        let g = StreamGeometry::new(8, 100, 4).unwrap();
+        assert_eq!(g.slot_size, 192); // 32 + 100 rounded up to 64
+        assert_eq!(g.slots_offset, 4096); // 640 + 4 * 128 = 1152, rounded to a page
+        assert_eq!(g.segment_size, 4096 + 8 * 192);
+        assert_eq!(g.slot_offset(9), 4096 + 192);
+    }
+
+    #[test]
+    fn geometry_refuses_zero_absurd_and_non_power_of_two_sizes() {
+        assert!(StreamGeometry::new(0, 64, 1)
+            .unwrap_err()
+            .contains("capacity"));
+        assert!(StreamGeometry::new(3, 64, 1)
+            .unwrap_err()
+            .contains("power of two"));
+        assert!(StreamGeometry::new(8, 0, 1)
+            .unwrap_err()
+            .contains("frame size"));
+        assert!(StreamGeometry::new(8, 64, 0)
+            .unwrap_err()
+            .contains("readers"));
+        assert!(StreamGeometry::new(1 << 24, 1 << 30, 1)
+            .unwrap_err()
+            .contains("limit"));
+    }
+
+    #[test]
+    fn magics_spell_their_names_in_memory_order() {
+        assert_eq!(&STREAM_MAGIC.to_le_bytes(), b"SHMLSTRM");
+        assert_eq!(&EVENT_MAGIC.to_le_bytes(), b"SHMLEVNT");
+    }
+}

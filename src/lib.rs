@@ -1,0 +1,28 @@
+//! shmline moves frames of data between processes on one machine through shared memory, whatever
+//! language each process is written in.
+//!
+//! The four concepts, kept from PYTHUSA's factory line:
+//! - a [`Stream`] is a conveyor belt: a ring of fixed-size slots in shared memory with one
+//!   [`Writer`] and up to N [`Reader`]s, each of which sees every frame in order;
+//! - an [`Event`] is a switch: a process-shared flag (or counter) tasks set, clear and wait on;
+//! - tasks are the machines (processes in any language) and a pipeline the factory (later).
+//!
+//! Every shared-memory byte is described in `docs/LAYOUT.md`; the C ABI in `include/shmline.h`
+//! is the contract every other language binding goes through.
+//!
+
+pub mod error;
+pub mod layout;
+pub mod liveness;
+pub mod schema;
+pub mod shm;
+pub mod sync;
+pub mod wait;
+
+pub use error::{Error, Result, Status};
+pub use layout::LAYOUT_VERSION;
+pub use schema::Schema;
+pub use wait::WaitStrategy;
+
+/// Version of this library (`major.minor.patch`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

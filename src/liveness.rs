@@ -1,0 +1,107 @@
+//! Process identity that survives pid reuse: a pid plus the process start time.
+//!
+//! The start time is field 22 of `/proc/<pid>/stat` (clock ticks since boot). A process is alive
+//! when a process with that pid exists *and* started at the recorded time, so a recycled pid is
+//! never mistaken for the process that died.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A process as recorded in shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessId {
+    /// Operating-system process id.
+    pub pid: u32,
+    /// Start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+    pub start_time: u64,
+}
+
+/// Cache of (pid << 64 | start) for the current process; refreshed after a fork changes the pid.
+static SELF_CACHE: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+impl ProcessId {
+    /// The calling process.
+    pub fn current() -> ProcessId {
+        let pid = std::process::id();
+        // Relaxed: the cache only saves a /proc read; a stale or torn pair is detected by the pid
+        // comparison and simply recomputed.
+        if SELF_CACHE[0].load(Ordering::Relaxed) == pid as u64 {
+            let start_time = SELF_CACHE[1].load(Ordering::Relaxed);
+            if start_time != 0 && SELF_CACHE[0].load(Ordering::Relaxed) == pid as u64 {
+                return ProcessId { pid, start_time };
+            }
+        }
+        let start_time = start_time_of(pid).unwrap_or(0);
+        SELF_CACHE[1].store(start_time, Ordering::Relaxed);
+        SELF_CACHE[0].store(pid as u64, Ordering::Relaxed);
+        ProcessId { pid, start_time }
+    }
+
+    /// Whether this process is still running (the same process, not a reuse of its pid).
+    ///
+    /// A pid of 0 is never alive. Zombies count as dead: they will never touch shared memory again.
+    pub fn is_alive(&self) -> bool {
+        if self.pid == 0 || self.pid > i32::MAX as u32 {
+            return false;
+        }
+        match read_stat(self.pid) {
+            Some((state, start)) => state != 'Z' && state != 'X' && start == self.start_time,
+            None => false,
+        }
+    }
+}
+
+/// Start time of `pid` in clock ticks since boot, if the process exists.
+pub fn start_time_of(pid: u32) -> Option<u64> {
+    read_stat(pid).map(|(_, start)| start)
+}
+
+/// Reads (state, starttime) from `/proc/<pid>/stat`.
+fn read_stat(pid: u32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces or ')': split after the
+    // last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // `rest` starts at field 3 (state); starttime is field 22, i.e. 19 fields after state.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_current_process_is_alive_and_has_a_start_time() {
+        let me = ProcessId::current();
+        assert!(me.start_time > 0);
+        assert!(me.is_alive());
+    }
+
+    #[test]
+    fn a_reused_pid_with_another_start_time_is_dead() {
+        let me = ProcessId::current();
+        let impostor = ProcessId {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
+        assert!(!impostor.is_alive());
+        assert!(!ProcessId {
+            pid: 0,
+            start_time: 0
+        }
+        .is_alive());
+    }
+
+    #[test]
+    fn an_exited_child_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let start = start_time_of(pid);
+        child.wait().unwrap();
+        if let Some(start_time) = start {
+            assert!(!ProcessId { pid, start_time }.is_alive());
+        }
+    }
+}

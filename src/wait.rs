@@ -1,0 +1,207 @@
+//! Waiting: futexes on shared memory, deadlines, clocks and the per-handle wait strategy.
+//!
+//! A waiter spins briefly (adaptive), then sleeps on a 32-bit futex word in shared memory. The
+//! other side only calls `FUTEX_WAKE` when a "waiting" counter says somebody may be asleep, so a
+//! busy stream makes no system call per frame.
+
+use crate::sync::AtomicU32;
+use std::time::{Duration, Instant};
+
+/// How a handle waits when it cannot proceed.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitStrategy {
+    /// Spin for a few microseconds, then sleep on a futex. Low latency while busy, ~0% CPU idle.
+    #[default]
+    Adaptive = 0,
+    /// Never sleep: poll continuously. Lowest latency; burns a whole core while waiting.
+    BusySpin = 1,
+    /// Sleep on the futex at once. Least CPU; adds the wake-up cost of the OS to every wait.
+    Block = 2,
+}
+
+impl WaitStrategy {
+    /// The strategy with this number (as passed through the C ABI).
+    pub fn from_u32(value: u32) -> Option<WaitStrategy> {
+        match value {
+            0 => Some(WaitStrategy::Adaptive),
+            1 => Some(WaitStrategy::BusySpin),
+            2 => Some(WaitStrategy::Block),
+            _ => None,
+        }
+    }
+
+    /// Number of polls before sleeping (`None` = never sleep).
+    pub(crate) fn spins(self) -> Option<u32> {
+        match self {
+            WaitStrategy::Adaptive => Some(ADAPTIVE_SPINS),
+            WaitStrategy::BusySpin => None,
+            WaitStrategy::Block => Some(0),
+        }
+    }
+}
+
+/// Polls (each followed by a CPU spin hint) before an adaptive waiter sleeps: a few microseconds.
+const ADAPTIVE_SPINS: u32 = 4000;
+
+/// Longest single futex sleep: waiters wake this often to check that their peer is alive.
+pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);
+
+/// When a blocking call gives up.
+#[derive(Debug, Clone, Copy)]
+pub enum Deadline {
+    /// Do not wait at all.
+    Now,
+    /// Wait until this instant.
+    At(Instant),
+    /// Wait for ever.
+    Never,
+}
+
+impl Deadline {
+    /// A deadline `timeout` from now; `None` waits for ever.
+    pub fn after(timeout: Option<Duration>) -> Deadline {
+        match timeout {
+            None => Deadline::Never,
+            Some(d) if d.is_zero() => Deadline::Now,
+            Some(d) => Instant::now()
+                .checked_add(d)
+                .map_or(Deadline::Never, Deadline::At),
+        }
+    }
+
+    /// From a C-style timeout in nanoseconds: negative = for ever, 0 = do not wait.
+    pub fn from_nanos(timeout_ns: i64) -> Deadline {
+        if timeout_ns < 0 {
+            Deadline::Never
+        } else {
+            Deadline::after(Some(Duration::from_nanos(timeout_ns as u64)))
+        }
+    }
+
+    /// Time left, capped at `cap`; `None` once the deadline has passed.
+    pub(crate) fn remaining(&self, cap: Duration) -> Option<Duration> {
+        match self {
+            Deadline::Now => None,
+            Deadline::Never => Some(cap),
+            Deadline::At(t) => {
+                let left = t.checked_duration_since(Instant::now())?;
+                if left.is_zero() {
+                    None
+                } else {
+                    Some(left.min(cap))
+                }
+            }
+        }
+    }
+
+    /// True if waiting is allowed at all.
+    pub(crate) fn may_wait(&self) -> bool {
+        !matches!(self, Deadline::Now)
+    }
+}
+
+/// Sleeps while `*word == expected`, for at most `timeout`. Returns on wake-up, timeout, signal
+/// or a changed value: the caller re-checks its condition in every case.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    #[cfg(not(loom))]
+    {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `word` is a valid, aligned 32-bit atomic that stays mapped for the call; the
+        // kernel only reads it. FUTEX_WAIT (not _PRIVATE) because the word is in shared memory.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                expected,
+                &ts as *const libc::timespec,
+                std::ptr::null::<u32>(),
+                0u32,
+            );
+        }
+    }
+    #[cfg(loom)]
+    {
+        let _ = (word, expected, timeout);
+        loom::thread::yield_now();
+    }
+}
+
+/// Wakes up to `count` processes sleeping on `word`.
+pub(crate) fn futex_wake(word: &AtomicU32, count: i32) {
+    #[cfg(not(loom))]
+    // SAFETY: `word` is a valid, aligned 32-bit atomic; FUTEX_WAKE does not access its value.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            count,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+    #[cfg(loom)]
+    let _ = (word, count);
+}
+
+/// Nanoseconds of CLOCK_MONOTONIC: the frame timestamp clock, comparable across the processes of
+/// one boot (Python: `time.monotonic_ns()`, C: `clock_gettime(CLOCK_MONOTONIC)`).
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Nanoseconds since the Unix epoch (CLOCK_REALTIME).
+pub fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; both clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_from_c_timeouts() {
+        assert!(matches!(Deadline::from_nanos(-1), Deadline::Never));
+        assert!(matches!(Deadline::from_nanos(0), Deadline::Now));
+        assert!(Deadline::from_nanos(5_000_000_000)
+            .remaining(Duration::from_millis(100))
+            .is_some());
+        assert!(Deadline::Now.remaining(Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn futex_wait_returns_at_once_when_the_value_differs() {
+        let w = AtomicU32::new(1);
+        let t = Instant::now();
+        futex_wait(&w, 0, Duration::from_secs(10));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn wait_strategies_round_trip_through_integers() {
+        for s in [
+            WaitStrategy::Adaptive,
+            WaitStrategy::BusySpin,
+            WaitStrategy::Block,
+        ] {
+            assert_eq!(WaitStrategy::from_u32(s as u32), Some(s));
+        }
+        assert_eq!(WaitStrategy::from_u32(3), None);
+    }
+}
