@@ -10,10 +10,21 @@
 //! Every shared-memory byte is described in `docs/LAYOUT.md`; the C ABI in `include/shmline.h`
 //! is the contract every other language binding goes through.
 //!
+//! ```
+//! use shmline::{Stream, StreamOptions, ReaderOptions};
+//! # let name = format!("doc-lib-{}", std::process::id());
+//! let stream = Stream::create(&name, &StreamOptions { max_frame_size: 64, unlink_on_close: true, ..Default::default() })?;
+//! let mut reader = stream.reader(&ReaderOptions::default())?;
+//! let mut writer = stream.writer()?;
+//! writer.write(b"hello")?;
+//! assert_eq!(reader.read()?.data, b"hello");
+//! # Ok::<(), shmline::Error>(())
+//! ```
 
 pub mod error;
 pub mod layout;
 pub mod liveness;
+pub mod ring;
 pub mod schema;
 pub mod shm;
 pub mod sync;
@@ -21,6 +32,10 @@ pub mod wait;
 
 pub use error::{Error, Result, Status};
 pub use layout::LAYOUT_VERSION;
+pub use ring::{
+    FrameInfo, OwnedFrame, ReadGuard, Reader, ReaderOptions, ReaderStats, StartPosition, Stream,
+    StreamInfo, StreamOptions, StreamStats, WriteGuard, Writer, WriterOptions, WriterState,
+};
 pub use schema::Schema;
 pub use wait::WaitStrategy;
 

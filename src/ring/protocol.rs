@@ -1,0 +1,207 @@
+//! The cursor and publication protocol of a stream, as small steps over the shared header.
+//!
+//! These functions hold every atomic operation the writer and readers perform on each other's
+//! fields, so the protocol can be model-checked with loom (`tests/loom_ring.rs`, run with
+//! `RUSTFLAGS="--cfg loom"`) on headers that live on the heap. Waiting and payload copies are
+//! left to the callers.
+//!
+//! Positions are 64-bit counters that only grow; a slot index is `position & (capacity - 1)`.
+//! The writer may publish sequence number `s` only while `s < limit`, where
+//! `limit = min(lossless reader positions, clamped to [head - capacity, head]) + capacity` as
+//! computed by its last [`scan`]. A slot is therefore never reused while a lossless reader still
+//! needs it (a zero-copy reader's position only moves on release).
+
+use crate::layout::{
+    FrameHeader, ReaderEntry, StreamHeader, READER_ACTIVE, READER_FLAG_LOSSY, SEQ_EMPTY,
+};
+use crate::sync::{fence, Ordering};
+
+/// Result of a writer's scan of the reader table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scan {
+    /// Lowest position of an active lossless reader (clamped), or `head` if there is none.
+    pub min: u64,
+    /// The writer may publish sequence numbers below this.
+    pub limit: u64,
+}
+
+/// Writer: scans the active lossless readers and publishes the resulting limit.
+///
+/// Brackets the scan with increments of `scan_seq` (odd while scanning) so a joining reader can
+/// tell whether a scan that may have missed it is still in flight (see [`join`]).
+pub fn scan<'a>(
+    hdr: &StreamHeader,
+    entries: impl Iterator<Item = &'a ReaderEntry>,
+    head: u64,
+    capacity: u64,
+) -> Scan {
+    // SeqCst: this increment, the entry loads below, and a joining reader's entry stores and
+    // `scan_seq` load form one total order, so either this scan sees the reader or the reader
+    // sees this scan in progress (or its result).
+    hdr.scan_seq.fetch_add(1, Ordering::SeqCst);
+    let floor = head.saturating_sub(capacity);
+    let mut min = head;
+    for entry in entries {
+        // SeqCst: see above.
+        if entry.state.load(Ordering::SeqCst) != READER_ACTIVE
+            || entry.flags.load(Ordering::Relaxed) & READER_FLAG_LOSSY != 0
+        {
+            continue;
+        }
+        // SeqCst: see above; it also orders the reader's earlier reads of the slots it releases
+        // before our reuse of them (the reader stores `pos` with SeqCst, which includes Release).
+        let pos = entry.pos.load(Ordering::SeqCst);
+        // A position behind `head - capacity` is a joining reader whose start frames are already
+        // gone, or a corrupt value; one ahead of `head` is corrupt. Clamping both keeps the
+        // writer's promise (nothing at or above the clamped position is overwritten) without
+        // trusting the value.
+        min = min.min(pos.clamp(floor, head));
+    }
+    let limit = min + capacity;
+    // SeqCst: a joining reader that sees `scan_seq` even reads this limit or a later one.
+    hdr.write_limit.store(limit, Ordering::SeqCst);
+    hdr.scan_seq.fetch_add(1, Ordering::SeqCst);
+    Scan { min, limit }
+}
+
+/// Writer: marks the slot of `frame` as being written, before its payload is touched.
+///
+/// A lossy reader that copied the payload meanwhile sees `seq` change and discards the copy.
+#[inline]
+pub fn begin_write(frame: &FrameHeader) {
+    // Relaxed + Release fence: the fence orders this store before the payload stores that follow,
+    // for any reader whose Acquire fence follows a load of one of those payload bytes.
+    frame.seq.store(SEQ_EMPTY, Ordering::Relaxed);
+    fence(Ordering::Release);
+}
+
+/// Writer: completes the slot header of frame `seq` (its payload already written).
+#[inline]
+pub fn end_write(frame: &FrameHeader, seq: u64, len: u32, flags: u32, crc: u32, timestamp: u64) {
+    // Relaxed: made visible by the Release store of `seq` below.
+    frame.timestamp_ns.store(timestamp, Ordering::Relaxed);
+    frame.len.store(len, Ordering::Relaxed);
+    frame.flags.store(flags, Ordering::Relaxed);
+    frame.crc32c.store(crc, Ordering::Relaxed);
+    // Release: a reader that loads `seq` (or `head`) with Acquire sees the payload and fields.
+    frame.seq.store(seq, Ordering::Release);
+}
+
+/// Writer: publishes every frame below `new_head`. Returns true if a reader may be asleep and
+/// must be woken with [`wake_readers`].
+#[inline]
+pub fn publish(hdr: &StreamHeader, new_head: u64) -> bool {
+    // SeqCst swap (a single locked instruction on x86-64): Release for the frames, and the store
+    // half of the Dekker handshake with a reader that increments `readers_waiting` and then
+    // re-reads `head` before sleeping. Either it sees the new head, or we see its increment.
+    hdr.head.swap(new_head, Ordering::SeqCst);
+    hdr.readers_waiting.load(Ordering::SeqCst) != 0
+}
+
+/// Writer: bumps the readers' futex word; the caller then calls `futex_wake` on it.
+#[inline]
+pub fn wake_readers(hdr: &StreamHeader) {
+    // Release: the wake-up carries nothing of its own; the sleeper re-reads `head` with Acquire.
+    hdr.data_futex.fetch_add(1, Ordering::Release);
+}
+
+/// Reader: announces that it is about to sleep on `data_futex`, returning the futex value to
+/// sleep on. The caller must re-check `head` (and the writer state) with [`head`] afterwards and
+/// call [`reader_wake_done`] when it stops waiting.
+#[inline]
+pub fn reader_prepare_sleep(hdr: &StreamHeader) -> u32 {
+    // Acquire: read the futex word before announcing, so a wake after our announcement changes it.
+    let word = hdr.data_futex.load(Ordering::Acquire);
+    // SeqCst: the load half of the handshake in `publish`.
+    hdr.readers_waiting.fetch_add(1, Ordering::SeqCst);
+    word
+}
+
+/// Reader: withdraws the announcement made by [`reader_prepare_sleep`].
+#[inline]
+pub fn reader_wake_done(hdr: &StreamHeader) {
+    // Relaxed: the counter only gates wake-ups; a late decrement costs at most one spare wake.
+    hdr.readers_waiting.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Reader: the number of frames published.
+#[inline]
+pub fn head(hdr: &StreamHeader) -> u64 {
+    // SeqCst (a plain load on x86-64): Acquire for the frames, and part of the sleep handshake.
+    hdr.head.load(Ordering::SeqCst)
+}
+
+/// Reader: releases every frame below `new_pos`. Returns true if the writer may be asleep and
+/// must be woken with [`wake_writer`].
+#[inline]
+pub fn release(hdr: &StreamHeader, entry: &ReaderEntry, new_pos: u64) -> bool {
+    // SeqCst swap: Release for our reads of the released slots (the writer reuses them only after
+    // loading this position), and the store half of the handshake with a writer that sets
+    // `writer_waiting` and then rescans before sleeping.
+    entry.pos.swap(new_pos, Ordering::SeqCst);
+    hdr.writer_waiting.load(Ordering::SeqCst) != 0
+}
+
+/// Reader (or anyone freeing space): bumps the writer's futex word; then call `futex_wake`.
+#[inline]
+pub fn wake_writer(hdr: &StreamHeader) {
+    // Release: as in `wake_readers`.
+    hdr.space_futex.fetch_add(1, Ordering::Release);
+}
+
+/// Writer: announces that it is about to sleep on `space_futex`; returns the value to sleep on.
+/// The caller must rescan afterwards and call [`writer_wake_done`] when it stops waiting.
+#[inline]
+pub fn writer_prepare_sleep(hdr: &StreamHeader) -> u32 {
+    // Acquire: as in `reader_prepare_sleep`.
+    let word = hdr.space_futex.load(Ordering::Acquire);
+    // SeqCst: the load half of the handshake in `release`.
+    hdr.writer_waiting.swap(1, Ordering::SeqCst);
+    word
+}
+
+/// Writer: withdraws the announcement made by [`writer_prepare_sleep`].
+#[inline]
+pub fn writer_wake_done(hdr: &StreamHeader) {
+    // Relaxed: only gates wake-ups.
+    hdr.writer_waiting.store(0, Ordering::Relaxed);
+}
+
+/// Reader: joins the stream at `start` with an entry it has claimed and filled in, making sure
+/// the writer will not overwrite any frame at or after the returned position before the reader
+/// has released it. Returns the position to start reading from (`>= start`).
+///
+/// `scan_in_flight` is called while the writer's scan counter is odd; it may wait a little and
+/// returns false to give up waiting (e.g. the writer died mid-scan), in which case the last
+/// published limit is used.
+pub fn join(
+    hdr: &StreamHeader,
+    entry: &ReaderEntry,
+    start: u64,
+    capacity: u64,
+    mut scan_in_flight: impl FnMut() -> bool,
+) -> u64 {
+    let mut pos = start;
+    // SeqCst: see `scan`: our entry stores precede our `scan_seq` load in the total order.
+    entry.pos.store(pos, Ordering::SeqCst);
+    entry.state.store(READER_ACTIVE, Ordering::SeqCst);
+    loop {
+        // SeqCst: see `scan`.
+        while hdr.scan_seq.load(Ordering::SeqCst) % 2 == 1 {
+            if !scan_in_flight() {
+                break;
+            }
+        }
+        // Every scan that starts after this point sees our entry. A scan that missed us has
+        // finished and published its limit; if that limit lets the writer overwrite frames at or
+        // after `pos`, those frames are not ours to read: move to the first safe position.
+        let limit = hdr.write_limit.load(Ordering::SeqCst);
+        if limit <= pos + capacity {
+            return pos;
+        }
+        pos = limit - capacity;
+        // SeqCst: as the first store; a scan that sees the old, lower position is only more
+        // cautious.
+        entry.pos.store(pos, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,815 @@
+//! Readers of a stream: copy reads, batch reads, zero-copy acquire/release, lossy taps.
+
+use super::protocol;
+use super::Shared;
+use crate::error::{Error, Result};
+use crate::layout::{
+    FrameHeader, ReaderEntry, READER_ACTIVE, READER_CLAIMING, READER_FLAG_LOSSY, READER_FREE,
+    WRITER_ACTIVE, WRITER_CLOSED,
+};
+use crate::liveness::ProcessId;
+use crate::schema::Schema;
+use crate::sync::{fence, Ordering};
+use crate::wait::{futex_wait, futex_wake, Deadline, WaitStrategy, LIVENESS_SLICE};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a new reader starts.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartPosition {
+    /// Only frames published after the reader joined (the default). A reader that joins before
+    /// the first write misses nothing.
+    #[default]
+    Next = 0,
+    /// The most recently published frame, then everything after it.
+    Newest = 1,
+    /// The oldest frame still guaranteed to be in the ring, then everything after it.
+    Oldest = 2,
+}
+
+impl StartPosition {
+    /// The start position with this number (as passed through the C ABI).
+    pub fn from_u32(value: u32) -> Option<StartPosition> {
+        match value {
+            0 => Some(StartPosition::Next),
+            1 => Some(StartPosition::Newest),
+            2 => Some(StartPosition::Oldest),
+            _ => None,
+        }
+    }
+}
+
+/// Options of a reader handle.
+#[derive(Debug, Clone, Default)]
+pub struct ReaderOptions {
+    /// Where to start reading.
+    pub start: StartPosition,
+    /// A lossy reader never holds the writer back; when the writer laps it, it skips ahead and
+    /// [`FrameInfo::missed`] says how many frames it lost. Lossy readers cannot use zero-copy
+    /// [`Reader::acquire`].
+    pub lossy: bool,
+    /// How the reader waits for frames.
+    pub wait: WaitStrategy,
+    /// Timeout of the blocking calls; `None` (the default) waits for ever.
+    pub timeout: Option<Duration>,
+    /// Refuse to attach ([`Error::SchemaMismatch`]) unless the stream has exactly this schema.
+    pub require_schema: Option<Schema>,
+}
+
+/// Metadata of one frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct FrameInfo {
+    /// Sequence number (0 for the stream's first frame; consecutive for a lossless reader).
+    pub seq: u64,
+    /// Commit time, nanoseconds of CLOCK_MONOTONIC.
+    pub timestamp_ns: u64,
+    /// Payload length in bytes.
+    pub len: u32,
+    /// Application flags given by the writer.
+    pub flags: u32,
+    /// Frames this (lossy) reader missed just before this one; always 0 for lossless readers.
+    pub missed: u64,
+}
+
+/// A frame copied out of the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedFrame {
+    /// The frame's metadata.
+    pub info: FrameInfo,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
+/// A reader of a stream. Each reader sees every frame in order (a lossy one: every frame the
+/// writer has not overwritten first). Dropping it leaves the stream, so it no longer holds the
+/// writer back.
+pub struct Reader {
+    shared: Arc<Shared>,
+    index: u32,
+    /// Next sequence number to read; every frame below it has been released.
+    pos: u64,
+    /// Last value of `head` we loaded (frames below it are published).
+    head: u64,
+    capacity: u64,
+    lossy: bool,
+    frames_read: u64,
+    bytes_read: u64,
+    missed: u64,
+    /// Missed frames not yet reported in a FrameInfo.
+    missed_pending: u64,
+    /// Info of the frame handed out by `acquire`, if any.
+    acquired: Option<FrameInfo>,
+    wait: WaitStrategy,
+    timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("stream", &self.shared.name())
+            .field("index", &self.index)
+            .field("pos", &self.pos)
+            .field("lossy", &self.lossy)
+            .finish()
+    }
+}
+
+impl Reader {
+    pub(crate) fn attach(shared: Arc<Shared>, options: &ReaderOptions) -> Result<Reader> {
+        let name = shared.name().to_owned();
+        if let Some(required) = &options.require_schema {
+            match &shared.info.schema {
+                Some(actual) if actual == required => {}
+                Some(actual) => {
+                    return Err(Error::SchemaMismatch(format!(
+                        "stream {name:?} carries {actual}, but the reader requires {required}"
+                    )))
+                }
+                None => {
+                    return Err(Error::SchemaMismatch(format!(
+                        "stream {name:?} has no schema (raw bytes up to {} per frame), but the \
+                         reader requires {required}",
+                        shared.geo.max_frame
+                    )))
+                }
+            }
+        }
+        let index = claim_entry(&shared)?;
+        let me = ProcessId::current();
+        let entry = shared.entry(index);
+        // Relaxed: published by the SeqCst activation in `protocol::join`.
+        entry.pid.store(me.pid, Ordering::Relaxed);
+        entry.start_time.store(me.start_time, Ordering::Relaxed);
+        entry.flags.store(
+            if options.lossy { READER_FLAG_LOSSY } else { 0 },
+            Ordering::Relaxed,
+        );
+        entry.frames_read.store(0, Ordering::Relaxed);
+        entry.bytes_read.store(0, Ordering::Relaxed);
+        entry.missed.store(0, Ordering::Relaxed);
+        let hdr = shared.header();
+        let capacity = shared.geo.capacity as u64;
+        let head = protocol::head(hdr);
+        let start = match options.start {
+            StartPosition::Next => head,
+            StartPosition::Newest => head.saturating_sub(1),
+            StartPosition::Oldest => head.saturating_sub(capacity),
+        };
+        let joined = Instant::now();
+        let pos = protocol::join(hdr, entry, start, capacity, || {
+            // The writer is between the two halves of a scan (microseconds). Give up only if it
+            // died there; a stopped writer keeps us waiting up to a generous bound.
+            std::thread::yield_now();
+            let waited = joined.elapsed();
+            !(waited > Duration::from_millis(100) && !writer_alive(&shared)
+                || waited > Duration::from_secs(30))
+        });
+        Ok(Reader {
+            index,
+            pos,
+            head,
+            capacity,
+            lossy: options.lossy,
+            frames_read: 0,
+            bytes_read: 0,
+            missed: 0,
+            missed_pending: 0,
+            acquired: None,
+            wait: options.wait,
+            timeout: options.timeout,
+            shared,
+        })
+    }
+
+    /// Sequence number of the next frame this reader will read.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Total frames this (lossy) reader has missed.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// The stream's maximum frame size in bytes.
+    pub fn max_frame_size(&self) -> usize {
+        self.shared.geo.max_frame as usize
+    }
+
+    /// Name of the stream.
+    pub fn stream_name(&self) -> &str {
+        self.shared.name()
+    }
+
+    /// The stream's schema, if any.
+    pub fn schema(&self) -> Option<&Schema> {
+        self.shared.info.schema.as_ref()
+    }
+
+    /// Reads the next frame as owned bytes, waiting up to the handle's timeout.
+    pub fn read(&mut self) -> Result<OwnedFrame> {
+        self.read_owned(Deadline::after(self.timeout))
+    }
+
+    /// Reads the next frame if there is one now; [`Error::Empty`] otherwise.
+    pub fn try_read(&mut self) -> Result<OwnedFrame> {
+        self.read_owned(Deadline::Now)
+    }
+
+    /// Reads the next frame, waiting at most `timeout` ([`Error::Timeout`]).
+    pub fn read_timeout(&mut self, timeout: Duration) -> Result<OwnedFrame> {
+        self.read_owned(Deadline::after(Some(timeout)))
+    }
+
+    fn read_owned(&mut self, deadline: Deadline) -> Result<OwnedFrame> {
+        let mut data = vec![0u8; self.max_frame_size()];
+        let info = self.read_into_deadline(&mut data, deadline)?;
+        data.truncate(info.len as usize);
+        Ok(OwnedFrame { info, data })
+    }
+
+    /// Copies the next frame into `buf`, waiting up to the handle's timeout.
+    /// [`Error::BufferTooSmall`] leaves the frame unread.
+    pub fn read_into(&mut self, buf: &mut [u8]) -> Result<FrameInfo> {
+        self.read_into_deadline(buf, Deadline::after(self.timeout))
+    }
+
+    /// Copies the next frame into `buf` if there is one now; [`Error::Empty`] otherwise.
+    pub fn try_read_into(&mut self, buf: &mut [u8]) -> Result<FrameInfo> {
+        self.read_into_deadline(buf, Deadline::Now)
+    }
+
+    /// Copies the next frame into `buf`, waiting until `deadline`.
+    pub fn read_into_deadline(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<FrameInfo> {
+        self.check_idle()?;
+        loop {
+            self.wait_for_frame(deadline)?;
+            if let Some(info) = self.copy_frame(self.pos, buf)? {
+                self.advance(1, info.len as u64);
+                return Ok(self.report(info));
+            }
+        }
+    }
+
+    /// Copies up to `infos.len()` available frames back to back into `buf`, waiting up to the
+    /// handle's timeout for the first. Returns the number read; frame `i` is
+    /// `buf[offset_i..offset_i + infos[i].len]` where `offset_i` is the sum of the earlier lengths.
+    /// Stops early at a frame that does not fit (it stays unread).
+    pub fn read_batch(&mut self, buf: &mut [u8], infos: &mut [FrameInfo]) -> Result<usize> {
+        self.read_batch_deadline(buf, infos, Deadline::after(self.timeout))
+    }
+
+    /// As [`Reader::read_batch`] without waiting ([`Error::Empty`] if no frame is available).
+    pub fn try_read_batch(&mut self, buf: &mut [u8], infos: &mut [FrameInfo]) -> Result<usize> {
+        self.read_batch_deadline(buf, infos, Deadline::Now)
+    }
+
+    /// As [`Reader::read_batch`], waiting until `deadline` for the first frame.
+    pub fn read_batch_deadline(
+        &mut self,
+        buf: &mut [u8],
+        infos: &mut [FrameInfo],
+        deadline: Deadline,
+    ) -> Result<usize> {
+        self.check_idle()?;
+        if infos.is_empty() {
+            return Err(Error::InvalidArgument(
+                "read_batch needs room for at least one frame".into(),
+            ));
+        }
+        let mut count = 0;
+        let mut offset = 0;
+        let mut bytes = 0u64;
+        while count < infos.len() {
+            // Lossless readers release the whole batch at the end; lossy ones frame by frame.
+            let seq = if self.lossy {
+                self.pos
+            } else {
+                self.pos + count as u64
+            };
+            if seq >= self.head {
+                if count > 0 {
+                    break;
+                }
+                self.wait_for_frame(deadline)?;
+                continue;
+            }
+            match self.copy_frame(seq, &mut buf[offset..]) {
+                Ok(Some(info)) => {
+                    offset += info.len as usize;
+                    infos[count] = self.report(info);
+                    count += 1;
+                    if self.lossy {
+                        self.advance(1, info.len as u64);
+                    } else {
+                        bytes += info.len as u64;
+                    }
+                }
+                Ok(None) => {}
+                Err(Error::BufferTooSmall { .. }) if count > 0 => break,
+                Err(e) => {
+                    if !self.lossy {
+                        self.advance(count as u64, bytes);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if !self.lossy {
+            self.advance(count as u64, bytes);
+        }
+        Ok(count)
+    }
+
+    /// Waits (up to the handle's timeout) for the next frame and lends it in place, without a
+    /// copy. The frame is released when the guard is dropped. Lossless readers only.
+    pub fn acquire(&mut self) -> Result<ReadGuard<'_>> {
+        let deadline = Deadline::after(self.timeout);
+        let (ptr, info) = self.acquire_raw(deadline)?;
+        Ok(ReadGuard {
+            reader: self,
+            ptr,
+            info,
+        })
+    }
+
+    /// Lends the next frame in place if there is one now; [`Error::Empty`] otherwise.
+    pub fn try_acquire(&mut self) -> Result<ReadGuard<'_>> {
+        let (ptr, info) = self.acquire_raw(Deadline::Now)?;
+        Ok(ReadGuard {
+            reader: self,
+            ptr,
+            info,
+        })
+    }
+
+    /// Lends the next frame in place, for callers (the C ABI) that cannot hold a guard: returns a
+    /// pointer to its `info.len` bytes, valid until [`Reader::release_raw`]. The writer never
+    /// reuses the slot before then.
+    pub fn acquire_raw(&mut self, deadline: Deadline) -> Result<(*const u8, FrameInfo)> {
+        if self.lossy {
+            return Err(Error::Unsupported(
+                "zero-copy acquire needs a lossless reader: the writer may overwrite a lossy \
+                 reader's frame while it is lent; use read or read_into"
+                    .into(),
+            ));
+        }
+        self.check_idle()?;
+        self.wait_for_frame(deadline)?;
+        let (frame, payload) = self.shared.slot(self.pos);
+        let info = self.validate(frame, self.pos)?;
+        if self.shared.checksum() {
+            // SAFETY: `payload` points to max_frame bytes of the mapping; len <= max_frame was
+            // validated; the slot cannot be rewritten while our position is at it.
+            let data = unsafe { std::slice::from_raw_parts(payload, info.len as usize) };
+            self.check_crc(frame, data, info.seq)?;
+        }
+        self.acquired = Some(info);
+        Ok((payload, info))
+    }
+
+    /// Releases the frame lent by [`Reader::acquire_raw`]; [`Error::WrongState`] if none is.
+    pub fn release_raw(&mut self) -> Result<()> {
+        let info = self.acquired.take().ok_or_else(|| {
+            Error::WrongState("release without an acquired frame: call acquire first".into())
+        })?;
+        self.advance(1, info.len as u64);
+        Ok(())
+    }
+
+    /// True while a frame is lent by `acquire` and not yet released.
+    pub fn is_acquired(&self) -> bool {
+        self.acquired.is_some()
+    }
+
+    fn check_idle(&self) -> Result<()> {
+        if self.acquired.is_some() {
+            return Err(Error::WrongState(
+                "a frame is acquired: release it before reading again".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Attaches pending missed counts to the info handed to the caller.
+    fn report(&mut self, mut info: FrameInfo) -> FrameInfo {
+        info.missed = std::mem::take(&mut self.missed_pending);
+        info
+    }
+
+    /// Checks the header of the slot that must hold `seq` and returns its metadata.
+    fn validate(&self, frame: &FrameHeader, seq: u64) -> Result<FrameInfo> {
+        // Acquire: pairs with the writer's Release store of `seq` (already implied by our Acquire
+        // of `head` for lossless readers; needed for lossy ones).
+        let found = frame.seq.load(Ordering::Acquire);
+        if found != seq {
+            return Err(Error::corrupt(format!(
+                "stream {:?}: slot for frame {seq} holds sequence number {found}",
+                self.shared.name()
+            )));
+        }
+        let len = frame.len.load(Ordering::Relaxed);
+        if len > self.shared.geo.max_frame {
+            return Err(Error::corrupt(format!(
+                "stream {:?}: frame {seq} claims {len} bytes, more than the maximum of {}",
+                self.shared.name(),
+                self.shared.geo.max_frame
+            )));
+        }
+        Ok(FrameInfo {
+            seq,
+            timestamp_ns: frame.timestamp_ns.load(Ordering::Relaxed),
+            len,
+            flags: frame.flags.load(Ordering::Relaxed),
+            missed: 0,
+        })
+    }
+
+    fn check_crc(&self, frame: &FrameHeader, data: &[u8], seq: u64) -> Result<()> {
+        let stored = frame.crc32c.load(Ordering::Relaxed);
+        let actual = crc32c::crc32c(data);
+        if stored != actual {
+            return Err(Error::corrupt(format!(
+                "stream {:?}: frame {seq} fails its checksum (stored {stored:#010x}, computed \
+                 {actual:#010x})",
+                self.shared.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Copies frame `seq` into `buf`. Returns `None` if a lossy reader found it overwritten (its
+    /// position and missed count were updated: try again at `self.pos`).
+    fn copy_frame(&mut self, seq: u64, buf: &mut [u8]) -> Result<Option<FrameInfo>> {
+        if self.lossy {
+            return self.copy_lossy(seq, buf);
+        }
+        let (frame, payload) = self.shared.slot(seq);
+        let info = self.validate(frame, seq)?;
+        let len = info.len as usize;
+        if len > buf.len() {
+            return Err(Error::BufferTooSmall {
+                needed: len,
+                available: buf.len(),
+            });
+        }
+        // SAFETY: `payload` points to max_frame bytes of the mapping and len <= max_frame; the
+        // writer does not touch the slot while our position is at or below `seq`; `buf` holds
+        // at least len bytes and cannot overlap the mapping (it is a `&mut` we were given).
+        unsafe { std::ptr::copy_nonoverlapping(payload, buf.as_mut_ptr(), len) };
+        if self.shared.checksum() {
+            self.check_crc(frame, &buf[..len], seq)?;
+        }
+        Ok(Some(info))
+    }
+
+    /// Seqlock-style copy for lossy readers: copy, then check the slot still holds `seq`.
+    fn copy_lossy(&mut self, seq: u64, buf: &mut [u8]) -> Result<Option<FrameInfo>> {
+        let shared = Arc::clone(&self.shared);
+        let (frame, payload) = shared.slot(seq);
+        // Acquire: pairs with the writer's Release store of `seq`.
+        let found = frame.seq.load(Ordering::Acquire);
+        if found != seq {
+            return self.overrun(seq, found);
+        }
+        let len = frame.len.load(Ordering::Relaxed);
+        if len as usize > buf.len() || len > self.shared.geo.max_frame {
+            // Check the slot was not rewritten under us before blaming the length.
+            fence(Ordering::Acquire);
+            if frame.seq.load(Ordering::Relaxed) != seq {
+                return self.overrun(seq, SEQ_OVERWRITTEN);
+            }
+            if len > self.shared.geo.max_frame {
+                return Err(Error::corrupt(format!(
+                    "stream {:?}: frame {seq} claims {len} bytes, more than the maximum of {}",
+                    self.shared.name(),
+                    self.shared.geo.max_frame
+                )));
+            }
+            return Err(Error::BufferTooSmall {
+                needed: len as usize,
+                available: buf.len(),
+            });
+        }
+        let info = FrameInfo {
+            seq,
+            timestamp_ns: frame.timestamp_ns.load(Ordering::Relaxed),
+            len,
+            flags: frame.flags.load(Ordering::Relaxed),
+            missed: 0,
+        };
+        let crc = frame.crc32c.load(Ordering::Relaxed);
+        // SAFETY: `payload` points to max_frame bytes of the mapping and len <= max_frame; `buf`
+        // holds at least len bytes. The writer may be rewriting the slot concurrently: the bytes
+        // copied may then be torn, which the `seq` re-check below detects and discards.
+        unsafe { std::ptr::copy_nonoverlapping(payload, buf.as_mut_ptr(), len as usize) };
+        // Acquire fence: if the copy saw any byte of a newer frame, the re-load below sees the
+        // writer's SEQ_EMPTY (stored before its Release fence) or a later value.
+        fence(Ordering::Acquire);
+        if frame.seq.load(Ordering::Relaxed) != seq {
+            return self.overrun(seq, SEQ_OVERWRITTEN);
+        }
+        if self.shared.checksum() && crc32c::crc32c(&buf[..len as usize]) != crc {
+            return Err(Error::corrupt(format!(
+                "stream {:?}: frame {seq} fails its checksum",
+                self.shared.name()
+            )));
+        }
+        Ok(Some(info))
+    }
+
+    /// A lossy reader found frame `seq` gone: skip to the oldest frame that may still be there.
+    fn overrun(&mut self, seq: u64, found: u64) -> Result<Option<FrameInfo>> {
+        // The slot of a published frame holds that frame, a newer one, or SEQ_EMPTY while being
+        // rewritten; an older sequence number is impossible.
+        if found != SEQ_OVERWRITTEN && found != crate::layout::SEQ_EMPTY && found < seq {
+            return Err(Error::corrupt(format!(
+                "stream {:?}: slot for frame {seq} holds older sequence number {found}",
+                self.shared.name()
+            )));
+        }
+        self.head = protocol::head(self.shared.header());
+        // The writer is at or past `seq + capacity`; the oldest frame not yet overwritten is at
+        // least `head - capacity + 1` (the writer may be rewriting `head - capacity` right now).
+        let resume = (self.head + 1).saturating_sub(self.capacity).max(seq + 1);
+        let skipped = resume - self.pos;
+        self.missed += skipped;
+        self.missed_pending += skipped;
+        self.pos = resume;
+        let entry = self.shared.entry(self.index);
+        // Relaxed: statistics and a position nobody waits on (lossy readers never hold the writer).
+        entry.pos.store(resume, Ordering::Relaxed);
+        entry.missed.store(self.missed, Ordering::Relaxed);
+        Ok(None)
+    }
+
+    /// Releases the next `count` frames (`bytes` payload bytes in all).
+    #[inline]
+    fn advance(&mut self, count: u64, bytes: u64) {
+        if count == 0 {
+            return;
+        }
+        self.pos += count;
+        self.frames_read += count;
+        self.bytes_read += bytes;
+        let hdr = self.shared.header();
+        let entry = self.shared.entry(self.index);
+        // Relaxed: statistics read by monitors.
+        entry.frames_read.store(self.frames_read, Ordering::Relaxed);
+        entry.bytes_read.store(self.bytes_read, Ordering::Relaxed);
+        if protocol::release(hdr, entry, self.pos) {
+            protocol::wake_writer(hdr);
+            futex_wake(&hdr.space_futex, 1);
+        }
+    }
+
+    /// Returns once frame `self.pos` is published, or with the outcome that prevents it.
+    #[inline]
+    fn wait_for_frame(&mut self, deadline: Deadline) -> Result<()> {
+        if self.pos < self.head || self.refresh_head()? {
+            return Ok(());
+        }
+        self.wait_for_frame_slow(deadline)
+    }
+
+    /// Reloads `head`; returns true if frame `self.pos` is published.
+    #[inline]
+    fn refresh_head(&mut self) -> Result<bool> {
+        let head = protocol::head(self.shared.header());
+        if head < self.head || (!self.lossy && head > self.pos + self.capacity) {
+            return Err(Error::corrupt(format!(
+                "stream {:?}: head moved from {} to {head} (reader at {})",
+                self.shared.name(),
+                self.head,
+                self.pos
+            )));
+        }
+        self.head = head;
+        Ok(self.pos < head)
+    }
+
+    /// End-of-stream and writer-death checks, made only when no frame is available.
+    fn writer_gone(&mut self) -> Result<Option<Error>> {
+        let hdr = self.shared.header();
+        // SeqCst: pairs with the writer's SeqCst store of WRITER_CLOSED after its last publish;
+        // if we see CLOSED, the head we reload next includes every frame.
+        let state = hdr.writer_state.load(Ordering::SeqCst);
+        let outcome = match state {
+            WRITER_CLOSED => Error::EndOfStream,
+            WRITER_ACTIVE if !writer_alive(&self.shared) => Error::WriterDead,
+            _ => return Ok(None),
+        };
+        if self.refresh_head()? {
+            return Ok(None);
+        }
+        Ok(Some(outcome))
+    }
+
+    #[cold]
+    fn wait_for_frame_slow(&mut self, deadline: Deadline) -> Result<()> {
+        if let Some(outcome) = self.writer_gone()? {
+            return Err(outcome);
+        }
+        if !deadline.may_wait() {
+            return Err(Error::Empty);
+        }
+        let mut spins = 0u32;
+        loop {
+            if self.refresh_head()? {
+                return Ok(());
+            }
+            match self.wait.spins() {
+                None => {
+                    if deadline.remaining(LIVENESS_SLICE).is_none() {
+                        return Err(Error::Timeout);
+                    }
+                    spins = spins.wrapping_add(1);
+                    if spins % (1 << 16) == 0 {
+                        if let Some(outcome) = self.writer_gone()? {
+                            return Err(outcome);
+                        }
+                    }
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                Some(limit) if spins < limit => {
+                    spins += 1;
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let Some(slice) = deadline.remaining(LIVENESS_SLICE) else {
+                return Err(Error::Timeout);
+            };
+            let shared = Arc::clone(&self.shared);
+            let hdr = shared.header();
+            let word = protocol::reader_prepare_sleep(hdr);
+            let ready = self.refresh_head();
+            if !matches!(ready, Ok(false)) {
+                protocol::reader_wake_done(hdr);
+                return ready.map(|_| ());
+            }
+            match self.writer_gone() {
+                Ok(None) => {}
+                other => {
+                    protocol::reader_wake_done(hdr);
+                    return match other {
+                        Ok(Some(outcome)) => Err(outcome),
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                }
+            }
+            futex_wait(&hdr.data_futex, word, slice);
+            protocol::reader_wake_done(hdr);
+        }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let hdr = self.shared.header();
+        let entry = self.shared.entry(self.index);
+        // Leaving frees every frame we held; the writer may be asleep waiting for us.
+        if free_entry(entry, READER_ACTIVE) && hdr.writer_waiting.load(Ordering::SeqCst) != 0 {
+            protocol::wake_writer(hdr);
+            futex_wake(&hdr.space_futex, 1);
+        }
+    }
+}
+
+/// Marker for "the slot's sequence number changed while we copied it".
+const SEQ_OVERWRITTEN: u64 = u64::MAX - 1;
+
+/// A frame lent in place by [`Reader::acquire`]; released when dropped.
+pub struct ReadGuard<'r> {
+    reader: &'r mut Reader,
+    ptr: *const u8,
+    info: FrameInfo,
+}
+
+impl ReadGuard<'_> {
+    /// The frame's metadata.
+    pub fn info(&self) -> &FrameInfo {
+        &self.info
+    }
+}
+
+impl std::ops::Deref for ReadGuard<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` points to `info.len` validated bytes of the mapping, which the reader's
+        // Arc keeps alive; the writer does not reuse the slot until this guard releases it.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.info.len as usize) }
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        // Cannot fail: the guard exists only while a frame is acquired.
+        let _ = self.reader.release_raw();
+    }
+}
+
+/// Whether the stream's writer process is alive (true while no writer has attached yet).
+fn writer_alive(shared: &Shared) -> bool {
+    let hdr = shared.header();
+    // Acquire: pairs with the writer's Release store of WRITER_ACTIVE after its identity.
+    if hdr.writer_state.load(Ordering::Acquire) != WRITER_ACTIVE {
+        return true;
+    }
+    ProcessId {
+        pid: hdr.writer_pid.load(Ordering::Relaxed),
+        start_time: hdr.writer_start_time.load(Ordering::Relaxed),
+    }
+    .is_alive()
+}
+
+/// Claims a free reader entry, reclaiming entries of dead processes if none is free.
+fn claim_entry(shared: &Shared) -> Result<u32> {
+    for pass in 0..2 {
+        for i in 0..shared.geo.max_readers {
+            let entry = shared.entry(i);
+            // Acquire: the entry's previous owner is done with it.
+            if entry
+                .state
+                .compare_exchange(
+                    READER_FREE,
+                    READER_CLAIMING,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                return Ok(i);
+            }
+        }
+        if pass == 0 {
+            reclaim_dead_entries(shared, false);
+        }
+    }
+    Err(Error::TooManyReaders(format!(
+        "stream {:?} already has its maximum of {} live readers; create it with a larger \
+         max_readers",
+        shared.name(),
+        shared.geo.max_readers
+    )))
+}
+
+/// Frees the entries of processes that died: active ones (only lossless ones if
+/// `lossless_only`), and half-claimed ones whose owner recorded its pid and died.
+/// Returns how many were freed.
+pub(crate) fn reclaim_dead_entries(shared: &Shared, lossless_only: bool) -> u64 {
+    let hdr = shared.header();
+    let mut freed = 0;
+    for i in 0..shared.geo.max_readers {
+        let entry = shared.entry(i);
+        // Acquire: see the owner's identity.
+        let state = entry.state.load(Ordering::Acquire);
+        if state == READER_FREE
+            || lossless_only
+                && (state != READER_ACTIVE
+                    || entry.flags.load(Ordering::Relaxed) & READER_FLAG_LOSSY != 0)
+        {
+            continue;
+        }
+        let owner = ProcessId {
+            pid: entry.pid.load(Ordering::Relaxed),
+            start_time: entry.start_time.load(Ordering::Relaxed),
+        };
+        // A claimed entry reads pid 0 until its owner records itself: not evidence of death.
+        if owner.pid == 0 || owner.is_alive() {
+            continue;
+        }
+        if free_entry(entry, state) {
+            // Relaxed: a statistic.
+            hdr.readers_reclaimed.fetch_add(1, Ordering::Relaxed);
+            freed += 1;
+        }
+    }
+    freed
+}
+
+/// Frees a reader entry that is in state `from`; false if its state changed meanwhile.
+///
+/// The entry passes through CLAIMING with its pid cleared, so a new owner never inherits a dead
+/// pid that a concurrent reclaimer could mistake for its own death.
+fn free_entry(entry: &ReaderEntry, from: u32) -> bool {
+    // AcqRel: exactly one process frees a given incarnation of the entry.
+    if entry
+        .state
+        .compare_exchange(from, READER_CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    // Relaxed: ordered before the SeqCst store of FREE below, which claimants Acquire.
+    entry.pid.store(0, Ordering::Relaxed);
+    // SeqCst: leaving releases every frame the entry held, and is the store half of the
+    // handshake with a writer that is about to sleep (it rescans after announcing).
+    entry.state.store(READER_FREE, Ordering::SeqCst);
+    true
+}

@@ -1,0 +1,515 @@
+//! The single writer of a stream: copy writes, batch writes and zero-copy reserve/commit.
+
+use super::protocol;
+use super::Shared;
+use crate::error::{Error, Result};
+use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLOSED, WRITER_NONE};
+use crate::liveness::ProcessId;
+use crate::sync::Ordering;
+use crate::wait::{futex_wait, futex_wake, monotonic_ns, Deadline, WaitStrategy, LIVENESS_SLICE};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Writer state while a process is between claiming the writer role and recording its identity.
+const WRITER_CLAIMING: u32 = 3;
+
+/// Options of a writer handle.
+#[derive(Debug, Clone, Default)]
+pub struct WriterOptions {
+    /// How the writer waits for space when the ring is full.
+    pub wait: WaitStrategy,
+    /// Timeout of the blocking calls ([`Writer::write`], [`Writer::reserve`], ...); `None` (the
+    /// default) waits for ever.
+    pub timeout: Option<Duration>,
+}
+
+/// The one writer of a stream. Dropping it (or [`Writer::close`]) ends the stream: readers drain
+/// what is left and then get [`Error::EndOfStream`].
+///
+/// Never allocates after construction. When the slowest lossless reader is a full ring behind,
+/// blocking calls wait (backpressure); `try_` calls return [`Error::Full`].
+pub struct Writer {
+    shared: Arc<Shared>,
+    /// Sequence number of the next frame (our copy of `head`: we are its only writer).
+    head: u64,
+    /// We may publish sequence numbers below this (from the last scan).
+    limit: u64,
+    capacity: u64,
+    bytes_written: u64,
+    /// Sequence number of the slot handed out by `reserve`, if any.
+    reserved: Option<u64>,
+    wait: WaitStrategy,
+    timeout: Option<Duration>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("stream", &self.shared.name())
+            .field("head", &self.head)
+            .finish()
+    }
+}
+
+impl Writer {
+    pub(crate) fn attach(shared: Arc<Shared>, options: &WriterOptions) -> Result<Writer> {
+        let hdr = shared.header();
+        let name = shared.name().to_owned();
+        // AcqRel: winning the claim must happen before our identity stores, and must see the
+        // previous writer's (none in version 1) final state.
+        if let Err(state) = hdr.writer_state.compare_exchange(
+            WRITER_NONE,
+            WRITER_CLAIMING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            let owner = ProcessId {
+                pid: hdr.writer_pid.load(Ordering::Relaxed),
+                start_time: hdr.writer_start_time.load(Ordering::Relaxed),
+            };
+            return Err(match state {
+                WRITER_CLOSED => Error::WrongState(format!(
+                    "stream {name:?} was closed by its writer (end of stream); create a new \
+                     stream to write again"
+                )),
+                _ if owner.is_alive() => Error::WriterExists(format!(
+                    "stream {name:?} already has a writer (pid {}); a stream has one writer",
+                    owner.pid
+                )),
+                _ => Error::WriterExists(format!(
+                    "stream {name:?} had a writer (pid {}) that died; its readers are told \
+                     WRITER_DEAD; create a new stream to write again",
+                    owner.pid
+                )),
+            });
+        }
+        let me = ProcessId::current();
+        // Relaxed: published by the Release store of WRITER_ACTIVE below.
+        hdr.writer_pid.store(me.pid, Ordering::Relaxed);
+        hdr.writer_start_time
+            .store(me.start_time, Ordering::Relaxed);
+        // Acquire: we continue from whatever head a previous incarnation left (0 for a new stream).
+        let head = hdr.head.load(Ordering::Acquire);
+        let capacity = shared.geo.capacity as u64;
+        if head > u64::MAX / 4 {
+            return Err(Error::corrupt(format!(
+                "stream {name:?}: head {head} is impossibly large"
+            )));
+        }
+        let bytes_written = hdr.bytes_written.load(Ordering::Relaxed);
+        // Release: readers that see ACTIVE see our pid and start time.
+        hdr.writer_state.store(WRITER_ACTIVE, Ordering::Release);
+        let mut writer = Writer {
+            shared,
+            head,
+            limit: 0,
+            capacity,
+            bytes_written,
+            reserved: None,
+            wait: options.wait,
+            timeout: options.timeout,
+            closed: false,
+        };
+        writer.rescan();
+        Ok(writer)
+    }
+
+    /// The stream's maximum frame size in bytes.
+    pub fn max_frame_size(&self) -> usize {
+        self.shared.geo.max_frame as usize
+    }
+
+    /// Sequence number the next frame will get (= frames written so far).
+    pub fn position(&self) -> u64 {
+        self.head
+    }
+
+    /// Name of the stream.
+    pub fn stream_name(&self) -> &str {
+        self.shared.name()
+    }
+
+    /// Writes one frame, waiting for space up to the handle's timeout.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.write_deadline(data, 0, Deadline::after(self.timeout))
+    }
+
+    /// Writes one frame if there is space now; [`Error::Full`] otherwise.
+    pub fn try_write(&mut self, data: &[u8]) -> Result<()> {
+        self.write_deadline(data, 0, Deadline::Now)
+    }
+
+    /// Writes one frame, waiting for space at most `timeout` ([`Error::Timeout`]).
+    pub fn write_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
+        self.write_deadline(data, 0, Deadline::after(Some(timeout)))
+    }
+
+    /// Writes one frame with application `flags`, waiting until `deadline`.
+    pub fn write_deadline(&mut self, data: &[u8], flags: u32, deadline: Deadline) -> Result<()> {
+        self.check_idle()?;
+        self.check_len(data.len())?;
+        let seq = self.claim(deadline)?;
+        let (frame, payload) = self.shared.slot(seq);
+        protocol::begin_write(frame);
+        // SAFETY: `payload` points to max_frame writable bytes of the mapping (see Shared::slot),
+        // data.len() <= max_frame was checked, and the slot is ours: no lossless reader reads it
+        // (seq < limit) and lossy readers detect the overwrite through `seq`.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), payload, data.len()) };
+        let crc = self.crc(data);
+        protocol::end_write(frame, seq, data.len() as u32, flags, crc, monotonic_ns());
+        self.bytes_written += data.len() as u64;
+        self.publish(seq + 1);
+        Ok(())
+    }
+
+    /// Writes frames in order, waiting for space up to the handle's timeout. Returns how many
+    /// were written: all of them, or fewer if the timeout expired after at least one (if none
+    /// could be written: [`Error::Timeout`]). One timestamp and one publication per run of
+    /// frames that fit, so small frames cost far less than one call each.
+    pub fn write_batch(&mut self, frames: &[&[u8]]) -> Result<usize> {
+        self.write_batch_deadline(
+            frames.len(),
+            |i| frames[i],
+            0,
+            Deadline::after(self.timeout),
+        )
+    }
+
+    /// Writes as many of `frames` as fit now; [`Error::Full`] if none fits.
+    pub fn try_write_batch(&mut self, frames: &[&[u8]]) -> Result<usize> {
+        self.write_batch_deadline(frames.len(), |i| frames[i], 0, Deadline::Now)
+    }
+
+    /// Writes `count` frames given by `frame(i)`, waiting until `deadline`; see
+    /// [`Writer::write_batch`]. Every frame is checked against the maximum frame size before any
+    /// is written.
+    pub fn write_batch_deadline<'a>(
+        &mut self,
+        count: usize,
+        frame: impl Fn(usize) -> &'a [u8],
+        flags: u32,
+        deadline: Deadline,
+    ) -> Result<usize> {
+        self.check_idle()?;
+        for i in 0..count {
+            self.check_len(frame(i).len())?;
+        }
+        let timestamp = monotonic_ns();
+        let mut written = 0;
+        while written < count {
+            let seq = match self.claim(if written == 0 {
+                deadline
+            } else {
+                Deadline::Now
+            }) {
+                Ok(seq) => seq,
+                Err(Error::Full) if written > 0 => {
+                    // Publish what we have so readers can free space, then wait for more.
+                    self.publish(self.head);
+                    match self.claim(deadline) {
+                        Ok(seq) => seq,
+                        Err(Error::Timeout | Error::Full) => return Ok(written),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            let data = frame(written);
+            let (slot, payload) = self.shared.slot(seq);
+            protocol::begin_write(slot);
+            // SAFETY: as in `write_deadline`.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), payload, data.len()) };
+            let crc = self.crc(data);
+            protocol::end_write(slot, seq, data.len() as u32, flags, crc, timestamp);
+            self.bytes_written += data.len() as u64;
+            // Claimed but not yet published: `claim` hands out head, so advance our copy.
+            self.head = seq + 1;
+            written += 1;
+        }
+        self.publish(self.head);
+        Ok(written)
+    }
+
+    /// Reserves the next slot for zero-copy writing, waiting up to the handle's timeout. Fill the
+    /// guard's bytes, then [`WriteGuard::commit`]; dropping the guard without committing
+    /// publishes nothing.
+    pub fn reserve(&mut self) -> Result<WriteGuard<'_>> {
+        let deadline = Deadline::after(self.timeout);
+        self.reserve_raw(deadline)?;
+        Ok(WriteGuard { writer: self })
+    }
+
+    /// Reserves the next slot if there is space now; [`Error::Full`] otherwise.
+    pub fn try_reserve(&mut self) -> Result<WriteGuard<'_>> {
+        self.reserve_raw(Deadline::Now)?;
+        Ok(WriteGuard { writer: self })
+    }
+
+    /// Reserves the next slot and returns a pointer to its `max_frame_size` bytes, for callers
+    /// (the C ABI) that cannot hold a guard. Follow with [`Writer::commit_raw`] or
+    /// [`Writer::abort_raw`].
+    pub fn reserve_raw(&mut self, deadline: Deadline) -> Result<*mut u8> {
+        self.check_idle()?;
+        let seq = self.claim(deadline)?;
+        let (frame, payload) = self.shared.slot(seq);
+        protocol::begin_write(frame);
+        self.reserved = Some(seq);
+        Ok(payload)
+    }
+
+    /// Publishes the reserved slot as a frame of `len` bytes with application `flags`.
+    /// [`Error::FrameTooLarge`] leaves the reservation in place; [`Error::WrongState`] if nothing
+    /// is reserved.
+    pub fn commit_raw(&mut self, len: usize, flags: u32) -> Result<()> {
+        let seq = self.reserved.ok_or_else(|| {
+            Error::WrongState("commit without a reserved slot: call reserve first".into())
+        })?;
+        self.check_len(len)?;
+        let (frame, payload) = self.shared.slot(seq);
+        let crc = if self.shared.checksum() {
+            // SAFETY: `payload` points to max_frame bytes of the mapping and len <= max_frame.
+            crc32c::crc32c(unsafe { std::slice::from_raw_parts(payload, len) })
+        } else {
+            0
+        };
+        protocol::end_write(frame, seq, len as u32, flags, crc, monotonic_ns());
+        self.reserved = None;
+        self.bytes_written += len as u64;
+        self.publish(seq + 1);
+        Ok(())
+    }
+
+    /// Gives back the reserved slot without publishing anything. No effect if nothing is reserved.
+    pub fn abort_raw(&mut self) {
+        self.reserved = None;
+    }
+
+    /// True while a slot is reserved and not yet committed or aborted.
+    pub fn is_reserved(&self) -> bool {
+        self.reserved.is_some()
+    }
+
+    /// Waits until at least `count` readers are attached, up to `timeout` (polls every
+    /// millisecond; meant for start-up, not the hot path). Returns [`Error::Timeout`] otherwise.
+    pub fn wait_for_readers(&self, count: usize, timeout: Duration) -> Result<()> {
+        let deadline = Deadline::after(Some(timeout));
+        loop {
+            let attached = (0..self.shared.geo.max_readers)
+                // Acquire: pairs with the reader's SeqCst store of ACTIVE.
+                .filter(|&i| self.shared.entry(i).state.load(Ordering::Acquire) == READER_ACTIVE)
+                .count();
+            if attached >= count {
+                return Ok(());
+            }
+            let Some(left) = deadline.remaining(Duration::from_millis(1)) else {
+                return Err(Error::Timeout);
+            };
+            std::thread::sleep(left);
+        }
+    }
+
+    /// Ends the stream: readers drain the frames left and then get [`Error::EndOfStream`].
+    /// Dropping the writer does the same.
+    pub fn close(mut self) {
+        self.close_inner();
+    }
+
+    fn close_inner(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.reserved = None;
+        let hdr = self.shared.header();
+        // SeqCst: readers check the state after announcing sleep; see `Reader::wait_for_frame`.
+        hdr.writer_state.store(WRITER_CLOSED, Ordering::SeqCst);
+        protocol::wake_readers(hdr);
+        futex_wake(&hdr.data_futex, i32::MAX);
+    }
+
+    fn check_idle(&self) -> Result<()> {
+        if self.reserved.is_some() {
+            return Err(Error::WrongState(
+                "a slot is reserved: commit or abort it before writing again".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        let max = self.max_frame_size();
+        if len > max {
+            return Err(Error::FrameTooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    fn crc(&self, data: &[u8]) -> u32 {
+        if self.shared.checksum() {
+            crc32c::crc32c(data)
+        } else {
+            0
+        }
+    }
+
+    /// Publishes frames below `new_head` and wakes sleeping readers if there are any.
+    #[inline]
+    fn publish(&mut self, new_head: u64) {
+        self.head = new_head;
+        let hdr = self.shared.header();
+        if protocol::publish(hdr, new_head) {
+            protocol::wake_readers(hdr);
+            futex_wake(&hdr.data_futex, i32::MAX);
+        }
+        // Relaxed: a statistic for monitors.
+        hdr.bytes_written
+            .store(self.bytes_written, Ordering::Relaxed);
+    }
+
+    /// Returns the sequence number of the next slot once it may be written.
+    #[inline]
+    fn claim(&mut self, deadline: Deadline) -> Result<u64> {
+        if self.head < self.limit || self.rescan() {
+            return Ok(self.head);
+        }
+        self.wait_for_space(deadline)?;
+        Ok(self.head)
+    }
+
+    /// Scans the readers; returns true if the next slot may be written.
+    fn rescan(&mut self) -> bool {
+        let shared = &*self.shared;
+        let entries = (0..shared.geo.max_readers).map(|i| shared.entry(i));
+        let scan = protocol::scan(shared.header(), entries, self.head, self.capacity);
+        self.limit = scan.limit;
+        self.head < self.limit
+    }
+
+    #[cold]
+    fn wait_for_space(&mut self, deadline: Deadline) -> Result<()> {
+        if !deadline.may_wait() {
+            return Err(Error::Full);
+        }
+        let started = Instant::now();
+        let result = self.wait_for_space_inner(deadline);
+        let hdr = self.shared.header();
+        // Relaxed: statistics; we are the only writer of these counters.
+        hdr.wait_count.store(
+            hdr.wait_count.load(Ordering::Relaxed) + 1,
+            Ordering::Relaxed,
+        );
+        hdr.wait_ns.store(
+            hdr.wait_ns.load(Ordering::Relaxed) + started.elapsed().as_nanos() as u64,
+            Ordering::Relaxed,
+        );
+        result
+    }
+
+    fn wait_for_space_inner(&mut self, deadline: Deadline) -> Result<()> {
+        let mut spins = 0u32;
+        loop {
+            if self.rescan() {
+                return Ok(());
+            }
+            match self.wait.spins() {
+                None => {
+                    if deadline.remaining(LIVENESS_SLICE).is_none() {
+                        return Err(Error::Timeout);
+                    }
+                    spins = spins.wrapping_add(1);
+                    if spins % (1 << 16) == 0 {
+                        self.reclaim_dead_readers();
+                    }
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                Some(limit) if spins < limit => {
+                    spins += 1;
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let Some(slice) = deadline.remaining(LIVENESS_SLICE) else {
+                return Err(Error::Timeout);
+            };
+            let shared = Arc::clone(&self.shared);
+            let hdr = shared.header();
+            let word = protocol::writer_prepare_sleep(hdr);
+            if self.rescan() {
+                protocol::writer_wake_done(hdr);
+                return Ok(());
+            }
+            let slept = Instant::now();
+            futex_wait(&hdr.space_futex, word, slice);
+            protocol::writer_wake_done(hdr);
+            if slept.elapsed() >= slice {
+                // Nobody freed space for a whole slice: make sure the laggards are alive.
+                self.reclaim_dead_readers();
+            }
+        }
+    }
+
+    /// Frees the entries of lossless readers that died, so they cannot hold the writer for ever.
+    fn reclaim_dead_readers(&mut self) {
+        super::reader::reclaim_dead_entries(&self.shared, true);
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.close_inner();
+    }
+}
+
+/// A reserved slot of a stream, filled in place and published by [`WriteGuard::commit`].
+/// Dropping it without committing publishes nothing.
+pub struct WriteGuard<'w> {
+    writer: &'w mut Writer,
+}
+
+impl WriteGuard<'_> {
+    /// Publishes the first `len` bytes of the slot as a frame.
+    pub fn commit(self, len: usize) -> Result<()> {
+        self.commit_with_flags(len, 0)
+    }
+
+    /// Publishes the first `len` bytes of the slot as a frame with application `flags`.
+    pub fn commit_with_flags(self, len: usize, flags: u32) -> Result<()> {
+        let result = self.writer.commit_raw(len, flags);
+        // On error the reservation is dropped with the guard (nothing published).
+        result
+    }
+
+    /// Sequence number the frame will have.
+    pub fn seq(&self) -> u64 {
+        self.writer.head
+    }
+}
+
+impl std::ops::Deref for WriteGuard<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let seq = self.writer.reserved.expect("a guard holds a reservation");
+        let (_, payload) = self.writer.shared.slot(seq);
+        // SAFETY: the reserved slot's payload is max_frame bytes inside the mapping, which the
+        // writer's Arc keeps alive; only this guard accesses it until commit or drop.
+        unsafe { std::slice::from_raw_parts(payload, self.writer.max_frame_size()) }
+    }
+}
+
+impl std::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let seq = self.writer.reserved.expect("a guard holds a reservation");
+        let (_, payload) = self.writer.shared.slot(seq);
+        // SAFETY: as in `deref`; the guard borrows the writer mutably, so this is the only access.
+        unsafe { std::slice::from_raw_parts_mut(payload, self.writer.max_frame_size()) }
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.writer.abort_raw();
+    }
+}
