@@ -12,6 +12,7 @@
 //!
 
 pub mod error;
+pub mod event;
 pub mod layout;
 pub mod liveness;
 pub mod schema;
@@ -20,6 +21,7 @@ pub mod sync;
 pub mod wait;
 
 pub use error::{Error, Result, Status};
+pub use event::{Event, EventMode, EventOptions};
 pub use layout::LAYOUT_VERSION;
 pub use schema::Schema;
 pub use wait::WaitStrategy;
