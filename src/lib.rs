@@ -22,6 +22,7 @@
 //! ```
 
 pub mod error;
+pub mod event;
 pub mod layout;
 pub mod liveness;
 pub mod ring;
@@ -31,6 +32,7 @@ pub mod sync;
 pub mod wait;
 
 pub use error::{Error, Result, Status};
+pub use event::{Event, EventMode, EventOptions};
 pub use layout::LAYOUT_VERSION;
 pub use ring::{
     FrameInfo, OwnedFrame, ReadGuard, Reader, ReaderOptions, ReaderStats, StartPosition, Stream,
