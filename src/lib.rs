@@ -23,6 +23,7 @@
 
 pub mod error;
 pub mod event;
+pub mod ffi;
 pub mod layout;
 pub mod liveness;
 pub mod ring;

@@ -1,0 +1,392 @@
+//! The C ABI: `shmline_<noun>_<verb>` functions over opaque handles, declared in
+//! `include/shmline.h` (generated from this module by cbindgen; `tests/header.rs` fails when the
+//! checked-in header is stale).
+//!
+//! One file per C noun: [`status`] (status codes, messages, versions), [`wait`] (wait strategies
+//! and timeouts), [`stream`], [`writer`], [`reader`] and [`event`].
+//!
+//! The boundary rules, enforced here once for every export:
+//! - every export runs inside [`ffi_call`] (or [`guard`]), which catches Rust panics so that none
+//!   unwinds into C: a panic becomes `SHMLINE_PANIC`;
+//! - every failure returns a stable status number and records a message in a thread-local buffer,
+//!   read back with `shmline_last_error_message()`;
+//! - every pointer argument is checked for NULL before use (`SHMLINE_NULL_POINTER`), through the
+//!   small helpers below, which hold the only pointer dereferences of the boundary;
+//! - options structs start with `struct_size`, and only the bytes the caller declares are read
+//!   ([`read_options`]), so fields can be appended without breaking old callers.
+#![allow(non_camel_case_types)]
+
+pub mod event;
+pub mod reader;
+pub mod status;
+pub mod stream;
+pub mod wait;
+pub mod writer;
+
+use crate::error::{Error, Status};
+use std::cell::RefCell;
+use std::ffi::{c_char, c_void, CStr};
+use std::fmt;
+use std::io::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+
+/// Why an exported call failed: a core error, or a NULL argument (which only the C ABI can see).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// An error or flow-control outcome from the core.
+    Shmline(Error),
+    /// The named pointer argument was NULL.
+    Null(&'static str),
+    /// A caller's buffer (other than a frame buffer) is too small; the text says which and how
+    /// much is needed.
+    TooSmall(String),
+}
+
+impl Failure {
+    fn status(&self) -> Status {
+        match self {
+            Failure::Shmline(e) => e.status(),
+            Failure::Null(_) => Status::NullPointer,
+            Failure::TooSmall(_) => Status::BufferTooSmall,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Shmline(e)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Shmline(e) => e.fmt(f),
+            Failure::Null(what) => write!(f, "argument `{what}` is NULL"),
+            Failure::TooSmall(message) => f.write_str(message),
+        }
+    }
+}
+
+/// What every fallible export returns inside [`ffi_call`].
+pub(crate) type FfiResult<T = ()> = Result<T, Failure>;
+
+/// Shorthand for an `InvalidArgument` failure.
+pub(crate) fn invalid(message: String) -> Failure {
+    Failure::Shmline(Error::InvalidArgument(message))
+}
+
+/// Shorthand for a `BufferTooSmall` failure about a buffer that does not hold a frame.
+pub(crate) fn too_small(message: String) -> Failure {
+    Failure::TooSmall(message)
+}
+
+thread_local! {
+    /// The NUL-terminated message of the last failure on this thread (empty before any). Reused,
+    /// so a polling loop that keeps getting `SHMLINE_EMPTY` does not allocate.
+    static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records `message` as this thread's last error message.
+fn record(message: &dyn fmt::Display) {
+    // `try_with`/`try_borrow_mut`: during thread teardown, or if formatting re-entered us, the
+    // message is dropped rather than panicking at the boundary.
+    let _ = LAST_ERROR.try_with(|cell| {
+        if let Ok(mut buf) = cell.try_borrow_mut() {
+            buf.clear();
+            let _ = write!(buf, "{message}");
+            // C reads up to the first NUL: keep the whole message by replacing interior ones.
+            buf.iter_mut().filter(|b| **b == 0).for_each(|b| *b = b'?');
+            buf.push(0);
+        }
+    });
+}
+
+/// Pointer to this thread's last error message, valid until the next failure on this thread.
+pub(crate) fn last_error_ptr() -> *const c_char {
+    LAST_ERROR
+        .try_with(|cell| match cell.try_borrow() {
+            Ok(buf) if !buf.is_empty() => buf.as_ptr().cast(),
+            _ => c"".as_ptr(),
+        })
+        .unwrap_or(c"".as_ptr())
+}
+
+/// Text of a caught panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(no message)"
+    }
+}
+
+/// Runs the body of a status-returning export: `SHMLINE_OK` on success; otherwise records the
+/// message and returns the failure's status. A panic becomes `SHMLINE_PANIC` and never unwinds
+/// into C.
+pub(crate) fn ffi_call(body: impl FnOnce() -> FfiResult) -> i32 {
+    // AssertUnwindSafe: after a panic the caller only gets a status; a handle whose method
+    // panicked may be inconsistent, which the PANIC status documents ("a bug: please report it").
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => Status::Ok as i32,
+        Ok(Err(failure)) => {
+            record(&failure);
+            failure.status() as i32
+        }
+        Err(payload) => {
+            record(&format_args!(
+                "internal panic caught at the C boundary (a bug in shmline: please report it): {}",
+                panic_text(&*payload)
+            ));
+            Status::Panic as i32
+        }
+    }
+}
+
+/// Runs the body of an export that returns a value rather than a status (or nothing), returning
+/// `fallback` if it panics. The panic message is recorded as the last error.
+pub(crate) fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    // AssertUnwindSafe: as in `ffi_call`.
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        record(&format_args!(
+            "internal panic caught at the C boundary (a bug in shmline: please report it): {}",
+            panic_text(&*payload)
+        ));
+        fallback
+    })
+}
+
+/// Borrows the object behind a handle argument.
+///
+/// # Safety
+/// `ptr` is NULL or points to a live `T` that nobody mutates for `'a`.
+pub(crate) unsafe fn handle<'a, T>(ptr: *const T, what: &'static str) -> FfiResult<&'a T> {
+    // SAFETY: the caller guarantees a non-NULL `ptr` points to a live `T` not mutated for 'a.
+    unsafe { ptr.as_ref() }.ok_or(Failure::Null(what))
+}
+
+/// Borrows the object behind a handle argument mutably.
+///
+/// # Safety
+/// `ptr` is NULL or points to a live `T` that nothing else accesses for `'a`.
+pub(crate) unsafe fn handle_mut<'a, T>(ptr: *mut T, what: &'static str) -> FfiResult<&'a mut T> {
+    // SAFETY: the caller guarantees a non-NULL `ptr` points to a live `T` used only through this
+    // borrow for 'a (the C contract: one thread at a time per writer or reader handle).
+    unsafe { ptr.as_mut() }.ok_or(Failure::Null(what))
+}
+
+/// Reads a NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that stays unchanged for `'a`.
+pub(crate) unsafe fn cstr<'a>(ptr: *const c_char, what: &'static str) -> FfiResult<&'a str> {
+    if ptr.is_null() {
+        return Err(Failure::Null(what));
+    }
+    // SAFETY: non-NULL, and the caller guarantees a NUL-terminated string valid for 'a.
+    let bytes = unsafe { CStr::from_ptr(ptr) };
+    bytes
+        .to_str()
+        .map_err(|_| invalid(format!("argument `{what}` is not valid UTF-8: {bytes:?}")))
+}
+
+/// Borrows `len` bytes at `ptr`; `ptr` may be NULL only when `len` is 0.
+///
+/// # Safety
+/// When `len > 0`, `ptr` is NULL or points to `len` readable bytes that nobody writes for `'a`.
+pub(crate) unsafe fn bytes<'a>(
+    ptr: *const c_void,
+    len: usize,
+    what: &'static str,
+) -> FfiResult<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Failure::Null(what));
+    }
+    check_len(len, what)?;
+    // SAFETY: non-NULL, len fits an isize, and the caller guarantees `len` readable bytes that
+    // are not written for 'a.
+    Ok(unsafe { std::slice::from_raw_parts(ptr.cast(), len) })
+}
+
+/// Borrows `len` writable bytes at `ptr`; `ptr` may be NULL only when `len` is 0.
+///
+/// The bytes may be uninitialised C memory: the slice is only ever written through.
+///
+/// # Safety
+/// When `len > 0`, `ptr` is NULL or points to `len` writable bytes that nothing else accesses for
+/// `'a`.
+pub(crate) unsafe fn bytes_mut<'a>(
+    ptr: *mut c_void,
+    len: usize,
+    what: &'static str,
+) -> FfiResult<&'a mut [u8]> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return Err(Failure::Null(what));
+    }
+    check_len(len, what)?;
+    // SAFETY: non-NULL, len fits an isize, and the caller guarantees `len` writable bytes used
+    // only through this slice for 'a.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr.cast(), len) })
+}
+
+/// Borrows an array of `len` values of `T` at `ptr`; `ptr` may be NULL only when `len` is 0.
+///
+/// # Safety
+/// When `len > 0`, `ptr` is NULL or points to `len` initialised, aligned `T`s not written for `'a`.
+pub(crate) unsafe fn array<'a, T>(
+    ptr: *const T,
+    len: usize,
+    what: &'static str,
+) -> FfiResult<&'a [T]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Failure::Null(what));
+    }
+    check_len(len.saturating_mul(size_of::<T>()), what)?;
+    // SAFETY: non-NULL, the byte length fits an isize, and the caller guarantees `len`
+    // initialised, aligned values not written for 'a.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows an array of `len` writable `T`s at `ptr` (only written through); `ptr` may be NULL
+/// only when `len` is 0.
+///
+/// # Safety
+/// When `len > 0`, `ptr` is NULL or points to `len` aligned, writable `T`s that nothing else
+/// accesses for `'a`; `T` is plain old data (any bit pattern is a valid `T`).
+pub(crate) unsafe fn array_mut<'a, T>(
+    ptr: *mut T,
+    len: usize,
+    what: &'static str,
+) -> FfiResult<&'a mut [T]> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return Err(Failure::Null(what));
+    }
+    check_len(len.saturating_mul(size_of::<T>()), what)?;
+    // SAFETY: non-NULL, the byte length fits an isize, and the caller guarantees `len` aligned,
+    // writable values used only through this slice; `T` is plain old data, so whatever the
+    // memory held is a valid `T`.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+}
+
+/// Refuses lengths no real buffer can have (Rust slices are limited to `isize::MAX` bytes).
+fn check_len(len: usize, what: &'static str) -> FfiResult {
+    if len > isize::MAX as usize {
+        return Err(invalid(format!(
+            "argument `{what}` claims {len} bytes, more than any buffer can hold"
+        )));
+    }
+    Ok(())
+}
+
+/// An out-pointer argument checked for NULL, written once the call has succeeded.
+pub(crate) struct Out<T>(NonNull<T>);
+
+impl<T> Out<T> {
+    /// Checks an out-pointer argument.
+    ///
+    /// # Safety
+    /// `ptr` is NULL or points to writable, aligned memory for a `T` that stays valid until
+    /// [`Out::put`] and is not otherwise accessed meanwhile.
+    pub(crate) unsafe fn new(ptr: *mut T, what: &'static str) -> FfiResult<Out<T>> {
+        NonNull::new(ptr).map(Out).ok_or(Failure::Null(what))
+    }
+
+    /// Stores the result (without reading or dropping what the memory held before).
+    pub(crate) fn put(&mut self, value: T) {
+        // SAFETY: `Out::new`'s contract: writable, aligned memory for a `T`, valid until now.
+        unsafe { self.0.as_ptr().write(value) }
+    }
+}
+
+/// An options struct read through [`read_options`].
+///
+/// # Safety
+/// The type is `#[repr(C)]`, starts with a `u32` `struct_size`, and every field is an integer or
+/// a raw pointer, so that any bytes a caller supplies form a valid value.
+pub(crate) unsafe trait OptionsStruct: Copy {
+    /// The C name, for messages.
+    const NAME: &'static str;
+    /// `sizeof` the first published version of the struct: the smallest `struct_size` accepted.
+    /// When fields are appended, this stays at the old size.
+    const MIN_SIZE: usize;
+    /// The defaults, with `struct_size` set to the current size.
+    fn defaults() -> Self;
+}
+
+/// Largest `struct_size` believed: anything larger is an uninitialised struct, not a newer one.
+const MAX_STRUCT_SIZE: u32 = 4096;
+
+/// Reads a caller's options struct: the defaults if `ptr` is NULL; otherwise the first
+/// `struct_size` bytes of the caller's struct over the defaults (an older caller's struct is
+/// shorter, and the fields it does not know keep their defaults; a newer caller's extra fields are
+/// ignored).
+///
+/// # Safety
+/// `ptr` is NULL or points to a readable struct whose first `u32` is the number of readable bytes.
+pub(crate) unsafe fn read_options<T: OptionsStruct>(ptr: *const T) -> FfiResult<T> {
+    let mut options = T::defaults();
+    if ptr.is_null() {
+        return Ok(options);
+    }
+    // SAFETY: non-NULL; the caller guarantees at least the leading `u32` is readable (every
+    // options struct starts with it).
+    let size = unsafe { ptr.cast::<u32>().read_unaligned() };
+    if (size as usize) < T::MIN_SIZE || size > MAX_STRUCT_SIZE {
+        return Err(invalid(format!(
+            "{name}.struct_size is {size}, expected sizeof({name}) = {current}: initialise the \
+             struct with {name}_default()",
+            name = T::NAME,
+            current = size_of::<T>(),
+        )));
+    }
+    let len = (size as usize).min(size_of::<T>());
+    // SAFETY: the caller guarantees `size` readable bytes at `ptr`, and len <= size; `options` is
+    // a local of size_of::<T>() >= len bytes; every bit pattern is a valid T (OptionsStruct).
+    unsafe {
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut options as *mut T).cast::<u8>(), len)
+    };
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_an_export_becomes_the_panic_status_and_a_message() {
+        let status = ffi_call(|| panic!("boom"));
+        assert_eq!(status, Status::Panic as i32);
+        // SAFETY: the pointer is this thread's NUL-terminated message buffer.
+        let message = unsafe { CStr::from_ptr(last_error_ptr()) };
+        let message = message.to_str().unwrap();
+        assert!(
+            message.contains("boom") && message.contains("report"),
+            "{message}"
+        );
+        assert_eq!(guard(7, || panic!("again")), 7);
+    }
+
+    #[test]
+    fn messages_with_interior_nuls_survive_whole() {
+        let status = ffi_call(|| Err(invalid("a\0b".into())));
+        assert_eq!(status, Status::InvalidArgument as i32);
+        // SAFETY: as above.
+        let message = unsafe { CStr::from_ptr(last_error_ptr()) };
+        assert_eq!(message.to_bytes(), b"a?b");
+    }
+}
