@@ -16,12 +16,19 @@
 //!   ([`read_options`]), so fields can be appended without breaking old callers.
 #![allow(non_camel_case_types)]
 
-pub mod event;
-pub mod reader;
+// In the order the header declares them (cbindgen follows this order; rustfmt keeps each
+// declaration in its own group).
 pub mod status;
-pub mod stream;
+
 pub mod wait;
+
+pub mod stream;
+
 pub mod writer;
+
+pub mod reader;
+
+pub mod event;
 
 use crate::error::{Error, Status};
 use std::cell::RefCell;

@@ -14,13 +14,13 @@ pub const SHMLINE_DTYPE_LEN: u32 = 32;
 pub const SHMLINE_MAX_NDIM: u32 = 8;
 
 /// `shmline_stream_stats.writer_state`: no writer has opened the stream yet.
-pub const SHMLINE_WRITER_NONE: u32 = 0;
+pub const SHMLINE_WRITER_STATE_NONE: u32 = 0;
 /// `shmline_stream_stats.writer_state`: a live writer is attached.
-pub const SHMLINE_WRITER_ACTIVE: u32 = 1;
+pub const SHMLINE_WRITER_STATE_ACTIVE: u32 = 1;
 /// `shmline_stream_stats.writer_state`: the writer closed the stream (end of stream).
-pub const SHMLINE_WRITER_CLOSED: u32 = 2;
+pub const SHMLINE_WRITER_STATE_CLOSED: u32 = 2;
 /// `shmline_stream_stats.writer_state`: the writer's process died without closing the stream.
-pub const SHMLINE_WRITER_DEAD: u32 = 3;
+pub const SHMLINE_WRITER_STATE_DEAD: u32 = 3;
 
 /// An open stream: a mapping of a stream segment into this process.
 ///
@@ -136,7 +136,8 @@ pub struct shmline_stream_info {
 pub struct shmline_stream_stats {
     /// Number of slots in the ring.
     pub capacity: u32,
-    /// What the writer is doing: `SHMLINE_WRITER_NONE`, `_ACTIVE`, `_CLOSED` or `_DEAD`.
+    /// What the writer is doing: `SHMLINE_WRITER_STATE_NONE`, `_ACTIVE`, `_CLOSED`
+    /// or `_DEAD`.
     pub writer_state: u32,
     /// Process id of the writer; 0 if no writer has attached.
     pub writer_pid: u32,
@@ -496,10 +497,10 @@ pub unsafe extern "C" fn shmline_stream_stats(
         out.put(shmline_stream_stats {
             capacity: stats.capacity,
             writer_state: match stats.writer_state {
-                WriterState::None => SHMLINE_WRITER_NONE,
-                WriterState::Active => SHMLINE_WRITER_ACTIVE,
-                WriterState::Closed => SHMLINE_WRITER_CLOSED,
-                WriterState::Dead => SHMLINE_WRITER_DEAD,
+                WriterState::None => SHMLINE_WRITER_STATE_NONE,
+                WriterState::Active => SHMLINE_WRITER_STATE_ACTIVE,
+                WriterState::Closed => SHMLINE_WRITER_STATE_CLOSED,
+                WriterState::Dead => SHMLINE_WRITER_STATE_DEAD,
             },
             writer_pid: stats.writer_pid.unwrap_or(0),
             reader_count: stats.readers.len() as u32,
