@@ -389,7 +389,7 @@ typedef struct shmline_stream_options {
 } shmline_stream_options;
 
 /**
- * Fixed facts about a stream, filled by `shmline_stream_info()`.
+ * Fixed facts about a stream, filled by `shmline_stream_get_info()`.
  */
 typedef struct shmline_stream_info {
     /**
@@ -417,7 +417,7 @@ typedef struct shmline_stream_info {
      */
     bool checksum;
     /**
-     * Whether the stream has a schema (see `shmline_stream_schema()`).
+     * Whether the stream has a schema (see `shmline_stream_get_schema()`).
      */
     bool has_schema;
     /**
@@ -432,7 +432,7 @@ typedef struct shmline_stream_info {
 } shmline_stream_info;
 
 /**
- * A snapshot of a stream's shared counters, filled by `shmline_stream_stats()`.
+ * A snapshot of a stream's shared counters, filled by `shmline_stream_get_stats()`.
  */
 typedef struct shmline_stream_stats {
     /**
@@ -450,7 +450,7 @@ typedef struct shmline_stream_stats {
     uint32_t writer_pid;
     /**
      * Number of readers attached (may exceed the `readers_cap` passed to
-     * `shmline_stream_stats()`).
+     * `shmline_stream_get_stats()`).
      */
     uint32_t reader_count;
     /**
@@ -480,7 +480,7 @@ typedef struct shmline_stream_stats {
 } shmline_stream_stats;
 
 /**
- * Counters of one attached reader, filled by `shmline_stream_stats()`.
+ * Counters of one attached reader, filled by `shmline_stream_get_stats()`.
  */
 typedef struct shmline_reader_stats {
     /**
@@ -774,8 +774,8 @@ const char *shmline_stream_name(const struct shmline_stream *stream);
  * # Safety
  * `stream` is NULL or an open stream handle; `out` is NULL or writable.
  */
-int32_t shmline_stream_info(const struct shmline_stream *stream,
-                            struct shmline_stream_info *out);
+int32_t shmline_stream_get_info(const struct shmline_stream *stream,
+                                struct shmline_stream_info *out);
 
 /**
  * Copies the stream's schema out: its dtype as a NUL-terminated string into `dtype` (room for
@@ -792,12 +792,12 @@ int32_t shmline_stream_info(const struct shmline_stream *stream,
  * `stream` is NULL or an open stream handle; `dtype` is NULL or has `dtype_cap` writable bytes;
  * `shape` is NULL or has room for `shape_cap` values; `ndim` is NULL or writable.
  */
-int32_t shmline_stream_schema(const struct shmline_stream *stream,
-                              char *dtype,
-                              size_t dtype_cap,
-                              uint64_t *shape,
-                              size_t shape_cap,
-                              uint32_t *ndim);
+int32_t shmline_stream_get_schema(const struct shmline_stream *stream,
+                                  char *dtype,
+                                  size_t dtype_cap,
+                                  uint64_t *shape,
+                                  size_t shape_cap,
+                                  uint32_t *ndim);
 
 /**
  * Takes a snapshot of the stream's shared counters into `*out`, and of up to `readers_cap`
@@ -806,7 +806,7 @@ int32_t shmline_stream_schema(const struct shmline_stream *stream,
  * Only reads shared memory: never disturbs the writer or the readers, never blocks. The counters
  * are read one by one while the stream runs, so they need not be consistent with each other.
  * `readers` may be NULL when `readers_cap` is 0. If `out->reader_count > readers_cap`, only the
- * first `readers_cap` readers were written; `shmline_stream_info()`'s `max_readers` is always
+ * first `readers_cap` readers were written; `shmline_stream_get_info()`'s `max_readers` is always
  * enough.
  *
  * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
@@ -815,10 +815,10 @@ int32_t shmline_stream_schema(const struct shmline_stream *stream,
  * `stream` is NULL or an open stream handle; `out` is NULL or writable; `readers` is NULL or has
  * room for `readers_cap` structs.
  */
-int32_t shmline_stream_stats(const struct shmline_stream *stream,
-                             struct shmline_stream_stats *out,
-                             struct shmline_reader_stats *readers,
-                             size_t readers_cap);
+int32_t shmline_stream_get_stats(const struct shmline_stream *stream,
+                                 struct shmline_stream_stats *out,
+                                 struct shmline_reader_stats *readers,
+                                 size_t readers_cap);
 
 /**
  * Lists the streams that exist on this machine: every name NUL-terminated, back to back, then one
@@ -1045,7 +1045,7 @@ void shmline_reader_close(struct shmline_reader *reader);
  * Copies the next frame into `buf` (room for `cap` bytes) and its metadata into `*info`.
  *
  * Waits for a frame according to `timeout_ns` (see `SHMLINE_TIMEOUT_INFINITE`). `buf` may be NULL
- * when `cap` is 0. `stream_info.max_frame_size` bytes are always enough.
+ * when `cap` is 0. `shmline_stream_info.max_frame_size` bytes are always enough.
  *
  * Returns `SHMLINE_OK`; `SHMLINE_EMPTY` (`timeout_ns` 0 and no frame), `SHMLINE_TIMEOUT`,
  * `SHMLINE_END_OF_STREAM`, `SHMLINE_WRITER_DEAD` (outcomes: nothing read);

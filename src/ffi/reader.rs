@@ -213,7 +213,7 @@ pub unsafe extern "C" fn shmline_reader_close(reader: *mut shmline_reader) {
 /// Copies the next frame into `buf` (room for `cap` bytes) and its metadata into `*info`.
 ///
 /// Waits for a frame according to `timeout_ns` (see `SHMLINE_TIMEOUT_INFINITE`). `buf` may be NULL
-/// when `cap` is 0. `stream_info.max_frame_size` bytes are always enough.
+/// when `cap` is 0. `shmline_stream_info.max_frame_size` bytes are always enough.
 ///
 /// Returns `SHMLINE_OK`; `SHMLINE_EMPTY` (`timeout_ns` 0 and no frame), `SHMLINE_TIMEOUT`,
 /// `SHMLINE_END_OF_STREAM`, `SHMLINE_WRITER_DEAD` (outcomes: nothing read);

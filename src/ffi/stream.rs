@@ -105,7 +105,7 @@ unsafe impl OptionsStruct for shmline_stream_options {
     }
 }
 
-/// Fixed facts about a stream, filled by `shmline_stream_info()`.
+/// Fixed facts about a stream, filled by `shmline_stream_get_info()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct shmline_stream_info {
@@ -121,7 +121,7 @@ pub struct shmline_stream_info {
     pub creator_pid: u32,
     /// Whether frames carry a CRC32C checked by readers.
     pub checksum: bool,
-    /// Whether the stream has a schema (see `shmline_stream_schema()`).
+    /// Whether the stream has a schema (see `shmline_stream_get_schema()`).
     pub has_schema: bool,
     /// Total bytes of shared memory the stream occupies.
     pub segment_size: u64,
@@ -130,7 +130,7 @@ pub struct shmline_stream_info {
     pub creator_start_time: u64,
 }
 
-/// A snapshot of a stream's shared counters, filled by `shmline_stream_stats()`.
+/// A snapshot of a stream's shared counters, filled by `shmline_stream_get_stats()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct shmline_stream_stats {
@@ -142,7 +142,7 @@ pub struct shmline_stream_stats {
     /// Process id of the writer; 0 if no writer has attached.
     pub writer_pid: u32,
     /// Number of readers attached (may exceed the `readers_cap` passed to
-    /// `shmline_stream_stats()`).
+    /// `shmline_stream_get_stats()`).
     pub reader_count: u32,
     /// Frames published so far.
     pub frames_written: u64,
@@ -158,7 +158,7 @@ pub struct shmline_stream_stats {
     pub fill: f64,
 }
 
-/// Counters of one attached reader, filled by `shmline_stream_stats()`.
+/// Counters of one attached reader, filled by `shmline_stream_get_stats()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct shmline_reader_stats {
@@ -361,7 +361,7 @@ pub unsafe extern "C" fn shmline_stream_name(stream: *const shmline_stream) -> *
 /// # Safety
 /// `stream` is NULL or an open stream handle; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn shmline_stream_info(
+pub unsafe extern "C" fn shmline_stream_get_info(
     stream: *const shmline_stream,
     out: *mut shmline_stream_info,
 ) -> i32 {
@@ -400,7 +400,7 @@ pub unsafe extern "C" fn shmline_stream_info(
 /// `stream` is NULL or an open stream handle; `dtype` is NULL or has `dtype_cap` writable bytes;
 /// `shape` is NULL or has room for `shape_cap` values; `ndim` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn shmline_stream_schema(
+pub unsafe extern "C" fn shmline_stream_get_schema(
     stream: *const shmline_stream,
     dtype: *mut c_char,
     dtype_cap: usize,
@@ -454,7 +454,7 @@ pub unsafe extern "C" fn shmline_stream_schema(
 /// Only reads shared memory: never disturbs the writer or the readers, never blocks. The counters
 /// are read one by one while the stream runs, so they need not be consistent with each other.
 /// `readers` may be NULL when `readers_cap` is 0. If `out->reader_count > readers_cap`, only the
-/// first `readers_cap` readers were written; `shmline_stream_info()`'s `max_readers` is always
+/// first `readers_cap` readers were written; `shmline_stream_get_info()`'s `max_readers` is always
 /// enough.
 ///
 /// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
@@ -463,7 +463,7 @@ pub unsafe extern "C" fn shmline_stream_schema(
 /// `stream` is NULL or an open stream handle; `out` is NULL or writable; `readers` is NULL or has
 /// room for `readers_cap` structs.
 #[no_mangle]
-pub unsafe extern "C" fn shmline_stream_stats(
+pub unsafe extern "C" fn shmline_stream_get_stats(
     stream: *const shmline_stream,
     out: *mut shmline_stream_stats,
     readers: *mut shmline_reader_stats,
