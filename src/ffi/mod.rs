@@ -98,11 +98,15 @@ thread_local! {
 /// Records `message` as this thread's last error message.
 fn record(message: &dyn fmt::Display) {
     // `try_with`/`try_borrow_mut`: during thread teardown, or if formatting re-entered us, the
-    // message is dropped rather than panicking at the boundary.
+    // message is dropped rather than panicking. This runs outside the exports' catch_unwind, so a
+    // panic while formatting is caught here (AssertUnwindSafe: the buffer is reset below).
     let _ = LAST_ERROR.try_with(|cell| {
         if let Ok(mut buf) = cell.try_borrow_mut() {
             buf.clear();
-            let _ = write!(buf, "{message}");
+            if catch_unwind(AssertUnwindSafe(|| write!(buf, "{message}"))).is_err() {
+                buf.clear();
+                buf.extend_from_slice(b"(the error message could not be formatted)");
+            }
             // C reads up to the first NUL: keep the whole message by replacing interior ones.
             buf.iter_mut().filter(|b| **b == 0).for_each(|b| *b = b'?');
             buf.push(0);
@@ -386,6 +390,21 @@ mod tests {
             "{message}"
         );
         assert_eq!(guard(7, || panic!("again")), 7);
+    }
+
+    #[test]
+    fn each_thread_has_its_own_last_error_message() {
+        ffi_call(|| Err(invalid("on the main thread".into())));
+        std::thread::spawn(|| {
+            // SAFETY: this thread's NUL-terminated message buffer (or a static "").
+            let message = unsafe { CStr::from_ptr(last_error_ptr()) };
+            assert_eq!(message.to_bytes(), b"");
+        })
+        .join()
+        .unwrap();
+        // SAFETY: as above.
+        let message = unsafe { CStr::from_ptr(last_error_ptr()) };
+        assert_eq!(message.to_bytes(), b"on the main thread");
     }
 
     #[test]
