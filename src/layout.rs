@@ -153,7 +153,7 @@ pub struct StreamHeader {
     // ---- line 4 (512..640): writer identity, flow control and counters ----
     /// `WRITER_NONE`, `WRITER_CLAIMING`, `WRITER_ACTIVE` or `WRITER_CLOSED`.
     pub writer_state: AtomicU32,
-    /// Pid of the attached writer (valid when `writer_state != WRITER_NONE`).
+    /// Pid of the attached writer (valid when `writer_state` is `WRITER_ACTIVE` or `WRITER_CLOSED`).
     pub writer_pid: AtomicU32,
     /// Start time of the attached writer process.
     pub writer_start_time: AtomicU64,
