@@ -6,14 +6,15 @@
 //! and timeouts), [`stream`], [`writer`], [`reader`] and [`event`].
 //!
 //! The boundary rules, enforced here once for every export:
-//! - every export runs inside [`ffi_call`] (or [`guard`]), which catches Rust panics so that none
+//! - every export runs inside `ffi_call` (or `guard`), which catches Rust panics so that none
 //!   unwinds into C: a panic becomes `SHMLINE_PANIC`;
 //! - every failure returns a stable status number and records a message in a thread-local buffer,
 //!   read back with `shmline_last_error_message()`;
 //! - every pointer argument is checked for NULL before use (`SHMLINE_NULL_POINTER`), through the
-//!   small helpers below, which hold the only pointer dereferences of the boundary;
+//!   small helpers below (`handle`, `cstr`, `bytes`, `array`, `Out`...), the only code that
+//!   dereferences a caller's pointer besides the `Box::from_raw` of the close functions;
 //! - options structs start with `struct_size`, and only the bytes the caller declares are read
-//!   ([`read_options`]), so fields can be appended without breaking old callers.
+//!   (`read_options`), so fields can be appended without breaking old callers.
 #![allow(non_camel_case_types)]
 
 // In the order the header declares them (cbindgen follows this order; rustfmt keeps each
