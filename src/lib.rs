@@ -25,6 +25,7 @@ pub mod error;
 pub mod event;
 pub mod layout;
 pub mod liveness;
+pub mod pipeline;
 pub mod ring;
 pub mod schema;
 pub mod shm;
