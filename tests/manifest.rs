@@ -26,7 +26,10 @@ fn demo() -> Pipeline {
                 .writes("out", "doubled")
                 .event("go", "go"),
         )
-        .task("sink", TaskSpec::command("./sink").reads("input", "doubled"))
+        .task(
+            "sink",
+            TaskSpec::command("./sink").reads("input", "doubled"),
+        )
 }
 
 /// The messages of every problem of `pipeline`.
@@ -40,7 +43,11 @@ fn assert_one_problem(pipeline: &Pipeline, entry: &str, words: &[&str]) {
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0].entry, entry, "{found:#?}");
     for word in words {
-        assert!(found[0].message.contains(word), "{word:?} not in {}", found[0]);
+        assert!(
+            found[0].message.contains(word),
+            "{word:?} not in {}",
+            found[0]
+        );
     }
 }
 
@@ -98,7 +105,8 @@ fn a_manifest_reads_into_the_same_declaration_as_the_code() {
 
 #[test]
 fn manifest_entries_keep_their_order_in_the_file() {
-    let text = "[pipeline]\nname = \"p\"\n[tasks.zeta]\ncommand = \"z\"\n[tasks.alpha]\ncommand = \"a\"\n";
+    let text =
+        "[pipeline]\nname = \"p\"\n[tasks.zeta]\ncommand = \"z\"\n[tasks.alpha]\ncommand = \"a\"\n";
     let pipeline = Pipeline::from_toml_str(text).unwrap();
     let names: Vec<&str> = pipeline.tasks.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["zeta", "alpha"]);
@@ -114,7 +122,9 @@ fn a_declaration_round_trips_through_save_and_load() {
         .stream("raw", StreamSpec::bytes(100).checksum(true).max_readers(9))
         .task(
             "tap",
-            TaskSpec::command("/bin/tap").cwd("/tmp").reads("raw", "raw"),
+            TaskSpec::command("/bin/tap")
+                .cwd("/tmp")
+                .reads("raw", "raw"),
         );
     original.save(&path).unwrap();
     let loaded = Pipeline::load(&path).unwrap();
@@ -140,7 +150,10 @@ fn relative_paths_in_a_manifest_are_taken_from_its_directory() {
     )
     .unwrap();
     let pipeline = Pipeline::load(&path).unwrap();
-    assert_eq!(pipeline.tasks[0].cwd.as_deref(), Some(dir.join("sub").as_path()));
+    assert_eq!(
+        pipeline.tasks[0].cwd.as_deref(),
+        Some(dir.join("sub").as_path())
+    );
     assert_eq!(pipeline.tasks[1].cwd.as_deref(), Some(dir.as_path()));
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -213,7 +226,11 @@ fn a_binding_to_an_undeclared_stream_names_the_task_parameter_and_stream() {
 fn a_binding_to_an_undeclared_event_is_refused() {
     let mut p = demo();
     p.tasks[1].events[0].target = "stop".into();
-    assert_one_problem(&p, "tasks.scale.events.go", &["event \"stop\"", "not declared"]);
+    assert_one_problem(
+        &p,
+        "tasks.scale.events.go",
+        &["event \"stop\"", "not declared"],
+    );
 }
 
 #[test]
@@ -229,7 +246,12 @@ fn a_stream_with_two_writers_is_refused_naming_both() {
     assert_one_problem(
         &p,
         "streams.samples",
-        &["2 tasks write", "\"source\"", "\"second\"", "exactly one writer"],
+        &[
+            "2 tasks write",
+            "\"source\"",
+            "\"second\"",
+            "exactly one writer",
+        ],
     );
 }
 
@@ -252,16 +274,24 @@ fn names_declared_twice_are_refused() {
         "{found:#?}"
     );
     let p = demo().task("sink", TaskSpec::command("y"));
-    assert!(messages(&p).iter().any(|m| m.contains("tasks \"sink\" is declared twice")));
+    assert!(messages(&p)
+        .iter()
+        .any(|m| m.contains("tasks \"sink\" is declared twice")));
     let p = demo().event("go", EventSpec::flag());
-    assert!(messages(&p).iter().any(|m| m.contains("events \"go\" is declared twice")));
+    assert!(messages(&p)
+        .iter()
+        .any(|m| m.contains("events \"go\" is declared twice")));
 }
 
 #[test]
 fn a_parameter_bound_twice_in_one_task_is_refused() {
     let mut p = demo();
     p.tasks[1].events[0].param = "input".into();
-    assert_one_problem(&p, "tasks.scale.events.input", &["already bound in tasks.scale.reads"]);
+    assert_one_problem(
+        &p,
+        "tasks.scale.events.input",
+        &["already bound in tasks.scale.reads"],
+    );
 }
 
 #[test]
@@ -273,7 +303,9 @@ fn invalid_and_reserved_names_are_refused() {
     let p = demo()
         .stream("a.b", StreamSpec::bytes(8))
         .task("w", TaskSpec::command("x").writes("o", "a.b"));
-    assert!(messages(&p).iter().any(|m| m.starts_with("streams.a.b:") && m.contains("'.'")));
+    assert!(messages(&p)
+        .iter()
+        .any(|m| m.starts_with("streams.a.b:") && m.contains("'.'")));
     let long = "x".repeat(150);
     let p = Pipeline::new(long.clone())
         .stream(long.clone(), StreamSpec::bytes(8))
@@ -285,9 +317,17 @@ fn invalid_and_reserved_names_are_refused() {
 #[test]
 fn a_cycle_is_refused_naming_its_tasks_unless_allowed() {
     let mut p = demo().stream("feedback", StreamSpec::bytes(8));
-    p.tasks[2].writes.push(shmline::pipeline::Binding::new("back", "feedback"));
-    p.tasks[1].reads.push(shmline::pipeline::Binding::new("back", "feedback"));
-    assert_one_problem(&p, "tasks.scale", &["cycle", "scale -> sink -> scale", "allow_cycles"]);
+    p.tasks[2]
+        .writes
+        .push(shmline::pipeline::Binding::new("back", "feedback"));
+    p.tasks[1]
+        .reads
+        .push(shmline::pipeline::Binding::new("back", "feedback"));
+    assert_one_problem(
+        &p,
+        "tasks.scale",
+        &["cycle", "scale -> sink -> scale", "allow_cycles"],
+    );
     assert!(problems(&p.allow_cycles(true)).is_empty());
 }
 
@@ -302,7 +342,9 @@ fn a_task_reading_its_own_stream_is_a_cycle() {
 #[test]
 fn stream_geometry_and_schema_problems_name_the_stream() {
     let p = demo().stream("bad", StreamSpec::array("<f3", &[2]));
-    assert!(messages(&p).iter().any(|m| m.starts_with("streams.bad.dtype:")));
+    assert!(messages(&p)
+        .iter()
+        .any(|m| m.starts_with("streams.bad.dtype:")));
     let mut p = demo();
     p.streams[0].capacity = 3;
     assert_one_problem(&p, "streams.samples", &["power of two"]);
