@@ -984,3 +984,173 @@ fn read_info(seg: &Segment, geo: &RegistryGeometry, name: &str) -> Result<Regist
         bindings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{EventSpec, StreamSpec, TaskSpec};
+    use std::sync::atomic::AtomicU32;
+
+    fn create(what: &str) -> Registry {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        // Relaxed: only uniqueness matters.
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let pipeline = Pipeline::new(format!("t-registry-{what}-{}-{n}", std::process::id()))
+            .stream("samples", StreamSpec::array("<f4", &[2, 3]).checksum(true))
+            .event("go", EventSpec::counting())
+            .task(
+                "source",
+                TaskSpec::command("src").arg("-v").writes("out", "samples"),
+            )
+            .task(
+                "sink",
+                TaskSpec::command("snk")
+                    .reads("input", "samples")
+                    .event("go", "go"),
+            );
+        let plan = crate::pipeline::validate::check(&pipeline).unwrap();
+        Registry::create(&pipeline, &plan).unwrap()
+    }
+
+    fn open_error(registry: &Registry) -> Error {
+        Registry::open(registry.name()).unwrap_err()
+    }
+
+    #[test]
+    fn an_opened_registry_says_what_its_creator_wrote() {
+        let created = create("roundtrip");
+        let opened = Registry::open(created.name()).unwrap();
+        assert_eq!(opened.info(), created.info());
+        let info = opened.info();
+        assert_eq!(info.runner, ProcessId::current());
+        assert_eq!(
+            info.streams[0].schema,
+            Some(Schema::new("<f4", &[2, 3]).unwrap())
+        );
+        assert!(info.streams[0].checksum);
+        assert_eq!(info.streams[0].max_frame_size, 24);
+        assert_eq!(info.streams[0].writer_task, Some(0));
+        assert_eq!(info.streams[0].reader_tasks, vec![1]);
+        assert_eq!(info.events[0].mode, EventMode::Counting);
+        assert_eq!(info.tasks[0].command, "src -v");
+        let kinds: Vec<(usize, BindingKind, &str)> = info
+            .bindings
+            .iter()
+            .map(|b| (b.task, b.kind, b.param.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (0, BindingKind::Write, "out"),
+                (1, BindingKind::Read, "input"),
+                (1, BindingKind::Event, "go")
+            ]
+        );
+        assert_eq!(opened.state().unwrap(), PipelineState::Starting);
+        assert_eq!(opened.task_status(1).unwrap().state, TaskState::Pending);
+    }
+
+    #[test]
+    fn task_states_and_exits_are_recorded_and_read_back() {
+        let registry = create("states");
+        let me = ProcessId::current();
+        registry.task_started(0, me);
+        registry.task_join(1).unwrap();
+        registry.task_started(1, me);
+        let status = registry.task_status(1).unwrap();
+        assert_eq!(
+            status.state,
+            TaskState::Joined,
+            "a later start keeps JOINED"
+        );
+        assert_eq!(status.joined, Some(me));
+        assert!(matches!(registry.task_join(1), Err(Error::WrongState(_))));
+        registry.task_exited(0, TaskExit::Signal(libc::SIGKILL), Duration::from_millis(5));
+        registry.set_failed_task(0);
+        registry.set_failed_task(1);
+        let opened = Registry::open(registry.name()).unwrap();
+        let status = opened.task_status(0).unwrap();
+        assert_eq!(status.exit, Some(TaskExit::Signal(libc::SIGKILL)));
+        assert_eq!(status.cpu, Duration::from_millis(5));
+        assert_eq!(opened.failed_task(), Some(0), "the first failure is kept");
+        assert_eq!(
+            TaskExit::Signal(libc::SIGKILL).to_string(),
+            "signal 9 (SIGKILL)"
+        );
+    }
+
+    #[test]
+    fn a_registry_with_a_foreign_magic_is_not_shmline() {
+        let registry = create("magic");
+        registry.header().magic.store(7, Ordering::Relaxed);
+        assert!(matches!(open_error(&registry), Error::NotShmline(_)));
+    }
+
+    #[test]
+    fn a_registry_of_another_layout_version_is_refused() {
+        let registry = create("version");
+        registry
+            .header()
+            .layout_version
+            .store(99, Ordering::Relaxed);
+        assert!(matches!(
+            open_error(&registry),
+            Error::VersionMismatch { found: 99, .. }
+        ));
+    }
+
+    #[test]
+    fn counts_that_disagree_with_the_offsets_or_size_are_corrupt() {
+        let registry = create("counts");
+        registry.header().task_count.store(3, Ordering::Relaxed);
+        let e = open_error(&registry);
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+        registry
+            .header()
+            .task_count
+            .store(100_000, Ordering::Relaxed);
+        let e = open_error(&registry);
+        assert!(e.to_string().contains("100000 tasks"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_indexes_unknown_kinds_and_unterminated_names_are_corrupt() {
+        let registry = create("records");
+        let stream: &StreamRecord = registry.record(registry.geo.stream(0));
+        stream.writer_task.store(2, Ordering::Relaxed);
+        assert!(open_error(&registry).to_string().contains("writer_task"));
+        stream.writer_task.store(0, Ordering::Relaxed);
+
+        let binding: &BindingRecord = registry.record(registry.geo.binding(2));
+        binding.target.store(1, Ordering::Relaxed);
+        assert!(open_error(&registry).to_string().contains("binding 2"));
+        binding.target.store(0, Ordering::Relaxed);
+        binding.kind.store(9, Ordering::Relaxed);
+        assert!(open_error(&registry).to_string().contains("kind 9"));
+        binding.kind.store(BINDING_EVENT, Ordering::Relaxed);
+
+        let task = registry.task_record(0);
+        for b in task.name.iter() {
+            b.store(b'a', Ordering::Relaxed);
+        }
+        let e = open_error(&registry);
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+        assert!(e.to_string().contains("NUL"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_live_state_is_corrupt_not_a_panic() {
+        let registry = create("state");
+        registry.header().state.store(77, Ordering::Relaxed);
+        assert!(matches!(registry.state(), Err(Error::Corrupt(_))));
+        registry.task_record(0).state.store(77, Ordering::Relaxed);
+        assert!(matches!(registry.task_status(0), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn long_commands_are_truncated_at_a_character_boundary() {
+        let field: Vec<AtomicU8> = (0..8).map(|_| AtomicU8::new(0xff)).collect();
+        store_str(&field, "abcdé€xyz");
+        assert_eq!(load_str(&field).unwrap(), "abcdé");
+    }
+}
