@@ -18,7 +18,7 @@ use crate::layout::{
 use crate::liveness::ProcessId;
 use crate::ring::Stream;
 use crate::schema::Schema;
-use crate::shm::{file_name, Segment, SegmentKind};
+use crate::shm::{Segment, SegmentKind};
 use crate::sync::{AtomicU8, Ordering};
 use crate::wait::{futex_wait, futex_wake, realtime_ns};
 use std::fmt;
@@ -283,8 +283,8 @@ pub struct BindingEntry {
 pub enum Cleanup {
     /// The runner is alive: nothing was removed.
     Alive(ProcessId),
-    /// The runner was dead: these segment files (names under `/dev/shm`) were removed.
-    Removed(Vec<String>),
+    /// The runner is dead: these segments (kind and name) are, or were, left behind.
+    Dead(Vec<(SegmentKind, String)>),
 }
 
 /// A pipeline registry segment mapped into this process.
@@ -538,23 +538,21 @@ impl Registry {
         Segment::unlink(SegmentKind::Pipeline, name)
     }
 
-    /// Removes pipeline `name`'s registry, and the streams and events it lists (and its stop
-    /// event), if its runner is dead; removes nothing if the runner is alive. A member segment
-    /// created by another live process is kept. A registry whose runner died before finishing
-    /// its initialisation is removed too.
+    /// What [`Registry::remove_if_dead`] would do, without doing it: whether the runner of
+    /// pipeline `name` is alive, and if not, the segments it left: the registry, and the streams
+    /// and events it lists (and its stop event) that exist and were not created by another live
+    /// process. A registry whose runner died before finishing it is stale too.
     ///
     /// Errors: [`Error::NotFound`] if there is no such registry; the open errors
-    /// ([`Error::VersionMismatch`], [`Error::Corrupt`]) for a registry that cannot be read, which
-    /// is left alone.
-    pub fn remove_if_dead(name: &str) -> Result<Cleanup> {
+    /// ([`Error::VersionMismatch`], [`Error::Corrupt`]) for a registry that cannot be read.
+    pub fn check_dead(name: &str) -> Result<Cleanup> {
         let registry = match Registry::open(name) {
             Ok(registry) => registry,
             Err(Error::NotShmline(_)) => {
-                Registry::unlink(name)?;
-                return Ok(Cleanup::Removed(vec![file_name(
+                return Ok(Cleanup::Dead(vec![(
                     SegmentKind::Pipeline,
-                    name,
-                )]));
+                    name.to_owned(),
+                )]))
             }
             Err(e) => return Err(e),
         };
@@ -562,31 +560,38 @@ impl Registry {
             return Ok(Cleanup::Alive(registry.info.runner));
         }
         let info = &registry.info;
-        let mut removed = Vec::new();
+        let mut stale = Vec::new();
         for s in &info.streams {
-            if let Ok(stream) = Stream::open(&s.segment) {
-                if stream.info().creator.is_alive() {
-                    continue;
-                }
-            }
-            if Stream::unlink(&s.segment).is_ok() {
-                removed.push(file_name(SegmentKind::Stream, &s.segment));
+            match Stream::open(&s.segment) {
+                Ok(stream) if stream.info().creator.is_alive() => {}
+                Err(Error::NotFound(_)) => {}
+                _ => stale.push((SegmentKind::Stream, s.segment.clone())),
             }
         }
         let stop = segment_name(&info.name, STOP_EVENT);
         for segment in info.events.iter().map(|e| &e.segment).chain([&stop]) {
-            if let Ok(event) = Event::open(segment) {
-                if event.creator().is_alive() {
-                    continue;
-                }
-            }
-            if Event::unlink(segment).is_ok() {
-                removed.push(file_name(SegmentKind::Event, segment));
+            match Event::open(segment) {
+                Ok(event) if event.creator().is_alive() => {}
+                Err(Error::NotFound(_)) => {}
+                _ => stale.push((SegmentKind::Event, segment.clone())),
             }
         }
-        Registry::unlink(name)?;
-        removed.push(file_name(SegmentKind::Pipeline, name));
-        Ok(Cleanup::Removed(removed))
+        stale.push((SegmentKind::Pipeline, name.to_owned()));
+        Ok(Cleanup::Dead(stale))
+    }
+
+    /// Removes the segments [`Registry::check_dead`] lists for pipeline `name` if its runner is
+    /// dead, and returns the ones it removed; removes nothing if the runner is alive.
+    pub fn remove_if_dead(name: &str) -> Result<Cleanup> {
+        match Registry::check_dead(name)? {
+            Cleanup::Dead(stale) => Ok(Cleanup::Dead(
+                stale
+                    .into_iter()
+                    .filter(|(kind, segment)| Segment::unlink(*kind, segment).is_ok())
+                    .collect(),
+            )),
+            alive => Ok(alive),
+        }
     }
 
     /// The pipeline's name.

@@ -298,7 +298,7 @@ fn recover(name: &str) -> Result<()> {
              it first",
             runner.pid
         ))),
-        Ok(Cleanup::Removed(_)) | Err(Error::NotFound(_)) => Ok(()),
+        Ok(Cleanup::Dead(_)) | Err(Error::NotFound(_)) => Ok(()),
         Err(e) => Err(e),
     }
 }
