@@ -68,12 +68,13 @@ fn json_line(stdout: &[u8]) -> Value {
     serde_json::from_str(line).unwrap()
 }
 
-/// A TOML task table running role `role` of this test binary.
+/// A TOML task table running role `role` of this test binary, its stdout in `<name>.log` next
+/// to the manifest.
 fn task_toml(name: &str, role: &str, extra: &str) -> String {
     let exe = std::env::current_exe().unwrap();
     let args: Vec<String> = role_args(role).iter().map(|a| format!("{a:?}")).collect();
     format!(
-        "[tasks.{name}]\ncommand = {:?}\nargs = [{}]\n{extra}\n",
+        "[tasks.{name}]\ncommand = {:?}\nargs = [{}]\nstdout = \"{name}.log\"\n{extra}\n",
         exe.to_str().unwrap(),
         args.join(", ")
     )
@@ -139,7 +140,8 @@ fn shmline_run_runs_a_manifest_to_completion_and_summarises_it() {
     for word in ["samples", "doubled", "GB/s", "exit status 0"] {
         assert!(stderr.contains(word), "{word:?} not in:\n{stderr}");
     }
-    assert!(text(&out.stdout).contains("sink verified 5000 frames"));
+    let sink_log = std::fs::read_to_string(path.with_file_name("sink.log")).unwrap();
+    assert!(sink_log.contains("sink verified 5000 frames"), "{sink_log}");
     assert_eq!(segments_of(&name), Vec::<String>::new());
 
     let out = shmline(&["run", "--json", "--quiet", path.to_str().unwrap()]);
@@ -166,7 +168,7 @@ fn shmline_run_names_a_failing_task_and_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("task \"failing\""), "{stderr}");
     assert!(stderr.contains("exit status 3"), "{stderr}");
-    assert!(stderr.contains("stopped (signal"), "{stderr}");
+    assert!(stderr.contains("stopped: signal"), "{stderr}");
     remove_manifest(&path);
     assert_eq!(segments_of(&name), Vec::<String>::new());
 }

@@ -34,6 +34,19 @@ pub(crate) fn spawn(task: &TaskSpec, pipeline: &str) -> Result<Child, String> {
     if let Some(cwd) = &task.cwd {
         command.current_dir(cwd);
     }
+    let fail = |why: String| {
+        format!(
+            "task {:?} could not start command {:?}: {why}",
+            task.name,
+            program.display().to_string()
+        )
+    };
+    if let Some(path) = &task.stdout {
+        command.stdout(log_file(task, path).map_err(fail)?);
+    }
+    if let Some(path) = &task.stderr {
+        command.stderr(log_file(task, path).map_err(fail)?);
+    }
     // SAFETY: getpid is async-signal-safe and has no preconditions.
     let runner = unsafe { libc::getpid() };
     // SAFETY: the closure runs in the child between fork and exec and only makes
@@ -77,13 +90,22 @@ pub(crate) fn spawn(task: &TaskSpec, pipeline: &str) -> Result<Child, String> {
                 std::io::ErrorKind::PermissionDenied => format!("not executable ({e})"),
                 _ => e.to_string(),
             };
-            Err(format!(
-                "task {:?} could not start command {:?}: {why}",
-                task.name,
-                program.display().to_string()
-            ))
+            Err(fail(why))
         }
     }
+}
+
+/// Opens (creating, appending) the file a task's output goes to; relative to the task's `cwd`.
+fn log_file(task: &TaskSpec, path: &std::path::Path) -> Result<std::fs::File, String> {
+    let path = match &task.cwd {
+        Some(cwd) => cwd.join(path),
+        None => path.to_path_buf(),
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {} for its output: {e}", path.display()))
 }
 
 /// The program to execute: a relative path with a `/` is taken from the task's working directory

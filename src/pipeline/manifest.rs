@@ -22,6 +22,7 @@
 //! command = "./source"
 //! args = ["--rate", "1000"]
 //! env = { SEED = "1" }
+//! stdout = "logs/source.log"      # appended to; default: the runner's stdout
 //! writes = { out = "samples" }    # parameter name = stream name
 //!
 //! [tasks.sink]
@@ -33,7 +34,7 @@
 //! ```
 //!
 //! Unknown keys are refused. Syntax errors carry the line and column. Entries keep the order they
-//! have in the file. Relative paths (`cwd`, and commands with a `/`) are relative to the
+//! have in the file. Relative paths (`cwd`, `stdout`, `stderr`, and commands with a `/`) are relative to the
 //! manifest's directory when it is read with [`Pipeline::load`], and a task runs in the
 //! manifest's directory unless `cwd` says otherwise.
 
@@ -114,6 +115,10 @@ struct TaskEntry {
     env: Ordered<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cwd: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stdout: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stderr: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
     reads: Ordered<String>,
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
@@ -280,6 +285,8 @@ fn from_file(file: File) -> Result<Pipeline> {
             args: t.args,
             env: t.env.0,
             cwd: t.cwd,
+            stdout: t.stdout,
+            stderr: t.stderr,
             reads: bindings(t.reads),
             writes: bindings(t.writes),
             events: bindings(t.events),
@@ -341,6 +348,8 @@ fn to_file(p: &Pipeline) -> File {
                         args: t.args.clone(),
                         env: Ordered(t.env.clone()),
                         cwd: t.cwd.clone(),
+                        stdout: t.stdout.clone(),
+                        stderr: t.stderr.clone(),
                         reads: table(&t.reads),
                         writes: table(&t.writes),
                         events: table(&t.events),

@@ -153,11 +153,19 @@ impl Pipeline {
     pub fn start(&self) -> Result<PipelineRun> {
         let plan = validate::check(self)?;
         recover(&self.name)?;
-        let registry = Registry::create(self, &plan)?;
+        let cannot_start = |e: Error| match e {
+            Error::AlreadyExists(m) => {
+                Error::AlreadyExists(format!("pipeline {:?} cannot start: {m}", self.name))
+            }
+            e => e,
+        };
+        // Streams and events first, the registry last: a task or monitor that can open the
+        // registry can open everything it lists.
         let mut segments = Segments {
-            registry: Some(registry),
+            registry: None,
             streams: Vec::new(),
             events: Vec::new(),
+            stop: None,
         };
         for s in &plan.streams {
             let name = segment_name(&self.name, &s.name);
@@ -166,28 +174,29 @@ impl Pipeline {
                 || Stream::create(&name, &s.options),
                 |n| Stream::open(n).map(|s| s.info().creator),
                 Stream::unlink,
-            )?;
+            )
+            .map_err(cannot_start)?;
             segments.streams.push((s.name.clone(), stream));
         }
-        for (event, mode) in plan
-            .events
-            .iter()
-            .map(|(n, m)| (n.as_str(), *m))
-            .chain([(STOP_EVENT, crate::EventMode::Flag)])
-        {
+        let create_event = |event: &str, mode| {
             let name = segment_name(&self.name, event);
             let options = EventOptions {
                 mode,
                 ..Default::default()
             };
-            let created = create_fresh(
+            create_fresh(
                 &name,
                 || Event::create(&name, &options),
                 |n| Event::open(n).map(|e| e.creator()),
                 Event::unlink,
-            )?;
-            segments.events.push(created);
+            )
+            .map_err(cannot_start)
+        };
+        for (event, mode) in &plan.events {
+            segments.events.push(create_event(event, *mode)?);
         }
+        segments.stop = Some(create_event(STOP_EVENT, crate::EventMode::Flag)?);
+        segments.registry = Some(Registry::create(self, &plan)?);
         let stop = Arc::new(AtomicI32::new(0));
         let (tx, done) = mpsc::channel();
         let streams = segments.streams.clone();
@@ -249,7 +258,11 @@ impl PipelineRun {
     /// [`PipelineRun::wait`] returns at once).
     pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
         if self.report.is_none() {
-            self.report = self.done.recv_timeout(timeout).ok();
+            self.report = match self.done.recv_timeout(timeout) {
+                Ok(report) => Some(report),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => Some(self.panicked()),
+            };
         }
         self.report.is_some()
     }
@@ -262,22 +275,29 @@ impl PipelineRun {
     fn finish(&mut self) -> RunReport {
         let report = match self.report.take() {
             Some(report) => report,
-            None => self.done.recv().unwrap_or_else(|_| RunReport {
-                name: self.name.clone(),
-                outcome: Outcome::Failed(format!(
-                    "the runner thread of pipeline {:?} panicked",
-                    self.name
-                )),
-                duration: Duration::ZERO,
-                running: Duration::ZERO,
-                streams: Vec::new(),
-                tasks: Vec::new(),
-            }),
+            None => self.done.recv().unwrap_or_else(|_| self.panicked()),
         };
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
         report
+    }
+}
+
+impl PipelineRun {
+    /// The report of a runner thread that died without sending one (a bug in shmline).
+    fn panicked(&self) -> RunReport {
+        RunReport {
+            name: self.name.clone(),
+            outcome: Outcome::Failed(format!(
+                "the runner thread of pipeline {:?} panicked (a bug in shmline: please report it)",
+                self.name
+            )),
+            duration: Duration::ZERO,
+            running: Duration::ZERO,
+            streams: Vec::new(),
+            tasks: Vec::new(),
+        }
     }
 }
 
@@ -333,22 +353,23 @@ fn create_fresh<T>(
 
 /// Every segment of a run, removed when dropped (whatever path the run took).
 struct Segments {
+    /// Created last, removed first (it unlinks itself when dropped).
     registry: Option<Registry>,
     streams: Vec<(String, Stream)>,
     events: Vec<Event>,
+    /// The pipeline's stop event.
+    stop: Option<Event>,
 }
 
 impl Drop for Segments {
     fn drop(&mut self) {
+        self.registry.take();
         for (_, stream) in &self.streams {
             remove_quietly(Stream::unlink(stream.name()));
         }
-        for event in &self.events {
+        for event in self.events.iter().chain(&self.stop) {
             remove_quietly(Event::unlink(event.name()));
         }
-        // The registry unlinks itself when dropped; it goes last, so a monitor that finds it can
-        // still open everything it lists.
-        self.registry.take();
     }
 }
 
@@ -520,7 +541,7 @@ impl Supervisor {
     /// Sets the stop event and sends SIGTERM to every live task; returns when that happened.
     fn begin_stop(&self, tasks: &mut [Tracked]) -> Instant {
         self.registry().set_state(PipelineState::Stopping);
-        if let Some(stop) = self.segments.events.last() {
+        if let Some(stop) = &self.segments.stop {
             stop.set();
         }
         for t in tasks.iter_mut() {

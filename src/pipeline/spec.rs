@@ -97,6 +97,11 @@ pub struct TaskSpec {
     pub env: Vec<(String, String)>,
     /// Working directory; `None` runs in the runner's.
     pub cwd: Option<PathBuf>,
+    /// File the task's standard output is appended to (created if needed; relative paths are
+    /// taken from `cwd`); `None` shares the runner's.
+    pub stdout: Option<PathBuf>,
+    /// File the task's standard error is appended to, like `stdout`; `None` shares the runner's.
+    pub stderr: Option<PathBuf>,
     /// Reading parameters: parameter name -> stream name.
     pub reads: Vec<Binding>,
     /// Writing parameters: parameter name -> stream name.
@@ -237,6 +242,8 @@ impl TaskSpec {
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
+            stdout: None,
+            stderr: None,
             reads: Vec::new(),
             writes: Vec::new(),
             events: Vec::new(),
@@ -268,6 +275,18 @@ impl TaskSpec {
     /// Sets the working directory.
     pub fn cwd(mut self, dir: impl Into<PathBuf>) -> TaskSpec {
         self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Appends the task's standard output to file `path` (`/dev/null` silences it).
+    pub fn stdout(mut self, path: impl Into<PathBuf>) -> TaskSpec {
+        self.stdout = Some(path.into());
+        self
+    }
+
+    /// Appends the task's standard error to file `path`.
+    pub fn stderr(mut self, path: impl Into<PathBuf>) -> TaskSpec {
+        self.stderr = Some(path.into());
         self
     }
 

@@ -25,10 +25,13 @@ pub fn unique(what: &str) -> String {
     format!("t-pipe-{what}-{}-{n}", std::process::id())
 }
 
-/// A task that runs role `role` of this test binary.
+/// A task that runs role `role` of this test binary (its stdout, the test harness's chatter,
+/// goes to /dev/null; its stderr, with any panic message, stays the test's).
 pub fn role(role: &str) -> TaskSpec {
     let exe = std::env::current_exe().unwrap();
-    TaskSpec::command(exe.to_str().unwrap()).args(role_args(role))
+    TaskSpec::command(exe.to_str().unwrap())
+        .args(role_args(role))
+        .stdout("/dev/null")
 }
 
 /// The arguments that make this test binary run only role `role`.

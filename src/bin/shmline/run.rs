@@ -249,7 +249,7 @@ fn summary(report: &RunReport) -> String {
     for t in &report.tasks {
         let ended = match (t.exit, t.stopped) {
             (None, _) => "not started".to_string(),
-            (Some(exit), true) => format!("stopped ({exit})"),
+            (Some(exit), true) => format!("stopped: {exit}"),
             (Some(exit), false) => exit.to_string(),
         };
         rows.push(vec![
