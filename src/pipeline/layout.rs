@@ -11,9 +11,9 @@
 //! read from them is untrusted: `registry.rs` validates counts, offsets, names and indexes once at
 //! open time and copies them out.
 
-use crate::layout::{SharedStruct, DTYPE_LEN, LINE, MAX_NDIM};
+use crate::layout::{SharedStruct, DTYPE_LEN, MAX_NDIM};
 use crate::sync::{AtomicU32, AtomicU64, AtomicU8};
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 
 /// `b"SHMLPIPE"` read as a little-endian `u64`: first 8 bytes of a pipeline registry.
 pub const PIPELINE_MAGIC: u64 = u64::from_le_bytes(*b"SHMLPIPE");
@@ -339,6 +339,8 @@ impl RegistryGeometry {
 // The registry layout is part of the cross-language contract: pin every offset.
 #[cfg(not(loom))]
 const _: () = {
+    use crate::layout::LINE;
+    use std::mem::offset_of;
     assert!(size_of::<PipelineHeader>() == 2 * LINE);
     assert!(offset_of!(PipelineHeader, magic) == 0);
     assert!(offset_of!(PipelineHeader, layout_version) == 8);
