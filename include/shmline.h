@@ -185,6 +185,11 @@
 #define SHMLINE_UNSUPPORTED -19
 
 /**
+ * Error: a pipeline task failed (the message names the task and its exit status or signal).
+ */
+#define SHMLINE_PIPELINE_FAILED -20
+
+/**
  * Major version of this header. The shared library's SONAME is `libshmline.so.<major>`.
  */
 #define SHMLINE_VERSION_MAJOR 0

@@ -68,11 +68,13 @@ pub enum Status {
     Panic = -18,
     /// The call is not supported for this handle (e.g. zero-copy acquire on a lossy reader).
     Unsupported = -19,
+    /// A pipeline could not run to the end: a task failed or never joined, or the runner died.
+    PipelineFailed = -20,
 }
 
 impl Status {
     /// Every status, in declaration order.
-    pub const ALL: [Status; 25] = [
+    pub const ALL: [Status; 26] = [
         Status::Ok,
         Status::Full,
         Status::Empty,
@@ -98,6 +100,7 @@ impl Status {
         Status::Os,
         Status::Panic,
         Status::Unsupported,
+        Status::PipelineFailed,
     ];
 
     /// The status with this number, if any.
@@ -133,6 +136,7 @@ impl Status {
             Status::Os => "OS_ERROR",
             Status::Panic => "PANIC",
             Status::Unsupported => "UNSUPPORTED",
+            Status::PipelineFailed => "PIPELINE_FAILED",
         }
     }
 
@@ -164,6 +168,7 @@ impl Status {
             Status::Os => "operating-system error",
             Status::Panic => "internal panic caught at the C boundary",
             Status::Unsupported => "not supported for this handle",
+            Status::PipelineFailed => "the pipeline failed",
         }
     }
 }
@@ -239,6 +244,9 @@ pub enum Error {
     },
     /// The call is not supported for this handle; the text says why.
     Unsupported(String),
+    /// A pipeline could not run to the end; the text names the task and its exit status or
+    /// signal, the tasks that never joined, or the runner that died.
+    PipelineFailed(String),
 }
 
 impl Error {
@@ -267,6 +275,7 @@ impl Error {
             Error::NoSpace(_) => Status::NoSpace,
             Error::Os { .. } => Status::Os,
             Error::Unsupported(_) => Status::Unsupported,
+            Error::PipelineFailed(_) => Status::PipelineFailed,
         }
     }
 
@@ -315,7 +324,8 @@ impl fmt::Display for Error {
             | Error::WrongState(m)
             | Error::NoSpace(m)
             | Error::NotShmline(m)
-            | Error::Unsupported(m) => f.write_str(m),
+            | Error::Unsupported(m)
+            | Error::PipelineFailed(m) => f.write_str(m),
             Error::NotFound(m) => write!(f, "{m}: no such segment"),
             Error::AlreadyExists(m) => write!(f, "{m}: a segment of that name already exists"),
             Error::PermissionDenied(m) => write!(

@@ -5,7 +5,9 @@
 //! - a [`Stream`] is a conveyor belt: a ring of fixed-size slots in shared memory with one
 //!   [`Writer`] and up to N [`Reader`]s, each of which sees every frame in order;
 //! - an [`Event`] is a switch: a process-shared flag (or counter) tasks set, clear and wait on;
-//! - tasks are the machines (processes in any language) and a pipeline the factory (later).
+//! - tasks are the machines (processes in any language) and a [`pipeline::Pipeline`] the factory:
+//!   a named set of streams, events and tasks that a runner starts, watches and stops, and that
+//!   each task joins by name ([`pipeline::Task::join`]).
 //!
 //! Every shared-memory byte is described in `docs/LAYOUT.md`; the C ABI in `include/shmline.h`
 //! is the contract every other language binding goes through.
@@ -26,6 +28,7 @@ pub mod event;
 pub mod ffi;
 pub mod layout;
 pub mod liveness;
+pub mod pipeline;
 pub mod ring;
 pub mod schema;
 pub mod shm;

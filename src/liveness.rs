@@ -38,13 +38,16 @@ impl ProcessId {
 
     /// Whether this process is still running (the same process, not a reuse of its pid).
     ///
-    /// A pid of 0 is never alive. Zombies count as dead: they will never touch shared memory again.
+    /// A pid of 0 is never alive. A zombie (exited, not yet reaped by its parent) still counts as
+    /// alive: its parent may be deciding how the exit is reported (the pipeline runner closes the
+    /// streams of a task that exited 0 before reaping it, so its readers see end of stream rather
+    /// than a dead writer). Once reaped, or if its parent is gone (init reaps at once), it is dead.
     pub fn is_alive(&self) -> bool {
         if self.pid == 0 || self.pid > i32::MAX as u32 {
             return false;
         }
         match read_stat(self.pid) {
-            Some((state, start)) => state != 'Z' && state != 'X' && start == self.start_time,
+            Some((state, start)) => state != 'X' && start == self.start_time,
             None => false,
         }
     }
@@ -95,13 +98,25 @@ mod tests {
     }
 
     #[test]
-    fn an_exited_child_is_dead() {
+    fn an_exited_child_is_alive_until_reaped_then_dead() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
-        let start = start_time_of(pid);
+        // The child cannot be reaped before we wait for it, so its /proc entry exists.
+        let start_time = start_time_of(pid).expect("an unreaped child has a /proc entry");
+        // SAFETY: an all-zero siginfo_t is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own child to exit without reaping it (WNOWAIT).
+        let rc =
+            unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        assert_eq!(rc, 0);
+        assert!(
+            ProcessId { pid, start_time }.is_alive(),
+            "a zombie is alive"
+        );
         child.wait().unwrap();
-        if let Some(start_time) = start {
-            assert!(!ProcessId { pid, start_time }.is_alive());
-        }
+        assert!(
+            !ProcessId { pid, start_time }.is_alive(),
+            "a reaped child is dead"
+        );
     }
 }

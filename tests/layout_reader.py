@@ -213,7 +213,7 @@ def is_alive(pid: int, start_time: int) -> bool:
     if len(rest) < 20:
         return False
     state, starttime = rest[0][:1], rest[19]
-    return state not in ("Z", "X") and starttime.isdigit() and int(starttime) == start_time
+    return state != "X" and starttime.isdigit() and int(starttime) == start_time
 
 
 # ---- schema block (LAYOUT.md 3.4) ----

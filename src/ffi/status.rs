@@ -66,6 +66,8 @@ pub const SHMLINE_OS_ERROR: i32 = -17;
 pub const SHMLINE_PANIC: i32 = -18;
 /// Error: the call is not supported for this handle (zero-copy acquire on a lossy reader).
 pub const SHMLINE_UNSUPPORTED: i32 = -19;
+/// Error: a pipeline task failed (the message names the task and its exit status or signal).
+pub const SHMLINE_PIPELINE_FAILED: i32 = -20;
 
 /// Major version of this header. The shared library's SONAME is `libshmline.so.<major>`.
 pub const SHMLINE_VERSION_MAJOR: u32 = 0;
@@ -192,6 +194,7 @@ mod tests {
             (SHMLINE_OS_ERROR, Status::Os),
             (SHMLINE_PANIC, Status::Panic),
             (SHMLINE_UNSUPPORTED, Status::Unsupported),
+            (SHMLINE_PIPELINE_FAILED, Status::PipelineFailed),
         ];
         assert_eq!(macros.len(), Status::ALL.len(), "a status has no macro");
         for (number, status) in macros {

@@ -307,6 +307,13 @@ impl Stream {
         Writer::attach(self.shared.clone(), options)
     }
 
+    /// Ends the stream for a writer that never attached or died without closing (see
+    /// `writer::close_abandoned`); used by the pipeline runner when a writer task has exited.
+    /// Returns true if it closed the stream.
+    pub(crate) fn close_abandoned_writer(&self, exited: Option<u32>) -> bool {
+        writer::close_abandoned(&self.shared, exited)
+    }
+
     /// Attaches a reader.
     pub fn reader(&self, options: &ReaderOptions) -> Result<Reader> {
         Reader::attach(self.shared.clone(), options)

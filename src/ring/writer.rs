@@ -462,6 +462,49 @@ impl Drop for Writer {
     }
 }
 
+/// Ends the stream on behalf of a writer that is gone (never attached, or its process died without
+/// closing), so readers drain what was published and then get [`Error::EndOfStream`] instead of
+/// waiting for ever or seeing [`Error::WriterDead`]. Leaves a stream with a live writer, or already
+/// closed, alone. Returns true if it closed the stream.
+///
+/// `exited` is the pid of a process the caller knows has exited (its parent, which has seen the
+/// exit but not reaped it yet): a writer with that pid counts as gone even though, unreaped, it
+/// still looks alive.
+///
+/// Safe to call from any process at any time: it only moves `writer_state` to `WRITER_CLOSED` with
+/// a compare-exchange and wakes sleeping readers, exactly as a closing writer would.
+pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
+    let hdr = shared.header();
+    loop {
+        // SeqCst: the same order as the writer's own close, which readers pair with.
+        let state = hdr.writer_state.load(Ordering::SeqCst);
+        if state == WRITER_CLOSED {
+            return false;
+        }
+        if state != WRITER_NONE {
+            // Relaxed: identity fields published before ACTIVE; a torn pair only reads as dead or
+            // alive, and a writer that is alive is never closed by us (checked again by the CAS).
+            let owner = ProcessId {
+                pid: hdr.writer_pid.load(Ordering::Relaxed),
+                start_time: hdr.writer_start_time.load(Ordering::Relaxed),
+            };
+            if exited != Some(owner.pid) && owner.is_alive() {
+                return false;
+            }
+        }
+        // SeqCst: as the writer's close (readers re-check the state after announcing sleep).
+        if hdr
+            .writer_state
+            .compare_exchange(state, WRITER_CLOSED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            protocol::wake_readers(hdr);
+            futex_wake(&hdr.data_futex, i32::MAX);
+            return true;
+        }
+    }
+}
+
 /// A reserved slot of a stream, filled in place and published by [`WriteGuard::commit`].
 /// Dropping it without committing publishes nothing.
 pub struct WriteGuard<'w> {
@@ -510,5 +553,39 @@ impl std::ops::DerefMut for WriteGuard<'_> {
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         self.writer.abort_raw();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Error, ReaderOptions, Stream, StreamOptions};
+
+    fn stream(what: &str) -> Stream {
+        let name = format!("t-writer-{what}-{}", std::process::id());
+        let options = StreamOptions {
+            max_frame_size: 8,
+            unlink_on_close: true,
+            ..Default::default()
+        };
+        Stream::create(&name, &options).unwrap()
+    }
+
+    #[test]
+    fn closing_a_stream_that_never_had_a_writer_ends_it_for_readers() {
+        let stream = stream("abandoned-none");
+        let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+        assert!(stream.close_abandoned_writer(None));
+        assert!(matches!(reader.read(), Err(Error::EndOfStream)));
+        assert!(!stream.close_abandoned_writer(None), "already closed");
+    }
+
+    #[test]
+    fn a_stream_with_a_live_writer_is_not_closed_for_it() {
+        let stream = stream("abandoned-live");
+        let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+        let mut writer = stream.writer().unwrap();
+        assert!(!stream.close_abandoned_writer(None));
+        writer.write(b"x").unwrap();
+        assert_eq!(reader.read().unwrap().data, b"x");
     }
 }

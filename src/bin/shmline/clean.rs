@@ -1,0 +1,178 @@
+//! `shmline clean`: removes the segments that dead processes left behind.
+
+use serde_json::json;
+use shmline::pipeline::{Cleanup, Registry};
+use shmline::shm::{file_name, list, Segment, SegmentKind};
+use shmline::{Error, Event, Stream, WriterState};
+use std::collections::HashSet;
+use std::process::ExitCode;
+
+/// Remove segments whose owner is dead; never one that a live process uses.
+///
+/// A pipeline is removed (registry, streams and events) when its runner is dead. A stream is
+/// removed when its creator, its writer and all its readers are dead; an event when its creator
+/// is dead. Segments whose creator never finished making them are removed too. A segment that
+/// cannot be read (another layout version, damaged) is left alone and reported.
+#[derive(clap::Args)]
+pub struct CleanArgs {
+    /// Only look at segments whose name (pipeline, stream or event name) starts with PREFIX.
+    pub prefix: Option<String>,
+    /// Only say what would be removed.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print JSON ({"removed": [...], "kept": [...], "skipped": [...]}) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What happened to each segment looked at.
+#[derive(Default)]
+struct Report {
+    removed: Vec<(String, String)>,
+    kept: Vec<(String, String)>,
+    skipped: Vec<(String, String)>,
+}
+
+pub fn run(args: &CleanArgs) -> ExitCode {
+    let mut report = Report::default();
+    if let Err(e) = clean(
+        args.dry_run,
+        args.prefix.as_deref().unwrap_or(""),
+        &mut report,
+    ) {
+        eprintln!("shmline clean: {e}");
+        return ExitCode::from(1);
+    }
+    let pairs = |list: &[(String, String)]| {
+        list.iter()
+            .map(|(segment, why)| json!({"segment": segment, "reason": why}))
+            .collect::<Vec<_>>()
+    };
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "dry_run": args.dry_run,
+                "removed": pairs(&report.removed),
+                "kept": pairs(&report.kept),
+                "skipped": pairs(&report.skipped),
+            })
+        );
+        return ExitCode::SUCCESS;
+    }
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for (segment, why) in &report.removed {
+        println!("{verb} /dev/shm/{segment} ({why})");
+    }
+    for (segment, why) in &report.skipped {
+        println!("skipped /dev/shm/{segment}: {why}");
+    }
+    println!(
+        "{verb} {} segment{}; kept {} in use{}",
+        report.removed.len(),
+        if report.removed.len() == 1 { "" } else { "s" },
+        report.kept.len(),
+        if report.skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; skipped {} unreadable", report.skipped.len())
+        }
+    );
+    ExitCode::SUCCESS
+}
+
+fn clean(dry_run: bool, prefix: &str, report: &mut Report) -> shmline::Result<()> {
+    // Segments already accounted for (a dry run does not remove them, so they are listed again).
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut remove = |report: &mut Report, kind: SegmentKind, name: &str, why: String| {
+        let file = file_name(kind, name);
+        if !seen.insert(file.clone()) {
+            return;
+        }
+        if dry_run || Segment::unlink(kind, name).is_ok() {
+            report.removed.push((file, why));
+        }
+    };
+
+    for name in list(SegmentKind::Pipeline)?
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+    {
+        let file = file_name(SegmentKind::Pipeline, &name);
+        match Registry::check_dead(&name) {
+            Ok(Cleanup::Alive(runner)) => report
+                .kept
+                .push((file, format!("runner pid {} is alive", runner.pid))),
+            Ok(Cleanup::Dead(stale)) => {
+                for (kind, segment) in stale {
+                    let why = format!("left by the dead runner of pipeline {name:?}");
+                    remove(report, kind, &segment, why);
+                }
+            }
+            Err(Error::NotFound(_)) => {}
+            Err(e) => report.skipped.push((file, e.to_string())),
+        }
+    }
+
+    for name in list(SegmentKind::Stream)?
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+    {
+        let file = file_name(SegmentKind::Stream, &name);
+        match Stream::open(&name) {
+            Ok(stream) => {
+                let creator = stream.info().creator;
+                let stats = stream.stats();
+                let live_reader = stats.readers.iter().find(|r| r.alive);
+                if creator.is_alive() {
+                    report
+                        .kept
+                        .push((file, format!("creator pid {} is alive", creator.pid)));
+                } else if stats.writer_state == WriterState::Active {
+                    let pid = stats.writer_pid.unwrap_or(0);
+                    report
+                        .kept
+                        .push((file, format!("writer pid {pid} is alive")));
+                } else if let Some(reader) = live_reader {
+                    report
+                        .kept
+                        .push((file, format!("reader pid {} is alive", reader.pid)));
+                } else {
+                    let why = format!("creator pid {} is dead", creator.pid);
+                    remove(report, SegmentKind::Stream, &name, why);
+                }
+            }
+            Err(Error::NotFound(_)) => {}
+            Err(Error::NotShmline(m)) => remove(report, SegmentKind::Stream, &name, m),
+            Err(e) => report.skipped.push((file, e.to_string())),
+        }
+    }
+
+    for name in list(SegmentKind::Event)?
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+    {
+        let file = file_name(SegmentKind::Event, &name);
+        match Event::open(&name) {
+            Ok(event) => {
+                let creator = event.creator();
+                if creator.is_alive() {
+                    report
+                        .kept
+                        .push((file, format!("creator pid {} is alive", creator.pid)));
+                } else {
+                    let why = format!("creator pid {} is dead", creator.pid);
+                    remove(report, SegmentKind::Event, &name, why);
+                }
+            }
+            Err(Error::NotFound(_)) => {}
+            Err(Error::NotShmline(m)) => remove(report, SegmentKind::Event, &name, m),
+            Err(e) => report.skipped.push((file, e.to_string())),
+        }
+    }
+    Ok(())
+}

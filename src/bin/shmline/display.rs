@@ -1,0 +1,111 @@
+//! Formatting numbers for people, and facts about the terminal.
+
+use std::io::IsTerminal;
+
+/// `1234567.0` -> `"1.23 M"`: three significant digits and an SI prefix.
+pub fn si(value: f64) -> String {
+    let (scaled, prefix) = match value.abs() {
+        v if v >= 1e9 => (value / 1e9, "G"),
+        v if v >= 1e6 => (value / 1e6, "M"),
+        v if v >= 1e3 => (value / 1e3, "k"),
+        _ => (value, ""),
+    };
+    let digits = if scaled.abs() >= 100.0 || prefix.is_empty() && scaled.fract() == 0.0 {
+        0
+    } else if scaled.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{scaled:.digits$} {prefix}")
+}
+
+/// A byte count: `"1.50 MB"`.
+pub fn bytes(value: u64) -> String {
+    format!("{}B", si(value as f64))
+}
+
+/// Seconds with a precision that suits their size: `"0.013 s"`, `"3.21 s"`, `"125 s"`.
+pub fn seconds(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    match s {
+        s if s < 1.0 => format!("{s:.3} s"),
+        s if s < 100.0 => format!("{s:.2} s"),
+        s => format!("{s:.0} s"),
+    }
+}
+
+/// Whether stderr is a terminal (live, in-place progress makes sense).
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Whether stdout is a terminal.
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// Width of the terminal on file descriptor `fd`, if it is one.
+pub fn terminal_width(fd: i32) -> Option<usize> {
+    // SAFETY: an all-zero winsize is a valid out-parameter.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize to the pointer we pass, which is valid.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) };
+    (rc == 0 && size.ws_col > 0).then_some(size.ws_col as usize)
+}
+
+/// `text` cut to at most `width` characters.
+pub fn fit(text: &str, width: usize) -> String {
+    text.chars().take(width).collect()
+}
+
+/// Prints rows as left-aligned columns separated by two spaces (the last column is not padded).
+pub fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_get_three_significant_digits_and_a_prefix() {
+        assert_eq!(si(1_234_567.0), "1.23 M");
+        assert_eq!(si(12_345.0), "12.3 k");
+        assert_eq!(si(999.0), "999 ");
+        assert_eq!(si(0.5), "0.50 ");
+        assert_eq!(bytes(1_500_000), "1.50 MB");
+    }
+
+    #[test]
+    fn tables_align_their_columns() {
+        let rows = vec![
+            vec!["a".to_string(), "bb".to_string(), "c".to_string()],
+            vec!["long".to_string(), "x".to_string(), "y".to_string()],
+        ];
+        assert_eq!(table(&rows), "a     bb  c\nlong  x   y\n");
+    }
+}

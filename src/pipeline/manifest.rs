@@ -1,0 +1,362 @@
+//! The TOML manifest: the same content as a [`Pipeline`] declared in code.
+//!
+//! ```toml
+//! [pipeline]
+//! name = "demo"
+//! # allow_cycles = false
+//! # join_timeout = 30.0     # seconds
+//! # stop_grace = 2.0        # seconds
+//!
+//! [streams.samples]
+//! dtype = "<f4"
+//! shape = [1024]
+//! capacity = 64             # slots, a power of two (default 64)
+//!
+//! [streams.log]
+//! max_frame_size = 256      # raw frames of up to 256 bytes
+//!
+//! [events.go]
+//! mode = "flag"             # or "counting"
+//!
+//! [tasks.source]
+//! command = "./source"
+//! args = ["--rate", "1000"]
+//! env = { SEED = "1" }
+//! stdout = "logs/source.log"      # appended to; default: the runner's stdout
+//! writes = { out = "samples" }    # parameter name = stream name
+//!
+//! [tasks.sink]
+//! command = "python3"
+//! args = ["sink.py"]
+//! reads = { input = "samples" }
+//! writes = { log = "log" }
+//! events = { go = "go" }
+//! ```
+//!
+//! Unknown keys are refused. Syntax errors carry the line and column. Entries keep the order they
+//! have in the file. Relative paths (`cwd`, `stdout`, `stderr`, and commands with a `/`) are relative to the
+//! manifest's directory when it is read with [`Pipeline::load`], and a task runs in the
+//! manifest's directory unless `cwd` says otherwise.
+
+use super::spec::{Binding, EventSpec, Pipeline, StreamSpec, TaskSpec};
+use super::spec::{DEFAULT_CAPACITY, DEFAULT_JOIN_TIMEOUT, DEFAULT_STOP_GRACE};
+use crate::error::{Error, Result};
+use crate::event::EventMode;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    pipeline: PipelineSection,
+    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
+    streams: Ordered<StreamEntry>,
+    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
+    events: Ordered<EventEntry>,
+    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
+    tasks: Ordered<TaskEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineSection {
+    name: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    allow_cycles: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    join_timeout: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stop_grace: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dtype: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    shape: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_frame_size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    capacity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_readers: Option<u32>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    checksum: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<Mode>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    Flag,
+    Counting,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskEntry {
+    command: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
+    env: Ordered<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cwd: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stdout: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stderr: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
+    reads: Ordered<String>,
+    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
+    writes: Ordered<String>,
+    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
+    events: Ordered<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A TOML table kept in file order (so streams, events and tasks keep their declaration order).
+struct Ordered<T>(Vec<(String, T)>);
+
+impl<T> Default for Ordered<T> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<T> Ordered<T> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct OrderedVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OrderedVisitor<T> {
+            type Value = Ordered<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Ordered(entries))
+            }
+        }
+        deserializer.deserialize_map(OrderedVisitor(PhantomData))
+    }
+}
+
+impl<T: Serialize> Serialize for Ordered<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl Pipeline {
+    /// Reads a manifest from TOML text. Relative paths stay relative (to the runner's working
+    /// directory). The declaration is not validated yet (see [`Pipeline::validate`]).
+    ///
+    /// Errors are [`Error::InvalidArgument`] with the line and column of the problem.
+    pub fn from_toml_str(text: &str) -> Result<Pipeline> {
+        let file: File = toml::from_str(text)
+            .map_err(|e| Error::InvalidArgument(format!("invalid pipeline manifest: {e}")))?;
+        from_file(file)
+    }
+
+    /// Reads a manifest file. Relative paths in it are taken from the manifest's directory, which
+    /// is also every task's default working directory.
+    pub fn load(path: impl AsRef<Path>) -> Result<Pipeline> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::os(format!("reading manifest {}", path.display()), e))?;
+        let file: File = toml::from_str(&text).map_err(|e| {
+            Error::InvalidArgument(format!("invalid pipeline manifest {}: {e}", path.display()))
+        })?;
+        let mut pipeline = from_file(file).map_err(|e| {
+            Error::InvalidArgument(format!("invalid pipeline manifest {}: {e}", path.display()))
+        })?;
+        let dir = std::path::absolute(path)
+            .map_err(|e| Error::os(format!("resolving {}", path.display()), e))?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        for task in &mut pipeline.tasks {
+            task.cwd = Some(match task.cwd.take() {
+                Some(cwd) => dir.join(cwd),
+                None => dir.clone(),
+            });
+        }
+        Ok(pipeline)
+    }
+
+    /// The declaration as manifest text ([`Pipeline::from_toml_str`] reads it back).
+    pub fn to_toml_string(&self) -> Result<String> {
+        toml::to_string(&to_file(self))
+            .map_err(|e| Error::InvalidArgument(format!("pipeline {:?}: {e}", self.name)))
+    }
+
+    /// Writes the declaration to a manifest file.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_toml_string()?)
+            .map_err(|e| Error::os(format!("writing manifest {}", path.display()), e))
+    }
+}
+
+fn seconds(key: &str, value: Option<f64>, default: Duration) -> Result<Duration> {
+    match value {
+        None => Ok(default),
+        Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "pipeline.{key}: {s} is not a number of seconds (it must be zero or more)"
+            ))
+        }),
+    }
+}
+
+fn bindings(table: Ordered<String>) -> Vec<Binding> {
+    table
+        .0
+        .into_iter()
+        .map(|(param, target)| Binding { param, target })
+        .collect()
+}
+
+fn from_file(file: File) -> Result<Pipeline> {
+    let mut pipeline = Pipeline::new(file.pipeline.name);
+    pipeline.allow_cycles = file.pipeline.allow_cycles;
+    pipeline.join_timeout = seconds(
+        "join_timeout",
+        file.pipeline.join_timeout,
+        DEFAULT_JOIN_TIMEOUT,
+    )?;
+    pipeline.stop_grace = seconds("stop_grace", file.pipeline.stop_grace, DEFAULT_STOP_GRACE)?;
+    for (name, s) in file.streams.0 {
+        pipeline.streams.push(StreamSpec {
+            name,
+            dtype: s.dtype,
+            shape: s.shape,
+            max_frame_size: s.max_frame_size.unwrap_or(0),
+            capacity: s.capacity.unwrap_or(DEFAULT_CAPACITY),
+            max_readers: s.max_readers.unwrap_or(0),
+            checksum: s.checksum,
+        });
+    }
+    for (name, e) in file.events.0 {
+        pipeline.events.push(EventSpec {
+            name,
+            mode: match e.mode {
+                Some(Mode::Counting) => EventMode::Counting,
+                Some(Mode::Flag) | None => EventMode::Flag,
+            },
+        });
+    }
+    for (name, t) in file.tasks.0 {
+        pipeline.tasks.push(TaskSpec {
+            name,
+            command: t.command,
+            args: t.args,
+            env: t.env.0,
+            cwd: t.cwd,
+            stdout: t.stdout,
+            stderr: t.stderr,
+            reads: bindings(t.reads),
+            writes: bindings(t.writes),
+            events: bindings(t.events),
+        });
+    }
+    Ok(pipeline)
+}
+
+fn to_file(p: &Pipeline) -> File {
+    let table = |list: &[Binding]| {
+        Ordered(
+            list.iter()
+                .map(|b| (b.param.clone(), b.target.clone()))
+                .collect(),
+        )
+    };
+    File {
+        pipeline: PipelineSection {
+            name: p.name.clone(),
+            allow_cycles: p.allow_cycles,
+            join_timeout: (p.join_timeout != DEFAULT_JOIN_TIMEOUT)
+                .then_some(p.join_timeout.as_secs_f64()),
+            stop_grace: (p.stop_grace != DEFAULT_STOP_GRACE).then_some(p.stop_grace.as_secs_f64()),
+        },
+        streams: Ordered(
+            p.streams
+                .iter()
+                .map(|s| {
+                    let entry = StreamEntry {
+                        dtype: s.dtype.clone(),
+                        shape: s.shape.clone(),
+                        max_frame_size: (s.max_frame_size != 0).then_some(s.max_frame_size),
+                        capacity: (s.capacity != DEFAULT_CAPACITY).then_some(s.capacity),
+                        max_readers: (s.max_readers != 0).then_some(s.max_readers),
+                        checksum: s.checksum,
+                    };
+                    (s.name.clone(), entry)
+                })
+                .collect(),
+        ),
+        events: Ordered(
+            p.events
+                .iter()
+                .map(|e| {
+                    let mode = match e.mode {
+                        EventMode::Flag => None,
+                        EventMode::Counting => Some(Mode::Counting),
+                    };
+                    (e.name.clone(), EventEntry { mode })
+                })
+                .collect(),
+        ),
+        tasks: Ordered(
+            p.tasks
+                .iter()
+                .map(|t| {
+                    let entry = TaskEntry {
+                        command: t.command.clone(),
+                        args: t.args.clone(),
+                        env: Ordered(t.env.clone()),
+                        cwd: t.cwd.clone(),
+                        stdout: t.stdout.clone(),
+                        stderr: t.stderr.clone(),
+                        reads: table(&t.reads),
+                        writes: table(&t.writes),
+                        events: table(&t.events),
+                    };
+                    (t.name.clone(), entry)
+                })
+                .collect(),
+        ),
+    }
+}

@@ -1,0 +1,61 @@
+//! Pipelines: PYTHUSA's factory line as a capability of the library, for tasks in any language.
+//!
+//! - [`Pipeline`] declares streams (belts), events (switches) and tasks (machines: commands
+//!   started as processes), in code or as a TOML manifest ([`Pipeline::load`]);
+//!   [`Pipeline::validate`] is the compile step;
+//! - [`Pipeline::run`] (or [`Pipeline::start`]) creates a [`Registry`] segment describing the
+//!   pipeline, the streams and events, starts every task, waits until all have joined, releases
+//!   them together, watches them, ends streams whose writer finished, stops everything on the
+//!   first failure or on Ctrl-C, and removes every segment at the end;
+//! - a task process calls [`Task::join`] and gets its readers, writers and events by the
+//!   parameter names it was declared with. Its readers are attached before it joins, and no task
+//!   gets past `join` until every task has joined, so no writer publishes before every reader is
+//!   in place: no frame is lost at start-up.
+//!
+//! Segment names: the registry is `shmline.pipeline.NAME`; stream `s` is the stream segment
+//! `NAME.s`, event `e` the event segment `NAME.e`, and every pipeline has a flag event
+//! `NAME.__stop` that the runner sets when it stops the tasks.
+
+mod child;
+pub mod layout;
+mod manifest;
+mod registry;
+mod runner;
+mod signals;
+mod spec;
+mod task;
+mod validate;
+
+pub use registry::{
+    BindingEntry, Cleanup, EventEntry, PipelineState, Registry, RegistryInfo, StreamEntry,
+    TaskEntry, TaskExit, TaskState, TaskStatus,
+};
+pub use runner::{Outcome, PipelineRun, RunReport, StreamReport, TaskReport};
+pub use signals::InterruptGuard;
+pub use spec::{
+    Binding, EventSpec, Pipeline, StreamSpec, TaskSpec, DEFAULT_CAPACITY, DEFAULT_JOIN_TIMEOUT,
+    DEFAULT_STOP_GRACE,
+};
+pub use task::Task;
+pub use validate::{problems, BindingKind, Problem};
+
+/// Environment variable holding the pipeline name, set by the runner for every task.
+pub const ENV_PIPELINE: &str = "SHMLINE_PIPELINE";
+/// Environment variable holding the task name, set by the runner for every task.
+pub const ENV_TASK: &str = "SHMLINE_TASK";
+/// Name of every pipeline's built-in stop event (segment `<pipeline>.__stop`).
+pub const STOP_EVENT: &str = "__stop";
+
+/// The stream or event segment name of member `member` of pipeline `pipeline`.
+pub fn segment_name(pipeline: &str, member: &str) -> String {
+    format!("{pipeline}.{member}")
+}
+
+impl Pipeline {
+    /// Checks the declaration (names, one writer and at least one reader per stream, bindings to
+    /// declared streams and events, no cycle unless allowed). The error lists every problem, each
+    /// naming its entry; [`problems`] returns them as data.
+    pub fn validate(&self) -> crate::Result<()> {
+        validate::check(self).map(|_| ())
+    }
+}

@@ -1,0 +1,295 @@
+//! The task side: a process joins its pipeline by name and gets its readers, writers and events
+//! by the parameter names it was declared with.
+
+use super::registry::{PipelineState, Registry};
+use super::validate::BindingKind;
+use super::{segment_name, ENV_PIPELINE, ENV_TASK, STOP_EVENT};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::ring::{Reader, ReaderOptions, Stream, Writer};
+use crate::wait::LIVENESS_SLICE;
+use std::time::{Duration, Instant};
+
+/// Extra time a joined task waits for the start barrier beyond the pipeline's join timeout, so
+/// that the runner, not the task, reports tasks that never joined.
+const BARRIER_MARGIN: Duration = Duration::from_secs(5);
+
+/// A process's membership of a pipeline, as one of its tasks.
+///
+/// [`Task::join`] attaches a reader for every `reads` parameter, the writer of every `writes`
+/// parameter and every event, marks the task as joined, and waits until every task of the
+/// pipeline has joined. When it returns, every reader of every stream is attached: nothing a
+/// writer publishes can be lost. Take the handles with [`Task::reader`], [`Task::writer`] and
+/// [`Task::event`]; handles not taken are closed when the `Task` is dropped (a writer closing
+/// ends its stream: readers drain it and then see end of stream).
+///
+/// A task that does not use a reader must still drop it (or take it and drop it), or it holds the
+/// stream's writer back once the ring is full.
+///
+/// ```no_run
+/// use shmline::pipeline::Task;
+/// let mut task = Task::join()?; // SHMLINE_PIPELINE and SHMLINE_TASK, set by the runner
+/// let mut samples = task.reader("samples")?;
+/// let mut doubled = task.writer("doubled")?;
+/// loop {
+///     match samples.read() {
+///         Ok(frame) => doubled.write(&frame.data)?,
+///         Err(shmline::Error::EndOfStream) => break,
+///         Err(e) => return Err(e),
+///     }
+/// }
+/// # Ok::<(), shmline::Error>(())
+/// ```
+pub struct Task {
+    registry: Registry,
+    index: usize,
+    readers: Vec<(String, Option<Reader>)>,
+    writers: Vec<(String, Option<Writer>)>,
+    events: Vec<(String, Option<Event>)>,
+    stop: Event,
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("pipeline", &self.pipeline())
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+impl Task {
+    /// Joins the pipeline and task named by the `SHMLINE_PIPELINE` and `SHMLINE_TASK` environment
+    /// variables (set by the runner), waiting until every task has joined.
+    pub fn join() -> Result<Task> {
+        let var = |key: &str| {
+            std::env::var(key).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "{key} is not set: start this program as a task of a pipeline (`shmline run \
+                     pipeline.toml`), or name the pipeline and task explicitly (Task::join_as)"
+                ))
+            })
+        };
+        Task::join_as(&var(ENV_PIPELINE)?, &var(ENV_TASK)?)
+    }
+
+    /// Joins task `task` of pipeline `pipeline`, waiting until every task has joined.
+    ///
+    /// Fails with [`Error::NotFound`] if the pipeline does not run, [`Error::InvalidArgument`] if
+    /// it has no such task, [`Error::WrongState`] if the task has already been joined or the
+    /// pipeline is past its start, and [`Error::PipelineFailed`] if the pipeline stops, its runner
+    /// dies or it does not start within its join timeout while this task waits.
+    pub fn join_as(pipeline: &str, task: &str) -> Result<Task> {
+        let registry = Registry::open(pipeline)?;
+        let index = registry.task_index(task).ok_or_else(|| {
+            let names: Vec<&str> = registry
+                .info()
+                .tasks
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
+            Error::InvalidArgument(format!(
+                "pipeline {pipeline:?} has no task {task:?}; its tasks are: {}",
+                names.join(", ")
+            ))
+        })?;
+        match registry.state()? {
+            PipelineState::Starting => {}
+            state => {
+                return Err(Error::WrongState(format!(
+                    "pipeline {pipeline:?} is {}: tasks join only while it starts",
+                    state.name()
+                )))
+            }
+        }
+        let info = registry.info().clone();
+        let mut readers = Vec::new();
+        let mut writers = Vec::new();
+        let mut events = Vec::new();
+        // Readers first: they must be attached before this task can let any writer publish.
+        for b in info.bindings.iter().filter(|b| b.task == index) {
+            let context = |e: Error| {
+                in_context(
+                    e,
+                    &format!(
+                        "task {task:?} of pipeline {pipeline:?}, parameter {:?}",
+                        b.param
+                    ),
+                )
+            };
+            match b.kind {
+                BindingKind::Read => {
+                    let stream = Stream::open(&info.streams[b.target].segment).map_err(context)?;
+                    let reader = stream.reader(&ReaderOptions::default()).map_err(context)?;
+                    readers.push((b.param.clone(), Some(reader)));
+                }
+                BindingKind::Write => {
+                    let stream = Stream::open(&info.streams[b.target].segment).map_err(context)?;
+                    writers.push((b.param.clone(), Some(stream.writer().map_err(context)?)));
+                }
+                BindingKind::Event => {
+                    let event = Event::open(&info.events[b.target].segment).map_err(context)?;
+                    events.push((b.param.clone(), Some(event)));
+                }
+            }
+        }
+        let stop = Event::open(&segment_name(pipeline, STOP_EVENT))?;
+        registry.task_join(index)?;
+        let task = Task {
+            registry,
+            index,
+            readers,
+            writers,
+            events,
+            stop,
+        };
+        task.wait_for_start()?;
+        Ok(task)
+    }
+
+    /// Waits at the start barrier until the runner says every task has joined.
+    fn wait_for_start(&self) -> Result<()> {
+        let info = self.registry.info();
+        let patience = info.join_timeout + BARRIER_MARGIN;
+        let started = Instant::now();
+        loop {
+            match self.registry.state()? {
+                PipelineState::Running => return Ok(()),
+                PipelineState::Starting => {}
+                state => {
+                    let why = match self.registry.failed_task() {
+                        Some(t) => format!(" after task {:?} failed", info.tasks[t].name),
+                        None => String::new(),
+                    };
+                    return Err(Error::PipelineFailed(format!(
+                        "pipeline {:?} is {}{why} before it started running",
+                        info.name,
+                        state.name()
+                    )));
+                }
+            }
+            if !self.registry.runner_alive() {
+                return Err(Error::PipelineFailed(format!(
+                    "the runner of pipeline {:?} (pid {}) died before the pipeline started",
+                    info.name, info.runner.pid
+                )));
+            }
+            let waited = started.elapsed();
+            if waited >= patience {
+                return Err(Error::PipelineFailed(format!(
+                    "task {:?} joined pipeline {:?}, but the pipeline did not start within {:.1} \
+                     s (some task never joined)",
+                    self.name(),
+                    info.name,
+                    patience.as_secs_f64()
+                )));
+            }
+            self.registry.wait_state_change(
+                PipelineState::Starting,
+                LIVENESS_SLICE.min(patience - waited),
+            );
+        }
+    }
+
+    /// Takes the reader bound to reading parameter `param`. Each reader can be taken once.
+    pub fn reader(&mut self, param: &str) -> Result<Reader> {
+        take(
+            &mut self.readers,
+            param,
+            "reads",
+            self.index,
+            &self.registry,
+        )
+    }
+
+    /// Takes the writer bound to writing parameter `param`. Each writer can be taken once.
+    pub fn writer(&mut self, param: &str) -> Result<Writer> {
+        take(
+            &mut self.writers,
+            param,
+            "writes",
+            self.index,
+            &self.registry,
+        )
+    }
+
+    /// Takes the event bound to event parameter `param`. Each event can be taken once.
+    pub fn event(&mut self, param: &str) -> Result<Event> {
+        take(
+            &mut self.events,
+            param,
+            "events",
+            self.index,
+            &self.registry,
+        )
+    }
+
+    /// The pipeline's stop event, set by the runner when it stops the tasks (after a failure, a
+    /// signal or a request). Long-running tasks that do not block on a stream can poll
+    /// [`Task::stop_requested`] or wait on this event to finish cleanly.
+    pub fn stop_event(&self) -> &Event {
+        &self.stop
+    }
+
+    /// Whether the runner has asked the tasks to stop.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.is_set()
+    }
+
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        &self.registry.info().tasks[self.index].name
+    }
+
+    /// The pipeline's name.
+    pub fn pipeline(&self) -> &str {
+        self.registry.name()
+    }
+
+    /// The pipeline's registry (streams, events, tasks and their states).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// Prefixes the message of `e` with `context`, keeping its kind (and so its status code).
+fn in_context(e: Error, context: &str) -> Error {
+    let with = |m: String| format!("{context}: {m}");
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(with(m)),
+        Error::NotFound(m) => Error::NotFound(with(m)),
+        Error::PermissionDenied(m) => Error::PermissionDenied(with(m)),
+        Error::NotShmline(m) => Error::NotShmline(with(m)),
+        Error::Corrupt(m) => Error::Corrupt(with(m)),
+        Error::WriterExists(m) => Error::WriterExists(with(m)),
+        Error::TooManyReaders(m) => Error::TooManyReaders(with(m)),
+        Error::WrongState(m) => Error::WrongState(with(m)),
+        e => e,
+    }
+}
+
+fn take<T>(
+    list: &mut [(String, Option<T>)],
+    param: &str,
+    key: &str,
+    index: usize,
+    registry: &Registry,
+) -> Result<T> {
+    let task = &registry.info().tasks[index].name;
+    let Some((_, slot)) = list.iter_mut().find(|(name, _)| name == param) else {
+        let names: Vec<&str> = list.iter().map(|(name, _)| name.as_str()).collect();
+        return Err(Error::InvalidArgument(format!(
+            "task {task:?} has no {key} parameter {param:?}; its {key} parameters are: {}",
+            if names.is_empty() {
+                "(none)".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    slot.take().ok_or_else(|| {
+        Error::WrongState(format!(
+            "the {key} parameter {param:?} of task {task:?} has already been taken"
+        ))
+    })
+}

@@ -1,0 +1,497 @@
+//! The compile step: checks a [`Pipeline`] declaration and turns it into a [`Plan`] of indexes the
+//! registry and the runner use.
+//!
+//! Rules (as in PYTHUSA's compile step): names are valid and unique; every stream has exactly one
+//! writer and at least one reader; every binding names a declared stream or event; tasks do not
+//! form a cycle unless `allow_cycles` is set. Every problem names its entry with the dotted key it
+//! has in a manifest (`tasks.scale.reads.input`), and all of them are reported at once.
+
+use super::layout::{BINDING_EVENT, BINDING_READ, BINDING_WRITE, MAX_STREAM_READER_TASKS};
+use super::spec::{Binding, Pipeline};
+use super::{ENV_PIPELINE, ENV_TASK, STOP_EVENT};
+use crate::error::{Error, Result};
+use crate::event::EventMode;
+use crate::layout::{StreamGeometry, MAX_READERS};
+use crate::ring::StreamOptions;
+use crate::schema::Schema;
+use std::collections::HashMap;
+use std::fmt;
+
+/// One thing wrong with a declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The offending entry, as the dotted key it has in a manifest: `pipeline.name`,
+    /// `streams.samples`, `tasks.scale.reads.input`, ...
+    pub entry: String,
+    /// What is wrong, and usually how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.entry, self.message)
+    }
+}
+
+/// What a task parameter is bound to.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BindingKind {
+    /// A reader of a stream.
+    Read = BINDING_READ,
+    /// The writer of a stream.
+    Write = BINDING_WRITE,
+    /// An event.
+    Event = BINDING_EVENT,
+}
+
+impl BindingKind {
+    /// The kind with this number (as stored in a registry).
+    pub fn from_u32(value: u32) -> Option<BindingKind> {
+        match value {
+            BINDING_READ => Some(BindingKind::Read),
+            BINDING_WRITE => Some(BindingKind::Write),
+            BINDING_EVENT => Some(BindingKind::Event),
+            _ => None,
+        }
+    }
+
+    /// The manifest key of this kind of binding: `reads`, `writes` or `events`.
+    pub fn key(self) -> &'static str {
+        match self {
+            BindingKind::Read => "reads",
+            BindingKind::Write => "writes",
+            BindingKind::Event => "events",
+        }
+    }
+}
+
+/// A validated declaration, with every name resolved to an index.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub streams: Vec<PlannedStream>,
+    pub events: Vec<(String, EventMode)>,
+    pub bindings: Vec<PlannedBinding>,
+}
+
+/// A stream ready to be created.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedStream {
+    pub name: String,
+    pub options: StreamOptions,
+    pub writer: u32,
+    pub readers: Vec<u32>,
+}
+
+/// A binding with its task and target resolved to indexes.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedBinding {
+    pub task: u32,
+    pub kind: BindingKind,
+    pub param: String,
+    pub target: u32,
+}
+
+/// Every problem of `pipeline`, in declaration order (empty if it is valid).
+pub fn problems(pipeline: &Pipeline) -> Vec<Problem> {
+    match plan(pipeline) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems,
+    }
+}
+
+/// Checks `pipeline`, returning one [`Error::InvalidArgument`] that lists every problem.
+pub(crate) fn check(pipeline: &Pipeline) -> Result<Plan> {
+    plan(pipeline).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+        Error::InvalidArgument(format!(
+            "pipeline {:?} is invalid ({} problem{}):\n{}",
+            pipeline.name,
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            list.join("\n")
+        ))
+    })
+}
+
+fn plan(p: &Pipeline) -> std::result::Result<Plan, Vec<Problem>> {
+    let mut out = Problems::default();
+    if let Err(e) = crate::shm::validate_name(&p.name) {
+        out.add("pipeline.name", e.to_string());
+    }
+    if p.join_timeout.is_zero() {
+        out.add(
+            "pipeline.join_timeout",
+            "must be more than zero: tasks need time to start and join",
+        );
+    }
+    if p.tasks.is_empty() {
+        out.add(
+            "tasks",
+            "the pipeline declares no task: there is nothing to run",
+        );
+    }
+
+    let stream_index = index_names(p, "streams", p.streams.iter().map(|s| &s.name), &mut out);
+    let event_index = index_names(p, "events", p.events.iter().map(|e| &e.name), &mut out);
+    index_names(p, "tasks", p.tasks.iter().map(|t| &t.name), &mut out);
+
+    // Who writes and reads each stream, and every binding resolved.
+    let mut writers: Vec<Vec<u32>> = vec![Vec::new(); p.streams.len()];
+    let mut readers: Vec<Vec<u32>> = vec![Vec::new(); p.streams.len()];
+    let mut bindings = Vec::new();
+    for (t, task) in p.tasks.iter().enumerate() {
+        let entry = format!("tasks.{}", task.name);
+        check_command(&entry, task, &mut out);
+        let mut params: HashMap<&str, BindingKind> = HashMap::new();
+        let groups = [
+            (BindingKind::Read, &task.reads),
+            (BindingKind::Write, &task.writes),
+            (BindingKind::Event, &task.events),
+        ];
+        for (kind, list) in groups {
+            for Binding { param, target } in list {
+                let key = format!("{entry}.{}.{param}", kind.key());
+                if let Err(why) = member_name_problem(param) {
+                    out.add(&key, format!("parameter name: {why}"));
+                }
+                if let Some(first) = params.insert(param, kind) {
+                    out.add(
+                        &key,
+                        format!(
+                            "parameter {param:?} is already bound in {entry}.{}; a task's \
+                             parameter names must be unique",
+                            first.key()
+                        ),
+                    );
+                }
+                let (index, noun, declared) = match kind {
+                    BindingKind::Event => (&event_index, "event", &p.events.len()),
+                    _ => (&stream_index, "stream", &p.streams.len()),
+                };
+                let Some(&target_index) = index.get(target.as_str()) else {
+                    out.add(
+                        &key,
+                        format!(
+                            "{noun} {target:?} is not declared ({})",
+                            declared_list(p, kind, *declared)
+                        ),
+                    );
+                    continue;
+                };
+                match kind {
+                    BindingKind::Read => readers[target_index as usize].push(t as u32),
+                    BindingKind::Write => writers[target_index as usize].push(t as u32),
+                    BindingKind::Event => {}
+                }
+                bindings.push(PlannedBinding {
+                    task: t as u32,
+                    kind,
+                    param: param.clone(),
+                    target: target_index,
+                });
+            }
+        }
+    }
+
+    let mut streams = Vec::new();
+    for (s, spec) in p.streams.iter().enumerate() {
+        let entry = format!("streams.{}", spec.name);
+        let task_names = |list: &[u32]| {
+            list.iter()
+                .map(|&t| format!("{:?}", p.tasks[t as usize].name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match writers[s].len() {
+            0 => out.add(
+                &entry,
+                "no task writes this stream: bind it in one task's `writes`",
+            ),
+            1 => {}
+            n => out.add(
+                &entry,
+                format!(
+                    "{n} tasks write this stream ({}); a stream has exactly one writer",
+                    task_names(&writers[s])
+                ),
+            ),
+        }
+        if readers[s].is_empty() {
+            out.add(
+                &entry,
+                "no task reads this stream: bind it in some task's `reads`, or remove it",
+            );
+        }
+        if readers[s].len() > MAX_STREAM_READER_TASKS {
+            out.add(
+                &entry,
+                format!(
+                    "{} reading bindings; at most {MAX_STREAM_READER_TASKS} are supported",
+                    readers[s].len()
+                ),
+            );
+        }
+        if let Some(options) = stream_options(&entry, spec, readers[s].len() as u32, &mut out) {
+            streams.push(PlannedStream {
+                name: spec.name.clone(),
+                options,
+                writer: writers[s].first().copied().unwrap_or(0),
+                readers: readers[s].clone(),
+            });
+        }
+    }
+
+    if !p.allow_cycles {
+        if let Some(cycle) = find_cycle(p, &writers, &readers) {
+            out.add(
+                format!("tasks.{}", p.tasks[cycle[0] as usize].name),
+                format!(
+                    "the tasks form a cycle: {}; a cycle of streams deadlocks once its rings are \
+                     full; set allow_cycles = true if the tasks are written for it",
+                    cycle
+                        .iter()
+                        .map(|&t| p.tasks[t as usize].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" -> ")
+                ),
+            );
+        }
+    }
+
+    if out.0.is_empty() {
+        Ok(Plan {
+            streams,
+            events: p.events.iter().map(|e| (e.name.clone(), e.mode)).collect(),
+            bindings,
+        })
+    } else {
+        Err(out.0)
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, entry: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            entry: entry.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Why `name` cannot name a stream, event, task or parameter, if it cannot.
+fn member_name_problem(name: &str) -> std::result::Result<(), String> {
+    crate::shm::validate_name(name).map_err(|e| e.to_string())?;
+    if name.contains('.') {
+        return Err(format!(
+            "{name:?} contains '.', which separates the pipeline name from member names in \
+             segment names; use '_' or '-'"
+        ));
+    }
+    if name.starts_with("__") {
+        return Err(format!(
+            "{name:?} starts with \"__\", which is reserved for shmline's own names"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the names of one section and maps each valid, first-seen name to its index.
+fn index_names<'a>(
+    p: &Pipeline,
+    section: &str,
+    names: impl Iterator<Item = &'a String>,
+    out: &mut Problems,
+) -> HashMap<&'a str, u32> {
+    let mut index = HashMap::new();
+    for (i, name) in names.enumerate() {
+        let entry = format!("{section}.{name}");
+        if let Err(why) = member_name_problem(name) {
+            out.add(&entry, why);
+            continue;
+        }
+        if section != "tasks" {
+            let segment = format!("{}.{name}", p.name);
+            if crate::shm::validate_name(&segment).is_err() && !p.name.is_empty() {
+                out.add(
+                    &entry,
+                    format!(
+                        "its segment name {segment:?} is longer than {} characters; use shorter \
+                         names",
+                        crate::shm::MAX_NAME_LEN
+                    ),
+                );
+            }
+        }
+        if index.insert(name.as_str(), i as u32).is_some() {
+            out.add(&entry, format!("{section} {name:?} is declared twice"));
+        }
+    }
+    if section == "events" && index.contains_key(STOP_EVENT) {
+        out.add(
+            format!("events.{STOP_EVENT}"),
+            "this name is reserved for the pipeline's stop event",
+        );
+    }
+    index
+}
+
+fn check_command(entry: &str, task: &super::spec::TaskSpec, out: &mut Problems) {
+    if task.command.is_empty() {
+        out.add(format!("{entry}.command"), "the command is empty");
+    }
+    if task.command.contains('\0') || task.args.iter().any(|a| a.contains('\0')) {
+        out.add(
+            format!("{entry}.command"),
+            "the command or an argument contains a NUL byte",
+        );
+    }
+    for (key, value) in &task.env {
+        let env_entry = format!("{entry}.env.{key}");
+        if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
+            out.add(
+                &env_entry,
+                "an environment variable name must be non-empty without '=' or NUL, and its \
+                 value without NUL",
+            );
+        }
+        if key == ENV_PIPELINE || key == ENV_TASK {
+            out.add(
+                &env_entry,
+                format!("{key} is set by the runner and cannot be overridden"),
+            );
+        }
+    }
+}
+
+fn declared_list(p: &Pipeline, kind: BindingKind, count: usize) -> String {
+    let names: Vec<&str> = match kind {
+        BindingKind::Event => p.events.iter().map(|e| e.name.as_str()).collect(),
+        _ => p.streams.iter().map(|s| s.name.as_str()).collect(),
+    };
+    let noun = if kind == BindingKind::Event {
+        "events"
+    } else {
+        "streams"
+    };
+    if count == 0 {
+        format!("the pipeline declares no {noun}")
+    } else {
+        format!("declared {noun}: {}", names.join(", "))
+    }
+}
+
+/// Resolves a stream's schema and geometry, reporting what is out of range.
+fn stream_options(
+    entry: &str,
+    spec: &super::spec::StreamSpec,
+    reader_count: u32,
+    out: &mut Problems,
+) -> Option<StreamOptions> {
+    let schema = match &spec.dtype {
+        Some(dtype) => match Schema::new(dtype, &spec.shape) {
+            Ok(schema) => Some(schema),
+            Err(e) => {
+                out.add(format!("{entry}.dtype"), e.to_string());
+                return None;
+            }
+        },
+        None if !spec.shape.is_empty() => {
+            out.add(
+                format!("{entry}.shape"),
+                "a shape needs a dtype (e.g. dtype = \"<f4\")",
+            );
+            return None;
+        }
+        None => None,
+    };
+    let max_frame = match (&schema, spec.max_frame_size) {
+        (None, 0) => {
+            out.add(
+                entry,
+                "give the stream a max_frame_size (bytes), or a dtype and shape",
+            );
+            return None;
+        }
+        (Some(schema), 0) => schema.frame_size() as u32,
+        (Some(schema), n) if (n as u64) < schema.frame_size() => {
+            out.add(
+                format!("{entry}.max_frame_size"),
+                format!(
+                    "{n} is smaller than a frame of {schema} ({} bytes)",
+                    schema.frame_size()
+                ),
+            );
+            return None;
+        }
+        (_, n) => n,
+    };
+    let max_readers = match spec.max_readers {
+        0 => (reader_count + 4).clamp(8, MAX_READERS),
+        n if n < reader_count => {
+            out.add(
+                format!("{entry}.max_readers"),
+                format!("{n} is fewer than the {reader_count} tasks that read this stream"),
+            );
+            return None;
+        }
+        n => n,
+    };
+    if let Err(why) = StreamGeometry::new(spec.capacity, max_frame, max_readers) {
+        out.add(entry, why);
+        return None;
+    }
+    Some(StreamOptions {
+        capacity: spec.capacity,
+        max_frame_size: max_frame,
+        max_readers,
+        schema,
+        checksum: spec.checksum,
+        ..Default::default()
+    })
+}
+
+/// A cycle of tasks (first task repeated at the end), if the streams form one.
+fn find_cycle(p: &Pipeline, writers: &[Vec<u32>], readers: &[Vec<u32>]) -> Option<Vec<u32>> {
+    let n = p.tasks.len();
+    let mut next: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (w, r) in writers.iter().zip(readers) {
+        for &from in w {
+            next[from as usize].extend(r.iter().copied());
+        }
+    }
+    // Iterative depth-first search; colour 1 = on the current path, 2 = done.
+    let mut colour = vec![0u8; n];
+    for root in 0..n {
+        if colour[root] != 0 {
+            continue;
+        }
+        let mut path: Vec<(u32, usize)> = vec![(root as u32, 0)];
+        colour[root] = 1;
+        while let Some(&mut (node, ref mut edge)) = path.last_mut() {
+            if let Some(&succ) = next[node as usize].get(*edge) {
+                *edge += 1;
+                match colour[succ as usize] {
+                    0 => {
+                        colour[succ as usize] = 1;
+                        path.push((succ, 0));
+                    }
+                    1 => {
+                        let start = path.iter().position(|&(t, _)| t == succ)?;
+                        let mut cycle: Vec<u32> = path[start..].iter().map(|&(t, _)| t).collect();
+                        cycle.push(succ);
+                        return Some(cycle);
+                    }
+                    _ => {}
+                }
+            } else {
+                colour[node as usize] = 2;
+                path.pop();
+            }
+        }
+    }
+    None
+}

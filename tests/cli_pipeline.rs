@@ -1,0 +1,374 @@
+//! The `shmline` command line on real pipelines: run, ls, top and clean.
+//!
+//! Task programs are this test binary re-run as one of the `role_*` ignored tests (see
+//! `tests/common/mod.rs`).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use shmline::pipeline::{Pipeline, PipelineState, Registry, StreamSpec};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+#[test]
+#[ignore = "task role"]
+fn role_source() {
+    common::role_source();
+}
+
+#[test]
+#[ignore = "task role"]
+fn role_scale() {
+    common::role_scale();
+}
+
+#[test]
+#[ignore = "task role"]
+fn role_sink() {
+    common::role_sink();
+}
+
+#[test]
+#[ignore = "task role"]
+fn role_exit() {
+    common::role_exit();
+}
+
+#[test]
+#[ignore = "task role"]
+fn role_idle() {
+    common::role_idle();
+}
+
+#[test]
+#[ignore = "task role"]
+fn role_doomed_runner() {
+    common::role_doomed_runner();
+}
+
+fn shmline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The one line of `stdout` that is a JSON document (task output shares stdout).
+fn json_line(stdout: &[u8]) -> Value {
+    let out = text(stdout);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line in:\n{out}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// A TOML task table running role `role` of this test binary, its stdout in `<name>.log` next
+/// to the manifest.
+fn task_toml(name: &str, role: &str, extra: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let args: Vec<String> = role_args(role).iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "[tasks.{name}]\ncommand = {:?}\nargs = [{}]\nstdout = \"{name}.log\"\n{extra}\n",
+        exe.to_str().unwrap(),
+        args.join(", ")
+    )
+}
+
+/// Writes manifest `body` for pipeline `name` into a fresh directory; returns its path.
+fn manifest(name: &str, body: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shmline-cli-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, format!("[pipeline]\nname = {name:?}\n\n{body}")).unwrap();
+    path
+}
+
+fn remove_manifest(path: &Path) {
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+/// A pipeline whose source writes until stopped into a stream its idle reader never reads.
+fn endless_toml() -> String {
+    format!(
+        "[streams.samples]\nmax_frame_size = 64\n\n{}{}",
+        task_toml(
+            "source",
+            "role_source",
+            &format!(
+                "env = {{ FRAMES = \"{}\" }}\nwrites = {{ out = \"samples\" }}",
+                u64::MAX
+            )
+        ),
+        task_toml("idle", "role_idle", "reads = { input = \"samples\" }")
+    )
+}
+
+fn wait_until_running(name: &str) -> Registry {
+    let mut found = None;
+    wait_until("the pipeline to run", || {
+        found = Registry::open(name)
+            .ok()
+            .filter(|r| r.state().ok() == Some(PipelineState::Running));
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+#[test]
+fn shmline_run_runs_a_manifest_to_completion_and_summarises_it() {
+    let name = unique("run");
+    let body = format!(
+        "[streams.samples]\nmax_frame_size = 64\ncapacity = 8\n\n[streams.doubled]\nmax_frame_size = 64\n\n{}{}{}",
+        task_toml("source", "role_source", "env = { FRAMES = \"5000\" }\nwrites = { out = \"samples\" }"),
+        task_toml("scale", "role_scale", "reads = { input = \"samples\" }\nwrites = { out = \"doubled\" }"),
+        task_toml("sink", "role_sink", "env = { FRAMES = \"5000\" }\nreads = { input = \"doubled\" }"),
+    );
+    let path = manifest(&name, &body);
+    let out = shmline(&["run", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pipeline {name:?} finished")),
+        "{stderr}"
+    );
+    for word in ["samples", "doubled", "GB/s", "exit status 0"] {
+        assert!(stderr.contains(word), "{word:?} not in:\n{stderr}");
+    }
+    let sink_log = std::fs::read_to_string(path.with_file_name("sink.log")).unwrap();
+    assert!(sink_log.contains("sink verified 5000 frames"), "{sink_log}");
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+
+    let out = shmline(&["run", "--json", "--quiet", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = json_line(&out.stdout);
+    assert_eq!(summary["outcome"], "finished");
+    assert_eq!(summary["streams"][1]["frames"], 5000);
+    assert_eq!(summary["tasks"][2]["exit_code"], 0);
+    remove_manifest(&path);
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn shmline_run_names_a_failing_task_and_exits_1() {
+    let name = unique("fail");
+    let body = format!(
+        "{}{}",
+        endless_toml(),
+        task_toml("failing", "role_exit", "env = { EXIT_CODE = \"3\" }")
+    );
+    let path = manifest(&name, &body);
+    let out = shmline(&["run", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("task \"failing\""), "{stderr}");
+    assert!(stderr.contains("exit status 3"), "{stderr}");
+    assert!(stderr.contains("stopped: signal"), "{stderr}");
+    remove_manifest(&path);
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn shmline_run_refuses_bad_manifests_with_the_place_of_the_problem() {
+    let name = unique("bad");
+    let path = manifest(&name, "[streams.s]\nmax_frame_size = = 4\n");
+    let out = shmline(&["run", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("line 5"), "{stderr}");
+    assert!(stderr.contains("pipeline.toml"), "{stderr}");
+    remove_manifest(&path);
+
+    let path = manifest(
+        &name,
+        &task_toml("t", "role_idle", "reads = { input = \"nowhere\" }"),
+    );
+    let out = shmline(&["run", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("tasks.t.reads.input"), "{stderr}");
+    assert!(stderr.contains("\"nowhere\""), "{stderr}");
+    remove_manifest(&path);
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn sigint_to_shmline_run_stops_every_task_and_removes_every_segment() {
+    let name = unique("sigint");
+    let path = manifest(&name, &endless_toml());
+    let child = Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args(["run", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let registry = wait_until_running(&name);
+    let tasks: Vec<_> = (0..2)
+        .map(|i| registry.task_status(i).unwrap().process.unwrap())
+        .collect();
+    // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + libc::SIGINT), "{stderr}");
+    assert!(stderr.contains("stopping pipeline"), "{stderr}");
+    assert!(stderr.contains("was stopped by signal 2"), "{stderr}");
+    for task in tasks {
+        assert!(!task.is_alive(), "task pid {} survived", task.pid);
+    }
+    remove_manifest(&path);
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+/// Starts, in this process, a pipeline that runs until stopped.
+fn endless_pipeline(name: &str) -> shmline::pipeline::PipelineRun {
+    Pipeline::new(name)
+        .stream("samples", StreamSpec::bytes(FRAME as u32))
+        .task(
+            "source",
+            role("role_source")
+                .env("FRAMES", u64::MAX.to_string())
+                .writes("out", "samples"),
+        )
+        .task("idle", role("role_idle").reads("input", "samples"))
+        .start()
+        .unwrap()
+}
+
+#[test]
+fn top_and_ls_describe_a_running_pipeline() {
+    let name = unique("top");
+    let run = endless_pipeline(&name);
+    wait_until_running(&name);
+    let samples = shmline::Stream::open(&format!("{name}.samples")).unwrap();
+    wait_until("the source to write", || samples.stats().frames_written > 0);
+
+    let out = shmline(&["top", &name, "--once", "--json", "--interval", "0.2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let view = json_line(&out.stdout);
+    let pipeline = &view["pipelines"][0];
+    assert_eq!(pipeline["name"], name.as_str());
+    assert_eq!(pipeline["state"], "running");
+    assert_eq!(pipeline["runner_pid"], std::process::id());
+    let stream = &pipeline["streams"][0];
+    assert_eq!(stream["name"], "samples");
+    assert_eq!(stream["writer_task"], "source");
+    assert_eq!(stream["readers"][0]["task"], "idle");
+    assert!(stream["fill"].as_f64().unwrap() > 0.0, "{stream}");
+    assert!(stream["frames_per_s"].is_number(), "{stream}");
+    let tasks = pipeline["tasks"].as_array().unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["source", "idle"]);
+    for task in tasks {
+        assert_eq!(task["state"], "running", "{task}");
+        assert!(task["pid"].is_u64(), "{task}");
+        assert!(task["rss_bytes"].as_u64().unwrap() > 0, "{task}");
+        assert!(task["cpu_percent"].is_number(), "{task}");
+    }
+
+    let out = shmline(&["top", &name, "--once", "--interval", "0"]);
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("samples") && table.contains("idle:"),
+        "{table}"
+    );
+
+    let out = shmline(&["ls", "--json"]);
+    let listing = json_line(&out.stdout);
+    let find = |key: &str, segment: &str| {
+        listing[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == segment)
+            .cloned()
+            .unwrap_or_else(|| panic!("{segment} not in {listing}"))
+    };
+    let p = find("pipelines", &name);
+    assert_eq!(
+        (p["alive"].clone(), p["tasks"].clone()),
+        (true.into(), 2.into())
+    );
+    let s = find("streams", &format!("{name}.samples"));
+    assert_eq!(s["owner_pid"], std::process::id());
+    assert_eq!(s["writer"], "active");
+    assert_eq!(find("events", &format!("{name}.__stop"))["alive"], true);
+    let table = text(&shmline(&["ls"]).stdout);
+    assert!(table.contains(&format!("{name}.samples")), "{table}");
+
+    run.stop();
+    run.wait();
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+    let out = shmline(&["top", &name, "--once"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no pipeline named"));
+}
+
+#[test]
+fn clean_removes_a_dead_pipelines_segments_and_keeps_a_live_ones() {
+    let base = unique("clean");
+    let dead = format!("{base}-dead");
+    let live = format!("{base}-live");
+    leave_a_dead_pipeline(&dead);
+    let dead_segments = segments_of(&dead);
+    assert_eq!(dead_segments.len(), 4, "{dead_segments:?}");
+    let run = endless_pipeline(&live);
+    wait_until_running(&live);
+    let live_segments = segments_of(&live);
+
+    let out = shmline(&["clean", "--dry-run", "--json", &base]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = json_line(&out.stdout);
+    let files = |key: &str| -> Vec<String> {
+        let mut v: Vec<String> = report[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["segment"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(files("removed"), dead_segments);
+    assert_eq!(files("kept"), live_segments);
+    assert_eq!(
+        segments_of(&dead),
+        dead_segments,
+        "a dry run removes nothing"
+    );
+
+    let out = shmline(&["clean", &base]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("removed 4 segments"), "{said}");
+    assert_eq!(segments_of(&dead), Vec::<String>::new());
+    assert_eq!(segments_of(&live), live_segments);
+
+    run.stop();
+    run.wait();
+    assert_eq!(segments_of(&base), Vec::<String>::new());
+}
+
+#[test]
+fn every_command_explains_itself_with_help() {
+    for command in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["ls", "--help"],
+        vec!["top", "--help"],
+        vec!["clean", "--help"],
+    ] {
+        let out = shmline(&command);
+        let help = text(&out.stdout);
+        assert!(out.status.success(), "{command:?}");
+        assert!(help.contains("Usage: shmline"), "{command:?}: {help}");
+    }
+    let out = shmline(&["frobnicate"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("frobnicate"));
+}

@@ -1,0 +1,210 @@
+//! Task programs and helpers shared by the pipeline test files.
+//!
+//! The tasks of a test pipeline are this same test binary, re-run as `--exact role_<name>
+//! --ignored`: each test file wraps the `role_*` functions below in ignored tests of that name.
+//! A role does nothing unless the runner started it (`SHMLINE_TASK` is set). Roles take their
+//! parameters from environment variables the test puts in the task's declaration.
+
+#![allow(dead_code)] // each test file uses only some of the helpers
+
+use shmline::pipeline::{Task, TaskSpec, ENV_TASK};
+use shmline::Error;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long anything a test waits for may take on a loaded machine before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+/// Bytes per frame of the test streams.
+pub const FRAME: usize = 64;
+
+/// A pipeline (or segment) name no other test uses.
+pub fn unique(what: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    // Relaxed: only uniqueness matters.
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("t-pipe-{what}-{}-{n}", std::process::id())
+}
+
+/// A task that runs role `role` of this test binary (its stdout, the test harness's chatter,
+/// goes to /dev/null; its stderr, with any panic message, stays the test's).
+pub fn role(role: &str) -> TaskSpec {
+    let exe = std::env::current_exe().unwrap();
+    TaskSpec::command(exe.to_str().unwrap())
+        .args(role_args(role))
+        .stdout("/dev/null")
+}
+
+/// The arguments that make this test binary run only role `role`.
+pub fn role_args(role: &str) -> Vec<String> {
+    [
+        "--exact",
+        role,
+        "--ignored",
+        "--quiet",
+        "--test-threads=1",
+        "--nocapture",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The segment files under /dev/shm whose name mentions `name`.
+pub fn segments_of(name: &str) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| f.starts_with("shmline.") && f.contains(name))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Polls `condition` until it holds; fails the test after [`PATIENCE`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < PATIENCE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Payload of frame `seq` as the source writes it.
+pub fn payload(seq: u64) -> [u8; FRAME] {
+    let mut frame = [0u8; FRAME];
+    frame[..8].copy_from_slice(&seq.to_le_bytes());
+    for (i, b) in frame[8..].iter_mut().enumerate() {
+        *b = (seq as u8).wrapping_mul(31).wrapping_add(i as u8);
+    }
+    frame
+}
+
+/// What the scale stage makes of a frame.
+pub fn scale(frame: &[u8]) -> Vec<u8> {
+    frame.iter().map(|b| b.wrapping_mul(2)).collect()
+}
+
+fn env_u64(key: &str, default: u64) -> u64 {
+    std::env::var(key).map_or(default, |v| v.parse().unwrap())
+}
+
+/// Joins as the task the runner started, or returns `None` when run outside a pipeline.
+fn join() -> Option<Task> {
+    std::env::var(ENV_TASK).ok()?;
+    Some(Task::join().unwrap())
+}
+
+/// Writes `FRAMES` frames (default 1000) to parameter `out`. With `EXIT_WITHOUT_CLOSE=1` it exits
+/// without closing its writer, as a crashing-but-successful program would.
+pub fn role_source() {
+    let Some(mut task) = join() else { return };
+    let mut out = task.writer("out").unwrap();
+    for seq in 0..env_u64("FRAMES", 1000) {
+        out.write(&payload(seq)).unwrap();
+    }
+    if env_u64("EXIT_WITHOUT_CLOSE", 0) == 1 {
+        std::process::exit(0);
+    }
+}
+
+/// Reads `input` to the end, writing each frame scaled to `out`.
+pub fn role_scale() {
+    let Some(mut task) = join() else { return };
+    let mut input = task.reader("input").unwrap();
+    let mut out = task.writer("out").unwrap();
+    loop {
+        match input.read() {
+            Ok(frame) => out.write(&scale(&frame.data)).unwrap(),
+            Err(Error::EndOfStream) => break,
+            Err(e) => panic!("scale: {e}"),
+        }
+    }
+}
+
+/// Reads `input` to the end and checks every frame: `FRAMES` frames in order, each equal to the
+/// source's payload (scaled `SCALED` times, default 1).
+pub fn role_sink() {
+    let Some(mut task) = join() else { return };
+    let mut input = task.reader("input").unwrap();
+    let scaled = env_u64("SCALED", 1);
+    let mut count = 0u64;
+    loop {
+        match input.read() {
+            Ok(frame) => {
+                assert_eq!(frame.info.seq, count, "frames arrive in order, none lost");
+                let mut expected = payload(count).to_vec();
+                for _ in 0..scaled {
+                    expected = scale(&expected);
+                }
+                assert_eq!(frame.data, expected, "frame {count} arrives intact");
+                count += 1;
+            }
+            Err(Error::EndOfStream) => break,
+            Err(e) => panic!("sink: {e}"),
+        }
+    }
+    assert_eq!(count, env_u64("FRAMES", 1000), "every frame arrives");
+    println!("sink verified {count} frames");
+}
+
+/// Joins, then exits with status `EXIT_CODE`.
+pub fn role_exit() {
+    let Some(_task) = join() else { return };
+    std::process::exit(env_u64("EXIT_CODE", 3) as i32);
+}
+
+/// Joins, then waits for the pipeline's stop event and exits 0.
+pub fn role_idle() {
+    let Some(task) = join() else { return };
+    task.stop_event().wait().unwrap();
+}
+
+/// Starts (in this process) a pipeline named `PIPELINE_NAME` whose single task never joins,
+/// prints "started", and waits to be killed: a runner that dies and leaves its segments behind.
+pub fn role_doomed_runner() {
+    let Ok(name) = std::env::var("PIPELINE_NAME") else {
+        return;
+    };
+    let run = doomed_pipeline(&name).start().unwrap();
+    println!("started {}", run.name());
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A pipeline whose task never joins (it sleeps), with a stream and an event.
+pub fn doomed_pipeline(name: &str) -> shmline::pipeline::Pipeline {
+    use shmline::pipeline::{EventSpec, Pipeline, StreamSpec};
+    Pipeline::new(name)
+        .join_timeout(PATIENCE * 10)
+        .stream("s", StreamSpec::bytes(8))
+        .event("e", EventSpec::flag())
+        .task(
+            "sleeper",
+            TaskSpec::command("sleep")
+                .arg("600")
+                .writes("out", "s")
+                .reads("in", "s")
+                .event("e", "e"),
+        )
+        .allow_cycles(true)
+}
+
+/// Runs this test binary as `role_doomed_runner` for pipeline `name`, waits until its pipeline
+/// has started, and kills it with SIGKILL: its segments stay behind with a dead creator.
+pub fn leave_a_dead_pipeline(name: &str) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(role_args("role_doomed_runner"))
+        .env("PIPELINE_NAME", name)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let started = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("started"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(started, "the doomed runner did not start its pipeline");
+}

@@ -1,0 +1,336 @@
+//! Pipelines of real processes: the runner, the task side and the registry.
+//!
+//! The tasks are this test binary re-run as one of the `role_*` ignored tests (see
+//! `tests/common/mod.rs`).
+
+mod common;
+
+use common::*;
+use shmline::pipeline::{
+    EventSpec, Outcome, Pipeline, PipelineState, Registry, StreamSpec, Task, TaskExit, TaskSpec,
+    TaskState,
+};
+use shmline::{Error, Stream};
+use std::time::Duration;
+
+#[test]
+#[ignore = "task role"]
+fn role_source() {
+    common::role_source();
+}
+
+#[test]
+#[ignore = "task role"]
+fn role_scale() {
+    common::role_scale();
+}
+
+#[test]
+#[ignore = "task role"]
+fn role_sink() {
+    common::role_sink();
+}
+
+#[test]
+#[ignore = "task role"]
+fn role_exit() {
+    common::role_exit();
+}
+
+#[test]
+#[ignore = "task role"]
+fn role_idle() {
+    common::role_idle();
+}
+
+#[test]
+#[ignore = "task role"]
+fn role_doomed_runner() {
+    common::role_doomed_runner();
+}
+
+/// source -> samples -> scale -> doubled -> sink, `frames` frames.
+fn three_stages(name: &str, frames: u64) -> Pipeline {
+    let frames = frames.to_string();
+    Pipeline::new(name)
+        .stream("samples", StreamSpec::bytes(FRAME as u32).capacity(16))
+        .stream(
+            "doubled",
+            StreamSpec::bytes(FRAME as u32).capacity(16).checksum(true),
+        )
+        .task(
+            "source",
+            role("role_source")
+                .env("FRAMES", &frames)
+                .writes("out", "samples"),
+        )
+        .task(
+            "scale",
+            role("role_scale")
+                .reads("input", "samples")
+                .writes("out", "doubled"),
+        )
+        .task(
+            "sink",
+            role("role_sink")
+                .env("FRAMES", &frames)
+                .reads("input", "doubled"),
+        )
+}
+
+#[test]
+fn a_three_stage_pipeline_delivers_every_frame_and_ends_by_itself() {
+    let name = unique("three");
+    let report = three_stages(&name, 20_000).run().unwrap();
+    assert_eq!(report.outcome, Outcome::Finished);
+    for stream in &report.streams {
+        assert_eq!(stream.frames, 20_000, "{stream:?}");
+        assert_eq!(stream.bytes, 20_000 * FRAME as u64, "{stream:?}");
+    }
+    for task in &report.tasks {
+        assert_eq!(task.exit, Some(TaskExit::Code(0)), "{task:?}");
+        assert!(!task.stopped, "{task:?}");
+    }
+    assert!(report.running > Duration::ZERO);
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_writer_that_exits_without_closing_still_ends_its_stream() {
+    let name = unique("noclose");
+    let mut pipeline = three_stages(&name, 500);
+    pipeline.tasks[0]
+        .env
+        .push(("EXIT_WITHOUT_CLOSE".into(), "1".into()));
+    let report = pipeline.run().unwrap();
+    assert_eq!(report.outcome, Outcome::Finished);
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_task_that_exits_3_fails_the_run_by_name_and_the_others_are_stopped() {
+    let name = unique("exit3");
+    // The source writes for ever (until stopped); the idle task waits for the stop event.
+    let pipeline = Pipeline::new(&name)
+        .stream("samples", StreamSpec::bytes(FRAME as u32))
+        .task(
+            "source",
+            role("role_source")
+                .env("FRAMES", u64::MAX.to_string())
+                .writes("out", "samples"),
+        )
+        .task(
+            "failing",
+            role("role_exit")
+                .env("EXIT_CODE", "3")
+                .reads("input", "samples"),
+        )
+        .task("idle", role("role_idle"));
+    let e = pipeline.run().unwrap_err();
+    assert!(matches!(e, Error::PipelineFailed(_)), "{e}");
+    let message = e.to_string();
+    assert!(message.contains("\"failing\""), "{message}");
+    assert!(message.contains("exit status 3"), "{message}");
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+
+    // The report says the same and shows the others were stopped.
+    let report = pipeline.start().unwrap().wait();
+    let Outcome::Failed(message) = &report.outcome else {
+        panic!("{report:?}")
+    };
+    assert!(message.contains("\"failing\""), "{message}");
+    let by_name = |n: &str| report.tasks.iter().find(|t| t.name == n).unwrap();
+    assert_eq!(by_name("failing").exit, Some(TaskExit::Code(3)));
+    assert!(!by_name("failing").stopped);
+    assert!(by_name("source").stopped);
+    assert!(by_name("idle").stopped);
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_command_that_does_not_exist_is_reported_with_the_task_and_the_command() {
+    let name = unique("nocmd");
+    let pipeline = Pipeline::new(&name).task("idle", role("role_idle")).task(
+        "ghost",
+        TaskSpec::command("/nonexistent/shmline-no-such-program"),
+    );
+    let e = pipeline.run().unwrap_err();
+    let message = e.to_string();
+    assert!(message.contains("\"ghost\""), "{message}");
+    assert!(
+        message.contains("/nonexistent/shmline-no-such-program"),
+        "{message}"
+    );
+    assert!(message.contains("not found"), "{message}");
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_task_that_never_joins_times_out_naming_it() {
+    let name = unique("nojoin");
+    let pipeline = Pipeline::new(&name)
+        .join_timeout(Duration::from_secs(1))
+        .stream("s", StreamSpec::bytes(8))
+        .task(
+            "sleeper",
+            TaskSpec::command("sleep").arg("600").writes("out", "s"),
+        )
+        .task("sink", role("role_sink").reads("input", "s"));
+    let e = pipeline.run().unwrap_err();
+    assert!(matches!(e, Error::PipelineFailed(_)), "{e}");
+    let message = e.to_string();
+    assert!(message.contains("\"sleeper\""), "{message}");
+    assert!(message.contains("never joined"), "{message}");
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_name_used_by_a_live_pipeline_is_refused() {
+    let name = unique("live");
+    let first = doomed_pipeline(&name).start().unwrap();
+    let e = doomed_pipeline(&name).start().unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e}");
+    assert!(e.to_string().contains("already running"), "{e}");
+    let report = first.wait_after_stop();
+    assert_eq!(report.outcome, Outcome::Stopped { signal: None });
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+/// Stops a run and waits for it.
+trait StopAndWait {
+    fn wait_after_stop(self) -> shmline::pipeline::RunReport;
+}
+
+impl StopAndWait for shmline::pipeline::PipelineRun {
+    fn wait_after_stop(self) -> shmline::pipeline::RunReport {
+        self.stop();
+        self.wait()
+    }
+}
+
+#[test]
+fn segments_left_by_a_dead_runner_are_recovered_by_the_next_run() {
+    let name = unique("dead");
+    leave_a_dead_pipeline(&name);
+    let left = segments_of(&name);
+    assert!(
+        left.contains(&format!("shmline.pipeline.{name}")) && left.len() == 4,
+        "{left:?}"
+    );
+    let run = doomed_pipeline(&name).start().unwrap();
+    assert_eq!(
+        run.wait_after_stop().outcome,
+        Outcome::Stopped { signal: None }
+    );
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_task_joins_by_name_and_gets_its_handles_by_parameter() {
+    let name = unique("joinas");
+    // Task "me" is this test process: the runner starts `sleep` for it, and we join in its place.
+    let pipeline = Pipeline::new(&name)
+        .stream("samples", StreamSpec::bytes(FRAME as u32))
+        .event("go", EventSpec::counting())
+        .task(
+            "me",
+            TaskSpec::command("sleep")
+                .arg("600")
+                .writes("out", "samples")
+                .event("go", "go"),
+        )
+        .task(
+            "peer",
+            role("role_sink")
+                .env("FRAMES", "3")
+                .env("SCALED", "0")
+                .reads("input", "samples"),
+        );
+    let run = pipeline.start().unwrap();
+    let mut task = Task::join_as(&name, "me").unwrap();
+    assert_eq!(task.name(), "me");
+    assert_eq!(task.pipeline(), name);
+
+    let e = task.reader("out").unwrap_err();
+    assert!(e.to_string().contains("no reads parameter \"out\""), "{e}");
+    let e = task.writer("nope").unwrap_err();
+    assert!(
+        e.to_string().contains("its writes parameters are: out"),
+        "{e}"
+    );
+    let go = task.event("go").unwrap();
+    assert!(matches!(task.event("go"), Err(Error::WrongState(_))));
+    go.set();
+    assert!(!task.stop_requested());
+
+    // The registry describes the pipeline while it runs.
+    let registry = Registry::open(&name).unwrap();
+    assert_eq!(registry.state().unwrap(), PipelineState::Running);
+    assert!(registry.runner_alive());
+    let info = registry.info();
+    assert_eq!(info.streams[0].segment, format!("{name}.samples"));
+    assert_eq!(info.streams[0].writer_task, Some(0));
+    assert_eq!(info.streams[0].reader_tasks, vec![1]);
+    assert_eq!(info.events[0].name, "go");
+    assert!(info.tasks[0].command.starts_with("sleep 600"));
+    let me = registry.task_status(0).unwrap();
+    assert_eq!(me.state, TaskState::Joined);
+    assert_eq!(me.joined.unwrap().pid, std::process::id());
+    assert_ne!(me.process.unwrap().pid, std::process::id());
+    assert!(matches!(
+        Task::join_as(&name, "me"),
+        Err(Error::WrongState(_))
+    ));
+    assert!(Task::join_as(&name, "nobody")
+        .unwrap_err()
+        .to_string()
+        .contains("its tasks are: me, peer"));
+
+    // Frames we write reach the peer, which finishes once we close the stream.
+    let mut out = task.writer("out").unwrap();
+    for seq in 0..3 {
+        out.write(&payload(seq)).unwrap();
+    }
+    drop(out);
+    wait_until("the peer to finish", || {
+        registry.task_status(1).unwrap().exit.is_some()
+    });
+    assert_eq!(
+        registry.task_status(1).unwrap().exit,
+        Some(TaskExit::Code(0))
+    );
+
+    // Stopping sets the stop event the tasks can watch.
+    let report = run.wait_after_stop();
+    assert!(task.stop_requested());
+    assert_eq!(report.outcome, Outcome::Stopped { signal: None });
+    let peer = &report.tasks[1];
+    assert_eq!((peer.exit, peer.stopped), (Some(TaskExit::Code(0)), false));
+    assert!(report.tasks[0].stopped);
+    drop(task);
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_task_outside_a_pipeline_is_told_how_to_join() {
+    let e = Task::join_as(&unique("absent"), "t").unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+    if std::env::var(shmline::pipeline::ENV_PIPELINE).is_err() {
+        let e = Task::join().unwrap_err();
+        assert!(e.to_string().contains("SHMLINE_PIPELINE"), "{e}");
+    }
+}
+
+#[test]
+fn the_streams_of_a_running_pipeline_can_be_watched() {
+    let name = unique("watch");
+    let mut run = three_stages(&name, 2000).start().unwrap();
+    let names: Vec<&str> = run.streams().iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["samples", "doubled"]);
+    let opened = Stream::open(&format!("{name}.doubled")).unwrap();
+    assert_eq!(opened.info().capacity, 16);
+    while !run.wait_timeout(Duration::from_millis(10)) {}
+    let report = run.wait();
+    assert_eq!(report.outcome, Outcome::Finished);
+    assert_eq!(opened.stats().frames_written, 2000);
+}
