@@ -497,7 +497,9 @@ class WriteSlot {
         return *this;
     }
 
+    /// Not copyable: one reservation has one owner.
     WriteSlot(const WriteSlot&) = delete;
+    /// Not copyable: one reservation has one owner.
     WriteSlot& operator=(const WriteSlot&) = delete;
 
     /// Commits length() bytes, or aborts while an exception leaves the scope (see the class).
@@ -631,7 +633,9 @@ class ReadSlot {
         return *this;
     }
 
+    /// Not copyable: one frame has one owner.
     ReadSlot(const ReadSlot&) = delete;
+    /// Not copyable: one frame has one owner.
     ReadSlot& operator=(const ReadSlot&) = delete;
 
     /// Releases the frame.
