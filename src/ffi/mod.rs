@@ -6,14 +6,15 @@
 //! and timeouts), [`stream`], [`writer`], [`reader`] and [`event`].
 //!
 //! The boundary rules, enforced here once for every export:
-//! - every export runs inside [`ffi_call`] (or [`guard`]), which catches Rust panics so that none
+//! - every export runs inside `ffi_call` (or `guard`), which catches Rust panics so that none
 //!   unwinds into C: a panic becomes `SHMLINE_PANIC`;
 //! - every failure returns a stable status number and records a message in a thread-local buffer,
 //!   read back with `shmline_last_error_message()`;
 //! - every pointer argument is checked for NULL before use (`SHMLINE_NULL_POINTER`), through the
-//!   small helpers below, which hold the only pointer dereferences of the boundary;
+//!   small helpers below (`handle`, `cstr`, `bytes`, `array`, `Out`...), the only code that
+//!   dereferences a caller's pointer besides the `Box::from_raw` of the close functions;
 //! - options structs start with `struct_size`, and only the bytes the caller declares are read
-//!   ([`read_options`]), so fields can be appended without breaking old callers.
+//!   (`read_options`), so fields can be appended without breaking old callers.
 #![allow(non_camel_case_types)]
 
 // In the order the header declares them (cbindgen follows this order; rustfmt keeps each
@@ -98,11 +99,15 @@ thread_local! {
 /// Records `message` as this thread's last error message.
 fn record(message: &dyn fmt::Display) {
     // `try_with`/`try_borrow_mut`: during thread teardown, or if formatting re-entered us, the
-    // message is dropped rather than panicking at the boundary.
+    // message is dropped rather than panicking. This runs outside the exports' catch_unwind, so a
+    // panic while formatting is caught here (AssertUnwindSafe: the buffer is reset below).
     let _ = LAST_ERROR.try_with(|cell| {
         if let Ok(mut buf) = cell.try_borrow_mut() {
             buf.clear();
-            let _ = write!(buf, "{message}");
+            if catch_unwind(AssertUnwindSafe(|| write!(buf, "{message}"))).is_err() {
+                buf.clear();
+                buf.extend_from_slice(b"(the error message could not be formatted)");
+            }
             // C reads up to the first NUL: keep the whole message by replacing interior ones.
             buf.iter_mut().filter(|b| **b == 0).for_each(|b| *b = b'?');
             buf.push(0);
@@ -386,6 +391,21 @@ mod tests {
             "{message}"
         );
         assert_eq!(guard(7, || panic!("again")), 7);
+    }
+
+    #[test]
+    fn each_thread_has_its_own_last_error_message() {
+        ffi_call(|| Err(invalid("on the main thread".into())));
+        std::thread::spawn(|| {
+            // SAFETY: this thread's NUL-terminated message buffer (or a static "").
+            let message = unsafe { CStr::from_ptr(last_error_ptr()) };
+            assert_eq!(message.to_bytes(), b"");
+        })
+        .join()
+        .unwrap();
+        // SAFETY: as above.
+        let message = unsafe { CStr::from_ptr(last_error_ptr()) };
+        assert_eq!(message.to_bytes(), b"on the main thread");
     }
 
     #[test]

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int passed, failed;
 static const char *prefix;
@@ -761,6 +764,38 @@ static void test_readers_drain_then_see_end_of_stream_for_ever(void) {
     shmline_stream_close(s);
 }
 
+static void test_readers_see_writer_dead_when_the_writer_process_exits_without_closing(void) {
+    shmline_stream *s = make_stream("dead", 4, 8);
+    shmline_reader *r = make_reader(s);
+    pid_t child = fork();
+    if (child == 0) {
+        /* The writer process: one frame, then gone without shmline_writer_close(). */
+        shmline_writer *w = NULL;
+        int ok = shmline_writer_open(s, NULL, &w) == SHMLINE_OK &&
+                 shmline_writer_write(w, "last", 4, 0, 0) == SHMLINE_OK;
+        _exit(ok ? 0 : 1);
+    }
+    CHECK(child > 0);
+    int status = -1;
+    /* Reaped, so that its pid no longer names a live (or zombie) process. */
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char buf[8];
+    shmline_frame_info info;
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, SHMLINE_TIMEOUT_INFINITE, &info), SHMLINE_OK);
+    CHECK(info.len == 4 && memcmp(buf, "last", 4) == 0);
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, SHMLINE_TIMEOUT_INFINITE, &info),
+           SHMLINE_WRITER_DEAD);
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, 0, &info), SHMLINE_WRITER_DEAD);
+    shmline_stream_stats stats;
+    EXPECT(shmline_stream_get_stats(s, &stats, NULL, 0), SHMLINE_OK);
+    CHECK(stats.writer_state == SHMLINE_WRITER_STATE_DEAD && stats.writer_pid == (uint32_t)child);
+    shmline_writer *w = NULL;
+    EXPECT(shmline_writer_open(s, NULL, &w), SHMLINE_WRITER_EXISTS);
+    EXPECT_MESSAGE("died");
+    shmline_reader_close(r);
+    shmline_stream_close(s);
+}
+
 static void test_a_lossy_reader_never_blocks_the_writer_and_counts_what_it_missed(void) {
     shmline_stream *s = make_stream("lossy", 4, 8);
     shmline_reader_options ro = shmline_reader_options_default();
@@ -1076,6 +1111,7 @@ int main(int argc, char **argv) {
     test_acquire_and_release_follow_the_lending_state();
     test_batch_reads_pack_frames_and_stop_at_one_that_does_not_fit();
     test_readers_drain_then_see_end_of_stream_for_ever();
+    test_readers_see_writer_dead_when_the_writer_process_exits_without_closing();
     test_a_lossy_reader_never_blocks_the_writer_and_counts_what_it_missed();
     test_start_positions_choose_the_first_frame();
     test_checksummed_frames_round_trip();
