@@ -1,0 +1,1190 @@
+// shmline for C++: a header-only RAII layer over the C API in <shmline.h>.
+//
+// Requires C++17; under C++20 the byte views are std::span. Link with the shmline library
+// (CMake: `target_link_libraries(app PRIVATE shmline::cpp)`).
+//
+// The rules every class below follows:
+//
+// - Handles. Stream, Writer, Reader and Event own one C handle each. They are move-only; the
+//   destructor closes the handle (closing a Writer ends the stream for its readers). A
+//   moved-from or closed object is empty (`operator bool` is false) and every call on it fails
+//   with Status::NullPointer.
+// - Errors. Setup calls (create, open, writer, reader...) and every call not named `try_*` throw
+//   shmline::Error, which carries the Status and the library's message, for every error (negative
+//   status). Outcomes that are not errors (Full, Empty, Timeout, EndOfStream, WriterDead) are
+//   returned, never thrown.
+// - Hot path. Calls named `try_*` never block and never throw: they return the Status, errors
+//   included; shmline::last_error_message() then says what went wrong.
+// - Blocking. Blocking calls take a Timeout (any std::chrono duration converts to it):
+//   shmline::forever (the default) waits without limit, zero never blocks, a positive duration
+//   waits at most that long and then returns Status::Timeout.
+// - Threads. As in C: a Stream or an Event may be used by any number of threads at once; a
+//   Writer or a Reader by one thread at a time. Every handle works across processes.
+//
+// Zero-copy guards. Writer::reserve() returns a WriteSlot that publishes its frame when it goes out
+// of scope normally: its length is the whole slot (exactly one frame of a stream with a schema)
+// unless set_length() declared another. Leaving the scope by an exception drops the slot
+// unpublished, so a half-filled frame never reaches the readers; commit() and abort() decide
+// explicitly. Reader::acquire() returns a ReadSlot that releases its frame when it goes out of
+// scope. A slot must not outlive the Writer or Reader it came from.
+
+#ifndef SHMLINE_SHMLINE_HPP
+#define SHMLINE_SHMLINE_HPP
+
+#if __cplusplus < 201703L
+#error "<shmline/shmline.hpp> needs C++17 or later (CMake: link shmline::cpp, which requires it)"
+#endif
+
+#include <shmline.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if __has_include(<version>)
+#include <version>
+#endif
+// Defined when shmline::Span is std::span (C++20 libraries); otherwise it is shmline's own.
+#if defined(__cpp_lib_span) && __cpp_lib_span >= 202002L
+#include <span>
+#define SHMLINE_HAS_STD_SPAN 1
+#endif
+
+namespace shmline {
+
+// ---------------------------------------------------------------------------------------------
+// Status and errors
+// ---------------------------------------------------------------------------------------------
+
+/// The outcome of a call: the C API's status codes, with the same numbers (which never change).
+/// Zero is success, positive values are outcomes that are not errors, negative values are errors.
+enum class Status : std::int32_t {
+    Ok = SHMLINE_OK,                              ///< Success.
+    Full = SHMLINE_FULL,                          ///< The ring is full (nothing written).
+    Empty = SHMLINE_EMPTY,                        ///< No frame now, or the event is not set.
+    Timeout = SHMLINE_TIMEOUT,                    ///< A blocking call reached its timeout.
+    EndOfStream = SHMLINE_END_OF_STREAM,          ///< The writer closed; every frame was read.
+    WriterDead = SHMLINE_WRITER_DEAD,             ///< The writer died; every frame was read.
+    InvalidArgument = SHMLINE_INVALID_ARGUMENT,   ///< An argument is out of range.
+    NullPointer = SHMLINE_NULL_POINTER,           ///< A handle is closed or moved from.
+    InvalidName = SHMLINE_INVALID_NAME,           ///< A stream or event name is not allowed.
+    NotFound = SHMLINE_NOT_FOUND,                 ///< No stream or event has that name.
+    AlreadyExists = SHMLINE_ALREADY_EXISTS,       ///< The name is taken.
+    PermissionDenied = SHMLINE_PERMISSION_DENIED, ///< The system refused access to the segment.
+    NotShmline = SHMLINE_NOT_SHMLINE,             ///< The segment is not a shmline segment.
+    VersionMismatch = SHMLINE_VERSION_MISMATCH,   ///< The segment has another layout version.
+    Corrupt = SHMLINE_CORRUPT,                    ///< Shared memory holds an impossible value.
+    SchemaMismatch = SHMLINE_SCHEMA_MISMATCH,     ///< The stream's schema is not the required one.
+    WriterExists = SHMLINE_WRITER_EXISTS,         ///< The stream already has (or had) a writer.
+    TooManyReaders = SHMLINE_TOO_MANY_READERS,    ///< Every reader slot is taken.
+    FrameTooLarge = SHMLINE_FRAME_TOO_LARGE,      ///< A frame exceeds the maximum frame size.
+    BufferTooSmall = SHMLINE_BUFFER_TOO_SMALL,    ///< The buffer cannot hold the frame.
+    WrongState = SHMLINE_WRONG_STATE,             ///< The call is not allowed in this state.
+    NoSpace = SHMLINE_NO_SPACE,                   ///< Not enough shared memory.
+    OsError = SHMLINE_OS_ERROR,                   ///< Another operating-system error.
+    Panic = SHMLINE_PANIC,                        ///< A bug inside shmline (please report it).
+    Unsupported = SHMLINE_UNSUPPORTED,            ///< Not supported for this handle.
+};
+
+/// The status's name as in the C macro without `SHMLINE_` (`"END_OF_STREAM"`); `"UNKNOWN"` for a
+/// number that is not a status. The string is static.
+inline const char* status_name(Status status) noexcept {
+    return shmline_status_str(static_cast<std::int32_t>(status));
+}
+
+/// One sentence saying what the status means in general (`"the ring is full"`). The string is
+/// static. For what went wrong in a particular call, see Error::message() or last_error_message().
+inline const char* status_description(Status status) noexcept {
+    return shmline_status_describe(static_cast<std::int32_t>(status));
+}
+
+/// True for the negative statuses, the errors; false for Ok and the outcomes (Full, Empty,
+/// Timeout, EndOfStream, WriterDead).
+constexpr bool is_error(Status status) noexcept {
+    return static_cast<std::int32_t>(status) < 0;
+}
+
+/// The message of the last failed shmline call on this thread, saying what went wrong and
+/// usually how to fix it (empty before any failure). Meant for statuses returned by `try_*`
+/// calls; thrown errors carry their own copy in Error::message().
+inline std::string last_error_message() {
+    return shmline_last_error_message();
+}
+
+/// The error thrown by every shmline call not named `try_*`: a negative Status and the library's
+/// message. `what()` is `"<STATUS_NAME>: <message>"`.
+///
+/// Catch it and branch on status() to handle one kind, e.g. Status::NotFound from Stream::open()
+/// while the producer has not created the stream yet. Copying it never throws.
+class Error : public std::runtime_error {
+  public:
+    /// An error with `status` (expected to be negative) and `message` (what went wrong).
+    Error(Status status, const std::string& message)
+        : std::runtime_error(std::string(status_name(status)) + ": " + message),
+          status_(status),
+          prefix_(std::strlen(status_name(status)) + 2) {}
+
+    /// The status of the failed call, e.g. Status::NotFound.
+    Status status() const noexcept { return status_; }
+
+    /// The library's message alone, without the status name that what() starts with.
+    const char* message() const noexcept { return what() + prefix_; }
+
+  private:
+    Status status_;
+    std::size_t prefix_;
+};
+
+namespace detail {
+
+/// Throws the Error for a failed C call, with the message it just recorded on this thread.
+[[noreturn]] inline void raise(std::int32_t status) {
+    throw Error(static_cast<Status>(status), shmline_last_error_message());
+}
+
+/// Converts a C status for a throwing call: errors are thrown, outcomes returned.
+inline Status check(std::int32_t status) {
+    if (status < 0) {
+        raise(status);
+    }
+    return static_cast<Status>(status);
+}
+
+}  // namespace detail
+
+/// The version of the shmline library actually loaded, `"MAJOR.MINOR.PATCH"` (compare with the
+/// `SHMLINE_VERSION_*` macros of the header compiled against). The string is static.
+inline const char* version() noexcept {
+    return shmline_version();
+}
+
+/// The shared-memory layout version of the library actually loaded (compare with
+/// `SHMLINE_LAYOUT_VERSION`). Processes share streams and events only with the same one.
+inline std::uint32_t layout_version() noexcept {
+    return shmline_layout_version();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts and byte views
+// ---------------------------------------------------------------------------------------------
+
+/// How long a blocking call may wait. Any std::chrono duration that converts to nanoseconds
+/// without loss converts to it (`std::chrono::milliseconds(5)`, `2s`...). Negative waits for ever
+/// (see shmline::forever); zero never blocks.
+using Timeout = std::chrono::nanoseconds;
+
+/// A Timeout that waits without limit: the default of every blocking call.
+inline constexpr Timeout forever{SHMLINE_TIMEOUT_INFINITE};
+
+namespace detail {
+
+/// The C API's `timeout_ns` for a Timeout (every negative value means for ever in both).
+inline std::int64_t nanos(Timeout timeout) noexcept {
+    return static_cast<std::int64_t>(timeout.count());
+}
+
+}  // namespace detail
+
+#if defined(SHMLINE_HAS_STD_SPAN)
+/// A view of contiguous elements: std::span under C++20.
+template <class T>
+using Span = std::span<T>;
+#else
+/// A view of contiguous elements for C++17: the part of C++20's std::span that shmline uses
+/// (built from a pointer and a size or from any contiguous container, never owning), so that code
+/// written against it compiles unchanged under C++20, where Span is std::span.
+template <class T>
+class Span {
+    template <class C>
+    using data_of = decltype(std::data(std::declval<C&>()));
+
+    // A container fits if it has data() and size() and its elements convert like T's (const
+    // may be added, nothing else), as std::span requires.
+    template <class C, class = void>
+    struct fits : std::false_type {};
+    template <class C>
+    struct fits<C, std::void_t<data_of<C>, decltype(std::size(std::declval<C&>()))>>
+        : std::is_convertible<std::remove_pointer_t<data_of<C>> (*)[], T (*)[]> {};
+
+  public:
+    using element_type = T;                         ///< The element type, with its const.
+    using value_type = std::remove_cv_t<T>;         ///< The element type without const.
+    using size_type = std::size_t;                  ///< The type of sizes.
+    using pointer = T*;                             ///< A pointer to an element.
+    using reference = T&;                           ///< A reference to an element.
+    using iterator = T*;                            ///< Iterators are plain pointers.
+
+    /// An empty view.
+    constexpr Span() noexcept = default;
+
+    /// A view of the `size` elements at `data`.
+    constexpr Span(T* data, std::size_t size) noexcept : data_(data), size_(size) {}
+
+    /// A view of a contiguous container or array (std::vector, std::array, T[N], another Span...).
+    template <class C, std::enable_if_t<!std::is_same_v<std::remove_cv_t<C>, Span> && fits<C>::value,
+                                        int> = 0>
+    constexpr Span(C& container) noexcept  // NOLINT(google-explicit-constructor): as std::span
+        : data_(std::data(container)), size_(std::size(container)) {}
+
+    /// A read-only view of a const or temporary container (only for a Span of const elements).
+    template <class C, std::enable_if_t<std::is_const_v<T> && !std::is_same_v<C, Span> &&
+                                            fits<const C>::value,
+                                        int> = 0>
+    constexpr Span(const C& container) noexcept  // NOLINT(google-explicit-constructor)
+        : data_(std::data(container)), size_(std::size(container)) {}
+
+    /// The first element (may be null when empty).
+    constexpr T* data() const noexcept { return data_; }
+    /// The number of elements.
+    constexpr std::size_t size() const noexcept { return size_; }
+    /// The number of bytes the elements occupy.
+    constexpr std::size_t size_bytes() const noexcept { return size_ * sizeof(T); }
+    /// Whether the view has no element.
+    constexpr bool empty() const noexcept { return size_ == 0; }
+    /// Element `i` (unchecked, as std::span).
+    constexpr T& operator[](std::size_t i) const noexcept { return data_[i]; }
+    /// Iterator to the first element.
+    constexpr T* begin() const noexcept { return data_; }
+    /// Iterator past the last element.
+    constexpr T* end() const noexcept { return data_ + size_; }
+
+  private:
+    T* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+#endif
+
+/// Read-only bytes: what writers take. Built from std::vector<std::byte>, std::array<std::byte, N>
+/// and the like; for other data use the (pointer, size) overloads.
+using ConstBytes = Span<const std::byte>;
+
+/// Writable bytes: the buffers readers fill.
+using MutableBytes = Span<std::byte>;
+
+// ---------------------------------------------------------------------------------------------
+// Plain data: options, schemas, frame metadata, statistics
+// ---------------------------------------------------------------------------------------------
+
+/// How a blocked writer or reader waits (the C `SHMLINE_WAIT_*` values).
+enum class WaitStrategy : std::uint32_t {
+    Adaptive = SHMLINE_WAIT_ADAPTIVE,  ///< Spin a few microseconds, then sleep (the default).
+    BusySpin = SHMLINE_WAIT_BUSY_SPIN, ///< Never sleep: lowest latency, burns a core.
+    Block = SHMLINE_WAIT_BLOCK,        ///< Sleep at once: least CPU, adds wake-up latency.
+};
+
+/// Where a new reader starts (the C `SHMLINE_START_*` values).
+enum class StartPosition : std::uint32_t {
+    Next = SHMLINE_START_NEXT,     ///< Frames published after the reader opened (the default).
+    Newest = SHMLINE_START_NEWEST, ///< The most recent frame, then everything after it.
+    Oldest = SHMLINE_START_OLDEST, ///< The oldest frame still in the ring, then the rest.
+};
+
+/// What the writer of a stream is doing (the C `SHMLINE_WRITER_STATE_*` values).
+enum class WriterState : std::uint32_t {
+    None = SHMLINE_WRITER_STATE_NONE,     ///< No writer has opened the stream yet.
+    Active = SHMLINE_WRITER_STATE_ACTIVE, ///< A live writer is attached.
+    Closed = SHMLINE_WRITER_STATE_CLOSED, ///< The writer closed the stream (end of stream).
+    Dead = SHMLINE_WRITER_STATE_DEAD,     ///< The writer's process died without closing.
+};
+
+/// How an event counts (the C `SHMLINE_EVENT_*` values).
+enum class EventMode : std::uint32_t {
+    Flag = SHMLINE_EVENT_FLAG,         ///< A switch: on until cleared; one set releases all waits.
+    Counting = SHMLINE_EVENT_COUNTING, ///< A semaphore: each set releases exactly one wait.
+};
+
+/// The type of a stream's frames: a NumPy array-interface dtype (`"<f4"`, `"|u1"`...) and a
+/// shape (empty: one scalar per frame). The empty Schema (no dtype) stands for raw bytes without
+/// a schema, as a NULL dtype does in C.
+///
+/// (Not a std::optional in the options: GCC 12 at -O2 reports a disengaged std::optional of a
+/// class type as "may be used uninitialized", GCC bug 80635, which would break users' -Werror
+/// builds.)
+struct Schema {
+    std::string dtype;                ///< Element type, e.g. `"<f4"`; empty: no schema.
+    std::vector<std::uint64_t> shape; ///< Dimensions, none of them 0; at most SHMLINE_MAX_NDIM.
+
+    /// Whether this is no schema at all (raw bytes): the dtype is empty.
+    bool empty() const noexcept { return dtype.empty(); }
+
+    /// Same dtype and shape.
+    friend bool operator==(const Schema& a, const Schema& b) {
+        return a.dtype == b.dtype && a.shape == b.shape;
+    }
+    /// Different dtype or shape.
+    friend bool operator!=(const Schema& a, const Schema& b) { return !(a == b); }
+};
+
+/// Parameters of a new stream, for Stream::create(). The defaults are the C library's
+/// (shmline_stream_options_default()); the C header documents each field's range.
+struct StreamOptions {
+    /// Slots in the ring, a power of two (default 64): how far the writer may run ahead.
+    std::uint32_t capacity = shmline_stream_options_default().capacity;
+    /// Largest frame in bytes; 0 (the default) takes the schema's frame size.
+    std::uint32_t max_frame_size = shmline_stream_options_default().max_frame_size;
+    /// Most readers attached at once (default 8).
+    std::uint32_t max_readers = shmline_stream_options_default().max_readers;
+    /// Permission bits of the segment (default 0600).
+    std::uint32_t permissions = shmline_stream_options_default().permissions;
+    /// Every frame carries a CRC32C that readers check (default false).
+    bool checksum = shmline_stream_options_default().checksum != 0;
+    /// Remove the name once this stream and every writer and reader opened from it are closed
+    /// (default false: the stream lives until Stream::unlink()).
+    bool unlink_on_close = shmline_stream_options_default().unlink_on_close != 0;
+    /// The frames' type; empty (the default) means raw bytes up to max_frame_size.
+    Schema schema;
+};
+
+/// Options of a writer, for Stream::writer().
+struct WriterOptions {
+    /// How the writer waits for space when the ring is full.
+    WaitStrategy wait = static_cast<WaitStrategy>(shmline_writer_options_default().wait);
+};
+
+/// Options of a reader, for Stream::reader().
+struct ReaderOptions {
+    /// Where to start reading.
+    StartPosition start = static_cast<StartPosition>(shmline_reader_options_default().start);
+    /// How the reader waits for frames.
+    WaitStrategy wait = static_cast<WaitStrategy>(shmline_reader_options_default().wait);
+    /// A lossy reader never holds the writer back and is told how many frames it missed; it
+    /// cannot acquire(). Default false.
+    bool lossy = shmline_reader_options_default().lossy != 0;
+    /// Refuse to open (Status::SchemaMismatch) unless the stream has exactly this schema; empty
+    /// (the default): no requirement.
+    Schema require_schema;
+};
+
+/// Options of a new event, for Event::create().
+struct EventOptions {
+    /// Flag (the default) or counting.
+    EventMode mode = static_cast<EventMode>(shmline_event_options_default().mode);
+    /// Permission bits of the segment (default 0600).
+    std::uint32_t permissions = shmline_event_options_default().permissions;
+    /// Remove the name when this handle is closed (default false).
+    bool unlink_on_close = shmline_event_options_default().unlink_on_close != 0;
+};
+
+/// Metadata of one frame: seq, timestamp_ns (CLOCK_MONOTONIC), len, flags and missed, as
+/// documented for the C struct. The same type as in C, so batch reads fill it in place.
+using FrameInfo = shmline_frame_info;
+
+/// Fixed facts about a stream (capacity, max_frame_size, slot_size, max_readers, creator...),
+/// as documented for the C struct.
+using StreamInfo = shmline_stream_info;
+
+/// Counters of one attached reader (index, pid, alive, lossy, position, frames_read, bytes_read,
+/// missed, lag), as documented for the C struct.
+using ReaderStats = shmline_reader_stats;
+
+/// A snapshot of a stream's shared counters, from Stream::stats(). Counters are read one by one
+/// while the stream runs, so they need not be consistent with each other.
+struct StreamStats {
+    std::uint32_t capacity = 0;                   ///< Slots in the ring.
+    WriterState writer_state = WriterState::None; ///< What the writer is doing.
+    std::uint32_t writer_pid = 0;                 ///< Process id of the writer; 0 if none yet.
+    std::uint64_t frames_written = 0;             ///< Frames published so far.
+    std::uint64_t bytes_written = 0;              ///< Payload bytes published so far.
+    std::uint64_t writer_waits = 0;               ///< Times the writer found the ring full.
+    Timeout writer_wait_time{0};                  ///< Total time the writer waited for space.
+    std::uint64_t readers_reclaimed = 0;          ///< Dead readers whose slots were reclaimed.
+    double fill = 0.0;                            ///< Fill seen by the slowest lossless reader, 0 to 1.
+    std::vector<ReaderStats> readers;             ///< Every attached reader, by slot index.
+};
+
+namespace detail {
+
+/// The C `ndim` of `schema`, clamped rather than truncated so that an absurd shape is refused by
+/// the library instead of being read as a short one.
+inline std::uint32_t ndim(const Schema& schema) noexcept {
+    return static_cast<std::uint32_t>(
+        std::min<std::size_t>(schema.shape.size(), std::numeric_limits<std::uint32_t>::max()));
+}
+
+/// The C options for `options`; its pointers borrow from `options`, which must outlive the call.
+inline shmline_stream_options to_c(const StreamOptions& options) noexcept {
+    shmline_stream_options c = shmline_stream_options_default();
+    c.capacity = options.capacity;
+    c.max_frame_size = options.max_frame_size;
+    c.max_readers = options.max_readers;
+    c.permissions = options.permissions;
+    c.checksum = options.checksum ? 1 : 0;
+    c.unlink_on_close = options.unlink_on_close ? 1 : 0;
+    if (!options.schema.empty()) {
+        c.dtype = options.schema.dtype.c_str();
+        c.ndim = ndim(options.schema);
+        c.shape = options.schema.shape.data();
+    }
+    return c;
+}
+
+/// The C options for `options`; its pointers borrow from `options`, which must outlive the call.
+inline shmline_reader_options to_c(const ReaderOptions& options) noexcept {
+    shmline_reader_options c = shmline_reader_options_default();
+    c.start = static_cast<std::uint32_t>(options.start);
+    c.wait = static_cast<std::uint32_t>(options.wait);
+    c.lossy = options.lossy ? 1 : 0;
+    if (!options.require_schema.empty()) {
+        c.require_dtype = options.require_schema.dtype.c_str();
+        c.require_ndim = ndim(options.require_schema);
+        c.require_shape = options.require_schema.shape.data();
+    }
+    return c;
+}
+
+/// Closes any C handle: the deleter of the owning unique_ptrs.
+struct Closer {
+    void operator()(shmline_stream* h) const noexcept { shmline_stream_close(h); }
+    void operator()(shmline_writer* h) const noexcept { shmline_writer_close(h); }
+    void operator()(shmline_reader* h) const noexcept { shmline_reader_close(h); }
+    void operator()(shmline_event* h) const noexcept { shmline_event_close(h); }
+};
+
+template <class H>
+using Owned = std::unique_ptr<H, Closer>;
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Zero-copy guards
+// ---------------------------------------------------------------------------------------------
+
+/// A slot reserved by Writer::reserve() for zero-copy writing: fill bytes() in place, and the
+/// frame is published when the slot goes out of scope.
+///
+/// On normal scope exit it commits length() bytes (the whole slot unless set_length() said
+/// otherwise) with flags(); if the scope is left by an exception it aborts instead, publishing
+/// nothing. commit() and abort() do either at once. Until then readers cannot see the frame, and
+/// the writer can do nothing else. Move-only; must not outlive its Writer.
+///
+/// A slot that holds no reservation (the reservation timed out, the ring was full, or the slot was
+/// committed, aborted or moved from) is false; status() says why reserve() gave none.
+class WriteSlot {
+  public:
+    /// Takes over `other`'s reservation; `other` is left empty.
+    WriteSlot(WriteSlot&& other) noexcept
+        : writer_(std::exchange(other.writer_, nullptr)),
+          data_(other.data_),
+          capacity_(other.capacity_),
+          length_(other.length_),
+          flags_(other.flags_),
+          status_(other.status_),
+          exceptions_(other.exceptions_) {}
+
+    /// Finishes this slot's reservation (as on scope exit), then takes over `other`'s.
+    WriteSlot& operator=(WriteSlot&& other) noexcept {
+        if (this != &other) {
+            finish();
+            writer_ = std::exchange(other.writer_, nullptr);
+            data_ = other.data_;
+            capacity_ = other.capacity_;
+            length_ = other.length_;
+            flags_ = other.flags_;
+            status_ = other.status_;
+            exceptions_ = other.exceptions_;
+        }
+        return *this;
+    }
+
+    /// Not copyable: one reservation has one owner.
+    WriteSlot(const WriteSlot&) = delete;
+    /// Not copyable: one reservation has one owner.
+    WriteSlot& operator=(const WriteSlot&) = delete;
+
+    /// Commits length() bytes, or aborts while an exception leaves the scope (see the class).
+    /// A failure to commit cannot be reported from here: call commit() to see it.
+    ~WriteSlot() { finish(); }
+
+    /// Whether the slot holds a reservation.
+    explicit operator bool() const noexcept { return writer_ != nullptr; }
+
+    /// How the reservation went: Status::Ok, or the outcome or error that left the slot empty
+    /// (Full, Timeout; for try_reserve() also any error).
+    Status status() const noexcept { return status_; }
+
+    /// The slot's first byte in shared memory; null when the slot is empty.
+    std::byte* data() const noexcept { return writer_ ? data_ : nullptr; }
+
+    /// The slot's size in bytes: the stream's maximum frame size (0 when empty).
+    std::size_t capacity() const noexcept { return writer_ ? capacity_ : 0; }
+
+    /// The whole slot, to fill in place (empty when the slot is).
+    MutableBytes bytes() const noexcept { return MutableBytes(data(), capacity()); }
+
+    /// The frame length committed on scope exit: capacity() unless set_length() changed it.
+    std::size_t length() const noexcept { return length_; }
+
+    /// Declares the frame's length for the commit on scope exit. Throws Error with
+    /// Status::FrameTooLarge if `length` exceeds capacity(), Status::WrongState if the slot is
+    /// empty.
+    void set_length(std::size_t length) {
+        require_reservation();
+        if (length > capacity_) {
+            throw Error(Status::FrameTooLarge,
+                        "frame of " + std::to_string(length) + " bytes exceeds the slot's " +
+                            std::to_string(capacity_) + " bytes");
+        }
+        length_ = length;
+    }
+
+    /// The application flags committed on scope exit (default 0).
+    std::uint32_t flags() const noexcept { return flags_; }
+
+    /// Sets the application flags readers will see in FrameInfo::flags.
+    void set_flags(std::uint32_t flags) noexcept { flags_ = flags; }
+
+    /// Publishes the first length() bytes now with flags(); the slot becomes empty. Never blocks.
+    /// Throws Error with Status::WrongState if the slot is empty.
+    void commit() { commit(length_, flags_); }
+
+    /// Publishes the first `length` bytes now with `flags`; the slot becomes empty. Never blocks.
+    /// Throws Error: Status::FrameTooLarge if `length` exceeds capacity() (the slot stays
+    /// reserved), Status::WrongState if the slot is empty.
+    void commit(std::size_t length, std::uint32_t flags = 0) {
+        require_reservation();
+        detail::check(shmline_writer_commit(writer_, length, flags));
+        writer_ = nullptr;
+    }
+
+    /// Drops the reservation without publishing anything; does nothing if the slot is empty.
+    /// Never blocks.
+    void abort() noexcept {
+        if (writer_ != nullptr) {
+            // Cannot fail: this slot holds the writer's only reservation.
+            static_cast<void>(shmline_writer_abort(writer_));
+            writer_ = nullptr;
+        }
+    }
+
+  private:
+    friend class Writer;
+
+    WriteSlot(shmline_writer* writer, std::byte* data, std::size_t capacity,
+              Status status) noexcept
+        : writer_(writer),
+          data_(data),
+          capacity_(capacity),
+          length_(capacity),
+          status_(status),
+          exceptions_(std::uncaught_exceptions()) {}
+
+    void require_reservation() const {
+        if (writer_ == nullptr) {
+            throw Error(Status::WrongState, "the WriteSlot holds no reservation");
+        }
+    }
+
+    // More uncaught exceptions than when the slot was reserved means this scope is being left by
+    // an exception: the frame may be half-filled, so it must not be published.
+    void finish() noexcept {
+        if (writer_ == nullptr) {
+            return;
+        }
+        if (std::uncaught_exceptions() > exceptions_ ||
+            shmline_writer_commit(writer_, length_, flags_) != SHMLINE_OK) {
+            abort();
+        }
+        writer_ = nullptr;
+    }
+
+    shmline_writer* writer_ = nullptr;
+    std::byte* data_ = nullptr;
+    std::size_t capacity_ = 0;
+    std::size_t length_ = 0;
+    std::uint32_t flags_ = 0;
+    Status status_ = Status::Ok;
+    int exceptions_ = 0;
+};
+
+/// A frame lent in place by Reader::acquire(): read it through bytes() (no copy), and it is
+/// released when the slot goes out of scope (or at release()). Until then the writer cannot
+/// reuse its slot, so hold it briefly. Move-only; must not outlive its Reader.
+///
+/// A slot without a frame (timeout, end of stream...) is false; status() says why.
+class ReadSlot {
+  public:
+    /// Takes over `other`'s frame; `other` is left empty.
+    ReadSlot(ReadSlot&& other) noexcept
+        : reader_(std::exchange(other.reader_, nullptr)),
+          data_(other.data_),
+          info_(other.info_),
+          status_(other.status_) {}
+
+    /// Releases this slot's frame, then takes over `other`'s.
+    ReadSlot& operator=(ReadSlot&& other) noexcept {
+        if (this != &other) {
+            release();
+            reader_ = std::exchange(other.reader_, nullptr);
+            data_ = other.data_;
+            info_ = other.info_;
+            status_ = other.status_;
+        }
+        return *this;
+    }
+
+    /// Not copyable: one frame has one owner.
+    ReadSlot(const ReadSlot&) = delete;
+    /// Not copyable: one frame has one owner.
+    ReadSlot& operator=(const ReadSlot&) = delete;
+
+    /// Releases the frame.
+    ~ReadSlot() { release(); }
+
+    /// Whether the slot holds a frame.
+    explicit operator bool() const noexcept { return reader_ != nullptr; }
+
+    /// How the acquire went: Status::Ok, or the outcome that left the slot empty (Empty,
+    /// Timeout, EndOfStream, WriterDead; for try_acquire() also any error).
+    Status status() const noexcept { return status_; }
+
+    /// The frame's metadata (all zero when the slot never held a frame).
+    const FrameInfo& info() const noexcept { return info_; }
+
+    /// The frame's first byte in shared memory (read only); null when the slot is empty.
+    const std::byte* data() const noexcept { return reader_ ? data_ : nullptr; }
+
+    /// The frame's length in bytes (0 when the slot is empty).
+    std::size_t size() const noexcept { return reader_ ? info_.len : 0; }
+
+    /// The frame's bytes (empty when the slot is).
+    ConstBytes bytes() const noexcept { return ConstBytes(data(), size()); }
+
+    /// Releases the frame now; the slot becomes empty and its bytes invalid. Does nothing if the
+    /// slot is empty. Never blocks.
+    void release() noexcept {
+        if (reader_ != nullptr) {
+            // Cannot fail: this slot holds the reader's only acquired frame.
+            static_cast<void>(shmline_reader_release(reader_));
+            reader_ = nullptr;
+        }
+    }
+
+  private:
+    friend class Reader;
+
+    ReadSlot(shmline_reader* reader, const void* data, const FrameInfo& info,
+             Status status) noexcept
+        : reader_(reader), data_(static_cast<const std::byte*>(data)), info_(info), status_(status) {}
+
+    shmline_reader* reader_ = nullptr;
+    const std::byte* data_ = nullptr;
+    FrameInfo info_{};
+    Status status_ = Status::Ok;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Writer and Reader
+// ---------------------------------------------------------------------------------------------
+
+/// The writer of a stream, from Stream::writer(). A stream has one writer for its whole life;
+/// destroying or closing the Writer ends the stream (readers drain what is left, then get
+/// Status::EndOfStream). Use it from one thread at a time. It keeps the stream mapped, so it may
+/// outlive the Stream it came from.
+class Writer {
+  public:
+    /// An empty writer (false); assign one from Stream::writer().
+    Writer() noexcept = default;
+
+    /// Whether the writer is open.
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+    /// The C handle, for calling the C API directly; still owned by this object.
+    shmline_writer* handle() const noexcept { return handle_.get(); }
+
+    /// Closes the writer now and ends the stream; a reserved slot is dropped. Does nothing if
+    /// already closed.
+    void close() noexcept { handle_.reset(); }
+
+    /// Copies `data` into the stream as one frame with application `flags`, waiting up to
+    /// `timeout` while the slowest lossless reader is a whole ring behind.
+    ///
+    /// Returns Status::Ok, or an outcome when nothing was written: Status::Timeout (or
+    /// Status::Full when `timeout` is zero). Throws Error: Status::FrameTooLarge,
+    /// Status::WrongState (a slot is reserved, or the writer is closed)...
+    Status write(ConstBytes data, std::uint32_t flags = 0, Timeout timeout = forever) {
+        return write(data.data(), data.size(), flags, timeout);
+    }
+
+    /// As write(ConstBytes...), for the `size` bytes at `data` (which may be null when `size` is 0).
+    Status write(const void* data, std::size_t size, std::uint32_t flags = 0,
+                 Timeout timeout = forever) {
+        return detail::check(
+            shmline_writer_write(handle_.get(), data, size, flags, detail::nanos(timeout)));
+    }
+
+    /// Writes `data` as one frame if there is space now. Never blocks, never throws.
+    ///
+    /// Returns Status::Ok, Status::Full (nothing written), or an error status.
+    [[nodiscard]] Status try_write(ConstBytes data, std::uint32_t flags = 0) noexcept {
+        return try_write(data.data(), data.size(), flags);
+    }
+
+    /// As try_write(ConstBytes...), for the `size` bytes at `data`.
+    [[nodiscard]] Status try_write(const void* data, std::size_t size,
+                                   std::uint32_t flags = 0) noexcept {
+        return static_cast<Status>(shmline_writer_try_write(handle_.get(), data, size, flags));
+    }
+
+    /// Writes `lengths.size()` frames lying back to back in `data` (frame i is `lengths[i]`
+    /// bytes), all with `flags`; `written` receives how many were written. Waits up to `timeout`
+    /// for space for the first frame; once some are written and the deadline passes, it stops
+    /// there. Much cheaper per frame than write() for small frames.
+    ///
+    /// Returns Status::Ok (`written` at least 1 when there was a frame), or Status::Timeout /
+    /// Status::Full with `written` 0. Throws Error: Status::InvalidArgument (the lengths add up
+    /// to more than `data`), Status::FrameTooLarge (nothing written), Status::WrongState...
+    Status write_batch(ConstBytes data, Span<const std::size_t> lengths, std::size_t& written,
+                       std::uint32_t flags = 0, Timeout timeout = forever) {
+        written = 0;
+        if (!lengths_fit(data, lengths)) {
+            throw Error(Status::InvalidArgument, lengths_message(data, lengths));
+        }
+        return detail::check(shmline_writer_write_batch(handle_.get(), data.data(),
+                                                        lengths.data(), lengths.size(), flags,
+                                                        detail::nanos(timeout), &written));
+    }
+
+    /// As write_batch(), writing only what fits now. Never blocks, never throws: returns
+    /// Status::Ok, Status::Full, or an error status (Status::InvalidArgument when the lengths
+    /// add up to more than `data`: this check is made in C++ and sets no last_error_message()).
+    [[nodiscard]] Status try_write_batch(ConstBytes data, Span<const std::size_t> lengths,
+                                         std::size_t& written, std::uint32_t flags = 0) noexcept {
+        written = 0;
+        if (!lengths_fit(data, lengths)) {
+            return Status::InvalidArgument;
+        }
+        return static_cast<Status>(shmline_writer_write_batch(
+            handle_.get(), data.data(), lengths.data(), lengths.size(), flags, 0, &written));
+    }
+
+    /// Reserves the next slot for zero-copy writing, waiting up to `timeout` for space. The
+    /// returned WriteSlot publishes its frame on scope exit (see WriteSlot).
+    ///
+    /// Returns a slot that is true, or false with status() Status::Timeout (Status::Full when
+    /// `timeout` is zero). Throws Error: Status::WrongState (a slot is already reserved)...
+    [[nodiscard]] WriteSlot reserve(Timeout timeout = forever) {
+        void* slot = nullptr;
+        std::size_t capacity = 0;
+        const Status status = detail::check(
+            shmline_writer_reserve(handle_.get(), detail::nanos(timeout), &slot, &capacity));
+        return make_slot(status, slot, capacity);
+    }
+
+    /// Reserves the next slot if there is space now. Never blocks, never throws: the slot is
+    /// false when its status() is Status::Full or an error.
+    [[nodiscard]] WriteSlot try_reserve() noexcept {
+        void* slot = nullptr;
+        std::size_t capacity = 0;
+        const auto status =
+            static_cast<Status>(shmline_writer_reserve(handle_.get(), 0, &slot, &capacity));
+        return make_slot(status, slot, capacity);
+    }
+
+    /// Waits up to `timeout` until at least `count` readers are attached, so that no frame is
+    /// written before they exist. Polls every millisecond (meant for start-up). Returns true when
+    /// they are there, false on timeout. Throws Error for errors.
+    bool wait_for_readers(std::size_t count, Timeout timeout = forever) const {
+        return detail::check(shmline_writer_wait_for_readers(handle_.get(), count,
+                                                             detail::nanos(timeout))) ==
+               Status::Ok;
+    }
+
+    /// The sequence number the next frame will get: the number of frames written so far.
+    std::uint64_t position() const {
+        std::uint64_t position = 0;
+        detail::check(shmline_writer_position(handle_.get(), &position));
+        return position;
+    }
+
+  private:
+    friend class Stream;
+
+    explicit Writer(shmline_writer* handle) noexcept : handle_(handle) {}
+
+    static bool lengths_fit(ConstBytes data, Span<const std::size_t> lengths) noexcept {
+        std::size_t left = data.size();
+        for (const std::size_t length : lengths) {
+            if (length > left) {
+                return false;
+            }
+            left -= length;
+        }
+        return true;
+    }
+
+    static std::string lengths_message(ConstBytes data, Span<const std::size_t> lengths) {
+        return "the " + std::to_string(lengths.size()) + " frame lengths add up to more than the " +
+               std::to_string(data.size()) + " bytes of data";
+    }
+
+    WriteSlot make_slot(Status status, void* slot, std::size_t capacity) noexcept {
+        if (status != Status::Ok) {
+            return WriteSlot(nullptr, nullptr, 0, status);
+        }
+        return WriteSlot(handle_.get(), static_cast<std::byte*>(slot), capacity, status);
+    }
+
+    detail::Owned<shmline_writer> handle_;
+};
+
+/// A reader of a stream, from Stream::reader(): sees every frame in order (a lossy reader: every
+/// frame not overwritten before it got there). Use it from one thread at a time. It keeps the
+/// stream mapped, so it may outlive the Stream it came from.
+class Reader {
+  public:
+    /// An empty reader (false); assign one from Stream::reader().
+    Reader() noexcept = default;
+
+    /// Whether the reader is open.
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+    /// The C handle, for calling the C API directly; still owned by this object.
+    shmline_reader* handle() const noexcept { return handle_.get(); }
+
+    /// Leaves the stream now (no longer holding the writer back). Does nothing if closed.
+    void close() noexcept { handle_.reset(); }
+
+    /// Copies the next frame into `buffer` and its metadata into `info`, waiting up to `timeout`
+    /// for one. StreamInfo::max_frame_size bytes are always enough.
+    ///
+    /// Returns Status::Ok, or an outcome when nothing was read: Status::Timeout (Status::Empty
+    /// when `timeout` is zero), Status::EndOfStream, Status::WriterDead. Throws Error:
+    /// Status::BufferTooSmall (the frame stays unread; the message gives its length),
+    /// Status::WrongState (a frame is acquired), Status::Corrupt...
+    [[nodiscard]] Status read(MutableBytes buffer, FrameInfo& info, Timeout timeout = forever) {
+        return detail::check(shmline_reader_read(handle_.get(), buffer.data(), buffer.size(),
+                                                 detail::nanos(timeout), &info));
+    }
+
+    /// Reads the next frame if there is one now. Never blocks, never throws: returns
+    /// Status::Ok, Status::Empty, Status::EndOfStream, Status::WriterDead or an error status
+    /// (on Status::BufferTooSmall, `info.len` is the frame's length).
+    [[nodiscard]] Status try_read(MutableBytes buffer, FrameInfo& info) noexcept {
+        return static_cast<Status>(
+            shmline_reader_try_read(handle_.get(), buffer.data(), buffer.size(), &info));
+    }
+
+    /// Copies up to `infos.size()` available frames back to back into `buffer`, their metadata
+    /// into `infos[0 .. count)`; frame i starts after the `len` of the frames before it. Waits up
+    /// to `timeout` for the first frame, then takes only frames already published that fit.
+    ///
+    /// Returns Status::Ok with `count` at least 1, or an outcome with `count` 0 (as read()).
+    /// Throws Error: Status::BufferTooSmall (the first frame does not fit; `infos[0].len` is its
+    /// length), Status::InvalidArgument (`infos` is empty)...
+    [[nodiscard]] Status read_batch(MutableBytes buffer, Span<FrameInfo> infos, std::size_t& count,
+                                    Timeout timeout = forever) {
+        count = 0;
+        return detail::check(shmline_reader_read_batch(handle_.get(), buffer.data(),
+                                                       buffer.size(), infos.data(), infos.size(),
+                                                       detail::nanos(timeout), &count));
+    }
+
+    /// As read_batch(), taking only frames available now. Never blocks, never throws.
+    [[nodiscard]] Status try_read_batch(MutableBytes buffer, Span<FrameInfo> infos,
+                                        std::size_t& count) noexcept {
+        count = 0;
+        return static_cast<Status>(shmline_reader_read_batch(handle_.get(), buffer.data(),
+                                                             buffer.size(), infos.data(),
+                                                             infos.size(), 0, &count));
+    }
+
+    /// Lends the next frame in place, without a copy, waiting up to `timeout` for one; the
+    /// returned ReadSlot releases it on scope exit. Lossless readers only.
+    ///
+    /// Returns a slot that is true, or false with status() Status::Timeout (Status::Empty when
+    /// `timeout` is zero), Status::EndOfStream or Status::WriterDead. Throws Error:
+    /// Status::Unsupported (lossy reader), Status::WrongState (a frame is already acquired)...
+    [[nodiscard]] ReadSlot acquire(Timeout timeout = forever) {
+        const void* data = nullptr;
+        FrameInfo info{};
+        const Status status = detail::check(
+            shmline_reader_acquire(handle_.get(), detail::nanos(timeout), &data, &info));
+        return make_slot(status, data, info);
+    }
+
+    /// Lends the next frame if there is one now. Never blocks, never throws: the slot is false
+    /// when its status() is an outcome or an error.
+    [[nodiscard]] ReadSlot try_acquire() noexcept {
+        const void* data = nullptr;
+        FrameInfo info{};
+        const auto status =
+            static_cast<Status>(shmline_reader_acquire(handle_.get(), 0, &data, &info));
+        return make_slot(status, data, info);
+    }
+
+    /// How many frames this lossy reader has missed in total (always 0 when lossless).
+    std::uint64_t missed() const {
+        std::uint64_t missed = 0;
+        detail::check(shmline_reader_missed(handle_.get(), &missed));
+        return missed;
+    }
+
+    /// The sequence number of the next frame this reader will read.
+    std::uint64_t position() const {
+        std::uint64_t position = 0;
+        detail::check(shmline_reader_position(handle_.get(), &position));
+        return position;
+    }
+
+  private:
+    friend class Stream;
+
+    explicit Reader(shmline_reader* handle) noexcept : handle_(handle) {}
+
+    ReadSlot make_slot(Status status, const void* data, const FrameInfo& info) noexcept {
+        return ReadSlot(status == Status::Ok ? handle_.get() : nullptr, data, info, status);
+    }
+
+    detail::Owned<shmline_reader> handle_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Stream
+// ---------------------------------------------------------------------------------------------
+
+/// A stream opened in this process: a ring of frames in shared memory with one writer and up to
+/// max_readers readers, in any processes. Any number of threads may use one Stream at once.
+/// Writers and readers keep the memory mapped, so the Stream may be destroyed before them.
+class Stream {
+  public:
+    /// An empty stream (false); assign one from create() or open().
+    Stream() noexcept = default;
+
+    /// Creates the stream `name` (exclusive: Status::AlreadyExists if it exists) and opens it.
+    /// The segment is `/dev/shm/shmline.stream.<name>`. A stream needs a max_frame_size or a
+    /// schema. Throws Error: Status::InvalidName, Status::InvalidArgument, Status::AlreadyExists,
+    /// Status::PermissionDenied, Status::NoSpace...
+    static Stream create(const std::string& name, const StreamOptions& options = {}) {
+        const shmline_stream_options c = detail::to_c(options);
+        shmline_stream* handle = nullptr;
+        detail::check(shmline_stream_create(name.c_str(), &c, &handle));
+        return Stream(handle);
+    }
+
+    /// Opens the existing stream `name`, checking its layout version and sizes. Throws Error:
+    /// Status::NotFound, Status::InvalidName, Status::NotShmline, Status::VersionMismatch,
+    /// Status::Corrupt, Status::PermissionDenied...
+    static Stream open(const std::string& name) {
+        shmline_stream* handle = nullptr;
+        detail::check(shmline_stream_open(name.c_str(), &handle));
+        return Stream(handle);
+    }
+
+    /// Removes the name `name`: processes that have the stream open keep using it, later opens
+    /// get Status::NotFound. Throws Error: Status::NotFound, Status::InvalidName...
+    static void unlink(const std::string& name) {
+        detail::check(shmline_stream_unlink(name.c_str()));
+    }
+
+    /// The names of the streams that exist on this machine. Throws Error on an OS error.
+    static std::vector<std::string> list() {
+        std::vector<char> names;
+        for (;;) {
+            std::size_t needed = 0;
+            const std::int32_t status = shmline_stream_list(names.data(), names.size(), &needed);
+            if (status == SHMLINE_BUFFER_TOO_SMALL) {
+                // Streams may appear between the calls: grow and ask again.
+                names.resize(needed);
+                continue;
+            }
+            detail::check(status);
+            break;
+        }
+        std::vector<std::string> result;
+        for (const char* name = names.data(); name != nullptr && *name != '\0';
+             name += std::strlen(name) + 1) {
+            result.emplace_back(name);
+        }
+        return result;
+    }
+
+    /// Whether the stream is open.
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+    /// The C handle, for calling the C API directly; still owned by this object.
+    shmline_stream* handle() const noexcept { return handle_.get(); }
+
+    /// Closes this handle now (removing the name if created with unlink_on_close and nothing
+    /// else has it open). Does not end the stream: only the writer's close does. Does nothing if
+    /// already closed.
+    void close() noexcept { handle_.reset(); }
+
+    /// The stream's name (empty when closed).
+    std::string name() const {
+        const char* name = shmline_stream_name(handle_.get());
+        return name != nullptr ? name : "";
+    }
+
+    /// The stream's fixed facts (capacity, max_frame_size, max_readers...).
+    StreamInfo info() const {
+        StreamInfo info{};
+        detail::check(shmline_stream_get_info(handle_.get(), &info));
+        return info;
+    }
+
+    /// The stream's schema; empty for a stream of raw bytes.
+    Schema schema() const {
+        char dtype[SHMLINE_DTYPE_LEN] = {};
+        std::uint64_t shape[SHMLINE_MAX_NDIM] = {};
+        std::uint32_t ndim = 0;
+        detail::check(shmline_stream_get_schema(handle_.get(), dtype, sizeof dtype, shape,
+                                                SHMLINE_MAX_NDIM, &ndim));
+        return Schema{dtype, std::vector<std::uint64_t>(shape, shape + ndim)};
+    }
+
+    /// A snapshot of the stream's shared counters and of every attached reader. Only reads
+    /// shared memory: never disturbs the writer or the readers.
+    StreamStats stats() const {
+        std::vector<ReaderStats> readers(info().max_readers);
+        shmline_stream_stats c{};
+        detail::check(
+            shmline_stream_get_stats(handle_.get(), &c, readers.data(), readers.size()));
+        readers.resize(std::min<std::size_t>(c.reader_count, readers.size()));
+        StreamStats stats;
+        stats.capacity = c.capacity;
+        stats.writer_state = static_cast<WriterState>(c.writer_state);
+        stats.writer_pid = c.writer_pid;
+        stats.frames_written = c.frames_written;
+        stats.bytes_written = c.bytes_written;
+        stats.writer_waits = c.writer_waits;
+        stats.writer_wait_time = Timeout(static_cast<Timeout::rep>(c.writer_wait_ns));
+        stats.readers_reclaimed = c.readers_reclaimed;
+        stats.fill = c.fill;
+        stats.readers = std::move(readers);
+        return stats;
+    }
+
+    /// Opens the stream's writer. Throws Error: Status::WriterExists (the stream has or had
+    /// one), Status::WrongState (its writer already closed), Status::InvalidArgument...
+    Writer writer(const WriterOptions& options = {}) const {
+        shmline_writer_options c = shmline_writer_options_default();
+        c.wait = static_cast<std::uint32_t>(options.wait);
+        shmline_writer* handle = nullptr;
+        detail::check(shmline_writer_open(handle_.get(), &c, &handle));
+        return Writer(handle);
+    }
+
+    /// Opens a reader of the stream. Throws Error: Status::TooManyReaders,
+    /// Status::SchemaMismatch, Status::InvalidArgument...
+    Reader reader(const ReaderOptions& options = {}) const {
+        const shmline_reader_options c = detail::to_c(options);
+        shmline_reader* handle = nullptr;
+        detail::check(shmline_reader_open(handle_.get(), &c, &handle));
+        return Reader(handle);
+    }
+
+  private:
+    explicit Stream(shmline_stream* handle) noexcept : handle_(handle) {}
+
+    detail::Owned<shmline_stream> handle_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Event
+// ---------------------------------------------------------------------------------------------
+
+/// A named, process-shared event: a flag (a switch that stays on until cleared) or a counter of
+/// pending signals (each set releases one wait). Any number of threads and processes may use
+/// one at once.
+class Event {
+  public:
+    /// An empty event (false); assign one from create() or open().
+    Event() noexcept = default;
+
+    /// Creates the clear event `name` (exclusive) and opens it; the segment is
+    /// `/dev/shm/shmline.event.<name>`. Throws Error: Status::AlreadyExists,
+    /// Status::InvalidName, Status::InvalidArgument...
+    static Event create(const std::string& name, const EventOptions& options = {}) {
+        shmline_event_options c = shmline_event_options_default();
+        c.mode = static_cast<std::uint32_t>(options.mode);
+        c.permissions = options.permissions;
+        c.unlink_on_close = options.unlink_on_close ? 1 : 0;
+        shmline_event* handle = nullptr;
+        detail::check(shmline_event_create(name.c_str(), &c, &handle));
+        return Event(handle);
+    }
+
+    /// Opens the existing event `name`. Throws Error: Status::NotFound, Status::NotShmline...
+    static Event open(const std::string& name) {
+        shmline_event* handle = nullptr;
+        detail::check(shmline_event_open(name.c_str(), &handle));
+        return Event(handle);
+    }
+
+    /// Removes the name `name`; open handles keep working. Throws Error: Status::NotFound...
+    static void unlink(const std::string& name) {
+        detail::check(shmline_event_unlink(name.c_str()));
+    }
+
+    /// Whether the event is open.
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+    /// The C handle, for calling the C API directly; still owned by this object.
+    shmline_event* handle() const noexcept { return handle_.get(); }
+
+    /// Closes this handle now (removing the name if created with unlink_on_close). Does nothing
+    /// if already closed.
+    void close() noexcept { handle_.reset(); }
+
+    /// Flag: turns the event on and wakes every waiter. Counting: adds one pending signal and
+    /// wakes one waiter. What this thread wrote before is visible to the waiter it releases.
+    /// Never blocks.
+    void set() const { detail::check(shmline_event_set(handle_.get())); }
+
+    /// Turns the event off (flag) or discards every pending signal (counting). Never blocks.
+    void clear() const { detail::check(shmline_event_clear(handle_.get())); }
+
+    /// Whether the event is on (flag) or has a pending signal (counting) now, without taking it.
+    bool is_set() const {
+        bool set = false;
+        detail::check(shmline_event_is_set(handle_.get(), &set));
+        return set;
+    }
+
+    /// The raw value: pending signals (counting) or 0/1 (flag). A snapshot for monitoring.
+    std::uint32_t count() const {
+        std::uint32_t count = 0;
+        detail::check(shmline_event_count(handle_.get(), &count));
+        return count;
+    }
+
+    /// The event's mode, chosen by its creator.
+    EventMode mode() const {
+        std::uint32_t mode = 0;
+        detail::check(shmline_event_mode(handle_.get(), &mode));
+        return static_cast<EventMode>(mode);
+    }
+
+    /// Waits up to `timeout` until the event is on (flag; waiting does not turn it off) or takes
+    /// one pending signal (counting). Returns true then, false on timeout. Sleeps on a futex.
+    bool wait(Timeout timeout = forever) const {
+        return detail::check(shmline_event_wait(handle_.get(), detail::nanos(timeout))) ==
+               Status::Ok;
+    }
+
+    /// As wait() without waiting. Never blocks, never throws: returns Status::Ok (set, or a
+    /// signal taken), Status::Empty, or an error status.
+    [[nodiscard]] Status try_wait() const noexcept {
+        return static_cast<Status>(shmline_event_wait(handle_.get(), 0));
+    }
+
+  private:
+    explicit Event(shmline_event* handle) noexcept : handle_(handle) {}
+
+    detail::Owned<shmline_event> handle_;
+};
+
+}  // namespace shmline
+
+#endif  // SHMLINE_SHMLINE_HPP

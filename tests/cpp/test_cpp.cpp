@@ -1,0 +1,932 @@
+// The C++ binding <shmline/shmline.hpp> as its users see it: every class, its RAII and move
+// semantics, errors thrown with their status and message, the non-throwing try_ calls, the scoped
+// zero-copy guards, timeouts, events, end of stream, and frames crossing from a C++ writer
+// process to a C++ reader process.
+//
+// Built by tests/cmake_consumer twice, as C++17 and as C++20 (where the byte views are std::span),
+// with -Wall -Wextra -Werror -pedantic.
+#include <shmline/shmline.hpp>
+
+#include <gtest/gtest.h>
+
+extern "C" {
+#include "frames.h"  // tests/c/frames.h: the frames of the cross-process tests
+}
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using shmline::Status;
+
+namespace shmline {
+// Failed assertions print statuses by name.
+void PrintTo(Status status, std::ostream* out) {
+    *out << status_name(status);
+}
+}  // namespace shmline
+
+namespace {
+
+// Long enough for a loaded 2-core machine; only ever reached when a test is failing.
+constexpr auto patience = 60s;
+
+// The handles own a resource: they move, never copy.
+static_assert(!std::is_copy_constructible_v<shmline::Stream>);
+static_assert(!std::is_copy_assignable_v<shmline::Writer>);
+static_assert(!std::is_copy_constructible_v<shmline::Reader>);
+static_assert(!std::is_copy_constructible_v<shmline::Event>);
+static_assert(!std::is_copy_constructible_v<shmline::WriteSlot>);
+static_assert(!std::is_copy_constructible_v<shmline::ReadSlot>);
+static_assert(std::is_nothrow_move_constructible_v<shmline::Stream>);
+static_assert(std::is_nothrow_move_assignable_v<shmline::Writer>);
+static_assert(std::is_nothrow_move_assignable_v<shmline::Reader>);
+static_assert(std::is_nothrow_move_assignable_v<shmline::Event>);
+static_assert(std::is_nothrow_move_assignable_v<shmline::WriteSlot>);
+static_assert(std::is_nothrow_move_assignable_v<shmline::ReadSlot>);
+static_assert(std::is_nothrow_copy_constructible_v<shmline::Error>);
+// Batch reads fill the C structs in place.
+static_assert(std::is_same_v<shmline::FrameInfo, shmline_frame_info>);
+#if defined(SHMLINE_HAS_STD_SPAN)
+static_assert(std::is_same_v<shmline::ConstBytes, std::span<const std::byte>>);
+#endif
+
+// A segment name no other test or process uses; the "t-" prefix lets scripts/test spot leaks.
+std::string unique_name(const char* what) {
+    static std::atomic<int> counter{0};
+    return "t-cpp" + std::to_string(__cplusplus / 100 % 100) + "-" + what + "-" +
+           std::to_string(getpid()) + "-" + std::to_string(counter++);
+}
+
+// A raw-bytes stream whose name goes away with its last handle.
+shmline::Stream small_stream(const char* what, std::uint32_t capacity = 8,
+                             std::uint32_t max_frame_size = 64) {
+    shmline::StreamOptions options;
+    options.capacity = capacity;
+    options.max_frame_size = max_frame_size;
+    options.unlink_on_close = true;
+    return shmline::Stream::create(unique_name(what), options);
+}
+
+std::vector<std::byte> bytes(const std::string& text) {
+    std::vector<std::byte> out(text.size());
+    std::memcpy(out.data(), text.data(), text.size());
+    return out;
+}
+
+std::string text(shmline::ConstBytes data) {
+    return std::string(reinterpret_cast<const char*>(data.data()), data.size());
+}
+
+// The status a throwing call threw, or Ok if it did not throw.
+template <class F>
+Status thrown(F&& call) {
+    try {
+        call();
+    } catch (const shmline::Error& e) {
+        return e.status();
+    }
+    return Status::Ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status, errors, versions
+
+TEST(Status, NamesAndClassesFollowTheCApi) {
+    EXPECT_STREQ(shmline::status_name(Status::EndOfStream), "END_OF_STREAM");
+    EXPECT_STREQ(shmline::status_name(Status::NotFound), "NOT_FOUND");
+    EXPECT_STREQ(shmline::status_name(static_cast<Status>(1000)), "UNKNOWN");
+    EXPECT_STRNE(shmline::status_description(Status::Full), "");
+    EXPECT_TRUE(shmline::is_error(Status::Corrupt));
+    EXPECT_FALSE(shmline::is_error(Status::Timeout));
+    EXPECT_FALSE(shmline::is_error(Status::Ok));
+}
+
+TEST(Status, TheLoadedLibraryIsTheVersionOfTheHeaders) {
+    const std::string expected = std::to_string(SHMLINE_VERSION_MAJOR) + "." +
+                                 std::to_string(SHMLINE_VERSION_MINOR) + "." +
+                                 std::to_string(SHMLINE_VERSION_PATCH);
+    EXPECT_EQ(shmline::version(), expected);
+    EXPECT_EQ(shmline::layout_version(), static_cast<std::uint32_t>(SHMLINE_LAYOUT_VERSION));
+}
+
+TEST(Error, OpeningAMissingStreamThrowsNotFoundWithTheLibrarysMessage) {
+    const std::string name = unique_name("missing");
+    try {
+        shmline::Stream::open(name);
+        FAIL() << "opening a missing stream did not throw";
+    } catch (const shmline::Error& e) {
+        EXPECT_EQ(e.status(), Status::NotFound);
+        EXPECT_NE(std::string(e.message()).find(name), std::string::npos) << e.message();
+        EXPECT_EQ(std::string(e.what()), std::string("NOT_FOUND: ") + e.message());
+    }
+}
+
+TEST(Error, IsARuntimeErrorSoGenericHandlersCatchIt) {
+    EXPECT_THROW(shmline::Event::open(unique_name("missing")), std::runtime_error);
+}
+
+TEST(Error, CreatingAStreamWhoseNameIsTakenThrowsAlreadyExists) {
+    shmline::Stream first = small_stream("taken");
+    shmline::StreamOptions options;
+    options.max_frame_size = 16;
+    EXPECT_EQ(thrown([&] { shmline::Stream::create(first.name(), options); }), Status::AlreadyExists);
+}
+
+TEST(Error, AnInvalidNameThrowsInvalidName) {
+    EXPECT_EQ(thrown([] { shmline::Stream::open("no/slash"); }), Status::InvalidName);
+    EXPECT_EQ(thrown([] { shmline::Event::create(""); }), Status::InvalidName);
+}
+
+TEST(Error, AStreamWithoutFrameSizeOrSchemaThrowsInvalidArgumentAndSaysWhy) {
+    try {
+        shmline::Stream::create(unique_name("nosize"));
+        FAIL() << "creating a stream without a frame size did not throw";
+    } catch (const shmline::Error& e) {
+        EXPECT_EQ(e.status(), Status::InvalidArgument);
+        EXPECT_STRNE(e.message(), "");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream: RAII, moves, facts
+
+TEST(Stream, DestroyingAnUnlinkOnCloseStreamRemovesItsName) {
+    std::string name;
+    {
+        shmline::Stream stream = small_stream("raii");
+        name = stream.name();
+        EXPECT_NO_THROW(shmline::Stream::open(name));
+    }
+    EXPECT_EQ(thrown([&] { shmline::Stream::open(name); }), Status::NotFound);
+}
+
+TEST(Stream, AStreamCreatedWithoutUnlinkOnCloseLivesUntilUnlinked) {
+    const std::string name = unique_name("persistent");
+    shmline::StreamOptions options;
+    options.max_frame_size = 16;
+    shmline::Stream::create(name, options).close();
+    EXPECT_TRUE(shmline::Stream::open(name));
+    shmline::Stream::unlink(name);
+    EXPECT_EQ(thrown([&] { shmline::Stream::open(name); }), Status::NotFound);
+    EXPECT_EQ(thrown([&] { shmline::Stream::unlink(name); }), Status::NotFound);
+}
+
+TEST(Stream, MovingTransfersTheHandleAndLeavesTheSourceEmpty) {
+    shmline::Stream a = small_stream("move");
+    const std::string name = a.name();
+    shmline::Stream b = std::move(a);
+    EXPECT_FALSE(a);  // NOLINT(bugprone-use-after-move): a moved-from handle is empty
+    EXPECT_TRUE(b);
+    EXPECT_EQ(b.name(), name);
+    EXPECT_EQ(a.name(), "");  // NOLINT(bugprone-use-after-move)
+    EXPECT_EQ(thrown([&] { a.info(); }), Status::NullPointer);
+
+    shmline::Stream c;
+    c = std::move(b);
+    EXPECT_EQ(c.name(), name);
+    EXPECT_EQ(c.info().max_frame_size, 64u);
+}
+
+TEST(Stream, MoveAssigningOverAStreamClosesTheOldOne) {
+    shmline::Stream a = small_stream("overwritten");
+    const std::string name = a.name();
+    a = small_stream("replacement");
+    EXPECT_EQ(thrown([&] { shmline::Stream::open(name); }), Status::NotFound);
+}
+
+TEST(Stream, CloseIsIdempotent) {
+    shmline::Stream stream = small_stream("close");
+    stream.close();
+    stream.close();
+    EXPECT_FALSE(stream);
+    EXPECT_EQ(stream.handle(), nullptr);
+}
+
+TEST(Stream, InfoReportsTheOptionsTheStreamWasCreatedWith) {
+    shmline::StreamOptions options;
+    options.capacity = 16;
+    options.max_frame_size = 100;
+    options.max_readers = 3;
+    options.checksum = true;
+    options.unlink_on_close = true;
+    shmline::Stream stream = shmline::Stream::create(unique_name("info"), options);
+    const shmline::StreamInfo info = stream.info();
+    EXPECT_EQ(info.capacity, 16u);
+    EXPECT_EQ(info.max_frame_size, 100u);
+    EXPECT_EQ(info.max_readers, 3u);
+    EXPECT_TRUE(info.checksum);
+    EXPECT_FALSE(info.has_schema);
+    EXPECT_EQ(info.creator_pid, static_cast<std::uint32_t>(getpid()));
+}
+
+TEST(Stream, ASchemaIsStoredAndRawStreamsHaveNone) {
+    shmline::StreamOptions options;
+    options.schema = shmline::Schema{"<f4", {2, 3}};
+    options.unlink_on_close = true;
+    shmline::Stream typed = shmline::Stream::create(unique_name("schema"), options);
+    EXPECT_EQ(typed.schema(), (shmline::Schema{"<f4", {2, 3}}));
+    EXPECT_TRUE(typed.info().has_schema);
+    EXPECT_EQ(typed.info().max_frame_size, 2u * 3u * 4u);
+
+    const shmline::Schema none = small_stream("raw").schema();
+    EXPECT_TRUE(none.empty());
+    EXPECT_TRUE(none.shape.empty());
+}
+
+TEST(Stream, AReaderRequiringAnotherSchemaThrowsSchemaMismatch) {
+    shmline::StreamOptions options;
+    options.schema = shmline::Schema{"<f4", {4}};
+    options.unlink_on_close = true;
+    shmline::Stream stream = shmline::Stream::create(unique_name("require"), options);
+
+    shmline::ReaderOptions wrong;
+    wrong.require_schema = shmline::Schema{"<f8", {4}};
+    EXPECT_EQ(thrown([&] { stream.reader(wrong); }), Status::SchemaMismatch);
+
+    shmline::ReaderOptions right;
+    right.require_schema = shmline::Schema{"<f4", {4}};
+    EXPECT_TRUE(stream.reader(right));
+}
+
+TEST(Stream, ListIncludesEveryOpenStream) {
+    shmline::Stream stream = small_stream("list");
+    const std::vector<std::string> names = shmline::Stream::list();
+    EXPECT_NE(std::find(names.begin(), names.end(), stream.name()), names.end());
+}
+
+TEST(Stream, StatsCountFramesWriterAndReaders) {
+    shmline::Stream stream = small_stream("stats");
+    shmline::Reader reader = stream.reader();
+    EXPECT_EQ(stream.stats().writer_state, shmline::WriterState::None);
+    shmline::Writer writer = stream.writer();
+    writer.write(bytes("abc"));
+    writer.write(bytes("de"));
+
+    shmline::StreamStats stats = stream.stats();
+    EXPECT_EQ(stats.capacity, 8u);
+    EXPECT_EQ(stats.writer_state, shmline::WriterState::Active);
+    EXPECT_EQ(stats.writer_pid, static_cast<std::uint32_t>(getpid()));
+    EXPECT_EQ(stats.frames_written, 2u);
+    EXPECT_EQ(stats.bytes_written, 5u);
+    ASSERT_EQ(stats.readers.size(), 1u);
+    EXPECT_EQ(stats.readers[0].lag, 2u);
+    EXPECT_TRUE(stats.readers[0].alive);
+    EXPECT_DOUBLE_EQ(stats.fill, 2.0 / 8.0);
+
+    writer.close();
+    EXPECT_EQ(stream.stats().writer_state, shmline::WriterState::Closed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer and Reader: copies
+
+TEST(Frames, WrittenFramesAreReadBackInOrderWithTheirFlags) {
+    shmline::Stream stream = small_stream("order");
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    for (int i = 0; i < 20; i++) {  // several laps of the 8-slot ring
+        ASSERT_EQ(writer.write(bytes("frame " + std::to_string(i)), static_cast<std::uint32_t>(i)),
+                  Status::Ok);
+        std::array<std::byte, 64> buffer{};
+        shmline::FrameInfo info{};
+        ASSERT_EQ(reader.read(buffer, info, patience), Status::Ok);
+        EXPECT_EQ(info.seq, static_cast<std::uint64_t>(i));
+        EXPECT_EQ(info.flags, static_cast<std::uint32_t>(i));
+        EXPECT_EQ(text({buffer.data(), info.len}), "frame " + std::to_string(i));
+    }
+    EXPECT_EQ(writer.position(), 20u);
+    EXPECT_EQ(reader.position(), 20u);
+}
+
+TEST(Frames, PointerAndSizeOverloadsWriteTheSameBytes) {
+    shmline::Stream stream = small_stream("pointer");
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    const std::string hello = "hello";
+    writer.write(hello.data(), hello.size(), 7);
+    ASSERT_EQ(writer.try_write("hi", 2), Status::Ok);
+    std::vector<std::byte> buffer(64);
+    shmline::FrameInfo info{};
+    ASSERT_EQ(reader.read(buffer, info), Status::Ok);
+    EXPECT_EQ(text({buffer.data(), info.len}), "hello");
+    EXPECT_EQ(info.flags, 7u);
+    ASSERT_EQ(reader.try_read(buffer, info), Status::Ok);
+    EXPECT_EQ(text({buffer.data(), info.len}), "hi");
+}
+
+TEST(Frames, TryCallsReportFullAndEmptyWithoutBlocking) {
+    shmline::Stream stream = small_stream("try", 2);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    std::vector<std::byte> buffer(64);
+    shmline::FrameInfo info{};
+    EXPECT_EQ(reader.try_read(buffer, info), Status::Empty);
+    EXPECT_EQ(writer.try_write(bytes("1")), Status::Ok);
+    EXPECT_EQ(writer.try_write(bytes("2")), Status::Ok);
+    EXPECT_EQ(writer.try_write(bytes("3")), Status::Full);
+    EXPECT_EQ(writer.write(bytes("3"), 0, 0ms), Status::Full);
+    EXPECT_EQ(reader.try_read(buffer, info), Status::Ok);
+    EXPECT_EQ(writer.try_write(bytes("3")), Status::Ok);
+}
+
+TEST(Frames, BlockingCallsReturnTimeoutWhenTheirTimeoutPasses) {
+    shmline::Stream stream = small_stream("timeout", 1);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    std::vector<std::byte> buffer(64);
+    shmline::FrameInfo info{};
+    EXPECT_EQ(reader.read(buffer, info, 1ms), Status::Timeout);
+    writer.write(bytes("fills the ring"));
+    EXPECT_EQ(writer.write(bytes("no room"), 0, 1ms), Status::Timeout);
+    EXPECT_EQ(writer.reserve(1ms).status(), Status::Timeout);
+}
+
+TEST(Frames, DestroyingTheWriterEndsTheStreamAfterTheLastFrame) {
+    shmline::Stream stream = small_stream("eos");
+    shmline::Reader reader = stream.reader();
+    {
+        shmline::Writer writer = stream.writer();
+        writer.write(bytes("last"));
+    }
+    std::vector<std::byte> buffer(64);
+    shmline::FrameInfo info{};
+    EXPECT_EQ(reader.read(buffer, info, patience), Status::Ok);
+    EXPECT_EQ(reader.read(buffer, info, patience), Status::EndOfStream);
+    EXPECT_EQ(reader.try_read(buffer, info), Status::EndOfStream);
+    EXPECT_EQ(reader.acquire(patience).status(), Status::EndOfStream);
+    // A stream has one writer for its whole life.
+    EXPECT_EQ(thrown([&] { stream.writer(); }), Status::WrongState);
+}
+
+TEST(Frames, MoveAssigningOverAWriterClosesItAndEndsTheStream) {
+    shmline::Stream stream = small_stream("replace-writer");
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    EXPECT_EQ(thrown([&] { stream.writer(); }), Status::WriterExists);
+    writer = shmline::Writer();
+    EXPECT_FALSE(writer);
+    std::vector<std::byte> buffer(64);
+    shmline::FrameInfo info{};
+    EXPECT_EQ(reader.read(buffer, info, patience), Status::EndOfStream);
+}
+
+TEST(Frames, ReadingIntoATooSmallBufferThrowsBufferTooSmallAndKeepsTheFrame) {
+    shmline::Stream stream = small_stream("small");
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    writer.write(bytes("twelve bytes"));
+    std::array<std::byte, 4> tiny{};
+    shmline::FrameInfo info{};
+    EXPECT_EQ(thrown([&] { static_cast<void>(reader.read(tiny, info)); }), Status::BufferTooSmall);
+    EXPECT_EQ(reader.try_read(tiny, info), Status::BufferTooSmall);
+    EXPECT_EQ(info.len, 12u);
+    EXPECT_NE(shmline::last_error_message(), "");
+    std::array<std::byte, 12> enough{};
+    ASSERT_EQ(reader.read(enough, info), Status::Ok);
+    EXPECT_EQ(text(enough), "twelve bytes");
+}
+
+TEST(Frames, AFrameLargerThanTheMaximumThrowsFrameTooLarge) {
+    shmline::Stream stream = small_stream("large", 8, 4);
+    shmline::Writer writer = stream.writer();
+    EXPECT_EQ(thrown([&] { writer.write(bytes("too long")); }), Status::FrameTooLarge);
+    EXPECT_EQ(writer.try_write(bytes("too long")), Status::FrameTooLarge);
+    EXPECT_EQ(writer.position(), 0u);
+}
+
+TEST(Frames, CallsOnAClosedHandleFailWithNullPointer) {
+    shmline::Stream stream = small_stream("closed");
+    shmline::Writer writer = stream.writer();
+    shmline::Reader reader = stream.reader();
+    writer.close();
+    reader.close();
+    std::vector<std::byte> buffer(8);
+    shmline::FrameInfo info{};
+    EXPECT_EQ(writer.try_write(buffer), Status::NullPointer);
+    EXPECT_EQ(reader.try_read(buffer, info), Status::NullPointer);
+    EXPECT_EQ(writer.try_reserve().status(), Status::NullPointer);
+    EXPECT_EQ(reader.try_acquire().status(), Status::NullPointer);
+    EXPECT_EQ(thrown([&] { writer.write(buffer); }), Status::NullPointer);
+    EXPECT_EQ(thrown([&] { static_cast<void>(reader.read(buffer, info)); }), Status::NullPointer);
+    EXPECT_EQ(thrown([&] { reader.position(); }), Status::NullPointer);
+}
+
+TEST(Frames, AReaderStartingAtTheOldestFrameSeesFramesWrittenBeforeItOpened) {
+    shmline::Stream stream = small_stream("oldest");
+    shmline::Writer writer = stream.writer();
+    writer.write(bytes("early"));
+    shmline::ReaderOptions options;
+    options.start = shmline::StartPosition::Oldest;
+    shmline::Reader late = stream.reader(options);
+    shmline::Reader next = stream.reader();
+    std::vector<std::byte> buffer(64);
+    shmline::FrameInfo info{};
+    ASSERT_EQ(late.try_read(buffer, info), Status::Ok);
+    EXPECT_EQ(text({buffer.data(), info.len}), "early");
+    EXPECT_EQ(next.try_read(buffer, info), Status::Empty);
+}
+
+TEST(Frames, WaitForReadersReturnsOnceAReaderAttachesAndFalseOnTimeout) {
+    shmline::Stream stream = small_stream("wait-readers");
+    shmline::Writer writer = stream.writer();
+    EXPECT_FALSE(writer.wait_for_readers(1, 1ms));
+    std::thread attach([&] {
+        shmline::Reader reader = stream.reader();
+        // Stays attached until the writer has seen it and ended the stream.
+        std::vector<std::byte> buffer(64);
+        shmline::FrameInfo info{};
+        EXPECT_EQ(reader.read(buffer, info, patience), Status::EndOfStream);
+    });
+    EXPECT_TRUE(writer.wait_for_readers(1, patience));
+    writer.close();
+    attach.join();
+}
+
+TEST(Frames, ALossyReaderIsToldHowManyFramesItMissed) {
+    shmline::Stream stream = small_stream("lossy", 4);
+    shmline::ReaderOptions options;
+    options.lossy = true;
+    shmline::Reader lossy = stream.reader(options);
+    shmline::Writer writer = stream.writer();
+    for (int i = 0; i < 10; i++) {
+        ASSERT_EQ(writer.try_write(bytes(std::to_string(i))), Status::Ok) << "a lossy reader never holds the writer back";
+    }
+    std::vector<std::byte> buffer(64);
+    shmline::FrameInfo info{};
+    ASSERT_EQ(lossy.try_read(buffer, info), Status::Ok);
+    EXPECT_GT(info.missed, 0u);
+    EXPECT_EQ(lossy.missed(), info.missed);
+    EXPECT_EQ(info.seq, info.missed);
+    EXPECT_EQ(thrown([&] { static_cast<void>(lossy.acquire(0ms)); }), Status::Unsupported);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+
+TEST(Batch, FramesWrittenInABatchAreReadBackInABatch) {
+    shmline::Stream stream = small_stream("batch");
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    const std::vector<std::byte> data = bytes("onetwothree");
+    const std::array<std::size_t, 3> lengths{3, 3, 5};
+    std::size_t written = 0;
+    ASSERT_EQ(writer.write_batch(data, lengths, written, 9), Status::Ok);
+    EXPECT_EQ(written, 3u);
+
+    std::vector<std::byte> buffer(64);
+    std::array<shmline::FrameInfo, 8> infos{};
+    std::size_t count = 0;
+    ASSERT_EQ(reader.read_batch(buffer, infos, count, patience), Status::Ok);
+    ASSERT_EQ(count, 3u);
+    EXPECT_EQ(text({buffer.data(), 11}), "onetwothree");
+    for (std::size_t i = 0; i < count; i++) {
+        EXPECT_EQ(infos[i].seq, i);
+        EXPECT_EQ(infos[i].len, lengths[i]);
+        EXPECT_EQ(infos[i].flags, 9u);
+    }
+    EXPECT_EQ(reader.try_read_batch(buffer, infos, count), Status::Empty);
+    EXPECT_EQ(count, 0u);
+}
+
+TEST(Batch, TryWriteBatchWritesOnlyWhatFitsNow) {
+    shmline::Stream stream = small_stream("batch-full", 2);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    const std::vector<std::byte> data = bytes("abc");
+    const std::array<std::size_t, 3> lengths{1, 1, 1};
+    std::size_t written = 0;
+    ASSERT_EQ(writer.try_write_batch(data, lengths, written), Status::Ok);
+    EXPECT_EQ(written, 2u);
+    EXPECT_EQ(writer.try_write_batch(data, lengths, written), Status::Full);
+    EXPECT_EQ(written, 0u);
+}
+
+TEST(Batch, LengthsAddingUpToMoreThanTheDataAreRefused) {
+    shmline::Stream stream = small_stream("batch-bad");
+    shmline::Writer writer = stream.writer();
+    const std::vector<std::byte> data = bytes("abc");
+    const std::array<std::size_t, 2> lengths{2, 2};
+    std::size_t written = 7;
+    EXPECT_EQ(thrown([&] { writer.write_batch(data, lengths, written); }), Status::InvalidArgument);
+    EXPECT_EQ(writer.try_write_batch(data, lengths, written), Status::InvalidArgument);
+    EXPECT_EQ(written, 0u);
+    EXPECT_EQ(writer.position(), 0u);
+}
+
+TEST(Batch, AReadBatchWithoutRoomForInfosThrowsInvalidArgument) {
+    shmline::Stream stream = small_stream("batch-noinfo");
+    shmline::Reader reader = stream.reader();
+    std::vector<std::byte> buffer(64);
+    std::size_t count = 0;
+    EXPECT_EQ(thrown([&] {
+                  static_cast<void>(reader.read_batch(buffer, shmline::Span<shmline::FrameInfo>(), count));
+              }),
+              Status::InvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zero-copy guards
+
+TEST(WriteSlot, IsPublishedWithItsDeclaredLengthAndFlagsOnScopeExit) {
+    shmline::Stream stream = small_stream("slot");
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    {
+        shmline::WriteSlot slot = writer.reserve(patience);
+        ASSERT_TRUE(slot);
+        EXPECT_EQ(slot.capacity(), 64u);
+        std::memcpy(slot.data(), "zero-copy", 9);
+        slot.set_length(9);
+        slot.set_flags(5);
+        std::vector<std::byte> buffer(64);
+        shmline::FrameInfo info{};
+        EXPECT_EQ(reader.try_read(buffer, info), Status::Empty) << "not visible before the commit";
+    }
+    std::vector<std::byte> buffer(64);
+    shmline::FrameInfo info{};
+    ASSERT_EQ(reader.try_read(buffer, info), Status::Ok);
+    EXPECT_EQ(text({buffer.data(), info.len}), "zero-copy");
+    EXPECT_EQ(info.flags, 5u);
+}
+
+TEST(WriteSlot, CommitsTheWholeSlotByDefault) {
+    shmline::StreamOptions options;
+    options.schema = shmline::Schema{"<u4", {4}};
+    options.unlink_on_close = true;
+    shmline::Stream stream = shmline::Stream::create(unique_name("slot-full"), options);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    {
+        shmline::WriteSlot slot = writer.reserve();
+        const std::uint32_t values[4] = {1, 2, 3, 4};
+        std::memcpy(slot.bytes().data(), values, sizeof values);
+    }
+    shmline::ReadSlot frame = reader.try_acquire();
+    ASSERT_TRUE(frame);
+    ASSERT_EQ(frame.size(), 16u);
+    std::uint32_t values[4] = {};
+    std::memcpy(values, frame.data(), sizeof values);
+    EXPECT_EQ(values[3], 4u);
+}
+
+TEST(WriteSlot, IsDroppedUnpublishedWhenAnExceptionLeavesTheScope) {
+    shmline::Stream stream = small_stream("slot-throw");
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    try {
+        shmline::WriteSlot slot = writer.reserve();
+        std::memcpy(slot.data(), "half", 4);
+        throw std::runtime_error("filling the frame failed");
+    } catch (const std::runtime_error&) {
+    }
+    std::vector<std::byte> buffer(64);
+    shmline::FrameInfo info{};
+    EXPECT_EQ(reader.try_read(buffer, info), Status::Empty);
+    EXPECT_EQ(writer.position(), 0u);
+    EXPECT_EQ(writer.try_write(bytes("the writer is usable again")), Status::Ok);
+}
+
+TEST(WriteSlot, AbortPublishesNothingAndCommitPublishesOnce) {
+    shmline::Stream stream = small_stream("slot-explicit");
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    {
+        shmline::WriteSlot slot = writer.reserve();
+        slot.abort();
+        EXPECT_FALSE(slot);
+        EXPECT_EQ(slot.data(), nullptr);
+        slot.abort();  // harmless when empty
+    }
+    {
+        shmline::WriteSlot slot = writer.reserve();
+        std::memcpy(slot.data(), "once", 4);
+        slot.commit(4, 1);
+        EXPECT_FALSE(slot);
+        EXPECT_EQ(thrown([&] { slot.commit(); }), Status::WrongState);
+    }
+    EXPECT_EQ(writer.position(), 1u);
+    std::vector<std::byte> buffer(64);
+    shmline::FrameInfo info{};
+    ASSERT_EQ(reader.try_read(buffer, info), Status::Ok);
+    EXPECT_EQ(text({buffer.data(), info.len}), "once");
+    EXPECT_EQ(reader.try_read(buffer, info), Status::Empty);
+}
+
+TEST(WriteSlot, ALengthBeyondTheCapacityThrowsFrameTooLargeAndKeepsTheSlot) {
+    shmline::Stream stream = small_stream("slot-large");
+    shmline::Writer writer = stream.writer();
+    shmline::WriteSlot slot = writer.reserve();
+    EXPECT_EQ(thrown([&] { slot.set_length(65); }), Status::FrameTooLarge);
+    EXPECT_EQ(thrown([&] { slot.commit(65); }), Status::FrameTooLarge);
+    EXPECT_TRUE(slot);
+    slot.commit(64);
+    EXPECT_EQ(writer.position(), 1u);
+}
+
+TEST(WriteSlot, AMovedSlotIsPublishedByItsNewOwner) {
+    shmline::Stream stream = small_stream("slot-move");
+    shmline::Writer writer = stream.writer();
+    {
+        shmline::WriteSlot first = writer.reserve();
+        first.set_length(1);
+        shmline::WriteSlot second = std::move(first);
+        EXPECT_FALSE(first);  // NOLINT(bugprone-use-after-move)
+        EXPECT_TRUE(second);
+        EXPECT_EQ(second.length(), 1u);
+        EXPECT_EQ(writer.position(), 0u);
+    }
+    EXPECT_EQ(writer.position(), 1u);
+}
+
+TEST(WriteSlot, MoveAssigningOverAReservedSlotPublishesItFirst) {
+    shmline::Stream stream_a = small_stream("slot-assign-a");
+    shmline::Stream stream_b = small_stream("slot-assign-b");
+    shmline::Writer writer_a = stream_a.writer();
+    shmline::Writer writer_b = stream_b.writer();
+    {
+        shmline::WriteSlot slot = writer_a.reserve();
+        slot = writer_b.reserve();
+        EXPECT_EQ(writer_a.position(), 1u);
+        EXPECT_EQ(writer_b.position(), 0u);
+    }
+    EXPECT_EQ(writer_b.position(), 1u);
+}
+
+TEST(WriteSlot, WritingOrReservingWhileASlotIsReservedThrowsWrongState) {
+    shmline::Stream stream = small_stream("slot-busy");
+    shmline::Writer writer = stream.writer();
+    shmline::WriteSlot slot = writer.reserve();
+    EXPECT_EQ(thrown([&] { writer.write(bytes("x")); }), Status::WrongState);
+    EXPECT_EQ(thrown([&] { static_cast<void>(writer.reserve()); }), Status::WrongState);
+    EXPECT_EQ(writer.try_reserve().status(), Status::WrongState);
+    slot.abort();
+    EXPECT_EQ(writer.try_write(bytes("x")), Status::Ok);
+}
+
+TEST(WriteSlot, ReservingOnAFullRingGivesAnEmptySlotWithStatusFull) {
+    shmline::Stream stream = small_stream("slot-fullring", 1);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    writer.write(bytes("x"));
+    shmline::WriteSlot slot = writer.try_reserve();
+    EXPECT_FALSE(slot);
+    EXPECT_EQ(slot.status(), Status::Full);
+    EXPECT_EQ(slot.capacity(), 0u);
+    EXPECT_TRUE(slot.bytes().empty());
+}
+
+TEST(ReadSlot, AnAcquiredFrameHoldsItsSlotUntilScopeExit) {
+    shmline::Stream stream = small_stream("acquire", 2);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    writer.write(bytes("first"));
+    {
+        shmline::ReadSlot frame = reader.acquire(patience);
+        ASSERT_TRUE(frame);
+        EXPECT_EQ(frame.status(), Status::Ok);
+        EXPECT_EQ(text(frame.bytes()), "first");
+        EXPECT_EQ(frame.info().seq, 0u);
+        EXPECT_EQ(writer.try_write(bytes("second")), Status::Ok);
+        EXPECT_EQ(writer.try_write(bytes("third")), Status::Full) << "the acquired slot is held";
+        EXPECT_EQ(thrown([&] { static_cast<void>(reader.acquire()); }), Status::WrongState);
+    }
+    EXPECT_EQ(writer.try_write(bytes("third")), Status::Ok);
+    shmline::ReadSlot frame = reader.try_acquire();
+    ASSERT_TRUE(frame);
+    EXPECT_EQ(text(frame.bytes()), "second");
+    frame.release();
+    EXPECT_FALSE(frame);
+    EXPECT_EQ(frame.data(), nullptr);
+    frame.release();  // harmless when empty
+}
+
+TEST(ReadSlot, AMovedFrameIsReleasedByItsNewOwner) {
+    shmline::Stream stream = small_stream("acquire-move", 1);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    writer.write(bytes("a"));
+    shmline::ReadSlot outer = reader.try_acquire();
+    {
+        shmline::ReadSlot inner = std::move(outer);
+        EXPECT_FALSE(outer);  // NOLINT(bugprone-use-after-move)
+        EXPECT_EQ(text(inner.bytes()), "a");
+        EXPECT_EQ(writer.try_write(bytes("b")), Status::Full);
+    }
+    EXPECT_EQ(writer.try_write(bytes("b")), Status::Ok);
+    outer = reader.try_acquire();
+    EXPECT_EQ(text(outer.bytes()), "b");
+}
+
+TEST(ReadSlot, AnEmptyRingGivesAnEmptySlotWithStatusEmptyOrTimeout) {
+    shmline::Stream stream = small_stream("acquire-empty");
+    shmline::Reader reader = stream.reader();
+    if (shmline::ReadSlot frame = reader.try_acquire()) {
+        FAIL() << "acquired a frame from an empty ring";
+    } else {
+        EXPECT_EQ(frame.status(), Status::Empty);
+        EXPECT_EQ(frame.size(), 0u);
+    }
+    EXPECT_EQ(reader.acquire(1ms).status(), Status::Timeout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+shmline::Event temporary_event(shmline::EventMode mode) {
+    shmline::EventOptions options;
+    options.mode = mode;
+    options.unlink_on_close = true;
+    return shmline::Event::create(unique_name("event"), options);
+}
+
+TEST(Event, AFlagStaysSetUntilClearedAndReleasesEveryWait) {
+    shmline::Event event = temporary_event(shmline::EventMode::Flag);
+    EXPECT_EQ(event.mode(), shmline::EventMode::Flag);
+    EXPECT_FALSE(event.is_set());
+    EXPECT_EQ(event.try_wait(), Status::Empty);
+    event.set();
+    EXPECT_TRUE(event.is_set());
+    EXPECT_TRUE(event.wait(patience));
+    EXPECT_TRUE(event.wait(patience));
+    EXPECT_EQ(event.count(), 1u);
+    event.clear();
+    EXPECT_FALSE(event.wait(1ms));
+}
+
+TEST(Event, ACountingEventReleasesOneWaitPerSet) {
+    shmline::Event event = temporary_event(shmline::EventMode::Counting);
+    event.set();
+    event.set();
+    EXPECT_EQ(event.count(), 2u);
+    EXPECT_EQ(event.try_wait(), Status::Ok);
+    EXPECT_TRUE(event.wait(patience));
+    EXPECT_EQ(event.try_wait(), Status::Empty);
+    EXPECT_FALSE(event.wait(1ms));
+}
+
+TEST(Event, ASetFromAnotherThreadThroughAnotherHandleWakesAWaiter) {
+    shmline::EventOptions options;
+    options.mode = shmline::EventMode::Counting;
+    const std::string name = unique_name("event-thread");
+    shmline::Event event = shmline::Event::create(name, options);
+    std::thread setter([&] { shmline::Event::open(name).set(); });
+    EXPECT_TRUE(event.wait(patience));
+    setter.join();
+    shmline::Event::unlink(name);
+    EXPECT_EQ(thrown([&] { shmline::Event::open(name); }), Status::NotFound);
+    EXPECT_FALSE(event.is_set()) << "the handle still works after unlink";
+}
+
+TEST(Event, AMovedFromEventIsEmptyAndItsCallsThrowNullPointer) {
+    shmline::Event event = temporary_event(shmline::EventMode::Flag);
+    shmline::Event other = std::move(event);
+    EXPECT_FALSE(event);  // NOLINT(bugprone-use-after-move)
+    EXPECT_TRUE(other);
+    EXPECT_EQ(thrown([&] { event.set(); }), Status::NullPointer);
+    EXPECT_EQ(event.try_wait(), Status::NullPointer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Across processes
+
+// The child: writes `frames` frames of tests/c/frames.h to the stream `name`, switching between
+// copy, zero-copy and batch writes every chunk. Returns its exit status.
+int write_frames_in_child(const std::string& name, std::uint64_t frames) {
+    try {
+        shmline::Writer writer = shmline::Stream::open(name).writer();
+        std::vector<std::byte> batch(FRAMES_BATCH * FRAMES_MAX);
+        std::vector<std::size_t> lengths;
+        for (std::uint64_t i = 0; i < frames;) {
+            switch ((i / FRAMES_CHUNK) % 3) {
+                case 0: {
+                    std::array<std::byte, FRAMES_MAX> frame{};
+                    frame_fill(i, reinterpret_cast<unsigned char*>(frame.data()));
+                    if (writer.write({frame.data(), frame_len(i)}, frame_flags(i), patience) != Status::Ok) {
+                        return 1;
+                    }
+                    i++;
+                    break;
+                }
+                case 1: {
+                    shmline::WriteSlot slot = writer.reserve(patience);
+                    if (!slot) {
+                        return 1;
+                    }
+                    frame_fill(i, reinterpret_cast<unsigned char*>(slot.data()));
+                    slot.set_length(frame_len(i));
+                    slot.set_flags(frame_flags(i));
+                    i++;
+                    break;
+                }
+                default: {
+                    lengths.clear();
+                    std::size_t offset = 0;
+                    for (std::uint64_t k = i; lengths.size() < FRAMES_BATCH && k < frames &&
+                                              k / FRAMES_CHUNK == i / FRAMES_CHUNK;
+                         k++) {
+                        frame_fill(k, reinterpret_cast<unsigned char*>(batch.data() + offset));
+                        lengths.push_back(frame_len(k));
+                        offset += frame_len(k);
+                    }
+                    std::size_t written = 0;
+                    if (writer.write_batch({batch.data(), offset}, lengths, written, frame_flags(i),
+                                           patience) != Status::Ok) {
+                        return 1;
+                    }
+                    i += written;
+                    break;
+                }
+            }
+        }
+        return 0;  // the writer's destructor ends the stream
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "child writer: %s\n", e.what());
+        return 1;
+    }
+}
+
+TEST(Processes, EveryFrameFromAChildProcessWriterReachesTheParentReaderIntact) {
+    constexpr std::uint64_t frames = 3000;
+    shmline::StreamOptions options;
+    options.capacity = 8;
+    options.max_frame_size = FRAMES_MAX;
+    options.unlink_on_close = true;
+    const std::string name = unique_name("processes");
+    shmline::Stream stream = shmline::Stream::create(name, options);
+    shmline::Reader reader = stream.reader();  // before the child exists: it misses nothing
+
+    std::fflush(nullptr);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        // The child leaves the parent's inherited handles alone and skips every destructor.
+        _exit(write_frames_in_child(name, frames));
+    }
+
+    std::vector<std::byte> buffer(FRAMES_BATCH * FRAMES_MAX);
+    std::array<shmline::FrameInfo, FRAMES_BATCH> infos{};
+    std::uint64_t i = 0;
+    Status status = Status::Ok;
+    auto check = [&](const shmline::FrameInfo& info, const std::byte* data) {
+        EXPECT_EQ(info.seq, i);
+        EXPECT_TRUE(frame_ok(i, reinterpret_cast<const unsigned char*>(data), info.len, info.flags))
+            << "frame " << i;
+        i++;
+    };
+    while (status == Status::Ok && i < frames && !testing::Test::HasFailure()) {
+        switch ((i / FRAMES_CHUNK) % 3) {
+            case 0:
+                status = reader.read(buffer, infos[0], patience);
+                if (status == Status::Ok) {
+                    check(infos[0], buffer.data());
+                }
+                break;
+            case 1: {
+                shmline::ReadSlot frame = reader.acquire(patience);
+                status = frame.status();
+                if (frame) {
+                    check(frame.info(), frame.data());
+                }
+                break;
+            }
+            default: {
+                std::size_t count = 0;
+                status = reader.read_batch(buffer, infos, count, patience);
+                std::size_t offset = 0;
+                for (std::size_t k = 0; k < count; k++) {
+                    check(infos[k], buffer.data() + offset);
+                    offset += infos[k].len;
+                }
+                break;
+            }
+        }
+    }
+    EXPECT_EQ(status, Status::Ok);
+    EXPECT_EQ(i, frames);
+    if (status == Status::Ok) {
+        EXPECT_EQ(reader.read(buffer, infos[0], patience), Status::EndOfStream);
+    }
+    reader.close();  // a failed parent must not hold the child back
+
+    int wstatus = 0;
+    ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+    EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "wait status " << wstatus;
+}
+
+}  // namespace
