@@ -1,9 +1,10 @@
 //! `shmline`: the command-line tool of shmline.
 //!
-//! One file per command (`info.rs`, ...). Each command's
+//! One file per command: `info.rs`, `bench.rs` (with its parts under `bench/`). Each command's
 //! module exposes an `Args` struct (its options, parsed by clap) and a `run` function that returns
 //! the process exit code, so adding a command is adding a module and one line in [`Command`].
 
+mod bench;
 mod info;
 mod platform;
 
@@ -17,7 +18,8 @@ use std::process::ExitCode;
     version = shmline::VERSION,
     about,
     long_about = "Move frames between processes through shared memory, from any language.\n\n\
-                  This tool describes the library and its limits (`info`).",
+                  This tool describes the library and its limits (`info`) and measures what it \
+                  does on this machine (`bench`).",
     propagate_version = true
 )]
 struct Cli {
@@ -29,11 +31,18 @@ struct Cli {
 enum Command {
     /// Show the library version, layout version, features, limits and platform.
     Info(info::Args),
+    /// Measure throughput and latency between two processes on this machine.
+    Bench(bench::Args),
+    /// Internal: the second process of `shmline bench` (started by it, not by hand).
+    #[command(name = "__bench-child", hide = true)]
+    BenchChild(bench::ChildArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Info(args) => info::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::BenchChild(args) => bench::run_child(&args),
     }
 }
