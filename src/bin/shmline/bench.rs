@@ -167,6 +167,8 @@ pub fn run(args: &Args) -> ExitCode {
         (None, false) => Amount::Seconds(args.duration),
     };
     let wanted = |case: Case| args.only.is_empty() || args.only.contains(&case);
+    // Before pinning, so that the CPUs allowed are the machine's, not the one we pin to.
+    let machine = platform::describe();
     let pinning = pin_self(args.no_pin);
     let plan = Plan {
         amount,
@@ -290,7 +292,7 @@ pub fn run(args: &Args) -> ExitCode {
     let report = json!({
         "shmline_version": shmline::VERSION,
         "layout_version": shmline::LAYOUT_VERSION,
-        "machine": platform::describe(),
+        "machine": machine,
         "settings": {
             "seconds_per_case": match amount { Amount::Seconds(s) => json!(s), Amount::Frames(_) => Value::Null },
             "frames_per_case": match amount { Amount::Frames(n) => json!(n), Amount::Seconds(_) => Value::Null },
