@@ -136,13 +136,21 @@ fn a_quick_bench_runs_every_case_between_two_processes_without_errors() {
 
 #[test]
 fn every_command_explains_itself_with_help() {
-    for command in [&["--help"][..], &["info", "--help"], &["bench", "--help"]] {
+    let cases: [(&[&str], &str); 3] = [
+        (&["--help"], "bench"),
+        (&["info", "--help"], "layout version"),
+        (&["bench", "--help"], "zero-copy"),
+    ];
+    for (command, expected) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_shmline"))
             .args(command)
             .output()
             .expect("start shmline");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{command:?}: {}", out.status);
-        assert!(text.contains("Usage:"), "{command:?} printed:\n{text}");
+        assert!(
+            text.contains("Usage:") && text.contains(expected),
+            "{command:?} printed:\n{text}"
+        );
     }
 }

@@ -31,10 +31,8 @@ const AUTO_CAPACITY_MAX: u32 = 1024;
 /// Seconds per case with `--quick`.
 const QUICK_SECONDS: f64 = 0.05;
 
-/// Options of `shmline bench`.
-#[derive(clap::Args, Debug, Clone)]
-#[command(
-    long_about = "Measure shmline between two processes on this machine.\n\n\
+/// What `shmline bench --help` says about the command.
+pub const LONG_ABOUT: &str = "Measure shmline between two processes on this machine.\n\n\
     The bench starts a second copy of itself so the writer and the reader are separate \
     processes, pins them to two different CPUs when possible, and runs these cases:\n\n\
     \x20 copy       Writer::write from a buffer, Reader::read_into into a buffer (one copy in, one \
@@ -52,8 +50,10 @@ const QUICK_SECONDS: f64 = 0.05;
     verified frames are counted. Throughput is timed by the reader after a warm-up of two laps \
     of the ring. GB/s are 10^9 bytes of payload per second. Any verification error makes the \
     exit code 1.\n\n\
-    Progress goes to stderr; the results (a table, or one JSON object with --json) to stdout."
-)]
+    Progress goes to stderr; the results (a table, or one JSON object with --json) to stdout.";
+
+/// Options of `shmline bench`.
+#[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Frame sizes in bytes for the copy and zero-copy cases (K = 1024, M = 1024 * 1024);
     /// multiples of 8, at least 16.

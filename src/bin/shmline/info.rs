@@ -6,15 +6,16 @@ use shmline::layout;
 use shmline::shm::{MAX_NAME_LEN, SHM_DIR};
 use std::process::ExitCode;
 
-/// Options of `shmline info`.
-#[derive(clap::Args, Debug)]
-#[command(
-    long_about = "Show the library version, the shared-memory layout version (processes must \
+/// What `shmline info --help` says about the command.
+pub const LONG_ABOUT: &str =
+    "Show the library version, the shared-memory layout version (processes must \
                   agree on it to share a stream), the features compiled in, the limits every \
                   stream and name must respect, and the platform.\n\n\
                   With --json, print one JSON object with the keys version, layout_version, \
-                  features, limits and platform."
-)]
+                  features, limits and platform.";
+
+/// Options of `shmline info`.
+#[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print one machine-readable JSON object instead of text.
     #[arg(long)]

@@ -1,8 +1,9 @@
 //! `shmline`: the command-line tool of shmline.
 //!
 //! One file per command: `info.rs`, `bench.rs` (with its parts under `bench/`). Each command's
-//! module exposes an `Args` struct (its options, parsed by clap) and a `run` function that returns
-//! the process exit code, so adding a command is adding a module and one line in [`Command`].
+//! module exposes an `Args` struct (its options, parsed by clap), a `LONG_ABOUT` text for its
+//! `--help`, and a `run` function that returns the process exit code, so adding a command is
+//! adding a module and one variant in [`Command`].
 
 mod bench;
 mod info;
@@ -30,8 +31,10 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Show the library version, layout version, features, limits and platform.
+    #[command(long_about = info::LONG_ABOUT)]
     Info(info::Args),
     /// Measure throughput and latency between two processes on this machine.
+    #[command(long_about = bench::LONG_ABOUT)]
     Bench(bench::Args),
     /// Internal: the second process of `shmline bench` (started by it, not by hand).
     #[command(name = "__bench-child", hide = true)]
