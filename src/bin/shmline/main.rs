@@ -1,8 +1,16 @@
-//! `shmline`: run, list, watch and clean shmline pipelines, streams and events from a terminal.
+//! `shmline`: the command-line tool of shmline: run, list, watch and clean pipelines, streams and
+//! events, describe the library and measure it.
+//!
+//! One file per command (`run.rs`, `ls.rs`, `top.rs`, `clean.rs`, `info.rs`, `bench.rs` with its
+//! parts under `bench/`). Each exposes its clap `Args` and a `run` function returning the process
+//! exit code, so adding a command is adding a module and one variant in [`Command`].
 
+mod bench;
 mod clean;
 mod display;
+mod info;
 mod ls;
+mod platform;
 mod procfs;
 mod run;
 mod top;
@@ -12,7 +20,16 @@ use std::process::ExitCode;
 
 /// Move frames between processes through shared memory: run, watch and clean pipelines.
 #[derive(Parser)]
-#[command(name = "shmline", version, propagate_version = true)]
+#[command(
+    name = "shmline",
+    version = shmline::VERSION,
+    about,
+    long_about = "Move frames between processes through shared memory, from any language.\n\n\
+                  Run pipelines from a manifest (`run`), see what exists on this machine (`ls`), \
+                  watch it live (`top`), remove what dead processes left (`clean`), describe the \
+                  library and its limits (`info`) and measure it on this machine (`bench`).",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,6 +41,15 @@ enum Command {
     Ls(ls::LsArgs),
     Top(top::TopArgs),
     Clean(clean::CleanArgs),
+    /// Show the library version, layout version, features, limits and platform.
+    #[command(long_about = info::LONG_ABOUT)]
+    Info(info::Args),
+    /// Measure throughput and latency between two processes on this machine.
+    #[command(long_about = bench::LONG_ABOUT)]
+    Bench(bench::Args),
+    /// Internal: the second process of `shmline bench` (started by it, not by hand).
+    #[command(name = "__bench-child", hide = true)]
+    BenchChild(bench::ChildArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +58,8 @@ fn main() -> ExitCode {
         Command::Ls(args) => ls::run(&args),
         Command::Top(args) => top::run(&args),
         Command::Clean(args) => clean::run(&args),
+        Command::Info(args) => info::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::BenchChild(args) => bench::run_child(&args),
     }
 }

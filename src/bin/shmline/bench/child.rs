@@ -1,0 +1,206 @@
+//! The bench's second process: how the parent starts it, and what it does when started.
+//!
+//! The parent runs `shmline __bench-child --role ROLE ...` (the same executable) and reads one
+//! JSON object from the child's stdout when it exits; the child's stderr goes to the terminal.
+
+use super::{latency, platform, throughput, Wait, ATTACH_TIMEOUT};
+use serde_json::{json, Value};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+/// What the child process does.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Read `--stream` with `read_into` and verify every frame.
+    ReadCopy,
+    /// Read `--stream` with `read_batch` and verify every frame.
+    ReadBatch,
+    /// Read `--stream` with `acquire`/`release`, summing and verifying every frame.
+    ReadZeroCopy,
+    /// Read `--stream` and write every frame back on `--reply`.
+    Echo,
+    /// Answer a bare futex ping-pong on the shared memory file descriptor `--fd`.
+    FutexEcho,
+}
+
+/// Options of `shmline __bench-child`, the second process of `shmline bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ChildArgs {
+    /// What to do.
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// The stream to read.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// The stream to write replies on (echo).
+    #[arg(long)]
+    pub reply: Option<String>,
+    /// Inherited file descriptor of the futex page (futex-echo).
+    #[arg(long)]
+    pub fd: Option<i32>,
+    /// Frame size the writer sends.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Frames per read_batch call.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Frames to read before the throughput clock starts.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: u64,
+    /// How to wait for frames.
+    #[arg(long, value_enum, default_value_t = Wait::Adaptive)]
+    pub wait: Wait,
+    /// CPU to pin this process to.
+    #[arg(long)]
+    pub cpu: Option<usize>,
+}
+
+impl ChildArgs {
+    /// Arguments for a child that plays `role`, to be completed by the caller.
+    pub fn new(role: Role, cpu: Option<usize>) -> ChildArgs {
+        ChildArgs {
+            role,
+            stream: None,
+            reply: None,
+            fd: None,
+            size: 64,
+            batch: 1,
+            warmup: 0,
+            wait: Wait::Adaptive,
+            cpu,
+        }
+    }
+
+    fn to_argv(&self) -> Vec<String> {
+        let role = clap::ValueEnum::to_possible_value(&self.role)
+            .expect("every role has a name")
+            .get_name()
+            .to_owned();
+        let mut argv = vec![
+            "__bench-child".to_owned(),
+            "--role".into(),
+            role,
+            "--size".into(),
+            self.size.to_string(),
+            "--batch".into(),
+            self.batch.to_string(),
+            "--warmup".into(),
+            self.warmup.to_string(),
+            "--wait".into(),
+            self.wait.arg().into(),
+        ];
+        let optional = [
+            ("--stream", self.stream.clone()),
+            ("--reply", self.reply.clone()),
+            ("--fd", self.fd.map(|fd| fd.to_string())),
+            ("--cpu", self.cpu.map(|c| c.to_string())),
+        ];
+        for (flag, value) in optional {
+            if let Some(value) = value {
+                argv.push(flag.into());
+                argv.push(value);
+            }
+        }
+        argv
+    }
+}
+
+/// Runs the child role and prints its result as one JSON line.
+pub fn run_child(args: &ChildArgs) -> ExitCode {
+    let pin_error = args.cpu.and_then(|cpu| platform::pin_to(cpu).err());
+    let result = match args.role {
+        Role::ReadCopy | Role::ReadBatch | Role::ReadZeroCopy => throughput::read_side(args),
+        Role::Echo => latency::echo(args),
+        Role::FutexEcho => latency::futex_echo(args),
+    };
+    let (mut out, code) = match result {
+        Ok(value) => (value, ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("shmline bench child ({:?}): {e}", args.role);
+            (json!({ "fatal": e }), ExitCode::FAILURE)
+        }
+    };
+    out["pin_error"] = json!(pin_error);
+    println!("{out}");
+    code
+}
+
+/// A running child process. Killed if dropped before [`ChildProcess::finish`].
+pub struct ChildProcess {
+    child: Option<Child>,
+}
+
+impl ChildProcess {
+    /// Starts this executable as a child with `args`.
+    pub fn spawn(args: &ChildArgs) -> Result<ChildProcess, String> {
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("finding this executable to start the reader: {e}"))?;
+        let child = Command::new(&exe)
+            .args(args.to_argv())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+        Ok(ChildProcess { child: Some(child) })
+    }
+
+    /// Polls `ready` until it returns true; fails if the child exits first or takes too long.
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if ready() {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("the child process exited ({status}) before {what}"));
+            }
+            if started.elapsed() > ATTACH_TIMEOUT {
+                return Err(format!(
+                    "timed out after {ATTACH_TIMEOUT:?} waiting until {what}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits for the child to exit and returns the JSON object it printed.
+    pub fn finish(mut self) -> Result<Value, String> {
+        let child = self.child.take().expect("running");
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("waiting for the child process: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let value: Value = text
+            .lines()
+            .last()
+            .and_then(|line| serde_json::from_str(line).ok())
+            .ok_or_else(|| {
+                format!(
+                    "the child process ({}) printed no result: {text:?}",
+                    out.status
+                )
+            })?;
+        if let Some(fatal) = value["fatal"].as_str() {
+            return Err(format!("child process: {fatal}"));
+        }
+        if !out.status.success() {
+            return Err(format!("the child process failed ({})", out.status));
+        }
+        Ok(value)
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
