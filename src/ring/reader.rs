@@ -105,6 +105,8 @@ pub struct Reader {
     timeout: Option<Duration>,
     /// When we last read `/proc` to see whether the writer is alive (`None`: never).
     liveness_checked: Option<Instant>,
+    /// Set once the writer was found dead (pid + start time no longer alive): final.
+    writer_dead: bool,
 }
 
 /// Least time between two checks of the writer's liveness. Each check reads `/proc` (several
@@ -192,6 +194,7 @@ impl Reader {
             wait: options.wait,
             timeout: options.timeout,
             liveness_checked: None,
+            writer_dead: false,
             shared,
         })
     }
@@ -612,9 +615,12 @@ impl Reader {
         let state = hdr.writer_state.load(Ordering::SeqCst);
         let outcome = match state {
             WRITER_CLOSED => Error::EndOfStream,
+            // A writer found dead stays dead: no need to wait for the next liveness check.
+            WRITER_ACTIVE if self.writer_dead => Error::WriterDead,
             WRITER_ACTIVE
                 if liveness && self.liveness_check_due() && !writer_alive(&self.shared) =>
             {
+                self.writer_dead = true;
                 Error::WriterDead
             }
             _ => return Ok(None),

@@ -337,7 +337,7 @@ impl Verifier {
             && n == self.size
             && data[..8] == seq.to_le_bytes()
             && data[n - 8..] == seq.to_le_bytes()
-            && sum.map_or(true, |s| s == zero_copy_sum(seq, self.size));
+            && sum.is_none_or(|s| s == zero_copy_sum(seq, self.size));
         if ok {
             self.good += 1;
         } else {
