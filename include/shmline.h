@@ -1489,8 +1489,8 @@ int32_t shmline_pipeline_new(const char *name,
                              struct shmline_pipeline **out);
 
 /**
- * Reads a pipeline declaration from the TOML manifest file at `path` (the format is described
- * in `docs/C_API.md` and by `shmline run --help`).
+ * Reads a pipeline declaration from the TOML manifest file at `path` (the format `shmline run`
+ * reads, described in `docs/C_API.md`).
  *
  * Relative paths in the manifest (`cwd`, `stdout`, `stderr`, commands with a `/`) are taken from
  * the manifest's directory, which is also every task's default working directory. The
