@@ -12,9 +12,10 @@
  *   shmline_status_str() names a status; shmline_last_error_message() says what went wrong in the
  *   last failed call on the calling thread, and usually how to fix it.
  *
- * - Handles. shmline_stream, shmline_writer, shmline_reader and shmline_event are opaque. Each is
- *   made by a *_create or *_open function, which stores it in an out-parameter (NULL on failure),
- *   and is owned by the caller until its *_close function, which accepts NULL. Using a handle
+ * - Handles. shmline_stream, shmline_writer, shmline_reader, shmline_event, shmline_pipeline,
+ *   shmline_run and shmline_task are opaque. Each is made by a function that stores it in an
+ *   out-parameter (*_create, *_open, *_new, *_join...; NULL on failure), and is owned by the
+ *   caller until its *_close function, which accepts NULL. Using a handle
  *   after closing it is undefined behaviour, as with free(): shmline cannot detect it. Calls made
  *   in the wrong state (commit without reserve, release without acquire...) are detected and
  *   return SHMLINE_WRONG_STATE.
@@ -24,14 +25,17 @@
  *   and arrays are copied during the call) and never frees memory you own; strings it returns are
  *   static or owned by a handle, as each function says.
  *
- * - Threads. Stream and event handles may be used by any number of threads at once. A writer or a
- *   reader must be used by one thread at a time (it may move between threads). The last error
- *   message is per thread. Streams and events work across processes: that is their purpose.
+ * - Threads. Stream, event and run handles may be used by any number of threads at once. A
+ *   writer, a reader or a pipeline declaration must be used by one thread at a time (it may move
+ *   between threads); shmline_task says which of its calls may overlap. The last error message is
+ *   per thread. Streams and events work across processes: that is their purpose.
  *
  * - Blocking. Every call that may wait takes int64_t timeout_ns: negative waits for ever
  *   (SHMLINE_TIMEOUT_INFINITE), 0 never blocks (SHMLINE_FULL / SHMLINE_EMPTY at once), positive
  *   waits at most that many nanoseconds (then SHMLINE_TIMEOUT). Waiting spins briefly and then
- *   sleeps on a futex, as the handle's wait strategy says. Every other call returns at once.
+ *   sleeps on a futex, as the handle's wait strategy says. Every other call returns at once,
+ *   except the pipeline calls that say how long they block: shmline_task_join() (until every task
+ *   has joined), shmline_pipeline_run() (until the pipeline ends) and shmline_run_close().
  *
  * - Options. Option structs begin with struct_size: always initialise them with their *_default()
  *   function, then set the fields you need, so that your program keeps working when later
@@ -102,7 +106,8 @@
 #define SHMLINE_INVALID_NAME -3
 
 /**
- * Error: no stream or event of that name exists.
+ * Error: nothing of that name exists: no such stream, event or running pipeline, no such task in
+ * a pipeline, no such task parameter, no such file (the message names what was looked for).
  */
 #define SHMLINE_NOT_FOUND -4
 
@@ -180,7 +185,8 @@
 #define SHMLINE_PANIC -18
 
 /**
- * Error: the call is not supported for this handle (zero-copy acquire on a lossy reader).
+ * Error: the call is not supported for this handle (zero-copy acquire on a lossy reader; a lossy
+ * reader from a pipeline task).
  */
 #define SHMLINE_UNSUPPORTED -19
 
@@ -298,6 +304,53 @@
 #define SHMLINE_EVENT_COUNTING 1
 
 /**
+ * `shmline_pipeline_bind()` kind: the parameter is a reader of a stream.
+ */
+#define SHMLINE_BINDING_READ 1
+
+/**
+ * `shmline_pipeline_bind()` kind: the parameter is the writer of a stream.
+ */
+#define SHMLINE_BINDING_WRITE 2
+
+/**
+ * `shmline_pipeline_bind()` kind: the parameter is an event.
+ */
+#define SHMLINE_BINDING_EVENT 3
+
+/**
+ * `shmline_run_report.outcome`: every task exited with status 0.
+ */
+#define SHMLINE_RUN_FINISHED 0
+
+/**
+ * `shmline_run_report.outcome`: a task failed (non-zero exit status or a signal), could not
+ * start, or never joined.
+ */
+#define SHMLINE_RUN_FAILED 1
+
+/**
+ * `shmline_run_report.outcome`: stopped on request (`shmline_run_stop()`, or a signal to the
+ * process running `shmline_pipeline_run()`).
+ */
+#define SHMLINE_RUN_STOPPED 2
+
+/**
+ * `shmline_task_report.exit_kind`: the task's process never started, or was not reaped.
+ */
+#define SHMLINE_EXIT_NONE 0
+
+/**
+ * `shmline_task_report.exit_kind`: the process exited; `exit_value` is its exit status.
+ */
+#define SHMLINE_EXIT_CODE 1
+
+/**
+ * `shmline_task_report.exit_kind`: a signal killed the process; `exit_value` is its number.
+ */
+#define SHMLINE_EXIT_SIGNAL 2
+
+/**
  * A named, process-shared event. Made by `shmline_event_create()` or `shmline_event_open()`,
  * freed by `shmline_event_close()`.
  *
@@ -305,6 +358,23 @@
  * through one handle or several.
  */
 typedef struct shmline_event shmline_event;
+
+/**
+ * The declaration of a pipeline: a named set of streams (belts), events (switches) and tasks
+ * (machines: programs started as processes), and which parameter of each task is bound to which
+ * stream or event. Made by `shmline_pipeline_new()`, `shmline_pipeline_load()` or
+ * `shmline_pipeline_parse()`, freed by `shmline_pipeline_close()`.
+ *
+ * The `shmline_pipeline_add_*`, `shmline_pipeline_task_set_*`, `shmline_pipeline_bind()` and
+ * `shmline_pipeline_set_*` calls only record the declaration; they check their own arguments but
+ * not how the entries fit together (names that clash, streams without a writer, bindings to
+ * undeclared streams...). `shmline_pipeline_validate()` checks that and reports every problem at
+ * once; `shmline_pipeline_run()`, `shmline_pipeline_start()` and `shmline_pipeline_save()`
+ * validate first.
+ *
+ * Not thread-safe: use a declaration from one thread at a time.
+ */
+typedef struct shmline_pipeline shmline_pipeline;
 
 /**
  * A reader of a stream. Made by `shmline_reader_open()`, freed by `shmline_reader_close()`.
@@ -317,6 +387,15 @@ typedef struct shmline_event shmline_event;
 typedef struct shmline_reader shmline_reader;
 
 /**
+ * A running (or ended) pipeline, made by `shmline_pipeline_start()`, freed by
+ * `shmline_run_close()`.
+ *
+ * Thread-safe: every function but `shmline_run_close()` may be called from any number of
+ * threads at once (for example `shmline_run_stop()` while another thread waits).
+ */
+typedef struct shmline_run shmline_run;
+
+/**
  * An open stream: a mapping of a stream segment into this process.
  *
  * Made by `shmline_stream_create()` or `shmline_stream_open()`, freed by `shmline_stream_close()`.
@@ -325,6 +404,21 @@ typedef struct shmline_reader shmline_reader;
  * be closed before them.
  */
 typedef struct shmline_stream shmline_stream;
+
+/**
+ * A process's membership of a running pipeline, as one of its tasks. Made by
+ * `shmline_task_join()`, freed by `shmline_task_close()`.
+ *
+ * Holds the task's readers, writers and events until they are taken; those never taken are
+ * closed by `shmline_task_close()` (a writer closing ends its stream).
+ *
+ * Threads: `shmline_task_reader()`, `shmline_task_writer()`, `shmline_task_event()` and
+ * `shmline_task_close()` must not run at the same time as any other call on the same task.
+ * The other functions (`shmline_task_stop_requested()`, `shmline_task_wait_stop()`,
+ * `shmline_task_name()`, `shmline_task_pipeline_name()`) may be called from any number of
+ * threads at once. Handles taken from a task are independent of it and may outlive it.
+ */
+typedef struct shmline_task shmline_task;
 
 /**
  * The writer of a stream. Made by `shmline_writer_open()`, freed by `shmline_writer_close()`,
@@ -637,6 +731,73 @@ typedef struct shmline_event_options {
      */
     uint8_t unlink_on_close;
 } shmline_event_options;
+
+/**
+ * How a pipeline run ended, filled by `shmline_pipeline_run()` and `shmline_run_wait()`.
+ */
+typedef struct shmline_run_report {
+    /**
+     * `SHMLINE_RUN_FINISHED`, `SHMLINE_RUN_FAILED` or `SHMLINE_RUN_STOPPED`.
+     */
+    uint32_t outcome;
+    /**
+     * With `SHMLINE_RUN_STOPPED`: the signal that asked for the stop, or 0 for
+     * `shmline_run_stop()`. Otherwise 0.
+     */
+    int32_t signal;
+    /**
+     * Wall time from the start to the end, in nanoseconds.
+     */
+    uint64_t duration_ns;
+    /**
+     * Wall time from the moment every task had joined to the end, in nanoseconds (0 if that
+     * never happened).
+     */
+    uint64_t running_ns;
+    /**
+     * Number of streams (`shmline_run_stream_stats()` takes an index below it).
+     */
+    uint32_t stream_count;
+    /**
+     * Number of tasks (`shmline_run_task_report()` takes an index below it).
+     */
+    uint32_t task_count;
+    /**
+     * Frames written, all streams together.
+     */
+    uint64_t frames;
+    /**
+     * Payload bytes written, all streams together.
+     */
+    uint64_t bytes;
+} shmline_run_report;
+
+/**
+ * How one task of an ended run ended, filled by `shmline_run_task_report()`.
+ */
+typedef struct shmline_task_report {
+    /**
+     * Process id the runner started it as; 0 if it never started.
+     */
+    uint32_t pid;
+    /**
+     * `SHMLINE_EXIT_NONE`, `SHMLINE_EXIT_CODE` or `SHMLINE_EXIT_SIGNAL`.
+     */
+    uint32_t exit_kind;
+    /**
+     * The exit status (`SHMLINE_EXIT_CODE`) or signal number (`SHMLINE_EXIT_SIGNAL`); else 0.
+     */
+    int32_t exit_value;
+    /**
+     * True if the runner asked it to stop (after another task failed, or on request), so that
+     * its exit is not a failure of its own.
+     */
+    bool stopped;
+    /**
+     * CPU time (user + system) of the process and its waited-for children, in nanoseconds.
+     */
+    uint64_t cpu_ns;
+} shmline_task_report;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1309,6 +1470,585 @@ int32_t shmline_event_mode(const struct shmline_event *event,
  */
 int32_t shmline_event_wait(const struct shmline_event *event,
                            int64_t timeout_ns);
+
+/**
+ * Creates an empty pipeline declaration named `name`.
+ *
+ * The name becomes the prefix of every segment the pipeline creates (registry
+ * `shmline.pipeline.NAME`, streams and events `NAME.MEMBER`); it is checked by
+ * `shmline_pipeline_validate()`. On success `*out` receives a new handle, which the caller owns
+ * and frees with `shmline_pipeline_close()`; on failure `*out` is set to NULL.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name),
+ * `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+int32_t shmline_pipeline_new(const char *name,
+                             struct shmline_pipeline **out);
+
+/**
+ * Reads a pipeline declaration from the TOML manifest file at `path` (the format `shmline run`
+ * reads, described in `docs/C_API.md`).
+ *
+ * Relative paths in the manifest (`cwd`, `stdout`, `stderr`, commands with a `/`) are taken from
+ * the manifest's directory, which is also every task's default working directory. The
+ * declaration is not validated yet. On success `*out` receives a new handle, which the caller
+ * owns and frees with `shmline_pipeline_close()`; on failure `*out` is set to NULL.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (malformed manifest:
+ * the message has the line and column; non-UTF-8 path), `SHMLINE_NOT_FOUND` (no such file),
+ * `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+int32_t shmline_pipeline_load(const char *path,
+                              struct shmline_pipeline **out);
+
+/**
+ * Reads a pipeline declaration from TOML manifest text, as `shmline_pipeline_load()` does from a
+ * file, except that relative paths stay relative to the working directory of the process that
+ * runs it.
+ *
+ * On success `*out` receives a new handle, which the caller owns and frees with
+ * `shmline_pipeline_close()`; on failure `*out` is set to NULL.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (malformed manifest:
+ * the message has the line and column; non-UTF-8 text), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `toml` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+int32_t shmline_pipeline_parse(const char *toml,
+                               struct shmline_pipeline **out);
+
+/**
+ * Frees a pipeline declaration. NULL is allowed and does nothing. A run started from it is not
+ * affected (it has its own copy). Never blocks.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle that is not used again after this call.
+ */
+void shmline_pipeline_close(struct shmline_pipeline *pipeline);
+
+/**
+ * The pipeline's name, NUL-terminated; NULL if `pipeline` is NULL.
+ *
+ * The string belongs to the handle: do not free it; it is valid until
+ * `shmline_pipeline_close()`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle.
+ */
+const char *shmline_pipeline_name(const struct shmline_pipeline *pipeline);
+
+/**
+ * Declares stream `name`. The runner creates it as the stream segment `PIPELINE.NAME`.
+ *
+ * `opts` may be NULL for the defaults, but a stream needs a `max_frame_size` or a schema. From
+ * `shmline_stream_options` it takes `capacity`, `max_frame_size`, `checksum`, the schema
+ * (`dtype`, `ndim`, `shape`, copied during the call) and `max_readers`, where 0 means enough
+ * for every reading task plus 4 monitors (at least 8). `permissions` must stay 0600 (a
+ * pipeline's segments are always owner-only: its tasks run as the runner's user), and
+ * `unlink_on_close` is ignored (the runner removes every segment at the end).
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`,
+ * dtype or shape, permissions other than 0600, non-UTF-8 name), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread; `name` is NULL or a
+ * NUL-terminated string; `opts` is NULL or initialised by `shmline_stream_options_default()`
+ * whose `dtype`/`shape` pointers are NULL or valid.
+ */
+int32_t shmline_pipeline_add_stream(struct shmline_pipeline *pipeline,
+                                    const char *name,
+                                    const struct shmline_stream_options *opts);
+
+/**
+ * Declares event `name`, in mode `SHMLINE_EVENT_FLAG` (a switch) or `SHMLINE_EVENT_COUNTING`
+ * (a semaphore). The runner creates it as the event segment `PIPELINE.NAME`.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (unknown mode,
+ * non-UTF-8 name), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread; `name` is NULL or a
+ * NUL-terminated string.
+ */
+int32_t shmline_pipeline_add_event(struct shmline_pipeline *pipeline,
+                                   const char *name,
+                                   uint32_t mode);
+
+/**
+ * Declares task `name`, which runs the program `argv[0]` with the arguments `argv[1 ..
+ * argc]` (strings copied during the call). The program is a path (relative ones are taken from
+ * the task's working directory) or a bare name looked up in `PATH`.
+ *
+ * The runner starts it in its own process group, with its standard input closed, sharing the
+ * runner's standard output and error (see `shmline_pipeline_task_set_output()`), with
+ * `SHMLINE_PIPELINE` and `SHMLINE_TASK` in its environment so that it can join with
+ * `shmline_task_join(NULL, NULL, &task)`. Bind its parameters with `shmline_pipeline_bind()`.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (also for a NULL `argv[i]`),
+ * `SHMLINE_INVALID_ARGUMENT` (`argc` 0, non-UTF-8 strings), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread; `name` is NULL or a
+ * NUL-terminated string; `argv` is NULL or points to `argc` pointers, each NULL or a
+ * NUL-terminated string.
+ */
+int32_t shmline_pipeline_add_task(struct shmline_pipeline *pipeline,
+                                  const char *name,
+                                  const char *const *argv,
+                                  size_t argc);
+
+/**
+ * Sets the working directory of task `task` (the last declared with that name): a path,
+ * relative to the working directory of the process that runs the pipeline unless absolute.
+ * Relative program paths and output files of the task are taken from it.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8
+ * strings), `SHMLINE_NOT_FOUND` (no such task: the message lists the declared tasks),
+ * `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread; `task` and `dir` are NULL
+ * or NUL-terminated strings.
+ */
+int32_t shmline_pipeline_task_set_cwd(struct shmline_pipeline *pipeline,
+                                      const char *task,
+                                      const char *dir);
+
+/**
+ * Adds environment variable `key` = `value` to task `task` (the last declared with that name),
+ * on top of the runner's environment. Setting a key twice keeps the last value.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (empty key or one
+ * with `=`, non-UTF-8 strings), `SHMLINE_NOT_FOUND` (no such task), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread; `task`, `key` and `value`
+ * are NULL or NUL-terminated strings.
+ */
+int32_t shmline_pipeline_task_set_env(struct shmline_pipeline *pipeline,
+                                      const char *task,
+                                      const char *key,
+                                      const char *value);
+
+/**
+ * Sends the standard output and standard error of task `task` (the last declared with that
+ * name) to files, appended to and created if needed (relative paths are taken from the task's
+ * working directory; `"/dev/null"` silences it). NULL keeps the runner's own stream.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`pipeline` or `task`),
+ * `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 strings), `SHMLINE_NOT_FOUND` (no such task),
+ * `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread; `task`, `stdout_path`
+ * and `stderr_path` are NULL or NUL-terminated strings.
+ */
+int32_t shmline_pipeline_task_set_output(struct shmline_pipeline *pipeline,
+                                         const char *task,
+                                         const char *stdout_path,
+                                         const char *stderr_path);
+
+/**
+ * Binds parameter `param` of task `task` (the last declared with that name) to stream or event
+ * `target`: `kind` is `SHMLINE_BINDING_READ` (the task reads stream `target`: it takes the
+ * reader with `shmline_task_reader(task, param, ...)`), `SHMLINE_BINDING_WRITE` (it writes stream
+ * `target`: `shmline_task_writer()`) or `SHMLINE_BINDING_EVENT` (it uses event `target`:
+ * `shmline_task_event()`).
+ *
+ * `target` need not be declared yet; `shmline_pipeline_validate()` checks that it is.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (unknown kind,
+ * non-UTF-8 strings), `SHMLINE_NOT_FOUND` (no such task: the message lists the declared tasks),
+ * `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread; `task`, `param` and
+ * `target` are NULL or NUL-terminated strings.
+ */
+int32_t shmline_pipeline_bind(struct shmline_pipeline *pipeline,
+                              const char *task,
+                              uint32_t kind,
+                              const char *param,
+                              const char *target);
+
+/**
+ * Accepts (`allow` non-zero) or refuses (0, the default) streams that form a cycle between
+ * tasks. A cycle of lossless streams deadlocks as soon as every ring on it is full, so only allow
+ * one whose tasks never fill it.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread.
+ */
+int32_t shmline_pipeline_set_allow_cycles(struct shmline_pipeline *pipeline,
+                                          uint8_t allow);
+
+/**
+ * Sets how long the runner waits for every task to join before it fails the run, naming the
+ * tasks that did not (default 30 s; must be more than 0).
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (negative),
+ * `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread.
+ */
+int32_t shmline_pipeline_set_join_timeout(struct shmline_pipeline *pipeline,
+                                          int64_t timeout_ns);
+
+/**
+ * Sets how long tasks asked to stop (stop event and SIGTERM) get before SIGKILL (default 2 s).
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (negative),
+ * `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread.
+ */
+int32_t shmline_pipeline_set_stop_grace(struct shmline_pipeline *pipeline,
+                                        int64_t grace_ns);
+
+/**
+ * Checks the declaration, as a compiler would: names valid and unique; every stream has exactly
+ * one writing task and at least one reading task; every binding names a declared stream or
+ * event; no cycle between tasks unless allowed. Never blocks.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (the message lists
+ * every problem, one per line, each naming its entry as in a manifest:
+ * `tasks.scale.reads.input: ...`), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle that no thread changes during the call.
+ */
+int32_t shmline_pipeline_validate(const struct shmline_pipeline *pipeline);
+
+/**
+ * Writes the declaration to the TOML manifest file `path` (replacing it), after validating it;
+ * `shmline_pipeline_load()` and `shmline run` read it back.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (invalid
+ * declaration: every problem listed; non-UTF-8 path), `SHMLINE_NOT_FOUND` (the directory does
+ * not exist), `SHMLINE_PERMISSION_DENIED`, `SHMLINE_NO_SPACE`, `SHMLINE_OS_ERROR`,
+ * `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle that no thread changes during the call; `path` is NULL or a
+ * NUL-terminated string.
+ */
+int32_t shmline_pipeline_save(const struct shmline_pipeline *pipeline,
+                              const char *path);
+
+/**
+ * Runs the pipeline to its end, blocking the calling thread: validates it, creates its streams
+ * and events, starts every task, waits until all have joined and releases them together, then
+ * waits for them. A task that exits with status 0 ends the streams it writes, so the tasks
+ * downstream drain them and finish: a pipeline ends by itself.
+ *
+ * The first failure (a task exiting non-zero or killed by a signal, a program that cannot start,
+ * a task that does not join in time) stops the pipeline: the other tasks are asked to stop (the
+ * stop event, SIGTERM, then SIGKILL after the grace period). While it runs, SIGINT (Ctrl-C) and
+ * SIGTERM sent to this process stop the pipeline the same way instead of killing the process
+ * (the previous signal actions are restored before it returns). Every segment is removed before
+ * it returns, whatever happened.
+ *
+ * `report` may be NULL. Once the pipeline has started, `*report` is filled however the run ended
+ * (also with `SHMLINE_PIPELINE_FAILED`); when it could not start, `*report` is left untouched.
+ *
+ * Returns `SHMLINE_OK` (every task exited with status 0); `SHMLINE_PIPELINE_FAILED` (a task
+ * failed, could not start or never joined, or a signal stopped the run: the message names the
+ * task and its exit status or signal); `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT`
+ * (invalid declaration: every problem listed), `SHMLINE_ALREADY_EXISTS` (a live process runs a
+ * pipeline of this name; segments left by a dead one are removed and reused),
+ * `SHMLINE_NO_SPACE`, `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle that no thread changes during the call; `report` is NULL or
+ * writable.
+ */
+int32_t shmline_pipeline_run(const struct shmline_pipeline *pipeline,
+                             struct shmline_run_report *report);
+
+/**
+ * Starts the pipeline and returns without waiting for it: validates it, creates its streams and
+ * events, and starts its tasks from a thread of this process, which watches them as
+ * `shmline_pipeline_run()` does. Follow it with `shmline_run_wait()`, `shmline_run_stop()`,
+ * `shmline_run_stream_stats()`...
+ *
+ * Unlike `shmline_pipeline_run()`, it does not catch SIGINT or SIGTERM: if they kill this
+ * process, its tasks are killed too (they die with the runner), and the segments left behind
+ * are removed by the next run of the same name or by `shmline clean`. Call `shmline_run_stop()`
+ * to stop cleanly.
+ *
+ * On success `*out` receives a new handle, which the caller owns and frees with
+ * `shmline_run_close()` (which stops the run if it is still going); on failure `*out` is set to
+ * NULL. The declaration may be changed or closed meanwhile: the run has its own copy.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (invalid
+ * declaration: every problem listed), `SHMLINE_ALREADY_EXISTS` (a live process runs a pipeline
+ * of this name), `SHMLINE_NO_SPACE`, `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`,
+ * `SHMLINE_PANIC`. A task that fails, cannot start or never joins is reported by
+ * `shmline_run_wait()`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle that no thread changes during the call; `out` is NULL or
+ * writable.
+ */
+int32_t shmline_pipeline_start(const struct shmline_pipeline *pipeline,
+                               struct shmline_run **out);
+
+/**
+ * Waits for the run to end, according to `timeout_ns` (see `SHMLINE_TIMEOUT_INFINITE`). Once it
+ * has ended (every task reaped and every segment removed), fills `*report` if `report` is not
+ * NULL, and returns the same status every time it is called again.
+ *
+ * Returns `SHMLINE_OK` (every task exited with status 0, or the run was stopped by
+ * `shmline_run_stop()`); `SHMLINE_PIPELINE_FAILED` (a task failed, could not start or never
+ * joined: the message names the task and its exit status or signal); `SHMLINE_TIMEOUT` (still
+ * running; also when `timeout_ns` is 0: nothing is written to `*report`);
+ * `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `run` is NULL or an open run handle; `report` is NULL or writable.
+ */
+int32_t shmline_run_wait(const struct shmline_run *run,
+                         int64_t timeout_ns,
+                         struct shmline_run_report *report);
+
+/**
+ * Asks the pipeline to stop: the stop event is set, then every task gets SIGTERM, then SIGKILL
+ * after the grace period. Returns at once; `shmline_run_wait()` waits for the end (its outcome
+ * is then `SHMLINE_RUN_STOPPED`, unless the run had already ended or failed). Calling it again,
+ * or after the end, does nothing.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `run` is NULL or an open run handle.
+ */
+int32_t shmline_run_stop(const struct shmline_run *run);
+
+/**
+ * Closes a run handle. If the run is still going, it is stopped first (as by
+ * `shmline_run_stop()`), and this blocks until every task has been reaped and every segment
+ * removed (at most the grace period plus the time the tasks take to die). NULL is allowed and
+ * does nothing.
+ *
+ * # Safety
+ * `run` is NULL or a handle from `shmline_pipeline_start()` that no thread uses during or after
+ * this call.
+ */
+void shmline_run_close(struct shmline_run *run);
+
+/**
+ * The name (within the pipeline) of stream number `index`, in declaration order; NULL if `run`
+ * is NULL or `index` is out of range. The stream segment is `PIPELINE.NAME`.
+ *
+ * The string belongs to the handle: do not free it; it is valid until `shmline_run_close()`.
+ *
+ * # Safety
+ * `run` is NULL or an open run handle.
+ */
+const char *shmline_run_stream_name(const struct shmline_run *run,
+                                    size_t index);
+
+/**
+ * Takes a snapshot of the shared counters of stream number `index` (declaration order) into
+ * `*out`, as `shmline_stream_get_stats()` does: while the run goes (frames and bytes written,
+ * writer waits, fill) and after it ended (the final counts). Never blocks for long.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (`index` out of
+ * range), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `run` is NULL or an open run handle; `out` is NULL or writable.
+ */
+int32_t shmline_run_stream_stats(const struct shmline_run *run,
+                                 size_t index,
+                                 struct shmline_stream_stats *out);
+
+/**
+ * Fills `*out` with how task number `index` (declaration order) ended, once the run has ended.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (`index` out of
+ * range), `SHMLINE_WRONG_STATE` (the run has not ended: `shmline_run_wait()` first),
+ * `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `run` is NULL or an open run handle; `out` is NULL or writable.
+ */
+int32_t shmline_run_task_report(const struct shmline_run *run,
+                                size_t index,
+                                struct shmline_task_report *out);
+
+/**
+ * Joins task `task` of the running pipeline `pipeline`, and waits until every task of the
+ * pipeline has joined.
+ *
+ * A NULL `pipeline` (or `task`) takes the name from the environment variable `SHMLINE_PIPELINE`
+ * (or `SHMLINE_TASK`), which the runner sets for every task it starts: a task program normally
+ * calls `shmline_task_join(NULL, NULL, &task)`.
+ *
+ * Joining attaches a reader for every parameter the task reads, the writer of every stream it
+ * writes and every event it uses, then waits at the pipeline's start barrier. When it returns,
+ * every reader of every task is attached, so no frame any writer publishes can be lost. This
+ * blocks until the last task has joined: up to the pipeline's join timeout (30 s by default),
+ * after which it fails with `SHMLINE_PIPELINE_FAILED`.
+ *
+ * On success `*out` receives a new handle, which the caller owns and frees with
+ * `shmline_task_close()`; on failure `*out` is set to NULL.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`out`), `SHMLINE_INVALID_ARGUMENT` (a NULL name
+ * whose environment variable is not set: the message says how to start the program; non-UTF-8
+ * names), `SHMLINE_INVALID_NAME`, `SHMLINE_NOT_FOUND` (the pipeline is not running, or has no
+ * such task: the message lists its tasks), `SHMLINE_WRONG_STATE` (the task has already joined,
+ * or the pipeline is past its start), `SHMLINE_PIPELINE_FAILED` (the pipeline stopped, its
+ * runner died, or not every task joined in time), the errors of opening its streams and events
+ * (`SHMLINE_CORRUPT`, `SHMLINE_PERMISSION_DENIED`...), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` and `task` are NULL or NUL-terminated strings; `out` is NULL or writable.
+ */
+int32_t shmline_task_join(const char *pipeline,
+                          const char *task,
+                          struct shmline_task **out);
+
+/**
+ * Closes a task handle: the readers, writers and events not taken are closed (each writer
+ * closing ends its stream, so its readers drain it and then get `SHMLINE_END_OF_STREAM`).
+ * Handles already taken stay open. NULL is allowed and does nothing. Never blocks.
+ *
+ * Closing the task does not end the process's membership in the runner's eyes: the runner
+ * watches the process, whose exit status is the task's result.
+ *
+ * # Safety
+ * `task` is NULL or a handle from `shmline_task_join()` that no thread uses after this call.
+ */
+void shmline_task_close(struct shmline_task *task);
+
+/**
+ * Takes the reader bound to reading parameter `param`. Each reader can be taken once.
+ *
+ * The reader was attached when the task joined, before any frame was written, so it reads every
+ * frame of its stream whatever `opts->start` says. `opts` may be NULL for the defaults; from
+ * `shmline_reader_options`, `wait` applies from now on, `require_*` is checked (on a mismatch
+ * the reader stays available), and `lossy` must be 0: a task's readers are lossless (for a
+ * lossy tap, open the stream `PIPELINE.STREAM` with `shmline_stream_open()` and
+ * `shmline_reader_open()`).
+ *
+ * On success `*out` receives the reader, which the caller owns and frees with
+ * `shmline_reader_close()` (it may outlive the task handle); on failure `*out` is set to NULL.
+ * Never blocks.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad options or
+ * non-UTF-8 `param`), `SHMLINE_NOT_FOUND` (no such reading parameter: the message lists the
+ * task's reading parameters), `SHMLINE_WRONG_STATE` (already taken), `SHMLINE_SCHEMA_MISMATCH`,
+ * `SHMLINE_UNSUPPORTED` (`lossy`), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `task` is NULL or a task handle not used by another thread during the call; `param` is NULL
+ * or a NUL-terminated string; `opts` is NULL or initialised by
+ * `shmline_reader_options_default()` with valid `require_*` pointers; `out` is NULL or writable.
+ */
+int32_t shmline_task_reader(struct shmline_task *task,
+                            const char *param,
+                            const struct shmline_reader_options *opts,
+                            struct shmline_reader **out);
+
+/**
+ * Takes the writer bound to writing parameter `param`. Each writer can be taken once.
+ *
+ * `opts` may be NULL for the defaults; its `wait` applies from now on. On success `*out`
+ * receives the writer, which the caller owns and frees with `shmline_writer_close()` (that ends
+ * the stream; it may outlive the task handle); on failure `*out` is set to NULL. Never blocks.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad options or
+ * non-UTF-8 `param`), `SHMLINE_NOT_FOUND` (no such writing parameter: the message lists the
+ * task's writing parameters), `SHMLINE_WRONG_STATE` (already taken), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `task` is NULL or a task handle not used by another thread during the call; `param` is NULL
+ * or a NUL-terminated string; `opts` is NULL or initialised by
+ * `shmline_writer_options_default()`; `out` is NULL or writable.
+ */
+int32_t shmline_task_writer(struct shmline_task *task,
+                            const char *param,
+                            const struct shmline_writer_options *opts,
+                            struct shmline_writer **out);
+
+/**
+ * Takes the event bound to event parameter `param`. Each event can be taken once.
+ *
+ * On success `*out` receives the event, which the caller owns and frees with
+ * `shmline_event_close()` (it may outlive the task handle); on failure `*out` is set to NULL.
+ * Never blocks.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 `param`),
+ * `SHMLINE_NOT_FOUND` (no such event parameter: the message lists the task's event
+ * parameters), `SHMLINE_WRONG_STATE` (already taken), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `task` is NULL or a task handle not used by another thread during the call; `param` is NULL
+ * or a NUL-terminated string; `out` is NULL or writable.
+ */
+int32_t shmline_task_event(struct shmline_task *task,
+                           const char *param,
+                           struct shmline_event **out);
+
+/**
+ * `*out` receives whether the runner has asked the pipeline's tasks to stop (after a failure of
+ * another task, a signal to the runner, or a stop request). A task that does not spend its time
+ * blocked on a stream should check it regularly and exit cleanly (status 0) once it is true.
+ * The runner also sends SIGTERM, and SIGKILL after the grace period. Never blocks.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `task` is NULL or an open task handle; `out` is NULL or writable.
+ */
+int32_t shmline_task_stop_requested(const struct shmline_task *task,
+                                    bool *out);
+
+/**
+ * Waits until the runner asks the pipeline's tasks to stop, according to `timeout_ns` (see
+ * `SHMLINE_TIMEOUT_INFINITE`). Sleeps on a futex while waiting (no CPU).
+ *
+ * Returns `SHMLINE_OK` (stop requested), `SHMLINE_EMPTY` (`timeout_ns` 0 and no stop requested),
+ * `SHMLINE_TIMEOUT`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `task` is NULL or an open task handle.
+ */
+int32_t shmline_task_wait_stop(const struct shmline_task *task,
+                               int64_t timeout_ns);
+
+/**
+ * The task's name, NUL-terminated; NULL if `task` is NULL.
+ *
+ * The string belongs to the handle: do not free it; it is valid until `shmline_task_close()`.
+ *
+ * # Safety
+ * `task` is NULL or an open task handle.
+ */
+const char *shmline_task_name(const struct shmline_task *task);
+
+/**
+ * The name of the task's pipeline, NUL-terminated; NULL if `task` is NULL. Its streams are the
+ * stream segments `PIPELINE.STREAM`, its events `PIPELINE.EVENT`.
+ *
+ * The string belongs to the handle: do not free it; it is valid until `shmline_task_close()`.
+ *
+ * # Safety
+ * `task` is NULL or an open task handle.
+ */
+const char *shmline_task_pipeline_name(const struct shmline_task *task);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -36,7 +36,7 @@ pub enum Status {
     NullPointer = -2,
     /// A segment name is empty, too long or has a forbidden character.
     InvalidName = -3,
-    /// No segment of that name exists.
+    /// Nothing of that name exists (segment, file, pipeline task or task parameter).
     NotFound = -4,
     /// A segment of that name already exists.
     AlreadyExists = -5,
@@ -152,7 +152,7 @@ impl Status {
             Status::InvalidArgument => "an argument is invalid",
             Status::NullPointer => "a required pointer argument is NULL",
             Status::InvalidName => "the name is invalid",
-            Status::NotFound => "no such segment",
+            Status::NotFound => "nothing of that name exists",
             Status::AlreadyExists => "a segment of that name already exists",
             Status::PermissionDenied => "permission denied",
             Status::NotShmline => "not a shmline segment of the expected kind",
@@ -192,7 +192,8 @@ pub enum Error {
     InvalidArgument(String),
     /// A name is invalid; the text says what is wrong with it.
     InvalidName(String),
-    /// No segment of that name exists; the text names it.
+    /// Nothing of that name exists (segment, file, pipeline task or task parameter); the text
+    /// names what was looked for.
     NotFound(String),
     /// A segment of that name already exists; the text names it.
     AlreadyExists(String),
@@ -290,7 +291,7 @@ impl Error {
     pub(crate) fn os(context: impl Into<String>, source: io::Error) -> Error {
         let context = context.into();
         match source.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound(context),
+            Some(libc::ENOENT) => Error::NotFound(format!("{context}: {source}")),
             Some(libc::EEXIST) => Error::AlreadyExists(context),
             Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied(context),
             Some(libc::ENOSPC) | Some(libc::ENOMEM) | Some(libc::EFBIG) => Error::NoSpace(format!(
@@ -326,7 +327,7 @@ impl fmt::Display for Error {
             | Error::NotShmline(m)
             | Error::Unsupported(m)
             | Error::PipelineFailed(m) => f.write_str(m),
-            Error::NotFound(m) => write!(f, "{m}: no such segment"),
+            Error::NotFound(m) => f.write_str(m),
             Error::AlreadyExists(m) => write!(f, "{m}: a segment of that name already exists"),
             Error::PermissionDenied(m) => write!(
                 f,

@@ -195,7 +195,8 @@ impl Segment {
             let err = std::io::Error::last_os_error();
             return Err(match err.raw_os_error() {
                 Some(libc::ENOENT) => Error::NotFound(format!(
-                    "{what} (/dev/shm/{}); is it created yet? `shmline ls` lists what exists",
+                    "{what} does not exist (no /dev/shm/{}); is it created yet? `shmline ls` \
+                     lists what exists",
                     file_name(kind, name)
                 )),
                 _ => Error::os(format!("opening {what}"), err),

@@ -385,3 +385,26 @@ fn event_specs_keep_their_mode() {
     let p = Pipeline::from_toml_str(MANIFEST).unwrap();
     assert_eq!(p.events[0].mode, EventMode::Counting);
 }
+
+#[test]
+fn the_manifest_format_shown_in_the_c_api_docs_reads_as_described() {
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/C_API.md")).unwrap();
+    let section = &docs[docs.find("### Manifest format").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let text = &section[start..start + section[start..].find("```").unwrap()];
+    let pipeline = Pipeline::from_toml_str(text).unwrap();
+    let names = |list: Vec<&String>| list.into_iter().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        names(pipeline.streams.iter().map(|s| &s.name).collect()),
+        ["samples", "log"]
+    );
+    assert_eq!(pipeline.streams[0].shape, [1024]);
+    assert_eq!(pipeline.streams[1].max_frame_size, 256);
+    assert_eq!(pipeline.events[0].mode, EventMode::Flag);
+    assert_eq!(pipeline.tasks[0].stdout, Some("logs/source.log".into()));
+    assert_eq!(pipeline.tasks[1].events[0].target, "go");
+    // The excerpt's only problem: nothing reads the sink's log.
+    let entries: Vec<String> = problems(&pipeline).into_iter().map(|p| p.entry).collect();
+    assert_eq!(entries, ["streams.log"]);
+}

@@ -10,7 +10,7 @@ use shmline::pipeline::{
     EventSpec, Outcome, Pipeline, PipelineState, Registry, StreamSpec, Task, TaskExit, TaskSpec,
     TaskState,
 };
-use shmline::{Error, Stream};
+use shmline::{Error, ReaderOptions, Schema, StartPosition, Stream, WaitStrategy, WriterOptions};
 use std::time::Duration;
 
 #[test]
@@ -254,6 +254,7 @@ fn a_task_joins_by_name_and_gets_its_handles_by_parameter() {
     let e = task.reader("out").unwrap_err();
     assert!(e.to_string().contains("no reads parameter \"out\""), "{e}");
     let e = task.writer("nope").unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
     assert!(
         e.to_string().contains("its writes parameters are: out"),
         "{e}"
@@ -281,13 +282,21 @@ fn a_task_joins_by_name_and_gets_its_handles_by_parameter() {
         Task::join_as(&name, "me"),
         Err(Error::WrongState(_))
     ));
-    assert!(Task::join_as(&name, "nobody")
-        .unwrap_err()
-        .to_string()
-        .contains("its tasks are: me, peer"));
+    let e = Task::join_as(&name, "nobody").unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+    assert!(e.to_string().contains("its tasks are: me, peer"), "{e}");
 
-    // Frames we write reach the peer, which finishes once we close the stream.
-    let mut out = task.writer("out").unwrap();
+    // Frames we write reach the peer, which finishes once we close the stream. The writer was
+    // attached at join; options given when taking it apply from then on.
+    let options = WriterOptions {
+        wait: WaitStrategy::Block,
+        timeout: Some(PATIENCE),
+    };
+    let mut out = task.writer_with("out", &options).unwrap();
+    assert!(matches!(
+        task.writer_with("out", &options),
+        Err(Error::WrongState(_))
+    ));
     for seq in 0..3 {
         out.write(&payload(seq)).unwrap();
     }
@@ -312,9 +321,70 @@ fn a_task_joins_by_name_and_gets_its_handles_by_parameter() {
 }
 
 #[test]
+fn reader_options_given_when_a_task_takes_its_reader_are_checked_and_applied() {
+    let name = unique("ropts");
+    // Task "me" is this test process (the runner starts `sleep` for it); "peer" writes 3 frames.
+    let pipeline = Pipeline::new(&name)
+        .stream("samples", StreamSpec::array("|u1", &[FRAME as u64]))
+        .task(
+            "me",
+            TaskSpec::command("sleep")
+                .arg("600")
+                .reads("input", "samples"),
+        )
+        .task(
+            "peer",
+            role("role_source")
+                .env("FRAMES", "3")
+                .writes("out", "samples"),
+        );
+    let run = pipeline.start().unwrap();
+    let mut task = Task::join_as(&name, "me").unwrap();
+    let lossy = ReaderOptions {
+        lossy: true,
+        ..Default::default()
+    };
+    let e = task.reader_with("input", &lossy).unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    let wrong = ReaderOptions {
+        require_schema: Some(Schema::new("<f4", &[FRAME as u64]).unwrap()),
+        ..Default::default()
+    };
+    let e = task.reader_with("input", &wrong).unwrap_err();
+    assert!(matches!(e, Error::SchemaMismatch(_)), "{e}");
+    let e = task.reader_with("nope", &wrong).unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+    // Refused twice, the reader is still there; it was attached at join, so it starts at the
+    // first frame whatever `start` says, and the timeout applies.
+    let right = ReaderOptions {
+        require_schema: Some(Schema::new("|u1", &[FRAME as u64]).unwrap()),
+        start: StartPosition::Newest,
+        wait: WaitStrategy::Block,
+        timeout: Some(PATIENCE),
+        ..Default::default()
+    };
+    let mut input = task.reader_with("input", &right).unwrap();
+    for seq in 0..3 {
+        let frame = input.read().unwrap();
+        assert_eq!(frame.info.seq, seq);
+        assert_eq!(frame.data, payload(seq));
+    }
+    assert!(matches!(input.read(), Err(Error::EndOfStream)));
+    assert!(matches!(
+        task.reader_with("input", &right),
+        Err(Error::WrongState(_))
+    ));
+    let report = run.wait_after_stop();
+    assert_eq!(report.outcome, Outcome::Stopped { signal: None });
+    drop((input, task));
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
 fn a_task_outside_a_pipeline_is_told_how_to_join() {
     let e = Task::join_as(&unique("absent"), "t").unwrap_err();
     assert!(matches!(e, Error::NotFound(_)), "{e}");
+    assert!(e.to_string().contains("is not running"), "{e}");
     if std::env::var(shmline::pipeline::ENV_PIPELINE).is_err() {
         let e = Task::join().unwrap_err();
         assert!(e.to_string().contains("SHMLINE_PIPELINE"), "{e}");

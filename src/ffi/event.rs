@@ -21,6 +21,13 @@ pub struct shmline_event {
     event: Event,
 }
 
+impl shmline_event {
+    /// A new handle owning `event`, for the caller to free with `shmline_event_close`.
+    pub(crate) fn boxed(event: Event) -> *mut shmline_event {
+        Box::into_raw(Box::new(shmline_event { event }))
+    }
+}
+
 /// Options of a new event, for `shmline_event_create()`.
 ///
 /// Always initialise with `shmline_event_options_default()`, then change the fields you need.
@@ -105,7 +112,7 @@ pub unsafe extern "C" fn shmline_event_create(
             unlink_on_close: o.unlink_on_close != 0,
         };
         let event = Event::create(name, &options)?;
-        out.put(Box::into_raw(Box::new(shmline_event { event })));
+        out.put(shmline_event::boxed(event));
         Ok(())
     })
 }
@@ -135,7 +142,7 @@ pub unsafe extern "C" fn shmline_event_open(
         // SAFETY: the caller guarantees `name` is NULL or NUL-terminated.
         let name = unsafe { cstr(name, "name") }?;
         let event = Event::open(name)?;
-        out.put(Box::into_raw(Box::new(shmline_event { event })));
+        out.put(shmline_event::boxed(event));
         Ok(())
     })
 }

@@ -3,7 +3,9 @@
 //! checked-in header is stale).
 //!
 //! One file per C noun: [`status`] (status codes, messages, versions), [`wait`] (wait strategies
-//! and timeouts), [`stream`], [`writer`], [`reader`] and [`event`].
+//! and timeouts), [`stream`], [`writer`], [`reader`], [`event`], [`pipeline`] (declaring and
+//! running a pipeline), [`run`] (a started pipeline) and [`task`] (a program joining a pipeline as
+//! one of its tasks).
 //!
 //! The boundary rules, enforced here once for every export:
 //! - every export runs inside `ffi_call` (or `guard`), which catches Rust panics so that none
@@ -30,6 +32,12 @@ pub mod writer;
 pub mod reader;
 
 pub mod event;
+
+pub mod pipeline;
+
+pub mod run;
+
+pub mod task;
 
 use crate::error::{Error, Status};
 use std::cell::RefCell;

@@ -77,6 +77,42 @@ unsafe impl OptionsStruct for shmline_reader_options {
     }
 }
 
+/// The reader options a C caller's struct stands for.
+///
+/// # Safety
+/// The `require_*` pointers of `o` are NULL or valid (as `shmline_reader_options` documents).
+pub(crate) unsafe fn reader_options(o: &shmline_reader_options) -> FfiResult<ReaderOptions> {
+    let start = StartPosition::from_u32(o.start).ok_or_else(|| {
+        invalid(format!(
+            "opts->start is {}, not a start position: use SHMLINE_START_NEXT (0), \
+             SHMLINE_START_NEWEST (1) or SHMLINE_START_OLDEST (2)",
+            o.start
+        ))
+    })?;
+    Ok(ReaderOptions {
+        start,
+        lossy: o.lossy != 0,
+        wait: strategy(o.wait, "opts->wait")?,
+        timeout: None,
+        // SAFETY: the caller guarantees the pointers are NULL or valid.
+        require_schema: unsafe {
+            schema_arg(
+                o.require_dtype,
+                o.require_ndim,
+                o.require_shape,
+                "opts->require_",
+            )
+        }?,
+    })
+}
+
+impl shmline_reader {
+    /// A new handle owning `reader`, for the caller to free with `shmline_reader_close`.
+    pub(crate) fn boxed(reader: Reader) -> *mut shmline_reader {
+        Box::into_raw(Box::new(shmline_reader { reader }))
+    }
+}
+
 /// Metadata of one frame, filled by the read and acquire calls.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -164,32 +200,11 @@ pub unsafe extern "C" fn shmline_reader_open(
         out.put(std::ptr::null_mut());
         // SAFETY: the caller guarantees `stream` is NULL or an open handle.
         let stream = unsafe { handle(stream, "stream") }?;
-        // SAFETY: the caller guarantees `opts` is NULL or an initialised options struct.
-        let o = unsafe { read_options(opts) }?;
-        let start = StartPosition::from_u32(o.start).ok_or_else(|| {
-            invalid(format!(
-                "opts->start is {}, not a start position: use SHMLINE_START_NEXT (0), \
-                 SHMLINE_START_NEWEST (1) or SHMLINE_START_OLDEST (2)",
-                o.start
-            ))
-        })?;
-        let options = ReaderOptions {
-            start,
-            lossy: o.lossy != 0,
-            wait: strategy(o.wait, "opts->wait")?,
-            timeout: None,
-            // SAFETY: read_options copied the caller's pointers, which the caller guarantees valid.
-            require_schema: unsafe {
-                schema_arg(
-                    o.require_dtype,
-                    o.require_ndim,
-                    o.require_shape,
-                    "opts->require_",
-                )
-            }?,
-        };
+        // SAFETY: the caller guarantees `opts` is NULL or an initialised options struct with
+        // valid pointers.
+        let options = unsafe { reader_options(&read_options(opts)?) }?;
         let reader = stream.stream().reader(&options)?;
-        out.put(Box::into_raw(Box::new(shmline_reader { reader })));
+        out.put(shmline_reader::boxed(reader));
         Ok(())
     })
 }

@@ -31,7 +31,8 @@ pub const SHMLINE_NULL_POINTER: i32 = -2;
 /// Error: a name is empty, longer than 200 bytes, or has a character other than `A-Z a-z 0-9 _ .
 /// -`, or starts with `.` or `-`.
 pub const SHMLINE_INVALID_NAME: i32 = -3;
-/// Error: no stream or event of that name exists.
+/// Error: nothing of that name exists: no such stream, event or running pipeline, no such task in
+/// a pipeline, no such task parameter, no such file (the message names what was looked for).
 pub const SHMLINE_NOT_FOUND: i32 = -4;
 /// Error: a stream or event of that name already exists.
 pub const SHMLINE_ALREADY_EXISTS: i32 = -5;
@@ -64,7 +65,8 @@ pub const SHMLINE_OS_ERROR: i32 = -17;
 /// Error: a Rust panic was caught at the C boundary. This is a bug in shmline: please report it
 /// with the message. The handle involved should be closed.
 pub const SHMLINE_PANIC: i32 = -18;
-/// Error: the call is not supported for this handle (zero-copy acquire on a lossy reader).
+/// Error: the call is not supported for this handle (zero-copy acquire on a lossy reader; a lossy
+/// reader from a pipeline task).
 pub const SHMLINE_UNSUPPORTED: i32 = -19;
 /// Error: a pipeline task failed (the message names the task and its exit status or signal).
 pub const SHMLINE_PIPELINE_FAILED: i32 = -20;

@@ -4,7 +4,7 @@ use super::{
     array, array_mut, bytes_mut, cstr, ffi_call, guard, handle, invalid, read_options, too_small,
     Failure, FfiResult, OptionsStruct, Out,
 };
-use crate::ring::{Stream, StreamOptions, WriterState};
+use crate::ring::{Stream, StreamOptions, StreamStats, WriterState};
 use crate::schema::Schema;
 use std::ffi::{c_char, CString};
 
@@ -180,6 +180,28 @@ pub struct shmline_reader_stats {
     pub missed: u64,
     /// Frames published that it has not read yet.
     pub lag: u64,
+}
+
+impl From<&StreamStats> for shmline_stream_stats {
+    fn from(stats: &StreamStats) -> shmline_stream_stats {
+        shmline_stream_stats {
+            capacity: stats.capacity,
+            writer_state: match stats.writer_state {
+                WriterState::None => SHMLINE_WRITER_STATE_NONE,
+                WriterState::Active => SHMLINE_WRITER_STATE_ACTIVE,
+                WriterState::Closed => SHMLINE_WRITER_STATE_CLOSED,
+                WriterState::Dead => SHMLINE_WRITER_STATE_DEAD,
+            },
+            writer_pid: stats.writer_pid.unwrap_or(0),
+            reader_count: stats.readers.len() as u32,
+            frames_written: stats.frames_written,
+            bytes_written: stats.bytes_written,
+            writer_waits: stats.writer_waits,
+            writer_wait_ns: stats.writer_wait_ns,
+            readers_reclaimed: stats.readers_reclaimed,
+            fill: stats.fill(),
+        }
+    }
 }
 
 /// Reads a schema given as C arguments: `dtype` NULL means none.
@@ -478,6 +500,7 @@ pub unsafe extern "C" fn shmline_stream_get_stats(
             return Err(Failure::Null("readers"));
         }
         let stats = stream.stream.stats();
+        out.put((&stats).into());
         for (i, r) in stats.readers.iter().take(readers_cap).enumerate() {
             // SAFETY: `readers` is non-NULL (checked) with room for readers_cap structs, and
             // i < readers_cap; the bytes are written, never read (they may hold garbage).
@@ -494,23 +517,6 @@ pub unsafe extern "C" fn shmline_stream_get_stats(
                 lag: r.lag,
             });
         }
-        out.put(shmline_stream_stats {
-            capacity: stats.capacity,
-            writer_state: match stats.writer_state {
-                WriterState::None => SHMLINE_WRITER_STATE_NONE,
-                WriterState::Active => SHMLINE_WRITER_STATE_ACTIVE,
-                WriterState::Closed => SHMLINE_WRITER_STATE_CLOSED,
-                WriterState::Dead => SHMLINE_WRITER_STATE_DEAD,
-            },
-            writer_pid: stats.writer_pid.unwrap_or(0),
-            reader_count: stats.readers.len() as u32,
-            frames_written: stats.frames_written,
-            bytes_written: stats.bytes_written,
-            writer_waits: stats.writer_waits,
-            writer_wait_ns: stats.writer_wait_ns,
-            readers_reclaimed: stats.readers_reclaimed,
-            fill: stats.fill(),
-        });
         Ok(())
     })
 }

@@ -3,7 +3,8 @@
 use super::stream::shmline_stream;
 use super::wait::strategy;
 use super::{
-    array, bytes, ffi_call, guard, handle, handle_mut, invalid, read_options, OptionsStruct, Out,
+    array, bytes, ffi_call, guard, handle, handle_mut, invalid, read_options, FfiResult,
+    OptionsStruct, Out,
 };
 use crate::ring::{Writer, WriterOptions};
 use crate::wait::Deadline;
@@ -45,6 +46,21 @@ unsafe impl OptionsStruct for shmline_writer_options {
     }
 }
 
+/// The writer options a C caller's struct stands for.
+pub(crate) fn writer_options(o: &shmline_writer_options) -> FfiResult<WriterOptions> {
+    Ok(WriterOptions {
+        wait: strategy(o.wait, "opts->wait")?,
+        timeout: None,
+    })
+}
+
+impl shmline_writer {
+    /// A new handle owning `writer`, for the caller to free with `shmline_writer_close`.
+    pub(crate) fn boxed(writer: Writer) -> *mut shmline_writer {
+        Box::into_raw(Box::new(shmline_writer { writer }))
+    }
+}
+
 /// Returns the default writer options (adaptive waiting), with `struct_size` set.
 #[no_mangle]
 pub extern "C" fn shmline_writer_options_default() -> shmline_writer_options {
@@ -81,13 +97,9 @@ pub unsafe extern "C" fn shmline_writer_open(
         // SAFETY: the caller guarantees `stream` is NULL or an open handle.
         let stream = unsafe { handle(stream, "stream") }?;
         // SAFETY: the caller guarantees `opts` is NULL or an initialised options struct.
-        let o = unsafe { read_options(opts) }?;
-        let options = WriterOptions {
-            wait: strategy(o.wait, "opts->wait")?,
-            timeout: None,
-        };
+        let options = writer_options(&unsafe { read_options(opts) }?)?;
         let writer = stream.stream().writer_with(&options)?;
-        out.put(Box::into_raw(Box::new(shmline_writer { writer })));
+        out.put(shmline_writer::boxed(writer));
         Ok(())
     })
 }

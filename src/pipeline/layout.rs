@@ -4,7 +4,7 @@
 //! streams ([`StreamRecord`]), events ([`EventRecord`]), tasks ([`TaskRecord`]) and bindings
 //! ([`BindingRecord`]). Every record size is a multiple of 128 bytes, so every table starts on a
 //! 128-byte boundary. The runner writes everything except the fields marked "task" before it
-//! publishes `magic`; after that only the live fields change. `docs/PIPELINE_LAYOUT.md` is the
+//! publishes `magic`; after that only the live fields change. Section 9 of `docs/LAYOUT.md` is the
 //! prose form of this file.
 //!
 //! Like every shared-memory struct, these are `#[repr(C)]`, made only of atomics, and every value

@@ -134,6 +134,12 @@ impl Pipeline {
     /// [`Error::PipelineFailed`] naming the task and its exit status or signal otherwise (or the
     /// signal that stopped the run). Every segment is removed before it returns.
     pub fn run(&self) -> Result<RunReport> {
+        self.run_to_end()?.into_result()
+    }
+
+    /// Like [`Pipeline::run`], but returns the report however the run ended (finished, failed
+    /// or stopped): the error cases are only those of [`Pipeline::start`].
+    pub fn run_to_end(&self) -> Result<RunReport> {
         let guard = InterruptGuard::install()?;
         let mut run = self.start()?;
         while !run.wait_timeout(Duration::from_millis(50)) {
@@ -141,7 +147,7 @@ impl Pipeline {
                 run.interrupt(sig);
             }
         }
-        run.wait().into_result()
+        Ok(run.wait())
     }
 
     /// Starts the pipeline and returns at once; [`PipelineRun::wait`] waits for its end.
@@ -265,6 +271,11 @@ impl PipelineRun {
             };
         }
         self.report.is_some()
+    }
+
+    /// The report, once [`PipelineRun::wait_timeout`] has returned true.
+    pub fn report(&self) -> Option<&RunReport> {
+        self.report.as_ref()
     }
 
     /// Waits for the run to end (every task reaped, every segment removed) and returns its report.

@@ -6,7 +6,7 @@ use super::validate::BindingKind;
 use super::{segment_name, ENV_PIPELINE, ENV_TASK, STOP_EVENT};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::ring::{Reader, ReaderOptions, Stream, Writer};
+use crate::ring::{Reader, ReaderOptions, Stream, Writer, WriterOptions};
 use crate::wait::LIVENESS_SLICE;
 use std::time::{Duration, Instant};
 
@@ -75,12 +75,19 @@ impl Task {
 
     /// Joins task `task` of pipeline `pipeline`, waiting until every task has joined.
     ///
-    /// Fails with [`Error::NotFound`] if the pipeline does not run, [`Error::InvalidArgument`] if
-    /// it has no such task, [`Error::WrongState`] if the task has already been joined or the
-    /// pipeline is past its start, and [`Error::PipelineFailed`] if the pipeline stops, its runner
-    /// dies or it does not start within its join timeout while this task waits.
+    /// Fails with [`Error::NotFound`] if the pipeline does not run or has no such task,
+    /// [`Error::WrongState`] if the task has already been joined or the pipeline is past its
+    /// start, and [`Error::PipelineFailed`] if the pipeline stops, its runner dies or it does not
+    /// start within its join timeout while this task waits.
     pub fn join_as(pipeline: &str, task: &str) -> Result<Task> {
-        let registry = Registry::open(pipeline)?;
+        let registry = Registry::open(pipeline).map_err(|e| match e {
+            Error::NotFound(m) => Error::NotFound(format!(
+                "{m}: pipeline {pipeline:?} is not running. Tasks are started by the pipeline's \
+                 runner (`shmline run pipeline.toml`, Pipeline::run or shmline_pipeline_run()), \
+                 which names the pipeline and task in SHMLINE_PIPELINE and SHMLINE_TASK"
+            )),
+            e => e,
+        })?;
         let index = registry.task_index(task).ok_or_else(|| {
             let names: Vec<&str> = registry
                 .info()
@@ -88,7 +95,7 @@ impl Task {
                 .iter()
                 .map(|t| t.name.as_str())
                 .collect();
-            Error::InvalidArgument(format!(
+            Error::NotFound(format!(
                 "pipeline {pipeline:?} has no task {task:?}; its tasks are: {}",
                 names.join(", ")
             ))
@@ -192,36 +199,93 @@ impl Task {
     }
 
     /// Takes the reader bound to reading parameter `param`. Each reader can be taken once.
+    ///
+    /// Fails with [`Error::NotFound`] (naming the declared parameters) if the task has no such
+    /// reading parameter, and [`Error::WrongState`] if it has already been taken.
     pub fn reader(&mut self, param: &str) -> Result<Reader> {
-        take(
+        slot(
             &mut self.readers,
             param,
             "reads",
             self.index,
             &self.registry,
-        )
+        )?
+        .take()
+        .ok_or_else(|| taken(param, "reads", self.index, &self.registry))
+    }
+
+    /// Like [`Task::reader`], applying `options` to the reader.
+    ///
+    /// The reader was attached when the task joined, before any frame was written, so it reads
+    /// every frame of the stream whatever `options.start` says. `options.wait` and
+    /// `options.timeout` apply from now on. `options.require_schema` is checked
+    /// ([`Error::SchemaMismatch`], and the reader stays available). A task's readers are
+    /// lossless: `options.lossy` is [`Error::Unsupported`] (a lossy tap opens the stream
+    /// `PIPELINE.STREAM` itself).
+    pub fn reader_with(&mut self, param: &str, options: &ReaderOptions) -> Result<Reader> {
+        let slot = slot(
+            &mut self.readers,
+            param,
+            "reads",
+            self.index,
+            &self.registry,
+        )?;
+        let Some(reader) = slot else {
+            return Err(taken(param, "reads", self.index, &self.registry));
+        };
+        if options.lossy {
+            return Err(Error::Unsupported(format!(
+                "the reads parameter {param:?} of task {:?} is a lossless reader, attached when \
+                 the task joined; for a lossy tap, open stream {:?} and attach a lossy reader",
+                self.registry.info().tasks[self.index].name,
+                reader.stream_name()
+            )));
+        }
+        if let Some(required) = &options.require_schema {
+            reader.check_schema(required)?;
+        }
+        let mut reader = slot.take().expect("checked above");
+        reader.set_waiting(options.wait, options.timeout);
+        Ok(reader)
     }
 
     /// Takes the writer bound to writing parameter `param`. Each writer can be taken once.
+    ///
+    /// Fails with [`Error::NotFound`] (naming the declared parameters) if the task has no such
+    /// writing parameter, and [`Error::WrongState`] if it has already been taken.
     pub fn writer(&mut self, param: &str) -> Result<Writer> {
-        take(
+        slot(
             &mut self.writers,
             param,
             "writes",
             self.index,
             &self.registry,
-        )
+        )?
+        .take()
+        .ok_or_else(|| taken(param, "writes", self.index, &self.registry))
+    }
+
+    /// Like [`Task::writer`], applying `options` (wait strategy and timeout) to the writer.
+    pub fn writer_with(&mut self, param: &str, options: &WriterOptions) -> Result<Writer> {
+        let mut writer = self.writer(param)?;
+        writer.set_waiting(options.wait, options.timeout);
+        Ok(writer)
     }
 
     /// Takes the event bound to event parameter `param`. Each event can be taken once.
+    ///
+    /// Fails with [`Error::NotFound`] (naming the declared parameters) if the task has no such
+    /// event parameter, and [`Error::WrongState`] if it has already been taken.
     pub fn event(&mut self, param: &str) -> Result<Event> {
-        take(
+        slot(
             &mut self.events,
             param,
             "events",
             self.index,
             &self.registry,
-        )
+        )?
+        .take()
+        .ok_or_else(|| taken(param, "events", self.index, &self.registry))
     }
 
     /// The pipeline's stop event, set by the runner when it stops the tasks (after a failure, a
@@ -268,28 +332,34 @@ fn in_context(e: Error, context: &str) -> Error {
     }
 }
 
-fn take<T>(
-    list: &mut [(String, Option<T>)],
+/// The slot of parameter `param` in `list` (its `key` parameters: `reads`, `writes` or
+/// `events`), or [`Error::NotFound`] naming the declared ones.
+fn slot<'a, T>(
+    list: &'a mut [(String, Option<T>)],
     param: &str,
     key: &str,
     index: usize,
     registry: &Registry,
-) -> Result<T> {
-    let task = &registry.info().tasks[index].name;
-    let Some((_, slot)) = list.iter_mut().find(|(name, _)| name == param) else {
-        let names: Vec<&str> = list.iter().map(|(name, _)| name.as_str()).collect();
-        return Err(Error::InvalidArgument(format!(
-            "task {task:?} has no {key} parameter {param:?}; its {key} parameters are: {}",
-            if names.is_empty() {
-                "(none)".to_string()
-            } else {
-                names.join(", ")
-            }
-        )));
-    };
-    slot.take().ok_or_else(|| {
-        Error::WrongState(format!(
-            "the {key} parameter {param:?} of task {task:?} has already been taken"
-        ))
-    })
+) -> Result<&'a mut Option<T>> {
+    if let Some(i) = list.iter().position(|(name, _)| name == param) {
+        return Ok(&mut list[i].1);
+    }
+    let names: Vec<&str> = list.iter().map(|(name, _)| name.as_str()).collect();
+    Err(Error::NotFound(format!(
+        "task {:?} has no {key} parameter {param:?}; its {key} parameters are: {}",
+        registry.info().tasks[index].name,
+        if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names.join(", ")
+        }
+    )))
+}
+
+/// The error for taking parameter `param` a second time.
+fn taken(param: &str, key: &str, index: usize, registry: &Registry) -> Error {
+    Error::WrongState(format!(
+        "the {key} parameter {param:?} of task {:?} has already been taken",
+        registry.info().tasks[index].name
+    ))
 }

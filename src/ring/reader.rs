@@ -128,23 +128,8 @@ impl std::fmt::Debug for Reader {
 
 impl Reader {
     pub(crate) fn attach(shared: Arc<Shared>, options: &ReaderOptions) -> Result<Reader> {
-        let name = shared.name().to_owned();
         if let Some(required) = &options.require_schema {
-            match &shared.info.schema {
-                Some(actual) if actual == required => {}
-                Some(actual) => {
-                    return Err(Error::SchemaMismatch(format!(
-                        "stream {name:?} carries {actual}, but the reader requires {required}"
-                    )))
-                }
-                None => {
-                    return Err(Error::SchemaMismatch(format!(
-                        "stream {name:?} has no schema (raw bytes up to {} per frame), but the \
-                         reader requires {required}",
-                        shared.geo.max_frame
-                    )))
-                }
-            }
+            check_schema(&shared, required)?;
         }
         let index = claim_entry(&shared)?;
         let me = ProcessId::current();
@@ -222,6 +207,18 @@ impl Reader {
     /// The stream's schema, if any.
     pub fn schema(&self) -> Option<&Schema> {
         self.shared.info.schema.as_ref()
+    }
+
+    /// [`Error::SchemaMismatch`] unless the stream has exactly the schema `required` (what
+    /// [`ReaderOptions::require_schema`] checks at attach time, for a reader attached earlier).
+    pub(crate) fn check_schema(&self, required: &Schema) -> Result<()> {
+        check_schema(&self.shared, required)
+    }
+
+    /// Changes how the blocking calls wait, and their timeout (the options given at attach time).
+    pub(crate) fn set_waiting(&mut self, wait: WaitStrategy, timeout: Option<Duration>) {
+        self.wait = wait;
+        self.timeout = timeout;
     }
 
     /// Reads the next frame as owned bytes, waiting up to the handle's timeout.
@@ -796,6 +793,22 @@ fn claim_entry(shared: &Shared) -> Result<u32> {
         shared.name(),
         shared.geo.max_readers
     )))
+}
+
+/// [`Error::SchemaMismatch`] unless stream `shared` has exactly the schema `required`.
+fn check_schema(shared: &Shared, required: &Schema) -> Result<()> {
+    let name = shared.name();
+    match &shared.info.schema {
+        Some(actual) if actual == required => Ok(()),
+        Some(actual) => Err(Error::SchemaMismatch(format!(
+            "stream {name:?} carries {actual}, but the reader requires {required}"
+        ))),
+        None => Err(Error::SchemaMismatch(format!(
+            "stream {name:?} has no schema (raw bytes up to {} per frame), but the reader \
+             requires {required}",
+            shared.geo.max_frame
+        ))),
+    }
 }
 
 /// Frees the entries of processes that died: active ones (only lossless ones if

@@ -129,6 +129,12 @@ impl Writer {
         self.shared.name()
     }
 
+    /// Changes how the blocking calls wait, and their timeout (the options given at attach time).
+    pub(crate) fn set_waiting(&mut self, wait: WaitStrategy, timeout: Option<Duration>) {
+        self.wait = wait;
+        self.timeout = timeout;
+    }
+
     /// Writes one frame, waiting for space up to the handle's timeout.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         self.write_deadline(data, 0, Deadline::after(self.timeout))

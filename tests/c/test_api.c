@@ -7,6 +7,7 @@
  * it exits. Prints "N passed, N failed" and exits 0 only if every check passed. */
 #define _POSIX_C_SOURCE 200809L
 
+#include "check.h"
 #include "shmline.h"
 
 #include <stdio.h>
@@ -16,45 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int passed, failed;
 static const char *prefix;
-
-static void report(int ok, const char *file, int line, const char *what) {
-    if (ok) {
-        passed++;
-        return;
-    }
-    failed++;
-    fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", file, line, what,
-            shmline_last_error_message());
-}
-
-/* Checks a condition. */
-#define CHECK(cond) report((cond) ? 1 : 0, __FILE__, __LINE__, #cond)
-
-/* Checks that a call returns `expected`, and that any failure leaves a non-empty message. */
-#define EXPECT(call, expected) expect_status((call), (expected), __FILE__, __LINE__, #call)
-
-static void expect_status(int32_t got, int32_t expected, const char *file, int line,
-                          const char *call) {
-    char what[512];
-    if (got != expected) {
-        snprintf(what, sizeof what, "%s returned %s, expected %s", call, shmline_status_str(got),
-                 shmline_status_str(expected));
-        report(0, file, line, what);
-    } else if (got != SHMLINE_OK && shmline_last_error_message()[0] == '\0') {
-        snprintf(what, sizeof what, "%s returned %s with no message", call,
-                 shmline_status_str(got));
-        report(0, file, line, what);
-    } else {
-        report(1, file, line, call);
-    }
-}
-
-/* Checks that the last error message contains `text`. */
-#define EXPECT_MESSAGE(text) \
-    report(strstr(shmline_last_error_message(), (text)) != NULL, __FILE__, __LINE__, \
-           "the last error message mentions \"" text "\"")
 
 /* A segment name unique to this run: PREFIX-TAG-N. */
 static const char *unique(const char *tag) {
@@ -1123,6 +1086,5 @@ int main(int argc, char **argv) {
     test_counting_events_release_one_wait_per_set();
     test_event_calls_refuse_bad_arguments_with_a_status();
     test_event_open_refuses_segments_that_are_not_shmline_events();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return check_summary();
 }
