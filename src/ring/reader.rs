@@ -291,7 +291,12 @@ impl Reader {
             };
             if seq >= self.head {
                 if count > 0 {
-                    break;
+                    // Our copy of `head` may be older than the frames already published: look
+                    // once more before stopping short (an error here is the next call's to report).
+                    if self.refresh_head().is_err() || seq >= self.head {
+                        break;
+                    }
+                    continue;
                 }
                 self.wait_for_frame(deadline)?;
                 continue;
