@@ -92,7 +92,9 @@ impl Writer {
         // Acquire: we continue from whatever head a previous incarnation left (0 for a new stream).
         let head = hdr.head.load(Ordering::Acquire);
         let capacity = shared.geo.capacity as u64;
-        if head > u64::MAX / 4 {
+        if head > super::MAX_HEAD {
+            // Release: give the role back (nothing of ours was published).
+            hdr.writer_state.store(WRITER_NONE, Ordering::Release);
             return Err(Error::corrupt(format!(
                 "stream {name:?}: head {head} is impossibly large"
             )));
