@@ -9,7 +9,7 @@
 //! untrusted: callers copy geometry once at open time, validate it, and never re-read it.
 
 use crate::sync::{AtomicU32, AtomicU64, AtomicU8};
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 
 /// Version of the shared-memory layout described in `docs/LAYOUT.md`.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -280,6 +280,7 @@ pub const EVENT_SEGMENT_SIZE: u64 = size_of::<EventHeader>() as u64;
 // The layout is a public contract: pin every offset so an accidental change fails to compile.
 #[cfg(not(loom))]
 const _: () = {
+    use std::mem::offset_of;
     assert!(size_of::<StreamHeader>() == 5 * LINE);
     assert!(offset_of!(StreamHeader, magic) == 0);
     assert!(offset_of!(StreamHeader, layout_version) == 8);

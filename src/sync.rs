@@ -18,3 +18,17 @@ pub fn spin_hint() {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
+
+/// Keeps a SeqCst store before a later SeqCst load of another location, as the single total order
+/// of SeqCst operations does: the two halves of every store-then-load handshake in
+/// `ring::protocol` (Dekker style: "I announce, then I look at what you announced").
+///
+/// Normally a no-op, because the SeqCst accesses already give this order. loom models SeqCst
+/// accesses as only AcqRel (its README: "Unsupported features"), which would let both sides miss
+/// each other and report impossible lost wake-ups; it does model SeqCst fences, so under loom this
+/// is one.
+#[inline(always)]
+pub fn seqcst_store_load() {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+}

@@ -33,6 +33,11 @@ use std::time::{Duration, Instant};
 /// How long `open` waits for a creator that is still initialising the segment.
 const INIT_WAIT: Duration = Duration::from_secs(2);
 
+/// Largest `head` (frames published) taken as real; a larger one in shared memory is corrupt.
+/// 2^62 frames is over a century at a billion frames a second, and the margin keeps every
+/// `position + capacity` sum far from overflowing.
+pub(crate) const MAX_HEAD: u64 = u64::MAX / 4;
+
 /// Parameters of a new stream.
 #[derive(Debug, Clone)]
 pub struct StreamOptions {

@@ -14,7 +14,7 @@
 use crate::layout::{
     FrameHeader, ReaderEntry, StreamHeader, READER_ACTIVE, READER_FLAG_LOSSY, SEQ_EMPTY,
 };
-use crate::sync::{fence, Ordering};
+use crate::sync::{fence, seqcst_store_load, Ordering};
 
 /// Result of a writer's scan of the reader table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,7 @@ pub fn scan<'a>(
     // `scan_seq` load form one total order, so either this scan sees the reader or the reader
     // sees this scan in progress (or its result).
     hdr.scan_seq.fetch_add(1, Ordering::SeqCst);
+    seqcst_store_load();
     let floor = head.saturating_sub(capacity);
     let mut min = head;
     for entry in entries {
@@ -95,6 +96,7 @@ pub fn publish(hdr: &StreamHeader, new_head: u64) -> bool {
     // half of the Dekker handshake with a reader that increments `readers_waiting` and then
     // re-reads `head` before sleeping. Either it sees the new head, or we see its increment.
     hdr.head.swap(new_head, Ordering::SeqCst);
+    seqcst_store_load();
     hdr.readers_waiting.load(Ordering::SeqCst) != 0
 }
 
@@ -114,6 +116,7 @@ pub fn reader_prepare_sleep(hdr: &StreamHeader) -> u32 {
     let word = hdr.data_futex.load(Ordering::Acquire);
     // SeqCst: the load half of the handshake in `publish`.
     hdr.readers_waiting.fetch_add(1, Ordering::SeqCst);
+    seqcst_store_load();
     word
 }
 
@@ -139,6 +142,7 @@ pub fn release(hdr: &StreamHeader, entry: &ReaderEntry, new_pos: u64) -> bool {
     // loading this position), and the store half of the handshake with a writer that sets
     // `writer_waiting` and then rescans before sleeping.
     entry.pos.swap(new_pos, Ordering::SeqCst);
+    seqcst_store_load();
     hdr.writer_waiting.load(Ordering::SeqCst) != 0
 }
 
@@ -157,6 +161,7 @@ pub fn writer_prepare_sleep(hdr: &StreamHeader) -> u32 {
     let word = hdr.space_futex.load(Ordering::Acquire);
     // SeqCst: the load half of the handshake in `release`.
     hdr.writer_waiting.swap(1, Ordering::SeqCst);
+    seqcst_store_load();
     word
 }
 
@@ -185,6 +190,7 @@ pub fn join(
     // SeqCst: see `scan`: our entry stores precede our `scan_seq` load in the total order.
     entry.pos.store(pos, Ordering::SeqCst);
     entry.state.store(READER_ACTIVE, Ordering::SeqCst);
+    seqcst_store_load();
     loop {
         // SeqCst: see `scan`.
         while hdr.scan_seq.load(Ordering::SeqCst) % 2 == 1 {

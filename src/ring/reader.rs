@@ -151,6 +151,13 @@ impl Reader {
         let hdr = shared.header();
         let capacity = shared.geo.capacity as u64;
         let head = protocol::head(hdr);
+        if head > super::MAX_HEAD {
+            free_entry(entry, READER_CLAIMING);
+            return Err(Error::corrupt(format!(
+                "stream {:?}: head {head} is impossibly large",
+                shared.name()
+            )));
+        }
         let start = match options.start {
             StartPosition::Next => head,
             StartPosition::Newest => head.saturating_sub(1),
@@ -165,6 +172,15 @@ impl Reader {
             !(waited > Duration::from_millis(100) && !writer_alive(&shared)
                 || waited > Duration::from_secs(30))
         });
+        // The limit may run ahead of `head` by a whole batch the writer has not published yet,
+        // so only an absurd one can be told from a real one.
+        if pos > super::MAX_HEAD {
+            free_entry(entry, READER_ACTIVE);
+            return Err(Error::corrupt(format!(
+                "stream {:?}: write_limit puts a joining reader at impossible position {pos}",
+                shared.name()
+            )));
+        }
         Ok(Reader {
             index,
             pos,
@@ -304,7 +320,12 @@ impl Reader {
             };
             if seq >= self.head {
                 if count > 0 {
-                    break;
+                    // Our copy of `head` may be older than the frames already published: look
+                    // once more before stopping short (an error here is the next call's to report).
+                    if self.refresh_head().is_err() || seq >= self.head {
+                        break;
+                    }
+                    continue;
                 }
                 self.wait_for_frame(deadline)?;
                 continue;
@@ -543,7 +564,7 @@ impl Reader {
                 self.shared.name()
             )));
         }
-        self.head = protocol::head(self.shared.header());
+        self.refresh_head()?;
         // The writer is at or past `seq + capacity`; the oldest frame not yet overwritten is at
         // least `head - capacity + 1` (the writer may be rewriting `head - capacity` right now).
         let resume = (self.head + 1).saturating_sub(self.capacity).max(seq + 1);
@@ -591,7 +612,10 @@ impl Reader {
     #[inline]
     fn refresh_head(&mut self) -> Result<bool> {
         let head = protocol::head(self.shared.header());
-        if head < self.head || (!self.lossy && head > self.pos + self.capacity) {
+        if head < self.head
+            || head > super::MAX_HEAD
+            || (!self.lossy && head > self.pos + self.capacity)
+        {
             return Err(Error::corrupt(format!(
                 "stream {:?}: head moved from {} to {head} (reader at {})",
                 self.shared.name(),

@@ -58,7 +58,7 @@ impl Writer {
         let me = ProcessId::current();
         // Acquire: we continue from whatever head a previous incarnation left (0 for a new stream).
         let head = hdr.head.load(Ordering::Acquire);
-        if head > u64::MAX / 4 {
+        if head > super::MAX_HEAD {
             return Err(Error::corrupt(format!(
                 "stream {name:?}: head {head} is impossibly large"
             )));

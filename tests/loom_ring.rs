@@ -1,0 +1,392 @@
+//! Model checks of the stream protocol (`shmline::ring::protocol`) with loom.
+//!
+//! Run with:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test --release --test loom_ring
+//! ```
+//!
+//! Under `--cfg loom` the layout structs are built from loom's atomics (see `src/sync.rs`), so the
+//! very functions the real writer and readers call run here on headers that live on the heap,
+//! and loom explores every interleaving (and every value a weak memory model lets a load see)
+//! within a preemption bound.
+//!
+//! Payloads are `loom::cell::UnsafeCell`s rather than atomics: the real ring copies payloads with
+//! plain `memcpy`, and loom reports any write to a cell that is not ordered after every earlier
+//! read of it (and any read not ordered after the last write). So "the writer never overwrites a
+//! frame a lossless reader still needs" is checked as a data race, on top of the value checks.
+//!
+//! Sleeping is modelled with a loom mutex and condition variable standing in for the kernel's
+//! futex queue (see [`Futex`]): a lost wake-up leaves a thread blocked for ever, which loom
+//! reports as a deadlock.
+//!
+//! Each test has its own preemption bound, chosen so the file runs in well under a minute in
+//! release; `LOOM_MAX_PREEMPTIONS` overrides them all for a deeper (slower) search.
+//!
+//! loom treats SeqCst loads and stores as only AcqRel, so the protocol's store-then-load
+//! handshakes would fail here although they are correct; `shmline::sync::seqcst_store_load`
+//! inserts, under loom only, the SeqCst fence that gives loom the same ordering.
+#![cfg(loom)]
+
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+use shmline::layout::{FrameHeader, ReaderEntry, StreamHeader, READER_ACTIVE, SEQ_EMPTY};
+use shmline::ring::protocol;
+use std::sync::atomic::Ordering;
+
+/// A slot: the shared frame header and a payload of one `u64`.
+struct Slot {
+    frame: FrameHeader,
+    payload: UnsafeCell<u64>,
+}
+
+/// A ring on the heap: header, reader table and slots, as one segment would hold them, plus the
+/// kernel's side of the two futex words.
+struct Ring {
+    hdr: StreamHeader,
+    entries: Vec<ReaderEntry>,
+    slots: Vec<Slot>,
+    capacity: u64,
+    data_sleepers: Futex,
+    space_sleepers: Futex,
+}
+
+/// The kernel's wait queue of one futex word: `wait` checks the word and goes to sleep as one
+/// step (the lock), `wake` wakes every sleeper. A waiter nobody wakes is a deadlock, which loom
+/// reports with the blocked threads. (The real waits also end after a time slice; the model
+/// proves the protocol never needs that.)
+struct Futex {
+    queue: Mutex<()>,
+    wakeups: Condvar,
+}
+
+impl Futex {
+    fn new() -> Futex {
+        Futex {
+            queue: Mutex::new(()),
+            wakeups: Condvar::new(),
+        }
+    }
+
+    /// `futex_wait(word, expected)` without a timeout.
+    fn wait(&self, word: &AtomicU32, expected: u32) {
+        let mut queued = self.queue.lock().unwrap();
+        // Relaxed: the queue lock orders this load after the waker's bump, as the kernel's
+        // futex hash-bucket lock does.
+        while word.load(Ordering::Relaxed) == expected {
+            queued = self.wakeups.wait(queued).unwrap();
+        }
+    }
+
+    /// `futex_wake(word, all)`.
+    fn wake(&self) {
+        let _queued = self.queue.lock().unwrap();
+        self.wakeups.notify_all();
+    }
+}
+
+// SAFETY: every field but the payload cells is an atomic; the cells are accessed only as the
+// protocol allows, and loom checks exactly that (it panics on an unordered access).
+unsafe impl Sync for Ring {}
+
+fn u64s<const N: usize>() -> [AtomicU64; N] {
+    std::array::from_fn(|_| AtomicU64::new(0))
+}
+
+fn header() -> StreamHeader {
+    StreamHeader {
+        magic: AtomicU64::new(0),
+        layout_version: AtomicU32::new(0),
+        header_size: AtomicU32::new(0),
+        segment_size: AtomicU64::new(0),
+        capacity: AtomicU32::new(0),
+        slot_size: AtomicU32::new(0),
+        max_frame: AtomicU32::new(0),
+        max_readers: AtomicU32::new(0),
+        max_writers: AtomicU32::new(0),
+        flags: AtomicU32::new(0),
+        readers_offset: AtomicU64::new(0),
+        slots_offset: AtomicU64::new(0),
+        creator_pid: AtomicU32::new(0),
+        _pad0: AtomicU32::new(0),
+        creator_start_time: AtomicU64::new(0),
+        created_unix_ns: AtomicU64::new(0),
+        _reserved0: u64s(),
+        dtype: std::array::from_fn(|_| AtomicU8::new(0)),
+        ndim: AtomicU32::new(0),
+        _pad1: AtomicU32::new(0),
+        shape: u64s(),
+        _reserved1: u64s(),
+        head: AtomicU64::new(0),
+        data_futex: AtomicU32::new(0),
+        readers_waiting: AtomicU32::new(0),
+        claim_seq: AtomicU64::new(0),
+        _reserved2: u64s(),
+        space_futex: AtomicU32::new(0),
+        writer_waiting: AtomicU32::new(0),
+        _reserved3: u64s(),
+        writer_state: AtomicU32::new(0),
+        writer_pid: AtomicU32::new(0),
+        writer_start_time: AtomicU64::new(0),
+        scan_seq: AtomicU64::new(0),
+        write_limit: AtomicU64::new(0),
+        bytes_written: AtomicU64::new(0),
+        wait_count: AtomicU64::new(0),
+        wait_ns: AtomicU64::new(0),
+        readers_reclaimed: AtomicU64::new(0),
+        _reserved4: u64s(),
+    }
+}
+
+/// A reader entry; `active` ones are lossless readers already joined at position 0.
+fn entry(active: bool) -> ReaderEntry {
+    ReaderEntry {
+        pos: AtomicU64::new(0),
+        state: AtomicU32::new(if active { READER_ACTIVE } else { 0 }),
+        flags: AtomicU32::new(0),
+        pid: AtomicU32::new(0),
+        _pad0: AtomicU32::new(0),
+        start_time: AtomicU64::new(0),
+        frames_read: AtomicU64::new(0),
+        bytes_read: AtomicU64::new(0),
+        missed: AtomicU64::new(0),
+        _reserved: u64s(),
+    }
+}
+
+fn slot() -> Slot {
+    Slot {
+        frame: FrameHeader {
+            seq: AtomicU64::new(SEQ_EMPTY),
+            timestamp_ns: AtomicU64::new(0),
+            len: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            crc32c: AtomicU32::new(0),
+            _reserved: AtomicU32::new(0),
+        },
+        payload: UnsafeCell::new(0),
+    }
+}
+
+impl Ring {
+    fn new(capacity: u64, entries: Vec<ReaderEntry>) -> Arc<Ring> {
+        Arc::new(Ring {
+            hdr: header(),
+            entries,
+            slots: (0..capacity).map(|_| slot()).collect(),
+            capacity,
+            data_sleepers: Futex::new(),
+            space_sleepers: Futex::new(),
+        })
+    }
+
+    fn slot(&self, seq: u64) -> &Slot {
+        &self.slots[(seq % self.capacity) as usize]
+    }
+
+    /// The writer's loop for one frame, as `Writer::write` does it: claim (rescanning while the
+    /// ring is full: waiting by sleeping has its own tests), mark the slot, fill it, complete it,
+    /// publish, wake sleepers if told to.
+    /// `before_fill` sees the sequence number about to be written (for extra assertions).
+    fn write(&self, head: &mut u64, limit: &mut u64, before_fill: impl Fn(u64)) {
+        let seq = *head;
+        while seq >= *limit {
+            *limit = protocol::scan(&self.hdr, self.entries.iter(), seq, self.capacity).limit;
+            if seq >= *limit {
+                thread::yield_now();
+            }
+        }
+        let slot = self.slot(seq);
+        protocol::begin_write(&slot.frame);
+        before_fill(seq);
+        // SAFETY: the protocol gives the writer this slot; loom checks the claim.
+        slot.payload.with_mut(|p| unsafe { *p = payload_of(seq) });
+        protocol::end_write(&slot.frame, seq, 8, 0, 0, 0);
+        *head = seq + 1;
+        if protocol::publish(&self.hdr, seq + 1) {
+            protocol::wake_readers(&self.hdr);
+            self.data_sleepers.wake();
+        }
+    }
+
+    /// A lossless reader reads frame `pos` once it is published, checks it, and releases it.
+    /// `before_release` runs after the payload has been read.
+    fn read(&self, entry: &ReaderEntry, pos: u64, before_release: impl Fn()) -> u64 {
+        let head = loop {
+            let head = protocol::head(&self.hdr);
+            if head > pos {
+                break head;
+            }
+            thread::yield_now();
+        };
+        assert!(
+            head <= pos + self.capacity,
+            "head {head} is more than a ring ahead of lossless reader at {pos}"
+        );
+        let slot = self.slot(pos);
+        // Acquire as `Reader::validate` loads it.
+        assert_eq!(slot.frame.seq.load(Ordering::Acquire), pos, "slot seq");
+        // Relaxed as `Reader::validate` loads it.
+        assert_eq!(slot.frame.len.load(Ordering::Relaxed), 8, "slot len");
+        // SAFETY: the frame is published and not yet released; loom checks the claim.
+        let payload = slot.payload.with(|p| unsafe { *p });
+        assert_eq!(payload, payload_of(pos), "payload of frame {pos}");
+        before_release();
+        if protocol::release(&self.hdr, entry, pos + 1) {
+            protocol::wake_writer(&self.hdr);
+            self.space_sleepers.wake();
+        }
+        payload
+    }
+}
+
+fn payload_of(seq: u64) -> u64 {
+    1000 + seq
+}
+
+/// A model checker that explores every interleaving with at most `preemptions` preemptions
+/// (`LOOM_MAX_PREEMPTIONS` overrides it; loom's other `LOOM_*` variables apply too).
+fn bounded(preemptions: usize) -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound.get_or_insert(preemptions);
+    builder
+}
+
+#[test]
+fn a_lossless_reader_reads_every_frame_once_in_order_and_is_never_overwritten() {
+    const FRAMES: u64 = 4;
+    bounded(7).check(|| {
+        let ring = Ring::new(2, vec![entry(true)]);
+        // What the reader has finished reading, in loom's execution order (a std atomic: it is an
+        // observer of the model, not part of it). Set before the release that frees the slot.
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer = {
+            let (ring, done) = (ring.clone(), done.clone());
+            thread::spawn(move || {
+                let (mut head, mut limit) = (0, 0);
+                for _ in 0..FRAMES {
+                    ring.write(&mut head, &mut limit, |seq| {
+                        let done = done.load(Ordering::Relaxed);
+                        assert!(
+                            seq < done + ring.capacity,
+                            "writer overwrites frame {} which the reader has not released \
+                             (it finished {done})",
+                            seq - ring.capacity
+                        );
+                    });
+                }
+            })
+        };
+        let mut seen = Vec::new();
+        for pos in 0..FRAMES {
+            seen.push(ring.read(&ring.entries[0], pos, || {
+                done.store(pos + 1, Ordering::Relaxed)
+            }));
+        }
+        writer.join().unwrap();
+        assert_eq!(seen, (0..FRAMES).map(payload_of).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn a_reader_joining_while_the_writer_writes_is_never_lapped_after_join() {
+    const FRAMES: u64 = 4;
+    bounded(6).check(|| {
+        // The entry starts free: the reader claims it by joining.
+        let ring = Ring::new(2, vec![entry(false)]);
+        let writer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let (mut head, mut limit) = (0, 0);
+                for _ in 0..FRAMES {
+                    ring.write(&mut head, &mut limit, |_| {});
+                }
+            })
+        };
+        let entry = &ring.entries[0];
+        let start = protocol::head(&ring.hdr);
+        let mut pos = protocol::join(&ring.hdr, entry, start, ring.capacity, || {
+            thread::yield_now();
+            true
+        });
+        assert!(
+            pos >= start,
+            "join moved the reader back from {start} to {pos}"
+        );
+        while pos < FRAMES {
+            ring.read(entry, pos, || {});
+            pos += 1;
+        }
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn readers_about_to_sleep_are_always_woken_or_see_the_new_head() {
+    bounded(3).check(|| {
+        let ring = Ring::new(2, vec![]);
+        let writer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let (mut head, mut limit) = (0, 0);
+                for _ in 0..2 {
+                    ring.write(&mut head, &mut limit, |_| {});
+                }
+            })
+        };
+        let reader = |want: u64| {
+            let ring = ring.clone();
+            // `Reader::wait_for_frame_slow`: check, announce, re-check, sleep on the word; again
+            // after every wake-up (the first frame wakes a reader that waits for the second).
+            move || loop {
+                if protocol::head(&ring.hdr) > want {
+                    return;
+                }
+                let word = protocol::reader_prepare_sleep(&ring.hdr);
+                if protocol::head(&ring.hdr) <= want {
+                    ring.data_sleepers.wait(&ring.hdr.data_futex, word);
+                }
+                protocol::reader_wake_done(&ring.hdr);
+            }
+        };
+        let first = thread::spawn(reader(0));
+        reader(1)();
+        first.join().unwrap();
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn a_writer_about_to_sleep_is_always_woken_or_sees_the_released_space() {
+    bounded(4).check(|| {
+        let ring = Ring::new(1, vec![entry(true), entry(true)]);
+        // One frame written and unread by both readers: the ring is full.
+        let (mut head, mut limit) = (0, 0);
+        ring.write(&mut head, &mut limit, |_| {});
+        let readers: Vec<_> = (0..2)
+            .map(|i| {
+                let ring = ring.clone();
+                thread::spawn(move || {
+                    ring.read(&ring.entries[i], 0, || {});
+                })
+            })
+            .collect();
+        // `Writer::wait_for_space_inner`: rescan, announce, rescan, sleep on the word; again after
+        // every wake-up (the first reader's release wakes a writer that still waits for the other).
+        let space = |ring: &Ring| {
+            protocol::scan(&ring.hdr, ring.entries.iter(), head, ring.capacity).limit > head
+        };
+        while !space(&ring) {
+            let word = protocol::writer_prepare_sleep(&ring.hdr);
+            if !space(&ring) {
+                ring.space_sleepers.wait(&ring.hdr.space_futex, word);
+            }
+            protocol::writer_wake_done(&ring.hdr);
+        }
+        for reader in readers {
+            reader.join().unwrap();
+        }
+    });
+}
