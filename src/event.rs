@@ -15,7 +15,7 @@ use crate::layout::{
 };
 use crate::liveness::ProcessId;
 use crate::shm::{file_name, Segment, SegmentKind};
-use crate::sync::{spin_hint, Ordering};
+use crate::sync::Ordering;
 use crate::wait::{futex_wait, futex_wake, realtime_ns, Deadline, WaitStrategy, LIVENESS_SLICE};
 use std::time::{Duration, Instant};
 
@@ -309,8 +309,8 @@ impl Event {
         if deadline.may_wait() {
             // Events always wait adaptively: poll a few microseconds before paying for a sleep
             // (the adaptive strategy always has a spin limit).
-            for _ in 0..WaitStrategy::Adaptive.spins().unwrap_or(0) {
-                spin_hint();
+            for polls in 0..WaitStrategy::Adaptive.spins().unwrap_or(0) {
+                crate::wait::backoff(polls);
                 if self.take() {
                     return Ok(());
                 }

@@ -147,8 +147,12 @@ pub struct StreamHeader {
     pub space_futex: AtomicU32,
     /// 1 while the writer is asleep (or about to sleep) on `space_futex`.
     pub writer_waiting: AtomicU32,
+    /// While `writer_waiting`: the reader position at which the writer wants to be woken (a
+    /// quarter of the ring past the first free slot, so a full ring does not cost one wake-up per
+    /// freed slot). Readers compare their new position with it after releasing frames.
+    pub space_wanted: AtomicU64,
     /// Reserved, zero.
-    pub _reserved3: [AtomicU64; 15],
+    pub _reserved3: [AtomicU64; 14],
 
     // ---- line 4 (512..640): writer identity, flow control and counters ----
     /// `WRITER_NONE`, `WRITER_CLAIMING`, `WRITER_ACTIVE` or `WRITER_CLOSED`.
@@ -306,6 +310,7 @@ const _: () = {
     assert!(offset_of!(StreamHeader, claim_seq) == 272);
     assert!(offset_of!(StreamHeader, space_futex) == 384);
     assert!(offset_of!(StreamHeader, writer_waiting) == 388);
+    assert!(offset_of!(StreamHeader, space_wanted) == 392);
     assert!(offset_of!(StreamHeader, writer_state) == 512);
     assert!(offset_of!(StreamHeader, writer_pid) == 516);
     assert!(offset_of!(StreamHeader, writer_start_time) == 520);

@@ -31,18 +31,37 @@ impl WaitStrategy {
         }
     }
 
-    /// Number of polls before sleeping (`None` = never sleep).
+    /// Number of polls before sleeping (`None` = never sleep). Each poll is followed by
+    /// [`backoff`].
     pub(crate) fn spins(self) -> Option<u32> {
         match self {
-            WaitStrategy::Adaptive => Some(ADAPTIVE_SPINS),
+            WaitStrategy::Adaptive => Some(ADAPTIVE_PAUSES + ADAPTIVE_YIELDS),
             WaitStrategy::BusySpin => None,
             WaitStrategy::Block => Some(0),
         }
     }
 }
 
-/// Polls (each followed by a CPU spin hint) before an adaptive waiter sleeps: a few microseconds.
-const ADAPTIVE_SPINS: u32 = 4000;
+/// Polls an adaptive waiter makes with only a CPU pause between them (about a microsecond in
+/// all): enough to catch a peer that is running on the other core.
+const ADAPTIVE_PAUSES: u32 = 64;
+/// Further polls, each after giving the CPU away (`sched_yield`): on a machine with more runnable
+/// processes than cores, the peer we wait for may need our core, and burning it only delays the
+/// peer; on an idle machine a yield returns at once, so these cost a few microseconds in all.
+const ADAPTIVE_YIELDS: u32 = 32;
+
+/// What a waiter does between two polls: a CPU pause for the first polls, then a yield of the CPU.
+#[inline]
+pub(crate) fn backoff(polls: u32) {
+    if polls < ADAPTIVE_PAUSES {
+        crate::sync::spin_hint();
+    } else {
+        #[cfg(not(loom))]
+        std::thread::yield_now();
+        #[cfg(loom)]
+        crate::sync::spin_hint();
+    }
+}
 
 /// Longest single futex sleep: waiters wake this often to check that their peer is alive.
 pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);

@@ -126,6 +126,7 @@ fn header() -> StreamHeader {
         _reserved2: u64s(),
         space_futex: AtomicU32::new(0),
         writer_waiting: AtomicU32::new(0),
+        space_wanted: AtomicU64::new(0),
         _reserved3: u64s(),
         writer_state: AtomicU32::new(0),
         writer_pid: AtomicU32::new(0),
@@ -379,7 +380,9 @@ fn a_writer_about_to_sleep_is_always_woken_or_sees_the_released_space() {
             protocol::scan(&ring.hdr, ring.entries.iter(), head, ring.capacity).limit > head
         };
         while !space(&ring) {
-            let word = protocol::writer_prepare_sleep(&ring.hdr);
+            // Wake at the first free slot (the writer's hysteresis only raises this threshold).
+            let wanted = (head + 1).saturating_sub(ring.capacity);
+            let word = protocol::writer_prepare_sleep(&ring.hdr, wanted);
             if !space(&ring) {
                 ring.space_sleepers.wait(&ring.hdr.space_futex, word);
             }

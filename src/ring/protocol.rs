@@ -134,8 +134,8 @@ pub fn head(hdr: &StreamHeader) -> u64 {
     hdr.head.load(Ordering::SeqCst)
 }
 
-/// Reader: releases every frame below `new_pos`. Returns true if the writer may be asleep and
-/// must be woken with [`wake_writer`].
+/// Reader: releases every frame below `new_pos`. Returns true if the writer may be asleep waiting
+/// for this much space and must be woken with [`wake_writer`].
 #[inline]
 pub fn release(hdr: &StreamHeader, entry: &ReaderEntry, new_pos: u64) -> bool {
     // SeqCst swap: Release for our reads of the released slots (the writer reuses them only after
@@ -143,7 +143,10 @@ pub fn release(hdr: &StreamHeader, entry: &ReaderEntry, new_pos: u64) -> bool {
     // `writer_waiting` and then rescans before sleeping.
     entry.pos.swap(new_pos, Ordering::SeqCst);
     seqcst_store_load();
+    // Relaxed for `space_wanted`: the writer stores it before its SeqCst announcement, which our
+    // SeqCst load of `writer_waiting` synchronises with.
     hdr.writer_waiting.load(Ordering::SeqCst) != 0
+        && new_pos >= hdr.space_wanted.load(Ordering::Relaxed)
 }
 
 /// Reader (or anyone freeing space): bumps the writer's futex word; then call `futex_wake`.
@@ -153,10 +156,14 @@ pub fn wake_writer(hdr: &StreamHeader) {
     hdr.space_futex.fetch_add(1, Ordering::Release);
 }
 
-/// Writer: announces that it is about to sleep on `space_futex`; returns the value to sleep on.
-/// The caller must rescan afterwards and call [`writer_wake_done`] when it stops waiting.
+/// Writer: announces that it is about to sleep on `space_futex` until a reader releases frames up
+/// to position `wanted` (at most `head`, so every reader can get there); returns the value to
+/// sleep on. The caller must rescan afterwards and call [`writer_wake_done`] when it stops
+/// waiting.
 #[inline]
-pub fn writer_prepare_sleep(hdr: &StreamHeader) -> u32 {
+pub fn writer_prepare_sleep(hdr: &StreamHeader, wanted: u64) -> u32 {
+    // Relaxed: published by the SeqCst swap of `writer_waiting` below.
+    hdr.space_wanted.store(wanted, Ordering::Relaxed);
     // Acquire: as in `reader_prepare_sleep`.
     let word = hdr.space_futex.load(Ordering::Acquire);
     // SeqCst: the load half of the handshake in `release`.

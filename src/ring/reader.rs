@@ -695,8 +695,8 @@ impl Reader {
                     continue;
                 }
                 Some(limit) if spins < limit => {
+                    crate::wait::backoff(spins);
                     spins += 1;
-                    crate::sync::spin_hint();
                     continue;
                 }
                 Some(_) => {}

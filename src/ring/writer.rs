@@ -10,6 +10,9 @@ use crate::wait::{futex_wait, futex_wake, monotonic_ns, Deadline, WaitStrategy, 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Longest sleep of a writer waiting for more than one free slot (see `wait_for_space_inner`).
+const HYSTERESIS_SLICE: Duration = Duration::from_millis(1);
+
 /// Options of a writer handle.
 #[derive(Debug, Clone, Default)]
 pub struct WriterOptions {
@@ -413,6 +416,9 @@ impl Writer {
 
     fn wait_for_space_inner(&mut self, deadline: Deadline) -> Result<()> {
         let mut spins = 0u32;
+        // Time spent in sleeps that ran to their end (nobody woke us) since the last check of the
+        // readers' liveness.
+        let mut asleep = Duration::ZERO;
         loop {
             if self.rescan() {
                 return Ok(());
@@ -430,8 +436,8 @@ impl Writer {
                     continue;
                 }
                 Some(limit) if spins < limit => {
+                    crate::wait::backoff(spins);
                     spins += 1;
-                    crate::sync::spin_hint();
                     continue;
                 }
                 Some(_) => {}
@@ -439,9 +445,20 @@ impl Writer {
             let Some(slice) = deadline.remaining(LIVENESS_SLICE) else {
                 return Err(Error::Timeout);
             };
+            // Hysteresis: ask to be woken once a quarter of the ring is free, not at the first
+            // free slot, so a ring kept full by a slow reader costs one wake-up per quarter ring
+            // rather than one per frame. A reader that frees a slot and then pauses delays us by
+            // at most HYSTERESIS_SLICE: we then take whatever space there is.
+            let first_free = (self.head + 1).saturating_sub(self.capacity);
+            let wanted = (first_free + self.capacity / 4).min(self.head);
+            let slice = if wanted > first_free {
+                slice.min(HYSTERESIS_SLICE)
+            } else {
+                slice
+            };
             let shared = Arc::clone(&self.shared);
             let hdr = shared.header();
-            let word = protocol::writer_prepare_sleep(hdr);
+            let word = protocol::writer_prepare_sleep(hdr, wanted);
             if self.rescan() {
                 protocol::writer_wake_done(hdr);
                 return Ok(());
@@ -450,7 +467,11 @@ impl Writer {
             futex_wait(&hdr.space_futex, word, slice);
             protocol::writer_wake_done(hdr);
             if slept.elapsed() >= slice {
-                // Nobody freed space for a whole slice: make sure the laggards are alive.
+                asleep += slept.elapsed();
+            }
+            if asleep >= LIVENESS_SLICE {
+                // Nobody freed space for a long while: make sure the laggards are alive.
+                asleep = Duration::ZERO;
                 self.reclaim_dead_readers();
             }
         }
