@@ -36,6 +36,9 @@ pub const WRITER_NONE: u32 = 0;
 pub const WRITER_ACTIVE: u32 = 1;
 /// Writer state: the writer closed the stream; readers drain, then see end of stream.
 pub const WRITER_CLOSED: u32 = 2;
+/// Writer state: a process won the writer role and is recording its identity (transient; a
+/// writer that dies here leaves the stream in this state for good).
+pub const WRITER_CLAIMING: u32 = 3;
 
 /// Reader entry state: free.
 pub const READER_FREE: u32 = 0;
@@ -148,9 +151,9 @@ pub struct StreamHeader {
     pub _reserved3: [AtomicU64; 15],
 
     // ---- line 4 (512..640): writer identity, flow control and counters ----
-    /// `WRITER_NONE`, `WRITER_ACTIVE` or `WRITER_CLOSED`.
+    /// `WRITER_NONE`, `WRITER_CLAIMING`, `WRITER_ACTIVE` or `WRITER_CLOSED`.
     pub writer_state: AtomicU32,
-    /// Pid of the attached writer (valid when `writer_state != WRITER_NONE`).
+    /// Pid of the attached writer (valid when `writer_state` is `WRITER_ACTIVE` or `WRITER_CLOSED`).
     pub writer_pid: AtomicU32,
     /// Start time of the attached writer process.
     pub writer_start_time: AtomicU64,

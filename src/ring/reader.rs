@@ -139,9 +139,13 @@ impl Reader {
         let index = claim_entry(&shared)?;
         let me = ProcessId::current();
         let entry = shared.entry(index);
-        // Relaxed: published by the SeqCst activation in `protocol::join`.
-        entry.pid.store(me.pid, Ordering::Relaxed);
+        // Relaxed: `pid` below publishes it. A reclaimer that sees our pid must see our start
+        // time too, or it would judge us dead (pid with a stale or zero start time) and free the
+        // entry under us.
         entry.start_time.store(me.start_time, Ordering::Relaxed);
+        // Release: pairs with the reclaimer's Acquire load of `pid` (see above). The rest is
+        // published by the SeqCst activation in `protocol::join`.
+        entry.pid.store(me.pid, Ordering::Release);
         entry.flags.store(
             if options.lossy { READER_FLAG_LOSSY } else { 0 },
             Ordering::Relaxed,
@@ -777,7 +781,9 @@ pub(crate) fn reclaim_dead_entries(shared: &Shared, lossless_only: bool) -> u64 
             continue;
         }
         let owner = ProcessId {
-            pid: entry.pid.load(Ordering::Relaxed),
+            // Acquire: pairs with the owner's Release store of `pid` after its start time.
+            pid: entry.pid.load(Ordering::Acquire),
+            // Relaxed: made visible by the Acquire load of `pid` just above.
             start_time: entry.start_time.load(Ordering::Relaxed),
         };
         // A claimed entry reads pid 0 until its owner records itself: not evidence of death.

@@ -3,15 +3,12 @@
 use super::protocol;
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLOSED, WRITER_NONE};
+use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
 use crate::liveness::ProcessId;
 use crate::sync::Ordering;
 use crate::wait::{futex_wait, futex_wake, monotonic_ns, Deadline, WaitStrategy, LIVENESS_SLICE};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Writer state while a process is between claiming the writer role and recording its identity.
-const WRITER_CLAIMING: u32 = 3;
 
 /// Options of a writer handle.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +53,16 @@ impl Writer {
     pub(crate) fn attach(shared: Arc<Shared>, options: &WriterOptions) -> Result<Writer> {
         let hdr = shared.header();
         let name = shared.name().to_owned();
+        // Everything that can fail or take time happens before the claim below: a failure after
+        // it would leave the stream in WRITER_CLAIMING for good.
+        let me = ProcessId::current();
+        // Acquire: we continue from whatever head a previous incarnation left (0 for a new stream).
+        let head = hdr.head.load(Ordering::Acquire);
+        if head > u64::MAX / 4 {
+            return Err(Error::corrupt(format!(
+                "stream {name:?}: head {head} is impossibly large"
+            )));
+        }
         // AcqRel: winning the claim must happen before our identity stores, and must see the
         // previous writer's (none in version 1) final state.
         if let Err(state) = hdr.writer_state.compare_exchange(
@@ -84,19 +91,11 @@ impl Writer {
                 )),
             });
         }
-        let me = ProcessId::current();
         // Relaxed: published by the Release store of WRITER_ACTIVE below.
         hdr.writer_pid.store(me.pid, Ordering::Relaxed);
         hdr.writer_start_time
             .store(me.start_time, Ordering::Relaxed);
-        // Acquire: we continue from whatever head a previous incarnation left (0 for a new stream).
-        let head = hdr.head.load(Ordering::Acquire);
         let capacity = shared.geo.capacity as u64;
-        if head > u64::MAX / 4 {
-            return Err(Error::corrupt(format!(
-                "stream {name:?}: head {head} is impossibly large"
-            )));
-        }
         let bytes_written = hdr.bytes_written.load(Ordering::Relaxed);
         // Release: readers that see ACTIVE see our pid and start time.
         hdr.writer_state.store(WRITER_ACTIVE, Ordering::Release);

@@ -1,0 +1,751 @@
+//! Streams between real processes: broadcast, backpressure, lossy taps, late joins, end of stream,
+//! timeouts, processes killed with SIGKILL, idle CPU use, zero-copy and batch calls.
+//!
+//! The parent tests re-run this test binary as child processes (`--exact <role> --ignored`) with
+//! their job (stream name, frame count, one role-specific number) in `SHMLINE_STREAM_CHILD`; the
+//! role functions are ignored tests that do nothing unless that variable is set. The parent creates
+//! every segment with `unlink_on_close`, so nothing is left in `/dev/shm` even if a test fails.
+//!
+//! Every frame's payload is derived from its sequence number (and its length varies with it), so
+//! each side checks every byte of every frame and that sequence numbers are exactly as promised.
+
+use shmline::wait::Deadline;
+use shmline::{
+    Error, Event, EventMode, EventOptions, FrameInfo, Reader, ReaderOptions, StartPosition, Stream,
+    StreamOptions, WriterOptions, WriterState,
+};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Environment variable carrying a child role's [`Job`].
+const CHILD_ENV: &str = "SHMLINE_STREAM_CHILD";
+/// How long any wait for another process may take on a loaded machine before the test fails.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// Frames: payload and length derived from the sequence number.
+
+/// Length of frame `seq` on a stream of frames up to `max` bytes: from 8 to `max`, varying.
+fn frame_len(seq: u64, max: usize) -> usize {
+    8 + (seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize % (max - 7)
+}
+
+/// Byte `i` of frame `seq`: its sequence number (little-endian), then a pattern made from it.
+fn frame_byte(seq: u64, i: usize) -> u8 {
+    match i {
+        0..=7 => seq.to_le_bytes()[i],
+        _ => (seq as u8).wrapping_mul(31) ^ (i as u8),
+    }
+}
+
+/// Writes frame `seq` into `buf` (at least `max` bytes) and returns its length.
+fn fill_frame(seq: u64, max: usize, buf: &mut [u8]) -> usize {
+    let len = frame_len(seq, max);
+    for (i, b) in buf[..len].iter_mut().enumerate() {
+        *b = frame_byte(seq, i);
+    }
+    len
+}
+
+/// Frame `seq` as owned bytes.
+fn frame(seq: u64, max: usize) -> Vec<u8> {
+    let mut buf = vec![0; max];
+    let len = fill_frame(seq, max, &mut buf);
+    buf.truncate(len);
+    buf
+}
+
+/// Fails unless `data` is exactly frame `seq`.
+fn check_frame(seq: u64, max: usize, data: &[u8]) {
+    assert_eq!(data.len(), frame_len(seq, max), "length of frame {seq}");
+    if let Some(i) = (0..data.len()).find(|&i| data[i] != frame_byte(seq, i)) {
+        panic!(
+            "frame {seq}: byte {i} is {:#04x}, expected {:#04x}",
+            data[i],
+            frame_byte(seq, i)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent side: segments, child processes, handshakes.
+
+fn unique_name(what: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    // Relaxed: only uniqueness matters.
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("t-sp-{what}-{}-{n}", std::process::id())
+}
+
+/// Creates a stream that is unlinked when the test drops it.
+fn create_stream(what: &str, capacity: u32, max_frame_size: u32, checksum: bool) -> Stream {
+    Stream::create(
+        &unique_name(what),
+        &StreamOptions {
+            capacity,
+            max_frame_size,
+            checksum,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Counting event a child sets once it has attached to the stream.
+fn ready_name(stream: &str) -> String {
+    format!("{stream}.ready")
+}
+
+/// Flag event the parent sets to let an idle or stalled child finish.
+fn done_name(stream: &str) -> String {
+    format!("{stream}.done")
+}
+
+/// Flag event a stalling reader sets once it has stopped reading.
+fn stalled_name(stream: &str) -> String {
+    format!("{stream}.stalled")
+}
+
+fn create_event(name: &str, mode: EventMode) -> Event {
+    let options = EventOptions {
+        mode,
+        unlink_on_close: true,
+        ..Default::default()
+    };
+    Event::create(name, &options).unwrap()
+}
+
+/// Waits until `count` children have set `ready`.
+fn wait_ready(ready: &Event, count: u32) {
+    for i in 0..count {
+        ready
+            .wait_timeout(PATIENCE)
+            .unwrap_or_else(|e| panic!("child {i} of {count} never got ready: {e}"));
+    }
+}
+
+/// Polls `condition` every millisecond until it holds; fails the test after [`PATIENCE`].
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < PATIENCE, "gave up waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A child process running one role. Killed and reaped if the test fails before finishing it.
+struct RoleProcess {
+    role: &'static str,
+    child: Option<Child>,
+}
+
+impl RoleProcess {
+    /// Starts this test binary running only the ignored test `role` on `stream`.
+    fn spawn(role: &'static str, stream: &Stream, frames: u64, extra: u64) -> RoleProcess {
+        let job = format!("{} {frames} {extra}", stream.name());
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                role,
+                "--nocapture",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, job)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        RoleProcess {
+            role,
+            child: Some(child),
+        }
+    }
+
+    /// Waits for the child and fails unless it ran its role (exactly one test) successfully.
+    fn finish(mut self) {
+        let out = self.child.take().unwrap().wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("test result: ok. 1 passed;"),
+            "child {} failed ({}):\n{stdout}\n{}",
+            self.role,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Kills the child with SIGKILL and reaps it.
+    fn kill(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        // `Child::kill` sends SIGKILL on Unix.
+        child.kill().unwrap();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for RoleProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads frames `first..end`, checking each one's sequence number and every byte.
+fn read_range(reader: &mut Reader, first: u64, end: u64, max: usize) {
+    let mut buf = vec![0u8; max];
+    for seq in first..end {
+        let info = reader
+            .read_into_deadline(&mut buf, Deadline::after(Some(PATIENCE)))
+            .unwrap_or_else(|e| panic!("reading frame {seq}: {e}"));
+        assert_eq!(info.seq, seq);
+        assert_eq!(info.missed, 0);
+        check_frame(seq, max, &buf[..info.len as usize]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child side: the roles.
+
+/// What a child role is told by its parent.
+struct Job {
+    stream: Stream,
+    /// Frames the role writes or expects to read.
+    frames: u64,
+    /// A role-specific number (documented at each role).
+    extra: u64,
+    /// The stream's largest frame.
+    max: usize,
+}
+
+impl Job {
+    /// The job given to this process, if it runs as a child role.
+    fn given() -> Option<Job> {
+        let text = std::env::var(CHILD_ENV).ok()?;
+        let mut parts = text.split_whitespace();
+        let stream = Stream::open(parts.next().unwrap()).unwrap();
+        let frames = parts.next().unwrap().parse().unwrap();
+        let extra = parts.next().unwrap().parse().unwrap();
+        let max = stream.info().max_frame_size as usize;
+        Some(Job {
+            stream,
+            frames,
+            extra,
+            max,
+        })
+    }
+
+    fn event(&self, name: fn(&str) -> String) -> Event {
+        Event::open(&name(self.stream.name())).unwrap()
+    }
+
+    fn reader(&self, start: StartPosition, lossy: bool) -> Reader {
+        self.stream
+            .reader(&ReaderOptions {
+                start,
+                lossy,
+                timeout: Some(PATIENCE),
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    fn writer(&self) -> shmline::Writer {
+        self.stream
+            .writer_with(&WriterOptions {
+                timeout: Some(PATIENCE),
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    /// Attaches a lossless reader at the next frame and tells the parent.
+    fn ready_reader(&self) -> Reader {
+        let reader = self.reader(StartPosition::Next, false);
+        self.event(ready_name).set();
+        reader
+    }
+}
+
+/// A slow consumer's processing of frame `seq`: checks it many times over. Real work rather than
+/// yields or sleeps, so it costs about the same however loaded the machine is.
+fn work_on_frame(seq: u64, max: usize, data: &[u8]) {
+    for _ in 0..20 {
+        check_frame(seq, max, std::hint::black_box(data));
+    }
+}
+
+fn expect_end_of_stream(reader: &mut Reader) {
+    let outcome = reader.read();
+    assert!(matches!(outcome, Err(Error::EndOfStream)), "{outcome:?}");
+}
+
+#[test]
+#[ignore = "child role: reads `frames` frames, then expects end of stream"]
+fn child_reads_every_frame() {
+    let Some(job) = Job::given() else { return };
+    let mut reader = job.ready_reader();
+    read_range(&mut reader, 0, job.frames, job.max);
+    expect_end_of_stream(&mut reader);
+}
+
+#[test]
+#[ignore = "child role: as child_reads_every_frame, but holds the writer up"]
+fn child_reads_every_frame_slowly() {
+    let Some(job) = Job::given() else { return };
+    let mut reader = job.ready_reader();
+    let capacity = job.stream.info().capacity as u64;
+    // Let the writer fill the ring before the first read, then stay behind it.
+    wait_until("the writer filled the ring", || {
+        job.stream.stats().frames_written >= capacity
+    });
+    let mut buf = vec![0u8; job.max];
+    for seq in 0..job.frames {
+        let info = reader.read_into(&mut buf).unwrap();
+        assert_eq!(info.seq, seq);
+        work_on_frame(seq, job.max, &buf[..info.len as usize]);
+    }
+    expect_end_of_stream(&mut reader);
+}
+
+#[test]
+#[ignore = "child role: a lossy reader of a stream of `frames` frames, lapped on purpose"]
+fn child_reads_lossily() {
+    let Some(job) = Job::given() else { return };
+    let mut reader = job.reader(StartPosition::Next, true);
+    job.event(ready_name).set();
+    let capacity = job.stream.info().capacity as u64;
+    // Fall far behind so the writer certainly laps us before the first read.
+    wait_until("the writer lapped the lossy reader", || {
+        job.stream.stats().frames_written >= 4 * capacity
+    });
+    let mut buf = vec![0u8; job.max];
+    let (mut delivered, mut missed, mut next) = (0u64, 0u64, 0u64);
+    loop {
+        let info = match reader.read_into(&mut buf) {
+            Ok(info) => info,
+            Err(Error::EndOfStream) => break,
+            Err(e) => panic!("lossy read after frame {next}: {e}"),
+        };
+        assert!(info.seq >= next, "frame {} came after {next}", info.seq);
+        assert_eq!(
+            info.missed,
+            info.seq - next,
+            "gap before frame {}",
+            info.seq
+        );
+        work_on_frame(info.seq, job.max, &buf[..info.len as usize]);
+        delivered += 1;
+        missed += info.missed;
+        next = info.seq + 1;
+    }
+    assert_eq!(next, job.frames, "the last frame is never lost");
+    assert_eq!(delivered + missed, job.frames);
+    assert_eq!(reader.missed(), missed);
+    assert!(missed >= 2 * capacity, "missed only {missed}");
+    eprintln!("lossy reader: {delivered} delivered, {missed} missed");
+}
+
+/// Frames a late reader finds and reads, from `start` (already joined) to the end of stream.
+fn read_after_late_join(job: &Job, start: StartPosition) -> u64 {
+    let mut reader = job.reader(start, false);
+    job.event(ready_name).set();
+    let first = reader.read().unwrap();
+    check_frame(first.info.seq, job.max, &first.data);
+    read_range(&mut reader, first.info.seq + 1, job.frames, job.max);
+    expect_end_of_stream(&mut reader);
+    eprintln!("{start:?} reader started at frame {}", first.info.seq);
+    first.info.seq
+}
+
+#[test]
+#[ignore = "child role: joins after `extra` frames were written, at the oldest frame"]
+fn child_joins_late_at_the_oldest_frame() {
+    let Some(job) = Job::given() else { return };
+    let first = read_after_late_join(&job, StartPosition::Oldest);
+    let capacity = job.stream.info().capacity as u64;
+    // The oldest frame the writer still promises not to overwrite: at most a ring behind.
+    assert!(
+        (job.extra - capacity..job.extra).contains(&first),
+        "started at {first} after {} frames",
+        job.extra
+    );
+}
+
+#[test]
+#[ignore = "child role: joins after `extra` frames were written, at the newest frame"]
+fn child_joins_late_at_the_newest_frame() {
+    let Some(job) = Job::given() else { return };
+    let first = read_after_late_join(&job, StartPosition::Newest);
+    assert_eq!(first, job.extra - 1);
+}
+
+#[test]
+#[ignore = "child role: a lossless reader that reads `extra` frames, then stops until told"]
+fn child_stops_reading() {
+    let Some(job) = Job::given() else { return };
+    let mut reader = job.ready_reader();
+    read_range(&mut reader, 0, job.extra, job.max);
+    job.event(stalled_name).set();
+    job.event(done_name).wait_timeout(PATIENCE).unwrap();
+}
+
+#[test]
+#[ignore = "child role: writes `frames` frames with copy writes, then closes"]
+fn child_writes_frames() {
+    let Some(job) = Job::given() else { return };
+    let mut writer = job.writer();
+    let mut buf = vec![0u8; job.max];
+    for seq in 0..job.frames {
+        let len = fill_frame(seq, job.max, &mut buf);
+        writer
+            .write(&buf[..len])
+            .unwrap_or_else(|e| panic!("writing frame {seq}: {e}"));
+    }
+}
+
+#[test]
+#[ignore = "child role: attaches the writer, then writes nothing until told to close"]
+fn child_holds_an_idle_writer() {
+    let Some(job) = Job::given() else { return };
+    let _writer = job.writer();
+    job.event(ready_name).set();
+    job.event(done_name).wait_timeout(PATIENCE).unwrap();
+}
+
+#[test]
+#[ignore = "child role: writes `frames` frames with reserve/commit, then closes"]
+fn child_writes_zero_copy() {
+    let Some(job) = Job::given() else { return };
+    let mut writer = job.writer();
+    for seq in 0..job.frames {
+        let mut slot = writer.reserve().unwrap();
+        assert_eq!(slot.seq(), seq);
+        let len = fill_frame(seq, job.max, &mut slot);
+        slot.commit(len).unwrap();
+    }
+}
+
+#[test]
+#[ignore = "child role: writes `frames` frames in batches of varying size, then closes"]
+fn child_writes_batches() {
+    let Some(job) = Job::given() else { return };
+    let mut writer = job.writer();
+    let mut seq = 0;
+    while seq < job.frames {
+        let count = (1 + seq % 37).min(job.frames - seq);
+        let frames: Vec<Vec<u8>> = (seq..seq + count).map(|s| frame(s, job.max)).collect();
+        let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let mut done = 0;
+        while done < refs.len() {
+            done += writer.write_batch(&refs[done..]).unwrap();
+        }
+        seq += count;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn every_reader_process_sees_every_frame_a_writer_process_broadcasts() {
+    const READERS: u32 = 3;
+    const FRAMES: u64 = 200_000;
+    let stream = create_stream("broadcast", 256, 32, false);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let readers: Vec<RoleProcess> = (0..READERS)
+        .map(|_| RoleProcess::spawn("child_reads_every_frame", &stream, FRAMES, 0))
+        .collect();
+    wait_ready(&ready, READERS);
+    let writer = RoleProcess::spawn("child_writes_frames", &stream, FRAMES, 0);
+    writer.finish();
+    readers.into_iter().for_each(RoleProcess::finish);
+    let stats = stream.stats();
+    assert_eq!(stats.frames_written, FRAMES);
+    assert_eq!(stats.writer_state, WriterState::Closed);
+}
+
+#[test]
+fn a_slow_reader_process_makes_the_writer_wait_and_neither_reader_loses_a_frame() {
+    const FRAMES: u64 = 2_000;
+    let stream = create_stream("slow", 16, 64, false);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let slow = RoleProcess::spawn("child_reads_every_frame_slowly", &stream, FRAMES, 0);
+    let fast = RoleProcess::spawn("child_reads_every_frame", &stream, FRAMES, 0);
+    wait_ready(&ready, 2);
+    RoleProcess::spawn("child_writes_frames", &stream, FRAMES, 0).finish();
+    slow.finish();
+    fast.finish();
+    let stats = stream.stats();
+    assert_eq!(stats.frames_written, FRAMES);
+    assert!(stats.writer_waits > 0, "{stats:?}");
+}
+
+#[test]
+fn a_lossy_reader_process_counts_exactly_the_frames_it_missed_while_a_lossless_one_misses_none() {
+    const FRAMES: u64 = 10_000;
+    let stream = create_stream("lossy", 16, 128, true);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let lossy = RoleProcess::spawn("child_reads_lossily", &stream, FRAMES, 0);
+    let lossless = RoleProcess::spawn("child_reads_every_frame", &stream, FRAMES, 0);
+    wait_ready(&ready, 2);
+    let mut writer = stream.writer().unwrap();
+    for seq in 0..FRAMES {
+        writer.write_timeout(&frame(seq, 128), PATIENCE).unwrap();
+    }
+    drop(writer);
+    lossy.finish();
+    lossless.finish();
+}
+
+#[test]
+fn reader_processes_joining_late_start_at_the_oldest_or_newest_frame_then_miss_nothing() {
+    const CAPACITY: u32 = 16;
+    const BEFORE: u64 = 3 * CAPACITY as u64 + 5;
+    const FRAMES: u64 = BEFORE + 2_000;
+    let stream = create_stream("late", CAPACITY, 48, false);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let mut writer = stream.writer().unwrap();
+    for seq in 0..BEFORE {
+        writer.try_write(&frame(seq, 48)).unwrap();
+    }
+    let oldest = RoleProcess::spawn(
+        "child_joins_late_at_the_oldest_frame",
+        &stream,
+        FRAMES,
+        BEFORE,
+    );
+    let newest = RoleProcess::spawn(
+        "child_joins_late_at_the_newest_frame",
+        &stream,
+        FRAMES,
+        BEFORE,
+    );
+    wait_ready(&ready, 2);
+    for seq in BEFORE..FRAMES {
+        writer.write_timeout(&frame(seq, 48), PATIENCE).unwrap();
+    }
+    drop(writer);
+    oldest.finish();
+    newest.finish();
+}
+
+#[test]
+fn readers_drain_every_frame_after_the_writer_process_exits_then_get_end_of_stream() {
+    const CAPACITY: u64 = 64;
+    const FRAMES: u64 = 1_000;
+    let stream = create_stream("eos", CAPACITY as u32, 100, false);
+    let mut reader = stream
+        .reader(&ReaderOptions {
+            timeout: Some(PATIENCE),
+            ..Default::default()
+        })
+        .unwrap();
+    let writer = RoleProcess::spawn("child_writes_frames", &stream, FRAMES, 0);
+    // Read all but a ring's worth: the writer can then publish its last frames and exit.
+    read_range(&mut reader, 0, FRAMES - CAPACITY, 100);
+    writer.finish();
+    let stats = stream.stats();
+    assert_eq!(stats.writer_state, WriterState::Closed);
+    assert_eq!(stats.frames_written, FRAMES);
+    read_range(&mut reader, FRAMES - CAPACITY, FRAMES, 100);
+    expect_end_of_stream(&mut reader);
+    assert!(matches!(reader.try_read(), Err(Error::EndOfStream)));
+}
+
+/// Starts a child holding an idle writer on a new stream; returns once the writer is attached.
+fn stream_with_an_idle_writer_process(what: &str) -> (Stream, Event, Event, RoleProcess) {
+    let stream = create_stream(what, 16, 16, false);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let done = create_event(&done_name(stream.name()), EventMode::Flag);
+    let writer = RoleProcess::spawn("child_holds_an_idle_writer", &stream, 0, 0);
+    wait_ready(&ready, 1);
+    (stream, ready, done, writer)
+}
+
+#[test]
+fn a_read_from_an_empty_stream_with_a_live_writer_process_times_out() {
+    let (stream, _ready, done, writer) = stream_with_an_idle_writer_process("rtimeout");
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    assert!(matches!(reader.try_read(), Err(Error::Empty)));
+    let timeout = Duration::from_millis(200);
+    let started = Instant::now();
+    let outcome = reader.read_timeout(timeout);
+    let elapsed = started.elapsed();
+    assert!(matches!(outcome, Err(Error::Timeout)), "{outcome:?}");
+    assert!(elapsed >= timeout, "gave up after {elapsed:?}");
+    assert_eq!(stream.stats().writer_state, WriterState::Active);
+    done.set();
+    writer.finish();
+    let outcome = reader.read_timeout(PATIENCE);
+    assert!(matches!(outcome, Err(Error::EndOfStream)), "{outcome:?}");
+}
+
+#[test]
+fn a_write_to_a_ring_held_full_by_a_reader_process_times_out() {
+    let stream = create_stream("wtimeout", 8, 16, false);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let done = create_event(&done_name(stream.name()), EventMode::Flag);
+    let _stalled = create_event(&stalled_name(stream.name()), EventMode::Flag);
+    let reader = RoleProcess::spawn("child_stops_reading", &stream, 0, 0);
+    wait_ready(&ready, 1);
+    let mut writer = stream.writer().unwrap();
+    for seq in 0..8 {
+        writer.try_write(&frame(seq, 16)).unwrap();
+    }
+    assert!(matches!(writer.try_write(&frame(8, 16)), Err(Error::Full)));
+    let timeout = Duration::from_millis(200);
+    let started = Instant::now();
+    let outcome = writer.write_timeout(&frame(8, 16), timeout);
+    let elapsed = started.elapsed();
+    assert!(matches!(outcome, Err(Error::Timeout)), "{outcome:?}");
+    assert!(elapsed >= timeout, "gave up after {elapsed:?}");
+    // Once the reader leaves, nothing holds the writer back.
+    done.set();
+    reader.finish();
+    writer.write_timeout(&frame(8, 16), PATIENCE).unwrap();
+}
+
+#[test]
+fn a_writer_blocked_on_a_reader_killed_with_sigkill_reclaims_it_and_carries_on() {
+    const CAPACITY: u64 = 16;
+    const READ_BEFORE_STALLING: u64 = 3;
+    const FRAMES: u64 = 5_000;
+    let stream = create_stream("rkill", CAPACITY as u32, 64, false);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let _done = create_event(&done_name(stream.name()), EventMode::Flag);
+    let stalled = create_event(&stalled_name(stream.name()), EventMode::Flag);
+    let victim = RoleProcess::spawn("child_stops_reading", &stream, 0, READ_BEFORE_STALLING);
+    let survivor = RoleProcess::spawn("child_reads_every_frame", &stream, FRAMES, 0);
+    wait_ready(&ready, 2);
+    let writer = RoleProcess::spawn("child_writes_frames", &stream, FRAMES, 0);
+    stalled.wait_timeout(PATIENCE).unwrap();
+    wait_until(
+        "the writer is a full ring ahead of the stalled reader",
+        || stream.stats().frames_written == READ_BEFORE_STALLING + CAPACITY,
+    );
+    let status = victim.kill();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    writer.finish();
+    survivor.finish();
+    let stats = stream.stats();
+    assert_eq!(stats.frames_written, FRAMES);
+    assert!(stats.readers_reclaimed >= 1, "{stats:?}");
+    assert!(stats.writer_waits >= 1, "{stats:?}");
+}
+
+#[test]
+fn a_reader_drains_what_a_writer_killed_with_sigkill_published_then_gets_writer_dead() {
+    const CAPACITY: u64 = 32;
+    const READ_BEFORE_KILL: u64 = 1_000;
+    let stream = create_stream("wkill", CAPACITY as u32, 64, false);
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    // Many more frames than the test reads: the writer is killed long before it finishes.
+    let writer = RoleProcess::spawn("child_writes_frames", &stream, 1 << 40, 0);
+    read_range(&mut reader, 0, READ_BEFORE_KILL, 64);
+    let status = writer.kill();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let published = stream.stats().frames_written;
+    assert!(published <= READ_BEFORE_KILL + CAPACITY);
+    read_range(&mut reader, READ_BEFORE_KILL, published, 64);
+    let outcome = reader.read_timeout(PATIENCE);
+    assert!(matches!(outcome, Err(Error::WriterDead)), "{outcome:?}");
+    assert_eq!(stream.stats().writer_state, WriterState::Dead);
+}
+
+/// CPU time (user + system) the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    // SAFETY: an all-zero `rusage` is a valid value (plain integers and timevals).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid out-pointer for the duration of the call.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let as_duration = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    as_duration(usage.ru_utime) + as_duration(usage.ru_stime)
+}
+
+#[test]
+fn a_reader_blocked_on_an_idle_writer_process_uses_almost_no_cpu() {
+    let (stream, _ready, done, writer) = stream_with_an_idle_writer_process("idle");
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let timeout = Duration::from_secs(1);
+    // Measured on a thread of its own so that tests running in parallel are not counted.
+    let (outcome, elapsed, cpu) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let cpu_before = thread_cpu_time();
+            let started = Instant::now();
+            let outcome = reader.read_timeout(timeout);
+            (outcome, started.elapsed(), thread_cpu_time() - cpu_before)
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(matches!(outcome, Err(Error::Timeout)), "{outcome:?}");
+    assert!(elapsed >= timeout);
+    assert!(
+        cpu < Duration::from_millis(300),
+        "waiting {elapsed:?} used {cpu:?} of CPU"
+    );
+    done.set();
+    writer.finish();
+}
+
+#[test]
+fn zero_copy_checksummed_frames_cross_processes_intact() {
+    const FRAMES: u64 = 20_000;
+    const MAX: usize = 256;
+    let stream = create_stream("zerocopy", 32, MAX as u32, true);
+    let mut reader = stream
+        .reader(&ReaderOptions {
+            timeout: Some(PATIENCE),
+            ..Default::default()
+        })
+        .unwrap();
+    let writer = RoleProcess::spawn("child_writes_zero_copy", &stream, FRAMES, 0);
+    for seq in 0..FRAMES {
+        let frame = reader.acquire().unwrap();
+        assert_eq!(frame.info().seq, seq);
+        check_frame(seq, MAX, &frame);
+    }
+    assert!(matches!(reader.acquire(), Err(Error::EndOfStream)));
+    writer.finish();
+}
+
+#[test]
+fn batches_of_variable_sized_frames_cross_processes_intact() {
+    const FRAMES: u64 = 30_000;
+    const MAX: usize = 200;
+    let stream = create_stream("batch", 64, MAX as u32, false);
+    let mut reader = stream
+        .reader(&ReaderOptions {
+            timeout: Some(PATIENCE),
+            ..Default::default()
+        })
+        .unwrap();
+    let writer = RoleProcess::spawn("child_writes_batches", &stream, FRAMES, 0);
+    let mut buf = vec![0u8; 1024];
+    let mut infos = vec![FrameInfo::default(); 48];
+    let mut next = 0;
+    let mut largest_batch = 0;
+    while next < FRAMES {
+        let count = reader.read_batch(&mut buf, &mut infos).unwrap();
+        largest_batch = largest_batch.max(count);
+        let mut offset = 0;
+        for info in &infos[..count] {
+            assert_eq!(info.seq, next);
+            let len = info.len as usize;
+            check_frame(next, MAX, &buf[offset..offset + len]);
+            offset += len;
+            next += 1;
+        }
+    }
+    let outcome = reader.read_batch(&mut buf, &mut infos);
+    assert!(matches!(outcome, Err(Error::EndOfStream)), "{outcome:?}");
+    assert!(largest_batch > 1, "every batch held one frame");
+    writer.finish();
+}
