@@ -11,7 +11,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import _shmline_cffi  # type: ignore[attr-defined]
+try:
+    from . import _shmline_cffi  # type: ignore[attr-defined]
+except ImportError as e:  # pragma: no cover
+    raise ImportError(
+        f"shmline's compiled part is missing from {os.path.dirname(__file__)}: this is probably "
+        "the source tree, not an installed package. Install it with `pip install "
+        "./bindings/python` and import it from another directory (`python -m pytest` puts the "
+        "current directory first on sys.path: run `pytest` instead)"
+    ) from e
 
 ffi: Any = _shmline_cffi.ffi
 lib: Any

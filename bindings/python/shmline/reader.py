@@ -10,7 +10,7 @@ import numpy as np
 from . import errors
 from ._common import (
     BUFFER_TOO_SMALL, EMPTY, INFO_DTYPE, NULL, OK, SLICE_NS, TIMEOUT, WRONG_STATE, FrameInfo,
-    closer, deadline_of, describe, first_slice, given, next_slice,
+    closer, describe, first_slice, given, monotonic, next_slice,
 )
 from ._ffi import ffi, lib
 from ._views import Ring, StreamRef, retire
@@ -112,22 +112,26 @@ class Reader:
         `SchemaMismatchError` for a frame whose size is not the schema's (a foreign writer that
         ignores the schema).
         """
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
         info = self._info
         if self._dtype is None:
             buf = self._bytes_buf
             if buf is None:
                 buf = self._bytes_buf = ffi.new("char[]", max(1, self._max_frame_size))
             status = _read(self._h, buf, self._max_frame_size,
-                           SLICE_NS if timeout is None else first_slice(timeout), info)
+                           ns, info)
             if status != OK:
-                self._wait_read(status, buf, self._max_frame_size, timeout)
+                self._wait_read(status, buf, self._max_frame_size, deadline, timeout)
             return _unpack(buf, info.len)
         out = _empty(self._shape, self._dtype)
         c = _from_buffer(out)
         status = _read(self._h, c, self._frame_size,
-                       SLICE_NS if timeout is None else first_slice(timeout), info)
+                       ns, info)
         if status != OK:
-            self._wait_read(status, c, self._frame_size, timeout)
+            self._wait_read(status, c, self._frame_size, deadline, timeout)
         if info.len != self._frame_size:
             self._wrong_size()
         return out
@@ -147,15 +151,19 @@ class Reader:
         C-contiguous. Bytes streams take any writable buffer (`BufferTooSmallError` if the frame
         does not fit; it stays unread).
         """
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
         if out is self._cached_out:
             c = self._cached_c
         else:
             c = self._destination(out)
         info = self._info
-        status = _read(self._h, c, len(c), SLICE_NS if timeout is None else first_slice(timeout),
+        status = _read(self._h, c, len(c), ns,
                        info)
         if status != OK:
-            self._wait_read(status, c, len(c), timeout)
+            self._wait_read(status, c, len(c), deadline, timeout)
         n = info.len
         if self._frame_size is not None and n != self._frame_size:
             self._wrong_size()
@@ -178,10 +186,10 @@ class Reader:
         self._cached_out, self._cached_c = out, c
         return c
 
-    def _wait_read(self, status: int, c: Any, cap: int, timeout: Optional[float]) -> None:
-        """The slow path of a read: waits slice by slice until a frame comes, the timeout
+    def _wait_read(self, status: int, c: Any, cap: int, deadline: Optional[float],
+                   timeout: Optional[float]) -> None:
+        """The slow path of a read: waits slice by slice until a frame comes, the deadline
         passes or an error happens."""
-        deadline = deadline_of(timeout)
         while True:
             if status == TIMEOUT or status == EMPTY:
                 ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
@@ -260,11 +268,14 @@ class Reader:
         if len(infos) < max_frames:
             infos = self._infos = ffi.new("shmline_frame_info[]", max_frames)
             self._infos_np = np.frombuffer(ffi.buffer(infos), INFO_DTYPE)
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
         count = self._count
         status = _read_batch(self._h, c, cap, infos, max_frames,
-                             SLICE_NS if timeout is None else first_slice(timeout), count)
+                             ns, count)
         if status != OK:
-            deadline = deadline_of(timeout)
             while status != OK:
                 if status == TIMEOUT or status == EMPTY:
                     ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
@@ -294,11 +305,14 @@ class Reader:
         if self._frame is not None:
             raise WrongStateError("a frame is already acquired: leave its with block (or call "
                                   "its release()) first")
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
         info = self._info
-        status = _acquire(self._h, SLICE_NS if timeout is None else first_slice(timeout),
+        status = _acquire(self._h, ns,
                           self._data_pp, info)
         if status != OK:
-            deadline = deadline_of(timeout)
             while status != OK:
                 if status == TIMEOUT or status == EMPTY:
                     ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")

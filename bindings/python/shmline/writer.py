@@ -11,7 +11,7 @@ import numpy as np
 from . import errors
 from ._common import (
     FULL, NULL, OK, SLICE_NS, TIMEOUT, WRONG_STATE, closer, deadline_of, describe, first_slice,
-    given, next_slice,
+    given, monotonic, next_slice,
 )
 from ._ffi import ffi, lib
 from ._views import Ring, StreamRef, retire
@@ -96,14 +96,12 @@ class Writer:
         c = self._source(frame)
         n = len(c)
         if timeout is None:
-            status = _write(self._h, c, n, flags, SLICE_NS)
-            if status != OK:
-                self._wait_write(status, c, n, flags, None, None)
+            ns, deadline = SLICE_NS, None
         else:
-            deadline = deadline_of(timeout)
-            status = _write(self._h, c, n, flags, first_slice(timeout))
-            if status != OK:
-                self._wait_write(status, c, n, flags, deadline, timeout)
+            ns, deadline = first_slice(timeout), monotonic() + timeout
+        status = _write(self._h, c, n, flags, ns)
+        if status != OK:
+            self._wait_write(status, c, n, flags, deadline, timeout)
 
     def _wait_write(self, status: int, c: Any, n: int, flags: int, deadline: Optional[float],
                     timeout: Optional[float]) -> None:
@@ -259,17 +257,19 @@ class Writer:
             if not 0 <= nbytes <= max_frame:
                 raise errors.FrameTooLargeError(
                     f"nbytes {nbytes} is outside 0..{max_frame}, the stream's frame sizes")
-        status = _reserve(self._h, first_slice(timeout), self._slot_pp, self._capacity_out)
-        if status != OK:
-            deadline = deadline_of(timeout)
-            while status != OK:
-                if status == TIMEOUT or status == FULL:
-                    ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full")
-                elif status == WRONG_STATE and self._recover():
-                    ns = 0
-                else:
-                    self._call(status)
-                status = _reserve(self._h, ns, self._slot_pp, self._capacity_out)
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
+        status = _reserve(self._h, ns, self._slot_pp, self._capacity_out)
+        while status != OK:
+            if status == TIMEOUT or status == FULL:
+                ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full")
+            elif status == WRONG_STATE and self._recover():
+                ns = 0
+            else:
+                self._call(status)
+            status = _reserve(self._h, ns, self._slot_pp, self._capacity_out)
         address = self._slot_out[0]
         ring = self._ring
         if ring is None:
