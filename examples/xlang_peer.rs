@@ -3,7 +3,8 @@
 //! element, sequence number and flag.
 //!
 //! Frame `i`: element `k` (flat, C order) is `i * 1000003 + k * 7` (mod 2^32); its flags are
-//! `i % 251`. The Python tests and `bindings/python/tests/peers/xlang_peer.c` compute the same.
+//! `i / 100` (its chunk of 100 frames, so that a batch of frames can share them). The Python
+//! tests and `bindings/python/tests/peers/xlang_peer.c` compute the same.
 //!
 //! Usage: `xlang_peer writer|reader STREAM_NAME FRAME_COUNT`. The stream exists already; the
 //! writer waits for one reader, writes the frames and closes the stream; the reader reads to the
@@ -29,7 +30,7 @@ fn write(stream: &Stream, count: u64) -> Result<(), Error> {
             bytes.copy_from_slice(&element(i, k).to_le_bytes());
         }
         let deadline = shmline::wait::Deadline::after(Some(PATIENCE));
-        writer.write_deadline(&frame, (i % 251) as u32, deadline)?;
+        writer.write_deadline(&frame, (i / 100) as u32, deadline)?;
     }
     writer.close();
     println!("xlang_peer: wrote {count} frames");
@@ -51,7 +52,7 @@ fn read(stream: &Stream, count: u64) -> Result<bool, Error> {
             Err(e) => return Err(e),
         };
         let expected: Vec<u8> = (0..ELEMENTS).flat_map(|k| element(i, k).to_le_bytes()).collect();
-        if frame.info.seq != i || frame.info.flags != (i % 251) as u32 || frame.data != expected {
+        if frame.info.seq != i || frame.info.flags != (i / 100) as u32 || frame.data != expected {
             eprintln!("xlang_peer: frame {i} is wrong: {:?}", frame.info);
             return Ok(false);
         }

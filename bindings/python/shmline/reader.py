@@ -363,6 +363,9 @@ class Reader:
         if h != NULL:
             ffi.release(h)
         self._cached_out = self._cached_c = self._cached_batch = self._cached_batch_c = None
+        # Views hold the mapping by themselves; this handle no longer needs the stream.
+        self._ring = None
+        self._stream.pin = NULL
         if self._frame is not None:
             self._frame._finish()
 

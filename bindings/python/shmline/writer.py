@@ -302,6 +302,9 @@ class Writer:
         if h != NULL:
             ffi.release(h)
         self._cached_frame = self._cached_c = None
+        # Views hold the mapping by themselves; this handle no longer needs the stream.
+        self._ring = None
+        self._stream.pin = NULL
         if self._slot is not None:
             self._slot._finish()
 

@@ -1,5 +1,5 @@
-"""Shared fixtures: unique segment names, a check that no test leaves a segment in /dev/shm, the
-frame functions every cross-process test verifies, and the peer programs in C and Rust."""
+"""Shared fixtures: unique segment names, a check that no test leaves a segment in /dev/shm,
+child processes, and the peer programs in C and Rust (the frames they exchange: frames.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Iterator, List
 
-import numpy as np
 import pytest
 
 import shmline
@@ -40,42 +39,6 @@ def name(request: pytest.FixtureRequest) -> Iterator[str]:
     for n in left:
         os.unlink(f"/dev/shm/{n}")
     assert not left, f"the test left segments in /dev/shm: {left}"
-
-
-# NumPy frames of the cross-language tests: the schema and frame i as C and Rust peers compute
-# them (tests/peers/xlang_peer.c, examples/xlang_peer.rs).
-XLANG_DTYPE = np.dtype("<u4")
-XLANG_SHAPE = (4, 6)
-
-
-def xlang_frame(i: int) -> np.ndarray:
-    k = np.arange(24, dtype=np.uint64)
-    return ((i * 1000003 + k * 7) % 2**32).astype(np.uint32).reshape(XLANG_SHAPE)
-
-
-def xlang_flags(i: int) -> int:
-    return i % 251
-
-
-# Bytes frames of the cross-process tests, as tests/c/frames.h defines them.
-FRAMES_MAX = 256
-FRAMES_CHUNK = 100
-FRAMES_BATCH = 7
-
-
-def pattern_len(i: int) -> int:
-    return 8 + (i * 7919) % (FRAMES_MAX - 7)
-
-
-def pattern_flags(i: int) -> int:
-    return i // FRAMES_CHUNK
-
-
-def pattern_frame(i: int) -> bytes:
-    n = pattern_len(i)
-    j = np.arange(8, n, dtype=np.uint64)
-    tail = ((i * 31 + j * 7) % 256).astype(np.uint8).tobytes()
-    return (i % 2**64).to_bytes(8, "little") + tail
 
 
 def run_python(code: str, *args: str, **kwargs) -> subprocess.Popen:

@@ -1,7 +1,8 @@
 /* Cross-language test peer for the Python tests: writes or reads NumPy frames of the schema
  * "<u4" shape (4, 6) through the C API, and checks every element, sequence number and flag.
  *
- * Frame i: element k (flat, C order) is i * 1000003 + k * 7 (mod 2^32); flags are i % 251.
+ * Frame i: element k (flat, C order) is i * 1000003 + k * 7 (mod 2^32); its flags are i / 100
+ * (its chunk of 100 frames, so that a batch of frames can share them).
  * test_xlang.py and examples/xlang_peer.rs compute the same frames.
  *
  * Usage: xlang_peer writer|reader STREAM_NAME FRAME_COUNT. The stream exists already; the writer
@@ -41,7 +42,7 @@ static int run_writer(shmline_stream *stream, uint64_t count) {
         for (uint32_t k = 0; k < ELEMENTS; k++) {
             frame[k] = element(i, k);
         }
-        s = shmline_writer_write(writer, frame, sizeof frame, (uint32_t)(i % 251), PATIENCE_NS);
+        s = shmline_writer_write(writer, frame, sizeof frame, (uint32_t)(i / 100), PATIENCE_NS);
         if (s != SHMLINE_OK) {
             return fail("write", s);
         }
@@ -75,7 +76,7 @@ static int run_reader(shmline_stream *stream, uint64_t count) {
         if (s != SHMLINE_OK) {
             return fail("read", s);
         }
-        int ok = info.seq == i && info.len == sizeof frame && info.flags == (uint32_t)(i % 251);
+        int ok = info.seq == i && info.len == sizeof frame && info.flags == (uint32_t)(i / 100);
         for (uint32_t k = 0; ok && k < ELEMENTS; k++) {
             ok = frame[k] == element(i, k);
         }
