@@ -119,6 +119,9 @@ class BuildShmline(build_ext):
         bundled = target.parent / SONAME
         shutil.copyfile(cargo_build(), bundled)
         bundled.chmod(0o755)
+        # An earlier in-place build may have left the other mode's module, which would win.
+        for stale in target.parent.glob("_shmline_cffi*"):
+            stale.unlink()
         mode = os.environ.get("SHMLINE_CFFI_MODE", "api")
         if mode not in ("api", "abi"):
             raise RuntimeError(f"SHMLINE_CFFI_MODE is {mode!r}: use 'api' or 'abi'")
