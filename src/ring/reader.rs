@@ -103,7 +103,15 @@ pub struct Reader {
     acquired: Option<FrameInfo>,
     wait: WaitStrategy,
     timeout: Option<Duration>,
+    /// When we last read `/proc` to see whether the writer is alive (`None`: never).
+    liveness_checked: Option<Instant>,
 }
+
+/// Least time between two checks of the writer's liveness. Each check reads `/proc` (several
+/// microseconds), and a reader that keeps up with its writer finds the ring empty on almost every
+/// call: checking each time would put a file read on the path of every frame. A dead writer is
+/// still reported within this interval (or one futex sleep slice, whichever is longer).
+const LIVENESS_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,6 +191,7 @@ impl Reader {
             acquired: None,
             wait: options.wait,
             timeout: options.timeout,
+            liveness_checked: None,
             shared,
         })
     }
@@ -594,15 +603,20 @@ impl Reader {
         Ok(self.pos < head)
     }
 
-    /// End-of-stream and writer-death checks, made only when no frame is available.
-    fn writer_gone(&mut self) -> Result<Option<Error>> {
+    /// End-of-stream and (if `liveness`, and not done recently) writer-death checks, made only
+    /// when no frame is available.
+    fn writer_gone(&mut self, liveness: bool) -> Result<Option<Error>> {
         let hdr = self.shared.header();
         // SeqCst: pairs with the writer's SeqCst store of WRITER_CLOSED after its last publish;
         // if we see CLOSED, the head we reload next includes every frame.
         let state = hdr.writer_state.load(Ordering::SeqCst);
         let outcome = match state {
             WRITER_CLOSED => Error::EndOfStream,
-            WRITER_ACTIVE if !writer_alive(&self.shared) => Error::WriterDead,
+            WRITER_ACTIVE
+                if liveness && self.liveness_check_due() && !writer_alive(&self.shared) =>
+            {
+                Error::WriterDead
+            }
             _ => return Ok(None),
         };
         if self.refresh_head()? {
@@ -611,9 +625,24 @@ impl Reader {
         Ok(Some(outcome))
     }
 
+    /// True (and the check recorded) if the writer's liveness has not been checked for
+    /// [`LIVENESS_CHECK_INTERVAL`].
+    fn liveness_check_due(&mut self) -> bool {
+        let now = Instant::now();
+        match self.liveness_checked {
+            Some(at) if now.duration_since(at) < LIVENESS_CHECK_INTERVAL => false,
+            _ => {
+                self.liveness_checked = Some(now);
+                true
+            }
+        }
+    }
+
     #[cold]
     fn wait_for_frame_slow(&mut self, deadline: Deadline) -> Result<()> {
-        if let Some(outcome) = self.writer_gone()? {
+        // A caller about to wait checks liveness later, only if it spins long or goes to sleep:
+        // a reader that keeps up with its writer comes here for nearly every frame.
+        if let Some(outcome) = self.writer_gone(!deadline.may_wait())? {
             return Err(outcome);
         }
         if !deadline.may_wait() {
@@ -631,7 +660,7 @@ impl Reader {
                     }
                     spins = spins.wrapping_add(1);
                     if spins % (1 << 16) == 0 {
-                        if let Some(outcome) = self.writer_gone()? {
+                        if let Some(outcome) = self.writer_gone(true)? {
                             return Err(outcome);
                         }
                     }
@@ -656,7 +685,7 @@ impl Reader {
                 protocol::reader_wake_done(hdr);
                 return ready.map(|_| ());
             }
-            match self.writer_gone() {
+            match self.writer_gone(true) {
                 Ok(None) => {}
                 other => {
                     protocol::reader_wake_done(hdr);
