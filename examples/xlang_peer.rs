@@ -18,7 +18,9 @@ const ELEMENTS: usize = 24;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn element(i: u64, k: usize) -> u32 {
-    (i as u32).wrapping_mul(1_000_003).wrapping_add(k as u32 * 7)
+    (i as u32)
+        .wrapping_mul(1_000_003)
+        .wrapping_add(k as u32 * 7)
 }
 
 fn write(stream: &Stream, count: u64) -> Result<(), Error> {
@@ -51,7 +53,9 @@ fn read(stream: &Stream, count: u64) -> Result<bool, Error> {
             Err(Error::EndOfStream) => break,
             Err(e) => return Err(e),
         };
-        let expected: Vec<u8> = (0..ELEMENTS).flat_map(|k| element(i, k).to_le_bytes()).collect();
+        let expected: Vec<u8> = (0..ELEMENTS)
+            .flat_map(|k| element(i, k).to_le_bytes())
+            .collect();
         if frame.info.seq != i || frame.info.flags != (i / 100) as u32 || frame.data != expected {
             eprintln!("xlang_peer: frame {i} is wrong: {:?}", frame.info);
             return Ok(false);

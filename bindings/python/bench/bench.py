@@ -18,6 +18,9 @@ Every frame carries its sequence number in its first and last 8 bytes; the produ
 order count. Every path has 64 slots (or 64 frames' worth of bytes). The consumer counts frames
 over a 1 s window after 0.3 s of warm-up.
 
+Per-call costs: one process calls write/read/... in a loop (`micro`), to show the binding's
+overhead over the raw C calls.
+
 One-way latency: a ping-pong of 64 B frames carrying the sender's clock; one way is half of each
 round trip; busy polling where the transport can (shmline readers with wait="spin", the
 hand-made ring, PYTHUSA), blocking receives elsewhere.
@@ -271,7 +274,8 @@ def consume(transport: str, mode: str, size: int) -> dict:
     ctx = mp.get_context("spawn")
     stop = Stop()
     counter = Counter(stop, size)
-    expected = 0
+    expected = 0  # the next sequence number due
+    seen = 0  # frames received, intact or not
     tag = f"bench-{os.getpid()}"
     producer_args: List = []
     cleanup: Callable[[], None] = lambda: None
@@ -293,6 +297,7 @@ def consume(transport: str, mode: str, size: int) -> dict:
         zctx = zmq.Context()
         sock = zctx.socket(zmq.PULL)
         sock.setsockopt(zmq.RCVHWM, CAPACITY)
+        sock.setsockopt(zmq.RCVTIMEO, 60_000)  # a dead producer fails the measurement
         sock.bind(f"ipc://{path}")
         producer_args = [f"ipc://{path}"]
     elif transport == "shm ring":
@@ -338,7 +343,8 @@ def consume(transport: str, mode: str, size: int) -> dict:
                                 counter.bad += 1
                     except shmline.EndOfStream:
                         break
-                    if expected & 255 == 0:
+                    seen += 1
+                    if seen & 255 == 0:
                         counter.tick(expected)
             else:
                 read = reader.read
@@ -357,12 +363,13 @@ def consume(transport: str, mode: str, size: int) -> dict:
                         expected += 1
                     else:
                         counter.bad += 1
-                    if expected & 255 == 0:
+                    seen += 1
+                    if seen & 255 == 0:
                         counter.tick(expected)
             reader.close()
             stream.close()
         elif transport == "mp.Queue":
-            get = queue.get
+            get = lambda: queue.get(timeout=60)  # noqa: E731
             while True:
                 f = get()
                 if f is None:
@@ -371,7 +378,9 @@ def consume(transport: str, mode: str, size: int) -> dict:
                     expected += 1
                 else:
                     counter.bad += 1
-                if expected & 255 == 0:
+                    expected = f.item(0) + 1
+                seen += 1
+                if seen & 255 == 0:
                     counter.tick(expected)
         elif transport == "mp.Pipe":
             out = np.empty(frame_shape(size), np.uint64)
@@ -381,7 +390,9 @@ def consume(transport: str, mode: str, size: int) -> dict:
                     expected += 1
                 else:
                     counter.bad += 1
-                if expected & 255 == 0:
+                    expected = out.item(0) + 1
+                seen += 1
+                if seen & 255 == 0:
                     counter.tick(expected)
         elif transport == "pyzmq":
             recv = sock.recv
@@ -395,7 +406,9 @@ def consume(transport: str, mode: str, size: int) -> dict:
                     expected += 1
                 else:
                     counter.bad += 1
-                if expected & 255 == 0:
+                    expected = f.item(0) + 1
+                seen += 1
+                if seen & 255 == 0:
                     counter.tick(expected)
             sock.close()
             zctx.term()
@@ -411,7 +424,9 @@ def consume(transport: str, mode: str, size: int) -> dict:
                     expected += 1
                 else:
                     counter.bad += 1
-                if expected & 255 == 0:
+                    expected = head + 1
+                seen += 1
+                if seen & 255 == 0:
                     counter.tick(expected)
             cleanup = lambda: ring.close(unlink=True)  # noqa: E731
         elif transport == "pythusa":
@@ -432,7 +447,8 @@ def consume(transport: str, mode: str, size: int) -> dict:
                 else:
                     counter.bad += 1
                     expected = head + 1
-                if expected & 255 == 0:
+                seen += 1
+                if seen & 255 == 0:
                     counter.tick(expected)
             del f
             cleanup = lambda: (pring.close(), pring.unlink())  # noqa: E731
@@ -524,7 +540,6 @@ def ping(transport: str) -> dict:
     frame = np.zeros(8, np.uint64)
     out = np.empty(8, np.uint64)
     clock = time.perf_counter_ns
-    cleanup: Callable[[], None] = lambda: None
     if transport == "shmline":
         import shmline
         s_ping = shmline.Stream.create(tag + "-ping", dtype=np.uint64, shape=(8,),
@@ -625,6 +640,72 @@ def ping(transport: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# Per-call costs in one process (no other process, no cache-line transfers): where the time of a
+# call goes, to compare the binding's overhead with the C call underneath it.
+
+def micro() -> dict:
+    import timeit
+
+    import shmline
+    from shmline._ffi import ffi, lib
+
+    n = 20000
+    tag = f"bench-micro-{os.getpid()}"
+    stream = shmline.Stream.create(tag, dtype=np.uint64, shape=(8,), capacity=1 << 16,
+                                   unlink_on_close=True)
+    reader, writer = stream.reader(), stream.writer()
+    frame = np.zeros(8, np.uint64)
+    out = np.empty(8, np.uint64)
+    c_frame, c_out = ffi.from_buffer(frame), ffi.from_buffer(out)
+    info = ffi.new("shmline_frame_info *")
+    wh, rh = writer._h, reader._h
+
+    def per_call(statement: Callable[[], object], calls: int = 1) -> float:
+        best = min(timeit.repeat(statement, number=n, repeat=5))
+        return best / n / calls * 1e9
+
+    def write_then(read: Callable[[], object]) -> Callable[[], None]:
+        def both() -> None:
+            for _ in range(64):
+                writer.write(frame)
+            for _ in range(64):
+                read()
+        return both
+
+    def raw_pair() -> None:
+        for _ in range(64):
+            lib.shmline_writer_write(wh, c_frame, 64, 0, 0)
+        for _ in range(64):
+            lib.shmline_reader_read(rh, c_out, 64, 0, info)
+
+    def zero_copy() -> None:
+        for _ in range(64):
+            with writer.reserve() as f:
+                f[0] = 1
+        for _ in range(64):
+            with reader.acquire() as f:
+                f.item(0)
+
+    result = {
+        "cffi call (shmline_layout_version)": per_call(lib.shmline_layout_version),
+        "ffi.from_buffer(64 B array)": per_call(lambda: ffi.from_buffer(frame)),
+        "np.empty((8,), uint64)": per_call(lambda: np.empty((8,), np.uint64)),
+        "C write + C read (raw cffi)": per_call(raw_pair, 64),
+        "write + read_into": per_call(write_then(lambda: reader.read_into(out)), 64),
+        "write + read": per_call(write_then(reader.read), 64),
+        "reserve/commit + acquire/release": per_call(zero_copy, 64),
+    }
+    batch = np.zeros((256, 8), np.uint64)
+    batch_out = np.empty((256, 8), np.uint64)
+    result["write_batch + read_batch_into, per frame (256)"] = per_call(
+        lambda: (writer.write_batch(batch), reader.read_batch_into(batch_out)), 256)
+    reader.close()
+    writer.close()
+    stream.close()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
 # Orchestration.
 
 def run_one(python: str, spec: dict) -> Optional[dict]:
@@ -662,6 +743,8 @@ def main() -> None:
         spec = json.loads(args.one)
         if spec["kind"] == "latency":
             result = ping(spec["transport"])
+        elif spec["kind"] == "micro":
+            result = micro()
         else:
             result = consume(spec["transport"], spec["mode"], spec["size"])
         print(json.dumps(result))
@@ -676,6 +759,7 @@ def main() -> None:
                           "size": size})
     specs += [{"kind": "latency", "transport": t, "mode": "ping-pong", "size": 64}
               for t in LATENCY]
+    specs.append({"kind": "micro", "transport": "shmline", "mode": "one process", "size": 64})
     specs = [s for s in specs if only is None or s["transport"] in only]
     if not args.pythusa_python:
         specs = [s for s in specs if s["transport"] != "pythusa"]
@@ -717,6 +801,12 @@ def print_table(report: dict) -> None:
         if r["kind"] == "throughput":
             print(f"{r['transport']:<10} {r['mode']:<10} {human_size(r['size']):>7} "
                   f"{r['frames_per_s']:>12,.0f} {r['bytes_per_s'] / 1e9:>8.2f} {r['bad']:>6.0f}")
+    for r in report["rows"]:
+        if r["kind"] == "micro":
+            print("\nper call, one process (ns):")
+            for k, v in r.items():
+                if isinstance(v, float):
+                    print(f"  {k:<48} {v:>8.0f}")
     print(f"\n{'transport':<10} {'one-way p50 (us)':>17} {'p99 (us)':>10}")
     for r in report["rows"]:
         if r["kind"] == "latency":

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, List, Optional, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -42,8 +42,9 @@ class Reader:
         self._name = stream.name
         self._lossy = lossy
         self._dtype = stream.dtype
-        self._shape = stream.shape
-        self._frame_size = stream.frame_size
+        # () and 0 for bytes streams, whose code paths never use them.
+        self._shape: Tuple[int, ...] = stream.shape or ()
+        self._frame_size: int = stream.frame_size or 0
         self._max_frame_size = stream.max_frame_size
         self._frame: Optional[ReadSlot] = None
         self._ring: Optional[Ring] = None
@@ -126,7 +127,7 @@ class Reader:
             if status != OK:
                 self._wait_read(status, buf, self._max_frame_size, deadline, timeout)
             return _unpack(buf, info.len)
-        out = _empty(self._shape, self._dtype)
+        out: np.ndarray = _empty(self._shape, self._dtype)
         c = _from_buffer(out)
         status = _read(self._h, c, self._frame_size,
                        ns, info)
@@ -165,7 +166,7 @@ class Reader:
         if status != OK:
             self._wait_read(status, c, len(c), deadline, timeout)
         n = info.len
-        if self._frame_size is not None and n != self._frame_size:
+        if self._dtype is not None and n != self._frame_size:
             self._wrong_size()
         return n
 

@@ -66,7 +66,7 @@ _WRITER_STATES = {
 class ReaderStats(NamedTuple):
     """Counters of one attached reader (see `Stream.stats()`)."""
 
-    index: int
+    slot_index: int
     pid: int
     alive: bool
     lossy: bool

@@ -38,8 +38,9 @@ class Writer:
         self._stream = stream
         self._name = stream.name
         self._dtype = stream.dtype
-        self._shape = stream.shape
-        self._frame_size = stream.frame_size
+        # () and 0 for bytes streams, whose code paths never use them.
+        self._shape: Tuple[int, ...] = stream.shape or ()
+        self._frame_size: int = stream.frame_size or 0
         self._slot: Optional[WriteSlot] = None
         self._ring: Optional[Ring] = None
         # The last array written and its C view: writing the same array again skips from_buffer.
