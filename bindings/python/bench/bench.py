@@ -138,7 +138,7 @@ def produce(transport: str, mode: str, size: int, stop_name: str, endpoint) -> N
     i = 0
     if transport == "shmline":
         import shmline
-        writer = shmline.Stream.open(endpoint).writer()
+        writer = shmline.Stream.open(endpoint).writer(wait=os.environ.get("BENCH_WAIT", "adaptive"))
         writer.wait_for_readers(1, timeout=60)
         if mode == "batch":
             batch = np.zeros((BATCH,) + frame_shape(size), np.uint64)
@@ -283,7 +283,7 @@ def consume(transport: str, mode: str, size: int) -> dict:
         import shmline
         stream = shmline.Stream.create(tag, dtype=np.uint64, shape=frame_shape(size),
                                        capacity=CAPACITY, unlink_on_close=True)
-        reader = stream.reader()
+        reader = stream.reader(wait=os.environ.get("BENCH_WAIT", "adaptive"))
         producer_args = [tag]
     elif transport == "mp.Queue":
         queue = ctx.Queue(maxsize=CAPACITY)
@@ -738,6 +738,8 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated transports to run")
     parser.add_argument("--json", default="target/bench-python.json")
     parser.add_argument("--plots", help="directory for the PNG plots")
+    parser.add_argument("--wait", default="adaptive", choices=["adaptive", "spin", "block"],
+                        help="wait strategy of shmline's throughput readers and writers")
     args = parser.parse_args()
     if args.one:
         spec = json.loads(args.one)
@@ -749,6 +751,7 @@ def main() -> None:
             result = consume(spec["transport"], spec["mode"], spec["size"])
         print(json.dumps(result))
         return
+    os.environ["BENCH_WAIT"] = args.wait  # inherited by every measurement's processes
     only = set(args.only.split(",")) if args.only else None
     specs = []
     for transport, mode in THROUGHPUT:
@@ -780,6 +783,7 @@ def main() -> None:
         row["runs"] = len(results)
         rows.append(row)
     report = {"machine": machine(), "command": " ".join(sys.argv), "runs": args.runs,
+              "shmline_wait": args.wait, "load_average": os.getloadavg(),
               "rows": rows}
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
