@@ -1,0 +1,44 @@
+"""shmline: move NumPy frames (or bytes) between processes through shared memory.
+
+    import numpy as np, shmline
+
+    with shmline.Stream.create("samples", shape=(8,), dtype=np.float32,
+                               unlink_on_close=True) as stream:
+        reader = stream.reader()
+        writer = stream.writer()
+        writer.write(np.arange(8, dtype=np.float32))
+        print(reader.read())
+
+The same streams and events are open to C, C++ and Rust programs: this package is a thin layer
+over the C library (`include/shmline.h`), which it bundles.
+
+- `Stream`: a ring of frames with one `Writer` and many `Reader`s (copy, batch and zero-copy
+  calls; the zero-copy rules are in the docs of `shmline.stream`).
+- `Event`: a process-shared flag or counter to set, clear and wait on.
+- `errors`: one exception per C status code, under `ShmlineError`.
+"""
+
+from ._common import FrameInfo
+from ._ffi import MODE as _MODE
+from ._ffi import lib as _lib
+from ._ffi import string as _string
+from .errors import *  # noqa: F401,F403  (the exception classes are part of the API)
+from .errors import __all__ as _errors_all
+from .event import Event
+from .reader import Reader, ReadSlot
+from .stream import ReaderStats, Stream, StreamStats
+from .writer import Writer, WriteSlot
+
+__version__ = "0.1.0"
+
+#: Version of the bundled C library ("major.minor.patch").
+library_version: str = _string(_lib.shmline_version())
+#: Shared-memory layout version the bundled library speaks (docs/LAYOUT.md).
+layout_version: int = int(_lib.shmline_layout_version())
+#: How the package calls the library: "api" (compiled cffi module) or "abi" (libffi).
+cffi_mode: str = _MODE
+
+__all__ = [
+    "Stream", "Writer", "Reader", "WriteSlot", "ReadSlot", "Event", "FrameInfo", "StreamStats",
+    "ReaderStats", "library_version", "layout_version", "cffi_mode", *_errors_all,
+]

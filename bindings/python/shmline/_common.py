@@ -1,0 +1,148 @@
+"""What the stream, writer and reader modules share: status constants, the hot-path C functions,
+timeouts cut into signal-friendly slices, handle destructors, and schema helpers."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import errors
+from ._ffi import ffi, lib
+
+ShapeLike = Union[int, Sequence[int]]
+
+# The longest single wait inside the C library. Python runs signal handlers (Ctrl-C) only
+# between C calls, so a blocking call waits in slices of at most this.
+SLICE_NS = 50_000_000
+
+OK = lib.SHMLINE_OK
+FULL = lib.SHMLINE_FULL
+EMPTY = lib.SHMLINE_EMPTY
+TIMEOUT = lib.SHMLINE_TIMEOUT
+WRONG_STATE = lib.SHMLINE_WRONG_STATE
+BUFFER_TOO_SMALL = lib.SHMLINE_BUFFER_TOO_SMALL
+NULL = ffi.NULL
+
+WAITS = {
+    "adaptive": lib.SHMLINE_WAIT_ADAPTIVE,
+    "spin": lib.SHMLINE_WAIT_BUSY_SPIN,
+    "block": lib.SHMLINE_WAIT_BLOCK,
+}
+
+monotonic = time.monotonic
+
+
+class FrameInfo(NamedTuple):
+    """Metadata of a frame: sequence number (0 for the stream's first frame, consecutive for a
+    lossless reader), commit time (`CLOCK_MONOTONIC` ns, comparable across processes), payload
+    length in bytes, the writer's application flags, and how many frames a lossy reader missed
+    just before it."""
+
+    seq: int
+    timestamp_ns: int
+    len: int
+    flags: int
+    missed: int
+
+
+# The layout of shmline_frame_info, to look at a batch's infos as one NumPy array.
+INFO_DTYPE = np.dtype(
+    [("seq", "<u8"), ("timestamp_ns", "<u8"), ("len", "<u4"), ("flags", "<u4"), ("missed", "<u8")]
+)
+assert ffi.sizeof("shmline_frame_info") == INFO_DTYPE.itemsize
+
+
+def first_slice(timeout: Optional[float]) -> int:
+    """The first wait slice, in ns, of a call given `timeout` seconds (None: for ever)."""
+    if timeout is None:
+        return SLICE_NS
+    if not timeout >= 0:  # negative or NaN
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, not {timeout!r}")
+    return min(SLICE_NS, int(timeout * 1e9))
+
+
+def deadline_of(timeout: Optional[float]) -> Optional[float]:
+    """The `monotonic()` time a call given `timeout` seconds must end by (None: never)."""
+    return None if timeout is None else monotonic() + timeout
+
+
+def next_slice(deadline: Optional[float], timeout: Optional[float], what: str) -> int:
+    """The next wait slice in ns before `deadline`; raises `Timeout` (saying `what` did not
+    happen) once it has passed."""
+    if deadline is None:
+        return SLICE_NS
+    left = deadline - monotonic()
+    if left <= 0:
+        raise errors.Timeout(f"{what} within the timeout of {timeout} s")
+    return min(SLICE_NS, int(left * 1e9))
+
+
+def closer(close: Any) -> Any:
+    """A destructor for `ffi.gc` that closes a handle only in the process that opened it: a
+    forked child must not close (and so end) its parent's writer or reader."""
+    pid = os.getpid()
+
+    def destroy(handle: Any) -> None:
+        if os.getpid() == pid:
+            close(handle)
+
+    return destroy
+
+
+def check(status: int) -> None:
+    """Raises the exception of `status` unless it is OK."""
+    if status != OK:
+        errors.raise_for(status)
+
+
+def wait_strategy(wait: str) -> int:
+    try:
+        return WAITS[wait]
+    except KeyError:
+        raise ValueError(f"wait must be one of {sorted(WAITS)}, not {wait!r}") from None
+
+
+def normalise_shape(shape: Optional[ShapeLike]) -> Tuple[int, ...]:
+    if shape is None:
+        return ()
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    return tuple(int(d) for d in shape)
+
+
+def normalise_dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt.fields is not None or dt.subdtype is not None or dt.hasobject:
+        raise ValueError(
+            f"dtype {dt} cannot be a stream schema: use a plain numeric, bool, bytes (S), str (U) "
+            "or datetime dtype (structured, sub-array and object dtypes are not supported: send "
+            "them as bytes, or as a plain array of their fields)"
+        )
+    return dt
+
+
+def schema_args(dtype: Any, shape: Optional[ShapeLike]) -> Tuple[Any, int, Any, Any]:
+    """(dtype, ndim, shape, keep-alive) of a schema for the C options structs; NULLs for none."""
+    if dtype is None:
+        if shape is not None:
+            raise ValueError("a shape needs a dtype: pass dtype= as well (or neither, for bytes)")
+        return NULL, 0, NULL, None
+    dims = normalise_shape(shape)
+    dtype_c = ffi.new("char[]", normalise_dtype(dtype).str.encode())
+    shape_c = ffi.new("uint64_t[]", list(dims)) if dims else NULL
+    return dtype_c, len(dims), shape_c, (dtype_c, shape_c)
+
+
+def describe(dtype: Optional[np.dtype], shape: Optional[Tuple[int, ...]]) -> str:
+    """A schema in words, for messages."""
+    if dtype is None:
+        return "bytes (no schema)"
+    return f"dtype {dtype.str} ({dtype.name}) shape {shape}"
+
+
+def given(array: np.ndarray) -> str:
+    """An array's dtype and shape in words, for messages."""
+    return f"dtype {array.dtype.str} ({array.dtype.name}) shape {array.shape}"

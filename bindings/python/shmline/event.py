@@ -1,0 +1,140 @@
+"""Events: process-shared switches (flag mode) and counters of pending signals (counting mode)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from . import errors
+from ._common import EMPTY, NULL, OK, TIMEOUT, check, closer, deadline_of, first_slice, next_slice
+from ._ffi import ffi, lib
+from .errors import ClosedError
+
+__all__ = ["Event"]
+
+
+class Event:
+    """A named event that any process can open, set, clear and wait on.
+
+    Flag mode (the default) is a switch: `set()` turns it on until `clear()`, and waiting does
+    not turn it off, so one set releases every waiter. Counting mode (`counting=True`) is a
+    semaphore: each `set()` adds one pending signal and each successful `wait()` takes one, so
+    every set releases exactly one wait. Waiting sleeps on a futex (no CPU); Ctrl-C interrupts it
+    within about 50 ms. An event handle may be used by any number of threads at once.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        # Use create() or open().
+        self._h = ffi.gc(handle, closer(lib.shmline_event_close))
+        mode = ffi.new("uint32_t *")
+        check(lib.shmline_event_mode(self._h, mode))
+        self._counting = mode[0] == lib.SHMLINE_EVENT_COUNTING
+        self._name = ""
+
+    @classmethod
+    def create(cls, name: str, *, counting: bool = False, unlink_on_close: bool = False,
+               permissions: int = 0o600) -> "Event":
+        """Creates the event `name`, clear (exclusively: `AlreadyExistsError` if it exists), and
+        opens it. `unlink_on_close` removes the name when this handle is closed; otherwise the
+        event lives until `Event.unlink(name)`. The segment is `/dev/shm/shmline.event.<name>`."""
+        opts = ffi.new("shmline_event_options *", lib.shmline_event_options_default())
+        opts.mode = lib.SHMLINE_EVENT_COUNTING if counting else lib.SHMLINE_EVENT_FLAG
+        opts.unlink_on_close = bool(unlink_on_close)
+        opts.permissions = permissions
+        out = ffi.new("shmline_event **")
+        check(lib.shmline_event_create(name.encode(), opts, out))
+        event = cls(out[0])
+        event._name = name
+        return event
+
+    @classmethod
+    def open(cls, name: str) -> "Event":
+        """Opens the existing event `name` (`NotFoundError` if there is none)."""
+        out = ffi.new("shmline_event **")
+        check(lib.shmline_event_open(name.encode(), out))
+        event = cls(out[0])
+        event._name = name
+        return event
+
+    @staticmethod
+    def unlink(name: str) -> None:
+        """Removes the name of event `name`; open handles keep working."""
+        check(lib.shmline_event_unlink(name.encode()))
+
+    @property
+    def name(self) -> str:
+        """The event's name."""
+        return self._name
+
+    @property
+    def counting(self) -> bool:
+        """Whether the event counts signals (else it is a flag)."""
+        return self._counting
+
+    @property
+    def closed(self) -> bool:
+        """Whether this handle was closed."""
+        return self._h == NULL
+
+    @property
+    def count(self) -> int:
+        """Pending signals (counting mode) or 0/1 (flag mode): a snapshot for monitoring."""
+        out = ffi.new("uint32_t *")
+        self._call(lib.shmline_event_count(self._h, out))
+        return int(out[0])
+
+    def set(self) -> None:
+        """Flag mode: turns the event on and wakes every waiter. Counting mode: adds one pending
+        signal and wakes one waiter. What this process wrote before is visible to the waiter it
+        releases."""
+        self._call(lib.shmline_event_set(self._h))
+
+    def clear(self) -> None:
+        """Turns the event off (flag mode) or drops every pending signal (counting mode)."""
+        self._call(lib.shmline_event_clear(self._h))
+
+    def is_set(self) -> bool:
+        """Whether the event is on (flag) or has a pending signal (counting), without taking
+        it."""
+        out = ffi.new("bool *")
+        self._call(lib.shmline_event_is_set(self._h, out))
+        return bool(out[0])
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Waits until the event is on (flag mode; it stays on) or takes one pending signal
+        (counting mode). Returns True then, or False if `timeout` seconds passed first (None:
+        wait for ever; 0: just check), like `threading.Event.wait`."""
+        deadline = deadline_of(timeout)
+        ns = first_slice(timeout)
+        while True:
+            status = lib.shmline_event_wait(self._h, ns)
+            if status == OK:
+                return True
+            if status != TIMEOUT and status != EMPTY:
+                self._call(status)
+            try:
+                ns = next_slice(deadline, timeout, "")
+            except errors.Timeout:
+                return False
+
+    def close(self) -> None:
+        """Closes this handle (removing the name if it was created with `unlink_on_close`).
+        Closing twice does nothing. Use the handle from no other thread meanwhile."""
+        h, self._h = self._h, NULL
+        if h != NULL:
+            ffi.release(h)
+
+    def __enter__(self) -> "Event":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "counting" if self._counting else "flag"
+        return f"<shmline.Event {self._name!r} ({mode}){' closed' if self.closed else ''}>"
+
+    def _call(self, status: int) -> None:
+        if status != OK:
+            if self._h == NULL:
+                raise ClosedError(f"event {self._name!r} is closed")
+            errors.raise_for(status)

@@ -1,0 +1,424 @@
+"""Readers of a stream: copy, batch and zero-copy reads, and iteration to the end of the stream
+(see `shmline.stream` for the rules every blocking call and zero-copy view follows)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+
+from . import errors
+from ._common import (
+    BUFFER_TOO_SMALL, EMPTY, INFO_DTYPE, NULL, OK, SLICE_NS, TIMEOUT, WRONG_STATE, FrameInfo,
+    closer, describe, first_slice, given, monotonic, next_slice,
+)
+from ._ffi import ffi, lib
+from ._views import Ring, StreamRef, retire
+from .errors import ClosedError, SchemaMismatchError, WrongStateError
+
+__all__ = ["Reader", "ReadSlot"]
+
+Frame = Union[np.ndarray, bytes]
+
+_read = lib.shmline_reader_read
+_read_batch = lib.shmline_reader_read_batch
+_acquire = lib.shmline_reader_acquire
+_release = lib.shmline_reader_release
+_from_buffer = ffi.from_buffer
+_unpack = ffi.unpack
+_ndarray = np.ndarray
+_empty = np.empty
+
+
+class Reader:
+    """A reader of a stream (`Stream.reader()`): it sees every frame in order (a lossy reader:
+    every frame it was not lapped on). Iterating over it yields frames until end of stream. Use
+    it from one thread at a time."""
+
+    def __init__(self, stream: StreamRef, handle: Any, lossy: bool) -> None:
+        # Use Stream.reader().
+        self._h = ffi.gc(handle, closer(lib.shmline_reader_close))
+        self._stream = stream
+        self._name = stream.name
+        self._lossy = lossy
+        self._dtype = stream.dtype
+        # () and 0 for bytes streams, whose code paths never use them.
+        self._shape: Tuple[int, ...] = stream.shape or ()
+        self._frame_size: int = stream.frame_size or 0
+        self._max_frame_size = stream.max_frame_size
+        self._frame: Optional[ReadSlot] = None
+        self._ring: Optional[Ring] = None
+        self._info = ffi.new("shmline_frame_info *")
+        self._data_out = ffi.new("uintptr_t *")  # acquire's `const void **data`, as an integer
+        self._data_pp = ffi.cast("const void **", self._data_out)
+        self._count = ffi.new("size_t *")
+        self._infos = ffi.new("shmline_frame_info[]", 0)
+        self._infos_np = np.zeros(0, INFO_DTYPE)  # a NumPy view of _infos
+        self._batch_count = 0
+        self._bytes_buf: Any = None  # scratch buffer of bytes reads, made on first use
+        # The last arrays read_into() and read_batch_into() filled, and their C views.
+        self._cached_out: Any = None
+        self._cached_c: Any = None
+        self._cached_batch: Any = None
+        self._cached_batch_c: Any = None
+
+    @property
+    def name(self) -> str:
+        """The stream's name."""
+        return self._name
+
+    @property
+    def closed(self) -> bool:
+        """Whether the reader was closed."""
+        return self._h == NULL
+
+    @property
+    def lossy(self) -> bool:
+        """Whether the reader is lossy."""
+        return self._lossy
+
+    @property
+    def info(self) -> FrameInfo:
+        """The metadata of the last frame read or acquired (of a batch: of its last frame)."""
+        i = self._info
+        return FrameInfo(int(i.seq), int(i.timestamp_ns), int(i.len), int(i.flags),
+                         int(i.missed))
+
+    @property
+    def batch_info(self) -> np.ndarray:
+        """The metadata of every frame of the last batch read: a structured array (a copy) with
+        fields seq, timestamp_ns, len, flags and missed."""
+        return self._infos_np[: self._batch_count].copy()
+
+    @property
+    def position(self) -> int:
+        """The sequence number of the next frame this reader will read."""
+        out = ffi.new("uint64_t *")
+        self._call(lib.shmline_reader_position(self._h, out))
+        return int(out[0])
+
+    @property
+    def missed(self) -> int:
+        """How many frames this (lossy) reader has missed in all; 0 for lossless readers."""
+        out = ffi.new("uint64_t *")
+        self._call(lib.shmline_reader_missed(self._h, out))
+        return int(out[0])
+
+    def read(self, *, timeout: Optional[float] = None) -> Frame:
+        """The next frame: a new array of the schema, or `bytes` for a bytes stream. Waits up to
+        `timeout` seconds for it (None: for ever).
+
+        Raises `Timeout`; `EndOfStream` once the writer closed the stream and every frame was
+        read; `WriterDead` once the writer died without closing it and every frame was read;
+        `SchemaMismatchError` for a frame whose size is not the schema's (a foreign writer that
+        ignores the schema).
+        """
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
+        info = self._info
+        if self._dtype is None:
+            buf = self._bytes_buf
+            if buf is None:
+                buf = self._bytes_buf = ffi.new("char[]", max(1, self._max_frame_size))
+            status = _read(self._h, buf, self._max_frame_size,
+                           ns, info)
+            if status != OK:
+                self._wait_read(status, buf, self._max_frame_size, deadline, timeout)
+            return _unpack(buf, info.len)
+        out: np.ndarray = _empty(self._shape, self._dtype)
+        c = _from_buffer(out)
+        status = _read(self._h, c, self._frame_size,
+                       ns, info)
+        if status != OK:
+            self._wait_read(status, c, self._frame_size, deadline, timeout)
+        if info.len != self._frame_size:
+            self._wrong_size()
+        return out
+
+    def try_read(self) -> Optional[Frame]:
+        """The next frame if there is one now, else None. Raises as `read()` does."""
+        try:
+            return self.read(timeout=0)
+        except errors.Timeout:
+            return None
+
+    def read_into(self, out: Any, *, timeout: Optional[float] = None) -> int:
+        """Reads the next frame into `out` and returns its length in bytes. Waits and raises as
+        `read()` does.
+
+        Schema streams need an ndarray of exactly the schema's dtype and shape, writable and
+        C-contiguous. Bytes streams take any writable buffer (`BufferTooSmallError` if the frame
+        does not fit; it stays unread).
+        """
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
+        if out is self._cached_out:
+            c = self._cached_c
+        else:
+            c = self._destination(out)
+        info = self._info
+        status = _read(self._h, c, len(c), ns,
+                       info)
+        if status != OK:
+            self._wait_read(status, c, len(c), deadline, timeout)
+        n = info.len
+        if self._dtype is not None and n != self._frame_size:
+            self._wrong_size()
+        return n
+
+    def _destination(self, out: Any) -> Any:
+        """A C view of the writable buffer `out`, after checking it against the schema."""
+        if self._dtype is not None:
+            if type(out) is not np.ndarray:
+                raise TypeError(f"read_into needs a NumPy array, not {type(out).__name__}")
+            dt = out.dtype
+            if (dt is not self._dtype and dt != self._dtype) or out.shape != self._shape:
+                raise SchemaMismatchError(
+                    f"stream {self._name!r} has frames of {describe(self._dtype, self._shape)}, "
+                    f"not {given(out)} like the array to read into")
+        try:
+            c = _from_buffer(out, require_writable=True)
+        except (TypeError, ValueError, BufferError) as e:
+            raise ValueError(f"read_into needs a writable, C-contiguous buffer ({e})") from None
+        self._cached_out, self._cached_c = out, c
+        return c
+
+    def _wait_read(self, status: int, c: Any, cap: int, deadline: Optional[float],
+                   timeout: Optional[float]) -> None:
+        """The slow path of a read: waits slice by slice until a frame comes, the deadline
+        passes or an error happens."""
+        while True:
+            if status == TIMEOUT or status == EMPTY:
+                ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
+            elif status == WRONG_STATE and self._recover():
+                ns = 0
+            else:
+                self._call(status)
+            status = _read(self._h, c, cap, ns, self._info)
+            if status == OK:
+                return
+
+    def _wrong_size(self) -> None:
+        raise SchemaMismatchError(
+            f"frame {self._info.seq} of stream {self._name!r} is {self._info.len} bytes, but the "
+            f"stream's schema ({describe(self._dtype, self._shape)}) makes frames of "
+            f"{self._frame_size} bytes: its writer does not follow the schema")
+
+    def read_batch(self, max_frames: int, *,
+                   timeout: Optional[float] = None) -> Union[np.ndarray, List[bytes]]:
+        """Up to `max_frames` frames in one call: waits for the first as `read()` does, then
+        takes only those already published. Schema streams give an array of shape
+        `(count, *shape)` (a view of one allocated for `max_frames`); bytes streams a list of
+        `bytes`. `batch_info` has the metadata of each frame."""
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, not {max_frames}")
+        if self._dtype is not None:
+            out = _empty((max_frames,) + self._shape, self._dtype)
+            return out[: self.read_batch_into(out, timeout=timeout)]
+        size = max_frames * self._max_frame_size
+        buf = self._bytes_buf
+        if buf is None or len(buf) < size:
+            buf = self._bytes_buf = ffi.new("char[]", max(1, size))
+        count = self._read_batch(buf, size, max_frames, timeout)
+        frames = []
+        offset = 0
+        for n in self._infos_np["len"][:count].tolist():
+            frames.append(_unpack(buf + offset, n))
+            offset += n
+        return frames
+
+    def read_batch_into(self, out: np.ndarray, *, timeout: Optional[float] = None) -> int:
+        """Reads up to `len(out)` frames into `out`, a writable C-contiguous array of the
+        schema's dtype and shape `(n, *shape)`, and returns how many. Waits and raises as
+        `read()` does. Schema streams only (bytes streams: `read_batch()`)."""
+        if self._dtype is None:
+            raise TypeError("read_batch_into is for schema streams: use read_batch for bytes")
+        if out is self._cached_batch:
+            c = self._cached_batch_c
+        else:
+            if type(out) is not np.ndarray:
+                raise TypeError(f"read_batch_into needs a NumPy array, not {type(out).__name__}")
+            if (out.ndim != len(self._shape) + 1 or out.dtype != self._dtype
+                    or out.shape[1:] != self._shape or out.shape[0] < 1):
+                raise SchemaMismatchError(
+                    f"stream {self._name!r} has frames of {describe(self._dtype, self._shape)}: "
+                    f"read_batch_into needs an array of dtype {self._dtype.str} and shape "
+                    f"(n >= 1, *{self._shape}), not {given(out)}")
+            try:
+                c = _from_buffer(out, require_writable=True)
+            except (TypeError, ValueError, BufferError) as e:
+                raise ValueError(f"read_batch_into needs a writable, C-contiguous array ({e})") \
+                    from None
+            self._cached_batch, self._cached_batch_c = out, c
+        count = self._read_batch(c, len(c), out.shape[0], timeout)
+        lens = self._infos_np["len"][:count]
+        if count > 1:
+            if lens.min() != self._frame_size or lens.max() != self._frame_size:
+                self._info[0] = self._infos[int(np.flatnonzero(lens != self._frame_size)[0])]
+                self._wrong_size()
+        elif self._info.len != self._frame_size:
+            self._wrong_size()
+        return count
+
+    def _read_batch(self, c: Any, cap: int, max_frames: int, timeout: Optional[float]) -> int:
+        infos = self._infos
+        if len(infos) < max_frames:
+            infos = self._infos = ffi.new("shmline_frame_info[]", max_frames)
+            self._infos_np = np.frombuffer(ffi.buffer(infos), INFO_DTYPE)
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
+        count = self._count
+        status = _read_batch(self._h, c, cap, infos, max_frames,
+                             ns, count)
+        if status != OK:
+            while status != OK:
+                if status == TIMEOUT or status == EMPTY:
+                    ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
+                elif status == WRONG_STATE and self._recover():
+                    ns = 0
+                else:
+                    if status == BUFFER_TOO_SMALL:
+                        self._info[0] = infos[0]
+                    self._call(status)
+                status = _read_batch(self._h, c, cap, infos, max_frames, ns, count)
+        n = self._batch_count = count[0]
+        self._info[0] = infos[n - 1]
+        return n
+
+    def acquire(self, *, timeout: Optional[float] = None) -> "ReadSlot":
+        """Lends the next frame without a copy. Use it as a context manager:
+
+            with reader.acquire() as frame:   # a read-only ndarray view of the slot
+                total += frame.sum()
+            # released here: the writer may reuse the slot
+
+        Schema streams give a read-only ndarray of the schema, bytes streams a read-only
+        memoryview. The writer cannot reuse the slot before the release, so release soon, and
+        copy what you keep (module docs of `shmline.stream`). Lossless readers only
+        (`UnsupportedError`). Waits and raises as `read()` does.
+        """
+        if self._frame is not None:
+            raise WrongStateError("a frame is already acquired: leave its with block (or call "
+                                  "its release()) first")
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
+        info = self._info
+        status = _acquire(self._h, ns,
+                          self._data_pp, info)
+        if status != OK:
+            while status != OK:
+                if status == TIMEOUT or status == EMPTY:
+                    ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
+                elif status == WRONG_STATE and self._recover():
+                    ns = 0
+                else:
+                    self._call(status)
+                status = _acquire(self._h, ns, self._data_pp, info)
+        address = self._data_out[0]
+        seq = info.seq
+        ring = self._ring
+        if ring is None:
+            ring = self._ring = Ring(self._stream, address, seq)
+        offset = ring.offset(address, seq)
+        if self._dtype is not None:
+            if info.len != self._frame_size:
+                _release(self._h)
+                self._wrong_size()
+            view: Any = _ndarray(self._shape, self._dtype, ring.readonly, offset)
+        else:
+            view = ring.readonly[offset:offset + info.len]
+        frame = ReadSlot(self, view)
+        self._frame = frame
+        return frame
+
+    def _recover(self) -> bool:
+        """After WRONG_STATE with no frame acquired from Python: an acquire interrupted (Ctrl-C)
+        just after the library lent a frame left it acquired; release it (that frame is
+        skipped). Returns whether it did (if not, the WRONG_STATE had another cause)."""
+        if self._frame is not None or self._h == NULL:
+            return False
+        return _release(self._h) == OK
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        """The next frame; stops at end of stream (a dead writer raises `WriterDead`)."""
+        try:
+            return self.read()
+        except errors.EndOfStream:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Closes the reader: it leaves the stream and no longer holds the writer back. A frame
+        still acquired is released. Closing twice does nothing."""
+        h, self._h = self._h, NULL
+        if h != NULL:
+            ffi.release(h)
+        self._cached_out = self._cached_c = self._cached_batch = self._cached_batch_c = None
+        # Views hold the mapping by themselves; this handle no longer needs the stream.
+        self._ring = None
+        self._stream.pin = NULL
+        if self._frame is not None:
+            self._frame._finish()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = "lossy reader" if self._lossy else "reader"
+        return f"<shmline.Reader ({kind}) of {self._name!r}{' closed' if self.closed else ''}>"
+
+    def _call(self, status: int) -> None:
+        if status != OK:
+            if self._h == NULL:
+                raise ClosedError(f"the reader of stream {self._name!r} is closed")
+            errors.raise_for(status)
+
+
+class ReadSlot:
+    """An acquired frame (`Reader.acquire()`): a context manager whose `with` gives the
+    read-only view, released when the block ends."""
+
+    __slots__ = ("_reader", "view")
+
+    def __init__(self, reader: Reader, view: Any) -> None:
+        self._reader: Optional[Reader] = reader
+        self.view = view
+
+    def __enter__(self) -> Any:
+        return self.view
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._reader is not None:
+            self.release()
+
+    def release(self) -> None:
+        """Gives the slot back to the writer."""
+        reader = self._reader
+        if reader is None:
+            raise WrongStateError("this frame was already released")
+        try:
+            status = _release(reader._h)
+        finally:
+            self._finish()
+        if reader._h != NULL:
+            reader._call(status)
+
+    def _finish(self) -> None:
+        reader = self._reader
+        if reader is not None:
+            reader._frame = None
+            self._reader = None
+        retire(self.view)

@@ -1,0 +1,339 @@
+"""Streams: rings of frames in shared memory, with one writer and many readers.
+
+A stream has either a schema (a NumPy dtype and shape: every frame is one C-contiguous array of
+it) or none (frames are bytes up to a maximum size). Frames move by copy (`Writer.write`,
+`Reader.read`, `Reader.read_into`), in batches (`write_batch`, `read_batch`), or without a copy
+(`Writer.reserve`, `Reader.acquire`), which lend a view of the slot in shared memory.
+
+Blocking and Ctrl-C: every call that may wait takes `timeout` in seconds (`None` waits for ever)
+and waits in slices of at most 50 ms inside the C library, so that Python handles signals
+between slices: Ctrl-C raises `KeyboardInterrupt` within about 50 ms, and the handle stays
+usable. A frame that completes at the very instant of the interrupt may be consumed by the
+interrupted call without being returned (as with any interrupted receive).
+
+Zero-copy views, precisely:
+- Memory safety: a view (and any array, slice or memoryview derived from it) keeps the stream's
+  memory mapped for as long as it exists, even after the writer, reader and stream are closed;
+  closing them detaches at once, but unmapping waits for the last view. So no view can ever touch
+  unmapped memory.
+- A reader's view is read-only (`writeable=False`): writing through it raises `ValueError`.
+- After the `with` block (release, commit or abort) the slot belongs to the ring again:
+  * bytes views (`memoryview`) are released: any use raises `ValueError`;
+  * a writer's array view is made read-only, so a late write raises `ValueError` instead of
+    corrupting a later frame (views you derived from it inside the block keep their own flag);
+  * a reader's array view keeps pointing at the slot, which the writer refills: it reads whatever
+    the slot holds by then, never unmapped memory. Copy the data (`frame.copy()`) inside the
+    block to keep it;
+  * the slot object itself (what `reserve()`/`acquire()` return) raises `WrongStateError` if
+    committed, aborted or released again.
+
+Threads and processes: streams can be shared between threads; a writer or reader must be used
+by one thread at a time (including `close()`). Handles do not survive `fork()`: open them in the
+process that uses them (use the `spawn` start method of `multiprocessing`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from . import errors
+from ._common import (
+    BUFFER_TOO_SMALL, NULL, OK, ShapeLike, check, closer, describe, schema_args, wait_strategy,
+)
+from ._ffi import ffi, lib, string
+from ._views import StreamRef
+from .errors import ClosedError
+from .reader import Reader
+from .writer import Writer
+
+__all__ = ["Stream", "StreamStats", "ReaderStats"]
+
+_STARTS = {
+    "next": lib.SHMLINE_START_NEXT,
+    "newest": lib.SHMLINE_START_NEWEST,
+    "oldest": lib.SHMLINE_START_OLDEST,
+}
+_WRITER_STATES = {
+    lib.SHMLINE_WRITER_STATE_NONE: "none",
+    lib.SHMLINE_WRITER_STATE_ACTIVE: "active",
+    lib.SHMLINE_WRITER_STATE_CLOSED: "closed",
+    lib.SHMLINE_WRITER_STATE_DEAD: "dead",
+}
+
+
+class ReaderStats(NamedTuple):
+    """Counters of one attached reader (see `Stream.stats()`)."""
+
+    slot_index: int
+    pid: int
+    alive: bool
+    lossy: bool
+    position: int
+    frames_read: int
+    bytes_read: int
+    missed: int
+    lag: int
+
+
+class StreamStats(NamedTuple):
+    """A snapshot of a stream's shared counters; `fill` is the ring's fill as seen by its slowest
+    lossless reader (0.0 empty to 1.0 full); `writer_state` is "none", "active", "closed" or
+    "dead"."""
+
+    capacity: int
+    writer_state: str
+    writer_pid: int
+    reader_count: int
+    frames_written: int
+    bytes_written: int
+    writer_waits: int
+    writer_wait_ns: int
+    readers_reclaimed: int
+    fill: float
+    readers: List[ReaderStats]
+
+
+class Stream:
+    """An open stream: a mapping of the stream's shared memory into this process.
+
+    Make one with `Stream.create()` or `Stream.open()`; open its writer with `writer()` and
+    readers with `reader()`. Close it with `close()` or a `with` block; writers and readers
+    opened from it stay usable after that, and keep the memory mapped until they are closed.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        # Use create() or open().
+        self._h = ffi.gc(handle, closer(lib.shmline_stream_close))
+        self._name = string(lib.shmline_stream_name(self._h))
+        info = ffi.new("shmline_stream_info *")
+        check(lib.shmline_stream_get_info(self._h, info))
+        self._capacity = int(info.capacity)
+        self._max_frame_size = int(info.max_frame_size)
+        self._slot_size = int(info.slot_size)
+        self._max_readers = int(info.max_readers)
+        self._checksum = bool(info.checksum)
+        self._segment_size = int(info.segment_size)
+        self._creator_pid = int(info.creator_pid)
+        dtype_c = ffi.new("char[]", lib.SHMLINE_DTYPE_LEN)
+        shape_c = ffi.new("uint64_t[]", lib.SHMLINE_MAX_NDIM)
+        ndim = ffi.new("uint32_t *")
+        check(lib.shmline_stream_get_schema(
+            self._h, dtype_c, lib.SHMLINE_DTYPE_LEN, shape_c, lib.SHMLINE_MAX_NDIM, ndim))
+        dtype_str = ffi.string(dtype_c).decode()
+        self._dtype: Optional[np.dtype] = np.dtype(dtype_str) if dtype_str else None
+        self._shape: Optional[Tuple[int, ...]] = (
+            tuple(int(shape_c[i]) for i in range(ndim[0])) if dtype_str else None
+        )
+        self._frame_size: Optional[int] = (
+            int(self._dtype.itemsize * int(np.prod(self._shape, dtype=np.int64)))
+            if self._dtype is not None and self._shape is not None else None
+        )
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        shape: Optional[ShapeLike] = None,
+        dtype: Any = None,
+        max_frame_size: int = 0,
+        capacity: int = 64,
+        max_readers: int = 8,
+        checksum: bool = False,
+        unlink_on_close: bool = False,
+        permissions: int = 0o600,
+    ) -> "Stream":
+        """Creates the stream `name` (exclusively: `AlreadyExistsError` if it exists) and opens it.
+
+        With `dtype` (and `shape`, default `()`: one scalar per frame) every frame is one
+        C-contiguous array of that schema; without, frames are bytes of at most
+        `max_frame_size`. `capacity` is the number of slots (a power of two): the writer runs at
+        most that many frames ahead of its slowest lossless reader. `checksum` adds a CRC32C to
+        every frame, checked by readers. `unlink_on_close` removes the name when this handle,
+        every writer and reader opened from it, and every view of its frames are gone; otherwise
+        the stream lives until `Stream.unlink(name)`. The segment is
+        `/dev/shm/shmline.stream.<name>`, readable and writable by `permissions`.
+        """
+        opts = ffi.new("shmline_stream_options *", lib.shmline_stream_options_default())
+        dtype_c, ndim, shape_c, _keep = schema_args(dtype, shape)
+        opts.capacity = capacity
+        opts.max_frame_size = max_frame_size
+        opts.max_readers = max_readers
+        opts.permissions = permissions
+        opts.checksum = bool(checksum)
+        opts.unlink_on_close = bool(unlink_on_close)
+        opts.dtype = dtype_c
+        opts.ndim = ndim
+        opts.shape = shape_c
+        out = ffi.new("shmline_stream **")
+        check(lib.shmline_stream_create(name.encode(), opts, out))
+        return cls(out[0])
+
+    @classmethod
+    def open(cls, name: str) -> "Stream":
+        """Opens the existing stream `name` (`NotFoundError` if there is none)."""
+        out = ffi.new("shmline_stream **")
+        check(lib.shmline_stream_open(name.encode(), out))
+        return cls(out[0])
+
+    @staticmethod
+    def unlink(name: str) -> None:
+        """Removes the name of stream `name`: processes that have it open keep using it, new opens
+        fail with `NotFoundError`."""
+        check(lib.shmline_stream_unlink(name.encode()))
+
+    @staticmethod
+    def list() -> List[str]:
+        """The names of the streams that exist on this machine."""
+        needed = ffi.new("size_t *")
+        while True:
+            status = lib.shmline_stream_list(NULL, 0, needed)
+            if status not in (OK, BUFFER_TOO_SMALL):
+                errors.raise_for(status)
+            buf = ffi.new("char[]", max(1, needed[0]))
+            status = lib.shmline_stream_list(buf, len(buf), needed)
+            if status == OK:
+                raw = ffi.buffer(buf, needed[0])[:]
+                return [n.decode() for n in raw.split(b"\0") if n]
+            if status != BUFFER_TOO_SMALL:
+                errors.raise_for(status)
+
+    @property
+    def name(self) -> str:
+        """The stream's name."""
+        return self._name
+
+    @property
+    def dtype(self) -> Optional[np.dtype]:
+        """The dtype of every frame, or None for a bytes stream."""
+        return self._dtype
+
+    @property
+    def shape(self) -> Optional[Tuple[int, ...]]:
+        """The shape of every frame, or None for a bytes stream."""
+        return self._shape
+
+    @property
+    def frame_size(self) -> Optional[int]:
+        """Bytes of one frame of the schema, or None for a bytes stream."""
+        return self._frame_size
+
+    @property
+    def max_frame_size(self) -> int:
+        """The largest frame in bytes."""
+        return self._max_frame_size
+
+    @property
+    def capacity(self) -> int:
+        """The number of slots in the ring."""
+        return self._capacity
+
+    @property
+    def max_readers(self) -> int:
+        """The most readers attached at once."""
+        return self._max_readers
+
+    @property
+    def checksum(self) -> bool:
+        """Whether frames carry a CRC32C that readers check."""
+        return self._checksum
+
+    @property
+    def segment_size(self) -> int:
+        """Bytes of shared memory the stream occupies."""
+        return self._segment_size
+
+    @property
+    def closed(self) -> bool:
+        """Whether this handle was closed."""
+        return self._h == NULL
+
+    def writer(self, *, wait: str = "adaptive") -> "Writer":
+        """Opens the stream's writer (one per stream, for its whole life: `WriterExistsError`
+        if it has one). `wait` is how it waits for space: "adaptive" (spin briefly, then sleep),
+        "spin" (lowest latency, burns a core) or "block" (sleep at once)."""
+        opts = ffi.new("shmline_writer_options *", lib.shmline_writer_options_default())
+        opts.wait = wait_strategy(wait)
+        out = ffi.new("shmline_writer **")
+        self._call(lib.shmline_writer_open(self._h, opts, out))
+        return Writer(self._ref(), out[0])
+
+    def reader(
+        self,
+        *,
+        lossy: bool = False,
+        start: str = "next",
+        wait: str = "adaptive",
+        require_dtype: Any = None,
+        require_shape: Optional[ShapeLike] = None,
+    ) -> "Reader":
+        """Opens a reader: it sees every frame published from `start` on, in order.
+
+        `start`: "next" (frames published after it opened; a reader opened before the writer's
+        first frame misses nothing), "newest" (the latest frame, then the rest) or "oldest" (the
+        oldest frame still in the ring). `lossy` readers never hold the writer back, skip frames
+        they were lapped on (`FrameInfo.missed` counts them) and cannot `acquire()`.
+        `require_dtype`/`require_shape` refuse to open (`SchemaMismatchError`) unless the stream
+        has exactly that schema. `wait` as for `writer()`.
+        """
+        if start not in _STARTS:
+            raise ValueError(f"start must be one of {sorted(_STARTS)}, not {start!r}")
+        opts = ffi.new("shmline_reader_options *", lib.shmline_reader_options_default())
+        opts.start = _STARTS[start]
+        opts.wait = wait_strategy(wait)
+        opts.lossy = bool(lossy)
+        if require_dtype is None and require_shape is not None:
+            raise ValueError("require_shape needs require_dtype as well")
+        dtype_c, ndim, shape_c, _keep = schema_args(require_dtype, require_shape)
+        opts.require_dtype = dtype_c
+        opts.require_ndim = ndim
+        opts.require_shape = shape_c
+        out = ffi.new("shmline_reader **")
+        self._call(lib.shmline_reader_open(self._h, opts, out))
+        return Reader(self._ref(), out[0], bool(lossy))
+
+    def stats(self) -> StreamStats:
+        """A snapshot of the stream's shared counters and of every attached reader. Only reads
+        shared memory: it never disturbs the writer or the readers."""
+        out = ffi.new("shmline_stream_stats *")
+        readers = ffi.new("shmline_reader_stats[]", self._max_readers)
+        self._call(lib.shmline_stream_get_stats(self._h, out, readers, self._max_readers))
+        listed = [
+            ReaderStats(int(r.index), int(r.pid), bool(r.alive), bool(r.lossy), int(r.position),
+                        int(r.frames_read), int(r.bytes_read), int(r.missed), int(r.lag))
+            for r in readers[0:min(out.reader_count, self._max_readers)]
+        ]
+        return StreamStats(
+            int(out.capacity), _WRITER_STATES.get(out.writer_state, "unknown"),
+            int(out.writer_pid), int(out.reader_count), int(out.frames_written),
+            int(out.bytes_written), int(out.writer_waits), int(out.writer_wait_ns),
+            int(out.readers_reclaimed), float(out.fill), listed,
+        )
+
+    def close(self) -> None:
+        """Closes this handle. Writers, readers and views opened from it stay usable; the memory
+        stays mapped until the last of them is gone. Closing twice does nothing."""
+        self._h = NULL  # the ffi.gc destructor closes the C handle once nothing references it
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return (f"<shmline.Stream {self._name!r} {describe(self._dtype, self._shape)} "
+                f"capacity={self._capacity}{state}>")
+
+    def _ref(self) -> StreamRef:
+        return StreamRef(self._h, self._name, self._dtype, self._shape, self._frame_size,
+                         self._max_frame_size, self._slot_size, self._capacity)
+
+    def _call(self, status: int) -> None:
+        if status != OK:
+            if self._h == NULL:
+                raise ClosedError(f"stream {self._name!r} is closed")
+            errors.raise_for(status)

@@ -1,0 +1,390 @@
+"""The writer of a stream: copy, batch and zero-copy writes (see `shmline.stream` for the rules
+every blocking call and zero-copy view follows)."""
+
+from __future__ import annotations
+
+from itertools import accumulate
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+
+from . import errors
+from ._common import (
+    FULL, NULL, OK, SLICE_NS, TIMEOUT, WRONG_STATE, closer, deadline_of, describe, first_slice,
+    given, monotonic, next_slice,
+)
+from ._ffi import ffi, lib
+from ._views import Ring, StreamRef, retire
+from .errors import ClosedError, SchemaMismatchError, WrongStateError
+
+__all__ = ["Writer", "WriteSlot"]
+
+_write = lib.shmline_writer_write
+_write_batch = lib.shmline_writer_write_batch
+_reserve = lib.shmline_writer_reserve
+_commit = lib.shmline_writer_commit
+_abort = lib.shmline_writer_abort
+_from_buffer = ffi.from_buffer
+_ndarray = np.ndarray
+
+
+class Writer:
+    """The writer of a stream (`Stream.writer()`). Closing it ends the stream: readers read what
+    is left, then get end of stream. Use it from one thread at a time."""
+
+    def __init__(self, stream: StreamRef, handle: Any) -> None:
+        # Use Stream.writer().
+        self._h = ffi.gc(handle, closer(lib.shmline_writer_close))
+        self._stream = stream
+        self._name = stream.name
+        self._dtype = stream.dtype
+        # () and 0 for bytes streams, whose code paths never use them.
+        self._shape: Tuple[int, ...] = stream.shape or ()
+        self._frame_size: int = stream.frame_size or 0
+        self._slot: Optional[WriteSlot] = None
+        self._ring: Optional[Ring] = None
+        # The last array written and its C view: writing the same array again skips from_buffer.
+        self._cached_frame: Any = None
+        self._cached_c: Any = None
+        self._lens = ffi.new("size_t[]", 0)  # frame lengths of batches of equal frames
+        self._written = ffi.new("size_t *")
+        self._slot_out = ffi.new("uintptr_t *")  # reserve's `void **slot`, read as an integer
+        self._slot_pp = ffi.cast("void **", self._slot_out)
+        self._capacity_out = ffi.new("size_t *")
+
+    @property
+    def name(self) -> str:
+        """The stream's name."""
+        return self._name
+
+    @property
+    def closed(self) -> bool:
+        """Whether the writer was closed."""
+        return self._h == NULL
+
+    @property
+    def position(self) -> int:
+        """The sequence number the next frame will get: the number of frames written so far."""
+        out = ffi.new("uint64_t *")
+        self._call(lib.shmline_writer_position(self._h, out))
+        return int(out[0])
+
+    def wait_for_readers(self, count: int = 1, timeout: Optional[float] = None) -> None:
+        """Waits until at least `count` readers are attached (`Timeout` after `timeout` s), so
+        that no frame is written before its readers exist."""
+        deadline = deadline_of(timeout)
+        ns = first_slice(timeout)
+        while True:
+            status = lib.shmline_writer_wait_for_readers(self._h, count, ns)
+            if status == OK:
+                return
+            if status != TIMEOUT:
+                self._call(status)
+            ns = next_slice(deadline, timeout, f"{count} readers did not attach to stream "
+                                               f"{self._name!r}")
+
+    def write(self, frame: Any, *, timeout: Optional[float] = None, flags: int = 0) -> None:
+        """Copies `frame` into the stream as one frame, waiting for space while the slowest
+        lossless reader is a whole ring behind (`Timeout` after `timeout` s; None waits for
+        ever).
+
+        Schema streams take an array of exactly the stream's dtype and shape
+        (`SchemaMismatchError` otherwise; other array-likes go through `np.asarray` first, with
+        no conversion of dtype); a non-contiguous array is copied to a contiguous one first.
+        Bytes streams take any bytes-like object. `flags` (32 bits) reach readers in
+        `FrameInfo.flags`.
+        """
+        c = self._source(frame)
+        n = len(c)
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
+        status = _write(self._h, c, n, flags, ns)
+        if status != OK:
+            self._wait_write(status, c, n, flags, deadline, timeout)
+
+    def _wait_write(self, status: int, c: Any, n: int, flags: int, deadline: Optional[float],
+                    timeout: Optional[float]) -> None:
+        while True:
+            if status == TIMEOUT or status == FULL:
+                ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full")
+            elif status == WRONG_STATE and self._recover():
+                ns = 0
+            else:
+                self._call(status)
+            status = _write(self._h, c, n, flags, ns)
+            if status == OK:
+                return
+
+    def try_write(self, frame: Any, *, flags: int = 0) -> bool:
+        """Writes `frame` if there is space now and returns True; returns False, writing
+        nothing, if the ring is full. Checks `frame` as `write()` does."""
+        c = self._source(frame)
+        status = _write(self._h, c, len(c), flags, 0)
+        if status == OK:
+            return True
+        if status == FULL:
+            return False
+        if status == WRONG_STATE and self._recover():
+            return self.try_write(frame, flags=flags)
+        self._call(status)
+        return False  # not reached: _call raised
+
+    def _source(self, frame: Any) -> Any:
+        """A C view of `frame`'s bytes, after checking `frame` against the schema."""
+        if self._dtype is None:
+            if frame is self._cached_frame:
+                return self._cached_c
+            try:
+                c = _from_buffer(frame)
+            except (TypeError, ValueError, BufferError):
+                if not isinstance(frame, (memoryview, np.ndarray)):
+                    raise TypeError(
+                        f"stream {self._name!r} carries bytes: write a bytes-like object "
+                        f"(bytes, bytearray, memoryview, NumPy array), not {type(frame).__name__}"
+                    ) from None
+                frame = np.ascontiguousarray(frame)
+                c = _from_buffer(frame)
+            if type(frame) is np.ndarray:  # immutable size: safe to reuse the view
+                self._cached_frame, self._cached_c = frame, c
+            return c
+        if type(frame) is not np.ndarray:
+            frame = np.asarray(frame)
+        dt = frame.dtype
+        if (dt is not self._dtype and dt != self._dtype) or frame.shape != self._shape:
+            raise SchemaMismatchError(
+                f"stream {self._name!r} takes frames of {describe(self._dtype, self._shape)}, "
+                f"not {given(frame)}"
+                + (" (convert it with .astype())" if frame.shape == self._shape else "")
+            )
+        if frame is self._cached_frame:
+            return self._cached_c
+        try:
+            c = _from_buffer(frame)
+        except ValueError:  # not C-contiguous: write a contiguous copy
+            frame = np.ascontiguousarray(frame)
+            c = _from_buffer(frame)
+        self._cached_frame, self._cached_c = frame, c
+        return c
+
+    def write_batch(self, frames: Any, *, timeout: Optional[float] = None,
+                    flags: int = 0) -> None:
+        """Writes many frames in order, with far less overhead per frame than `write()`: one
+        call into the library for as many frames as the ring has room for.
+
+        Schema streams take one array of shape `(n, *stream.shape)`: frame `i` is `frames[i]`.
+        Bytes streams take a sequence of bytes-like objects, or an array whose rows are the
+        frames. Waits for space as `write()`; if `timeout` passes first, raises `Timeout` whose
+        `written` says how many frames (the first ones) were written.
+        """
+        data, count, frame_len, lens_list = self._batch_source(frames)
+        if count == 0:
+            return
+        if lens_list is None:
+            lens = self._lens
+            if len(lens) < count or lens[0] != frame_len:
+                lens = self._lens = ffi.new("size_t[]", [frame_len] * count)
+            starts: Optional[List[int]] = None
+        else:
+            lens = ffi.new("size_t[]", lens_list)
+            starts = [0, *accumulate(lens_list)]
+        deadline = deadline_of(timeout)
+        ns = first_slice(timeout)
+        done = 0
+        written = self._written
+        while True:
+            offset = done * frame_len if starts is None else starts[done]
+            status = _write_batch(self._h, data + offset, lens + done, count - done, flags, ns,
+                                  written)
+            if status == OK:
+                done += written[0]
+                if done == count:
+                    return
+            elif status == WRONG_STATE and self._recover():
+                pass
+            elif status != TIMEOUT and status != FULL:
+                self._call(status)
+            try:
+                ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full "
+                                                   f"({done} of {count} frames written)")
+            except errors.Timeout as e:
+                e.written = done
+                raise
+
+    def _batch_source(self, frames: Any) -> Tuple[Any, int, int, Optional[List[int]]]:
+        """(C data, frame count, frame length, None) for a batch of equal frames, or
+        (C data, frame count, 0, frame lengths) for bytes frames of different lengths."""
+        if self._dtype is not None:
+            if type(frames) is not np.ndarray:
+                frames = np.asarray(frames)
+            dt = frames.dtype
+            if (frames.ndim != len(self._shape) + 1
+                    or (dt is not self._dtype and dt != self._dtype)
+                    or frames.shape[1:] != self._shape):
+                raise SchemaMismatchError(
+                    f"stream {self._name!r} takes batches of dtype {self._dtype.str} "
+                    f"({self._dtype.name}) shape (n, *{self._shape}), not {given(frames)}")
+            frames = np.ascontiguousarray(frames)
+            return _from_buffer(frames), frames.shape[0], self._frame_size, None
+        if isinstance(frames, np.ndarray):
+            if frames.ndim < 1:
+                raise ValueError("a batch array needs one row per frame: it has no dimension")
+            frames = np.ascontiguousarray(frames)
+            count = frames.shape[0]
+            return _from_buffer(frames), count, (frames.nbytes // count if count else 0), None
+        parts = [f if isinstance(f, bytes) else bytes(f) for f in frames]
+        return _from_buffer(b"".join(parts)), len(parts), 0, [len(p) for p in parts]
+
+    def reserve(self, nbytes: Optional[int] = None, *, timeout: Optional[float] = None,
+                flags: int = 0) -> "WriteSlot":
+        """Reserves the next slot to fill in place, without a copy. Use it as a context manager:
+
+            with writer.reserve() as frame:   # a writable ndarray view of the slot
+                np.multiply(a, b, out=frame)
+            # committed here; aborted (nothing published) if the block raised
+
+        Schema streams give an ndarray of the schema; bytes streams a writable memoryview of
+        `nbytes` bytes (default: the maximum frame size), committed at that length, or at the
+        length given to `WriteSlot.commit()`. Waits for space as `write()` does. After the block
+        the view is read-only (module docs of `shmline.stream`).
+        """
+        if self._slot is not None:
+            raise WrongStateError("a slot is already reserved: commit or abort it first")
+        max_frame = self._stream.max_frame_size
+        if nbytes is not None:
+            if self._dtype is not None:
+                raise ValueError("nbytes is for bytes streams: a schema fixes the frame size")
+            if not 0 <= nbytes <= max_frame:
+                raise errors.FrameTooLargeError(
+                    f"nbytes {nbytes} is outside 0..{max_frame}, the stream's frame sizes")
+        if timeout is None:
+            ns, deadline = SLICE_NS, None
+        else:
+            ns, deadline = first_slice(timeout), monotonic() + timeout
+        status = _reserve(self._h, ns, self._slot_pp, self._capacity_out)
+        while status != OK:
+            if status == TIMEOUT or status == FULL:
+                ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full")
+            elif status == WRONG_STATE and self._recover():
+                ns = 0
+            else:
+                self._call(status)
+            status = _reserve(self._h, ns, self._slot_pp, self._capacity_out)
+        address = self._slot_out[0]
+        ring = self._ring
+        if ring is None:
+            ring = self._ring = Ring(self._stream, address, self.position)
+        offset = address - ring.base
+        if not 0 <= offset < ring.length or offset % ring.slot_size:
+            offset = ring.offset(address, self.position)  # raises: not where the layout says
+        if self._dtype is not None:
+            view: Any = _ndarray(self._shape, self._dtype, ring.buffer, offset)
+            length = self._frame_size
+        else:
+            length = max_frame if nbytes is None else nbytes
+            view = ring.writable[offset:offset + length]
+        slot = WriteSlot(self, view, length, flags)
+        self._slot = slot
+        return slot
+
+    def _recover(self) -> bool:
+        """After WRONG_STATE with no slot reserved from Python: a reserve interrupted (Ctrl-C)
+        just after the library reserved a slot left it reserved; abort it. Returns whether it
+        did (if not, the WRONG_STATE had another cause)."""
+        if self._slot is not None or self._h == NULL:
+            return False
+        return _abort(self._h) == OK
+
+    def close(self) -> None:
+        """Closes the writer and ends the stream: readers read the frames left, then get end of
+        stream. A reserved slot is dropped unpublished. Closing twice does nothing."""
+        h, self._h = self._h, NULL
+        if h != NULL:
+            ffi.release(h)
+        self._cached_frame = self._cached_c = None
+        # Views hold the mapping by themselves; this handle no longer needs the stream.
+        self._ring = None
+        self._stream.pin = NULL
+        if self._slot is not None:
+            self._slot._finish()
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<shmline.Writer of {self._name!r}{' closed' if self.closed else ''}>"
+
+    def _call(self, status: int) -> None:
+        if status != OK:
+            if self._h == NULL:
+                raise ClosedError(f"the writer of stream {self._name!r} is closed")
+            errors.raise_for(status)
+
+
+class WriteSlot:
+    """A reserved slot (`Writer.reserve()`): a context manager whose `with` gives the writable
+    view, committed when the block ends normally and aborted when it raises."""
+
+    __slots__ = ("_writer", "view", "_length", "_flags")
+
+    def __init__(self, writer: Writer, view: Any, length: int, flags: int) -> None:
+        self._writer: Optional[Writer] = writer
+        self.view = view
+        self._length = length
+        self._flags = flags
+
+    def __enter__(self) -> Any:
+        return self.view
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if self._writer is None:
+            return  # committed or aborted inside the block
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def commit(self, nbytes: Optional[int] = None, *, flags: Optional[int] = None) -> None:
+        """Publishes the slot: its first `nbytes` bytes (default: the frame size of the schema,
+        or the length reserved for a bytes stream), with `flags` (default: those given to
+        `reserve()`)."""
+        writer = self._writer
+        if writer is None:
+            raise WrongStateError("this slot was already committed or aborted")
+        if nbytes is not None and nbytes != self._length:
+            if writer._dtype is not None:
+                raise SchemaMismatchError(
+                    f"a frame of stream {writer._name!r} is {self._length} bytes, not {nbytes}")
+            if not 0 <= nbytes <= self._length:
+                raise errors.FrameTooLargeError(
+                    f"cannot commit {nbytes} bytes of a slot reserved for {self._length} (the "
+                    "slot is still reserved)")
+        try:
+            status = _commit(writer._h, self._length if nbytes is None else nbytes,
+                             self._flags if flags is None else flags)
+        finally:
+            self._finish()
+        writer._call(status)
+
+    def abort(self) -> None:
+        """Drops the slot without publishing anything."""
+        writer = self._writer
+        if writer is None:
+            raise WrongStateError("this slot was already committed or aborted")
+        try:
+            status = _abort(writer._h)
+        finally:
+            self._finish()
+        if writer._h != NULL:
+            writer._call(status)
+
+    def _finish(self) -> None:
+        writer = self._writer
+        if writer is not None:
+            writer._slot = None
+            self._writer = None
+        retire(self.view)

@@ -1,0 +1,134 @@
+"""Exceptions: one class per C status code under ShmlineError, each also the closest built-in
+exception, carrying the library's message; and the bad inputs that raise them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import shmline
+from shmline import errors
+from shmline._ffi import ffi, lib
+
+
+def test_every_c_status_but_ok_has_its_own_exception_class_under_shmline_error():
+    statuses = {}
+    for code in range(-40, 10):
+        name = ffi.string(lib.shmline_status_str(code)).decode()
+        if name not in ("UNKNOWN", "OK"):
+            statuses[code] = name
+    classes = {code: type(errors.error_for(code)) for code in statuses}
+    for code, cls in classes.items():
+        assert issubclass(cls, shmline.ShmlineError), statuses[code]
+        assert cls.status == code, statuses[code]
+        if statuses[code] == "PIPELINE_FAILED":
+            continue  # the pipeline layer's status: mapped when that layer has a Python API
+        assert cls is not shmline.ShmlineError, f"no class for {statuses[code]}"
+    assert len(set(classes.values()) - {shmline.ShmlineError}) == len(
+        [c for c in statuses.values() if c != "PIPELINE_FAILED"])
+
+
+@pytest.mark.parametrize("cls, builtin", [
+    (shmline.Timeout, TimeoutError),
+    (shmline.NotFoundError, FileNotFoundError),
+    (shmline.AlreadyExistsError, FileExistsError),
+    (shmline.PermissionDeniedError, PermissionError),
+    (shmline.InvalidArgumentError, ValueError),
+    (shmline.InvalidNameError, ValueError),
+    (shmline.SchemaMismatchError, ValueError),
+    (shmline.NoSpaceError, OSError),
+    (shmline.ClosedError, ValueError),
+])
+def test_exceptions_are_also_the_matching_builtin_exception(cls, builtin):
+    assert issubclass(cls, builtin) and issubclass(cls, shmline.ShmlineError)
+    error = cls("what went wrong")
+    assert str(error) == "what went wrong"
+    assert error.status_name == ("" if cls is shmline.ClosedError else
+                                 ffi.string(lib.shmline_status_str(cls.status)).decode())
+
+
+def test_opening_an_unknown_stream_or_event_raises_not_found_naming_it(name):
+    with pytest.raises(FileNotFoundError, match=name) as caught:
+        shmline.Stream.open(name)
+    assert isinstance(caught.value, shmline.NotFoundError)
+    assert caught.value.status_name == "NOT_FOUND"
+    with pytest.raises(shmline.NotFoundError):
+        shmline.Event.open(name)
+
+
+def test_creating_a_name_that_exists_raises_already_exists(name):
+    with shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True):
+        with pytest.raises(shmline.AlreadyExistsError):
+            shmline.Stream.create(name, max_frame_size=8)
+    with shmline.Event.create(name, unlink_on_close=True):
+        with pytest.raises(FileExistsError):
+            shmline.Event.create(name)
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", ".hidden", "x" * 201, "sp ace"])
+def test_invalid_names_raise_invalid_name(bad):
+    with pytest.raises(shmline.InvalidNameError):
+        shmline.Stream.create(bad, max_frame_size=8)
+    with pytest.raises(shmline.InvalidNameError):
+        shmline.Event.open(bad)
+
+
+def test_bad_options_raise_invalid_argument_saying_what_to_fix(name):
+    with pytest.raises(shmline.InvalidArgumentError, match="capacity"):
+        shmline.Stream.create(name, max_frame_size=8, capacity=3)
+    with pytest.raises(shmline.InvalidArgumentError):
+        shmline.Stream.create(name)  # neither a schema nor a maximum frame size
+    with pytest.raises(ValueError, match="wait"):
+        shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True).writer(wait="nap")
+
+
+def test_a_second_writer_raises_writer_exists(name):
+    with shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True) as s:
+        writer = s.writer()
+        with pytest.raises(shmline.WriterExistsError):
+            s.writer()
+        writer.close()
+        with pytest.raises(shmline.WrongStateError):
+            s.writer()  # a stream has one writer for its whole life
+
+
+def test_more_readers_than_the_stream_allows_raise_too_many_readers(name):
+    with shmline.Stream.create(name, max_frame_size=8, max_readers=2, unlink_on_close=True) as s:
+        readers = [s.reader(), s.reader()]
+        with pytest.raises(shmline.TooManyReadersError):
+            s.reader()
+        readers[0].close()
+        s.reader().close()
+
+
+def test_closed_handles_raise_closed_error_and_closing_twice_is_harmless(name):
+    s = shmline.Stream.create(name, shape=(2,), dtype=np.uint8, unlink_on_close=True)
+    reader, writer = s.reader(), s.writer()
+    event = shmline.Event.create(name, unlink_on_close=True)
+    for handle in (s, reader, writer, event):
+        handle.close()
+        handle.close()
+        assert handle.closed
+    with pytest.raises(shmline.ClosedError, match="closed"):
+        writer.write(np.zeros(2, np.uint8))
+    with pytest.raises(shmline.ClosedError):
+        reader.read()
+    with pytest.raises(shmline.ClosedError):
+        reader.read_batch(3)
+    with pytest.raises(shmline.ClosedError):
+        s.reader()
+    with pytest.raises(shmline.ClosedError):
+        s.stats()
+    with pytest.raises(shmline.ClosedError):
+        event.set()
+
+
+def test_a_frame_of_the_wrong_size_from_a_foreign_writer_raises_schema_mismatch(name):
+    from shmline._ffi import ffi as f
+
+    with shmline.Stream.create(name, shape=(4,), dtype=np.float32, unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        # A C writer is free to ignore the schema: write 3 bytes through the C API directly.
+        assert lib.shmline_writer_write(writer._h, f.from_buffer(b"abc"), 3, 0, 0) == 0
+        with pytest.raises(shmline.SchemaMismatchError, match="3 bytes.*16 bytes"):
+            reader.read()
