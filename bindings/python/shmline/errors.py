@@ -43,6 +43,7 @@ __all__ = [
     "OperatingSystemError",
     "PanicError",
     "UnsupportedError",
+    "PipelineFailedError",
     "ClosedError",
 ]
 
@@ -216,6 +217,12 @@ class UnsupportedError(ShmlineError):
     status = lib.SHMLINE_UNSUPPORTED
 
 
+class PipelineFailedError(ShmlineError):
+    """A pipeline task failed; the message names the task and its exit status or signal."""
+
+    status = lib.SHMLINE_PIPELINE_FAILED
+
+
 class ClosedError(ShmlineError, ValueError):
     """The stream, writer, reader or event was closed; this call needs it open."""
 
@@ -228,6 +235,7 @@ _BY_STATUS = {
         NotShmlineError, VersionMismatchError, CorruptError, SchemaMismatchError,
         WriterExistsError, TooManyReadersError, FrameTooLargeError, BufferTooSmallError,
         WrongStateError, NoSpaceError, OperatingSystemError, PanicError, UnsupportedError,
+        PipelineFailedError,
     ]
 }
 
