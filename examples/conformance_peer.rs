@@ -9,8 +9,8 @@
 
 use shmline::wait::Deadline;
 use shmline::{
-    Error, Event, EventMode, EventOptions, FrameInfo, ReaderOptions, Schema, Stream,
-    StreamOptions, WriterOptions,
+    Error, Event, EventMode, EventOptions, FrameInfo, ReaderOptions, Schema, Stream, StreamOptions,
+    WriterOptions,
 };
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -67,7 +67,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &byte in data {
         c ^= u32::from(byte);
         for _ in 0..8 {
-            c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -193,7 +197,11 @@ fn write_frames(args: &Args) -> Result<(), Failure> {
             let len = fill_frame(args.kind, i, &mut frame);
             digest = digest_frame(digest, i, frame_flags(i), &frame[..len]);
             writer
-                .write_deadline(&frame[..len], frame_flags(i), Deadline::after(Some(PATIENCE)))
+                .write_deadline(
+                    &frame[..len],
+                    frame_flags(i),
+                    Deadline::after(Some(PATIENCE)),
+                )
                 .map_err(Failure::at("write"))?;
         }
     }
