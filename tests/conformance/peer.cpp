@@ -117,7 +117,8 @@ Args parse(int argc, char** argv) {
         }
         std::string value = found->second;
         options.erase(found);
-        if (allowed.size() != 0 && std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+        if (allowed.size() != 0 &&
+            std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
             throw Usage();
         }
         return value;
@@ -177,7 +178,8 @@ void write_frames(const Args& a) {
         } else {
             const std::size_t len = fill_frame(a.kind, i, frame.data());
             digest = digest_frame(digest, i, frame_flags(i), frame.data(), len);
-            const shmline::Status status = writer.write(frame.data(), len, frame_flags(i), patience);
+            const shmline::Status status =
+                writer.write(frame.data(), len, frame_flags(i), patience);
             if (status != shmline::Status::Ok) {
                 throw Failure("write: " + std::string(shmline::status_name(status)));
             }
