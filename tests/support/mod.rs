@@ -9,6 +9,7 @@
 
 #![allow(dead_code)] // each test file uses only some of the helpers
 
+use shmline::{Error, Event, FrameInfo, Reader, WaitStrategy, Writer};
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -532,4 +533,195 @@ pub fn processes_with_env(key: &str, value: &str) -> Vec<u32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing and reading self-checking frames through shmline (used by the child roles).
+
+/// Writes frames `position()..limit` (copy writes, batches and zero-copy reservations mixed at
+/// random) until `stop` says so. `held` is set while a reserved slot is being filled, and the
+/// filling takes up to `hold` more (a producer computing into the slot), so the test can kill the
+/// writer in that state and tell. Returns the number of frames written in all.
+pub fn write_frames(
+    writer: &mut Writer,
+    limit: u64,
+    rng: &mut Rng,
+    (held, hold): (Option<&Event>, Duration),
+    stop: impl Fn() -> bool,
+) -> Result<u64, Error> {
+    let max = writer.max_frame_size();
+    let mut buf = vec![0u8; max];
+    while writer.position() < limit && !stop() {
+        let seq = writer.position();
+        match rng.below(10) {
+            0..=3 => {
+                let len = fill_frame(seq, max, &mut buf);
+                writer.write(&buf[..len])?;
+            }
+            4..=5 => {
+                let count = (1 + rng.below(8)).min(limit - seq);
+                let frames: Vec<Vec<u8>> = (seq..seq + count).map(|s| frame(s, max)).collect();
+                let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+                let mut done = 0;
+                while done < refs.len() {
+                    done += writer.write_batch(&refs[done..])?;
+                }
+            }
+            _ => {
+                let mut slot = writer.reserve()?;
+                if let Some(held) = held {
+                    held.set();
+                }
+                let len = fill_frame(seq, max, &mut slot);
+                spin_for(rng.duration(hold));
+                if let Some(held) = held {
+                    held.clear();
+                }
+                slot.commit(len)?;
+            }
+        }
+    }
+    Ok(writer.position())
+}
+
+/// How a reader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `read_into`, one frame at a time.
+    Copy,
+    /// `read_batch`, up to 16 frames at a time.
+    Batch,
+    /// `acquire`, the frame lent in place.
+    ZeroCopy,
+    /// A lossy reader with `read_into`.
+    Lossy,
+}
+
+impl Kind {
+    /// The kind's name, as passed in environment variables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Copy => "copy",
+            Kind::Batch => "batch",
+            Kind::ZeroCopy => "zerocopy",
+            Kind::Lossy => "lossy",
+        }
+    }
+
+    /// The kind named `text`.
+    pub fn parse(text: &str) -> Kind {
+        match text {
+            "copy" => Kind::Copy,
+            "batch" => Kind::Batch,
+            "zerocopy" => Kind::ZeroCopy,
+            "lossy" => Kind::Lossy,
+            other => panic!("unknown reader kind {other:?}"),
+        }
+    }
+}
+
+/// What a reader saw until the stream ended for it.
+pub struct Reading {
+    /// What was read.
+    pub tally: Tally,
+    /// Frames a lossy reader was told it missed.
+    pub missed: u64,
+    /// The outcome that ended the reading (END_OF_STREAM, WRITER_DEAD, or an error).
+    pub outcome: Error,
+}
+
+/// Reads and checks every frame until the stream ends for this reader. A zero-copy reader sets
+/// `view` while it holds a frame and keeps it for `hold` (so the test can kill it holding one).
+/// `forward` is given every good frame (the relay task writes it on).
+pub fn read_frames(
+    reader: &mut Reader,
+    kind: Kind,
+    max: usize,
+    view: Option<&Event>,
+    hold: Duration,
+    mut forward: impl FnMut(&[u8]) -> Result<(), Error>,
+) -> Reading {
+    let mut tally = Tally::default();
+    let mut missed = 0;
+    let mut buf = vec![0u8; max * 16];
+    let mut infos = vec![FrameInfo::default(); 16];
+    let outcome = loop {
+        let step = match kind {
+            Kind::Copy => reader.read_into(&mut buf).and_then(|info| {
+                tally.record(info.seq, max, &buf[..info.len as usize]);
+                forward(&buf[..info.len as usize])
+            }),
+            Kind::Batch => reader.read_batch(&mut buf, &mut infos).and_then(|count| {
+                let mut offset = 0;
+                for info in &infos[..count] {
+                    let data = &buf[offset..offset + info.len as usize];
+                    tally.record(info.seq, max, data);
+                    forward(data)?;
+                    offset += info.len as usize;
+                }
+                Ok(())
+            }),
+            Kind::ZeroCopy => reader.acquire().and_then(|frame| {
+                if let Some(view) = view {
+                    view.set();
+                }
+                tally.record(frame.info().seq, max, &frame);
+                let forwarded = forward(&frame);
+                spin_for(hold);
+                if let Some(view) = view {
+                    view.clear();
+                }
+                forwarded
+            }),
+            Kind::Lossy => reader.read_into(&mut buf).map(|info| {
+                // A lossy reader skips frames, but says exactly how many before each one.
+                if info.seq < tally.next || info.seq - tally.next != info.missed {
+                    tally.duplicated += 1;
+                    tally.first_problem.get_or_insert(format!(
+                        "lossy reader got frame {} after {} with missed {}",
+                        info.seq, tally.next, info.missed
+                    ));
+                }
+                missed += info.missed;
+                tally.next = info.seq;
+                tally.record(info.seq, max, &buf[..info.len as usize]);
+            }),
+        };
+        if let Err(e) = step {
+            break e;
+        }
+    };
+    Reading {
+        tally,
+        missed,
+        outcome,
+    }
+}
+
+/// The RESULT line of a reader.
+pub fn report(reading: &Reading, extra: &str) {
+    println!(
+        "RESULT outcome={} missed={} {} {extra}",
+        outcome_name(&reading.outcome),
+        reading.missed,
+        reading.tally.fields()
+    );
+}
+
+/// The status name of an outcome, or the error text (quoted) for a real error.
+pub fn outcome_name(e: &Error) -> String {
+    if e.is_outcome() {
+        e.status().name().to_string()
+    } else {
+        quoted(&format!("{}: {e}", e.status().name()))
+    }
+}
+
+/// A wait strategy chosen at random (busy-spinning rarely: it eats a core).
+pub fn wait_strategy(rng: &mut Rng) -> WaitStrategy {
+    match rng.below(10) {
+        0 => WaitStrategy::BusySpin,
+        1..=3 => WaitStrategy::Block,
+        _ => WaitStrategy::Adaptive,
+    }
 }
