@@ -130,8 +130,10 @@ fn soak_sink() {
 const TASKS: [&str; 4] = ["source", "stage1", "stage2", "sink"];
 
 fn soak_pipeline(rng: &mut Rng, name: &str, secs: u64, dir: &Path) -> Pipeline {
+    // One frame size for all: a frame's length is a function of its stream's maximum.
+    let max = rng.pick(&[256, 4096]);
     let stream = |rng: &mut Rng| {
-        StreamSpec::bytes(rng.pick(&[256, 4096]))
+        StreamSpec::bytes(max)
             .capacity(rng.pick(&[8, 64]))
             .checksum(rng.percent(50))
     };
