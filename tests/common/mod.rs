@@ -9,6 +9,7 @@
 
 /// Declares the ignored `role_*` tests that run the task roles below, for a test file whose
 /// pipelines use those roles (`task_roles!(source, scale, sink);`).
+#[allow(unused_macros)] // only the test files whose pipelines run these roles use it
 macro_rules! task_roles {
     ($($role:ident),* $(,)?) => {
         $(
