@@ -742,6 +742,8 @@ def main() -> None:
     parser.add_argument("--plots", help="directory for the PNG plots")
     parser.add_argument("--wait", default="adaptive", choices=["adaptive", "spin", "block"],
                         help="wait strategy of shmline's throughput readers and writers")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                        help="comma-separated frame sizes in bytes of the throughput cases")
     parser.add_argument("--capacity", type=int, default=64,
                         help="slots per ring (frames' worth of buffer for byte rings, high-water "
                              "marks for queues), for every transport (default 64)")
@@ -760,8 +762,9 @@ def main() -> None:
     os.environ["BENCH_CAPACITY"] = str(args.capacity)
     only = set(args.only.split(",")) if args.only else None
     specs = []
+    sizes = [int(size) for size in args.sizes.split(",")]
     for transport, mode in THROUGHPUT:
-        for size in SIZES:
+        for size in sizes:
             if mode == "batch" and size != 64:
                 continue
             specs.append({"kind": "throughput", "transport": transport, "mode": mode,
