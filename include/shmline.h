@@ -1189,6 +1189,22 @@ int32_t shmline_writer_position(const struct shmline_writer *writer,
                                 uint64_t *position);
 
 /**
+ * Opens another handle to the stream this writer writes (the same mapping), for its name,
+ * schema, geometry and statistics: a writer taken from a pipeline task
+ * (`shmline_task_writer()`) comes without its stream. Never blocks.
+ *
+ * On success `*out` receives a new handle, which the caller owns and frees with
+ * `shmline_stream_close()`; on failure `*out` is set to NULL.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `writer` is NULL or an open writer handle; `out` is NULL or writable.
+ */
+int32_t shmline_writer_stream(const struct shmline_writer *writer,
+                              struct shmline_stream **out);
+
+/**
  * Returns the default reader options (start at the next frame, adaptive waiting, lossless, no
  * required schema), with `struct_size` set.
  */
@@ -1341,6 +1357,22 @@ int32_t shmline_reader_missed(const struct shmline_reader *reader,
  */
 int32_t shmline_reader_position(const struct shmline_reader *reader,
                                 uint64_t *out);
+
+/**
+ * Opens another handle to the stream this reader reads (the same mapping), for its name,
+ * schema, geometry and statistics: a reader taken from a pipeline task
+ * (`shmline_task_reader()`) comes without its stream. Never blocks.
+ *
+ * On success `*out` receives a new handle, which the caller owns and frees with
+ * `shmline_stream_close()`; on failure `*out` is set to NULL.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `reader` is NULL or an open reader handle; `out` is NULL or writable.
+ */
+int32_t shmline_reader_stream(const struct shmline_reader *reader,
+                              struct shmline_stream **out);
 
 /**
  * Returns the default event options (flag mode, permissions 0600, no unlink on close), with

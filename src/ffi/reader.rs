@@ -454,3 +454,30 @@ pub unsafe extern "C" fn shmline_reader_position(
     // SAFETY: the caller upholds `counter`'s contract.
     ffi_call(|| unsafe { counter(reader, out, Reader::position) })
 }
+
+/// Opens another handle to the stream this reader reads (the same mapping), for its name,
+/// schema, geometry and statistics: a reader taken from a pipeline task
+/// (`shmline_task_reader()`) comes without its stream. Never blocks.
+///
+/// On success `*out` receives a new handle, which the caller owns and frees with
+/// `shmline_stream_close()`; on failure `*out` is set to NULL.
+///
+/// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+///
+/// # Safety
+/// `reader` is NULL or an open reader handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmline_reader_stream(
+    reader: *const shmline_reader,
+    out: *mut *mut shmline_stream,
+) -> i32 {
+    ffi_call(|| {
+        // SAFETY: the caller guarantees `out` is NULL or writable.
+        let mut out = unsafe { Out::new(out, "out") }?;
+        out.put(std::ptr::null_mut());
+        // SAFETY: the caller guarantees `reader` is NULL or an open handle.
+        let r = unsafe { handle(reader, "reader") }?;
+        out.put(Box::into_raw(shmline_stream::new(r.reader.stream())));
+        Ok(())
+    })
+}

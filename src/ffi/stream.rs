@@ -36,7 +36,7 @@ pub struct shmline_stream {
 }
 
 impl shmline_stream {
-    fn new(stream: Stream) -> Box<shmline_stream> {
+    pub(crate) fn new(stream: Stream) -> Box<shmline_stream> {
         let name = CString::new(stream.name()).expect("validated names have no NUL");
         Box::new(shmline_stream { stream, name })
     }

@@ -355,3 +355,30 @@ pub unsafe extern "C" fn shmline_writer_position(
         Ok(())
     })
 }
+
+/// Opens another handle to the stream this writer writes (the same mapping), for its name,
+/// schema, geometry and statistics: a writer taken from a pipeline task
+/// (`shmline_task_writer()`) comes without its stream. Never blocks.
+///
+/// On success `*out` receives a new handle, which the caller owns and frees with
+/// `shmline_stream_close()`; on failure `*out` is set to NULL.
+///
+/// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+///
+/// # Safety
+/// `writer` is NULL or an open writer handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmline_writer_stream(
+    writer: *const shmline_writer,
+    out: *mut *mut shmline_stream,
+) -> i32 {
+    ffi_call(|| {
+        // SAFETY: the caller guarantees `out` is NULL or writable.
+        let mut out = unsafe { Out::new(out, "out") }?;
+        out.put(std::ptr::null_mut());
+        // SAFETY: the caller guarantees `writer` is NULL or an open handle.
+        let w = unsafe { handle(writer, "writer") }?;
+        out.put(Box::into_raw(shmline_stream::new(w.writer.stream())));
+        Ok(())
+    })
+}

@@ -220,6 +220,15 @@ impl Reader {
         self.shared.name()
     }
 
+    /// Another handle to the stream this reader reads: the same mapping, so its schema,
+    /// geometry and statistics (useful for a reader taken from a pipeline task, which comes
+    /// without its stream).
+    pub fn stream(&self) -> super::Stream {
+        super::Stream {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// The stream's schema, if any.
     pub fn schema(&self) -> Option<&Schema> {
         self.shared.info.schema.as_ref()

@@ -132,6 +132,15 @@ impl Writer {
         self.shared.name()
     }
 
+    /// Another handle to the stream this writer writes: the same mapping, so its schema,
+    /// geometry and statistics (useful for a writer taken from a pipeline task, which comes
+    /// without its stream).
+    pub fn stream(&self) -> super::Stream {
+        super::Stream {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Changes how the blocking calls wait, and their timeout (the options given at attach time).
     pub(crate) fn set_waiting(&mut self, wait: WaitStrategy, timeout: Option<Duration>) {
         self.wait = wait;

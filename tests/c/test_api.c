@@ -855,6 +855,46 @@ static void test_writers_and_readers_outlive_their_stream_handle(void) {
     shmline_reader_close(r);
 }
 
+static void test_writers_and_readers_give_another_handle_to_their_stream(void) {
+    shmline_stream *s = make_stream("own", 4, 8);
+    shmline_reader *r = make_reader(s);
+    shmline_writer *w = make_writer(s);
+    char name[160];
+    snprintf(name, sizeof name, "%s", shmline_stream_name(s));
+    shmline_stream_close(s);
+    shmline_stream *from_reader = NULL, *from_writer = NULL;
+    EXPECT(shmline_reader_stream(r, &from_reader), SHMLINE_OK);
+    EXPECT(shmline_writer_stream(w, &from_writer), SHMLINE_OK);
+    CHECK(from_reader != NULL && strcmp(shmline_stream_name(from_reader), name) == 0);
+    CHECK(from_writer != NULL && strcmp(shmline_stream_name(from_writer), name) == 0);
+    shmline_stream_info info;
+    EXPECT(shmline_stream_get_info(from_reader, &info), SHMLINE_OK);
+    CHECK(info.capacity == 4 && info.max_frame_size == 8);
+    EXPECT(shmline_writer_write(w, "mine", 4, 0, 0), SHMLINE_OK);
+    shmline_stream_stats stats;
+    EXPECT(shmline_stream_get_stats(from_writer, &stats, NULL, 0), SHMLINE_OK);
+    CHECK(stats.frames_written == 1);
+
+    shmline_stream *out = (shmline_stream *)name; /* any non-NULL value: must be reset */
+    EXPECT(shmline_reader_stream(NULL, &out), SHMLINE_NULL_POINTER);
+    CHECK(out == NULL);
+    EXPECT(shmline_reader_stream(r, NULL), SHMLINE_NULL_POINTER);
+    out = (shmline_stream *)name;
+    EXPECT(shmline_writer_stream(NULL, &out), SHMLINE_NULL_POINTER);
+    CHECK(out == NULL);
+    EXPECT(shmline_writer_stream(w, NULL), SHMLINE_NULL_POINTER);
+
+    /* The stream (unlink_on_close) is removed when its last handle goes, these included. */
+    shmline_writer_close(w);
+    shmline_reader_close(r);
+    shmline_stream_close(from_reader);
+    shmline_stream *again = NULL;
+    EXPECT(shmline_stream_open(name, &again), SHMLINE_OK);
+    shmline_stream_close(again);
+    shmline_stream_close(from_writer);
+    EXPECT(shmline_stream_open(name, &again), SHMLINE_NOT_FOUND);
+}
+
 static void test_stats_snapshot_the_shared_counters(void) {
     shmline_stream *s = make_stream("stats", 4, 8);
     shmline_stream_stats stats;
@@ -1124,6 +1164,7 @@ int main(int argc, char **argv) {
     test_start_positions_choose_the_first_frame();
     test_checksummed_frames_round_trip();
     test_writers_and_readers_outlive_their_stream_handle();
+    test_writers_and_readers_give_another_handle_to_their_stream();
     test_stats_snapshot_the_shared_counters();
     test_stream_list_names_every_stream();
     test_flag_events_stay_set_until_cleared();

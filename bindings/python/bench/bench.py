@@ -15,8 +15,8 @@ Two processes per measurement: a producer and a consumer of NumPy frames (dtype 
 
 Every frame carries its sequence number in its first and last 8 bytes; the producer writes them
 (in place for zero-copy), the consumer checks them, and only frames that arrive intact and in
-order count. Every path has 64 slots (or 64 frames' worth of bytes). The consumer counts frames
-over a 1 s window after 0.3 s of warm-up.
+order count. Every path has 64 slots (or 64 frames' worth of bytes; --capacity changes it). The
+consumer counts frames over a 1 s window after 0.3 s of warm-up.
 
 Per-call costs: one process calls write/read/... in a loop (`micro`), to show the binding's
 overhead over the raw C calls.
@@ -54,7 +54,9 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 SIZES = [64, 4096, 65536, 1 << 20]
-CAPACITY = 64
+# Slots of every ring (frames' worth of buffer for the byte-oriented transports): --capacity,
+# passed to each measurement's processes through the environment.
+CAPACITY = int(os.environ.get("BENCH_CAPACITY", "64"))
 BATCH = 256
 WARMUP_S = 0.3
 WINDOW_S = 1.0
@@ -740,6 +742,11 @@ def main() -> None:
     parser.add_argument("--plots", help="directory for the PNG plots")
     parser.add_argument("--wait", default="adaptive", choices=["adaptive", "spin", "block"],
                         help="wait strategy of shmline's throughput readers and writers")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                        help="comma-separated frame sizes in bytes of the throughput cases")
+    parser.add_argument("--capacity", type=int, default=64,
+                        help="slots per ring (frames' worth of buffer for byte rings, high-water "
+                             "marks for queues), for every transport (default 64)")
     args = parser.parse_args()
     if args.one:
         spec = json.loads(args.one)
@@ -752,10 +759,12 @@ def main() -> None:
         print(json.dumps(result))
         return
     os.environ["BENCH_WAIT"] = args.wait  # inherited by every measurement's processes
+    os.environ["BENCH_CAPACITY"] = str(args.capacity)
     only = set(args.only.split(",")) if args.only else None
     specs = []
+    sizes = [int(size) for size in args.sizes.split(",")]
     for transport, mode in THROUGHPUT:
-        for size in SIZES:
+        for size in sizes:
             if mode == "batch" and size != 64:
                 continue
             specs.append({"kind": "throughput", "transport": transport, "mode": mode,
@@ -767,6 +776,7 @@ def main() -> None:
     if not args.pythusa_python:
         specs = [s for s in specs if s["transport"] != "pythusa"]
     samples: Dict[str, List[dict]] = {}
+    load_before = os.getloadavg()
     for run in range(args.runs):
         print(f"run {run + 1} of {args.runs}", file=sys.stderr)
         for spec in specs:
@@ -783,7 +793,8 @@ def main() -> None:
         row["runs"] = len(results)
         rows.append(row)
     report = {"machine": machine(), "command": " ".join(sys.argv), "runs": args.runs,
-              "shmline_wait": args.wait, "load_average": os.getloadavg(),
+              "shmline_wait": args.wait, "capacity": args.capacity,
+              "load_average_before": load_before, "load_average": os.getloadavg(),
               "rows": rows}
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
@@ -800,6 +811,8 @@ def human_size(size: int) -> str:
 
 def print_table(report: dict) -> None:
     print(f"machine: {report['machine']}")
+    print(f"{report.get('capacity', 64)} slots per ring; load average before "
+          f"{report.get('load_average_before')}, after {report['load_average']}")
     print(f"{'transport':<10} {'mode':<10} {'frame':>7} {'frames/s':>12} {'GB/s':>8} {'bad':>6}")
     for r in report["rows"]:
         if r["kind"] == "throughput":

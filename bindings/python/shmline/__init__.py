@@ -15,6 +15,8 @@ over the C library (`include/shmline.h`), which it bundles.
 - `Stream`: a ring of frames with one `Writer` and many `Reader`s (copy, batch and zero-copy
   calls; the zero-copy rules are in the docs of `shmline.stream`).
 - `Event`: a process-shared flag or counter to set, clear and wait on.
+- `Pipeline`: streams, events and tasks (Python functions or programs in any language), each
+  task a process, with PYTHUSA's programming model; `Task`: how a program joins its pipeline.
 - `errors`: one exception per C status code, under `ShmlineError`.
 """
 
@@ -25,8 +27,12 @@ from ._ffi import string as _string
 from .errors import *  # noqa: F401,F403  (the exception classes are part of the API)
 from .errors import __all__ as _errors_all
 from .event import Event
+from .pipeline import (
+    Pipeline, PipelineMetrics, RunReport, StreamMetrics, TaskMetrics, TaskReport,
+)
 from .reader import Reader, ReadSlot
 from .stream import ReaderStats, Stream, StreamStats
+from .task import Task
 from .writer import Writer, WriteSlot
 
 __version__ = "0.1.0"
@@ -40,5 +46,7 @@ cffi_mode: str = _MODE
 
 __all__ = [
     "Stream", "Writer", "Reader", "WriteSlot", "ReadSlot", "Event", "FrameInfo", "StreamStats",
-    "ReaderStats", "library_version", "layout_version", "cffi_mode", *_errors_all,
+    "ReaderStats", "Pipeline", "Task", "RunReport", "TaskReport", "PipelineMetrics",
+    "StreamMetrics", "TaskMetrics", "library_version", "layout_version", "cffi_mode",
+    *_errors_all,
 ]

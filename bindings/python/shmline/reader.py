@@ -9,8 +9,8 @@ import numpy as np
 
 from . import errors
 from ._common import (
-    BUFFER_TOO_SMALL, EMPTY, INFO_DTYPE, NULL, OK, SLICE_NS, TIMEOUT, WRONG_STATE, FrameInfo,
-    closer, describe, first_slice, given, monotonic, next_slice,
+    BUFFER_TOO_SMALL, EMPTY, INFO_DTYPE, NULL, OK, TIMEOUT, WRONG_STATE, FrameInfo, closer,
+    deadline_of, describe, first_slice, given, next_slice,
 )
 from ._ffi import ffi, lib
 from ._views import Ring, StreamRef, retire
@@ -28,6 +28,11 @@ _from_buffer = ffi.from_buffer
 _unpack = ffi.unpack
 _ndarray = np.ndarray
 _empty = np.empty
+
+# Frames up to this many bytes are read by read() into a reused array and copied out: a copy
+# of a small array costs less than a new array plus a new C view of it; above, the second copy
+# costs more.
+SMALL_FRAME = 4096
 
 
 class Reader:
@@ -54,13 +59,25 @@ class Reader:
         self._count = ffi.new("size_t *")
         self._infos = ffi.new("shmline_frame_info[]", 0)
         self._infos_np = np.zeros(0, INFO_DTYPE)  # a NumPy view of _infos
+        # The `len` words of _infos as 32-bit words, and the bytes they hold when every frame
+        # of a batch has the schema's size.
+        self._lens_words = memoryview(b"").cast("I")
+        self._lens_expected = b""
         self._batch_count = 0
         self._bytes_buf: Any = None  # scratch buffer of bytes reads, made on first use
-        # The last arrays read_into() and read_batch_into() filled, and their C views.
+        # The last arrays read_into() and read_batch_into() filled, their C views and sizes.
         self._cached_out: Any = None
         self._cached_c: Any = None
+        self._cached_cap = 0
         self._cached_batch: Any = None
         self._cached_batch_c: Any = None
+        self._cached_batch_cap = 0
+        # read() of small frames reads into this array and returns a copy of it.
+        self._scratch: Optional[np.ndarray] = None
+        self._scratch_c: Any = None
+        if self._dtype is not None and self._frame_size <= SMALL_FRAME:
+            self._scratch = np.empty(self._shape, self._dtype)
+            self._scratch_c = _from_buffer(self._scratch)
 
     @property
     def name(self) -> str:
@@ -113,26 +130,35 @@ class Reader:
         `SchemaMismatchError` for a frame whose size is not the schema's (a foreign writer that
         ignores the schema).
         """
-        if timeout is None:
-            ns, deadline = SLICE_NS, None
-        else:
-            ns, deadline = first_slice(timeout), monotonic() + timeout
+        # Every path first tries the library without waiting (no deadline, no clock read), and
+        # waits only when no frame is there.
+        if timeout is not None and not timeout >= 0:
+            first_slice(timeout)  # raises ValueError
         info = self._info
+        scratch = self._scratch
+        if scratch is not None:
+            # Small frames: read into a reused array and return a copy of it, cheaper than a new
+            # array and a new C view of it per frame.
+            c = self._scratch_c
+            status = _read(self._h, c, self._frame_size, 0, info)
+            if status != OK:
+                self._wait_read(status, c, self._frame_size, timeout)
+            if info.len != self._frame_size:
+                self._wrong_size()
+            return scratch.copy()
         if self._dtype is None:
             buf = self._bytes_buf
             if buf is None:
                 buf = self._bytes_buf = ffi.new("char[]", max(1, self._max_frame_size))
-            status = _read(self._h, buf, self._max_frame_size,
-                           ns, info)
+            status = _read(self._h, buf, self._max_frame_size, 0, info)
             if status != OK:
-                self._wait_read(status, buf, self._max_frame_size, deadline, timeout)
+                self._wait_read(status, buf, self._max_frame_size, timeout)
             return _unpack(buf, info.len)
         out: np.ndarray = _empty(self._shape, self._dtype)
         c = _from_buffer(out)
-        status = _read(self._h, c, self._frame_size,
-                       ns, info)
+        status = _read(self._h, c, self._frame_size, 0, info)
         if status != OK:
-            self._wait_read(status, c, self._frame_size, deadline, timeout)
+            self._wait_read(status, c, self._frame_size, timeout)
         if info.len != self._frame_size:
             self._wrong_size()
         return out
@@ -152,21 +178,20 @@ class Reader:
         C-contiguous. Bytes streams take any writable buffer (`BufferTooSmallError` if the frame
         does not fit; it stays unread).
         """
-        if timeout is None:
-            ns, deadline = SLICE_NS, None
-        else:
-            ns, deadline = first_slice(timeout), monotonic() + timeout
         if out is self._cached_out:
             c = self._cached_c
+            cap = self._cached_cap
         else:
             c = self._destination(out)
+            cap = self._cached_cap
+        if timeout is not None and not timeout >= 0:
+            first_slice(timeout)  # raises ValueError
         info = self._info
-        status = _read(self._h, c, len(c), ns,
-                       info)
+        status = _read(self._h, c, cap, 0, info)
         if status != OK:
-            self._wait_read(status, c, len(c), deadline, timeout)
-        n = info.len
-        if self._dtype is not None and n != self._frame_size:
+            self._wait_read(status, c, cap, timeout)
+        n: int = info.len
+        if n != self._frame_size and self._dtype is not None:
             self._wrong_size()
         return n
 
@@ -184,13 +209,13 @@ class Reader:
             c = _from_buffer(out, require_writable=True)
         except (TypeError, ValueError, BufferError) as e:
             raise ValueError(f"read_into needs a writable, C-contiguous buffer ({e})") from None
-        self._cached_out, self._cached_c = out, c
+        self._cached_out, self._cached_c, self._cached_cap = out, c, len(c)
         return c
 
-    def _wait_read(self, status: int, c: Any, cap: int, deadline: Optional[float],
-                   timeout: Optional[float]) -> None:
-        """The slow path of a read: waits slice by slice until a frame comes, the deadline
-        passes or an error happens."""
+    def _wait_read(self, status: int, c: Any, cap: int, timeout: Optional[float]) -> None:
+        """The slow path of a read that found no frame: waits slice by slice until a frame
+        comes, the timeout passes or an error happens."""
+        deadline = deadline_of(timeout)
         while True:
             if status == TIMEOUT or status == EMPTY:
                 ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
@@ -254,13 +279,16 @@ class Reader:
                 raise ValueError(f"read_batch_into needs a writable, C-contiguous array ({e})") \
                     from None
             self._cached_batch, self._cached_batch_c = out, c
-        count = self._read_batch(c, len(c), out.shape[0], timeout)
-        lens = self._infos_np["len"][:count]
-        if count > 1:
-            if lens.min() != self._frame_size or lens.max() != self._frame_size:
-                self._info[0] = self._infos[int(np.flatnonzero(lens != self._frame_size)[0])]
+            self._cached_batch_cap = len(c)
+        count = self._read_batch(c, self._cached_batch_cap, out.shape[0], timeout)
+        if count == 1:
+            if self._info.len != self._frame_size:
                 self._wrong_size()
-        elif self._info.len != self._frame_size:
+        # Every frame's length at once: the `len` words of the infos, compared as bytes with
+        # the schema's frame size repeated (far cheaper than NumPy calls on a few frames).
+        elif self._lens_words[4:4 + 8 * count:8].tobytes() != self._lens_expected[:4 * count]:
+            lens = self._infos_np["len"][:count]
+            self._info[0] = self._infos[int(np.flatnonzero(lens != self._frame_size)[0])]
             self._wrong_size()
         return count
 
@@ -269,14 +297,14 @@ class Reader:
         if len(infos) < max_frames:
             infos = self._infos = ffi.new("shmline_frame_info[]", max_frames)
             self._infos_np = np.frombuffer(ffi.buffer(infos), INFO_DTYPE)
-        if timeout is None:
-            ns, deadline = SLICE_NS, None
-        else:
-            ns, deadline = first_slice(timeout), monotonic() + timeout
+            self._lens_words = memoryview(ffi.buffer(infos)).cast("I")
+            self._lens_expected = np.full(max_frames, self._frame_size, np.uint32).tobytes()
+        if timeout is not None and not timeout >= 0:
+            first_slice(timeout)  # raises ValueError
         count = self._count
-        status = _read_batch(self._h, c, cap, infos, max_frames,
-                             ns, count)
+        status = _read_batch(self._h, c, cap, infos, max_frames, 0, count)
         if status != OK:
+            deadline = deadline_of(timeout)
             while status != OK:
                 if status == TIMEOUT or status == EMPTY:
                     ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
@@ -306,14 +334,12 @@ class Reader:
         if self._frame is not None:
             raise WrongStateError("a frame is already acquired: leave its with block (or call "
                                   "its release()) first")
-        if timeout is None:
-            ns, deadline = SLICE_NS, None
-        else:
-            ns, deadline = first_slice(timeout), monotonic() + timeout
+        if timeout is not None and not timeout >= 0:
+            first_slice(timeout)  # raises ValueError
         info = self._info
-        status = _acquire(self._h, ns,
-                          self._data_pp, info)
+        status = _acquire(self._h, 0, self._data_pp, info)
         if status != OK:
+            deadline = deadline_of(timeout)
             while status != OK:
                 if status == TIMEOUT or status == EMPTY:
                     ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
@@ -364,6 +390,7 @@ class Reader:
         if h != NULL:
             ffi.release(h)
         self._cached_out = self._cached_c = self._cached_batch = self._cached_batch_c = None
+        self._scratch = self._scratch_c = None
         # Views hold the mapping by themselves; this handle no longer needs the stream.
         self._ring = None
         self._stream.pin = NULL

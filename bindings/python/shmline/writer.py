@@ -10,8 +10,8 @@ import numpy as np
 
 from . import errors
 from ._common import (
-    FULL, NULL, OK, SLICE_NS, TIMEOUT, WRONG_STATE, closer, deadline_of, describe, first_slice,
-    given, monotonic, next_slice,
+    FULL, NULL, OK, TIMEOUT, WRONG_STATE, closer, deadline_of, describe, first_slice, given,
+    next_slice,
 )
 from ._ffi import ffi, lib
 from ._views import Ring, StreamRef, retire
@@ -41,11 +41,16 @@ class Writer:
         # () and 0 for bytes streams, whose code paths never use them.
         self._shape: Tuple[int, ...] = stream.shape or ()
         self._frame_size: int = stream.frame_size or 0
+        # What write()'s hot path compares an array's dtype with, by identity (NumPy's builtin
+        # dtypes are singletons): the schema's, or for bytes streams an object no dtype is.
+        self._fast_dtype: Any = stream.dtype if stream.dtype is not None else object()
         self._slot: Optional[WriteSlot] = None
         self._ring: Optional[Ring] = None
         # The last array written and its C view: writing the same array again skips from_buffer.
         self._cached_frame: Any = None
         self._cached_c: Any = None
+        self._cached_batch: Any = None  # the same for write_batch()
+        self._cached_batch_c: Any = None
         self._lens = ffi.new("size_t[]", 0)  # frame lengths of batches of equal frames
         self._written = ffi.new("size_t *")
         self._slot_out = ffi.new("uintptr_t *")  # reserve's `void **slot`, read as an integer
@@ -94,18 +99,40 @@ class Writer:
         Bytes streams take any bytes-like object. `flags` (32 bits) reach readers in
         `FrameInfo.flags`.
         """
-        c = self._source(frame)
-        n = len(c)
-        if timeout is None:
-            ns, deadline = SLICE_NS, None
+        # The hot path, for an array of the schema: one C call that does not wait (so no
+        # deadline or clock), the C view of the array reused when it is the last one written.
+        if type(frame) is _ndarray and frame.dtype is self._fast_dtype \
+                and frame.shape == self._shape:
+            if frame is self._cached_frame:
+                c = self._cached_c
+            else:
+                c = self._view_of(frame)
+            n = self._frame_size
         else:
-            ns, deadline = first_slice(timeout), monotonic() + timeout
-        status = _write(self._h, c, n, flags, ns)
+            c = self._source(frame)
+            n = len(c)
+        if timeout is not None and not timeout >= 0:
+            first_slice(timeout)  # raises ValueError
+        status = _write(self._h, c, n, flags, 0)
         if status != OK:
-            self._wait_write(status, c, n, flags, deadline, timeout)
+            self._wait_write(status, c, n, flags, timeout)
 
-    def _wait_write(self, status: int, c: Any, n: int, flags: int, deadline: Optional[float],
+    def _view_of(self, frame: np.ndarray) -> Any:
+        """The C view of an array of the schema (a contiguous copy's for a non-contiguous one),
+        remembered for the next write of the same array."""
+        try:
+            c = _from_buffer(frame)
+        except ValueError:  # not C-contiguous: write a contiguous copy
+            frame = np.ascontiguousarray(frame)
+            c = _from_buffer(frame)
+        self._cached_frame, self._cached_c = frame, c
+        return c
+
+    def _wait_write(self, status: int, c: Any, n: int, flags: int,
                     timeout: Optional[float]) -> None:
+        """The slow path of a write that found the ring full: waits slice by slice until there
+        is space, the timeout passes or an error happens."""
+        deadline = deadline_of(timeout)
         while True:
             if status == TIMEOUT or status == FULL:
                 ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full")
@@ -160,13 +187,7 @@ class Writer:
             )
         if frame is self._cached_frame:
             return self._cached_c
-        try:
-            c = _from_buffer(frame)
-        except ValueError:  # not C-contiguous: write a contiguous copy
-            frame = np.ascontiguousarray(frame)
-            c = _from_buffer(frame)
-        self._cached_frame, self._cached_c = frame, c
-        return c
+        return self._view_of(frame)
 
     def write_batch(self, frames: Any, *, timeout: Optional[float] = None,
                     flags: int = 0) -> None:
@@ -178,7 +199,13 @@ class Writer:
         frames. Waits for space as `write()`; if `timeout` passes first, raises `Timeout` whose
         `written` says how many frames (the first ones) were written.
         """
-        data, count, frame_len, lens_list = self._batch_source(frames)
+        if type(frames) is _ndarray and frames is self._cached_batch and \
+                frames.dtype is self._fast_dtype and frames.shape[1:] == self._shape:
+            # The same array as the last batch (its shape may have changed in place).
+            data, count, frame_len, lens_list = self._cached_batch_c, frames.shape[0], \
+                self._frame_size, None
+        else:
+            data, count, frame_len, lens_list = self._batch_source(frames)
         if count == 0:
             return
         if lens_list is None:
@@ -189,14 +216,16 @@ class Writer:
         else:
             lens = ffi.new("size_t[]", lens_list)
             starts = [0, *accumulate(lens_list)]
-        deadline = deadline_of(timeout)
-        ns = first_slice(timeout)
-        done = 0
+        if timeout is not None:
+            first_slice(timeout)  # raises ValueError for a negative timeout
         written = self._written
+        # First as many frames as fit now, without waiting (no clock read); then wait.
+        status = _write_batch(self._h, data, lens, count, flags, 0, written)
+        if status == OK and written[0] == count:
+            return
+        deadline = deadline_of(timeout)
+        done = 0
         while True:
-            offset = done * frame_len if starts is None else starts[done]
-            status = _write_batch(self._h, data + offset, lens + done, count - done, flags, ns,
-                                  written)
             if status == OK:
                 done += written[0]
                 if done == count:
@@ -211,6 +240,9 @@ class Writer:
             except errors.Timeout as e:
                 e.written = done
                 raise
+            offset = done * frame_len if starts is None else starts[done]
+            status = _write_batch(self._h, data + offset, lens + done, count - done, flags, ns,
+                                  written)
 
     def _batch_source(self, frames: Any) -> Tuple[Any, int, int, Optional[List[int]]]:
         """(C data, frame count, frame length, None) for a batch of equal frames, or
@@ -226,7 +258,9 @@ class Writer:
                     f"stream {self._name!r} takes batches of dtype {self._dtype.str} "
                     f"({self._dtype.name}) shape (n, *{self._shape}), not {given(frames)}")
             frames = np.ascontiguousarray(frames)
-            return _from_buffer(frames), frames.shape[0], self._frame_size, None
+            c = _from_buffer(frames)
+            self._cached_batch, self._cached_batch_c = frames, c
+            return c, frames.shape[0], self._frame_size, None
         if isinstance(frames, np.ndarray):
             if frames.ndim < 1:
                 raise ValueError("a batch array needs one row per frame: it has no dimension")
@@ -258,11 +292,10 @@ class Writer:
             if not 0 <= nbytes <= max_frame:
                 raise errors.FrameTooLargeError(
                     f"nbytes {nbytes} is outside 0..{max_frame}, the stream's frame sizes")
-        if timeout is None:
-            ns, deadline = SLICE_NS, None
-        else:
-            ns, deadline = first_slice(timeout), monotonic() + timeout
-        status = _reserve(self._h, ns, self._slot_pp, self._capacity_out)
+        if timeout is not None:
+            first_slice(timeout)  # raises ValueError for a negative timeout
+        status = _reserve(self._h, 0, self._slot_pp, self._capacity_out)
+        deadline = deadline_of(timeout) if status != OK else None
         while status != OK:
             if status == TIMEOUT or status == FULL:
                 ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full")
@@ -303,6 +336,7 @@ class Writer:
         if h != NULL:
             ffi.release(h)
         self._cached_frame = self._cached_c = None
+        self._cached_batch = self._cached_batch_c = None
         # Views hold the mapping by themselves; this handle no longer needs the stream.
         self._ring = None
         self._stream.pin = NULL

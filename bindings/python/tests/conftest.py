@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -65,13 +66,17 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with the C peers (tests/c/reader.c and writer.c of the crate, and
     tests/peers/xlang_peer.c) compiled against include/shmline.h and linked to the library
     bundled in the installed package."""
+    return compile_c({"c_reader": ROOT / "tests/c/reader.c", "c_writer": ROOT / "tests/c/writer.c",
+                      "xlang_peer": HERE / "peers/xlang_peer.c"}, tmp_path_factory.mktemp("peers"))
+
+
+def compile_c(sources: dict, out: Path) -> Path:
+    """Compiles each C program of `sources` (name: path) into `out` against include/shmline.h,
+    linked to the library bundled in the installed package."""
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
         pytest.skip(f"no C compiler ({cc})")
-    out = tmp_path_factory.mktemp("peers")
     libdir = Path(shmline.__file__).parent
-    sources = {"c_reader": ROOT / "tests/c/reader.c", "c_writer": ROOT / "tests/c/writer.c",
-               "xlang_peer": HERE / "peers/xlang_peer.c"}
     for program, source in sources.items():
         subprocess.run([cc, "-std=c99", "-Wall", "-Werror", "-O1", "-I", str(ROOT / "include"),
                         str(source), str(libdir / "libshmline.so.0"), f"-Wl,-rpath,{libdir}",
@@ -79,19 +84,39 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def rust_peer() -> Path:
-    """examples/xlang_peer.rs, built with cargo."""
+def cargo_example(example: str) -> Path:
+    """The crate's example `example`, built (release) with cargo."""
     cargo = os.environ.get("CARGO") or shutil.which("cargo") or str(Path.home() / ".cargo/bin/cargo")
     if not Path(cargo).exists() and shutil.which(cargo) is None:
         pytest.skip("no cargo")
-    done = subprocess.run([cargo, "build", "--release", "--example", "xlang_peer",
+    done = subprocess.run([cargo, "build", "--release", "--example", example,
                            "--message-format=json-render-diagnostics",
                            "--manifest-path", str(ROOT / "Cargo.toml")],
                           stdout=subprocess.PIPE, text=True, check=True)
-    import json
     for line in done.stdout.splitlines():
         message = json.loads(line)
-        if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "xlang_peer":
+        if message.get("reason") == "compiler-artifact" and message["target"]["name"] == example:
             return Path(message["executable"])
-    pytest.fail("cargo built no xlang_peer executable")
+    pytest.fail(f"cargo built no {example} executable")
+
+
+@pytest.fixture(scope="session")
+def rust_peer() -> Path:
+    """examples/xlang_peer.rs, built with cargo."""
+    return cargo_example("xlang_peer")
+
+
+@pytest.fixture(scope="session")
+def rust_task() -> Path:
+    """examples/pipeline_task.rs, built with cargo: PYTHUSA's quick start stages (source, scale,
+    sink of float32 x 8 frames) as a pipeline task program taking its role as argument."""
+    return cargo_example("pipeline_task")
+
+
+@pytest.fixture(scope="session")
+def c_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the crate's C pipeline task programs (tests/c/task_source.c,
+    task_scale.c, task_sink.c) built as task_source, task_scale and task_sink."""
+    return compile_c({f"task_{role}": ROOT / f"tests/c/task_{role}.c"
+                      for role in ("source", "scale", "sink")},
+                     tmp_path_factory.mktemp("c_tasks"))

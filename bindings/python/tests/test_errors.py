@@ -120,12 +120,29 @@ def test_closed_handles_raise_closed_error_and_closing_twice_is_harmless(name):
         event.set()
 
 
-def test_a_frame_of_the_wrong_size_from_a_foreign_writer_raises_schema_mismatch(name):
+@pytest.mark.parametrize("how", ["read", "read_into", "read_batch_into", "read large"])
+def test_a_frame_of_the_wrong_size_from_a_foreign_writer_raises_schema_mismatch(name, how):
     from shmline._ffi import ffi as f
 
-    with shmline.Stream.create(name, shape=(4,), dtype=np.float32, unlink_on_close=True) as s:
+    # "read large": frames above the size read() copies through a reused array.
+    shape = (4096,) if how == "read large" else (4,)
+    size = 4 * shape[0]
+    with shmline.Stream.create(name, shape=shape, dtype=np.float32, unlink_on_close=True) as s:
         reader, writer = s.reader(), s.writer()
+        writer.write(np.ones(shape, np.float32))
         # A C writer is free to ignore the schema: write 3 bytes through the C API directly.
         assert lib.shmline_writer_write(writer._h, f.from_buffer(b"abc"), 3, 0, 0) == 0
-        with pytest.raises(shmline.SchemaMismatchError, match="3 bytes.*16 bytes"):
-            reader.read()
+        writer.write(np.ones(shape, np.float32))
+        wrong = f"frame 1 .* is 3 bytes.*{size} bytes"
+        if how == "read_batch_into":
+            with pytest.raises(shmline.SchemaMismatchError, match=wrong):
+                reader.read_batch_into(np.empty((3, *shape), np.float32))
+        elif how == "read_into":
+            out = np.empty(shape, np.float32)
+            assert reader.read_into(out) == size
+            with pytest.raises(shmline.SchemaMismatchError, match=wrong):
+                reader.read_into(out)
+        else:
+            assert reader.read().sum() == shape[0]
+            with pytest.raises(shmline.SchemaMismatchError, match=wrong):
+                reader.read()

@@ -1,0 +1,853 @@
+"""Pipelines: streams (the belts), events (the switches) and tasks (the machines), run as one
+process per task, with PYTHUSA's programming model.
+
+    import numpy as np
+    import shmline
+
+    def source(samples):
+        for i in range(1000):
+            samples.write(np.full(8, i, np.float32))
+
+    def scale(samples, doubled):
+        for frame in samples:                 # until the source's stream ends
+            doubled.write(frame * 2)
+
+    def sink(doubled):
+        print(sum(float(f.sum()) for f in doubled))
+
+    if __name__ == "__main__":
+        with shmline.Pipeline("demo") as pipe:
+            pipe.add_stream("samples", shape=(8,), dtype=np.float32)
+            pipe.add_stream("doubled", shape=(8,), dtype=np.float32)
+            pipe.add_task("source", fn=source, writes={"samples": "samples"})
+            pipe.add_task("scale", fn=scale, reads={"samples": "samples"},
+                          writes={"doubled": "doubled"})
+            pipe.add_task("sink", fn=sink, reads={"doubled": "doubled"})
+            pipe.run()                        # ends when the sink returns
+
+The declaration is the C library's (`shmline_pipeline_*`), and so is the runner: it creates the
+streams and events, starts every task as a process, releases them together once all have joined
+(so no frame is lost), and watches them. A task whose process exits with status 0 ends the
+streams it writes, so the tasks downstream drain them and finish: a pipeline ends by itself. The
+first task that fails (a non-zero exit status, a signal, a Python exception) stops the others,
+and `run()` raises `PipelineFailedError` naming it.
+
+Tasks are Python functions (`fn=`), each run in a worker process of its own (module
+`shmline._worker`), or programs in any language (`cmd=[...]`) that join with
+`shmline_task_join()` in C, `Task::join()` in Rust or `shmline.Task.join()` in Python. A
+function gets a `Reader`, `Writer` or `Event` for each of its parameters, by parameter name, as
+in PYTHUSA; it must be importable by a new process: defined with `def` at the top level of a
+module, or of the script being run (then keep the pipeline code under
+`if __name__ == "__main__":`, which a worker does not run).
+
+Reading from a task: `read()` waits for the next frame (it never returns None), and raises
+`EndOfStream` once the stream's writer is done and every frame was read; a function that lets
+`EndOfStream` out ends normally. So PYTHUSA code that polls `read()` and sleeps on None works
+unchanged, and ends when its input ends. `try_read()` is the non-blocking read that returns None.
+
+Manifests: `save(path)` writes the declaration as the TOML manifest that `shmline run` and every
+language read; `Pipeline.load(path)` reads one. A function task is saved as the command that
+starts its worker (`python -m shmline._worker module:function`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, \
+    Sequence, Tuple, Union
+
+from . import errors
+from ._common import NULL, OK, TIMEOUT, ShapeLike, check, closer, deadline_of, first_slice, \
+    next_slice, normalise_dtype, normalise_shape, schema_args
+from ._ffi import ffi, lib, string
+from .errors import PipelineFailedError, WrongStateError
+
+__all__ = ["Pipeline", "RunReport", "TaskReport", "PipelineMetrics", "StreamMetrics",
+           "TaskMetrics"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_OUTCOMES = {
+    lib.SHMLINE_RUN_FINISHED: "finished",
+    lib.SHMLINE_RUN_FAILED: "failed",
+    lib.SHMLINE_RUN_STOPPED: "stopped",
+}
+_WRITER_STATES = {
+    lib.SHMLINE_WRITER_STATE_NONE: "none",
+    lib.SHMLINE_WRITER_STATE_ACTIVE: "active",
+    lib.SHMLINE_WRITER_STATE_CLOSED: "closed",
+    lib.SHMLINE_WRITER_STATE_DEAD: "dead",
+}
+_KINDS = {"reads": lib.SHMLINE_BINDING_READ, "writes": lib.SHMLINE_BINDING_WRITE,
+          "events": lib.SHMLINE_BINDING_EVENT}
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class TaskReport(NamedTuple):
+    """How a task of an ended run ended: `exit_code` (None if a signal killed it or it never
+    started), `signal` (the signal number, or None), `stopped` (the runner had asked it to stop,
+    so its exit is not a failure of its own), and its CPU time in seconds."""
+
+    name: str
+    pid: int
+    exit_code: Optional[int]
+    signal: Optional[int]
+    stopped: bool
+    cpu_s: float
+
+
+class RunReport(NamedTuple):
+    """How a run ended: `outcome` is "finished" (every task exited with status 0), "failed" or
+    "stopped"; `signal` is the signal that stopped it, if one did; `duration_s` from the start,
+    `running_s` from the moment every task had joined; frames and payload bytes written, all
+    streams together; every task's `TaskReport`, in declaration order."""
+
+    outcome: str
+    signal: Optional[int]
+    duration_s: float
+    running_s: float
+    frames: int
+    bytes: int
+    tasks: Dict[str, TaskReport]
+
+
+class StreamMetrics(NamedTuple):
+    """A stream's counters: `fill` is the ring pressure (0.0 empty to 1.0 full, as seen by its
+    slowest reader), `frames_per_s`/`bytes_per_s` the rates since the previous `metrics()` call
+    (since the start for the first), `writer_waits`/`writer_wait_s` how often and how long the
+    writer waited for a full ring (backpressure)."""
+
+    name: str
+    capacity: int
+    fill: float
+    frames: int
+    bytes: int
+    frames_per_s: float
+    bytes_per_s: float
+    writer_waits: int
+    writer_wait_s: float
+    readers: int
+    writer_state: str
+
+
+class TaskMetrics(NamedTuple):
+    """A task's process: `running` while it lives; CPU time in seconds and `cpu_percent` of one
+    core since the previous `metrics()` call (since the process started for the first);
+    resident memory in bytes while it runs (None after). Once the run has ended, `exit_code`,
+    `signal` and `stopped` say how it did (as in `TaskReport`); None before."""
+
+    name: str
+    pid: Optional[int]
+    running: bool
+    cpu_s: float
+    cpu_percent: float
+    rss_bytes: Optional[int]
+    exit_code: Optional[int]
+    signal: Optional[int]
+    stopped: Optional[bool]
+
+
+class PipelineMetrics(NamedTuple):
+    """A snapshot of a run: `state` is "running", "finished", "failed" or "stopped"; seconds
+    since the start; every stream and task by name, in declaration order."""
+
+    state: str
+    elapsed_s: float
+    streams: Dict[str, StreamMetrics]
+    tasks: Dict[str, TaskMetrics]
+
+
+class Pipeline:
+    """A pipeline declaration, and its run once started. Use it as a context manager: leaving
+    the `with` block stops a run that is still going and frees everything.
+
+    Declare with `add_stream()`, `add_event()` and `add_task()` (each returns the pipeline, so
+    calls chain); run with `run()`, or `start()` then `join()`; watch with `metrics()`. A
+    pipeline runs once. Every segment (`/dev/shm/shmline.*.NAME.*`) is removed when the run
+    ends, however it ends. Use a pipeline from one thread at a time, except that `stop()` and
+    `metrics()` may be called from another thread while one waits in `run()` or `join()`.
+    """
+
+    def __init__(self, name: str, *, join_timeout: Optional[float] = None,
+                 stop_grace: Optional[float] = None, allow_cycles: bool = False) -> None:
+        """An empty pipeline named `name` (its segments are named after it, so two pipelines
+        running at once need different names). `join_timeout`: how long every task gets to
+        join before the run fails (default 30 s). `stop_grace`: how long tasks asked to stop
+        get before SIGKILL (default 2 s). `allow_cycles`: accept streams forming a cycle (which
+        deadlocks once every ring on it is full)."""
+        out = ffi.new("shmline_pipeline **")
+        check(lib.shmline_pipeline_new(name.encode(), out))
+        self._init(out[0], {}, {}, [])
+        if join_timeout is not None:
+            check(lib.shmline_pipeline_set_join_timeout(self._h, _ns(join_timeout, "join_timeout")))
+        if stop_grace is not None:
+            check(lib.shmline_pipeline_set_stop_grace(self._h, _ns(stop_grace, "stop_grace")))
+        if allow_cycles:
+            check(lib.shmline_pipeline_set_allow_cycles(self._h, 1))
+
+    def _init(self, handle: Any, streams: Optional[Dict[str, str]], events: Optional[Dict[str, str]],
+              tasks: List[str]) -> None:
+        self._h = ffi.gc(handle, lib.shmline_pipeline_close)
+        self._name = string(lib.shmline_pipeline_name(self._h))
+        # What was declared, for early checks and metrics; None when unknown (a manifest that
+        # could not be read here: the library still validates everything).
+        self._streams = streams
+        self._events = events
+        self._tasks = tasks
+        self._params: Dict[str, List[str]] = {}
+        self._run: Any = NULL
+        self._started_at = 0.0
+        self._result: Optional[Tuple[int, str, RunReport]] = None
+        self._closed = False
+        self._samples: Dict[Any, Tuple[float, float, float]] = {}
+
+    @classmethod
+    def load(cls, path: PathLike) -> "Pipeline":
+        """Reads the TOML manifest at `path` (the format `save()` writes and `shmline run`
+        reads). Relative paths in it are taken from the manifest's directory. Raises
+        `InvalidArgumentError` with the line and column of a malformed manifest,
+        `NotFoundError` if there is no such file."""
+        out = ffi.new("shmline_pipeline **")
+        check(lib.shmline_pipeline_load(os.fsencode(path), out))
+        pipe = cls.__new__(cls)
+        streams, events, tasks = _manifest_names(Path(path))
+        pipe._init(out[0], streams, events, tasks)
+        return pipe
+
+    @property
+    def name(self) -> str:
+        """The pipeline's name."""
+        return self._name
+
+    @property
+    def tasks(self) -> List[str]:
+        """The tasks' names, in declaration order."""
+        return list(self._tasks)
+
+    # -- Declaring -------------------------------------------------------------------------
+
+    def add_stream(self, name: str, *, shape: Optional[ShapeLike] = None, dtype: Any = None,
+                   max_frame_size: int = 0, capacity: Optional[int] = None,
+                   frames: Optional[int] = None, checksum: bool = False,
+                   max_readers: int = 0) -> "Pipeline":
+        """Declares stream `name`: frames of NumPy `dtype` and `shape` (default `()`), or bytes
+        of at most `max_frame_size` without a dtype. `capacity` (or `frames`, PYTHUSA's name
+        for it) is the number of slots, a power of two (default 64): the writer runs at most
+        that far ahead of its slowest reader. `checksum` adds a CRC32C to every frame.
+        `max_readers` 0 makes room for every reading task plus 4 monitors."""
+        self._declaring()
+        self._new_name(name, "stream")
+        if capacity is not None and frames is not None and capacity != frames:
+            raise ValueError("give capacity or frames (PYTHUSA's name for it), not both")
+        slots = capacity if capacity is not None else frames if frames is not None else 64
+        if dtype is None and not max_frame_size:
+            raise ValueError(f"stream {name!r} needs a dtype (and shape) for NumPy frames, or a "
+                             "max_frame_size in bytes for bytes frames")
+        opts = ffi.new("shmline_stream_options *", lib.shmline_stream_options_default())
+        opts.capacity = slots
+        opts.max_frame_size = max_frame_size
+        opts.checksum = bool(checksum)
+        opts.max_readers = max_readers
+        dtype_c, ndim, shape_c, _keep = schema_args(dtype, shape)
+        opts.dtype = dtype_c
+        opts.ndim = ndim
+        opts.shape = shape_c
+        check(lib.shmline_pipeline_add_stream(self._h, name.encode(), opts))
+        if self._streams is not None:
+            self._streams[name] = (
+                f"bytes of at most {max_frame_size} B" if dtype is None else
+                f"{normalise_dtype(dtype).name} {normalise_shape(shape)}")
+        return self
+
+    def add_event(self, name: str, *, counting: bool = False) -> "Pipeline":
+        """Declares event `name`: a flag (set until cleared, releasing every waiter) or, with
+        `counting`, a counter of signals (each `set()` releases one `wait()`)."""
+        self._declaring()
+        self._new_name(name, "event")
+        mode = lib.SHMLINE_EVENT_COUNTING if counting else lib.SHMLINE_EVENT_FLAG
+        check(lib.shmline_pipeline_add_event(self._h, name.encode(), mode))
+        if self._events is not None:
+            self._events[name] = "counting" if counting else "flag"
+        return self
+
+    def add_task(self, name: str, *, fn: Optional[Callable[..., Any]] = None,
+                 cmd: Optional[Sequence[PathLike]] = None,
+                 reads: Optional[Mapping[str, str]] = None,
+                 writes: Optional[Mapping[str, str]] = None,
+                 events: Optional[Mapping[str, str]] = None, cwd: Optional[PathLike] = None,
+                 env: Optional[Mapping[str, str]] = None, stdout: Optional[PathLike] = None,
+                 stderr: Optional[PathLike] = None) -> "Pipeline":
+        """Declares task `name`, one process: the Python function `fn`, or the program `cmd`
+        (`[program, *args]`, in any language).
+
+        `reads`, `writes` and `events` map the task's parameter names to stream and event
+        names: `fn` is called with a `Reader` for each `reads` parameter, a `Writer` for each
+        `writes` one and an `Event` for each `events` one, by name; a program takes them with
+        `Task.join()` and `task.reader(param)`... Each stream needs one writing task and at
+        least one reading task.
+
+        `fn` must be importable by a new Python process: a function defined with `def` at the
+        top level of a module or of the script being run, not a lambda, a nested function, a
+        bound method or a partial (`ValueError` says which). Its parameters must match the
+        bindings. `cwd` (default: the current directory), `env` (added to this process's
+        environment), `stdout` and `stderr` (files appended to; default: this process's) apply
+        to the task's process.
+        """
+        self._declaring()
+        if (fn is None) == (cmd is None):
+            raise TypeError(f"task {name!r} needs either fn= (a Python function) or cmd= (a "
+                            "program and its arguments), not " + ("both" if fn else "neither"))
+        self._new_name(name, "task")
+        bindings = {"reads": dict(reads or {}), "writes": dict(writes or {}),
+                    "events": dict(events or {})}
+        self._check_bindings(name, bindings)
+        if fn is not None:
+            argv = [sys.executable, "-m", "shmline._worker",
+                    *_worker_args(name, fn, bindings)]
+        else:
+            if isinstance(cmd, (str, bytes, os.PathLike)):
+                cmd = [cmd]
+            argv = [os.fspath(a) for a in cmd]  # type: ignore[union-attr]
+            if not argv:
+                raise ValueError(f"task {name!r}: cmd is empty; give [program, *args]")
+            if not all(isinstance(a, str) for a in argv):
+                raise TypeError(f"task {name!r}: cmd must be strings (or paths), not {cmd!r}")
+        argv_c = [ffi.new("char[]", a.encode()) for a in argv]
+        check(lib.shmline_pipeline_add_task(self._h, name.encode(),
+                                            ffi.new("char *[]", argv_c), len(argv_c)))
+        self._tasks.append(name)
+        for kind, table in bindings.items():
+            for param, target in table.items():
+                check(lib.shmline_pipeline_bind(self._h, name.encode(), _KINDS[kind],
+                                                param.encode(), target.encode()))
+        if cwd is not None:
+            check(lib.shmline_pipeline_task_set_cwd(self._h, name.encode(), os.fsencode(cwd)))
+        for key, value in (env or {}).items():
+            check(lib.shmline_pipeline_task_set_env(self._h, name.encode(), str(key).encode(),
+                                                    str(value).encode()))
+        if stdout is not None or stderr is not None:
+            check(lib.shmline_pipeline_task_set_output(
+                self._h, name.encode(), NULL if stdout is None else os.fsencode(stdout),
+                NULL if stderr is None else os.fsencode(stderr)))
+        return self
+
+    def _check_bindings(self, task: str, bindings: Dict[str, Dict[str, str]]) -> None:
+        """Refuses bindings to undeclared streams or events and parameters bound twice, saying
+        what to fix (when the declared names are known)."""
+        seen: Dict[str, str] = {}
+        for kind, table in bindings.items():
+            for param, target in table.items():
+                if not isinstance(param, str) or not isinstance(target, str):
+                    raise TypeError(f"task {task!r}: {kind} maps parameter names to "
+                                    f"{'event' if kind == 'events' else 'stream'} names (both "
+                                    f"str), not {param!r}: {target!r}")
+                if param in seen:
+                    raise ValueError(f"task {task!r}: parameter {param!r} is bound twice (in "
+                                     f"{seen[param]} and {kind}); each parameter gets one handle")
+                seen[param] = kind
+                declared = self._events if kind == "events" else self._streams
+                if declared is None or target in declared:
+                    continue
+                what = "event" if kind == "events" else "stream"
+                other = self._streams if kind == "events" else self._events
+                hint = ""
+                if other is not None and target in other:
+                    hint = (f" ({target!r} is {'a stream' if kind == 'events' else 'an event'}: "
+                            f"bind it in {'reads or writes' if kind == 'events' else 'events'})")
+                else:
+                    close = difflib.get_close_matches(target, list(declared), n=1)
+                    if close:
+                        hint = f" (did you mean {close[0]!r}?)"
+                names = ", ".join(map(repr, declared)) or "none yet"
+                adder = "add_event" if kind == "events" else "add_stream"
+                raise ValueError(
+                    f"task {task!r} {kind[:-1]}s {what} {target!r} (parameter {param!r}), which "
+                    f"is not declared{hint}: declare it with {adder}({target!r}, ...) before the "
+                    f"task, or fix the name. Declared {what}s: {names}")
+
+    def validate(self) -> None:
+        """Checks the whole declaration as `start()` does: names valid and unique, every stream
+        with one writing task and at least one reading task, every binding to a declared stream
+        or event, no cycle unless allowed. `InvalidArgumentError` lists every problem."""
+        self._open()
+        check(lib.shmline_pipeline_validate(self._h))
+
+    def save(self, path: PathLike) -> Path:
+        """Writes the declaration, validated, to the TOML manifest file `path` (replacing it)
+        and returns the path. `Pipeline.load()` and `shmline run` read it back."""
+        self._open()
+        check(lib.shmline_pipeline_save(self._h, os.fsencode(path)))
+        return Path(path)
+
+    # -- Running ---------------------------------------------------------------------------
+
+    def run(self) -> RunReport:
+        """Starts the pipeline and waits for its end (`start()` then `join()`), and returns its
+        report once every task has exited with status 0.
+
+        Raises `PipelineFailedError` naming the first task that failed and its exit status or
+        signal (the others were stopped; the error's `report` has every task's). Ctrl-C stops
+        the pipeline cleanly (the tasks are asked to stop, then killed after the grace period)
+        and raises `KeyboardInterrupt` once everything is removed; in the main thread, SIGTERM
+        does the same and raises `PipelineFailedError`.
+        """
+        self.start()
+        with _TerminateAsInterrupt() as terminate:
+            try:
+                return self.join()
+            except KeyboardInterrupt:
+                if terminate.caught:
+                    raise PipelineFailedError(
+                        f"pipeline {self._name!r} was stopped by SIGTERM") from None
+                raise
+
+    def start(self) -> None:
+        """Starts the pipeline and returns at once: validates the declaration
+        (`InvalidArgumentError` lists every problem), creates the streams and events, and
+        starts every task from a thread of this process. `AlreadyExistsError` if a live process
+        runs a pipeline of the same name."""
+        self._open()
+        # Imported here, not at the top: `python -m shmline._worker` must find the module not
+        # yet imported when it runs it.
+        from . import _worker
+
+        if _worker.loading_main:
+            raise WrongStateError(
+                f"pipeline {self._name!r} was started while a worker process loaded its script "
+                "to find a task's function: put the code that runs the pipeline under "
+                "`if __name__ == \"__main__\":` (a worker does not run that block)")
+        if self._run != NULL or self._result is not None:
+            raise WrongStateError(f"pipeline {self._name!r} was already started: a pipeline "
+                                  "runs once (declare a new one, or load its manifest again)")
+        out = ffi.new("shmline_run **")
+        check(lib.shmline_pipeline_start(self._h, out))
+        self._run = ffi.gc(out[0], closer(lib.shmline_run_close))
+        self._started_at = time.monotonic()
+
+    def join(self, timeout: Optional[float] = None) -> RunReport:
+        """Waits for the run to end (`Timeout` after `timeout` seconds; None waits for ever)
+        and returns its report; raises `PipelineFailedError` as `run()` does. Ctrl-C stops the
+        pipeline, waits for its end and raises `KeyboardInterrupt`. Once ended, every call
+        returns (or raises) the same."""
+        if self._result is None:
+            if self._run == NULL:
+                raise WrongStateError(f"pipeline {self._name!r} is not started: call start() "
+                                      "or run()")
+            deadline = deadline_of(timeout)
+            ns = first_slice(timeout)
+            report = ffi.new("shmline_run_report *")
+            try:
+                while True:
+                    status = lib.shmline_run_wait(self._run, ns, report)
+                    if status != TIMEOUT:
+                        break
+                    ns = next_slice(deadline, timeout, f"pipeline {self._name!r} did not end")
+            except KeyboardInterrupt:
+                self._stop_and_wait()
+                raise
+            self._ended(status, report)
+        return self._outcome()
+
+    def stop(self) -> None:
+        """Asks the running pipeline to stop: its tasks are asked to (`Task.stop_requested()`
+        and SIGTERM; a function task is interrupted by `SystemExit`), then killed after the
+        grace period. Returns at once; `join()` waits for the end, and returns the report of a
+        stopped run. Does nothing before the start or after the end."""
+        if self._run != NULL and self._result is None:
+            check(lib.shmline_run_stop(self._run))
+
+    def close(self) -> None:
+        """Stops the run if it is still going, waits until its tasks are gone and its segments
+        removed, and frees the declaration. Closing twice does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._run != NULL and self._result is None:
+            self._stop_and_wait()
+        run, self._run = self._run, NULL
+        if run != NULL:
+            ffi.release(run)
+        ffi.release(self._h)
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = ("closed" if self._closed else self._result[2].outcome if self._result
+                 else "running" if self._run != NULL else "declared")
+        return f"<shmline.Pipeline {self._name!r} tasks={self._tasks} {state}>"
+
+    # -- Watching --------------------------------------------------------------------------
+
+    def metrics(self) -> PipelineMetrics:
+        """A snapshot of the run, while it goes or after it ended: every stream's ring pressure
+        (`fill`), counts and rates, and every task's CPU time, CPU use and resident memory
+        (from /proc while it runs; how it ended afterwards). Only reads shared counters: it
+        never disturbs the tasks. May be called from another thread than the one in `run()`."""
+        run = self._run
+        if run == NULL:
+            raise WrongStateError(f"pipeline {self._name!r} is not started: metrics come from "
+                                  "a run")
+        now = time.monotonic()
+        elapsed = now - self._started_at
+        state = "running" if self._result is None else self._result[2].outcome
+        if self._result is None:
+            # A run may end between the calls; its final counters are as good.
+            probe = ffi.new("shmline_run_report *")
+            status = lib.shmline_run_wait(run, 0, probe)
+            if status != TIMEOUT:
+                self._ended(status, probe)
+                state = self._result[2].outcome  # type: ignore[index]
+        streams: Dict[str, StreamMetrics] = {}
+        stats = ffi.new("shmline_stream_stats *")
+        index = 0
+        while True:
+            name_c = lib.shmline_run_stream_name(run, index)
+            if name_c == NULL:
+                break
+            name = string(name_c)
+            check(lib.shmline_run_stream_stats(run, index, stats))
+            frames, nbytes = int(stats.frames_written), int(stats.bytes_written)
+            last_t, last_frames, last_bytes = self._samples.get(
+                ("stream", name), (self._started_at, 0, 0))
+            span = max(now - last_t, 1e-9)
+            if self._result is not None:
+                span = max(self._result[2].running_s or self._result[2].duration_s, 1e-9)
+                last_frames = last_bytes = 0
+            else:
+                self._samples[("stream", name)] = (now, frames, nbytes)
+            streams[name] = StreamMetrics(
+                name, int(stats.capacity), float(stats.fill), frames, nbytes,
+                (frames - last_frames) / span, (nbytes - last_bytes) / span,
+                int(stats.writer_waits), stats.writer_wait_ns / 1e9, int(stats.reader_count),
+                _WRITER_STATES.get(stats.writer_state, "unknown"))
+            index += 1
+        return PipelineMetrics(state, elapsed, streams, self._task_metrics(now))
+
+    def _task_metrics(self, now: float) -> Dict[str, TaskMetrics]:
+        tasks: Dict[str, TaskMetrics] = {}
+        if self._result is not None:
+            for name, t in self._result[2].tasks.items():
+                tasks[name] = TaskMetrics(name, t.pid or None, False, t.cpu_s,
+                                          100.0 * t.cpu_s / max(self._result[2].duration_s, 1e-9),
+                                          None, t.exit_code, t.signal, t.stopped)
+            return tasks
+        pids = _task_pids(self._name)
+        for name in self._tasks or list(pids):
+            pid = pids.get(name)
+            sample = _proc_sample(pid) if pid is not None else None
+            if sample is None:
+                tasks[name] = TaskMetrics(name, pid, False, 0.0, 0.0, None, None, None, None)
+                continue
+            cpu, rss, age = sample
+            last_t, last_cpu, _ = self._samples.get(("task", pid), (now - age, 0.0, 0.0))
+            self._samples[("task", pid)] = (now, cpu, 0.0)
+            percent = 100.0 * (cpu - last_cpu) / max(now - last_t, 1e-9)
+            tasks[name] = TaskMetrics(name, pid, True, cpu, percent, rss, None, None, None)
+        return tasks
+
+    # -- Internals ---------------------------------------------------------------------------
+
+    def _declaring(self) -> None:
+        self._open()
+        if self._run != NULL or self._result is not None:
+            raise WrongStateError(f"pipeline {self._name!r} was started: declare everything "
+                                  "before start() or run()")
+
+    def _open(self) -> None:
+        if self._closed:
+            raise errors.ClosedError(f"pipeline {self._name!r} is closed")
+
+    def _new_name(self, name: str, kind: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"a {kind} name is a str, not {type(name).__name__}")
+        table: Optional[Iterable[str]] = {"stream": self._streams, "event": self._events,
+                                          "task": self._tasks}[kind]
+        if table is not None and name in table:
+            raise ValueError(f"pipeline {self._name!r} already has a {kind} named {name!r}")
+
+    def _stop_and_wait(self) -> None:
+        """Stops the run and waits for its end, through further Ctrl-Cs (the runner kills the
+        tasks after the grace period, so the end comes)."""
+        lib.shmline_run_stop(self._run)
+        report = ffi.new("shmline_run_report *")
+        while True:
+            try:
+                status = lib.shmline_run_wait(self._run, 50_000_000, report)
+                if status != TIMEOUT:
+                    break
+            except KeyboardInterrupt:
+                continue
+        self._ended(status, report)
+
+    def _ended(self, status: int, report: Any) -> None:
+        """Records how the run ended (the status of shmline_run_wait and its report)."""
+        message = string(lib.shmline_last_error_message()) if status != OK else ""
+        tasks: Dict[str, TaskReport] = {}
+        out = ffi.new("shmline_task_report *")
+        for i in range(report.task_count):
+            if lib.shmline_run_task_report(self._run, i, out) != OK:
+                continue
+            name = self._tasks[i] if i < len(self._tasks) else f"task {i}"
+            code = int(out.exit_value) if out.exit_kind == lib.SHMLINE_EXIT_CODE else None
+            sig = int(out.exit_value) if out.exit_kind == lib.SHMLINE_EXIT_SIGNAL else None
+            tasks[name] = TaskReport(name, int(out.pid), code, sig, bool(out.stopped),
+                                     out.cpu_ns / 1e9)
+        self._result = (status, message, RunReport(
+            _OUTCOMES.get(report.outcome, "unknown"), int(report.signal) or None,
+            report.duration_ns / 1e9, report.running_ns / 1e9, int(report.frames),
+            int(report.bytes), tasks))
+
+    def _outcome(self) -> RunReport:
+        assert self._result is not None
+        status, message, report = self._result
+        if status == OK:
+            return report
+        error = errors.error_for(status)
+        if message:
+            error = type(error)(message)
+        error.report = report  # type: ignore[attr-defined]
+        raise error
+
+
+class _TerminateAsInterrupt:
+    """In the main thread, while no handler is installed for SIGTERM, turns it into
+    KeyboardInterrupt (remembering it came), so that `run()` stops the pipeline cleanly as the
+    C runner does instead of dying and leaving the tasks to be killed."""
+
+    def __init__(self) -> None:
+        self.caught = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_TerminateAsInterrupt":
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.caught = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _ns(seconds: float, what: str) -> int:
+    if not seconds >= 0:
+        raise ValueError(f"{what} must be a number of seconds >= 0, not {seconds!r}")
+    return int(seconds * 1e9)
+
+
+# -- Function tasks ----------------------------------------------------------------------------
+
+def _worker_args(task: str, fn: Callable[..., Any], bindings: Dict[str, Dict[str, str]]) \
+        -> List[str]:
+    """The arguments of `python -m shmline._worker` that run `fn`; raises ValueError saying what
+    to change when a new process could not import `fn` or its parameters do not match the
+    bindings."""
+    where = f"task {task!r}: fn={fn!r}"
+    if not callable(fn):
+        raise TypeError(f"{where} is not callable")
+    if isinstance(fn, functools.partial):
+        raise ValueError(f"{where} is a functools.partial, which a worker process cannot import: "
+                         "define a function at the top level of a module that calls it")
+    if inspect.ismethod(fn):
+        raise ValueError(f"{where} is a bound method, which a worker process cannot rebuild: "
+                         "use a function at the top level of a module")
+    qualname = getattr(fn, "__qualname__", None)
+    module_name = getattr(fn, "__module__", None)
+    if not isinstance(qualname, str) or not isinstance(module_name, str):
+        raise ValueError(f"{where} has no module and qualified name, so a worker process cannot "
+                         "import it: use a function defined with def at the top level of a "
+                         "module")
+    if "<lambda>" in qualname:
+        raise ValueError(f"{where} is a lambda, which a worker process cannot import: define it "
+                         "with def at the top level of a module (or of the script)")
+    if "<locals>" in qualname:
+        raise ValueError(f"{where} is defined inside another function, which a worker process "
+                         "cannot import: move it to the top level of a module (or of the "
+                         "script), and pass what it used from the enclosing function through "
+                         "streams, events or env=")
+    from . import _worker  # see Pipeline.start()
+
+    module = sys.modules.get(module_name)
+    try:
+        found = _worker.attribute(module, qualname) if module is not None else None
+    except AttributeError:
+        found = None
+    if found is not fn:
+        raise ValueError(f"{where} is not what {module_name}.{qualname} names now (was it "
+                         "decorated, renamed or replaced?), so a worker process would import "
+                         "something else: pass the function that module defines")
+    args: List[str] = []
+    if module_name == "__main__":
+        spec = getattr(module, "__spec__", None)
+        file = getattr(module, "__file__", None)
+        if spec is not None and spec.name not in (None, "__main__"):
+            # `python -m package.module`: import it by its real name.
+            target = f"{spec.name}:{qualname}"
+            root = _import_root(spec.origin, spec.name)
+        elif file:
+            target = f"{os.path.abspath(file)}:{qualname}"
+            root = None
+        else:
+            raise ValueError(f"{where} is defined in an interactive session or `python -c`, "
+                             "whose code a worker process cannot import: put the function in a "
+                             "module or script file")
+    else:
+        target = f"{module_name}:{qualname}"
+        root = _import_root(getattr(module, "__file__", None), module_name)
+    if root is not None:
+        args += ["--path", root]
+    _check_signature(task, fn, bindings)
+    return args + [target]
+
+
+def _import_root(file: Optional[str], module_name: str) -> Optional[str]:
+    """The sys.path entry from which `module_name` was imported as `file`, if it can be told."""
+    if not file:
+        return None
+    directory = os.path.dirname(os.path.abspath(file))
+    parts = module_name.split(".")
+    if os.path.basename(file).startswith("__init__."):
+        package = parts
+    else:
+        package = parts[:-1]
+    for part in reversed(package):
+        if os.path.basename(directory) != part:
+            return None
+        directory = os.path.dirname(directory)
+    return directory
+
+
+def _check_signature(task: str, fn: Callable[..., Any],
+                     bindings: Dict[str, Dict[str, str]]) -> None:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # nothing to check against (a builtin): the worker reports a mismatch
+    named = {n: p for n, p in sig.parameters.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    bound = [param for table in bindings.values() for param in table]
+    label = f"{getattr(fn, '__qualname__', fn)}{sig}"
+    unknown = [p for p in bound if p not in named]
+    if unknown:
+        raise ValueError(
+            f"task {task!r}: {label} has no parameter named {', '.join(map(repr, unknown))}: each "
+            "stream and event is passed by its parameter name (the keys of reads, writes and "
+            "events), so rename the parameter or the key")
+    required = [p.name for p in sig.parameters.values()
+                if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                and p.name not in bound]
+    if required:
+        raise ValueError(
+            f"task {task!r}: parameter{'s' if len(required) > 1 else ''} "
+            f"{', '.join(map(repr, required))} of {label} "
+            f"{'are' if len(required) > 1 else 'is'} bound to nothing: add "
+            f"{'them' if len(required) > 1 else 'it'} to reads, writes or events (or give "
+            f"{'them' if len(required) > 1 else 'it'} a default)")
+
+
+# -- Manifests and /proc ------------------------------------------------------------------------
+
+def _manifest_names(path: Path) -> Tuple[Optional[Dict[str, str]], Optional[Dict[str, str]],
+                                         List[str]]:
+    """The stream, event and task names a manifest declares, in order (the library has read it
+    already; this is for the early checks and the names of metrics). None when unknown."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None, None, []
+    parser: Any = None
+    try:
+        import tomllib as parser  # Python 3.11+
+    except ImportError:
+        try:
+            import tomli as parser  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            pass
+    if parser is not None:
+        try:
+            data = parser.loads(text)
+            return ({n: "" for n in data.get("streams", {})}, {n: "" for n in data.get("events", {})},
+                    list(data.get("tasks", {})))
+        except Exception:
+            return None, None, []
+    # Without a TOML parser: the table headers shmline_pipeline_save() writes.
+    found: Dict[str, List[str]] = {"streams": [], "events": [], "tasks": []}
+    for kind, name in re.findall(r'^\[(streams|events|tasks)\.("?)([^"\]]+)\2\]', text, re.M):
+        found[kind].append(name)
+    return ({n: "" for n in found["streams"]}, {n: "" for n in found["events"]}, found["tasks"])
+
+
+def _children() -> List[int]:
+    """This process's child processes (the runner thread starts the tasks as children)."""
+    pids: List[int] = []
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        return pids
+    except OSError:
+        pass  # a kernel without CONFIG_PROC_CHILDREN: look at every process's parent
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rpartition(")")[2].split()[1]) == me:
+                        pids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return pids
+
+
+def _task_pids(pipeline: str) -> Dict[str, int]:
+    """The pid of every task of `pipeline` that runs now, by task name (from the environment the
+    runner gave each)."""
+    want = b"SHMLINE_PIPELINE=" + pipeline.encode()
+    pids: Dict[str, int] = {}
+    for pid in _children():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if want in env:
+            for entry in env:
+                if entry.startswith(b"SHMLINE_TASK="):
+                    pids[entry[len(b"SHMLINE_TASK="):].decode(errors="replace")] = pid
+    return pids
+
+
+def _proc_sample(pid: int) -> Optional[Tuple[float, int, float]]:
+    """(CPU seconds, resident bytes, age in seconds) of a live process; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError):
+        return None
+    if fields[0] == "Z":
+        return None
+    # Fields after the command: state is field 3 of stat(5), so field n is fields[n - 3].
+    cpu = (int(fields[11]) + int(fields[12])) / _TICKS
+    rss = int(fields[21]) * _PAGE
+    age = max(uptime - int(fields[19]) / _TICKS, 1e-3)
+    return cpu, rss, age
