@@ -923,6 +923,22 @@ void shmline_stream_close(struct shmline_stream *stream);
 int32_t shmline_stream_unlink(const char *name);
 
 /**
+ * Removes stream `name` if nobody alive uses it: its creator, its writer and every reader are
+ * dead (or its creator never finished making it). Use it to take a name back after a crash;
+ * `shmline_stream_create()` never does it by itself.
+ *
+ * Returns `SHMLINE_OK` if it removed the stream, `SHMLINE_NOT_FOUND` if there is no such stream,
+ * `SHMLINE_ALREADY_EXISTS` if a live process uses it (the message names it; nothing is removed),
+ * `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name),
+ * `SHMLINE_VERSION_MISMATCH` or `SHMLINE_CORRUPT` (the stream cannot be judged),
+ * `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string.
+ */
+int32_t shmline_stream_remove_stale(const char *name);
+
+/**
  * The stream's name, NUL-terminated; NULL if `stream` is NULL.
  *
  * The string belongs to the handle: do not free it; it is valid until `shmline_stream_close()`.
@@ -1425,6 +1441,22 @@ void shmline_event_close(struct shmline_event *event);
  * `name` is NULL or a NUL-terminated string.
  */
 int32_t shmline_event_unlink(const char *name);
+
+/**
+ * Removes event `name` if its creator is dead (or never finished making it). Use it to take a
+ * name back after a crash; `shmline_event_create()` never does it by itself. Processes that still
+ * have the old event open keep their own copy.
+ *
+ * Returns `SHMLINE_OK` if it removed the event, `SHMLINE_NOT_FOUND` if there is no such event,
+ * `SHMLINE_ALREADY_EXISTS` if its creator is alive (nothing is removed), `SHMLINE_NULL_POINTER`,
+ * `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name),
+ * `SHMLINE_VERSION_MISMATCH` or `SHMLINE_CORRUPT` (the event cannot be judged),
+ * `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string.
+ */
+int32_t shmline_event_remove_stale(const char *name);
 
 /**
  * Signals the event. Flag mode: turns it on and wakes every waiter. Counting mode: adds one

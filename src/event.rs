@@ -104,7 +104,8 @@ impl std::fmt::Debug for Event {
 impl Event {
     /// Creates a new, clear event named `name`.
     ///
-    /// Creation is exclusive ([`Error::AlreadyExists`] if the name is taken). The event is fully
+    /// Creation is exclusive ([`Error::AlreadyExists`] if the name is taken, saying whether its
+    /// creator is alive or [`Event::remove_stale`] recovers the name). The event is fully
     /// initialised before any [`Event::open`] can accept it; if creation fails half-way nothing
     /// is left in `/dev/shm`.
     pub fn create(name: &str, options: &EventOptions) -> Result<Event> {
@@ -113,7 +114,8 @@ impl Event {
             name,
             EVENT_SEGMENT_SIZE,
             options.permissions,
-        )?;
+        )
+        .map_err(|e| crate::stale::explain_exists(SegmentKind::Event, name, e))?;
         let header = segment.at::<EventHeader>(0).ok_or_else(|| {
             Error::corrupt(format!(
                 "event {name:?}: the mapping is too small for its header"

@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod ring;
 pub mod schema;
 pub mod shm;
+pub mod stale;
 pub mod sync;
 pub mod wait;
 

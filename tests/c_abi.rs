@@ -9,6 +9,7 @@
 //! are ignored tests that this binary re-runs as a child process with the stream name in
 //! `SHMLINE_C_ABI_CHILD`; the Rust tasks of the pipelines are the roles of `tests/common/mod.rs`.
 
+#[macro_use]
 mod common;
 
 use shmline::pipeline::{Outcome, Pipeline, StreamSpec, TaskExit, TaskSpec};
@@ -409,6 +410,9 @@ fn run_mixed_pipeline(source: TaskSpec, scale: TaskSpec, sink: TaskSpec) {
     assert_eq!(leftover_segments(&name), Vec::<String>::new());
 }
 
+// The Rust stages of the mixed pipelines: this test binary, re-run in these roles.
+task_roles!(role_source, role_scale, role_sink);
+
 #[test]
 fn a_c_source_a_rust_scale_and_a_c_sink_pass_every_frame_intact() {
     run_mixed_pipeline(
@@ -583,24 +587,6 @@ fn a_c_writer_and_a_c_reader_run_clean_under_valgrind() {
             FRAMES_UNDER_VALGRIND,
         );
     }
-}
-
-#[test]
-#[ignore = "task role of the mixed pipelines"]
-fn role_source() {
-    common::role_source();
-}
-
-#[test]
-#[ignore = "task role of the mixed pipelines"]
-fn role_scale() {
-    common::role_scale();
-}
-
-#[test]
-#[ignore = "task role of the mixed pipelines"]
-fn role_sink() {
-    common::role_sink();
 }
 
 /// The stream name and frame count given to this process, if it runs as a child role.

@@ -3,6 +3,7 @@
 //! Task programs are this test binary re-run as one of the `role_*` ignored tests (see
 //! `tests/common/mod.rs`).
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -11,41 +12,14 @@ use shmline::pipeline::{Pipeline, PipelineState, Registry, StreamSpec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-#[test]
-#[ignore = "task role"]
-fn role_source() {
-    common::role_source();
-}
-
-#[test]
-#[ignore = "task role"]
-fn role_scale() {
-    common::role_scale();
-}
-
-#[test]
-#[ignore = "task role"]
-fn role_sink() {
-    common::role_sink();
-}
-
-#[test]
-#[ignore = "task role"]
-fn role_exit() {
-    common::role_exit();
-}
-
-#[test]
-#[ignore = "task role"]
-fn role_idle() {
-    common::role_idle();
-}
-
-#[test]
-#[ignore = "task role"]
-fn role_doomed_runner() {
-    common::role_doomed_runner();
-}
+task_roles!(
+    role_source,
+    role_scale,
+    role_sink,
+    role_exit,
+    role_idle,
+    role_doomed_runner,
+);
 
 fn shmline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shmline"))

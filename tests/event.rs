@@ -4,10 +4,12 @@
 //! the event's name in `SHMLINE_EVENT_CHILD`; the role functions are ignored tests that do nothing
 //! unless that variable is set.
 
+mod support;
+
 use shmline::{Error, Event, EventMode, EventOptions};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use support::{thread_cpu_time, RoleProcess};
 
 /// Environment variable carrying the event name to a child role.
 const CHILD_ENV: &str = "SHMLINE_EVENT_CHILD";
@@ -40,32 +42,8 @@ fn ready_name(name: &str) -> String {
 }
 
 /// Starts this test binary running only the ignored test `role`, on the event `name`.
-fn spawn_role(role: &str, name: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            role,
-            "--nocapture",
-            "--ignored",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits for a child and fails unless it ran its role (exactly one test) successfully.
-fn finish(child: Child) {
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn spawn_role(role: &str, name: &str) -> RoleProcess {
+    RoleProcess::spawn(role, CHILD_ENV, name)
 }
 
 /// The event name given to this process, if it runs as a child role.
@@ -112,7 +90,7 @@ fn a_set_in_another_process_wakes_a_waiter() {
     let child = spawn_role("child_sets_the_event", &name);
     event.wait_timeout(PATIENCE).unwrap();
     assert!(event.is_set());
-    finish(child);
+    child.finish();
 }
 
 #[test]
@@ -125,7 +103,7 @@ fn every_signal_from_another_process_is_taken_exactly_once() {
             .wait_timeout(PATIENCE)
             .unwrap_or_else(|e| panic!("wait for signal {taken} failed: {e}"));
     }
-    finish(child);
+    child.finish();
     assert!(matches!(event.try_wait(), Err(Error::Empty)));
     assert_eq!(event.count(), 0);
 }
@@ -135,25 +113,14 @@ fn a_flag_set_wakes_every_waiting_process() {
     let name = unique_name("all");
     let event = create(&name, EventMode::Flag);
     let ready = create(&ready_name(&name), EventMode::Counting);
-    let children: Vec<Child> = (0..WAITERS)
+    let children: Vec<RoleProcess> = (0..WAITERS)
         .map(|_| spawn_role("child_waits_for_the_event", &name))
         .collect();
     for _ in 0..WAITERS {
         ready.wait_timeout(PATIENCE).unwrap();
     }
     event.set();
-    children.into_iter().for_each(finish);
-}
-
-/// CPU time (user + system) the calling thread has used.
-fn thread_cpu_time() -> Duration {
-    // SAFETY: an all-zero `rusage` is a valid value (plain integers and timevals).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid out-pointer for the duration of the call.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
-    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
-    let as_duration = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    as_duration(usage.ru_utime) + as_duration(usage.ru_stime)
+    children.into_iter().for_each(RoleProcess::finish);
 }
 
 #[test]

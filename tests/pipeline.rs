@@ -3,6 +3,7 @@
 //! The tasks are this test binary re-run as one of the `role_*` ignored tests (see
 //! `tests/common/mod.rs`).
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -13,41 +14,14 @@ use shmline::pipeline::{
 use shmline::{Error, ReaderOptions, Schema, StartPosition, Stream, WaitStrategy, WriterOptions};
 use std::time::Duration;
 
-#[test]
-#[ignore = "task role"]
-fn role_source() {
-    common::role_source();
-}
-
-#[test]
-#[ignore = "task role"]
-fn role_scale() {
-    common::role_scale();
-}
-
-#[test]
-#[ignore = "task role"]
-fn role_sink() {
-    common::role_sink();
-}
-
-#[test]
-#[ignore = "task role"]
-fn role_exit() {
-    common::role_exit();
-}
-
-#[test]
-#[ignore = "task role"]
-fn role_idle() {
-    common::role_idle();
-}
-
-#[test]
-#[ignore = "task role"]
-fn role_doomed_runner() {
-    common::role_doomed_runner();
-}
+task_roles!(
+    role_source,
+    role_scale,
+    role_sink,
+    role_exit,
+    role_idle,
+    role_doomed_runner,
+);
 
 /// source -> samples -> scale -> doubled -> sink, `frames` frames.
 fn three_stages(name: &str, frames: u64) -> Pipeline {

@@ -9,15 +9,17 @@
 //! Every frame's payload is derived from its sequence number (and its length varies with it), so
 //! each side checks every byte of every frame and that sequence numbers are exactly as promised.
 
+mod support;
+
 use shmline::wait::Deadline;
 use shmline::{
     Error, Event, EventMode, EventOptions, FrameInfo, Reader, ReaderOptions, StartPosition, Stream,
     StreamOptions, WriterOptions, WriterState,
 };
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use support::{thread_cpu_time, RoleProcess};
 
 /// Environment variable carrying a child role's [`Job`].
 const CHILD_ENV: &str = "SHMLINE_STREAM_CHILD";
@@ -136,64 +138,13 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// A child process running one role. Killed and reaped if the test fails before finishing it.
-struct RoleProcess {
-    role: &'static str,
-    child: Option<Child>,
-}
-
-impl RoleProcess {
-    /// Starts this test binary running only the ignored test `role` on `stream`.
-    fn spawn(role: &'static str, stream: &Stream, frames: u64, extra: u64) -> RoleProcess {
-        let job = format!("{} {frames} {extra}", stream.name());
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                role,
-                "--nocapture",
-                "--ignored",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, job)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        RoleProcess {
-            role,
-            child: Some(child),
-        }
-    }
-
-    /// Waits for the child and fails unless it ran its role (exactly one test) successfully.
-    fn finish(mut self) {
-        let out = self.child.take().unwrap().wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("test result: ok. 1 passed;"),
-            "child {} failed ({}):\n{stdout}\n{}",
-            self.role,
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Kills the child with SIGKILL and reaps it.
-    fn kill(mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
-        // `Child::kill` sends SIGKILL on Unix.
-        child.kill().unwrap();
-        child.wait().unwrap()
-    }
-}
-
-impl Drop for RoleProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// Starts this test binary running only the ignored test `role` on `stream`, with its job.
+fn spawn_role(role: &str, stream: &Stream, frames: u64, extra: u64) -> RoleProcess {
+    RoleProcess::spawn(
+        role,
+        CHILD_ENV,
+        &format!("{} {frames} {extra}", stream.name()),
+    )
 }
 
 /// Reads frames `first..end`, checking each one's sequence number and every byte.
@@ -459,10 +410,10 @@ fn every_reader_process_sees_every_frame_a_writer_process_broadcasts() {
     let stream = create_stream("broadcast", 256, 32, false);
     let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
     let readers: Vec<RoleProcess> = (0..READERS)
-        .map(|_| RoleProcess::spawn("child_reads_every_frame", &stream, FRAMES, 0))
+        .map(|_| spawn_role("child_reads_every_frame", &stream, FRAMES, 0))
         .collect();
     wait_ready(&ready, READERS);
-    let writer = RoleProcess::spawn("child_writes_frames", &stream, FRAMES, 0);
+    let writer = spawn_role("child_writes_frames", &stream, FRAMES, 0);
     writer.finish();
     readers.into_iter().for_each(RoleProcess::finish);
     let stats = stream.stats();
@@ -475,10 +426,10 @@ fn a_slow_reader_process_makes_the_writer_wait_and_neither_reader_loses_a_frame(
     const FRAMES: u64 = 2_000;
     let stream = create_stream("slow", 16, 64, false);
     let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
-    let slow = RoleProcess::spawn("child_reads_every_frame_slowly", &stream, FRAMES, 0);
-    let fast = RoleProcess::spawn("child_reads_every_frame", &stream, FRAMES, 0);
+    let slow = spawn_role("child_reads_every_frame_slowly", &stream, FRAMES, 0);
+    let fast = spawn_role("child_reads_every_frame", &stream, FRAMES, 0);
     wait_ready(&ready, 2);
-    RoleProcess::spawn("child_writes_frames", &stream, FRAMES, 0).finish();
+    spawn_role("child_writes_frames", &stream, FRAMES, 0).finish();
     slow.finish();
     fast.finish();
     let stats = stream.stats();
@@ -491,8 +442,8 @@ fn a_lossy_reader_process_counts_exactly_the_frames_it_missed_while_a_lossless_o
     const FRAMES: u64 = 10_000;
     let stream = create_stream("lossy", 16, 128, true);
     let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
-    let lossy = RoleProcess::spawn("child_reads_lossily", &stream, FRAMES, 0);
-    let lossless = RoleProcess::spawn("child_reads_every_frame", &stream, FRAMES, 0);
+    let lossy = spawn_role("child_reads_lossily", &stream, FRAMES, 0);
+    let lossless = spawn_role("child_reads_every_frame", &stream, FRAMES, 0);
     wait_ready(&ready, 2);
     let mut writer = stream.writer().unwrap();
     for seq in 0..FRAMES {
@@ -514,13 +465,13 @@ fn reader_processes_joining_late_start_at_the_oldest_or_newest_frame_then_miss_n
     for seq in 0..BEFORE {
         writer.try_write(&frame(seq, 48)).unwrap();
     }
-    let oldest = RoleProcess::spawn(
+    let oldest = spawn_role(
         "child_joins_late_at_the_oldest_frame",
         &stream,
         FRAMES,
         BEFORE,
     );
-    let newest = RoleProcess::spawn(
+    let newest = spawn_role(
         "child_joins_late_at_the_newest_frame",
         &stream,
         FRAMES,
@@ -546,7 +497,7 @@ fn readers_drain_every_frame_after_the_writer_process_exits_then_get_end_of_stre
             ..Default::default()
         })
         .unwrap();
-    let writer = RoleProcess::spawn("child_writes_frames", &stream, FRAMES, 0);
+    let writer = spawn_role("child_writes_frames", &stream, FRAMES, 0);
     // Read all but a ring's worth: the writer can then publish its last frames and exit.
     read_range(&mut reader, 0, FRAMES - CAPACITY, 100);
     writer.finish();
@@ -563,7 +514,7 @@ fn stream_with_an_idle_writer_process(what: &str) -> (Stream, Event, Event, Role
     let stream = create_stream(what, 16, 16, false);
     let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
     let done = create_event(&done_name(stream.name()), EventMode::Flag);
-    let writer = RoleProcess::spawn("child_holds_an_idle_writer", &stream, 0, 0);
+    let writer = spawn_role("child_holds_an_idle_writer", &stream, 0, 0);
     wait_ready(&ready, 1);
     (stream, ready, done, writer)
 }
@@ -592,7 +543,7 @@ fn a_write_to_a_ring_held_full_by_a_reader_process_times_out() {
     let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
     let done = create_event(&done_name(stream.name()), EventMode::Flag);
     let _stalled = create_event(&stalled_name(stream.name()), EventMode::Flag);
-    let reader = RoleProcess::spawn("child_stops_reading", &stream, 0, 0);
+    let reader = spawn_role("child_stops_reading", &stream, 0, 0);
     wait_ready(&ready, 1);
     let mut writer = stream.writer().unwrap();
     for seq in 0..8 {
@@ -620,10 +571,10 @@ fn a_writer_blocked_on_a_reader_killed_with_sigkill_reclaims_it_and_carries_on()
     let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
     let _done = create_event(&done_name(stream.name()), EventMode::Flag);
     let stalled = create_event(&stalled_name(stream.name()), EventMode::Flag);
-    let victim = RoleProcess::spawn("child_stops_reading", &stream, 0, READ_BEFORE_STALLING);
-    let survivor = RoleProcess::spawn("child_reads_every_frame", &stream, FRAMES, 0);
+    let victim = spawn_role("child_stops_reading", &stream, 0, READ_BEFORE_STALLING);
+    let survivor = spawn_role("child_reads_every_frame", &stream, FRAMES, 0);
     wait_ready(&ready, 2);
-    let writer = RoleProcess::spawn("child_writes_frames", &stream, FRAMES, 0);
+    let writer = spawn_role("child_writes_frames", &stream, FRAMES, 0);
     stalled.wait_timeout(PATIENCE).unwrap();
     wait_until(
         "the writer is a full ring ahead of the stalled reader",
@@ -646,7 +597,7 @@ fn a_reader_drains_what_a_writer_killed_with_sigkill_published_then_gets_writer_
     let stream = create_stream("wkill", CAPACITY as u32, 64, false);
     let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
     // Many more frames than the test reads: the writer is killed long before it finishes.
-    let writer = RoleProcess::spawn("child_writes_frames", &stream, 1 << 40, 0);
+    let writer = spawn_role("child_writes_frames", &stream, 1 << 40, 0);
     read_range(&mut reader, 0, READ_BEFORE_KILL, 64);
     let status = writer.kill();
     assert_eq!(status.signal(), Some(libc::SIGKILL));
@@ -656,17 +607,6 @@ fn a_reader_drains_what_a_writer_killed_with_sigkill_published_then_gets_writer_
     let outcome = reader.read_timeout(PATIENCE);
     assert!(matches!(outcome, Err(Error::WriterDead)), "{outcome:?}");
     assert_eq!(stream.stats().writer_state, WriterState::Dead);
-}
-
-/// CPU time (user + system) the calling thread has used.
-fn thread_cpu_time() -> Duration {
-    // SAFETY: an all-zero `rusage` is a valid value (plain integers and timevals).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid out-pointer for the duration of the call.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
-    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
-    let as_duration = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    as_duration(usage.ru_utime) + as_duration(usage.ru_stime)
 }
 
 #[test]
@@ -706,7 +646,7 @@ fn zero_copy_checksummed_frames_cross_processes_intact() {
             ..Default::default()
         })
         .unwrap();
-    let writer = RoleProcess::spawn("child_writes_zero_copy", &stream, FRAMES, 0);
+    let writer = spawn_role("child_writes_zero_copy", &stream, FRAMES, 0);
     for seq in 0..FRAMES {
         let frame = reader.acquire().unwrap();
         assert_eq!(frame.info().seq, seq);
@@ -727,7 +667,7 @@ fn batches_of_variable_sized_frames_cross_processes_intact() {
             ..Default::default()
         })
         .unwrap();
-    let writer = RoleProcess::spawn("child_writes_batches", &stream, FRAMES, 0);
+    let writer = spawn_role("child_writes_batches", &stream, FRAMES, 0);
     let mut buf = vec![0u8; 1024];
     let mut infos = vec![FrameInfo::default(); 48];
     let mut next = 0;

@@ -1,6 +1,7 @@
 //! `shmline_event`: process-shared switches (flags) and counters.
 
 use super::{cstr, ffi_call, guard, handle, invalid, read_options, OptionsStruct, Out};
+use crate::error::Error;
 use crate::event::{Event, EventMode, EventOptions};
 use crate::wait::Deadline;
 use std::ffi::c_char;
@@ -178,6 +179,30 @@ pub unsafe extern "C" fn shmline_event_unlink(name: *const c_char) -> i32 {
         // SAFETY: the caller guarantees `name` is NULL or NUL-terminated.
         let name = unsafe { cstr(name, "name") }?;
         Ok(Event::unlink(name)?)
+    })
+}
+
+/// Removes event `name` if its creator is dead (or never finished making it). Use it to take a
+/// name back after a crash; `shmline_event_create()` never does it by itself. Processes that still
+/// have the old event open keep their own copy.
+///
+/// Returns `SHMLINE_OK` if it removed the event, `SHMLINE_NOT_FOUND` if there is no such event,
+/// `SHMLINE_ALREADY_EXISTS` if its creator is alive (nothing is removed), `SHMLINE_NULL_POINTER`,
+/// `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name),
+/// `SHMLINE_VERSION_MISMATCH` or `SHMLINE_CORRUPT` (the event cannot be judged),
+/// `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn shmline_event_remove_stale(name: *const c_char) -> i32 {
+    ffi_call(|| {
+        // SAFETY: the caller guarantees `name` is NULL or NUL-terminated.
+        let name = unsafe { cstr(name, "name") }?;
+        match Event::remove_stale(name)? {
+            true => Ok(()),
+            false => Err(Error::NotFound(format!("event {name:?}")).into()),
+        }
     })
 }
 

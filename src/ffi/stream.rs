@@ -4,6 +4,7 @@ use super::{
     array, array_mut, bytes_mut, cstr, ffi_call, guard, handle, invalid, read_options, too_small,
     Failure, FfiResult, OptionsStruct, Out,
 };
+use crate::error::Error;
 use crate::ring::{Stream, StreamOptions, StreamStats, WriterState};
 use crate::schema::Schema;
 use std::ffi::{c_char, CString};
@@ -359,6 +360,30 @@ pub unsafe extern "C" fn shmline_stream_unlink(name: *const c_char) -> i32 {
         // SAFETY: the caller guarantees `name` is NULL or NUL-terminated.
         let name = unsafe { cstr(name, "name") }?;
         Ok(Stream::unlink(name)?)
+    })
+}
+
+/// Removes stream `name` if nobody alive uses it: its creator, its writer and every reader are
+/// dead (or its creator never finished making it). Use it to take a name back after a crash;
+/// `shmline_stream_create()` never does it by itself.
+///
+/// Returns `SHMLINE_OK` if it removed the stream, `SHMLINE_NOT_FOUND` if there is no such stream,
+/// `SHMLINE_ALREADY_EXISTS` if a live process uses it (the message names it; nothing is removed),
+/// `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name),
+/// `SHMLINE_VERSION_MISMATCH` or `SHMLINE_CORRUPT` (the stream cannot be judged),
+/// `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn shmline_stream_remove_stale(name: *const c_char) -> i32 {
+    ffi_call(|| {
+        // SAFETY: the caller guarantees `name` is NULL or NUL-terminated.
+        let name = unsafe { cstr(name, "name") }?;
+        match Stream::remove_stale(name)? {
+            true => Ok(()),
+            false => Err(Error::NotFound(format!("stream {name:?}")).into()),
+        }
     })
 }
 

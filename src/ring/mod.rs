@@ -163,7 +163,9 @@ impl Shared {
 }
 
 impl Stream {
-    /// Creates a new stream segment (exclusively; fails if the name exists).
+    /// Creates a new stream segment, exclusively: if the name exists, fails with
+    /// [`Error::AlreadyExists`] saying which live process uses it, or that nobody does and
+    /// [`Stream::remove_stale`] recovers it (create never takes a name over by itself).
     ///
     /// ```
     /// use shmline::{Schema, Stream, StreamOptions};
@@ -200,7 +202,8 @@ impl Stream {
             name,
             geo.segment_size,
             options.permissions,
-        )?;
+        )
+        .map_err(|e| crate::stale::explain_exists(SegmentKind::Stream, name, e))?;
         let me = ProcessId::current();
         let hdr: &StreamHeader = seg
             .at(0)

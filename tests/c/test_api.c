@@ -1089,6 +1089,50 @@ static void test_event_open_refuses_segments_that_are_not_shmline_events(void) {
     EXPECT(shmline_event_unlink(name), SHMLINE_OK);
 }
 
+static void test_remove_stale_recovers_names_left_by_a_dead_process_and_spares_live_ones(void) {
+    const char *name = unique("stale");
+    pid_t child = fork();
+    if (child == 0) {
+        /* A process that makes a stream and an event, then dies without closing them. */
+        shmline_stream_options so = shmline_stream_options_default();
+        so.max_frame_size = 8;
+        shmline_stream *s = NULL;
+        shmline_event *ev = NULL;
+        int ok = shmline_stream_create(name, &so, &s) == SHMLINE_OK &&
+                 shmline_event_create(name, NULL, &ev) == SHMLINE_OK;
+        _exit(ok ? 0 : 1);
+    }
+    CHECK(child > 0);
+    int status = -1;
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    shmline_stream_options o = shmline_stream_options_default();
+    o.max_frame_size = 8;
+    o.unlink_on_close = 1;
+    shmline_stream *s = NULL;
+    EXPECT(shmline_stream_create(name, &o, &s), SHMLINE_ALREADY_EXISTS);
+    EXPECT_MESSAGE("shmline_stream_remove_stale");
+    EXPECT(shmline_stream_remove_stale(name), SHMLINE_OK);
+    EXPECT(shmline_stream_remove_stale(name), SHMLINE_NOT_FOUND);
+    EXPECT(shmline_stream_create(name, &o, &s), SHMLINE_OK);
+    EXPECT(shmline_stream_remove_stale(name), SHMLINE_ALREADY_EXISTS);
+    EXPECT_MESSAGE("in use by its creator");
+    EXPECT(shmline_stream_remove_stale(NULL), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_stream_remove_stale("bad/name"), SHMLINE_INVALID_NAME);
+    shmline_stream_close(s);
+
+    shmline_event_options eo = shmline_event_options_default();
+    eo.unlink_on_close = 1;
+    shmline_event *ev = NULL;
+    EXPECT(shmline_event_create(name, &eo, &ev), SHMLINE_ALREADY_EXISTS);
+    EXPECT_MESSAGE("shmline_event_remove_stale");
+    EXPECT(shmline_event_remove_stale(name), SHMLINE_OK);
+    EXPECT(shmline_event_remove_stale(name), SHMLINE_NOT_FOUND);
+    EXPECT(shmline_event_create(name, &eo, &ev), SHMLINE_OK);
+    EXPECT(shmline_event_remove_stale(name), SHMLINE_ALREADY_EXISTS);
+    EXPECT(shmline_event_remove_stale(NULL), SHMLINE_NULL_POINTER);
+    shmline_event_close(ev);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_api NAME_PREFIX\n");
@@ -1127,5 +1171,6 @@ int main(int argc, char **argv) {
     test_counting_events_release_one_wait_per_set();
     test_event_calls_refuse_bad_arguments_with_a_status();
     test_event_open_refuses_segments_that_are_not_shmline_events();
+    test_remove_stale_recovers_names_left_by_a_dead_process_and_spares_live_ones();
     return check_summary();
 }

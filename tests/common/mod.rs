@@ -7,6 +7,21 @@
 
 #![allow(dead_code)] // each test file uses only some of the helpers
 
+/// Declares the ignored `role_*` tests that run the task roles below, for a test file whose
+/// pipelines use those roles (`task_roles!(source, scale, sink);`).
+#[allow(unused_macros)] // only the test files whose pipelines run these roles use it
+macro_rules! task_roles {
+    ($($role:ident),* $(,)?) => {
+        $(
+            #[test]
+            #[ignore = "task role"]
+            fn $role() {
+                common::$role();
+            }
+        )*
+    };
+}
+
 use shmline::pipeline::{Task, TaskSpec, ENV_TASK};
 use shmline::Error;
 use std::sync::atomic::{AtomicU32, Ordering};

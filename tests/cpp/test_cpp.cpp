@@ -187,6 +187,36 @@ TEST(Stream, AStreamCreatedWithoutUnlinkOnCloseLivesUntilUnlinked) {
     EXPECT_EQ(thrown([&] { shmline::Stream::unlink(name); }), Status::NotFound);
 }
 
+TEST(Stream, RemoveStaleRecoversANameLeftByADeadProcessAndSparesALiveOne) {
+    const std::string name = unique_name("stale");
+    const pid_t child = fork();
+    if (child == 0) {
+        // A process that creates a stream and an event, then dies without closing them.
+        shmline::StreamOptions options;
+        options.max_frame_size = 16;
+        try {
+            shmline::Stream::create(name, options).close();
+            shmline::Event::create(name).close();
+        } catch (...) {
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status = -1;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    shmline::StreamOptions options;
+    options.max_frame_size = 16;
+    options.unlink_on_close = true;
+    EXPECT_EQ(thrown([&] { shmline::Stream::create(name, options); }), Status::AlreadyExists);
+    EXPECT_TRUE(shmline::Stream::remove_stale(name));
+    EXPECT_FALSE(shmline::Stream::remove_stale(name));
+    shmline::Stream stream = shmline::Stream::create(name, options);
+    EXPECT_EQ(thrown([&] { shmline::Stream::remove_stale(name); }), Status::AlreadyExists);
+    EXPECT_TRUE(shmline::Event::remove_stale(name));
+    EXPECT_FALSE(shmline::Event::remove_stale(name));
+}
+
 TEST(Stream, MovingTransfersTheHandleAndLeavesTheSourceEmpty) {
     shmline::Stream a = small_stream("move");
     const std::string name = a.name();

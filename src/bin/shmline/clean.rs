@@ -3,7 +3,8 @@
 use serde_json::json;
 use shmline::pipeline::{Cleanup, Registry};
 use shmline::shm::{file_name, list, Segment, SegmentKind};
-use shmline::{Error, Event, Stream, WriterState};
+use shmline::stale::{event_usage, stream_usage, Usage};
+use shmline::Error;
 use std::collections::HashSet;
 use std::process::ExitCode;
 
@@ -12,7 +13,8 @@ use std::process::ExitCode;
 /// A pipeline is removed (registry, streams and events) when its runner is dead. A stream is
 /// removed when its creator, its writer and all its readers are dead; an event when its creator
 /// is dead. Segments whose creator never finished making them are removed too. A segment that
-/// cannot be read (another layout version, damaged) is left alone and reported.
+/// cannot be read (another layout version, damaged) is left alone and reported. These are the
+/// rules of `Stream::remove_stale` and `Event::remove_stale` (see the `shmline::stale` module).
 #[derive(clap::Args)]
 pub struct CleanArgs {
     /// Only look at segments whose name (pipeline, stream or event name) starts with PREFIX.
@@ -118,60 +120,20 @@ fn clean(dry_run: bool, prefix: &str, report: &mut Report) -> shmline::Result<()
         }
     }
 
-    for name in list(SegmentKind::Stream)?
-        .into_iter()
-        .filter(|n| n.starts_with(prefix))
-    {
-        let file = file_name(SegmentKind::Stream, &name);
-        match Stream::open(&name) {
-            Ok(stream) => {
-                let creator = stream.info().creator;
-                let stats = stream.stats();
-                let live_reader = stats.readers.iter().find(|r| r.alive);
-                if creator.is_alive() {
-                    report
-                        .kept
-                        .push((file, format!("creator pid {} is alive", creator.pid)));
-                } else if stats.writer_state == WriterState::Active {
-                    let pid = stats.writer_pid.unwrap_or(0);
-                    report
-                        .kept
-                        .push((file, format!("writer pid {pid} is alive")));
-                } else if let Some(reader) = live_reader {
-                    report
-                        .kept
-                        .push((file, format!("reader pid {} is alive", reader.pid)));
-                } else {
-                    let why = format!("creator pid {} is dead", creator.pid);
-                    remove(report, SegmentKind::Stream, &name, why);
-                }
+    for kind in [SegmentKind::Stream, SegmentKind::Event] {
+        for name in list(kind)?.into_iter().filter(|n| n.starts_with(prefix)) {
+            let usage = match kind {
+                SegmentKind::Stream => stream_usage(&name),
+                _ => event_usage(&name),
+            };
+            match usage {
+                Ok(Usage::InUse { pid, role }) => report
+                    .kept
+                    .push((file_name(kind, &name), format!("{role} pid {pid} is alive"))),
+                Ok(Usage::Stale(why)) => remove(report, kind, &name, why),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => report.skipped.push((file_name(kind, &name), e.to_string())),
             }
-            Err(Error::NotFound(_)) => {}
-            Err(Error::NotShmline(m)) => remove(report, SegmentKind::Stream, &name, m),
-            Err(e) => report.skipped.push((file, e.to_string())),
-        }
-    }
-
-    for name in list(SegmentKind::Event)?
-        .into_iter()
-        .filter(|n| n.starts_with(prefix))
-    {
-        let file = file_name(SegmentKind::Event, &name);
-        match Event::open(&name) {
-            Ok(event) => {
-                let creator = event.creator();
-                if creator.is_alive() {
-                    report
-                        .kept
-                        .push((file, format!("creator pid {} is alive", creator.pid)));
-                } else {
-                    let why = format!("creator pid {} is dead", creator.pid);
-                    remove(report, SegmentKind::Event, &name, why);
-                }
-            }
-            Err(Error::NotFound(_)) => {}
-            Err(Error::NotShmline(m)) => remove(report, SegmentKind::Event, &name, m),
-            Err(e) => report.skipped.push((file, e.to_string())),
         }
     }
     Ok(())
