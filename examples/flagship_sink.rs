@@ -42,6 +42,7 @@ fn main() -> Result<(), Error> {
     let expected: u64 = std::env::var("FLAGSHIP_FRAMES").map_or(20_000, |v| v.parse().unwrap());
     let mut task = Task::join()?;
     let mut spectrum = task.reader("spectrum")?;
+    let name = task.name().to_owned();
     drop(task);
 
     let mut buf = vec![0u8; HEADER + BINS * 4];
@@ -87,27 +88,29 @@ fn main() -> Result<(), Error> {
 
     latencies.sort_unstable();
     let us = |ns: u64| ns as f64 / 1000.0;
-    println!("flagship sink: {frames} spectra received of {expected} frames generated");
-    println!(
-        "  peak bins    : {} (the generator's loudest tone in each frame; {wrong} wrong)",
+    // One write for the whole summary: several sinks may share the runner's standard output.
+    let mut summary = format!("{name}: {frames} spectra received of {expected} frames generated\n");
+    summary += &format!(
+        "  peak bins    : {} (the generator's loudest tone in each frame; {wrong} wrong)\n",
         (0..PATTERNS)
             .map(|k| dominant_bin(k).to_string())
             .collect::<Vec<_>>()
             .join(" ")
     );
-    println!(
-        "  mean power   : {:.4e} (squared magnitude, averaged over bins and frames)",
+    summary += &format!(
+        "  mean power   : {:.4e} (squared magnitude, averaged over bins and frames)\n",
         power_sum / frames.max(1) as f64
     );
-    println!(
-        "  latency      : p50 {:.1} us, p99 {:.1} us, max {:.1} us (generator commit -> sink read)",
+    summary += &format!(
+        "  latency      : p50 {:.1} us, p99 {:.1} us, max {:.1} us (generator commit -> sink read)\n",
         us(percentile(&latencies, 50.0)),
         us(percentile(&latencies, 99.0)),
         us(latencies.last().copied().unwrap_or(0))
     );
-    println!("  frames lost  : {lost}");
+    summary += &format!("  frames lost  : {lost}\n");
+    print!("{summary}");
     if lost > 0 || wrong > 0 || frames == 0 {
-        eprintln!("flagship sink: FAILED ({lost} lost, {wrong} wrong)");
+        eprintln!("{name}: FAILED ({lost} lost, {wrong} wrong)");
         std::process::exit(1);
     }
     Ok(())

@@ -3,6 +3,7 @@
 # stage -> a Rust sink, launched by `shmline run examples/flagship/flagship.toml`.
 #
 # Usage: examples/flagship/run.sh [--frames N]     (N frames of 4096 samples; default 20000)
+#        examples/flagship/run.sh --build-only     (builds, runs nothing: for examples/showcases)
 #
 # Needs a Rust toolchain, g++ and python3 (3.9+); the Python package and NumPy are installed into
 # target/pyenv by scripts/python-env (the first time only: it takes a few minutes).
@@ -11,11 +12,13 @@ cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 frames=20000
+build_only=false
 while [ $# -gt 0 ]; do
     case $1 in
         --frames) frames=$2; shift 2 ;;
         --frames=*) frames=${1#--frames=}; shift ;;
-        *) echo "usage: $0 [--frames N]" >&2; exit 2 ;;
+        --build-only) build_only=true; shift ;;
+        *) echo "usage: $0 [--frames N | --build-only]" >&2; exit 2 ;;
     esac
 done
 
@@ -37,6 +40,7 @@ fi
 
 echo "flagship: preparing the Python environment (target/pyenv)"
 scripts/python-env --if-stale
+$build_only && exit 0
 
 echo "flagship: running $frames frames: generator (C++) -> fft (Python) -> sink (Rust)"
 export FLAGSHIP_FRAMES=$frames
