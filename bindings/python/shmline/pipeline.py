@@ -210,6 +210,9 @@ class Pipeline:
         self._result: Optional[Tuple[int, str, RunReport]] = None
         self._closed = False
         self._samples: Dict[Any, Tuple[float, float, float]] = {}
+        # Held by metrics() and stop(), which other threads may call, and by close() while it
+        # frees the run handle they use.
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, path: PathLike) -> "Pipeline":
@@ -438,7 +441,7 @@ class Pipeline:
         """Waits for the run to end (`Timeout` after `timeout` seconds; None waits for ever)
         and returns its report; raises `PipelineFailedError` as `run()` does. Ctrl-C stops the
         pipeline, waits for its end and raises `KeyboardInterrupt`. Once ended, every call
-        returns (or raises) the same."""
+        returns (or raises) the same. Do not close the pipeline from another thread meanwhile."""
         if self._result is None:
             if self._run == NULL:
                 raise WrongStateError(f"pipeline {self._name!r} is not started: call start() "
@@ -463,8 +466,9 @@ class Pipeline:
         and SIGTERM; a function task is interrupted by `SystemExit`), then killed after the
         grace period. Returns at once; `join()` waits for the end, and returns the report of a
         stopped run. Does nothing before the start or after the end."""
-        if self._run != NULL and self._result is None:
-            check(lib.shmline_run_stop(self._run))
+        with self._lock:
+            if self._run != NULL and self._result is None:
+                check(lib.shmline_run_stop(self._run))
 
     def close(self) -> None:
         """Stops the run if it is still going, waits until its tasks are gone and its segments
@@ -474,10 +478,11 @@ class Pipeline:
         self._closed = True
         if self._run != NULL and self._result is None:
             self._stop_and_wait()
-        run, self._run = self._run, NULL
-        if run != NULL:
-            ffi.release(run)
-        ffi.release(self._h)
+        with self._lock:
+            run, self._run = self._run, NULL
+            if run != NULL:
+                ffi.release(run)
+            ffi.release(self._h)
 
     def __enter__(self) -> "Pipeline":
         return self
@@ -497,6 +502,11 @@ class Pipeline:
         (`fill`), counts and rates, and every task's CPU time, CPU use and resident memory
         (from /proc while it runs; how it ended afterwards). Only reads shared counters: it
         never disturbs the tasks. May be called from another thread than the one in `run()`."""
+        with self._lock:
+            self._open()
+            return self._metrics()
+
+    def _metrics(self) -> PipelineMetrics:
         run = self._run
         if run == NULL:
             raise WrongStateError(f"pipeline {self._name!r} is not started: metrics come from "

@@ -126,6 +126,23 @@ def rust_sink(doubled) -> None:
     print(f"python sink verified {count} frames", flush=True)
 
 
+# -- Events ----------------------------------------------------------------------------------------
+
+def signaller(go, ticks) -> None:
+    for _ in range(frames()):
+        ticks.set()
+    go.set()
+
+
+def waiter(go, ticks) -> None:
+    if not go.wait(timeout=60):
+        raise AssertionError("go was never set")
+    taken = sum(ticks.wait(timeout=60) for _ in range(frames()))
+    if taken != frames() or ticks.wait(timeout=0):
+        raise AssertionError(f"{taken} ticks taken, expected exactly {frames()}")
+    print(f"waiter took {taken} ticks", flush=True)
+
+
 # -- Failures, stops and metrics --------------------------------------------------------------------
 
 def fail_loudly() -> None:

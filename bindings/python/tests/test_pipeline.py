@@ -180,6 +180,18 @@ def test_a_foreign_task_between_two_python_functions_passes_every_frame_on(
     assert f"python sink verified {count} frames" in capfd.readouterr().out
 
 
+def test_function_tasks_get_flag_and_counting_events_by_parameter_name(name, capfd):
+    with shmline.Pipeline(name) as pipe:
+        pipe.add_event("go")
+        pipe.add_event("ticks", counting=True)
+        pipe.add_task("waiter", fn=pipeline_tasks.waiter, events={"go": "go", "ticks": "ticks"},
+                      env={"FRAMES": 50})
+        pipe.add_task("signaller", fn=pipeline_tasks.signaller,
+                      events={"go": "go", "ticks": "ticks"}, env={"FRAMES": 50})
+        assert pipe.run().outcome == "finished"
+    assert "waiter took 50 ticks" in capfd.readouterr().out
+
+
 def test_a_task_that_raises_fails_the_run_naming_it_with_its_traceback_on_stderr(name, capfd):
     with shmline.Pipeline(name) as pipe:
         pipe.add_task("checker", fn=pipeline_tasks.fail_loudly)
