@@ -255,6 +255,33 @@
 #define SHMLINE_MAX_NDIM 8
 
 /**
+ * Backpressure policy (`shmline_stream_options.backpressure`): a writer waits for space when the
+ * ring is full; nothing is lost. The default.
+ */
+#define SHMLINE_BACKPRESSURE_BLOCK 0
+
+/**
+ * Backpressure policy: a write to a full ring returns `SHMLINE_FULL` at once, even when the call
+ * was given a timeout.
+ */
+#define SHMLINE_BACKPRESSURE_FAIL 1
+
+/**
+ * Backpressure policy: a copy write to a full ring returns `SHMLINE_OK` without writing; the
+ * frame is discarded and counted (`shmline_stream_stats.frames_dropped`,
+ * `shmline_writer_frames_dropped()`). `shmline_writer_reserve()` on a full ring returns
+ * `SHMLINE_FULL` at once.
+ */
+#define SHMLINE_BACKPRESSURE_DROP_NEWEST 2
+
+/**
+ * Backpressure policy: the writer never waits and overwrites the oldest frames; every reader
+ * reads like a lossy one (`shmline_frame_info.missed` counts what it lost) and
+ * `shmline_reader_acquire()` returns `SHMLINE_UNSUPPORTED`.
+ */
+#define SHMLINE_BACKPRESSURE_DROP_OLDEST 3
+
+/**
  * `shmline_stream_stats.writer_state`: no writer has opened the stream yet.
  */
 #define SHMLINE_WRITER_STATE_NONE 0
@@ -485,6 +512,12 @@ typedef struct shmline_stream_options {
      * call.
      */
     const uint64_t *shape;
+    /**
+     * What writers do when the ring is full: `SHMLINE_BACKPRESSURE_BLOCK` (default),
+     * `SHMLINE_BACKPRESSURE_FAIL`, `SHMLINE_BACKPRESSURE_DROP_NEWEST` or
+     * `SHMLINE_BACKPRESSURE_DROP_OLDEST`.
+     */
+    uint32_t backpressure;
 } shmline_stream_options;
 
 /**
@@ -528,6 +561,10 @@ typedef struct shmline_stream_info {
      * creator from a later process that reuses its pid).
      */
     uint64_t creator_start_time;
+    /**
+     * The stream's backpressure policy (`SHMLINE_BACKPRESSURE_*`).
+     */
+    uint32_t backpressure;
 } shmline_stream_info;
 
 /**
@@ -576,6 +613,11 @@ typedef struct shmline_stream_stats {
      * Fill of the ring as seen by its slowest lossless reader, 0.0 (empty) to 1.0 (full).
      */
     double fill;
+    /**
+     * Frames writers discarded because the ring was full (`SHMLINE_BACKPRESSURE_DROP_NEWEST`).
+     * Frames a lossy reader lost are its `shmline_reader_stats.missed`.
+     */
+    uint64_t frames_dropped;
 } shmline_stream_stats;
 
 /**
@@ -848,7 +890,8 @@ uint32_t shmline_layout_version(void);
 
 /**
  * Returns the default stream options: capacity 64, no maximum frame size (set one, or a schema),
- * 8 readers, permissions 0600, no checksum, no unlink on close, no schema; `struct_size` set.
+ * 8 readers, permissions 0600, no checksum, no unlink on close, no schema, backpressure
+ * `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
  */
 struct shmline_stream_options shmline_stream_options_default(void);
 
@@ -865,7 +908,7 @@ struct shmline_stream_options shmline_stream_options_default(void);
  *
  * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`name` or `out`, or `opts->shape` when
  * `opts->ndim > 0`), `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`,
- * capacity, sizes, permissions, dtype or shape; non-UTF-8 name), `SHMLINE_ALREADY_EXISTS`,
+ * capacity, sizes, permissions, dtype, shape or backpressure; non-UTF-8 name), `SHMLINE_ALREADY_EXISTS`,
  * `SHMLINE_PERMISSION_DENIED`, `SHMLINE_NO_SPACE`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
  *
  * # Safety
@@ -1062,10 +1105,13 @@ void shmline_writer_close(struct shmline_writer *writer);
  * see them in `shmline_frame_info.flags`).
  *
  * When the slowest lossless reader is a whole ring behind, waits for space according to
- * `timeout_ns` (see `SHMLINE_TIMEOUT_INFINITE`). `data` may be NULL when `len` is 0 (an empty
- * frame).
+ * `timeout_ns` (see `SHMLINE_TIMEOUT_INFINITE`) if the stream's backpressure policy is
+ * `SHMLINE_BACKPRESSURE_BLOCK`; under `_FAIL` returns `SHMLINE_FULL` at once, under
+ * `_DROP_NEWEST` discards the frame, counts it and returns `SHMLINE_OK`. `data` may be NULL when
+ * `len` is 0 (an empty frame).
  *
- * Returns `SHMLINE_OK`, `SHMLINE_FULL` (`timeout_ns` 0 and no space), `SHMLINE_TIMEOUT`,
+ * Returns `SHMLINE_OK`, `SHMLINE_FULL` (`timeout_ns` 0 or policy `_FAIL`, and no space),
+ * `SHMLINE_TIMEOUT`,
  * `SHMLINE_NULL_POINTER`, `SHMLINE_FRAME_TOO_LARGE`, `SHMLINE_WRONG_STATE` (a slot is reserved),
  * `SHMLINE_PANIC`. Nothing is written unless it returns `SHMLINE_OK`.
  *
@@ -1099,6 +1145,9 @@ int32_t shmline_writer_try_write(struct shmline_writer *writer,
  * reports how many in `*written`. One timestamp and one wake-up per run of frames, so a batch of
  * small frames costs far less than one call per frame.
  *
+ * Under `SHMLINE_BACKPRESSURE_DROP_NEWEST` the frames that do not fit are discarded and counted,
+ * and `*written` is `count`.
+ *
  * Returns `SHMLINE_OK` with `*written` between 1 and `count` (0 only when `count` is 0),
  * `SHMLINE_FULL` or `SHMLINE_TIMEOUT` when no frame could be written (`*written` is 0),
  * `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (lengths overflow), `SHMLINE_FRAME_TOO_LARGE`
@@ -1121,7 +1170,8 @@ int32_t shmline_writer_write_batch(struct shmline_writer *writer,
  * (the stream's maximum frame size) in shared memory. Fill them, then publish the first `len`
  * with `shmline_writer_commit()`, or drop them with `shmline_writer_abort()`.
  *
- * Waits for space according to `timeout_ns`. The slot stays valid until commit, abort or
+ * Waits for space according to `timeout_ns` (only under `SHMLINE_BACKPRESSURE_BLOCK`: the other
+ * policies return `SHMLINE_FULL` at once). The slot stays valid until commit, abort or
  * `shmline_writer_close()`; readers cannot see it before the commit. On failure `*slot` is set
  * to NULL and `*capacity` to 0.
  *
@@ -1203,6 +1253,18 @@ int32_t shmline_writer_position(const struct shmline_writer *writer,
  */
 int32_t shmline_writer_stream(const struct shmline_writer *writer,
                               struct shmline_stream **out);
+
+/**
+ * `*dropped` receives the number of frames this writer discarded because the ring was full
+ * (`SHMLINE_BACKPRESSURE_DROP_NEWEST`; always 0 under the other policies). Never blocks.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `writer` is NULL or an open writer handle; `dropped` is NULL or writable.
+ */
+int32_t shmline_writer_frames_dropped(const struct shmline_writer *writer,
+                                      uint64_t *dropped);
 
 /**
  * Returns the default reader options (start at the next frame, adaptive waiting, lossless, no

@@ -50,6 +50,16 @@ pub const READER_ACTIVE: u32 = 2;
 /// Reader flag: the reader is lossy (never holds the writer back).
 pub const READER_FLAG_LOSSY: u32 = 1 << 0;
 
+/// Backpressure policy: a writer waits for space (the default).
+pub const POLICY_BLOCK: u32 = 0;
+/// Backpressure policy: a write to a full ring fails at once with `FULL`, even with a timeout.
+pub const POLICY_FAIL: u32 = 1;
+/// Backpressure policy: a write to a full ring is discarded and counted in `frames_dropped`.
+pub const POLICY_DROP_NEWEST: u32 = 2;
+/// Backpressure policy: the writer never waits for readers; it overwrites the oldest frames and
+/// every reader reads like a lossy one.
+pub const POLICY_DROP_OLDEST: u32 = 3;
+
 /// Value of a slot's `seq` while the slot is empty or being (re)written.
 pub const SEQ_EMPTY: u64 = u64::MAX;
 
@@ -112,8 +122,12 @@ pub struct StreamHeader {
     pub creator_start_time: AtomicU64,
     /// Creation time, nanoseconds since the Unix epoch (CLOCK_REALTIME).
     pub created_unix_ns: AtomicU64,
+    /// Backpressure policy, `POLICY_*`: what a writer does when the ring is full.
+    pub policy: AtomicU32,
     /// Reserved, zero.
-    pub _reserved0: [AtomicU64; 5],
+    pub _pad2: AtomicU32,
+    /// Reserved, zero.
+    pub _reserved0: [AtomicU64; 4],
 
     // ---- line 1 (128..256): schema; written once by the creator ----
     /// NumPy array-interface type string (e.g. `<f4`), ASCII, NUL-padded; empty if no schema.
@@ -174,8 +188,10 @@ pub struct StreamHeader {
     pub wait_ns: AtomicU64,
     /// Number of dead readers whose entries the writer reclaimed.
     pub readers_reclaimed: AtomicU64,
+    /// Frames discarded because the ring was full (policy `POLICY_DROP_NEWEST`).
+    pub frames_dropped: AtomicU64,
     /// Reserved, zero.
-    pub _reserved4: [AtomicU64; 8],
+    pub _reserved4: [AtomicU64; 7],
 }
 
 /// One entry of a stream's reader table: 128 bytes, one per possible reader.
@@ -301,6 +317,7 @@ const _: () = {
     assert!(offset_of!(StreamHeader, creator_pid) == 64);
     assert!(offset_of!(StreamHeader, creator_start_time) == 72);
     assert!(offset_of!(StreamHeader, created_unix_ns) == 80);
+    assert!(offset_of!(StreamHeader, policy) == 88);
     assert!(offset_of!(StreamHeader, dtype) == 128);
     assert!(offset_of!(StreamHeader, ndim) == 160);
     assert!(offset_of!(StreamHeader, shape) == 168);
@@ -320,6 +337,7 @@ const _: () = {
     assert!(offset_of!(StreamHeader, wait_count) == 552);
     assert!(offset_of!(StreamHeader, wait_ns) == 560);
     assert!(offset_of!(StreamHeader, readers_reclaimed) == 568);
+    assert!(offset_of!(StreamHeader, frames_dropped) == 576);
 
     assert!(size_of::<ReaderEntry>() == LINE);
     assert!(offset_of!(ReaderEntry, pos) == 0);

@@ -40,8 +40,9 @@ pub use error::{Error, Result, Status};
 pub use event::{Event, EventMode, EventOptions};
 pub use layout::LAYOUT_VERSION;
 pub use ring::{
-    FrameInfo, OwnedFrame, ReadGuard, Reader, ReaderOptions, ReaderStats, StartPosition, Stream,
-    StreamInfo, StreamOptions, StreamStats, WriteGuard, Writer, WriterOptions, WriterState,
+    Backpressure, FrameInfo, OwnedFrame, ReadGuard, Reader, ReaderOptions, ReaderStats,
+    StartPosition, Stream, StreamInfo, StreamOptions, StreamStats, WriteGuard, Writer,
+    WriterOptions, WriterState,
 };
 pub use schema::Schema;
 pub use wait::WaitStrategy;

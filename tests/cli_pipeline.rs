@@ -235,6 +235,9 @@ fn top_and_ls_describe_a_running_pipeline() {
     assert_eq!(stream["readers"][0]["task"], "idle");
     assert!(stream["fill"].as_f64().unwrap() > 0.0, "{stream}");
     assert!(stream["frames_per_s"].is_number(), "{stream}");
+    assert_eq!(stream["backpressure"], "block", "{stream}");
+    assert_eq!(stream["frames_dropped"], 0, "{stream}");
+    assert_eq!(stream["readers"][0]["missed"], 0, "{stream}");
     let tasks = pipeline["tasks"].as_array().unwrap();
     let names: Vec<&str> = tasks.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["source", "idle"]);
@@ -248,7 +251,7 @@ fn top_and_ls_describe_a_running_pipeline() {
     let out = shmline(&["top", &name, "--once", "--interval", "0"]);
     let table = text(&out.stdout);
     assert!(
-        table.contains("samples") && table.contains("idle:"),
+        table.contains("samples") && table.contains("idle:") && table.contains("DROPPED"),
         "{table}"
     );
 

@@ -244,6 +244,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
         ("readers_offset", 640),
         ("slots_offset", 4096),
         ("creator_pid", me),
+        ("policy", 0),
     ] {
         assert_eq!(header.num(field), value, "header field {field}");
     }
@@ -285,6 +286,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     assert_eq!(live.num("claim_seq"), 0);
     assert_eq!(live.num("wait_count"), 0);
     assert_eq!(live.num("readers_reclaimed"), 0);
+    assert_eq!(live.num("frames_dropped"), 0);
 
     let readers = report.all("reader");
     assert_eq!(readers.len(), 2, "{readers:?}");
@@ -419,6 +421,7 @@ fn python_and_rust_refuse_the_same_damaged_headers_with_the_same_status() {
     refused("capacity", 24, &u32le(3), &u32le(4), Status::Corrupt);
     refused("slot_size", 28, &u32le(128), &u32le(64), Status::Corrupt);
     refused("unknown flag", 44, &u32le(4), &u32le(0), Status::Corrupt);
+    refused("unknown policy", 88, &u32le(4), &u32le(0), Status::Corrupt);
     let (bad_size, good_size) = (8192u64.to_le_bytes(), 4352u64.to_le_bytes());
     refused("segment_size", 16, &bad_size, &good_size, Status::Corrupt);
     assert!(run_reader(&[&name]).ok, "the repaired header is accepted");

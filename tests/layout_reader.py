@@ -64,6 +64,7 @@ FLAG_CHECKSUM = 1 << 0
 FLAG_SCHEMA = 1 << 1
 FLAGS_KNOWN = FLAG_CHECKSUM | FLAG_SCHEMA
 READER_FLAG_LOSSY = 1 << 0
+POLICIES = {0: "block", 1: "fail", 2: "drop_newest", 3: "drop_oldest"}
 
 WRITER_STATES = {0: "none", 1: "active", 2: "closed", 3: "claiming"}
 READER_STATES = {0: "free", 1: "claiming", 2: "active"}
@@ -317,6 +318,7 @@ def read_stream(name: str) -> list[str]:
         "creator_pid": view.u32(64),
         "creator_start_time": view.u64(72),
         "created_unix_ns": view.u64(80),
+        "policy": view.u32(88),
     }
     out.append(fmt("header", **h))
 
@@ -351,6 +353,8 @@ def read_stream(name: str) -> list[str]:
     flags = h["flags"]
     if flags & ~FLAGS_KNOWN:
         raise corrupt(f"flags {flags:#x} has bits other than {FLAGS_KNOWN:#x}")
+    if h["policy"] not in POLICIES:
+        raise corrupt(f"policy is {h['policy']}, expected 0 to 3")
     checksum = bool(flags & FLAG_CHECKSUM)
     reader_offsets = [HEADER_SIZE + LINE * i for i in range(max_readers)]
     slot_offsets = [slots_offset + slot_size * i for i in range(capacity)]
@@ -402,6 +406,7 @@ def read_stream(name: str) -> list[str]:
             wait_count=view.u64(552),
             wait_ns=view.u64(560),
             readers_reclaimed=view.u64(568),
+            frames_dropped=view.u64(576),
         )
     )
 

@@ -113,6 +113,8 @@ fn header() -> StreamHeader {
         _pad0: AtomicU32::new(0),
         creator_start_time: AtomicU64::new(0),
         created_unix_ns: AtomicU64::new(0),
+        policy: AtomicU32::new(0),
+        _pad2: AtomicU32::new(0),
         _reserved0: u64s(),
         dtype: std::array::from_fn(|_| AtomicU8::new(0)),
         ndim: AtomicU32::new(0),
@@ -137,6 +139,7 @@ fn header() -> StreamHeader {
         wait_count: AtomicU64::new(0),
         wait_ns: AtomicU64::new(0),
         readers_reclaimed: AtomicU64::new(0),
+        frames_dropped: AtomicU64::new(0),
         _reserved4: u64s(),
     }
 }

@@ -190,6 +190,8 @@ fn opening_refuses_every_impossible_geometry_field_and_names_it() {
         (hdr!(header_size), 4, u32::MAX as u64, "header_size"),
         (hdr!(max_writers), 4, 0, "max_writers"),
         (hdr!(max_writers), 4, 2, "max_writers"),
+        (hdr!(policy), 4, 4, "policy"),
+        (hdr!(policy), 4, u32::MAX as u64, "policy"),
         (hdr!(flags), 4, 1 << 7, "flags"),
         (hdr!(flags), 4, u32::MAX as u64, "flags"),
     ];

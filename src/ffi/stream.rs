@@ -5,7 +5,7 @@ use super::{
     Failure, FfiResult, OptionsStruct, Out,
 };
 use crate::error::Error;
-use crate::ring::{Stream, StreamOptions, StreamStats, WriterState};
+use crate::ring::{Backpressure, Stream, StreamOptions, StreamStats, WriterState};
 use crate::schema::Schema;
 use std::ffi::{c_char, CString};
 
@@ -13,6 +13,22 @@ use std::ffi::{c_char, CString};
 pub const SHMLINE_DTYPE_LEN: u32 = 32;
 /// Most dimensions a schema's shape may have.
 pub const SHMLINE_MAX_NDIM: u32 = 8;
+
+/// Backpressure policy (`shmline_stream_options.backpressure`): a writer waits for space when the
+/// ring is full; nothing is lost. The default.
+pub const SHMLINE_BACKPRESSURE_BLOCK: u32 = 0;
+/// Backpressure policy: a write to a full ring returns `SHMLINE_FULL` at once, even when the call
+/// was given a timeout.
+pub const SHMLINE_BACKPRESSURE_FAIL: u32 = 1;
+/// Backpressure policy: a copy write to a full ring returns `SHMLINE_OK` without writing; the
+/// frame is discarded and counted (`shmline_stream_stats.frames_dropped`,
+/// `shmline_writer_frames_dropped()`). `shmline_writer_reserve()` on a full ring returns
+/// `SHMLINE_FULL` at once.
+pub const SHMLINE_BACKPRESSURE_DROP_NEWEST: u32 = 2;
+/// Backpressure policy: the writer never waits and overwrites the oldest frames; every reader
+/// reads like a lossy one (`shmline_frame_info.missed` counts what it lost) and
+/// `shmline_reader_acquire()` returns `SHMLINE_UNSUPPORTED`.
+pub const SHMLINE_BACKPRESSURE_DROP_OLDEST: u32 = 3;
 
 /// `shmline_stream_stats.writer_state`: no writer has opened the stream yet.
 pub const SHMLINE_WRITER_STATE_NONE: u32 = 0;
@@ -83,6 +99,10 @@ pub struct shmline_stream_options {
     /// Schema: `ndim` dimensions, none of them 0; may be NULL when `ndim` is 0. Copied during the
     /// call.
     pub shape: *const u64,
+    /// What writers do when the ring is full: `SHMLINE_BACKPRESSURE_BLOCK` (default),
+    /// `SHMLINE_BACKPRESSURE_FAIL`, `SHMLINE_BACKPRESSURE_DROP_NEWEST` or
+    /// `SHMLINE_BACKPRESSURE_DROP_OLDEST`.
+    pub backpressure: u32,
 }
 
 // SAFETY: repr(C), starts with `struct_size: u32`, and every field is an integer or a raw pointer.
@@ -102,6 +122,7 @@ unsafe impl OptionsStruct for shmline_stream_options {
             dtype: std::ptr::null(),
             ndim: 0,
             shape: std::ptr::null(),
+            backpressure: d.backpressure as u32,
         }
     }
 }
@@ -129,6 +150,8 @@ pub struct shmline_stream_info {
     /// Start time of the creator process, in clock ticks since boot (with `creator_pid`, tells the
     /// creator from a later process that reuses its pid).
     pub creator_start_time: u64,
+    /// The stream's backpressure policy (`SHMLINE_BACKPRESSURE_*`).
+    pub backpressure: u32,
 }
 
 /// A snapshot of a stream's shared counters, filled by `shmline_stream_get_stats()`.
@@ -157,6 +180,9 @@ pub struct shmline_stream_stats {
     pub readers_reclaimed: u64,
     /// Fill of the ring as seen by its slowest lossless reader, 0.0 (empty) to 1.0 (full).
     pub fill: f64,
+    /// Frames writers discarded because the ring was full (`SHMLINE_BACKPRESSURE_DROP_NEWEST`).
+    /// Frames a lossy reader lost are its `shmline_reader_stats.missed`.
+    pub frames_dropped: u64,
 }
 
 /// Counters of one attached reader, filled by `shmline_stream_get_stats()`.
@@ -201,6 +227,7 @@ impl From<&StreamStats> for shmline_stream_stats {
             writer_wait_ns: stats.writer_wait_ns,
             readers_reclaimed: stats.readers_reclaimed,
             fill: stats.fill(),
+            frames_dropped: stats.frames_dropped,
         }
     }
 }
@@ -236,7 +263,8 @@ pub(crate) unsafe fn schema_arg(
 }
 
 /// Returns the default stream options: capacity 64, no maximum frame size (set one, or a schema),
-/// 8 readers, permissions 0600, no checksum, no unlink on close, no schema; `struct_size` set.
+/// 8 readers, permissions 0600, no checksum, no unlink on close, no schema, backpressure
+/// `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
 #[no_mangle]
 pub extern "C" fn shmline_stream_options_default() -> shmline_stream_options {
     guard(
@@ -257,7 +285,7 @@ pub extern "C" fn shmline_stream_options_default() -> shmline_stream_options {
 ///
 /// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`name` or `out`, or `opts->shape` when
 /// `opts->ndim > 0`), `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`,
-/// capacity, sizes, permissions, dtype or shape; non-UTF-8 name), `SHMLINE_ALREADY_EXISTS`,
+/// capacity, sizes, permissions, dtype, shape or backpressure; non-UTF-8 name), `SHMLINE_ALREADY_EXISTS`,
 /// `SHMLINE_PERMISSION_DENIED`, `SHMLINE_NO_SPACE`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
 ///
 /// # Safety
@@ -280,7 +308,15 @@ pub unsafe extern "C" fn shmline_stream_create(
         let o = unsafe { read_options(opts) }?;
         // SAFETY: read_options copied the caller's pointers, which the caller guarantees valid.
         let schema = unsafe { schema_arg(o.dtype, o.ndim, o.shape, "opts->") }?;
+        let backpressure = Backpressure::from_u32(o.backpressure).ok_or_else(|| {
+            invalid(format!(
+                "opts->backpressure is {}, not a policy: use SHMLINE_BACKPRESSURE_BLOCK (0), \
+                 _FAIL (1), _DROP_NEWEST (2) or _DROP_OLDEST (3)",
+                o.backpressure
+            ))
+        })?;
         let options = StreamOptions {
+            backpressure,
             capacity: o.capacity,
             max_frame_size: o.max_frame_size,
             max_readers: o.max_readers,
@@ -428,6 +464,7 @@ pub unsafe extern "C" fn shmline_stream_get_info(
             has_schema: info.schema.is_some(),
             segment_size: info.segment_size,
             creator_start_time: info.creator.start_time,
+            backpressure: info.backpressure as u32,
         });
         Ok(())
     })

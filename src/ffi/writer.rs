@@ -125,10 +125,13 @@ pub unsafe extern "C" fn shmline_writer_close(writer: *mut shmline_writer) {
 /// see them in `shmline_frame_info.flags`).
 ///
 /// When the slowest lossless reader is a whole ring behind, waits for space according to
-/// `timeout_ns` (see `SHMLINE_TIMEOUT_INFINITE`). `data` may be NULL when `len` is 0 (an empty
-/// frame).
+/// `timeout_ns` (see `SHMLINE_TIMEOUT_INFINITE`) if the stream's backpressure policy is
+/// `SHMLINE_BACKPRESSURE_BLOCK`; under `_FAIL` returns `SHMLINE_FULL` at once, under
+/// `_DROP_NEWEST` discards the frame, counts it and returns `SHMLINE_OK`. `data` may be NULL when
+/// `len` is 0 (an empty frame).
 ///
-/// Returns `SHMLINE_OK`, `SHMLINE_FULL` (`timeout_ns` 0 and no space), `SHMLINE_TIMEOUT`,
+/// Returns `SHMLINE_OK`, `SHMLINE_FULL` (`timeout_ns` 0 or policy `_FAIL`, and no space),
+/// `SHMLINE_TIMEOUT`,
 /// `SHMLINE_NULL_POINTER`, `SHMLINE_FRAME_TOO_LARGE`, `SHMLINE_WRONG_STATE` (a slot is reserved),
 /// `SHMLINE_PANIC`. Nothing is written unless it returns `SHMLINE_OK`.
 ///
@@ -175,6 +178,9 @@ pub unsafe extern "C" fn shmline_writer_try_write(
 /// according to `timeout_ns`; once some frames are written and the deadline passes, stops and
 /// reports how many in `*written`. One timestamp and one wake-up per run of frames, so a batch of
 /// small frames costs far less than one call per frame.
+///
+/// Under `SHMLINE_BACKPRESSURE_DROP_NEWEST` the frames that do not fit are discarded and counted,
+/// and `*written` is `count`.
 ///
 /// Returns `SHMLINE_OK` with `*written` between 1 and `count` (0 only when `count` is 0),
 /// `SHMLINE_FULL` or `SHMLINE_TIMEOUT` when no frame could be written (`*written` is 0),
@@ -235,7 +241,8 @@ pub unsafe extern "C" fn shmline_writer_write_batch(
 /// (the stream's maximum frame size) in shared memory. Fill them, then publish the first `len`
 /// with `shmline_writer_commit()`, or drop them with `shmline_writer_abort()`.
 ///
-/// Waits for space according to `timeout_ns`. The slot stays valid until commit, abort or
+/// Waits for space according to `timeout_ns` (only under `SHMLINE_BACKPRESSURE_BLOCK`: the other
+/// policies return `SHMLINE_FULL` at once). The slot stays valid until commit, abort or
 /// `shmline_writer_close()`; readers cannot see it before the commit. On failure `*slot` is set
 /// to NULL and `*capacity` to 0.
 ///
@@ -379,6 +386,28 @@ pub unsafe extern "C" fn shmline_writer_stream(
         // SAFETY: the caller guarantees `writer` is NULL or an open handle.
         let w = unsafe { handle(writer, "writer") }?;
         out.put(Box::into_raw(shmline_stream::new(w.writer.stream())));
+        Ok(())
+    })
+}
+
+/// `*dropped` receives the number of frames this writer discarded because the ring was full
+/// (`SHMLINE_BACKPRESSURE_DROP_NEWEST`; always 0 under the other policies). Never blocks.
+///
+/// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+///
+/// # Safety
+/// `writer` is NULL or an open writer handle; `dropped` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmline_writer_frames_dropped(
+    writer: *const shmline_writer,
+    dropped: *mut u64,
+) -> i32 {
+    ffi_call(|| {
+        // SAFETY: the caller guarantees `writer` is NULL or an open handle.
+        let w = unsafe { handle(writer, "writer") }?;
+        // SAFETY: the caller guarantees `dropped` is NULL or writable.
+        let mut dropped = unsafe { Out::new(dropped, "dropped") }?;
+        dropped.put(w.writer.frames_dropped());
         Ok(())
     })
 }

@@ -8,11 +8,13 @@
 //!
 //! The atomic protocol between them lives in [`protocol`] and is documented in `docs/LAYOUT.md`.
 
+mod policy;
 pub mod protocol;
 mod reader;
 mod stats;
 mod writer;
 
+pub use policy::Backpressure;
 pub use reader::{FrameInfo, OwnedFrame, ReadGuard, Reader, ReaderOptions, StartPosition};
 pub use stats::{ReaderStats, StreamStats, WriterState};
 pub use writer::{WriteGuard, Writer, WriterOptions};
@@ -55,6 +57,8 @@ pub struct StreamOptions {
     pub permissions: u32,
     /// Remove the segment's name when this handle and everything opened from it are closed.
     pub unlink_on_close: bool,
+    /// What writers do when the ring is full (default [`Backpressure::Block`]).
+    pub backpressure: Backpressure,
 }
 
 impl Default for StreamOptions {
@@ -67,6 +71,7 @@ impl Default for StreamOptions {
             checksum: false,
             permissions: 0o600,
             unlink_on_close: false,
+            backpressure: Backpressure::Block,
         }
     }
 }
@@ -92,6 +97,8 @@ pub struct StreamInfo {
     pub segment_size: u64,
     /// The process that created the stream.
     pub creator: ProcessId,
+    /// What writers do when the ring is full.
+    pub backpressure: Backpressure,
 }
 
 /// A stream segment mapped into this process. Cheap to clone; the mapping lives until the last
@@ -227,6 +234,7 @@ impl Stream {
         hdr.creator_pid.store(me.pid, r);
         hdr.creator_start_time.store(me.start_time, r);
         hdr.created_unix_ns.store(crate::wait::realtime_ns(), r);
+        hdr.policy.store(options.backpressure as u32, r);
         if let Some(schema) = &options.schema {
             flags |= STREAM_FLAG_SCHEMA;
             for (dst, src) in hdr.dtype.iter().zip(schema.dtype().bytes()) {
@@ -250,6 +258,7 @@ impl Stream {
                 schema: options.schema.clone(),
                 segment_size: geo.segment_size,
                 creator: me,
+                backpressure: options.backpressure,
             },
             seg,
         };
@@ -424,6 +433,14 @@ fn validate(seg: Segment) -> Result<Shared> {
             format!("only bits {STREAM_FLAGS_KNOWN:#x}"),
         ));
     }
+    let policy = hdr.policy.load(r);
+    let backpressure = Backpressure::from_u32(policy).ok_or_else(|| {
+        bad(
+            "policy",
+            policy as u64,
+            "0 (block), 1 (fail), 2 (drop_newest) or 3 (drop_oldest)".into(),
+        )
+    })?;
     let schema = if flags & STREAM_FLAG_SCHEMA != 0 {
         let schema = read_schema(hdr)
             .map_err(|why| Error::corrupt(format!("stream {name:?}: schema block: {why}")))?;
@@ -453,6 +470,7 @@ fn validate(seg: Segment) -> Result<Shared> {
             schema,
             segment_size,
             creator,
+            backpressure,
         },
         seg,
     })

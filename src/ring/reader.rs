@@ -46,8 +46,9 @@ pub struct ReaderOptions {
     /// Where to start reading.
     pub start: StartPosition,
     /// A lossy reader never holds the writer back; when the writer laps it, it skips ahead and
-    /// [`FrameInfo::missed`] says how many frames it lost. Lossy readers cannot use zero-copy
-    /// [`Reader::acquire`].
+    /// [`FrameInfo::missed`] says how many frames it lost: a reader with its own `drop_oldest`
+    /// policy (see [`Backpressure`](super::Backpressure)). Lossy readers cannot use zero-copy
+    /// [`Reader::acquire`]. On a stream whose policy is `DropOldest` every reader is lossy.
     pub lossy: bool,
     /// How the reader waits for frames.
     pub wait: WaitStrategy,
@@ -131,6 +132,8 @@ impl Reader {
         if let Some(required) = &options.require_schema {
             check_schema(&shared, required)?;
         }
+        // Under drop_oldest the writer never waits for anyone: every reader reads like a lossy one.
+        let lossy = options.lossy || shared.info.backpressure == super::Backpressure::DropOldest;
         let index = claim_entry(&shared)?;
         let me = ProcessId::current();
         let entry = shared.entry(index);
@@ -141,10 +144,9 @@ impl Reader {
         // Release: pairs with the reclaimer's Acquire load of `pid` (see above). The rest is
         // published by the SeqCst activation in `protocol::join`.
         entry.pid.store(me.pid, Ordering::Release);
-        entry.flags.store(
-            if options.lossy { READER_FLAG_LOSSY } else { 0 },
-            Ordering::Relaxed,
-        );
+        entry
+            .flags
+            .store(if lossy { READER_FLAG_LOSSY } else { 0 }, Ordering::Relaxed);
         entry.frames_read.store(0, Ordering::Relaxed);
         entry.bytes_read.store(0, Ordering::Relaxed);
         entry.missed.store(0, Ordering::Relaxed);
@@ -186,7 +188,7 @@ impl Reader {
             pos,
             head,
             capacity,
-            lossy: options.lossy,
+            lossy,
             frames_read: 0,
             bytes_read: 0,
             missed: 0,
@@ -208,6 +210,11 @@ impl Reader {
     /// Total frames this (lossy) reader has missed.
     pub fn missed(&self) -> u64 {
         self.missed
+    }
+
+    /// Whether this reader is lossy (asked for, or forced by a `drop_oldest` stream).
+    pub fn is_lossy(&self) -> bool {
+        self.lossy
     }
 
     /// The stream's maximum frame size in bytes.
@@ -393,11 +400,15 @@ impl Reader {
     /// reuses the slot before then.
     pub fn acquire_raw(&mut self, deadline: Deadline) -> Result<(*const u8, FrameInfo)> {
         if self.lossy {
-            return Err(Error::Unsupported(
-                "zero-copy acquire needs a lossless reader: the writer may overwrite a lossy \
-                 reader's frame while it is lent; use read or read_into"
-                    .into(),
-            ));
+            let why = if self.shared.info.backpressure == super::Backpressure::DropOldest {
+                "the stream's policy is drop_oldest, so every reader is lossy"
+            } else {
+                "this reader is lossy"
+            };
+            return Err(Error::Unsupported(format!(
+                "zero-copy acquire needs a lossless reader and {why}: the writer may overwrite \
+                 the frame while it is lent; use read or read_into"
+            )));
         }
         self.check_idle()?;
         self.wait_for_frame(deadline)?;

@@ -1,6 +1,6 @@
 //! Snapshots of a stream's counters, read from shared memory without disturbing anyone.
 
-use super::Shared;
+use super::{Backpressure, Shared};
 use crate::layout::{READER_ACTIVE, READER_FLAG_LOSSY, WRITER_ACTIVE, WRITER_CLOSED, WRITER_NONE};
 use crate::liveness::ProcessId;
 use crate::sync::Ordering;
@@ -36,7 +36,7 @@ pub struct ReaderStats {
     pub frames_read: u64,
     /// Payload bytes it has read.
     pub bytes_read: u64,
-    /// Frames it missed (lossy readers only).
+    /// Frames it missed (lossy readers, and every reader of a `drop_oldest` stream).
     pub missed: u64,
     /// Frames published that it has not read yet.
     pub lag: u64,
@@ -61,6 +61,12 @@ pub struct StreamStats {
     pub writer_pid: Option<u32>,
     /// Dead readers whose entries were reclaimed.
     pub readers_reclaimed: u64,
+    /// The stream's backpressure policy.
+    pub backpressure: Backpressure,
+    /// Frames writers discarded because the ring was full (policy `DropNewest`). Frames lost by
+    /// lossy readers (and by every reader under `DropOldest`) are each reader's
+    /// [`ReaderStats::missed`].
+    pub frames_dropped: u64,
     /// Every attached reader.
     pub readers: Vec<ReaderStats>,
 }
@@ -135,6 +141,8 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
         writer_state,
         writer_pid: (writer_state != WriterState::None).then_some(pid),
         readers_reclaimed: hdr.readers_reclaimed.load(r),
+        backpressure: shared.info.backpressure,
+        frames_dropped: hdr.frames_dropped.load(r),
         readers,
     }
 }

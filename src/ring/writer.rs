@@ -1,7 +1,7 @@
 //! The single writer of a stream: copy writes, batch writes and zero-copy reserve/commit.
 
 use super::protocol;
-use super::Shared;
+use super::{Backpressure, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
 use crate::liveness::ProcessId;
@@ -27,7 +27,8 @@ pub struct WriterOptions {
 /// what is left and then get [`Error::EndOfStream`].
 ///
 /// Never allocates after construction. When the slowest lossless reader is a full ring behind,
-/// blocking calls wait (backpressure); `try_` calls return [`Error::Full`].
+/// what happens depends on the stream's [`Backpressure`] policy: by default blocking calls wait
+/// and `try_` calls return [`Error::Full`].
 pub struct Writer {
     shared: Arc<Shared>,
     /// Sequence number of the next frame (our copy of `head`: we are its only writer).
@@ -41,6 +42,12 @@ pub struct Writer {
     wait: WaitStrategy,
     timeout: Option<Duration>,
     closed: bool,
+    /// The stream's backpressure policy.
+    policy: Backpressure,
+    /// Reader entries a scan looks at: all of them, or none under `DropOldest`.
+    scan_readers: u32,
+    /// Frames this handle discarded (policy `DropNewest`).
+    frames_dropped: u64,
 }
 
 impl std::fmt::Debug for Writer {
@@ -100,6 +107,12 @@ impl Writer {
             .store(me.start_time, Ordering::Relaxed);
         let capacity = shared.geo.capacity as u64;
         let bytes_written = hdr.bytes_written.load(Ordering::Relaxed);
+        let policy = shared.info.backpressure;
+        let scan_readers = if policy == Backpressure::DropOldest {
+            0
+        } else {
+            shared.geo.max_readers
+        };
         // Release: readers that see ACTIVE see our pid and start time.
         hdr.writer_state.store(WRITER_ACTIVE, Ordering::Release);
         let mut writer = Writer {
@@ -112,6 +125,9 @@ impl Writer {
             wait: options.wait,
             timeout: options.timeout,
             closed: false,
+            policy,
+            scan_readers,
+            frames_dropped: 0,
         };
         writer.rescan();
         Ok(writer)
@@ -141,6 +157,17 @@ impl Writer {
         }
     }
 
+    /// The stream's backpressure policy.
+    pub fn backpressure(&self) -> Backpressure {
+        self.policy
+    }
+
+    /// Frames this writer discarded because the ring was full (policy
+    /// [`Backpressure::DropNewest`]; always 0 under the other policies).
+    pub fn frames_dropped(&self) -> u64 {
+        self.frames_dropped
+    }
+
     /// Changes how the blocking calls wait, and their timeout (the options given at attach time).
     pub(crate) fn set_waiting(&mut self, wait: WaitStrategy, timeout: Option<Duration>) {
         self.wait = wait;
@@ -162,11 +189,20 @@ impl Writer {
         self.write_deadline(data, 0, Deadline::after(Some(timeout)))
     }
 
-    /// Writes one frame with application `flags`, waiting until `deadline`.
+    /// Writes one frame with application `flags`, waiting until `deadline` (if the stream's
+    /// policy waits at all; under [`Backpressure::DropNewest`] a frame that does not fit is
+    /// discarded, counted, and the call returns `Ok`).
     pub fn write_deadline(&mut self, data: &[u8], flags: u32, deadline: Deadline) -> Result<()> {
         self.check_idle()?;
         self.check_len(data.len())?;
-        let seq = self.claim(deadline)?;
+        let seq = match self.claim(deadline) {
+            Ok(seq) => seq,
+            Err(Error::Full) if self.policy == Backpressure::DropNewest => {
+                self.drop_frames(1);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let (frame, payload) = self.shared.slot(seq);
         protocol::begin_write(frame);
         // SAFETY: `payload` points to max_frame writable bytes of the mapping (see Shared::slot),
@@ -183,7 +219,9 @@ impl Writer {
     /// Writes frames in order, waiting for space up to the handle's timeout. Returns how many
     /// were written: all of them, or fewer if the timeout expired after at least one (if none
     /// could be written: [`Error::Timeout`]). One timestamp and one publication per run of
-    /// frames that fit, so small frames cost far less than one call each.
+    /// frames that fit, so small frames cost far less than one call each. Under
+    /// [`Backpressure::DropNewest`] the frames that do not fit are discarded and counted, and the
+    /// call returns the number of frames given.
     pub fn write_batch(&mut self, frames: &[&[u8]]) -> Result<usize> {
         self.write_batch_deadline(
             frames.len(),
@@ -221,6 +259,10 @@ impl Writer {
                 Deadline::Now
             }) {
                 Ok(seq) => seq,
+                Err(Error::Full) if self.policy == Backpressure::DropNewest => {
+                    self.drop_frames((count - written) as u64);
+                    break;
+                }
                 Err(Error::Full) if written > 0 => {
                     // Publish what we have so readers can free space, then wait for more.
                     self.publish(self.head);
@@ -245,12 +287,12 @@ impl Writer {
             written += 1;
         }
         self.publish(self.head);
-        Ok(written)
+        Ok(count)
     }
 
-    /// Reserves the next slot for zero-copy writing, waiting up to the handle's timeout. Fill the
-    /// guard's bytes, then [`WriteGuard::commit`]; dropping the guard without committing
-    /// publishes nothing.
+    /// Reserves the next slot for zero-copy writing, waiting up to the handle's timeout (under a
+    /// policy that never waits, a full ring gives [`Error::Full`] at once). Fill the guard's bytes,
+    /// then [`WriteGuard::commit`]; dropping the guard without committing publishes nothing.
     pub fn reserve(&mut self) -> Result<WriteGuard<'_>> {
         let deadline = Deadline::after(self.timeout);
         self.reserve_raw(deadline)?;
@@ -362,6 +404,17 @@ impl Writer {
         Ok(())
     }
 
+    /// Counts `count` frames discarded under [`Backpressure::DropNewest`].
+    #[cold]
+    fn drop_frames(&mut self, count: u64) {
+        self.frames_dropped += count;
+        // Relaxed: a statistic for monitors.
+        self.shared
+            .header()
+            .frames_dropped
+            .fetch_add(count, Ordering::Relaxed);
+    }
+
     fn crc(&self, data: &[u8]) -> u32 {
         if self.shared.checksum() {
             crc32c::crc32c(data)
@@ -397,7 +450,7 @@ impl Writer {
     /// Scans the readers; returns true if the next slot may be written.
     fn rescan(&mut self) -> bool {
         let shared = &*self.shared;
-        let entries = (0..shared.geo.max_readers).map(|i| shared.entry(i));
+        let entries = (0..self.scan_readers).map(|i| shared.entry(i));
         let scan = protocol::scan(shared.header(), entries, self.head, self.capacity);
         self.limit = scan.limit;
         self.head < self.limit
@@ -405,7 +458,7 @@ impl Writer {
 
     #[cold]
     fn wait_for_space(&mut self, deadline: Deadline) -> Result<()> {
-        if !deadline.may_wait() {
+        if !deadline.may_wait() || !self.policy.waits() {
             return Err(Error::Full);
         }
         let started = Instant::now();

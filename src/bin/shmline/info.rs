@@ -45,6 +45,7 @@ fn describe() -> Value {
             "futex": cfg!(target_os = "linux"),
             "events": ["flag", "counting"],
             "readers": ["lossless", "lossy"],
+            "backpressure": ["block", "fail", "drop_newest", "drop_oldest"],
             "zero_copy": ["reserve/commit", "acquire/release"],
             "batch": ["write_batch", "read_batch"],
             "schemas": "numpy dtype + shape",
@@ -104,6 +105,10 @@ fn print_text(r: &Value) {
     );
     println!("  events           {}", list(&f["events"]));
     println!("  readers          {}", list(&f["readers"]));
+    println!(
+        "  backpressure     {} (per stream)",
+        list(&f["backpressure"])
+    );
     println!("  zero-copy        {}", list(&f["zero_copy"]));
     println!("  batch calls      {}", list(&f["batch"]));
     println!(

@@ -10,10 +10,12 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Watch running pipelines live: streams (fill, rates, lag, writer wait) and tasks (CPU, memory).
+/// Watch running pipelines live: streams (fill, rates, lag, writer wait, drops) and tasks (CPU,
+/// memory).
 ///
-/// Per stream: the ring fill, frames/s, MB/s, each reader's lag and the share of time the writer
-/// waited for space. Per task: its state, pid, CPU % and resident memory.
+/// Per stream: the ring fill, frames/s, MB/s, each reader's lag (and frames it missed), the share
+/// of time the writer waited for space, the backpressure policy and the frames dropped by it. Per
+/// task: its state, pid, CPU % and resident memory.
 ///
 /// The view is redrawn in place every --interval seconds until Ctrl-C (or until the named
 /// pipeline ends). Rates are measured between two looks, so --once waits one interval before it
@@ -209,6 +211,9 @@ fn view(previous: &Sample, current: &Sample) -> Value {
                         "mb_per_s": rate(stats.bytes_written, old.map(|o| o.bytes_written))
                             .as_f64().map(|b| b / 1e6),
                         "writer_wait_percent": wait,
+                        "backpressure": stats.backpressure.name(),
+                        "frames_dropped": stats.frames_dropped,
+                        "frames_missed": stats.readers.iter().map(|r| r.missed).sum::<u64>(),
                         "writer": writer_state(stats.writer_state),
                         "writer_task": entry.writer_task.map(|t| info.tasks[t].name.clone()),
                         "readers": stats.readers.iter().map(|r| json!({
@@ -218,6 +223,7 @@ fn view(previous: &Sample, current: &Sample) -> Value {
                             "lossy": r.lossy,
                             "lag": r.lag,
                             "frames_read": r.frames_read,
+                            "missed": r.missed,
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -304,6 +310,8 @@ fn text(view: &Value) -> String {
             "FRAMES/S",
             "MB/S",
             "WRITER WAIT",
+            "POLICY",
+            "DROPPED",
             "WRITER",
             "READERS (LAG)",
         ]
@@ -320,7 +328,12 @@ fn text(view: &Value) -> String {
                     let who = r["task"]
                         .as_str()
                         .map_or_else(|| format!("pid {}", r["pid"]), str::to_owned);
-                    format!("{who}:{}", r["lag"])
+                    match r["missed"].as_u64() {
+                        Some(missed) if missed > 0 => {
+                            format!("{who}:{} (missed {missed})", r["lag"])
+                        }
+                        _ => format!("{who}:{}", r["lag"]),
+                    }
                 })
                 .collect();
             rows.push(vec![
@@ -329,6 +342,8 @@ fn text(view: &Value) -> String {
                 number(&s["frames_per_s"], &display::si),
                 number(&s["mb_per_s"], &|m| format!("{m:.1}")),
                 number(&s["writer_wait_percent"], &|w| format!("{w:.0}%")),
+                str_of(&s["backpressure"]),
+                s["frames_dropped"].to_string(),
                 format!(
                     "{} ({})",
                     s["writer_task"].as_str().unwrap_or("-"),
