@@ -187,10 +187,16 @@ impl MultiWriter {
             self.limit = limit;
             return Ok(true);
         }
+        // `seq` may be stale (other writers claim and publish meanwhile), so the sanity check
+        // reads `claim_seq` afresh between two loads of `head`: `head` never passes `claim_seq`,
+        // and `claim_seq` never passes a ring beyond `head`, at every instant.
+        let head_before = protocol::head(hdr);
+        // SeqCst: ordered between the two loads of `head`.
+        let claimed = hdr.claim_seq.load(Ordering::SeqCst);
         let head = protocol::head(hdr);
-        if head > super::MAX_HEAD || seq < head || seq > head + self.capacity {
+        if head > super::MAX_HEAD || claimed < head_before || claimed > head + self.capacity {
             return Err(Error::corrupt(format!(
-                "stream {:?}: claim_seq {seq} is not within a ring of head {head}",
+                "stream {:?}: claim_seq {claimed} is not within a ring of head {head}",
                 shared.name()
             )));
         }
