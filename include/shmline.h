@@ -196,6 +196,12 @@
 #define SHMLINE_PIPELINE_FAILED -20
 
 /**
+ * Error: every writer slot of a multi-writer stream is taken by a live writer (create the stream
+ * with a larger `max_writers`).
+ */
+#define SHMLINE_TOO_MANY_WRITERS -21
+
+/**
  * Major version of this header. The shared library's SONAME is `libshmline.so.<major>`.
  */
 #define SHMLINE_VERSION_MAJOR 0
@@ -518,6 +524,13 @@ typedef struct shmline_stream_options {
      * `SHMLINE_BACKPRESSURE_DROP_OLDEST`.
      */
     uint32_t backpressure;
+    /**
+     * Most writers attached at once, 1 to 64 (default 1). With more than one, any number of
+     * writer processes up to this limit open writers and write concurrently; frames are published
+     * in the order the writers claimed them, and the stream ends when every writer that opened
+     * has closed.
+     */
+    uint32_t max_writers;
 } shmline_stream_options;
 
 /**
@@ -565,6 +578,10 @@ typedef struct shmline_stream_info {
      * The stream's backpressure policy (`SHMLINE_BACKPRESSURE_*`).
      */
     uint32_t backpressure;
+    /**
+     * Most writers attached at once (1: a single-writer stream).
+     */
+    uint32_t max_writers;
 } shmline_stream_info;
 
 /**
@@ -581,7 +598,8 @@ typedef struct shmline_stream_stats {
      */
     uint32_t writer_state;
     /**
-     * Process id of the writer; 0 if no writer has attached.
+     * Process id of the writer of a single-writer stream; 0 if no writer has attached, and for a
+     * multi-writer stream (see `writer_count`).
      */
     uint32_t writer_pid;
     /**
@@ -618,6 +636,19 @@ typedef struct shmline_stream_stats {
      * Frames a lossy reader lost are its `shmline_reader_stats.missed`.
      */
     uint64_t frames_dropped;
+    /**
+     * Multi-writer streams: sequence numbers skipped because their writer died before
+     * publishing them (or aborted a reservation); readers count them in their `missed`.
+     */
+    uint64_t frames_skipped;
+    /**
+     * Multi-writer streams: number of writers attached now.
+     */
+    uint32_t writer_count;
+    /**
+     * Multi-writer streams: dead writers whose slots were reclaimed.
+     */
+    uint64_t writers_reclaimed;
 } shmline_stream_stats;
 
 /**
@@ -890,8 +921,8 @@ uint32_t shmline_layout_version(void);
 
 /**
  * Returns the default stream options: capacity 64, no maximum frame size (set one, or a schema),
- * 8 readers, permissions 0600, no checksum, no unlink on close, no schema, backpressure
- * `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
+ * 8 readers, 1 writer, permissions 0600, no checksum, no unlink on close, no schema,
+ * backpressure `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
  */
 struct shmline_stream_options shmline_stream_options_default(void);
 

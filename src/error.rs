@@ -50,7 +50,7 @@ pub enum Status {
     Corrupt = -9,
     /// The stream's schema differs from the one the caller requires.
     SchemaMismatch = -10,
-    /// The stream already has a live writer.
+    /// The stream already has a live writer (and is a single-writer stream).
     WriterExists = -11,
     /// Every reader slot of the stream is taken by a live reader.
     TooManyReaders = -12,
@@ -70,11 +70,13 @@ pub enum Status {
     Unsupported = -19,
     /// A pipeline could not run to the end: a task failed or never joined, or the runner died.
     PipelineFailed = -20,
+    /// Every writer slot of a multi-writer stream is taken by a live writer.
+    TooManyWriters = -21,
 }
 
 impl Status {
     /// Every status, in declaration order.
-    pub const ALL: [Status; 26] = [
+    pub const ALL: [Status; 27] = [
         Status::Ok,
         Status::Full,
         Status::Empty,
@@ -101,6 +103,7 @@ impl Status {
         Status::Panic,
         Status::Unsupported,
         Status::PipelineFailed,
+        Status::TooManyWriters,
     ];
 
     /// The status with this number, if any.
@@ -137,6 +140,7 @@ impl Status {
             Status::Panic => "PANIC",
             Status::Unsupported => "UNSUPPORTED",
             Status::PipelineFailed => "PIPELINE_FAILED",
+            Status::TooManyWriters => "TOO_MANY_WRITERS",
         }
     }
 
@@ -169,6 +173,7 @@ impl Status {
             Status::Panic => "internal panic caught at the C boundary",
             Status::Unsupported => "not supported for this handle",
             Status::PipelineFailed => "the pipeline failed",
+            Status::TooManyWriters => "every writer slot is taken",
         }
     }
 }
@@ -248,6 +253,8 @@ pub enum Error {
     /// A pipeline could not run to the end; the text names the task and its exit status or
     /// signal, the tasks that never joined, or the runner that died.
     PipelineFailed(String),
+    /// Every writer slot of a multi-writer stream is taken by a live writer.
+    TooManyWriters(String),
 }
 
 impl Error {
@@ -277,6 +284,7 @@ impl Error {
             Error::Os { .. } => Status::Os,
             Error::Unsupported(_) => Status::Unsupported,
             Error::PipelineFailed(_) => Status::PipelineFailed,
+            Error::TooManyWriters(_) => Status::TooManyWriters,
         }
     }
 
@@ -326,7 +334,8 @@ impl fmt::Display for Error {
             | Error::NoSpace(m)
             | Error::NotShmline(m)
             | Error::Unsupported(m)
-            | Error::PipelineFailed(m) => f.write_str(m),
+            | Error::PipelineFailed(m)
+            | Error::TooManyWriters(m) => f.write_str(m),
             Error::NotFound(m) => f.write_str(m),
             Error::AlreadyExists(m) => write!(f, "{m}: a segment of that name already exists"),
             Error::PermissionDenied(m) => write!(

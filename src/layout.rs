@@ -47,6 +47,21 @@ pub const READER_CLAIMING: u32 = 1;
 /// Reader entry state: active; a lossless active reader holds the writer back.
 pub const READER_ACTIVE: u32 = 2;
 
+/// Writer entry state (multi-writer streams): free.
+pub const WRITER_ENTRY_FREE: u32 = 0;
+/// Writer entry state: claimed by an attaching writer, or being freed.
+pub const WRITER_ENTRY_CLAIMING: u32 = 1;
+/// Writer entry state: an attached writer.
+pub const WRITER_ENTRY_ACTIVE: u32 = 2;
+/// Bit of `writer_count` (multi-writer streams) set when the last attached writer closed.
+pub const WRITER_COUNT_CLOSED: u32 = 1 << 31;
+
+/// Frame status (`FrameHeader::status`, multi-writer streams): a frame.
+pub const FRAME_STATUS_FRAME: u32 = 0;
+/// Frame status: no frame; the sequence number was skipped (its writer died before publishing
+/// it, or gave up a zero-copy reservation). Readers skip it and count it as missed.
+pub const FRAME_STATUS_SKIPPED: u32 = 1;
+
 /// Reader flag: the reader is lossy (never holds the writer back).
 pub const READER_FLAG_LOSSY: u32 = 1 << 0;
 
@@ -69,6 +84,8 @@ pub const MAX_CAPACITY: u32 = 1 << 24;
 pub const MAX_FRAME_SIZE: u32 = 1 << 30;
 /// Largest number of readers a stream may have.
 pub const MAX_READERS: u32 = 1024;
+/// Largest number of writers a stream may have at once.
+pub const MAX_WRITERS: u32 = 64;
 /// Largest total size of one stream segment (64 GiB).
 pub const MAX_SEGMENT_SIZE: u64 = 64 << 30;
 /// Length of the dtype field of a schema, including NUL padding.
@@ -106,7 +123,8 @@ pub struct StreamHeader {
     pub max_frame: AtomicU32,
     /// Number of entries in the reader table (`1..=MAX_READERS`).
     pub max_readers: AtomicU32,
-    /// Number of writers allowed at once; 1 in this version (room for multi-writer streams).
+    /// Number of writers allowed at once (`1..=MAX_WRITERS`). With more than one, the segment has
+    /// a writer table and writers claim sequence numbers with `claim_seq`.
     pub max_writers: AtomicU32,
     /// `STREAM_FLAG_*` bits.
     pub flags: AtomicU32,
@@ -126,8 +144,10 @@ pub struct StreamHeader {
     pub policy: AtomicU32,
     /// Reserved, zero.
     pub _pad2: AtomicU32,
+    /// Offset of the writer table: `readers_offset + max_readers * 128`.
+    pub writers_offset: AtomicU64,
     /// Reserved, zero.
-    pub _reserved0: [AtomicU64; 4],
+    pub _reserved0: [AtomicU64; 3],
 
     // ---- line 1 (128..256): schema; written once by the creator ----
     /// NumPy array-interface type string (e.g. `<f4`), ASCII, NUL-padded; empty if no schema.
@@ -150,7 +170,8 @@ pub struct StreamHeader {
     pub data_futex: AtomicU32,
     /// Number of readers asleep (or about to sleep) on `data_futex`.
     pub readers_waiting: AtomicU32,
-    /// Reserved for multi-writer streams: next sequence number to claim. Zero in version 1.
+    /// Multi-writer streams: the next sequence number a writer will claim (every number below it
+    /// is claimed by a writer). Zero, and never written, in single-writer streams.
     pub claim_seq: AtomicU64,
     /// Reserved, zero.
     pub _reserved2: [AtomicU64; 13],
@@ -190,8 +211,21 @@ pub struct StreamHeader {
     pub readers_reclaimed: AtomicU64,
     /// Frames discarded because the ring was full (policy `POLICY_DROP_NEWEST`).
     pub frames_dropped: AtomicU64,
+    /// Multi-writer streams: sequence numbers skipped (claimed by a writer that died before
+    /// publishing them, or given up by an aborted reservation).
+    pub frames_skipped: AtomicU64,
+    /// Multi-writer streams: dead writers whose entries were freed.
+    pub writers_reclaimed: AtomicU64,
+    /// Multi-writer streams: number of attached writers, plus [`WRITER_COUNT_CLOSED`] once the
+    /// last one closed.
+    pub writer_count: AtomicU32,
+    /// Pid of the process holding the table lock, 0 when free. The lock serialises the rare
+    /// repairs of shared tables (reclaiming dead writers of a multi-writer stream).
+    pub table_lock: AtomicU32,
+    /// Start time of the process holding the table lock (stored just after taking it).
+    pub table_lock_start: AtomicU64,
     /// Reserved, zero.
-    pub _reserved4: [AtomicU64; 7],
+    pub _reserved4: [AtomicU64; 3],
 }
 
 /// One entry of a stream's reader table: 128 bytes, one per possible reader.
@@ -220,6 +254,34 @@ pub struct ReaderEntry {
     pub _reserved: [AtomicU64; 9],
 }
 
+/// One entry of a multi-writer stream's writer table: 128 bytes, one per possible writer.
+#[repr(C, align(128))]
+pub struct WriterEntry {
+    /// The sequence number this writer claimed last, or is about to claim ([`SEQ_EMPTY`] before
+    /// its first claim). Stored before every claim attempt, so the holder of a claimed but
+    /// unpublished sequence number can always be found.
+    pub claim: AtomicU64,
+    /// `WRITER_ENTRY_FREE`, `WRITER_ENTRY_CLAIMING` or `WRITER_ENTRY_ACTIVE`.
+    pub state: AtomicU32,
+    /// Reserved, zero.
+    pub _pad0: AtomicU32,
+    /// Pid of the writer process.
+    pub pid: AtomicU32,
+    /// Reserved, zero.
+    pub _pad1: AtomicU32,
+    /// Start time of the writer process.
+    pub start_time: AtomicU64,
+    /// The even `scan_seq` value this writer last tried to move to odd (take the scan), or
+    /// [`SEQ_EMPTY`]. Stored before the attempt, so the holder of a scan can always be found.
+    pub scan: AtomicU64,
+    /// Frames this writer has published (including skipped ones it gave up).
+    pub frames_written: AtomicU64,
+    /// Payload bytes this writer has published.
+    pub bytes_written: AtomicU64,
+    /// Reserved, zero.
+    pub _reserved: [AtomicU64; 9],
+}
+
 /// Header at the start of every slot; the payload follows at offset [`FRAME_HEADER_SIZE`].
 #[repr(C)]
 pub struct FrameHeader {
@@ -233,8 +295,9 @@ pub struct FrameHeader {
     pub flags: AtomicU32,
     /// CRC32C (Castagnoli) of the payload when the stream has `STREAM_FLAG_CHECKSUM`, else 0.
     pub crc32c: AtomicU32,
-    /// Reserved, zero.
-    pub _reserved: AtomicU32,
+    /// Multi-writer streams: `FRAME_STATUS_FRAME` or `FRAME_STATUS_SKIPPED`. Never written (0)
+    /// in single-writer streams.
+    pub status: AtomicU32,
 }
 
 /// Marker for the layout structs, which may be viewed in place inside a mapped segment.
@@ -247,6 +310,8 @@ pub unsafe trait SharedStruct {}
 unsafe impl SharedStruct for StreamHeader {}
 // SAFETY: as above.
 unsafe impl SharedStruct for ReaderEntry {}
+// SAFETY: as above.
+unsafe impl SharedStruct for WriterEntry {}
 // SAFETY: as above.
 unsafe impl SharedStruct for FrameHeader {}
 // SAFETY: as above.
@@ -318,6 +383,7 @@ const _: () = {
     assert!(offset_of!(StreamHeader, creator_start_time) == 72);
     assert!(offset_of!(StreamHeader, created_unix_ns) == 80);
     assert!(offset_of!(StreamHeader, policy) == 88);
+    assert!(offset_of!(StreamHeader, writers_offset) == 96);
     assert!(offset_of!(StreamHeader, dtype) == 128);
     assert!(offset_of!(StreamHeader, ndim) == 160);
     assert!(offset_of!(StreamHeader, shape) == 168);
@@ -338,6 +404,20 @@ const _: () = {
     assert!(offset_of!(StreamHeader, wait_ns) == 560);
     assert!(offset_of!(StreamHeader, readers_reclaimed) == 568);
     assert!(offset_of!(StreamHeader, frames_dropped) == 576);
+    assert!(offset_of!(StreamHeader, frames_skipped) == 584);
+    assert!(offset_of!(StreamHeader, writers_reclaimed) == 592);
+    assert!(offset_of!(StreamHeader, writer_count) == 600);
+    assert!(offset_of!(StreamHeader, table_lock) == 604);
+    assert!(offset_of!(StreamHeader, table_lock_start) == 608);
+
+    assert!(size_of::<WriterEntry>() == LINE);
+    assert!(offset_of!(WriterEntry, claim) == 0);
+    assert!(offset_of!(WriterEntry, state) == 8);
+    assert!(offset_of!(WriterEntry, pid) == 16);
+    assert!(offset_of!(WriterEntry, start_time) == 24);
+    assert!(offset_of!(WriterEntry, scan) == 32);
+    assert!(offset_of!(WriterEntry, frames_written) == 40);
+    assert!(offset_of!(WriterEntry, bytes_written) == 48);
 
     assert!(size_of::<ReaderEntry>() == LINE);
     assert!(offset_of!(ReaderEntry, pos) == 0);
@@ -355,6 +435,7 @@ const _: () = {
     assert!(offset_of!(FrameHeader, len) == 16);
     assert!(offset_of!(FrameHeader, flags) == 20);
     assert!(offset_of!(FrameHeader, crc32c) == 24);
+    assert!(offset_of!(FrameHeader, status) == 28);
 
     assert!(size_of::<EventHeader>() == 2 * LINE);
     assert!(offset_of!(EventHeader, magic) == 0);
@@ -380,6 +461,13 @@ pub struct StreamGeometry {
     pub slot_size: u32,
     /// Entries in the reader table.
     pub max_readers: u32,
+    /// Writers allowed at once.
+    pub max_writers: u32,
+    /// Entries in the writer table: `max_writers` for a multi-writer stream, 0 for a
+    /// single-writer stream (whose writer is recorded in the header).
+    pub writer_entries: u32,
+    /// Offset of the writer table.
+    pub writers_offset: u64,
     /// Offset of slot 0.
     pub slots_offset: u64,
     /// Total segment size.
@@ -388,7 +476,12 @@ pub struct StreamGeometry {
 
 impl StreamGeometry {
     /// Computes the geometry for the given parameters, or says which one is out of range.
-    pub fn new(capacity: u32, max_frame: u32, max_readers: u32) -> Result<Self, String> {
+    pub fn new(
+        capacity: u32,
+        max_frame: u32,
+        max_readers: u32,
+        max_writers: u32,
+    ) -> Result<Self, String> {
         if capacity == 0 || capacity > MAX_CAPACITY || !capacity.is_power_of_two() {
             return Err(format!(
                 "capacity {capacity} must be a power of two between 1 and {MAX_CAPACITY}"
@@ -404,9 +497,16 @@ impl StreamGeometry {
                 "max readers {max_readers} must be between 1 and {MAX_READERS}"
             ));
         }
+        if max_writers == 0 || max_writers > MAX_WRITERS {
+            return Err(format!(
+                "max writers {max_writers} must be between 1 and {MAX_WRITERS}"
+            ));
+        }
+        let writer_entries = if max_writers > 1 { max_writers } else { 0 };
         let slot_size = round_up(FRAME_HEADER_SIZE as u64 + max_frame as u64, SLOT_ALIGN);
+        let writers_offset = READERS_OFFSET + max_readers as u64 * LINE as u64;
         let slots_offset = round_up(
-            READERS_OFFSET + max_readers as u64 * LINE as u64,
+            writers_offset + writer_entries as u64 * LINE as u64,
             SLOTS_ALIGN,
         );
         let segment_size = slots_offset + slot_size * capacity as u64;
@@ -421,6 +521,9 @@ impl StreamGeometry {
             max_frame,
             slot_size: slot_size as u32,
             max_readers,
+            max_writers,
+            writer_entries,
+            writers_offset,
             slots_offset,
             segment_size,
         })
@@ -440,6 +543,13 @@ impl StreamGeometry {
         debug_assert!(index < self.max_readers);
         READERS_OFFSET as usize + index as usize * LINE
     }
+
+    /// Offset of writer entry `index` (multi-writer streams).
+    #[inline]
+    pub fn writer_offset(&self, index: u32) -> usize {
+        debug_assert!(index < self.writer_entries);
+        self.writers_offset as usize + index as usize * LINE
+    }
 }
 
 /// Rounds `value` up to a multiple of `align` (a power of two).
@@ -454,28 +564,44 @@ mod tests {
 
     #[test]
     fn geometry_rounds_slots_and_aligns_the_slot_region() {
-        let g = StreamGeometry::new(8, 100, 4).unwrap();
+        let g = StreamGeometry::new(8, 100, 4, 1).unwrap();
         assert_eq!(g.slot_size, 192); // 32 + 100 rounded up to 64
-        assert_eq!(g.slots_offset, 4096); // 640 + 4 * 128 = 1152, rounded to a page
+        assert_eq!(g.writers_offset, 1152); // 640 + 4 * 128
+        assert_eq!(g.slots_offset, 4096); // 1152, no writer table, rounded to a page
         assert_eq!(g.segment_size, 4096 + 8 * 192);
         assert_eq!(g.slot_offset(9), 4096 + 192);
     }
 
     #[test]
+    fn a_multi_writer_stream_has_a_writer_table_after_the_reader_table() {
+        let g = StreamGeometry::new(8, 100, 4, 40).unwrap();
+        assert_eq!(g.writer_entries, 40);
+        assert_eq!(g.writer_offset(1), 1152 + 128);
+        // 1152 + 40 * 128 = 6272, rounded to a page.
+        assert_eq!(g.slots_offset, 8192);
+    }
+
+    #[test]
     fn geometry_refuses_zero_absurd_and_non_power_of_two_sizes() {
-        assert!(StreamGeometry::new(0, 64, 1)
+        assert!(StreamGeometry::new(0, 64, 1, 1)
             .unwrap_err()
             .contains("capacity"));
-        assert!(StreamGeometry::new(3, 64, 1)
+        assert!(StreamGeometry::new(3, 64, 1, 1)
             .unwrap_err()
             .contains("power of two"));
-        assert!(StreamGeometry::new(8, 0, 1)
+        assert!(StreamGeometry::new(8, 0, 1, 1)
             .unwrap_err()
             .contains("frame size"));
-        assert!(StreamGeometry::new(8, 64, 0)
+        assert!(StreamGeometry::new(8, 64, 0, 1)
             .unwrap_err()
             .contains("readers"));
-        assert!(StreamGeometry::new(1 << 24, 1 << 30, 1)
+        assert!(StreamGeometry::new(8, 64, 1, 0)
+            .unwrap_err()
+            .contains("writers"));
+        assert!(StreamGeometry::new(8, 64, 1, 65)
+            .unwrap_err()
+            .contains("writers"));
+        assert!(StreamGeometry::new(1 << 24, 1 << 30, 1, 1)
             .unwrap_err()
             .contains("limit"));
     }

@@ -245,6 +245,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
         ("slots_offset", 4096),
         ("creator_pid", me),
         ("policy", 0),
+        ("writers_offset", 1152),
     ] {
         assert_eq!(header.num(field), value, "header field {field}");
     }
@@ -252,6 +253,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     // The worked example of LAYOUT.md section 8, recomputed by the script from the formulae.
     let geometry = report.one("geometry");
     assert_eq!(geometry.get("reader_offsets"), "640,768,896,1024");
+    assert_eq!(geometry.get("writer_offsets"), "-");
     assert_eq!(
         geometry.get("slot_offsets"),
         "4096,4288,4480,4672,4864,5056,5248,5440"
@@ -377,6 +379,67 @@ fn a_python_reader_sees_a_schemaless_stream_without_checksums_or_writer() {
     let summary = report.one("summary");
     assert_eq!(summary.num("frames"), 0);
     assert_eq!(summary.get("checksum"), "0");
+}
+
+#[test]
+fn a_python_reader_decodes_the_writer_table_and_skipped_numbers_of_a_multi_writer_stream() {
+    if !have_python() {
+        return;
+    }
+    let name = unique("multi");
+    let stream = Stream::create(
+        &name,
+        &StreamOptions {
+            capacity: 8,
+            max_frame_size: 16,
+            max_readers: 2,
+            max_writers: 3,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut first = stream.writer().unwrap();
+    let mut second = stream.writer().unwrap();
+    first.write(b"one").unwrap();
+    // An aborted reservation: its number cannot be handed back, so it is published skipped.
+    drop(second.reserve().unwrap());
+    second.write(b"three").unwrap();
+    let report = run_reader(&[&name]);
+    assert!(report.ok, "{}", report.stderr);
+    let header = report.one("header");
+    assert_eq!(header.num("max_writers"), 3);
+    assert_eq!(header.num("writers_offset"), 640 + 2 * 128);
+    // round_up(896 + 3 * 128, 4096)
+    assert_eq!(header.num("slots_offset"), 4096);
+    assert_eq!(
+        report.one("geometry").get("writer_offsets"),
+        "896,1024,1152"
+    );
+    let entries = report.all("writer_entry");
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(entries.iter().all(|e| e.get("state") == "active"));
+    assert!(entries.iter().all(|e| e.get("alive") == "1"));
+    assert_eq!(entries[0].num("claim"), 0);
+    assert_eq!(entries[1].num("claim"), 2);
+    assert_eq!(entries[1].num("frames_written"), 2);
+    assert_eq!(entries[1].num("bytes_written"), 5);
+    let live = report.one("live");
+    assert_eq!(live.num("head"), 3);
+    assert_eq!(live.num("claim_seq"), 3);
+    assert_eq!(live.num("writer_count"), 2);
+    assert_eq!(live.get("writers_closed"), "0");
+    assert_eq!(live.num("frames_skipped"), 1);
+    let statuses: Vec<&str> = report
+        .all("frame")
+        .iter()
+        .map(|f| f.get("status"))
+        .collect();
+    assert_eq!(statuses, ["frame", "skipped", "frame"]);
+    drop((first, second));
+    let live = run_reader(&[&name]);
+    assert_eq!(live.one("live").get("writers_closed"), "1");
+    assert_eq!(live.one("writer").get("state"), "closed");
 }
 
 /// Overwrites `bytes` at `offset` of a segment file, as a buggy or hostile process could.

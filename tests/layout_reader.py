@@ -55,6 +55,7 @@ SLOTS_ALIGN = 4096
 MAX_CAPACITY = 1 << 24
 MAX_FRAME = 1 << 30
 MAX_READERS = 1024
+MAX_WRITERS = 64
 MAX_SEGMENT_SIZE = 1 << 36
 DTYPE_LEN = 32
 MAX_NDIM = 8
@@ -68,6 +69,9 @@ POLICIES = {0: "block", 1: "fail", 2: "drop_newest", 3: "drop_oldest"}
 
 WRITER_STATES = {0: "none", 1: "active", 2: "closed", 3: "claiming"}
 READER_STATES = {0: "free", 1: "claiming", 2: "active"}
+WRITER_ENTRY_STATES = {0: "free", 1: "claiming", 2: "active"}
+WRITER_COUNT_CLOSED = 1 << 31
+FRAME_STATUSES = {0: "frame", 1: "skipped"}
 EVENT_MODES = {0: "flag", 1: "counting"}
 EVENT_SEGMENT_SIZE = 256
 
@@ -319,6 +323,7 @@ def read_stream(name: str) -> list[str]:
         "creator_start_time": view.u64(72),
         "created_unix_ns": view.u64(80),
         "policy": view.u32(88),
+        "writers_offset": view.u64(96),
     }
     out.append(fmt("header", **h))
 
@@ -334,11 +339,17 @@ def read_stream(name: str) -> list[str]:
         raise corrupt(f"max_frame {max_frame} is not in 1..{MAX_FRAME}")
     if not 1 <= max_readers <= MAX_READERS:
         raise corrupt(f"max_readers {max_readers} is not in 1..{MAX_READERS}")
+    max_writers = h["max_writers"]
+    if not 1 <= max_writers <= MAX_WRITERS:
+        raise corrupt(f"max_writers {max_writers} is not in 1..{MAX_WRITERS}")
+    writer_entries = max_writers if max_writers > 1 else 0
     slot_size = round_up(FRAME_HEADER_SIZE + max_frame, SLOT_ALIGN)
-    slots_offset = round_up(HEADER_SIZE + max_readers * LINE, SLOTS_ALIGN)
+    writers_offset = HEADER_SIZE + max_readers * LINE
+    slots_offset = round_up(writers_offset + writer_entries * LINE, SLOTS_ALIGN)
     segment_size = slots_offset + capacity * slot_size
     for field, expected in (
         ("slot_size", slot_size),
+        ("writers_offset", writers_offset),
         ("slots_offset", slots_offset),
         ("segment_size", segment_size),
     ):
@@ -348,8 +359,6 @@ def read_stream(name: str) -> list[str]:
         raise corrupt(f"segment_size {segment_size} is more than {MAX_SEGMENT_SIZE}")
     if segment_size != object_size:
         raise corrupt(f"segment_size is {segment_size}, the object is {object_size} bytes")
-    if h["max_writers"] != 1:
-        raise corrupt(f"max_writers is {h['max_writers']}, expected 1")
     flags = h["flags"]
     if flags & ~FLAGS_KNOWN:
         raise corrupt(f"flags {flags:#x} has bits other than {FLAGS_KNOWN:#x}")
@@ -357,6 +366,7 @@ def read_stream(name: str) -> list[str]:
         raise corrupt(f"policy is {h['policy']}, expected 0 to 3")
     checksum = bool(flags & FLAG_CHECKSUM)
     reader_offsets = [HEADER_SIZE + LINE * i for i in range(max_readers)]
+    writer_offsets = [writers_offset + LINE * j for j in range(writer_entries)]
     slot_offsets = [slots_offset + slot_size * i for i in range(capacity)]
     out.append(
         fmt(
@@ -365,6 +375,7 @@ def read_stream(name: str) -> list[str]:
             slots_offset=slots_offset,
             segment_size=segment_size,
             reader_offsets=reader_offsets[:16],
+            writer_offsets=writer_offsets[:16] or "-",
             slot_offsets=slot_offsets[:16],
         )
     )
@@ -407,6 +418,11 @@ def read_stream(name: str) -> list[str]:
             wait_ns=view.u64(560),
             readers_reclaimed=view.u64(568),
             frames_dropped=view.u64(576),
+            frames_skipped=view.u64(584),
+            writers_reclaimed=view.u64(592),
+            writer_count=view.u32(600) & ~WRITER_COUNT_CLOSED,
+            writers_closed=bool(view.u32(600) & WRITER_COUNT_CLOSED),
+            table_lock=view.u32(604),
         )
     )
 
@@ -438,6 +454,29 @@ def read_stream(name: str) -> list[str]:
             )
         )
 
+    # Writer table of a multi-writer stream (LAYOUT.md 3.5a).
+    for j, off in enumerate(writer_offsets):
+        wstate = view.u32(off + 8)
+        if wstate == 0:
+            continue
+        pid = view.u32(off + 16)
+        start = view.u64(off + 24)
+        claim = view.u64(off)
+        out.append(
+            fmt(
+                "writer_entry",
+                index=j,
+                offset=off,
+                state=WRITER_ENTRY_STATES.get(wstate, f"unknown({wstate})"),
+                pid=pid,
+                start_time=start,
+                alive=is_alive(pid, start),
+                claim="EMPTY" if claim == EMPTY else claim,
+                frames_written=view.u64(off + 40),
+                bytes_written=view.u64(off + 48),
+            )
+        )
+
     # Frames (LAYOUT.md 4.12, read like a lossy reader, 4.7).
     frames = gone = 0
     seqs = []
@@ -461,6 +500,8 @@ def read_stream(name: str) -> list[str]:
         timestamp = view.u64(off + 8)
         fflags = view.u32(off + 20)
         stored_crc = view.u32(off + 24)
+        # Only multi-writer streams give the status a meaning (LAYOUT.md 3.6, 4.14).
+        status = FRAME_STATUSES.get(view.u32(off + 28), "unknown") if writer_entries else "frame"
         payload = view.raw(off + FRAME_HEADER_SIZE, length)
         if view.u64(off) != seq:
             out.append(fmt("gone", seq=seq, found="rewritten"))
@@ -481,6 +522,7 @@ def read_stream(name: str) -> list[str]:
                 len=length,
                 flags=fflags,
                 crc32c=f"{stored_crc:#010x}",
+                status=status,
                 crc="ok" if checksum else "none",
                 payload=payload.hex() or "-",
             )

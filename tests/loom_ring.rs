@@ -32,7 +32,10 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
-use shmline::layout::{FrameHeader, ReaderEntry, StreamHeader, READER_ACTIVE, SEQ_EMPTY};
+use shmline::layout::{
+    FrameHeader, ReaderEntry, StreamHeader, WriterEntry, FRAME_STATUS_SKIPPED, READER_ACTIVE,
+    SEQ_EMPTY,
+};
 use shmline::ring::protocol;
 use std::sync::atomic::Ordering;
 
@@ -115,6 +118,7 @@ fn header() -> StreamHeader {
         created_unix_ns: AtomicU64::new(0),
         policy: AtomicU32::new(0),
         _pad2: AtomicU32::new(0),
+        writers_offset: AtomicU64::new(0),
         _reserved0: u64s(),
         dtype: std::array::from_fn(|_| AtomicU8::new(0)),
         ndim: AtomicU32::new(0),
@@ -140,6 +144,11 @@ fn header() -> StreamHeader {
         wait_ns: AtomicU64::new(0),
         readers_reclaimed: AtomicU64::new(0),
         frames_dropped: AtomicU64::new(0),
+        frames_skipped: AtomicU64::new(0),
+        writers_reclaimed: AtomicU64::new(0),
+        writer_count: AtomicU32::new(0),
+        table_lock: AtomicU32::new(0),
+        table_lock_start: AtomicU64::new(0),
         _reserved4: u64s(),
     }
 }
@@ -168,7 +177,7 @@ fn slot() -> Slot {
             len: AtomicU32::new(0),
             flags: AtomicU32::new(0),
             crc32c: AtomicU32::new(0),
-            _reserved: AtomicU32::new(0),
+            status: AtomicU32::new(0),
         },
         payload: UnsafeCell::new(0),
     }
@@ -394,5 +403,211 @@ fn a_writer_about_to_sleep_is_always_woken_or_sees_the_released_space() {
         for reader in readers {
             reader.join().unwrap();
         }
+    });
+}
+
+// ---- multi-writer streams: the claim/publish protocol (`protocol::multi`) ----
+
+/// A writer table entry of a writer that is attached and has claimed nothing yet.
+fn writer_entry() -> WriterEntry {
+    WriterEntry {
+        claim: AtomicU64::new(SEQ_EMPTY),
+        state: AtomicU32::new(0),
+        _pad0: AtomicU32::new(0),
+        pid: AtomicU32::new(0),
+        _pad1: AtomicU32::new(0),
+        start_time: AtomicU64::new(0),
+        scan: AtomicU64::new(SEQ_EMPTY),
+        frames_written: AtomicU64::new(0),
+        bytes_written: AtomicU64::new(0),
+        _reserved: u64s(),
+    }
+}
+
+impl Ring {
+    /// One writer of a multi-writer stream writes one frame holding `value`, as
+    /// `MultiWriter::claim` and `Writer::write` do it: claim below the limit (refreshing it from
+    /// `write_limit` or by taking the scan, and sleeping while the ring is full, as
+    /// `MultiWriter::wait_for_space` does), fill, stamp, publish what is stamped. Returns the
+    /// sequence number it got.
+    fn write_multi(&self, me: &WriterEntry, limit: &mut u64, value: u64) -> u64 {
+        let mut seq = protocol::multi::next_claim(&self.hdr);
+        let seq = loop {
+            if seq < *limit {
+                match protocol::multi::try_claim(&self.hdr, me, seq) {
+                    Ok(()) => break seq,
+                    Err(next) => {
+                        seq = next;
+                        continue;
+                    }
+                }
+            }
+            if !self.refresh_multi(me, limit, seq) {
+                // Announce, re-check, sleep (wake at the first free slot: `wanted` 0).
+                let word = protocol::multi::writer_prepare_sleep(&self.hdr, 0);
+                if !self.refresh_multi(me, limit, protocol::multi::next_claim(&self.hdr)) {
+                    self.space_sleepers.wait(&self.hdr.space_futex, word);
+                }
+                protocol::multi::writer_wake_done(&self.hdr);
+            }
+            seq = protocol::multi::next_claim(&self.hdr);
+        };
+        let slot = self.slot(seq);
+        protocol::begin_write(&slot.frame);
+        // SAFETY: the claim gives this writer the slot; loom checks the claim.
+        slot.payload.with_mut(|p| unsafe { *p = value });
+        protocol::multi::stamp(&slot.frame, seq, 8, 0, 0, 0);
+        self.publish_multi();
+        seq
+    }
+
+    /// `MultiWriter::refresh`: the last published limit, or a scan of our own (or, while another
+    /// writer scans, the limit it had published). True if `seq` may be claimed.
+    fn refresh_multi(&self, me: &WriterEntry, limit: &mut u64, seq: u64) -> bool {
+        let published = protocol::multi::write_limit(&self.hdr);
+        *limit = if seq < published {
+            published
+        } else {
+            match protocol::multi::try_scan(&self.hdr, me, self.entries.iter(), self.capacity) {
+                Some(scan) => scan.limit,
+                None => protocol::multi::write_limit(&self.hdr),
+            }
+        };
+        seq < *limit
+    }
+
+    /// Publishes what is stamped and wakes sleepers, as `multi::publish_stamped` does.
+    fn publish_multi(&self) {
+        let published =
+            protocol::multi::advance_head(&self.hdr, self.capacity, |s| &self.slot(s).frame);
+        if let Some(p) = published {
+            if p.wake_readers {
+                protocol::wake_readers(&self.hdr);
+                self.data_sleepers.wake();
+            }
+            if p.wake_writers {
+                protocol::wake_writer(&self.hdr);
+                self.space_sleepers.wake();
+            }
+        }
+    }
+
+    /// A lossless reader takes frame `pos` once published (sleeping until then, as
+    /// `Reader::wait_for_frame_slow` does): its payload, or `None` if it was skipped. Then
+    /// releases it, waking sleeping writers.
+    fn read_multi(&self, entry: &ReaderEntry, pos: u64) -> Option<u64> {
+        while protocol::head(&self.hdr) <= pos {
+            let word = protocol::reader_prepare_sleep(&self.hdr);
+            if protocol::head(&self.hdr) <= pos {
+                self.data_sleepers.wait(&self.hdr.data_futex, word);
+            }
+            protocol::reader_wake_done(&self.hdr);
+        }
+        let slot = self.slot(pos);
+        // Acquire as `Reader::validate` loads it.
+        assert_eq!(slot.frame.seq.load(Ordering::Acquire), pos, "slot seq");
+        // Relaxed as `Reader::skipped` loads it.
+        let value = if slot.frame.status.load(Ordering::Relaxed) == FRAME_STATUS_SKIPPED {
+            None
+        } else {
+            // SAFETY: published and not yet released; loom checks the claim.
+            Some(slot.payload.with(|p| unsafe { *p }))
+        };
+        if protocol::release(&self.hdr, entry, pos + 1) {
+            protocol::wake_writer(&self.hdr);
+            self.space_sleepers.wake();
+        }
+        value
+    }
+}
+
+#[test]
+fn two_writers_publish_in_claim_order_and_a_reader_gets_every_frame_once() {
+    bounded(3).check(|| {
+        // One slot for two frames: the second claim waits for the reader, then reuses the slot
+        // the other writer filled.
+        let ring = Ring::new(1, vec![entry(true)]);
+        let table = Arc::new([writer_entry(), writer_entry()]);
+        // Which writer wrote which sequence number (observers of the model, not part of it).
+        let wrote = Arc::new(std::sync::Mutex::new(vec![None; 2]));
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let (ring, table, wrote) = (ring.clone(), table.clone(), wrote.clone());
+                thread::spawn(move || {
+                    let mut limit = 0;
+                    let value = 100 + w;
+                    let seq = ring.write_multi(&table[w as usize], &mut limit, value);
+                    wrote.lock().unwrap()[seq as usize] = Some(value);
+                })
+            })
+            .collect();
+        let seen: Vec<u64> = (0..2)
+            .map(|pos| {
+                ring.read_multi(&ring.entries[0], pos)
+                    .expect("nothing is skipped")
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let wrote: Vec<u64> = wrote.lock().unwrap().iter().map(|v| v.unwrap()).collect();
+        assert_eq!(
+            seen, wrote,
+            "each frame as its claimer wrote it, in claim order"
+        );
+        let mut values = seen;
+        values.sort();
+        assert_eq!(values, [100, 101], "every frame exactly once");
+    });
+}
+
+#[test]
+fn a_frame_stamped_behind_a_gap_is_published_by_whoever_fills_the_gap() {
+    bounded(4).check(|| {
+        let ring = Ring::new(2, vec![]);
+        let table = Arc::new([writer_entry(), writer_entry()]);
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let (ring, table) = (ring.clone(), table.clone());
+                thread::spawn(move || {
+                    let mut limit = 0;
+                    ring.write_multi(&table[w as usize], &mut limit, w);
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        // Both stamped and left: nobody is left to publish, so it must all be out.
+        assert_eq!(
+            protocol::head(&ring.hdr),
+            2,
+            "a stamped frame was never published"
+        );
+    });
+}
+
+#[test]
+fn a_number_claimed_by_a_dead_writer_is_skipped_and_what_follows_is_published() {
+    bounded(4).check(|| {
+        let ring = Ring::new(4, vec![entry(true)]);
+        let table = Arc::new([writer_entry(), writer_entry()]);
+        // The writer that dies: claims 0 and never writes it.
+        protocol::multi::try_scan(&ring.hdr, &table[0], ring.entries.iter(), 4).unwrap();
+        assert_eq!(protocol::multi::try_claim(&ring.hdr, &table[0], 0), Ok(()));
+        let survivor = {
+            let (ring, table) = (ring.clone(), table.clone());
+            thread::spawn(move || {
+                let mut limit = 0;
+                ring.write_multi(&table[1], &mut limit, 7)
+            })
+        };
+        // The repair (`multi::repair`, under the table lock): 0 is claimed and unstamped, its
+        // holder is dead: skip it and publish.
+        protocol::multi::skip(&ring.slot(0).frame, 0);
+        ring.publish_multi();
+        assert_eq!(ring.read_multi(&ring.entries[0], 0), None, "0 was skipped");
+        assert_eq!(ring.read_multi(&ring.entries[0], 1), Some(7));
+        assert_eq!(survivor.join().unwrap(), 1);
     });
 }

@@ -106,7 +106,13 @@ fn entry_field(index: usize, field: usize) -> usize {
 /// Offset of field `field` (from `offset_of!(FrameHeader, ..)`) of the slot holding `seq`.
 fn slot_field(stream: &Stream, seq: u64, field: usize) -> usize {
     let info = stream.info();
-    let geo = StreamGeometry::new(info.capacity, info.max_frame_size, info.max_readers).unwrap();
+    let geo = StreamGeometry::new(
+        info.capacity,
+        info.max_frame_size,
+        info.max_readers,
+        info.max_writers,
+    )
+    .unwrap();
     geo.slot_offset(seq) + field
 }
 
@@ -179,7 +185,7 @@ fn opening_refuses_every_impossible_geometry_field_and_names_it() {
         (hdr!(max_frame), 4, 4096, "slot_size"),
         (hdr!(max_readers), 4, 0, "readers"),
         (hdr!(max_readers), 4, u32::MAX as u64, "readers"),
-        (hdr!(max_readers), 4, 64, "slots_offset"),
+        (hdr!(max_readers), 4, 64, "writers_offset"),
         (hdr!(readers_offset), 8, 0, "readers_offset"),
         (hdr!(readers_offset), 8, u64::MAX, "readers_offset"),
         (hdr!(slots_offset), 8, 0, "slots_offset"),
@@ -188,8 +194,11 @@ fn opening_refuses_every_impossible_geometry_field_and_names_it() {
         (hdr!(segment_size), 8, u64::MAX, "segment_size"),
         (hdr!(header_size), 4, 0, "header_size"),
         (hdr!(header_size), 4, u32::MAX as u64, "header_size"),
-        (hdr!(max_writers), 4, 0, "max_writers"),
-        (hdr!(max_writers), 4, 2, "max_writers"),
+        (hdr!(max_writers), 4, 0, "writers"),
+        (hdr!(max_writers), 4, 65, "writers"),
+        (hdr!(max_writers), 4, 64, "slots_offset"),
+        (hdr!(writers_offset), 8, 0, "writers_offset"),
+        (hdr!(writers_offset), 8, u64::MAX, "writers_offset"),
         (hdr!(policy), 4, 4, "policy"),
         (hdr!(policy), 4, u32::MAX as u64, "policy"),
         (hdr!(flags), 4, 1 << 7, "flags"),

@@ -70,6 +70,9 @@ pub const SHMLINE_PANIC: i32 = -18;
 pub const SHMLINE_UNSUPPORTED: i32 = -19;
 /// Error: a pipeline task failed (the message names the task and its exit status or signal).
 pub const SHMLINE_PIPELINE_FAILED: i32 = -20;
+/// Error: every writer slot of a multi-writer stream is taken by a live writer (create the stream
+/// with a larger `max_writers`).
+pub const SHMLINE_TOO_MANY_WRITERS: i32 = -21;
 
 /// Major version of this header. The shared library's SONAME is `libshmline.so.<major>`.
 pub const SHMLINE_VERSION_MAJOR: u32 = 0;
@@ -197,6 +200,7 @@ mod tests {
             (SHMLINE_PANIC, Status::Panic),
             (SHMLINE_UNSUPPORTED, Status::Unsupported),
             (SHMLINE_PIPELINE_FAILED, Status::PipelineFailed),
+            (SHMLINE_TOO_MANY_WRITERS, Status::TooManyWriters),
         ];
         assert_eq!(macros.len(), Status::ALL.len(), "a status has no macro");
         for (number, status) in macros {

@@ -103,6 +103,11 @@ pub struct shmline_stream_options {
     /// `SHMLINE_BACKPRESSURE_FAIL`, `SHMLINE_BACKPRESSURE_DROP_NEWEST` or
     /// `SHMLINE_BACKPRESSURE_DROP_OLDEST`.
     pub backpressure: u32,
+    /// Most writers attached at once, 1 to 64 (default 1). With more than one, any number of
+    /// writer processes up to this limit open writers and write concurrently; frames are published
+    /// in the order the writers claimed them, and the stream ends when every writer that opened
+    /// has closed.
+    pub max_writers: u32,
 }
 
 // SAFETY: repr(C), starts with `struct_size: u32`, and every field is an integer or a raw pointer.
@@ -123,6 +128,7 @@ unsafe impl OptionsStruct for shmline_stream_options {
             ndim: 0,
             shape: std::ptr::null(),
             backpressure: d.backpressure as u32,
+            max_writers: d.max_writers,
         }
     }
 }
@@ -152,6 +158,8 @@ pub struct shmline_stream_info {
     pub creator_start_time: u64,
     /// The stream's backpressure policy (`SHMLINE_BACKPRESSURE_*`).
     pub backpressure: u32,
+    /// Most writers attached at once (1: a single-writer stream).
+    pub max_writers: u32,
 }
 
 /// A snapshot of a stream's shared counters, filled by `shmline_stream_get_stats()`.
@@ -163,7 +171,8 @@ pub struct shmline_stream_stats {
     /// What the writer is doing: `SHMLINE_WRITER_STATE_NONE`, `_ACTIVE`, `_CLOSED`
     /// or `_DEAD`.
     pub writer_state: u32,
-    /// Process id of the writer; 0 if no writer has attached.
+    /// Process id of the writer of a single-writer stream; 0 if no writer has attached, and for a
+    /// multi-writer stream (see `writer_count`).
     pub writer_pid: u32,
     /// Number of readers attached (may exceed the `readers_cap` passed to
     /// `shmline_stream_get_stats()`).
@@ -183,6 +192,13 @@ pub struct shmline_stream_stats {
     /// Frames writers discarded because the ring was full (`SHMLINE_BACKPRESSURE_DROP_NEWEST`).
     /// Frames a lossy reader lost are its `shmline_reader_stats.missed`.
     pub frames_dropped: u64,
+    /// Multi-writer streams: sequence numbers skipped because their writer died before
+    /// publishing them (or aborted a reservation); readers count them in their `missed`.
+    pub frames_skipped: u64,
+    /// Multi-writer streams: number of writers attached now.
+    pub writer_count: u32,
+    /// Multi-writer streams: dead writers whose slots were reclaimed.
+    pub writers_reclaimed: u64,
 }
 
 /// Counters of one attached reader, filled by `shmline_stream_get_stats()`.
@@ -228,6 +244,9 @@ impl From<&StreamStats> for shmline_stream_stats {
             readers_reclaimed: stats.readers_reclaimed,
             fill: stats.fill(),
             frames_dropped: stats.frames_dropped,
+            frames_skipped: stats.frames_skipped,
+            writer_count: stats.writers.len() as u32,
+            writers_reclaimed: stats.writers_reclaimed,
         }
     }
 }
@@ -263,8 +282,8 @@ pub(crate) unsafe fn schema_arg(
 }
 
 /// Returns the default stream options: capacity 64, no maximum frame size (set one, or a schema),
-/// 8 readers, permissions 0600, no checksum, no unlink on close, no schema, backpressure
-/// `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
+/// 8 readers, 1 writer, permissions 0600, no checksum, no unlink on close, no schema,
+/// backpressure `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
 #[no_mangle]
 pub extern "C" fn shmline_stream_options_default() -> shmline_stream_options {
     guard(
@@ -320,6 +339,7 @@ pub unsafe extern "C" fn shmline_stream_create(
             capacity: o.capacity,
             max_frame_size: o.max_frame_size,
             max_readers: o.max_readers,
+            max_writers: o.max_writers,
             schema,
             checksum: o.checksum != 0,
             permissions: o.permissions,
@@ -465,6 +485,7 @@ pub unsafe extern "C" fn shmline_stream_get_info(
             segment_size: info.segment_size,
             creator_start_time: info.creator.start_time,
             backpressure: info.backpressure as u32,
+            max_writers: info.max_writers,
         });
         Ok(())
     })

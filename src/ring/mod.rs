@@ -8,6 +8,7 @@
 //!
 //! The atomic protocol between them lives in [`protocol`] and is documented in `docs/LAYOUT.md`.
 
+mod multi;
 mod policy;
 pub mod protocol;
 mod reader;
@@ -16,14 +17,14 @@ mod writer;
 
 pub use policy::Backpressure;
 pub use reader::{FrameInfo, OwnedFrame, ReadGuard, Reader, ReaderOptions, StartPosition};
-pub use stats::{ReaderStats, StreamStats, WriterState};
+pub use stats::{ReaderStats, StreamStats, WriterState, WriterStats};
 pub use writer::{WriteGuard, Writer, WriterOptions};
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    FrameHeader, ReaderEntry, StreamGeometry, StreamHeader, DTYPE_LEN, LAYOUT_VERSION, MAX_NDIM,
-    READERS_OFFSET, SEQ_EMPTY, STREAM_FLAGS_KNOWN, STREAM_FLAG_CHECKSUM, STREAM_FLAG_SCHEMA,
-    STREAM_MAGIC,
+    FrameHeader, ReaderEntry, StreamGeometry, StreamHeader, WriterEntry, DTYPE_LEN, LAYOUT_VERSION,
+    MAX_NDIM, READERS_OFFSET, SEQ_EMPTY, STREAM_FLAGS_KNOWN, STREAM_FLAG_CHECKSUM,
+    STREAM_FLAG_SCHEMA, STREAM_MAGIC,
 };
 use crate::liveness::ProcessId;
 use crate::schema::Schema;
@@ -49,6 +50,10 @@ pub struct StreamOptions {
     pub max_frame_size: u32,
     /// Most readers that may be attached at once (default 8).
     pub max_readers: u32,
+    /// Most writers that may be attached at once (default 1). With more than one, any number of
+    /// writer processes up to this limit attach and write concurrently; frames are published in
+    /// the order writers claimed their sequence numbers, and every reader sees each frame once.
+    pub max_writers: u32,
     /// Optional dtype and shape of every frame.
     pub schema: Option<Schema>,
     /// Store a CRC32C of every frame and check it on read (default off).
@@ -67,6 +72,7 @@ impl Default for StreamOptions {
             capacity: 64,
             max_frame_size: 0,
             max_readers: 8,
+            max_writers: 1,
             schema: None,
             checksum: false,
             permissions: 0o600,
@@ -89,6 +95,8 @@ pub struct StreamInfo {
     pub slot_size: u32,
     /// Most readers at once.
     pub max_readers: u32,
+    /// Most writers at once (1: a single-writer stream).
+    pub max_writers: u32,
     /// Whether frames carry a CRC32C.
     pub checksum: bool,
     /// Frame schema, if any.
@@ -129,6 +137,20 @@ impl Shared {
     pub(crate) fn header(&self) -> &StreamHeader {
         // The header was checked to fit when the segment was created or opened.
         self.seg.at(0).expect("header validated at open")
+    }
+
+    /// Whether the stream accepts more than one writer.
+    #[inline]
+    pub(crate) fn multi_writer(&self) -> bool {
+        self.geo.writer_entries > 0
+    }
+
+    /// Writer table entry `index` (multi-writer streams, `index < max_writers`).
+    #[inline]
+    pub(crate) fn writer_entry(&self, index: u32) -> &WriterEntry {
+        self.seg
+            .at(self.geo.writer_offset(index))
+            .expect("writer table validated at open")
     }
 
     /// Reader table entry `index` (`index < max_readers`).
@@ -202,8 +224,13 @@ impl Stream {
             }
             (_, n) => n,
         };
-        let geo = StreamGeometry::new(options.capacity, max_frame, options.max_readers)
-            .map_err(Error::InvalidArgument)?;
+        let geo = StreamGeometry::new(
+            options.capacity,
+            max_frame,
+            options.max_readers,
+            options.max_writers,
+        )
+        .map_err(Error::InvalidArgument)?;
         let seg = Segment::create(
             SegmentKind::Stream,
             name,
@@ -228,7 +255,8 @@ impl Stream {
         hdr.slot_size.store(geo.slot_size, r);
         hdr.max_frame.store(geo.max_frame, r);
         hdr.max_readers.store(geo.max_readers, r);
-        hdr.max_writers.store(1, r);
+        hdr.max_writers.store(geo.max_writers, r);
+        hdr.writers_offset.store(geo.writers_offset, r);
         hdr.readers_offset.store(READERS_OFFSET, r);
         hdr.slots_offset.store(geo.slots_offset, r);
         hdr.creator_pid.store(me.pid, r);
@@ -254,6 +282,7 @@ impl Stream {
                 max_frame_size: geo.max_frame,
                 slot_size: geo.slot_size,
                 max_readers: geo.max_readers,
+                max_writers: geo.max_writers,
                 checksum: options.checksum,
                 schema: options.schema.clone(),
                 segment_size: geo.segment_size,
@@ -388,6 +417,7 @@ fn validate(seg: Segment) -> Result<Shared> {
         hdr.capacity.load(r),
         hdr.max_frame.load(r),
         hdr.max_readers.load(r),
+        hdr.max_writers.load(r),
     )
     .map_err(|why| Error::corrupt(format!("stream {name:?}: {why}")))?;
     let slot_size = hdr.slot_size.load(r);
@@ -396,6 +426,14 @@ fn validate(seg: Segment) -> Result<Shared> {
             "slot_size",
             slot_size as u64,
             geo.slot_size.to_string(),
+        ));
+    }
+    let writers_offset = hdr.writers_offset.load(r);
+    if writers_offset != geo.writers_offset {
+        return Err(bad(
+            "writers_offset",
+            writers_offset,
+            geo.writers_offset.to_string(),
         ));
     }
     let slots_offset = hdr.slots_offset.load(r);
@@ -420,10 +458,6 @@ fn validate(seg: Segment) -> Result<Shared> {
             segment_size,
             format!("the object's real size, {} bytes", seg.len()),
         ));
-    }
-    let max_writers = hdr.max_writers.load(r);
-    if max_writers != 1 {
-        return Err(bad("max_writers", max_writers as u64, "1".into()));
     }
     let flags = hdr.flags.load(r);
     if flags & !STREAM_FLAGS_KNOWN != 0 {
@@ -466,6 +500,7 @@ fn validate(seg: Segment) -> Result<Shared> {
             max_frame_size: geo.max_frame,
             slot_size: geo.slot_size,
             max_readers: geo.max_readers,
+            max_writers: geo.max_writers,
             checksum: flags & STREAM_FLAG_CHECKSUM != 0,
             schema,
             segment_size,

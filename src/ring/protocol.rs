@@ -16,6 +16,8 @@ use crate::layout::{
 };
 use crate::sync::{fence, seqcst_store_load, Ordering};
 
+pub mod multi;
+
 /// Result of a writer's scan of the reader table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scan {
@@ -40,6 +42,21 @@ pub fn scan<'a>(
     // sees this scan in progress (or its result).
     hdr.scan_seq.fetch_add(1, Ordering::SeqCst);
     seqcst_store_load();
+    let min = lowest_position(entries, head, capacity);
+    let limit = min + capacity;
+    // SeqCst: a joining reader that sees `scan_seq` even reads this limit or a later one.
+    hdr.write_limit.store(limit, Ordering::SeqCst);
+    hdr.scan_seq.fetch_add(1, Ordering::SeqCst);
+    Scan { min, limit }
+}
+
+/// The body of a scan: the lowest position of an active lossless reader, clamped to
+/// `[head - capacity, head]`, or `head` if there is none.
+pub(crate) fn lowest_position<'a>(
+    entries: impl Iterator<Item = &'a ReaderEntry>,
+    head: u64,
+    capacity: u64,
+) -> u64 {
     let floor = head.saturating_sub(capacity);
     let mut min = head;
     for entry in entries {
@@ -58,11 +75,7 @@ pub fn scan<'a>(
         // trusting the value.
         min = min.min(pos.clamp(floor, head));
     }
-    let limit = min + capacity;
-    // SeqCst: a joining reader that sees `scan_seq` even reads this limit or a later one.
-    hdr.write_limit.store(limit, Ordering::SeqCst);
-    hdr.scan_seq.fetch_add(1, Ordering::SeqCst);
-    Scan { min, limit }
+    min
 }
 
 /// Writer: marks the slot of `frame` as being written, before its payload is touched.

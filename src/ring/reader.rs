@@ -4,8 +4,8 @@ use super::protocol;
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::layout::{
-    FrameHeader, ReaderEntry, READER_ACTIVE, READER_CLAIMING, READER_FLAG_LOSSY, READER_FREE,
-    WRITER_ACTIVE, WRITER_CLOSED,
+    FrameHeader, ReaderEntry, FRAME_STATUS_SKIPPED, READER_ACTIVE, READER_CLAIMING,
+    READER_FLAG_LOSSY, READER_FREE, WRITER_ACTIVE, WRITER_CLOSED,
 };
 use crate::liveness::ProcessId;
 use crate::schema::Schema;
@@ -70,7 +70,10 @@ pub struct FrameInfo {
     pub len: u32,
     /// Application flags given by the writer.
     pub flags: u32,
-    /// Frames this (lossy) reader missed just before this one; always 0 for lossless readers.
+    /// Frames this reader missed just before this one: frames a lossy reader lost because the
+    /// writer overwrote them, and sequence numbers of a multi-writer stream that were skipped
+    /// (claimed by a writer that died before publishing them). Always 0 for a lossless reader of
+    /// a single-writer stream.
     pub missed: u64,
 }
 
@@ -108,6 +111,11 @@ pub struct Reader {
     liveness_checked: Option<Instant>,
     /// Set once the writer was found dead (pid + start time no longer alive): final.
     writer_dead: bool,
+    /// Whether the stream has several writers (skipped frames, a writer table to judge).
+    multi: bool,
+    /// How many sleeping writers a release wakes: the one writer, or every writer of a
+    /// multi-writer stream.
+    writer_wakes: i32,
 }
 
 /// Least time between two checks of the writer's liveness. Each check reads `/proc` (several
@@ -171,6 +179,10 @@ impl Reader {
             // died there; a stopped writer keeps us waiting up to a generous bound.
             std::thread::yield_now();
             let waited = joined.elapsed();
+            if waited > Duration::from_millis(100) && shared.multi_writer() {
+                // A writer of a multi-writer stream may have died holding the scan.
+                super::multi::repair(&shared);
+            }
             !(waited > Duration::from_millis(100) && !writer_alive(&shared)
                 || waited > Duration::from_secs(30))
         });
@@ -198,6 +210,8 @@ impl Reader {
             timeout: options.timeout,
             liveness_checked: None,
             writer_dead: false,
+            multi: shared.multi_writer(),
+            writer_wakes: if shared.multi_writer() { i32::MAX } else { 1 },
             shared,
         })
     }
@@ -357,6 +371,8 @@ impl Reader {
                         bytes += info.len as u64;
                     }
                 }
+                // A skipped frame after frames not yet released: release those first.
+                Ok(None) if !self.lossy && seq != self.pos => break,
                 Ok(None) => {}
                 Err(Error::BufferTooSmall { .. }) if count > 0 => break,
                 Err(e) => {
@@ -411,9 +427,15 @@ impl Reader {
             )));
         }
         self.check_idle()?;
-        self.wait_for_frame(deadline)?;
-        let (frame, payload) = self.shared.slot(self.pos);
-        let info = self.validate(frame, self.pos)?;
+        let (frame, payload, info) = loop {
+            self.wait_for_frame(deadline)?;
+            let (frame, payload) = self.shared.slot(self.pos);
+            let info = self.validate(frame, self.pos)?;
+            if !self.skipped(frame) {
+                break (frame, payload, info);
+            }
+            self.skip_one();
+        };
         if self.shared.checksum() {
             // SAFETY: `payload` points to max_frame bytes of the mapping; len <= max_frame was
             // validated; the slot cannot be rewritten while our position is at it.
@@ -494,14 +516,21 @@ impl Reader {
         Ok(())
     }
 
-    /// Copies frame `seq` into `buf`. Returns `None` if a lossy reader found it overwritten (its
-    /// position and missed count were updated: try again at `self.pos`).
+    /// Copies frame `seq` into `buf`. Returns `None` if a lossy reader found it overwritten, or
+    /// the sequence number was skipped (its position and missed count were updated, unless a
+    /// lossless reader has frames before `seq` to release first: try again at `self.pos`).
     fn copy_frame(&mut self, seq: u64, buf: &mut [u8]) -> Result<Option<FrameInfo>> {
         if self.lossy {
             return self.copy_lossy(seq, buf);
         }
         let (frame, payload) = self.shared.slot(seq);
         let info = self.validate(frame, seq)?;
+        if self.skipped(frame) {
+            if seq == self.pos {
+                self.skip_one();
+            }
+            return Ok(None);
+        }
         let len = info.len as usize;
         if len > buf.len() {
             return Err(Error::BufferTooSmall {
@@ -555,6 +584,7 @@ impl Reader {
             missed: 0,
         };
         let crc = frame.crc32c.load(Ordering::Relaxed);
+        let skipped = self.skipped(frame);
         // SAFETY: `payload` points to max_frame bytes of the mapping and len <= max_frame; `buf`
         // holds at least len bytes. The writer may be rewriting the slot concurrently: the bytes
         // copied may then be torn, which the `seq` re-check below detects and discards.
@@ -565,6 +595,10 @@ impl Reader {
         if frame.seq.load(Ordering::Relaxed) != seq {
             return self.overrun(seq, SEQ_OVERWRITTEN);
         }
+        if skipped {
+            self.skip_one();
+            return Ok(None);
+        }
         if self.shared.checksum() && crc32c::crc32c(&buf[..len as usize]) != crc {
             return Err(Error::corrupt(format!(
                 "stream {:?}: frame {seq} fails its checksum",
@@ -572,6 +606,36 @@ impl Reader {
             )));
         }
         Ok(Some(info))
+    }
+
+    /// Whether the slot (whose `seq` was just checked) holds a skipped sequence number of a
+    /// multi-writer stream rather than a frame.
+    #[inline]
+    fn skipped(&self, frame: &FrameHeader) -> bool {
+        // Relaxed: ordered by the Acquire load of `seq` (or `head`) the caller made.
+        self.multi && frame.status.load(Ordering::Relaxed) == FRAME_STATUS_SKIPPED
+    }
+
+    /// Steps over the skipped sequence number at `self.pos`, counting it as missed.
+    #[cold]
+    fn skip_one(&mut self) {
+        self.missed += 1;
+        self.missed_pending += 1;
+        // Relaxed: a statistic.
+        self.shared
+            .entry(self.index)
+            .missed
+            .store(self.missed, Ordering::Relaxed);
+        if self.lossy {
+            self.pos += 1;
+            // Relaxed: a lossy reader's position holds nobody back.
+            self.shared
+                .entry(self.index)
+                .pos
+                .store(self.pos, Ordering::Relaxed);
+        } else {
+            self.release_to(self.pos + 1);
+        }
     }
 
     /// A lossy reader found frame `seq` gone: skip to the oldest frame that may still be there.
@@ -605,17 +669,23 @@ impl Reader {
         if count == 0 {
             return;
         }
-        self.pos += count;
         self.frames_read += count;
         self.bytes_read += bytes;
-        let hdr = self.shared.header();
         let entry = self.shared.entry(self.index);
         // Relaxed: statistics read by monitors.
         entry.frames_read.store(self.frames_read, Ordering::Relaxed);
         entry.bytes_read.store(self.bytes_read, Ordering::Relaxed);
-        if protocol::release(hdr, entry, self.pos) {
+        self.release_to(self.pos + count);
+    }
+
+    /// Releases every frame below `pos` (our new position), waking a writer waiting for it.
+    #[inline]
+    fn release_to(&mut self, pos: u64) {
+        self.pos = pos;
+        let hdr = self.shared.header();
+        if protocol::release(hdr, self.shared.entry(self.index), pos) {
             protocol::wake_writer(hdr);
-            futex_wake(&hdr.space_futex, 1);
+            futex_wake(&hdr.space_futex, self.writer_wakes);
         }
     }
 
@@ -650,6 +720,9 @@ impl Reader {
     /// End-of-stream and (if `liveness`, and not done recently) writer-death checks, made only
     /// when no frame is available.
     fn writer_gone(&mut self, liveness: bool) -> Result<Option<Error>> {
+        if self.multi {
+            return self.writers_gone(liveness);
+        }
         let hdr = self.shared.header();
         // SeqCst: pairs with the writer's SeqCst store of WRITER_CLOSED after its last publish;
         // if we see CLOSED, the head we reload next includes every frame.
@@ -665,6 +738,25 @@ impl Reader {
                 Error::WriterDead
             }
             _ => return Ok(None),
+        };
+        if self.refresh_head()? {
+            return Ok(None);
+        }
+        Ok(Some(outcome))
+    }
+
+    /// [`Reader::writer_gone`] for a multi-writer stream: repairs the damage of dead writers (at
+    /// most every [`LIVENESS_CHECK_INTERVAL`]), which may publish frames, then reports the end of
+    /// the stream or the death of every writer.
+    fn writers_gone(&mut self, liveness: bool) -> Result<Option<Error>> {
+        if liveness && self.liveness_check_due() && super::multi::repair(&self.shared) {
+            // Repairs publish what the dead writers left behind them.
+            if self.refresh_head()? {
+                return Ok(None);
+            }
+        }
+        let Some(outcome) = super::multi::writers_gone(&self.shared) else {
+            return Ok(None);
         };
         if self.refresh_head()? {
             return Ok(None);
@@ -756,7 +848,7 @@ impl Drop for Reader {
         // Leaving frees every frame we held; the writer may be asleep waiting for us.
         if free_entry(entry, READER_ACTIVE) && hdr.writer_waiting.load(Ordering::SeqCst) != 0 {
             protocol::wake_writer(hdr);
-            futex_wake(&hdr.space_futex, 1);
+            futex_wake(&hdr.space_futex, self.writer_wakes);
         }
     }
 }
@@ -794,8 +886,12 @@ impl Drop for ReadGuard<'_> {
     }
 }
 
-/// Whether the stream's writer process is alive (true while no writer has attached yet).
+/// Whether the stream's writer process is alive (true while no writer has attached yet); for a
+/// multi-writer stream, whether any of its writers is.
 fn writer_alive(shared: &Shared) -> bool {
+    if shared.multi_writer() {
+        return super::multi::any_writer_alive(shared);
+    }
     let hdr = shared.header();
     // Acquire: pairs with the writer's Release store of WRITER_ACTIVE after its identity.
     if hdr.writer_state.load(Ordering::Acquire) != WRITER_ACTIVE {

@@ -1,22 +1,41 @@
 //! Snapshots of a stream's counters, read from shared memory without disturbing anyone.
 
 use super::{Backpressure, Shared};
-use crate::layout::{READER_ACTIVE, READER_FLAG_LOSSY, WRITER_ACTIVE, WRITER_CLOSED, WRITER_NONE};
+use crate::layout::{
+    READER_ACTIVE, READER_FLAG_LOSSY, WRITER_ACTIVE, WRITER_CLOSED, WRITER_COUNT_CLOSED,
+    WRITER_ENTRY_ACTIVE, WRITER_NONE,
+};
 use crate::liveness::ProcessId;
 use crate::sync::Ordering;
 
-/// What the stream's writer is doing.
+/// What the stream's writer (or, in a multi-writer stream, its writers as a whole) is doing.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriterState {
     /// No writer has attached yet.
     None = 0,
-    /// A writer is attached.
+    /// A writer is attached (multi-writer: at least one).
     Active = 1,
-    /// The writer closed the stream (end of stream).
+    /// The writer closed the stream (multi-writer: the last one did): end of stream.
     Closed = 2,
-    /// The recorded writer process is no longer alive.
+    /// The recorded writer process is no longer alive (multi-writer: every writer that attached
+    /// is gone, and the last one died).
     Dead = 3,
+}
+
+/// Counters of one attached writer of a multi-writer stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Index of the writer's entry in the writer table.
+    pub index: u32,
+    /// Pid of the writer process.
+    pub pid: u32,
+    /// Whether that process is still alive.
+    pub alive: bool,
+    /// Frames it has published.
+    pub frames_written: u64,
+    /// Payload bytes it has published.
+    pub bytes_written: u64,
 }
 
 /// Counters of one attached reader.
@@ -57,12 +76,23 @@ pub struct StreamStats {
     pub writer_wait_ns: u64,
     /// What the writer is doing.
     pub writer_state: WriterState,
-    /// Pid of the writer, if one attached.
+    /// Pid of the writer of a single-writer stream, if one attached.
     pub writer_pid: Option<u32>,
     /// Dead readers whose entries were reclaimed.
     pub readers_reclaimed: u64,
     /// The stream's backpressure policy.
     pub backpressure: Backpressure,
+    /// Most writers at once (1: a single-writer stream).
+    pub max_writers: u32,
+    /// The attached writers of a multi-writer stream (empty for a single-writer stream, whose
+    /// writer is `writer_pid`).
+    pub writers: Vec<WriterStats>,
+    /// Sequence numbers of a multi-writer stream that were skipped: claimed by a writer that
+    /// died before publishing them (or given up by an aborted reservation). Readers count them in
+    /// their `missed`.
+    pub frames_skipped: u64,
+    /// Dead writers of a multi-writer stream whose entries were reclaimed.
+    pub writers_reclaimed: u64,
     /// Frames writers discarded because the ring was full (policy `DropNewest`). Frames lost by
     /// lossy readers (and by every reader under `DropOldest`) are each reader's
     /// [`ReaderStats::missed`].
@@ -92,7 +122,33 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
     let r = Ordering::Relaxed;
     let head = hdr.head.load(r);
     let pid = hdr.writer_pid.load(r);
+    let writers: Vec<WriterStats> = (0..shared.geo.writer_entries)
+        .filter_map(|index| {
+            let e = shared.writer_entry(index);
+            if e.state.load(r) != WRITER_ENTRY_ACTIVE {
+                return None;
+            }
+            let pid = e.pid.load(r);
+            Some(WriterStats {
+                index,
+                pid,
+                alive: ProcessId {
+                    pid,
+                    start_time: e.start_time.load(r),
+                }
+                .is_alive(),
+                frames_written: e.frames_written.load(r),
+                bytes_written: e.bytes_written.load(r),
+            })
+        })
+        .collect();
+    let count = hdr.writer_count.load(r);
     let writer_state = match hdr.writer_state.load(r) {
+        _ if shared.multi_writer() && count & WRITER_COUNT_CLOSED != 0 => WriterState::Closed,
+        WRITER_ACTIVE if shared.multi_writer() && writers.iter().any(|w| w.alive) => {
+            WriterState::Active
+        }
+        WRITER_ACTIVE if shared.multi_writer() => WriterState::Dead,
         WRITER_NONE => WriterState::None,
         WRITER_CLOSED => WriterState::Closed,
         WRITER_ACTIVE
@@ -135,13 +191,19 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
     StreamStats {
         capacity: shared.geo.capacity,
         frames_written: head,
-        bytes_written: hdr.bytes_written.load(r),
+        // A multi-writer stream's writers count their own bytes until they leave.
+        bytes_written: hdr.bytes_written.load(r)
+            + writers.iter().map(|w| w.bytes_written).sum::<u64>(),
         writer_waits: hdr.wait_count.load(r),
         writer_wait_ns: hdr.wait_ns.load(r),
         writer_state,
-        writer_pid: (writer_state != WriterState::None).then_some(pid),
+        writer_pid: (writer_state != WriterState::None && !shared.multi_writer()).then_some(pid),
         readers_reclaimed: hdr.readers_reclaimed.load(r),
         backpressure: shared.info.backpressure,
+        max_writers: shared.geo.max_writers,
+        writers,
+        frames_skipped: hdr.frames_skipped.load(r),
+        writers_reclaimed: hdr.writers_reclaimed.load(r),
         frames_dropped: hdr.frames_dropped.load(r),
         readers,
     }

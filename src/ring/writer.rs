@@ -1,5 +1,9 @@
-//! The single writer of a stream: copy writes, batch writes and zero-copy reserve/commit.
+//! Writers of a stream: copy writes, batch writes and zero-copy reserve/commit.
+//!
+//! A single-writer stream's writer keeps `head` privately and publishes with one swap; a writer
+//! of a multi-writer stream delegates claiming and publishing to [`MultiWriter`].
 
+use super::multi::MultiWriter;
 use super::protocol;
 use super::{Backpressure, Shared};
 use crate::error::{Error, Result};
@@ -23,8 +27,9 @@ pub struct WriterOptions {
     pub timeout: Option<Duration>,
 }
 
-/// The one writer of a stream. Dropping it (or [`Writer::close`]) ends the stream: readers drain
-/// what is left and then get [`Error::EndOfStream`].
+/// A writer of a stream. Dropping it (or [`Writer::close`]) ends the stream: readers drain
+/// what is left and then get [`Error::EndOfStream`]. In a multi-writer stream (created with
+/// `max_writers > 1`) the stream ends when every writer that attached has closed.
 ///
 /// Never allocates after construction. When the slowest lossless reader is a full ring behind,
 /// what happens depends on the stream's [`Backpressure`] policy: by default blocking calls wait
@@ -48,6 +53,8 @@ pub struct Writer {
     scan_readers: u32,
     /// Frames this handle discarded (policy `DropNewest`).
     frames_dropped: u64,
+    /// The claim/publish state of a writer of a multi-writer stream (`None`: the single writer).
+    multi: Option<MultiWriter>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -61,6 +68,30 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     pub(crate) fn attach(shared: Arc<Shared>, options: &WriterOptions) -> Result<Writer> {
+        let policy = shared.info.backpressure;
+        let scan_readers = if policy == Backpressure::DropOldest {
+            0
+        } else {
+            shared.geo.max_readers
+        };
+        if shared.multi_writer() {
+            let multi = MultiWriter::attach(&shared, scan_readers)?;
+            return Ok(Writer {
+                head: 0,
+                limit: 0,
+                capacity: shared.geo.capacity as u64,
+                bytes_written: 0,
+                reserved: None,
+                wait: options.wait,
+                timeout: options.timeout,
+                closed: false,
+                policy,
+                scan_readers,
+                frames_dropped: 0,
+                multi: Some(multi),
+                shared,
+            });
+        }
         let hdr = shared.header();
         let name = shared.name().to_owned();
         // Everything that can fail or take time happens before the claim below: a failure after
@@ -91,7 +122,8 @@ impl Writer {
                      stream to write again"
                 )),
                 _ if owner.is_alive() => Error::WriterExists(format!(
-                    "stream {name:?} already has a writer (pid {}); a stream has one writer",
+                    "stream {name:?} already has a writer (pid {}); it is a single-writer stream \
+                     (create it with max_writers > 1 for several writers)",
                     owner.pid
                 )),
                 _ => Error::WriterExists(format!(
@@ -107,12 +139,6 @@ impl Writer {
             .store(me.start_time, Ordering::Relaxed);
         let capacity = shared.geo.capacity as u64;
         let bytes_written = hdr.bytes_written.load(Ordering::Relaxed);
-        let policy = shared.info.backpressure;
-        let scan_readers = if policy == Backpressure::DropOldest {
-            0
-        } else {
-            shared.geo.max_readers
-        };
         // Release: readers that see ACTIVE see our pid and start time.
         hdr.writer_state.store(WRITER_ACTIVE, Ordering::Release);
         let mut writer = Writer {
@@ -128,6 +154,7 @@ impl Writer {
             policy,
             scan_readers,
             frames_dropped: 0,
+            multi: None,
         };
         writer.rescan();
         Ok(writer)
@@ -138,8 +165,12 @@ impl Writer {
         self.shared.geo.max_frame as usize
     }
 
-    /// Sequence number the next frame will get (= frames written so far).
+    /// Sequence number the next frame will get (= frames written so far). In a multi-writer
+    /// stream: the next sequence number any writer will claim (= frames claimed so far by all).
     pub fn position(&self) -> u64 {
+        if self.multi.is_some() {
+            return protocol::multi::next_claim(self.shared.header());
+        }
         self.head
     }
 
@@ -210,9 +241,9 @@ impl Writer {
         // (seq < limit) and lossy readers detect the overwrite through `seq`.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), payload, data.len()) };
         let crc = self.crc(data);
-        protocol::end_write(frame, seq, data.len() as u32, flags, crc, monotonic_ns());
+        self.end_write(frame, seq, data.len() as u32, flags, crc, monotonic_ns());
         self.bytes_written += data.len() as u64;
-        self.publish(seq + 1);
+        self.publish(seq + 1, 1);
         Ok(())
     }
 
@@ -252,6 +283,8 @@ impl Writer {
         }
         let timestamp = monotonic_ns();
         let mut written = 0;
+        // Frames written but not yet published.
+        let mut pending = 0;
         while written < count {
             let seq = match self.claim(if written == 0 {
                 deadline
@@ -265,7 +298,8 @@ impl Writer {
                 }
                 Err(Error::Full) if written > 0 => {
                     // Publish what we have so readers can free space, then wait for more.
-                    self.publish(self.head);
+                    self.publish(self.head, pending);
+                    pending = 0;
                     match self.claim(deadline) {
                         Ok(seq) => seq,
                         Err(Error::Timeout | Error::Full) => return Ok(written),
@@ -280,13 +314,14 @@ impl Writer {
             // SAFETY: as in `write_deadline`.
             unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), payload, data.len()) };
             let crc = self.crc(data);
-            protocol::end_write(slot, seq, data.len() as u32, flags, crc, timestamp);
+            self.end_write(slot, seq, data.len() as u32, flags, crc, timestamp);
             self.bytes_written += data.len() as u64;
             // Claimed but not yet published: `claim` hands out head, so advance our copy.
             self.head = seq + 1;
             written += 1;
+            pending += 1;
         }
-        self.publish(self.head);
+        self.publish(self.head, pending);
         Ok(count)
     }
 
@@ -332,16 +367,20 @@ impl Writer {
         } else {
             0
         };
-        protocol::end_write(frame, seq, len as u32, flags, crc, monotonic_ns());
+        self.end_write(frame, seq, len as u32, flags, crc, monotonic_ns());
         self.reserved = None;
         self.bytes_written += len as u64;
-        self.publish(seq + 1);
+        self.publish(seq + 1, 1);
         Ok(())
     }
 
     /// Gives back the reserved slot without publishing anything. No effect if nothing is reserved.
+    /// In a multi-writer stream the sequence number was already claimed and cannot be handed back:
+    /// it is published as skipped, and readers count it as missed.
     pub fn abort_raw(&mut self) {
-        self.reserved = None;
+        if let (Some(seq), Some(multi)) = (self.reserved.take(), self.multi.as_mut()) {
+            multi.give_up(&self.shared, seq, self.bytes_written);
+        }
     }
 
     /// True while a slot is reserved and not yet committed or aborted.
@@ -379,7 +418,11 @@ impl Writer {
             return;
         }
         self.closed = true;
-        self.reserved = None;
+        self.abort_raw();
+        if let Some(multi) = self.multi.as_mut() {
+            multi.close(&self.shared, self.bytes_written);
+            return;
+        }
         let hdr = self.shared.header();
         // SeqCst: readers check the state after announcing sleep; see `Reader::wait_for_frame`.
         hdr.writer_state.store(WRITER_CLOSED, Ordering::SeqCst);
@@ -423,9 +466,32 @@ impl Writer {
         }
     }
 
-    /// Publishes frames below `new_head` and wakes sleeping readers if there are any.
+    /// Completes the slot of claimed frame `seq`, its payload written.
     #[inline]
-    fn publish(&mut self, new_head: u64) {
+    fn end_write(
+        &self,
+        frame: &crate::layout::FrameHeader,
+        seq: u64,
+        len: u32,
+        flags: u32,
+        crc: u32,
+        timestamp: u64,
+    ) {
+        if self.multi.is_some() {
+            protocol::multi::stamp(frame, seq, len, flags, crc, timestamp);
+        } else {
+            protocol::end_write(frame, seq, len, flags, crc, timestamp);
+        }
+    }
+
+    /// Publishes frames below `new_head` (`frames` of them completed since the last call) and wakes
+    /// sleeping readers if there are any.
+    #[inline]
+    fn publish(&mut self, new_head: u64, frames: u64) {
+        if let Some(multi) = self.multi.as_mut() {
+            multi.publish(&self.shared, frames, self.bytes_written);
+            return;
+        }
         self.head = new_head;
         let hdr = self.shared.header();
         if protocol::publish(hdr, new_head) {
@@ -440,6 +506,9 @@ impl Writer {
     /// Returns the sequence number of the next slot once it may be written.
     #[inline]
     fn claim(&mut self, deadline: Deadline) -> Result<u64> {
+        if let Some(multi) = self.multi.as_mut() {
+            return multi.claim(&self.shared, deadline, self.policy, self.wait);
+        }
         if self.head < self.limit || self.rescan() {
             return Ok(self.head);
         }
@@ -563,6 +632,9 @@ impl Drop for Writer {
 /// Safe to call from any process at any time: it only moves `writer_state` to `WRITER_CLOSED` with
 /// a compare-exchange and wakes sleeping readers, exactly as a closing writer would.
 pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
+    if shared.multi_writer() {
+        return super::multi::close_abandoned(shared, exited);
+    }
     let hdr = shared.header();
     loop {
         // SeqCst: the same order as the writer's own close, which readers pair with.
@@ -615,7 +687,7 @@ impl WriteGuard<'_> {
 
     /// Sequence number the frame will have.
     pub fn seq(&self) -> u64 {
-        self.writer.head
+        self.writer.reserved.expect("a guard holds a reservation")
     }
 }
 

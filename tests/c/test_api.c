@@ -107,13 +107,14 @@ static void test_every_status_has_a_name_and_a_description(void) {
         {SHMLINE_PANIC, "PANIC"},
         {SHMLINE_UNSUPPORTED, "UNSUPPORTED"},
         {SHMLINE_PIPELINE_FAILED, "PIPELINE_FAILED"},
+        {SHMLINE_TOO_MANY_WRITERS, "TOO_MANY_WRITERS"},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         CHECK(strcmp(shmline_status_str(all[i].status), all[i].name) == 0);
         CHECK(strcmp(shmline_status_describe(all[i].status), "unknown status") != 0);
     }
     CHECK(strcmp(shmline_status_str(6), "UNKNOWN") == 0);
-    CHECK(strcmp(shmline_status_str(-21), "UNKNOWN") == 0);
+    CHECK(strcmp(shmline_status_str(-22), "UNKNOWN") == 0);
     CHECK(strcmp(shmline_status_str(INT32_MIN), "UNKNOWN") == 0);
     CHECK(strcmp(shmline_status_describe(INT32_MAX), "unknown status") == 0);
 }

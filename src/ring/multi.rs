@@ -1,0 +1,596 @@
+//! Multi-writer streams: the writer's side of the claim/publish protocol
+//! ([`protocol::multi`](super::protocol::multi)), and the repair of writers that die.
+//!
+//! A [`Writer`](super::Writer) of a stream created with `max_writers > 1` delegates here. It owns
+//! an entry of the stream's writer table (pid and start time, so its death can be detected), claims
+//! one sequence number per frame, stamps its slot when the frame is complete, and moves `head` over
+//! every stamped slot it finds. Readers are unchanged but for two things: they step over skipped
+//! sequence numbers, and they judge the end of the stream by `writer_count`.
+//!
+//! A writer that dies holding a claimed but unpublished number would stop `head` (and so every
+//! reader and, through the write limit, every writer) for good. Whoever notices that a writer died
+//! — a reader finding no frame, a writer waiting for space or for a free entry — repairs the
+//! stream under the table lock: the dead writer's number is stamped as skipped (readers are told
+//! through `FrameInfo::missed`), a scan it held is ended, and its entry is freed.
+
+use super::protocol::{self, multi};
+use super::{Backpressure, Shared};
+use crate::error::{Error, Result};
+use crate::layout::{
+    SEQ_EMPTY, WRITER_ACTIVE, WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_ENTRY_ACTIVE,
+    WRITER_ENTRY_CLAIMING, WRITER_ENTRY_FREE, WRITER_NONE,
+};
+use crate::liveness::ProcessId;
+use crate::sync::Ordering;
+use crate::wait::{futex_wait, futex_wake, Deadline, WaitStrategy, LIVENESS_SLICE};
+use std::time::{Duration, Instant};
+
+/// Longest sleep of a writer waiting for more than one free slot (as for a single writer).
+const HYSTERESIS_SLICE: Duration = Duration::from_millis(1);
+/// Polls of `scan_seq` while another writer scans, before using the limit it had published.
+const SCAN_POLLS: u32 = 256;
+/// How long a process waits for the table lock before it judges whether the holder died.
+const LOCK_PATIENCE: Duration = Duration::from_millis(100);
+/// How long a process waits for the table lock at most; a repair that cannot get it is retried
+/// at the caller's next liveness check.
+const LOCK_GIVE_UP: Duration = Duration::from_secs(5);
+
+/// The state of one writer of a multi-writer stream.
+#[derive(Debug)]
+pub(crate) struct MultiWriter {
+    /// Our entry in the writer table.
+    index: u32,
+    /// We may claim sequence numbers below this (from the last scan we saw).
+    limit: u64,
+    capacity: u64,
+    /// Reader entries a scan looks at (none under `DropOldest`).
+    scan_readers: u32,
+    frames_written: u64,
+}
+
+impl MultiWriter {
+    /// Attaches a writer: takes a free entry of the writer table (reclaiming the entries of dead
+    /// writers if none is free) and counts itself in `writer_count`.
+    pub(crate) fn attach(shared: &Shared, scan_readers: u32) -> Result<MultiWriter> {
+        let hdr = shared.header();
+        let name = shared.name();
+        // Relaxed: a sanity check of values another process may have damaged.
+        let (head, claimed) = (
+            hdr.head.load(Ordering::Relaxed),
+            hdr.claim_seq.load(Ordering::Relaxed),
+        );
+        if head > super::MAX_HEAD || claimed > super::MAX_HEAD {
+            return Err(Error::corrupt(format!(
+                "stream {name:?}: head {head} or claim_seq {claimed} is impossibly large"
+            )));
+        }
+        let index = claim_entry(shared)?;
+        let me = ProcessId::current();
+        let entry = shared.writer_entry(index);
+        // Relaxed: published by the Release store of `pid` and the SeqCst activation below.
+        entry.claim.store(SEQ_EMPTY, Ordering::Relaxed);
+        entry.scan.store(SEQ_EMPTY, Ordering::Relaxed);
+        entry.frames_written.store(0, Ordering::Relaxed);
+        entry.bytes_written.store(0, Ordering::Relaxed);
+        entry.start_time.store(me.start_time, Ordering::Relaxed);
+        // Release: a reclaimer that loads our pid with Acquire sees our start time (and does not
+        // take us for dead).
+        entry.pid.store(me.pid, Ordering::Release);
+        if !multi::count_attach(hdr) {
+            free_entry(shared, index);
+            return Err(Error::WrongState(format!(
+                "stream {name:?} has ended (its last writer closed it); create a new stream to \
+                 write again"
+            )));
+        }
+        // SeqCst: with the count, one order for readers judging the end of the stream.
+        entry.state.store(WRITER_ENTRY_ACTIVE, Ordering::SeqCst);
+        // SeqCst: the stream has (had) a writer: readers now tell "all writers died" from "none
+        // came yet". Failure: another writer got there first.
+        let _ = hdr.writer_state.compare_exchange(
+            WRITER_NONE,
+            WRITER_ACTIVE,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        Ok(MultiWriter {
+            index,
+            limit: 0,
+            capacity: shared.geo.capacity as u64,
+            scan_readers,
+            frames_written: 0,
+        })
+    }
+
+    /// Claims the next sequence number once the write limit allows it, waiting for space as the
+    /// policy and `deadline` say.
+    #[inline]
+    pub(crate) fn claim(
+        &mut self,
+        shared: &Shared,
+        deadline: Deadline,
+        policy: Backpressure,
+        wait: WaitStrategy,
+    ) -> Result<u64> {
+        let hdr = shared.header();
+        let me = shared.writer_entry(self.index);
+        let mut seq = multi::next_claim(hdr);
+        loop {
+            if seq < self.limit {
+                match multi::try_claim(hdr, me, seq) {
+                    Ok(()) => return Ok(seq),
+                    // Another writer took it: try the next one.
+                    Err(next) => {
+                        seq = next;
+                        continue;
+                    }
+                }
+            }
+            if !self.refresh(shared, seq)? {
+                if !deadline.may_wait() || !policy.waits() {
+                    return Err(Error::Full);
+                }
+                self.wait_for_space(shared, deadline, wait)?;
+            }
+            seq = multi::next_claim(hdr);
+        }
+    }
+
+    /// Publishes what can be published after we stamped frames, waking sleepers, and updates our
+    /// counters (`frames` more frames, `bytes_written` payload bytes in all).
+    #[inline]
+    pub(crate) fn publish(&mut self, shared: &Shared, frames: u64, bytes_written: u64) {
+        publish_stamped(shared);
+        self.frames_written += frames;
+        let entry = shared.writer_entry(self.index);
+        // Relaxed: statistics for monitors.
+        entry
+            .frames_written
+            .store(self.frames_written, Ordering::Relaxed);
+        entry.bytes_written.store(bytes_written, Ordering::Relaxed);
+    }
+
+    /// Gives up claimed sequence number `seq` (an aborted reservation): it cannot be handed back,
+    /// so it is published as skipped.
+    pub(crate) fn give_up(&mut self, shared: &Shared, seq: u64, bytes_written: u64) {
+        multi::skip(shared.slot(seq).0, seq);
+        // Relaxed: a statistic.
+        shared
+            .header()
+            .frames_skipped
+            .fetch_add(1, Ordering::Relaxed);
+        self.publish(shared, 1, bytes_written);
+    }
+
+    /// Leaves the stream; the last writer to close ends it.
+    pub(crate) fn close(&mut self, shared: &Shared, bytes_written: u64) {
+        let hdr = shared.header();
+        let entry = shared.writer_entry(self.index);
+        // Our frames are published (see `advance_head`); fold our byte count into the stream's,
+        // since our entry's counters go with it.
+        // Relaxed: statistics.
+        entry.bytes_written.store(0, Ordering::Relaxed);
+        hdr.bytes_written
+            .fetch_add(bytes_written, Ordering::Relaxed);
+        let ended = multi::count_leave(hdr, true);
+        free_entry(shared, self.index);
+        if ended {
+            end_stream(shared);
+        }
+    }
+
+    /// Refreshes our limit from the last scan, or scans; true if `seq` may now be claimed.
+    fn refresh(&mut self, shared: &Shared, seq: u64) -> Result<bool> {
+        let hdr = shared.header();
+        let limit = multi::write_limit(hdr);
+        if seq < limit && limit <= seq.saturating_add(self.capacity) {
+            self.limit = limit;
+            return Ok(true);
+        }
+        // `seq` may be stale (other writers claim and publish meanwhile), so the sanity check
+        // reads `claim_seq` afresh between two loads of `head`: `head` never passes `claim_seq`,
+        // and `claim_seq` never passes a ring beyond `head`, at every instant.
+        let head_before = protocol::head(hdr);
+        // SeqCst: ordered between the two loads of `head`.
+        let claimed = hdr.claim_seq.load(Ordering::SeqCst);
+        let head = protocol::head(hdr);
+        if head > super::MAX_HEAD || claimed < head_before || claimed > head + self.capacity {
+            return Err(Error::corrupt(format!(
+                "stream {:?}: claim_seq {claimed} is not within a ring of head {head}",
+                shared.name()
+            )));
+        }
+        let entries = (0..self.scan_readers).map(|i| shared.entry(i));
+        let me = shared.writer_entry(self.index);
+        self.limit = match multi::try_scan(hdr, me, entries, self.capacity) {
+            Some(scan) => scan.limit,
+            None => {
+                // Another writer is scanning (a few hundred nanoseconds): use its result.
+                // SeqCst: as in the joining reader's wait.
+                let busy = hdr.scan_seq.load(Ordering::SeqCst);
+                for _ in 0..SCAN_POLLS {
+                    if hdr.scan_seq.load(Ordering::SeqCst) != busy {
+                        break;
+                    }
+                    crate::sync::spin_hint();
+                }
+                multi::write_limit(hdr)
+            }
+        };
+        Ok(seq < self.limit)
+    }
+
+    #[cold]
+    fn wait_for_space(
+        &mut self,
+        shared: &Shared,
+        deadline: Deadline,
+        wait: WaitStrategy,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let result = self.wait_for_space_inner(shared, deadline, wait);
+        let hdr = shared.header();
+        // Relaxed: statistics shared by every writer.
+        hdr.wait_count.fetch_add(1, Ordering::Relaxed);
+        hdr.wait_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        result
+    }
+
+    /// Waits until the next sequence number to claim is below the write limit: readers release
+    /// frames, or `head` moves (a slow writer publishes, or a dead one is repaired).
+    fn wait_for_space_inner(
+        &mut self,
+        shared: &Shared,
+        deadline: Deadline,
+        wait: WaitStrategy,
+    ) -> Result<()> {
+        let hdr = shared.header();
+        let mut spins = 0u32;
+        let mut asleep = Duration::ZERO;
+        loop {
+            let seq = multi::next_claim(hdr);
+            if self.refresh(shared, seq)? {
+                return Ok(());
+            }
+            match wait.spins() {
+                None => {
+                    if deadline.remaining(LIVENESS_SLICE).is_none() {
+                        return Err(Error::Timeout);
+                    }
+                    spins = spins.wrapping_add(1);
+                    if spins % (1 << 16) == 0 {
+                        self.repair_peers(shared);
+                    }
+                    crate::sync::spin_hint();
+                    continue;
+                }
+                Some(limit) if spins < limit => {
+                    crate::wait::backoff(spins);
+                    spins += 1;
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let Some(slice) = deadline.remaining(LIVENESS_SLICE) else {
+                return Err(Error::Timeout);
+            };
+            // Hysteresis as for a single writer: wake once a quarter of the ring is free.
+            let head = protocol::head(hdr);
+            let first_free = (seq + 1).saturating_sub(self.capacity);
+            let wanted = (first_free + self.capacity / 4).min(head);
+            let slice = if wanted > first_free {
+                slice.min(HYSTERESIS_SLICE)
+            } else {
+                slice
+            };
+            let word = multi::writer_prepare_sleep(hdr, wanted);
+            if self.refresh(shared, multi::next_claim(hdr))? {
+                multi::writer_wake_done(hdr);
+                return Ok(());
+            }
+            let slept = Instant::now();
+            futex_wait(&hdr.space_futex, word, slice);
+            multi::writer_wake_done(hdr);
+            if slept.elapsed() >= slice {
+                asleep += slept.elapsed();
+            }
+            if asleep >= LIVENESS_SLICE {
+                // Nothing moved for a long while: dead readers or writers may be in the way.
+                asleep = Duration::ZERO;
+                self.repair_peers(shared);
+            }
+        }
+    }
+
+    /// Frees dead lossless readers and repairs dead writers.
+    fn repair_peers(&self, shared: &Shared) {
+        super::reader::reclaim_dead_entries(shared, true);
+        repair(shared);
+    }
+}
+
+/// Moves `head` over the stamped slots at it and wakes whoever waits for that.
+fn publish_stamped(shared: &Shared) {
+    let hdr = shared.header();
+    let capacity = shared.geo.capacity as u64;
+    if let Some(advance) = multi::advance_head(hdr, capacity, |seq| shared.slot(seq).0) {
+        if advance.wake_readers {
+            protocol::wake_readers(hdr);
+            futex_wake(&hdr.data_futex, i32::MAX);
+        }
+        if advance.wake_writers {
+            protocol::wake_writer(hdr);
+            futex_wake(&hdr.space_futex, i32::MAX);
+        }
+    }
+}
+
+/// Marks the stream ended (after `count_leave` moved `writer_count` to closed) and wakes readers.
+fn end_stream(shared: &Shared) {
+    let hdr = shared.header();
+    // SeqCst: after the last writer's publications and the count, as for a single writer.
+    hdr.writer_state.store(WRITER_CLOSED, Ordering::SeqCst);
+    protocol::wake_readers(hdr);
+    futex_wake(&hdr.data_futex, i32::MAX);
+}
+
+/// Takes a free writer entry, reclaiming dead writers' entries if none is free.
+fn claim_entry(shared: &Shared) -> Result<u32> {
+    for pass in 0..2 {
+        for i in 0..shared.geo.writer_entries {
+            // Acquire: the entry's previous owner is done with it.
+            if shared
+                .writer_entry(i)
+                .state
+                .compare_exchange(
+                    WRITER_ENTRY_FREE,
+                    WRITER_ENTRY_CLAIMING,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                return Ok(i);
+            }
+        }
+        if pass == 0 {
+            repair(shared);
+        }
+    }
+    Err(Error::TooManyWriters(format!(
+        "stream {:?} already has its maximum of {} live writers; create it with a larger \
+         max_writers",
+        shared.name(),
+        shared.geo.max_writers
+    )))
+}
+
+/// Frees writer entry `index` (ours, or a dead writer's under the table lock).
+fn free_entry(shared: &Shared, index: u32) {
+    let entry = shared.writer_entry(index);
+    // SeqCst: the entry stops counting as a possible holder of claims before it is freed.
+    entry.state.store(WRITER_ENTRY_CLAIMING, Ordering::SeqCst);
+    // Relaxed: ordered before the Release store of FREE, which claimants Acquire.
+    entry.pid.store(0, Ordering::Relaxed);
+    entry.state.store(WRITER_ENTRY_FREE, Ordering::Release);
+}
+
+/// A writer entry as a repair sees it.
+struct Seen {
+    index: u32,
+    /// `WRITER_ENTRY_ACTIVE` (counted in `writer_count`) or `WRITER_ENTRY_CLAIMING`.
+    state: u32,
+    alive: bool,
+    claim: u64,
+    scan: u64,
+}
+
+/// Repairs the damage of writers that died: stamps a sequence number a dead writer claimed but
+/// never published as skipped, ends a scan it held, and frees its entry. Cheap when every writer
+/// is alive (one look at `/proc` per attached writer, no lock). Returns true if it freed a writer.
+pub(crate) fn repair(shared: &Shared) -> bool {
+    if !shared.multi_writer() || !table(shared).iter().any(|w| !w.alive) {
+        return false;
+    }
+    let Some(_lock) = TableLock::take(shared) else {
+        return false;
+    };
+    let hdr = shared.header();
+    // Again under the lock: another process may have repaired them meanwhile.
+    let seen = table(shared);
+    // SeqCst: the loads that pair with the claimants' intents (see `multi::try_claim`).
+    let head = hdr.head.load(Ordering::SeqCst);
+    let claimed = hdr.claim_seq.load(Ordering::SeqCst);
+    let scan_seq = hdr.scan_seq.load(Ordering::SeqCst);
+    let mut freed = false;
+    for dead in seen.iter().filter(|w| !w.alive) {
+        let c = dead.claim;
+        // The number this writer claimed last is unpublished, and no live writer may hold it
+        // (a live one with the same intent lost that claim to the dead one, or holds it: wait).
+        if head <= c
+            && c < claimed
+            && shared.slot(c).0.seq.load(Ordering::SeqCst) != c
+            && !seen.iter().any(|w| w.alive && w.claim == c)
+        {
+            multi::skip(shared.slot(c).0, c);
+            // Relaxed: a statistic.
+            hdr.frames_skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        if scan_seq % 2 == 1
+            && dead.scan == scan_seq - 1
+            && !seen.iter().any(|w| w.alive && w.scan == dead.scan)
+        {
+            multi::break_scan(hdr, dead.scan);
+        }
+        let entry = shared.writer_entry(dead.index);
+        // Relaxed: statistics.
+        let bytes = entry.bytes_written.swap(0, Ordering::Relaxed);
+        hdr.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        // Only an active entry is counted: an attaching writer counts itself just before it
+        // becomes active (one dying in between leaves a count nobody takes off).
+        if dead.state == WRITER_ENTRY_ACTIVE {
+            multi::count_leave(hdr, false);
+        }
+        free_entry(shared, dead.index);
+        // Relaxed: a statistic.
+        hdr.writers_reclaimed.fetch_add(1, Ordering::Relaxed);
+        freed = true;
+    }
+    publish_stamped(shared);
+    if freed {
+        // Readers asleep may now have frames, or learn that every writer died.
+        protocol::wake_readers(hdr);
+        futex_wake(&hdr.data_futex, i32::MAX);
+    }
+    freed
+}
+
+/// The attached writers (active entries, and claimed ones whose owner recorded itself).
+fn table(shared: &Shared) -> Vec<Seen> {
+    (0..shared.geo.writer_entries)
+        .filter_map(|index| {
+            let entry = shared.writer_entry(index);
+            // Acquire: see the owner's identity.
+            let state = entry.state.load(Ordering::Acquire);
+            if state != WRITER_ENTRY_ACTIVE && state != WRITER_ENTRY_CLAIMING {
+                return None;
+            }
+            let owner = ProcessId {
+                // Acquire: pairs with the owner's Release store of `pid` after its start time.
+                pid: entry.pid.load(Ordering::Acquire),
+                // Relaxed: made visible by the Acquire load of `pid`.
+                start_time: entry.start_time.load(Ordering::Relaxed),
+            };
+            // A claimed entry reads pid 0 until its owner records itself: not evidence of death.
+            if owner.pid == 0 {
+                return None;
+            }
+            Some(Seen {
+                index,
+                state,
+                alive: owner.is_alive(),
+                // SeqCst: see `repair`.
+                claim: entry.claim.load(Ordering::SeqCst),
+                scan: entry.scan.load(Ordering::SeqCst),
+            })
+        })
+        .collect()
+}
+
+/// Whether any writer of the multi-writer stream is alive, or none has attached yet.
+pub(crate) fn any_writer_alive(shared: &Shared) -> bool {
+    // Acquire: pairs with the first writer's SeqCst store of ACTIVE.
+    shared.header().writer_state.load(Ordering::Acquire) == WRITER_NONE
+        || table(shared).iter().any(|w| w.alive)
+}
+
+/// What a reader with no frame left is told about the writers of a multi-writer stream:
+/// `EndOfStream` once the last writer closed, `WriterDead` once every writer that attached is gone
+/// and the last one died, `None` while writers may still write.
+pub(crate) fn writers_gone(shared: &Shared) -> Option<Error> {
+    let hdr = shared.header();
+    // SeqCst: after the last writer's publications (see `multi::count_leave`).
+    let count = hdr.writer_count.load(Ordering::SeqCst);
+    if count & WRITER_COUNT_CLOSED != 0 {
+        return Some(Error::EndOfStream);
+    }
+    // SeqCst: as above.
+    if count == 0 && hdr.writer_state.load(Ordering::SeqCst) == WRITER_ACTIVE {
+        return Some(Error::WriterDead);
+    }
+    None
+}
+
+/// Ends a multi-writer stream for writers that are gone: the writer whose process `exited` (it
+/// exited cleanly without closing) counts as closed, dead writers are repaired, and if no writer is
+/// left the stream ends (`END_OF_STREAM` for readers). Used by the pipeline runner when the last
+/// writer task of a stream has exited. Returns true if it ended the stream.
+pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
+    repair(shared);
+    if let Some(pid) = exited {
+        if let Some(_lock) = TableLock::take(shared) {
+            for w in table(shared) {
+                let entry = shared.writer_entry(w.index);
+                // Acquire: as in `table`.
+                if entry.pid.load(Ordering::Acquire) != pid {
+                    continue;
+                }
+                // A writer that exited holding a number never publishes it.
+                let hdr = shared.header();
+                // SeqCst: as in `repair`.
+                let head = hdr.head.load(Ordering::SeqCst);
+                let claimed = hdr.claim_seq.load(Ordering::SeqCst);
+                if head <= w.claim
+                    && w.claim < claimed
+                    && shared.slot(w.claim).0.seq.load(Ordering::SeqCst) != w.claim
+                {
+                    multi::skip(shared.slot(w.claim).0, w.claim);
+                    // Relaxed: a statistic.
+                    hdr.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                // Relaxed: statistics.
+                let bytes = entry.bytes_written.swap(0, Ordering::Relaxed);
+                hdr.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+                let ended = w.state == WRITER_ENTRY_ACTIVE && multi::count_leave(hdr, true);
+                free_entry(shared, w.index);
+                publish_stamped(shared);
+                if ended {
+                    end_stream(shared);
+                    return true;
+                }
+            }
+        }
+    }
+    if multi::count_close_empty(shared.header()) {
+        end_stream(shared);
+        return true;
+    }
+    false
+}
+
+/// The table lock, held while the guard lives.
+struct TableLock<'a> {
+    shared: &'a Shared,
+    pid: u32,
+}
+
+impl<'a> TableLock<'a> {
+    /// Takes the lock, breaking it if its holder died; `None` if a live holder keeps it for
+    /// [`LOCK_GIVE_UP`].
+    fn take(shared: &'a Shared) -> Option<TableLock<'a>> {
+        let hdr = shared.header();
+        let me = ProcessId::current();
+        let started = Instant::now();
+        loop {
+            if multi::try_lock_tables(hdr, me.pid, me.start_time) {
+                return Some(TableLock {
+                    shared,
+                    pid: me.pid,
+                });
+            }
+            let waited = started.elapsed();
+            if waited >= LOCK_GIVE_UP {
+                return None;
+            }
+            if waited >= LOCK_PATIENCE {
+                // Relaxed: the holder stored them just after taking the lock, long ago.
+                let holder = ProcessId {
+                    pid: hdr.table_lock.load(Ordering::Relaxed),
+                    start_time: hdr.table_lock_start.load(Ordering::Relaxed),
+                };
+                if holder.pid != 0 && holder.pid != me.pid && !holder.is_alive() {
+                    multi::break_table_lock(hdr, holder.pid);
+                    continue;
+                }
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+impl Drop for TableLock<'_> {
+    fn drop(&mut self) {
+        multi::unlock_tables(self.shared.header(), self.pid);
+    }
+}

@@ -1,0 +1,251 @@
+//! Multi-writer streams between real processes: several writer processes feeding one stream, and
+//! writers killed with SIGKILL while they hold a claimed but unpublished sequence number.
+//!
+//! The parent re-runs this test binary as child processes (`--exact <role> --ignored`) with their
+//! job in `SHMLINE_MULTI_CHILD`: `stream event writer_id frames`. The parent creates every segment
+//! with `unlink_on_close`, so nothing is left in `/dev/shm` even if a test fails.
+
+mod support;
+
+use shmline::{
+    Error, Event, EventMode, EventOptions, ReaderOptions, Stream, StreamOptions, WriterState,
+};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use support::RoleProcess;
+
+/// Environment variable carrying a child role's job.
+const CHILD_ENV: &str = "SHMLINE_MULTI_CHILD";
+/// How long any wait for another process may take on a loaded machine before the test fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+/// Bytes per frame: writer id, then the frame's number in that writer's own order.
+const FRAME: usize = 16;
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    // Relaxed: only uniqueness matters.
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("t-multiproc-{tag}-{}-{n}", std::process::id())
+}
+
+fn frame(writer: u64, i: u64) -> [u8; FRAME] {
+    let mut f = [0u8; FRAME];
+    f[..8].copy_from_slice(&writer.to_le_bytes());
+    f[8..].copy_from_slice(&i.to_le_bytes());
+    f
+}
+
+fn parse(data: &[u8]) -> (u64, u64) {
+    assert_eq!(data.len(), FRAME);
+    (
+        u64::from_le_bytes(data[..8].try_into().unwrap()),
+        u64::from_le_bytes(data[8..].try_into().unwrap()),
+    )
+}
+
+fn create(tag: &str, capacity: u32, max_writers: u32) -> Stream {
+    Stream::create(
+        &unique(tag),
+        &StreamOptions {
+            capacity,
+            max_frame_size: FRAME as u32,
+            max_writers,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn event(tag: &str) -> Event {
+    let options = EventOptions {
+        mode: EventMode::Counting,
+        unlink_on_close: true,
+        ..Default::default()
+    };
+    Event::create(&unique(tag), &options).unwrap()
+}
+
+/// The job of a child role, from the environment; `None` when this process is not a child.
+fn job() -> Option<(String, String, u64, u64)> {
+    let job = std::env::var(CHILD_ENV).ok()?;
+    let words: Vec<&str> = job.split(' ').collect();
+    Some((
+        words[0].to_owned(),
+        words[1].to_owned(),
+        words[2].parse().unwrap(),
+        words[3].parse().unwrap(),
+    ))
+}
+
+/// Child: attaches a writer, writes `frames` frames, then reserves a slot (claiming the next
+/// sequence number without publishing it), signals the event, and waits to be killed.
+#[test]
+#[ignore = "child role"]
+fn role_holder() {
+    let Some((stream, event, id, frames)) = job() else {
+        return;
+    };
+    let stream = Stream::open(&stream).unwrap();
+    let mut writer = stream.writer().unwrap();
+    for i in 0..frames {
+        writer.write(&frame(id, i)).unwrap();
+    }
+    let _held = writer.reserve().unwrap();
+    Event::open(&event).unwrap().set();
+    std::thread::sleep(PATIENCE * 2);
+    panic!("the holder was not killed");
+}
+
+/// Child: attaches a writer, signals the event, writes `frames` frames and closes.
+#[test]
+#[ignore = "child role"]
+fn role_writer() {
+    let Some((stream, event, id, frames)) = job() else {
+        return;
+    };
+    let stream = Stream::open(&stream).unwrap();
+    let mut writer = stream.writer().unwrap();
+    Event::open(&event).unwrap().set();
+    for i in 0..frames {
+        writer.write(&frame(id, i)).unwrap();
+    }
+}
+
+fn spawn(role: &str, stream: &Stream, event: &Event, id: u64, frames: u64) -> RoleProcess {
+    RoleProcess::spawn(
+        role,
+        CHILD_ENV,
+        &format!("{} {} {id} {frames}", stream.name(), event.name()),
+    )
+}
+
+#[test]
+fn writer_processes_feeding_one_stream_deliver_every_frame_once_in_each_writers_order() {
+    const WRITERS: u64 = 3;
+    const FRAMES: u64 = 30_000;
+    let stream = create("fanin", 64, WRITERS as u32);
+    let started = event("fanin-started");
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let children: Vec<_> = (0..WRITERS)
+        .map(|id| spawn("role_writer", &stream, &started, id, FRAMES))
+        .collect();
+    // Every writer attaches before any can finish (they fill the ring and wait for us), so the
+    // stream cannot end before the last one attached.
+    for _ in 0..WRITERS {
+        started.wait_timeout(PATIENCE).unwrap();
+    }
+    let mut next = [0u64; WRITERS as usize];
+    let mut seq = 0;
+    loop {
+        match reader.read_timeout(PATIENCE) {
+            Ok(f) => {
+                assert_eq!((f.info.seq, f.info.missed), (seq, 0));
+                let (id, i) = parse(&f.data);
+                assert_eq!(i, next[id as usize], "writer {id}'s frames in its order");
+                next[id as usize] += 1;
+                seq += 1;
+            }
+            Err(Error::EndOfStream) => break,
+            Err(e) => panic!("reader: {e}"),
+        }
+    }
+    for child in children {
+        child.finish();
+    }
+    assert_eq!(next, [FRAMES; WRITERS as usize]);
+    let stats = stream.stats();
+    assert_eq!(stats.writer_state, WriterState::Closed);
+    assert_eq!(stats.frames_written, WRITERS * FRAMES);
+    assert_eq!(stats.bytes_written, WRITERS * FRAMES * FRAME as u64);
+}
+
+#[test]
+fn a_writer_killed_holding_a_claimed_number_is_skipped_and_the_stream_goes_on() {
+    let stream = create("killed", 16, 3);
+    let ready = event("killed-ready");
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let holder = spawn("role_holder", &stream, &ready, 7, 2);
+    ready.wait_timeout(PATIENCE).unwrap();
+    // The holder published 0 and 1 and holds 2. Ours are 3..6, stamped but stuck behind 2.
+    let mut writer = stream.writer().unwrap();
+    for i in 0..4 {
+        writer.write(&frame(1, i)).unwrap();
+    }
+    for i in 0..2 {
+        let f = reader.read_timeout(PATIENCE).unwrap();
+        assert_eq!(parse(&f.data), (7, i));
+    }
+    assert!(matches!(reader.try_read(), Err(Error::Empty)));
+    holder.kill();
+    // The reader, finding nothing, notices the dead writer, skips its number and goes on.
+    let f = reader.read_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        (f.info.seq, f.info.missed),
+        (3, 1),
+        "told about the skipped number"
+    );
+    assert_eq!(parse(&f.data), (1, 0));
+    for i in 1..4 {
+        let f = reader.read_timeout(PATIENCE).unwrap();
+        assert_eq!((parse(&f.data), f.info.missed), ((1, i), 0));
+    }
+    let stats = stream.stats();
+    assert_eq!((stats.frames_skipped, stats.writers_reclaimed), (1, 1));
+    assert_eq!(stats.writers.len(), 1, "{stats:?}");
+    // The dead writer no longer counts: the stream ends when the live one closes.
+    drop(writer);
+    assert!(matches!(
+        reader.read_timeout(PATIENCE),
+        Err(Error::EndOfStream)
+    ));
+}
+
+#[test]
+fn when_the_last_writer_dies_readers_are_told_the_writers_died() {
+    let stream = create("alldead", 16, 2);
+    let ready = event("alldead-ready");
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let holder = spawn("role_holder", &stream, &ready, 3, 1);
+    ready.wait_timeout(PATIENCE).unwrap();
+    assert_eq!(parse(&reader.read_timeout(PATIENCE).unwrap().data), (3, 0));
+    holder.kill();
+    assert!(matches!(
+        reader.read_timeout(PATIENCE),
+        Err(Error::WriterDead)
+    ));
+    assert_eq!(stream.stats().writer_state, WriterState::Dead);
+    // Writers may come again: the stream has not ended.
+    let mut writer = stream.writer().unwrap();
+    writer.write(&frame(4, 0)).unwrap();
+    let f = reader.read_timeout(PATIENCE).unwrap();
+    assert_eq!((parse(&f.data), f.info.missed), ((4, 0), 1));
+}
+
+#[test]
+fn a_dead_writer_whose_number_blocks_a_full_ring_is_repaired_and_writing_goes_on() {
+    // Capacity 4: the dead holder's number stops `head`, so the ring fills behind it and the
+    // live writer waits for space that only a repair can give.
+    let stream = create("blocked", 4, 2);
+    let ready = event("blocked-ready");
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let holder = spawn("role_holder", &stream, &ready, 5, 0);
+    ready.wait_timeout(PATIENCE).unwrap();
+    holder.kill();
+    let mut writer = stream.writer().unwrap();
+    let writing = std::thread::spawn(move || {
+        for i in 0..20 {
+            writer.write(&frame(1, i)).unwrap();
+        }
+    });
+    let mut got = Vec::new();
+    let mut missed = 0;
+    while got.len() < 20 {
+        let f = reader.read_timeout(PATIENCE).unwrap();
+        missed += f.info.missed;
+        got.push(parse(&f.data).1);
+    }
+    writing.join().unwrap();
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+    assert_eq!(missed, 1);
+}
