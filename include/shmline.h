@@ -750,6 +750,12 @@ typedef struct shmline_reader_options {
      * Required schema: `require_ndim` dimensions; may be NULL when `require_ndim` is 0.
      */
     const uint64_t *require_shape;
+    /**
+     * Name of the reader group to join (competing consumers: each frame goes to exactly one
+     * member of the group; plain readers and other groups still get every frame). NULL or ""
+     * (the default): a plain reader.
+     */
+    const char *group;
 } shmline_reader_options;
 
 /**

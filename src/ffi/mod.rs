@@ -213,6 +213,22 @@ pub(crate) unsafe fn cstr<'a>(ptr: *const c_char, what: &'static str) -> FfiResu
         .map_err(|_| invalid(format!("argument `{what}` is not valid UTF-8: {bytes:?}")))
 }
 
+/// Reads an optional NUL-terminated UTF-8 string argument: NULL and "" mean none.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that stays unchanged while it is read.
+pub(crate) unsafe fn optional_str(
+    ptr: *const c_char,
+    what: &'static str,
+) -> FfiResult<Option<String>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, and the caller guarantees a NUL-terminated string.
+    let s = unsafe { cstr(ptr, what) }?;
+    Ok((!s.is_empty()).then(|| s.to_owned()))
+}
+
 /// Borrows `len` bytes at `ptr`; `ptr` may be NULL only when `len` is 0.
 ///
 /// # Safety

@@ -3,8 +3,8 @@
 use super::stream::{schema_arg, shmline_stream};
 use super::wait::strategy;
 use super::{
-    array_mut, bytes_mut, ffi_call, guard, handle, handle_mut, invalid, read_options, FfiResult,
-    OptionsStruct, Out,
+    array_mut, bytes_mut, ffi_call, guard, handle, handle_mut, invalid, optional_str, read_options,
+    FfiResult, OptionsStruct, Out,
 };
 use crate::error::Error;
 use crate::ring::{FrameInfo, Reader, ReaderOptions, StartPosition};
@@ -57,6 +57,10 @@ pub struct shmline_reader_options {
     pub require_ndim: u32,
     /// Required schema: `require_ndim` dimensions; may be NULL when `require_ndim` is 0.
     pub require_shape: *const u64,
+    /// Name of the reader group to join (competing consumers: each frame goes to exactly one
+    /// member of the group; plain readers and other groups still get every frame). NULL or ""
+    /// (the default): a plain reader.
+    pub group: *const c_char,
 }
 
 // SAFETY: repr(C), starts with `struct_size: u32`, and every field is an integer or a raw pointer.
@@ -73,6 +77,7 @@ unsafe impl OptionsStruct for shmline_reader_options {
             require_dtype: std::ptr::null(),
             require_ndim: 0,
             require_shape: std::ptr::null(),
+            group: std::ptr::null(),
         }
     }
 }
@@ -103,6 +108,8 @@ pub(crate) unsafe fn reader_options(o: &shmline_reader_options) -> FfiResult<Rea
                 "opts->require_",
             )
         }?,
+        // SAFETY: the caller guarantees `group` is NULL or NUL-terminated.
+        group: unsafe { optional_str(o.group, "opts->group") }?,
     })
 }
 

@@ -56,6 +56,10 @@ pub struct ReaderOptions {
     pub timeout: Option<Duration>,
     /// Refuse to attach ([`Error::SchemaMismatch`]) unless the stream has exactly this schema.
     pub require_schema: Option<Schema>,
+    /// Join the reader group of this name (competing consumers): each frame goes to exactly one
+    /// member of the group, while plain readers and other groups still get every frame. `None`
+    /// (the default): a plain reader.
+    pub group: Option<String>,
 }
 
 /// Metadata of one frame.
@@ -139,6 +143,11 @@ impl Reader {
     pub(crate) fn attach(shared: Arc<Shared>, options: &ReaderOptions) -> Result<Reader> {
         if let Some(required) = &options.require_schema {
             check_schema(&shared, required)?;
+        }
+        if let Some(group) = &options.group {
+            return Err(Error::InvalidArgument(format!(
+                "cannot join reader group {group:?}: reader groups are not built yet"
+            )));
         }
         // Under drop_oldest the writer never waits for anyone: every reader reads like a lossy one.
         let lossy = options.lossy || shared.info.backpressure == super::Backpressure::DropOldest;
