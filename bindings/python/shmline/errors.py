@@ -36,6 +36,7 @@ __all__ = [
     "SchemaMismatchError",
     "WriterExistsError",
     "TooManyReadersError",
+    "TooManyWritersError",
     "FrameTooLargeError",
     "BufferTooSmallError",
     "WrongStateError",
@@ -163,7 +164,8 @@ class SchemaMismatchError(ShmlineError, ValueError):
 
 
 class WriterExistsError(ShmlineError):
-    """The stream already has a writer (one writer per stream, for the stream's whole life)."""
+    """The single-writer stream already has a writer (one writer for the stream's whole life;
+    create the stream with ``max_writers`` > 1 for several)."""
 
     status = lib.SHMLINE_WRITER_EXISTS
 
@@ -172,6 +174,13 @@ class TooManyReadersError(ShmlineError):
     """Every reader slot of the stream is taken by a live reader."""
 
     status = lib.SHMLINE_TOO_MANY_READERS
+
+
+class TooManyWritersError(ShmlineError):
+    """Every writer slot of a multi-writer stream is taken by a live writer (raise the stream's
+    ``max_writers`` when creating it)."""
+
+    status = lib.SHMLINE_TOO_MANY_WRITERS
 
 
 class FrameTooLargeError(ShmlineError, ValueError):
@@ -235,7 +244,7 @@ _BY_STATUS = {
         NotShmlineError, VersionMismatchError, CorruptError, SchemaMismatchError,
         WriterExistsError, TooManyReadersError, FrameTooLargeError, BufferTooSmallError,
         WrongStateError, NoSpaceError, OperatingSystemError, PanicError, UnsupportedError,
-        PipelineFailedError,
+        PipelineFailedError, TooManyWritersError,
     ]
 }
 
