@@ -44,6 +44,7 @@ __all__ = [
     "PanicError",
     "UnsupportedError",
     "PipelineFailedError",
+    "TooManyWritersError",
     "ClosedError",
 ]
 
@@ -163,7 +164,9 @@ class SchemaMismatchError(ShmlineError, ValueError):
 
 
 class WriterExistsError(ShmlineError):
-    """The stream already has a writer (one writer per stream, for the stream's whole life)."""
+    """The single-writer stream already has (or had) a writer: a stream created with
+    `max_writers=1` (the default) has one writer for its whole life. Create it with a larger
+    `max_writers` for several writers."""
 
     status = lib.SHMLINE_WRITER_EXISTS
 
@@ -223,6 +226,13 @@ class PipelineFailedError(ShmlineError):
     status = lib.SHMLINE_PIPELINE_FAILED
 
 
+class TooManyWritersError(ShmlineError):
+    """Every writer slot of a multi-writer stream is taken by a live writer (create the stream
+    with a larger `max_writers`)."""
+
+    status = lib.SHMLINE_TOO_MANY_WRITERS
+
+
 class ClosedError(ShmlineError, ValueError):
     """The stream, writer, reader or event was closed; this call needs it open."""
 
@@ -235,7 +245,7 @@ _BY_STATUS = {
         NotShmlineError, VersionMismatchError, CorruptError, SchemaMismatchError,
         WriterExistsError, TooManyReadersError, FrameTooLargeError, BufferTooSmallError,
         WrongStateError, NoSpaceError, OperatingSystemError, PanicError, UnsupportedError,
-        PipelineFailedError,
+        PipelineFailedError, TooManyWritersError,
     ]
 }
 
