@@ -191,7 +191,7 @@ def test_stream_creation_takes_a_backpressure_policy_and_reports_it(name):
 # Delete this test when the xfail mark below is removed.
 def test_the_group_keyword_reaches_the_library_which_refuses_groups_until_they_land(name):
     with create(name, max_writers=1) as stream:
-        with pytest.raises(shmline.InvalidArgumentError, match="reader group 'workers'") as caught:
+        with pytest.raises(shmline.InvalidArgumentError, match='reader group "workers"') as caught:
             stream.reader(group="workers")
         assert "not built yet" in str(caught.value)
         stream.reader(group="").close()  # "" is a plain reader, as NULL is in C
