@@ -18,11 +18,13 @@ SPAWN = multiprocessing.get_context("spawn")
 
 
 def create(name: str, *, max_writers: int, capacity: int = 64) -> shmline.Stream:
+    """A stream of the roles' frames that goes away with its last handle."""
     return shmline.Stream.create(name, shape=roles.SHAPE, dtype=roles.DTYPE, capacity=capacity,
                                  max_writers=max_writers, unlink_on_close=True)
 
 
 def start(target, *args) -> multiprocessing.process.BaseProcess:
+    """Starts `target(*args)` in a new (spawned) process."""
     process = SPAWN.Process(target=target, args=args)
     process.start()
     return process
