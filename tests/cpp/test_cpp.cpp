@@ -920,8 +920,11 @@ TEST(MultiWriter, WriterProcessesAndTheParentFeedOneStreamThatEndsWhenTheLastClo
     constexpr std::uint64_t frames = 3000;
     shmline::Stream stream = fan_stream("fanin-processes", children + 1);
     shmline::Reader reader = stream.reader();
-    // Open while the children write: the stream cannot end before they attached.
+    // Open while the children write: the stream cannot end before they attached. Its frame goes
+    // first: once the children fill the ring, only the reader below makes room.
     shmline::Writer parent = stream.writer();
+    const auto mine = fan_frame(children, 0);
+    ASSERT_EQ(parent.write(mine.data(), sizeof mine, 0, patience), Status::Ok);
     std::vector<pid_t> pids;
     for (std::size_t id = 0; id < children; id++) {
         std::fflush(nullptr);
@@ -946,9 +949,6 @@ TEST(MultiWriter, WriterProcessesAndTheParentFeedOneStreamThatEndsWhenTheLastClo
         }
         pids.push_back(child);
     }
-    // The parent's own frames, interleaved with the children's in claim order.
-    const auto mine = fan_frame(children, 0);
-    EXPECT_EQ(parent.write(mine.data(), sizeof mine, 0, patience), Status::Ok);
     std::vector<std::uint64_t> next(children + 1, 0);
     std::array<std::uint64_t, 2> frame{};
     shmline::FrameInfo info{};

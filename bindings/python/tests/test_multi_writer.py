@@ -203,8 +203,8 @@ def test_the_group_keyword_reaches_the_library_which_refuses_groups_until_they_l
 def test_members_of_a_reader_group_share_the_frames_while_a_plain_reader_gets_them_all(name):
     frames = 200
     with create(name, max_writers=1, capacity=16) as stream:
-        plain = stream.reader()
         members = [stream.reader(group="workers") for _ in range(2)]
+        plain = stream.reader()
         got: List[List[int]] = [[], []]
         with stream.writer() as w:
             for i in range(frames):
