@@ -189,10 +189,9 @@ class Stream:
         concurrently (see the module's documentation). `backpressure` is what writers do when
         the ring is full: "block" (wait, the default), "fail" (`Full` at once), "drop_newest"
         (discard the frame being written) or "drop_oldest" (overwrite: every reader becomes
-        lossy). `checksum` adds a CRC32C to
-        every frame, checked by readers. `unlink_on_close` removes the name when this handle,
-        every writer and reader opened from it, and every view of its frames are gone; otherwise
-        the stream lives until `Stream.unlink(name)`. The segment is
+        lossy). `checksum` adds a CRC32C to every frame, checked by readers. `unlink_on_close`
+        removes the name when this handle, every writer and reader opened from it, and every
+        view of its frames are gone; otherwise the stream lives until `Stream.unlink(name)`. The segment is
         `/dev/shm/shmline.stream.<name>`, readable and writable by `permissions`.
         """
         opts = ffi.new("shmline_stream_options *", lib.shmline_stream_options_default())

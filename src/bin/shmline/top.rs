@@ -421,3 +421,31 @@ fn text(view: &Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_writer_stream_shows_each_live_writer_by_task_or_pid_out_of_max_writers() {
+        let stream = json!({
+            "writer": "active",
+            "writer_task": null,
+            "max_writers": 4,
+            "writers": [
+                {"task": "source-a", "pid": 11, "alive": true},
+                {"task": null, "pid": 12, "alive": false},
+            ],
+        });
+        assert_eq!(
+            writer_cell(&stream),
+            "source-a pid 12 (dead) (active, 2/4 writers)"
+        );
+    }
+
+    #[test]
+    fn a_single_writer_stream_shows_its_writer_task_and_state() {
+        let stream = json!({"writer": "closed", "writer_task": "source", "max_writers": 1});
+        assert_eq!(writer_cell(&stream), "source (closed)");
+    }
+}
