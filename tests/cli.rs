@@ -4,7 +4,16 @@
 //! frames and reports every case.
 
 use serde_json::Value;
-use std::process::Command;
+use shmline::{Stream, StreamOptions};
+use std::process::{Command, Output};
+
+/// Runs `shmline ARGS` and returns what it did, whatever its exit status.
+fn shmline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args(args)
+        .output()
+        .expect("start shmline")
+}
 
 /// Runs `shmline ARGS`, requires success, and parses its stdout as one JSON value.
 fn shmline_json(args: &[&str]) -> Value {
@@ -58,6 +67,7 @@ fn info_json_reports_versions_features_limits_and_platform() {
         shmline::layout::MAX_FRAME_SIZE
     );
     assert_eq!(info["limits"]["max_readers"], shmline::layout::MAX_READERS);
+    assert_eq!(info["limits"]["max_writers"], shmline::layout::MAX_WRITERS);
     assert_eq!(
         info["limits"]["max_segment_size"],
         shmline::layout::MAX_SEGMENT_SIZE
@@ -136,10 +146,12 @@ fn a_quick_bench_runs_every_case_between_two_processes_without_errors() {
 
 #[test]
 fn every_command_explains_itself_with_help() {
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--help"], "bench"),
         (&["info", "--help"], "layout version"),
+        (&["info", "--help"], "max_writers"),
         (&["bench", "--help"], "zero-copy"),
+        (&["bench", "--help"], "--writers"),
     ];
     for (command, expected) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_shmline"))
@@ -152,5 +164,113 @@ fn every_command_explains_itself_with_help() {
             text.contains("Usage:") && text.contains(expected),
             "{command:?} printed:\n{text}"
         );
+    }
+}
+
+/// A stream name no other test or run uses.
+fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    // Relaxed: only uniqueness matters.
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("t-cli-{tag}-{}-{n}", std::process::id())
+}
+
+#[test]
+fn info_of_a_multi_writer_stream_lists_its_live_writers_with_pids_and_the_skipped_frames() {
+    let stream = Stream::create(
+        &unique("info-mw"),
+        &StreamOptions {
+            max_frame_size: 16,
+            max_writers: 3,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let _reader = stream.reader(&Default::default()).unwrap();
+    let mut a = stream.writer().unwrap();
+    let mut b = stream.writer().unwrap();
+    a.write(b"from a").unwrap();
+    drop(b.reserve().unwrap()); // an aborted reservation: its sequence number is skipped
+    b.write(b"from b").unwrap();
+
+    let report = shmline_json(&["info", stream.name(), "--json"]);
+    assert_keys(
+        &report,
+        &["name", "info", "stats", "writers", "readers"],
+        "info STREAM",
+    );
+    assert_eq!(report["name"], stream.name());
+    assert_eq!(report["info"]["max_writers"], 3);
+    assert_eq!(report["stats"]["writer_state"], "active");
+    assert_eq!(report["stats"]["frames_skipped"], 1);
+    let writers = report["writers"].as_array().expect("writers is a list");
+    assert_eq!(writers.len(), 2, "{report:#}");
+    for w in writers {
+        assert_eq!(w["pid"], std::process::id(), "{report:#}");
+        assert_eq!(w["alive"], true);
+    }
+    assert_eq!(report["readers"].as_array().map(Vec::len), Some(1));
+
+    let out = shmline(&["info", stream.name()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("3 writers at once (multi-writer)"), "{text}");
+    assert!(text.contains("1 skipped"), "{text}");
+    assert!(text.contains(&std::process::id().to_string()), "{text}");
+}
+
+#[test]
+fn info_of_a_missing_stream_fails_naming_it() {
+    let name = unique("missing");
+    let out = shmline(&["info", &name]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&name), "{stderr}");
+}
+
+#[test]
+fn bench_with_two_writers_verifies_the_fan_in_case_and_compares_it_with_one_writer() {
+    let report = shmline_json(&[
+        "bench",
+        "--quick",
+        "--json",
+        "--only",
+        "copy,fan-in",
+        "--writers",
+        "2",
+        "--sizes",
+        "64",
+    ]);
+    assert_eq!(report["errors"], Value::Array(Vec::new()), "{report:#}");
+    let fan = report["fan"].as_array().expect("fan is a list");
+    assert_eq!(fan.len(), 1, "{report:#}");
+    let case = &fan[0];
+    assert_eq!(case["path"], "fan-in 2->1");
+    assert_eq!(case["writers"], 2);
+    assert!(case["frames_verified"].as_u64().unwrap() > 0, "{case:#}");
+    assert_eq!(case["frames_verified"], case["frames_sent"], "{case:#}");
+    assert!(case["ratio_to_single"].is_number(), "{case:#}");
+}
+
+#[test]
+fn bench_with_a_group_runs_the_group_case_or_fails_with_the_librarys_clear_error() {
+    let out = shmline(&[
+        "bench", "--quick", "--json", "--only", "group", "--group", "2", "--sizes", "64",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    if out.status.success() {
+        // A library with reader groups: the members share every frame.
+        let case = &report["fan"][0];
+        assert_eq!(case["path"], "group 1->2");
+        assert_eq!(case["frames_verified"], case["frames_sent"], "{case:#}");
+        assert_eq!(case["frames_per_reader"].as_array().map(Vec::len), Some(2));
+    } else {
+        assert_eq!(out.status.code(), Some(1));
+        let errors = report["errors"].to_string();
+        assert!(errors.contains("reader group \\\"bench\\\""), "{errors}");
     }
 }

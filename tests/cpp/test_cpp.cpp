@@ -833,6 +833,222 @@ TEST(Event, AMovedFromEventIsEmptyAndItsCallsThrowNullPointer) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Multi-writer streams and reader groups
+
+// Frame `i` of writer `id` in a multi-writer test: the two numbers, 8 bytes each.
+std::array<std::uint64_t, 2> fan_frame(std::uint64_t id, std::uint64_t i) {
+    return {id, i};
+}
+
+// The bytes of a multi-writer test frame, for reading into it.
+shmline::MutableBytes frame_bytes(std::array<std::uint64_t, 2>& frame) {
+    return {reinterpret_cast<std::byte*>(frame.data()), sizeof frame};
+}
+
+shmline::Stream fan_stream(const char* what, std::uint32_t max_writers,
+                           std::uint32_t capacity = 8) {
+    shmline::StreamOptions options;
+    options.capacity = capacity;
+    options.max_frame_size = sizeof(std::array<std::uint64_t, 2>);
+    options.max_writers = max_writers;
+    options.unlink_on_close = true;
+    return shmline::Stream::create(unique_name(what), options);
+}
+
+// Reads until end of stream, checking every sequence number comes once and each writer's frames
+// in its order; returns how many frames of each of `writers` writers arrived.
+std::vector<std::uint64_t> read_fan_in(shmline::Reader& reader, std::size_t writers) {
+    std::vector<std::uint64_t> next(writers, 0);
+    std::array<std::uint64_t, 2> frame{};
+    shmline::FrameInfo info{};
+    for (std::uint64_t seq = 0;; seq++) {
+        const Status status = reader.read(frame_bytes(frame), info, patience);
+        if (status != Status::Ok) {
+            EXPECT_EQ(status, Status::EndOfStream);
+            return next;
+        }
+        EXPECT_EQ(info.seq, seq);
+        EXPECT_EQ(info.missed, 0u);
+        EXPECT_LT(frame[0], writers);
+        if (frame[0] >= writers || testing::Test::HasFailure()) {
+            return next;
+        }
+        EXPECT_EQ(frame[1], next[frame[0]]) << "writer " << frame[0] << "'s frames in its order";
+        next[frame[0]]++;
+    }
+}
+
+TEST(MultiWriter, WriterThreadsFeedingOneStreamDeliverEveryFrameOnceInEachWritersOrder) {
+    constexpr std::size_t writers = 3;
+    constexpr std::uint64_t frames = 5000;
+    shmline::Stream stream = fan_stream("fanin-threads", writers);
+    EXPECT_EQ(stream.info().max_writers, writers);
+    shmline::Reader reader = stream.reader();
+    // Every writer attaches before any can close, so the stream cannot end early.
+    std::vector<shmline::Writer> handles;
+    for (std::size_t id = 0; id < writers; id++) {
+        handles.push_back(stream.writer());
+    }
+    EXPECT_EQ(stream.stats().writer_count, writers);
+    std::vector<std::thread> threads;
+    for (std::size_t id = 0; id < writers; id++) {
+        threads.emplace_back([&, id] {
+            shmline::Writer writer = std::move(handles[id]);
+            for (std::uint64_t i = 0; i < frames; i++) {
+                const auto frame = fan_frame(id, i);
+                if (writer.write(frame.data(), sizeof frame, 0, patience) != Status::Ok) {
+                    return;  // the reader fails the test: it misses this writer's frames
+                }
+            }
+        });
+    }
+    const std::vector<std::uint64_t> got = read_fan_in(reader, writers);
+    reader.close();  // a failed reader must not hold the writers back
+    for (std::thread& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(got, std::vector<std::uint64_t>(writers, frames));
+    const shmline::StreamStats stats = stream.stats();
+    EXPECT_EQ(stats.frames_written, writers * frames);
+    EXPECT_EQ(stats.frames_skipped, 0u);
+    EXPECT_EQ(stats.writer_count, 0u);
+    EXPECT_EQ(stats.writer_state, shmline::WriterState::Closed);
+}
+
+TEST(MultiWriter, WriterProcessesAndTheParentFeedOneStreamThatEndsWhenTheLastCloses) {
+    constexpr std::size_t children = 2;
+    constexpr std::uint64_t frames = 3000;
+    shmline::Stream stream = fan_stream("fanin-processes", children + 1);
+    shmline::Reader reader = stream.reader();
+    // Open while the children write: the stream cannot end before they attached. Its frame goes
+    // first: once the children fill the ring, only the reader below makes room.
+    shmline::Writer parent = stream.writer();
+    const auto mine = fan_frame(children, 0);
+    ASSERT_EQ(parent.write(mine.data(), sizeof mine, 0, patience), Status::Ok);
+    std::vector<pid_t> pids;
+    for (std::size_t id = 0; id < children; id++) {
+        std::fflush(nullptr);
+        const pid_t child = fork();
+        ASSERT_GE(child, 0);
+        if (child == 0) {
+            int code = 0;
+            try {
+                shmline::Writer writer = shmline::Stream::open(stream.name()).writer();
+                for (std::uint64_t i = 0; i < frames; i++) {
+                    const auto frame = fan_frame(id, i);
+                    if (writer.write(frame.data(), sizeof frame, 0, patience) != Status::Ok) {
+                        code = 2;
+                        break;
+                    }
+                }
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "child writer %zu: %s\n", id, e.what());
+                code = 1;
+            }
+            _exit(code);
+        }
+        pids.push_back(child);
+    }
+    std::vector<std::uint64_t> next(children + 1, 0);
+    std::array<std::uint64_t, 2> frame{};
+    shmline::FrameInfo info{};
+    std::uint64_t total = 0;
+    while (total < children * frames + 1 && !testing::Test::HasFailure()) {
+        ASSERT_EQ(reader.read(frame_bytes(frame), info, patience), Status::Ok);
+        EXPECT_EQ(info.seq, total);
+        ASSERT_LE(frame[0], children);
+        EXPECT_EQ(frame[1], next[frame[0]]++);
+        total++;
+    }
+    parent.close();
+    EXPECT_EQ(reader.read(frame_bytes(frame), info, patience), Status::EndOfStream);
+    reader.close();
+    for (const pid_t child : pids) {
+        int wstatus = 0;
+        ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+        EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "wait status " << wstatus;
+    }
+    EXPECT_EQ(next, (std::vector<std::uint64_t>{frames, frames, 1}));
+}
+
+TEST(MultiWriter, ASecondWriterOnASingleWriterStreamThrowsWriterExistsNamingMaxWriters) {
+    shmline::Stream stream = small_stream("single-writer");
+    EXPECT_EQ(stream.info().max_writers, 1u);
+    shmline::Writer writer = stream.writer();
+    try {
+        stream.writer();
+        ADD_FAILURE() << "a second writer was accepted";
+    } catch (const shmline::Error& e) {
+        EXPECT_EQ(e.status(), Status::WriterExists);
+        EXPECT_NE(std::string(e.message()).find("max_writers"), std::string::npos)
+            << e.message();
+    }
+}
+
+TEST(MultiWriter, MoreWritersThanMaxWritersThrowTooManyWritersUntilOneCloses) {
+    shmline::Stream stream = fan_stream("too-many-writers", 2);
+    shmline::Writer first = stream.writer();
+    shmline::Writer second = stream.writer();
+    EXPECT_EQ(thrown([&] { stream.writer(); }), Status::TooManyWriters);
+    first.close();
+    EXPECT_TRUE(stream.writer());
+}
+
+TEST(MultiWriter, AnAbortedReservationIsSkippedCountedAndReportedToReaders) {
+    shmline::Stream stream = fan_stream("aborted", 2);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    writer.reserve().abort();
+    const auto frame = fan_frame(0, 0);
+    writer.write(frame.data(), sizeof frame);
+    std::array<std::uint64_t, 2> got{};
+    shmline::FrameInfo info{};
+    ASSERT_EQ(reader.read(frame_bytes(got), info, patience), Status::Ok);
+    EXPECT_EQ(info.seq, 1u);
+    EXPECT_EQ(info.missed, 1u);
+    EXPECT_EQ(reader.missed(), 1u);
+    const shmline::StreamStats stats = stream.stats();
+    EXPECT_EQ(stats.frames_skipped, 1u);
+    EXPECT_EQ(stats.writer_count, 1u);
+    EXPECT_EQ(stats.writer_pid, 0u);
+}
+
+TEST(Backpressure, DropNewestDiscardsFramesOnAFullRingAndCountsThem) {
+    shmline::StreamOptions options;
+    options.capacity = 2;
+    options.max_frame_size = 8;
+    options.backpressure = shmline::Backpressure::DropNewest;
+    options.unlink_on_close = true;
+    shmline::Stream stream = shmline::Stream::create(unique_name("drop-newest"), options);
+    EXPECT_EQ(stream.info().backpressure, SHMLINE_BACKPRESSURE_DROP_NEWEST);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    for (int i = 0; i < 3; i++) {
+        EXPECT_EQ(writer.write(bytes("frame"), 0, 0s), Status::Ok);
+    }
+    EXPECT_EQ(writer.frames_dropped(), 1u);
+    EXPECT_EQ(stream.stats().frames_dropped, 1u);
+}
+
+TEST(ReaderGroup, StreamsSizeFourGroupsByDefault) {
+    EXPECT_EQ(shmline::StreamOptions{}.max_groups, 4u);
+}
+
+TEST(ReaderGroup, TheGroupNameReachesTheLibrary) {
+    shmline::Stream stream = small_stream("group");
+    shmline::ReaderOptions options;
+    options.group = "workers";
+    try {
+        EXPECT_TRUE(stream.reader(options));  // a library with reader groups
+    } catch (const shmline::Error& e) {
+        // A library without them refuses, naming the group it was given.
+        EXPECT_EQ(e.status(), Status::InvalidArgument);
+        EXPECT_NE(std::string(e.message()).find("\"workers\""), std::string::npos)
+            << e.message();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Across processes
 
 // The child: writes `frames` frames of tests/c/frames.h to the stream `name`, switching between

@@ -36,7 +36,6 @@ __all__ = [
     "SchemaMismatchError",
     "WriterExistsError",
     "TooManyReadersError",
-    "TooManyWritersError",
     "FrameTooLargeError",
     "BufferTooSmallError",
     "WrongStateError",
@@ -45,6 +44,7 @@ __all__ = [
     "PanicError",
     "UnsupportedError",
     "PipelineFailedError",
+    "TooManyWritersError",
     "ClosedError",
 ]
 
@@ -164,8 +164,9 @@ class SchemaMismatchError(ShmlineError, ValueError):
 
 
 class WriterExistsError(ShmlineError):
-    """The single-writer stream already has a writer (one writer for the stream's whole life;
-    create the stream with ``max_writers`` > 1 for several)."""
+    """The single-writer stream already has (or had) a writer: a stream created with
+    `max_writers=1` (the default) has one writer for its whole life. Create it with a larger
+    `max_writers` for several writers."""
 
     status = lib.SHMLINE_WRITER_EXISTS
 
@@ -174,13 +175,6 @@ class TooManyReadersError(ShmlineError):
     """Every reader slot of the stream is taken by a live reader."""
 
     status = lib.SHMLINE_TOO_MANY_READERS
-
-
-class TooManyWritersError(ShmlineError):
-    """Every writer slot of a multi-writer stream is taken by a live writer (raise the stream's
-    ``max_writers`` when creating it)."""
-
-    status = lib.SHMLINE_TOO_MANY_WRITERS
 
 
 class FrameTooLargeError(ShmlineError, ValueError):
@@ -230,6 +224,13 @@ class PipelineFailedError(ShmlineError):
     """A pipeline task failed; the message names the task and its exit status or signal."""
 
     status = lib.SHMLINE_PIPELINE_FAILED
+
+
+class TooManyWritersError(ShmlineError):
+    """Every writer slot of a multi-writer stream is taken by a live writer (create the stream
+    with a larger `max_writers`)."""
+
+    status = lib.SHMLINE_TOO_MANY_WRITERS
 
 
 class ClosedError(ShmlineError, ValueError):

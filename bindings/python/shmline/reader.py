@@ -116,7 +116,9 @@ class Reader:
 
     @property
     def missed(self) -> int:
-        """How many frames this (lossy) reader has missed in all; 0 for lossless readers."""
+        """How many frames this reader has missed in all: frames a lossy reader was lapped on,
+        and sequence numbers of a multi-writer stream that were skipped (claimed by a writer
+        that died before publishing them). 0 for a lossless reader of a single-writer stream."""
         out = ffi.new("uint64_t *")
         self._call(lib.shmline_reader_missed(self._h, out))
         return int(out[0])

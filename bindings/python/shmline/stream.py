@@ -1,4 +1,4 @@
-"""Streams: rings of frames in shared memory, with one writer and many readers.
+"""Streams: rings of frames in shared memory, with one writer (or several) and many readers.
 
 A stream has either a schema (a NumPy dtype and shape: every frame is one C-contiguous array of
 it) or none (frames are bytes up to a maximum size). Frames move by copy (`Writer.write`,
@@ -26,6 +26,16 @@ Zero-copy views, precisely:
     block to keep it;
   * the slot object itself (what `reserve()`/`acquire()` return) raises `WrongStateError` if
     committed, aborted or released again.
+
+Several writers: a stream created with `max_writers=N` (N > 1) takes up to N writers at once, in
+any processes. Each frame gets the next sequence number when its writer claims a slot, and frames
+are published in that order: every reader sees each frame exactly once, and each writer's frames
+in the order it wrote them. The stream ends when every writer that opened has closed. A writer
+that dies holding a claimed slot does not block the others: once its death is noticed the slot
+is skipped, `StreamStats.frames_skipped` counts it and readers see it in `FrameInfo.missed`.
+
+Reader groups: readers opened with the same `group=` name share the work (each frame goes to one
+member of the group), while plain readers and other groups still get every frame.
 
 Threads and processes: streams can be shared between threads; a writer or reader must be used
 by one thread at a time (including `close()`). Handles do not survive `fork()`: open them in the
@@ -55,6 +65,13 @@ _STARTS = {
     "newest": lib.SHMLINE_START_NEWEST,
     "oldest": lib.SHMLINE_START_OLDEST,
 }
+_BACKPRESSURES = {
+    "block": lib.SHMLINE_BACKPRESSURE_BLOCK,
+    "fail": lib.SHMLINE_BACKPRESSURE_FAIL,
+    "drop_newest": lib.SHMLINE_BACKPRESSURE_DROP_NEWEST,
+    "drop_oldest": lib.SHMLINE_BACKPRESSURE_DROP_OLDEST,
+}
+_BACKPRESSURE_NAMES = {number: name for name, number in _BACKPRESSURES.items()}
 _WRITER_STATES = {
     lib.SHMLINE_WRITER_STATE_NONE: "none",
     lib.SHMLINE_WRITER_STATE_ACTIVE: "active",
@@ -80,7 +97,15 @@ class ReaderStats(NamedTuple):
 class StreamStats(NamedTuple):
     """A snapshot of a stream's shared counters; `fill` is the ring's fill as seen by its slowest
     lossless reader (0.0 empty to 1.0 full); `writer_state` is "none", "active", "closed" or
-    "dead"."""
+    "dead" (of a multi-writer stream: of its writers as a whole).
+
+    `writer_pid` is the writer of a single-writer stream (0 for a multi-writer stream, whose
+    live writers number `writer_count`). `frames_dropped`: frames writers discarded because the
+    ring was full (backpressure "drop_newest"). Multi-writer streams: `frames_skipped` counts
+    sequence numbers claimed by a writer that died before publishing them (or given up by an
+    aborted reservation; readers see them in `FrameInfo.missed`), `writers_reclaimed` the dead
+    writers whose slots were freed.
+    """
 
     capacity: int
     writer_state: str
@@ -93,6 +118,10 @@ class StreamStats(NamedTuple):
     readers_reclaimed: int
     fill: float
     readers: List[ReaderStats]
+    frames_dropped: int
+    frames_skipped: int
+    writer_count: int
+    writers_reclaimed: int
 
 
 class Stream:
@@ -113,6 +142,8 @@ class Stream:
         self._max_frame_size = int(info.max_frame_size)
         self._slot_size = int(info.slot_size)
         self._max_readers = int(info.max_readers)
+        self._max_writers = int(info.max_writers)
+        self._backpressure = _BACKPRESSURE_NAMES.get(int(info.backpressure), "unknown")
         self._checksum = bool(info.checksum)
         self._segment_size = int(info.segment_size)
         self._creator_pid = int(info.creator_pid)
@@ -141,6 +172,8 @@ class Stream:
         max_frame_size: int = 0,
         capacity: int = 64,
         max_readers: int = 8,
+        max_writers: int = 1,
+        backpressure: str = "block",
         checksum: bool = False,
         unlink_on_close: bool = False,
         permissions: int = 0o600,
@@ -150,10 +183,15 @@ class Stream:
         With `dtype` (and `shape`, default `()`: one scalar per frame) every frame is one
         C-contiguous array of that schema; without, frames are bytes of at most
         `max_frame_size`. `capacity` is the number of slots (a power of two): the writer runs at
-        most that many frames ahead of its slowest lossless reader. `checksum` adds a CRC32C to
-        every frame, checked by readers. `unlink_on_close` removes the name when this handle,
-        every writer and reader opened from it, and every view of its frames are gone; otherwise
-        the stream lives until `Stream.unlink(name)`. The segment is
+        most that many frames ahead of its slowest lossless reader. `max_writers` (1 to 64) is
+        how many writers may be attached at once: 1 (the default) makes a single-writer stream,
+        which has one writer for its whole life; more lets that many processes write
+        concurrently (see the module's documentation). `backpressure` is what writers do when
+        the ring is full: "block" (wait, the default), "fail" (`Full` at once), "drop_newest"
+        (discard the frame being written) or "drop_oldest" (overwrite: every reader becomes
+        lossy). `checksum` adds a CRC32C to every frame, checked by readers. `unlink_on_close`
+        removes the name when this handle, every writer and reader opened from it, and every
+        view of its frames are gone; otherwise the stream lives until `Stream.unlink(name)`. The segment is
         `/dev/shm/shmline.stream.<name>`, readable and writable by `permissions`.
         """
         opts = ffi.new("shmline_stream_options *", lib.shmline_stream_options_default())
@@ -161,6 +199,11 @@ class Stream:
         opts.capacity = capacity
         opts.max_frame_size = max_frame_size
         opts.max_readers = max_readers
+        opts.max_writers = max_writers
+        if backpressure not in _BACKPRESSURES:
+            raise ValueError(
+                f"backpressure must be one of {sorted(_BACKPRESSURES)}, not {backpressure!r}")
+        opts.backpressure = _BACKPRESSURES[backpressure]
         opts.permissions = permissions
         opts.checksum = bool(checksum)
         opts.unlink_on_close = bool(unlink_on_close)
@@ -236,6 +279,17 @@ class Stream:
         return self._max_readers
 
     @property
+    def max_writers(self) -> int:
+        """The most writers attached at once (1: a single-writer stream)."""
+        return self._max_writers
+
+    @property
+    def backpressure(self) -> str:
+        """What writers do when the ring is full: "block", "fail", "drop_newest" or
+        "drop_oldest"."""
+        return self._backpressure
+
+    @property
     def checksum(self) -> bool:
         """Whether frames carry a CRC32C that readers check."""
         return self._checksum
@@ -251,9 +305,12 @@ class Stream:
         return self._h == NULL
 
     def writer(self, *, wait: str = "adaptive") -> "Writer":
-        """Opens the stream's writer (one per stream, for its whole life: `WriterExistsError`
-        if it has one). `wait` is how it waits for space: "adaptive" (spin briefly, then sleep),
-        "spin" (lowest latency, burns a core) or "block" (sleep at once)."""
+        """Opens a writer of the stream. A single-writer stream (`max_writers=1`) has one writer
+        for its whole life: `WriterExistsError` if it has or had one. A multi-writer stream
+        takes up to `max_writers` live writers at once, from any processes
+        (`TooManyWritersError` beyond that); `WrongStateError` once its last writer closed it.
+        `wait` is how it waits for space: "adaptive" (spin briefly, then sleep), "spin" (lowest
+        latency, burns a core) or "block" (sleep at once)."""
         opts = ffi.new("shmline_writer_options *", lib.shmline_writer_options_default())
         opts.wait = wait_strategy(wait)
         out = ffi.new("shmline_writer **")
@@ -268,6 +325,7 @@ class Stream:
         wait: str = "adaptive",
         require_dtype: Any = None,
         require_shape: Optional[ShapeLike] = None,
+        group: Optional[str] = None,
     ) -> "Reader":
         """Opens a reader: it sees every frame published from `start` on, in order.
 
@@ -277,6 +335,10 @@ class Stream:
         they were lapped on (`FrameInfo.missed` counts them) and cannot `acquire()`.
         `require_dtype`/`require_shape` refuse to open (`SchemaMismatchError`) unless the stream
         has exactly that schema. `wait` as for `writer()`.
+
+        `group`: join the reader group of that name (competing consumers): each frame goes to
+        exactly one member of the group, while plain readers and other groups still get every
+        frame. None (the default) or "": a plain reader.
         """
         if start not in _STARTS:
             raise ValueError(f"start must be one of {sorted(_STARTS)}, not {start!r}")
@@ -290,6 +352,8 @@ class Stream:
         opts.require_dtype = dtype_c
         opts.require_ndim = ndim
         opts.require_shape = shape_c
+        group_c = ffi.new("char[]", group.encode()) if group else NULL
+        opts.group = group_c
         out = ffi.new("shmline_reader **")
         self._call(lib.shmline_reader_open(self._h, opts, out))
         return Reader(self._ref(), out[0], bool(lossy))
@@ -309,7 +373,8 @@ class Stream:
             int(out.capacity), _WRITER_STATES.get(out.writer_state, "unknown"),
             int(out.writer_pid), int(out.reader_count), int(out.frames_written),
             int(out.bytes_written), int(out.writer_waits), int(out.writer_wait_ns),
-            int(out.readers_reclaimed), float(out.fill), listed,
+            int(out.readers_reclaimed), float(out.fill), listed, int(out.frames_dropped),
+            int(out.frames_skipped), int(out.writer_count), int(out.writers_reclaimed),
         )
 
     def close(self) -> None:
@@ -325,8 +390,9 @@ class Stream:
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
+        writers = f" max_writers={self._max_writers}" if self._max_writers > 1 else ""
         return (f"<shmline.Stream {self._name!r} {describe(self._dtype, self._shape)} "
-                f"capacity={self._capacity}{state}>")
+                f"capacity={self._capacity}{writers}{state}>")
 
     def _ref(self) -> StreamRef:
         return StreamRef(self._h, self._name, self._dtype, self._shape, self._frame_size,

@@ -29,8 +29,9 @@ _ndarray = np.ndarray
 
 
 class Writer:
-    """The writer of a stream (`Stream.writer()`). Closing it ends the stream: readers read what
-    is left, then get end of stream. Use it from one thread at a time."""
+    """A writer of a stream (`Stream.writer()`). Closing it ends the stream (of a multi-writer
+    stream: closing its last writer does): readers read what is left, then get end of stream.
+    Use it from one thread at a time."""
 
     def __init__(self, stream: StreamRef, handle: Any) -> None:
         # Use Stream.writer().
@@ -72,6 +73,14 @@ class Writer:
         """The sequence number the next frame will get: the number of frames written so far."""
         out = ffi.new("uint64_t *")
         self._call(lib.shmline_writer_position(self._h, out))
+        return int(out[0])
+
+    @property
+    def frames_dropped(self) -> int:
+        """Frames this writer discarded because the ring was full (backpressure "drop_newest";
+        always 0 under the other policies)."""
+        out = ffi.new("uint64_t *")
+        self._call(lib.shmline_writer_frames_dropped(self._h, out))
         return int(out[0])
 
     def wait_for_readers(self, count: int = 1, timeout: Optional[float] = None) -> None:

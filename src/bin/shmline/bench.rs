@@ -9,9 +9,12 @@
 //!   (for the smallest size) the batch calls, measured by the reader over the frames it verified;
 //! - `latency`: one-way latency by ping-pong over two streams (half the round trip), per wait
 //!   strategy, next to a raw futex ping-pong between two processes (the machine's wake-up cost);
-//! - `memcpy`: a single-thread memcpy of each frame size in this process, for scale.
+//! - `memcpy`: a single-thread memcpy of each frame size in this process, for scale;
+//! - `fan-in` (`--writers N`) and `group` (`--group N`): several writer processes into one
+//!   reader, one writer into a reader group, per frame size, next to the copy case's figure.
 
 mod child;
+mod fan;
 mod latency;
 mod throughput;
 
@@ -44,7 +47,17 @@ pub const LONG_ABOUT: &str = "Measure shmline between two processes on this mach
     trip; once with busy-spin and once with block (futex) waiting.\n\
     \x20 futex      the same ping-pong with a bare futex word between two processes: the \
     machine's wake-up cost, for comparison with block.\n\
-    \x20 memcpy     a single-thread memcpy of each frame size between two buffers, for scale.\n\n\
+    \x20 memcpy     a single-thread memcpy of each frame size between two buffers, for scale.\n\
+    \x20 fan-in     with --writers N (N > 1): N writer processes write to one multi-writer \
+    stream, one reader process reads it (copy path), for every --sizes.\n\
+    \x20 group      with --group N: one writer process, N reader processes sharing the frames \
+    as one reader group (copy path), for every --sizes.\n\n\
+    Fan-in and group cases run in processes of their own, not pinned (there are more processes \
+    than the two CPUs of the other cases); their readers check each writer's frames arrive in its \
+    order, the group's members together receive every frame once, and the ratio_to_single \
+    column compares them with the copy case of the same size in the same run (run `--only \
+    copy,fan-in --writers 2` to get both). Busy-spin figures of these cases collapse when the \
+    processes outnumber the idle CPUs.\n\n\
     The reader verifies every frame (sequence numbers contiguous, length, the sequence number \
     stamped in the first and last 8 bytes; on the zero-copy path also the sum of every word) and only \
     verified frames are counted. Throughput is timed by the reader after a warm-up of two laps \
@@ -86,6 +99,12 @@ pub struct Args {
     /// Print one machine-readable JSON object with every case instead of a table.
     #[arg(long)]
     json: bool,
+    /// Add the fan-in case: this many writer processes (2 to 64) into one reader.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=64))]
+    writers: Option<u32>,
+    /// Add the group case: one writer into a reader group of this many members (1 to 64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    group: Option<u32>,
 }
 
 /// How a process waits in a case (a [`WaitStrategy`] by its command-line name).
@@ -134,6 +153,10 @@ enum Case {
     Latency,
     Futex,
     Memcpy,
+    /// The `--writers` case.
+    FanIn,
+    /// The `--group` case.
+    Group,
 }
 
 /// How long each case runs.
@@ -182,6 +205,7 @@ pub fn run(args: &Args) -> ExitCode {
     let mut memcpy = Vec::new();
     let mut latency_cases = Vec::new();
     let mut futex = Value::Null;
+    let mut fan_cases = Vec::new();
     let mut child_pin_errors = Vec::new();
     progress(&format!(
         "shmline {} bench: {}; {}",
@@ -250,6 +274,52 @@ pub fn run(args: &Args) -> ExitCode {
         }
     }
 
+    let mut fans = Vec::new();
+    if let Some(writers) = args.writers.filter(|_| wanted(Case::FanIn)) {
+        fans.push(fan::Fan {
+            writers,
+            group: None,
+        });
+    }
+    if let Some(members) = args.group.filter(|_| wanted(Case::Group)) {
+        fans.push(fan::Fan {
+            writers: 1,
+            group: Some(members),
+        });
+    }
+    for shape in fans {
+        for &size in &args.sizes {
+            let label = format!("{} {}", shape.name(), human_size(size));
+            progress(&format!("{label}: running"));
+            match fan::run_case(&plan, shape, size) {
+                Ok(result) => {
+                    progress(&format!(
+                        "{label}: {} frames/s, {:.2} GB/s{}",
+                        human_rate(result.frames_per_s),
+                        result.gb_per_s,
+                        if result.errors.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} ERRORS", result.errors.len())
+                        }
+                    ));
+                    for e in &result.errors {
+                        errors.push(format!("{label}: {e}"));
+                    }
+                    let single = throughput_cases
+                        .iter()
+                        .find(|c| c["path"] == "copy" && c["size"] == size)
+                        .and_then(|c| c["gb_per_s"].as_f64());
+                    fan_cases.push(result.to_json(memcpy_of.get(&size).copied(), single));
+                }
+                Err(e) => {
+                    progress(&format!("{label}: FAILED: {e}"));
+                    errors.push(format!("{label}: {e}"));
+                }
+            }
+        }
+    }
+
     if wanted(Case::Latency) {
         for wait in [Wait::Spin, Wait::Block] {
             let label = format!("latency {} 64 B", wait.name());
@@ -305,6 +375,7 @@ pub fn run(args: &Args) -> ExitCode {
         "pinning": pin_json,
         "memcpy": memcpy,
         "throughput": throughput_cases,
+        "fan": fan_cases,
         "latency": latency_cases,
         "futex_baseline": futex,
         "errors": errors,
@@ -392,7 +463,13 @@ fn auto_capacity(frame_size: usize) -> u32 {
 }
 
 /// Creates a bench stream with a name unique to this process and case.
-fn create_stream(tag: &str, capacity: u32, max_frame: usize) -> Result<Stream, String> {
+fn create_stream(
+    tag: &str,
+    capacity: u32,
+    max_frame: usize,
+    max_writers: u32,
+    max_readers: u32,
+) -> Result<Stream, String> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     // Relaxed: only uniqueness matters.
@@ -403,7 +480,8 @@ fn create_stream(tag: &str, capacity: u32, max_frame: usize) -> Result<Stream, S
         &StreamOptions {
             capacity,
             max_frame_size: max_frame as u32,
-            max_readers: 1,
+            max_readers,
+            max_writers,
             unlink_on_close: true,
             ..Default::default()
         },
@@ -543,6 +621,30 @@ fn print_table(r: &Value) {
                 opt(&c["gb_per_s"], 2),
                 opt(&c["memcpy_gb_per_s"], 1),
                 opt(&c["ratio_to_memcpy"], 3),
+                c["errors"].as_array().map_or(0, Vec::len),
+            );
+        }
+        println!();
+    }
+    if let Some(cases) = r["fan"].as_array().filter(|c| !c.is_empty()) {
+        println!(
+            "{:<14} {:>8} {:>6} {:>12} {:>8} {:>8} {:>7} {:>7}",
+            "fan", "size", "slots", "frames/s", "GB/s", "1->1", "ratio", "errors"
+        );
+        for c in cases {
+            let opt = |v: &Value, prec: usize| {
+                v.as_f64()
+                    .map_or("-".to_string(), |x| format!("{x:.prec$}"))
+            };
+            println!(
+                "{:<14} {:>8} {:>6} {:>12} {:>8} {:>8} {:>7} {:>7}",
+                c["path"].as_str().unwrap_or("?"),
+                human_size(c["size"].as_u64().unwrap_or(0) as usize),
+                c["capacity"],
+                human_rate(c["frames_per_s"].as_f64().unwrap_or(0.0)),
+                opt(&c["gb_per_s"], 2),
+                opt(&c["single_gb_per_s"], 2),
+                opt(&c["ratio_to_single"], 3),
                 c["errors"].as_array().map_or(0, Vec::len),
             );
         }

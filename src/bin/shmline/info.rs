@@ -1,9 +1,13 @@
-//! `shmline info`: what this build of shmline is, can do, and refuses.
+//! `shmline info`: what this build of shmline is, can do, and refuses; or, given a stream's
+//! name, everything about that stream.
 
+use crate::display;
+use crate::ls::writer_state;
 use crate::platform;
 use serde_json::{json, Value};
 use shmline::layout;
 use shmline::shm::{MAX_NAME_LEN, SHM_DIR};
+use shmline::Stream;
 use std::process::ExitCode;
 
 /// What `shmline info --help` says about the command.
@@ -11,12 +15,19 @@ pub const LONG_ABOUT: &str =
     "Show the library version, the shared-memory layout version (processes must \
                   agree on it to share a stream), the features compiled in, the limits every \
                   stream and name must respect, and the platform.\n\n\
-                  With --json, print one JSON object with the keys version, layout_version, \
-                  features, limits and platform.";
+                  With a STREAM name, describe that stream instead: its fixed facts (capacity, \
+                  frame size, schema, backpressure policy, max_readers, max_writers) and a \
+                  snapshot of its counters: frames written, dropped and skipped, every live \
+                  writer (with its pid) and every reader (pid, lag, frames missed).\n\n\
+                  With --json, print one JSON object: without STREAM, with the keys version, \
+                  layout_version, features, limits and platform; with STREAM, with the keys \
+                  name, info, stats, writers and readers.";
 
 /// Options of `shmline info`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Describe this stream (a name as `shmline ls` lists it) instead of the library.
+    stream: Option<String>,
     /// Print one machine-readable JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -24,6 +35,9 @@ pub struct Args {
 
 /// Runs `shmline info`.
 pub fn run(args: &Args) -> ExitCode {
+    if let Some(name) = &args.stream {
+        return run_stream(name, args.json);
+    }
     let report = describe();
     if args.json {
         println!("{report:#}");
@@ -45,6 +59,7 @@ fn describe() -> Value {
             "futex": cfg!(target_os = "linux"),
             "events": ["flag", "counting"],
             "readers": ["lossless", "lossy"],
+            "writers": ["single", "multiple (max_writers)"],
             "backpressure": ["block", "fail", "drop_newest", "drop_oldest"],
             "zero_copy": ["reserve/commit", "acquire/release"],
             "batch": ["write_batch", "read_batch"],
@@ -55,7 +70,7 @@ fn describe() -> Value {
             "capacity_rule": "a power of two",
             "max_frame_size": layout::MAX_FRAME_SIZE,
             "max_readers": layout::MAX_READERS,
-            "max_writers": 1,
+            "max_writers": layout::MAX_WRITERS,
             "max_segment_size": layout::MAX_SEGMENT_SIZE,
             "max_name_len": MAX_NAME_LEN,
             "name_rule": "1 to 200 characters of A-Z a-z 0-9 _ . -, not starting with '.' or '-'",
@@ -105,6 +120,7 @@ fn print_text(r: &Value) {
     );
     println!("  events           {}", list(&f["events"]));
     println!("  readers          {}", list(&f["readers"]));
+    println!("  writers          {} (per stream)", list(&f["writers"]));
     println!(
         "  backpressure     {} (per stream)",
         list(&f["backpressure"])
@@ -128,7 +144,7 @@ fn print_text(r: &Value) {
         human_bytes(l["max_frame_size"].as_u64().unwrap_or(0))
     );
     println!(
-        "  readers          1 to {} per stream; writers: {}",
+        "  readers          1 to {} per stream; writers 1 to {}",
         l["max_readers"], l["max_writers"]
     );
     println!(
@@ -183,4 +199,207 @@ fn human_bytes(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value} {}", UNITS[unit])
+}
+
+/// Runs `shmline info STREAM`.
+fn run_stream(name: &str, json: bool) -> ExitCode {
+    let stream = match Stream::open(name) {
+        Ok(stream) => stream,
+        Err(e) => {
+            eprintln!("shmline info: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let report = describe_stream(&stream);
+    if json {
+        println!("{report:#}");
+    } else {
+        print!("{}", stream_text(&report));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Everything `info STREAM` reports, as the JSON object `--json` prints.
+fn describe_stream(stream: &Stream) -> Value {
+    let info = stream.info();
+    let stats = stream.stats();
+    // A single-writer stream has no writer table: its writer is the header's pid.
+    let writers: Vec<Value> = if info.max_writers > 1 {
+        stats
+            .writers
+            .iter()
+            .map(|w| {
+                json!({
+                    "index": w.index,
+                    "pid": w.pid,
+                    "alive": w.alive,
+                    "frames_written": w.frames_written,
+                    "bytes_written": w.bytes_written,
+                })
+            })
+            .collect()
+    } else {
+        stats
+            .writer_pid
+            .filter(|_| stats.writer_state == shmline::WriterState::Active)
+            .map(|pid| {
+                json!({
+                    "index": 0,
+                    "pid": pid,
+                    "alive": true,
+                    "frames_written": stats.frames_written,
+                    "bytes_written": stats.bytes_written,
+                })
+            })
+            .into_iter()
+            .collect()
+    };
+    json!({
+        "name": info.name,
+        "info": {
+            "capacity": info.capacity,
+            "max_frame_size": info.max_frame_size,
+            "slot_size": info.slot_size,
+            "schema": info.schema.as_ref().map(|s| s.to_string()),
+            "checksum": info.checksum,
+            "backpressure": info.backpressure.name(),
+            "max_readers": info.max_readers,
+            "max_writers": info.max_writers,
+            "segment_size": info.segment_size,
+            "creator_pid": info.creator.pid,
+            "creator_alive": info.creator.is_alive(),
+        },
+        "stats": {
+            "writer_state": writer_state(stats.writer_state),
+            "frames_written": stats.frames_written,
+            "bytes_written": stats.bytes_written,
+            "writer_waits": stats.writer_waits,
+            "writer_wait_ns": stats.writer_wait_ns,
+            "fill": stats.fill(),
+            "frames_dropped": stats.frames_dropped,
+            "frames_skipped": stats.frames_skipped,
+            "writers_reclaimed": stats.writers_reclaimed,
+            "readers_reclaimed": stats.readers_reclaimed,
+        },
+        "writers": writers,
+        "readers": stats.readers.iter().map(|r| json!({
+            "index": r.index,
+            "pid": r.pid,
+            "alive": r.alive,
+            "lossy": r.lossy,
+            "position": r.position,
+            "frames_read": r.frames_read,
+            "lag": r.lag,
+            "missed": r.missed,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn stream_text(r: &Value) -> String {
+    let i = &r["info"];
+    let s = &r["stats"];
+    let str_of = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let alive = |v: &Value| {
+        if v.as_bool() == Some(true) {
+            "alive"
+        } else {
+            "dead"
+        }
+    };
+    let mut out = format!("stream {}\n", str_of(&r["name"]));
+    out.push_str(&format!(
+        "  slots            {} of {} bytes ({} per slot), {}\n",
+        i["capacity"],
+        i["max_frame_size"],
+        i["slot_size"],
+        match i["schema"].as_str() {
+            Some(schema) => format!("schema {schema}"),
+            None => "raw bytes".to_string(),
+        }
+    ));
+    out.push_str(&format!(
+        "  backpressure     {}; checksum {}\n",
+        str_of(&i["backpressure"]),
+        if i["checksum"] == json!(true) {
+            "crc32c"
+        } else {
+            "off"
+        }
+    ));
+    let writers = i["max_writers"].as_u64().unwrap_or(1);
+    out.push_str(&format!(
+        "  limits           {} readers, {}\n",
+        i["max_readers"],
+        if writers > 1 {
+            format!("{writers} writers at once (multi-writer)")
+        } else {
+            "1 writer (single-writer)".to_string()
+        }
+    ));
+    out.push_str(&format!(
+        "  creator          pid {} ({})\n",
+        i["creator_pid"],
+        alive(&i["creator_alive"])
+    ));
+    out.push_str(&format!(
+        "  frames           {} written ({}), fill {:.0}%\n",
+        s["frames_written"],
+        display::bytes(s["bytes_written"].as_u64().unwrap_or(0)),
+        s["fill"].as_f64().unwrap_or(0.0) * 100.0
+    ));
+    out.push_str(&format!(
+        "  lost             {} dropped (full ring), {} skipped (dead writers, aborted \
+         reservations); reclaimed {} writers, {} readers\n",
+        s["frames_dropped"], s["frames_skipped"], s["writers_reclaimed"], s["readers_reclaimed"]
+    ));
+    out.push_str(&format!(
+        "  writer state     {}\n",
+        str_of(&s["writer_state"])
+    ));
+    let mut rows = vec![["  WRITER", "PID", "STATE", "FRAMES", "BYTES"]
+        .map(String::from)
+        .to_vec()];
+    for w in r["writers"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            format!("  {}", w["index"]),
+            w["pid"].to_string(),
+            alive(&w["alive"]).to_string(),
+            w["frames_written"].to_string(),
+            display::bytes(w["bytes_written"].as_u64().unwrap_or(0)),
+        ]);
+    }
+    out.push('\n');
+    if rows.len() > 1 {
+        out.push_str(&display::table(&rows));
+    } else {
+        out.push_str("  no writer attached\n");
+    }
+    let mut rows = vec![[
+        "  READER", "PID", "STATE", "KIND", "POSITION", "LAG", "MISSED",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for rd in r["readers"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            format!("  {}", rd["index"]),
+            rd["pid"].to_string(),
+            alive(&rd["alive"]).to_string(),
+            if rd["lossy"] == json!(true) {
+                "lossy"
+            } else {
+                "lossless"
+            }
+            .to_string(),
+            rd["position"].to_string(),
+            rd["lag"].to_string(),
+            rd["missed"].to_string(),
+        ]);
+    }
+    out.push('\n');
+    if rows.len() > 1 {
+        out.push_str(&display::table(&rows));
+    } else {
+        out.push_str("  no reader attached\n");
+    }
+    out
 }

@@ -75,6 +75,8 @@ fn collect() -> shmline::Result<Value> {
                     "frames": stats.frames_written,
                     "writer": writer_state(stats.writer_state),
                     "writer_pid": stats.writer_pid,
+                    "max_writers": info.max_writers,
+                    "writers": stats.writers.iter().map(|w| w.pid).collect::<Vec<_>>(),
                     "readers": stats.readers.len(),
                 }));
             }
@@ -181,7 +183,14 @@ fn text(listing: &Value) -> String {
                         None => display::bytes(s["max_frame_size"].as_u64().unwrap_or(0)),
                     },
                     s["frames"].to_string(),
-                    str_of(&s["writer"]),
+                    match s["max_writers"].as_u64() {
+                        Some(max) if max > 1 => format!(
+                            "{} ({}/{max})",
+                            str_of(&s["writer"]),
+                            s["writers"].as_array().map_or(0, Vec::len)
+                        ),
+                        _ => str_of(&s["writer"]),
+                    },
                     s["readers"].to_string(),
                 ]
             })

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 /// memory).
 ///
 /// Per stream: the ring fill, frames/s, MB/s, each reader's lag (and frames it missed), the share
-/// of time the writer waited for space, the backpressure policy and the frames dropped by it. Per
-/// task: its state, pid, CPU % and resident memory.
+/// of time the writer waited for space, the backpressure policy and the frames dropped by it; for
+/// a multi-writer stream, its live writers (task or pid) out of max_writers, and the frames
+/// skipped because a writer died holding them. Per task: its state, pid, CPU % and resident
+/// memory.
 ///
 /// The view is redrawn in place every --interval seconds until Ctrl-C (or until the named
 /// pipeline ends). Rates are measured between two looks, so --once waits one interval before it
@@ -213,6 +215,14 @@ fn view(previous: &Sample, current: &Sample) -> Value {
                         "writer_wait_percent": wait,
                         "backpressure": stats.backpressure.name(),
                         "frames_dropped": stats.frames_dropped,
+                        "frames_skipped": stats.frames_skipped,
+                        "max_writers": stats.max_writers,
+                        "writers": stats.writers.iter().map(|w| json!({
+                            "task": task_of_pid(w.pid),
+                            "pid": w.pid,
+                            "alive": w.alive,
+                            "frames_written": w.frames_written,
+                        })).collect::<Vec<_>>(),
                         "frames_missed": stats.readers.iter().map(|r| r.missed).sum::<u64>(),
                         "writer": writer_state(stats.writer_state),
                         "writer_task": entry.writer_task.map(|t| info.tasks[t].name.clone()),
@@ -280,6 +290,40 @@ fn view(previous: &Sample, current: &Sample) -> Value {
     json!({ "pipelines": pipelines })
 }
 
+/// The WRITER cell of a stream: its writer task and state; for a multi-writer stream, every live
+/// writer (task, or pid when it is no task of the pipeline) and how many of max_writers attached.
+fn writer_cell(s: &Value) -> String {
+    let state = s["writer"].as_str().unwrap_or("?");
+    let max_writers = s["max_writers"].as_u64().unwrap_or(1);
+    if max_writers <= 1 {
+        return format!("{} ({state})", s["writer_task"].as_str().unwrap_or("-"));
+    }
+    let writers: Vec<String> = s["writers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            let who = w["task"]
+                .as_str()
+                .map_or_else(|| format!("pid {}", w["pid"]), str::to_owned);
+            if w["alive"] == json!(false) {
+                format!("{who} (dead)")
+            } else {
+                who
+            }
+        })
+        .collect();
+    format!(
+        "{} ({state}, {}/{max_writers} writers)",
+        if writers.is_empty() {
+            "-".to_string()
+        } else {
+            writers.join(" ")
+        },
+        writers.len()
+    )
+}
+
 fn text(view: &Value) -> String {
     let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
     let str_of = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
@@ -343,12 +387,13 @@ fn text(view: &Value) -> String {
                 number(&s["mb_per_s"], &|m| format!("{m:.1}")),
                 number(&s["writer_wait_percent"], &|w| format!("{w:.0}%")),
                 str_of(&s["backpressure"]),
-                s["frames_dropped"].to_string(),
-                format!(
-                    "{} ({})",
-                    s["writer_task"].as_str().unwrap_or("-"),
-                    str_of(&s["writer"])
-                ),
+                match s["frames_skipped"].as_u64() {
+                    Some(skipped) if skipped > 0 => {
+                        format!("{} (skipped {skipped})", s["frames_dropped"])
+                    }
+                    _ => s["frames_dropped"].to_string(),
+                },
+                writer_cell(&s),
                 readers.join(" "),
             ]);
         }
@@ -375,4 +420,32 @@ fn text(view: &Value) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_writer_stream_shows_each_live_writer_by_task_or_pid_out_of_max_writers() {
+        let stream = json!({
+            "writer": "active",
+            "writer_task": null,
+            "max_writers": 4,
+            "writers": [
+                {"task": "source-a", "pid": 11, "alive": true},
+                {"task": null, "pid": 12, "alive": false},
+            ],
+        });
+        assert_eq!(
+            writer_cell(&stream),
+            "source-a pid 12 (dead) (active, 2/4 writers)"
+        );
+    }
+
+    #[test]
+    fn a_single_writer_stream_shows_its_writer_task_and_state() {
+        let stream = json!({"writer": "closed", "writer_task": "source", "max_writers": 1});
+        assert_eq!(writer_cell(&stream), "source (closed)");
+    }
 }

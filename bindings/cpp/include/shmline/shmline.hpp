@@ -6,7 +6,8 @@
 // The rules every class below follows:
 //
 // - Handles. Stream, Writer, Reader and Event own one C handle each. They are move-only; the
-//   destructor closes the handle (closing a Writer ends the stream for its readers). A
+//   destructor closes the handle (closing a Writer ends the stream for its readers; of a
+//   multi-writer stream, closing its last Writer does). A
 //   moved-from or closed object is empty (`operator bool` is false) and every call on it fails
 //   with Status::NullPointer.
 // - Errors. Setup calls (create, open, writer, reader...) and every call not named `try_*` throw
@@ -86,8 +87,9 @@ enum class Status : std::int32_t {
     VersionMismatch = SHMLINE_VERSION_MISMATCH,   ///< The segment has another layout version.
     Corrupt = SHMLINE_CORRUPT,                    ///< Shared memory holds an impossible value.
     SchemaMismatch = SHMLINE_SCHEMA_MISMATCH,     ///< The stream's schema is not the required one.
-    WriterExists = SHMLINE_WRITER_EXISTS,         ///< The stream already has (or had) a writer.
+    WriterExists = SHMLINE_WRITER_EXISTS,         ///< The single-writer stream has (had) a writer.
     TooManyReaders = SHMLINE_TOO_MANY_READERS,    ///< Every reader slot is taken.
+    TooManyWriters = SHMLINE_TOO_MANY_WRITERS,    ///< Every writer slot is taken by a live writer.
     FrameTooLarge = SHMLINE_FRAME_TOO_LARGE,      ///< A frame exceeds the maximum frame size.
     BufferTooSmall = SHMLINE_BUFFER_TOO_SMALL,    ///< The buffer cannot hold the frame.
     WrongState = SHMLINE_WRONG_STATE,             ///< The call is not allowed in this state.
@@ -298,6 +300,14 @@ enum class WriterState : std::uint32_t {
     Dead = SHMLINE_WRITER_STATE_DEAD,     ///< The writer's process died without closing.
 };
 
+/// What writers do when the ring is full (the C `SHMLINE_BACKPRESSURE_*` values).
+enum class Backpressure : std::uint32_t {
+    Block = SHMLINE_BACKPRESSURE_BLOCK,             ///< Wait for space; nothing lost (the default).
+    Fail = SHMLINE_BACKPRESSURE_FAIL,               ///< Return Status::Full at once.
+    DropNewest = SHMLINE_BACKPRESSURE_DROP_NEWEST,  ///< Discard the frame being written.
+    DropOldest = SHMLINE_BACKPRESSURE_DROP_OLDEST,  ///< Overwrite the oldest; readers are lossy.
+};
+
 /// How an event counts (the C `SHMLINE_EVENT_*` values).
 enum class EventMode : std::uint32_t {
     Flag = SHMLINE_EVENT_FLAG,         ///< A switch: on until cleared; one set releases all waits.
@@ -326,6 +336,41 @@ struct Schema {
     friend bool operator!=(const Schema& a, const Schema& b) { return !(a == b); }
 };
 
+namespace detail {
+
+/// Whether the C options struct `C` has a `max_groups` field: reader groups (and the field) come
+/// with a later library, and this header serves both.
+template <class C, class = void>
+struct has_max_groups : std::false_type {};
+template <class C>
+struct has_max_groups<C, std::void_t<decltype(std::declval<C&>().max_groups)>> : std::true_type {};
+
+/// The library's default number of reader groups per stream (4 where the library has no groups
+/// yet, the default it will have).
+template <class C = shmline_stream_options>
+std::uint32_t default_max_groups() noexcept {
+    if constexpr (has_max_groups<C>::value) {
+        const C defaults = shmline_stream_options_default();
+        return defaults.max_groups;
+    } else {
+        return 4;
+    }
+}
+
+/// Sets `c.max_groups` where the C struct has it; a library without reader groups has nothing
+/// to size (no reader can join a group there).
+template <class C>
+void set_max_groups(C& c, std::uint32_t max_groups) noexcept {
+    if constexpr (has_max_groups<C>::value) {
+        c.max_groups = max_groups;
+    } else {
+        static_cast<void>(c);
+        static_cast<void>(max_groups);
+    }
+}
+
+}  // namespace detail
+
 /// Parameters of a new stream, for Stream::create(). The defaults are the C library's
 /// (shmline_stream_options_default()); the C header documents each field's range.
 struct StreamOptions {
@@ -335,6 +380,16 @@ struct StreamOptions {
     std::uint32_t max_frame_size = shmline_stream_options_default().max_frame_size;
     /// Most readers attached at once (default 8).
     std::uint32_t max_readers = shmline_stream_options_default().max_readers;
+    /// Most writers attached at once, 1 to 64 (default 1: a single-writer stream, which has one
+    /// writer for its whole life). With more, up to that many writers in any processes write
+    /// concurrently; frames are published in the order writers claimed them, every reader sees
+    /// each frame once, and the stream ends when every writer that opened has closed.
+    std::uint32_t max_writers = shmline_stream_options_default().max_writers;
+    /// Most reader groups at once (default 4); readers of one group share the frames.
+    std::uint32_t max_groups = detail::default_max_groups();
+    /// What writers do when the ring is full (default Backpressure::Block).
+    Backpressure backpressure =
+        static_cast<Backpressure>(shmline_stream_options_default().backpressure);
     /// Permission bits of the segment (default 0600).
     std::uint32_t permissions = shmline_stream_options_default().permissions;
     /// Every frame carries a CRC32C that readers check (default false).
@@ -364,6 +419,10 @@ struct ReaderOptions {
     /// Refuse to open (Status::SchemaMismatch) unless the stream has exactly this schema; empty
     /// (the default): no requirement.
     Schema require_schema;
+    /// Join the reader group of this name (competing consumers: each frame goes to exactly one
+    /// member of the group; plain readers and other groups still get every frame). Empty (the
+    /// default): a plain reader.
+    std::string group;
 };
 
 /// Options of a new event, for Event::create().
@@ -380,8 +439,8 @@ struct EventOptions {
 /// documented for the C struct. The same type as in C, so batch reads fill it in place.
 using FrameInfo = shmline_frame_info;
 
-/// Fixed facts about a stream (capacity, max_frame_size, slot_size, max_readers, creator...),
-/// as documented for the C struct.
+/// Fixed facts about a stream (capacity, max_frame_size, slot_size, max_readers, max_writers,
+/// backpressure, creator...), as documented for the C struct.
 using StreamInfo = shmline_stream_info;
 
 /// Counters of one attached reader (index, pid, alive, lossy, position, frames_read, bytes_read,
@@ -393,13 +452,19 @@ using ReaderStats = shmline_reader_stats;
 struct StreamStats {
     std::uint32_t capacity = 0;                   ///< Slots in the ring.
     WriterState writer_state = WriterState::None; ///< What the writer is doing.
-    std::uint32_t writer_pid = 0;                 ///< Process id of the writer; 0 if none yet.
+    std::uint32_t writer_pid = 0;                 ///< Single-writer stream: its writer's pid; 0 if none.
     std::uint64_t frames_written = 0;             ///< Frames published so far.
     std::uint64_t bytes_written = 0;              ///< Payload bytes published so far.
     std::uint64_t writer_waits = 0;               ///< Times the writer found the ring full.
     Timeout writer_wait_time{0};                  ///< Total time the writer waited for space.
     std::uint64_t readers_reclaimed = 0;          ///< Dead readers whose slots were reclaimed.
     double fill = 0.0;                            ///< Fill seen by the slowest lossless reader, 0 to 1.
+    std::uint64_t frames_dropped = 0;             ///< Frames discarded by Backpressure::DropNewest.
+    /// Multi-writer streams: sequence numbers skipped because their writer died before
+    /// publishing them (or aborted a reservation); readers count them in FrameInfo::missed.
+    std::uint64_t frames_skipped = 0;
+    std::uint32_t writer_count = 0;               ///< Multi-writer streams: writers attached now.
+    std::uint64_t writers_reclaimed = 0;          ///< Multi-writer: dead writers' slots reclaimed.
     std::vector<ReaderStats> readers;             ///< Every attached reader, by slot index.
 };
 
@@ -418,6 +483,9 @@ inline shmline_stream_options to_c(const StreamOptions& options) noexcept {
     c.capacity = options.capacity;
     c.max_frame_size = options.max_frame_size;
     c.max_readers = options.max_readers;
+    c.max_writers = options.max_writers;
+    set_max_groups(c, options.max_groups);
+    c.backpressure = static_cast<std::uint32_t>(options.backpressure);
     c.permissions = options.permissions;
     c.checksum = options.checksum ? 1 : 0;
     c.unlink_on_close = options.unlink_on_close ? 1 : 0;
@@ -439,6 +507,9 @@ inline shmline_reader_options to_c(const ReaderOptions& options) noexcept {
         c.require_dtype = options.require_schema.dtype.c_str();
         c.require_ndim = ndim(options.require_schema);
         c.require_shape = options.require_schema.shape.data();
+    }
+    if (!options.group.empty()) {
+        c.group = options.group.c_str();
     }
     return c;
 }
@@ -687,9 +758,10 @@ class ReadSlot {
 // Writer and Reader
 // ---------------------------------------------------------------------------------------------
 
-/// The writer of a stream, from Stream::writer(). A stream has one writer for its whole life;
-/// destroying or closing the Writer ends the stream (readers drain what is left, then get
-/// Status::EndOfStream). Use it from one thread at a time. It keeps the stream mapped, so it may
+/// A writer of a stream, from Stream::writer(). A single-writer stream has one writer for its
+/// whole life; a multi-writer stream (StreamOptions::max_writers > 1) up to max_writers at once.
+/// Destroying or closing the Writer ends the stream (of a multi-writer stream: closing the last
+/// one does); readers drain what is left, then get Status::EndOfStream. Use it from one thread at a time. It keeps the stream mapped, so it may
 /// outlive the Stream it came from.
 class Writer {
   public:
@@ -805,6 +877,14 @@ class Writer {
         std::uint64_t position = 0;
         detail::check(shmline_writer_position(handle_.get(), &position));
         return position;
+    }
+
+    /// Frames this writer discarded because the ring was full (Backpressure::DropNewest; always
+    /// 0 under the other policies).
+    std::uint64_t frames_dropped() const {
+        std::uint64_t dropped = 0;
+        detail::check(shmline_writer_frames_dropped(handle_.get(), &dropped));
+        return dropped;
     }
 
   private:
@@ -923,7 +1003,9 @@ class Reader {
         return make_slot(status, data, info);
     }
 
-    /// How many frames this lossy reader has missed in total (always 0 when lossless).
+    /// How many frames this reader has missed in total: frames a lossy reader was lapped on, and
+    /// sequence numbers of a multi-writer stream skipped because their writer died (always 0 for
+    /// a lossless reader of a single-writer stream).
     std::uint64_t missed() const {
         std::uint64_t missed = 0;
         detail::check(shmline_reader_missed(handle_.get(), &missed));
@@ -953,7 +1035,8 @@ class Reader {
 // Stream
 // ---------------------------------------------------------------------------------------------
 
-/// A stream opened in this process: a ring of frames in shared memory with one writer and up to
+/// A stream opened in this process: a ring of frames in shared memory with one writer (or up to
+/// max_writers) and up to
 /// max_readers readers, in any processes. Any number of threads may use one Stream at once.
 /// Writers and readers keep the memory mapped, so the Stream may be destroyed before them.
 class Stream {
@@ -1075,12 +1158,19 @@ class Stream {
         stats.writer_wait_time = Timeout(static_cast<Timeout::rep>(c.writer_wait_ns));
         stats.readers_reclaimed = c.readers_reclaimed;
         stats.fill = c.fill;
+        stats.frames_dropped = c.frames_dropped;
+        stats.frames_skipped = c.frames_skipped;
+        stats.writer_count = c.writer_count;
+        stats.writers_reclaimed = c.writers_reclaimed;
         stats.readers = std::move(readers);
         return stats;
     }
 
-    /// Opens the stream's writer. Throws Error: Status::WriterExists (the stream has or had
-    /// one), Status::WrongState (its writer already closed), Status::InvalidArgument...
+    /// Opens a writer of the stream. A single-writer stream (max_writers 1) has one writer for
+    /// its whole life; a multi-writer stream takes up to max_writers live writers at once, from
+    /// any processes. Throws Error: Status::WriterExists (a single-writer stream that has or had
+    /// one), Status::TooManyWriters (max_writers live writers already), Status::WrongState (the
+    /// stream has ended), Status::InvalidArgument...
     Writer writer(const WriterOptions& options = {}) const {
         shmline_writer_options c = shmline_writer_options_default();
         c.wait = static_cast<std::uint32_t>(options.wait);
@@ -1089,8 +1179,8 @@ class Stream {
         return Writer(handle);
     }
 
-    /// Opens a reader of the stream. Throws Error: Status::TooManyReaders,
-    /// Status::SchemaMismatch, Status::InvalidArgument...
+    /// Opens a reader of the stream (a member of a reader group if options.group is set).
+    /// Throws Error: Status::TooManyReaders, Status::SchemaMismatch, Status::InvalidArgument...
     Reader reader(const ReaderOptions& options = {}) const {
         const shmline_reader_options c = detail::to_c(options);
         shmline_reader* handle = nullptr;

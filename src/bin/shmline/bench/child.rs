@@ -3,7 +3,7 @@
 //! The parent runs `shmline __bench-child --role ROLE ...` (the same executable) and reads one
 //! JSON object from the child's stdout when it exits; the child's stderr goes to the terminal.
 
-use super::{latency, platform, throughput, Wait, ATTACH_TIMEOUT};
+use super::{fan, latency, platform, throughput, Wait, ATTACH_TIMEOUT};
 use serde_json::{json, Value};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +21,11 @@ pub enum Role {
     Echo,
     /// Answer a bare futex ping-pong on the shared memory file descriptor `--fd`.
     FutexEcho,
+    /// Write stamped frames to the multi-writer `--stream` as writer `--writer-id` of
+    /// `--writers`, once all of them attached.
+    WriteFan,
+    /// Read `--stream` (as a member of `--group`, if given) and verify every writer's frames.
+    ReadFan,
 }
 
 /// Options of `shmline __bench-child`, the second process of `shmline bench`.
@@ -53,6 +58,21 @@ pub struct ChildArgs {
     /// CPU to pin this process to.
     #[arg(long)]
     pub cpu: Option<usize>,
+    /// Writers of the stream (write-fan, read-fan).
+    #[arg(long, default_value_t = 1)]
+    pub writers: u32,
+    /// This writer's number, 0 to `--writers` - 1 (write-fan).
+    #[arg(long, default_value_t = 0)]
+    pub writer_id: u32,
+    /// The reader group to join (read-fan).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Frames to write (write-fan).
+    #[arg(long, conflicts_with = "seconds")]
+    pub frames: Option<u64>,
+    /// Seconds to write for (write-fan).
+    #[arg(long)]
+    pub seconds: Option<f64>,
 }
 
 impl ChildArgs {
@@ -68,6 +88,11 @@ impl ChildArgs {
             warmup: 0,
             wait: Wait::Adaptive,
             cpu,
+            writers: 1,
+            writer_id: 0,
+            group: None,
+            frames: None,
+            seconds: None,
         }
     }
 
@@ -88,12 +113,19 @@ impl ChildArgs {
             self.warmup.to_string(),
             "--wait".into(),
             self.wait.arg().into(),
+            "--writers".into(),
+            self.writers.to_string(),
+            "--writer-id".into(),
+            self.writer_id.to_string(),
         ];
         let optional = [
             ("--stream", self.stream.clone()),
             ("--reply", self.reply.clone()),
             ("--fd", self.fd.map(|fd| fd.to_string())),
             ("--cpu", self.cpu.map(|c| c.to_string())),
+            ("--group", self.group.clone()),
+            ("--frames", self.frames.map(|n| n.to_string())),
+            ("--seconds", self.seconds.map(|s| s.to_string())),
         ];
         for (flag, value) in optional {
             if let Some(value) = value {
@@ -112,6 +144,8 @@ pub fn run_child(args: &ChildArgs) -> ExitCode {
         Role::ReadCopy | Role::ReadBatch | Role::ReadZeroCopy => throughput::read_side(args),
         Role::Echo => latency::echo(args),
         Role::FutexEcho => latency::futex_echo(args),
+        Role::WriteFan => fan::write_side(args),
+        Role::ReadFan => fan::read_side(args),
     };
     let (mut out, code) = match result {
         Ok(value) => (value, ExitCode::SUCCESS),
@@ -158,7 +192,20 @@ impl ChildProcess {
                 return Ok(());
             }
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("the child process exited ({status}) before {what}"));
+                // Its last line says why, when it could say it.
+                let mut out = String::new();
+                if let Some(stdout) = child.stdout.as_mut() {
+                    let _ = std::io::Read::read_to_string(stdout, &mut out);
+                }
+                let reason = out
+                    .lines()
+                    .last()
+                    .and_then(|line| serde_json::from_str::<Value>(line).ok())
+                    .and_then(|v| v["fatal"].as_str().map(|f| format!(": {f}")))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "the child process exited ({status}) before {what}{reason}"
+                ));
             }
             if started.elapsed() > ATTACH_TIMEOUT {
                 return Err(format!(

@@ -142,8 +142,8 @@ fn err(what: &'static str) -> impl Fn(Error) -> String {
 
 /// Ping-pong over two streams with both readers waiting by `wait`.
 pub fn run_stream(plan: &Plan, wait: Wait) -> Result<LatencyResult, String> {
-    let ping = create_stream("ping", PING_CAPACITY, SMALL_FRAME)?;
-    let pong = create_stream("pong", PING_CAPACITY, SMALL_FRAME)?;
+    let ping = create_stream("ping", PING_CAPACITY, SMALL_FRAME, 1, 1)?;
+    let pong = create_stream("pong", PING_CAPACITY, SMALL_FRAME, 1, 1)?;
     let mut replies = pong
         .reader(&ReaderOptions {
             wait: wait.strategy(),

@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 /// Verification errors kept word for word (the rest are only counted).
-const ERRORS_KEPT: usize = 10;
+pub(super) const ERRORS_KEPT: usize = 10;
 
 /// A way of moving frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ pub fn run_case(plan: &Plan, path: Path, size: usize) -> Result<CaseResult, Stri
         _ => 1,
     };
     let capacity = plan.capacity_for(size);
-    let stream = create_stream("tput", capacity, size)?;
+    let stream = create_stream("tput", capacity, size, 1, 1)?;
     let mut writer = stream
         .writer_with(&WriterOptions {
             wait: plan.wait.strategy(),
@@ -182,7 +182,7 @@ pub fn run_case(plan: &Plan, path: Path, size: usize) -> Result<CaseResult, Stri
 }
 
 /// Decides when the writer stops, reading the clock only every few frames.
-struct Stopper {
+pub(super) struct Stopper {
     amount: Amount,
     deadline: Instant,
     check_every: u64,
@@ -190,7 +190,7 @@ struct Stopper {
 }
 
 impl Stopper {
-    fn new(amount: Amount, size: usize) -> Stopper {
+    pub(super) fn new(amount: Amount, size: usize) -> Stopper {
         let seconds = match amount {
             Amount::Seconds(s) => s,
             Amount::Frames(_) => 0.0,
@@ -208,7 +208,7 @@ impl Stopper {
 
     /// Frames to send in the next call, at most `max`, given `sent` so far; 0 means stop.
     #[inline]
-    fn next(&mut self, sent: u64, max: u64) -> u64 {
+    pub(super) fn next(&mut self, sent: u64, max: u64) -> u64 {
         match self.amount {
             Amount::Frames(n) => n.saturating_sub(sent).min(max),
             Amount::Seconds(_) => {
