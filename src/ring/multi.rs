@@ -153,13 +153,15 @@ impl MultiWriter {
     /// Gives up claimed sequence number `seq` (an aborted reservation): it cannot be handed back,
     /// so it is published as skipped.
     pub(crate) fn give_up(&mut self, shared: &Shared, seq: u64, bytes_written: u64) {
-        multi::skip(shared.slot(seq).0, seq);
-        // Relaxed: a statistic.
+        // Relaxed: a statistic; counted before the stamp (a Release store), so a monitor that
+        // sees `head` pass the number sees it counted.
         shared
             .header()
             .frames_skipped
             .fetch_add(1, Ordering::Relaxed);
-        self.publish(shared, 1, bytes_written);
+        multi::skip(shared.slot(seq).0, seq);
+        // Not a frame: our own count stays as it was.
+        self.publish(shared, 0, bytes_written);
     }
 
     /// Leaves the stream; the last writer to close ends it.
@@ -413,9 +415,9 @@ pub(crate) fn repair(shared: &Shared) -> bool {
             && shared.slot(c).0.seq.load(Ordering::SeqCst) != c
             && !seen.iter().any(|w| w.alive && w.claim == c)
         {
-            multi::skip(shared.slot(c).0, c);
-            // Relaxed: a statistic.
+            // Relaxed: a statistic, counted before the stamp (see `give_up`).
             hdr.frames_skipped.fetch_add(1, Ordering::Relaxed);
+            multi::skip(shared.slot(c).0, c);
         }
         if scan_seq % 2 == 1
             && dead.scan == scan_seq - 1
@@ -525,9 +527,9 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
                     && w.claim < claimed
                     && shared.slot(w.claim).0.seq.load(Ordering::SeqCst) != w.claim
                 {
-                    multi::skip(shared.slot(w.claim).0, w.claim);
-                    // Relaxed: a statistic.
+                    // Relaxed: a statistic, counted before the stamp (see `give_up`).
                     hdr.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                    multi::skip(shared.slot(w.claim).0, w.claim);
                 }
                 // Relaxed: statistics.
                 let bytes = entry.bytes_written.swap(0, Ordering::Relaxed);

@@ -57,7 +57,8 @@ pub struct ReaderStats {
     pub bytes_read: u64,
     /// Frames it missed (lossy readers, and every reader of a `drop_oldest` stream).
     pub missed: u64,
-    /// Frames published that it has not read yet.
+    /// Sequence numbers published that it has not read yet (frames, and numbers a multi-writer
+    /// stream skipped).
     pub lag: u64,
 }
 
@@ -66,7 +67,8 @@ pub struct ReaderStats {
 pub struct StreamStats {
     /// Number of slots.
     pub capacity: u32,
-    /// Frames published so far.
+    /// Frames published so far (sequence numbers a multi-writer stream skipped are not frames:
+    /// they are counted in `frames_skipped`).
     pub frames_written: u64,
     /// Payload bytes published so far.
     pub bytes_written: u64,
@@ -120,7 +122,8 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
     // Relaxed throughout: a monitor's snapshot need not be consistent across fields, only free of
     // side effects on the stream; every value is untrusted and only reported.
     let r = Ordering::Relaxed;
-    let head = hdr.head.load(r);
+    // Acquire: the counts of skipped numbers below `head` (see `frames_written` below).
+    let head = hdr.head.load(Ordering::Acquire);
     let pid = hdr.writer_pid.load(r);
     let writers: Vec<WriterStats> = (0..shared.geo.writer_entries)
         .filter_map(|index| {
@@ -190,7 +193,9 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
         .collect();
     StreamStats {
         capacity: shared.geo.capacity,
-        frames_written: head,
+        // Skipped numbers are counted before they are stamped, and `head` passes them only after
+        // that (loaded with Acquire above), so this never counts a skipped number as a frame.
+        frames_written: head.saturating_sub(hdr.frames_skipped.load(r)),
         // A multi-writer stream's writers count their own bytes until they leave.
         bytes_written: hdr.bytes_written.load(r)
             + writers.iter().map(|w| w.bytes_written).sum::<u64>(),

@@ -1009,6 +1009,7 @@ TEST(MultiWriter, AnAbortedReservationIsSkippedCountedAndReportedToReaders) {
     EXPECT_EQ(reader.missed(), 1u);
     const shmline::StreamStats stats = stream.stats();
     EXPECT_EQ(stats.frames_skipped, 1u);
+    EXPECT_EQ(stats.frames_written, 1u);
     EXPECT_EQ(stats.writer_count, 1u);
     EXPECT_EQ(stats.writer_pid, 0u);
 }
