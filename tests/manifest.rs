@@ -241,21 +241,6 @@ fn a_stream_without_a_writer_is_refused() {
 }
 
 #[test]
-fn a_stream_with_two_writers_is_refused_naming_both() {
-    let p = demo().task("second", TaskSpec::command("x").writes("out", "samples"));
-    assert_one_problem(
-        &p,
-        "streams.samples",
-        &[
-            "2 tasks write",
-            "\"source\"",
-            "\"second\"",
-            "exactly one writer",
-        ],
-    );
-}
-
-#[test]
 fn a_stream_without_a_reader_is_refused() {
     let p = demo()
         .stream("unread", StreamSpec::bytes(8))

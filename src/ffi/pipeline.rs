@@ -243,6 +243,8 @@ pub unsafe extern "C" fn shmline_pipeline_add_stream(
             max_frame_size: o.max_frame_size,
             capacity: o.capacity,
             max_readers: o.max_readers,
+            // 0 and 1 (the default): one writer per writing task.
+            max_writers: if o.max_writers <= 1 { 0 } else { o.max_writers },
             checksum: o.checksum != 0,
         });
         Ok(())
