@@ -20,7 +20,7 @@ import pytest
 
 import pipeline_tasks
 import shmline
-from conftest import HERE, PATIENCE, leftovers
+from conftest import HERE, PATIENCE, ROOT, leftovers
 
 # PYTHUSA's README quick start (../shared/seeds/), verbatim but for the import.
 QUICK_START = '''\
@@ -545,3 +545,17 @@ def test_a_group_of_two_python_workers_shares_the_frames_each_exactly_once(name,
     assert f"merge sink verified {count} frames" in out
     shares = [int(line.split()[1]) for line in out.splitlines() if line.startswith("forwarded")]
     assert len(shares) == 2 and sum(shares) == count, out
+
+
+@pytest.mark.xfail(strict=True, reason="needs reader groups (branch groups)")
+def test_the_fir_example_filters_every_block_exactly_once_through_a_group_of_workers(name):
+    done = subprocess.run([sys.executable, str(ROOT / "examples/fir/fir.py"), "--workers", "3",
+                           "--blocks", "300", "--block", "1024", "--name", name],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=PATIENCE * 2)
+    assert done.returncode == 0, f"stdout: {done.stdout}\nstderr: {done.stderr}"
+    assert "300 blocks of 1024 samples" in done.stdout, done.stdout
+    assert "every block exactly once" in done.stdout, done.stdout
+    shares = [int(line.split()[2]) for line in done.stdout.splitlines()
+              if line.startswith("fir") and "filtered" in line]
+    assert len(shares) == 3 and sum(shares) == 300, done.stdout
