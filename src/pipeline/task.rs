@@ -21,7 +21,8 @@ const BARRIER_MARGIN: Duration = Duration::from_secs(5);
 /// task as joined, and waits until every task of the pipeline has joined. When it returns, every reader of every stream is attached: nothing a
 /// writer publishes can be lost. Take the handles with [`Task::reader`], [`Task::writer`] and
 /// [`Task::event`]; handles not taken are closed when the `Task` is dropped (a writer closing
-/// ends its stream: readers drain it and then see end of stream).
+/// ends its stream, or, on a stream several tasks write, leaves it to end with the last of them:
+/// readers drain it and then see end of stream).
 ///
 /// A task that does not use a reader must still drop it (or take it and drop it), or it holds the
 /// stream's writer back once the ring is full.
