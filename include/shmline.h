@@ -342,7 +342,7 @@
 #define SHMLINE_BINDING_READ 1
 
 /**
- * `shmline_pipeline_bind()` kind: the parameter is the writer of a stream.
+ * `shmline_pipeline_bind()` kind: the parameter is a writer of a stream.
  */
 #define SHMLINE_BINDING_WRITE 2
 
@@ -1712,8 +1712,12 @@ const char *shmline_pipeline_name(const struct shmline_pipeline *pipeline);
  *
  * `opts` may be NULL for the defaults, but a stream needs a `max_frame_size` or a schema. From
  * `shmline_stream_options` it takes `capacity`, `max_frame_size`, `checksum`, the schema
- * (`dtype`, `ndim`, `shape`, copied during the call) and `max_readers`, where 0 means enough
- * for every reading task plus 4 monitors (at least 8). `permissions` must stay 0600 (a
+ * (`dtype`, `ndim`, `shape`, copied during the call), `max_readers`, where 0 means enough
+ * for every reading binding (plain readers and group members) plus 4 monitors (at least 8), and
+ * `max_writers`, where 0 and 1 (the default) mean one writer per writing task: a stream that
+ * several tasks write (several `SHMLINE_BINDING_WRITE` bindings) is created as a multi-writer
+ * stream, which ends when the last of them is done; a larger value is the limit (no fewer than
+ * the writing tasks, or `shmline_pipeline_validate()` refuses it). `permissions` must stay 0600 (a
  * pipeline's segments are always owner-only: its tasks run as the runner's user), and
  * `unlink_on_close` is ignored (the runner removes every segment at the end).
  *
@@ -1821,9 +1825,10 @@ int32_t shmline_pipeline_task_set_output(struct shmline_pipeline *pipeline,
 /**
  * Binds parameter `param` of task `task` (the last declared with that name) to stream or event
  * `target`: `kind` is `SHMLINE_BINDING_READ` (the task reads stream `target`: it takes the
- * reader with `shmline_task_reader(task, param, ...)`), `SHMLINE_BINDING_WRITE` (it writes stream
- * `target`: `shmline_task_writer()`) or `SHMLINE_BINDING_EVENT` (it uses event `target`:
- * `shmline_task_event()`).
+ * reader with `shmline_task_reader(task, param, ...)`; `shmline_pipeline_bind_group()` binds a
+ * member of a reader group), `SHMLINE_BINDING_WRITE` (it writes stream `target`:
+ * `shmline_task_writer()`; several tasks may write one stream) or `SHMLINE_BINDING_EVENT` (it
+ * uses event `target`: `shmline_task_event()`).
  *
  * `target` need not be declared yet; `shmline_pipeline_validate()` checks that it is.
  *
@@ -1840,6 +1845,33 @@ int32_t shmline_pipeline_bind(struct shmline_pipeline *pipeline,
                               uint32_t kind,
                               const char *param,
                               const char *target);
+
+/**
+ * Binds reading parameter `param` of task `task` (the last declared with that name) to stream
+ * `stream` as a member of reader group `group`: the members of a group (readers of one stream
+ * joining with the same group name, usually in several tasks) share its frames, each frame going
+ * to exactly one of them, while plain readers and other groups still get every frame. The task
+ * takes the reader with `shmline_task_reader(task, param, ...)` as any other; it joined the
+ * group when the task joined. A NULL or empty `group` binds a plain reader, as
+ * `shmline_pipeline_bind(pipeline, task, SHMLINE_BINDING_READ, param, stream)` does.
+ *
+ * `stream` need not be declared yet, and the group name is checked (a valid member name: no
+ * `.`, no leading `__`) by `shmline_pipeline_validate()`, as is the rule that a task reads a
+ * stream through one parameter at most.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`pipeline`, `task`, `param` or `stream`),
+ * `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 strings), `SHMLINE_NOT_FOUND` (no such task: the message
+ * lists the declared tasks), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` is NULL or a declaration handle used only by this thread; `task`, `param`,
+ * `stream` and `group` are NULL or NUL-terminated strings.
+ */
+int32_t shmline_pipeline_bind_group(struct shmline_pipeline *pipeline,
+                                    const char *task,
+                                    const char *param,
+                                    const char *stream,
+                                    const char *group);
 
 /**
  * Accepts (`allow` non-zero) or refuses (0, the default) streams that form a cycle between
@@ -1880,9 +1912,10 @@ int32_t shmline_pipeline_set_stop_grace(struct shmline_pipeline *pipeline,
                                         int64_t grace_ns);
 
 /**
- * Checks the declaration, as a compiler would: names valid and unique; every stream has exactly
- * one writing task and at least one reading task; every binding names a declared stream or
- * event; no cycle between tasks unless allowed. Never blocks.
+ * Checks the declaration, as a compiler would: names valid and unique; every stream has at least
+ * one writing task (no more than its `max_writers`) and at least one reading task; every binding
+ * names a declared stream or event; reader group names are valid; no task reads a stream through
+ * two parameters; no cycle between tasks unless allowed. Never blocks.
  *
  * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (the message lists
  * every problem, one per line, each naming its entry as in a manifest:
@@ -2059,8 +2092,9 @@ int32_t shmline_run_task_report(const struct shmline_run *run,
  * (or `SHMLINE_TASK`), which the runner sets for every task it starts: a task program normally
  * calls `shmline_task_join(NULL, NULL, &task)`.
  *
- * Joining attaches a reader for every parameter the task reads, the writer of every stream it
- * writes and every event it uses, then waits at the pipeline's start barrier. When it returns,
+ * Joining attaches a reader for every parameter the task reads (joining its reader group when the
+ * pipeline declared one, `shmline_pipeline_bind_group()`), a writer for every stream it writes
+ * and every event it uses, then waits at the pipeline's start barrier. When it returns,
  * every reader of every task is attached, so no frame any writer publishes can be lost. This
  * blocks until the last task has joined: up to the pipeline's join timeout (30 s by default),
  * after which it fails with `SHMLINE_PIPELINE_FAILED`.
@@ -2102,16 +2136,17 @@ void shmline_task_close(struct shmline_task *task);
  * The reader was attached when the task joined, before any frame was written, so it reads every
  * frame of its stream whatever `opts->start` says. `opts` may be NULL for the defaults; from
  * `shmline_reader_options`, `wait` applies from now on, `require_*` is checked (on a mismatch
- * the reader stays available), and `lossy` must be 0: a task's readers are lossless (for a
+ * the reader stays available), `lossy` must be 0: a task's readers are lossless (for a
  * lossy tap, open the stream `PIPELINE.STREAM` with `shmline_stream_open()` and
- * `shmline_reader_open()`).
+ * `shmline_reader_open()`), and `group` must be NULL, "" or the reader group the pipeline
+ * declared for `param` (the reader joined it when the task joined).
  *
  * On success `*out` receives the reader, which the caller owns and frees with
  * `shmline_reader_close()` (it may outlive the task handle); on failure `*out` is set to NULL.
  * Never blocks.
  *
- * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad options or
- * non-UTF-8 `param`), `SHMLINE_NOT_FOUND` (no such reading parameter: the message lists the
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad options, a
+ * `group` other than the declared one, non-UTF-8 `param`), `SHMLINE_NOT_FOUND` (no such reading parameter: the message lists the
  * task's reading parameters), `SHMLINE_WRONG_STATE` (already taken), `SHMLINE_SCHEMA_MISMATCH`,
  * `SHMLINE_UNSUPPORTED` (`lossy`), `SHMLINE_PANIC`.
  *

@@ -241,21 +241,6 @@ fn a_stream_without_a_writer_is_refused() {
 }
 
 #[test]
-fn a_stream_with_two_writers_is_refused_naming_both() {
-    let p = demo().task("second", TaskSpec::command("x").writes("out", "samples"));
-    assert_one_problem(
-        &p,
-        "streams.samples",
-        &[
-            "2 tasks write",
-            "\"source\"",
-            "\"second\"",
-            "exactly one writer",
-        ],
-    );
-}
-
-#[test]
 fn a_stream_without_a_reader_is_refused() {
     let p = demo()
         .stream("unread", StreamSpec::bytes(8))
@@ -404,7 +389,201 @@ fn the_manifest_format_shown_in_the_c_api_docs_reads_as_described() {
     assert_eq!(pipeline.events[0].mode, EventMode::Flag);
     assert_eq!(pipeline.tasks[0].stdout, Some("logs/source.log".into()));
     assert_eq!(pipeline.tasks[1].events[0].target, "go");
+    assert_eq!(pipeline.tasks[2].reads[0].group.as_deref(), Some("workers"));
+    assert_eq!(pipeline.tasks[2].writes[0].target, "log");
     // The excerpt's only problem: nothing reads the sink's log.
     let entries: Vec<String> = problems(&pipeline).into_iter().map(|p| p.entry).collect();
     assert_eq!(entries, ["streams.log"]);
+}
+
+// ---- Fan-in (several writing tasks) and work sharing (reader groups) ----
+
+/// source -> samples -> (w0, w1 in group "fir") -> merged -> sink.
+fn fan_out_fan_in() -> Pipeline {
+    Pipeline::new("fir")
+        .stream("samples", StreamSpec::array("<f4", &[64]))
+        .stream("merged", StreamSpec::array("<f4", &[64]))
+        .task(
+            "source",
+            TaskSpec::command("./source").writes("out", "samples"),
+        )
+        .task(
+            "w0",
+            TaskSpec::command("./worker")
+                .reads_group("samples", "samples", "fir")
+                .writes("out", "merged"),
+        )
+        .task(
+            "w1",
+            TaskSpec::command("./worker")
+                .reads_group("samples", "samples", "fir")
+                .writes("out", "merged"),
+        )
+        .task("sink", TaskSpec::command("./sink").reads("input", "merged"))
+}
+
+const FAN_MANIFEST: &str = r#"
+[pipeline]
+name = "fir"
+
+[streams.samples]
+dtype = "<f4"
+shape = [64]
+
+[streams.merged]
+dtype = "<f4"
+shape = [64]
+
+[tasks.source]
+command = "./source"
+writes = { out = "samples" }
+
+[tasks.w0]
+command = "./worker"
+reads = { samples = { stream = "samples", group = "fir" } }
+writes = { out = "merged" }
+
+[tasks.w1]
+command = "./worker"
+reads = { samples = { group = "fir", stream = "samples" } }
+writes = { out = "merged" }
+
+[tasks.sink]
+command = "./sink"
+reads = { input = "merged" }
+"#;
+
+#[test]
+fn a_group_input_is_a_table_in_a_manifest_and_a_plain_string_still_reads() {
+    let from_toml = Pipeline::from_toml_str(FAN_MANIFEST).unwrap();
+    assert_eq!(from_toml, fan_out_fan_in());
+    assert_eq!(from_toml.tasks[1].reads[0].group.as_deref(), Some("fir"));
+    assert_eq!(from_toml.tasks[3].reads[0].group, None);
+    assert!(
+        problems(&from_toml).is_empty(),
+        "{:#?}",
+        problems(&from_toml)
+    );
+}
+
+#[test]
+fn group_inputs_and_max_writers_round_trip_through_save_and_load() {
+    let dir = temp_dir("groups");
+    let path = dir.join("fir.toml");
+    let mut original = fan_out_fan_in();
+    original.streams[1].max_writers = 3;
+    original.save(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("max_writers = 3"), "{text}");
+    assert!(text.contains("group = \"fir\""), "{text}");
+    let mut loaded = Pipeline::load(&path).unwrap();
+    for task in &mut loaded.tasks {
+        task.cwd = None;
+    }
+    assert_eq!(loaded, original);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_group_input_with_an_unknown_key_is_refused_with_its_name_and_line() {
+    let text = FAN_MANIFEST.replace("group = \"fir\", stream", "grop = \"fir\", stream");
+    let message = Pipeline::from_toml_str(&text).unwrap_err().to_string();
+    assert!(message.contains("grop"), "{message}");
+    assert!(message.contains("line 24"), "{message}");
+}
+
+#[test]
+fn a_group_input_without_a_stream_or_of_the_wrong_type_is_refused() {
+    let text = FAN_MANIFEST.replace("stream = \"samples\", group", "group");
+    let message = Pipeline::from_toml_str(&text).unwrap_err().to_string();
+    assert!(message.contains("missing field `stream`"), "{message}");
+    assert!(message.contains("line 19"), "{message}");
+    let text = FAN_MANIFEST.replace("reads = { input = \"merged\" }", "reads = { input = 7 }");
+    let message = Pipeline::from_toml_str(&text).unwrap_err().to_string();
+    assert!(message.contains("a stream name, or a table"), "{message}");
+}
+
+#[test]
+fn several_tasks_may_write_one_stream() {
+    let p = fan_out_fan_in().task("late", TaskSpec::command("./late").writes("out", "merged"));
+    assert!(problems(&p).is_empty(), "{:#?}", problems(&p));
+}
+
+#[test]
+fn more_writing_tasks_than_an_explicit_max_writers_are_refused_naming_them() {
+    let mut p = fan_out_fan_in();
+    p.streams[1].max_writers = 1;
+    assert_one_problem(
+        &p,
+        "streams.merged.max_writers",
+        &["1 is fewer than the 2 tasks", "\"w0\"", "\"w1\""],
+    );
+    p.streams[1].max_writers = 2;
+    assert!(problems(&p).is_empty());
+    p.streams[1].max_writers = 65;
+    assert_one_problem(&p, "streams.merged", &["max writers 65"]);
+}
+
+#[test]
+fn a_bad_group_name_is_refused_naming_the_binding() {
+    let mut p = fan_out_fan_in();
+    p.tasks[1].reads[0].group = Some("a.b".into());
+    assert_one_problem(&p, "tasks.w0.reads.samples.group", &["'.'"]);
+    p.tasks[1].reads[0].group = Some("__x".into());
+    assert_one_problem(&p, "tasks.w0.reads.samples.group", &["reserved"]);
+    p.tasks[1].reads[0].group = Some(String::new());
+    assert_one_problem(&p, "tasks.w0.reads.samples.group", &["group name"]);
+}
+
+#[test]
+fn a_group_on_a_writing_or_event_binding_is_refused() {
+    let mut p = fan_out_fan_in();
+    p.tasks[0].writes[0].group = Some("fir".into());
+    assert_one_problem(
+        &p,
+        "tasks.source.writes.out",
+        &["only a reading parameter can join a reader group"],
+    );
+}
+
+#[test]
+fn a_task_reading_the_same_stream_twice_is_refused() {
+    let mut p = fan_out_fan_in();
+    p.tasks[3]
+        .reads
+        .push(shmline::pipeline::Binding::new("again", "merged"));
+    assert_one_problem(
+        &p,
+        "tasks.sink.reads.again",
+        &["already reads stream \"merged\"", "parameter \"input\""],
+    );
+    let mut p = fan_out_fan_in();
+    p.tasks[1]
+        .reads
+        .push(shmline::pipeline::Binding::group("more", "samples", "fir"));
+    assert_one_problem(
+        &p,
+        "tasks.w0.reads.more",
+        &["already reads stream \"samples\""],
+    );
+}
+
+#[test]
+fn a_group_with_a_single_reader_task_is_allowed() {
+    let p = Pipeline::new("one")
+        .stream("s", StreamSpec::bytes(8))
+        .task("w", TaskSpec::command("w").writes("o", "s"))
+        .task("r", TaskSpec::command("r").reads_group("i", "s", "solo"));
+    assert!(problems(&p).is_empty(), "{:#?}", problems(&p));
+}
+
+#[test]
+fn group_members_count_toward_max_readers() {
+    let mut p = fan_out_fan_in();
+    p.streams[0].max_readers = 1;
+    assert_one_problem(
+        &p,
+        "streams.samples.max_readers",
+        &["1 is fewer than the 2 tasks that read"],
+    );
 }

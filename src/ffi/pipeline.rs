@@ -3,7 +3,10 @@
 
 use super::run::{shmline_run, shmline_run_report};
 use super::stream::{schema_arg, shmline_stream_options};
-use super::{array, cstr, ffi_call, guard, handle, handle_mut, invalid, read_options, FfiResult};
+use super::{
+    array, cstr, ffi_call, guard, handle, handle_mut, invalid, optional_str, read_options,
+    FfiResult,
+};
 use super::{Failure, Out};
 use crate::error::Error;
 use crate::event::EventMode;
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 /// `shmline_pipeline_bind()` kind: the parameter is a reader of a stream.
 pub const SHMLINE_BINDING_READ: u32 = 1;
-/// `shmline_pipeline_bind()` kind: the parameter is the writer of a stream.
+/// `shmline_pipeline_bind()` kind: the parameter is a writer of a stream.
 pub const SHMLINE_BINDING_WRITE: u32 = 2;
 /// `shmline_pipeline_bind()` kind: the parameter is an event.
 pub const SHMLINE_BINDING_EVENT: u32 = 3;
@@ -199,8 +202,12 @@ pub unsafe extern "C" fn shmline_pipeline_name(pipeline: *const shmline_pipeline
 ///
 /// `opts` may be NULL for the defaults, but a stream needs a `max_frame_size` or a schema. From
 /// `shmline_stream_options` it takes `capacity`, `max_frame_size`, `checksum`, the schema
-/// (`dtype`, `ndim`, `shape`, copied during the call) and `max_readers`, where 0 means enough
-/// for every reading task plus 4 monitors (at least 8). `permissions` must stay 0600 (a
+/// (`dtype`, `ndim`, `shape`, copied during the call), `max_readers`, where 0 means enough
+/// for every reading binding (plain readers and group members) plus 4 monitors (at least 8), and
+/// `max_writers`, where 0 and 1 (the default) mean one writer per writing task: a stream that
+/// several tasks write (several `SHMLINE_BINDING_WRITE` bindings) is created as a multi-writer
+/// stream, which ends when the last of them is done; a larger value is the limit (no fewer than
+/// the writing tasks, or `shmline_pipeline_validate()` refuses it). `permissions` must stay 0600 (a
 /// pipeline's segments are always owner-only: its tasks run as the runner's user), and
 /// `unlink_on_close` is ignored (the runner removes every segment at the end).
 ///
@@ -243,6 +250,8 @@ pub unsafe extern "C" fn shmline_pipeline_add_stream(
             max_frame_size: o.max_frame_size,
             capacity: o.capacity,
             max_readers: o.max_readers,
+            // 0 and 1 (the default): one writer per writing task.
+            max_writers: if o.max_writers <= 1 { 0 } else { o.max_writers },
             checksum: o.checksum != 0,
         });
         Ok(())
@@ -440,9 +449,10 @@ pub unsafe extern "C" fn shmline_pipeline_task_set_output(
 
 /// Binds parameter `param` of task `task` (the last declared with that name) to stream or event
 /// `target`: `kind` is `SHMLINE_BINDING_READ` (the task reads stream `target`: it takes the
-/// reader with `shmline_task_reader(task, param, ...)`), `SHMLINE_BINDING_WRITE` (it writes stream
-/// `target`: `shmline_task_writer()`) or `SHMLINE_BINDING_EVENT` (it uses event `target`:
-/// `shmline_task_event()`).
+/// reader with `shmline_task_reader(task, param, ...)`; `shmline_pipeline_bind_group()` binds a
+/// member of a reader group), `SHMLINE_BINDING_WRITE` (it writes stream `target`:
+/// `shmline_task_writer()`; several tasks may write one stream) or `SHMLINE_BINDING_EVENT` (it
+/// uses event `target`: `shmline_task_event()`).
 ///
 /// `target` need not be declared yet; `shmline_pipeline_validate()` checks that it is.
 ///
@@ -485,6 +495,54 @@ pub unsafe extern "C" fn shmline_pipeline_bind(
             BindingKind::Event => &mut spec.events,
         };
         list.push(Binding::new(param, target));
+        Ok(())
+    })
+}
+
+/// Binds reading parameter `param` of task `task` (the last declared with that name) to stream
+/// `stream` as a member of reader group `group`: the members of a group (readers of one stream
+/// joining with the same group name, usually in several tasks) share its frames, each frame going
+/// to exactly one of them, while plain readers and other groups still get every frame. The task
+/// takes the reader with `shmline_task_reader(task, param, ...)` as any other; it joined the
+/// group when the task joined. A NULL or empty `group` binds a plain reader, as
+/// `shmline_pipeline_bind(pipeline, task, SHMLINE_BINDING_READ, param, stream)` does.
+///
+/// `stream` need not be declared yet, and the group name is checked (a valid member name: no
+/// `.`, no leading `__`) by `shmline_pipeline_validate()`, as is the rule that a task reads a
+/// stream through one parameter at most.
+///
+/// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`pipeline`, `task`, `param` or `stream`),
+/// `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 strings), `SHMLINE_NOT_FOUND` (no such task: the message
+/// lists the declared tasks), `SHMLINE_PANIC`.
+///
+/// # Safety
+/// `pipeline` is NULL or a declaration handle used only by this thread; `task`, `param`,
+/// `stream` and `group` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn shmline_pipeline_bind_group(
+    pipeline: *mut shmline_pipeline,
+    task: *const c_char,
+    param: *const c_char,
+    stream: *const c_char,
+    group: *const c_char,
+) -> i32 {
+    ffi_call(|| {
+        // SAFETY: the caller guarantees `pipeline` is NULL or a handle used only by this thread.
+        let p = unsafe { handle_mut(pipeline, "pipeline") }?;
+        // SAFETY: the caller guarantees the strings are NULL or NUL-terminated.
+        let (task, param, stream, group) = unsafe {
+            (
+                cstr(task, "task")?,
+                cstr(param, "param")?,
+                cstr(stream, "stream")?,
+                optional_str(group, "group")?,
+            )
+        };
+        let binding = match group {
+            Some(group) => Binding::group(param, stream, group),
+            None => Binding::new(param, stream),
+        };
+        p.task(task)?.reads.push(binding);
         Ok(())
     })
 }
@@ -551,9 +609,10 @@ pub unsafe extern "C" fn shmline_pipeline_set_stop_grace(
     })
 }
 
-/// Checks the declaration, as a compiler would: names valid and unique; every stream has exactly
-/// one writing task and at least one reading task; every binding names a declared stream or
-/// event; no cycle between tasks unless allowed. Never blocks.
+/// Checks the declaration, as a compiler would: names valid and unique; every stream has at least
+/// one writing task (no more than its `max_writers`) and at least one reading task; every binding
+/// names a declared stream or event; reader group names are valid; no task reads a stream through
+/// two parameters; no cycle between tasks unless allowed. Never blocks.
 ///
 /// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (the message lists
 /// every problem, one per line, each naming its entry as in a manifest:

@@ -59,8 +59,9 @@ unsafe fn name_or_env(arg: *const c_char, what: &'static str, key: &str) -> FfiR
 /// (or `SHMLINE_TASK`), which the runner sets for every task it starts: a task program normally
 /// calls `shmline_task_join(NULL, NULL, &task)`.
 ///
-/// Joining attaches a reader for every parameter the task reads, the writer of every stream it
-/// writes and every event it uses, then waits at the pipeline's start barrier. When it returns,
+/// Joining attaches a reader for every parameter the task reads (joining its reader group when the
+/// pipeline declared one, `shmline_pipeline_bind_group()`), a writer for every stream it writes
+/// and every event it uses, then waits at the pipeline's start barrier. When it returns,
 /// every reader of every task is attached, so no frame any writer publishes can be lost. This
 /// blocks until the last task has joined: up to the pipeline's join timeout (30 s by default),
 /// after which it fails with `SHMLINE_PIPELINE_FAILED`.
@@ -127,16 +128,17 @@ pub unsafe extern "C" fn shmline_task_close(task: *mut shmline_task) {
 /// The reader was attached when the task joined, before any frame was written, so it reads every
 /// frame of its stream whatever `opts->start` says. `opts` may be NULL for the defaults; from
 /// `shmline_reader_options`, `wait` applies from now on, `require_*` is checked (on a mismatch
-/// the reader stays available), and `lossy` must be 0: a task's readers are lossless (for a
+/// the reader stays available), `lossy` must be 0: a task's readers are lossless (for a
 /// lossy tap, open the stream `PIPELINE.STREAM` with `shmline_stream_open()` and
-/// `shmline_reader_open()`).
+/// `shmline_reader_open()`), and `group` must be NULL, "" or the reader group the pipeline
+/// declared for `param` (the reader joined it when the task joined).
 ///
 /// On success `*out` receives the reader, which the caller owns and frees with
 /// `shmline_reader_close()` (it may outlive the task handle); on failure `*out` is set to NULL.
 /// Never blocks.
 ///
-/// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad options or
-/// non-UTF-8 `param`), `SHMLINE_NOT_FOUND` (no such reading parameter: the message lists the
+/// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad options, a
+/// `group` other than the declared one, non-UTF-8 `param`), `SHMLINE_NOT_FOUND` (no such reading parameter: the message lists the
 /// task's reading parameters), `SHMLINE_WRONG_STATE` (already taken), `SHMLINE_SCHEMA_MISMATCH`,
 /// `SHMLINE_UNSUPPORTED` (`lossy`), `SHMLINE_PANIC`.
 ///

@@ -18,6 +18,13 @@ use std::mem::size_of;
 /// `b"SHMLPIPE"` read as a little-endian `u64`: first 8 bytes of a pipeline registry.
 pub const PIPELINE_MAGIC: u64 = u64::from_le_bytes(*b"SHMLPIPE");
 
+/// Version of the registry layout (this file and section 9 of `docs/LAYOUT.md`), stored in
+/// [`PipelineHeader::layout_version`]. It is the registry's own: it changes with the registry's
+/// bytes, independently of the stream and event [`crate::LAYOUT_VERSION`]. Version 1 had one
+/// writing task per stream and no reader groups; version 2 lists every writing task of a stream
+/// and the reader group of every reading binding.
+pub const REGISTRY_VERSION: u32 = 2;
+
 /// Bytes of every name field: a name of at most 200 bytes, NUL-padded (so always NUL-terminated).
 pub const NAME_FIELD: usize = 256;
 /// Bytes of a task's command field: the command line, truncated, NUL-padded.
@@ -31,7 +38,8 @@ pub const MAX_PIPELINE_EVENTS: u32 = 1024;
 pub const MAX_PIPELINE_TASKS: u32 = 1024;
 /// Most bindings (task parameters) one pipeline may declare, all tasks together.
 pub const MAX_PIPELINE_BINDINGS: u32 = 8192;
-/// Most reading bindings one stream may have (the size of [`StreamRecord::reader_tasks`]).
+/// Most reading bindings one stream may have (the size of [`StreamRecord::reader_tasks`]), and
+/// most writing bindings (the size of [`StreamRecord::writer_tasks`]).
 pub const MAX_STREAM_READER_TASKS: usize = 32;
 
 /// Pipeline state: the runner is creating streams, starting tasks and waiting for them to join.
@@ -63,14 +71,10 @@ pub const TASK_NOT_STARTED: u32 = 4;
 
 /// Binding kind: the parameter is a reader of stream `target`.
 pub const BINDING_READ: u32 = 1;
-/// Binding kind: the parameter is the writer of stream `target`.
+/// Binding kind: the parameter is a writer of stream `target`.
 pub const BINDING_WRITE: u32 = 2;
 /// Binding kind: the parameter is event `target`.
 pub const BINDING_EVENT: u32 = 3;
-
-/// Value of [`StreamRecord::writer_task`] when no task writes the stream (never in a registry
-/// made by this version, whose streams all have exactly one writer; readers must accept it).
-pub const NO_TASK: u32 = u32::MAX;
 
 /// Header of a pipeline registry: two 128-byte lines at offset 0.
 #[repr(C, align(128))]
@@ -79,12 +83,12 @@ pub struct PipelineHeader {
     /// [`PIPELINE_MAGIC`]; stored last (Release) by the runner, so a process that sees it
     /// (Acquire) sees every record and every other runner-written field.
     pub magic: AtomicU64,
-    /// [`crate::LAYOUT_VERSION`] of the runner.
+    /// [`REGISTRY_VERSION`] of the runner.
     pub layout_version: AtomicU32,
     /// Size of this header in bytes (256).
     pub header_size: AtomicU32,
     /// Total size of the segment; equals the size of the shared-memory object and
-    /// `bindings_offset + binding_count * 384`.
+    /// `bindings_offset + binding_count * 640`.
     pub segment_size: AtomicU64,
     /// Number of stream records (`0..=MAX_PIPELINE_STREAMS`).
     pub stream_count: AtomicU32,
@@ -96,7 +100,7 @@ pub struct PipelineHeader {
     pub binding_count: AtomicU32,
     /// Offset of the stream table: 256 (right after the header).
     pub streams_offset: AtomicU64,
-    /// Offset of the event table: `streams_offset + stream_count * 512`.
+    /// Offset of the event table: `streams_offset + stream_count * 640`.
     pub events_offset: AtomicU64,
     /// Offset of the task table: `events_offset + event_count * 384`.
     pub tasks_offset: AtomicU64,
@@ -132,7 +136,7 @@ pub struct PipelineHeader {
     pub _reserved1: [AtomicU64; 13],
 }
 
-/// One declared stream: 512 bytes. Written once by the runner.
+/// One declared stream: 640 bytes. Written once by the runner.
 ///
 /// The stream itself is the stream segment named `<pipeline>.<name>`.
 #[repr(C, align(128))]
@@ -153,14 +157,17 @@ pub struct StreamRecord {
     pub max_readers: AtomicU32,
     /// `STREAM_FLAG_*` bits of the stream segment (checksum, schema).
     pub flags: AtomicU32,
-    /// Index of the task that writes the stream, or [`NO_TASK`].
-    pub writer_task: AtomicU32,
+    /// Number of valid entries in `writer_tasks` (`1..=MAX_STREAM_READER_TASKS`).
+    pub writer_count: AtomicU32,
     /// Number of valid entries in `reader_tasks` (`0..=MAX_STREAM_READER_TASKS`).
     pub reader_count: AtomicU32,
-    /// Reserved, zero.
-    pub _pad0: AtomicU32,
-    /// Index of the task of each reading binding (a task reading twice appears twice).
+    /// Writer table size of the stream segment (`1..=MAX_WRITERS`; above 1: a multi-writer
+    /// stream).
+    pub max_writers: AtomicU32,
+    /// Index of the task of each reading binding, in binding order (plain and group readers).
     pub reader_tasks: [AtomicU32; MAX_STREAM_READER_TASKS],
+    /// Index of the task of each writing binding, in binding order.
+    pub writer_tasks: [AtomicU32; MAX_STREAM_READER_TASKS],
 }
 
 /// One declared event: 384 bytes. Written once by the runner.
@@ -215,7 +222,7 @@ pub struct TaskRecord {
     pub _reserved: [AtomicU64; 8],
 }
 
-/// One parameter of one task, bound to a stream or an event: 384 bytes. Written once by the
+/// One parameter of one task, bound to a stream or an event: 640 bytes. Written once by the
 /// runner. Bindings are stored in task order, and within a task as reads, writes, events.
 #[repr(C, align(128))]
 pub struct BindingRecord {
@@ -231,6 +238,9 @@ pub struct BindingRecord {
     pub _pad0: AtomicU32,
     /// Reserved, zero.
     pub _reserved: [AtomicU64; 14],
+    /// For a `BINDING_READ`: the reader group the reader joins, NUL-padded; empty (all zero) for
+    /// a plain reader, and for every other kind.
+    pub group: [AtomicU8; NAME_FIELD],
 }
 
 // SAFETY: every field of these structs is an atomic or an array of atomics, and they are repr(C).
@@ -365,7 +375,7 @@ const _: () = {
     assert!(offset_of!(PipelineHeader, started_unix_ns) == 136);
     assert!(offset_of!(PipelineHeader, ended_unix_ns) == 144);
 
-    assert!(size_of::<StreamRecord>() == 4 * LINE);
+    assert!(size_of::<StreamRecord>() == 5 * LINE);
     assert!(offset_of!(StreamRecord, name) == 0);
     assert!(offset_of!(StreamRecord, dtype) == 256);
     assert!(offset_of!(StreamRecord, shape) == 288);
@@ -374,9 +384,11 @@ const _: () = {
     assert!(offset_of!(StreamRecord, max_frame) == 360);
     assert!(offset_of!(StreamRecord, max_readers) == 364);
     assert!(offset_of!(StreamRecord, flags) == 368);
-    assert!(offset_of!(StreamRecord, writer_task) == 372);
+    assert!(offset_of!(StreamRecord, writer_count) == 372);
     assert!(offset_of!(StreamRecord, reader_count) == 376);
+    assert!(offset_of!(StreamRecord, max_writers) == 380);
     assert!(offset_of!(StreamRecord, reader_tasks) == 384);
+    assert!(offset_of!(StreamRecord, writer_tasks) == 512);
 
     assert!(size_of::<EventRecord>() == 3 * LINE);
     assert!(offset_of!(EventRecord, name) == 0);
@@ -396,9 +408,10 @@ const _: () = {
     assert!(offset_of!(TaskRecord, exited_unix_ns) == 560);
     assert!(offset_of!(TaskRecord, cpu_ns) == 568);
 
-    assert!(size_of::<BindingRecord>() == 3 * LINE);
+    assert!(size_of::<BindingRecord>() == 5 * LINE);
     assert!(offset_of!(BindingRecord, param) == 0);
     assert!(offset_of!(BindingRecord, task) == 256);
     assert!(offset_of!(BindingRecord, kind) == 260);
     assert!(offset_of!(BindingRecord, target) == 264);
+    assert!(offset_of!(BindingRecord, group) == 384);
 };

@@ -14,6 +14,7 @@
 //!
 //! [streams.log]
 //! max_frame_size = 256      # raw frames of up to 256 bytes
+//! max_writers = 4           # default: one per writing task (several tasks may write a stream)
 //!
 //! [events.go]
 //! mode = "flag"             # or "counting"
@@ -31,6 +32,13 @@
 //! reads = { input = "samples" }
 //! writes = { log = "log" }
 //! events = { go = "go" }
+//!
+//! [tasks.worker]
+//! command = "./worker"
+//! # A member of reader group "workers" of stream samples: the members of a group (usually in
+//! # several tasks) share its frames, each frame going to exactly one of them.
+//! reads = { input = { stream = "samples", group = "workers" } }
+//! writes = { log = "log" }         # a second writer of stream log
 //! ```
 //!
 //! Unknown keys are refused. Syntax errors carry the line and column. Entries keep the order they
@@ -87,6 +95,8 @@ struct StreamEntry {
     capacity: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_readers: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_writers: Option<u32>,
     #[serde(default, skip_serializing_if = "is_false")]
     checksum: bool,
 }
@@ -120,11 +130,75 @@ struct TaskEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stderr: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
-    reads: Ordered<String>,
+    reads: Ordered<ReadEntry>,
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
     writes: Ordered<String>,
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
     events: Ordered<String>,
+}
+
+/// The value of one `reads` parameter: a stream name, or `{ stream = "s", group = "g" }`.
+struct ReadEntry {
+    stream: String,
+    group: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ReadEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct ReadVisitor;
+        impl<'de> Visitor<'de> for ReadVisitor {
+            type Value = ReadEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a stream name, or a table { stream = \"NAME\", group = \"GROUP\" } for a \
+                     member of a reader group",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<ReadEntry, E> {
+                Ok(ReadEntry {
+                    stream: v.to_owned(),
+                    group: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<ReadEntry, A::Error> {
+                use serde::de::Error;
+                let (mut stream, mut group) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    let field = match key.as_str() {
+                        "stream" => &mut stream,
+                        "group" => &mut group,
+                        other => return Err(A::Error::unknown_field(other, &["stream", "group"])),
+                    };
+                    if field.is_some() {
+                        return Err(A::Error::custom(format!("duplicate key `{key}`")));
+                    }
+                    *field = Some(map.next_value::<String>()?);
+                }
+                Ok(ReadEntry {
+                    stream: stream.ok_or_else(|| A::Error::missing_field("stream"))?,
+                    group,
+                })
+            }
+        }
+        deserializer.deserialize_any(ReadVisitor)
+    }
+}
+
+impl Serialize for ReadEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match &self.group {
+            None => serializer.serialize_str(&self.stream),
+            Some(group) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("stream", &self.stream)?;
+                map.serialize_entry("group", group)?;
+                map.end()
+            }
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -245,7 +319,19 @@ fn bindings(table: Ordered<String>) -> Vec<Binding> {
     table
         .0
         .into_iter()
-        .map(|(param, target)| Binding { param, target })
+        .map(|(param, target)| Binding::new(param, target))
+        .collect()
+}
+
+fn read_bindings(table: Ordered<ReadEntry>) -> Vec<Binding> {
+    table
+        .0
+        .into_iter()
+        .map(|(param, read)| Binding {
+            param,
+            target: read.stream,
+            group: read.group,
+        })
         .collect()
 }
 
@@ -266,6 +352,7 @@ fn from_file(file: File) -> Result<Pipeline> {
             max_frame_size: s.max_frame_size.unwrap_or(0),
             capacity: s.capacity.unwrap_or(DEFAULT_CAPACITY),
             max_readers: s.max_readers.unwrap_or(0),
+            max_writers: s.max_writers.unwrap_or(0),
             checksum: s.checksum,
         });
     }
@@ -287,7 +374,7 @@ fn from_file(file: File) -> Result<Pipeline> {
             cwd: t.cwd,
             stdout: t.stdout,
             stderr: t.stderr,
-            reads: bindings(t.reads),
+            reads: read_bindings(t.reads),
             writes: bindings(t.writes),
             events: bindings(t.events),
         });
@@ -321,6 +408,7 @@ fn to_file(p: &Pipeline) -> File {
                         max_frame_size: (s.max_frame_size != 0).then_some(s.max_frame_size),
                         capacity: (s.capacity != DEFAULT_CAPACITY).then_some(s.capacity),
                         max_readers: (s.max_readers != 0).then_some(s.max_readers),
+                        max_writers: (s.max_writers != 0).then_some(s.max_writers),
                         checksum: s.checksum,
                     };
                     (s.name.clone(), entry)
@@ -350,7 +438,18 @@ fn to_file(p: &Pipeline) -> File {
                         cwd: t.cwd.clone(),
                         stdout: t.stdout.clone(),
                         stderr: t.stderr.clone(),
-                        reads: table(&t.reads),
+                        reads: Ordered(
+                            t.reads
+                                .iter()
+                                .map(|b| {
+                                    let read = ReadEntry {
+                                        stream: b.target.clone(),
+                                        group: b.group.clone(),
+                                    };
+                                    (b.param.clone(), read)
+                                })
+                                .collect(),
+                        ),
                         writes: table(&t.writes),
                         events: table(&t.events),
                     };

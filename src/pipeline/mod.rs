@@ -5,12 +5,17 @@
 //!   [`Pipeline::validate`] is the compile step;
 //! - [`Pipeline::run`] (or [`Pipeline::start`]) creates a [`Registry`] segment describing the
 //!   pipeline, the streams and events, starts every task, waits until all have joined, releases
-//!   them together, watches them, ends streams whose writer finished, stops everything on the
+//!   them together, watches them, ends streams whose writers finished, stops everything on the
 //!   first failure or on Ctrl-C, and removes every segment at the end;
 //! - a task process calls [`Task::join`] and gets its readers, writers and events by the
 //!   parameter names it was declared with. Its readers are attached before it joins, and no task
 //!   gets past `join` until every task has joined, so no writer publishes before every reader is
 //!   in place: no frame is lost at start-up.
+//!
+//! Fan-in and work sharing: several tasks may write one stream (it is created as a multi-writer
+//! stream and ends when the last of them is done), and a reading binding may join a reader group
+//! ([`TaskSpec::reads_group`], `reads = { p = { stream = "s", group = "g" } }` in a manifest): the
+//! tasks of one group share the stream's frames, each frame going to exactly one of them.
 //!
 //! Segment names: the registry is `shmline.pipeline.NAME`; stream `s` is the stream segment
 //! `NAME.s`, event `e` the event segment `NAME.e`, and every pipeline has a flag event
@@ -52,9 +57,10 @@ pub fn segment_name(pipeline: &str, member: &str) -> String {
 }
 
 impl Pipeline {
-    /// Checks the declaration (names, one writer and at least one reader per stream, bindings to
-    /// declared streams and events, no cycle unless allowed). The error lists every problem, each
-    /// naming its entry; [`problems`] returns them as data.
+    /// Checks the declaration (names, at least one writing task and one reading binding per
+    /// stream and no more writing tasks than its `max_writers`, reader group names, no task
+    /// reading a stream twice, bindings to declared streams and events, no cycle unless allowed).
+    /// The error lists every problem, each naming its entry; [`problems`] returns them as data.
     pub fn validate(&self) -> crate::Result<()> {
         validate::check(self).map(|_| ())
     }

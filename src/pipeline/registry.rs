@@ -12,8 +12,7 @@ use super::{segment_name, spec::Pipeline, STOP_EVENT};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventMode};
 use crate::layout::{
-    DTYPE_LEN, LAYOUT_VERSION, MAX_NDIM, STREAM_FLAGS_KNOWN, STREAM_FLAG_CHECKSUM,
-    STREAM_FLAG_SCHEMA,
+    DTYPE_LEN, MAX_NDIM, MAX_WRITERS, STREAM_FLAGS_KNOWN, STREAM_FLAG_CHECKSUM, STREAM_FLAG_SCHEMA,
 };
 use crate::liveness::ProcessId;
 use crate::ring::Stream;
@@ -237,11 +236,16 @@ pub struct StreamEntry {
     pub max_frame_size: u32,
     /// Reader table size.
     pub max_readers: u32,
+    /// Writer table size (above 1: a multi-writer stream).
+    pub max_writers: u32,
     /// Whether frames carry a CRC32C.
     pub checksum: bool,
-    /// Index of the writing task.
+    /// Index of the first writing task (the only one unless the stream is multi-writer), for
+    /// displays that show one writer; every writing task is in `writer_tasks`.
     pub writer_task: Option<usize>,
-    /// Index of the task of every reading binding.
+    /// Index of the task of every writing binding, in binding order.
+    pub writer_tasks: Vec<usize>,
+    /// Index of the task of every reading binding (plain or group member), in binding order.
     pub reader_tasks: Vec<usize>,
 }
 
@@ -276,6 +280,8 @@ pub struct BindingEntry {
     pub param: String,
     /// Index of the stream or event.
     pub target: usize,
+    /// The reader group a reading binding joins; `None` for a plain reader and other kinds.
+    pub group: Option<String>,
 }
 
 /// What [`Registry::remove_if_dead`] did.
@@ -346,7 +352,7 @@ impl Registry {
         // Relaxed stores: nobody reads these before `magic` is published with Release below.
         let r = Ordering::Relaxed;
         let hdr = registry.header();
-        hdr.layout_version.store(LAYOUT_VERSION, r);
+        hdr.layout_version.store(REGISTRY_VERSION, r);
         hdr.header_size.store(PIPELINE_HEADER_SIZE as u32, r);
         hdr.segment_size.store(geo.segment_size, r);
         hdr.stream_count.store(geo.streams, r);
@@ -384,6 +390,7 @@ impl Registry {
             rec.capacity.store(s.options.capacity, r);
             rec.max_frame.store(s.options.max_frame_size, r);
             rec.max_readers.store(s.options.max_readers, r);
+            rec.max_writers.store(s.options.max_writers, r);
             let mut flags = 0;
             if s.options.checksum {
                 flags |= STREAM_FLAG_CHECKSUM;
@@ -392,7 +399,10 @@ impl Registry {
                 flags |= STREAM_FLAG_SCHEMA;
             }
             rec.flags.store(flags, r);
-            rec.writer_task.store(s.writer, r);
+            rec.writer_count.store(s.writers.len() as u32, r);
+            for (dst, &t) in rec.writer_tasks.iter().zip(&s.writers) {
+                dst.store(t, r);
+            }
             rec.reader_count.store(s.readers.len() as u32, r);
             for (dst, &t) in rec.reader_tasks.iter().zip(&s.readers) {
                 dst.store(t, r);
@@ -415,6 +425,7 @@ impl Registry {
             rec.task.store(b.task, r);
             rec.kind.store(b.kind as u32, r);
             rec.target.store(b.target, r);
+            store_str(&rec.group, b.group.as_deref().unwrap_or(""));
         }
         // Read back what we wrote, so the creator's info is exactly what others will see.
         let info = read_info(&registry.seg, &geo, &pipeline.name)?;
@@ -459,11 +470,11 @@ impl Registry {
         // Relaxed below: everything was published by the Acquire load of `magic`.
         let r = Ordering::Relaxed;
         let version = hdr.layout_version.load(r);
-        if version != LAYOUT_VERSION {
+        if version != REGISTRY_VERSION {
             return Err(Error::VersionMismatch {
                 name: what,
                 found: version,
-                expected: LAYOUT_VERSION,
+                expected: REGISTRY_VERSION,
             });
         }
         let bad = |field: &str, value: u64, expected: String| {
@@ -904,11 +915,18 @@ fn read_info(seg: &Segment, geo: &RegistryGeometry, name: &str) -> Result<Regist
             None
         };
         debug_assert_eq!(rec.dtype.len(), DTYPE_LEN);
-        let writer = rec.writer_task.load(r);
-        let writer_task = match writer {
-            NO_TASK => None,
-            w => Some(task_index(w, &format!("{entry} writer_task"))?),
-        };
+        let max_writers = rec.max_writers.load(r);
+        if !(1..=MAX_WRITERS).contains(&max_writers) {
+            return Err(corrupt(entry, format!("has max_writers {max_writers}")));
+        }
+        let writer_count = rec.writer_count.load(r) as usize;
+        if !(1..=MAX_STREAM_READER_TASKS).contains(&writer_count) {
+            return Err(corrupt(entry, format!("has {writer_count} writer tasks")));
+        }
+        let writer_tasks = rec.writer_tasks[..writer_count]
+            .iter()
+            .map(|t| task_index(t.load(r), &format!("{entry} writer_tasks")))
+            .collect::<Result<Vec<_>>>()?;
         let reader_count = rec.reader_count.load(r) as usize;
         if reader_count > MAX_STREAM_READER_TASKS {
             return Err(corrupt(entry, format!("has {reader_count} reader tasks")));
@@ -924,8 +942,10 @@ fn read_info(seg: &Segment, geo: &RegistryGeometry, name: &str) -> Result<Regist
             capacity: rec.capacity.load(r),
             max_frame_size: rec.max_frame.load(r),
             max_readers: rec.max_readers.load(r),
+            max_writers,
             checksum: flags & STREAM_FLAG_CHECKSUM != 0,
-            writer_task,
+            writer_task: writer_tasks.first().copied(),
+            writer_tasks,
             reader_tasks,
         });
     }
@@ -965,11 +985,27 @@ fn read_info(seg: &Segment, geo: &RegistryGeometry, name: &str) -> Result<Regist
                 format!("targets {target}, but there are {targets}"),
             ));
         }
+        let group = load_str(&rec.group).map_err(|why| corrupt(format!("{entry} group"), why))?;
+        let group = match group.as_str() {
+            "" => None,
+            _ if kind != BindingKind::Read => {
+                return Err(corrupt(
+                    entry,
+                    format!("has a group ({group:?}) but is not a read"),
+                ))
+            }
+            _ => {
+                crate::shm::validate_name(&group)
+                    .map_err(|e| corrupt(format!("{entry} group"), format!("is invalid: {e}")))?;
+                Some(group)
+            }
+        };
         bindings.push(BindingEntry {
             task,
             kind,
             param,
             target,
+            group,
         });
     }
 
@@ -1035,7 +1071,10 @@ mod tests {
         assert!(info.streams[0].checksum);
         assert_eq!(info.streams[0].max_frame_size, 24);
         assert_eq!(info.streams[0].writer_task, Some(0));
+        assert_eq!(info.streams[0].writer_tasks, vec![0]);
         assert_eq!(info.streams[0].reader_tasks, vec![1]);
+        assert_eq!(info.streams[0].max_writers, 1);
+        assert!(info.bindings.iter().all(|b| b.group.is_none()));
         assert_eq!(info.events[0].mode, EventMode::Counting);
         assert_eq!(info.tasks[0].command, "src -v");
         let kinds: Vec<(usize, BindingKind, &str)> = info
@@ -1053,6 +1092,75 @@ mod tests {
         );
         assert_eq!(opened.state().unwrap(), PipelineState::Starting);
         assert_eq!(opened.task_status(1).unwrap().state, TaskState::Pending);
+    }
+
+    #[test]
+    fn every_writer_task_and_every_reader_group_is_read_back() {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        // Relaxed: only uniqueness matters.
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let pipeline = Pipeline::new(format!("t-registry-groups-{}-{n}", std::process::id()))
+            .stream("samples", StreamSpec::bytes(8))
+            .stream("merged", StreamSpec::bytes(8).max_writers(5))
+            .task("source", TaskSpec::command("s").writes("out", "samples"))
+            .task(
+                "w0",
+                TaskSpec::command("w")
+                    .reads_group("input", "samples", "fir")
+                    .writes("out", "merged"),
+            )
+            .task(
+                "w1",
+                TaskSpec::command("w")
+                    .reads_group("input", "samples", "fir")
+                    .writes("out", "merged"),
+            )
+            .task(
+                "sink",
+                TaskSpec::command("k")
+                    .reads("input", "merged")
+                    .reads("tap", "samples"),
+            );
+        let plan = crate::pipeline::validate::check(&pipeline).unwrap();
+        let created = Registry::create(&pipeline, &plan).unwrap();
+        let opened = Registry::open(created.name()).unwrap();
+        assert_eq!(opened.info(), created.info());
+        let merged = &opened.info().streams[1];
+        assert_eq!(merged.writer_tasks, vec![1, 2]);
+        assert_eq!(merged.writer_task, Some(1));
+        assert_eq!(merged.max_writers, 5);
+        assert_eq!(opened.info().streams[0].reader_tasks, vec![1, 2, 3]);
+        assert_eq!(opened.info().streams[0].max_writers, 1);
+        let groups: Vec<(usize, &str, Option<&str>)> = opened
+            .info()
+            .bindings
+            .iter()
+            .filter(|b| b.kind == BindingKind::Read)
+            .map(|b| (b.task, b.param.as_str(), b.group.as_deref()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                (1, "input", Some("fir")),
+                (2, "input", Some("fir")),
+                (3, "input", None),
+                (3, "tap", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_version_1_registry_is_refused_by_version() {
+        let registry = create("version1");
+        registry.header().layout_version.store(1, Ordering::Relaxed);
+        assert!(matches!(
+            open_error(&registry),
+            Error::VersionMismatch {
+                found: 1,
+                expected: REGISTRY_VERSION,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -1122,9 +1230,15 @@ mod tests {
     fn out_of_range_indexes_unknown_kinds_and_unterminated_names_are_corrupt() {
         let registry = create("records");
         let stream: &StreamRecord = registry.record(registry.geo.stream(0));
-        stream.writer_task.store(2, Ordering::Relaxed);
-        assert!(open_error(&registry).to_string().contains("writer_task"));
-        stream.writer_task.store(0, Ordering::Relaxed);
+        stream.writer_tasks[0].store(2, Ordering::Relaxed);
+        assert!(open_error(&registry).to_string().contains("writer_tasks"));
+        stream.writer_tasks[0].store(0, Ordering::Relaxed);
+        stream.writer_count.store(0, Ordering::Relaxed);
+        assert!(open_error(&registry).to_string().contains("0 writer tasks"));
+        stream.writer_count.store(1, Ordering::Relaxed);
+        stream.max_writers.store(0, Ordering::Relaxed);
+        assert!(open_error(&registry).to_string().contains("max_writers 0"));
+        stream.max_writers.store(1, Ordering::Relaxed);
 
         let binding: &BindingRecord = registry.record(registry.geo.binding(2));
         binding.target.store(1, Ordering::Relaxed);
@@ -1133,6 +1247,15 @@ mod tests {
         binding.kind.store(9, Ordering::Relaxed);
         assert!(open_error(&registry).to_string().contains("kind 9"));
         binding.kind.store(BINDING_EVENT, Ordering::Relaxed);
+        store_str(&binding.group, "g");
+        assert!(open_error(&registry).to_string().contains("not a read"));
+        store_str(&binding.group, "");
+        let read: &BindingRecord = registry.record(registry.geo.binding(1));
+        store_str(&read.group, "bad/group");
+        assert!(open_error(&registry)
+            .to_string()
+            .contains("group is invalid"));
+        store_str(&read.group, "");
 
         let task = registry.task_record(0);
         for b in task.name.iter() {

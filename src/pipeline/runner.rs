@@ -2,7 +2,8 @@
 //! together once all have joined, watches them, and removes everything at the end.
 //!
 //! - A task that exits with status 0 ends the streams it writes (if it did not close them
-//!   itself), so the tasks downstream drain them and finish: a pipeline ends by itself.
+//!   itself), so the tasks downstream drain them and finish: a pipeline ends by itself. A stream
+//!   written by several tasks ends when the last of them is done.
 //! - The first failure (a non-zero exit, a signal, a command that cannot start, a task that never
 //!   joins) stops the pipeline: the stop event is set, every task's process group gets SIGTERM,
 //!   and SIGKILL after the grace period. The report names the task and how it ended.
@@ -448,14 +449,17 @@ impl Supervisor {
                 stop_signal = (flag > 0).then_some(flag);
                 stopping = Some(self.begin_stop(&mut tasks));
             }
-            for (i, t) in tasks.iter_mut().enumerate() {
-                let Some(child) = &t.child else { continue };
+            let running = running_since.is_some();
+            for i in 0..tasks.len() {
+                let Some(child) = &tasks[i].child else {
+                    continue;
+                };
                 // Close a successful writer's streams while it is still a zombie, so its readers
                 // never take it for dead; only then reap it.
                 match child.exited() {
                     None => continue,
                     Some(exit) if exit.success() => {
-                        self.close_streams_of(i, Some(child.process.pid))
+                        self.close_streams_of(i, Some(child.process.pid), &tasks, running)
                     }
                     Some(_) => {}
                 }
@@ -463,12 +467,13 @@ impl Supervisor {
                     continue;
                 };
                 self.registry().task_exited(i, exit, cpu);
+                let t = &mut tasks[i];
                 t.exit = Some((exit, cpu));
                 t.child = None;
                 t.over = true;
                 if exit.success() {
                     // Already closed above, unless somebody else reaped the task first.
-                    self.close_streams_of(i, None);
+                    self.close_streams_of(i, None, &tasks, running);
                 } else if stopping.is_none() && failure.is_none() {
                     self.registry().set_failed_task(i);
                     failure = Some(format!(
@@ -615,9 +620,29 @@ impl Supervisor {
 
     /// Ends the streams task `index` writes, for a writer that exited without closing them.
     /// `exited` is the task's pid when it has exited but is not reaped yet.
-    fn close_streams_of(&self, index: usize, exited: Option<u32>) {
+    ///
+    /// A stream with several writing tasks ends when the last of them is done: the core counts
+    /// the writers attached, so closing this task's writer ends the stream only if no other is
+    /// attached. That count is complete once the pipeline runs (every task has attached its
+    /// writers, or exited without joining); before that (`running` false), a writer task that
+    /// has not attached yet would be missed, so the stream is left alone until every other
+    /// writing task is over.
+    fn close_streams_of(
+        &self,
+        index: usize,
+        exited: Option<u32>,
+        tasks: &[Tracked],
+        running: bool,
+    ) {
         for (planned, (_, stream)) in self.plan.streams.iter().zip(&self.segments.streams) {
-            if planned.writer as usize == index {
+            if !planned.writers.contains(&(index as u32)) {
+                continue;
+            }
+            let others_over = planned
+                .writers
+                .iter()
+                .all(|&w| w as usize == index || tasks[w as usize].over);
+            if running || others_over {
                 stream.close_abandoned_writer(exited);
             }
         }

@@ -67,9 +67,14 @@ pub struct StreamSpec {
     pub max_frame_size: u32,
     /// Slots in the ring; a power of two (default 64).
     pub capacity: u32,
-    /// Reader table size; 0 (the default) gives room for every reading task plus 4 extra
-    /// readers (monitors, taps), and at least 8.
+    /// Reader table size; 0 (the default) gives room for every reading binding (plain readers
+    /// and group members alike) plus 4 extra readers (monitors, taps), and at least 8.
     pub max_readers: u32,
+    /// Most writers attached at once; 0 (the default) allows one per writing task. A stream
+    /// written by more than one task, or with `max_writers` above 1, is created as a multi-writer
+    /// stream: frames are published in the order writers claimed them, and the stream ends when
+    /// its last writer finishes. Fewer than the writing tasks is refused by validation.
+    pub max_writers: u32,
     /// Store and check a CRC32C of every frame.
     pub checksum: bool,
 }
@@ -102,7 +107,8 @@ pub struct TaskSpec {
     pub stdout: Option<PathBuf>,
     /// File the task's standard error is appended to, like `stdout`; `None` shares the runner's.
     pub stderr: Option<PathBuf>,
-    /// Reading parameters: parameter name -> stream name.
+    /// Reading parameters: parameter name -> stream name, and the reader group the reader joins,
+    /// if any.
     pub reads: Vec<Binding>,
     /// Writing parameters: parameter name -> stream name.
     pub writes: Vec<Binding>,
@@ -117,6 +123,10 @@ pub struct Binding {
     pub param: String,
     /// The stream or event it stands for.
     pub target: String,
+    /// For a reading parameter: the reader group it joins (competing consumers: each frame of
+    /// the stream goes to exactly one member of the group, while plain readers and other groups
+    /// still get every frame). `None`: a plain reader. Only reads may have a group.
+    pub group: Option<String>,
 }
 
 impl Pipeline {
@@ -183,6 +193,7 @@ impl StreamSpec {
             max_frame_size,
             capacity: DEFAULT_CAPACITY,
             max_readers: 0,
+            max_writers: 0,
             checksum: false,
         }
     }
@@ -205,6 +216,12 @@ impl StreamSpec {
     /// Sets the reader table size (0: automatic).
     pub fn max_readers(mut self, max_readers: u32) -> StreamSpec {
         self.max_readers = max_readers;
+        self
+    }
+
+    /// Sets the most writers attached at once (0: one per writing task).
+    pub fn max_writers(mut self, max_writers: u32) -> StreamSpec {
+        self.max_writers = max_writers;
         self
     }
 
@@ -296,7 +313,21 @@ impl TaskSpec {
         self
     }
 
-    /// Binds writing parameter `param` to stream `stream`.
+    /// Binds reading parameter `param` to stream `stream` as a member of reader group `group`:
+    /// the members of a group (readers of the same stream with the same group name, usually in
+    /// several tasks) share its frames, each frame going to exactly one of them.
+    pub fn reads_group(
+        mut self,
+        param: impl Into<String>,
+        stream: impl Into<String>,
+        group: impl Into<String>,
+    ) -> TaskSpec {
+        self.reads.push(Binding::group(param, stream, group));
+        self
+    }
+
+    /// Binds writing parameter `param` to stream `stream`. Several tasks may write one stream
+    /// (it is then created as a multi-writer stream, see [`StreamSpec::max_writers`]).
     pub fn writes(mut self, param: impl Into<String>, stream: impl Into<String>) -> TaskSpec {
         self.writes.push(Binding::new(param, stream));
         self
@@ -324,6 +355,19 @@ impl Binding {
         Binding {
             param: param.into(),
             target: target.into(),
+            group: None,
+        }
+    }
+
+    /// Reading parameter `param` bound to stream `stream` as a member of reader group `group`.
+    pub fn group(
+        param: impl Into<String>,
+        stream: impl Into<String>,
+        group: impl Into<String>,
+    ) -> Binding {
+        Binding {
+            group: Some(group.into()),
+            ..Binding::new(param, stream)
         }
     }
 }

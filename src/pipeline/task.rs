@@ -16,12 +16,13 @@ const BARRIER_MARGIN: Duration = Duration::from_secs(5);
 
 /// A process's membership of a pipeline, as one of its tasks.
 ///
-/// [`Task::join`] attaches a reader for every `reads` parameter, the writer of every `writes`
-/// parameter and every event, marks the task as joined, and waits until every task of the
-/// pipeline has joined. When it returns, every reader of every stream is attached: nothing a
+/// [`Task::join`] attaches a reader for every `reads` parameter (a member of its reader group
+/// when the binding names one), a writer for every `writes` parameter and every event, marks the
+/// task as joined, and waits until every task of the pipeline has joined. When it returns, every reader of every stream is attached: nothing a
 /// writer publishes can be lost. Take the handles with [`Task::reader`], [`Task::writer`] and
 /// [`Task::event`]; handles not taken are closed when the `Task` is dropped (a writer closing
-/// ends its stream: readers drain it and then see end of stream).
+/// ends its stream, or, on a stream several tasks write, leaves it to end with the last of them:
+/// readers drain it and then see end of stream).
 ///
 /// A task that does not use a reader must still drop it (or take it and drop it), or it holds the
 /// stream's writer back once the ring is full.
@@ -127,7 +128,11 @@ impl Task {
             match b.kind {
                 BindingKind::Read => {
                     let stream = Stream::open(&info.streams[b.target].segment).map_err(context)?;
-                    let reader = stream.reader(&ReaderOptions::default()).map_err(context)?;
+                    let options = ReaderOptions {
+                        group: b.group.clone(),
+                        ..Default::default()
+                    };
+                    let reader = stream.reader(&options).map_err(context)?;
                     readers.push((b.param.clone(), Some(reader)));
                 }
                 BindingKind::Write => {
@@ -221,8 +226,22 @@ impl Task {
     /// `options.timeout` apply from now on. `options.require_schema` is checked
     /// ([`Error::SchemaMismatch`], and the reader stays available). A task's readers are
     /// lossless: `options.lossy` is [`Error::Unsupported`] (a lossy tap opens the stream
-    /// `PIPELINE.STREAM` itself).
+    /// `PIPELINE.STREAM` itself). The reader's group is the one the pipeline declared for
+    /// `param`: `options.group` must be `None` or that group ([`Error::InvalidArgument`]).
     pub fn reader_with(&mut self, param: &str, options: &ReaderOptions) -> Result<Reader> {
+        let declared = self.reader_group(param);
+        if options.group.is_some() && options.group.as_deref() != declared {
+            return Err(Error::InvalidArgument(format!(
+                "the reads parameter {param:?} of task {:?} is {}, joined when the task joined; \
+                 options.group ({:?}) must be None or that group",
+                self.name(),
+                match declared {
+                    Some(group) => format!("a member of reader group {group:?}"),
+                    None => "a plain reader".to_string(),
+                },
+                options.group.as_deref().unwrap_or_default()
+            )));
+        }
         let slot = slot(
             &mut self.readers,
             param,
@@ -247,6 +266,17 @@ impl Task {
         let mut reader = slot.take().expect("checked above");
         reader.set_waiting(options.wait, options.timeout);
         Ok(reader)
+    }
+
+    /// The reader group reading parameter `param` was declared to join; `None` for a plain
+    /// reader and for a name that is not a reading parameter of this task.
+    pub fn reader_group(&self, param: &str) -> Option<&str> {
+        self.registry
+            .info()
+            .bindings
+            .iter()
+            .find(|b| b.task == self.index && b.kind == BindingKind::Read && b.param == param)
+            .and_then(|b| b.group.as_deref())
     }
 
     /// Takes the writer bound to writing parameter `param`. Each writer can be taken once.

@@ -1,17 +1,20 @@
 //! The compile step: checks a [`Pipeline`] declaration and turns it into a [`Plan`] of indexes the
 //! registry and the runner use.
 //!
-//! Rules (as in PYTHUSA's compile step): names are valid and unique; every stream has exactly one
-//! writer and at least one reader; every binding names a declared stream or event; tasks do not
-//! form a cycle unless `allow_cycles` is set. Every problem names its entry with the dotted key it
-//! has in a manifest (`tasks.scale.reads.input`), and all of them are reported at once.
+//! Rules (as in PYTHUSA's compile step, plus fan-in and work sharing): names are valid and unique;
+//! every stream has at least one writing task (several make it a multi-writer stream, within its
+//! `max_writers`) and at least one reading binding; every binding names a declared stream or
+//! event; a reading binding may join a reader group (a valid name), and a task reads a stream
+//! through one binding only; tasks do not form a cycle unless `allow_cycles` is set. Every problem
+//! names its entry with the dotted key it has in a manifest (`tasks.scale.reads.input`), and all
+//! of them are reported at once.
 
 use super::layout::{BINDING_EVENT, BINDING_READ, BINDING_WRITE, MAX_STREAM_READER_TASKS};
 use super::spec::{Binding, Pipeline};
 use super::{ENV_PIPELINE, ENV_TASK, STOP_EVENT};
 use crate::error::{Error, Result};
 use crate::event::EventMode;
-use crate::layout::{StreamGeometry, MAX_READERS};
+use crate::layout::{StreamGeometry, MAX_READERS, MAX_WRITERS};
 use crate::ring::StreamOptions;
 use crate::schema::Schema;
 use std::collections::HashMap;
@@ -39,7 +42,7 @@ impl fmt::Display for Problem {
 pub enum BindingKind {
     /// A reader of a stream.
     Read = BINDING_READ,
-    /// The writer of a stream.
+    /// A writer of a stream.
     Write = BINDING_WRITE,
     /// An event.
     Event = BINDING_EVENT,
@@ -79,7 +82,9 @@ pub(crate) struct Plan {
 pub(crate) struct PlannedStream {
     pub name: String,
     pub options: StreamOptions,
-    pub writer: u32,
+    /// The task of every writing binding, in binding order (at least one).
+    pub writers: Vec<u32>,
+    /// The task of every reading binding (plain or group), in binding order.
     pub readers: Vec<u32>,
 }
 
@@ -90,6 +95,8 @@ pub(crate) struct PlannedBinding {
     pub kind: BindingKind,
     pub param: String,
     pub target: u32,
+    /// The reader group of a reading binding.
+    pub group: Option<String>,
 }
 
 /// Every problem of `pipeline`, in declaration order (empty if it is valid).
@@ -144,14 +151,34 @@ fn plan(p: &Pipeline) -> std::result::Result<Plan, Vec<Problem>> {
         let entry = format!("tasks.{}", task.name);
         check_command(&entry, task, &mut out);
         let mut params: HashMap<&str, BindingKind> = HashMap::new();
+        // Stream index -> the parameter that reads it, for "reads the same stream twice".
+        let mut read_streams: HashMap<u32, &str> = HashMap::new();
         let groups = [
             (BindingKind::Read, &task.reads),
             (BindingKind::Write, &task.writes),
             (BindingKind::Event, &task.events),
         ];
         for (kind, list) in groups {
-            for Binding { param, target } in list {
+            for Binding {
+                param,
+                target,
+                group,
+            } in list
+            {
                 let key = format!("{entry}.{}.{param}", kind.key());
+                if let Some(group) = group {
+                    if kind != BindingKind::Read {
+                        out.add(
+                            &key,
+                            format!(
+                                "only a reading parameter can join a reader group (group \
+                                 {group:?}); bind it in `reads`",
+                            ),
+                        );
+                    } else if let Err(why) = member_name_problem(group) {
+                        out.add(format!("{key}.group"), format!("group name: {why}"));
+                    }
+                }
                 if let Err(why) = member_name_problem(param) {
                     out.add(&key, format!("parameter name: {why}"));
                 }
@@ -179,6 +206,19 @@ fn plan(p: &Pipeline) -> std::result::Result<Plan, Vec<Problem>> {
                     );
                     continue;
                 };
+                if kind == BindingKind::Read {
+                    if let Some(first) = read_streams.insert(target_index, param) {
+                        out.add(
+                            &key,
+                            format!(
+                                "task {:?} already reads stream {target:?} (parameter {first:?}); \
+                                 a task reads a stream once: to share its frames between \
+                                 readers, give each its own task with the same group",
+                                task.name
+                            ),
+                        );
+                    }
+                }
                 match kind {
                     BindingKind::Read => readers[target_index as usize].push(t as u32),
                     BindingKind::Write => writers[target_index as usize].push(t as u32),
@@ -189,6 +229,7 @@ fn plan(p: &Pipeline) -> std::result::Result<Plan, Vec<Problem>> {
                     kind,
                     param: param.clone(),
                     target: target_index,
+                    group: group.clone().filter(|_| kind == BindingKind::Read),
                 });
             }
         }
@@ -203,19 +244,32 @@ fn plan(p: &Pipeline) -> std::result::Result<Plan, Vec<Problem>> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        match writers[s].len() {
-            0 => out.add(
+        if writers[s].is_empty() {
+            out.add(
                 &entry,
-                "no task writes this stream: bind it in one task's `writes`",
-            ),
-            1 => {}
-            n => out.add(
-                &entry,
+                "no task writes this stream: bind it in some task's `writes`",
+            );
+        }
+        if spec.max_writers != 0 && (spec.max_writers as usize) < writers[s].len() {
+            out.add(
+                format!("{entry}.max_writers"),
                 format!(
-                    "{n} tasks write this stream ({}); a stream has exactly one writer",
+                    "{} is fewer than the {} tasks that write this stream ({}); raise it, or \
+                     leave it out to allow one writer per writing task",
+                    spec.max_writers,
+                    writers[s].len(),
                     task_names(&writers[s])
                 ),
-            ),
+            );
+        }
+        if writers[s].len() > MAX_STREAM_READER_TASKS {
+            out.add(
+                &entry,
+                format!(
+                    "{} writing bindings; at most {MAX_STREAM_READER_TASKS} are supported",
+                    writers[s].len()
+                ),
+            );
         }
         if readers[s].is_empty() {
             out.add(
@@ -232,11 +286,12 @@ fn plan(p: &Pipeline) -> std::result::Result<Plan, Vec<Problem>> {
                 ),
             );
         }
-        if let Some(options) = stream_options(&entry, spec, readers[s].len() as u32, &mut out) {
+        let counts = (readers[s].len() as u32, writers[s].len() as u32);
+        if let Some(options) = stream_options(&entry, spec, counts, &mut out) {
             streams.push(PlannedStream {
                 name: spec.name.clone(),
                 options,
-                writer: writers[s].first().copied().unwrap_or(0),
+                writers: writers[s].clone(),
                 readers: readers[s].clone(),
             });
         }
@@ -384,11 +439,12 @@ fn declared_list(p: &Pipeline, kind: BindingKind, count: usize) -> String {
     }
 }
 
-/// Resolves a stream's schema and geometry, reporting what is out of range.
+/// Resolves a stream's schema and geometry for `(readers, writers)` bindings, reporting what is
+/// out of range.
 fn stream_options(
     entry: &str,
     spec: &super::spec::StreamSpec,
-    reader_count: u32,
+    (reader_count, writer_count): (u32, u32),
     out: &mut Problems,
 ) -> Option<StreamOptions> {
     let schema = match &spec.dtype {
@@ -440,7 +496,12 @@ fn stream_options(
         }
         n => n,
     };
-    if let Err(why) = StreamGeometry::new(spec.capacity, max_frame, max_readers, 1) {
+    // Already reported (fewer than the writing tasks) when non-zero and below the count.
+    let max_writers = match spec.max_writers {
+        0 => writer_count.clamp(1, MAX_WRITERS),
+        n => n,
+    };
+    if let Err(why) = StreamGeometry::new(spec.capacity, max_frame, max_readers, max_writers) {
         out.add(entry, why);
         return None;
     }
@@ -448,6 +509,7 @@ fn stream_options(
         capacity: spec.capacity,
         max_frame_size: max_frame,
         max_readers,
+        max_writers,
         schema,
         checksum: spec.checksum,
         ..Default::default()

@@ -267,6 +267,66 @@ static void test_manifests_parse_save_and_load(void) {
     EXPECT(shmline_pipeline_load(NULL, &loaded), SHMLINE_NULL_POINTER);
 }
 
+static void test_group_inputs_and_several_writers_are_declared_validated_and_saved(void) {
+    const char *name = unique("groups");
+    shmline_pipeline *p = declare(name);
+    add_bytes_stream(p, "samples", 16);
+    shmline_stream_options o = shmline_stream_options_default();
+    o.max_frame_size = PIPELINE_FRAME;
+    o.max_writers = 2; /* an explicit limit: no more than two writing tasks */
+    EXPECT(shmline_pipeline_add_stream(p, "merged", &o), SHMLINE_OK);
+    add_program(p, "source", "true");
+    add_program(p, "w0", "true");
+    add_program(p, "w1", "true");
+    add_program(p, "sink", "true");
+    EXPECT(shmline_pipeline_bind(p, "source", SHMLINE_BINDING_WRITE, "out", "samples"),
+           SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind_group(p, "w0", "input", "samples", "fir"), SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind_group(p, "w1", "input", "samples", "fir"), SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind(p, "w0", SHMLINE_BINDING_WRITE, "out", "merged"), SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind(p, "w1", SHMLINE_BINDING_WRITE, "out", "merged"), SHMLINE_OK);
+    /* NULL or "" is a plain reader. */
+    EXPECT(shmline_pipeline_bind_group(p, "sink", "input", "merged", NULL), SHMLINE_OK);
+    EXPECT(shmline_pipeline_validate(p), SHMLINE_OK);
+
+    /* Argument checks. */
+    EXPECT(shmline_pipeline_bind_group(NULL, "w0", "x", "samples", "g"), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_pipeline_bind_group(p, "w0", NULL, "samples", "g"), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_pipeline_bind_group(p, "w0", "x", NULL, "g"), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_pipeline_bind_group(p, "ghost", "x", "samples", "g"), SHMLINE_NOT_FOUND);
+    EXPECT_MESSAGE("its tasks are: source, w0, w1, sink");
+
+    /* Saved as a manifest: the group is a table, the limit a key; it loads back valid. */
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/%s.toml", name);
+    EXPECT(shmline_pipeline_save(p, path), SHMLINE_OK);
+    FILE *f = fopen(path, "r");
+    char saved[4096] = {0};
+    CHECK(f != NULL && fread(saved, 1, sizeof saved - 1, f) > 0);
+    if (f != NULL) {
+        fclose(f);
+    }
+    CHECK(strstr(saved, "group = \"fir\"") != NULL);
+    CHECK(strstr(saved, "max_writers = 2") != NULL);
+    shmline_pipeline *loaded = NULL;
+    EXPECT(shmline_pipeline_load(path, &loaded), SHMLINE_OK);
+    EXPECT(shmline_pipeline_validate(loaded), SHMLINE_OK);
+    shmline_pipeline_close(loaded);
+    unlink(path);
+
+    /* A third writer is more than the stream's max_writers; a bad group name and a task
+     * reading a stream twice are refused, each named by its entry. */
+    add_program(p, "w2", "true");
+    EXPECT(shmline_pipeline_bind(p, "w2", SHMLINE_BINDING_WRITE, "out", "merged"), SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind_group(p, "w2", "input", "samples", "a.b"), SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind_group(p, "w2", "again", "samples", "fir"), SHMLINE_OK);
+    EXPECT(shmline_pipeline_validate(p), SHMLINE_INVALID_ARGUMENT);
+    EXPECT_MESSAGE("streams.merged.max_writers: 2 is fewer than the 3 tasks that write");
+    EXPECT_MESSAGE("tasks.w2.reads.input.group");
+    EXPECT_MESSAGE("tasks.w2.reads.again: task \"w2\" already reads stream \"samples\"");
+    shmline_pipeline_close(p);
+}
+
 static void test_joining_outside_a_pipeline_says_how_to_start(void) {
     unsetenv("SHMLINE_PIPELINE");
     unsetenv("SHMLINE_TASK");
@@ -566,6 +626,7 @@ int main(int argc, char **argv) {
     test_declarations_check_their_arguments();
     test_validation_lists_every_problem_by_entry();
     test_manifests_parse_save_and_load();
+    test_group_inputs_and_several_writers_are_declared_validated_and_saved();
     test_joining_outside_a_pipeline_says_how_to_start();
     test_a_task_takes_each_handle_once_by_parameter_name();
     test_c_tasks_run_to_completion_with_every_frame_verified();

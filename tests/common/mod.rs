@@ -223,3 +223,110 @@ pub fn leave_a_dead_pipeline(name: &str) {
     child.wait().unwrap();
     assert!(started, "the doomed runner did not start its pipeline");
 }
+
+/// Payload of frame `seq` of source `source` (a tagged source, for streams with several
+/// writers): the source, the sequence number, then bytes derived from both.
+pub fn tagged(source: u64, seq: u64) -> [u8; FRAME] {
+    let mut frame = [0u8; FRAME];
+    frame[..8].copy_from_slice(&source.to_le_bytes());
+    frame[8..16].copy_from_slice(&seq.to_le_bytes());
+    for (i, b) in frame[16..].iter_mut().enumerate() {
+        *b = (seq as u8)
+            .wrapping_mul(31)
+            .wrapping_add(source as u8)
+            .wrapping_add(i as u8);
+    }
+    frame
+}
+
+/// Writes `FRAMES` frames tagged with source number `SOURCE` (default 0) to parameter `out`, as
+/// one of several writers of a stream. With `EXIT_WITHOUT_CLOSE=1` it exits without closing its
+/// writer.
+pub fn role_tagged_source() {
+    let Some(mut task) = join() else { return };
+    let mut out = task.writer("out").unwrap();
+    let source = env_u64("SOURCE", 0);
+    for seq in 0..env_u64("FRAMES", 1000) {
+        out.write(&tagged(source, seq)).unwrap();
+    }
+    if env_u64("EXIT_WITHOUT_CLOSE", 0) == 1 {
+        std::process::exit(0);
+    }
+}
+
+/// Reads `input` to the end, writing every frame unchanged to `out` (a worker of a reader group
+/// when the pipeline says so), and prints how many it forwarded.
+pub fn role_forward() {
+    let Some(mut task) = join() else { return };
+    let mut input = task.reader("input").unwrap();
+    let mut out = task.writer("out").unwrap();
+    let mut count = 0u64;
+    loop {
+        match input.read() {
+            Ok(frame) => out.write(&frame.data).unwrap(),
+            Err(Error::EndOfStream) => break,
+            Err(e) => panic!("forward: {e}"),
+        }
+        count += 1;
+    }
+    println!("forwarded {count} frames");
+}
+
+/// Reads `input` to the end and checks that every frame of every tagged source arrived exactly
+/// once and intact: `EXPECT` is `SOURCE:FRAMES,...` (default `0:1000`). With `ORDERED=1`, each
+/// source's frames must also arrive in the order it wrote them.
+pub fn role_merge_sink() {
+    let Some(mut task) = join() else { return };
+    let mut input = task.reader("input").unwrap();
+    let expect: Vec<(u64, u64)> = std::env::var("EXPECT")
+        .unwrap_or_else(|_| "0:1000".into())
+        .split(',')
+        .map(|pair| {
+            let (s, n) = pair.split_once(':').unwrap();
+            (s.parse().unwrap(), n.parse().unwrap())
+        })
+        .collect();
+    let ordered = env_u64("ORDERED", 0) == 1;
+    let mut seen: Vec<Vec<bool>> = expect
+        .iter()
+        .map(|&(_, n)| vec![false; n as usize])
+        .collect();
+    loop {
+        match input.read() {
+            Ok(frame) => {
+                assert_eq!(frame.info.missed, 0, "no frame is skipped");
+                let word =
+                    |at: usize| u64::from_le_bytes(frame.data[at..at + 8].try_into().unwrap());
+                let (source, seq) = (word(0), word(8));
+                let index = expect
+                    .iter()
+                    .position(|&(s, _)| s == source)
+                    .unwrap_or_else(|| panic!("frame of unexpected source {source}"));
+                let flags = &mut seen[index];
+                assert!(
+                    (seq as usize) < flags.len(),
+                    "source {source} seq {seq} too far"
+                );
+                assert!(
+                    !flags[seq as usize],
+                    "source {source} seq {seq} arrived twice"
+                );
+                if ordered {
+                    assert!(
+                        flags[..seq as usize].iter().all(|&f| f),
+                        "source {source} seq {seq} arrived before an earlier frame"
+                    );
+                }
+                flags[seq as usize] = true;
+                assert_eq!(frame.data, tagged(source, seq), "frame arrives intact");
+            }
+            Err(Error::EndOfStream) => break,
+            Err(e) => panic!("merge sink: {e}"),
+        }
+    }
+    for (&(source, n), flags) in expect.iter().zip(&seen) {
+        let got = flags.iter().filter(|&&f| f).count() as u64;
+        assert_eq!(got, n, "every frame of source {source} arrives");
+    }
+    println!("merge sink verified {expect:?}");
+}

@@ -40,6 +40,12 @@ in PYTHUSA; it must be importable by a new process: defined with `def` at the to
 module, or of the script being run (then keep the pipeline code under
 `if __name__ == "__main__":`, which a worker does not run).
 
+Fan-in and work sharing: several tasks may write one stream (`writes={"out": "merged"}` in
+each; the stream ends when the last of them is done), and a reading parameter may join a reader
+group, `reads={"samples": {"stream": "samples", "group": "workers"}}`: the tasks of one group
+share the stream's frames, each frame going to exactly one of them, while plain readers still get
+every frame. PYTHUSA's round-robin FIR fan-out/fan-in is `examples/fir/` this way.
+
 Reading from a task: `read()` waits for the next frame (it never returns None), and raises
 `EndOfStream` once the stream's writer is done and every frame was read; a function that lets
 `EndOfStream` out ends normally. So PYTHUSA code that polls `read()` and sleeps on None works
@@ -52,6 +58,7 @@ starts its worker (`python -m shmline._worker module:function`).
 
 from __future__ import annotations
 
+import collections.abc
 import difflib
 import functools
 import inspect
@@ -75,6 +82,9 @@ __all__ = ["Pipeline", "RunReport", "TaskReport", "PipelineMetrics", "StreamMetr
            "TaskMetrics"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: What a `reads` parameter is bound to: a stream name, or {"stream": name, "group": group} for a
+#: member of a reader group.
+ReadTarget = Union[str, Mapping[str, str]]
 
 _OUTCOMES = {
     lib.SHMLINE_RUN_FINISHED: "finished",
@@ -242,12 +252,14 @@ class Pipeline:
     def add_stream(self, name: str, *, shape: Optional[ShapeLike] = None, dtype: Any = None,
                    max_frame_size: int = 0, capacity: Optional[int] = None,
                    frames: Optional[int] = None, checksum: bool = False,
-                   max_readers: int = 0) -> "Pipeline":
+                   max_readers: int = 0, max_writers: int = 0) -> "Pipeline":
         """Declares stream `name`: frames of NumPy `dtype` and `shape` (default `()`), or bytes
         of at most `max_frame_size` without a dtype. `capacity` (or `frames`, PYTHUSA's name
         for it) is the number of slots, a power of two (default 64): the writer runs at most
         that far ahead of its slowest reader. `checksum` adds a CRC32C to every frame.
-        `max_readers` 0 makes room for every reading task plus 4 monitors."""
+        `max_readers` 0 makes room for every reading task (group members included) plus 4
+        monitors. Several tasks may write the stream: `max_writers` 0 (or 1) allows one writer
+        per writing task, a larger value is the limit (no fewer than the writing tasks)."""
         self._declaring()
         self._new_name(name, "stream")
         if capacity is not None and frames is not None and capacity != frames:
@@ -261,6 +273,7 @@ class Pipeline:
         opts.max_frame_size = max_frame_size
         opts.checksum = bool(checksum)
         opts.max_readers = max_readers
+        opts.max_writers = max_writers
         dtype_c, ndim, shape_c, _keep = schema_args(dtype, shape)
         opts.dtype = dtype_c
         opts.ndim = ndim
@@ -285,7 +298,7 @@ class Pipeline:
 
     def add_task(self, name: str, *, fn: Optional[Callable[..., Any]] = None,
                  cmd: Optional[Sequence[PathLike]] = None,
-                 reads: Optional[Mapping[str, str]] = None,
+                 reads: Optional[Mapping[str, ReadTarget]] = None,
                  writes: Optional[Mapping[str, str]] = None,
                  events: Optional[Mapping[str, str]] = None, cwd: Optional[PathLike] = None,
                  env: Optional[Mapping[str, str]] = None, stdout: Optional[PathLike] = None,
@@ -296,8 +309,12 @@ class Pipeline:
         `reads`, `writes` and `events` map the task's parameter names to stream and event
         names: `fn` is called with a `Reader` for each `reads` parameter, a `Writer` for each
         `writes` one and an `Event` for each `events` one, by name; a program takes them with
-        `Task.join()` and `task.reader(param)`... Each stream needs one writing task and at
-        least one reading task.
+        `Task.join()` and `task.reader(param)`... Each stream needs at least one writing task
+        (several make it a multi-writer stream, which ends when the last is done) and at least
+        one reading task. A `reads` value may be `{"stream": name, "group": group}`: the reader
+        joins reader group `group`, whose members (usually in several tasks) share the stream's
+        frames, each frame going to exactly one of them. A task reads a stream through one
+        parameter at most.
 
         `fn` must be importable by a new Python process: a function defined with `def` at the
         top level of a module or of the script being run, not a lambda, a nested function, a
@@ -311,8 +328,10 @@ class Pipeline:
             raise TypeError(f"task {name!r} needs either fn= (a Python function) or cmd= (a "
                             "program and its arguments), not " + ("both" if fn else "neither"))
         self._new_name(name, "task")
-        bindings = {"reads": dict(reads or {}), "writes": dict(writes or {}),
-                    "events": dict(events or {})}
+        groups = {param: _read_group(name, param, target)
+                   for param, target in (reads or {}).items()}
+        bindings = {"reads": {param: stream for param, (stream, _) in groups.items()},
+                    "writes": dict(writes or {}), "events": dict(events or {})}
         self._check_bindings(name, bindings)
         if fn is not None:
             argv = [sys.executable, "-m", "shmline._worker",
@@ -331,8 +350,13 @@ class Pipeline:
         self._tasks.append(name)
         for kind, table in bindings.items():
             for param, target in table.items():
-                check(lib.shmline_pipeline_bind(self._h, name.encode(), _KINDS[kind],
-                                                param.encode(), target.encode()))
+                group = groups[param][1] if kind == "reads" else None
+                if group is not None:
+                    check(lib.shmline_pipeline_bind_group(self._h, name.encode(), param.encode(),
+                                                          target.encode(), group.encode()))
+                else:
+                    check(lib.shmline_pipeline_bind(self._h, name.encode(), _KINDS[kind],
+                                                    param.encode(), target.encode()))
         if cwd is not None:
             check(lib.shmline_pipeline_task_set_cwd(self._h, name.encode(), os.fsencode(cwd)))
         for key, value in (env or {}).items():
@@ -380,8 +404,9 @@ class Pipeline:
 
     def validate(self) -> None:
         """Checks the whole declaration as `start()` does: names valid and unique, every stream
-        with one writing task and at least one reading task, every binding to a declared stream
-        or event, no cycle unless allowed. `InvalidArgumentError` lists every problem."""
+        with at least one writing task (no more than its `max_writers`) and one reading task,
+        every binding to a declared stream or event, valid group names, no task reading a stream
+        twice, no cycle unless allowed. `InvalidArgumentError` lists every problem."""
         self._open()
         check(lib.shmline_pipeline_validate(self._h))
 
@@ -655,6 +680,23 @@ class _TerminateAsInterrupt:
     def __exit__(self, *exc: Any) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+
+
+def _read_group(task: str, param: str, target: Any) -> Tuple[Any, Optional[str]]:
+    """(stream, group or None) of a `reads` value: a stream name, or {"stream": ..., "group":
+    ...}. Raises TypeError for anything else (other types are left to `_check_bindings`)."""
+    if not isinstance(target, collections.abc.Mapping):
+        return target, None
+    unknown = set(target) - {"stream", "group"}
+    if unknown or "stream" not in target:
+        raise TypeError(f"task {task!r}: reads[{param!r}] is {dict(target)!r}; a reads value is a "
+                        "stream name, or {'stream': name, 'group': group} for a member of a "
+                        "reader group")
+    group = target.get("group")
+    if group is not None and not isinstance(group, str):
+        raise TypeError(f"task {task!r}: the group of reads[{param!r}] is a str, not "
+                        f"{type(group).__name__}")
+    return target["stream"], group
 
 
 def _ns(seconds: float, what: str) -> int:

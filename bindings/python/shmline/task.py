@@ -90,7 +90,9 @@ class Task:
                require_shape: Any = None) -> Reader:
         """Takes the reader of reading parameter `param` (once: `WrongStateError` the second
         time; `NotFoundError`, listing the task's reading parameters, if there is none). It was
-        attached when the task joined, so it reads every frame of its stream. `wait` and
+        attached when the task joined, so it reads every frame of its stream, or, when the
+        pipeline declared the parameter a member of a reader group, its share of them (each
+        frame goes to exactly one member of the group). `wait` and
         `require_dtype`/`require_shape` as for `Stream.reader()` (on a schema mismatch the
         reader stays available)."""
         opts = ffi.new("shmline_reader_options *", lib.shmline_reader_options_default())

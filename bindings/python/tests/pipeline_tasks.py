@@ -170,3 +170,49 @@ def announcing_sink(input) -> None:
             print("sink running", flush=True)
             announced = True
         time.sleep(0.001)
+
+
+# -- Several writers of one stream, reader groups ---------------------------------------------------
+
+def tagged_frame(source: int, i: int) -> np.ndarray:
+    """float64 x 16: the source, the sequence number, then values of both."""
+    f = np.arange(16, dtype=np.float64) + source * 1e6 + i * 1000.0
+    f[0], f[1] = source, i
+    return f
+
+
+def tagged_source(out) -> None:
+    """Writes FRAMES frames tagged with source SOURCE, one of several writers of its stream."""
+    source = int(os.environ["SOURCE"])
+    for i in range(frames()):
+        out.write(tagged_frame(source, i))
+
+
+def forward(input, out) -> None:
+    """Passes every frame it gets on (a member of a reader group when the pipeline says so)."""
+    count = 0
+    for f in input:
+        out.write(f)
+        count += 1
+    print(f"forwarded {count} frames", flush=True)
+
+
+def merge_sink(input) -> None:
+    """Checks that every frame of every source arrived once and intact: EXPECT is
+    "SOURCE:FRAMES,..."; with ORDERED=1, each source's frames in the order it wrote them."""
+    expect = {int(s): int(n) for s, n in
+              (pair.split(":") for pair in os.environ["EXPECT"].split(","))}
+    ordered = os.environ.get("ORDERED") == "1"
+    seen = {s: np.zeros(n, bool) for s, n in expect.items()}
+    for f in input:
+        source, i = int(f[0]), int(f[1])
+        if source not in seen or not 0 <= i < len(seen[source]) or seen[source][i]:
+            raise AssertionError(f"unexpected or repeated frame {i} of source {source}")
+        if ordered and not seen[source][:i].all():
+            raise AssertionError(f"frame {i} of source {source} came before an earlier one")
+        check(f, tagged_frame(source, i), i)
+        seen[source][i] = True
+    for s, flags in seen.items():
+        if not flags.all():
+            raise AssertionError(f"{int((~flags).sum())} frames of source {s} never arrived")
+    print(f"merge sink verified {sum(expect.values())} frames", flush=True)

@@ -20,7 +20,7 @@ import pytest
 
 import pipeline_tasks
 import shmline
-from conftest import HERE, PATIENCE, leftovers
+from conftest import HERE, PATIENCE, ROOT, leftovers
 
 # PYTHUSA's README quick start (../shared/seeds/), verbatim but for the import.
 QUICK_START = '''\
@@ -460,3 +460,102 @@ def test_a_script_that_runs_its_pipeline_without_the_main_guard_fails_saying_so(
     assert done.returncode != 0 and "ran" not in done.stdout
     assert 'if __name__ == "__main__":' in done.stderr, done.stderr
     assert not leftovers(name)
+
+
+# -- Several writers of one stream, reader groups ---------------------------------------------------
+
+def test_two_python_writer_tasks_feed_one_stream_and_it_ends_after_both(name, capfd):
+    with shmline.Pipeline(name) as pipe:
+        pipe.add_stream("merged", shape=(16,), dtype=np.float64, capacity=16)
+        # b finishes long before a: the stream must not end with it.
+        pipe.add_task("a", fn=pipeline_tasks.tagged_source, writes={"out": "merged"},
+                      env={"SOURCE": 0, "FRAMES": 5000})
+        pipe.add_task("b", fn=pipeline_tasks.tagged_source, writes={"out": "merged"},
+                      env={"SOURCE": 1, "FRAMES": 100})
+        pipe.add_task("sink", fn=pipeline_tasks.merge_sink, reads={"input": "merged"},
+                      env={"EXPECT": "0:5000,1:100", "ORDERED": "1"})
+        report = pipe.run()
+    assert report.outcome == "finished"
+    assert report.frames == 5100
+    assert "merge sink verified 5100 frames" in capfd.readouterr().out
+
+
+def test_group_inputs_and_writer_limits_are_declared_checked_and_saved(name, tmp_path):
+    with shmline.Pipeline(name) as pipe:
+        pipe.add_stream("samples", shape=(16,), dtype=np.float64)
+        pipe.add_stream("merged", shape=(16,), dtype=np.float64, max_writers=3)
+        pipe.add_task("source", fn=pipeline_tasks.tagged_source, writes={"out": "samples"})
+        for w in ("w0", "w1"):
+            pipe.add_task(w, fn=pipeline_tasks.forward,
+                          reads={"input": {"stream": "samples", "group": "workers"}},
+                          writes={"out": "merged"})
+        pipe.add_task("sink", fn=pipeline_tasks.merge_sink, reads={"input": "merged"})
+        pipe.validate()
+        text = pipe.save(tmp_path / "p.toml").read_text()
+    assert 'group = "workers"' in text and "max_writers = 3" in text, text
+    assert shmline.Pipeline.load(tmp_path / "p.toml").tasks == ["source", "w0", "w1", "sink"]
+
+    with shmline.Pipeline(name) as pipe:
+        pipe.add_stream("s", shape=(16,), dtype=np.float64)
+        with pytest.raises(TypeError, match="a reads value is a stream name, or"):
+            pipe.add_task("t", fn=pipeline_tasks.forward, reads={"input": {"streem": "s"}})
+        with pytest.raises(TypeError, match="the group of reads"):
+            pipe.add_task("t", fn=pipeline_tasks.forward,
+                          reads={"input": {"stream": "s", "group": 3}})
+        with pytest.raises(ValueError, match="not declared"):
+            pipe.add_task("t", fn=pipeline_tasks.forward,
+                          reads={"input": {"stream": "nowhere", "group": "g"}})
+
+
+def test_bad_groups_and_too_many_writers_are_refused_naming_each_entry(name):
+    with shmline.Pipeline(name) as pipe:
+        pipe.add_stream("s", shape=(16,), dtype=np.float64, max_writers=2)
+        pipe.add_stream("t", shape=(16,), dtype=np.float64)
+        pipe.add_task("a", fn=pipeline_tasks.forward, writes={"out": "s"},
+                      reads={"input": {"stream": "t", "group": "no.dots"}})
+        pipe.add_task("b", fn=pipeline_tasks.forward, writes={"out": "s"}, reads={"input": "t"})
+        pipe.add_task("c", fn=pipeline_tasks.tagged_source, writes={"out": "s"})
+        pipe.add_task("d", fn=pipeline_tasks.tagged_source, writes={"out": "t"})
+        pipe.add_task("sink", fn=pipeline_tasks.merge_sink, reads={"input": "s"})
+        with pytest.raises(shmline.InvalidArgumentError) as e:
+            pipe.validate()
+    message = str(e.value)
+    assert "(2 problems)" in message, message
+    assert "streams.s.max_writers: 2 is fewer than the 3 tasks" in message, message
+    assert "tasks.a.reads.input.group" in message, message
+
+
+@pytest.mark.xfail(strict=True, reason="needs reader groups (branch groups)")
+def test_a_group_of_two_python_workers_shares_the_frames_each_exactly_once(name, capfd):
+    count = 6000
+    with shmline.Pipeline(name) as pipe:
+        pipe.add_stream("samples", shape=(16,), dtype=np.float64, capacity=16)
+        pipe.add_stream("merged", shape=(16,), dtype=np.float64, capacity=16)
+        pipe.add_task("source", fn=pipeline_tasks.tagged_source, writes={"out": "samples"},
+                      env={"SOURCE": 0, "FRAMES": count})
+        for w in ("w0", "w1"):
+            pipe.add_task(w, fn=pipeline_tasks.forward,
+                          reads={"input": {"stream": "samples", "group": "workers"}},
+                          writes={"out": "merged"})
+        pipe.add_task("sink", fn=pipeline_tasks.merge_sink, reads={"input": "merged"},
+                      env={"EXPECT": f"0:{count}"})
+        report = pipe.run()
+    assert report.outcome == "finished"
+    out = capfd.readouterr().out
+    assert f"merge sink verified {count} frames" in out
+    shares = [int(line.split()[1]) for line in out.splitlines() if line.startswith("forwarded")]
+    assert len(shares) == 2 and sum(shares) == count, out
+
+
+@pytest.mark.xfail(strict=True, reason="needs reader groups (branch groups)")
+def test_the_fir_example_filters_every_block_exactly_once_through_a_group_of_workers(name):
+    done = subprocess.run([sys.executable, str(ROOT / "examples/fir/fir.py"), "--workers", "3",
+                           "--blocks", "300", "--block", "1024", "--name", name],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=PATIENCE * 2)
+    assert done.returncode == 0, f"stdout: {done.stdout}\nstderr: {done.stderr}"
+    assert "300 blocks of 1024 samples" in done.stdout, done.stdout
+    assert "every block exactly once" in done.stdout, done.stdout
+    shares = [int(line.split()[2]) for line in done.stdout.splitlines()
+              if line.startswith("fir") and "filtered" in line]
+    assert len(shares) == 3 and sum(shares) == 300, done.stdout
