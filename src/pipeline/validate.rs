@@ -440,7 +440,7 @@ fn stream_options(
         }
         n => n,
     };
-    if let Err(why) = StreamGeometry::new(spec.capacity, max_frame, max_readers, 1) {
+    if let Err(why) = StreamGeometry::new(spec.capacity, max_frame, max_readers, 1, 0) {
         out.add(entry, why);
         return None;
     }
