@@ -220,7 +220,7 @@
  * Version of the shared-memory layout this header's library speaks (`docs/LAYOUT.md`). Processes
  * can share streams and events only if their libraries speak the same layout version.
  */
-#define SHMLINE_LAYOUT_VERSION 1
+#define SHMLINE_LAYOUT_VERSION 2
 
 /**
  * Wait strategy: spin a few microseconds, then sleep on a futex. Low latency while busy, about
@@ -306,6 +306,11 @@
  * `shmline_stream_stats.writer_state`: the writer's process died without closing the stream.
  */
 #define SHMLINE_WRITER_STATE_DEAD 3
+
+/**
+ * Size of `shmline_reader_stats.group`: a group name is at most 63 bytes, plus the NUL.
+ */
+#define SHMLINE_GROUP_NAME_LEN 64
 
 /**
  * `shmline_reader_options.start`: only frames published after the reader opened (the default).
@@ -531,6 +536,11 @@ typedef struct shmline_stream_options {
      * has closed.
      */
     uint32_t max_writers;
+    /**
+     * Most reader groups at once, 0 to 64 (default 4). Readers that open with the same
+     * `shmline_reader_options.group` share the work: each frame goes to exactly one of them.
+     */
+    uint32_t max_groups;
 } shmline_stream_options;
 
 /**
@@ -582,6 +592,10 @@ typedef struct shmline_stream_info {
      * Most writers attached at once (1: a single-writer stream).
      */
     uint32_t max_writers;
+    /**
+     * Most reader groups at once.
+     */
+    uint32_t max_groups;
 } shmline_stream_info;
 
 /**
@@ -649,6 +663,15 @@ typedef struct shmline_stream_stats {
      * Multi-writer streams: dead writers whose slots were reclaimed.
      */
     uint64_t writers_reclaimed;
+    /**
+     * Number of reader groups with members now.
+     */
+    uint32_t group_count;
+    /**
+     * Frames delivered again within reader groups because the member holding them died (at-least-
+     * once delivery within a group), summed over the groups.
+     */
+    uint64_t frames_redelivered;
 } shmline_stream_stats;
 
 /**
@@ -688,9 +711,14 @@ typedef struct shmline_reader_stats {
      */
     uint64_t missed;
     /**
-     * Frames published that it has not read yet.
+     * Frames published that it has not read yet (a group member: 0 while it holds no frame).
      */
     uint64_t lag;
+    /**
+     * Name of the reader group it is a member of, NUL-terminated; empty (`""`) for a plain
+     * reader.
+     */
+    char group[SHMLINE_GROUP_NAME_LEN];
 } shmline_reader_stats;
 
 /**

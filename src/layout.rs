@@ -12,7 +12,7 @@ use crate::sync::{AtomicU32, AtomicU64, AtomicU8};
 use std::mem::size_of;
 
 /// Version of the shared-memory layout described in `docs/LAYOUT.md`.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Size of the blocks that keep independently written fields apart. 128 bytes rather than 64
 /// because x86-64 prefetches cache lines in adjacent pairs.
@@ -46,6 +46,18 @@ pub const READER_FREE: u32 = 0;
 pub const READER_CLAIMING: u32 = 1;
 /// Reader entry state: active; a lossless active reader holds the writer back.
 pub const READER_ACTIVE: u32 = 2;
+/// Reader entry state: a reader-group member that died (or left) holding frames it had not
+/// delivered; no process owns it, it still holds the writer back, and another member of its
+/// group adopts it to deliver those frames again.
+pub const READER_ORPHANED: u32 = 3;
+
+/// `pos` of a reader-group member that holds no frame (it does not hold the writer back).
+pub const POS_IDLE: u64 = u64::MAX;
+
+/// Group record state: free.
+pub const GROUP_FREE: u32 = 0;
+/// Group record state: a reader group with members; its `next` holds the writer back.
+pub const GROUP_ACTIVE: u32 = 2;
 
 /// Writer entry state (multi-writer streams): free.
 pub const WRITER_ENTRY_FREE: u32 = 0;
@@ -86,6 +98,10 @@ pub const MAX_FRAME_SIZE: u32 = 1 << 30;
 pub const MAX_READERS: u32 = 1024;
 /// Largest number of writers a stream may have at once.
 pub const MAX_WRITERS: u32 = 64;
+/// Largest number of reader groups a stream may have at once.
+pub const MAX_GROUPS: u32 = 64;
+/// Length of a group name field, including NUL padding (names are at most 63 bytes).
+pub const GROUP_NAME_LEN: usize = 64;
 /// Largest total size of one stream segment (64 GiB).
 pub const MAX_SEGMENT_SIZE: u64 = 64 << 30;
 /// Length of the dtype field of a schema, including NUL padding.
@@ -142,12 +158,14 @@ pub struct StreamHeader {
     pub created_unix_ns: AtomicU64,
     /// Backpressure policy, `POLICY_*`: what a writer does when the ring is full.
     pub policy: AtomicU32,
-    /// Reserved, zero.
-    pub _pad2: AtomicU32,
+    /// Number of records in the group table (`0..=MAX_GROUPS`).
+    pub max_groups: AtomicU32,
     /// Offset of the writer table: `readers_offset + max_readers * 128`.
     pub writers_offset: AtomicU64,
+    /// Offset of the group table: `writers_offset + writer entries * 128`.
+    pub groups_offset: AtomicU64,
     /// Reserved, zero.
-    pub _reserved0: [AtomicU64; 3],
+    pub _reserved0: [AtomicU64; 2],
 
     // ---- line 1 (128..256): schema; written once by the creator ----
     /// NumPy array-interface type string (e.g. `<f4`), ASCII, NUL-padded; empty if no schema.
@@ -220,7 +238,8 @@ pub struct StreamHeader {
     /// last one closed.
     pub writer_count: AtomicU32,
     /// Pid of the process holding the table lock, 0 when free. The lock serialises the rare
-    /// repairs of shared tables (reclaiming dead writers of a multi-writer stream).
+    /// changes to shared tables: reclaiming dead writers of a multi-writer stream; creating,
+    /// joining, leaving and repairing reader groups.
     pub table_lock: AtomicU32,
     /// Start time of the process holding the table lock (stored just after taking it).
     pub table_lock_start: AtomicU64,
@@ -232,16 +251,18 @@ pub struct StreamHeader {
 #[repr(C, align(128))]
 pub struct ReaderEntry {
     /// Sequence number of the next frame this reader will read. Every frame below it has been
-    /// released by this reader. Written by the reader (Release); read by the writer.
+    /// released by this reader. Written by the reader (Release); read by the writer. A group
+    /// member: the first frame it holds (claimed and not released), or [`POS_IDLE`].
     pub pos: AtomicU64,
-    /// `READER_FREE`, `READER_CLAIMING` or `READER_ACTIVE`.
+    /// `READER_FREE`, `READER_CLAIMING`, `READER_ACTIVE` or `READER_ORPHANED`.
     pub state: AtomicU32,
     /// `READER_FLAG_*` bits.
     pub flags: AtomicU32,
     /// Pid of the reader process.
     pub pid: AtomicU32,
-    /// Reserved, zero.
-    pub _pad0: AtomicU32,
+    /// Index + 1 of the group record of the reader group this reader is a member of; 0 for a
+    /// plain reader. Written before the entry becomes active.
+    pub group: AtomicU32,
     /// Start time of the reader process.
     pub start_time: AtomicU64,
     /// Frames this reader has read.
@@ -250,8 +271,33 @@ pub struct ReaderEntry {
     pub bytes_read: AtomicU64,
     /// Frames a lossy reader missed because the writer overwrote them first.
     pub missed: AtomicU64,
-    /// Reserved, zero (room for reader groups).
-    pub _reserved: [AtomicU64; 9],
+    /// Group members: end (exclusive) of the frames they claimed, `[pos, held_end)`. Stored
+    /// before each claim, so a member that dies mid-claim is never thought to hold less.
+    pub held_end: AtomicU64,
+    /// Reserved, zero.
+    pub _reserved: [AtomicU64; 8],
+}
+
+/// One record of a stream's group table: 128 bytes, one per possible reader group.
+#[repr(C, align(128))]
+pub struct GroupRecord {
+    /// The next frame to hand to a member; every frame below it has been handed out. Members
+    /// claim frames by compare-and-swap on it.
+    pub next: AtomicU64,
+    /// `GROUP_FREE` or `GROUP_ACTIVE`.
+    pub state: AtomicU32,
+    /// Number of orphaned entries of the group waiting for a member to take them over (a hint).
+    pub orphans: AtomicU32,
+    /// Frames handed to another member because the member holding them died (or left without
+    /// delivering them).
+    pub redelivered: AtomicU64,
+    /// Position at which the group started (its first member's start); `next - first` frames
+    /// have been handed out.
+    pub first: AtomicU64,
+    /// Reserved, zero.
+    pub _reserved: [AtomicU64; 4],
+    /// Group name, ASCII, NUL-padded (at most 63 bytes).
+    pub name: [AtomicU8; GROUP_NAME_LEN],
 }
 
 /// One entry of a multi-writer stream's writer table: 128 bytes, one per possible writer.
@@ -312,6 +358,8 @@ unsafe impl SharedStruct for StreamHeader {}
 unsafe impl SharedStruct for ReaderEntry {}
 // SAFETY: as above.
 unsafe impl SharedStruct for WriterEntry {}
+// SAFETY: as above.
+unsafe impl SharedStruct for GroupRecord {}
 // SAFETY: as above.
 unsafe impl SharedStruct for FrameHeader {}
 // SAFETY: as above.
@@ -383,7 +431,9 @@ const _: () = {
     assert!(offset_of!(StreamHeader, creator_start_time) == 72);
     assert!(offset_of!(StreamHeader, created_unix_ns) == 80);
     assert!(offset_of!(StreamHeader, policy) == 88);
+    assert!(offset_of!(StreamHeader, max_groups) == 92);
     assert!(offset_of!(StreamHeader, writers_offset) == 96);
+    assert!(offset_of!(StreamHeader, groups_offset) == 104);
     assert!(offset_of!(StreamHeader, dtype) == 128);
     assert!(offset_of!(StreamHeader, ndim) == 160);
     assert!(offset_of!(StreamHeader, shape) == 168);
@@ -424,10 +474,20 @@ const _: () = {
     assert!(offset_of!(ReaderEntry, state) == 8);
     assert!(offset_of!(ReaderEntry, flags) == 12);
     assert!(offset_of!(ReaderEntry, pid) == 16);
+    assert!(offset_of!(ReaderEntry, group) == 20);
     assert!(offset_of!(ReaderEntry, start_time) == 24);
     assert!(offset_of!(ReaderEntry, frames_read) == 32);
     assert!(offset_of!(ReaderEntry, bytes_read) == 40);
     assert!(offset_of!(ReaderEntry, missed) == 48);
+    assert!(offset_of!(ReaderEntry, held_end) == 56);
+
+    assert!(size_of::<GroupRecord>() == LINE);
+    assert!(offset_of!(GroupRecord, next) == 0);
+    assert!(offset_of!(GroupRecord, state) == 8);
+    assert!(offset_of!(GroupRecord, orphans) == 12);
+    assert!(offset_of!(GroupRecord, redelivered) == 16);
+    assert!(offset_of!(GroupRecord, first) == 24);
+    assert!(offset_of!(GroupRecord, name) == 64);
 
     assert!(size_of::<FrameHeader>() == 32);
     assert!(offset_of!(FrameHeader, seq) == 0);
@@ -468,6 +528,10 @@ pub struct StreamGeometry {
     pub writer_entries: u32,
     /// Offset of the writer table.
     pub writers_offset: u64,
+    /// Records in the group table.
+    pub max_groups: u32,
+    /// Offset of the group table.
+    pub groups_offset: u64,
     /// Offset of slot 0.
     pub slots_offset: u64,
     /// Total segment size.
@@ -481,6 +545,7 @@ impl StreamGeometry {
         max_frame: u32,
         max_readers: u32,
         max_writers: u32,
+        max_groups: u32,
     ) -> Result<Self, String> {
         if capacity == 0 || capacity > MAX_CAPACITY || !capacity.is_power_of_two() {
             return Err(format!(
@@ -502,13 +567,16 @@ impl StreamGeometry {
                 "max writers {max_writers} must be between 1 and {MAX_WRITERS}"
             ));
         }
+        if max_groups > MAX_GROUPS {
+            return Err(format!(
+                "max groups {max_groups} must be between 0 and {MAX_GROUPS}"
+            ));
+        }
         let writer_entries = if max_writers > 1 { max_writers } else { 0 };
         let slot_size = round_up(FRAME_HEADER_SIZE as u64 + max_frame as u64, SLOT_ALIGN);
         let writers_offset = READERS_OFFSET + max_readers as u64 * LINE as u64;
-        let slots_offset = round_up(
-            writers_offset + writer_entries as u64 * LINE as u64,
-            SLOTS_ALIGN,
-        );
+        let groups_offset = writers_offset + writer_entries as u64 * LINE as u64;
+        let slots_offset = round_up(groups_offset + max_groups as u64 * LINE as u64, SLOTS_ALIGN);
         let segment_size = slots_offset + slot_size * capacity as u64;
         if segment_size > MAX_SEGMENT_SIZE {
             return Err(format!(
@@ -524,6 +592,8 @@ impl StreamGeometry {
             max_writers,
             writer_entries,
             writers_offset,
+            max_groups,
+            groups_offset,
             slots_offset,
             segment_size,
         })
@@ -542,6 +612,13 @@ impl StreamGeometry {
     pub fn reader_offset(&self, index: u32) -> usize {
         debug_assert!(index < self.max_readers);
         READERS_OFFSET as usize + index as usize * LINE
+    }
+
+    /// Offset of group record `index`.
+    #[inline]
+    pub fn group_offset(&self, index: u32) -> usize {
+        debug_assert!(index < self.max_groups);
+        self.groups_offset as usize + index as usize * LINE
     }
 
     /// Offset of writer entry `index` (multi-writer streams).
@@ -564,7 +641,7 @@ mod tests {
 
     #[test]
     fn geometry_rounds_slots_and_aligns_the_slot_region() {
-        let g = StreamGeometry::new(8, 100, 4, 1).unwrap();
+        let g = StreamGeometry::new(8, 100, 4, 1, 0).unwrap();
         assert_eq!(g.slot_size, 192); // 32 + 100 rounded up to 64
         assert_eq!(g.writers_offset, 1152); // 640 + 4 * 128
         assert_eq!(g.slots_offset, 4096); // 1152, no writer table, rounded to a page
@@ -574,34 +651,38 @@ mod tests {
 
     #[test]
     fn a_multi_writer_stream_has_a_writer_table_after_the_reader_table() {
-        let g = StreamGeometry::new(8, 100, 4, 40).unwrap();
+        let g = StreamGeometry::new(8, 100, 4, 40, 2).unwrap();
         assert_eq!(g.writer_entries, 40);
         assert_eq!(g.writer_offset(1), 1152 + 128);
-        // 1152 + 40 * 128 = 6272, rounded to a page.
+        // The group table follows: 1152 + 40 * 128 = 6272; + 2 * 128, rounded to a page.
+        assert_eq!(g.group_offset(1), 6272 + 128);
         assert_eq!(g.slots_offset, 8192);
     }
 
     #[test]
     fn geometry_refuses_zero_absurd_and_non_power_of_two_sizes() {
-        assert!(StreamGeometry::new(0, 64, 1, 1)
+        assert!(StreamGeometry::new(0, 64, 1, 1, 0)
             .unwrap_err()
             .contains("capacity"));
-        assert!(StreamGeometry::new(3, 64, 1, 1)
+        assert!(StreamGeometry::new(3, 64, 1, 1, 0)
             .unwrap_err()
             .contains("power of two"));
-        assert!(StreamGeometry::new(8, 0, 1, 1)
+        assert!(StreamGeometry::new(8, 0, 1, 1, 0)
             .unwrap_err()
             .contains("frame size"));
-        assert!(StreamGeometry::new(8, 64, 0, 1)
+        assert!(StreamGeometry::new(8, 64, 0, 1, 0)
             .unwrap_err()
             .contains("readers"));
-        assert!(StreamGeometry::new(8, 64, 1, 0)
+        assert!(StreamGeometry::new(8, 64, 1, 0, 0)
             .unwrap_err()
             .contains("writers"));
-        assert!(StreamGeometry::new(8, 64, 1, 65)
+        assert!(StreamGeometry::new(8, 64, 1, 65, 0)
             .unwrap_err()
             .contains("writers"));
-        assert!(StreamGeometry::new(1 << 24, 1 << 30, 1, 1)
+        assert!(StreamGeometry::new(8, 64, 1, 1, 65)
+            .unwrap_err()
+            .contains("groups"));
+        assert!(StreamGeometry::new(1 << 24, 1 << 30, 1, 1, 0)
             .unwrap_err()
             .contains("limit"));
     }

@@ -40,7 +40,7 @@ pub use error::{Error, Result, Status};
 pub use event::{Event, EventMode, EventOptions};
 pub use layout::LAYOUT_VERSION;
 pub use ring::{
-    Backpressure, FrameInfo, OwnedFrame, ReadGuard, Reader, ReaderOptions, ReaderStats,
+    Backpressure, FrameInfo, GroupStats, OwnedFrame, ReadGuard, Reader, ReaderOptions, ReaderStats,
     StartPosition, Stream, StreamInfo, StreamOptions, StreamStats, WriteGuard, Writer,
     WriterOptions, WriterState,
 };

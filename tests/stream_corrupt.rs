@@ -111,6 +111,7 @@ fn slot_field(stream: &Stream, seq: u64, field: usize) -> usize {
         info.max_frame_size,
         info.max_readers,
         info.max_writers,
+        info.max_groups,
     )
     .unwrap();
     geo.slot_offset(seq) + field
@@ -196,7 +197,12 @@ fn opening_refuses_every_impossible_geometry_field_and_names_it() {
         (hdr!(header_size), 4, u32::MAX as u64, "header_size"),
         (hdr!(max_writers), 4, 0, "writers"),
         (hdr!(max_writers), 4, 65, "writers"),
-        (hdr!(max_writers), 4, 64, "slots_offset"),
+        (hdr!(max_writers), 4, 64, "groups_offset"),
+        (hdr!(max_groups), 4, 65, "groups"),
+        (hdr!(max_groups), 4, u32::MAX as u64, "groups"),
+        (hdr!(max_groups), 4, 64, "slots_offset"),
+        (hdr!(groups_offset), 8, 0, "groups_offset"),
+        (hdr!(groups_offset), 8, u64::MAX, "groups_offset"),
         (hdr!(writers_offset), 8, 0, "writers_offset"),
         (hdr!(writers_offset), 8, u64::MAX, "writers_offset"),
         (hdr!(policy), 4, 4, "policy"),

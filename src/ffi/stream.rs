@@ -108,6 +108,9 @@ pub struct shmline_stream_options {
     /// in the order the writers claimed them, and the stream ends when every writer that opened
     /// has closed.
     pub max_writers: u32,
+    /// Most reader groups at once, 0 to 64 (default 4). Readers that open with the same
+    /// `shmline_reader_options.group` share the work: each frame goes to exactly one of them.
+    pub max_groups: u32,
 }
 
 // SAFETY: repr(C), starts with `struct_size: u32`, and every field is an integer or a raw pointer.
@@ -129,6 +132,7 @@ unsafe impl OptionsStruct for shmline_stream_options {
             shape: std::ptr::null(),
             backpressure: d.backpressure as u32,
             max_writers: d.max_writers,
+            max_groups: d.max_groups,
         }
     }
 }
@@ -160,6 +164,8 @@ pub struct shmline_stream_info {
     pub backpressure: u32,
     /// Most writers attached at once (1: a single-writer stream).
     pub max_writers: u32,
+    /// Most reader groups at once.
+    pub max_groups: u32,
 }
 
 /// A snapshot of a stream's shared counters, filled by `shmline_stream_get_stats()`.
@@ -199,6 +205,11 @@ pub struct shmline_stream_stats {
     pub writer_count: u32,
     /// Multi-writer streams: dead writers whose slots were reclaimed.
     pub writers_reclaimed: u64,
+    /// Number of reader groups with members now.
+    pub group_count: u32,
+    /// Frames delivered again within reader groups because the member holding them died (at-least-
+    /// once delivery within a group), summed over the groups.
+    pub frames_redelivered: u64,
 }
 
 /// Counters of one attached reader, filled by `shmline_stream_get_stats()`.
@@ -221,9 +232,16 @@ pub struct shmline_reader_stats {
     pub bytes_read: u64,
     /// Frames it missed (lossy readers only).
     pub missed: u64,
-    /// Frames published that it has not read yet.
+    /// Frames published that it has not read yet (a group member: 0 while it holds no frame).
     pub lag: u64,
+    /// Name of the reader group it is a member of, NUL-terminated; empty (`""`) for a plain
+    /// reader.
+    pub group: [c_char; SHMLINE_GROUP_NAME_LEN],
 }
+
+/// Size of `shmline_reader_stats.group`: a group name is at most 63 bytes, plus the NUL.
+pub const SHMLINE_GROUP_NAME_LEN: usize = 64;
+const _: () = assert!(SHMLINE_GROUP_NAME_LEN == crate::layout::GROUP_NAME_LEN);
 
 impl From<&StreamStats> for shmline_stream_stats {
     fn from(stats: &StreamStats) -> shmline_stream_stats {
@@ -247,6 +265,8 @@ impl From<&StreamStats> for shmline_stream_stats {
             frames_skipped: stats.frames_skipped,
             writer_count: stats.writers.len() as u32,
             writers_reclaimed: stats.writers_reclaimed,
+            group_count: stats.groups.len() as u32,
+            frames_redelivered: stats.frames_redelivered(),
         }
     }
 }
@@ -340,6 +360,7 @@ pub unsafe extern "C" fn shmline_stream_create(
             max_frame_size: o.max_frame_size,
             max_readers: o.max_readers,
             max_writers: o.max_writers,
+            max_groups: o.max_groups,
             schema,
             checksum: o.checksum != 0,
             permissions: o.permissions,
@@ -486,6 +507,7 @@ pub unsafe extern "C" fn shmline_stream_get_info(
             creator_start_time: info.creator.start_time,
             backpressure: info.backpressure as u32,
             max_writers: info.max_writers,
+            max_groups: info.max_groups,
         });
         Ok(())
     })
@@ -598,10 +620,21 @@ pub unsafe extern "C" fn shmline_stream_get_stats(
                 bytes_read: r.bytes_read,
                 missed: r.missed,
                 lag: r.lag,
+                group: group_name(r.group.as_deref()),
             });
         }
         Ok(())
     })
+}
+
+/// A group name as a NUL-padded C array (names are at most 63 bytes, so one NUL always fits).
+fn group_name(name: Option<&str>) -> [c_char; SHMLINE_GROUP_NAME_LEN] {
+    let mut out = [0 as c_char; SHMLINE_GROUP_NAME_LEN];
+    let bytes = name.unwrap_or("").as_bytes();
+    for (dst, &src) in out.iter_mut().zip(bytes).take(SHMLINE_GROUP_NAME_LEN - 1) {
+        *dst = src as c_char;
+    }
+    out
 }
 
 /// Lists the streams that exist on this machine: every name NUL-terminated, back to back, then one

@@ -14,7 +14,7 @@ use super::spec::{Binding, Pipeline};
 use super::{ENV_PIPELINE, ENV_TASK, STOP_EVENT};
 use crate::error::{Error, Result};
 use crate::event::EventMode;
-use crate::layout::{StreamGeometry, MAX_READERS, MAX_WRITERS};
+use crate::layout::{StreamGeometry, MAX_GROUPS, MAX_READERS, MAX_WRITERS};
 use crate::ring::StreamOptions;
 use crate::schema::Schema;
 use std::collections::HashMap;
@@ -501,7 +501,13 @@ fn stream_options(
         0 => writer_count.clamp(1, MAX_WRITERS),
         n => n,
     };
-    if let Err(why) = StreamGeometry::new(spec.capacity, max_frame, max_readers, max_writers) {
+    if let Err(why) = StreamGeometry::new(
+        spec.capacity,
+        max_frame,
+        max_readers,
+        max_writers,
+        MAX_GROUPS,
+    ) {
         out.add(entry, why);
         return None;
     }

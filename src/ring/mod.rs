@@ -8,6 +8,8 @@
 //!
 //! The atomic protocol between them lives in [`protocol`] and is documented in `docs/LAYOUT.md`.
 
+mod group;
+mod lock;
 mod multi;
 mod policy;
 pub mod protocol;
@@ -17,13 +19,13 @@ mod writer;
 
 pub use policy::Backpressure;
 pub use reader::{FrameInfo, OwnedFrame, ReadGuard, Reader, ReaderOptions, StartPosition};
-pub use stats::{ReaderStats, StreamStats, WriterState, WriterStats};
+pub use stats::{GroupStats, ReaderStats, StreamStats, WriterState, WriterStats};
 pub use writer::{WriteGuard, Writer, WriterOptions};
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    FrameHeader, ReaderEntry, StreamGeometry, StreamHeader, WriterEntry, DTYPE_LEN, LAYOUT_VERSION,
-    MAX_NDIM, READERS_OFFSET, SEQ_EMPTY, STREAM_FLAGS_KNOWN, STREAM_FLAG_CHECKSUM,
+    FrameHeader, GroupRecord, ReaderEntry, StreamGeometry, StreamHeader, WriterEntry, DTYPE_LEN,
+    LAYOUT_VERSION, MAX_NDIM, READERS_OFFSET, SEQ_EMPTY, STREAM_FLAGS_KNOWN, STREAM_FLAG_CHECKSUM,
     STREAM_FLAG_SCHEMA, STREAM_MAGIC,
 };
 use crate::liveness::ProcessId;
@@ -54,6 +56,10 @@ pub struct StreamOptions {
     /// writer processes up to this limit attach and write concurrently; frames are published in
     /// the order writers claimed their sequence numbers, and every reader sees each frame once.
     pub max_writers: u32,
+    /// Most reader groups at once (default 4; 0 allows none). A reader group is a set of readers
+    /// that share the work: each frame goes to exactly one member (see
+    /// [`ReaderOptions::group`]).
+    pub max_groups: u32,
     /// Optional dtype and shape of every frame.
     pub schema: Option<Schema>,
     /// Store a CRC32C of every frame and check it on read (default off).
@@ -73,6 +79,7 @@ impl Default for StreamOptions {
             max_frame_size: 0,
             max_readers: 8,
             max_writers: 1,
+            max_groups: 4,
             schema: None,
             checksum: false,
             permissions: 0o600,
@@ -97,6 +104,8 @@ pub struct StreamInfo {
     pub max_readers: u32,
     /// Most writers at once (1: a single-writer stream).
     pub max_writers: u32,
+    /// Most reader groups at once.
+    pub max_groups: u32,
     /// Whether frames carry a CRC32C.
     pub checksum: bool,
     /// Frame schema, if any.
@@ -151,6 +160,14 @@ impl Shared {
         self.seg
             .at(self.geo.writer_offset(index))
             .expect("writer table validated at open")
+    }
+
+    /// Group record `index` (`index < max_groups`).
+    #[inline]
+    pub(crate) fn group(&self, index: u32) -> &GroupRecord {
+        self.seg
+            .at(self.geo.group_offset(index))
+            .expect("group table validated at open")
     }
 
     /// Reader table entry `index` (`index < max_readers`).
@@ -229,6 +246,7 @@ impl Stream {
             max_frame,
             options.max_readers,
             options.max_writers,
+            options.max_groups,
         )
         .map_err(Error::InvalidArgument)?;
         let seg = Segment::create(
@@ -257,6 +275,8 @@ impl Stream {
         hdr.max_readers.store(geo.max_readers, r);
         hdr.max_writers.store(geo.max_writers, r);
         hdr.writers_offset.store(geo.writers_offset, r);
+        hdr.max_groups.store(geo.max_groups, r);
+        hdr.groups_offset.store(geo.groups_offset, r);
         hdr.readers_offset.store(READERS_OFFSET, r);
         hdr.slots_offset.store(geo.slots_offset, r);
         hdr.creator_pid.store(me.pid, r);
@@ -283,6 +303,7 @@ impl Stream {
                 slot_size: geo.slot_size,
                 max_readers: geo.max_readers,
                 max_writers: geo.max_writers,
+                max_groups: geo.max_groups,
                 checksum: options.checksum,
                 schema: options.schema.clone(),
                 segment_size: geo.segment_size,
@@ -418,6 +439,7 @@ fn validate(seg: Segment) -> Result<Shared> {
         hdr.max_frame.load(r),
         hdr.max_readers.load(r),
         hdr.max_writers.load(r),
+        hdr.max_groups.load(r),
     )
     .map_err(|why| Error::corrupt(format!("stream {name:?}: {why}")))?;
     let slot_size = hdr.slot_size.load(r);
@@ -434,6 +456,14 @@ fn validate(seg: Segment) -> Result<Shared> {
             "writers_offset",
             writers_offset,
             geo.writers_offset.to_string(),
+        ));
+    }
+    let groups_offset = hdr.groups_offset.load(r);
+    if groups_offset != geo.groups_offset {
+        return Err(bad(
+            "groups_offset",
+            groups_offset,
+            geo.groups_offset.to_string(),
         ));
     }
     let slots_offset = hdr.slots_offset.load(r);
@@ -501,6 +531,7 @@ fn validate(seg: Segment) -> Result<Shared> {
             slot_size: geo.slot_size,
             max_readers: geo.max_readers,
             max_writers: geo.max_writers,
+            max_groups: geo.max_groups,
             checksum: flags & STREAM_FLAG_CHECKSUM != 0,
             schema,
             segment_size,

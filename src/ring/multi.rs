@@ -13,6 +13,7 @@
 //! stream under the table lock: the dead writer's number is stamped as skipped (readers are told
 //! through `FrameInfo::missed`), a scan it held is ended, and its entry is freed.
 
+use super::lock::TableLock;
 use super::protocol::{self, multi};
 use super::{Backpressure, Shared};
 use crate::error::{Error, Result};
@@ -29,11 +30,6 @@ use std::time::{Duration, Instant};
 const HYSTERESIS_SLICE: Duration = Duration::from_millis(1);
 /// Polls of `scan_seq` while another writer scans, before using the limit it had published.
 const SCAN_POLLS: u32 = 256;
-/// How long a process waits for the table lock before it judges whether the holder died.
-const LOCK_PATIENCE: Duration = Duration::from_millis(100);
-/// How long a process waits for the table lock at most; a repair that cannot get it is retried
-/// at the caller's next liveness check.
-const LOCK_GIVE_UP: Duration = Duration::from_secs(5);
 
 /// The state of one writer of a multi-writer stream.
 #[derive(Debug)]
@@ -45,13 +41,19 @@ pub(crate) struct MultiWriter {
     capacity: u64,
     /// Reader entries a scan looks at (none under `DropOldest`).
     scan_readers: u32,
+    /// Group records a scan looks at (none under `DropOldest`).
+    scan_groups: u32,
     frames_written: u64,
 }
 
 impl MultiWriter {
     /// Attaches a writer: takes a free entry of the writer table (reclaiming the entries of dead
     /// writers if none is free) and counts itself in `writer_count`.
-    pub(crate) fn attach(shared: &Shared, scan_readers: u32) -> Result<MultiWriter> {
+    pub(crate) fn attach(
+        shared: &Shared,
+        scan_readers: u32,
+        scan_groups: u32,
+    ) -> Result<MultiWriter> {
         let hdr = shared.header();
         let name = shared.name();
         // Relaxed: a sanity check of values another process may have damaged.
@@ -98,6 +100,7 @@ impl MultiWriter {
             limit: 0,
             capacity: shared.geo.capacity as u64,
             scan_readers,
+            scan_groups,
             frames_written: 0,
         })
     }
@@ -202,9 +205,10 @@ impl MultiWriter {
                 shared.name()
             )));
         }
+        let groups = (0..self.scan_groups).map(|g| shared.group(g));
         let entries = (0..self.scan_readers).map(|i| shared.entry(i));
         let me = shared.writer_entry(self.index);
-        self.limit = match multi::try_scan(hdr, me, entries, self.capacity) {
+        self.limit = match multi::try_scan(hdr, me, groups, entries, self.capacity) {
             Some(scan) => scan.limit,
             None => {
                 // Another writer is scanning (a few hundred nanoseconds): use its result.
@@ -549,50 +553,4 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
         return true;
     }
     false
-}
-
-/// The table lock, held while the guard lives.
-struct TableLock<'a> {
-    shared: &'a Shared,
-    pid: u32,
-}
-
-impl<'a> TableLock<'a> {
-    /// Takes the lock, breaking it if its holder died; `None` if a live holder keeps it for
-    /// [`LOCK_GIVE_UP`].
-    fn take(shared: &'a Shared) -> Option<TableLock<'a>> {
-        let hdr = shared.header();
-        let me = ProcessId::current();
-        let started = Instant::now();
-        loop {
-            if multi::try_lock_tables(hdr, me.pid, me.start_time) {
-                return Some(TableLock {
-                    shared,
-                    pid: me.pid,
-                });
-            }
-            let waited = started.elapsed();
-            if waited >= LOCK_GIVE_UP {
-                return None;
-            }
-            if waited >= LOCK_PATIENCE {
-                // Relaxed: the holder stored them just after taking the lock, long ago.
-                let holder = ProcessId {
-                    pid: hdr.table_lock.load(Ordering::Relaxed),
-                    start_time: hdr.table_lock_start.load(Ordering::Relaxed),
-                };
-                if holder.pid != 0 && holder.pid != me.pid && !holder.is_alive() {
-                    multi::break_table_lock(hdr, holder.pid);
-                    continue;
-                }
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-}
-
-impl Drop for TableLock<'_> {
-    fn drop(&mut self) {
-        multi::unlock_tables(self.shared.header(), self.pid);
-    }
 }

@@ -7,32 +7,38 @@
 //!
 //! Positions are 64-bit counters that only grow; a slot index is `position & (capacity - 1)`.
 //! The writer may publish sequence number `s` only while `s < limit`, where
-//! `limit = min(lossless reader positions, clamped to [head - capacity, head]) + capacity` as
-//! computed by its last [`scan`]. A slot is therefore never reused while a lossless reader still
-//! needs it (a zero-copy reader's position only moves on release).
+//! `limit = min(lossless reader positions and reader groups' next frames, clamped to
+//! [head - capacity, head]) + capacity` as computed by its last [`scan`]. A slot is therefore
+//! never reused while a lossless reader (or a reader group) still needs it (a zero-copy reader's
+//! position only moves on release).
 
 use crate::layout::{
-    FrameHeader, ReaderEntry, StreamHeader, READER_ACTIVE, READER_FLAG_LOSSY, SEQ_EMPTY,
+    FrameHeader, GroupRecord, ReaderEntry, StreamHeader, GROUP_ACTIVE, POS_IDLE, READER_ACTIVE,
+    READER_FLAG_LOSSY, READER_ORPHANED, SEQ_EMPTY,
 };
-use crate::sync::{fence, seqcst_store_load, Ordering};
+use crate::sync::{fence, seqcst_store_load, AtomicU32, AtomicU64, Ordering};
 
+pub mod group;
 pub mod multi;
 
 /// Result of a writer's scan of the reader table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scan {
-    /// Lowest position of an active lossless reader (clamped), or `head` if there is none.
+    /// Lowest position of an active lossless reader or reader group (clamped), or `head` if there
+    /// is none.
     pub min: u64,
     /// The writer may publish sequence numbers below this.
     pub limit: u64,
 }
 
-/// Writer: scans the active lossless readers and publishes the resulting limit.
+/// Writer: scans the reader groups and the active lossless readers and publishes the resulting
+/// limit.
 ///
 /// Brackets the scan with increments of `scan_seq` (odd while scanning) so a joining reader can
 /// tell whether a scan that may have missed it is still in flight (see [`join`]).
-pub fn scan<'a>(
+pub fn scan<'a, 'g>(
     hdr: &StreamHeader,
+    groups: impl Iterator<Item = &'g GroupRecord>,
     entries: impl Iterator<Item = &'a ReaderEntry>,
     head: u64,
     capacity: u64,
@@ -42,7 +48,7 @@ pub fn scan<'a>(
     // sees this scan in progress (or its result).
     hdr.scan_seq.fetch_add(1, Ordering::SeqCst);
     seqcst_store_load();
-    let min = lowest_position(entries, head, capacity);
+    let min = lowest_position(groups, entries, head, capacity);
     let limit = min + capacity;
     // SeqCst: a joining reader that sees `scan_seq` even reads this limit or a later one.
     hdr.write_limit.store(limit, Ordering::SeqCst);
@@ -50,18 +56,34 @@ pub fn scan<'a>(
     Scan { min, limit }
 }
 
-/// The body of a scan: the lowest position of an active lossless reader, clamped to
-/// `[head - capacity, head]`, or `head` if there is none.
-pub(crate) fn lowest_position<'a>(
+/// The body of a scan: the lowest `next` of an active reader group and position of an active
+/// (or orphaned) lossless reader, clamped to `[head - capacity, head]`, or `head` if there is
+/// none.
+///
+/// The groups are read first: a member claims frames by storing its position and then moving
+/// its group's `next` past them (see [`group::try_claim`]), so a scan that sees the moved `next`
+/// then sees the member's position (SeqCst, later in the total order than its store).
+pub(crate) fn lowest_position<'a, 'g>(
+    groups: impl Iterator<Item = &'g GroupRecord>,
     entries: impl Iterator<Item = &'a ReaderEntry>,
     head: u64,
     capacity: u64,
 ) -> u64 {
     let floor = head.saturating_sub(capacity);
     let mut min = head;
+    for group in groups {
+        // SeqCst: as for the entries below; a group joins like a reader (`group::join`).
+        if group.state.load(Ordering::SeqCst) != GROUP_ACTIVE {
+            continue;
+        }
+        // SeqCst: see the function's comment; clamped as a reader position is.
+        let next = group.next.load(Ordering::SeqCst);
+        min = min.min(next.clamp(floor, head));
+    }
     for entry in entries {
         // SeqCst: see above.
-        if entry.state.load(Ordering::SeqCst) != READER_ACTIVE
+        let state = entry.state.load(Ordering::SeqCst);
+        if state != READER_ACTIVE && state != READER_ORPHANED
             || entry.flags.load(Ordering::Relaxed) & READER_FLAG_LOSSY != 0
         {
             continue;
@@ -69,6 +91,10 @@ pub(crate) fn lowest_position<'a>(
         // SeqCst: see above; it also orders the reader's earlier reads of the slots it releases
         // before our reuse of them (the reader stores `pos` with SeqCst, which includes Release).
         let pos = entry.pos.load(Ordering::SeqCst);
+        if pos == POS_IDLE {
+            // A group member that holds no frame.
+            continue;
+        }
         // A position behind `head - capacity` is a joining reader whose start frames are already
         // gone, or a corrupt value; one ahead of `head` is corrupt. Clamping both keeps the
         // writer's promise (nothing at or above the clamped position is overwritten) without
@@ -204,12 +230,34 @@ pub fn join(
     entry: &ReaderEntry,
     start: u64,
     capacity: u64,
+    scan_in_flight: impl FnMut() -> bool,
+) -> u64 {
+    join_cursor(
+        hdr,
+        &entry.pos,
+        &entry.state,
+        READER_ACTIVE,
+        start,
+        capacity,
+        scan_in_flight,
+    )
+}
+
+/// [`join`] for any cursor a scan reads: activates `state` (to `active`) with the cursor `pos` at
+/// `start`, then moves `pos` past whatever the last scan that missed it let the writer overwrite.
+fn join_cursor(
+    hdr: &StreamHeader,
+    entry_pos: &AtomicU64,
+    entry_state: &AtomicU32,
+    active: u32,
+    start: u64,
+    capacity: u64,
     mut scan_in_flight: impl FnMut() -> bool,
 ) -> u64 {
     let mut pos = start;
-    // SeqCst: see `scan`: our entry stores precede our `scan_seq` load in the total order.
-    entry.pos.store(pos, Ordering::SeqCst);
-    entry.state.store(READER_ACTIVE, Ordering::SeqCst);
+    // SeqCst: see `scan`: our cursor stores precede our `scan_seq` load in the total order.
+    entry_pos.store(pos, Ordering::SeqCst);
+    entry_state.store(active, Ordering::SeqCst);
     seqcst_store_load();
     loop {
         // SeqCst: see `scan`.
@@ -228,6 +276,6 @@ pub fn join(
         pos = limit - capacity;
         // SeqCst: as the first store; a scan that sees the old, lower position is only more
         // cautious.
-        entry.pos.store(pos, Ordering::SeqCst);
+        entry_pos.store(pos, Ordering::SeqCst);
     }
 }

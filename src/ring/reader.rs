@@ -1,11 +1,11 @@
 //! Readers of a stream: copy reads, batch reads, zero-copy acquire/release, lossy taps.
 
 use super::protocol;
-use super::Shared;
+use super::{group, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{
-    FrameHeader, ReaderEntry, FRAME_STATUS_SKIPPED, READER_ACTIVE, READER_CLAIMING,
-    READER_FLAG_LOSSY, READER_FREE, WRITER_ACTIVE, WRITER_CLOSED,
+    FrameHeader, ReaderEntry, FRAME_STATUS_SKIPPED, POS_IDLE, READER_ACTIVE, READER_CLAIMING,
+    READER_FLAG_LOSSY, READER_FREE, READER_ORPHANED, WRITER_ACTIVE, WRITER_CLOSED,
 };
 use crate::liveness::ProcessId;
 use crate::schema::Schema;
@@ -59,6 +59,28 @@ pub struct ReaderOptions {
     /// Join the reader group of this name (competing consumers): each frame goes to exactly one
     /// member of the group, while plain readers and other groups still get every frame. `None`
     /// (the default): a plain reader.
+    ///
+    /// A name is 1 to 63 bytes of letters, digits, `_`, `.` and `-` ([`Error::InvalidName`]
+    /// otherwise). The first member creates the group at `start`; later members join it where it
+    /// is (their `start` is ignored). A stream has room for `max_groups` groups at once
+    /// ([`StreamOptions::max_groups`](super::StreamOptions::max_groups)); the last member to
+    /// leave ends the group. Members are lossless (`lossy` with a group is
+    /// [`Error::InvalidArgument`], and so is a group on a `DropOldest` stream).
+    ///
+    /// What a member sees: frames in increasing order but not consecutive ([`FrameInfo::seq`]
+    /// stays the stream's sequence number, so the gaps are the frames other members got); copy,
+    /// batch and zero-copy reads all work; a batch read claims up to as many frames as it has
+    /// room for at once, a single read one. The writer waits for the group as for a lossless
+    /// reader: for the lowest frame a member holds (claimed and not yet released), or the next
+    /// one the group will hand out. End of stream and the writer's death reach every member.
+    ///
+    /// **Delivery is at-least-once within the group.** Each frame is delivered to exactly one
+    /// member, unless that member dies (SIGKILL) while it holds the frame (claimed, and not yet
+    /// released: a zero-copy frame until its release, a copy read until the read returns): then
+    /// the frames it held are delivered again to another member that is still reading, and
+    /// counted in the group's `redelivered` statistic. A member that closes normally releases what
+    /// it read; frames it claimed but never delivered (after an error) go to another member.
+    /// Frames held by a member whose whole group died are released, as a dead reader's are.
     pub group: Option<String>,
 }
 
@@ -117,9 +139,25 @@ pub struct Reader {
     writer_dead: bool,
     /// Whether the stream has several writers (skipped frames, a writer table to judge).
     multi: bool,
+    /// The reader group this reader is a member of (`None`: a plain reader). A member's `head`
+    /// is the end of the frames it claimed, not the stream's head: it may read `pos..head`.
+    member: Option<Member>,
     /// How many sleeping writers a release wakes: the one writer, or every writer of a
     /// multi-writer stream.
     writer_wakes: i32,
+}
+
+/// What a reader needs to know of the group it is a member of.
+#[derive(Debug)]
+struct Member {
+    /// Index of the group's record in the group table.
+    group: u32,
+    /// How many frames the next claim asks for (1 for single reads, the room of a batch read).
+    want: u64,
+    /// The group's name.
+    name: String,
+    /// When we last looked for dead members of the group (`None`: never).
+    peers_checked: Option<Instant>,
 }
 
 /// Least time between two checks of the writer's liveness. Each check reads `/proc` (several
@@ -144,13 +182,25 @@ impl Reader {
         if let Some(required) = &options.require_schema {
             check_schema(&shared, required)?;
         }
-        if let Some(group) = &options.group {
-            return Err(Error::InvalidArgument(format!(
-                "cannot join reader group {group:?}: reader groups are not built yet"
-            )));
-        }
         // Under drop_oldest the writer never waits for anyone: every reader reads like a lossy one.
         let lossy = options.lossy || shared.info.backpressure == super::Backpressure::DropOldest;
+        if let Some(name) = &options.group {
+            group::validate_name(name)?;
+            if options.lossy {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot join reader group {name:?} as a lossy reader: group members share \
+                     every frame between them and are lossless; drop lossy, or read as a plain \
+                     lossy reader without a group"
+                )));
+            }
+            if lossy {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot join reader group {name:?}: stream {:?} has policy drop_oldest, so \
+                     every reader is lossy, and group members must be lossless",
+                    shared.name()
+                )));
+            }
+        }
         let index = claim_entry(&shared)?;
         let me = ProcessId::current();
         let entry = shared.entry(index);
@@ -177,24 +227,37 @@ impl Reader {
                 shared.name()
             )));
         }
-        let start = match options.start {
+        let start = |head: u64| match options.start {
             StartPosition::Next => head,
             StartPosition::Newest => head.saturating_sub(1),
             StartPosition::Oldest => head.saturating_sub(capacity),
         };
-        let joined = Instant::now();
-        let pos = protocol::join(hdr, entry, start, capacity, || {
-            // The writer is between the two halves of a scan (microseconds). Give up only if it
-            // died there; a stopped writer keeps us waiting up to a generous bound.
-            std::thread::yield_now();
-            let waited = joined.elapsed();
-            if waited > Duration::from_millis(100) && shared.multi_writer() {
-                // A writer of a multi-writer stream may have died holding the scan.
-                super::multi::repair(&shared);
-            }
-            !(waited > Duration::from_millis(100) && !writer_alive(&shared)
-                || waited > Duration::from_secs(30))
-        });
+        if let Some(name) = &options.group {
+            let g = match group::join(&shared, index, name, start, scan_waiter(&shared)) {
+                Ok(g) => g,
+                Err(e) => {
+                    free_entry(entry, READER_CLAIMING);
+                    return Err(e);
+                }
+            };
+            return Ok(Reader::new(
+                shared,
+                index,
+                0,
+                0,
+                false,
+                options,
+                Some(Member {
+                    group: g,
+                    want: 1,
+                    name: name.clone(),
+                    peers_checked: None,
+                }),
+            ));
+        }
+        // Relaxed: published by the SeqCst activation in `protocol::join`.
+        entry.group.store(0, Ordering::Relaxed);
+        let pos = protocol::join(hdr, entry, start(head), capacity, scan_waiter(&shared));
         // The limit may run ahead of `head` by a whole batch the writer has not published yet,
         // so only an absurd one can be told from a real one.
         if pos > super::MAX_HEAD {
@@ -204,11 +267,23 @@ impl Reader {
                 shared.name()
             )));
         }
-        Ok(Reader {
+        Ok(Reader::new(shared, index, pos, head, lossy, options, None))
+    }
+
+    fn new(
+        shared: Arc<Shared>,
+        index: u32,
+        pos: u64,
+        head: u64,
+        lossy: bool,
+        options: &ReaderOptions,
+        member: Option<Member>,
+    ) -> Reader {
+        Reader {
             index,
             pos,
             head,
-            capacity,
+            capacity: shared.geo.capacity as u64,
             lossy,
             frames_read: 0,
             bytes_read: 0,
@@ -221,8 +296,14 @@ impl Reader {
             writer_dead: false,
             multi: shared.multi_writer(),
             writer_wakes: if shared.multi_writer() { i32::MAX } else { 1 },
+            member,
             shared,
-        })
+        }
+    }
+
+    /// The name of the reader group this reader is a member of, if any.
+    pub fn group(&self) -> Option<&str> {
+        self.member.as_ref().map(|m| m.name.as_str())
     }
 
     /// Sequence number of the next frame this reader will read.
@@ -336,6 +417,24 @@ impl Reader {
 
     /// As [`Reader::read_batch`], waiting until `deadline` for the first frame.
     pub fn read_batch_deadline(
+        &mut self,
+        buf: &mut [u8],
+        infos: &mut [FrameInfo],
+        deadline: Deadline,
+    ) -> Result<usize> {
+        let Some(member) = self.member.as_mut() else {
+            return self.read_batch_inner(buf, infos, deadline);
+        };
+        // A member claims frames for the whole batch at once.
+        member.want = infos.len().max(1) as u64;
+        let result = self.read_batch_inner(buf, infos, deadline);
+        if let Some(member) = self.member.as_mut() {
+            member.want = 1;
+        }
+        result
+    }
+
+    fn read_batch_inner(
         &mut self,
         buf: &mut [u8],
         infos: &mut [FrameInfo],
@@ -691,8 +790,14 @@ impl Reader {
     #[inline]
     fn release_to(&mut self, pos: u64) {
         self.pos = pos;
+        // A member that released every frame it claimed holds none.
+        let held = if self.member.is_some() && pos >= self.head {
+            POS_IDLE
+        } else {
+            pos
+        };
         let hdr = self.shared.header();
-        if protocol::release(hdr, self.shared.entry(self.index), pos) {
+        if protocol::release(hdr, self.shared.entry(self.index), held) {
             protocol::wake_writer(hdr);
             futex_wake(&hdr.space_futex, self.writer_wakes);
         }
@@ -707,9 +812,13 @@ impl Reader {
         self.wait_for_frame_slow(deadline)
     }
 
-    /// Reloads `head`; returns true if frame `self.pos` is published.
+    /// Reloads `head`; returns true if frame `self.pos` is published. A group member claims
+    /// frames instead, if it holds none: true if frame `self.pos` is one it holds.
     #[inline]
     fn refresh_head(&mut self) -> Result<bool> {
+        if self.member.is_some() {
+            return self.claim();
+        }
         let head = protocol::head(self.shared.header());
         if head < self.head
             || head > super::MAX_HEAD
@@ -729,6 +838,14 @@ impl Reader {
     /// End-of-stream and (if `liveness`, and not done recently) writer-death checks, made only
     /// when no frame is available.
     fn writer_gone(&mut self, liveness: bool) -> Result<Option<Error>> {
+        if self.member.is_some() {
+            return self.member_gone(liveness);
+        }
+        self.stream_gone(liveness)
+    }
+
+    /// [`Reader::writer_gone`] for a plain reader, and a member's look at the writers.
+    fn stream_gone(&mut self, liveness: bool) -> Result<Option<Error>> {
         if self.multi {
             return self.writers_gone(liveness);
         }
@@ -752,6 +869,85 @@ impl Reader {
             return Ok(None);
         }
         Ok(Some(outcome))
+    }
+
+    /// [`Reader::writer_gone`] for a group member. Frames of dead members of the group come
+    /// before the end of the stream: it looks for them at most every [`LIVENESS_CHECK_INTERVAL`]
+    /// while it waits, and always before reporting the end or the writer's death.
+    fn member_gone(&mut self, liveness: bool) -> Result<Option<Error>> {
+        let outcome = self.stream_gone(liveness)?;
+        if self.pos < self.head {
+            return Ok(None);
+        }
+        let due = match self.member.as_mut() {
+            Some(member) if liveness => {
+                let now = Instant::now();
+                let due = !matches!(member.peers_checked,
+                    Some(at) if now.duration_since(at) < LIVENESS_CHECK_INTERVAL);
+                if due {
+                    member.peers_checked = Some(now);
+                }
+                due
+            }
+            _ => false,
+        };
+        if (outcome.is_some() || due) && self.rescue() {
+            return Ok(None);
+        }
+        Ok(outcome)
+    }
+
+    /// A member that holds no frame claims more: first the frames of dead members of its group
+    /// if it has orphans, else published frames the group has not handed out. True if it holds
+    /// frame `self.pos` now.
+    fn claim(&mut self) -> Result<bool> {
+        if self.pos < self.head {
+            return Ok(true);
+        }
+        let Some(member) = self.member.as_ref() else {
+            return Ok(false);
+        };
+        let (g, want) = (member.group, member.want);
+        // Relaxed: a hint, on the line we are about to claim from anyway; an orphan we miss is
+        // found at the next liveness check.
+        if self.shared.group(g).orphans.load(Ordering::Relaxed) != 0 && self.rescue() {
+            return Ok(true);
+        }
+        let claimed = group::claim(
+            &self.shared,
+            self.shared.group(g),
+            self.shared.entry(self.index),
+            want,
+        )?;
+        Ok(match claimed {
+            Some((start, end)) => {
+                self.pos = start;
+                self.head = end;
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// A member that holds no frame adopts the frames of a dead member of its group, if there
+    /// are any. True if it holds frames now.
+    #[cold]
+    fn rescue(&mut self) -> bool {
+        let Some(member) = self.member.as_ref() else {
+            return false;
+        };
+        if self.pos < self.head {
+            return true;
+        }
+        let shared = Arc::clone(&self.shared);
+        match group::rescue(&shared, self.index, member.group, scan_waiter(&shared)) {
+            Some((start, end)) => {
+                self.pos = start;
+                self.head = end;
+                true
+            }
+            None => false,
+        }
     }
 
     /// [`Reader::writer_gone`] for a multi-writer stream: repairs the damage of dead writers (at
@@ -852,6 +1048,13 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
+        if let Some(member) = &self.member {
+            // A frame lent by `acquire` was delivered: leaving releases it with the ones read.
+            let delivered = self.pos + u64::from(self.acquired.is_some());
+            let undelivered = (delivered < self.head).then_some(delivered);
+            group::leave(&self.shared, self.index, member.group, undelivered);
+            return;
+        }
         let hdr = self.shared.header();
         let entry = self.shared.entry(self.index);
         // Leaving frees every frame we held; the writer may be asleep waiting for us.
@@ -892,6 +1095,25 @@ impl Drop for ReadGuard<'_> {
     fn drop(&mut self) {
         // Cannot fail: the guard exists only while a frame is acquired.
         let _ = self.reader.release_raw();
+    }
+}
+
+/// What a joining reader (or adopting member) does while the writer's scan counter is odd: yields,
+/// and gives up if the writer died mid-scan (or after 30 s of a stopped writer). See
+/// [`protocol::join`].
+fn scan_waiter(shared: &Shared) -> impl FnMut() -> bool + '_ {
+    let joined = Instant::now();
+    move || {
+        // The writer is between the two halves of a scan (microseconds). Give up only if it
+        // died there; a stopped writer keeps us waiting up to a generous bound.
+        std::thread::yield_now();
+        let waited = joined.elapsed();
+        if waited > Duration::from_millis(100) && shared.multi_writer() {
+            // A writer of a multi-writer stream may have died holding the scan.
+            super::multi::repair(shared);
+        }
+        !(waited > Duration::from_millis(100) && !writer_alive(shared)
+            || waited > Duration::from_secs(30))
     }
 }
 
@@ -961,8 +1183,9 @@ fn check_schema(shared: &Shared, required: &Schema) -> Result<()> {
 }
 
 /// Frees the entries of processes that died: active ones (only lossless ones if
-/// `lossless_only`), and half-claimed ones whose owner recorded its pid and died.
-/// Returns how many were freed.
+/// `lossless_only`), and half-claimed ones whose owner recorded its pid and died; then repairs
+/// the reader groups (dead members' frames go to live members, see `group::repair`).
+/// Returns how many plain entries were freed.
 pub(crate) fn reclaim_dead_entries(shared: &Shared, lossless_only: bool) -> u64 {
     let hdr = shared.header();
     let mut freed = 0;
@@ -971,10 +1194,16 @@ pub(crate) fn reclaim_dead_entries(shared: &Shared, lossless_only: bool) -> u64 
         // Acquire: see the owner's identity.
         let state = entry.state.load(Ordering::Acquire);
         if state == READER_FREE
+            || state == READER_ORPHANED
             || lossless_only
                 && (state != READER_ACTIVE
                     || entry.flags.load(Ordering::Relaxed) & READER_FLAG_LOSSY != 0)
         {
+            continue;
+        }
+        // Relaxed: stored before the entry became active (the Acquire above). Group members are
+        // the groups' business.
+        if state == READER_ACTIVE && entry.group.load(Ordering::Relaxed) != 0 {
             continue;
         }
         let owner = ProcessId {
@@ -993,6 +1222,7 @@ pub(crate) fn reclaim_dead_entries(shared: &Shared, lossless_only: bool) -> u64 
             freed += 1;
         }
     }
+    group::repair(shared);
     freed
 }
 
@@ -1000,7 +1230,7 @@ pub(crate) fn reclaim_dead_entries(shared: &Shared, lossless_only: bool) -> u64 
 ///
 /// The entry passes through CLAIMING with its pid cleared, so a new owner never inherits a dead
 /// pid that a concurrent reclaimer could mistake for its own death.
-fn free_entry(entry: &ReaderEntry, from: u32) -> bool {
+pub(crate) fn free_entry(entry: &ReaderEntry, from: u32) -> bool {
     // AcqRel: exactly one process frees a given incarnation of the entry.
     if entry
         .state

@@ -2,8 +2,8 @@
 
 use super::{Backpressure, Shared};
 use crate::layout::{
-    READER_ACTIVE, READER_FLAG_LOSSY, WRITER_ACTIVE, WRITER_CLOSED, WRITER_COUNT_CLOSED,
-    WRITER_ENTRY_ACTIVE, WRITER_NONE,
+    GROUP_ACTIVE, POS_IDLE, READER_ACTIVE, READER_FLAG_LOSSY, READER_ORPHANED, WRITER_ACTIVE,
+    WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_ENTRY_ACTIVE, WRITER_NONE,
 };
 use crate::liveness::ProcessId;
 use crate::sync::Ordering;
@@ -58,7 +58,33 @@ pub struct ReaderStats {
     /// Frames it missed (lossy readers, and every reader of a `drop_oldest` stream).
     pub missed: u64,
     /// Sequence numbers published that it has not read yet (frames, and numbers a multi-writer
-    /// stream skipped).
+    /// stream skipped). A group member: frames it holds (claimed and
+    /// not yet released) plus those published after them; 0 while it holds none (the group's
+    /// [`GroupStats::lag`] is what waits for the group).
+    pub lag: u64,
+    /// The reader group it is a member of, if any. A member's `position` is the first frame it
+    /// holds, or the group's next frame while it holds none.
+    pub group: Option<String>,
+}
+
+/// Counters of one reader group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Index of the group's record in the group table.
+    pub index: u32,
+    /// The group's name.
+    pub name: String,
+    /// Members attached now.
+    pub members: u32,
+    /// Entries of members that died holding frames, waiting for a live member to adopt them.
+    pub orphans: u32,
+    /// The next frame the group will hand to a member.
+    pub next: u64,
+    /// Frames the group has handed to its members (each once; redeliveries not counted).
+    pub frames_handed_out: u64,
+    /// Frames delivered again to another member because the member holding them died.
+    pub redelivered: u64,
+    /// Frames published that the group has not handed out yet.
     pub lag: u64,
 }
 
@@ -101,19 +127,31 @@ pub struct StreamStats {
     pub frames_dropped: u64,
     /// Every attached reader.
     pub readers: Vec<ReaderStats>,
+    /// Most reader groups at once.
+    pub max_groups: u32,
+    /// Every reader group.
+    pub groups: Vec<GroupStats>,
 }
 
 impl StreamStats {
-    /// Fill of the ring as seen by its slowest lossless reader, from 0.0 (empty) to 1.0 (full).
+    /// Fill of the ring as seen by its slowest lossless reader or reader group, from 0.0 (empty)
+    /// to 1.0 (full).
     pub fn fill(&self) -> f64 {
         let lag = self
             .readers
             .iter()
             .filter(|r| !r.lossy)
             .map(|r| r.lag)
+            .chain(self.groups.iter().map(|g| g.lag))
             .max()
             .unwrap_or(0);
         (lag as f64 / self.capacity.max(1) as f64).min(1.0)
+    }
+
+    /// Frames delivered again within reader groups because the member holding them died (the sum
+    /// of every group's [`GroupStats::redelivered`]).
+    pub fn frames_redelivered(&self) -> u64 {
+        self.groups.iter().map(|g| g.redelivered).sum()
     }
 }
 
@@ -166,14 +204,52 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
         WRITER_ACTIVE => WriterState::Dead,
         _ => WriterState::None,
     };
+    let groups: Vec<GroupStats> = (0..shared.geo.max_groups)
+        .filter_map(|index| {
+            let g = shared.group(index);
+            if g.state.load(r) != GROUP_ACTIVE {
+                return None;
+            }
+            let next = g.next.load(r);
+            Some(GroupStats {
+                index,
+                name: super::group::record_name(g),
+                members: 0,
+                orphans: 0,
+                next,
+                frames_handed_out: next.saturating_sub(g.first.load(r)),
+                redelivered: g.redelivered.load(r),
+                lag: head.saturating_sub(next),
+            })
+        })
+        .collect();
+    let mut groups = groups;
+    let group_of = |e: &crate::layout::ReaderEntry| {
+        let g = e.group.load(r);
+        groups.iter().position(|s| g != 0 && s.index == g - 1)
+    };
+    let mut counts = Vec::new();
     let readers = (0..shared.geo.max_readers)
         .filter_map(|index| {
             let e = shared.entry(index);
-            if e.state.load(r) != READER_ACTIVE {
+            let state = e.state.load(r);
+            if state == READER_ORPHANED {
+                counts.push((group_of(e), false));
+                return None;
+            }
+            if state != READER_ACTIVE {
                 return None;
             }
             let pid = e.pid.load(r);
-            let position = e.pos.load(r);
+            let member = group_of(e);
+            if member.is_some() {
+                counts.push((member, true));
+            }
+            let held = e.pos.load(r);
+            let position = match member {
+                Some(m) if held == POS_IDLE => groups[m].next,
+                _ => held,
+            };
             Some(ReaderStats {
                 index,
                 pid,
@@ -187,10 +263,24 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
                 frames_read: e.frames_read.load(r),
                 bytes_read: e.bytes_read.load(r),
                 missed: e.missed.load(r),
-                lag: head.saturating_sub(position),
+                lag: if held == POS_IDLE {
+                    0
+                } else {
+                    head.saturating_sub(position)
+                },
+                group: member.map(|m| groups[m].name.clone()),
             })
         })
         .collect();
+    for (group, active) in counts {
+        if let Some(g) = group {
+            if active {
+                groups[g].members += 1;
+            } else {
+                groups[g].orphans += 1;
+            }
+        }
+    }
     StreamStats {
         capacity: shared.geo.capacity,
         // Skipped numbers are counted before they are stamped, and `head` passes them only after
@@ -211,5 +301,7 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
         writers_reclaimed: hdr.writers_reclaimed.load(r),
         frames_dropped: hdr.frames_dropped.load(r),
         readers,
+        max_groups: shared.geo.max_groups,
+        groups,
     }
 }

@@ -51,6 +51,8 @@ pub struct Writer {
     policy: Backpressure,
     /// Reader entries a scan looks at: all of them, or none under `DropOldest`.
     scan_readers: u32,
+    /// Group records a scan looks at: all of them, or none under `DropOldest`.
+    scan_groups: u32,
     /// Frames this handle discarded (policy `DropNewest`).
     frames_dropped: u64,
     /// The claim/publish state of a writer of a multi-writer stream (`None`: the single writer).
@@ -69,13 +71,13 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     pub(crate) fn attach(shared: Arc<Shared>, options: &WriterOptions) -> Result<Writer> {
         let policy = shared.info.backpressure;
-        let scan_readers = if policy == Backpressure::DropOldest {
-            0
+        let (scan_readers, scan_groups) = if policy == Backpressure::DropOldest {
+            (0, 0)
         } else {
-            shared.geo.max_readers
+            (shared.geo.max_readers, shared.geo.max_groups)
         };
         if shared.multi_writer() {
-            let multi = MultiWriter::attach(&shared, scan_readers)?;
+            let multi = MultiWriter::attach(&shared, scan_readers, scan_groups)?;
             return Ok(Writer {
                 head: 0,
                 limit: 0,
@@ -87,6 +89,7 @@ impl Writer {
                 closed: false,
                 policy,
                 scan_readers,
+                scan_groups,
                 frames_dropped: 0,
                 multi: Some(multi),
                 shared,
@@ -153,6 +156,7 @@ impl Writer {
             closed: false,
             policy,
             scan_readers,
+            scan_groups,
             frames_dropped: 0,
             multi: None,
         };
@@ -519,8 +523,9 @@ impl Writer {
     /// Scans the readers; returns true if the next slot may be written.
     fn rescan(&mut self) -> bool {
         let shared = &*self.shared;
+        let groups = (0..self.scan_groups).map(|g| shared.group(g));
         let entries = (0..self.scan_readers).map(|i| shared.entry(i));
-        let scan = protocol::scan(shared.header(), entries, self.head, self.capacity);
+        let scan = protocol::scan(shared.header(), groups, entries, self.head, self.capacity);
         self.limit = scan.limit;
         self.head < self.limit
     }

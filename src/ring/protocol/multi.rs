@@ -13,8 +13,8 @@
 
 use super::lowest_position;
 use crate::layout::{
-    FrameHeader, ReaderEntry, StreamHeader, WriterEntry, FRAME_STATUS_FRAME, FRAME_STATUS_SKIPPED,
-    WRITER_COUNT_CLOSED,
+    FrameHeader, GroupRecord, ReaderEntry, StreamHeader, WriterEntry, FRAME_STATUS_FRAME,
+    FRAME_STATUS_SKIPPED, WRITER_COUNT_CLOSED,
 };
 use crate::sync::{seqcst_store_load, Ordering};
 
@@ -132,12 +132,14 @@ pub fn advance_head<'a>(
     }
 }
 
-/// Writer: takes the scan (if nobody holds it), scans the lossless readers against the published
+/// Writer: takes the scan (if nobody holds it), scans the reader groups and lossless readers
+/// against the published
 /// `head` and publishes the new limit. `None` if another writer is scanning: its limit will be in
 /// `write_limit` when it is done.
-pub fn try_scan<'a>(
+pub fn try_scan<'a, 'g>(
     hdr: &StreamHeader,
     me: &WriterEntry,
+    groups: impl Iterator<Item = &'g GroupRecord>,
     entries: impl Iterator<Item = &'a ReaderEntry>,
     capacity: u64,
 ) -> Option<super::Scan> {
@@ -161,7 +163,7 @@ pub fn try_scan<'a>(
     // SeqCst: Acquire for the published slots: a slot is reused only once the frame that held
     // it is published (and, through the reader positions, released).
     let head = hdr.head.load(Ordering::SeqCst);
-    let min = lowest_position(entries, head, capacity);
+    let min = lowest_position(groups, entries, head, capacity);
     let limit = min + capacity;
     // SeqCst: as in the single-writer `scan`.
     hdr.write_limit.store(limit, Ordering::SeqCst);
