@@ -219,7 +219,7 @@ fn shmline_run_refuses_bad_group_inputs_and_writer_limits_naming_the_entry() {
         task_toml(
             "r",
             "role_idle",
-            "reads = { a = { stream = \"s\", group = \"no.dots\" }, b = \"s\" }"
+            "reads = { a = { stream = \"s\", group = \"no/slash\" }, b = \"s\" }"
         ),
     );
     let path = manifest(&name, &body);
@@ -253,7 +253,6 @@ fn shmline_run_refuses_bad_group_inputs_and_writer_limits_naming_the_entry() {
 }
 
 #[test]
-#[ignore = "needs reader groups (branch groups)"]
 fn shmline_run_shares_a_stream_between_a_group_of_workers_and_merges_their_output() {
     let name = unique("groupcli");
     let group = "reads = { input = { stream = \"samples\", group = \"workers\" } }\nwrites = { out = \"merged\" }";

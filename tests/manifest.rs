@@ -527,12 +527,28 @@ fn more_writing_tasks_than_an_explicit_max_writers_are_refused_naming_them() {
 #[test]
 fn a_bad_group_name_is_refused_naming_the_binding() {
     let mut p = fan_out_fan_in();
-    p.tasks[1].reads[0].group = Some("a.b".into());
-    assert_one_problem(&p, "tasks.w0.reads.samples.group", &["'.'"]);
-    p.tasks[1].reads[0].group = Some("__x".into());
-    assert_one_problem(&p, "tasks.w0.reads.samples.group", &["reserved"]);
+    p.tasks[1].reads[0].group = Some("a/b".into());
+    assert_one_problem(&p, "tasks.w0.reads.samples.group", &["'/'"]);
     p.tasks[1].reads[0].group = Some(String::new());
     assert_one_problem(&p, "tasks.w0.reads.samples.group", &["group name"]);
+    p.tasks[1].reads[0].group = Some("g".repeat(64));
+    assert_one_problem(
+        &p,
+        "tasks.w0.reads.samples.group",
+        &["64 bytes; the limit is 63"],
+    );
+}
+
+#[test]
+fn a_group_name_follows_the_library_rule_not_the_member_name_rule() {
+    // Group names never become part of a segment name, so '.' and a leading "__" are fine, and
+    // the longest name a reader can join (63 bytes) is accepted.
+    let mut p = fan_out_fan_in();
+    for name in ["fir.v2", "__monitors", &"g".repeat(63)] {
+        p.tasks[1].reads[0].group = Some(name.to_owned());
+        p.tasks[2].reads[0].group = Some(name.to_owned());
+        assert!(problems(&p).is_empty(), "{name}: {:#?}", problems(&p));
+    }
 }
 
 #[test]

@@ -501,7 +501,46 @@ fn the_registry_lists_every_writer_task_and_the_group_of_every_reader() {
 }
 
 #[test]
-#[ignore = "needs reader groups (branch groups)"]
+fn each_stream_has_room_for_every_group_reading_it_and_at_least_the_default_four() {
+    let name = unique("maxgroups");
+    // Nobody joins (the tasks sleep): the streams exist from the start.
+    let sleeper = || TaskSpec::command("sleep").arg("600");
+    let mut pipeline = Pipeline::new(&name)
+        .join_timeout(PATIENCE * 10)
+        .stream("samples", StreamSpec::bytes(8))
+        .stream("merged", StreamSpec::bytes(8))
+        .task("source", sleeper().writes("out", "samples"))
+        .task("sink", sleeper().reads("input", "merged"));
+    // Six groups of one task each read samples; no group reads merged.
+    for g in 0..6 {
+        pipeline = pipeline.task(
+            format!("w{g}"),
+            sleeper()
+                .reads_group("input", "samples", format!("g{g}"))
+                .writes("out", "merged"),
+        );
+    }
+    let run = pipeline.start().unwrap();
+    let max_groups = |stream: &str| {
+        Stream::open(&format!("{name}.{stream}"))
+            .unwrap()
+            .info()
+            .max_groups
+    };
+    assert_eq!(max_groups("samples"), 6);
+    assert_eq!(
+        max_groups("merged"),
+        4,
+        "no group declared: the library default"
+    );
+    assert_eq!(
+        run.wait_after_stop().outcome,
+        Outcome::Stopped { signal: None }
+    );
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
 fn a_group_of_two_tasks_shares_the_frames_each_exactly_once() {
     let name = unique("group2");
     let frames = 20_000u64;
@@ -557,7 +596,6 @@ fn a_group_of_two_tasks_shares_the_frames_each_exactly_once() {
 }
 
 #[test]
-#[ignore = "needs reader groups (branch groups)"]
 fn a_task_joining_by_name_gets_a_group_reader_of_its_declared_group() {
     let name = unique("groupjoin");
     // Task "me" is this test process, the group's only member; "peer" writes 3 frames.
@@ -602,37 +640,5 @@ fn a_task_joining_by_name_gets_a_group_reader_of_its_declared_group() {
         Outcome::Stopped { signal: None }
     );
     drop((input, task));
-    assert_eq!(segments_of(&name), Vec::<String>::new());
-}
-
-#[test]
-fn joining_a_group_before_reader_groups_exist_fails_the_task_not_the_runner() {
-    // Until reader groups land, attaching a group member is refused: the task cannot join, the
-    // run fails naming it, and nothing is left behind. (Remove this test with the ignore marks
-    // above when the groups branch merges.)
-    let name = unique("nogroups");
-    let pipeline = Pipeline::new(&name)
-        .stream("samples", StreamSpec::bytes(FRAME as u32))
-        .task(
-            "me",
-            TaskSpec::command("sleep")
-                .arg("600")
-                .reads_group("input", "samples", "workers"),
-        )
-        .task(
-            "peer",
-            TaskSpec::command("sleep")
-                .arg("600")
-                .writes("out", "samples"),
-        );
-    let run = pipeline.start().unwrap();
-    let e = Task::join_as(&name, "me").unwrap_err();
-    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
-    assert!(e.to_string().contains("parameter \"input\""), "{e}");
-    assert!(e.to_string().contains("workers"), "{e}");
-    assert_eq!(
-        run.wait_after_stop().outcome,
-        Outcome::Stopped { signal: None }
-    );
     assert_eq!(segments_of(&name), Vec::<String>::new());
 }

@@ -507,9 +507,11 @@ pub unsafe extern "C" fn shmline_pipeline_bind(
 /// group when the task joined. A NULL or empty `group` binds a plain reader, as
 /// `shmline_pipeline_bind(pipeline, task, SHMLINE_BINDING_READ, param, stream)` does.
 ///
-/// `stream` need not be declared yet, and the group name is checked (a valid member name: no
-/// `.`, no leading `__`) by `shmline_pipeline_validate()`, as is the rule that a task reads a
-/// stream through one parameter at most.
+/// `stream` need not be declared yet, and the group name is checked (the rule of
+/// `shmline_reader_options.group`: 1 to 63 bytes of letters, digits, `_`, `.` and `-`) by
+/// `shmline_pipeline_validate()`, as is the rule that a task reads a stream through one parameter
+/// at most. The runner creates each stream with room for every group that reads it (and at least
+/// the default 4 groups).
 ///
 /// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`pipeline`, `task`, `param` or `stream`),
 /// `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 strings), `SHMLINE_NOT_FOUND` (no such task: the message

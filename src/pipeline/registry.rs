@@ -995,7 +995,7 @@ fn read_info(seg: &Segment, geo: &RegistryGeometry, name: &str) -> Result<Regist
                 ))
             }
             _ => {
-                crate::shm::validate_name(&group)
+                super::validate::group_name_problem(&group)
                     .map_err(|e| corrupt(format!("{entry} group"), format!("is invalid: {e}")))?;
                 Some(group)
             }
@@ -1255,6 +1255,9 @@ mod tests {
         assert!(open_error(&registry)
             .to_string()
             .contains("group is invalid"));
+        // A registry binding has room for 255 bytes, a reader group for 63.
+        store_str(&read.group, &"g".repeat(64));
+        assert!(open_error(&registry).to_string().contains("64 bytes"));
         store_str(&read.group, "");
 
         let task = registry.task_record(0);

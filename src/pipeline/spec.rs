@@ -55,6 +55,10 @@ pub struct Pipeline {
 }
 
 /// A declared stream: the frames it carries and the size of its ring.
+///
+/// The runner creates it with room for every reader group its tasks join (`max_groups`: the
+/// number of distinct groups reading it, and at least the library's default of 4, so monitors
+/// and other consumers can form groups of their own while the pipeline runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSpec {
     /// Name within the pipeline (set by [`Pipeline::stream`]).

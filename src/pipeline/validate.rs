@@ -4,8 +4,9 @@
 //! Rules (as in PYTHUSA's compile step, plus fan-in and work sharing): names are valid and unique;
 //! every stream has at least one writing task (several make it a multi-writer stream, within its
 //! `max_writers`) and at least one reading binding; every binding names a declared stream or
-//! event; a reading binding may join a reader group (a valid name), and a task reads a stream
-//! through one binding only; tasks do not form a cycle unless `allow_cycles` is set. Every problem
+//! event; a reading binding may join a reader group (a valid group name: the rule the library
+//! applies when a reader joins, so a bad name is reported here and not when the task starts), and
+//! a task reads a stream through one binding only; a stream has room for every group reading it; tasks do not form a cycle unless `allow_cycles` is set. Every problem
 //! names its entry with the dotted key it has in a manifest (`tasks.scale.reads.input`), and all
 //! of them are reported at once.
 
@@ -14,7 +15,7 @@ use super::spec::{Binding, Pipeline};
 use super::{ENV_PIPELINE, ENV_TASK, STOP_EVENT};
 use crate::error::{Error, Result};
 use crate::event::EventMode;
-use crate::layout::{StreamGeometry, MAX_GROUPS, MAX_READERS, MAX_WRITERS};
+use crate::layout::{StreamGeometry, GROUP_NAME_LEN, MAX_READERS, MAX_WRITERS};
 use crate::ring::StreamOptions;
 use crate::schema::Schema;
 use std::collections::HashMap;
@@ -146,6 +147,8 @@ fn plan(p: &Pipeline) -> std::result::Result<Plan, Vec<Problem>> {
     // Who writes and reads each stream, and every binding resolved.
     let mut writers: Vec<Vec<u32>> = vec![Vec::new(); p.streams.len()];
     let mut readers: Vec<Vec<u32>> = vec![Vec::new(); p.streams.len()];
+    // The distinct reader groups reading each stream, in first-seen order.
+    let mut groups_of: Vec<Vec<&str>> = vec![Vec::new(); p.streams.len()];
     let mut bindings = Vec::new();
     for (t, task) in p.tasks.iter().enumerate() {
         let entry = format!("tasks.{}", task.name);
@@ -175,7 +178,7 @@ fn plan(p: &Pipeline) -> std::result::Result<Plan, Vec<Problem>> {
                                  {group:?}); bind it in `reads`",
                             ),
                         );
-                    } else if let Err(why) = member_name_problem(group) {
+                    } else if let Err(why) = group_name_problem(group) {
                         out.add(format!("{key}.group"), format!("group name: {why}"));
                     }
                 }
@@ -217,6 +220,12 @@ fn plan(p: &Pipeline) -> std::result::Result<Plan, Vec<Problem>> {
                                 task.name
                             ),
                         );
+                    }
+                }
+                if let (BindingKind::Read, Some(group)) = (kind, group) {
+                    let known = &mut groups_of[target_index as usize];
+                    if !known.contains(&group.as_str()) {
+                        known.push(group);
                     }
                 }
                 match kind {
@@ -286,7 +295,11 @@ fn plan(p: &Pipeline) -> std::result::Result<Plan, Vec<Problem>> {
                 ),
             );
         }
-        let counts = (readers[s].len() as u32, writers[s].len() as u32);
+        let counts = Counts {
+            readers: readers[s].len() as u32,
+            writers: writers[s].len() as u32,
+            groups: groups_of[s].len() as u32,
+        };
         if let Some(options) = stream_options(&entry, spec, counts, &mut out) {
             streams.push(PlannedStream {
                 name: spec.name.clone(),
@@ -352,6 +365,20 @@ fn member_name_problem(name: &str) -> std::result::Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Why `name` cannot name a reader group, if it cannot: the library's rule for a group a reader
+/// joins (`ReaderOptions::group`): 1 to 63 bytes of the characters a stream name may use.
+/// Group names are not part of segment names, so unlike member names they may contain '.'.
+pub(crate) fn group_name_problem(name: &str) -> std::result::Result<(), String> {
+    if name.len() >= GROUP_NAME_LEN {
+        return Err(format!(
+            "{name:?} is {} bytes; the limit is {}",
+            name.len(),
+            GROUP_NAME_LEN - 1
+        ));
+    }
+    crate::shm::validate_name(name).map_err(|e| e.to_string())
 }
 
 /// Checks the names of one section and maps each valid, first-seen name to its index.
@@ -439,14 +466,35 @@ fn declared_list(p: &Pipeline, kind: BindingKind, count: usize) -> String {
     }
 }
 
-/// Resolves a stream's schema and geometry for `(readers, writers)` bindings, reporting what is
-/// out of range.
+/// How many tasks read and write a stream, and how many reader groups its readers join.
+struct Counts {
+    readers: u32,
+    writers: u32,
+    groups: u32,
+}
+
+/// Reader groups a pipeline stream has room for when `declared` groups read it: every declared
+/// group, and at least the library's default (4) so that monitors and ad-hoc consumers can still
+/// form groups of their own while the pipeline runs. A stream has at most
+/// [`MAX_STREAM_READER_TASKS`] reading bindings, fewer than [`MAX_GROUPS`](crate::layout::MAX_GROUPS),
+/// so every declared group fits.
+fn max_groups(declared: u32) -> u32 {
+    declared.max(StreamOptions::default().max_groups)
+}
+
+/// Resolves a stream's schema and geometry for its readers, writers and groups, reporting what
+/// is out of range.
 fn stream_options(
     entry: &str,
     spec: &super::spec::StreamSpec,
-    (reader_count, writer_count): (u32, u32),
+    counts: Counts,
     out: &mut Problems,
 ) -> Option<StreamOptions> {
+    let Counts {
+        readers: reader_count,
+        writers: writer_count,
+        groups: group_count,
+    } = counts;
     let schema = match &spec.dtype {
         Some(dtype) => match Schema::new(dtype, &spec.shape) {
             Ok(schema) => Some(schema),
@@ -501,12 +549,13 @@ fn stream_options(
         0 => writer_count.clamp(1, MAX_WRITERS),
         n => n,
     };
+    let max_groups = max_groups(group_count);
     if let Err(why) = StreamGeometry::new(
         spec.capacity,
         max_frame,
         max_readers,
         max_writers,
-        MAX_GROUPS,
+        max_groups,
     ) {
         out.add(entry, why);
         return None;
@@ -516,6 +565,7 @@ fn stream_options(
         max_frame_size: max_frame,
         max_readers,
         max_writers,
+        max_groups,
         schema,
         checksum: spec.checksum,
         ..Default::default()

@@ -318,7 +318,7 @@ static void test_group_inputs_and_several_writers_are_declared_validated_and_sav
      * reading a stream twice are refused, each named by its entry. */
     add_program(p, "w2", "true");
     EXPECT(shmline_pipeline_bind(p, "w2", SHMLINE_BINDING_WRITE, "out", "merged"), SHMLINE_OK);
-    EXPECT(shmline_pipeline_bind_group(p, "w2", "input", "samples", "a.b"), SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind_group(p, "w2", "input", "samples", "a/b"), SHMLINE_OK);
     EXPECT(shmline_pipeline_bind_group(p, "w2", "again", "samples", "fir"), SHMLINE_OK);
     EXPECT(shmline_pipeline_validate(p), SHMLINE_INVALID_ARGUMENT);
     EXPECT_MESSAGE("streams.merged.max_writers: 2 is fewer than the 3 tasks that write");

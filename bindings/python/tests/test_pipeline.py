@@ -512,7 +512,7 @@ def test_bad_groups_and_too_many_writers_are_refused_naming_each_entry(name):
         pipe.add_stream("s", shape=(16,), dtype=np.float64, max_writers=2)
         pipe.add_stream("t", shape=(16,), dtype=np.float64)
         pipe.add_task("a", fn=pipeline_tasks.forward, writes={"out": "s"},
-                      reads={"input": {"stream": "t", "group": "no.dots"}})
+                      reads={"input": {"stream": "t", "group": "no/slash"}})
         pipe.add_task("b", fn=pipeline_tasks.forward, writes={"out": "s"}, reads={"input": "t"})
         pipe.add_task("c", fn=pipeline_tasks.tagged_source, writes={"out": "s"})
         pipe.add_task("d", fn=pipeline_tasks.tagged_source, writes={"out": "t"})
