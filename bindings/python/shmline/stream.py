@@ -34,8 +34,15 @@ in the order it wrote them. The stream ends when every writer that opened has cl
 that dies holding a claimed slot does not block the others: once its death is noticed the slot
 is skipped, `StreamStats.frames_skipped` counts it and readers see it in `FrameInfo.missed`.
 
-Reader groups: readers opened with the same `group=` name share the work (each frame goes to one
-member of the group), while plain readers and other groups still get every frame.
+Reader groups (competing consumers): readers opened with the same `group=` name, in any
+processes, share the work: each frame goes to one member of the group, while plain readers and
+other groups still get every frame. A member sees its frames in increasing order, with gaps where
+other members got frames (`FrameInfo.seq` is the stream's sequence number). The writer waits for a
+group as for a lossless reader: for the lowest frame a member holds, or the next one the group
+hands out. A stream has room for `max_groups` groups at once (`Stream.create`); the last member to
+leave ends a group. Delivery is at-least-once within a group: a member that dies (SIGKILL) while
+it holds frames (a zero-copy frame until its release, a copy read until the read returns) has
+them delivered again to another member, counted in `StreamStats.frames_redelivered`.
 
 Threads and processes: streams can be shared between threads; a writer or reader must be used
 by one thread at a time (including `close()`). Handles do not survive `fork()`: open them in the
@@ -81,7 +88,9 @@ _WRITER_STATES = {
 
 
 class ReaderStats(NamedTuple):
-    """Counters of one attached reader (see `Stream.stats()`)."""
+    """Counters of one attached reader (see `Stream.stats()`). `group` is the reader group it is
+    a member of (None for a plain reader); a member's `position` is the first frame it holds, or
+    its group's next frame while it holds none, and its `lag` is 0 while it holds none."""
 
     slot_index: int
     pid: int
@@ -92,6 +101,7 @@ class ReaderStats(NamedTuple):
     bytes_read: int
     missed: int
     lag: int
+    group: Optional[str]
 
 
 class StreamStats(NamedTuple):
@@ -104,7 +114,10 @@ class StreamStats(NamedTuple):
     ring was full (backpressure "drop_newest"). Multi-writer streams: `frames_skipped` counts
     sequence numbers claimed by a writer that died before publishing them (or given up by an
     aborted reservation; readers see them in `FrameInfo.missed`), `writers_reclaimed` the dead
-    writers whose slots were freed.
+    writers whose slots were freed. Reader groups: `group_count` is the number of groups with
+    members now, `frames_redelivered` the frames delivered again, summed over the groups, because
+    the member holding them died (at-least-once delivery within a group; a group's count goes
+    with it when its last member leaves).
     """
 
     capacity: int
@@ -122,6 +135,8 @@ class StreamStats(NamedTuple):
     frames_skipped: int
     writer_count: int
     writers_reclaimed: int
+    group_count: int
+    frames_redelivered: int
 
 
 class Stream:
@@ -143,6 +158,7 @@ class Stream:
         self._slot_size = int(info.slot_size)
         self._max_readers = int(info.max_readers)
         self._max_writers = int(info.max_writers)
+        self._max_groups = int(info.max_groups)
         self._backpressure = _BACKPRESSURE_NAMES.get(int(info.backpressure), "unknown")
         self._checksum = bool(info.checksum)
         self._segment_size = int(info.segment_size)
@@ -173,6 +189,7 @@ class Stream:
         capacity: int = 64,
         max_readers: int = 8,
         max_writers: int = 1,
+        max_groups: int = 4,
         backpressure: str = "block",
         checksum: bool = False,
         unlink_on_close: bool = False,
@@ -186,7 +203,9 @@ class Stream:
         most that many frames ahead of its slowest lossless reader. `max_writers` (1 to 64) is
         how many writers may be attached at once: 1 (the default) makes a single-writer stream,
         which has one writer for its whole life; more lets that many processes write
-        concurrently (see the module's documentation). `backpressure` is what writers do when
+        concurrently (see the module's documentation). `max_groups` (0 to 64, default 4) is how
+        many reader groups may exist at once (`reader(group=...)`; a reader creating one more
+        gets `TooManyReadersError`). `backpressure` is what writers do when
         the ring is full: "block" (wait, the default), "fail" (`Full` at once), "drop_newest"
         (discard the frame being written) or "drop_oldest" (overwrite: every reader becomes
         lossy). `checksum` adds a CRC32C to every frame, checked by readers. `unlink_on_close`
@@ -200,6 +219,7 @@ class Stream:
         opts.max_frame_size = max_frame_size
         opts.max_readers = max_readers
         opts.max_writers = max_writers
+        opts.max_groups = max_groups
         if backpressure not in _BACKPRESSURES:
             raise ValueError(
                 f"backpressure must be one of {sorted(_BACKPRESSURES)}, not {backpressure!r}")
@@ -284,6 +304,11 @@ class Stream:
         return self._max_writers
 
     @property
+    def max_groups(self) -> int:
+        """The most reader groups at once."""
+        return self._max_groups
+
+    @property
     def backpressure(self) -> str:
         """What writers do when the ring is full: "block", "fail", "drop_newest" or
         "drop_oldest"."""
@@ -338,7 +363,12 @@ class Stream:
 
         `group`: join the reader group of that name (competing consumers): each frame goes to
         exactly one member of the group, while plain readers and other groups still get every
-        frame. None (the default) or "": a plain reader.
+        frame (see the module's documentation; delivery is at-least-once within a group if a
+        member dies). None (the default) or "": a plain reader. A name is 1 to 63 bytes of
+        `A-Za-z0-9_.-` (`InvalidNameError`). The first member creates the group at `start`;
+        later members join it where it is. Members are lossless: `lossy=True` with a group, or a
+        group on a "drop_oldest" stream, is `InvalidArgumentError`; a group beyond the stream's
+        `max_groups` is `TooManyReadersError`.
         """
         if start not in _STARTS:
             raise ValueError(f"start must be one of {sorted(_STARTS)}, not {start!r}")
@@ -366,7 +396,8 @@ class Stream:
         self._call(lib.shmline_stream_get_stats(self._h, out, readers, self._max_readers))
         listed = [
             ReaderStats(int(r.index), int(r.pid), bool(r.alive), bool(r.lossy), int(r.position),
-                        int(r.frames_read), int(r.bytes_read), int(r.missed), int(r.lag))
+                        int(r.frames_read), int(r.bytes_read), int(r.missed), int(r.lag),
+                        ffi.string(r.group).decode(errors="replace") or None)
             for r in readers[0:min(out.reader_count, self._max_readers)]
         ]
         return StreamStats(
@@ -375,6 +406,7 @@ class Stream:
             int(out.bytes_written), int(out.writer_waits), int(out.writer_wait_ns),
             int(out.readers_reclaimed), float(out.fill), listed, int(out.frames_dropped),
             int(out.frames_skipped), int(out.writer_count), int(out.writers_reclaimed),
+            int(out.group_count), int(out.frames_redelivered),
         )
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
-"""Multi-writer streams and reader groups from Python: writer processes (multiprocessing, spawn)
-feeding one stream, a writer killed mid-stream, the errors of too many writers, and the `group=`
-keyword of readers."""
+"""Multi-writer streams from Python: writer processes (multiprocessing, spawn) feeding one stream,
+a writer killed mid-stream, the errors of too many writers, and backpressure policies. Reader
+groups are in test_groups.py."""
 
 from __future__ import annotations
 
@@ -188,38 +188,3 @@ def test_stream_creation_takes_a_backpressure_policy_and_reports_it(name):
         reader.close()
     with pytest.raises(ValueError, match="backpressure"):
         shmline.Stream.create(name, max_frame_size=8, backpressure="drop")
-
-
-# Reader groups are built in another branch; until it lands, the library refuses to join one.
-# Delete this test when the xfail mark below is removed.
-def test_the_group_keyword_reaches_the_library_which_refuses_groups_until_they_land(name):
-    with create(name, max_writers=1) as stream:
-        with pytest.raises(shmline.InvalidArgumentError, match='reader group "workers"') as caught:
-            stream.reader(group="workers")
-        assert "not built yet" in str(caught.value)
-        stream.reader(group="").close()  # "" is a plain reader, as NULL is in C
-
-
-@pytest.mark.xfail(strict=True, reason="reader groups land in branch groups")
-def test_members_of_a_reader_group_share_the_frames_while_a_plain_reader_gets_them_all(name):
-    frames = 200
-    with create(name, max_writers=1, capacity=16) as stream:
-        members = [stream.reader(group="workers") for _ in range(2)]
-        plain = stream.reader()
-        got: List[List[int]] = [[], []]
-        with stream.writer() as w:
-            for i in range(frames):
-                w.write(roles.frame(0, i), timeout=PATIENCE)
-                # Drain as we go: the group's backpressure holds the writer back otherwise.
-                for k, m in enumerate(members):
-                    f = m.try_read()
-                    if f is not None:
-                        got[k].append(int(f[1]))
-                assert int(plain.read(timeout=PATIENCE)[1]) == i
-        for k, m in enumerate(members):
-            got[k].extend(int(f[1]) for f in m)
-        for k in range(2):
-            assert got[k] == sorted(got[k]), "each member sees its frames in order"
-        assert sorted(got[0] + got[1]) == list(range(frames)), "each frame to exactly one member"
-        for r in (plain, *members):
-            r.close()

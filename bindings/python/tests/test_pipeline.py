@@ -525,7 +525,6 @@ def test_bad_groups_and_too_many_writers_are_refused_naming_each_entry(name):
     assert "tasks.a.reads.input.group" in message, message
 
 
-@pytest.mark.xfail(strict=True, reason="needs reader groups (branch groups)")
 def test_a_group_of_two_python_workers_shares_the_frames_each_exactly_once(name, capfd):
     count = 6000
     with shmline.Pipeline(name) as pipe:
@@ -547,7 +546,6 @@ def test_a_group_of_two_python_workers_shares_the_frames_each_exactly_once(name,
     assert len(shares) == 2 and sum(shares) == count, out
 
 
-@pytest.mark.xfail(strict=True, reason="needs reader groups (branch groups)")
 def test_the_fir_example_filters_every_block_exactly_once_through_a_group_of_workers(name):
     done = subprocess.run([sys.executable, str(ROOT / "examples/fir/fir.py"), "--workers", "3",
                            "--blocks", "300", "--block", "1024", "--name", name],
