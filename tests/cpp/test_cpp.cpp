@@ -1,7 +1,8 @@
 // The C++ binding <shmline/shmline.hpp> as its users see it: every class, its RAII and move
 // semantics, errors thrown with their status and message, the non-throwing try_ calls, the scoped
-// zero-copy guards, timeouts, events, end of stream, and frames crossing from a C++ writer
-// process to a C++ reader process.
+// zero-copy guards, timeouts, events, end of stream, multi-writer streams, reader groups (threads
+// and processes sharing frames), and frames crossing from a C++ writer process to a C++ reader
+// process.
 //
 // Built by tests/cmake_consumer twice, as C++17 and as C++20 (where the byte views are std::span),
 // with -Wall -Wextra -Werror -pedantic.
@@ -1031,22 +1032,198 @@ TEST(Backpressure, DropNewestDiscardsFramesOnAFullRingAndCountsThem) {
     EXPECT_EQ(stream.stats().frames_dropped, 1u);
 }
 
-TEST(ReaderGroup, StreamsSizeFourGroupsByDefault) {
+TEST(ReaderGroup, StreamsHaveRoomForFourGroupsByDefault) {
     EXPECT_EQ(shmline::StreamOptions{}.max_groups, 4u);
+    EXPECT_EQ(small_stream("group-default").info().max_groups, 4u);
 }
 
-TEST(ReaderGroup, TheGroupNameReachesTheLibrary) {
-    shmline::Stream stream = small_stream("group");
-    shmline::ReaderOptions options;
-    options.group = "workers";
+TEST(ReaderGroup, MemberThreadsShareEveryFrameExactlyOnceWhileAPlainReaderGetsThemAll) {
+    constexpr std::uint64_t frames = 5000;
+    shmline::Stream stream = fan_stream("group-threads", 1, 16);
+    shmline::ReaderOptions member;
+    member.group = "workers";
+    std::vector<shmline::Reader> members;
+    members.push_back(stream.reader(member));
+    members.push_back(stream.reader(member));
+    shmline::Reader plain = stream.reader();
+    const shmline::StreamStats joined = stream.stats();
+    EXPECT_EQ(joined.group_count, 1u);
+    std::vector<std::string> groups;
+    for (const shmline::ReaderStats& r : joined.readers) {
+        groups.emplace_back(r.group);
+    }
+    std::sort(groups.begin(), groups.end());
+    EXPECT_EQ(groups, (std::vector<std::string>{"", "workers", "workers"}));
+
+    // Each member records the sequence numbers it got; the plain reader checks every one.
+    std::vector<std::vector<std::uint64_t>> got(2);
+    std::vector<std::thread> threads;
+    for (std::size_t m = 0; m < 2; m++) {
+        threads.emplace_back([&, m] {
+            std::array<std::uint64_t, 2> frame{};
+            shmline::FrameInfo info{};
+            while (members[m].read(frame_bytes(frame), info, patience) == Status::Ok) {
+                got[m].push_back(info.seq);
+            }
+            members[m].close();  // a failed member must not hold the writer back
+        });
+    }
+    std::thread writing([&] {
+        shmline::Writer writer = stream.writer();
+        for (std::uint64_t i = 0; i < frames; i++) {
+            const auto frame = fan_frame(0, i);
+            if (writer.write(frame.data(), sizeof frame, 0, patience) != Status::Ok) {
+                return;  // the readers fail the test: they miss frames
+            }
+        }
+    });
+    const std::vector<std::uint64_t> all = read_fan_in(plain, 1);
+    plain.close();
+    writing.join();
+    for (std::thread& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(all, std::vector<std::uint64_t>{frames});
+    std::vector<std::uint64_t> shared;
+    for (const std::vector<std::uint64_t>& mine : got) {
+        EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end())) << "a member's frames in order";
+        shared.insert(shared.end(), mine.begin(), mine.end());
+    }
+    std::sort(shared.begin(), shared.end());
+    std::vector<std::uint64_t> every(frames);
+    for (std::uint64_t i = 0; i < frames; i++) {
+        every[i] = i;
+    }
+    EXPECT_EQ(shared, every) << "each frame to exactly one member";
+    EXPECT_EQ(stream.stats().frames_redelivered, 0u);
+}
+
+TEST(ReaderGroup, MemberProcessesShareEveryFrameExactlyOnce) {
+    constexpr std::uint64_t frames = 3000;
+    shmline::Stream stream = fan_stream("group-processes", 1, 16);
+    // Each member writes (member, seq) for every frame it got; room for all of them.
+    shmline::Stream results = fan_stream("group-results", 2, 4096);
+    shmline::Reader collected = results.reader();
+    shmline::EventOptions counting;
+    counting.mode = shmline::EventMode::Counting;
+    counting.unlink_on_close = true;
+    const std::string joined_name = unique_name("group-joined");
+    shmline::Event joined = shmline::Event::create(joined_name, counting);
+    std::vector<pid_t> pids;
+    for (std::uint64_t m = 0; m < 2; m++) {
+        std::fflush(nullptr);
+        const pid_t child = fork();
+        ASSERT_GE(child, 0);
+        if (child == 0) {
+            int code = 0;
+            try {
+                shmline::ReaderOptions member;
+                member.group = "workers";
+                shmline::Reader reader = shmline::Stream::open(stream.name()).reader(member);
+                shmline::Writer out = shmline::Stream::open(results.name()).writer();
+                shmline::Event::open(joined_name).set();
+                std::array<std::uint64_t, 2> frame{};
+                shmline::FrameInfo info{};
+                Status status = Status::Ok;
+                while ((status = reader.read(frame_bytes(frame), info, patience)) == Status::Ok) {
+                    const auto mine = fan_frame(m, info.seq);
+                    if (out.write(mine.data(), sizeof mine, 0, patience) != Status::Ok) {
+                        code = 3;
+                        break;
+                    }
+                }
+                if (code == 0 && status != Status::EndOfStream) {
+                    code = 2;
+                }
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "member %llu: %s\n", static_cast<unsigned long long>(m),
+                             e.what());
+                code = 1;
+            }
+            _exit(code);
+        }
+        pids.push_back(child);
+    }
+    // The group exists (and starts at frame 0) once both members joined.
+    for (int m = 0; m < 2; m++) {
+        ASSERT_TRUE(joined.wait(patience)) << "a member process did not join";
+    }
+    {
+        shmline::Writer writer = stream.writer();
+        for (std::uint64_t i = 0; i < frames && !testing::Test::HasFailure(); i++) {
+            const auto frame = fan_frame(0, i);
+            ASSERT_EQ(writer.write(frame.data(), sizeof frame, 0, patience), Status::Ok);
+        }
+    }
+    std::vector<std::vector<std::uint64_t>> got(2);
+    std::array<std::uint64_t, 2> frame{};
+    shmline::FrameInfo info{};
+    while (collected.read(frame_bytes(frame), info, patience) == Status::Ok) {
+        ASSERT_LT(frame[0], 2u);
+        got[frame[0]].push_back(frame[1]);
+    }
+    for (const pid_t child : pids) {
+        int wstatus = 0;
+        ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+        EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "wait status " << wstatus;
+    }
+    std::vector<std::uint64_t> shared;
+    for (const std::vector<std::uint64_t>& mine : got) {
+        EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end())) << "a member's frames in order";
+        shared.insert(shared.end(), mine.begin(), mine.end());
+    }
+    std::sort(shared.begin(), shared.end());
+    ASSERT_EQ(shared.size(), frames) << "each frame to exactly one member";
+    for (std::uint64_t i = 0; i < frames; i++) {
+        ASSERT_EQ(shared[i], i) << "each frame to exactly one member";
+    }
+}
+
+TEST(ReaderGroup, JoiningWithAMismatchedSchemaThrowsSchemaMismatchAndCreatesNoGroup) {
+    shmline::StreamOptions options;
+    options.schema = shmline::Schema{"<f4", {4}};
+    options.unlink_on_close = true;
+    shmline::Stream stream = shmline::Stream::create(unique_name("group-schema"), options);
+    shmline::ReaderOptions member;
+    member.group = "workers";
+    member.require_schema = shmline::Schema{"<f8", {4}};
+    EXPECT_EQ(thrown([&] { stream.reader(member); }), Status::SchemaMismatch);
+    EXPECT_EQ(stream.stats().group_count, 0u);
+    EXPECT_TRUE(stream.stats().readers.empty());
+    member.require_schema = shmline::Schema{"<f4", {4}};
+    shmline::Reader reader = stream.reader(member);
+    EXPECT_EQ(stream.stats().group_count, 1u);
+}
+
+TEST(ReaderGroup, ALossyMemberABadNameAndOneGroupTooManyAreRefused) {
+    shmline::StreamOptions options;
+    options.max_frame_size = 8;
+    options.max_groups = 1;
+    options.unlink_on_close = true;
+    shmline::Stream stream = shmline::Stream::create(unique_name("group-errors"), options);
+    EXPECT_EQ(stream.info().max_groups, 1u);
+    shmline::ReaderOptions member;
+    member.group = "workers";
+    member.lossy = true;
+    EXPECT_EQ(thrown([&] { stream.reader(member); }), Status::InvalidArgument);
+    member.lossy = false;
+    member.group = "a/b";
+    EXPECT_EQ(thrown([&] { stream.reader(member); }), Status::InvalidName);
+    member.group = std::string(64, 'g');
+    EXPECT_EQ(thrown([&] { stream.reader(member); }), Status::InvalidName);
+    member.group = "workers";
+    shmline::Reader first = stream.reader(member);
+    member.group = "others";
     try {
-        EXPECT_TRUE(stream.reader(options));  // a library with reader groups
+        stream.reader(member);
+        ADD_FAILURE() << "a second group was accepted with max_groups 1";
     } catch (const shmline::Error& e) {
-        // A library without them refuses, naming the group it was given.
-        EXPECT_EQ(e.status(), Status::InvalidArgument);
-        EXPECT_NE(std::string(e.message()).find("\"workers\""), std::string::npos)
+        EXPECT_EQ(e.status(), Status::TooManyReaders);
+        EXPECT_NE(std::string(e.message()).find("max_groups"), std::string::npos)
             << e.message();
     }
+    first.close();  // the group ends with its last member, freeing its record
+    EXPECT_TRUE(stream.reader(member));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -336,41 +336,6 @@ struct Schema {
     friend bool operator!=(const Schema& a, const Schema& b) { return !(a == b); }
 };
 
-namespace detail {
-
-/// Whether the C options struct `C` has a `max_groups` field: reader groups (and the field) come
-/// with a later library, and this header serves both.
-template <class C, class = void>
-struct has_max_groups : std::false_type {};
-template <class C>
-struct has_max_groups<C, std::void_t<decltype(std::declval<C&>().max_groups)>> : std::true_type {};
-
-/// The library's default number of reader groups per stream (4 where the library has no groups
-/// yet, the default it will have).
-template <class C = shmline_stream_options>
-std::uint32_t default_max_groups() noexcept {
-    if constexpr (has_max_groups<C>::value) {
-        const C defaults = shmline_stream_options_default();
-        return defaults.max_groups;
-    } else {
-        return 4;
-    }
-}
-
-/// Sets `c.max_groups` where the C struct has it; a library without reader groups has nothing
-/// to size (no reader can join a group there).
-template <class C>
-void set_max_groups(C& c, std::uint32_t max_groups) noexcept {
-    if constexpr (has_max_groups<C>::value) {
-        c.max_groups = max_groups;
-    } else {
-        static_cast<void>(c);
-        static_cast<void>(max_groups);
-    }
-}
-
-}  // namespace detail
-
 /// Parameters of a new stream, for Stream::create(). The defaults are the C library's
 /// (shmline_stream_options_default()); the C header documents each field's range.
 struct StreamOptions {
@@ -385,8 +350,10 @@ struct StreamOptions {
     /// concurrently; frames are published in the order writers claimed them, every reader sees
     /// each frame once, and the stream ends when every writer that opened has closed.
     std::uint32_t max_writers = shmline_stream_options_default().max_writers;
-    /// Most reader groups at once (default 4); readers of one group share the frames.
-    std::uint32_t max_groups = detail::default_max_groups();
+    /// Most reader groups at once, 0 to 64 (default 4): readers that open with the same
+    /// ReaderOptions::group share the frames. A reader creating one more group than this is
+    /// refused with Status::TooManyReaders; the last member to leave ends a group.
+    std::uint32_t max_groups = shmline_stream_options_default().max_groups;
     /// What writers do when the ring is full (default Backpressure::Block).
     Backpressure backpressure =
         static_cast<Backpressure>(shmline_stream_options_default().backpressure);
@@ -421,7 +388,15 @@ struct ReaderOptions {
     Schema require_schema;
     /// Join the reader group of this name (competing consumers: each frame goes to exactly one
     /// member of the group; plain readers and other groups still get every frame). Empty (the
-    /// default): a plain reader.
+    /// default): a plain reader. A name is 1 to 63 bytes of `A-Za-z0-9_.-`
+    /// (Status::InvalidName). The first member creates the group at `start`; later members join
+    /// it where it is. Members see their frames in increasing order, with gaps where other
+    /// members got frames. Members are lossless: `lossy` with a group, or a group on a
+    /// Backpressure::DropOldest stream, is Status::InvalidArgument.
+    ///
+    /// Delivery is at-least-once within a group: a member that dies (SIGKILL) while it holds
+    /// frames (acquired and not released, or in a read that has not returned) has them delivered
+    /// again to another member (StreamStats::frames_redelivered counts them).
     std::string group;
 };
 
@@ -440,11 +415,12 @@ struct EventOptions {
 using FrameInfo = shmline_frame_info;
 
 /// Fixed facts about a stream (capacity, max_frame_size, slot_size, max_readers, max_writers,
-/// backpressure, creator...), as documented for the C struct.
+/// max_groups, backpressure, creator...), as documented for the C struct.
 using StreamInfo = shmline_stream_info;
 
 /// Counters of one attached reader (index, pid, alive, lossy, position, frames_read, bytes_read,
-/// missed, lag), as documented for the C struct.
+/// missed, lag, and `group`: the NUL-terminated name of its reader group, empty for a plain
+/// reader), as documented for the C struct.
 using ReaderStats = shmline_reader_stats;
 
 /// A snapshot of a stream's shared counters, from Stream::stats(). Counters are read one by one
@@ -465,6 +441,10 @@ struct StreamStats {
     std::uint64_t frames_skipped = 0;
     std::uint32_t writer_count = 0;               ///< Multi-writer streams: writers attached now.
     std::uint64_t writers_reclaimed = 0;          ///< Multi-writer: dead writers' slots reclaimed.
+    std::uint32_t group_count = 0;                ///< Reader groups with members now.
+    /// Frames delivered again within reader groups because the member holding them died, summed
+    /// over the groups (a group's count goes with it when its last member leaves).
+    std::uint64_t frames_redelivered = 0;
     std::vector<ReaderStats> readers;             ///< Every attached reader, by slot index.
 };
 
@@ -484,7 +464,7 @@ inline shmline_stream_options to_c(const StreamOptions& options) noexcept {
     c.max_frame_size = options.max_frame_size;
     c.max_readers = options.max_readers;
     c.max_writers = options.max_writers;
-    set_max_groups(c, options.max_groups);
+    c.max_groups = options.max_groups;
     c.backpressure = static_cast<std::uint32_t>(options.backpressure);
     c.permissions = options.permissions;
     c.checksum = options.checksum ? 1 : 0;
@@ -1162,6 +1142,8 @@ class Stream {
         stats.frames_skipped = c.frames_skipped;
         stats.writer_count = c.writer_count;
         stats.writers_reclaimed = c.writers_reclaimed;
+        stats.group_count = c.group_count;
+        stats.frames_redelivered = c.frames_redelivered;
         stats.readers = std::move(readers);
         return stats;
     }
@@ -1180,7 +1162,9 @@ class Stream {
     }
 
     /// Opens a reader of the stream (a member of a reader group if options.group is set).
-    /// Throws Error: Status::TooManyReaders, Status::SchemaMismatch, Status::InvalidArgument...
+    /// Throws Error: Status::TooManyReaders (every reader slot taken, or a new group beyond
+    /// max_groups), Status::SchemaMismatch (options.require_schema is not the stream's),
+    /// Status::InvalidName (a bad group name), Status::InvalidArgument (a lossy member)...
     Reader reader(const ReaderOptions& options = {}) const {
         const shmline_reader_options c = detail::to_c(options);
         shmline_reader* handle = nullptr;
