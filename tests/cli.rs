@@ -3,8 +3,9 @@
 //! No timing is asserted: `bench --quick` only proves the two-process bench runs, verifies its
 //! frames and reports every case.
 
+use serde_json::json;
 use serde_json::Value;
-use shmline::{Stream, StreamOptions};
+use shmline::{ReaderOptions, Stream, StreamOptions};
 use std::process::{Command, Output};
 
 /// Runs `shmline ARGS` and returns what it did, whatever its exit status.
@@ -255,22 +256,126 @@ fn bench_with_two_writers_verifies_the_fan_in_case_and_compares_it_with_one_writ
 }
 
 #[test]
-fn bench_with_a_group_runs_the_group_case_or_fails_with_the_librarys_clear_error() {
-    let out = shmline(&[
-        "bench", "--quick", "--json", "--only", "group", "--group", "2", "--sizes", "64",
+fn bench_with_a_group_verifies_that_the_members_share_every_frame_once() {
+    let report = shmline_json(&[
+        "bench",
+        "--quick",
+        "--json",
+        "--only",
+        "copy,group",
+        "--group",
+        "2",
+        "--sizes",
+        "64",
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
-    if out.status.success() {
-        // A library with reader groups: the members share every frame.
-        let case = &report["fan"][0];
-        assert_eq!(case["path"], "group 1->2");
-        assert_eq!(case["frames_verified"], case["frames_sent"], "{case:#}");
-        assert_eq!(case["frames_per_reader"].as_array().map(Vec::len), Some(2));
-    } else {
-        assert_eq!(out.status.code(), Some(1));
-        let errors = report["errors"].to_string();
-        assert!(errors.contains("reader group \\\"bench\\\""), "{errors}");
+    assert_eq!(report["errors"], Value::Array(Vec::new()), "{report:#}");
+    let fan = report["fan"].as_array().expect("fan is a list");
+    assert_eq!(fan.len(), 1, "{report:#}");
+    let case = &fan[0];
+    assert_eq!(case["path"], "group 1->2");
+    assert!(case["frames_verified"].as_u64().unwrap() > 0, "{case:#}");
+    assert_eq!(case["frames_verified"], case["frames_sent"], "{case:#}");
+    let shares = case["frames_per_reader"]
+        .as_array()
+        .expect("a share per member");
+    assert_eq!(shares.len(), 2, "{case:#}");
+    let total: u64 = shares.iter().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(json!(total), case["frames_sent"], "{case:#}");
+    assert!(case["ratio_to_single"].is_number(), "{case:#}");
+}
+
+#[test]
+fn info_of_a_stream_read_by_a_group_lists_the_group_and_each_readers_group() {
+    let stream = Stream::create(
+        &unique("info-group"),
+        &StreamOptions {
+            max_frame_size: 16,
+            max_groups: 2,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let member = ReaderOptions {
+        group: Some("workers".into()),
+        ..Default::default()
+    };
+    let mut first = stream.reader(&member).unwrap();
+    let _second = stream.reader(&member).unwrap();
+    let _plain = stream.reader(&ReaderOptions::default()).unwrap();
+    let mut writer = stream.writer().unwrap();
+    for _ in 0..3 {
+        writer.write(b"frame").unwrap();
     }
+    first.read().unwrap(); // the group hands out frame 0: next 1, two frames left
+
+    let report = shmline_json(&["info", stream.name(), "--json"]);
+    assert_keys(
+        &report,
+        &["name", "info", "stats", "writers", "groups", "readers"],
+        "info STREAM",
+    );
+    assert_eq!(report["info"]["max_groups"], 2);
+    assert_eq!(report["stats"]["frames_redelivered"], 0);
+    let groups = report["groups"].as_array().expect("groups is a list");
+    assert_eq!(groups.len(), 1, "{report:#}");
+    let g = &groups[0];
+    assert_eq!(
+        (
+            &g["name"],
+            &g["members"],
+            &g["next"],
+            &g["lag"],
+            &g["redelivered"]
+        ),
+        (
+            &json!("workers"),
+            &json!(2),
+            &json!(1),
+            &json!(2),
+            &json!(0)
+        ),
+        "{report:#}"
+    );
+    let mut of_readers: Vec<Value> = report["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["group"].clone())
+        .collect();
+    of_readers.sort_by_key(|g| g.to_string());
+    assert_eq!(
+        of_readers,
+        [json!("workers"), json!("workers"), Value::Null]
+    );
+
+    let out = shmline(&["info", stream.name()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2 reader groups"), "{text}");
+    let header = text
+        .lines()
+        .find(|l| l.contains("GROUP") && l.contains("MEMBERS"));
+    assert!(
+        header.is_some_and(|h| h.contains("NEXT") && h.contains("REDELIVERED")),
+        "{text}"
+    );
+    let row = text.lines().find(|l| l.trim_start().starts_with("workers"));
+    let cells: Vec<&str> = row
+        .expect("a row for the group")
+        .split_whitespace()
+        .collect();
+    assert_eq!(cells[..4], ["workers", "2", "1", "2"], "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("READER") && l.contains("GROUP")),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("lossless") && l.contains(" workers "))
+            .count(),
+        2,
+        "each member's row names its group:\n{text}"
+    );
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use shmline::pipeline::{Pipeline, PipelineState, Registry, StreamSpec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -320,6 +320,91 @@ fn sigint_to_shmline_run_stops_every_task_and_removes_every_segment() {
     assert_eq!(segments_of(&name), Vec::<String>::new());
 }
 
+#[test]
+fn top_shows_a_reader_group_its_members_and_every_writer_task_of_a_shared_stream() {
+    let name = unique("topgroup");
+    // Two idle members of group "workers" hold the source back; both write "merged".
+    let member = || {
+        role("role_idle")
+            .reads_group("input", "samples", "workers")
+            .writes("out", "merged")
+    };
+    let run = Pipeline::new(&name)
+        .stream("samples", StreamSpec::bytes(FRAME as u32).capacity(8))
+        .stream("merged", StreamSpec::bytes(FRAME as u32))
+        .task(
+            "source",
+            role("role_source")
+                .env("FRAMES", u64::MAX.to_string())
+                .writes("out", "samples"),
+        )
+        .task("w0", member())
+        .task("w1", member())
+        .task("sink", role("role_idle").reads("input", "merged"))
+        .start()
+        .unwrap();
+    wait_until_running(&name);
+    let samples = shmline::Stream::open(&format!("{name}.samples")).unwrap();
+    wait_until("the source to fill the ring", || {
+        samples.stats().groups.first().is_some_and(|g| g.lag == 8)
+    });
+
+    let out = shmline(&["top", &name, "--once", "--json", "--interval", "0.05"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let view = json_line(&out.stdout);
+    let streams = &view["pipelines"][0]["streams"];
+    let (samples_view, merged) = (&streams[0], &streams[1]);
+    let groups = samples_view["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{samples_view}");
+    assert_eq!(groups[0]["name"], "workers");
+    assert_eq!(groups[0]["members"], 2);
+    assert_eq!(groups[0]["next"], 0, "nobody took a frame");
+    assert_eq!(groups[0]["lag"], 8);
+    assert_eq!(groups[0]["redelivered"], 0);
+    let mut members: Vec<(String, Value)> = samples_view["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["task"].as_str().unwrap().to_owned(), r["group"].clone()))
+        .collect();
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        members,
+        [
+            ("w0".to_owned(), json!("workers")),
+            ("w1".to_owned(), json!("workers"))
+        ]
+    );
+    assert_eq!(merged["writer_tasks"], json!(["w0", "w1"]));
+    assert_eq!(
+        merged["writers"].as_array().map(Vec::len),
+        Some(2),
+        "{merged}"
+    );
+
+    let out = shmline(&["top", &name, "--once", "--interval", "0"]);
+    let table = text(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(table.contains("w0@workers:"), "{table}");
+    assert!(table.contains("w0 w1 (active, 2/2 writers)"), "{table}");
+    let header = table.lines().find(|l| l.trim_start().starts_with("GROUP"));
+    assert!(
+        header.is_some_and(|h| h.contains("MEMBERS") && h.contains("REDELIVERED")),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("workers"))
+        .expect("a row for the group");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells, ["workers", "samples", "2", "0", "8", "0"], "{table}");
+
+    drop(samples);
+    run.stop();
+    run.wait();
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
 /// Starts, in this process, a pipeline that runs until stopped.
 fn endless_pipeline(name: &str) -> shmline::pipeline::PipelineRun {
     Pipeline::new(name)
@@ -352,8 +437,10 @@ fn top_and_ls_describe_a_running_pipeline() {
     assert_eq!(pipeline["runner_pid"], std::process::id());
     let stream = &pipeline["streams"][0];
     assert_eq!(stream["name"], "samples");
-    assert_eq!(stream["writer_task"], "source");
+    assert_eq!(stream["writer_tasks"], json!(["source"]));
     assert_eq!(stream["readers"][0]["task"], "idle");
+    assert_eq!(stream["readers"][0]["group"], Value::Null);
+    assert_eq!(stream["groups"], json!([]));
     assert!(stream["fill"].as_f64().unwrap() > 0.0, "{stream}");
     assert!(stream["frames_per_s"].is_number(), "{stream}");
     assert_eq!(stream["backpressure"], "block", "{stream}");

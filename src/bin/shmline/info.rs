@@ -16,12 +16,14 @@ pub const LONG_ABOUT: &str =
                   agree on it to share a stream), the features compiled in, the limits every \
                   stream and name must respect, and the platform.\n\n\
                   With a STREAM name, describe that stream instead: its fixed facts (capacity, \
-                  frame size, schema, backpressure policy, max_readers, max_writers) and a \
-                  snapshot of its counters: frames written, dropped and skipped, every live \
-                  writer (with its pid) and every reader (pid, lag, frames missed).\n\n\
+                  frame size, schema, backpressure policy, max_readers, max_writers, \
+                  max_groups) and a snapshot of its counters: frames written, dropped, skipped \
+                  and redelivered, every live writer (with its pid), every reader group \
+                  (members, next frame, lag, frames redelivered) and every reader (pid, group, \
+                  lag, frames missed).\n\n\
                   With --json, print one JSON object: without STREAM, with the keys version, \
                   layout_version, features, limits and platform; with STREAM, with the keys \
-                  name, info, stats, writers and readers.";
+                  name, info, stats, writers, groups and readers.";
 
 /// Options of `shmline info`.
 #[derive(clap::Args, Debug)]
@@ -58,7 +60,7 @@ fn describe() -> Value {
             "default_wait_strategy": "adaptive",
             "futex": cfg!(target_os = "linux"),
             "events": ["flag", "counting"],
-            "readers": ["lossless", "lossy"],
+            "readers": ["lossless", "lossy", "reader groups (max_groups)"],
             "writers": ["single", "multiple (max_writers)"],
             "backpressure": ["block", "fail", "drop_newest", "drop_oldest"],
             "zero_copy": ["reserve/commit", "acquire/release"],
@@ -71,6 +73,8 @@ fn describe() -> Value {
             "max_frame_size": layout::MAX_FRAME_SIZE,
             "max_readers": layout::MAX_READERS,
             "max_writers": layout::MAX_WRITERS,
+            "max_groups": layout::MAX_GROUPS,
+            "group_name_rule": "1 to 63 bytes of A-Z a-z 0-9 _ . -, not starting with '.' or '-'",
             "max_segment_size": layout::MAX_SEGMENT_SIZE,
             "max_name_len": MAX_NAME_LEN,
             "name_rule": "1 to 200 characters of A-Z a-z 0-9 _ . -, not starting with '.' or '-'",
@@ -144,8 +148,8 @@ fn print_text(r: &Value) {
         human_bytes(l["max_frame_size"].as_u64().unwrap_or(0))
     );
     println!(
-        "  readers          1 to {} per stream; writers 1 to {}",
-        l["max_readers"], l["max_writers"]
+        "  readers          1 to {} per stream; writers 1 to {}; reader groups 0 to {}",
+        l["max_readers"], l["max_writers"], l["max_groups"]
     );
     println!(
         "  segment size     up to {} bytes ({})",
@@ -155,6 +159,10 @@ fn print_text(r: &Value) {
     println!(
         "  names            {}",
         l["name_rule"].as_str().unwrap_or("?")
+    );
+    println!(
+        "  group names      {}",
+        l["group_name_rule"].as_str().unwrap_or("?")
     );
     println!(
         "  schema           up to {} dimensions, dtype up to {} bytes",
@@ -265,6 +273,7 @@ fn describe_stream(stream: &Stream) -> Value {
             "backpressure": info.backpressure.name(),
             "max_readers": info.max_readers,
             "max_writers": info.max_writers,
+            "max_groups": info.max_groups,
             "segment_size": info.segment_size,
             "creator_pid": info.creator.pid,
             "creator_alive": info.creator.is_alive(),
@@ -280,8 +289,18 @@ fn describe_stream(stream: &Stream) -> Value {
             "frames_skipped": stats.frames_skipped,
             "writers_reclaimed": stats.writers_reclaimed,
             "readers_reclaimed": stats.readers_reclaimed,
+            "frames_redelivered": stats.frames_redelivered(),
         },
         "writers": writers,
+        "groups": stats.groups.iter().map(|g| json!({
+            "name": g.name,
+            "members": g.members,
+            "orphans": g.orphans,
+            "next": g.next,
+            "lag": g.lag,
+            "frames_handed_out": g.frames_handed_out,
+            "redelivered": g.redelivered,
+        })).collect::<Vec<_>>(),
         "readers": stats.readers.iter().map(|r| json!({
             "index": r.index,
             "pid": r.pid,
@@ -291,6 +310,7 @@ fn describe_stream(stream: &Stream) -> Value {
             "frames_read": r.frames_read,
             "lag": r.lag,
             "missed": r.missed,
+            "group": r.group,
         })).collect::<Vec<_>>(),
     })
 }
@@ -328,13 +348,14 @@ fn stream_text(r: &Value) -> String {
     ));
     let writers = i["max_writers"].as_u64().unwrap_or(1);
     out.push_str(&format!(
-        "  limits           {} readers, {}\n",
+        "  limits           {} readers, {}, {} reader groups\n",
         i["max_readers"],
         if writers > 1 {
             format!("{writers} writers at once (multi-writer)")
         } else {
             "1 writer (single-writer)".to_string()
-        }
+        },
+        i["max_groups"]
     ));
     out.push_str(&format!(
         "  creator          pid {} ({})\n",
@@ -351,6 +372,10 @@ fn stream_text(r: &Value) -> String {
         "  lost             {} dropped (full ring), {} skipped (dead writers, aborted \
          reservations); reclaimed {} writers, {} readers\n",
         s["frames_dropped"], s["frames_skipped"], s["writers_reclaimed"], s["readers_reclaimed"]
+    ));
+    out.push_str(&format!(
+        "  redelivered      {} (frames of group members that died holding them)\n",
+        s["frames_redelivered"]
     ));
     out.push_str(&format!(
         "  writer state     {}\n",
@@ -374,8 +399,38 @@ fn stream_text(r: &Value) -> String {
     } else {
         out.push_str("  no writer attached\n");
     }
+    let groups = r["groups"].as_array().map_or(&[][..], Vec::as_slice);
+    if !groups.is_empty() {
+        let mut rows = vec![[
+            "  GROUP",
+            "MEMBERS",
+            "NEXT",
+            "LAG",
+            "HANDED OUT",
+            "REDELIVERED",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for g in groups {
+            let orphans = g["orphans"].as_u64().unwrap_or(0);
+            rows.push(vec![
+                format!("  {}", str_of(&g["name"])),
+                if orphans > 0 {
+                    format!("{} (+{orphans} dead)", g["members"])
+                } else {
+                    g["members"].to_string()
+                },
+                g["next"].to_string(),
+                g["lag"].to_string(),
+                g["frames_handed_out"].to_string(),
+                g["redelivered"].to_string(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&display::table(&rows));
+    }
     let mut rows = vec![[
-        "  READER", "PID", "STATE", "KIND", "POSITION", "LAG", "MISSED",
+        "  READER", "PID", "STATE", "KIND", "GROUP", "POSITION", "LAG", "MISSED",
     ]
     .map(String::from)
     .to_vec()];
@@ -390,6 +445,7 @@ fn stream_text(r: &Value) -> String {
                 "lossless"
             }
             .to_string(),
+            rd["group"].as_str().unwrap_or("-").to_string(),
             rd["position"].to_string(),
             rd["lag"].to_string(),
             rd["missed"].to_string(),

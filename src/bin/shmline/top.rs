@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 ///
 /// Per stream: the ring fill, frames/s, MB/s, each reader's lag (and frames it missed), the share
 /// of time the writer waited for space, the backpressure policy and the frames dropped by it; for
-/// a multi-writer stream, its live writers (task or pid) out of max_writers, and the frames
-/// skipped because a writer died holding them. Per task: its state, pid, CPU % and resident
+/// a multi-writer stream, every writing task (and any other writer, by pid) with how many of
+/// max_writers are attached, and the frames skipped because a writer died holding them; each
+/// reader's group, and per reader group: its members, next frame, lag and the frames delivered
+/// again because a member died holding them. Per task: its state, pid, CPU % and resident
 /// memory.
 ///
 /// The view is redrawn in place every --interval seconds until Ctrl-C (or until the named
@@ -216,6 +218,7 @@ fn view(previous: &Sample, current: &Sample) -> Value {
                         "backpressure": stats.backpressure.name(),
                         "frames_dropped": stats.frames_dropped,
                         "frames_skipped": stats.frames_skipped,
+                        "frames_redelivered": stats.frames_redelivered(),
                         "max_writers": stats.max_writers,
                         "writers": stats.writers.iter().map(|w| json!({
                             "task": task_of_pid(w.pid),
@@ -225,15 +228,29 @@ fn view(previous: &Sample, current: &Sample) -> Value {
                         })).collect::<Vec<_>>(),
                         "frames_missed": stats.readers.iter().map(|r| r.missed).sum::<u64>(),
                         "writer": writer_state(stats.writer_state),
-                        "writer_task": entry.writer_task.map(|t| info.tasks[t].name.clone()),
+                        "writer_tasks": entry
+                            .writer_tasks
+                            .iter()
+                            .map(|&t| info.tasks[t].name.clone())
+                            .collect::<Vec<_>>(),
                         "readers": stats.readers.iter().map(|r| json!({
                             "task": task_of_pid(r.pid),
                             "pid": r.pid,
                             "alive": r.alive,
                             "lossy": r.lossy,
+                            "group": r.group,
                             "lag": r.lag,
                             "frames_read": r.frames_read,
                             "missed": r.missed,
+                        })).collect::<Vec<_>>(),
+                        "groups": stats.groups.iter().map(|g| json!({
+                            "name": g.name,
+                            "members": g.members,
+                            "orphans": g.orphans,
+                            "next": g.next,
+                            "lag": g.lag,
+                            "frames_handed_out": g.frames_handed_out,
+                            "redelivered": g.redelivered,
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -290,38 +307,70 @@ fn view(previous: &Sample, current: &Sample) -> Value {
     json!({ "pipelines": pipelines })
 }
 
-/// The WRITER cell of a stream: its writer task and state; for a multi-writer stream, every live
-/// writer (task, or pid when it is no task of the pipeline) and how many of max_writers attached.
+/// The WRITER cell of a stream: its writer task and state; for a multi-writer stream, every
+/// writing task (marked when its writer is not attached, or attached and dead), then any other
+/// attached writer by pid, and how many of max_writers are attached.
 fn writer_cell(s: &Value) -> String {
     let state = s["writer"].as_str().unwrap_or("?");
     let max_writers = s["max_writers"].as_u64().unwrap_or(1);
-    if max_writers <= 1 {
-        return format!("{} ({state})", s["writer_task"].as_str().unwrap_or("-"));
-    }
-    let writers: Vec<String> = s["writers"]
+    let tasks: Vec<&str> = s["writer_tasks"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|w| {
-            let who = w["task"]
-                .as_str()
-                .map_or_else(|| format!("pid {}", w["pid"]), str::to_owned);
-            if w["alive"] == json!(false) {
-                format!("{who} (dead)")
-            } else {
-                who
-            }
-        })
+        .filter_map(Value::as_str)
         .collect();
+    if max_writers <= 1 {
+        return format!("{} ({state})", tasks.first().unwrap_or(&"-"));
+    }
+    let attached = s["writers"].as_array().map_or(&[][..], Vec::as_slice);
+    let dead = |w: &Value| w["alive"] == json!(false);
+    let mut cells: Vec<String> = tasks
+        .iter()
+        .map(
+            |&task| match attached.iter().find(|w| w["task"].as_str() == Some(task)) {
+                Some(w) if dead(w) => format!("{task} (dead)"),
+                Some(_) => task.to_string(),
+                None => format!("{task} (not attached)"),
+            },
+        )
+        .collect();
+    for w in attached {
+        if w["task"].as_str().is_some_and(|t| tasks.contains(&t)) {
+            continue;
+        }
+        let who = w["task"]
+            .as_str()
+            .map_or_else(|| format!("pid {}", w["pid"]), str::to_owned);
+        cells.push(if dead(w) {
+            format!("{who} (dead)")
+        } else {
+            who
+        });
+    }
     format!(
         "{} ({state}, {}/{max_writers} writers)",
-        if writers.is_empty() {
+        if cells.is_empty() {
             "-".to_string()
         } else {
-            writers.join(" ")
+            cells.join(" ")
         },
-        writers.len()
+        attached.len()
     )
+}
+
+/// One reader in the READERS cell: its task (or pid), its group after an `@`, its lag, and the
+/// frames it missed if any.
+fn reader_cell(r: &Value) -> String {
+    let mut who = r["task"]
+        .as_str()
+        .map_or_else(|| format!("pid {}", r["pid"]), str::to_owned);
+    if let Some(group) = r["group"].as_str() {
+        who = format!("{who}@{group}");
+    }
+    match r["missed"].as_u64() {
+        Some(missed) if missed > 0 => format!("{who}:{} (missed {missed})", r["lag"]),
+        _ => format!("{who}:{}", r["lag"]),
+    }
 }
 
 fn text(view: &Value) -> String {
@@ -366,20 +415,7 @@ fn text(view: &Value) -> String {
                 rows.push(vec![format!("  {}", str_of(&s["name"])), "(gone)".into()]);
                 continue;
             }
-            let readers: Vec<String> = list(&s["readers"])
-                .iter()
-                .map(|r| {
-                    let who = r["task"]
-                        .as_str()
-                        .map_or_else(|| format!("pid {}", r["pid"]), str::to_owned);
-                    match r["missed"].as_u64() {
-                        Some(missed) if missed > 0 => {
-                            format!("{who}:{} (missed {missed})", r["lag"])
-                        }
-                        _ => format!("{who}:{}", r["lag"]),
-                    }
-                })
-                .collect();
+            let readers: Vec<String> = list(&s["readers"]).iter().map(reader_cell).collect();
             rows.push(vec![
                 format!("  {}", str_of(&s["name"])),
                 number(&s["fill"], &|f| format!("{:.0}%", f * 100.0)),
@@ -398,6 +434,31 @@ fn text(view: &Value) -> String {
             ]);
         }
         out.push_str(&display::table(&rows));
+        let mut groups = vec![
+            ["  GROUP", "STREAM", "MEMBERS", "NEXT", "LAG", "REDELIVERED"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for s in list(&p["streams"]) {
+            for g in list(&s["groups"]) {
+                let orphans = g["orphans"].as_u64().unwrap_or(0);
+                groups.push(vec![
+                    format!("  {}", str_of(&g["name"])),
+                    str_of(&s["name"]),
+                    if orphans > 0 {
+                        format!("{} (+{orphans} dead)", g["members"])
+                    } else {
+                        g["members"].to_string()
+                    },
+                    g["next"].to_string(),
+                    g["lag"].to_string(),
+                    g["redelivered"].to_string(),
+                ]);
+            }
+        }
+        if groups.len() > 1 {
+            out.push_str(&display::table(&groups));
+        }
         let mut rows = vec![["  TASK", "STATE", "PID", "CPU%", "RSS", "COMMAND"]
             .map(String::from)
             .to_vec()];
@@ -427,25 +488,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_multi_writer_stream_shows_each_live_writer_by_task_or_pid_out_of_max_writers() {
+    fn a_multi_writer_stream_shows_every_writer_task_and_other_writers_by_pid() {
         let stream = json!({
             "writer": "active",
-            "writer_task": null,
+            "writer_tasks": ["source-a", "source-b", "source-c"],
             "max_writers": 4,
             "writers": [
                 {"task": "source-a", "pid": 11, "alive": true},
                 {"task": null, "pid": 12, "alive": false},
+                {"task": "source-c", "pid": 13, "alive": false},
             ],
         });
         assert_eq!(
             writer_cell(&stream),
-            "source-a pid 12 (dead) (active, 2/4 writers)"
+            "source-a source-b (not attached) source-c (dead) pid 12 (dead) (active, 3/4 writers)"
         );
     }
 
     #[test]
     fn a_single_writer_stream_shows_its_writer_task_and_state() {
-        let stream = json!({"writer": "closed", "writer_task": "source", "max_writers": 1});
+        let stream = json!({"writer": "closed", "writer_tasks": ["source"], "max_writers": 1});
         assert_eq!(writer_cell(&stream), "source (closed)");
+        let orphan = json!({"writer": "none", "writer_tasks": [], "max_writers": 1});
+        assert_eq!(writer_cell(&orphan), "- (none)");
+    }
+
+    #[test]
+    fn a_group_member_shows_its_group_after_its_task_and_a_plain_reader_does_not() {
+        let member = json!({"task": "w0", "pid": 5, "group": "fir", "lag": 3, "missed": 0});
+        assert_eq!(reader_cell(&member), "w0@fir:3");
+        let plain = json!({"task": null, "pid": 6, "group": null, "lag": 0, "missed": 2});
+        assert_eq!(reader_cell(&plain), "pid 6:0 (missed 2)");
     }
 }

@@ -17,7 +17,7 @@ use super::throughput::{Stopper, ERRORS_KEPT};
 use super::{create_stream, Amount, Plan, ATTACH_TIMEOUT};
 use serde_json::{json, Value};
 use shmline::wait::monotonic_ns;
-use shmline::{Error, ReaderOptions, Stream, WriterOptions};
+use shmline::{Error, ReaderOptions, Stream, WriterOptions, WriterState};
 use std::time::{Duration, Instant};
 
 /// The group the readers of a `--group` case join.
@@ -116,7 +116,7 @@ pub fn run_case(plan: &Plan, fan: Fan, size: usize) -> Result<FanResult, String>
     }
     for child in &mut writer_children {
         child.wait_until("every writer attached", || {
-            stream.stats().writers.len() >= fan.writers as usize
+            writers_attached(&stream) >= fan.writers as usize
         })?;
     }
     // Every process has it mapped: remove the name now so nothing outlives a killed bench.
@@ -194,6 +194,18 @@ pub fn run_case(plan: &Plan, fan: Fan, size: usize) -> Result<FanResult, String>
     })
 }
 
+/// Writers that attached to `stream`: the live entries of a multi-writer stream's writer table;
+/// for a single-writer stream (a `--group` case with one writer), which has no table, 1 once its
+/// writer attached (even if it has already closed).
+fn writers_attached(stream: &Stream) -> usize {
+    let stats = stream.stats();
+    if stats.max_writers > 1 {
+        stats.writers.len()
+    } else {
+        usize::from(stats.writer_state != WriterState::None)
+    }
+}
+
 /// The stamp of frame `i` of writer `id`.
 fn stamp_of(id: u32, i: u64) -> u64 {
     (u64::from(id) << COUNTER_BITS) | i
@@ -211,7 +223,7 @@ pub fn write_side(args: &ChildArgs) -> Result<Value, String> {
         })
         .map_err(|e| format!("attaching writer {}: {e}", args.writer_id))?;
     let started = Instant::now();
-    while stream.stats().writers.len() < args.writers as usize {
+    while writers_attached(&stream) < args.writers as usize {
         if started.elapsed() > ATTACH_TIMEOUT {
             return Err(format!(
                 "timed out after {ATTACH_TIMEOUT:?} waiting for {} writers to attach",
