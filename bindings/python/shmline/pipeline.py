@@ -259,7 +259,8 @@ class Pipeline:
         that far ahead of its slowest reader. `checksum` adds a CRC32C to every frame.
         `max_readers` 0 makes room for every reading task (group members included) plus 4
         monitors. Several tasks may write the stream: `max_writers` 0 (or 1) allows one writer
-        per writing task, a larger value is the limit (no fewer than the writing tasks)."""
+        per writing task, a larger value is the limit (no fewer than the writing tasks). The
+        stream is created with room for every reader group its tasks join, and at least 4."""
         self._declaring()
         self._new_name(name, "stream")
         if capacity is not None and frames is not None and capacity != frames:
