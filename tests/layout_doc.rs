@@ -232,7 +232,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     assert_eq!(object.num("object_size"), 5632);
     let header = report.one("header");
     for (field, value) in [
-        ("layout_version", 1),
+        ("layout_version", 2),
         ("header_size", 640),
         ("segment_size", 5632),
         ("capacity", 8),
@@ -246,6 +246,8 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
         ("creator_pid", me),
         ("policy", 0),
         ("writers_offset", 1152),
+        ("max_groups", 4),
+        ("groups_offset", 1152),
     ] {
         assert_eq!(header.num(field), value, "header field {field}");
     }
@@ -254,6 +256,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     let geometry = report.one("geometry");
     assert_eq!(geometry.get("reader_offsets"), "640,768,896,1024");
     assert_eq!(geometry.get("writer_offsets"), "-");
+    assert_eq!(geometry.get("group_offsets"), "1152,1280,1408,1536");
     assert_eq!(
         geometry.get("slot_offsets"),
         "4096,4288,4480,4672,4864,5056,5248,5440"
@@ -293,6 +296,8 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     let readers = report.all("reader");
     assert_eq!(readers.len(), 2, "{readers:?}");
     let (first, second) = (readers[0], readers[1]);
+    assert_eq!(first.get("group"), "-");
+    assert!(report.all("group").is_empty());
     assert_eq!(first.num("index"), 0);
     assert_eq!(first.get("state"), "active");
     assert_eq!(first.get("lossy"), "0");
@@ -484,7 +489,18 @@ fn python_and_rust_refuse_the_same_damaged_headers_with_the_same_status() {
     };
     let u32le = u32::to_le_bytes;
     refused("magic", 0, b"SHMLXXXX", b"SHMLSTRM", Status::NotShmline);
-    refused("version", 8, &u32le(2), &u32le(1), Status::VersionMismatch);
+    // A segment of the previous layout (version 1, before reader groups) is refused as such.
+    refused("version", 8, &u32le(1), &u32le(2), Status::VersionMismatch);
+    refused("version", 8, &u32le(3), &u32le(2), Status::VersionMismatch);
+    refused("max_groups", 92, &u32le(65), &u32le(4), Status::Corrupt);
+    let (bad_groups, good_groups) = (0u64.to_le_bytes(), 768u64.to_le_bytes());
+    refused(
+        "groups_offset",
+        104,
+        &bad_groups,
+        &good_groups,
+        Status::Corrupt,
+    );
     refused("capacity", 24, &u32le(3), &u32le(4), Status::Corrupt);
     refused("slot_size", 28, &u32le(128), &u32le(64), Status::Corrupt);
     refused("unknown flag", 44, &u32le(4), &u32le(0), Status::Corrupt);
@@ -546,7 +562,7 @@ fn a_python_reader_reads_the_state_of_flag_and_counting_events() {
     assert!(report.ok, "{}", report.stderr);
     let header = report.one("header");
     assert_eq!(header.get("magic"), "SHMLEVNT");
-    assert_eq!(header.num("layout_version"), 1);
+    assert_eq!(header.num("layout_version"), 2);
     assert_eq!(header.get("mode"), "flag");
     assert_eq!(header.num("segment_size"), 256);
     assert_eq!(header.num("creator_pid"), me);
@@ -575,4 +591,94 @@ fn a_python_reader_reads_the_state_of_flag_and_counting_events() {
     assert_eq!(report.one("header").get("mode"), "counting");
     let live = report.one("live");
     assert_eq!((live.num("value"), live.num("sets")), (2, 3));
+}
+
+#[test]
+fn a_python_reader_decodes_the_group_table_and_the_members_of_a_reader_group() {
+    if !have_python() {
+        return;
+    }
+    let name = unique("groups");
+    let stream = Stream::create(
+        &name,
+        &StreamOptions {
+            capacity: 8,
+            max_frame_size: 16,
+            max_readers: 3,
+            max_groups: 2,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let member = |group: &str| ReaderOptions {
+        group: Some(group.into()),
+        ..Default::default()
+    };
+    let mut holder = stream.reader(&member("workers")).unwrap();
+    let _idle = stream.reader(&member("workers")).unwrap();
+    let _plain = stream.reader(&ReaderOptions::default()).unwrap();
+    let mut writer = stream.writer().unwrap();
+    for i in 0..3u8 {
+        writer.write(&[i]).unwrap();
+    }
+    let mut buf = [0u8; 32];
+    let mut infos = [shmline::FrameInfo::default(); 2];
+    // Claims frames 0 and 1 (room for two), delivers both, releases them at the end of the batch;
+    // then lends frame 2 in place and holds it.
+    assert_eq!(holder.read_batch(&mut buf, &mut infos).unwrap(), 2);
+    let held = holder.acquire().unwrap();
+    assert_eq!(held.info().seq, 2);
+
+    let report = run_reader(&[&name]);
+    assert!(report.ok, "{}", report.stderr);
+    let header = report.one("header");
+    assert_eq!(header.num("max_groups"), 2);
+    // No writer table: the group table follows the reader table at 640 + 3 * 128.
+    assert_eq!(header.num("groups_offset"), 1024);
+    assert_eq!(report.one("geometry").get("group_offsets"), "1024,1152");
+    let groups = report.all("group");
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let g = groups[0];
+    assert_eq!(g.get("name"), "workers");
+    assert_eq!(g.get("state"), "active");
+    assert_eq!(
+        (
+            g.num("index"),
+            g.num("offset"),
+            g.num("next"),
+            g.num("first")
+        ),
+        (0, 1024, 3, 0)
+    );
+    assert_eq!(
+        (
+            g.num("handed_out"),
+            g.num("orphans"),
+            g.num("redelivered"),
+            g.num("lag")
+        ),
+        (3, 0, 0, 0)
+    );
+    let readers = report.all("reader");
+    assert_eq!(readers.len(), 3, "{readers:?}");
+    let (holder_entry, idle_entry, plain_entry) = (readers[0], readers[1], readers[2]);
+    assert_eq!(holder_entry.get("group"), "0");
+    assert_eq!(
+        (holder_entry.num("pos"), holder_entry.num("held_end")),
+        (2, 3)
+    );
+    assert_eq!(holder_entry.num("lag"), 1);
+    assert_eq!(
+        holder_entry.num("frames_read"),
+        2,
+        "the lent frame counts once released"
+    );
+    assert_eq!(idle_entry.get("group"), "0");
+    assert_eq!(idle_entry.get("pos"), "IDLE");
+    assert_eq!(idle_entry.get("held_end"), "IDLE");
+    assert_eq!(idle_entry.num("lag"), 0);
+    assert_eq!(plain_entry.get("group"), "-");
+    assert_eq!(plain_entry.num("pos"), 0);
+    drop(held);
 }

@@ -23,6 +23,8 @@ Output: one record per line, `<record> key=value key=value ...` (values never co
     writer                writer state and identity, and whether that process is alive (stream)
     live                  the live fields of the header (head, futex words, counters, ...)
     reader                one line per reader entry that is not FREE (stream)
+    group                 one line per group record that is not FREE (stream)
+    writer_entry          one line per writer entry that is not FREE (multi-writer stream)
     frame                 one line per published frame still in the ring, payload in hex (stream)
     gone                  a published frame already overwritten (stream)
     summary               counts (stream)
@@ -40,7 +42,7 @@ import time
 
 # ---- constants of LAYOUT.md ----
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 SHM_DIR = "/dev/shm"
 STREAM_PREFIX = "shmline.stream."
 EVENT_PREFIX = "shmline.event."
@@ -56,6 +58,8 @@ MAX_CAPACITY = 1 << 24
 MAX_FRAME = 1 << 30
 MAX_READERS = 1024
 MAX_WRITERS = 64
+MAX_GROUPS = 64
+GROUP_NAME_LEN = 64
 MAX_SEGMENT_SIZE = 1 << 36
 DTYPE_LEN = 32
 MAX_NDIM = 8
@@ -68,7 +72,9 @@ READER_FLAG_LOSSY = 1 << 0
 POLICIES = {0: "block", 1: "fail", 2: "drop_newest", 3: "drop_oldest"}
 
 WRITER_STATES = {0: "none", 1: "active", 2: "closed", 3: "claiming"}
-READER_STATES = {0: "free", 1: "claiming", 2: "active"}
+READER_STATES = {0: "free", 1: "claiming", 2: "active", 3: "orphaned"}
+GROUP_STATES = {0: "free", 2: "active"}
+IDLE = EMPTY  # a group member's pos while it holds no frame
 WRITER_ENTRY_STATES = {0: "free", 1: "claiming", 2: "active"}
 WRITER_COUNT_CLOSED = 1 << 31
 FRAME_STATUSES = {0: "frame", 1: "skipped"}
@@ -323,7 +329,9 @@ def read_stream(name: str) -> list[str]:
         "creator_start_time": view.u64(72),
         "created_unix_ns": view.u64(80),
         "policy": view.u32(88),
+        "max_groups": view.u32(92),
         "writers_offset": view.u64(96),
+        "groups_offset": view.u64(104),
     }
     out.append(fmt("header", **h))
 
@@ -342,14 +350,19 @@ def read_stream(name: str) -> list[str]:
     max_writers = h["max_writers"]
     if not 1 <= max_writers <= MAX_WRITERS:
         raise corrupt(f"max_writers {max_writers} is not in 1..{MAX_WRITERS}")
+    max_groups = h["max_groups"]
+    if not 0 <= max_groups <= MAX_GROUPS:
+        raise corrupt(f"max_groups {max_groups} is not in 0..{MAX_GROUPS}")
     writer_entries = max_writers if max_writers > 1 else 0
     slot_size = round_up(FRAME_HEADER_SIZE + max_frame, SLOT_ALIGN)
     writers_offset = HEADER_SIZE + max_readers * LINE
-    slots_offset = round_up(writers_offset + writer_entries * LINE, SLOTS_ALIGN)
+    groups_offset = writers_offset + writer_entries * LINE
+    slots_offset = round_up(groups_offset + max_groups * LINE, SLOTS_ALIGN)
     segment_size = slots_offset + capacity * slot_size
     for field, expected in (
         ("slot_size", slot_size),
         ("writers_offset", writers_offset),
+        ("groups_offset", groups_offset),
         ("slots_offset", slots_offset),
         ("segment_size", segment_size),
     ):
@@ -367,6 +380,7 @@ def read_stream(name: str) -> list[str]:
     checksum = bool(flags & FLAG_CHECKSUM)
     reader_offsets = [HEADER_SIZE + LINE * i for i in range(max_readers)]
     writer_offsets = [writers_offset + LINE * j for j in range(writer_entries)]
+    group_offsets = [groups_offset + LINE * g for g in range(max_groups)]
     slot_offsets = [slots_offset + slot_size * i for i in range(capacity)]
     out.append(
         fmt(
@@ -376,6 +390,7 @@ def read_stream(name: str) -> list[str]:
             segment_size=segment_size,
             reader_offsets=reader_offsets[:16],
             writer_offsets=writer_offsets[:16] or "-",
+            group_offsets=group_offsets[:16] or "-",
             slot_offsets=slot_offsets[:16],
         )
     )
@@ -433,8 +448,15 @@ def read_stream(name: str) -> list[str]:
             continue
         rflags = view.u32(off + 12)
         pid = view.u32(off + 16)
+        group = view.u32(off + 20)
         start = view.u64(off + 24)
         pos = view.u64(off)
+        held_end = view.u64(off + 56)
+        member = group != 0 and rstate in (2, 3)
+        if member and pos == IDLE:
+            lag = 0  # a group member holding no frame (LAYOUT.md 4.12)
+        else:
+            lag = head - pos if pos <= head else "invalid"
         out.append(
             fmt(
                 "reader",
@@ -443,14 +465,42 @@ def read_stream(name: str) -> list[str]:
                 state=READER_STATES.get(rstate, f"unknown({rstate})"),
                 flags=rflags,
                 lossy=bool(rflags & READER_FLAG_LOSSY),
-                pos=pos,
+                pos="IDLE" if pos == IDLE else pos,
                 pid=pid,
                 start_time=start,
                 alive=is_alive(pid, start),
                 frames_read=view.u64(off + 32),
                 bytes_read=view.u64(off + 40),
                 missed=view.u64(off + 48),
-                lag=head - pos if pos <= head else "invalid",
+                lag=lag,
+                group=group - 1 if member else "-",
+                held_end=("IDLE" if held_end == IDLE else held_end) if member else "-",
+            )
+        )
+
+    # Group table (LAYOUT.md 3.5b): report, never index with these values.
+    for g, off in enumerate(group_offsets):
+        gstate = view.u32(off + 8)
+        if gstate == 0:
+            continue
+        raw_name = view.raw(off + 64, GROUP_NAME_LEN)
+        name_bytes = raw_name.split(b"\0", 1)[0]
+        nxt = view.u64(off)
+        first = view.u64(off + 24)
+        out.append(
+            fmt(
+                "group",
+                index=g,
+                offset=off,
+                state=GROUP_STATES.get(gstate, f"unknown({gstate})"),
+                # Untrusted bytes: printed without spaces or control characters.
+                name="".join(chr(b) if 33 <= b < 127 else "?" for b in name_bytes) or "-",
+                next=nxt,
+                first=first,
+                handed_out=nxt - first if first <= nxt else "invalid",
+                orphans=view.u32(off + 12),
+                redelivered=view.u64(off + 16),
+                lag=head - nxt if nxt <= head else "invalid",
             )
         )
 

@@ -33,10 +33,11 @@ use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 use shmline::layout::{
-    FrameHeader, ReaderEntry, StreamHeader, WriterEntry, FRAME_STATUS_SKIPPED, READER_ACTIVE,
-    SEQ_EMPTY,
+    FrameHeader, GroupRecord, ReaderEntry, StreamHeader, WriterEntry, FRAME_STATUS_SKIPPED,
+    GROUP_ACTIVE, POS_IDLE, READER_ACTIVE, READER_FREE, READER_ORPHANED, SEQ_EMPTY, WRITER_CLOSED,
 };
 use shmline::ring::protocol;
+use shmline::ring::protocol::group::Claim;
 use std::sync::atomic::Ordering;
 
 /// A slot: the shared frame header and a payload of one `u64`.
@@ -49,6 +50,7 @@ struct Slot {
 /// kernel's side of the two futex words.
 struct Ring {
     hdr: StreamHeader,
+    groups: Vec<GroupRecord>,
     entries: Vec<ReaderEntry>,
     slots: Vec<Slot>,
     capacity: u64,
@@ -117,8 +119,9 @@ fn header() -> StreamHeader {
         creator_start_time: AtomicU64::new(0),
         created_unix_ns: AtomicU64::new(0),
         policy: AtomicU32::new(0),
-        _pad2: AtomicU32::new(0),
+        max_groups: AtomicU32::new(0),
         writers_offset: AtomicU64::new(0),
+        groups_offset: AtomicU64::new(0),
         _reserved0: u64s(),
         dtype: std::array::from_fn(|_| AtomicU8::new(0)),
         ndim: AtomicU32::new(0),
@@ -160,11 +163,12 @@ fn entry(active: bool) -> ReaderEntry {
         state: AtomicU32::new(if active { READER_ACTIVE } else { 0 }),
         flags: AtomicU32::new(0),
         pid: AtomicU32::new(0),
-        _pad0: AtomicU32::new(0),
+        group: AtomicU32::new(0),
         start_time: AtomicU64::new(0),
         frames_read: AtomicU64::new(0),
         bytes_read: AtomicU64::new(0),
         missed: AtomicU64::new(0),
+        held_end: AtomicU64::new(0),
         _reserved: u64s(),
     }
 }
@@ -185,8 +189,17 @@ fn slot() -> Slot {
 
 impl Ring {
     fn new(capacity: u64, entries: Vec<ReaderEntry>) -> Arc<Ring> {
+        Ring::with_groups(capacity, vec![], entries)
+    }
+
+    fn with_groups(
+        capacity: u64,
+        groups: Vec<GroupRecord>,
+        entries: Vec<ReaderEntry>,
+    ) -> Arc<Ring> {
         Arc::new(Ring {
             hdr: header(),
+            groups,
             entries,
             slots: (0..capacity).map(|_| slot()).collect(),
             capacity,
@@ -206,7 +219,14 @@ impl Ring {
     fn write(&self, head: &mut u64, limit: &mut u64, before_fill: impl Fn(u64)) {
         let seq = *head;
         while seq >= *limit {
-            *limit = protocol::scan(&self.hdr, self.entries.iter(), seq, self.capacity).limit;
+            *limit = protocol::scan(
+                &self.hdr,
+                self.groups.iter(),
+                self.entries.iter(),
+                seq,
+                self.capacity,
+            )
+            .limit;
             if seq >= *limit {
                 thread::yield_now();
             }
@@ -389,7 +409,15 @@ fn a_writer_about_to_sleep_is_always_woken_or_sees_the_released_space() {
         // `Writer::wait_for_space_inner`: rescan, announce, rescan, sleep on the word; again after
         // every wake-up (the first reader's release wakes a writer that still waits for the other).
         let space = |ring: &Ring| {
-            protocol::scan(&ring.hdr, ring.entries.iter(), head, ring.capacity).limit > head
+            protocol::scan(
+                &ring.hdr,
+                ring.groups.iter(),
+                ring.entries.iter(),
+                head,
+                ring.capacity,
+            )
+            .limit
+                > head
         };
         while !space(&ring) {
             // Wake at the first free slot (the writer's hysteresis only raises this threshold).
@@ -468,7 +496,13 @@ impl Ring {
         *limit = if seq < published {
             published
         } else {
-            match protocol::multi::try_scan(&self.hdr, me, self.entries.iter(), self.capacity) {
+            match protocol::multi::try_scan(
+                &self.hdr,
+                me,
+                self.groups.iter(),
+                self.entries.iter(),
+                self.capacity,
+            ) {
                 Some(scan) => scan.limit,
                 None => protocol::multi::write_limit(&self.hdr),
             }
@@ -593,7 +627,14 @@ fn a_number_claimed_by_a_dead_writer_is_skipped_and_what_follows_is_published() 
         let ring = Ring::new(4, vec![entry(true)]);
         let table = Arc::new([writer_entry(), writer_entry()]);
         // The writer that dies: claims 0 and never writes it.
-        protocol::multi::try_scan(&ring.hdr, &table[0], ring.entries.iter(), 4).unwrap();
+        protocol::multi::try_scan(
+            &ring.hdr,
+            &table[0],
+            ring.groups.iter(),
+            ring.entries.iter(),
+            4,
+        )
+        .unwrap();
         assert_eq!(protocol::multi::try_claim(&ring.hdr, &table[0], 0), Ok(()));
         let survivor = {
             let (ring, table) = (ring.clone(), table.clone());
@@ -609,5 +650,265 @@ fn a_number_claimed_by_a_dead_writer_is_skipped_and_what_follows_is_published() 
         assert_eq!(ring.read_multi(&ring.entries[0], 0), None, "0 was skipped");
         assert_eq!(ring.read_multi(&ring.entries[0], 1), Some(7));
         assert_eq!(survivor.join().unwrap(), 1);
+    });
+}
+
+// ---- reader groups: the group-claim protocol (`protocol::group`) ----
+
+/// An active group record whose next frame to hand out is 0.
+fn group_record() -> GroupRecord {
+    GroupRecord {
+        next: AtomicU64::new(0),
+        state: AtomicU32::new(GROUP_ACTIVE),
+        orphans: AtomicU32::new(0),
+        redelivered: AtomicU64::new(0),
+        first: AtomicU64::new(0),
+        _reserved: u64s(),
+        name: std::array::from_fn(|_| AtomicU8::new(0)),
+    }
+}
+
+/// An active member of group 0 that holds no frame.
+fn member_entry() -> ReaderEntry {
+    let e = entry(true);
+    e.group.store(1, Ordering::Relaxed);
+    e.pos.store(POS_IDLE, Ordering::Relaxed);
+    e.held_end.store(POS_IDLE, Ordering::Relaxed);
+    e
+}
+
+impl Ring {
+    /// The writer's loop for one frame, sleeping while the ring is full as
+    /// `Writer::wait_for_space_inner` does (rescan, announce, rescan, sleep).
+    fn write_sleeping(&self, head: &mut u64) {
+        let seq = *head;
+        let space = |ring: &Ring| {
+            protocol::scan(
+                &ring.hdr,
+                ring.groups.iter(),
+                ring.entries.iter(),
+                seq,
+                ring.capacity,
+            )
+            .limit
+                > seq
+        };
+        while !space(self) {
+            let wanted = (seq + 1).saturating_sub(self.capacity);
+            let word = protocol::writer_prepare_sleep(&self.hdr, wanted);
+            if !space(self) {
+                self.space_sleepers.wait(&self.hdr.space_futex, word);
+            }
+            protocol::writer_wake_done(&self.hdr);
+        }
+        let slot = self.slot(seq);
+        protocol::begin_write(&slot.frame);
+        // SAFETY: the scan gives the writer this slot; loom checks the claim.
+        slot.payload.with_mut(|p| unsafe { *p = payload_of(seq) });
+        protocol::end_write(&slot.frame, seq, 8, 0, 0, 0);
+        *head = seq + 1;
+        if protocol::publish(&self.hdr, seq + 1) {
+            protocol::wake_readers(&self.hdr);
+            self.data_sleepers.wake();
+        }
+    }
+
+    /// The writer closes the stream, as `Writer::close` does: readers drain, then stop.
+    fn close(&self) {
+        self.hdr.writer_state.store(WRITER_CLOSED, Ordering::SeqCst);
+        protocol::wake_readers(&self.hdr);
+        self.data_sleepers.wake();
+    }
+
+    /// A member with no frame claims one frame of group 0 without waiting, waking the writer if
+    /// told to (see `group::claim`).
+    fn claim_one(&self, me: &ReaderEntry) -> Claim {
+        let (claim, wake) =
+            protocol::group::try_claim(&self.hdr, &self.groups[0], me, 1, self.capacity);
+        if wake {
+            protocol::wake_writer(&self.hdr);
+            self.space_sleepers.wake();
+        }
+        claim
+    }
+
+    /// A member with no frame claims one, sleeping while there is none (`Reader::claim` and
+    /// `Reader::wait_for_frame_slow`: claim, announce, claim again, check the writer, sleep).
+    /// `None` at the end of the stream.
+    fn member_claim(&self, me: &ReaderEntry) -> Option<u64> {
+        let claim = || match self.claim_one(me) {
+            Claim::Got { start, end } => {
+                assert_eq!(end, start + 1, "one frame asked for");
+                Some(start)
+            }
+            Claim::Empty => None,
+            Claim::Corrupt { next, head } => panic!("group next {next} vs head {head}"),
+        };
+        loop {
+            if let Some(seq) = claim() {
+                return Some(seq);
+            }
+            let word = protocol::reader_prepare_sleep(&self.hdr);
+            // The writer's state before the claim: closed, and nothing left after, is the end.
+            let closed = self.hdr.writer_state.load(Ordering::SeqCst) == WRITER_CLOSED;
+            let claimed = claim();
+            if claimed.is_some() || closed {
+                protocol::reader_wake_done(&self.hdr);
+                return claimed;
+            }
+            self.data_sleepers.wait(&self.hdr.data_futex, word);
+            protocol::reader_wake_done(&self.hdr);
+        }
+    }
+
+    /// A member reads frame `seq` it holds (checking it), as `Reader::copy_frame` does.
+    fn read_held(&self, seq: u64) -> u64 {
+        let slot = self.slot(seq);
+        // Acquire as `Reader::validate` loads it.
+        assert_eq!(slot.frame.seq.load(Ordering::Acquire), seq, "slot seq");
+        // SAFETY: the member holds the frame; loom checks the claim.
+        let payload = slot.payload.with(|p| unsafe { *p });
+        assert_eq!(payload, payload_of(seq), "payload of frame {seq}");
+        payload
+    }
+
+    /// A member releases every frame it holds (its position goes idle), waking the writer if
+    /// told to, as `Reader::release_to` does.
+    fn release_all(&self, me: &ReaderEntry) {
+        if protocol::release(&self.hdr, me, POS_IDLE) {
+            protocol::wake_writer(&self.hdr);
+            self.space_sleepers.wake();
+        }
+    }
+}
+
+/// The writer of the group models: writes `frames` frames, sleeping while the ring is full, and
+/// closes the stream.
+fn group_writer(ring: &Arc<Ring>, frames: u64) -> thread::JoinHandle<()> {
+    let ring = ring.clone();
+    thread::spawn(move || {
+        let mut head = 0;
+        for _ in 0..frames {
+            ring.write_sleeping(&mut head);
+        }
+        ring.close();
+    })
+}
+
+#[test]
+fn two_members_share_each_frame_exactly_once_and_the_writer_never_overwrites_a_held_one() {
+    const FRAMES: u64 = 2;
+    bounded(2).check(|| {
+        // One slot: every frame after the first reuses the slot a member may still hold.
+        let ring = Ring::with_groups(
+            1,
+            vec![group_record()],
+            vec![member_entry(), member_entry()],
+        );
+        let writer = group_writer(&ring, FRAMES);
+        let member = |i: usize| {
+            let ring = ring.clone();
+            move || {
+                let me = &ring.entries[i];
+                let mut taken = Vec::new();
+                while let Some(seq) = ring.member_claim(me) {
+                    ring.read_held(seq);
+                    ring.release_all(me);
+                    taken.push(seq);
+                }
+                taken
+            }
+        };
+        let other = thread::spawn(member(1));
+        let mut taken = member(0)();
+        taken.extend(other.join().unwrap());
+        writer.join().unwrap();
+        taken.sort();
+        assert_eq!(
+            taken,
+            (0..FRAMES).collect::<Vec<_>>(),
+            "each frame exactly once"
+        );
+    });
+}
+
+#[test]
+fn frames_held_by_a_dead_member_are_adopted_by_another_member_and_nothing_is_lost() {
+    const FRAMES: u64 = 3;
+    bounded(2).check(|| {
+        let ring = Ring::with_groups(
+            2,
+            vec![group_record()],
+            vec![member_entry(), member_entry()],
+        );
+        let writer = group_writer(&ring, FRAMES);
+        // An observer of the model: member 0 is gone.
+        let dead = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Member 0 claims one frame, reads it, and dies holding it (its result is lost).
+        let doomed = {
+            let (ring, dead) = (ring.clone(), dead.clone());
+            thread::spawn(move || {
+                if let Some(seq) = ring.member_claim(&ring.entries[0]) {
+                    ring.read_held(seq);
+                }
+                dead.store(true, Ordering::Relaxed);
+            })
+        };
+        // Member 1 processes frames; with none to claim, it checks whether member 0 died (loom's
+        // join stands for the kernel's word that the process is gone) and adopts its frames, as
+        // `group::rescue` does under the table lock. (It polls rather than sleeps: the real
+        // member's sleeps end after a slice, to check for dead members.)
+        let me = &ring.entries[1];
+        let orphan = &ring.entries[0];
+        let mut doomed = Some(doomed);
+        let mut done = Vec::new();
+        loop {
+            // The writer's state before the claim: closed, and nothing left after, is the end.
+            let closed = ring.hdr.writer_state.load(Ordering::SeqCst) == WRITER_CLOSED;
+            match ring.claim_one(me) {
+                Claim::Got { start, .. } => {
+                    ring.read_held(start);
+                    ring.release_all(me);
+                    done.push(start);
+                    continue;
+                }
+                Claim::Empty => {}
+                Claim::Corrupt { next, head } => panic!("group next {next} vs head {head}"),
+            }
+            if doomed.is_some() && dead.load(Ordering::Relaxed) {
+                doomed.take().unwrap().join().unwrap();
+                let orphaned = orphan.state.compare_exchange(
+                    READER_ACTIVE,
+                    READER_ORPHANED,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                assert!(orphaned.is_ok());
+                let (start, end) =
+                    protocol::group::adopt(&ring.hdr, &ring.groups[0], me, orphan, 2, || {
+                        thread::yield_now();
+                        true
+                    });
+                // The orphan lets go once the adopter holds its frames (`free_entry`).
+                orphan.state.store(READER_FREE, Ordering::SeqCst);
+                for seq in start..end {
+                    ring.read_held(seq);
+                    done.push(seq);
+                }
+                ring.release_all(me);
+                continue;
+            }
+            if doomed.is_none() && closed {
+                break;
+            }
+            thread::yield_now();
+        }
+        writer.join().unwrap();
+        done.sort();
+        assert_eq!(
+            done,
+            (0..FRAMES).collect::<Vec<_>>(),
+            "the survivor processed every frame once, the dead member's frame again"
+        );
     });
 }

@@ -8,8 +8,8 @@
 
 use memmap2::{MmapOptions, MmapRaw};
 use shmline::layout::{
-    FrameHeader, ReaderEntry, StreamGeometry, StreamHeader, READERS_OFFSET, SEQ_EMPTY,
-    STREAM_FLAG_SCHEMA,
+    FrameHeader, GroupRecord, ReaderEntry, StreamGeometry, StreamHeader, READERS_OFFSET,
+    READER_ORPHANED, SEQ_EMPTY, STREAM_FLAG_SCHEMA,
 };
 use shmline::{
     Error, FrameInfo, ReaderOptions, Schema, StartPosition, Status, Stream, StreamOptions,
@@ -93,6 +93,10 @@ impl Raw {
         self.at::<AtomicU64>(offset).store(value, Ordering::Relaxed);
     }
 
+    fn get_u32(&self, offset: usize) -> u32 {
+        self.at::<AtomicU32>(offset).load(Ordering::Relaxed)
+    }
+
     fn get_u64(&self, offset: usize) -> u64 {
         self.at::<AtomicU64>(offset).load(Ordering::Relaxed)
     }
@@ -115,6 +119,27 @@ fn slot_field(stream: &Stream, seq: u64, field: usize) -> usize {
     )
     .unwrap();
     geo.slot_offset(seq) + field
+}
+
+/// Offset of field `field` (from `offset_of!(GroupRecord, ..)`) of group record `index`.
+fn group_field(stream: &Stream, index: u32, field: usize) -> usize {
+    let info = stream.info();
+    let geo = StreamGeometry::new(
+        info.capacity,
+        info.max_frame_size,
+        info.max_readers,
+        info.max_writers,
+        info.max_groups,
+    )
+    .unwrap();
+    geo.group_offset(index) + field
+}
+
+fn member(group: &str) -> ReaderOptions {
+    ReaderOptions {
+        group: Some(group.into()),
+        ..Default::default()
+    }
 }
 
 fn options(capacity: u32, max_frame: u32) -> StreamOptions {
@@ -615,6 +640,93 @@ fn a_reader_entry_with_a_garbage_state_is_ignored_and_never_panics() {
 }
 
 #[test]
+fn a_group_next_beyond_head_or_more_than_a_ring_behind_it_is_corrupt_for_its_members() {
+    let l = live("gnext", options(4, 16));
+    let mut m = l.stream.reader(&member("g")).unwrap();
+    let mut w = l.stream.writer().unwrap();
+    let next = group_field(&l.stream, 0, offset_of!(GroupRecord, next));
+    w.write(b"a").unwrap();
+    l.raw.u64(next, 100);
+    assert_corrupt(m.try_read(), "reader group \"g\"");
+    assert_corrupt(m.try_acquire().map(|g| *g.info()), "reader group");
+    let mut buf = [0u8; 64];
+    let mut infos = [FrameInfo::default(); 4];
+    assert_corrupt(m.try_read_batch(&mut buf, &mut infos), "reader group");
+    // Repaired, reading goes on; then the writer laps a `next` set back by a ring and more.
+    l.raw.u64(next, 0);
+    assert_eq!(m.try_read().unwrap().data, b"a");
+    for i in 0..4u8 {
+        w.write(&[i]).unwrap();
+    }
+    for _ in 0..4 {
+        m.try_read().unwrap();
+    }
+    w.write(b"z").unwrap();
+    l.raw.u64(next, 0);
+    assert_corrupt(m.try_read(), "not within a ring");
+    let _ = l.stream.stats();
+}
+
+#[test]
+fn garbage_in_the_group_table_and_member_entries_never_panics_or_hangs() {
+    let l = live(
+        "gtable",
+        StreamOptions {
+            max_readers: 4,
+            max_groups: 2,
+            ..options(4, 16)
+        },
+    );
+    let mut a = l.stream.reader(&member("g")).unwrap();
+    let mut b = l.stream.reader(&member("g")).unwrap();
+    let mut w = l.stream.writer().unwrap();
+    w.write(b"x").unwrap();
+    let g = |field| group_field(&l.stream, 0, field);
+    // A hint of orphans that are not there, a name that is not UTF-8, a garbage group index in a
+    // member's entry, an orphan whose frames are out of any range.
+    l.raw.u32(g(offset_of!(GroupRecord, orphans)), u32::MAX);
+    for i in 0..64 {
+        l.raw.u8(g(offset_of!(GroupRecord, name)) + i, 0xFF);
+    }
+    l.raw
+        .u32(entry_field(1, offset_of!(ReaderEntry, group)), u32::MAX);
+    let stats = l.stream.stats();
+    assert_eq!(stats.groups.len(), 1);
+    assert!(stats
+        .readers
+        .iter()
+        .all(|r| r.group.as_deref() != Some("g")));
+    // The members go on reading: each frame once.
+    assert_eq!(a.try_read().unwrap().data, b"x");
+    assert!(matches!(b.try_read(), Err(Error::Empty)));
+    assert_eq!(
+        l.raw.get_u32(g(offset_of!(GroupRecord, orphans))),
+        0,
+        "a stale hint heals"
+    );
+    // A new member of that name starts a new group: the damaged name no longer matches.
+    let c = l.stream.reader(&member("g")).unwrap();
+    assert_eq!(l.stream.stats().groups.len(), 2);
+    drop(c);
+    // An orphaned entry whose frames lie far outside the ring is adopted as nothing.
+    l.raw.u32(entry_field(1, offset_of!(ReaderEntry, group)), 1);
+    l.raw
+        .u64(entry_field(1, offset_of!(ReaderEntry, pos)), u64::MAX - 5);
+    l.raw
+        .u64(entry_field(1, offset_of!(ReaderEntry, held_end)), u64::MAX);
+    l.raw.u32(
+        entry_field(1, offset_of!(ReaderEntry, state)),
+        READER_ORPHANED,
+    );
+    l.raw.u32(g(offset_of!(GroupRecord, orphans)), 1);
+    w.write(b"y").unwrap();
+    assert_eq!(a.try_read().unwrap().data, b"y");
+    assert!(matches!(a.try_read(), Err(Error::Empty)));
+    let _ = l.stream.stats();
+    drop(b);
+}
+
+#[test]
 fn an_absurd_write_limit_is_refused_by_a_joining_reader() {
     for limit in [u64::MAX, u64::MAX - 3, u64::MAX / 2] {
         let l = live("limit", options(4, 16));
@@ -703,7 +815,7 @@ fn random_bytes_written_into_a_live_stream_never_panic_its_writer_or_readers() {
             "fuzz",
             StreamOptions {
                 checksum,
-                max_readers: 3,
+                max_readers: 4,
                 ..options(8, 48)
             },
         );
@@ -732,11 +844,14 @@ fn random_bytes_written_into_a_live_stream_never_panic_its_writer_or_readers() {
                 }
             }));
         }
-        for lossy in [false, true] {
+        // A lossless reader, a lossy one, and a member of a reader group.
+        for kind in 0..3 {
+            let lossy = kind == 1;
             let mut r = l
                 .stream
                 .reader(&ReaderOptions {
                     lossy,
+                    group: (kind == 2).then(|| "fuzz".to_owned()),
                     ..Default::default()
                 })
                 .unwrap();
@@ -762,16 +877,18 @@ fn random_bytes_written_into_a_live_stream_never_panic_its_writer_or_readers() {
         }
         let mut rng = Rng(seed ^ (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         // The header (identity, geometry and schema are only read by `open`; the rest is live),
-        // the reader table, and the slots.
+        // the reader table, the group's record, and the slots.
         let identity = 0..hdr!(head);
         let live_fields = hdr!(head)..READERS_OFFSET as usize;
         let table = READERS_OFFSET as usize..READERS_OFFSET as usize + 3 * 128;
+        let group = group_field(&l.stream, 0, 0)..group_field(&l.stream, 1, 0);
         let slots = slot_field(&l.stream, 0, 0)..l.raw.len();
         for i in 0..3000u64 {
-            let region = match rng.below(4) {
+            let region = match rng.below(5) {
                 0 => live_fields.clone(),
                 1 if round % 2 == 1 => identity.clone(),
                 1 => table.clone(),
+                2 => group.clone(),
                 _ => slots.clone(),
             };
             let offset = region.start + rng.below(region.len() as u64) as usize;

@@ -358,7 +358,13 @@ pub(crate) fn claim(
     want: u64,
 ) -> Result<Option<(u64, u64)>> {
     let hdr = shared.header();
-    match protocol::group::try_claim(hdr, record, me, want, shared.geo.capacity as u64) {
+    let (claim, wake) =
+        protocol::group::try_claim(hdr, record, me, want, shared.geo.capacity as u64);
+    if wake {
+        protocol::wake_writer(hdr);
+        futex_wake(&hdr.space_futex, i32::MAX);
+    }
+    match claim {
         Claim::Got { start, end } => Ok(Some((start, end))),
         Claim::Empty => Ok(None),
         Claim::Corrupt { next, head } => Err(Error::corrupt(format!(

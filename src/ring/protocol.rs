@@ -270,7 +270,8 @@ fn join_cursor(
         // finished and published its limit; if that limit lets the writer overwrite frames at or
         // after `pos`, those frames are not ours to read: move to the first safe position.
         let limit = hdr.write_limit.load(Ordering::SeqCst);
-        if limit <= pos + capacity {
+        // Saturating: an adopting member's `pos` comes from another entry (see `group::adopt`).
+        if limit <= pos.saturating_add(capacity) {
             return pos;
         }
         pos = limit - capacity;

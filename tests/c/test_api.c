@@ -138,12 +138,14 @@ static void test_options_defaults_set_struct_size_and_the_documented_values(void
     CHECK(so.capacity == 64 && so.max_frame_size == 0 && so.max_readers == 8);
     CHECK(so.permissions == 0600 && so.checksum == 0 && so.unlink_on_close == 0);
     CHECK(so.dtype == NULL && so.ndim == 0 && so.shape == NULL);
+    CHECK(so.max_writers == 1 && so.max_groups == 4);
     shmline_writer_options wo = shmline_writer_options_default();
     CHECK(wo.struct_size == sizeof wo && wo.wait == SHMLINE_WAIT_ADAPTIVE);
     shmline_reader_options ro = shmline_reader_options_default();
     CHECK(ro.struct_size == sizeof ro && ro.start == SHMLINE_START_NEXT);
     CHECK(ro.wait == SHMLINE_WAIT_ADAPTIVE && ro.lossy == 0);
     CHECK(ro.require_dtype == NULL && ro.require_ndim == 0 && ro.require_shape == NULL);
+    CHECK(ro.group == NULL);
     shmline_event_options eo = shmline_event_options_default();
     CHECK(eo.struct_size == sizeof eo && eo.mode == SHMLINE_EVENT_FLAG);
     CHECK(eo.permissions == 0600 && eo.unlink_on_close == 0);
@@ -267,7 +269,13 @@ static void test_stream_open_refuses_segments_that_are_not_shmline_streams(void)
     write_fake_segment(file, future, sizeof future, 4096);
     EXPECT(shmline_stream_open(name, &s), SHMLINE_VERSION_MISMATCH);
     EXPECT_MESSAGE("version 99");
-    static const unsigned char damaged[12] = {'S', 'H', 'M', 'L', 'S', 'T', 'R', 'M', 1, 0, 0, 0};
+    /* Layout version 1 came before reader groups: refused, not misread. */
+    static const unsigned char past[12] = {'S', 'H', 'M', 'L', 'S', 'T', 'R', 'M', 1, 0, 0, 0};
+    write_fake_segment(file, past, sizeof past, 4096);
+    EXPECT(shmline_stream_open(name, &s), SHMLINE_VERSION_MISMATCH);
+    EXPECT_MESSAGE("version 1");
+    static const unsigned char damaged[12] = {
+        'S', 'H', 'M', 'L', 'S', 'T', 'R', 'M', SHMLINE_LAYOUT_VERSION, 0, 0, 0};
     write_fake_segment(file, damaged, sizeof damaged, 4096);
     EXPECT(shmline_stream_open(name, &s), SHMLINE_CORRUPT);
     CHECK(s == NULL);
@@ -945,6 +953,92 @@ static void test_stats_snapshot_the_shared_counters(void) {
     shmline_stream_close(s);
 }
 
+static void test_readers_of_a_group_share_the_frames_and_bad_groups_are_refused(void) {
+    shmline_stream_options o = shmline_stream_options_default();
+    o.capacity = 8;
+    o.max_frame_size = 8;
+    o.unlink_on_close = 1;
+    o.max_groups = 65;
+    shmline_stream *s = NULL;
+    EXPECT(shmline_stream_create(unique("groups"), &o, &s), SHMLINE_INVALID_ARGUMENT);
+    EXPECT_MESSAGE("groups");
+    o.max_groups = 1;
+    EXPECT(shmline_stream_create(unique("groups"), &o, &s), SHMLINE_OK);
+    shmline_stream_info info;
+    EXPECT(shmline_stream_get_info(s, &info), SHMLINE_OK);
+    CHECK(info.max_groups == 1);
+
+    /* Two members in one process: each frame goes to one of them, copy or zero-copy. */
+    shmline_reader_options ro = shmline_reader_options_default();
+    ro.group = "workers";
+    shmline_reader *a = NULL, *b = NULL, *plain = NULL, *refused = NULL;
+    EXPECT(shmline_reader_open(s, &ro, &a), SHMLINE_OK);
+    EXPECT(shmline_reader_open(s, &ro, &b), SHMLINE_OK);
+    ro.group = ""; /* "" is a plain reader */
+    EXPECT(shmline_reader_open(s, &ro, &plain), SHMLINE_OK);
+    shmline_writer *w = make_writer(s);
+    for (uint64_t i = 0; i < 4; i++) {
+        EXPECT(shmline_writer_write(w, &i, sizeof i, 0, 0), SHMLINE_OK);
+    }
+    uint64_t value = 0;
+    const void *data = NULL;
+    shmline_frame_info info_a, info_b;
+    EXPECT(shmline_reader_try_read(a, &value, sizeof value, &info_a), SHMLINE_OK);
+    CHECK(info_a.seq == 0 && value == 0);
+    EXPECT(shmline_reader_acquire(b, 0, &data, &info_b), SHMLINE_OK);
+    CHECK(info_b.seq == 1 && data != NULL && memcmp(data, &info_b.seq, 8) == 0);
+    EXPECT(shmline_reader_try_read(a, &value, sizeof value, &info_a), SHMLINE_OK);
+    CHECK(info_a.seq == 2 && value == 2);
+    EXPECT(shmline_reader_release(b), SHMLINE_OK);
+    EXPECT(shmline_reader_try_read(b, &value, sizeof value, &info_b), SHMLINE_OK);
+    CHECK(info_b.seq == 3 && value == 3);
+    EXPECT(shmline_reader_try_read(a, &value, sizeof value, &info_a), SHMLINE_EMPTY);
+    EXPECT(shmline_reader_try_read(b, &value, sizeof value, &info_b), SHMLINE_EMPTY);
+    for (uint64_t i = 0; i < 4; i++) {
+        shmline_frame_info info_p;
+        EXPECT(shmline_reader_try_read(plain, &value, sizeof value, &info_p), SHMLINE_OK);
+        CHECK(info_p.seq == i && value == i);
+    }
+
+    shmline_stream_stats stats;
+    shmline_reader_stats readers[4];
+    EXPECT(shmline_stream_get_stats(s, &stats, readers, 4), SHMLINE_OK);
+    CHECK(stats.group_count == 1 && stats.frames_redelivered == 0 && stats.reader_count == 3);
+    int members = 0, plains = 0;
+    for (uint32_t i = 0; i < stats.reader_count && i < 4; i++) {
+        if (strcmp(readers[i].group, "workers") == 0) {
+            members++;
+        } else if (readers[i].group[0] == '\0') {
+            plains++;
+        }
+    }
+    CHECK(members == 2 && plains == 1);
+
+    /* Bad groups: a second group past max_groups, bad names, a lossy member. */
+    ro = shmline_reader_options_default();
+    ro.group = "other";
+    EXPECT(shmline_reader_open(s, &ro, &refused), SHMLINE_TOO_MANY_READERS);
+    EXPECT_MESSAGE("max_groups");
+    CHECK(refused == NULL);
+    ro.group = "bad name";
+    EXPECT(shmline_reader_open(s, &ro, &refused), SHMLINE_INVALID_NAME);
+    EXPECT_MESSAGE("group");
+    ro.group = "0123456789012345678901234567890123456789012345678901234567890123";
+    EXPECT(shmline_reader_open(s, &ro, &refused), SHMLINE_INVALID_NAME);
+    EXPECT_MESSAGE("63");
+    ro.group = "workers";
+    ro.lossy = 1;
+    EXPECT(shmline_reader_open(s, &ro, &refused), SHMLINE_INVALID_ARGUMENT);
+    EXPECT_MESSAGE("lossless");
+    CHECK(refused == NULL);
+
+    shmline_reader_close(a);
+    shmline_reader_close(b);
+    shmline_reader_close(plain);
+    shmline_writer_close(w);
+    shmline_stream_close(s);
+}
+
 static void test_stream_list_names_every_stream(void) {
     shmline_stream *a = make_stream("list-a", 4, 8);
     shmline_stream *b = make_stream("list-b", 4, 8);
@@ -1167,6 +1261,7 @@ int main(int argc, char **argv) {
     test_writers_and_readers_outlive_their_stream_handle();
     test_writers_and_readers_give_another_handle_to_their_stream();
     test_stats_snapshot_the_shared_counters();
+    test_readers_of_a_group_share_the_frames_and_bad_groups_are_refused();
     test_stream_list_names_every_stream();
     test_flag_events_stay_set_until_cleared();
     test_counting_events_release_one_wait_per_set();

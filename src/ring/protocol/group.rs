@@ -40,40 +40,52 @@ pub enum Claim {
 
 /// Member: claims up to `want` (at least 1) published frames of its group. The member must hold
 /// no frame (its entry's `pos` is [`POS_IDLE`]); on [`Claim::Empty`] it still holds none.
+///
+/// Also returns whether the writer may be asleep waiting for a position the member recorded and
+/// then gave up (a claim lost to another member): the caller must then wake it with
+/// [`wake_writer`](super::wake_writer), as after a release.
 pub fn try_claim(
     hdr: &StreamHeader,
     group: &GroupRecord,
     me: &ReaderEntry,
     want: u64,
     capacity: u64,
-) -> Claim {
+) -> (Claim, bool) {
     debug_assert!(want >= 1);
     // SeqCst: loaded before `head`, so a `next` beyond the `head` loaded after it is damage (and,
     // as Acquire, it carries the `head` the member that moved it had seen).
     let mut next = group.next.load(Ordering::SeqCst);
     let mut intent = false;
+    let mut wake = false;
     loop {
         // SeqCst: Acquire for the frames we are about to claim.
         let head = hdr.head.load(Ordering::SeqCst);
         if next >= head {
             if intent {
-                // SeqCst: withdraw the intent of a claim we lost, so we do not hold the writer.
-                me.pos.store(POS_IDLE, Ordering::SeqCst);
+                // Withdraw the intent of a claim we lost, so we do not hold the writer: a release
+                // (the writer may have gone to sleep because of it).
+                wake |= super::release(hdr, me, POS_IDLE);
             }
-            return if next > head {
+            let claim = if next > head {
                 Claim::Corrupt { next, head }
             } else {
                 Claim::Empty
             };
+            return (claim, wake);
         }
         let end = next + want.min(head - next);
         // Relaxed: read only by a member adopting our frames after we died or left, which our
         // later SeqCst stores (or our death) precede.
         me.held_end.store(end, Ordering::Relaxed);
-        // SeqCst: the intent precedes the claim in the total order, so a scan that sees `next`
-        // moved past these frames sees our position holding them.
-        me.pos.store(next, Ordering::SeqCst);
-        seqcst_store_load();
+        // The intent precedes the claim in the total order (SeqCst), so a scan that sees `next`
+        // moved past these frames sees our position holding them. A later intent moves our
+        // position up past frames we lost: a release.
+        if intent {
+            wake |= super::release(hdr, me, next);
+        } else {
+            me.pos.store(next, Ordering::SeqCst);
+            seqcst_store_load();
+        }
         intent = true;
         // SeqCst: see above; on failure, as the first load of `next`.
         match group
@@ -82,8 +94,8 @@ pub fn try_claim(
         {
             // `next` did not move between our load of `head` and the claim, and the writer never
             // gets more than a ring ahead of it: a larger gap is damage.
-            Ok(_) if head - next > capacity => return Claim::Corrupt { next, head },
-            Ok(_) => return Claim::Got { start: next, end },
+            Ok(_) if head - next > capacity => return (Claim::Corrupt { next, head }, wake),
+            Ok(_) => return (Claim::Got { start: next, end }, wake),
             // Another member claimed from there: try again from where it stopped.
             Err(now) => next = now,
         }
@@ -134,8 +146,9 @@ pub fn adopt(
         scan_in_flight,
     );
     if start >= end {
-        // SeqCst: as the withdrawal in `try_claim`.
-        me.pos.store(POS_IDLE, Ordering::SeqCst);
+        // As the withdrawal in `try_claim`; the caller (under the table lock) wakes the writer in
+        // any case.
+        super::release(hdr, me, POS_IDLE);
         return (end, end);
     }
     (start, end)
