@@ -781,7 +781,12 @@ typedef struct shmline_reader_options {
     /**
      * Name of the reader group to join (competing consumers: each frame goes to exactly one
      * member of the group; plain readers and other groups still get every frame). NULL or ""
-     * (the default): a plain reader.
+     * (the default): a plain reader. A name is 1 to 63 bytes of letters, digits, `_`, `.` and
+     * `-`. The first member creates the group at `start`; later ones join it where it is.
+     * Members are lossless, and see frames with gaps in `seq` (the frames other members got).
+     * Delivery is at-least-once: the frames a member holds when it dies (claimed, not yet
+     * released) are delivered again to another member, counted in
+     * `shmline_stream_stats.frames_redelivered`. Copied during the call.
      */
     const char *group;
 } shmline_reader_options;
@@ -955,7 +960,7 @@ uint32_t shmline_layout_version(void);
 
 /**
  * Returns the default stream options: capacity 64, no maximum frame size (set one, or a schema),
- * 8 readers, 1 writer, permissions 0600, no checksum, no unlink on close, no schema,
+ * 8 readers, 1 writer, 4 reader groups, permissions 0600, no checksum, no unlink on close, no schema,
  * backpressure `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
  */
 struct shmline_stream_options shmline_stream_options_default(void);
@@ -1345,8 +1350,11 @@ struct shmline_reader_options shmline_reader_options_default(void);
  * a few microseconds for a writer in the middle of a step).
  *
  * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`,
- * start position, wait strategy or required schema), `SHMLINE_SCHEMA_MISMATCH`,
- * `SHMLINE_TOO_MANY_READERS`, `SHMLINE_PANIC`.
+ * start position, wait strategy or required schema; `lossy` with a `group`, or a `group` on a
+ * `SHMLINE_BACKPRESSURE_DROP_OLDEST` stream), `SHMLINE_INVALID_NAME` (a bad `group` name),
+ * `SHMLINE_SCHEMA_MISMATCH`, `SHMLINE_TOO_MANY_READERS` (every reader slot taken, or a new group
+ * beyond the stream's `max_groups`), `SHMLINE_WRONG_STATE` (another process kept the stream's
+ * table lock for seconds), `SHMLINE_PANIC`.
  *
  * # Safety
  * `stream` is NULL or an open stream handle; `opts` is NULL or initialised by

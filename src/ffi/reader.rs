@@ -59,7 +59,12 @@ pub struct shmline_reader_options {
     pub require_shape: *const u64,
     /// Name of the reader group to join (competing consumers: each frame goes to exactly one
     /// member of the group; plain readers and other groups still get every frame). NULL or ""
-    /// (the default): a plain reader.
+    /// (the default): a plain reader. A name is 1 to 63 bytes of letters, digits, `_`, `.` and
+    /// `-`. The first member creates the group at `start`; later ones join it where it is.
+    /// Members are lossless, and see frames with gaps in `seq` (the frames other members got).
+    /// Delivery is at-least-once: the frames a member holds when it dies (claimed, not yet
+    /// released) are delivered again to another member, counted in
+    /// `shmline_stream_stats.frames_redelivered`. Copied during the call.
     pub group: *const c_char,
 }
 
@@ -189,8 +194,11 @@ pub extern "C" fn shmline_reader_options_default() -> shmline_reader_options {
 /// a few microseconds for a writer in the middle of a step).
 ///
 /// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`,
-/// start position, wait strategy or required schema), `SHMLINE_SCHEMA_MISMATCH`,
-/// `SHMLINE_TOO_MANY_READERS`, `SHMLINE_PANIC`.
+/// start position, wait strategy or required schema; `lossy` with a `group`, or a `group` on a
+/// `SHMLINE_BACKPRESSURE_DROP_OLDEST` stream), `SHMLINE_INVALID_NAME` (a bad `group` name),
+/// `SHMLINE_SCHEMA_MISMATCH`, `SHMLINE_TOO_MANY_READERS` (every reader slot taken, or a new group
+/// beyond the stream's `max_groups`), `SHMLINE_WRONG_STATE` (another process kept the stream's
+/// table lock for seconds), `SHMLINE_PANIC`.
 ///
 /// # Safety
 /// `stream` is NULL or an open stream handle; `opts` is NULL or initialised by

@@ -302,7 +302,7 @@ pub(crate) unsafe fn schema_arg(
 }
 
 /// Returns the default stream options: capacity 64, no maximum frame size (set one, or a schema),
-/// 8 readers, 1 writer, permissions 0600, no checksum, no unlink on close, no schema,
+/// 8 readers, 1 writer, 4 reader groups, permissions 0600, no checksum, no unlink on close, no schema,
 /// backpressure `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
 #[no_mangle]
 pub extern "C" fn shmline_stream_options_default() -> shmline_stream_options {

@@ -81,6 +81,27 @@ pub struct ReaderOptions {
     /// counted in the group's `redelivered` statistic. A member that closes normally releases what
     /// it read; frames it claimed but never delivered (after an error) go to another member.
     /// Frames held by a member whose whole group died are released, as a dead reader's are.
+    ///
+    /// ```
+    /// use shmline::{Error, ReaderOptions, Stream, StreamOptions};
+    /// # let name = format!("doc-group-{}", std::process::id());
+    /// let stream = Stream::create(&name, &StreamOptions {
+    ///     max_frame_size: 8,
+    ///     unlink_on_close: true,
+    ///     ..Default::default()
+    /// })?;
+    /// let member = ReaderOptions { group: Some("workers".into()), ..Default::default() };
+    /// let (mut a, mut b) = (stream.reader(&member)?, stream.reader(&member)?);
+    /// let mut plain = stream.reader(&ReaderOptions::default())?;
+    /// let mut writer = stream.writer()?;
+    /// writer.write(b"one")?;
+    /// writer.write(b"two")?;
+    /// assert_eq!(a.try_read()?.data, b"one");
+    /// assert_eq!(b.try_read()?.data, b"two");
+    /// assert!(matches!(a.try_read(), Err(Error::Empty))); // the group has had both
+    /// assert_eq!(plain.try_read()?.data, b"one"); // a plain reader gets every frame
+    /// # Ok::<(), shmline::Error>(())
+    /// ```
     pub group: Option<String>,
 }
 
@@ -113,8 +134,9 @@ pub struct OwnedFrame {
 }
 
 /// A reader of a stream. Each reader sees every frame in order (a lossy one: every frame the
-/// writer has not overwritten first). Dropping it leaves the stream, so it no longer holds the
-/// writer back.
+/// writer has not overwritten first; a member of a reader group: its share of them, see
+/// [`ReaderOptions::group`]). Dropping it leaves the stream, so it no longer holds the writer
+/// back.
 pub struct Reader {
     shared: Arc<Shared>,
     index: u32,

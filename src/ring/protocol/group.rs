@@ -15,7 +15,7 @@ use super::join_cursor;
 use crate::layout::{
     GroupRecord, ReaderEntry, StreamHeader, GROUP_ACTIVE, POS_IDLE, READER_ACTIVE,
 };
-use crate::sync::{seqcst_store_load, Ordering};
+use crate::sync::Ordering;
 
 /// Outcome of [`try_claim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,14 +77,15 @@ pub fn try_claim(
         // Relaxed: read only by a member adopting our frames after we died or left, which our
         // later SeqCst stores (or our death) precede.
         me.held_end.store(end, Ordering::Relaxed);
-        // The intent precedes the claim in the total order (SeqCst), so a scan that sees `next`
-        // moved past these frames sees our position holding them. A later intent moves our
-        // position up past frames we lost: a release.
+        // The intent precedes the claim: a scan whose load of `next` sees the claim (or a later
+        // claim, which continues its release sequence) synchronises with it, so its later load
+        // of our position sees the intent. A later intent moves our position up past frames we
+        // lost: a release.
         if intent {
             wake |= super::release(hdr, me, next);
         } else {
-            me.pos.store(next, Ordering::SeqCst);
-            seqcst_store_load();
+            // Relaxed: published by the compare-and-swap (Release) below, as said above.
+            me.pos.store(next, Ordering::Relaxed);
         }
         intent = true;
         // SeqCst: see above; on failure, as the first load of `next`.
