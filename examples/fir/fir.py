@@ -26,7 +26,9 @@ process running NumPy's convolution, as in PYTHUSA.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import sys
 import time
 
 import numpy as np
@@ -46,13 +48,27 @@ def taps() -> np.ndarray:
     return (h / h.sum()).astype(np.float32)
 
 
+TONE_PERIOD = 100  # both tones repeat every 100 samples (0.01 and 0.3 cycles per sample)
+NOISE_BLOCKS = 16  # distinct blocks of noise, used in turn
+
+
+@functools.lru_cache(maxsize=4)
+def _signal_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The tones over one block plus a period, and a pool of noise blocks: built once, so that
+    making a block costs the source a slice and an addition, not a random generator and two
+    sines (the source must outrun the workers for the group's sharing to show)."""
+    t = np.arange(size + TONE_PERIOD, dtype=np.float64)
+    tones = np.sin(2 * np.pi * 0.01 * t) + 0.5 * np.sin(2 * np.pi * 0.3 * t)
+    noise = np.random.default_rng(SEED).standard_normal((NOISE_BLOCKS, size)) * 0.1
+    return tones, noise
+
+
 def signal_block(index: int, size: int) -> np.ndarray:
     """Block `index` of the input signal: two tones and noise, a function of the block number
     only, so the sink can rebuild the whole signal for its check."""
-    t = np.arange(index * size, (index + 1) * size, dtype=np.float64)
-    tones = np.sin(2 * np.pi * 0.01 * t) + 0.5 * np.sin(2 * np.pi * 0.3 * t)
-    noise = np.random.default_rng(SEED + index).standard_normal(size) * 0.1
-    return (tones + noise).astype(np.float32)
+    tones, noise = _signal_tables(size)
+    start = index * size % TONE_PERIOD
+    return (tones[start:start + size] + noise[index % NOISE_BLOCKS]).astype(np.float32)
 
 
 def settings() -> tuple[int, int, int]:
@@ -87,7 +103,9 @@ def fir(samples, filtered) -> None:
         out[HEADER:] = np.convolve(frame[HEADER:], h, mode="valid")
         filtered.write(out)
         count += 1
-    print(f"{os.environ['SHMLINE_TASK']}: filtered {count} blocks", flush=True)
+    # One write(2) of the whole line, so the workers' lines never interleave.
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), f"{os.environ['SHMLINE_TASK']}: filtered {count} blocks\n".encode())
 
 
 def sink(filtered) -> None:

@@ -194,7 +194,8 @@ def forward(input, out) -> None:
     for f in input:
         out.write(f)
         count += 1
-    print(f"forwarded {count} frames", flush=True)
+    # One write(2) of the whole line: several workers print at once to one pipe.
+    os.write(1, f"forwarded {count} frames\n".encode())
 
 
 def merge_sink(input) -> None:
