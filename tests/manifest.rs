@@ -535,7 +535,7 @@ fn a_bad_group_name_is_refused_naming_the_binding() {
     assert_one_problem(
         &p,
         "tasks.w0.reads.samples.group",
-        &["64 bytes; the limit is 63"],
+        &["64 bytes, the limit is 63"],
     );
 }
 

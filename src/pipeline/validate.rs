@@ -15,7 +15,7 @@ use super::spec::{Binding, Pipeline};
 use super::{ENV_PIPELINE, ENV_TASK, STOP_EVENT};
 use crate::error::{Error, Result};
 use crate::event::EventMode;
-use crate::layout::{StreamGeometry, GROUP_NAME_LEN, MAX_READERS, MAX_WRITERS};
+use crate::layout::{StreamGeometry, MAX_READERS, MAX_WRITERS};
 use crate::ring::StreamOptions;
 use crate::schema::Schema;
 use std::collections::HashMap;
@@ -371,14 +371,7 @@ fn member_name_problem(name: &str) -> std::result::Result<(), String> {
 /// joins (`ReaderOptions::group`): 1 to 63 bytes of the characters a stream name may use.
 /// Group names are not part of segment names, so unlike member names they may contain '.'.
 pub(crate) fn group_name_problem(name: &str) -> std::result::Result<(), String> {
-    if name.len() >= GROUP_NAME_LEN {
-        return Err(format!(
-            "{name:?} is {} bytes; the limit is {}",
-            name.len(),
-            GROUP_NAME_LEN - 1
-        ));
-    }
-    crate::shm::validate_name(name).map_err(|e| e.to_string())
+    crate::ring::validate_group_name(name).map_err(|e| e.to_string())
 }
 
 /// Checks the names of one section and maps each valid, first-seen name to its index.

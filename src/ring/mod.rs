@@ -17,6 +17,7 @@ mod reader;
 mod stats;
 mod writer;
 
+pub(crate) use group::validate_name as validate_group_name;
 pub use policy::Backpressure;
 pub use reader::{FrameInfo, OwnedFrame, ReadGuard, Reader, ReaderOptions, StartPosition};
 pub use stats::{GroupStats, ReaderStats, StreamStats, WriterState, WriterStats};
