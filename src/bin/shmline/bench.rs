@@ -602,54 +602,22 @@ fn print_table(r: &Value) {
         s["wait"].as_str().unwrap_or("?")
     );
     println!();
-    if let Some(cases) = r["throughput"].as_array().filter(|c| !c.is_empty()) {
-        println!(
-            "{:<14} {:>8} {:>6} {:>12} {:>8} {:>8} {:>7} {:>7}",
-            "throughput", "size", "slots", "frames/s", "GB/s", "memcpy", "ratio", "errors"
-        );
-        for c in cases {
-            let opt = |v: &Value, prec: usize| {
-                v.as_f64()
-                    .map_or("-".to_string(), |x| format!("{x:.prec$}"))
-            };
-            println!(
-                "{:<14} {:>8} {:>6} {:>12} {:>8} {:>8} {:>7} {:>7}",
-                c["path"].as_str().unwrap_or("?"),
-                human_size(c["size"].as_u64().unwrap_or(0) as usize),
-                c["capacity"],
-                human_rate(c["frames_per_s"].as_f64().unwrap_or(0.0)),
-                opt(&c["gb_per_s"], 2),
-                opt(&c["memcpy_gb_per_s"], 1),
-                opt(&c["ratio_to_memcpy"], 3),
-                c["errors"].as_array().map_or(0, Vec::len),
-            );
-        }
-        println!();
-    }
-    if let Some(cases) = r["fan"].as_array().filter(|c| !c.is_empty()) {
-        println!(
-            "{:<14} {:>8} {:>6} {:>12} {:>8} {:>8} {:>7} {:>7}",
-            "fan", "size", "slots", "frames/s", "GB/s", "1->1", "ratio", "errors"
-        );
-        for c in cases {
-            let opt = |v: &Value, prec: usize| {
-                v.as_f64()
-                    .map_or("-".to_string(), |x| format!("{x:.prec$}"))
-            };
-            println!(
-                "{:<14} {:>8} {:>6} {:>12} {:>8} {:>8} {:>7} {:>7}",
-                c["path"].as_str().unwrap_or("?"),
-                human_size(c["size"].as_u64().unwrap_or(0) as usize),
-                c["capacity"],
-                human_rate(c["frames_per_s"].as_f64().unwrap_or(0.0)),
-                opt(&c["gb_per_s"], 2),
-                opt(&c["single_gb_per_s"], 2),
-                opt(&c["ratio_to_single"], 3),
-                c["errors"].as_array().map_or(0, Vec::len),
-            );
-        }
-        println!();
-    }
+    print_cases(
+        &r["throughput"],
+        "throughput",
+        "memcpy",
+        "memcpy_gb_per_s",
+        1,
+        "ratio_to_memcpy",
+    );
+    print_cases(
+        &r["fan"],
+        "fan",
+        "1->1",
+        "single_gb_per_s",
+        2,
+        "ratio_to_single",
+    );
     let latency_row = |name: &str, c: &Value| {
         let ns = &c["one_way_ns"];
         println!(
@@ -677,6 +645,44 @@ fn print_table(r: &Value) {
             println!("  {}", e.as_str().unwrap_or("?"));
         }
     }
+}
+
+/// Prints one table of throughput-like cases (nothing if there are none): path, size, slots,
+/// frames/s, GB/s, then the reference column `reference` (key `reference_key`, printed with
+/// `reference_prec` decimals) and the ratio to it (key `ratio_key`), then the error count.
+fn print_cases(
+    cases: &Value,
+    title: &str,
+    reference: &str,
+    reference_key: &str,
+    reference_prec: usize,
+    ratio_key: &str,
+) {
+    let Some(cases) = cases.as_array().filter(|c| !c.is_empty()) else {
+        return;
+    };
+    println!(
+        "{:<14} {:>8} {:>6} {:>12} {:>8} {:>8} {:>7} {:>7}",
+        title, "size", "slots", "frames/s", "GB/s", reference, "ratio", "errors"
+    );
+    let opt = |v: &Value, prec: usize| {
+        v.as_f64()
+            .map_or("-".to_string(), |x| format!("{x:.prec$}"))
+    };
+    for c in cases {
+        println!(
+            "{:<14} {:>8} {:>6} {:>12} {:>8} {:>8} {:>7} {:>7}",
+            c["path"].as_str().unwrap_or("?"),
+            human_size(c["size"].as_u64().unwrap_or(0) as usize),
+            c["capacity"],
+            human_rate(c["frames_per_s"].as_f64().unwrap_or(0.0)),
+            opt(&c["gb_per_s"], 2),
+            opt(&c[reference_key], reference_prec),
+            opt(&c[ratio_key], 3),
+            c["errors"].as_array().map_or(0, Vec::len),
+        );
+    }
+    println!();
 }
 
 #[cfg(test)]
