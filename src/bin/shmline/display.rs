@@ -1,6 +1,21 @@
 //! Formatting numbers for people, and facts about the terminal.
 
+use serde_json::{json, Value};
+use shmline::GroupStats;
 use std::io::IsTerminal;
+
+/// A reader group's counters as `info --json` and `top --json` show them.
+pub fn group_json(g: &GroupStats) -> Value {
+    json!({
+        "name": g.name,
+        "members": g.members,
+        "orphans": g.orphans,
+        "next": g.next,
+        "lag": g.lag,
+        "frames_handed_out": g.frames_handed_out,
+        "redelivered": g.redelivered,
+    })
+}
 
 /// `1234567.0` -> `"1.23 M"`: three significant digits and an SI prefix.
 pub fn si(value: f64) -> String {

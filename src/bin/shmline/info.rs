@@ -292,15 +292,7 @@ fn describe_stream(stream: &Stream) -> Value {
             "frames_redelivered": stats.frames_redelivered(),
         },
         "writers": writers,
-        "groups": stats.groups.iter().map(|g| json!({
-            "name": g.name,
-            "members": g.members,
-            "orphans": g.orphans,
-            "next": g.next,
-            "lag": g.lag,
-            "frames_handed_out": g.frames_handed_out,
-            "redelivered": g.redelivered,
-        })).collect::<Vec<_>>(),
+        "groups": stats.groups.iter().map(display::group_json).collect::<Vec<_>>(),
         "readers": stats.readers.iter().map(|r| json!({
             "index": r.index,
             "pid": r.pid,

@@ -243,15 +243,7 @@ fn view(previous: &Sample, current: &Sample) -> Value {
                             "frames_read": r.frames_read,
                             "missed": r.missed,
                         })).collect::<Vec<_>>(),
-                        "groups": stats.groups.iter().map(|g| json!({
-                            "name": g.name,
-                            "members": g.members,
-                            "orphans": g.orphans,
-                            "next": g.next,
-                            "lag": g.lag,
-                            "frames_handed_out": g.frames_handed_out,
-                            "redelivered": g.redelivered,
-                        })).collect::<Vec<_>>(),
+                        "groups": stats.groups.iter().map(display::group_json).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
