@@ -42,6 +42,52 @@ impl WaitStrategy {
     }
 }
 
+/// What a waiter that just found nothing to do does next (see [`WaitStrategy::next_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Poll again.
+    Poll,
+    /// Check that the peer is alive, then poll again (a busy-spinning waiter, every 65536 polls).
+    CheckLiveness,
+    /// Announce, re-check, then sleep on the futex for at most this long.
+    Sleep(Duration),
+    /// The deadline has passed.
+    TimedOut,
+}
+
+impl WaitStrategy {
+    /// The next step of a waiter that has polled `*polls` times without success (counts this
+    /// poll): spin with [`backoff`] until the strategy's polls are used up, then sleep in slices
+    /// of at most [`LIVENESS_SLICE`]; a busy-spinning waiter never sleeps and checks liveness
+    /// every 65536 polls instead. Shared by every wait loop of the rings.
+    #[inline]
+    pub(crate) fn next_step(self, polls: &mut u32, deadline: &Deadline) -> Step {
+        match self.spins() {
+            None => {
+                if deadline.remaining(LIVENESS_SLICE).is_none() {
+                    return Step::TimedOut;
+                }
+                *polls = polls.wrapping_add(1);
+                crate::sync::spin_hint();
+                if *polls % (1 << 16) == 0 {
+                    Step::CheckLiveness
+                } else {
+                    Step::Poll
+                }
+            }
+            Some(limit) if *polls < limit => {
+                backoff(*polls);
+                *polls += 1;
+                Step::Poll
+            }
+            Some(_) => match deadline.remaining(LIVENESS_SLICE) {
+                Some(slice) => Step::Sleep(slice),
+                None => Step::TimedOut,
+            },
+        }
+    }
+}
+
 /// Polls an adaptive waiter makes with only a CPU pause between them (about a microsecond in
 /// all): enough to catch a peer that is running on the other core.
 const ADAPTIVE_PAUSES: u32 = 64;

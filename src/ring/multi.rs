@@ -23,11 +23,9 @@ use crate::layout::{
 };
 use crate::liveness::ProcessId;
 use crate::sync::Ordering;
-use crate::wait::{futex_wait, futex_wake, Deadline, WaitStrategy, LIVENESS_SLICE};
+use crate::wait::{futex_wait, futex_wake, Deadline, Step, WaitStrategy, LIVENESS_SLICE};
 use std::time::{Duration, Instant};
 
-/// Longest sleep of a writer waiting for more than one free slot (as for a single writer).
-const HYSTERESIS_SLICE: Duration = Duration::from_millis(1);
 /// Polls of `scan_seq` while another writer scans, before using the limit it had published.
 const SCAN_POLLS: u32 = 256;
 
@@ -259,37 +257,18 @@ impl MultiWriter {
             if self.refresh(shared, seq)? {
                 return Ok(());
             }
-            match wait.spins() {
-                None => {
-                    if deadline.remaining(LIVENESS_SLICE).is_none() {
-                        return Err(Error::Timeout);
-                    }
-                    spins = spins.wrapping_add(1);
-                    if spins % (1 << 16) == 0 {
-                        self.repair_peers(shared);
-                    }
-                    crate::sync::spin_hint();
+            let slice = match wait.next_step(&mut spins, &deadline) {
+                Step::Poll => continue,
+                Step::CheckLiveness => {
+                    self.repair_peers(shared);
                     continue;
                 }
-                Some(limit) if spins < limit => {
-                    crate::wait::backoff(spins);
-                    spins += 1;
-                    continue;
-                }
-                Some(_) => {}
-            }
-            let Some(slice) = deadline.remaining(LIVENESS_SLICE) else {
-                return Err(Error::Timeout);
+                Step::TimedOut => return Err(Error::Timeout),
+                Step::Sleep(slice) => slice,
             };
             // Hysteresis as for a single writer: wake once a quarter of the ring is free.
-            let head = protocol::head(hdr);
-            let first_free = (seq + 1).saturating_sub(self.capacity);
-            let wanted = (first_free + self.capacity / 4).min(head);
-            let slice = if wanted > first_free {
-                slice.min(HYSTERESIS_SLICE)
-            } else {
-                slice
-            };
+            let (wanted, slice) =
+                super::writer::space_wanted(seq, protocol::head(hdr), self.capacity, slice);
             let word = multi::writer_prepare_sleep(hdr, wanted);
             if self.refresh(shared, multi::next_claim(hdr))? {
                 multi::writer_wake_done(hdr);

@@ -10,7 +10,7 @@ use crate::layout::{
 use crate::liveness::ProcessId;
 use crate::schema::Schema;
 use crate::sync::{fence, Ordering};
-use crate::wait::{futex_wait, futex_wake, Deadline, WaitStrategy, LIVENESS_SLICE};
+use crate::wait::{futex_wait, futex_wake, Deadline, Step, WaitStrategy};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -1019,29 +1019,16 @@ impl Reader {
             if self.refresh_head()? {
                 return Ok(());
             }
-            match self.wait.spins() {
-                None => {
-                    if deadline.remaining(LIVENESS_SLICE).is_none() {
-                        return Err(Error::Timeout);
+            let slice = match self.wait.next_step(&mut spins, &deadline) {
+                Step::Poll => continue,
+                Step::CheckLiveness => {
+                    if let Some(outcome) = self.writer_gone(true)? {
+                        return Err(outcome);
                     }
-                    spins = spins.wrapping_add(1);
-                    if spins % (1 << 16) == 0 {
-                        if let Some(outcome) = self.writer_gone(true)? {
-                            return Err(outcome);
-                        }
-                    }
-                    crate::sync::spin_hint();
                     continue;
                 }
-                Some(limit) if spins < limit => {
-                    crate::wait::backoff(spins);
-                    spins += 1;
-                    continue;
-                }
-                Some(_) => {}
-            }
-            let Some(slice) = deadline.remaining(LIVENESS_SLICE) else {
-                return Err(Error::Timeout);
+                Step::TimedOut => return Err(Error::Timeout),
+                Step::Sleep(slice) => slice,
             };
             let shared = Arc::clone(&self.shared);
             let hdr = shared.header();

@@ -10,12 +10,11 @@ use crate::error::{Error, Result};
 use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
 use crate::liveness::ProcessId;
 use crate::sync::Ordering;
-use crate::wait::{futex_wait, futex_wake, monotonic_ns, Deadline, WaitStrategy, LIVENESS_SLICE};
+use crate::wait::{
+    futex_wait, futex_wake, monotonic_ns, Deadline, Step, WaitStrategy, LIVENESS_SLICE,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Longest sleep of a writer waiting for more than one free slot (see `wait_for_space_inner`).
-const HYSTERESIS_SLICE: Duration = Duration::from_millis(1);
 
 /// Options of a writer handle.
 #[derive(Debug, Clone, Default)]
@@ -559,39 +558,16 @@ impl Writer {
             if self.rescan() {
                 return Ok(());
             }
-            match self.wait.spins() {
-                None => {
-                    if deadline.remaining(LIVENESS_SLICE).is_none() {
-                        return Err(Error::Timeout);
-                    }
-                    spins = spins.wrapping_add(1);
-                    if spins % (1 << 16) == 0 {
-                        self.reclaim_dead_readers();
-                    }
-                    crate::sync::spin_hint();
+            let slice = match self.wait.next_step(&mut spins, &deadline) {
+                Step::Poll => continue,
+                Step::CheckLiveness => {
+                    self.reclaim_dead_readers();
                     continue;
                 }
-                Some(limit) if spins < limit => {
-                    crate::wait::backoff(spins);
-                    spins += 1;
-                    continue;
-                }
-                Some(_) => {}
-            }
-            let Some(slice) = deadline.remaining(LIVENESS_SLICE) else {
-                return Err(Error::Timeout);
+                Step::TimedOut => return Err(Error::Timeout),
+                Step::Sleep(slice) => slice,
             };
-            // Hysteresis: ask to be woken once a quarter of the ring is free, not at the first
-            // free slot, so a ring kept full by a slow reader costs one wake-up per quarter ring
-            // rather than one per frame. A reader that frees a slot and then pauses delays us by
-            // at most HYSTERESIS_SLICE: we then take whatever space there is.
-            let first_free = (self.head + 1).saturating_sub(self.capacity);
-            let wanted = (first_free + self.capacity / 4).min(self.head);
-            let slice = if wanted > first_free {
-                slice.min(HYSTERESIS_SLICE)
-            } else {
-                slice
-            };
+            let (wanted, slice) = space_wanted(self.head, self.head, self.capacity, slice);
             let shared = Arc::clone(&self.shared);
             let hdr = shared.header();
             let word = protocol::writer_prepare_sleep(hdr, wanted);
@@ -623,6 +599,32 @@ impl Drop for Writer {
     fn drop(&mut self) {
         self.close_inner();
     }
+}
+
+/// Longest sleep of a writer waiting for more than one free slot (see [`space_wanted`]).
+const HYSTERESIS_SLICE: Duration = Duration::from_millis(1);
+
+/// What a writer waiting for space asks to be woken for, and how long it may sleep, given `next`
+/// (the sequence number it wants to write), the published `head` and its sleep `slice`.
+///
+/// Hysteresis: ask to be woken once a quarter of the ring is free, not at the first free slot, so
+/// a ring kept full by a slow reader costs one wake-up per quarter ring rather than one per frame.
+/// A reader that frees a slot and then pauses delays the writer by at most `HYSTERESIS_SLICE`: it
+/// then takes whatever space there is.
+pub(super) fn space_wanted(
+    next: u64,
+    head: u64,
+    capacity: u64,
+    slice: Duration,
+) -> (u64, Duration) {
+    let first_free = (next + 1).saturating_sub(capacity);
+    let wanted = (first_free + capacity / 4).min(head);
+    let slice = if wanted > first_free {
+        slice.min(HYSTERESIS_SLICE)
+    } else {
+        slice
+    };
+    (wanted, slice)
 }
 
 /// Ends the stream on behalf of a writer that is gone (never attached, or its process died without
