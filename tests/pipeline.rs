@@ -228,6 +228,67 @@ fn a_task_that_stops_at_one_inputs_end_when_every_input_has_ended_finishes() {
 }
 
 #[test]
+fn lossy_inputs_and_group_members_with_company_count_as_ended_and_plain_readers_do_not() {
+    use shmline::pipeline::check_inputs_ended;
+    use shmline::wait::Deadline;
+    let stream = Stream::create(
+        &unique("ending"),
+        &shmline::StreamOptions {
+            capacity: 8,
+            max_frame_size: 8,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let lossy = ReaderOptions {
+        lossy: true,
+        ..Default::default()
+    };
+    let member = ReaderOptions {
+        group: Some("g".into()),
+        ..Default::default()
+    };
+    let tap = stream.reader(&lossy).unwrap();
+    let work = stream.reader(&member).unwrap();
+    let other_member = stream.reader(&member).unwrap();
+    let mut plain = stream.reader(&ReaderOptions::default()).unwrap();
+    let mut writer = stream.writer().unwrap();
+    for seq in 0..3u64 {
+        writer.write(&seq.to_le_bytes()).unwrap();
+    }
+    // No such pipeline: the verdict is the same, only the note in the registry is lost.
+    let check = |inputs: &[(&str, &shmline::Reader)]| {
+        check_inputs_ended("no-such-pipeline", "t", inputs, Deadline::Now)
+    };
+    check(&[("tap", &tap)]).unwrap();
+    check(&[("work", &work)]).unwrap(); // the other member reads the group's frames
+    drop(other_member);
+    let e = check(&[("tap", &tap), ("work", &work), ("plain", &plain)]).unwrap_err();
+    assert!(matches!(e, Error::WrongState(_)), "{e}");
+    assert!(
+        e.to_string().contains(
+            "task \"t\" ended on end of stream of \"tap\" while \"work\" still had 3 frames \
+             unread and \"plain\" still had 3 frames unread"
+        ),
+        "{e}"
+    );
+    for _ in 0..3 {
+        plain.read().unwrap();
+    }
+    let e = check(&[("plain", &plain)]).unwrap_err();
+    assert!(e.to_string().contains("\"plain\" had not ended"), "{e}");
+    drop(writer);
+    check(&[("plain", &plain)]).unwrap();
+    let e = check(&[("plain", &plain), ("work", &work)]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("end of stream of \"plain\" while \"work\" still had 3 frames unread"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_command_that_does_not_exist_is_reported_with_the_task_and_the_command() {
     let name = unique("nocmd");
     let pipeline = Pipeline::new(&name).task("idle", role("role_idle")).task(
