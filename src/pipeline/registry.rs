@@ -685,7 +685,8 @@ impl Registry {
     }
 
     /// What task `index` (`index < info().tasks.len()`) said about its failure before it exited
-    /// (see [`Registry::set_task_note`]); `None` if it said nothing. Bytes that are not UTF-8 are
+    /// (a task that stopped on the end of one input while another still had frames:
+    /// [`super::check_inputs_ended`]); `None` if it said nothing. Bytes that are not UTF-8 are
     /// replaced, so a note is only ever text to show.
     pub fn task_note(&self, index: usize) -> Option<String> {
         let bytes: Vec<u8> = self
