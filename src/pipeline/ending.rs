@@ -4,10 +4,10 @@
 //! A task that reads several streams and stops when one of them ends (PYTHUSA's merge: `a.read()`
 //! then `b.read()` in one loop, until either says end of stream) would otherwise exit 0 and leave
 //! the other input's frames unread, and the run would "finish" having delivered part of them.
-//! [`Task::check_inputs_ended`] ([`check_inputs_ended`], `shmline_task_check_inputs()` in C, which a Python function
-//! task's worker calls when `EndOfStream` escapes the function) tells such a task it must fail,
-//! naming each input that still had frames and how many, and leaves that sentence in the
-//! pipeline's registry for the run's report.
+//! [`Task::check_inputs_ended`] ([`check_inputs_ended`]; `shmline_task_check_inputs()` in C,
+//! which a Python function task's worker calls when `EndOfStream` escapes the function) tells
+//! such a task it must fail, naming each input that still had frames and how many, and leaves
+//! that sentence in the pipeline's registry for the run's report.
 //!
 //! What counts, per input:
 //! - a plain reader has ended when its stream's writer has ended (closed, or died) and it has read
@@ -34,7 +34,9 @@ use std::time::Duration;
 /// close its stream, or for the runner to close it after that task exited).
 pub const END_PATIENCE: Duration = Duration::from_secs(5);
 
-/// How often an input whose writer has not ended is looked at again while waiting.
+/// How often an input whose writer has not ended is looked at again while waiting. Polled, not
+/// slept on a futex: it runs once, at a task's end, and waits for either of two things (a frame
+/// or the end) on several streams at once.
 const RECHECK: Duration = Duration::from_millis(2);
 
 /// Where one input of a task stands at the task's end.
