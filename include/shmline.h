@@ -2239,6 +2239,46 @@ int32_t shmline_task_event(struct shmline_task *task,
                            struct shmline_event **out);
 
 /**
+ * For a task that stopped because one of its inputs reached its end of stream
+ * (`SHMLINE_END_OF_STREAM`): checks that every input has ended too, so that the task may exit
+ * with status 0. A task with several inputs that stops at the end of one of them and exits 0
+ * without this check ends "normally" whatever its other inputs still hold: the runner sees only
+ * exit statuses.
+ *
+ * `readers[i]` is the task's open reader of reading parameter `params[i]`, for `i < count`.
+ * An input has ended when its stream's writer has ended (closed, or died) and the reader has read
+ * every frame published. A lossy reader counts as ended (it never promised every frame), and so
+ * does a member of a reader group while other members are attached (they read the rest); the last
+ * member is judged by the frames its group has not handed out yet.
+ *
+ * Waits, according to `timeout_ns` (see `SHMLINE_TIMEOUT_INFINITE`; 0: not at all), for inputs
+ * that have nothing unread but whose writer has not ended yet (it may be closing its stream right
+ * now); returns at once when an input has frames unread. Sleeps in short slices while it waits.
+ *
+ * A NULL `pipeline` (or `task`) takes the name from `SHMLINE_PIPELINE` (or `SHMLINE_TASK`), as
+ * `shmline_task_join()` does; the task handle itself may have been closed already.
+ *
+ * Returns `SHMLINE_OK` (every input ended: exit 0), `SHMLINE_WRONG_STATE` (the task must fail:
+ * exit non-zero; the message, `shmline_last_error_message()`, names each input that still had
+ * frames and how many, e.g. `task "merge" ended on end of stream of "a" while "b" still had 190
+ * frames unread`, and the same sentence is left in the pipeline's registry so that the run's
+ * report gives it after the task's exit status), `SHMLINE_NULL_POINTER` (`readers` or `params`
+ * NULL with `count` > 0, or a NULL element), `SHMLINE_INVALID_ARGUMENT` (a NULL name whose
+ * environment variable is not set, non-UTF-8 strings), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `pipeline` and `task` are NULL or NUL-terminated strings; `readers` and `params` are NULL or
+ * point to `count` pointers, each NULL or (readers) an open reader handle not used by another
+ * thread during the call, (params) a NUL-terminated string.
+ */
+int32_t shmline_task_check_inputs(const char *pipeline,
+                                  const char *task,
+                                  const struct shmline_reader *const *readers,
+                                  const char *const *params,
+                                  size_t count,
+                                  int64_t timeout_ns);
+
+/**
  * `*out` receives whether the runner has asked the pipeline's tasks to stop (after a failure of
  * another task, a signal to the runner, or a stop request). A task that does not spend its time
  * blocked on a stream should check it regularly and exit cleanly (status 0) once it is true.

@@ -429,8 +429,10 @@ fn live_ranges(kind: &str, raw: &Raw) -> Vec<std::ops::Range<usize>> {
             let tasks = raw.word(32, 4) as usize;
             std::iter::once(128..256)
                 .chain((0..tasks).map(|i| {
-                    let record = tasks_offset + i * 640;
-                    record + 512..record + 640
+                    // A task record is 1152 bytes; from its state (512) on it is live, the
+                    // task's note (640..1152) included.
+                    let record = tasks_offset + i * 1152;
+                    record + 512..record + 1152
                 }))
                 .collect()
         }

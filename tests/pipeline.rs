@@ -124,6 +124,170 @@ fn a_task_that_exits_3_fails_the_run_by_name_and_the_others_are_stopped() {
     assert_eq!(segments_of(&name), Vec::<String>::new());
 }
 
+/// PYTHUSA's merge as a Rust task program: waits until `WAIT_FOR_B` frames are in `b` (when
+/// set), then reads one frame of `a` and one of `b` per round until either ends, and ends as
+/// `Task::check_inputs_ended` says: status 0, or its message on stderr and status 1.
+#[test]
+#[ignore = "task role"]
+fn role_zip_merge() {
+    if std::env::var(shmline::pipeline::ENV_TASK).is_err() {
+        return;
+    }
+    let mut task = Task::join().unwrap();
+    let mut a = task.reader("a").unwrap();
+    let mut b = task.reader("b").unwrap();
+    if let Ok(n) = std::env::var("WAIT_FOR_B") {
+        let n: u64 = n.parse().unwrap();
+        wait_until("every frame of b", || {
+            b.stream().stats().frames_written == n
+        });
+    }
+    'merge: loop {
+        for (input, reader) in [("a", &mut a), ("b", &mut b)] {
+            match reader.read() {
+                Ok(_) => {}
+                Err(Error::EndOfStream) => break 'merge,
+                Err(e) => panic!("merge: reading {input}: {e}"),
+            }
+        }
+    }
+    if let Err(e) = task.check_inputs_ended(&[("a", &a), ("b", &b)]) {
+        eprintln!("merge: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// source_a (`frames_a` frames) and source_b (`frames_b`, or idle: never writing nor ending)
+/// feed the zip merge, which starts once all of b is written if `b_first` (b's ring has room for
+/// 256 frames).
+fn zip(name: &str, frames_a: u64, frames_b: Option<u64>, b_first: bool) -> Pipeline {
+    let source_b = match frames_b {
+        Some(n) => role("role_source").env("FRAMES", n.to_string()),
+        None => role("role_idle"),
+    };
+    let mut merge = role("role_zip_merge").reads("a", "a").reads("b", "b");
+    if let (Some(n), true) = (frames_b, b_first) {
+        merge = merge.env("WAIT_FOR_B", n.to_string());
+    }
+    Pipeline::new(name)
+        .stream("a", StreamSpec::bytes(FRAME as u32).capacity(16))
+        .stream("b", StreamSpec::bytes(FRAME as u32).capacity(256))
+        .task("merge", merge)
+        .task(
+            "source_a",
+            role("role_source")
+                .env("FRAMES", frames_a.to_string())
+                .writes("out", "a"),
+        )
+        .task("source_b", source_b.writes("out", "b"))
+}
+
+#[test]
+fn a_task_that_stops_at_one_inputs_end_while_another_has_frames_fails_saying_how_many() {
+    let name = unique("zip-unread");
+    let report = zip(&name, 20, Some(210), true).run_to_end().unwrap();
+    let Outcome::Failed(message) = &report.outcome else {
+        panic!("{report:?}")
+    };
+    assert!(message.contains("task \"merge\" of pipeline"), "{message}");
+    assert!(message.contains("exit status 1"), "{message}");
+    assert!(
+        message.contains(
+            "task \"merge\" ended on end of stream of \"a\" while \"b\" still had 190 frames \
+             unread"
+        ),
+        "{message}"
+    );
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_task_that_stops_at_one_inputs_end_while_another_goes_on_fails_saying_it_had_not_ended() {
+    let name = unique("zip-open");
+    let report = zip(&name, 0, None, false).run_to_end().unwrap();
+    let Outcome::Failed(message) = &report.outcome else {
+        panic!("{report:?}")
+    };
+    assert!(
+        message.contains("ended on end of stream of \"a\" while \"b\" had not ended"),
+        "{message}"
+    );
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_task_that_stops_at_one_inputs_end_when_every_input_has_ended_finishes() {
+    let name = unique("zip-even");
+    let report = zip(&name, 300, Some(300), false).run().unwrap();
+    assert_eq!(report.outcome, Outcome::Finished);
+    assert!(report
+        .tasks
+        .iter()
+        .all(|t| t.exit == Some(TaskExit::Code(0))));
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn lossy_inputs_and_group_members_with_company_count_as_ended_and_plain_readers_do_not() {
+    use shmline::pipeline::check_inputs_ended;
+    use shmline::wait::Deadline;
+    let stream = Stream::create(
+        &unique("ending"),
+        &shmline::StreamOptions {
+            capacity: 8,
+            max_frame_size: 8,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let lossy = ReaderOptions {
+        lossy: true,
+        ..Default::default()
+    };
+    let member = ReaderOptions {
+        group: Some("g".into()),
+        ..Default::default()
+    };
+    let tap = stream.reader(&lossy).unwrap();
+    let work = stream.reader(&member).unwrap();
+    let other_member = stream.reader(&member).unwrap();
+    let mut plain = stream.reader(&ReaderOptions::default()).unwrap();
+    let mut writer = stream.writer().unwrap();
+    for seq in 0..3u64 {
+        writer.write(&seq.to_le_bytes()).unwrap();
+    }
+    // No such pipeline: the verdict is the same, only the note in the registry is lost.
+    let check = |inputs: &[(&str, &shmline::Reader)]| {
+        check_inputs_ended("no-such-pipeline", "t", inputs, Deadline::Now)
+    };
+    check(&[("tap", &tap)]).unwrap();
+    check(&[("work", &work)]).unwrap(); // the other member reads the group's frames
+    drop(other_member);
+    let e = check(&[("tap", &tap), ("work", &work), ("plain", &plain)]).unwrap_err();
+    assert!(matches!(e, Error::WrongState(_)), "{e}");
+    assert!(
+        e.to_string().contains(
+            "task \"t\" ended on end of stream of \"tap\" while \"work\" still had 3 frames \
+             unread and \"plain\" still had 3 frames unread"
+        ),
+        "{e}"
+    );
+    for _ in 0..3 {
+        plain.read().unwrap();
+    }
+    let e = check(&[("plain", &plain)]).unwrap_err();
+    assert!(e.to_string().contains("\"plain\" had not ended"), "{e}");
+    drop(writer);
+    check(&[("plain", &plain)]).unwrap();
+    let e = check(&[("plain", &plain), ("work", &work)]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("end of stream of \"plain\" while \"work\" still had 3 frames unread"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_command_that_does_not_exist_is_reported_with_the_task_and_the_command() {
     let name = unique("nocmd");

@@ -28,7 +28,7 @@ pub const SHMLINE_START_OLDEST: u32 = 2;
 /// may move between threads). It keeps the stream's memory mapped, so it may outlive the
 /// `shmline_stream` it was opened from.
 pub struct shmline_reader {
-    reader: Reader,
+    pub(crate) reader: Reader,
 }
 
 /// Options of a reader, for `shmline_reader_open()`.

@@ -5,8 +5,10 @@
 use super::event::shmline_event;
 use super::reader::{reader_options, shmline_reader, shmline_reader_options};
 use super::writer::{shmline_writer, shmline_writer_options, writer_options};
-use super::{cstr, ffi_call, guard, handle, handle_mut, invalid, read_options, FfiResult, Out};
-use crate::pipeline::{Task, ENV_PIPELINE, ENV_TASK};
+use super::{
+    array, cstr, ffi_call, guard, handle, handle_mut, invalid, read_options, FfiResult, Out,
+};
+use crate::pipeline::{check_inputs_ended, Task, ENV_PIPELINE, ENV_TASK};
 use crate::wait::Deadline;
 use std::ffi::{c_char, CString};
 
@@ -236,6 +238,69 @@ pub unsafe extern "C" fn shmline_task_event(
         let param = unsafe { cstr(param, "param") }?;
         let event = t.task.event(param)?;
         out.put(shmline_event::boxed(event));
+        Ok(())
+    })
+}
+
+/// For a task that stopped because one of its inputs reached its end of stream
+/// (`SHMLINE_END_OF_STREAM`): checks that every input has ended too, so that the task may exit
+/// with status 0. A task with several inputs that stops at the end of one of them and exits 0
+/// without this check ends "normally" whatever its other inputs still hold: the runner sees only
+/// exit statuses.
+///
+/// `readers[i]` is the task's open reader of reading parameter `params[i]`, for `i < count`.
+/// An input has ended when its stream's writer has ended (closed, or died) and the reader has read
+/// every frame published. A lossy reader counts as ended (it never promised every frame), and so
+/// does a member of a reader group while other members are attached (they read the rest); the last
+/// member is judged by the frames its group has not handed out yet.
+///
+/// Waits, according to `timeout_ns` (see `SHMLINE_TIMEOUT_INFINITE`; 0: not at all), for inputs
+/// that have nothing unread but whose writer has not ended yet (it may be closing its stream right
+/// now); returns at once when an input has frames unread. Sleeps in short slices while it waits.
+///
+/// A NULL `pipeline` (or `task`) takes the name from `SHMLINE_PIPELINE` (or `SHMLINE_TASK`), as
+/// `shmline_task_join()` does; the task handle itself may have been closed already.
+///
+/// Returns `SHMLINE_OK` (every input ended: exit 0), `SHMLINE_WRONG_STATE` (the task must fail:
+/// exit non-zero; the message, `shmline_last_error_message()`, names each input that still had
+/// frames and how many, e.g. `task "merge" ended on end of stream of "a" while "b" still had 190
+/// frames unread`, and the same sentence is left in the pipeline's registry so that the run's
+/// report gives it after the task's exit status), `SHMLINE_NULL_POINTER` (`readers` or `params`
+/// NULL with `count` > 0, or a NULL element), `SHMLINE_INVALID_ARGUMENT` (a NULL name whose
+/// environment variable is not set, non-UTF-8 strings), `SHMLINE_PANIC`.
+///
+/// # Safety
+/// `pipeline` and `task` are NULL or NUL-terminated strings; `readers` and `params` are NULL or
+/// point to `count` pointers, each NULL or (readers) an open reader handle not used by another
+/// thread during the call, (params) a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn shmline_task_check_inputs(
+    pipeline: *const c_char,
+    task: *const c_char,
+    readers: *const *const shmline_reader,
+    params: *const *const c_char,
+    count: usize,
+    timeout_ns: i64,
+) -> i32 {
+    ffi_call(|| {
+        // SAFETY: the caller guarantees `pipeline` is NULL or NUL-terminated.
+        let pipeline = unsafe { name_or_env(pipeline, "pipeline", ENV_PIPELINE) }?;
+        // SAFETY: the caller guarantees `task` is NULL or NUL-terminated.
+        let task = unsafe { name_or_env(task, "task", ENV_TASK) }?;
+        // SAFETY: the caller guarantees `count` pointers at `readers` when it is not NULL.
+        let readers = unsafe { array(readers, count, "readers") }?;
+        // SAFETY: as for `readers`.
+        let params = unsafe { array(params, count, "params") }?;
+        let mut inputs = Vec::with_capacity(count);
+        for (&reader, &param) in readers.iter().zip(params) {
+            // SAFETY: the caller guarantees each element is NULL or an open reader handle that no
+            // other thread uses during the call.
+            let reader = &unsafe { handle(reader, "readers[i]") }?.reader;
+            // SAFETY: the caller guarantees each element is NULL or NUL-terminated.
+            let param = unsafe { cstr(param, "params[i]") }?;
+            inputs.push((param, reader));
+        }
+        check_inputs_ended(&pipeline, &task, &inputs, Deadline::from_nanos(timeout_ns))?;
         Ok(())
     })
 }

@@ -22,11 +22,13 @@ pub const PIPELINE_MAGIC: u64 = u64::from_le_bytes(*b"SHMLPIPE");
 /// [`PipelineHeader::layout_version`]. It is the registry's own: it changes with the registry's
 /// bytes, independently of the stream and event [`crate::LAYOUT_VERSION`]. Version 1 had one
 /// writing task per stream and no reader groups; version 2 lists every writing task of a stream
-/// and the reader group of every reading binding.
-pub const REGISTRY_VERSION: u32 = 2;
+/// and the reader group of every reading binding; version 3 adds the task's `note`.
+pub const REGISTRY_VERSION: u32 = 3;
 
 /// Bytes of every name field: a name of at most 200 bytes, NUL-padded (so always NUL-terminated).
 pub const NAME_FIELD: usize = 256;
+/// Bytes of a task's note field: why it failed, truncated to 511 bytes, NUL-padded.
+pub const NOTE_FIELD: usize = 512;
 /// Bytes of a task's command field: the command line, truncated, NUL-padded.
 pub const COMMAND_FIELD: usize = 256;
 
@@ -185,7 +187,7 @@ pub struct EventRecord {
     pub _reserved: [AtomicU64; 15],
 }
 
-/// One declared task: 640 bytes.
+/// One declared task: 1152 bytes.
 #[repr(C, align(128))]
 pub struct TaskRecord {
     /// The task's name, NUL-padded. Written once by the runner.
@@ -220,6 +222,11 @@ pub struct TaskRecord {
     pub cpu_ns: AtomicU64,
     /// Reserved, zero.
     pub _reserved: [AtomicU64; 8],
+    /// Why the task failed, in its own words, NUL-padded UTF-8 (empty: nothing said). Written by
+    /// the task before it exits (today: a task that stopped on the end of one input while another
+    /// still had frames); the runner reads it once the process has exited and adds it to the
+    /// failure it reports.
+    pub note: [AtomicU8; NOTE_FIELD],
 }
 
 /// One parameter of one task, bound to a stream or an event: 640 bytes. Written once by the
@@ -394,7 +401,7 @@ const _: () = {
     assert!(offset_of!(EventRecord, name) == 0);
     assert!(offset_of!(EventRecord, mode) == 256);
 
-    assert!(size_of::<TaskRecord>() == 5 * LINE);
+    assert!(size_of::<TaskRecord>() == 9 * LINE);
     assert!(offset_of!(TaskRecord, name) == 0);
     assert!(offset_of!(TaskRecord, command) == 256);
     assert!(offset_of!(TaskRecord, state) == 512);
@@ -407,6 +414,7 @@ const _: () = {
     assert!(offset_of!(TaskRecord, started_unix_ns) == 552);
     assert!(offset_of!(TaskRecord, exited_unix_ns) == 560);
     assert!(offset_of!(TaskRecord, cpu_ns) == 568);
+    assert!(offset_of!(TaskRecord, note) == 640);
 
     assert!(size_of::<BindingRecord>() == 5 * LINE);
     assert!(offset_of!(BindingRecord, param) == 0);

@@ -22,6 +22,7 @@
 //! `NAME.__stop` that the runner sets when it stops the tasks.
 
 mod child;
+mod ending;
 pub mod layout;
 mod manifest;
 mod registry;
@@ -31,6 +32,7 @@ mod spec;
 mod task;
 mod validate;
 
+pub use ending::{check_inputs_ended, END_PATIENCE};
 pub use registry::{
     BindingEntry, Cleanup, EventEntry, PipelineState, Registry, RegistryInfo, StreamEntry,
     TaskEntry, TaskExit, TaskState, TaskStatus,

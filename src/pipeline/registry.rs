@@ -684,6 +684,23 @@ impl Registry {
         })
     }
 
+    /// What task `index` (`index < info().tasks.len()`) said about its failure before it exited
+    /// (a task that stopped on the end of one input while another still had frames:
+    /// [`super::check_inputs_ended`]); `None` if it said nothing. Bytes that are not UTF-8 are
+    /// replaced, so a note is only ever text to show.
+    pub fn task_note(&self, index: usize) -> Option<String> {
+        let bytes: Vec<u8> = self
+            .task_record(index)
+            .note
+            .iter()
+            // Relaxed: the task wrote it before exiting and the runner reads it after reaping
+            // the process; a reader racing a live task at worst shows a partly written note.
+            .map(|b| b.load(Ordering::Relaxed))
+            .take_while(|&b| b != 0)
+            .collect();
+        (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     // ---- runner side ----
 
     /// Records the new pipeline state and wakes every task waiting for it.
@@ -794,6 +811,21 @@ impl Registry {
                 state.name()
             ),
         }))
+    }
+
+    /// Leaves `note` (why task `index` fails, truncated to [`NOTE_FIELD`] - 1 bytes at a
+    /// character boundary) in its record, for the runner to add to the failure it reports.
+    pub(crate) fn set_task_note(&self, index: usize, note: &str) {
+        let field = &self.task_record(index).note;
+        let mut end = note.len().min(NOTE_FIELD - 1);
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        let bytes = &note.as_bytes()[..end];
+        for (i, dst) in field.iter().enumerate() {
+            // Relaxed: read by the runner after this process exits (see `task_note`).
+            dst.store(bytes.get(i).copied().unwrap_or(0), Ordering::Relaxed);
+        }
     }
 
     /// Sleeps until the pipeline state is no longer `state`, at most `timeout`.

@@ -6,7 +6,9 @@
 //!   written by several tasks ends when the last of them is done.
 //! - The first failure (a non-zero exit, a signal, a command that cannot start, a task that never
 //!   joins) stops the pipeline: the stop event is set, every task's process group gets SIGTERM,
-//!   and SIGKILL after the grace period. The report names the task and how it ended.
+//!   and SIGKILL after the grace period. The report names the task and how it ended, followed by
+//!   the task's own note if it left one (a task that stopped on the end of one input while
+//!   another still had frames: [`super::Task::check_inputs_ended`]).
 //! - [`PipelineRun::stop`] (and SIGINT or SIGTERM during [`Pipeline::run`]) stops it the same way.
 //! - Every segment is removed at the end, whatever happened.
 
@@ -476,8 +478,13 @@ impl Supervisor {
                     self.close_streams_of(i, None, &tasks, running);
                 } else if stopping.is_none() && failure.is_none() {
                     self.registry().set_failed_task(i);
+                    // What the task said before exiting (why it failed), if anything.
+                    let note = self
+                        .registry()
+                        .task_note(i)
+                        .map_or(String::new(), |note| format!(": {note}"));
                     failure = Some(format!(
-                        "task {:?} of pipeline {:?} failed: {exit}",
+                        "task {:?} of pipeline {:?} failed: {exit}{note}",
                         self.pipeline.tasks[i].name, self.pipeline.name
                     ));
                 }

@@ -7,7 +7,7 @@ use super::{segment_name, ENV_PIPELINE, ENV_TASK, STOP_EVENT};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::ring::{Reader, ReaderOptions, Stream, Writer, WriterOptions};
-use crate::wait::LIVENESS_SLICE;
+use crate::wait::{Deadline, LIVENESS_SLICE};
 use std::time::{Duration, Instant};
 
 /// Extra time a joined task waits for the start barrier beyond the pipeline's join timeout, so
@@ -316,6 +316,53 @@ impl Task {
         )?
         .take()
         .ok_or_else(|| taken(param, "events", self.index, &self.registry))
+    }
+
+    /// For a task that stopped because one of its inputs reached its end of stream: `Ok` if
+    /// every input in `inputs` (parameter name and reader, still open) has ended too, so the task
+    /// may exit with status 0; otherwise [`Error::WrongState`] naming each input that still had
+    /// frames and how many (`task "merge" ended on end of stream of "a" while "b" still had 190
+    /// frames unread`), a sentence the run's report also gives: the task should then exit with a
+    /// non-zero status. Waits up to [`END_PATIENCE`] for an input that has nothing unread but
+    /// whose writer has not ended yet. Lossy inputs count as ended, and so does a reader group
+    /// member while other members are attached (see [`check_inputs_ended`]).
+    ///
+    /// A task with one input needs no check: its end of stream is the end of its only input. The
+    /// runner sees only a task's exit status, so a program that stops on the end of one input and
+    /// exits 0 without this check ends "normally", whatever its other inputs still hold.
+    ///
+    /// ```no_run
+    /// use shmline::pipeline::Task;
+    /// let mut task = Task::join()?;
+    /// let (mut a, mut b) = (task.reader("a")?, task.reader("b")?);
+    /// let mut out = task.writer("out")?;
+    /// let ended = loop {
+    ///     // A zip: one frame of each input per output frame.
+    ///     let (fa, fb) = match (a.read(), b.read()) {
+    ///         (Ok(fa), Ok(fb)) => (fa, fb),
+    ///         (Err(shmline::Error::EndOfStream), _) | (_, Err(shmline::Error::EndOfStream)) => {
+    ///             break task.check_inputs_ended(&[("a", &a), ("b", &b)]);
+    ///         }
+    ///         (Err(e), _) | (_, Err(e)) => return Err(e),
+    ///     };
+    ///     out.write(&[fa.data, fb.data].concat())?;
+    /// };
+    /// if let Err(e) = ended {
+    ///     eprintln!("{e}");
+    ///     std::process::exit(1);
+    /// }
+    /// # Ok::<(), shmline::Error>(())
+    /// ```
+    ///
+    /// [`END_PATIENCE`]: super::END_PATIENCE
+    /// [`check_inputs_ended`]: super::check_inputs_ended
+    pub fn check_inputs_ended(&self, inputs: &[(&str, &Reader)]) -> Result<()> {
+        super::check_inputs_ended(
+            self.pipeline(),
+            self.name(),
+            inputs,
+            Deadline::after(Some(super::END_PATIENCE)),
+        )
     }
 
     /// The pipeline's stop event, set by the runner when it stops the tasks (after a failure, a

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *prefix;
@@ -554,6 +555,91 @@ static void test_a_task_takes_each_handle_once_by_parameter_name(void) {
     shmline_run_close(NULL);
 }
 
+/* Polls the run's stream `index` until its writer has closed it; false after the patience. */
+static bool wait_stream_closed(shmline_run *run, size_t index) {
+    struct timespec ms = {0, 1000000};
+    for (long waited = 0; waited < PIPELINE_PATIENCE_NS / 1000000; waited++) {
+        shmline_stream_stats stats;
+        if (shmline_run_stream_stats(run, index, &stats) == SHMLINE_OK &&
+            stats.writer_state == SHMLINE_WRITER_STATE_CLOSED) {
+            return true;
+        }
+        nanosleep(&ms, NULL);
+    }
+    return false;
+}
+
+static void test_a_task_ending_on_one_inputs_end_learns_which_inputs_still_had_frames(void) {
+    /* Task "me" is this process (the runner starts `sleep` for it), reading "a" (2 frames) and
+     * "b" (5 frames), each fed by a task_source program. */
+    const char *name = unique("inputs");
+    shmline_pipeline *p = declare(name);
+    add_bytes_stream(p, "a", 8);
+    add_bytes_stream(p, "b", 8);
+    const char *sleeper[] = {"sleep", "600"};
+    EXPECT(shmline_pipeline_add_task(p, "me", sleeper, 2), SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind(p, "me", SHMLINE_BINDING_READ, "a", "a"), SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind(p, "me", SHMLINE_BINDING_READ, "b", "b"), SHMLINE_OK);
+    add_program(p, "feed_a", source_program);
+    EXPECT(shmline_pipeline_task_set_env(p, "feed_a", "FRAMES", "2"), SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind(p, "feed_a", SHMLINE_BINDING_WRITE, "out", "a"), SHMLINE_OK);
+    add_program(p, "feed_b", source_program);
+    EXPECT(shmline_pipeline_task_set_env(p, "feed_b", "FRAMES", "5"), SHMLINE_OK);
+    EXPECT(shmline_pipeline_bind(p, "feed_b", SHMLINE_BINDING_WRITE, "out", "b"), SHMLINE_OK);
+    shmline_run *run = NULL;
+    EXPECT(shmline_pipeline_start(p, &run), SHMLINE_OK);
+    shmline_pipeline_close(p);
+    shmline_task *task = NULL;
+    EXPECT(shmline_task_join(name, "me", &task), SHMLINE_OK);
+    shmline_reader *readers[2] = {NULL, NULL};
+    const char *params[2] = {"a", "b"};
+    if (task != NULL) {
+        EXPECT(shmline_task_reader(task, "a", NULL, &readers[0]), SHMLINE_OK);
+        EXPECT(shmline_task_reader(task, "b", NULL, &readers[1]), SHMLINE_OK);
+        shmline_task_close(task);
+    }
+    if (readers[0] == NULL || readers[1] == NULL) {
+        shmline_run_close(run);
+        return;
+    }
+    const shmline_reader *const *inputs = (const shmline_reader *const *)readers;
+    unsigned char got[PIPELINE_FRAME];
+    shmline_frame_info info;
+    EXPECT(shmline_reader_read(readers[0], got, sizeof got, PIPELINE_PATIENCE_NS, &info),
+           SHMLINE_OK);
+    /* Both feeders have written everything: a holds 1 frame unread, b all 5. */
+    CHECK(wait_stream_closed(run, 0) && wait_stream_closed(run, 1));
+    EXPECT(shmline_task_check_inputs(name, "me", inputs, params, 2, 0), SHMLINE_WRONG_STATE);
+    EXPECT_MESSAGE("\"a\" still had 1 frame unread and \"b\" still had 5 frames unread");
+    EXPECT(shmline_reader_read(readers[0], got, sizeof got, PIPELINE_PATIENCE_NS, &info),
+           SHMLINE_OK);
+    EXPECT(shmline_reader_read(readers[0], got, sizeof got, PIPELINE_PATIENCE_NS, &info),
+           SHMLINE_END_OF_STREAM);
+    EXPECT(shmline_task_check_inputs(name, "me", inputs, params, 2, PIPELINE_PATIENCE_NS),
+           SHMLINE_WRONG_STATE);
+    EXPECT_MESSAGE("task \"me\" ended on end of stream of \"a\" while \"b\" still had 5 frames "
+                   "unread");
+    /* Only the inputs given are judged; none is a normal end. */
+    EXPECT(shmline_task_check_inputs(name, "me", inputs, params, 1, 0), SHMLINE_OK);
+    EXPECT(shmline_task_check_inputs(name, "me", NULL, NULL, 0, 0), SHMLINE_OK);
+    EXPECT(shmline_task_check_inputs(name, "me", NULL, params, 2, 0), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_task_check_inputs(name, "me", inputs, NULL, 2, 0), SHMLINE_NULL_POINTER);
+    for (int i = 0; i < 5; i++) {
+        EXPECT(shmline_reader_read(readers[1], got, sizeof got, PIPELINE_PATIENCE_NS, &info),
+               SHMLINE_OK);
+    }
+    EXPECT(shmline_reader_read(readers[1], got, sizeof got, PIPELINE_PATIENCE_NS, &info),
+           SHMLINE_END_OF_STREAM);
+    EXPECT(shmline_task_check_inputs(name, "me", inputs, params, 2, 0), SHMLINE_OK);
+
+    EXPECT(shmline_run_stop(run), SHMLINE_OK);
+    shmline_run_report report;
+    EXPECT(shmline_run_wait(run, SHMLINE_TIMEOUT_INFINITE, &report), SHMLINE_OK);
+    shmline_reader_close(readers[0]);
+    shmline_reader_close(readers[1]);
+    shmline_run_close(run);
+}
+
 static void test_c_tasks_run_to_completion_with_every_frame_verified(void) {
     shmline_pipeline *p = declare(unique("run"));
     add_bytes_stream(p, "samples", 16);
@@ -629,6 +715,7 @@ int main(int argc, char **argv) {
     test_group_inputs_and_several_writers_are_declared_validated_and_saved();
     test_joining_outside_a_pipeline_says_how_to_start();
     test_a_task_takes_each_handle_once_by_parameter_name();
+    test_a_task_ending_on_one_inputs_end_learns_which_inputs_still_had_frames();
     test_c_tasks_run_to_completion_with_every_frame_verified();
     test_a_failing_task_fails_the_run_by_name_and_the_others_are_stopped();
     return check_summary();

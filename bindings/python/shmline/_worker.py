@@ -12,8 +12,18 @@ for a function of a script run as `__main__` (the script is loaded under another
 The worker imports the function, joins the pipeline (`Task.join()`), takes a reader, writer or
 event for each parameter of the function bound in the pipeline (by parameter name, as PYTHUSA
 does), calls it, and exits:
-- the function returns, or lets `EndOfStream` out (an upstream stream ended): its writers are
-  closed, which ends their streams for the tasks downstream, and the worker exits with status 0;
+- the function returns: its writers are closed, which ends their streams for the tasks
+  downstream, and the worker exits with status 0;
+- it lets `EndOfStream` out (a stream it reads ended): that is a normal end, as a return, only
+  when every input of the task has ended (its writer ended and every frame was read). Otherwise
+  the task fails: a function that reads several streams and stops at the end of one of them
+  (PYTHUSA's merge) would leave the others' frames unread. The worker then says on standard error
+  which inputs still had frames and how many (`task "merge" ended on end of stream of "a" while
+  "b" still had 190 frames unread`; "had not ended" for an input with nothing unread whose
+  writer went on, waited for up to 5 s), the run's failure names the task with that sentence,
+  and the worker exits with status 1 as below. Lossy inputs, readers the function closed, and a
+  reader group member while other members remain (they read the rest) count as ended
+  (`shmline_task_check_inputs()`);
 - it raises anything else: the traceback goes to standard error and the worker exits with
   status 1, without ending its streams cleanly, so the pipeline fails naming the task;
 - the runner asks the tasks to stop (SIGTERM): the function is interrupted by `SystemExit` and
@@ -31,7 +41,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import Any, Callable, Dict, List, NoReturn, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 #: True while a worker runs a script's top level to find a function in it: `Pipeline.start()`
 #: refuses to run then (the script's pipeline code belongs under `if __name__ == "__main__":`).
@@ -139,6 +149,28 @@ def close_all(handles: Dict[str, Any]) -> None:
         handle.close()
 
 
+#: How long (ns) an input with nothing unread but a writer not ended yet is waited for when
+#: `EndOfStream` escapes the function (`shmline::pipeline::END_PATIENCE`).
+END_PATIENCE_NS = 5_000_000_000
+
+
+def inputs_ended(handles: Dict[str, Any]) -> Optional[str]:
+    """None if every input (reader) of the task has ended, else why not (the sentence the library
+    also leaves for the run's report)."""
+    from ._ffi import ffi, lib, string
+    from .reader import Reader
+
+    readers = [(name, h) for name, h in handles.items()
+               if isinstance(h, Reader) and not h.closed]
+    names = [ffi.new("char[]", name.encode()) for name, _ in readers]
+    status = lib.shmline_task_check_inputs(
+        ffi.NULL, ffi.NULL, ffi.new("shmline_reader *[]", [h._h for _, h in readers]),
+        ffi.new("char *[]", names), len(readers), END_PATIENCE_NS)
+    if status == lib.SHMLINE_OK:
+        return None
+    return string(lib.shmline_last_error_message())
+
+
 def terminate(signum: int, frame: Any) -> None:
     """SIGTERM from the runner (the pipeline is stopping): unwind the function."""
     raise SystemExit(128 + signum)
@@ -179,17 +211,25 @@ def main(argv: List[str]) -> None:
     try:
         fn(**handles)
     except EndOfStream:
-        pass  # a stream the function reads ended: the function is done
+        # A stream the function reads ended: done, if every other input has ended too.
+        why = inputs_ended(handles)
+        if why is not None:
+            print(f"shmline worker: {why}", file=sys.stderr)
+            die()
     except SystemExit:
         raise
     except BaseException:
-        # Exit without closing the writers: their readers see the writer die, not a clean end
-        # of stream, and the runner reports this task as failed.
         traceback.print_exc()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)
+        die()
     close_all(handles)
+
+
+def die() -> NoReturn:
+    """Exits with status 1 without closing the writers: their readers see the writer die, not a
+    clean end of stream, and the runner reports this task as failed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 if __name__ == "__main__":

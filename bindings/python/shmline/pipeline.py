@@ -48,8 +48,12 @@ every frame. PYTHUSA's round-robin FIR fan-out/fan-in is `examples/fir/` this wa
 
 Reading from a task: `read()` waits for the next frame (it never returns None), and raises
 `EndOfStream` once the stream's writer is done and every frame was read; a function that lets
-`EndOfStream` out ends normally. So PYTHUSA code that polls `read()` and sleeps on None works
-unchanged, and ends when its input ends. `try_read()` is the non-blocking read that returns None.
+`EndOfStream` out ends normally when every one of its inputs has ended. So PYTHUSA code that
+polls `read()` and sleeps on None works unchanged, and ends when its input ends. A function with
+several inputs that lets the end of one out while another still has frames fails, and the run's
+error names each input that still had frames and how many (`task "merge" ended on end of stream
+of "a" while "b" still had 190 frames unread`); see `shmline._worker`. `try_read()` is the
+non-blocking read that returns None.
 
 Manifests: `save(path)` writes the declaration as the TOML manifest that `shmline run` and every
 language read; `Pipeline.load(path)` reads one. A function task is saved as the command that

@@ -217,3 +217,26 @@ def merge_sink(input) -> None:
         if not flags.all():
             raise AssertionError(f"{int((~flags).sum())} frames of source {s} never arrived")
     print(f"merge sink verified {sum(expect.values())} frames", flush=True)
+
+
+# -- Several inputs: a task that stops at the end of one of them ------------------------------------
+
+def counted_source(out, written=None) -> None:
+    """Writes FRAMES frames, then sets the event `written` (when bound): every frame is in the
+    ring (the stream must have room for them all)."""
+    for i in range(frames()):
+        out.write(frame(i))
+    if written is not None:
+        written.set()
+
+
+def zip_merge(a, b, written=None) -> None:
+    """PYTHUSA's merge: one frame of each input per round, until a read raises EndOfStream, which
+    escapes. With the event `written` bound, starts once it is set."""
+    if written is not None and not written.wait(timeout=60.0):
+        raise AssertionError("the event 'written' was never set")
+    count = 0
+    while True:
+        check(a.read(), frame(count), count)
+        check(b.read(), frame(count), count)
+        count += 1

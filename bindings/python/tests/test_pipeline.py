@@ -462,6 +462,46 @@ def test_a_script_that_runs_its_pipeline_without_the_main_guard_fails_saying_so(
     assert not leftovers(name)
 
 
+# -- Several inputs: ending on the end of one of them -----------------------------------------------
+
+def test_a_merge_that_lets_one_inputs_end_of_stream_out_fails_naming_the_frames_left_unread(
+        name, capfd):
+    with shmline.Pipeline(name) as pipe:
+        pipe.add_stream("a", shape=(16,), dtype=np.float64)
+        pipe.add_stream("b", shape=(16,), dtype=np.float64, capacity=256)
+        pipe.add_event("written")
+        pipe.add_task("merge", fn=pipeline_tasks.zip_merge, reads={"a": "a", "b": "b"},
+                      events={"written": "written"})
+        pipe.add_task("source_a", fn=pipeline_tasks.counted_source, writes={"out": "a"},
+                      env={"FRAMES": 20})
+        # All of b is in its ring before the merge starts: 190 frames are left when a ends.
+        pipe.add_task("source_b", fn=pipeline_tasks.counted_source, writes={"out": "b"},
+                      events={"written": "written"}, env={"FRAMES": 210})
+        with pytest.raises(shmline.PipelineFailedError) as failed:
+            pipe.run()
+    message = str(failed.value)
+    said = 'task "merge" ended on end of stream of "a" while "b" still had 190 frames unread'
+    assert said in message and "exit status 1" in message, message
+    report = failed.value.report
+    assert report.tasks["merge"].exit_code == 1 and not report.tasks["merge"].stopped
+    assert said in capfd.readouterr().err
+    assert not leftovers(name)
+
+
+def test_a_merge_whose_inputs_have_all_ended_when_end_of_stream_escapes_finishes(name):
+    with shmline.Pipeline(name) as pipe:
+        pipe.add_stream("a", shape=(16,), dtype=np.float64, capacity=8)
+        pipe.add_stream("b", shape=(16,), dtype=np.float64, capacity=8)
+        pipe.add_task("merge", fn=pipeline_tasks.zip_merge, reads={"a": "a", "b": "b"})
+        for source, stream in (("source_a", "a"), ("source_b", "b")):
+            pipe.add_task(source, fn=pipeline_tasks.counted_source, writes={"out": stream},
+                          env={"FRAMES": 300})
+        report = pipe.run()
+    assert report.outcome == "finished"
+    assert report.tasks["merge"].exit_code == 0
+    assert report.frames == 600
+
+
 # -- Several writers of one stream, reader groups ---------------------------------------------------
 
 def test_two_python_writer_tasks_feed_one_stream_and_it_ends_after_both(name, capfd):
