@@ -8,8 +8,8 @@
 
 use memmap2::{MmapOptions, MmapRaw};
 use shmline::layout::{
-    FrameHeader, GroupRecord, ReaderEntry, StreamGeometry, StreamHeader, READERS_OFFSET,
-    READER_ORPHANED, SEQ_EMPTY, STREAM_FLAG_SCHEMA,
+    FrameHeader, GroupRecord, ReaderEntry, StreamGeometry, StreamHeader, WriterEntry,
+    READERS_OFFSET, READER_ORPHANED, SEQ_EMPTY, STREAM_FLAG_SCHEMA, WRITER_ENTRY_FREE,
 };
 use shmline::{
     Error, FrameInfo, ReaderOptions, Schema, StartPosition, Status, Stream, StreamOptions,
@@ -133,6 +133,20 @@ fn group_field(stream: &Stream, index: u32, field: usize) -> usize {
     )
     .unwrap();
     geo.group_offset(index) + field
+}
+
+/// Offset of field `field` (from `offset_of!(WriterEntry, ..)`) of writer entry `index`.
+fn writer_entry_field(stream: &Stream, index: u32, field: usize) -> usize {
+    let info = stream.info();
+    let geo = StreamGeometry::new(
+        info.capacity,
+        info.max_frame_size,
+        info.max_readers,
+        info.max_writers,
+        info.max_groups,
+    )
+    .unwrap();
+    geo.writer_offset(index) + field
 }
 
 fn member(group: &str) -> ReaderOptions {
@@ -827,16 +841,20 @@ fn a_group_member_acquiring_with_timeout_zero_never_waits_on_an_odd_scan_seq() {
     drop(b);
 }
 
-#[test]
-fn a_writer_count_above_the_writers_attached_ends_in_writer_dead_not_a_wait_for_ever() {
-    // A writer that dies between counting itself and activating its entry leaves such a count.
-    let l = live(
-        "wcount",
+fn multi(tag: &str) -> Live {
+    live(
+        tag,
         StreamOptions {
             max_writers: 2,
             ..options(4, 16)
         },
-    );
+    )
+}
+
+#[test]
+fn a_writer_count_above_the_writers_attached_lets_the_last_live_writer_end_the_stream() {
+    // A writer killed between counting itself and activating its entry leaves such a count.
+    let l = multi("wcount-close");
     let mut r = l.stream.reader(&ReaderOptions::default()).unwrap();
     let mut w = l.stream.writer().unwrap();
     w.write(b"x").unwrap();
@@ -846,11 +864,33 @@ fn a_writer_count_above_the_writers_attached_ends_in_writer_dead_not_a_wait_for_
     assert_eq!(r.read_timeout(Duration::from_secs(60)).unwrap().data, b"x");
     assert!(matches!(
         r.read_timeout(Duration::from_secs(60)),
+        Err(Error::EndOfStream)
+    ));
+    assert_eq!(l.stream.stats().writer_state, WriterState::Closed);
+}
+
+#[test]
+fn a_writer_count_that_no_writer_entry_backs_ends_in_writer_dead_not_a_wait_for_ever() {
+    let l = multi("wcount-dead");
+    let mut r = l.stream.reader(&ReaderOptions::default()).unwrap();
+    let mut w = l.stream.writer().unwrap();
+    w.write(b"x").unwrap();
+    // The count says one writer; the table says none.
+    l.raw.u32(
+        writer_entry_field(&l.stream, 0, offset_of!(WriterEntry, state)),
+        WRITER_ENTRY_FREE,
+    );
+    assert_eq!(r.read_timeout(Duration::from_secs(60)).unwrap().data, b"x");
+    assert!(matches!(
+        r.read_timeout(Duration::from_secs(60)),
         Err(Error::WriterDead)
     ));
     assert_eq!(l.stream.stats().writer_state, WriterState::Dead);
     let refused = l.stream.writer().unwrap_err();
     assert_eq!(refused.status(), Status::WrongState, "{refused}");
+    // The stream stays ended, whatever the writer that lost its entry does now.
+    drop(w);
+    assert!(matches!(r.try_read(), Err(Error::WriterDead)));
 }
 
 // ---- everything at once ----

@@ -183,7 +183,10 @@ impl MultiWriter {
         entry.bytes_written.store(0, Ordering::Relaxed);
         hdr.bytes_written
             .fetch_add(bytes_written, Ordering::Relaxed);
-        let ended = multi::count_leave(hdr, true);
+        // Counts left with every other entry free are those of writers killed while attaching:
+        // they died before we closed, so we are the last to leave.
+        let ended = multi::count_leave(hdr, true)
+            || end_abandoned(shared, Some(self.index), WRITER_COUNT_CLOSED);
         free_entry(shared, self.index);
         if ended {
             end_stream(shared);
@@ -388,7 +391,7 @@ pub(crate) fn repair(shared: &Shared) -> bool {
         return false;
     }
     if !table(shared).iter().any(|w| !w.alive) {
-        return end_abandoned(shared);
+        return end_abandoned(shared, None, WRITER_COUNT_DEAD);
     }
     let Some(_lock) = TableLock::take(shared) else {
         return false;
@@ -442,14 +445,16 @@ pub(crate) fn repair(shared: &Shared) -> bool {
     }
     // A writer that died between counting itself and activating its entry was freed above
     // without being taken off the count.
-    end_abandoned(shared) || freed
+    end_abandoned(shared, None, WRITER_COUNT_DEAD) || freed
 }
 
-/// Ends the stream as its writers' death (`WRITER_COUNT_DEAD`) if `writer_count` still counts
-/// writers although every writer entry is free: the count of a writer that died between counting
-/// itself and activating its entry (or a damaged count). Without this its readers would wait for
-/// ever. Returns true if it ended the stream.
-fn end_abandoned(shared: &Shared) -> bool {
+/// Ends the stream (`writer_count` becomes `end`: `WRITER_COUNT_DEAD`, or `WRITER_COUNT_CLOSED`
+/// for the closing writer whose entry is `ours`) if `writer_count` still counts writers although
+/// every other writer entry is free: the count of a writer that died between counting itself and
+/// activating its entry (or a damaged count). Without this its readers would wait for ever.
+/// Returns true if it ended the stream. A `WRITER_COUNT_DEAD` end wakes the readers here; the
+/// closing writer ends its stream itself (`end_stream`).
+fn end_abandoned(shared: &Shared, ours: Option<u32>, end: u32) -> bool {
     let hdr = shared.header();
     // SeqCst: a writer claims its entry before it counts itself, so if we see its count we see
     // its entry taken; one that counts itself after this load makes the swap below fail.
@@ -459,24 +464,21 @@ fn end_abandoned(shared: &Shared) -> bool {
     }
     let taken = (0..shared.geo.writer_entries).any(|i| {
         // SeqCst: see above.
-        shared.writer_entry(i).state.load(Ordering::SeqCst) != WRITER_ENTRY_FREE
+        Some(i) != ours && shared.writer_entry(i).state.load(Ordering::SeqCst) != WRITER_ENTRY_FREE
     });
     // SeqCst: see `multi::count_attach`.
     if taken
         || hdr
             .writer_count
-            .compare_exchange(
-                count,
-                WRITER_COUNT_DEAD,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            )
+            .compare_exchange(count, end, Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
     {
         return false;
     }
-    protocol::wake_readers(hdr);
-    futex_wake(&hdr.data_futex, i32::MAX);
+    if end == WRITER_COUNT_DEAD {
+        protocol::wake_readers(hdr);
+        futex_wake(&hdr.data_futex, i32::MAX);
+    }
     true
 }
 
