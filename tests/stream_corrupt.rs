@@ -799,6 +799,28 @@ fn an_odd_scan_seq_that_a_live_writer_never_ends_costs_a_reader_open_a_bounded_w
 }
 
 #[test]
+fn an_odd_scan_seq_on_a_closed_stream_costs_a_reader_open_nothing() {
+    let l = live("scan-closed", options(4, 16));
+    let mut w = l.stream.writer().unwrap();
+    w.write(b"a").unwrap();
+    w.close();
+    let seq = l.raw.get_u64(hdr!(scan_seq));
+    l.raw.u64(hdr!(scan_seq), seq | 1);
+    let started = Instant::now();
+    // No writer will scan again, so nothing can overwrite what the reader joins at.
+    let mut r = l
+        .stream
+        .reader(&ReaderOptions {
+            start: StartPosition::Oldest,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_millis(900), "it waited");
+    assert_eq!(r.try_read().unwrap().data, b"a");
+    assert!(matches!(r.try_read(), Err(Error::EndOfStream)));
+}
+
+#[test]
 fn a_group_member_acquiring_with_timeout_zero_never_waits_on_an_odd_scan_seq() {
     let l = live(
         "scan-member",

@@ -1171,14 +1171,15 @@ impl<'a> ScanWait<'a> {
 
     /// One step of the wait; false to give up.
     fn poll(&mut self) -> bool {
-        let hdr = self.shared.header();
-        // Acquire: a scan in flight was started after its writer attached, so seeing it odd
-        // we see that writer's attachment too.
-        if hdr.writer_state.load(Ordering::Acquire) == WRITER_NONE
-            || (!self.shared.multi_writer()
-                && hdr.writer_state.load(Ordering::Acquire) == WRITER_CLAIMING)
-        {
-            return self.give_up();
+        // Acquire: a scan in flight was started after its writer attached (and before it closed),
+        // so seeing it odd we see that writer's attachment too.
+        match self.shared.header().writer_state.load(Ordering::Acquire) {
+            // Nobody can be scanning: the value is damaged.
+            WRITER_NONE => return self.give_up(),
+            WRITER_CLAIMING if !self.shared.multi_writer() => return self.give_up(),
+            // The stream's last writer closed after its last scan: no limit changes any more.
+            WRITER_CLOSED => return false,
+            _ => {}
         }
         std::thread::yield_now();
         let waited = self.started.elapsed();
