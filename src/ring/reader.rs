@@ -1138,7 +1138,7 @@ impl Drop for ReadGuard<'_> {
 /// Longest a joining reader waits for a live writer to finish its scan of the reader table
 /// (`scan_seq` odd). A scan takes microseconds; a `scan_seq` that stays odd this long is damaged
 /// (or its writer is stopped), and opening a reader reports it as [`Error::Corrupt`] rather than
-/// waiting (`docs/LAYOUT.md` section 4.4).
+/// waiting (`docs/LAYOUT.md` section 4.6).
 pub(crate) const SCAN_WAIT_LIMIT: Duration = Duration::from_secs(1);
 
 /// What a joining reader (or adopting member) does while the writer's scan counter is odd (see
@@ -1149,8 +1149,9 @@ struct ScanWait<'a> {
     started: Instant,
     /// Give up here: at most [`SCAN_WAIT_LIMIT`] from the start, earlier for a caller's deadline.
     until: Instant,
-    /// Set if it gave up on a scan that no dead writer explains (the value it saw).
-    stuck: Option<u64>,
+    /// Set if it gave up on a scan that no dead or closed writer explains: the value it saw, and
+    /// why it stopped waiting.
+    stuck: Option<(u64, &'static str)>,
 }
 
 impl<'a> ScanWait<'a> {
@@ -1175,8 +1176,8 @@ impl<'a> ScanWait<'a> {
         // so seeing it odd we see that writer's attachment too.
         match self.shared.header().writer_state.load(Ordering::Acquire) {
             // Nobody can be scanning: the value is damaged.
-            WRITER_NONE => return self.give_up(),
-            WRITER_CLAIMING if !self.shared.multi_writer() => return self.give_up(),
+            WRITER_NONE => return self.give_up(NO_WRITER),
+            WRITER_CLAIMING if !self.shared.multi_writer() => return self.give_up(NO_WRITER),
             // The stream's last writer closed after its last scan: no limit changes any more.
             WRITER_CLOSED => return false,
             _ => {}
@@ -1193,14 +1194,19 @@ impl<'a> ScanWait<'a> {
                 return false;
             }
         }
-        Instant::now() < self.until || self.give_up()
+        Instant::now() < self.until
+            || self.give_up(
+                "it stayed odd far longer than a scan takes (microseconds) while the writer is \
+                 alive: a damaged value, or a stopped writer",
+            )
     }
 
-    fn give_up(&mut self) -> bool {
+    /// Stops waiting, recording `why` if `scan_seq` is still odd.
+    fn give_up(&mut self, why: &'static str) -> bool {
         // SeqCst: as the join's own loads of `scan_seq`.
         let seen = self.shared.header().scan_seq.load(Ordering::SeqCst);
         if seen % 2 == 1 {
-            self.stuck = Some(seen);
+            self.stuck = Some((seen, why));
         }
         false
     }
@@ -1209,21 +1215,17 @@ impl<'a> ScanWait<'a> {
     fn check(&self) -> Result<()> {
         match self.stuck {
             None => Ok(()),
-            Some(seen) => {
-                Err(Error::corrupt(format!(
-                    "stream {:?}: scan_seq {seen} is odd (a scan of the reader table in progress) \
-                 but {}; a scan takes microseconds",
-                    self.shared.name(),
-                    if self.started.elapsed() >= SCAN_WAIT_LIMIT {
-                        format!("stayed so for {SCAN_WAIT_LIMIT:?} (a damaged value, or a stopped writer)")
-                    } else {
-                        "no writer has attached to scan".to_owned()
-                    }
-                )))
-            }
+            Some((seen, why)) => Err(Error::corrupt(format!(
+                "stream {:?}: scan_seq {seen} is odd (a scan of the reader table in progress), but \
+                 {why}",
+                self.shared.name()
+            ))),
         }
     }
 }
+
+/// Why an odd `scan_seq` cannot be a scan in progress when no writer has attached.
+const NO_WRITER: &str = "no writer has attached, so nobody can be scanning";
 
 /// Whether the stream's writer process is alive (true while no writer has attached yet); for a
 /// multi-writer stream, whether any of its writers is.
