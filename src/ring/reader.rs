@@ -1139,7 +1139,7 @@ impl Drop for ReadGuard<'_> {
 /// (`scan_seq` odd). A scan takes microseconds; a `scan_seq` that stays odd this long is damaged
 /// (or its writer is stopped), and opening a reader reports it as [`Error::Corrupt`] rather than
 /// waiting (`docs/LAYOUT.md` section 4.6).
-pub(crate) const SCAN_WAIT_LIMIT: Duration = Duration::from_secs(1);
+const SCAN_WAIT_LIMIT: Duration = Duration::from_secs(1);
 
 /// What a joining reader (or adopting member) does while the writer's scan counter is odd (see
 /// [`protocol::join`]): yields, and gives up if the writer died mid-scan, if no writer ever
