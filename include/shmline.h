@@ -1142,14 +1142,18 @@ struct shmline_writer_options shmline_writer_options_default(void);
 /**
  * Opens the writer of `stream`. A stream has one writer for its whole life: a second one gets
  * `SHMLINE_WRITER_EXISTS` (also when the first died), and one after `shmline_writer_close()` gets
- * `SHMLINE_WRONG_STATE`. `opts` may be NULL for the defaults.
+ * `SHMLINE_WRONG_STATE`. A multi-writer stream (`max_writers > 1`) takes up to `max_writers`
+ * writers at once (`SHMLINE_TOO_MANY_WRITERS` beyond) until it ends: once its last writer closed
+ * or every writer died, its readers are told `SHMLINE_END_OF_STREAM` or `SHMLINE_WRITER_DEAD`
+ * for good and a new writer gets `SHMLINE_WRONG_STATE` (the message says which). `opts` may be
+ * NULL for the defaults.
  *
  * On success `*out` receives a new handle, which the caller owns and frees with
  * `shmline_writer_close()`; on failure `*out` is set to NULL. Never blocks.
  *
  * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`
- * or wait strategy), `SHMLINE_WRITER_EXISTS`, `SHMLINE_WRONG_STATE`, `SHMLINE_CORRUPT`,
- * `SHMLINE_PANIC`.
+ * or wait strategy), `SHMLINE_WRITER_EXISTS`, `SHMLINE_TOO_MANY_WRITERS`, `SHMLINE_WRONG_STATE`,
+ * `SHMLINE_CORRUPT`, `SHMLINE_PANIC`.
  *
  * # Safety
  * `stream` is NULL or an open stream handle; `opts` is NULL or initialised by

@@ -65,8 +65,13 @@ pub const WRITER_ENTRY_FREE: u32 = 0;
 pub const WRITER_ENTRY_CLAIMING: u32 = 1;
 /// Writer entry state: an attached writer.
 pub const WRITER_ENTRY_ACTIVE: u32 = 2;
-/// Bit of `writer_count` (multi-writer streams) set when the last attached writer closed.
+/// Bit of `writer_count` (multi-writer streams) set when the last attached writer closed: readers
+/// drain, then see end of stream. Final: no writer may attach any more.
 pub const WRITER_COUNT_CLOSED: u32 = 1 << 31;
+/// Bit of `writer_count` (multi-writer streams) set when the last attached writer left by dying
+/// (it was found dead and repaired while no other writer was attached): readers drain, then see
+/// `WRITER_DEAD`. Final, as [`WRITER_COUNT_CLOSED`].
+pub const WRITER_COUNT_DEAD: u32 = 1 << 30;
 
 /// Frame status (`FrameHeader::status`, multi-writer streams): a frame.
 pub const FRAME_STATUS_FRAME: u32 = 0;
@@ -234,8 +239,8 @@ pub struct StreamHeader {
     pub frames_skipped: AtomicU64,
     /// Multi-writer streams: dead writers whose entries were freed.
     pub writers_reclaimed: AtomicU64,
-    /// Multi-writer streams: number of attached writers, plus [`WRITER_COUNT_CLOSED`] once the
-    /// last one closed.
+    /// Multi-writer streams: number of attached writers, or [`WRITER_COUNT_CLOSED`] once the
+    /// last one closed, or [`WRITER_COUNT_DEAD`] once the last one was found dead.
     pub writer_count: AtomicU32,
     /// Pid of the process holding the table lock, 0 when free. The lock serialises the rare
     /// changes to shared tables: reclaiming dead writers of a multi-writer stream; creating,

@@ -682,3 +682,45 @@ fn a_python_reader_decodes_the_group_table_and_the_members_of_a_reader_group() {
     assert_eq!(plain_entry.num("pos"), 0);
     drop(held);
 }
+
+#[test]
+fn layout_md_states_the_layout_version_of_the_code_everywhere_it_names_it() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/LAYOUT.md")).unwrap();
+    let version = shmline::layout::LAYOUT_VERSION;
+    // The title, the conventions table, opening step 5, and the stream and event header tables
+    // (the registry's own `REGISTRY_VERSION` rows are told apart by that name).
+    let title = doc.lines().next().unwrap();
+    assert_eq!(
+        title,
+        format!("# shmline shared-memory layout, version {version}"),
+        "LAYOUT.md's title"
+    );
+    assert!(
+        doc.contains(&format!("`LAYOUT_VERSION = {version}`")),
+        "LAYOUT.md section 1 should say `LAYOUT_VERSION = {version}`"
+    );
+    assert!(
+        doc.contains(&format!(
+            "`layout_version` (offset 8, `u32`) must be {version}, else `VERSION_MISMATCH`"
+        )),
+        "LAYOUT.md section 2.3 step 5 should require version {version}"
+    );
+    let rows: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("| 8 | 4 | u32 | `layout_version` |"))
+        .filter(|l| !l.contains("REGISTRY_VERSION"))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "the stream and event header tables: {rows:?}"
+    );
+    for row in rows {
+        assert_eq!(
+            row.trim_end(),
+            format!("| 8 | 4 | u32 | `layout_version` | {version} |"),
+            "a header table of LAYOUT.md"
+        );
+    }
+}

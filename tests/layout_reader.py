@@ -77,6 +77,7 @@ GROUP_STATES = {0: "free", 2: "active"}
 IDLE = EMPTY  # a group member's pos while it holds no frame
 WRITER_ENTRY_STATES = {0: "free", 1: "claiming", 2: "active"}
 WRITER_COUNT_CLOSED = 1 << 31
+WRITER_COUNT_DEAD = 1 << 30
 FRAME_STATUSES = {0: "frame", 1: "skipped"}
 EVENT_MODES = {0: "flag", 1: "counting"}
 EVENT_SEGMENT_SIZE = 256
@@ -435,8 +436,9 @@ def read_stream(name: str) -> list[str]:
             frames_dropped=view.u64(576),
             frames_skipped=view.u64(584),
             writers_reclaimed=view.u64(592),
-            writer_count=view.u32(600) & ~WRITER_COUNT_CLOSED,
+            writer_count=view.u32(600) & ~(WRITER_COUNT_CLOSED | WRITER_COUNT_DEAD),
             writers_closed=bool(view.u32(600) & WRITER_COUNT_CLOSED),
+            writers_dead=bool(view.u32(600) & WRITER_COUNT_DEAD),
             table_lock=view.u32(604),
         )
     )

@@ -174,6 +174,26 @@ fn an_aborted_reservation_is_skipped_and_readers_are_told() {
 }
 
 #[test]
+fn a_zero_copy_read_reports_a_skipped_number_in_missed_exactly_as_a_copy_read_does() {
+    let s = stream("acquire-missed", 8, 2);
+    let mut r = s.reader(&ReaderOptions::default()).unwrap();
+    let mut w = s.writer().unwrap();
+    w.write(b"0").unwrap();
+    drop(w.reserve().unwrap());
+    w.write(b"2").unwrap();
+    w.write(b"3").unwrap();
+    assert_eq!(r.read().unwrap().info.missed, 0);
+    {
+        let f = r.acquire().unwrap();
+        assert_eq!((f.info().seq, f.info().missed, &f[..]), (2, 1, &b"2"[..]));
+    }
+    // Reported once: the next read, copy or zero-copy, has nothing pending.
+    let f = r.read().unwrap();
+    assert_eq!((f.info.seq, f.info.missed), (3, 0));
+    assert_eq!(r.missed(), 1);
+}
+
+#[test]
 fn a_full_ring_holds_every_writer_back_until_readers_release() {
     let s = stream("full", 2, 2);
     let mut r = s.reader(&ReaderOptions::default()).unwrap();

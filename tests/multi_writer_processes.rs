@@ -215,11 +215,53 @@ fn when_the_last_writer_dies_readers_are_told_the_writers_died() {
         Err(Error::WriterDead)
     ));
     assert_eq!(stream.stats().writer_state, WriterState::Dead);
-    // Writers may come again: the stream has not ended.
+}
+
+#[test]
+fn after_every_writer_died_the_stream_stays_ended_and_a_new_writer_is_refused() {
+    let stream = create("deadfinal", 16, 2);
+    let ready = event("deadfinal-ready");
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let holder = spawn("role_holder", &stream, &ready, 3, 1);
+    ready.wait_timeout(PATIENCE).unwrap();
+    assert_eq!(parse(&reader.read_timeout(PATIENCE).unwrap().data), (3, 0));
+    holder.kill();
+    assert!(matches!(
+        reader.read_timeout(PATIENCE),
+        Err(Error::WriterDead)
+    ));
+    match stream.writer() {
+        Err(Error::WrongState(why)) => assert!(why.contains("died"), "{why}"),
+        other => panic!("a writer attached to a stream whose writers died: {other:?}"),
+    }
+    assert!(matches!(reader.try_read(), Err(Error::WriterDead)));
+    assert_eq!(stream.stats().writer_state, WriterState::Dead);
+}
+
+#[test]
+fn a_killed_writer_and_a_clean_close_by_the_other_end_the_stream_with_end_of_stream() {
+    let stream = create("killclose", 16, 3);
+    let ready = event("killclose-ready");
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let holder = spawn("role_holder", &stream, &ready, 7, 1);
+    ready.wait_timeout(PATIENCE).unwrap();
+    holder.kill();
+    // Nobody has noticed the death yet: the live writer's close must.
     let mut writer = stream.writer().unwrap();
-    writer.write(&frame(4, 0)).unwrap();
+    writer.write(&frame(1, 0)).unwrap();
+    drop(writer);
+    assert_eq!(parse(&reader.read_timeout(PATIENCE).unwrap().data), (7, 0));
     let f = reader.read_timeout(PATIENCE).unwrap();
-    assert_eq!((parse(&f.data), f.info.missed), ((4, 0), 1));
+    assert_eq!((parse(&f.data), f.info.missed), ((1, 0), 1));
+    assert!(matches!(
+        reader.read_timeout(PATIENCE),
+        Err(Error::EndOfStream)
+    ));
+    assert_eq!(stream.stats().writer_state, WriterState::Closed);
+    match stream.writer() {
+        Err(Error::WrongState(why)) => assert!(why.contains("closed"), "{why}"),
+        other => panic!("a writer attached to an ended stream: {other:?}"),
+    }
 }
 
 #[test]

@@ -8,8 +8,8 @@
 
 use memmap2::{MmapOptions, MmapRaw};
 use shmline::layout::{
-    FrameHeader, GroupRecord, ReaderEntry, StreamGeometry, StreamHeader, READERS_OFFSET,
-    READER_ORPHANED, SEQ_EMPTY, STREAM_FLAG_SCHEMA,
+    FrameHeader, GroupRecord, ReaderEntry, StreamGeometry, StreamHeader, WriterEntry,
+    READERS_OFFSET, READER_ORPHANED, SEQ_EMPTY, STREAM_FLAG_SCHEMA, WRITER_ENTRY_FREE,
 };
 use shmline::{
     Error, FrameInfo, ReaderOptions, Schema, StartPosition, Status, Stream, StreamOptions,
@@ -19,7 +19,7 @@ use std::mem::{align_of, offset_of, size_of};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -133,6 +133,20 @@ fn group_field(stream: &Stream, index: u32, field: usize) -> usize {
     )
     .unwrap();
     geo.group_offset(index) + field
+}
+
+/// Offset of field `field` (from `offset_of!(WriterEntry, ..)`) of writer entry `index`.
+fn writer_entry_field(stream: &Stream, index: u32, field: usize) -> usize {
+    let info = stream.info();
+    let geo = StreamGeometry::new(
+        info.capacity,
+        info.max_frame_size,
+        info.max_readers,
+        info.max_writers,
+        info.max_groups,
+    )
+    .unwrap();
+    geo.writer_offset(index) + field
 }
 
 fn member(group: &str) -> ReaderOptions {
@@ -563,18 +577,18 @@ fn a_reader_position_far_behind_holds_the_writer_back_only_like_a_stalled_reader
 }
 
 #[test]
-fn a_garbage_writer_state_is_neither_end_of_stream_nor_a_panic() {
+fn a_garbage_writer_state_is_corrupt_for_a_reader_with_no_frame_left_never_a_wait() {
     let l = live("wstate", options(4, 16));
     let mut r = l.stream.reader(&ReaderOptions::default()).unwrap();
     let mut w = l.stream.writer().unwrap();
     w.write(b"one").unwrap();
     l.raw.u32(hdr!(writer_state), 0xBAD);
+    // Published frames come first; then the value no writer stores is reported, not waited on.
     assert_eq!(r.try_read().unwrap().data, b"one");
-    assert!(matches!(r.try_read(), Err(Error::Empty)));
-    assert!(matches!(
-        r.read_timeout(Duration::from_millis(1)),
-        Err(Error::Timeout)
-    ));
+    assert_corrupt(r.try_read(), "writer_state");
+    let started = Instant::now();
+    assert_corrupt(r.read_timeout(Duration::from_secs(60)), "writer_state");
+    assert!(started.elapsed() < Duration::from_secs(30), "it waited");
     assert_eq!(l.stream.stats().writer_state, WriterState::None);
     let second = l.stream.writer().unwrap_err();
     assert_eq!(second.status(), Status::WriterExists, "{second}");
@@ -744,6 +758,161 @@ fn an_absurd_write_limit_is_refused_by_a_joining_reader() {
         w.write(b"b").unwrap();
         assert_eq!(r.try_read().unwrap().data, b"b");
     }
+}
+
+#[test]
+fn an_odd_scan_seq_on_a_stream_no_writer_attached_to_makes_opening_a_reader_corrupt_at_once() {
+    let l = live("scan-none", options(4, 16));
+    l.raw.u64(hdr!(scan_seq), 1);
+    let started = Instant::now();
+    assert_corrupt(
+        l.stream.reader(&ReaderOptions::default()).map(|_| ()),
+        "scan_seq",
+    );
+    assert_corrupt(l.stream.reader(&member("g")).map(|_| ()), "scan_seq");
+    // Nobody can be scanning: no reason to wait (the bound for a live writer is a second).
+    assert!(started.elapsed() < Duration::from_millis(900), "it waited");
+    // The refused readers gave their entries and the group back.
+    l.raw.u64(hdr!(scan_seq), 2);
+    let readers: Vec<_> = (0..4)
+        .map(|_| l.stream.reader(&ReaderOptions::default()).unwrap())
+        .collect();
+    assert_eq!(l.stream.stats().groups.len(), 0);
+    drop(readers);
+}
+
+#[test]
+fn an_odd_scan_seq_that_a_live_writer_never_ends_costs_a_reader_open_a_bounded_wait() {
+    let l = live("scan-live", options(4, 16));
+    let mut w = l.stream.writer().unwrap();
+    w.write(b"a").unwrap();
+    let seq = l.raw.get_u64(hdr!(scan_seq));
+    l.raw.u64(hdr!(scan_seq), seq | 1);
+    let started = Instant::now();
+    assert_corrupt(
+        l.stream.reader(&ReaderOptions::default()).map(|_| ()),
+        "scan_seq",
+    );
+    // About a second (the documented bound), not the 30 s it once was.
+    assert!(started.elapsed() < Duration::from_secs(10), "it waited");
+    drop(w);
+}
+
+#[test]
+fn an_odd_scan_seq_on_a_closed_stream_costs_a_reader_open_nothing() {
+    let l = live("scan-closed", options(4, 16));
+    let mut w = l.stream.writer().unwrap();
+    w.write(b"a").unwrap();
+    w.close();
+    let seq = l.raw.get_u64(hdr!(scan_seq));
+    l.raw.u64(hdr!(scan_seq), seq | 1);
+    let started = Instant::now();
+    // No writer will scan again, so nothing can overwrite what the reader joins at.
+    let mut r = l
+        .stream
+        .reader(&ReaderOptions {
+            start: StartPosition::Oldest,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_millis(900), "it waited");
+    assert_eq!(r.try_read().unwrap().data, b"a");
+    assert!(matches!(r.try_read(), Err(Error::EndOfStream)));
+}
+
+#[test]
+fn a_group_member_acquiring_with_timeout_zero_never_waits_on_an_odd_scan_seq() {
+    let l = live(
+        "scan-member",
+        StreamOptions {
+            max_readers: 4,
+            max_groups: 2,
+            ..options(4, 16)
+        },
+    );
+    let mut a = l.stream.reader(&member("g")).unwrap();
+    let b = l.stream.reader(&member("g")).unwrap();
+    let mut w = l.stream.writer().unwrap();
+    w.write(b"x").unwrap();
+    w.write(b"y").unwrap();
+    // Member b (entry 1) "died" holding frame 0, and a scan never ends.
+    let g = |field| group_field(&l.stream, 0, field);
+    l.raw.u64(g(offset_of!(GroupRecord, next)), 1);
+    l.raw.u64(entry_field(1, offset_of!(ReaderEntry, pos)), 0);
+    l.raw
+        .u64(entry_field(1, offset_of!(ReaderEntry, held_end)), 1);
+    l.raw.u32(
+        entry_field(1, offset_of!(ReaderEntry, state)),
+        READER_ORPHANED,
+    );
+    l.raw.u32(g(offset_of!(GroupRecord, orphans)), 1);
+    let seq = l.raw.get_u64(hdr!(scan_seq));
+    l.raw.u64(hdr!(scan_seq), seq | 1);
+    let started = Instant::now();
+    let outcome = a.try_acquire().map(|f| f.to_vec());
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "try_acquire waited {:?}",
+        started.elapsed()
+    );
+    match outcome {
+        Ok(data) => assert!(data == b"x" || data == b"y", "{data:?}"),
+        Err(e) => assert!(e.is_outcome() || e.status() == Status::Corrupt, "{e}"),
+    }
+    l.raw.u64(hdr!(scan_seq), (seq | 1) + 1);
+    drop(b);
+}
+
+fn multi(tag: &str) -> Live {
+    live(
+        tag,
+        StreamOptions {
+            max_writers: 2,
+            ..options(4, 16)
+        },
+    )
+}
+
+#[test]
+fn a_writer_count_above_the_writers_attached_lets_the_last_live_writer_end_the_stream() {
+    // A writer killed between counting itself and activating its entry leaves such a count.
+    let l = multi("wcount-close");
+    let mut r = l.stream.reader(&ReaderOptions::default()).unwrap();
+    let mut w = l.stream.writer().unwrap();
+    w.write(b"x").unwrap();
+    let count = l.raw.get_u32(hdr!(writer_count));
+    l.raw.u32(hdr!(writer_count), count + 1);
+    drop(w);
+    assert_eq!(r.read_timeout(Duration::from_secs(60)).unwrap().data, b"x");
+    assert!(matches!(
+        r.read_timeout(Duration::from_secs(60)),
+        Err(Error::EndOfStream)
+    ));
+    assert_eq!(l.stream.stats().writer_state, WriterState::Closed);
+}
+
+#[test]
+fn a_writer_count_that_no_writer_entry_backs_ends_in_writer_dead_not_a_wait_for_ever() {
+    let l = multi("wcount-dead");
+    let mut r = l.stream.reader(&ReaderOptions::default()).unwrap();
+    let mut w = l.stream.writer().unwrap();
+    w.write(b"x").unwrap();
+    // The count says one writer; the table says none.
+    l.raw.u32(
+        writer_entry_field(&l.stream, 0, offset_of!(WriterEntry, state)),
+        WRITER_ENTRY_FREE,
+    );
+    assert_eq!(r.read_timeout(Duration::from_secs(60)).unwrap().data, b"x");
+    assert!(matches!(
+        r.read_timeout(Duration::from_secs(60)),
+        Err(Error::WriterDead)
+    ));
+    assert_eq!(l.stream.stats().writer_state, WriterState::Dead);
+    let refused = l.stream.writer().unwrap_err();
+    assert_eq!(refused.status(), Status::WrongState, "{refused}");
+    // The stream stays ended, whatever the writer that lost its entry does now.
+    drop(w);
+    assert!(matches!(r.try_read(), Err(Error::WriterDead)));
 }
 
 // ---- everything at once ----

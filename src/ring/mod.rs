@@ -365,12 +365,19 @@ impl Stream {
         stats::snapshot(&self.shared)
     }
 
-    /// Attaches the stream's single writer with default options.
+    /// Attaches a writer with default options (see [`Stream::writer_with`]).
     pub fn writer(&self) -> Result<Writer> {
         Writer::attach(self.shared.clone(), &WriterOptions::default())
     }
 
-    /// Attaches the stream's single writer.
+    /// Attaches a writer: the stream's single writer, or one of up to `max_writers` of a
+    /// multi-writer stream.
+    ///
+    /// Errors: [`Error::WriterExists`] for a second writer of a single-writer stream (also when
+    /// the first died); [`Error::TooManyWriters`] beyond `max_writers`; [`Error::WrongState`] once
+    /// the stream has ended: its writer (or last writer) closed it, or every writer of a
+    /// multi-writer stream died. An ended stream stays ended: readers told
+    /// [`Error::EndOfStream`] or [`Error::WriterDead`] are never handed frames again.
     pub fn writer_with(&self, options: &WriterOptions) -> Result<Writer> {
         Writer::attach(self.shared.clone(), options)
     }

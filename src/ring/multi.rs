@@ -18,8 +18,8 @@ use super::protocol::{self, multi};
 use super::{Backpressure, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{
-    SEQ_EMPTY, WRITER_ACTIVE, WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_ENTRY_ACTIVE,
-    WRITER_ENTRY_CLAIMING, WRITER_ENTRY_FREE, WRITER_NONE,
+    SEQ_EMPTY, WRITER_ACTIVE, WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD,
+    WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING, WRITER_ENTRY_FREE, WRITER_NONE,
 };
 use crate::liveness::ProcessId;
 use crate::sync::Ordering;
@@ -76,11 +76,16 @@ impl MultiWriter {
         // Release: a reclaimer that loads our pid with Acquire sees our start time (and does not
         // take us for dead).
         entry.pid.store(me.pid, Ordering::Release);
-        if !multi::count_attach(hdr) {
+        if let Err(count) = multi::count_attach(hdr) {
             free_entry(shared, index);
+            let why = if count & WRITER_COUNT_CLOSED != 0 {
+                "its last writer closed it: readers were told END_OF_STREAM"
+            } else {
+                "every writer it had died: readers were told WRITER_DEAD"
+            };
             return Err(Error::WrongState(format!(
-                "stream {name:?} has ended (its last writer closed it); create a new stream to \
-                 write again"
+                "stream {name:?} has ended ({why}); an ended stream stays ended, create a new \
+                 stream to write again"
             )));
         }
         // SeqCst: with the count, one order for readers judging the end of the stream.
@@ -165,8 +170,11 @@ impl MultiWriter {
         self.publish(shared, 0, bytes_written);
     }
 
-    /// Leaves the stream; the last writer to close ends it.
+    /// Leaves the stream; the last writer to leave ends it. Writers that died before us are
+    /// repaired first, so that when we are the last live writer the stream ends with
+    /// END_OF_STREAM rather than with a dead writer's WRITER_DEAD later.
     pub(crate) fn close(&mut self, shared: &Shared, bytes_written: u64) {
+        repair(shared);
         let hdr = shared.header();
         let entry = shared.writer_entry(self.index);
         // Our frames are published (see `advance_head`); fold our byte count into the stream's,
@@ -175,7 +183,10 @@ impl MultiWriter {
         entry.bytes_written.store(0, Ordering::Relaxed);
         hdr.bytes_written
             .fetch_add(bytes_written, Ordering::Relaxed);
-        let ended = multi::count_leave(hdr, true);
+        // Counts left with every other entry free are those of writers killed while attaching:
+        // they died before we closed, so we are the last to leave.
+        let ended = multi::count_leave(hdr, true)
+            || end_abandoned(shared, Some(self.index), WRITER_COUNT_CLOSED);
         free_entry(shared, self.index);
         if ended {
             end_stream(shared);
@@ -373,10 +384,14 @@ struct Seen {
 
 /// Repairs the damage of writers that died: stamps a sequence number a dead writer claimed but
 /// never published as skipped, ends a scan it held, and frees its entry. Cheap when every writer
-/// is alive (one look at `/proc` per attached writer, no lock). Returns true if it freed a writer.
+/// is alive (one look at `/proc` per attached writer, no lock). Returns true if it freed a writer
+/// or ended the stream.
 pub(crate) fn repair(shared: &Shared) -> bool {
-    if !shared.multi_writer() || !table(shared).iter().any(|w| !w.alive) {
+    if !shared.multi_writer() {
         return false;
+    }
+    if !table(shared).iter().any(|w| !w.alive) {
+        return end_abandoned(shared, None, WRITER_COUNT_DEAD);
     }
     let Some(_lock) = TableLock::take(shared) else {
         return false;
@@ -428,7 +443,43 @@ pub(crate) fn repair(shared: &Shared) -> bool {
         protocol::wake_readers(hdr);
         futex_wake(&hdr.data_futex, i32::MAX);
     }
-    freed
+    // A writer that died between counting itself and activating its entry was freed above
+    // without being taken off the count.
+    end_abandoned(shared, None, WRITER_COUNT_DEAD) || freed
+}
+
+/// Ends the stream (`writer_count` becomes `end`: `WRITER_COUNT_DEAD`, or `WRITER_COUNT_CLOSED`
+/// for the closing writer whose entry is `ours`) if `writer_count` still counts writers although
+/// every other writer entry is free: the count of a writer that died between counting itself and
+/// activating its entry (or a damaged count). Without this its readers would wait for ever.
+/// Returns true if it ended the stream. A `WRITER_COUNT_DEAD` end wakes the readers here; the
+/// closing writer ends its stream itself (`end_stream`).
+fn end_abandoned(shared: &Shared, ours: Option<u32>, end: u32) -> bool {
+    let hdr = shared.header();
+    // SeqCst: a writer claims its entry before it counts itself, so if we see its count we see
+    // its entry taken; one that counts itself after this load makes the swap below fail.
+    let count = hdr.writer_count.load(Ordering::SeqCst);
+    if count == 0 || count & multi::WRITER_COUNT_ENDED != 0 {
+        return false;
+    }
+    let taken = (0..shared.geo.writer_entries).any(|i| {
+        // SeqCst: see above.
+        Some(i) != ours && shared.writer_entry(i).state.load(Ordering::SeqCst) != WRITER_ENTRY_FREE
+    });
+    // SeqCst: see `multi::count_attach`.
+    if taken
+        || hdr
+            .writer_count
+            .compare_exchange(count, end, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+    {
+        return false;
+    }
+    if end == WRITER_COUNT_DEAD {
+        protocol::wake_readers(hdr);
+        futex_wake(&hdr.data_futex, i32::MAX);
+    }
+    true
 }
 
 /// The attached writers (active entries, and claimed ones whose owner recorded itself).
@@ -472,19 +523,18 @@ pub(crate) fn any_writer_alive(shared: &Shared) -> bool {
 
 /// What a reader with no frame left is told about the writers of a multi-writer stream:
 /// `EndOfStream` once the last writer closed, `WriterDead` once every writer that attached is gone
-/// and the last one died, `None` while writers may still write.
+/// and the last one died, `None` while writers may still write. Both outcomes are final: the
+/// count that records them never changes again (`multi::count_attach`).
 pub(crate) fn writers_gone(shared: &Shared) -> Option<Error> {
-    let hdr = shared.header();
     // SeqCst: after the last writer's publications (see `multi::count_leave`).
-    let count = hdr.writer_count.load(Ordering::SeqCst);
+    let count = shared.header().writer_count.load(Ordering::SeqCst);
     if count & WRITER_COUNT_CLOSED != 0 {
-        return Some(Error::EndOfStream);
+        Some(Error::EndOfStream)
+    } else if count & WRITER_COUNT_DEAD != 0 {
+        Some(Error::WriterDead)
+    } else {
+        None
     }
-    // SeqCst: as above.
-    if count == 0 && hdr.writer_state.load(Ordering::SeqCst) == WRITER_ACTIVE {
-        return Some(Error::WriterDead);
-    }
-    None
 }
 
 /// Ends a multi-writer stream for writers that are gone: the writer whose process `exited` (it

@@ -5,7 +5,8 @@ use super::{group, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{
     FrameHeader, ReaderEntry, FRAME_STATUS_SKIPPED, POS_IDLE, READER_ACTIVE, READER_CLAIMING,
-    READER_FLAG_LOSSY, READER_FREE, READER_ORPHANED, WRITER_ACTIVE, WRITER_CLOSED,
+    READER_FLAG_LOSSY, READER_FREE, READER_ORPHANED, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED,
+    WRITER_NONE,
 };
 use crate::liveness::ProcessId;
 use crate::schema::Schema;
@@ -180,6 +181,8 @@ struct Member {
     name: String,
     /// When we last looked for dead members of the group (`None`: never).
     peers_checked: Option<Instant>,
+    /// The deadline of the current read: adopting a dead member's frames waits no longer.
+    deadline: Deadline,
 }
 
 /// Least time between two checks of the writer's liveness. Each check reads `/proc` (several
@@ -255,14 +258,16 @@ impl Reader {
             StartPosition::Oldest => head.saturating_sub(capacity),
         };
         if let Some(name) = &options.group {
-            let g = match group::join(&shared, index, name, start, scan_waiter(&shared)) {
+            let mut scan = ScanWait::new(&shared, Deadline::Never);
+            let g = match group::join(&shared, index, name, start, || scan.poll()) {
                 Ok(g) => g,
                 Err(e) => {
                     free_entry(entry, READER_CLAIMING);
                     return Err(e);
                 }
             };
-            return Ok(Reader::new(
+            let stuck = scan.check();
+            let reader = Reader::new(
                 shared,
                 index,
                 0,
@@ -274,12 +279,21 @@ impl Reader {
                     want: 1,
                     name: name.clone(),
                     peers_checked: None,
+                    deadline: Deadline::Never,
                 }),
-            ));
+            );
+            // On failure, dropping the reader leaves the group.
+            stuck?;
+            return Ok(reader);
         }
         // Relaxed: published by the SeqCst activation in `protocol::join`.
         entry.group.store(0, Ordering::Relaxed);
-        let pos = protocol::join(hdr, entry, start(head), capacity, scan_waiter(&shared));
+        let mut scan = ScanWait::new(&shared, Deadline::Never);
+        let pos = protocol::join(hdr, entry, start(head), capacity, || scan.poll());
+        if let Err(e) = scan.check() {
+            free_entry(entry, READER_ACTIVE);
+            return Err(e);
+        }
         // The limit may run ahead of `head` by a whole batch the writer has not published yet,
         // so only an absurd one can be told from a real one.
         if pos > super::MAX_HEAD {
@@ -572,6 +586,8 @@ impl Reader {
             let data = unsafe { std::slice::from_raw_parts(payload, info.len as usize) };
             self.check_crc(frame, data, info.seq)?;
         }
+        // Skipped numbers stepped over above are reported with this frame, as a copy read does.
+        let info = self.report(info);
         self.acquired = Some(info);
         Ok((payload, info))
     }
@@ -828,6 +844,9 @@ impl Reader {
     /// Returns once frame `self.pos` is published, or with the outcome that prevents it.
     #[inline]
     fn wait_for_frame(&mut self, deadline: Deadline) -> Result<()> {
+        if let Some(member) = self.member.as_mut() {
+            member.deadline = deadline;
+        }
         if self.pos < self.head || self.refresh_head()? {
             return Ok(());
         }
@@ -885,7 +904,14 @@ impl Reader {
                 self.writer_dead = true;
                 Error::WriterDead
             }
-            _ => return Ok(None),
+            WRITER_NONE | WRITER_CLAIMING | WRITER_ACTIVE => return Ok(None),
+            // Waiting for a value no writer ever stores would be waiting for ever.
+            _ => {
+                return Err(Error::corrupt(format!(
+                    "stream {:?}: writer_state is {state}, not a known state",
+                    self.shared.name()
+                )))
+            }
         };
         if self.refresh_head()? {
             return Ok(None);
@@ -962,7 +988,9 @@ impl Reader {
             return true;
         }
         let shared = Arc::clone(&self.shared);
-        match group::rescue(&shared, self.index, member.group, scan_waiter(&shared)) {
+        // Giving up early is safe here: the orphan's entry holds its frames until we hold them.
+        let mut scan = ScanWait::new(&shared, member.deadline);
+        match group::rescue(&shared, self.index, member.group, || scan.poll()) {
             Some((start, end)) => {
                 self.pos = start;
                 self.head = end;
@@ -1107,24 +1135,97 @@ impl Drop for ReadGuard<'_> {
     }
 }
 
-/// What a joining reader (or adopting member) does while the writer's scan counter is odd: yields,
-/// and gives up if the writer died mid-scan (or after 30 s of a stopped writer). See
-/// [`protocol::join`].
-fn scan_waiter(shared: &Shared) -> impl FnMut() -> bool + '_ {
-    let joined = Instant::now();
-    move || {
-        // The writer is between the two halves of a scan (microseconds). Give up only if it
-        // died there; a stopped writer keeps us waiting up to a generous bound.
-        std::thread::yield_now();
-        let waited = joined.elapsed();
-        if waited > Duration::from_millis(100) && shared.multi_writer() {
-            // A writer of a multi-writer stream may have died holding the scan.
-            super::multi::repair(shared);
+/// Longest a joining reader waits for a live writer to finish its scan of the reader table
+/// (`scan_seq` odd). A scan takes microseconds; a `scan_seq` that stays odd this long is damaged
+/// (or its writer is stopped), and opening a reader reports it as [`Error::Corrupt`] rather than
+/// waiting (`docs/LAYOUT.md` section 4.6).
+const SCAN_WAIT_LIMIT: Duration = Duration::from_secs(1);
+
+/// What a joining reader (or adopting member) does while the writer's scan counter is odd (see
+/// [`protocol::join`]): yields, and gives up if the writer died mid-scan, if no writer ever
+/// attached (nobody can be scanning: the value is damaged), or at `until`.
+struct ScanWait<'a> {
+    shared: &'a Shared,
+    started: Instant,
+    /// Give up here: at most [`SCAN_WAIT_LIMIT`] from the start, earlier for a caller's deadline.
+    until: Instant,
+    /// Set if it gave up on a scan that no dead or closed writer explains: the value it saw, and
+    /// why it stopped waiting.
+    stuck: Option<(u64, &'static str)>,
+}
+
+impl<'a> ScanWait<'a> {
+    /// A wait bounded by [`SCAN_WAIT_LIMIT`] and by `deadline`.
+    fn new(shared: &'a Shared, deadline: Deadline) -> ScanWait<'a> {
+        let started = Instant::now();
+        let until = started
+            + deadline
+                .remaining(SCAN_WAIT_LIMIT)
+                .unwrap_or(Duration::ZERO);
+        ScanWait {
+            shared,
+            started,
+            until,
+            stuck: None,
         }
-        !(waited > Duration::from_millis(100) && !writer_alive(shared)
-            || waited > Duration::from_secs(30))
+    }
+
+    /// One step of the wait; false to give up.
+    fn poll(&mut self) -> bool {
+        // Acquire: a scan in flight was started after its writer attached (and before it closed),
+        // so seeing it odd we see that writer's attachment too.
+        match self.shared.header().writer_state.load(Ordering::Acquire) {
+            // Nobody can be scanning: the value is damaged.
+            WRITER_NONE => return self.give_up(NO_WRITER),
+            WRITER_CLAIMING if !self.shared.multi_writer() => return self.give_up(NO_WRITER),
+            // The stream's last writer closed after its last scan: no limit changes any more.
+            WRITER_CLOSED => return false,
+            _ => {}
+        }
+        std::thread::yield_now();
+        let waited = self.started.elapsed();
+        if waited > Duration::from_millis(100) {
+            if self.shared.multi_writer() {
+                // A writer of a multi-writer stream may have died holding the scan.
+                super::multi::repair(self.shared);
+            }
+            if !writer_alive(self.shared) {
+                // A dead writer finishes no scan, and starts no other: its last limit holds.
+                return false;
+            }
+        }
+        Instant::now() < self.until
+            || self.give_up(
+                "it stayed odd far longer than a scan takes (microseconds) while the writer is \
+                 alive: a damaged value, or a stopped writer",
+            )
+    }
+
+    /// Stops waiting, recording `why` if `scan_seq` is still odd.
+    fn give_up(&mut self, why: &'static str) -> bool {
+        // SeqCst: as the join's own loads of `scan_seq`.
+        let seen = self.shared.header().scan_seq.load(Ordering::SeqCst);
+        if seen % 2 == 1 {
+            self.stuck = Some((seen, why));
+        }
+        false
+    }
+
+    /// [`Error::Corrupt`] naming `scan_seq` if the wait gave up on a scan nobody finished.
+    fn check(&self) -> Result<()> {
+        match self.stuck {
+            None => Ok(()),
+            Some((seen, why)) => Err(Error::corrupt(format!(
+                "stream {:?}: scan_seq {seen} is odd (a scan of the reader table in progress), but \
+                 {why}",
+                self.shared.name()
+            ))),
+        }
     }
 }
+
+/// Why an odd `scan_seq` cannot be a scan in progress when no writer has attached.
+const NO_WRITER: &str = "no writer has attached, so nobody can be scanning";
 
 /// Whether the stream's writer process is alive (true while no writer has attached yet); for a
 /// multi-writer stream, whether any of its writers is.

@@ -3,7 +3,7 @@
 use super::{Backpressure, Shared};
 use crate::layout::{
     GROUP_ACTIVE, POS_IDLE, READER_ACTIVE, READER_FLAG_LOSSY, READER_ORPHANED, WRITER_ACTIVE,
-    WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_ENTRY_ACTIVE, WRITER_NONE,
+    WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD, WRITER_ENTRY_ACTIVE, WRITER_NONE,
 };
 use crate::liveness::ProcessId;
 use crate::sync::Ordering;
@@ -186,6 +186,7 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
     let count = hdr.writer_count.load(r);
     let writer_state = match hdr.writer_state.load(r) {
         _ if shared.multi_writer() && count & WRITER_COUNT_CLOSED != 0 => WriterState::Closed,
+        _ if shared.multi_writer() && count & WRITER_COUNT_DEAD != 0 => WriterState::Dead,
         WRITER_ACTIVE if shared.multi_writer() && writers.iter().any(|w| w.alive) => {
             WriterState::Active
         }

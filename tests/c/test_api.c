@@ -1228,6 +1228,110 @@ static void test_remove_stale_recovers_names_left_by_a_dead_process_and_spares_l
     shmline_event_close(ev);
 }
 
+/* A new multi-writer stream (up to `max_writers` writers) that removes itself when closed. */
+static shmline_stream *make_multi_stream(const char *tag, uint32_t max_writers) {
+    shmline_stream_options o = shmline_stream_options_default();
+    o.capacity = 8;
+    o.max_frame_size = 8;
+    o.max_writers = max_writers;
+    o.unlink_on_close = 1;
+    shmline_stream *s = NULL;
+    EXPECT(shmline_stream_create(unique(tag), &o, &s), SHMLINE_OK);
+    return s;
+}
+
+/* Forks a process that attaches a writer to `s`, writes `frame` (one byte) and exits without
+ * closing; returns once it is reaped (so its pid no longer names a live process). */
+static void write_then_die_in_a_child(shmline_stream *s, const char *frame) {
+    pid_t child = fork();
+    if (child == 0) {
+        shmline_writer *w = NULL;
+        int ok = shmline_writer_open(s, NULL, &w) == SHMLINE_OK &&
+                 shmline_writer_write(w, frame, 1, 0, 0) == SHMLINE_OK;
+        _exit(ok ? 0 : 1);
+    }
+    CHECK(child > 0);
+    int status = -1;
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void test_a_multi_writer_stream_ends_with_end_of_stream_when_its_last_live_writer_closes(
+    void) {
+    shmline_stream *s = make_multi_stream("mw-end", 4);
+    shmline_reader *r = make_reader(s);
+    write_then_die_in_a_child(s, "A");
+    /* Nobody noticed the death yet; the live writer's close must, and end the stream. */
+    shmline_writer *w = make_writer(s);
+    EXPECT(shmline_writer_write(w, "B", 1, 0, 0), SHMLINE_OK);
+    shmline_writer_close(w);
+    char buf[8];
+    shmline_frame_info info;
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, SHMLINE_TIMEOUT_INFINITE, &info), SHMLINE_OK);
+    CHECK(info.len == 1 && buf[0] == 'A');
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, SHMLINE_TIMEOUT_INFINITE, &info), SHMLINE_OK);
+    CHECK(info.len == 1 && buf[0] == 'B');
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, SHMLINE_TIMEOUT_INFINITE, &info),
+           SHMLINE_END_OF_STREAM);
+    w = NULL;
+    EXPECT(shmline_writer_open(s, NULL, &w), SHMLINE_WRONG_STATE);
+    EXPECT_MESSAGE("closed");
+    CHECK(w == NULL);
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, 0, &info), SHMLINE_END_OF_STREAM);
+    shmline_reader_close(r);
+    shmline_stream_close(s);
+}
+
+static void test_a_multi_writer_stream_whose_writers_all_died_refuses_new_writers(void) {
+    shmline_stream *s = make_multi_stream("mw-dead", 2);
+    shmline_reader *r = make_reader(s);
+    write_then_die_in_a_child(s, "A");
+    char buf[8];
+    shmline_frame_info info;
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, SHMLINE_TIMEOUT_INFINITE, &info), SHMLINE_OK);
+    CHECK(info.len == 1 && buf[0] == 'A');
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, SHMLINE_TIMEOUT_INFINITE, &info),
+           SHMLINE_WRITER_DEAD);
+    shmline_writer *w = NULL;
+    EXPECT(shmline_writer_open(s, NULL, &w), SHMLINE_WRONG_STATE);
+    EXPECT_MESSAGE("died");
+    CHECK(w == NULL);
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, 0, &info), SHMLINE_WRITER_DEAD);
+    shmline_stream_stats stats;
+    EXPECT(shmline_stream_get_stats(s, &stats, NULL, 0), SHMLINE_OK);
+    CHECK(stats.writer_state == SHMLINE_WRITER_STATE_DEAD);
+    shmline_reader_close(r);
+    shmline_stream_close(s);
+}
+
+static void test_acquire_reports_a_skipped_number_in_missed_as_a_copy_read_does(void) {
+    shmline_stream *s = make_multi_stream("mw-missed", 2);
+    shmline_reader *r = make_reader(s);
+    shmline_writer *w = make_writer(s);
+    void *slot = NULL;
+    size_t room = 0;
+    EXPECT(shmline_writer_write(w, "a", 1, 0, 0), SHMLINE_OK);
+    EXPECT(shmline_writer_reserve(w, 0, &slot, &room), SHMLINE_OK);
+    EXPECT(shmline_writer_abort(w), SHMLINE_OK); /* number 1: published as skipped */
+    EXPECT(shmline_writer_write(w, "b", 1, 0, 0), SHMLINE_OK);
+    EXPECT(shmline_writer_write(w, "c", 1, 0, 0), SHMLINE_OK);
+    char buf[8];
+    shmline_frame_info info;
+    const void *data = NULL;
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, 0, &info), SHMLINE_OK);
+    CHECK(info.seq == 0 && info.missed == 0);
+    EXPECT(shmline_reader_acquire(r, 0, &data, &info), SHMLINE_OK);
+    CHECK(info.seq == 2 && info.missed == 1 && data != NULL && ((const char *)data)[0] == 'b');
+    EXPECT(shmline_reader_release(r), SHMLINE_OK);
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, 0, &info), SHMLINE_OK);
+    CHECK(info.seq == 3 && info.missed == 0 && buf[0] == 'c');
+    uint64_t missed = 0;
+    EXPECT(shmline_reader_missed(r, &missed), SHMLINE_OK);
+    CHECK(missed == 1);
+    shmline_writer_close(w);
+    shmline_reader_close(r);
+    shmline_stream_close(s);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_api NAME_PREFIX\n");
@@ -1268,5 +1372,8 @@ int main(int argc, char **argv) {
     test_event_calls_refuse_bad_arguments_with_a_status();
     test_event_open_refuses_segments_that_are_not_shmline_events();
     test_remove_stale_recovers_names_left_by_a_dead_process_and_spares_live_ones();
+    test_a_multi_writer_stream_ends_with_end_of_stream_when_its_last_live_writer_closes();
+    test_a_multi_writer_stream_whose_writers_all_died_refuses_new_writers();
+    test_acquire_reports_a_skipped_number_in_missed_as_a_copy_read_does();
     return check_summary();
 }

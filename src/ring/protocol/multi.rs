@@ -14,7 +14,7 @@
 use super::lowest_position;
 use crate::layout::{
     FrameHeader, GroupRecord, ReaderEntry, StreamHeader, WriterEntry, FRAME_STATUS_FRAME,
-    FRAME_STATUS_SKIPPED, WRITER_COUNT_CLOSED,
+    FRAME_STATUS_SKIPPED, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD,
 };
 use crate::sync::{seqcst_store_load, Ordering};
 
@@ -214,15 +214,16 @@ pub fn writer_wake_done(hdr: &StreamHeader) {
     hdr.writer_waiting.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Writer: counts itself in `writer_count` as it attaches. False if the stream was closed (the
-/// last writer left): nobody may attach any more.
-pub fn count_attach(hdr: &StreamHeader) -> bool {
+/// Writer: counts itself in `writer_count` as it attaches. Fails, with the count it found, once
+/// the stream has ended (`WRITER_COUNT_CLOSED` or `WRITER_COUNT_DEAD` is set): an ended stream is
+/// ended for good, so a reader told so is never handed frames again.
+pub fn count_attach(hdr: &StreamHeader) -> Result<(), u32> {
     // SeqCst throughout: the count, the stream's end and `head` are read in one order by readers
     // (the last writer's publications come before the end it stores).
     let mut count = hdr.writer_count.load(Ordering::SeqCst);
     loop {
-        if count & WRITER_COUNT_CLOSED != 0 {
-            return false;
+        if count & WRITER_COUNT_ENDED != 0 {
+            return Err(count);
         }
         match hdr.writer_count.compare_exchange(
             count,
@@ -230,29 +231,33 @@ pub fn count_attach(hdr: &StreamHeader) -> bool {
             Ordering::SeqCst,
             Ordering::SeqCst,
         ) {
-            Ok(_) => return true,
+            Ok(_) => return Ok(()),
             Err(now) => count = now,
         }
     }
 }
 
-/// A writer leaves (`closing`: it closed; otherwise it died and was reclaimed): takes one off
-/// `writer_count`. When the last one closes, the count becomes `WRITER_COUNT_CLOSED` and the
-/// stream has ended: returns true, and the caller stores `writer_state = CLOSED` and wakes the
-/// readers. When the last one died, the count becomes 0: readers report that the writers died.
+/// Either bit that ends a multi-writer stream for good.
+pub const WRITER_COUNT_ENDED: u32 = WRITER_COUNT_CLOSED | WRITER_COUNT_DEAD;
+
+/// A writer leaves (`closing`: it closed; otherwise it died and was repaired): takes one off
+/// `writer_count`. When the last one leaves, the stream ends: the count becomes
+/// `WRITER_COUNT_CLOSED` if it closed (returns true, and the caller stores `writer_state = CLOSED`
+/// and wakes the readers) or `WRITER_COUNT_DEAD` if it died (readers report that the writers
+/// died).
 pub fn count_leave(hdr: &StreamHeader, closing: bool) -> bool {
     // SeqCst: see `count_attach`.
     let mut count = hdr.writer_count.load(Ordering::SeqCst);
     loop {
-        let live = count & !WRITER_COUNT_CLOSED;
-        if count & WRITER_COUNT_CLOSED != 0 || live == 0 {
+        let live = count & !WRITER_COUNT_ENDED;
+        if count & WRITER_COUNT_ENDED != 0 || live == 0 {
             // Damaged, or already ended: nothing to take off.
             return false;
         }
-        let next = if live == 1 && closing {
-            WRITER_COUNT_CLOSED
-        } else {
-            count - 1
+        let next = match (live, closing) {
+            (1, true) => WRITER_COUNT_CLOSED,
+            (1, false) => WRITER_COUNT_DEAD,
+            _ => count - 1,
         };
         match hdr
             .writer_count
