@@ -67,9 +67,15 @@ class ShmlineError(Exception):
 
 
 class Full(ShmlineError):
-    """The ring is full and the call was not allowed to wait."""
+    """The ring is full and the call was not allowed to wait: the stream's backpressure policy
+    is "fail" (or "drop_newest", for `Writer.reserve()`).
+
+    `written` is set by `Writer.write_batch()`: how many of its frames were written before the
+    ring filled (the rest were not).
+    """
 
     status = lib.SHMLINE_FULL
+    written: int = 0
 
 
 class Empty(ShmlineError):

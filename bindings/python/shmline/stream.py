@@ -428,7 +428,8 @@ class Stream:
 
     def _ref(self) -> StreamRef:
         return StreamRef(self._h, self._name, self._dtype, self._shape, self._frame_size,
-                         self._max_frame_size, self._slot_size, self._capacity)
+                         self._max_frame_size, self._slot_size, self._capacity,
+                         self._backpressure)
 
     def _call(self, status: int) -> None:
         if status != OK:
