@@ -758,11 +758,15 @@ class Writer {
     /// already closed.
     void close() noexcept { handle_.reset(); }
 
-    /// Copies `data` into the stream as one frame with application `flags`, waiting up to
-    /// `timeout` while the slowest lossless reader is a whole ring behind.
+    /// Copies `data` into the stream as one frame with application `flags`. When the slowest
+    /// lossless reader is a whole ring behind, the stream's Backpressure decides: Block waits up
+    /// to `timeout`; Fail returns Status::Full at once, whatever `timeout`; DropNewest discards
+    /// the frame, counts it in frames_dropped() and returns Status::Ok; DropOldest never finds
+    /// the ring full.
     ///
-    /// Returns Status::Ok, or an outcome when nothing was written: Status::Timeout (or
-    /// Status::Full when `timeout` is zero). Throws Error: Status::FrameTooLarge,
+    /// Returns Status::Ok, or an outcome when nothing was written: Status::Timeout, or
+    /// Status::Full (`timeout` zero, or Backpressure::Fail). Throws Error:
+    /// Status::FrameTooLarge, Status::InvalidArgument (a size no buffer can have),
     /// Status::WrongState (a slot is reserved, or the writer is closed)...
     Status write(ConstBytes data, std::uint32_t flags = 0, Timeout timeout = forever) {
         return write(data.data(), data.size(), flags, timeout);
@@ -792,6 +796,9 @@ class Writer {
     /// bytes), all with `flags`; `written` receives how many were written. Waits up to `timeout`
     /// for space for the first frame; once some are written and the deadline passes, it stops
     /// there. Much cheaper per frame than write() for small frames.
+    ///
+    /// A full ring is handled as by write(): Backpressure::Fail returns Status::Full at once,
+    /// DropNewest discards (and counts) the frames that do not fit.
     ///
     /// Returns Status::Ok (`written` at least 1 when there was a frame), or Status::Timeout /
     /// Status::Full with `written` 0. Throws Error: Status::InvalidArgument (the lengths add up
@@ -823,8 +830,10 @@ class Writer {
     /// Reserves the next slot for zero-copy writing, waiting up to `timeout` for space. The
     /// returned WriteSlot publishes its frame on scope exit (see WriteSlot).
     ///
-    /// Returns a slot that is true, or false with status() Status::Timeout (Status::Full when
-    /// `timeout` is zero). Throws Error: Status::WrongState (a slot is already reserved)...
+    /// Returns a slot that is true, or false with status() Status::Timeout, or Status::Full
+    /// (`timeout` zero, or a full ring under Backpressure::Fail or DropNewest, which never wait:
+    /// there is no frame to drop yet). Throws Error: Status::WrongState (a slot is already
+    /// reserved)...
     [[nodiscard]] WriteSlot reserve(Timeout timeout = forever) {
         void* slot = nullptr;
         std::size_t capacity = 0;
