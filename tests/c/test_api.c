@@ -1206,6 +1206,8 @@ static void test_remove_stale_recovers_names_left_by_a_dead_process_and_spares_l
     shmline_stream *s = NULL;
     EXPECT(shmline_stream_create(name, &o, &s), SHMLINE_ALREADY_EXISTS);
     EXPECT_MESSAGE("shmline_stream_remove_stale");
+    /* C callers are told the C function, not the Rust call the core's message names. */
+    CHECK(strstr(shmline_last_error_message(), "::") == NULL);
     EXPECT(shmline_stream_remove_stale(name), SHMLINE_OK);
     EXPECT(shmline_stream_remove_stale(name), SHMLINE_NOT_FOUND);
     EXPECT(shmline_stream_create(name, &o, &s), SHMLINE_OK);
@@ -1220,6 +1222,7 @@ static void test_remove_stale_recovers_names_left_by_a_dead_process_and_spares_l
     shmline_event *ev = NULL;
     EXPECT(shmline_event_create(name, &eo, &ev), SHMLINE_ALREADY_EXISTS);
     EXPECT_MESSAGE("shmline_event_remove_stale");
+    CHECK(strstr(shmline_last_error_message(), "::") == NULL);
     EXPECT(shmline_event_remove_stale(name), SHMLINE_OK);
     EXPECT(shmline_event_remove_stale(name), SHMLINE_NOT_FOUND);
     EXPECT(shmline_event_create(name, &eo, &ev), SHMLINE_OK);

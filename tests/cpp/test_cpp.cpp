@@ -209,7 +209,26 @@ TEST(Stream, RemoveStaleRecoversANameLeftByADeadProcessAndSparesALiveOne) {
     shmline::StreamOptions options;
     options.max_frame_size = 16;
     options.unlink_on_close = true;
-    EXPECT_EQ(thrown([&] { shmline::Stream::create(name, options); }), Status::AlreadyExists);
+    try {
+        shmline::Stream::create(name, options);
+        ADD_FAILURE() << "creating over a stale stream did not throw";
+    } catch (const shmline::Error& e) {
+        // The message names the C++ call that recovers the name, not the C or Rust one.
+        EXPECT_EQ(e.status(), Status::AlreadyExists);
+        EXPECT_NE(std::string(e.message()).find("shmline::Stream::remove_stale"),
+                  std::string::npos)
+            << e.message();
+        EXPECT_EQ(std::string(e.message()).find("shmline_stream_remove_stale"), std::string::npos)
+            << e.message();
+    }
+    try {
+        shmline::Event::create(name);
+        ADD_FAILURE() << "creating over a stale event did not throw";
+    } catch (const shmline::Error& e) {
+        EXPECT_EQ(e.status(), Status::AlreadyExists);
+        EXPECT_NE(std::string(e.message()).find("shmline::Event::remove_stale"), std::string::npos)
+            << e.message();
+    }
     EXPECT_TRUE(shmline::Stream::remove_stale(name));
     EXPECT_FALSE(shmline::Stream::remove_stale(name));
     shmline::Stream stream = shmline::Stream::create(name, options);

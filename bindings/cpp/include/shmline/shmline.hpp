@@ -150,9 +150,27 @@ class Error : public std::runtime_error {
 
 namespace detail {
 
-/// Throws the Error for a failed C call, with the message it just recorded on this thread.
+/// The C library's message `message` with the C functions it names as a way out (e.g. of a
+/// stale name, in a Status::AlreadyExists message) replaced by the C++ calls that wrap them.
+inline std::string in_cpp_terms(std::string message) {
+    static constexpr const char* calls[][2] = {
+        {"shmline_stream_remove_stale", "shmline::Stream::remove_stale"},
+        {"shmline_event_remove_stale", "shmline::Event::remove_stale"},
+    };
+    for (const auto& call : calls) {
+        const std::string c_call = call[0];
+        for (std::size_t at = message.find(c_call); at != std::string::npos;
+             at = message.find(c_call, at + std::strlen(call[1]))) {
+            message.replace(at, c_call.size(), call[1]);
+        }
+    }
+    return message;
+}
+
+/// Throws the Error for a failed C call, with the message it just recorded on this thread
+/// (naming C++ calls where it names C functions).
 [[noreturn]] inline void raise(std::int32_t status) {
-    throw Error(static_cast<Status>(status), shmline_last_error_message());
+    throw Error(static_cast<Status>(status), in_cpp_terms(shmline_last_error_message()));
 }
 
 /// Converts a C status for a throwing call: errors are thrown, outcomes returned.
