@@ -703,7 +703,10 @@ def _read_group(task: str, param: str, target: Any) -> Tuple[Any, Optional[str]]
 def _ns(seconds: float, what: str) -> int:
     if not seconds >= 0:
         raise ValueError(f"{what} must be a number of seconds >= 0, not {seconds!r}")
-    return int(seconds * 1e9)
+    # Clamped before the conversion, so that float('inf') or 1e300 mean "as long as the library
+    # allows" rather than raising OverflowError.
+    longest = 2**63 - 1
+    return longest if seconds >= longest / 1e9 else int(seconds * 1e9)
 
 
 # -- Function tasks ----------------------------------------------------------------------------

@@ -262,3 +262,11 @@ def test_remove_stale_recovers_names_left_by_a_dead_process_and_the_error_says_s
             shmline.Event.remove_stale(name)
         with pytest.raises(shmline.InvalidNameError):
             shmline.Stream.remove_stale("bad/name")
+
+
+@pytest.mark.parametrize("forever", [float("inf"), 1e300, 10**400])
+def test_a_pipeline_takes_an_infinite_or_huge_join_timeout_and_stop_grace(name, forever):
+    with shmline.Pipeline(name, join_timeout=forever, stop_grace=forever) as pipeline:
+        assert pipeline.name == name
+    with pytest.raises(ValueError, match="join_timeout"):
+        shmline.Pipeline(name, join_timeout=-1)
