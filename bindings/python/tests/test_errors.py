@@ -270,3 +270,13 @@ def test_a_pipeline_takes_an_infinite_or_huge_join_timeout_and_stop_grace(name, 
         assert pipeline.name == name
     with pytest.raises(ValueError, match="join_timeout"):
         shmline.Pipeline(name, join_timeout=-1)
+
+
+@pytest.mark.parametrize("bad", [5, b"bytes-name", None])
+def test_a_pipeline_name_that_is_not_a_str_raises_type_error(name, bad):
+    with pytest.raises(TypeError, match=r"^name must be a str, not "):
+        shmline.Pipeline(bad)
+    with shmline.Pipeline(name) as pipeline:
+        for declare in (pipeline.add_stream, pipeline.add_event):
+            with pytest.raises(TypeError, match="name is a str"):
+                declare(bad)
