@@ -5,11 +5,12 @@ it) or none (frames are bytes up to a maximum size). Frames move by copy (`Write
 `Reader.read`, `Reader.read_into`), in batches (`write_batch`, `read_batch`), or without a copy
 (`Writer.reserve`, `Reader.acquire`), which lend a view of the slot in shared memory.
 
-Blocking and Ctrl-C: every call that may wait takes `timeout` in seconds (`None` waits for ever)
-and waits in slices of at most 50 ms inside the C library, so that Python handles signals
-between slices: Ctrl-C raises `KeyboardInterrupt` within about 50 ms, and the handle stays
-usable. A frame that completes at the very instant of the interrupt may be consumed by the
-interrupted call without being returned (as with any interrupted receive).
+Blocking and Ctrl-C: every call that may wait takes `timeout` in seconds (`None`, like
+`float('inf')` or any timeout too long to ever pass, waits for ever) and waits in slices of at
+most 50 ms inside the C library, so that Python handles signals between slices: Ctrl-C raises
+`KeyboardInterrupt` within about 50 ms, and the handle stays usable. A frame that completes at
+the very instant of the interrupt may be consumed by the interrupted call without being returned
+(as with any interrupted receive).
 
 Zero-copy views, precisely:
 - Memory safety: a view (and any array, slice or memoryview derived from it) keeps the stream's
