@@ -959,9 +959,9 @@ const char *shmline_version(void);
 uint32_t shmline_layout_version(void);
 
 /**
- * Returns the default stream options: capacity 64, no maximum frame size (set one, or a schema),
- * 8 readers, 1 writer, 4 reader groups, permissions 0600, no checksum, no unlink on close, no schema,
- * backpressure `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
+ * Returns the default stream options: capacity 64, no maximum frame size (set one, or a schema), 8
+ * readers, 1 writer, 4 reader groups, permissions 0600, no checksum, no unlink on close, no
+ * schema, backpressure `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
  */
 struct shmline_stream_options shmline_stream_options_default(void);
 
@@ -976,9 +976,9 @@ struct shmline_stream_options shmline_stream_options_default(void);
  * On success `*out` receives a new handle, which the caller owns and frees with
  * `shmline_stream_close()`. On failure `*out` is set to NULL. Never blocks for long.
  *
- * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`name` or `out`, or `opts->shape` when
- * `opts->ndim > 0`), `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`,
- * capacity, sizes, permissions, dtype, shape or backpressure; non-UTF-8 name), `SHMLINE_ALREADY_EXISTS`,
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`name` or `out`, or `opts->shape` when `opts->ndim
+ * > 0`), `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`, capacity, sizes,
+ * permissions, dtype, shape or backpressure; non-UTF-8 name), `SHMLINE_ALREADY_EXISTS`,
  * `SHMLINE_PERMISSION_DENIED`, `SHMLINE_NO_SPACE`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
  *
  * # Safety
@@ -1081,6 +1081,7 @@ int32_t shmline_stream_get_info(const struct shmline_stream *stream,
  * are one scalar gives a dtype and `*ndim = 0`. `shape` may be NULL when `shape_cap` is 0.
  *
  * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_BUFFER_TOO_SMALL` (nothing written),
+ * `SHMLINE_INVALID_ARGUMENT` (`dtype_cap` or `shape_cap` larger than any buffer can be),
  * `SHMLINE_PANIC`.
  *
  * # Safety
@@ -1124,8 +1125,9 @@ int32_t shmline_stream_get_stats(const struct shmline_stream *stream,
  * while the call returns `SHMLINE_BUFFER_TOO_SMALL` (nothing is written then). Walk the list with
  * `for (const char *n = names; *n; n += strlen(n) + 1)`.
  *
- * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_BUFFER_TOO_SMALL`, `SHMLINE_OS_ERROR`,
- * `SHMLINE_PANIC`.
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_BUFFER_TOO_SMALL`,
+ * `SHMLINE_INVALID_ARGUMENT` (`cap` larger than any buffer can be, over `PTRDIFF_MAX` bytes),
+ * `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
  *
  * # Safety
  * `names` is NULL or has `cap` writable bytes; `len` is NULL or writable.
@@ -1152,8 +1154,10 @@ struct shmline_writer_options shmline_writer_options_default(void);
  * `shmline_writer_close()`; on failure `*out` is set to NULL. Never blocks.
  *
  * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`
- * or wait strategy), `SHMLINE_WRITER_EXISTS`, `SHMLINE_TOO_MANY_WRITERS`, `SHMLINE_WRONG_STATE`,
- * `SHMLINE_CORRUPT`, `SHMLINE_PANIC`.
+ * or wait strategy), `SHMLINE_WRITER_EXISTS` (single-writer stream), `SHMLINE_TOO_MANY_WRITERS`
+ * (multi-writer stream with `max_writers` live writers), `SHMLINE_WRONG_STATE` (the stream has
+ * ended, or another process kept the stream's table lock for seconds), `SHMLINE_CORRUPT`,
+ * `SHMLINE_PANIC`.
  *
  * # Safety
  * `stream` is NULL or an open stream handle; `opts` is NULL or initialised by
@@ -1184,9 +1188,11 @@ void shmline_writer_close(struct shmline_writer *writer);
  * `_DROP_NEWEST` discards the frame, counts it and returns `SHMLINE_OK`. `data` may be NULL when
  * `len` is 0 (an empty frame).
  *
- * Returns `SHMLINE_OK`, `SHMLINE_FULL` (`timeout_ns` 0 or policy `_FAIL`, and no space),
- * `SHMLINE_TIMEOUT`,
- * `SHMLINE_NULL_POINTER`, `SHMLINE_FRAME_TOO_LARGE`, `SHMLINE_WRONG_STATE` (a slot is reserved),
+ * Returns `SHMLINE_OK` (under `_DROP_NEWEST` also for a discarded frame), `SHMLINE_FULL`
+ * (`timeout_ns` 0 or policy `_FAIL`, and no space), `SHMLINE_TIMEOUT`, `SHMLINE_NULL_POINTER`,
+ * `SHMLINE_FRAME_TOO_LARGE`, `SHMLINE_INVALID_ARGUMENT` (`len` larger than any buffer can be, over
+ * `PTRDIFF_MAX` bytes, such as `SIZE_MAX`), `SHMLINE_WRONG_STATE` (a slot is reserved),
+ * `SHMLINE_CORRUPT` (a multi-writer stream's shared counters hold impossible values),
  * `SHMLINE_PANIC`. Nothing is written unless it returns `SHMLINE_OK`.
  *
  * # Safety
@@ -1222,10 +1228,15 @@ int32_t shmline_writer_try_write(struct shmline_writer *writer,
  * Under `SHMLINE_BACKPRESSURE_DROP_NEWEST` the frames that do not fit are discarded and counted,
  * and `*written` is `count`.
  *
+ * Under `SHMLINE_BACKPRESSURE_FAIL` a full ring ends the batch at once: `SHMLINE_OK` with the
+ * frames that fitted, or `SHMLINE_FULL` if none did, whatever `timeout_ns`.
+ *
  * Returns `SHMLINE_OK` with `*written` between 1 and `count` (0 only when `count` is 0),
  * `SHMLINE_FULL` or `SHMLINE_TIMEOUT` when no frame could be written (`*written` is 0),
- * `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (lengths overflow), `SHMLINE_FRAME_TOO_LARGE`
- * (nothing written), `SHMLINE_WRONG_STATE` (a slot is reserved), `SHMLINE_PANIC`.
+ * `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (`count` values of `lens`, or the lengths
+ * added up, more than any buffer holds, over `PTRDIFF_MAX` bytes), `SHMLINE_FRAME_TOO_LARGE`
+ * (nothing written), `SHMLINE_WRONG_STATE` (a slot is reserved), `SHMLINE_CORRUPT` (as for
+ * `shmline_writer_write()`), `SHMLINE_PANIC`.
  *
  * # Safety
  * `writer` is NULL or an open writer handle; `lens` is NULL or has `count` values; `data` is NULL
@@ -1249,8 +1260,10 @@ int32_t shmline_writer_write_batch(struct shmline_writer *writer,
  * `shmline_writer_close()`; readers cannot see it before the commit. On failure `*slot` is set
  * to NULL and `*capacity` to 0.
  *
- * Returns `SHMLINE_OK`, `SHMLINE_FULL` (`timeout_ns` 0 and no space), `SHMLINE_TIMEOUT`,
- * `SHMLINE_NULL_POINTER`, `SHMLINE_WRONG_STATE` (a slot is already reserved), `SHMLINE_PANIC`.
+ * Returns `SHMLINE_OK`, `SHMLINE_FULL` (no space, and `timeout_ns` 0 or a policy that never
+ * waits: `_FAIL`, `_DROP_NEWEST`), `SHMLINE_TIMEOUT`, `SHMLINE_NULL_POINTER`,
+ * `SHMLINE_WRONG_STATE` (a slot is already reserved), `SHMLINE_CORRUPT` (as for
+ * `shmline_writer_write()`), `SHMLINE_PANIC`.
  *
  * # Safety
  * `writer` is NULL or an open writer handle; `slot` and `capacity` are NULL or writable.
@@ -1358,7 +1371,8 @@ struct shmline_reader_options shmline_reader_options_default(void);
  * `SHMLINE_BACKPRESSURE_DROP_OLDEST` stream), `SHMLINE_INVALID_NAME` (a bad `group` name),
  * `SHMLINE_SCHEMA_MISMATCH`, `SHMLINE_TOO_MANY_READERS` (every reader slot taken, or a new group
  * beyond the stream's `max_groups`), `SHMLINE_WRONG_STATE` (another process kept the stream's
- * table lock for seconds), `SHMLINE_PANIC`.
+ * table lock for seconds), `SHMLINE_CORRUPT` (the stream's shared positions hold impossible
+ * values), `SHMLINE_PANIC`.
  *
  * # Safety
  * `stream` is NULL or an open stream handle; `opts` is NULL or initialised by
@@ -1387,7 +1401,8 @@ void shmline_reader_close(struct shmline_reader *reader);
  * Returns `SHMLINE_OK`; `SHMLINE_EMPTY` (`timeout_ns` 0 and no frame), `SHMLINE_TIMEOUT`,
  * `SHMLINE_END_OF_STREAM`, `SHMLINE_WRITER_DEAD` (outcomes: nothing read);
  * `SHMLINE_BUFFER_TOO_SMALL` (the frame stays unread, `info->len` is its length and the other
- * fields of `*info` are 0); `SHMLINE_NULL_POINTER`, `SHMLINE_WRONG_STATE` (a frame is acquired),
+ * fields of `*info` are 0); `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (`cap` larger than
+ * any buffer can be, over `PTRDIFF_MAX` bytes), `SHMLINE_WRONG_STATE` (a frame is acquired),
  * `SHMLINE_CORRUPT` (including a checksum mismatch), `SHMLINE_PANIC`.
  *
  * # Safety
@@ -1425,9 +1440,9 @@ int32_t shmline_reader_try_read(struct shmline_reader *reader,
  * Returns `SHMLINE_OK` with `*count` between 1 and `max_frames`; `SHMLINE_EMPTY`,
  * `SHMLINE_TIMEOUT`, `SHMLINE_END_OF_STREAM`, `SHMLINE_WRITER_DEAD` (outcomes, `*count` 0);
  * `SHMLINE_BUFFER_TOO_SMALL` (the first frame does not fit in `cap`: it stays unread and
- * `infos[0].len` is its length); `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT`
- * (`max_frames` is 0), `SHMLINE_WRONG_STATE` (a frame is acquired), `SHMLINE_CORRUPT`,
- * `SHMLINE_PANIC`.
+ * `infos[0].len` is its length); `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (`max_frames`
+ * is 0, or `cap` or `max_frames` infos larger than any buffer can be, over `PTRDIFF_MAX` bytes),
+ * `SHMLINE_WRONG_STATE` (a frame is acquired), `SHMLINE_CORRUPT`, `SHMLINE_PANIC`.
  *
  * # Safety
  * `reader` is NULL or an open reader handle; `buf` is NULL or has `cap` writable bytes; `infos` is

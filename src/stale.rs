@@ -176,7 +176,7 @@ pub(crate) fn explain_exists(kind: SegmentKind, name: &str, error: Error) -> Err
         }
         Ok(Usage::Stale(why)) => format!(
             "{noun} {name:?} (/dev/shm/{file}) was left behind: {why}; remove it with {call} \
-             (C: shmline_{noun}_remove_stale) or `shmline clean {name}`, then create it again"
+             or `shmline clean {name}`, then create it again"
         ),
         Err(Error::NotFound(_)) => {
             format!("{noun} {name:?} (/dev/shm/{file}) existed, and was removed meanwhile")

@@ -106,6 +106,11 @@ fn creating_a_stream_left_by_a_killed_process_says_how_to_recover_and_remove_sta
     ] {
         assert!(message.contains(hint), "{hint:?} not in: {message}");
     }
+    // Rust callers are told the Rust call; the C boundary renames it for C (and its bindings).
+    assert!(
+        !message.contains("shmline_stream_remove_stale"),
+        "{message}"
+    );
     // What the dead writer published is still there until the name is removed.
     let stale = Stream::open(&name).unwrap();
     assert_eq!(stale.stats().frames_written, 1);

@@ -75,10 +75,33 @@ impl From<Error> for Failure {
     }
 }
 
+/// The Rust calls the core's messages may name, with the C function a C caller uses instead.
+/// Each binding over the C API renames these C functions to its own calls in the same way
+/// (Python `shmline/errors.py`, C++ `shmline::detail::raise`), so every caller is told its own
+/// recovery call.
+pub(crate) const C_CALLS: [(&str, &str); 2] = [
+    ("Stream::remove_stale", "shmline_stream_remove_stale"),
+    ("Event::remove_stale", "shmline_event_remove_stale"),
+];
+
+/// `message` with the Rust calls it names replaced by their C functions ([`C_CALLS`]).
+fn in_c_terms(message: String) -> String {
+    C_CALLS.iter().fold(message, |m, (rust, c)| {
+        if m.contains(rust) {
+            m.replace(rust, c)
+        } else {
+            m
+        }
+    })
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Shmline(e) => e.fmt(f),
+            // Outcomes have fixed texts naming no call: keep them allocation-free for polling
+            // loops.
+            Failure::Shmline(e) if e.is_outcome() => e.fmt(f),
+            Failure::Shmline(e) => f.write_str(&in_c_terms(e.to_string())),
             Failure::Null(what) => write!(f, "argument `{what}` is NULL"),
             Failure::TooSmall(message) => f.write_str(message),
         }
@@ -439,5 +462,28 @@ mod tests {
         // SAFETY: as above.
         let message = unsafe { CStr::from_ptr(last_error_ptr()) };
         assert_eq!(message.to_bytes(), b"a?b");
+    }
+
+    #[test]
+    fn a_core_message_naming_a_rust_call_tells_a_c_caller_the_c_function() {
+        let status = ffi_call(|| {
+            Err(Error::AlreadyExists(
+                "stream \"s\" was left behind; remove it with Stream::remove_stale, or event \"e\" \
+                 with Event::remove_stale"
+                    .into(),
+            )
+            .into())
+        });
+        assert_eq!(status, Status::AlreadyExists as i32);
+        // SAFETY: as above.
+        let message = unsafe { CStr::from_ptr(last_error_ptr()) }
+            .to_str()
+            .unwrap();
+        assert!(
+            message.contains("with shmline_stream_remove_stale, or")
+                && message.contains("with shmline_event_remove_stale")
+                && !message.contains("::"),
+            "{message}"
+        );
     }
 }

@@ -198,7 +198,8 @@ pub extern "C" fn shmline_reader_options_default() -> shmline_reader_options {
 /// `SHMLINE_BACKPRESSURE_DROP_OLDEST` stream), `SHMLINE_INVALID_NAME` (a bad `group` name),
 /// `SHMLINE_SCHEMA_MISMATCH`, `SHMLINE_TOO_MANY_READERS` (every reader slot taken, or a new group
 /// beyond the stream's `max_groups`), `SHMLINE_WRONG_STATE` (another process kept the stream's
-/// table lock for seconds), `SHMLINE_PANIC`.
+/// table lock for seconds), `SHMLINE_CORRUPT` (the stream's shared positions hold impossible
+/// values), `SHMLINE_PANIC`.
 ///
 /// # Safety
 /// `stream` is NULL or an open stream handle; `opts` is NULL or initialised by
@@ -248,7 +249,8 @@ pub unsafe extern "C" fn shmline_reader_close(reader: *mut shmline_reader) {
 /// Returns `SHMLINE_OK`; `SHMLINE_EMPTY` (`timeout_ns` 0 and no frame), `SHMLINE_TIMEOUT`,
 /// `SHMLINE_END_OF_STREAM`, `SHMLINE_WRITER_DEAD` (outcomes: nothing read);
 /// `SHMLINE_BUFFER_TOO_SMALL` (the frame stays unread, `info->len` is its length and the other
-/// fields of `*info` are 0); `SHMLINE_NULL_POINTER`, `SHMLINE_WRONG_STATE` (a frame is acquired),
+/// fields of `*info` are 0); `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (`cap` larger than
+/// any buffer can be, over `PTRDIFF_MAX` bytes), `SHMLINE_WRONG_STATE` (a frame is acquired),
 /// `SHMLINE_CORRUPT` (including a checksum mismatch), `SHMLINE_PANIC`.
 ///
 /// # Safety
@@ -315,9 +317,9 @@ pub unsafe extern "C" fn shmline_reader_try_read(
 /// Returns `SHMLINE_OK` with `*count` between 1 and `max_frames`; `SHMLINE_EMPTY`,
 /// `SHMLINE_TIMEOUT`, `SHMLINE_END_OF_STREAM`, `SHMLINE_WRITER_DEAD` (outcomes, `*count` 0);
 /// `SHMLINE_BUFFER_TOO_SMALL` (the first frame does not fit in `cap`: it stays unread and
-/// `infos[0].len` is its length); `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT`
-/// (`max_frames` is 0), `SHMLINE_WRONG_STATE` (a frame is acquired), `SHMLINE_CORRUPT`,
-/// `SHMLINE_PANIC`.
+/// `infos[0].len` is its length); `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (`max_frames`
+/// is 0, or `cap` or `max_frames` infos larger than any buffer can be, over `PTRDIFF_MAX` bytes),
+/// `SHMLINE_WRONG_STATE` (a frame is acquired), `SHMLINE_CORRUPT`, `SHMLINE_PANIC`.
 ///
 /// # Safety
 /// `reader` is NULL or an open reader handle; `buf` is NULL or has `cap` writable bytes; `infos` is

@@ -301,9 +301,9 @@ pub(crate) unsafe fn schema_arg(
     Ok(Some(Schema::new(dtype, shape)?))
 }
 
-/// Returns the default stream options: capacity 64, no maximum frame size (set one, or a schema),
-/// 8 readers, 1 writer, 4 reader groups, permissions 0600, no checksum, no unlink on close, no schema,
-/// backpressure `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
+/// Returns the default stream options: capacity 64, no maximum frame size (set one, or a schema), 8
+/// readers, 1 writer, 4 reader groups, permissions 0600, no checksum, no unlink on close, no
+/// schema, backpressure `SHMLINE_BACKPRESSURE_BLOCK`; `struct_size` set.
 #[no_mangle]
 pub extern "C" fn shmline_stream_options_default() -> shmline_stream_options {
     guard(
@@ -322,9 +322,9 @@ pub extern "C" fn shmline_stream_options_default() -> shmline_stream_options {
 /// On success `*out` receives a new handle, which the caller owns and frees with
 /// `shmline_stream_close()`. On failure `*out` is set to NULL. Never blocks for long.
 ///
-/// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`name` or `out`, or `opts->shape` when
-/// `opts->ndim > 0`), `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`,
-/// capacity, sizes, permissions, dtype, shape or backpressure; non-UTF-8 name), `SHMLINE_ALREADY_EXISTS`,
+/// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER` (`name` or `out`, or `opts->shape` when `opts->ndim
+/// > 0`), `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`, capacity, sizes,
+/// permissions, dtype, shape or backpressure; non-UTF-8 name), `SHMLINE_ALREADY_EXISTS`,
 /// `SHMLINE_PERMISSION_DENIED`, `SHMLINE_NO_SPACE`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
 ///
 /// # Safety
@@ -521,6 +521,7 @@ pub unsafe extern "C" fn shmline_stream_get_info(
 /// are one scalar gives a dtype and `*ndim = 0`. `shape` may be NULL when `shape_cap` is 0.
 ///
 /// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_BUFFER_TOO_SMALL` (nothing written),
+/// `SHMLINE_INVALID_ARGUMENT` (`dtype_cap` or `shape_cap` larger than any buffer can be),
 /// `SHMLINE_PANIC`.
 ///
 /// # Safety
@@ -645,8 +646,9 @@ fn group_name(name: Option<&str>) -> [c_char; SHMLINE_GROUP_NAME_LEN] {
 /// while the call returns `SHMLINE_BUFFER_TOO_SMALL` (nothing is written then). Walk the list with
 /// `for (const char *n = names; *n; n += strlen(n) + 1)`.
 ///
-/// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_BUFFER_TOO_SMALL`, `SHMLINE_OS_ERROR`,
-/// `SHMLINE_PANIC`.
+/// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_BUFFER_TOO_SMALL`,
+/// `SHMLINE_INVALID_ARGUMENT` (`cap` larger than any buffer can be, over `PTRDIFF_MAX` bytes),
+/// `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
 ///
 /// # Safety
 /// `names` is NULL or has `cap` writable bytes; `len` is NULL or writable.

@@ -82,8 +82,10 @@ pub extern "C" fn shmline_writer_options_default() -> shmline_writer_options {
 /// `shmline_writer_close()`; on failure `*out` is set to NULL. Never blocks.
 ///
 /// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`
-/// or wait strategy), `SHMLINE_WRITER_EXISTS`, `SHMLINE_TOO_MANY_WRITERS`, `SHMLINE_WRONG_STATE`,
-/// `SHMLINE_CORRUPT`, `SHMLINE_PANIC`.
+/// or wait strategy), `SHMLINE_WRITER_EXISTS` (single-writer stream), `SHMLINE_TOO_MANY_WRITERS`
+/// (multi-writer stream with `max_writers` live writers), `SHMLINE_WRONG_STATE` (the stream has
+/// ended, or another process kept the stream's table lock for seconds), `SHMLINE_CORRUPT`,
+/// `SHMLINE_PANIC`.
 ///
 /// # Safety
 /// `stream` is NULL or an open stream handle; `opts` is NULL or initialised by
@@ -134,9 +136,11 @@ pub unsafe extern "C" fn shmline_writer_close(writer: *mut shmline_writer) {
 /// `_DROP_NEWEST` discards the frame, counts it and returns `SHMLINE_OK`. `data` may be NULL when
 /// `len` is 0 (an empty frame).
 ///
-/// Returns `SHMLINE_OK`, `SHMLINE_FULL` (`timeout_ns` 0 or policy `_FAIL`, and no space),
-/// `SHMLINE_TIMEOUT`,
-/// `SHMLINE_NULL_POINTER`, `SHMLINE_FRAME_TOO_LARGE`, `SHMLINE_WRONG_STATE` (a slot is reserved),
+/// Returns `SHMLINE_OK` (under `_DROP_NEWEST` also for a discarded frame), `SHMLINE_FULL`
+/// (`timeout_ns` 0 or policy `_FAIL`, and no space), `SHMLINE_TIMEOUT`, `SHMLINE_NULL_POINTER`,
+/// `SHMLINE_FRAME_TOO_LARGE`, `SHMLINE_INVALID_ARGUMENT` (`len` larger than any buffer can be, over
+/// `PTRDIFF_MAX` bytes, such as `SIZE_MAX`), `SHMLINE_WRONG_STATE` (a slot is reserved),
+/// `SHMLINE_CORRUPT` (a multi-writer stream's shared counters hold impossible values),
 /// `SHMLINE_PANIC`. Nothing is written unless it returns `SHMLINE_OK`.
 ///
 /// # Safety
@@ -186,10 +190,15 @@ pub unsafe extern "C" fn shmline_writer_try_write(
 /// Under `SHMLINE_BACKPRESSURE_DROP_NEWEST` the frames that do not fit are discarded and counted,
 /// and `*written` is `count`.
 ///
+/// Under `SHMLINE_BACKPRESSURE_FAIL` a full ring ends the batch at once: `SHMLINE_OK` with the
+/// frames that fitted, or `SHMLINE_FULL` if none did, whatever `timeout_ns`.
+///
 /// Returns `SHMLINE_OK` with `*written` between 1 and `count` (0 only when `count` is 0),
 /// `SHMLINE_FULL` or `SHMLINE_TIMEOUT` when no frame could be written (`*written` is 0),
-/// `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (lengths overflow), `SHMLINE_FRAME_TOO_LARGE`
-/// (nothing written), `SHMLINE_WRONG_STATE` (a slot is reserved), `SHMLINE_PANIC`.
+/// `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (`count` values of `lens`, or the lengths
+/// added up, more than any buffer holds, over `PTRDIFF_MAX` bytes), `SHMLINE_FRAME_TOO_LARGE`
+/// (nothing written), `SHMLINE_WRONG_STATE` (a slot is reserved), `SHMLINE_CORRUPT` (as for
+/// `shmline_writer_write()`), `SHMLINE_PANIC`.
 ///
 /// # Safety
 /// `writer` is NULL or an open writer handle; `lens` is NULL or has `count` values; `data` is NULL
@@ -250,8 +259,10 @@ pub unsafe extern "C" fn shmline_writer_write_batch(
 /// `shmline_writer_close()`; readers cannot see it before the commit. On failure `*slot` is set
 /// to NULL and `*capacity` to 0.
 ///
-/// Returns `SHMLINE_OK`, `SHMLINE_FULL` (`timeout_ns` 0 and no space), `SHMLINE_TIMEOUT`,
-/// `SHMLINE_NULL_POINTER`, `SHMLINE_WRONG_STATE` (a slot is already reserved), `SHMLINE_PANIC`.
+/// Returns `SHMLINE_OK`, `SHMLINE_FULL` (no space, and `timeout_ns` 0 or a policy that never
+/// waits: `_FAIL`, `_DROP_NEWEST`), `SHMLINE_TIMEOUT`, `SHMLINE_NULL_POINTER`,
+/// `SHMLINE_WRONG_STATE` (a slot is already reserved), `SHMLINE_CORRUPT` (as for
+/// `shmline_writer_write()`), `SHMLINE_PANIC`.
 ///
 /// # Safety
 /// `writer` is NULL or an open writer handle; `slot` and `capacity` are NULL or writable.

@@ -1206,6 +1206,8 @@ static void test_remove_stale_recovers_names_left_by_a_dead_process_and_spares_l
     shmline_stream *s = NULL;
     EXPECT(shmline_stream_create(name, &o, &s), SHMLINE_ALREADY_EXISTS);
     EXPECT_MESSAGE("shmline_stream_remove_stale");
+    /* C callers are told the C function, not the Rust call the core's message names. */
+    CHECK(strstr(shmline_last_error_message(), "::") == NULL);
     EXPECT(shmline_stream_remove_stale(name), SHMLINE_OK);
     EXPECT(shmline_stream_remove_stale(name), SHMLINE_NOT_FOUND);
     EXPECT(shmline_stream_create(name, &o, &s), SHMLINE_OK);
@@ -1220,6 +1222,7 @@ static void test_remove_stale_recovers_names_left_by_a_dead_process_and_spares_l
     shmline_event *ev = NULL;
     EXPECT(shmline_event_create(name, &eo, &ev), SHMLINE_ALREADY_EXISTS);
     EXPECT_MESSAGE("shmline_event_remove_stale");
+    CHECK(strstr(shmline_last_error_message(), "::") == NULL);
     EXPECT(shmline_event_remove_stale(name), SHMLINE_OK);
     EXPECT(shmline_event_remove_stale(name), SHMLINE_NOT_FOUND);
     EXPECT(shmline_event_create(name, &eo, &ev), SHMLINE_OK);
@@ -1329,6 +1332,188 @@ static void test_acquire_reports_a_skipped_number_in_missed_as_a_copy_read_does(
     CHECK(missed == 1);
     shmline_writer_close(w);
     shmline_reader_close(r);
+/* ---- Backpressure policies and bad input (issue 11) ---- */
+
+/* A stream of 4 slots of 8-byte frames under backpressure `policy`, a reader and a writer. */
+static shmline_stream *make_policy_stream(const char *tag, uint32_t policy, shmline_reader **r,
+                                          shmline_writer **w) {
+    shmline_stream_options o = shmline_stream_options_default();
+    o.capacity = 4;
+    o.max_frame_size = 8;
+    o.backpressure = policy;
+    o.unlink_on_close = 1;
+    shmline_stream *s = NULL;
+    EXPECT(shmline_stream_create(unique(tag), &o, &s), SHMLINE_OK);
+    *r = make_reader(s);
+    *w = make_writer(s);
+    return s;
+}
+
+/* Writes frame `i`: the 8 bytes of `i`. */
+static int32_t write_frame(shmline_writer *w, uint64_t i, int64_t timeout_ns) {
+    return shmline_writer_write(w, &i, sizeof i, 0, timeout_ns);
+}
+
+/* Reads every frame there is now; checks they carry first, first + 1, ... up to `end`
+ * (exclusive) and that the next read finds the ring empty. */
+static void expect_frames(shmline_reader *r, uint64_t first, uint64_t end) {
+    for (uint64_t i = first; i < end; i++) {
+        uint64_t got = 0;
+        shmline_frame_info info;
+        EXPECT(shmline_reader_read(r, &got, sizeof got, 0, &info), SHMLINE_OK);
+        CHECK(got == i && info.seq == i);
+    }
+    uint64_t none = 0;
+    shmline_frame_info info;
+    EXPECT(shmline_reader_read(r, &none, sizeof none, 0, &info), SHMLINE_EMPTY);
+}
+
+static void test_block_policy_waits_for_space_and_loses_nothing(void) {
+    shmline_reader *r;
+    shmline_writer *w;
+    shmline_stream *s = make_policy_stream("block", SHMLINE_BACKPRESSURE_BLOCK, &r, &w);
+    for (uint64_t i = 0; i < 4; i++) {
+        EXPECT(write_frame(w, i, SHMLINE_TIMEOUT_INFINITE), SHMLINE_OK);
+    }
+    uint64_t extra = 99;
+    size_t lens[1] = {sizeof extra};
+    size_t written = 7;
+    void *slot = (void *)1;
+    size_t capacity = 7;
+    EXPECT(write_frame(w, extra, 0), SHMLINE_FULL);
+    EXPECT(write_frame(w, extra, 1000000), SHMLINE_TIMEOUT);
+    EXPECT(shmline_writer_write_batch(w, &extra, lens, 1, 0, 1000000, &written), SHMLINE_TIMEOUT);
+    CHECK(written == 0);
+    EXPECT(shmline_writer_reserve(w, 1000000, &slot, &capacity), SHMLINE_TIMEOUT);
+    CHECK(slot == NULL && capacity == 0);
+    expect_frames(r, 0, 4);
+    EXPECT(write_frame(w, 4, SHMLINE_TIMEOUT_INFINITE), SHMLINE_OK);
+    expect_frames(r, 4, 5);
+    uint64_t dropped = 9;
+    EXPECT(shmline_writer_frames_dropped(w, &dropped), SHMLINE_OK);
+    CHECK(dropped == 0);
+    shmline_reader_close(r);
+    shmline_writer_close(w);
+    shmline_stream_close(s);
+}
+
+static void test_fail_policy_returns_full_at_once_even_with_an_infinite_timeout(void) {
+    shmline_reader *r;
+    shmline_writer *w;
+    shmline_stream *s = make_policy_stream("fail", SHMLINE_BACKPRESSURE_FAIL, &r, &w);
+    for (uint64_t i = 0; i < 3; i++) {
+        EXPECT(write_frame(w, i, SHMLINE_TIMEOUT_INFINITE), SHMLINE_OK);
+    }
+    /* One slot left: a batch of three writes its first frame and says so. */
+    uint64_t batch[3] = {3, 98, 99};
+    size_t lens[3] = {8, 8, 8};
+    size_t written = 0;
+    EXPECT(shmline_writer_write_batch(w, batch, lens, 3, 0, SHMLINE_TIMEOUT_INFINITE, &written),
+           SHMLINE_OK);
+    CHECK(written == 1);
+    EXPECT(write_frame(w, 99, SHMLINE_TIMEOUT_INFINITE), SHMLINE_FULL);
+    EXPECT(shmline_writer_write_batch(w, batch, lens, 1, 0, SHMLINE_TIMEOUT_INFINITE, &written),
+           SHMLINE_FULL);
+    CHECK(written == 0);
+    void *slot = (void *)1;
+    size_t capacity = 7;
+    EXPECT(shmline_writer_reserve(w, SHMLINE_TIMEOUT_INFINITE, &slot, &capacity), SHMLINE_FULL);
+    CHECK(slot == NULL && capacity == 0);
+    expect_frames(r, 0, 4);
+    EXPECT(write_frame(w, 4, SHMLINE_TIMEOUT_INFINITE), SHMLINE_OK);
+    expect_frames(r, 4, 5);
+    uint64_t dropped = 9;
+    EXPECT(shmline_writer_frames_dropped(w, &dropped), SHMLINE_OK);
+    CHECK(dropped == 0);
+    shmline_reader_close(r);
+    shmline_writer_close(w);
+    shmline_stream_close(s);
+}
+
+static void test_drop_newest_policy_discards_copy_writes_and_refuses_reserve(void) {
+    shmline_reader *r;
+    shmline_writer *w;
+    shmline_stream *s = make_policy_stream("drop-newest", SHMLINE_BACKPRESSURE_DROP_NEWEST, &r,
+                                           &w);
+    for (uint64_t i = 0; i < 4; i++) {
+        EXPECT(write_frame(w, i, SHMLINE_TIMEOUT_INFINITE), SHMLINE_OK);
+    }
+    EXPECT(write_frame(w, 99, SHMLINE_TIMEOUT_INFINITE), SHMLINE_OK);
+    uint64_t batch[2] = {98, 99};
+    size_t lens[2] = {8, 8};
+    size_t written = 0;
+    EXPECT(shmline_writer_write_batch(w, batch, lens, 2, 0, SHMLINE_TIMEOUT_INFINITE, &written),
+           SHMLINE_OK);
+    CHECK(written == 2);
+    void *slot = (void *)1;
+    size_t capacity = 7;
+    EXPECT(shmline_writer_reserve(w, SHMLINE_TIMEOUT_INFINITE, &slot, &capacity), SHMLINE_FULL);
+    CHECK(slot == NULL && capacity == 0);
+    uint64_t dropped = 0;
+    EXPECT(shmline_writer_frames_dropped(w, &dropped), SHMLINE_OK);
+    CHECK(dropped == 3);
+    expect_frames(r, 0, 4);
+    EXPECT(write_frame(w, 4, SHMLINE_TIMEOUT_INFINITE), SHMLINE_OK);
+    expect_frames(r, 4, 5);
+    shmline_reader_close(r);
+    shmline_writer_close(w);
+    shmline_stream_close(s);
+}
+
+static void test_drop_oldest_policy_never_refuses_and_readers_skip_to_the_newest(void) {
+    shmline_reader *r;
+    shmline_writer *w;
+    shmline_stream *s = make_policy_stream("drop-oldest", SHMLINE_BACKPRESSURE_DROP_OLDEST, &r,
+                                           &w);
+    for (uint64_t i = 0; i < 11; i++) {
+        EXPECT(write_frame(w, i, SHMLINE_TIMEOUT_INFINITE), SHMLINE_OK);
+    }
+    void *slot = NULL;
+    size_t capacity = 0;
+    EXPECT(shmline_writer_reserve(w, SHMLINE_TIMEOUT_INFINITE, &slot, &capacity), SHMLINE_OK);
+    uint64_t last = 11;
+    memcpy(slot, &last, sizeof last);
+    EXPECT(shmline_writer_commit(w, sizeof last, 0), SHMLINE_OK);
+    uint64_t got = 0;
+    shmline_frame_info info;
+    EXPECT(shmline_reader_read(r, &got, sizeof got, SHMLINE_TIMEOUT_INFINITE, &info), SHMLINE_OK);
+    CHECK(got >= 12 - 4 && got == info.seq && info.missed == got);
+    expect_frames(r, got + 1, 12);
+    uint64_t dropped = 9;
+    EXPECT(shmline_writer_frames_dropped(w, &dropped), SHMLINE_OK);
+    CHECK(dropped == 0);
+    shmline_reader_close(r);
+    shmline_writer_close(w);
+    shmline_stream_close(s);
+}
+
+static void test_lengths_no_buffer_can_have_are_invalid_arguments(void) {
+    shmline_stream *s = make_stream("huge-len", 4, 16);
+    shmline_reader *r = make_reader(s);
+    shmline_writer *w = make_writer(s);
+    const char data[16] = "0123456789abcde";
+    EXPECT(shmline_writer_write(w, data, SIZE_MAX, 0, 0), SHMLINE_INVALID_ARGUMENT);
+    EXPECT_MESSAGE("data");
+    EXPECT(shmline_writer_try_write(w, data, SIZE_MAX, 0), SHMLINE_INVALID_ARGUMENT);
+    size_t lens[2] = {SIZE_MAX, 2};
+    size_t written = 9;
+    EXPECT(shmline_writer_write_batch(w, data, lens, 2, 0, 0, &written),
+           SHMLINE_INVALID_ARGUMENT);
+    CHECK(written == 0);
+    EXPECT(shmline_writer_write_batch(w, data, lens, SIZE_MAX, 0, 0, &written),
+           SHMLINE_INVALID_ARGUMENT);
+    EXPECT(write_frame(w, 1, 0), SHMLINE_OK); /* nothing else was written */
+    char buf[16];
+    shmline_frame_info info;
+    EXPECT(shmline_reader_read(r, buf, SIZE_MAX, 0, &info), SHMLINE_INVALID_ARGUMENT);
+    size_t needed = 0;
+    EXPECT(shmline_stream_list(buf, SIZE_MAX, &needed), SHMLINE_INVALID_ARGUMENT);
+    uint32_t ndim = 9;
+    EXPECT(shmline_stream_get_schema(s, buf, SIZE_MAX, NULL, 0, &ndim), SHMLINE_INVALID_ARGUMENT);
+    EXPECT(shmline_reader_read(r, buf, sizeof buf, 0, &info), SHMLINE_OK);
+    CHECK(info.seq == 0 && info.len == 8);
+    shmline_reader_close(r);
+    shmline_writer_close(w);
     shmline_stream_close(s);
 }
 
@@ -1375,5 +1560,11 @@ int main(int argc, char **argv) {
     test_a_multi_writer_stream_ends_with_end_of_stream_when_its_last_live_writer_closes();
     test_a_multi_writer_stream_whose_writers_all_died_refuses_new_writers();
     test_acquire_reports_a_skipped_number_in_missed_as_a_copy_read_does();
+    /* Backpressure policies and bad input (issue 11). */
+    test_block_policy_waits_for_space_and_loses_nothing();
+    test_fail_policy_returns_full_at_once_even_with_an_infinite_timeout();
+    test_drop_newest_policy_discards_copy_writes_and_refuses_reserve();
+    test_drop_oldest_policy_never_refuses_and_readers_skip_to_the_newest();
+    test_lengths_no_buffer_can_have_are_invalid_arguments();
     return check_summary();
 }

@@ -209,7 +209,26 @@ TEST(Stream, RemoveStaleRecoversANameLeftByADeadProcessAndSparesALiveOne) {
     shmline::StreamOptions options;
     options.max_frame_size = 16;
     options.unlink_on_close = true;
-    EXPECT_EQ(thrown([&] { shmline::Stream::create(name, options); }), Status::AlreadyExists);
+    try {
+        shmline::Stream::create(name, options);
+        ADD_FAILURE() << "creating over a stale stream did not throw";
+    } catch (const shmline::Error& e) {
+        // The message names the C++ call that recovers the name, not the C or Rust one.
+        EXPECT_EQ(e.status(), Status::AlreadyExists);
+        EXPECT_NE(std::string(e.message()).find("shmline::Stream::remove_stale"),
+                  std::string::npos)
+            << e.message();
+        EXPECT_EQ(std::string(e.message()).find("shmline_stream_remove_stale"), std::string::npos)
+            << e.message();
+    }
+    try {
+        shmline::Event::create(name);
+        ADD_FAILURE() << "creating over a stale event did not throw";
+    } catch (const shmline::Error& e) {
+        EXPECT_EQ(e.status(), Status::AlreadyExists);
+        EXPECT_NE(std::string(e.message()).find("shmline::Event::remove_stale"), std::string::npos)
+            << e.message();
+    }
     EXPECT_TRUE(shmline::Stream::remove_stale(name));
     EXPECT_FALSE(shmline::Stream::remove_stale(name));
     shmline::Stream stream = shmline::Stream::create(name, options);
@@ -1030,6 +1049,128 @@ TEST(Backpressure, DropNewestDiscardsFramesOnAFullRingAndCountsThem) {
     }
     EXPECT_EQ(writer.frames_dropped(), 1u);
     EXPECT_EQ(stream.stats().frames_dropped, 1u);
+}
+
+// A stream of 4 slots of 8-byte frames under `policy`.
+shmline::Stream policy_stream(const char* what, shmline::Backpressure policy) {
+    shmline::StreamOptions options;
+    options.capacity = 4;
+    options.max_frame_size = 8;
+    options.backpressure = policy;
+    options.unlink_on_close = true;
+    return shmline::Stream::create(unique_name(what), options);
+}
+
+// Writes frame `i` (the 8 bytes of `i`).
+Status write_number(shmline::Writer& writer, std::uint64_t i,
+                    shmline::Timeout timeout = shmline::forever) {
+    return writer.write(&i, sizeof i, 0, timeout);
+}
+
+// The numbers of the frames a reader can read now.
+std::vector<std::uint64_t> drain_numbers(shmline::Reader& reader) {
+    std::vector<std::uint64_t> got;
+    std::uint64_t number = 0;
+    shmline::FrameInfo info{};
+    while (reader.try_read(shmline::MutableBytes(reinterpret_cast<std::byte*>(&number),
+                                                 sizeof number),
+                           info) == Status::Ok) {
+        got.push_back(number);
+    }
+    return got;
+}
+
+TEST(Backpressure, BlockWaitsForSpaceUntilTheTimeoutAndTheReaderGetsEveryFrame) {
+    shmline::Stream stream = policy_stream("bp-block", shmline::Backpressure::Block);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    for (std::uint64_t i = 0; i < 4; i++) {
+        EXPECT_EQ(write_number(writer, i), Status::Ok);
+    }
+    EXPECT_EQ(write_number(writer, 99, 1ms), Status::Timeout);
+    EXPECT_EQ(write_number(writer, 99, 0s), Status::Full);
+    shmline::WriteSlot slot = writer.reserve(1ms);
+    EXPECT_FALSE(slot);
+    EXPECT_EQ(slot.status(), Status::Timeout);
+    EXPECT_EQ(drain_numbers(reader), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+    EXPECT_EQ(write_number(writer, 4), Status::Ok);
+    EXPECT_EQ(drain_numbers(reader), (std::vector<std::uint64_t>{4}));
+    EXPECT_EQ(writer.frames_dropped(), 0u);
+}
+
+TEST(Backpressure, FailReturnsFullAtOnceEvenWithAnInfiniteTimeout) {
+    shmline::Stream stream = policy_stream("bp-fail", shmline::Backpressure::Fail);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    for (std::uint64_t i = 0; i < 3; i++) {
+        EXPECT_EQ(write_number(writer, i), Status::Ok);
+    }
+    // One slot left: a batch of three writes its first frame and says so.
+    const std::array<std::uint64_t, 3> batch{3, 98, 99};
+    const std::array<std::size_t, 3> lengths{8, 8, 8};
+    std::size_t written = 0;
+    const shmline::ConstBytes data(reinterpret_cast<const std::byte*>(batch.data()),
+                                   sizeof batch);
+    EXPECT_EQ(writer.write_batch(data, lengths, written), Status::Ok);
+    EXPECT_EQ(written, 1u);
+    EXPECT_EQ(write_number(writer, 99), Status::Full);
+    EXPECT_EQ(writer.write_batch(data, lengths, written), Status::Full);
+    EXPECT_EQ(written, 0u);
+    shmline::WriteSlot slot = writer.reserve();
+    EXPECT_FALSE(slot);
+    EXPECT_EQ(slot.status(), Status::Full);
+    EXPECT_EQ(drain_numbers(reader), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+    EXPECT_EQ(write_number(writer, 4), Status::Ok);
+    EXPECT_EQ(drain_numbers(reader), (std::vector<std::uint64_t>{4}));
+    EXPECT_EQ(writer.frames_dropped(), 0u);
+}
+
+TEST(Backpressure, DropNewestDiscardsCopyWritesAndRefusesAReservationWithFull) {
+    shmline::Stream stream = policy_stream("bp-drop-newest", shmline::Backpressure::DropNewest);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    for (std::uint64_t i = 0; i < 4; i++) {
+        EXPECT_EQ(write_number(writer, i), Status::Ok);
+    }
+    EXPECT_EQ(write_number(writer, 99), Status::Ok);  // discarded and counted
+    shmline::WriteSlot slot = writer.reserve();
+    EXPECT_FALSE(slot);
+    EXPECT_EQ(slot.status(), Status::Full);
+    EXPECT_EQ(writer.frames_dropped(), 1u);
+    EXPECT_EQ(drain_numbers(reader), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+    EXPECT_EQ(write_number(writer, 4), Status::Ok);
+    EXPECT_EQ(drain_numbers(reader), (std::vector<std::uint64_t>{4}));
+}
+
+TEST(Backpressure, DropOldestNeverRefusesAndTheReaderSkipsToTheNewestFrames) {
+    shmline::Stream stream = policy_stream("bp-drop-oldest", shmline::Backpressure::DropOldest);
+    shmline::Reader reader = stream.reader();
+    shmline::Writer writer = stream.writer();
+    for (std::uint64_t i = 0; i < 11; i++) {
+        EXPECT_EQ(write_number(writer, i), Status::Ok);
+    }
+    {
+        shmline::WriteSlot slot = writer.reserve();
+        ASSERT_TRUE(slot);
+        const std::uint64_t last = 11;
+        std::memcpy(slot.data(), &last, sizeof last);
+        slot.set_length(sizeof last);
+    }
+    std::uint64_t first = 0;
+    shmline::FrameInfo info{};
+    ASSERT_EQ(reader.read(shmline::MutableBytes(reinterpret_cast<std::byte*>(&first),
+                                                sizeof first),
+                          info, patience),
+              Status::Ok);
+    EXPECT_GE(first, 12u - 4u);
+    EXPECT_EQ(info.seq, first);
+    EXPECT_EQ(info.missed, first);
+    std::vector<std::uint64_t> rest;
+    for (std::uint64_t i = first + 1; i < 12; i++) {
+        rest.push_back(i);
+    }
+    EXPECT_EQ(drain_numbers(reader), rest);
+    EXPECT_EQ(writer.frames_dropped(), 0u);
 }
 
 TEST(ReaderGroup, StreamsHaveRoomForFourGroupsByDefault) {

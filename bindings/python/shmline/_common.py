@@ -23,6 +23,7 @@ FULL = lib.SHMLINE_FULL
 EMPTY = lib.SHMLINE_EMPTY
 TIMEOUT = lib.SHMLINE_TIMEOUT
 WRONG_STATE = lib.SHMLINE_WRONG_STATE
+NOT_FOUND = lib.SHMLINE_NOT_FOUND
 BUFFER_TOO_SMALL = lib.SHMLINE_BUFFER_TOO_SMALL
 NULL = ffi.NULL
 
@@ -56,17 +57,38 @@ assert ffi.sizeof("shmline_frame_info") == INFO_DTYPE.itemsize
 
 
 def first_slice(timeout: Optional[float]) -> int:
-    """The first wait slice, in ns, of a call given `timeout` seconds (None: for ever)."""
+    """The first wait slice, in ns, of a call given `timeout` seconds (None: for ever; so is
+    any timeout too long to ever pass, up to `float('inf')`)."""
     if timeout is None:
         return SLICE_NS
     if not timeout >= 0:  # negative or NaN
         raise ValueError(f"timeout must be None or a number of seconds >= 0, not {timeout!r}")
-    return min(SLICE_NS, int(timeout * 1e9))
+    return slice_of(timeout)
+
+
+def slice_of(seconds: float) -> int:
+    """The wait slice, in ns, for `seconds` (>= 0) left: at most `SLICE_NS`. Clamped before the
+    conversion, so an infinite or huge timeout gives a full slice, never an
+    `OverflowError` (nor an int too large for a float)."""
+    return SLICE_NS if seconds >= SLICE_NS / 1e9 else int(seconds * 1e9)
+
+
+def name_bytes(name: Any, what: str = "name") -> bytes:
+    """`name` (a `str`) as the library takes names: `TypeError` naming the argument `what` for
+    anything else (the library checks the characters and the length)."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, not {type(name).__name__} ({name!r})")
+    return name.encode()
+
+
+# Timeouts of at least this many seconds (about 31 million years) never pass: they wait for ever
+# like None, whatever their size (`float('inf')`, `1e300`, `10**400`).
+FOREVER_S = 1e15
 
 
 def deadline_of(timeout: Optional[float]) -> Optional[float]:
     """The `monotonic()` time a call given `timeout` seconds must end by (None: never)."""
-    return None if timeout is None else monotonic() + timeout
+    return None if timeout is None or timeout >= FOREVER_S else monotonic() + timeout
 
 
 def next_slice(deadline: Optional[float], timeout: Optional[float], what: str) -> int:
@@ -77,7 +99,7 @@ def next_slice(deadline: Optional[float], timeout: Optional[float], what: str) -
     left = deadline - monotonic()
     if left <= 0:
         raise errors.Timeout(f"{what} within the timeout of {timeout} s")
-    return min(SLICE_NS, int(left * 1e9))
+    return slice_of(left)
 
 
 def closer(close: Any) -> Any:

@@ -23,11 +23,12 @@ class StreamRef:
     `Stream` object open."""
 
     __slots__ = ("pin", "name", "dtype", "shape", "frame_size", "max_frame_size", "slot_size",
-                 "capacity")
+                 "capacity", "backpressure")
 
     def __init__(self, pin: Any, name: str, dtype: Optional[np.dtype],
                  shape: Optional[Tuple[int, ...]], frame_size: Optional[int],
-                 max_frame_size: int, slot_size: int, capacity: int) -> None:
+                 max_frame_size: int, slot_size: int, capacity: int,
+                 backpressure: str) -> None:
         if pin == NULL:
             raise errors.ClosedError(f"stream {name!r} is closed")
         self.pin = pin
@@ -38,6 +39,7 @@ class StreamRef:
         self.max_frame_size = max_frame_size
         self.slot_size = slot_size
         self.capacity = capacity
+        self.backpressure = backpressure
 
 
 class Ring:

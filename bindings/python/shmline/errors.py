@@ -67,9 +67,15 @@ class ShmlineError(Exception):
 
 
 class Full(ShmlineError):
-    """The ring is full and the call was not allowed to wait."""
+    """The ring is full and the call was not allowed to wait: the stream's backpressure policy
+    is "fail" (or "drop_newest", for `Writer.reserve()`).
+
+    `written` is set by `Writer.write_batch()`: how many of its frames were written before the
+    ring filled (the rest were not).
+    """
 
     status = lib.SHMLINE_FULL
+    written: int = 0
 
 
 class Empty(ShmlineError):
@@ -250,12 +256,23 @@ _BY_STATUS = {
 }
 
 
+# The C functions the library's messages may name as the way out (e.g. of a stale name, in an
+# `AlreadyExistsError`), with the call a Python caller makes instead.
+_PYTHON_CALLS = {
+    "shmline_stream_remove_stale": "shmline.Stream.remove_stale",
+    "shmline_event_remove_stale": "shmline.Event.remove_stale",
+}
+
+
 def error_for(status: int) -> ShmlineError:
     """The exception for a status code the library just returned on this thread, carrying the
-    library's message about that call."""
+    library's message about that call (naming Python calls where it names C functions)."""
     message = string(lib.shmline_last_error_message())
     if not message:
         message = string(lib.shmline_status_describe(status))
+    elif "shmline_" in message:
+        for c_call, python_call in _PYTHON_CALLS.items():
+            message = message.replace(c_call, python_call)
     cls = _BY_STATUS.get(status)
     if cls is None:
         error = ShmlineError(message)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import errors
-from ._common import EMPTY, NULL, OK, TIMEOUT, check, closer, deadline_of, first_slice, next_slice
+from ._common import (
+    EMPTY, NOT_FOUND, NULL, OK, TIMEOUT, check, closer, deadline_of, first_slice, name_bytes,
+    next_slice,
+)
 from ._ffi import ffi, lib
 from .errors import ClosedError
 
@@ -41,7 +44,7 @@ class Event:
         opts.unlink_on_close = bool(unlink_on_close)
         opts.permissions = permissions
         out = ffi.new("shmline_event **")
-        check(lib.shmline_event_create(name.encode(), opts, out))
+        check(lib.shmline_event_create(name_bytes(name), opts, out))
         event = cls(out[0])
         event._name = name
         return event
@@ -50,7 +53,7 @@ class Event:
     def open(cls, name: str) -> "Event":
         """Opens the existing event `name` (`NotFoundError` if there is none)."""
         out = ffi.new("shmline_event **")
-        check(lib.shmline_event_open(name.encode(), out))
+        check(lib.shmline_event_open(name_bytes(name), out))
         event = cls(out[0])
         event._name = name
         return event
@@ -58,7 +61,24 @@ class Event:
     @staticmethod
     def unlink(name: str) -> None:
         """Removes the name of event `name`; open handles keep working."""
-        check(lib.shmline_event_unlink(name.encode()))
+        check(lib.shmline_event_unlink(name_bytes(name)))
+
+    @staticmethod
+    def remove_stale(name: str) -> bool:
+        """Removes event `name` if its creator is dead (or never finished making it), so that
+        the name can be created again after a crash; `create()` never does that by itself.
+        Processes that still have the old event open keep their own copy. Returns True if it
+        removed the event, False if there was none.
+
+        Raises `AlreadyExistsError` if its creator is alive (nothing is removed),
+        `VersionMismatchError` or `CorruptError` if the segment cannot be judged,
+        `InvalidNameError` for a bad name, `TypeError` for a name that is not a `str`.
+        """
+        status = lib.shmline_event_remove_stale(name_bytes(name))
+        if status == NOT_FOUND:
+            return False
+        check(status)
+        return True
 
     @property
     def name(self) -> str:

@@ -78,7 +78,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Opt
 
 from . import errors
 from ._common import NULL, OK, TIMEOUT, ShapeLike, check, closer, deadline_of, first_slice, \
-    next_slice, normalise_dtype, normalise_shape, schema_args
+    name_bytes, next_slice, normalise_dtype, normalise_shape, schema_args
 from ._ffi import ffi, lib, string
 from .errors import PipelineFailedError, WrongStateError
 
@@ -200,7 +200,7 @@ class Pipeline:
         get before SIGKILL (default 2 s). `allow_cycles`: accept streams forming a cycle (which
         deadlocks once every ring on it is full)."""
         out = ffi.new("shmline_pipeline **")
-        check(lib.shmline_pipeline_new(name.encode(), out))
+        check(lib.shmline_pipeline_new(name_bytes(name), out))
         self._init(out[0], {}, {}, [])
         if join_timeout is not None:
             check(lib.shmline_pipeline_set_join_timeout(self._h, _ns(join_timeout, "join_timeout")))
@@ -707,7 +707,10 @@ def _read_group(task: str, param: str, target: Any) -> Tuple[Any, Optional[str]]
 def _ns(seconds: float, what: str) -> int:
     if not seconds >= 0:
         raise ValueError(f"{what} must be a number of seconds >= 0, not {seconds!r}")
-    return int(seconds * 1e9)
+    # Clamped before the conversion, so that float('inf') or 1e300 mean "as long as the library
+    # allows" rather than raising OverflowError.
+    longest = 2**63 - 1
+    return longest if seconds >= longest / 1e9 else int(seconds * 1e9)
 
 
 # -- Function tasks ----------------------------------------------------------------------------

@@ -5,11 +5,12 @@ it) or none (frames are bytes up to a maximum size). Frames move by copy (`Write
 `Reader.read`, `Reader.read_into`), in batches (`write_batch`, `read_batch`), or without a copy
 (`Writer.reserve`, `Reader.acquire`), which lend a view of the slot in shared memory.
 
-Blocking and Ctrl-C: every call that may wait takes `timeout` in seconds (`None` waits for ever)
-and waits in slices of at most 50 ms inside the C library, so that Python handles signals
-between slices: Ctrl-C raises `KeyboardInterrupt` within about 50 ms, and the handle stays
-usable. A frame that completes at the very instant of the interrupt may be consumed by the
-interrupted call without being returned (as with any interrupted receive).
+Blocking and Ctrl-C: every call that may wait takes `timeout` in seconds (`None`, like
+`float('inf')` or any timeout too long to ever pass, waits for ever) and waits in slices of at
+most 50 ms inside the C library, so that Python handles signals between slices: Ctrl-C raises
+`KeyboardInterrupt` within about 50 ms, and the handle stays usable. A frame that completes at
+the very instant of the interrupt may be consumed by the interrupted call without being returned
+(as with any interrupted receive).
 
 Zero-copy views, precisely:
 - Memory safety: a view (and any array, slice or memoryview derived from it) keeps the stream's
@@ -57,7 +58,8 @@ import numpy as np
 
 from . import errors
 from ._common import (
-    BUFFER_TOO_SMALL, NULL, OK, ShapeLike, check, closer, describe, schema_args, wait_strategy,
+    BUFFER_TOO_SMALL, NOT_FOUND, NULL, OK, ShapeLike, check, closer, describe, name_bytes,
+    schema_args, wait_strategy,
 )
 from ._ffi import ffi, lib, string
 from ._views import StreamRef
@@ -231,21 +233,38 @@ class Stream:
         opts.ndim = ndim
         opts.shape = shape_c
         out = ffi.new("shmline_stream **")
-        check(lib.shmline_stream_create(name.encode(), opts, out))
+        check(lib.shmline_stream_create(name_bytes(name), opts, out))
         return cls(out[0])
 
     @classmethod
     def open(cls, name: str) -> "Stream":
         """Opens the existing stream `name` (`NotFoundError` if there is none)."""
         out = ffi.new("shmline_stream **")
-        check(lib.shmline_stream_open(name.encode(), out))
+        check(lib.shmline_stream_open(name_bytes(name), out))
         return cls(out[0])
 
     @staticmethod
     def unlink(name: str) -> None:
         """Removes the name of stream `name`: processes that have it open keep using it, new opens
         fail with `NotFoundError`."""
-        check(lib.shmline_stream_unlink(name.encode()))
+        check(lib.shmline_stream_unlink(name_bytes(name)))
+
+    @staticmethod
+    def remove_stale(name: str) -> bool:
+        """Removes stream `name` if nobody alive uses it (its creator, writer and readers are all
+        dead, or its creator never finished making it), so that the name can be created again
+        after a crash; `create()` never does that by itself. Returns True if it removed the
+        stream, False if there was none.
+
+        Raises `AlreadyExistsError` if a live process uses the stream (the message names it;
+        nothing is removed), `VersionMismatchError` or `CorruptError` if the segment cannot be
+        judged, `InvalidNameError` for a bad name, `TypeError` for a name that is not a `str`.
+        """
+        status = lib.shmline_stream_remove_stale(name_bytes(name))
+        if status == NOT_FOUND:
+            return False
+        check(status)
+        return True
 
     @staticmethod
     def list() -> List[str]:
@@ -382,7 +401,7 @@ class Stream:
         opts.require_dtype = dtype_c
         opts.require_ndim = ndim
         opts.require_shape = shape_c
-        group_c = ffi.new("char[]", group.encode()) if group else NULL
+        group_c = ffi.new("char[]", name_bytes(group, "group")) if group else NULL
         opts.group = group_c
         out = ffi.new("shmline_reader **")
         self._call(lib.shmline_reader_open(self._h, opts, out))
@@ -428,7 +447,8 @@ class Stream:
 
     def _ref(self) -> StreamRef:
         return StreamRef(self._h, self._name, self._dtype, self._shape, self._frame_size,
-                         self._max_frame_size, self._slot_size, self._capacity)
+                         self._max_frame_size, self._slot_size, self._capacity,
+                         self._backpressure)
 
     def _call(self, status: int) -> None:
         if status != OK:

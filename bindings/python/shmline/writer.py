@@ -57,6 +57,13 @@ class Writer:
         self._slot_out = ffi.new("uintptr_t *")  # reserve's `void **slot`, read as an integer
         self._slot_pp = ffi.cast("void **", self._slot_out)
         self._capacity_out = ffi.new("size_t *")
+        # The stream's backpressure policy: only "block" waits for space; under the others a
+        # full ring is answered at once (FULL under "fail", and for reserve under "drop_newest",
+        # whose copy writes discard the frame and return OK).
+        self._policy: str = stream.backpressure
+        self._waits = self._policy == "block"
+        self._drops = self._policy == "drop_newest"
+        self._dropped = ffi.new("uint64_t *")  # frames_dropped before the last write
 
     @property
     def name(self) -> str:
@@ -97,10 +104,15 @@ class Writer:
             ns = next_slice(deadline, timeout, f"{count} readers did not attach to stream "
                                                f"{self._name!r}")
 
-    def write(self, frame: Any, *, timeout: Optional[float] = None, flags: int = 0) -> None:
-        """Copies `frame` into the stream as one frame, waiting for space while the slowest
-        lossless reader is a whole ring behind (`Timeout` after `timeout` s; None waits for
-        ever).
+    def write(self, frame: Any, *, timeout: Optional[float] = None, flags: int = 0) -> bool:
+        """Copies `frame` into the stream as one frame and returns True once it is written.
+
+        When the slowest lossless reader is a whole ring behind, what happens is the stream's
+        backpressure policy: "block" waits for space (`Timeout` after `timeout` s; None waits
+        for ever); "fail" raises `Full` at once, writing nothing, whatever the timeout;
+        "drop_newest" discards the frame, counts it in `frames_dropped` and returns False (the
+        only case that returns False, so `while not w.write(f): sleep()` retries exactly the
+        frames that were not written); "drop_oldest" never finds the ring full.
 
         Schema streams take an array of exactly the stream's dtype and shape
         (`SchemaMismatchError` otherwise; other array-likes go through `np.asarray` first, with
@@ -122,9 +134,12 @@ class Writer:
             n = len(c)
         if timeout is not None and not timeout >= 0:
             first_slice(timeout)  # raises ValueError
+        if self._drops:
+            return self._write_or_drop(c, n, flags)
         status = _write(self._h, c, n, flags, 0)
         if status != OK:
             self._wait_write(status, c, n, flags, timeout)
+        return True
 
     def _view_of(self, frame: np.ndarray) -> Any:
         """The C view of an array of the schema (a contiguous copy's for a non-contiguous one),
@@ -137,12 +152,36 @@ class Writer:
         self._cached_frame, self._cached_c = frame, c
         return c
 
+    def _write_or_drop(self, c: Any, n: int, flags: int) -> bool:
+        """A write under "drop_newest", which never waits: True if the frame was written,
+        False if the library discarded it because the ring was full (its drop count grew)."""
+        dropped = self._dropped
+        self._call(lib.shmline_writer_frames_dropped(self._h, dropped))
+        before = dropped[0]
+        status = _write(self._h, c, n, flags, 0)
+        if status != OK:
+            if status == WRONG_STATE and self._recover():
+                return self._write_or_drop(c, n, flags)
+            self._call(status)
+        self._call(lib.shmline_writer_frames_dropped(self._h, dropped))
+        return dropped[0] == before
+
+    def _full(self, what: str) -> errors.Full:
+        """The `Full` raised when a policy other than "block" finds the ring full."""
+        return errors.Full(
+            f"stream {self._name!r} is full and its backpressure policy is {self._policy!r}: "
+            f"{what} (try again once readers have caught up, or create the stream with "
+            f"backpressure=\"block\" to wait for space)")
+
     def _wait_write(self, status: int, c: Any, n: int, flags: int,
                     timeout: Optional[float]) -> None:
         """The slow path of a write that found the ring full: waits slice by slice until there
-        is space, the timeout passes or an error happens."""
+        is space, the timeout passes or an error happens (or raises `Full` at once if the
+        stream's policy does not wait)."""
         deadline = deadline_of(timeout)
         while True:
+            if status == FULL and not self._waits:
+                raise self._full("the frame was not written")
             if status == TIMEOUT or status == FULL:
                 ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full")
             elif status == WRONG_STATE and self._recover():
@@ -155,8 +194,11 @@ class Writer:
 
     def try_write(self, frame: Any, *, flags: int = 0) -> bool:
         """Writes `frame` if there is space now and returns True; returns False, writing
-        nothing, if the ring is full. Checks `frame` as `write()` does."""
+        nothing, if the ring is full (under every policy; "drop_newest" also counts the frame
+        in `frames_dropped`). Checks `frame` as `write()` does."""
         c = self._source(frame)
+        if self._drops:
+            return self._write_or_drop(c, len(c), flags)
         status = _write(self._h, c, len(c), flags, 0)
         if status == OK:
             return True
@@ -205,8 +247,10 @@ class Writer:
 
         Schema streams take one array of shape `(n, *stream.shape)`: frame `i` is `frames[i]`.
         Bytes streams take a sequence of bytes-like objects, or an array whose rows are the
-        frames. Waits for space as `write()`; if `timeout` passes first, raises `Timeout` whose
-        `written` says how many frames (the first ones) were written.
+        frames. A full ring is handled as by `write()`: "block" waits for space, and if
+        `timeout` passes first raises `Timeout`; "fail" raises `Full` at once; in both cases the
+        exception's `written` says how many frames (the first ones) were written. "drop_newest"
+        discards (and counts in `frames_dropped`) the frames that do not fit.
         """
         if type(frames) is _ndarray and frames is self._cached_batch and \
                 frames.dtype is self._fast_dtype and frames.shape[1:] == self._shape:
@@ -241,6 +285,10 @@ class Writer:
                     return
             elif status == WRONG_STATE and self._recover():
                 pass
+            elif status == FULL and not self._waits:
+                full = self._full(f"{done} of {count} frames were written")
+                full.written = done
+                raise full
             elif status != TIMEOUT and status != FULL:
                 self._call(status)
             try:
@@ -289,8 +337,10 @@ class Writer:
 
         Schema streams give an ndarray of the schema; bytes streams a writable memoryview of
         `nbytes` bytes (default: the maximum frame size), committed at that length, or at the
-        length given to `WriteSlot.commit()`. Waits for space as `write()` does. After the block
-        the view is read-only (module docs of `shmline.stream`).
+        length given to `WriteSlot.commit()`. Waits for space as `write()` does under "block";
+        under "fail" and "drop_newest" a full ring raises `Full` at once (there is no frame to
+        drop yet), as the C `shmline_writer_reserve` returns `SHMLINE_FULL`. After the block the
+        view is read-only (module docs of `shmline.stream`).
         """
         if self._slot is not None:
             raise WrongStateError("a slot is already reserved: commit or abort it first")
@@ -306,6 +356,8 @@ class Writer:
         status = _reserve(self._h, 0, self._slot_pp, self._capacity_out)
         deadline = deadline_of(timeout) if status != OK else None
         while status != OK:
+            if status == FULL and not self._waits:
+                raise self._full("no slot was reserved")
             if status == TIMEOUT or status == FULL:
                 ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full")
             elif status == WRONG_STATE and self._recover():

@@ -3,12 +3,16 @@ exception, carrying the library's message; and the bad inputs that raise them.""
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
 import shmline
 from shmline import errors
 from shmline._ffi import ffi, lib
+
+from conftest import finish, run_python
 
 
 def test_every_c_status_but_ok_has_its_own_exception_class_under_shmline_error():
@@ -146,3 +150,133 @@ def test_a_frame_of_the_wrong_size_from_a_foreign_writer_raises_schema_mismatch(
             assert reader.read().sum() == shape[0]
             with pytest.raises(shmline.SchemaMismatchError, match=wrong):
                 reader.read()
+
+
+class _StillWaiting(Exception):
+    """Raised by the alarm of `still_waiting_after` into the call it interrupts."""
+
+
+def still_waiting_after(seconds: float, call) -> None:
+    """Checks that `call()` is still waiting after `seconds` (it is interrupted then, between two
+    of its wait slices), rather than returning or raising anything else."""
+    def interrupt(*_: object) -> None:
+        raise _StillWaiting
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        with pytest.raises(_StillWaiting):
+            call()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("forever", [float("inf"), 1e300, 10**400])
+def test_an_infinite_or_huge_timeout_waits_for_ever_instead_of_overflowing(name, forever):
+    with shmline.Stream.create(name, max_frame_size=8, capacity=2, unlink_on_close=True) as s, \
+            shmline.Event.create(name, unlink_on_close=True) as event:
+        reader, writer = s.reader(), s.writer()
+        buf = bytearray(8)
+        still_waiting_after(0.2, lambda: reader.read(timeout=forever))
+        still_waiting_after(0.2, lambda: reader.read_into(buf, timeout=forever))
+        still_waiting_after(0.2, lambda: reader.read_batch(4, timeout=forever))
+        still_waiting_after(0.2, lambda: reader.acquire(timeout=forever))
+        still_waiting_after(0.2, lambda: writer.wait_for_readers(2, timeout=forever))
+        still_waiting_after(0.2, lambda: event.wait(timeout=forever))
+        writer.write_batch([b"a", b"b"])  # the ring is full now
+        still_waiting_after(0.2, lambda: writer.write(b"c", timeout=forever))
+        still_waiting_after(0.2, lambda: writer.write_batch([b"c"], timeout=forever))
+        still_waiting_after(0.2, lambda: writer.reserve(timeout=forever))
+        # Every handle is still usable, and nothing extra was written.
+        assert [reader.read(timeout=forever), reader.read(timeout=forever)] == [b"a", b"b"]
+        assert writer.write(b"c", timeout=forever) is True
+        event.set()
+        assert event.wait(timeout=forever) is True
+        writer.close()
+        reader.close()
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan")])
+def test_a_negative_or_nan_timeout_raises_value_error_naming_the_argument(name, bad):
+    with shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True) as s, \
+            shmline.Event.create(name, unlink_on_close=True) as event:
+        with s.reader() as reader, s.writer() as writer:
+            for call in (lambda: reader.read(timeout=bad), lambda: writer.write(b"x", timeout=bad),
+                         lambda: writer.reserve(timeout=bad), lambda: event.wait(timeout=bad)):
+                with pytest.raises(ValueError, match="timeout"):
+                    call()
+
+
+@pytest.mark.parametrize("bad", [5, b"bytes-name", None, ["list"]])
+def test_a_name_that_is_not_a_str_raises_type_error_naming_the_argument(name, bad):
+    calls = [
+        lambda: shmline.Stream.create(bad, max_frame_size=8),
+        lambda: shmline.Stream.open(bad),
+        lambda: shmline.Stream.unlink(bad),
+        lambda: shmline.Stream.remove_stale(bad),
+        lambda: shmline.Event.create(bad),
+        lambda: shmline.Event.open(bad),
+        lambda: shmline.Event.unlink(bad),
+        lambda: shmline.Event.remove_stale(bad),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match=r"^name must be a str, not "):
+            call()
+    if bad is not None:  # group=None is a plain reader
+        with shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True) as s:
+            with pytest.raises(TypeError, match=r"^group must be a str"):
+                s.reader(group=bad)
+
+
+_LEAVE_BEHIND = """
+import sys, shmline
+# Made, then left behind: this process exits without removing them.
+shmline.Stream.create(sys.argv[1], max_frame_size=8)
+shmline.Event.create(sys.argv[1])
+print("left")
+"""
+
+
+def test_remove_stale_recovers_names_left_by_a_dead_process_and_the_error_says_so(name):
+    finish(run_python(_LEAVE_BEHIND, name), "left")
+    with pytest.raises(shmline.AlreadyExistsError) as stream_exists:
+        shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True)
+    with pytest.raises(shmline.AlreadyExistsError) as event_exists:
+        shmline.Event.create(name, unlink_on_close=True)
+    # The messages name the Python call that recovers the name, not the C or Rust one.
+    assert "shmline.Stream.remove_stale" in str(stream_exists.value)
+    assert "shmline.Event.remove_stale" in str(event_exists.value)
+    for message in (str(stream_exists.value), str(event_exists.value)):
+        assert "shmline_" not in message and "::" not in message, message
+    assert shmline.Stream.remove_stale(name) is True
+    assert shmline.Stream.remove_stale(name) is False
+    assert shmline.Event.remove_stale(name) is True
+    assert shmline.Event.remove_stale(name) is False
+    with shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True), \
+            shmline.Event.create(name, unlink_on_close=True):
+        # Names in use by a live process are never removed.
+        with pytest.raises(shmline.AlreadyExistsError, match="in use"):
+            shmline.Stream.remove_stale(name)
+        with pytest.raises(shmline.AlreadyExistsError, match="alive|in use"):
+            shmline.Event.remove_stale(name)
+        with pytest.raises(shmline.InvalidNameError):
+            shmline.Stream.remove_stale("bad/name")
+
+
+@pytest.mark.parametrize("forever", [float("inf"), 1e300, 10**400])
+def test_a_pipeline_takes_an_infinite_or_huge_join_timeout_and_stop_grace(name, forever):
+    with shmline.Pipeline(name, join_timeout=forever, stop_grace=forever) as pipeline:
+        assert pipeline.name == name
+    with pytest.raises(ValueError, match="join_timeout"):
+        shmline.Pipeline(name, join_timeout=-1)
+
+
+@pytest.mark.parametrize("bad", [5, b"bytes-name", None])
+def test_a_pipeline_name_that_is_not_a_str_raises_type_error(name, bad):
+    with pytest.raises(TypeError, match=r"^name must be a str, not "):
+        shmline.Pipeline(bad)
+    with shmline.Pipeline(name) as pipeline:
+        for declare in (pipeline.add_stream, pipeline.add_event):
+            with pytest.raises(TypeError, match="name is a str"):
+                declare(bad)

@@ -150,9 +150,27 @@ class Error : public std::runtime_error {
 
 namespace detail {
 
-/// Throws the Error for a failed C call, with the message it just recorded on this thread.
+/// The C library's message `message` with the C functions it names as a way out (e.g. of a
+/// stale name, in a Status::AlreadyExists message) replaced by the C++ calls that wrap them.
+inline std::string in_cpp_terms(std::string message) {
+    static constexpr const char* calls[][2] = {
+        {"shmline_stream_remove_stale", "shmline::Stream::remove_stale"},
+        {"shmline_event_remove_stale", "shmline::Event::remove_stale"},
+    };
+    for (const auto& call : calls) {
+        const std::string c_call = call[0];
+        for (std::size_t at = message.find(c_call); at != std::string::npos;
+             at = message.find(c_call, at + std::strlen(call[1]))) {
+            message.replace(at, c_call.size(), call[1]);
+        }
+    }
+    return message;
+}
+
+/// Throws the Error for a failed C call, with the message it just recorded on this thread
+/// (naming C++ calls where it names C functions).
 [[noreturn]] inline void raise(std::int32_t status) {
-    throw Error(static_cast<Status>(status), shmline_last_error_message());
+    throw Error(static_cast<Status>(status), in_cpp_terms(shmline_last_error_message()));
 }
 
 /// Converts a C status for a throwing call: errors are thrown, outcomes returned.
@@ -758,11 +776,15 @@ class Writer {
     /// already closed.
     void close() noexcept { handle_.reset(); }
 
-    /// Copies `data` into the stream as one frame with application `flags`, waiting up to
-    /// `timeout` while the slowest lossless reader is a whole ring behind.
+    /// Copies `data` into the stream as one frame with application `flags`. When the slowest
+    /// lossless reader is a whole ring behind, the stream's Backpressure decides: Block waits up
+    /// to `timeout`; Fail returns Status::Full at once, whatever `timeout`; DropNewest discards
+    /// the frame, counts it in frames_dropped() and returns Status::Ok; DropOldest never finds
+    /// the ring full.
     ///
-    /// Returns Status::Ok, or an outcome when nothing was written: Status::Timeout (or
-    /// Status::Full when `timeout` is zero). Throws Error: Status::FrameTooLarge,
+    /// Returns Status::Ok, or an outcome when nothing was written: Status::Timeout, or
+    /// Status::Full (`timeout` zero, or Backpressure::Fail). Throws Error:
+    /// Status::FrameTooLarge, Status::InvalidArgument (a size no buffer can have),
     /// Status::WrongState (a slot is reserved, or the writer is closed)...
     Status write(ConstBytes data, std::uint32_t flags = 0, Timeout timeout = forever) {
         return write(data.data(), data.size(), flags, timeout);
@@ -792,6 +814,9 @@ class Writer {
     /// bytes), all with `flags`; `written` receives how many were written. Waits up to `timeout`
     /// for space for the first frame; once some are written and the deadline passes, it stops
     /// there. Much cheaper per frame than write() for small frames.
+    ///
+    /// A full ring is handled as by write(): Backpressure::Fail returns Status::Full at once,
+    /// DropNewest discards (and counts) the frames that do not fit.
     ///
     /// Returns Status::Ok (`written` at least 1 when there was a frame), or Status::Timeout /
     /// Status::Full with `written` 0. Throws Error: Status::InvalidArgument (the lengths add up
@@ -823,8 +848,10 @@ class Writer {
     /// Reserves the next slot for zero-copy writing, waiting up to `timeout` for space. The
     /// returned WriteSlot publishes its frame on scope exit (see WriteSlot).
     ///
-    /// Returns a slot that is true, or false with status() Status::Timeout (Status::Full when
-    /// `timeout` is zero). Throws Error: Status::WrongState (a slot is already reserved)...
+    /// Returns a slot that is true, or false with status() Status::Timeout, or Status::Full
+    /// (`timeout` zero, or a full ring under Backpressure::Fail or DropNewest, which never wait:
+    /// there is no frame to drop yet). Throws Error: Status::WrongState (a slot is already
+    /// reserved)...
     [[nodiscard]] WriteSlot reserve(Timeout timeout = forever) {
         void* slot = nullptr;
         std::size_t capacity = 0;
