@@ -1332,6 +1332,9 @@ static void test_acquire_reports_a_skipped_number_in_missed_as_a_copy_read_does(
     CHECK(missed == 1);
     shmline_writer_close(w);
     shmline_reader_close(r);
+    shmline_stream_close(s);
+}
+
 /* ---- Backpressure policies and bad input (issue 11) ---- */
 
 /* A stream of 4 slots of 8-byte frames under backpressure `policy`, a reader and a writer. */

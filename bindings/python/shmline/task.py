@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 from . import errors
 from ._common import EMPTY, NULL, OK, TIMEOUT, closer, deadline_of, first_slice, next_slice, \
-    schema_args, wait_strategy
+    name_bytes, schema_args, wait_strategy
 from ._ffi import ffi, lib, string
 from .errors import ClosedError
 from .event import Event
@@ -65,8 +65,8 @@ class Task:
         """
         out = ffi.new("shmline_task **")
         status = lib.shmline_task_join(
-            NULL if pipeline is None else pipeline.encode(),
-            NULL if task is None else task.encode(), out)
+            NULL if pipeline is None else name_bytes(pipeline, "pipeline"),
+            NULL if task is None else name_bytes(task, "task"), out)
         if status != OK:
             errors.raise_for(status)
         return cls(out[0])
@@ -104,7 +104,7 @@ class Task:
         opts.require_ndim = ndim
         opts.require_shape = shape_c
         out = ffi.new("shmline_reader **")
-        self._call(lib.shmline_task_reader(self._h, param.encode(), opts, out))
+        self._call(lib.shmline_task_reader(self._h, name_bytes(param, "param"), opts, out))
         handle = out[0]
         stream_out = ffi.new("shmline_stream **")
         status = lib.shmline_reader_stream(handle, stream_out)
@@ -122,7 +122,7 @@ class Task:
         opts = ffi.new("shmline_writer_options *", lib.shmline_writer_options_default())
         opts.wait = wait_strategy(wait)
         out = ffi.new("shmline_writer **")
-        self._call(lib.shmline_task_writer(self._h, param.encode(), opts, out))
+        self._call(lib.shmline_task_writer(self._h, name_bytes(param, "param"), opts, out))
         handle = out[0]
         stream_out = ffi.new("shmline_stream **")
         status = lib.shmline_writer_stream(handle, stream_out)
@@ -137,7 +137,7 @@ class Task:
         `NotFoundError`, listing the task's event parameters, if there is none). Its `name` is
         the parameter's."""
         out = ffi.new("shmline_event **")
-        self._call(lib.shmline_task_event(self._h, param.encode(), out))
+        self._call(lib.shmline_task_event(self._h, name_bytes(param, "param"), out))
         event = Event(out[0])
         event._name = param
         return event

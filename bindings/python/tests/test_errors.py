@@ -280,3 +280,11 @@ def test_a_pipeline_name_that_is_not_a_str_raises_type_error(name, bad):
         for declare in (pipeline.add_stream, pipeline.add_event):
             with pytest.raises(TypeError, match="name is a str"):
                 declare(bad)
+
+
+@pytest.mark.parametrize("bad", [5, b"bytes-name", ["list"]])
+def test_a_task_joining_with_a_pipeline_or_task_name_that_is_not_a_str_raises_type_error(bad):
+    with pytest.raises(TypeError, match=r"^pipeline must be a str, not "):
+        shmline.Task.join(pipeline=bad, task="t")
+    with pytest.raises(TypeError, match=r"^task must be a str, not "):
+        shmline.Task.join(pipeline="p", task=bad)
