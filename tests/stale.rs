@@ -297,6 +297,19 @@ fn creating_over_a_foreign_file_says_it_is_left_alone_and_how_to_recover() {
 fn shmline_clean_leaves_files_that_are_not_shmline_segments_alone_and_reports_each() {
     let base = unique("stale-clean-foreign");
     let names = plant_foreign_files(&base);
+    // Events and pipeline registries are looked at the same way.
+    let event_fifo = std::ffi::CString::new(format!("/dev/shm/shmline.event.{base}-fifo")).unwrap();
+    // SAFETY: `event_fifo` is a valid NUL-terminated path.
+    assert_eq!(
+        unsafe { libc::mkfifo(event_fifo.as_ptr(), 0o600) },
+        0,
+        "mkfifo"
+    );
+    std::fs::write(
+        format!("/dev/shm/shmline.pipeline.{base}-random"),
+        [0x5a; 4096],
+    )
+    .unwrap();
     let dead = format!("{base}-dead");
     left_behind(&dead, false);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shmline"))
@@ -327,6 +340,10 @@ fn shmline_clean_leaves_files_that_are_not_shmline_segments_alone_and_reports_ea
     let mut expected: Vec<String> = names
         .iter()
         .map(|n| format!("shmline.stream.{n}"))
+        .chain([
+            format!("shmline.event.{base}-fifo"),
+            format!("shmline.pipeline.{base}-random"),
+        ])
         .collect();
     expected.sort();
     assert_eq!(

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 /// These are the shmline segments under /dev/shm.
 /// A pipeline's owner is its runner; a stream's or event's owner is the process that created it.
 /// Segments whose owner is dead are what `shmline clean` removes (a stream still used by a live
-/// writer or reader is kept).
+/// writer or reader is kept). A file under a shmline name that is not a finished segment (empty,
+/// foreign bytes, a FIFO, a link, one still being made) is listed as unreadable, at once.
 #[derive(clap::Args)]
 pub struct LsArgs {
     /// Print JSON (one object with "pipelines", "streams", "events" and "unreadable") instead of

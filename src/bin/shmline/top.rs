@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 /// again because a member died holding them. Per task: its state, pid, CPU % and resident
 /// memory.
 ///
+/// A registry that cannot be read (damaged, or a file under a pipeline's name that is not a
+/// finished shmline registry) is listed as unreadable, at once: top never waits for it.
+///
 /// The view is redrawn in place every --interval seconds until Ctrl-C (or until the named
 /// pipeline ends). Rates are measured between two looks, so --once waits one interval before it
 /// prints.
