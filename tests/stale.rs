@@ -192,9 +192,7 @@ fn plant_foreign_files(base: &str) -> Vec<String> {
     // A foreign magic that is never 0 nor the stream magic.
     foreign[..8].copy_from_slice(b"NOTSHMLN");
     std::fs::write(path("random"), &foreign).unwrap();
-    let fifo = std::ffi::CString::new(path("fifo")).unwrap();
-    // SAFETY: `fifo` is a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+    mkfifo(&path("fifo"));
     std::fs::write(path("empty"), b"").unwrap();
     std::fs::write(path("zeros"), vec![0u8; 64 * 1024]).unwrap();
     std::fs::write(format!("/tmp/{base}-target"), &foreign).unwrap();
@@ -203,6 +201,14 @@ fn plant_foreign_files(base: &str) -> Vec<String> {
         .iter()
         .map(|kind| format!("{base}-{kind}"))
         .collect()
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &str) {
+    let path = std::ffi::CString::new(path).unwrap();
+    // SAFETY: `path` is a valid NUL-terminated string.
+    let rc = unsafe { libc::mkfifo(path.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
 }
 
 /// Removes what [`plant_foreign_files`] planted.
@@ -298,13 +304,7 @@ fn shmline_clean_leaves_files_that_are_not_shmline_segments_alone_and_reports_ea
     let base = unique("stale-clean-foreign");
     let names = plant_foreign_files(&base);
     // Events and pipeline registries are looked at the same way.
-    let event_fifo = std::ffi::CString::new(format!("/dev/shm/shmline.event.{base}-fifo")).unwrap();
-    // SAFETY: `event_fifo` is a valid NUL-terminated path.
-    assert_eq!(
-        unsafe { libc::mkfifo(event_fifo.as_ptr(), 0o600) },
-        0,
-        "mkfifo"
-    );
+    mkfifo(&format!("/dev/shm/shmline.event.{base}-fifo"));
     std::fs::write(
         format!("/dev/shm/shmline.pipeline.{base}-random"),
         [0x5a; 4096],
