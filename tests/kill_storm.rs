@@ -458,6 +458,8 @@ fn storm_churner() {
 /// What a storm did and found.
 #[derive(Debug, Default)]
 struct Summary {
+    /// Rounds run (set up, run, kill, check).
+    rounds: u64,
     kills: u64,
     /// Kills of a writer holding a reserved slot, or a reader holding a zero-copy view.
     holding: u64,
@@ -1430,6 +1432,7 @@ fn storm(
         }
         round += 1;
     }
+    sum.rounds = round;
     sum
 }
 
@@ -1512,9 +1515,9 @@ fn sigkill_storms_never_lose_duplicate_or_tear_a_committed_frame() {
             _ => String::new(),
         };
         lines.push(format!(
-            "  {what:<6} kills {:>5}{holding}; frames verified {}; lost {}, duplicated {}, torn {}, \
-             hangs {}",
-            sum.kills, sum.frames, sum.lost, sum.duplicated, sum.torn, sum.hangs
+            "  {what:<6} kills {:>5} in {} rounds{holding}; frames verified {}; lost {}, \
+             duplicated {}, torn {}, hangs {}",
+            sum.kills, sum.rounds, sum.frames, sum.lost, sum.duplicated, sum.torn, sum.hangs
         ));
         total_sum.kills += sum.kills;
         total_sum.hangs += sum.hangs;
