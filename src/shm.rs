@@ -47,6 +47,25 @@ impl SegmentKind {
             SegmentKind::Pipeline => "pipeline",
         }
     }
+
+    /// The magic number a finished segment of this kind holds at offset 0 (every header starts
+    /// with it; its creator stores it last).
+    pub fn magic(self) -> u64 {
+        match self {
+            SegmentKind::Stream => crate::layout::STREAM_MAGIC,
+            SegmentKind::Event => crate::layout::EVENT_MAGIC,
+            SegmentKind::Pipeline => crate::pipeline::layout::PIPELINE_MAGIC,
+        }
+    }
+
+    /// The smallest size a finished segment of this kind can have: its header.
+    pub fn min_size(self) -> u64 {
+        match self {
+            SegmentKind::Stream => crate::layout::READERS_OFFSET,
+            SegmentKind::Event => crate::layout::EVENT_SEGMENT_SIZE,
+            SegmentKind::Pipeline => crate::pipeline::layout::PIPELINE_HEADER_SIZE,
+        }
+    }
 }
 
 /// Checks a user-visible name: 1 to 200 characters of `A-Z a-z 0-9 _ . -`, not starting with
@@ -177,33 +196,18 @@ impl Segment {
 
     /// Opens an existing segment and maps all of it.
     ///
-    /// `min_size` is the smallest size a segment of this kind can have; a smaller object is
-    /// waited for up to `init_wait` (its creator may be between `shm_open` and `posix_fallocate`)
-    /// and then refused as not a shmline segment.
+    /// Only a regular file is opened: a symbolic link, FIFO or device under the name is refused
+    /// with [`Error::NotShmline`] at once. `min_size` is the smallest size a segment of this kind
+    /// can have; a smaller object is waited for up to `init_wait` (its creator may be between
+    /// `shm_open` and `posix_fallocate`) and then refused as not a shmline segment.
     pub fn open(
         kind: SegmentKind,
         name: &str,
         min_size: u64,
         init_wait: Duration,
     ) -> Result<Segment> {
-        validate_name(name)?;
-        let path = shm_path(kind, name);
         let what = format!("{} {name:?}", kind.noun());
-        // SAFETY: `path` is a valid NUL-terminated string.
-        let fd = unsafe { libc::shm_open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
-        if fd < 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(match err.raw_os_error() {
-                Some(libc::ENOENT) => Error::NotFound(format!(
-                    "{what} does not exist (no /dev/shm/{}); is it created yet? `shmline ls` \
-                     lists what exists",
-                    file_name(kind, name)
-                )),
-                _ => Error::os(format!("opening {what}"), err),
-            });
-        }
-        // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
-        let file = unsafe { File::from_raw_fd(fd) };
+        let file = open_regular(kind, name, &what)?;
         let started = Instant::now();
         let size = loop {
             let size = file
@@ -298,6 +302,117 @@ impl Drop for Segment {
         if self.unlink_on_drop {
             let _ = Segment::unlink(self.kind, &self.name);
         }
+    }
+}
+
+/// Opens segment `name` of `kind` read-write, refusing anything but a regular file.
+///
+/// `/dev/shm` is writable by every user, so the name may hold a symbolic link, a FIFO or a device
+/// planted by someone else: the open neither follows a link (`O_NOFOLLOW`) nor blocks on a FIFO
+/// without a writer (`O_NONBLOCK`, which means nothing for a regular file), and `fstat` then
+/// refuses every other file type with [`Error::NotShmline`].
+fn open_regular(kind: SegmentKind, name: &str, what: &str) -> Result<File> {
+    validate_name(name)?;
+    let path = shm_path(kind, name);
+    let file_name = file_name(kind, name);
+    // SAFETY: `path` is a valid NUL-terminated string; the flags are plain integers.
+    let fd = unsafe {
+        libc::shm_open(
+            path.as_ptr(),
+            libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            0,
+        )
+    };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(match err.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound(format!(
+                "{what} does not exist (no /dev/shm/{file_name}); is it created yet? `shmline ls` \
+                 lists what exists"
+            )),
+            Some(libc::ELOOP) => Error::NotShmline(format!(
+                "{what}: /dev/shm/{file_name} is a symbolic link, not a shmline segment"
+            )),
+            _ => Error::os(format!("opening {what}"), err),
+        });
+    }
+    // SAFETY: `fd` was just returned by shm_open and is owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    let file_type = file
+        .metadata()
+        .map_err(|e| Error::os(format!("reading the type of {what}"), e))?
+        .file_type();
+    if !file_type.is_file() {
+        return Err(Error::NotShmline(format!(
+            "{what}: /dev/shm/{file_name} is a {}, not a shmline segment",
+            type_noun(file_type)
+        )));
+    }
+    Ok(file)
+}
+
+/// What a file that is not a regular file is, for messages.
+fn type_noun(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "FIFO"
+    } else if file_type.is_dir() {
+        "directory"
+    } else if file_type.is_symlink() {
+        "symbolic link"
+    } else if file_type.is_socket() {
+        "socket"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+/// Checks, without waiting, that segment `name` of `kind` is a finished shmline segment: a
+/// regular file at least [`SegmentKind::min_size`] bytes long that starts with
+/// [`SegmentKind::magic`].
+///
+/// The opens wait for a creator still initialising a segment (up to a second or two); the
+/// monitors (`shmline ls`, `top`, `info`, `clean`) and the stale checks call this first, so an
+/// empty or foreign file that anyone can plant in `/dev/shm` costs them a few system calls and is
+/// reported as unreadable. A segment replaced between this check and the open costs that open's
+/// wait once, never more.
+///
+/// Errors: [`Error::NotFound`] if it does not exist, [`Error::NotShmline`] saying what it is
+/// instead (not a regular file, too small, no magic yet, another magic), or the OS error that
+/// prevented reading it (for example another user's segment without read permission).
+pub fn inspect(kind: SegmentKind, name: &str) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let what = format!("{} {name:?}", kind.noun());
+    let file = open_regular(kind, name, &what)?;
+    let file_name = file_name(kind, name);
+    let size = file
+        .metadata()
+        .map_err(|e| Error::os(format!("reading the size of {what}"), e))?
+        .len();
+    if size < kind.min_size() {
+        return Err(Error::NotShmline(format!(
+            "{what}: /dev/shm/{file_name} is {size} bytes, too small to be a shmline {} (its \
+             creator may still be making it, or died doing so)",
+            kind.noun()
+        )));
+    }
+    let mut magic = [0u8; 8];
+    file.read_exact_at(&mut magic, 0)
+        .map_err(|e| Error::os(format!("reading the magic of {what}"), e))?;
+    match u64::from_le_bytes(magic) {
+        0 => Err(Error::NotShmline(format!(
+            "{what}: /dev/shm/{file_name} has no magic yet (its creator may still be making it, \
+             or died doing so)"
+        ))),
+        m if m == kind.magic() => Ok(()),
+        _ => Err(Error::NotShmline(format!(
+            "{what}: /dev/shm/{file_name} starts with {:?}, not the {} magic {:?}",
+            String::from_utf8_lossy(&magic),
+            kind.noun(),
+            String::from_utf8_lossy(&kind.magic().to_le_bytes())
+        ))),
     }
 }
 

@@ -9,13 +9,19 @@
 //! A segment is stale when no live process uses it through shmline:
 //! - a stream: its creator, its writer and every reader in its reader table are dead;
 //! - an event: its creator is dead (an event records no other users: a process that opened it
-//!   keeps its mapping, but stops sharing it with processes that create the name again);
-//! - any segment whose creator never finished making it ([`Error::NotShmline`]: no magic after
-//!   the open's wait, or too small).
+//!   keeps its mapping, but stops sharing it with processes that create the name again).
+//!
+//! Only a segment that can be read and proven stale is ever removed. `/dev/shm` is writable by
+//! every user, so a name may hold a file that is not a finished shmline segment: a symbolic link,
+//! a FIFO, a file too small or without the magic (another program's file, or a segment whose
+//! creator is still making it or died doing so), or a file of foreign bytes. Such a file is
+//! never judged stale: [`Error::NotShmline`] says what it is, it is left alone, and its owner
+//! deletes it by hand if it is theirs. Judging never waits for a creator still initialising
+//! (see [`crate::shm::inspect`]), so a planted file costs a few system calls.
 //!
 //! Liveness is pid plus start time (see [`crate::liveness`]); processes in another pid namespace
 //! cannot be judged and must not share segments. A segment of another layout version, or one
-//! whose header is damaged, is never judged stale: the error says why it cannot be read.
+//! whose header is damaged, is never judged stale either: the error says why it cannot be read.
 //!
 //! Removal checks, then unlinks: two processes recovering the same name at the same moment can
 //! race (one may remove the other's fresh segment). Recover a name from one place (the process
@@ -24,7 +30,7 @@
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::ring::{Stream, WriterState};
-use crate::shm::{file_name, Segment, SegmentKind};
+use crate::shm::{file_name, inspect, Segment, SegmentKind};
 
 /// Whether a live process still uses a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,14 +48,12 @@ pub enum Usage {
 
 /// Who uses stream `name`, by the rules in the module documentation.
 ///
-/// Errors: [`Error::NotFound`] if there is no such stream; [`Error::VersionMismatch`] and
-/// [`Error::Corrupt`] for a stream that cannot be judged.
+/// Errors: [`Error::NotFound`] if there is no such stream; [`Error::NotShmline`] for a file that
+/// is not a finished shmline stream (never stale, see the module documentation);
+/// [`Error::VersionMismatch`] and [`Error::Corrupt`] for a stream that cannot be judged.
 pub fn stream_usage(name: &str) -> Result<Usage> {
-    let stream = match Stream::open(name) {
-        Ok(stream) => stream,
-        Err(Error::NotShmline(why)) => return Ok(Usage::Stale(why)),
-        Err(e) => return Err(e),
-    };
+    inspect(SegmentKind::Stream, name)?;
+    let stream = Stream::open(name)?;
     let creator = stream.info().creator;
     if creator.is_alive() {
         return Ok(Usage::InUse {
@@ -80,11 +84,8 @@ pub fn stream_usage(name: &str) -> Result<Usage> {
 ///
 /// Errors: as [`stream_usage`].
 pub fn event_usage(name: &str) -> Result<Usage> {
-    let event = match Event::open(name) {
-        Ok(event) => event,
-        Err(Error::NotShmline(why)) => return Ok(Usage::Stale(why)),
-        Err(e) => return Err(e),
-    };
+    inspect(SegmentKind::Event, name)?;
+    let event = Event::open(name)?;
     let creator = event.creator();
     if creator.is_alive() {
         return Ok(Usage::InUse {
@@ -113,18 +114,24 @@ fn remove_if_stale(kind: SegmentKind, name: &str, usage: Result<Usage>) -> Resul
             kind.noun()
         ))),
         Err(Error::NotFound(_)) => Ok(false),
+        Err(Error::NotShmline(why)) => Err(Error::NotShmline(format!(
+            "{why}; not a shmline segment: left alone (delete it by hand if it is yours)"
+        ))),
         Err(e) => Err(e),
     }
 }
 
 impl Stream {
     /// Removes stream `name` if nobody alive uses it (its creator, writer and readers are all
-    /// dead, or its creator never finished it), so the name can be created again.
+    /// dead), so the name can be created again.
     ///
     /// Returns true if it removed the stream, false if there was no such stream. Fails with
-    /// [`Error::AlreadyExists`] naming the live process if the stream is in use (nothing is
-    /// removed), and with [`Error::VersionMismatch`] or [`Error::Corrupt`] if the segment
-    /// cannot be judged. See [`crate::stale`] for the rules and their limits.
+    /// [`Error::AlreadyExists`] naming the live process if the stream is in use, with
+    /// [`Error::NotShmline`] if the name holds something that is not a finished shmline stream
+    /// (a FIFO, a link, an empty or foreign file), and with [`Error::VersionMismatch`] or
+    /// [`Error::Corrupt`] if the segment cannot be judged; nothing is removed in those cases.
+    /// Never waits for a creator still initialising. See [`crate::stale`] for the rules and
+    /// their limits.
     ///
     /// ```
     /// use shmline::{Stream, StreamOptions};
@@ -144,8 +151,7 @@ impl Stream {
 }
 
 impl Event {
-    /// Removes event `name` if its creator is dead (or never finished it), so the name can be
-    /// created again. Processes that still have it open keep their (now private) copy.
+    /// Removes event `name` if its creator is dead, so the name can be created again. Processes that still have it open keep their (now private) copy.
     ///
     /// Returns and fails as [`Stream::remove_stale`].
     pub fn remove_stale(name: &str) -> Result<bool> {
@@ -181,6 +187,11 @@ pub(crate) fn explain_exists(kind: SegmentKind, name: &str, error: Error) -> Err
         Err(Error::NotFound(_)) => {
             format!("{noun} {name:?} (/dev/shm/{file}) existed, and was removed meanwhile")
         }
+        Err(Error::NotShmline(why)) => format!(
+            "/dev/shm/{file} exists but is not a finished shmline {noun} ({why}); shmline never \
+             removes such a file: if a creator is still making it, open it instead; if it is a \
+             leftover of yours, delete it by hand, then create {name:?} again"
+        ),
         Err(e) => format!("{noun} {name:?} (/dev/shm/{file}) exists but cannot be judged: {e}"),
     })
 }

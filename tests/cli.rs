@@ -379,3 +379,131 @@ fn info_of_a_stream_read_by_a_group_lists_the_group_and_each_readers_group() {
         "each member's row names its group:\n{text}"
     );
 }
+
+/// Plants, under shmline names starting with `base`, files that are not finished segments (as any
+/// local user can in `/dev/shm`): per kind in `kinds`, empty files and files of foreign bytes,
+/// `per_kind` in all. Returns their file names, sorted.
+fn plant_junk(base: &str, kinds: &[&str], per_kind: usize) -> Vec<String> {
+    let mut files = Vec::new();
+    for kind in kinds {
+        for i in 0..per_kind {
+            let file = format!("shmline.{kind}.{base}-{i}");
+            let contents: &[u8] = if i % 2 == 0 {
+                b""
+            } else {
+                b"JUNKJUNK and more junk"
+            };
+            std::fs::write(format!("/dev/shm/{file}"), contents).unwrap();
+            files.push(file);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Removes the files [`plant_junk`] planted.
+fn remove_junk(files: &[String]) {
+    for file in files {
+        let _ = std::fs::remove_file(format!("/dev/shm/{file}"));
+    }
+}
+
+/// The `kind name` pairs of the "unreadable" list of an `ls --json` or `top --json` view whose
+/// name starts with `base`, as file names, sorted.
+fn unreadable_of(view: &Value, base: &str) -> Vec<String> {
+    let mut found: Vec<String> = view["unreadable"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no \"unreadable\" list in {view:#}"))
+        .iter()
+        .filter(|u| u["name"].as_str().is_some_and(|n| n.starts_with(base)))
+        .map(|u| {
+            format!(
+                "shmline.{}.{}",
+                u["kind"].as_str().unwrap(),
+                u["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn ls_lists_planted_empty_and_foreign_files_as_unreadable_without_waiting_for_them() {
+    let base = unique("ls-junk");
+    let files = plant_junk(&base, &["stream", "event", "pipeline"], 5);
+    let started = std::time::Instant::now();
+    let out = shmline(&["ls", "--json"]);
+    let elapsed = started.elapsed();
+    let text = shmline(&["ls"]);
+    remove_junk(&files);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(unreadable_of(&view, &base), files);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("cannot read stream {base}-0: ")),
+        "{text}"
+    );
+    // Each such file used to cost the open's wait for a creator still initialising it (1 to 2 s,
+    // 20 s for these 15); looking at them must cost milliseconds.
+    assert!(
+        elapsed < std::time::Duration::from_secs(3),
+        "ls with {} planted files took {elapsed:?}",
+        files.len()
+    );
+}
+
+#[test]
+fn top_lists_planted_pipeline_files_as_unreadable_without_waiting_for_them() {
+    let base = unique("top-junk");
+    let files = plant_junk(&base, &["pipeline"], 5);
+    let started = std::time::Instant::now();
+    let out = shmline(&["top", "--once", "--json", "--interval", "0.05"]);
+    let elapsed = started.elapsed();
+    let text = shmline(&["top", "--once", "--interval", "0.05"]);
+    remove_junk(&files);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let view: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(unreadable_of(&view, &base), files);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("cannot read pipeline {base}-1: ")),
+        "{text}"
+    );
+    // Two looks at 5 files used to cost 10 s.
+    assert!(
+        elapsed < std::time::Duration::from_secs(3),
+        "top --once with {} planted files took {elapsed:?}",
+        files.len()
+    );
+}
+
+#[test]
+fn info_of_an_empty_stream_file_fails_at_once_saying_it_is_not_a_shmline_stream() {
+    let base = unique("info-junk");
+    let files = plant_junk(&base, &["stream"], 1);
+    let started = std::time::Instant::now();
+    let out = shmline(&["info", &format!("{base}-0")]);
+    let elapsed = started.elapsed();
+    remove_junk(&files);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("too small to be a shmline stream"),
+        "{stderr}"
+    );
+    assert!(
+        elapsed < std::time::Duration::from_millis(1500),
+        "took {elapsed:?}"
+    );
+}

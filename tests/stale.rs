@@ -8,9 +8,7 @@ mod support;
 
 use serde_json::Value;
 use shmline::stale::{stream_usage, Usage};
-use shmline::{
-    Error, Event, EventOptions, ReaderOptions, Status, Stream, StreamOptions, WriterState,
-};
+use shmline::{Event, EventOptions, ReaderOptions, Status, Stream, StreamOptions, WriterState};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -186,18 +184,206 @@ fn an_event_left_by_a_killed_process_is_recovered_and_a_live_ones_is_refused() {
     cleanup(&name);
 }
 
+/// Files that anyone can plant under shmline names and that are not finished shmline segments:
+/// a file of foreign bytes, a FIFO, an empty file, a file of zeros (a creator that died before
+/// publishing its magic) and a symbolic link. Returns the stream names used, each `base-KIND`.
+fn plant_foreign_files(base: &str) -> Vec<String> {
+    let path = |kind: &str| format!("/dev/shm/shmline.stream.{base}-{kind}");
+    let mut foreign = vec![0u8; 4096];
+    let mut rng = Rng::new(base_seed());
+    for chunk in foreign.chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    // A foreign magic that is never 0 nor the stream magic.
+    foreign[..8].copy_from_slice(b"NOTSHMLN");
+    std::fs::write(path("random"), &foreign).unwrap();
+    mkfifo(&path("fifo"));
+    std::fs::write(path("empty"), b"").unwrap();
+    std::fs::write(path("zeros"), vec![0u8; 64 * 1024]).unwrap();
+    std::fs::write(format!("/tmp/{base}-target"), &foreign).unwrap();
+    std::os::unix::fs::symlink(format!("/tmp/{base}-target"), path("link")).unwrap();
+    ["random", "fifo", "empty", "zeros", "link"]
+        .iter()
+        .map(|kind| format!("{base}-{kind}"))
+        .collect()
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &str) {
+    let path = std::ffi::CString::new(path).unwrap();
+    // SAFETY: `path` is a valid NUL-terminated string.
+    let rc = unsafe { libc::mkfifo(path.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
+}
+
+/// Removes what [`plant_foreign_files`] planted.
+fn remove_foreign_files(base: &str) {
+    for name in segments_of(base) {
+        let _ = std::fs::remove_file(format!("/dev/shm/{name}"));
+    }
+    let _ = std::fs::remove_file(format!("/tmp/{base}-target"));
+}
+
 #[test]
-fn a_segment_whose_creator_never_finished_it_is_stale() {
-    let name = unique("stale-unfinished");
-    // A creator that died between shm_open and initialising the header leaves a file of zeros
-    // (or one too small to be a stream).
-    std::fs::write(format!("/dev/shm/shmline.stream.{name}"), [0u8; 100]).unwrap();
+fn remove_stale_leaves_a_foreign_file_a_fifo_an_empty_file_and_a_link_alone_and_says_why() {
+    let base = unique("stale-foreign");
+    let names = plant_foreign_files(&base);
     let started = Instant::now();
-    assert!(matches!(stream_usage(&name), Ok(Usage::Stale(_))));
-    // Judging it means waiting for a creator that might still be initialising it.
-    assert!(started.elapsed() >= Duration::from_secs(1));
-    assert!(Stream::remove_stale(&name).unwrap());
-    assert!(matches!(Stream::open(&name), Err(Error::NotFound(_))));
+    for name in &names {
+        let e = stream_usage(name).unwrap_err();
+        assert_eq!(e.status(), Status::NotShmline, "{name}: {e}");
+        let e = Stream::remove_stale(name).unwrap_err();
+        assert_eq!(e.status(), Status::NotShmline, "{name}: {e}");
+        assert!(
+            e.to_string().contains("not a shmline segment: left alone"),
+            "{name}: {e}"
+        );
+    }
+    // Judging never waits for a creator that might still be initialising (the open waits 2 s).
+    let elapsed = started.elapsed();
+    let left = segments_of(&base);
+    remove_foreign_files(&base);
+    assert_eq!(
+        left.len(),
+        names.len(),
+        "every planted file is still there: {left:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "judging {} planted files took {elapsed:?}",
+        names.len()
+    );
+}
+
+#[test]
+fn opening_a_fifo_or_a_link_under_a_stream_name_fails_at_once_instead_of_blocking() {
+    let base = unique("stale-open-fifo");
+    let names = plant_foreign_files(&base);
+    let outcomes: Vec<_> = names
+        .iter()
+        .filter(|n| n.ends_with("-fifo") || n.ends_with("-link"))
+        .map(|n| {
+            (
+                n.clone(),
+                Stream::open(n).map(|_| ()),
+                Event::open(n).map(|_| ()),
+            )
+        })
+        .collect();
+    remove_foreign_files(&base);
+    for (name, stream, _) in &outcomes {
+        let e = stream.as_ref().unwrap_err();
+        assert_eq!(e.status(), Status::NotShmline, "{name}: {e}");
+        let what = if name.ends_with("-fifo") {
+            "FIFO"
+        } else {
+            "symbolic link"
+        };
+        assert!(e.to_string().contains(what), "{name}: {e}");
+    }
+    assert_eq!(outcomes.len(), 2);
+}
+
+#[test]
+fn creating_over_a_foreign_file_says_it_is_left_alone_and_how_to_recover() {
+    let base = unique("stale-create-foreign");
+    let names = plant_foreign_files(&base);
+    let e = Stream::create(
+        &names[0],
+        &StreamOptions {
+            max_frame_size: 8,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    remove_foreign_files(&base);
+    assert_eq!(e.status(), Status::AlreadyExists, "{e}");
+    for hint in ["not a finished shmline stream", "delete it by hand"] {
+        assert!(e.to_string().contains(hint), "{hint:?} not in: {e}");
+    }
+}
+
+#[test]
+fn shmline_clean_leaves_files_that_are_not_shmline_segments_alone_and_reports_each() {
+    let base = unique("stale-clean-foreign");
+    let names = plant_foreign_files(&base);
+    // Events and pipeline registries are looked at the same way.
+    mkfifo(&format!("/dev/shm/shmline.event.{base}-fifo"));
+    std::fs::write(
+        format!("/dev/shm/shmline.pipeline.{base}-random"),
+        [0x5a; 4096],
+    )
+    .unwrap();
+    let dead = format!("{base}-dead");
+    left_behind(&dead, false);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args(["clean", "--json", &base])
+        .output()
+        .unwrap();
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args(["clean", "--dry-run", &base])
+        .output()
+        .unwrap();
+    let left = segments_of(&base);
+    remove_foreign_files(&base);
+    cleanup(&dead);
+    assert!(out.status.success(), "{}", describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut skipped: Vec<(String, String)> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["segment"].as_str().unwrap().to_string(),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    skipped.sort();
+    let mut expected: Vec<String> = names
+        .iter()
+        .map(|n| format!("shmline.stream.{n}"))
+        .chain([
+            format!("shmline.event.{base}-fifo"),
+            format!("shmline.pipeline.{base}-random"),
+        ])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        skipped.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    for (segment, reason) in &skipped {
+        assert!(
+            reason.starts_with("not a shmline segment: left alone ("),
+            "{segment}: {reason}"
+        );
+    }
+    // The real stale segments of a dead creator are still removed.
+    let mut removed: Vec<&str> = report["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["segment"].as_str().unwrap())
+        .collect();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            format!("shmline.event.{dead}"),
+            format!("shmline.stream.{dead}")
+        ]
+    );
+    assert_eq!(left, expected, "only the planted files are left");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!(
+            "skipped /dev/shm/shmline.stream.{base}-fifo: not a shmline segment: left alone"
+        )),
+        "{text}"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use shmline::pipeline::{Cleanup, Registry};
-use shmline::shm::{file_name, list, Segment, SegmentKind};
+use shmline::shm::{file_name, inspect, list, Segment, SegmentKind};
 use shmline::stale::{event_usage, stream_usage, Usage};
 use shmline::Error;
 use std::collections::HashSet;
@@ -12,9 +12,12 @@ use std::process::ExitCode;
 ///
 /// A pipeline is removed (registry, streams and events) when its runner is dead. A stream is
 /// removed when its creator, its writer and all its readers are dead; an event when its creator
-/// is dead. Segments whose creator never finished making them are removed too. A segment that
-/// cannot be read (another layout version, damaged) is left alone and reported. These are the
-/// rules of `Stream::remove_stale` and `Event::remove_stale` (see the `shmline::stale` module).
+/// is dead. Only finished shmline segments are ever removed: anything else under a shmline name
+/// (a FIFO, a symbolic link, an empty file, a file of foreign bytes, a segment still being made)
+/// is reported as "not a shmline segment: left alone", and a segment that cannot be read
+/// (another layout version, damaged, no permission) is left alone and reported too. These are
+/// the rules of `Stream::remove_stale` and `Event::remove_stale` (see the `shmline::stale`
+/// module).
 #[derive(clap::Args)]
 pub struct CleanArgs {
     /// Only look at segments whose name (pipeline, stream or event name) starts with PREFIX.
@@ -95,6 +98,13 @@ fn clean(dry_run: bool, prefix: &str, report: &mut Report) -> shmline::Result<()
         if !seen.insert(file.clone()) {
             return;
         }
+        // A dead pipeline names its segments; whatever holds such a name now is removed only if
+        // it is a finished shmline segment.
+        match inspect(kind, name) {
+            Ok(()) => {}
+            Err(Error::NotFound(_)) => return,
+            Err(e) => return report.skipped.push((file, unreadable(e))),
+        }
         if dry_run || Segment::unlink(kind, name).is_ok() {
             report.removed.push((file, why));
         }
@@ -105,7 +115,9 @@ fn clean(dry_run: bool, prefix: &str, report: &mut Report) -> shmline::Result<()
         .filter(|n| n.starts_with(prefix))
     {
         let file = file_name(SegmentKind::Pipeline, &name);
-        match Registry::check_dead(&name) {
+        // The registry's own open waits for a runner still making it; a file that is not a
+        // finished registry is not judged at all.
+        match inspect(SegmentKind::Pipeline, &name).and_then(|()| Registry::check_dead(&name)) {
             Ok(Cleanup::Alive(runner)) => report
                 .kept
                 .push((file, format!("runner pid {} is alive", runner.pid))),
@@ -116,7 +128,7 @@ fn clean(dry_run: bool, prefix: &str, report: &mut Report) -> shmline::Result<()
                 }
             }
             Err(Error::NotFound(_)) => {}
-            Err(e) => report.skipped.push((file, e.to_string())),
+            Err(e) => report.skipped.push((file, unreadable(e))),
         }
     }
 
@@ -132,9 +144,17 @@ fn clean(dry_run: bool, prefix: &str, report: &mut Report) -> shmline::Result<()
                     .push((file_name(kind, &name), format!("{role} pid {pid} is alive"))),
                 Ok(Usage::Stale(why)) => remove(report, kind, &name, why),
                 Err(Error::NotFound(_)) => {}
-                Err(e) => report.skipped.push((file_name(kind, &name), e.to_string())),
+                Err(e) => report.skipped.push((file_name(kind, &name), unreadable(e))),
             }
         }
     }
     Ok(())
+}
+
+/// Why a segment was left alone.
+fn unreadable(error: Error) -> String {
+    match error {
+        Error::NotShmline(why) => format!("not a shmline segment: left alone ({why})"),
+        e => format!("cannot be read: left alone ({e})"),
+    }
 }

@@ -211,7 +211,7 @@ fn human_bytes(bytes: u64) -> String {
 
 /// Runs `shmline info STREAM`.
 fn run_stream(name: &str, json: bool) -> ExitCode {
-    let stream = match Stream::open(name) {
+    let stream = match crate::ls::look(shmline::shm::SegmentKind::Stream, name, Stream::open) {
         Ok(stream) => stream,
         Err(e) => {
             eprintln!("shmline info: {e}");

@@ -3,7 +3,7 @@
 use crate::display;
 use serde_json::{json, Value};
 use shmline::pipeline::Registry;
-use shmline::shm::{list, SegmentKind};
+use shmline::shm::{inspect, list, SegmentKind};
 use shmline::{Event, EventMode, Stream, WriterState};
 use std::process::ExitCode;
 
@@ -12,7 +12,8 @@ use std::process::ExitCode;
 /// These are the shmline segments under /dev/shm.
 /// A pipeline's owner is its runner; a stream's or event's owner is the process that created it.
 /// Segments whose owner is dead are what `shmline clean` removes (a stream still used by a live
-/// writer or reader is kept).
+/// writer or reader is kept). A file under a shmline name that is not a finished segment (empty,
+/// foreign bytes, a FIFO, a link, one still being made) is listed as unreadable, at once.
 #[derive(clap::Args)]
 pub struct LsArgs {
     /// Print JSON (one object with "pipelines", "streams", "events" and "unreadable") instead of
@@ -41,7 +42,7 @@ fn collect() -> shmline::Result<Value> {
     let mut unreadable = Vec::new();
     let mut pipelines = Vec::new();
     for name in list(SegmentKind::Pipeline)? {
-        match Registry::open(&name) {
+        match look(SegmentKind::Pipeline, &name, Registry::open) {
             Ok(r) => {
                 let info = r.info();
                 pipelines.push(json!({
@@ -61,7 +62,7 @@ fn collect() -> shmline::Result<Value> {
     }
     let mut streams = Vec::new();
     for name in list(SegmentKind::Stream)? {
-        match Stream::open(&name) {
+        match look(SegmentKind::Stream, &name, Stream::open) {
             Ok(s) => {
                 let info = s.info();
                 let stats = s.stats();
@@ -87,7 +88,7 @@ fn collect() -> shmline::Result<Value> {
     }
     let mut events = Vec::new();
     for name in list(SegmentKind::Event)? {
-        match Event::open(&name) {
+        match look(SegmentKind::Event, &name, Event::open) {
             Ok(e) => {
                 let creator = e.creator();
                 events.push(json!({
@@ -109,6 +110,18 @@ fn collect() -> shmline::Result<Value> {
         "events": events,
         "unreadable": unreadable,
     }))
+}
+
+/// Opens segment `name` of `kind` with `open` for a monitor, which must never wait: a file that
+/// is not a finished shmline segment (empty, foreign, a FIFO, still being made) is refused at
+/// once by [`inspect`] instead of costing the open's wait for a creator still initialising.
+pub fn look<T>(
+    kind: SegmentKind,
+    name: &str,
+    open: impl FnOnce(&str) -> shmline::Result<T>,
+) -> shmline::Result<T> {
+    inspect(kind, name)?;
+    open(name)
 }
 
 /// Lower-case name of a writer state.

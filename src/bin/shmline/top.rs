@@ -1,10 +1,11 @@
 //! `shmline top`: a live view of running pipelines.
 
 use crate::display;
-use crate::ls::writer_state;
+use crate::ls::{look, writer_state};
 use crate::procfs;
 use serde_json::{json, Value};
 use shmline::pipeline::{PipelineState, Registry, TaskExit, TaskState};
+use shmline::shm::SegmentKind;
 use shmline::{Stream, StreamStats};
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,6 +21,9 @@ use std::time::{Duration, Instant};
 /// reader's group, and per reader group: its members, next frame, lag and the frames delivered
 /// again because a member died holding them. Per task: its state, pid, CPU % and resident
 /// memory.
+///
+/// A registry that cannot be read (damaged, or a file under a pipeline's name that is not a
+/// finished shmline registry) is listed as unreadable, at once: top never waits for it.
 ///
 /// The view is redrawn in place every --interval seconds until Ctrl-C (or until the named
 /// pipeline ends). Rates are measured between two looks, so --once waits one interval before it
@@ -103,6 +107,8 @@ pub fn run(args: &TopArgs) -> ExitCode {
 struct Sample {
     at: Instant,
     pipelines: Vec<PipelineSample>,
+    /// Registries that could not be read: (name, why).
+    unreadable: Vec<(String, String)>,
 }
 
 struct PipelineSample {
@@ -118,19 +124,28 @@ fn sample(only: Option<&str>) -> shmline::Result<Sample> {
         None => Registry::list()?,
     };
     let mut pipelines = Vec::new();
+    let mut unreadable = Vec::new();
     for name in names {
-        let registry = match Registry::open(&name) {
+        let registry = match look(SegmentKind::Pipeline, &name, Registry::open) {
             Ok(r) => r,
             Err(shmline::Error::NotFound(_)) => continue,
             Err(e) if only.is_some() => return Err(e),
-            // Another pipeline's registry may be half-made or damaged: show the others.
-            Err(_) => continue,
+            // Another pipeline's registry may be half-made, damaged or not a registry at all:
+            // say so and show the others.
+            Err(e) => {
+                unreadable.push((name, e.to_string()));
+                continue;
+            }
         };
         let streams = registry
             .info()
             .streams
             .iter()
-            .map(|s| Stream::open(&s.segment).ok().map(|s| s.stats()))
+            .map(|s| {
+                look(SegmentKind::Stream, &s.segment, Stream::open)
+                    .ok()
+                    .map(|s| s.stats())
+            })
             .collect();
         let usage = (0..registry.info().tasks.len())
             .map(|i| {
@@ -153,6 +168,7 @@ fn sample(only: Option<&str>) -> shmline::Result<Sample> {
     Ok(Sample {
         at: Instant::now(),
         pipelines,
+        unreadable,
     })
 }
 
@@ -296,7 +312,12 @@ fn view(previous: &Sample, current: &Sample) -> Value {
             })
         })
         .collect();
-    json!({ "pipelines": pipelines })
+    let unreadable: Vec<Value> = current
+        .unreadable
+        .iter()
+        .map(|(name, error)| json!({"kind": "pipeline", "name": name, "error": error}))
+        .collect();
+    json!({ "pipelines": pipelines, "unreadable": unreadable })
 }
 
 /// The WRITER cell of a stream: its writer task and state; for a multi-writer stream, every
@@ -370,10 +391,10 @@ fn text(view: &Value) -> String {
     let str_of = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
     let number = |v: &Value, f: &dyn Fn(f64) -> String| v.as_f64().map_or("-".to_string(), f);
     let pipelines = list(&view["pipelines"]);
-    if pipelines.is_empty() {
-        return "no pipeline is running\n".to_string();
-    }
     let mut out = String::new();
+    if pipelines.is_empty() {
+        out.push_str("no pipeline is running\n");
+    }
     for p in pipelines {
         out.push_str(&format!(
             "pipeline {}  {}  runner {} ({})  up {}\n",
@@ -471,6 +492,13 @@ fn text(view: &Value) -> String {
         }
         out.push_str(&display::table(&rows));
         out.push('\n');
+    }
+    for u in list(&view["unreadable"]) {
+        out.push_str(&format!(
+            "cannot read pipeline {}: {}\n",
+            str_of(&u["name"]),
+            str_of(&u["error"])
+        ));
     }
     out
 }
