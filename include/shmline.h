@@ -1037,14 +1037,16 @@ int32_t shmline_stream_unlink(const char *name);
 
 /**
  * Removes stream `name` if nobody alive uses it: its creator, its writer and every reader are
- * dead (or its creator never finished making it). Use it to take a name back after a crash;
- * `shmline_stream_create()` never does it by itself.
+ * dead. Use it to take a name back after a crash; `shmline_stream_create()` never does it by
+ * itself. A file under the name that is not a finished shmline stream (empty, zeros, foreign
+ * bytes, not a regular file: also what a creator that died while making it leaves) is never
+ * removed: `SHMLINE_NOT_SHMLINE`, whose message says what it is; delete it by hand if it is yours.
  *
  * Returns `SHMLINE_OK` if it removed the stream, `SHMLINE_NOT_FOUND` if there is no such stream,
  * `SHMLINE_ALREADY_EXISTS` if a live process uses it (the message names it; nothing is removed),
  * `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name),
- * `SHMLINE_VERSION_MISMATCH` or `SHMLINE_CORRUPT` (the stream cannot be judged),
- * `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
+ * `SHMLINE_NOT_SHMLINE`, `SHMLINE_VERSION_MISMATCH` or `SHMLINE_CORRUPT` (the stream cannot be
+ * judged; nothing is removed), `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
  *
  * # Safety
  * `name` is NULL or a NUL-terminated string.
@@ -1597,13 +1599,14 @@ void shmline_event_close(struct shmline_event *event);
 int32_t shmline_event_unlink(const char *name);
 
 /**
- * Removes event `name` if its creator is dead (or never finished making it). Use it to take a
- * name back after a crash; `shmline_event_create()` never does it by itself. Processes that still
- * have the old event open keep their own copy.
+ * Removes event `name` if its creator is dead. Use it to take a name back after a crash;
+ * `shmline_event_create()` never does it by itself. Processes that still have the old event open
+ * keep their own copy. A file under the name that is not a finished shmline event (empty, zeros,
+ * foreign bytes, not a regular file) is never removed: `SHMLINE_NOT_SHMLINE`.
  *
  * Returns `SHMLINE_OK` if it removed the event, `SHMLINE_NOT_FOUND` if there is no such event,
  * `SHMLINE_ALREADY_EXISTS` if its creator is alive (nothing is removed), `SHMLINE_NULL_POINTER`,
- * `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name),
+ * `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name), `SHMLINE_NOT_SHMLINE`,
  * `SHMLINE_VERSION_MISMATCH` or `SHMLINE_CORRUPT` (the event cannot be judged),
  * `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
  *

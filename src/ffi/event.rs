@@ -182,13 +182,14 @@ pub unsafe extern "C" fn shmline_event_unlink(name: *const c_char) -> i32 {
     })
 }
 
-/// Removes event `name` if its creator is dead (or never finished making it). Use it to take a
-/// name back after a crash; `shmline_event_create()` never does it by itself. Processes that still
-/// have the old event open keep their own copy.
+/// Removes event `name` if its creator is dead. Use it to take a name back after a crash;
+/// `shmline_event_create()` never does it by itself. Processes that still have the old event open
+/// keep their own copy. A file under the name that is not a finished shmline event (empty, zeros,
+/// foreign bytes, not a regular file) is never removed: `SHMLINE_NOT_SHMLINE`.
 ///
 /// Returns `SHMLINE_OK` if it removed the event, `SHMLINE_NOT_FOUND` if there is no such event,
 /// `SHMLINE_ALREADY_EXISTS` if its creator is alive (nothing is removed), `SHMLINE_NULL_POINTER`,
-/// `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name),
+/// `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name), `SHMLINE_NOT_SHMLINE`,
 /// `SHMLINE_VERSION_MISMATCH` or `SHMLINE_CORRUPT` (the event cannot be judged),
 /// `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
 ///

@@ -441,14 +441,16 @@ pub unsafe extern "C" fn shmline_stream_unlink(name: *const c_char) -> i32 {
 }
 
 /// Removes stream `name` if nobody alive uses it: its creator, its writer and every reader are
-/// dead (or its creator never finished making it). Use it to take a name back after a crash;
-/// `shmline_stream_create()` never does it by itself.
+/// dead. Use it to take a name back after a crash; `shmline_stream_create()` never does it by
+/// itself. A file under the name that is not a finished shmline stream (empty, zeros, foreign
+/// bytes, not a regular file: also what a creator that died while making it leaves) is never
+/// removed: `SHMLINE_NOT_SHMLINE`, whose message says what it is; delete it by hand if it is yours.
 ///
 /// Returns `SHMLINE_OK` if it removed the stream, `SHMLINE_NOT_FOUND` if there is no such stream,
 /// `SHMLINE_ALREADY_EXISTS` if a live process uses it (the message names it; nothing is removed),
 /// `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_NAME`, `SHMLINE_INVALID_ARGUMENT` (non-UTF-8 name),
-/// `SHMLINE_VERSION_MISMATCH` or `SHMLINE_CORRUPT` (the stream cannot be judged),
-/// `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
+/// `SHMLINE_NOT_SHMLINE`, `SHMLINE_VERSION_MISMATCH` or `SHMLINE_CORRUPT` (the stream cannot be
+/// judged; nothing is removed), `SHMLINE_PERMISSION_DENIED`, `SHMLINE_OS_ERROR`, `SHMLINE_PANIC`.
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string.

@@ -559,11 +559,20 @@ impl Registry {
     pub fn check_dead(name: &str) -> Result<Cleanup> {
         let registry = match Registry::open(name) {
             Ok(registry) => registry,
-            Err(Error::NotShmline(_)) => {
-                return Ok(Cleanup::Dead(vec![(
-                    SegmentKind::Pipeline,
-                    name.to_owned(),
-                )]))
+            // A registry its runner died making: ours to remove only if it is a regular file of
+            // our own user (anything else under the name was planted by someone: left alone).
+            Err(Error::NotShmline(why)) => {
+                return if is_own_regular_file(SegmentKind::Pipeline, name) {
+                    Ok(Cleanup::Dead(vec![(
+                        SegmentKind::Pipeline,
+                        name.to_owned(),
+                    )]))
+                } else {
+                    Err(Error::NotShmline(format!(
+                        "{why}; not a shmline segment of this user: left alone (delete it by \
+                         hand if it is yours)"
+                    )))
+                };
             }
             Err(e) => return Err(e),
         };
@@ -1056,6 +1065,16 @@ fn read_info(seg: &Segment, geo: &RegistryGeometry, name: &str) -> Result<Regist
         tasks,
         bindings,
     })
+}
+
+/// Whether segment `name` of `kind` is a regular file (not a link, FIFO or device) owned by the
+/// calling process's effective user.
+fn is_own_regular_file(kind: SegmentKind, name: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let path = format!("/dev/shm/{}", crate::shm::file_name(kind, name));
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && m.uid() == me)
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ class Event:
 
     @staticmethod
     def remove_stale(name: str) -> bool:
-        """Removes event `name` if its creator is dead (or never finished making it), so that
+        """Removes event `name` if its creator is dead, so that
         the name can be created again after a crash; `create()` never does that by itself.
         Processes that still have the old event open keep their own copy. Returns True if it
         removed the event, False if there was none.

@@ -252,7 +252,7 @@ class Stream:
     @staticmethod
     def remove_stale(name: str) -> bool:
         """Removes stream `name` if nobody alive uses it (its creator, writer and readers are all
-        dead, or its creator never finished making it), so that the name can be created again
+        dead), so that the name can be created again
         after a crash; `create()` never does that by itself. Returns True if it removed the
         stream, False if there was none.
 

@@ -1077,11 +1077,12 @@ class Stream {
         detail::check(shmline_stream_unlink(name.c_str()));
     }
 
-    /// Removes stream `name` if nobody alive uses it (its creator, writer and readers are dead,
-    /// or its creator never finished it), so the name can be created again after a crash;
-    /// create() never does that by itself. Returns true if it removed the stream, false if there
-    /// was none. Throws Error: Status::AlreadyExists (a live process uses it; the message names
-    /// it; nothing is removed), Status::Corrupt, Status::VersionMismatch, Status::InvalidName...
+    /// Removes stream `name` if nobody alive uses it (its creator, writer and readers are dead),
+    /// so the name can be created again after a crash; create() never does that by itself.
+    /// Returns true if it removed the stream, false if there was none. Throws Error:
+    /// Status::AlreadyExists (a live process uses it; the message names it; nothing is removed),
+    /// Status::NotShmline (the file is not a finished shmline stream: left alone),
+    /// Status::Corrupt, Status::VersionMismatch, Status::InvalidName...
     static bool remove_stale(const std::string& name) {
         const std::int32_t status = shmline_stream_remove_stale(name.c_str());
         if (status == SHMLINE_NOT_FOUND) {
@@ -1242,9 +1243,10 @@ class Event {
         detail::check(shmline_event_unlink(name.c_str()));
     }
 
-    /// Removes event `name` if its creator is dead (or never finished it), so the name can be
-    /// created again after a crash. Returns true if it removed the event, false if there was
-    /// none. Throws Error: Status::AlreadyExists (its creator is alive; nothing is removed)...
+    /// Removes event `name` if its creator is dead, so the name can be created again after a
+    /// crash. Returns true if it removed the event, false if there was none. Throws Error:
+    /// Status::AlreadyExists (its creator is alive; nothing is removed), Status::NotShmline (the
+    /// file is not a finished shmline event: left alone)...
     static bool remove_stale(const std::string& name) {
         const std::int32_t status = shmline_event_remove_stale(name.c_str());
         if (status == SHMLINE_NOT_FOUND) {
