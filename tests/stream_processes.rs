@@ -590,6 +590,66 @@ fn a_writer_blocked_on_a_reader_killed_with_sigkill_reclaims_it_and_carries_on()
     assert!(stats.writer_waits >= 1, "{stats:?}");
 }
 
+/// A writer that fills the ring of a stream whose one lossless reader process stalled and was then
+/// killed with SIGKILL; returns the stream (for its statistics) and the writer.
+fn ring_held_full_by_a_killed_reader(what: &str) -> (Stream, shmline::Writer) {
+    const CAPACITY: u64 = 8;
+    let stream = create_stream(what, CAPACITY as u32, 16, false);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let _done = create_event(&done_name(stream.name()), EventMode::Flag);
+    let stalled = create_event(&stalled_name(stream.name()), EventMode::Flag);
+    let victim = spawn_role("child_stops_reading", &stream, 0, 0);
+    wait_ready(&ready, 1);
+    stalled.wait_timeout(PATIENCE).unwrap();
+    let mut writer = stream.writer().unwrap();
+    for seq in 0..CAPACITY {
+        writer.try_write(&frame(seq, 16)).unwrap();
+    }
+    assert!(matches!(
+        writer.try_write(&frame(CAPACITY, 16)),
+        Err(Error::Full)
+    ));
+    let status = victim.kill();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    (stream, writer)
+}
+
+/// Calls `write` until it succeeds; fails the test after [`PATIENCE`], or on an outcome other
+/// than `Timeout` / `Full`.
+fn write_until_it_succeeds(mut write: impl FnMut() -> Result<(), Error>) -> Duration {
+    let started = Instant::now();
+    loop {
+        match write() {
+            Ok(()) => return started.elapsed(),
+            Err(Error::Timeout | Error::Full) => {}
+            Err(e) => panic!("write failed: {e}"),
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the writer is still held back by the dead reader"
+        );
+    }
+}
+
+#[test]
+fn a_writer_waiting_in_1_ms_slices_gets_past_a_reader_killed_with_sigkill() {
+    let (stream, mut writer) = ring_held_full_by_a_killed_reader("rkill-short");
+    let took =
+        write_until_it_succeeds(|| writer.write_timeout(&frame(8, 16), Duration::from_millis(1)));
+    assert!(stream.stats().readers_reclaimed >= 1, "took {took:?}");
+}
+
+#[test]
+fn a_writer_calling_try_write_in_a_loop_gets_past_a_reader_killed_with_sigkill() {
+    let (stream, mut writer) = ring_held_full_by_a_killed_reader("rkill-try");
+    let took = write_until_it_succeeds(|| {
+        let outcome = writer.try_write(&frame(8, 16));
+        std::thread::yield_now();
+        outcome
+    });
+    assert!(stream.stats().readers_reclaimed >= 1, "took {took:?}");
+}
+
 #[test]
 fn a_reader_drains_what_a_writer_killed_with_sigkill_published_then_gets_writer_dead() {
     const CAPACITY: u64 = 32;

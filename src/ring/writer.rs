@@ -8,11 +8,9 @@ use super::protocol;
 use super::{Backpressure, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
-use crate::liveness::ProcessId;
+use crate::liveness::{Patience, ProcessId, PATIENCE};
 use crate::sync::Ordering;
-use crate::wait::{
-    futex_wait, futex_wake, monotonic_ns, Deadline, Step, WaitStrategy, LIVENESS_SLICE,
-};
+use crate::wait::{futex_wait, futex_wake, monotonic_ns, Deadline, Step, WaitStrategy};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +54,9 @@ pub struct Writer {
     frames_dropped: u64,
     /// The claim/publish state of a writer of a multi-writer stream (`None`: the single writer).
     multi: Option<MultiWriter>,
+    /// When to check that the readers holding us back are alive (time held back adds up across
+    /// calls, so short timeouts and `try_` loops reclaim dead readers too).
+    patience: Patience,
 }
 
 impl std::fmt::Debug for Writer {
@@ -91,6 +92,7 @@ impl Writer {
                 scan_groups,
                 frames_dropped: 0,
                 multi: Some(multi),
+                patience: Patience::default(),
                 shared,
             });
         }
@@ -158,6 +160,7 @@ impl Writer {
             scan_groups,
             frames_dropped: 0,
             multi: None,
+            patience: Patience::default(),
         };
         writer.rescan();
         Ok(writer)
@@ -532,6 +535,14 @@ impl Writer {
     #[cold]
     fn wait_for_space(&mut self, deadline: Deadline) -> Result<()> {
         if !deadline.may_wait() || !self.policy.waits() {
+            // A caller that never waits is held back all the same: a dead reader must not hold
+            // a `try_write` loop (or a `fail` stream) for ever.
+            if self.patience.due(self.head) {
+                self.reclaim_dead_readers();
+                if self.rescan() {
+                    return Ok(());
+                }
+            }
             return Err(Error::Full);
         }
         let started = Instant::now();
@@ -551,12 +562,15 @@ impl Writer {
 
     fn wait_for_space_inner(&mut self, deadline: Deadline) -> Result<()> {
         let mut spins = 0u32;
-        // Time spent in sleeps that ran to their end (nobody woke us) since the last check of the
-        // readers' liveness.
-        let mut asleep = Duration::ZERO;
         loop {
             if self.rescan() {
                 return Ok(());
+            }
+            if self.patience.due(self.head) {
+                // Held back at this frame for a while (in this call or earlier ones): make sure
+                // the laggards are alive.
+                self.reclaim_dead_readers();
+                continue;
             }
             let slice = match self.wait.next_step(&mut spins, &deadline) {
                 Step::Poll => continue,
@@ -575,17 +589,8 @@ impl Writer {
                 protocol::writer_wake_done(hdr);
                 return Ok(());
             }
-            let slept = Instant::now();
-            futex_wait(&hdr.space_futex, word, slice);
+            futex_wait(&hdr.space_futex, word, slice.min(PATIENCE));
             protocol::writer_wake_done(hdr);
-            if slept.elapsed() >= slice {
-                asleep += slept.elapsed();
-            }
-            if asleep >= LIVENESS_SLICE {
-                // Nobody freed space for a long while: make sure the laggards are alive.
-                asleep = Duration::ZERO;
-                self.reclaim_dead_readers();
-            }
         }
     }
 
