@@ -889,7 +889,7 @@ fn frames_held_by_a_dead_member_are_adopted_by_another_member_and_nothing_is_los
                         thread::yield_now();
                         true
                     });
-                // The orphan lets go once the adopter holds its frames (`free_entry`).
+                // The orphan lets go once the adopter holds its frames (`readers::free`).
                 orphan.state.store(READER_FREE, Ordering::SeqCst);
                 for seq in start..end {
                     ring.read_held(seq);

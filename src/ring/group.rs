@@ -12,7 +12,7 @@
 
 use super::lock::TableLock;
 use super::protocol::{self, group::Claim};
-use super::reader::free_entry;
+use super::readers;
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::layout::{
@@ -182,7 +182,7 @@ pub(crate) fn leave(shared: &Shared, index: u32, g: u32, undelivered: Option<u64
         Some(pos) if others => {
             // SeqCst: releases the frames we delivered; the rest stay held.
             entry.pos.store(pos, Ordering::SeqCst);
-            // SeqCst: as `free_entry`.
+            // SeqCst: as `readers::free`.
             let ok = entry
                 .state
                 .compare_exchange(
@@ -201,7 +201,7 @@ pub(crate) fn leave(shared: &Shared, index: u32, g: u32, undelivered: Option<u64
         _ => false,
     };
     if !orphaned {
-        free_entry(entry, READER_ACTIVE);
+        readers::free(entry, READER_ACTIVE);
     }
     if lock.is_some() && members(shared, g).is_empty() {
         free_group(shared, g);
@@ -262,7 +262,7 @@ fn bury(shared: &Shared, i: u32, g: u32, keep: bool) -> Burial {
     // SeqCst: as in the writer's scan.
     let holds = entry.pos.load(Ordering::SeqCst) != POS_IDLE;
     let burial = if keep && holds {
-        // SeqCst: as `free_entry`: exactly one process changes a given incarnation of the entry.
+        // SeqCst: as `readers::free`: exactly one process changes a given incarnation of the entry.
         if entry
             .state
             .compare_exchange(
@@ -278,7 +278,7 @@ fn bury(shared: &Shared, i: u32, g: u32, keep: bool) -> Burial {
         // SeqCst: see `leave`.
         shared.group(g).orphans.fetch_add(1, Ordering::SeqCst);
         Burial::Orphaned
-    } else if free_entry(entry, READER_ACTIVE) {
+    } else if readers::free(entry, READER_ACTIVE) {
         Burial::Freed
     } else {
         return Burial::Lost;
@@ -334,7 +334,7 @@ pub(crate) fn rescue(
             &mut scan_in_flight,
         );
         // We hold the orphan's frames now (or it held none we may take): let it go.
-        if free_entry(orphan, READER_ORPHANED) {
+        if readers::free(orphan, READER_ORPHANED) {
             left -= 1;
         }
         if start < end {
@@ -434,7 +434,7 @@ fn repair_locked(shared: &Shared) {
                 orphaned |= bury(shared, i, g, live) == Burial::Orphaned;
             } else if state == READER_ORPHANED && !live {
                 // Nobody is left to adopt it (or its group record is gone).
-                free_entry(entry, READER_ORPHANED);
+                readers::free(entry, READER_ORPHANED);
             }
         }
         if active && self::members(shared, g).is_empty() {

@@ -297,7 +297,8 @@ impl MultiWriter {
 
     /// Frees dead lossless readers and repairs dead writers.
     fn repair_peers(&self, shared: &Shared) {
-        super::reader::reclaim_dead_entries(shared, true);
+        super::readers::reclaim_dead(shared, true);
+        super::group::repair(shared);
         repair(shared);
     }
 }

@@ -1,11 +1,11 @@
 //! Readers of a stream: copy reads, batch reads, zero-copy acquire/release, lossy taps.
 
 use super::protocol;
-use super::{group, Shared};
+use super::{group, readers, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{
-    FrameHeader, ReaderEntry, FRAME_STATUS_SKIPPED, POS_IDLE, READER_ACTIVE, READER_CLAIMING,
-    READER_FLAG_LOSSY, READER_FREE, READER_ORPHANED, WRITER_ACTIVE, WRITER_CLOSED,
+    FrameHeader, FRAME_STATUS_SKIPPED, POS_IDLE, READER_ACTIVE, READER_CLAIMING, READER_FLAG_LOSSY,
+    WRITER_ACTIVE, WRITER_CLOSED,
 };
 use crate::liveness::ProcessId;
 use crate::schema::Schema;
@@ -243,7 +243,7 @@ impl Reader {
         let capacity = shared.geo.capacity as u64;
         let head = protocol::head(hdr);
         if head > super::MAX_HEAD {
-            free_entry(entry, READER_CLAIMING);
+            readers::free(entry, READER_CLAIMING);
             return Err(Error::corrupt(format!(
                 "stream {:?}: head {head} is impossibly large",
                 shared.name()
@@ -258,7 +258,7 @@ impl Reader {
             let g = match group::join(&shared, index, name, start, scan_waiter(&shared)) {
                 Ok(g) => g,
                 Err(e) => {
-                    free_entry(entry, READER_CLAIMING);
+                    readers::free(entry, READER_CLAIMING);
                     return Err(e);
                 }
             };
@@ -283,7 +283,7 @@ impl Reader {
         // The limit may run ahead of `head` by a whole batch the writer has not published yet,
         // so only an absurd one can be told from a real one.
         if pos > super::MAX_HEAD {
-            free_entry(entry, READER_ACTIVE);
+            readers::free(entry, READER_ACTIVE);
             return Err(Error::corrupt(format!(
                 "stream {:?}: write_limit puts a joining reader at impossible position {pos}",
                 shared.name()
@@ -1067,7 +1067,7 @@ impl Drop for Reader {
         let hdr = self.shared.header();
         let entry = self.shared.entry(self.index);
         // Leaving frees every frame we held; the writer may be asleep waiting for us.
-        if free_entry(entry, READER_ACTIVE) && hdr.writer_waiting.load(Ordering::SeqCst) != 0 {
+        if readers::free(entry, READER_ACTIVE) && hdr.writer_waiting.load(Ordering::SeqCst) != 0 {
             protocol::wake_writer(hdr);
             futex_wake(&hdr.space_futex, self.writer_wakes);
         }
@@ -1144,35 +1144,22 @@ fn writer_alive(shared: &Shared) -> bool {
     .is_alive()
 }
 
-/// Claims a free reader entry, reclaiming entries of dead processes if none is free.
+/// Claims a free reader entry, reclaiming entries of dead processes (and repairing the reader
+/// groups, whose dead members may hold entries) if none is free.
 fn claim_entry(shared: &Shared) -> Result<u32> {
-    for pass in 0..2 {
-        for i in 0..shared.geo.max_readers {
-            let entry = shared.entry(i);
-            // Acquire: the entry's previous owner is done with it.
-            if entry
-                .state
-                .compare_exchange(
-                    READER_FREE,
-                    READER_CLAIMING,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                return Ok(i);
-            }
-        }
-        if pass == 0 {
-            reclaim_dead_entries(shared, false);
-        }
+    if let Some(index) = readers::claim(shared) {
+        return Ok(index);
     }
-    Err(Error::TooManyReaders(format!(
-        "stream {:?} already has its maximum of {} live readers; create it with a larger \
-         max_readers",
-        shared.name(),
-        shared.geo.max_readers
-    )))
+    readers::reclaim_dead(shared, false);
+    group::repair(shared);
+    readers::claim(shared).ok_or_else(|| {
+        Error::TooManyReaders(format!(
+            "stream {:?} already has its maximum of {} live readers; create it with a larger \
+             max_readers",
+            shared.name(),
+            shared.geo.max_readers
+        ))
+    })
 }
 
 /// [`Error::SchemaMismatch`] unless stream `shared` has exactly the schema `required`.
@@ -1189,69 +1176,4 @@ fn check_schema(shared: &Shared, required: &Schema) -> Result<()> {
             shared.geo.max_frame
         ))),
     }
-}
-
-/// Frees the entries of processes that died: active ones (only lossless ones if
-/// `lossless_only`), and half-claimed ones whose owner recorded its pid and died; then repairs
-/// the reader groups (dead members' frames go to live members, see `group::repair`).
-/// Returns how many plain entries were freed.
-pub(crate) fn reclaim_dead_entries(shared: &Shared, lossless_only: bool) -> u64 {
-    let hdr = shared.header();
-    let mut freed = 0;
-    for i in 0..shared.geo.max_readers {
-        let entry = shared.entry(i);
-        // Acquire: see the owner's identity.
-        let state = entry.state.load(Ordering::Acquire);
-        if state == READER_FREE
-            || state == READER_ORPHANED
-            || lossless_only
-                && (state != READER_ACTIVE
-                    || entry.flags.load(Ordering::Relaxed) & READER_FLAG_LOSSY != 0)
-        {
-            continue;
-        }
-        // Relaxed: stored before the entry became active (the Acquire above). Group members are
-        // the groups' business.
-        if state == READER_ACTIVE && entry.group.load(Ordering::Relaxed) != 0 {
-            continue;
-        }
-        let owner = ProcessId {
-            // Acquire: pairs with the owner's Release store of `pid` after its start time.
-            pid: entry.pid.load(Ordering::Acquire),
-            // Relaxed: made visible by the Acquire load of `pid` just above.
-            start_time: entry.start_time.load(Ordering::Relaxed),
-        };
-        // A claimed entry reads pid 0 until its owner records itself: not evidence of death.
-        if owner.pid == 0 || owner.is_alive() {
-            continue;
-        }
-        if free_entry(entry, state) {
-            // Relaxed: a statistic.
-            hdr.readers_reclaimed.fetch_add(1, Ordering::Relaxed);
-            freed += 1;
-        }
-    }
-    group::repair(shared);
-    freed
-}
-
-/// Frees a reader entry that is in state `from`; false if its state changed meanwhile.
-///
-/// The entry passes through CLAIMING with its pid cleared, so a new owner never inherits a dead
-/// pid that a concurrent reclaimer could mistake for its own death.
-pub(crate) fn free_entry(entry: &ReaderEntry, from: u32) -> bool {
-    // AcqRel: exactly one process frees a given incarnation of the entry.
-    if entry
-        .state
-        .compare_exchange(from, READER_CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
-        .is_err()
-    {
-        return false;
-    }
-    // Relaxed: ordered before the SeqCst store of FREE below, which claimants Acquire.
-    entry.pid.store(0, Ordering::Relaxed);
-    // SeqCst: leaving releases every frame the entry held, and is the store half of the
-    // handshake with a writer that is about to sleep (it rescans after announcing).
-    entry.state.store(READER_FREE, Ordering::SeqCst);
-    true
 }

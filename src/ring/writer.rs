@@ -594,9 +594,11 @@ impl Writer {
         }
     }
 
-    /// Frees the entries of lossless readers that died, so they cannot hold the writer for ever.
+    /// Frees the entries of lossless readers that died, so they cannot hold the writer for ever,
+    /// and hands the frames of dead group members to live ones.
     fn reclaim_dead_readers(&mut self) {
-        super::reader::reclaim_dead_entries(&self.shared, true);
+        super::readers::reclaim_dead(&self.shared, true);
+        super::group::repair(&self.shared);
     }
 }
 
