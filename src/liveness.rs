@@ -54,6 +54,13 @@ impl ProcessId {
     }
 }
 
+/// Whether a process with this pid exists (a zombie counts, as in [`ProcessId::is_alive`]), for a
+/// process known only by its pid: one that died before recording its start time, or is recording
+/// it now. A recycled pid reads as alive.
+pub fn pid_alive(pid: u32) -> bool {
+    pid != 0 && pid <= i32::MAX as u32 && read_stat(pid).is_some_and(|(state, _)| state != 'X')
+}
+
 /// How long a waiter is held back at one position before it checks that the peers holding it
 /// there are alive, and the least time between two such checks of one handle.
 pub(crate) const PATIENCE: Duration = Duration::from_millis(50);

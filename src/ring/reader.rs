@@ -1,13 +1,13 @@
 //! Readers of a stream: copy reads, batch reads, zero-copy acquire/release, lossy taps.
 
-use super::protocol;
+use super::protocol::{self, entry::Owner};
 use super::{group, readers, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{
     FrameHeader, FRAME_STATUS_SKIPPED, POS_IDLE, READER_ACTIVE, READER_CLAIMING, READER_FLAG_LOSSY,
-    WRITER_ACTIVE, WRITER_CLOSED,
+    WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED,
 };
-use crate::liveness::ProcessId;
+use crate::liveness::{pid_alive, ProcessId};
 use crate::schema::Schema;
 use crate::sync::{fence, Ordering};
 use crate::wait::{futex_wait, futex_wake, Deadline, Step, WaitStrategy};
@@ -223,16 +223,13 @@ impl Reader {
                 )));
             }
         }
-        let index = claim_entry(&shared)?;
         let me = ProcessId::current();
+        // The claim records our pid: until the entry is active, reclaimers judge us by it alone.
+        let (index, claimed) = claim_entry(&shared, me.pid)?;
         let entry = shared.entry(index);
-        // Relaxed: `pid` below publishes it. A reclaimer that sees our pid must see our start
-        // time too, or it would judge us dead (pid with a stale or zero start time) and free the
-        // entry under us.
+        // Relaxed: this and the fields below are published by the SeqCst activation (in
+        // `protocol::join` or `group::join`), before which nobody reads them.
         entry.start_time.store(me.start_time, Ordering::Relaxed);
-        // Release: pairs with the reclaimer's Acquire load of `pid` (see above). The rest is
-        // published by the SeqCst activation in `protocol::join`.
-        entry.pid.store(me.pid, Ordering::Release);
         entry
             .flags
             .store(if lossy { READER_FLAG_LOSSY } else { 0 }, Ordering::Relaxed);
@@ -243,7 +240,7 @@ impl Reader {
         let capacity = shared.geo.capacity as u64;
         let head = protocol::head(hdr);
         if head > super::MAX_HEAD {
-            readers::free(entry, READER_CLAIMING);
+            readers::free(&shared, index, READER_CLAIMING);
             return Err(Error::corrupt(format!(
                 "stream {:?}: head {head} is impossibly large",
                 shared.name()
@@ -255,10 +252,10 @@ impl Reader {
             StartPosition::Oldest => head.saturating_sub(capacity),
         };
         if let Some(name) = &options.group {
-            let g = match group::join(&shared, index, name, start, scan_waiter(&shared)) {
+            let g = match group::join(&shared, index, claimed, name, start, scan_waiter(&shared)) {
                 Ok(g) => g,
                 Err(e) => {
-                    readers::free(entry, READER_CLAIMING);
+                    readers::free(&shared, index, READER_CLAIMING);
                     return Err(e);
                 }
             };
@@ -279,11 +276,18 @@ impl Reader {
         }
         // Relaxed: published by the SeqCst activation in `protocol::join`.
         entry.group.store(0, Ordering::Relaxed);
-        let pos = protocol::join(hdr, entry, start(head), capacity, scan_waiter(&shared));
+        let pos = protocol::join(
+            hdr,
+            entry,
+            claimed,
+            start(head),
+            capacity,
+            scan_waiter(&shared),
+        );
         // The limit may run ahead of `head` by a whole batch the writer has not published yet,
         // so only an absurd one can be told from a real one.
         if pos > super::MAX_HEAD {
-            readers::free(entry, READER_ACTIVE);
+            readers::free(&shared, index, READER_ACTIVE);
             return Err(Error::corrupt(format!(
                 "stream {:?}: write_limit puts a joining reader at impossible position {pos}",
                 shared.name()
@@ -875,12 +879,16 @@ impl Reader {
         // SeqCst: pairs with the writer's SeqCst store of WRITER_CLOSED after its last publish;
         // if we see CLOSED, the head we reload next includes every frame.
         let state = hdr.writer_state.load(Ordering::SeqCst);
+        // A writer that died while claiming the role never becomes active: it is dead as well.
+        let attached = state == WRITER_ACTIVE || state & WRITER_CLAIMING != 0;
         let outcome = match state {
             WRITER_CLOSED => Error::EndOfStream,
             // A writer found dead stays dead: no need to wait for the next liveness check.
-            WRITER_ACTIVE if self.writer_dead => Error::WriterDead,
-            WRITER_ACTIVE
-                if liveness && self.liveness_check_due() && !writer_alive(&self.shared) =>
+            _ if attached && self.writer_dead => Error::WriterDead,
+            _ if attached
+                && liveness
+                && self.liveness_check_due()
+                && !writer_alive(&self.shared) =>
             {
                 self.writer_dead = true;
                 Error::WriterDead
@@ -1032,16 +1040,17 @@ impl Reader {
             };
             let shared = Arc::clone(&self.shared);
             let hdr = shared.header();
-            let word = protocol::reader_prepare_sleep(hdr);
+            let me = shared.entry(self.index);
+            let word = protocol::reader_prepare_sleep(hdr, me);
             let ready = self.refresh_head();
             if !matches!(ready, Ok(false)) {
-                protocol::reader_wake_done(hdr);
+                protocol::reader_wake_done(hdr, me);
                 return ready.map(|_| ());
             }
             match self.writer_gone(true) {
                 Ok(None) => {}
                 other => {
-                    protocol::reader_wake_done(hdr);
+                    protocol::reader_wake_done(hdr, me);
                     return match other {
                         Ok(Some(outcome)) => Err(outcome),
                         Ok(None) => Ok(()),
@@ -1050,7 +1059,7 @@ impl Reader {
                 }
             }
             futex_wait(&hdr.data_futex, word, slice);
-            protocol::reader_wake_done(hdr);
+            protocol::reader_wake_done(hdr, me);
         }
     }
 }
@@ -1065,9 +1074,10 @@ impl Drop for Reader {
             return;
         }
         let hdr = self.shared.header();
-        let entry = self.shared.entry(self.index);
         // Leaving frees every frame we held; the writer may be asleep waiting for us.
-        if readers::free(entry, READER_ACTIVE) && hdr.writer_waiting.load(Ordering::SeqCst) != 0 {
+        if readers::free(&self.shared, self.index, READER_ACTIVE)
+            && hdr.writer_waiting.load(Ordering::SeqCst) != 0
+        {
             protocol::wake_writer(hdr);
             futex_wake(&hdr.space_futex, self.writer_wakes);
         }
@@ -1134,7 +1144,12 @@ fn writer_alive(shared: &Shared) -> bool {
     }
     let hdr = shared.header();
     // Acquire: pairs with the writer's Release store of WRITER_ACTIVE after its identity.
-    if hdr.writer_state.load(Ordering::Acquire) != WRITER_ACTIVE {
+    let state = hdr.writer_state.load(Ordering::Acquire);
+    if state & WRITER_CLAIMING != 0 {
+        // Claiming: known by its pid alone until it records its start time.
+        return pid_alive(state & !WRITER_CLAIMING);
+    }
+    if state != WRITER_ACTIVE {
         return true;
     }
     ProcessId {
@@ -1144,15 +1159,15 @@ fn writer_alive(shared: &Shared) -> bool {
     .is_alive()
 }
 
-/// Claims a free reader entry, reclaiming entries of dead processes (and repairing the reader
-/// groups, whose dead members may hold entries) if none is free.
-fn claim_entry(shared: &Shared) -> Result<u32> {
-    if let Some(index) = readers::claim(shared) {
-        return Ok(index);
+/// Claims a free reader entry for process `pid`, reclaiming entries of dead processes (and
+/// repairing the reader groups, whose dead members may hold entries) if none is free.
+fn claim_entry(shared: &Shared, pid: u32) -> Result<(u32, Owner)> {
+    if let Some(claimed) = readers::claim(shared, pid) {
+        return Ok(claimed);
     }
     readers::reclaim_dead(shared, false);
     group::repair(shared);
-    readers::claim(shared).ok_or_else(|| {
+    readers::claim(shared, pid).ok_or_else(|| {
         Error::TooManyReaders(format!(
             "stream {:?} already has its maximum of {} live readers; create it with a larger \
              max_readers",

@@ -1,65 +1,70 @@
-//! The reader table of a stream: claiming a free entry, freeing one, and reclaiming the entries
-//! of readers that died. A leaf module: the reader and writer handles and the reader groups build
-//! on it.
+//! The reader table of a stream: claiming a free entry, freeing one, reclaiming the entries of
+//! readers that died, and judging whether an entry's owner is alive. A leaf module: the reader
+//! and writer handles and the reader groups build on it.
+//!
+//! Every change of an entry's owner goes through its owner word ([`protocol::entry`]): a claim
+//! records the claimant's pid in the same compare-and-swap, so a reader killed at any point is
+//! known by its pid; a free bumps the generation, so a reclaimer only ever frees the incarnation
+//! it judged dead; and freeing a reader that died asleep takes it out of `readers_waiting`.
 
+use super::protocol::entry::{self, Owner};
 use super::Shared;
-use crate::layout::{
-    ReaderEntry, READER_ACTIVE, READER_CLAIMING, READER_FLAG_LOSSY, READER_FREE, READER_ORPHANED,
-};
-use crate::liveness::ProcessId;
+use crate::layout::{ReaderEntry, READER_ACTIVE, READER_CLAIMING, READER_FLAG_LOSSY};
+use crate::liveness::{pid_alive, ProcessId};
 use crate::sync::Ordering;
 
-/// Claims a free entry of the table (state CLAIMING); `None` if none is free.
-pub(crate) fn claim(shared: &Shared) -> Option<u32> {
-    (0..shared.geo.max_readers).find(|&i| {
-        // Acquire: the entry's previous owner is done with it.
-        shared
-            .entry(i)
-            .state
-            .compare_exchange(
-                READER_FREE,
-                READER_CLAIMING,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-    })
+/// Claims a free entry of the table for process `pid` (state CLAIMING); `None` if none is free.
+pub(crate) fn claim(shared: &Shared, pid: u32) -> Option<(u32, Owner)> {
+    (0..shared.geo.max_readers)
+        .find_map(|i| entry::claim(shared.entry(i), pid).map(|claimed| (i, claimed)))
+}
+
+/// The entry's owner word if its owner is dead: a claimant (known by its pid alone until the
+/// entry is active: its start time may not be recorded yet) or an active reader (pid and start
+/// time) whose process is gone. `None` for a live owner, and for free and orphaned entries.
+pub(crate) fn dead_owner(entry: &ReaderEntry) -> Option<Owner> {
+    // Acquire: see the start time the owner stored before activating (SeqCst) the entry.
+    let owner = entry::owner(entry, Ordering::Acquire);
+    let alive = match owner.state() {
+        READER_CLAIMING => pid_alive(owner.pid()),
+        READER_ACTIVE => ProcessId {
+            pid: owner.pid(),
+            // Relaxed: made visible by the Acquire load of the word (see above).
+            start_time: entry.start_time.load(Ordering::Relaxed),
+        }
+        .is_alive(),
+        _ => return None,
+    };
+    (!alive).then_some(owner)
 }
 
 /// Frees the entries of processes that died: active ones (only lossless ones if
-/// `lossless_only`), and half-claimed ones whose owner recorded its pid and died. Group members
+/// `lossless_only`), and claimed ones whose claimant died before activating them. Group members
 /// are left to `group::repair`. Returns how many entries were freed.
 pub(crate) fn reclaim_dead(shared: &Shared, lossless_only: bool) -> u64 {
     let hdr = shared.header();
     let mut freed = 0;
     for i in 0..shared.geo.max_readers {
         let entry = shared.entry(i);
-        // Acquire: see the owner's identity.
-        let state = entry.state.load(Ordering::Acquire);
-        if state == READER_FREE
-            || state == READER_ORPHANED
-            || lossless_only
-                && (state != READER_ACTIVE
-                    || entry.flags.load(Ordering::Relaxed) & READER_FLAG_LOSSY != 0)
-        {
+        // Relaxed: a first look; `dead_owner` loads the word again with Acquire.
+        let state = entry::owner(entry, Ordering::Relaxed).state();
+        if state != READER_ACTIVE && (state != READER_CLAIMING || lossless_only) {
             continue;
         }
-        // Relaxed: stored before the entry became active (the Acquire above). Group members are
-        // the groups' business.
-        if state == READER_ACTIVE && entry.group.load(Ordering::Relaxed) != 0 {
+        let Some(dead) = dead_owner(entry) else {
             continue;
-        }
-        let owner = ProcessId {
-            // Acquire: pairs with the owner's Release store of `pid` after its start time.
-            pid: entry.pid.load(Ordering::Acquire),
-            // Relaxed: made visible by the Acquire load of `pid` just above.
-            start_time: entry.start_time.load(Ordering::Relaxed),
         };
-        // A claimed entry reads pid 0 until its owner records itself: not evidence of death.
-        if owner.pid == 0 || owner.is_alive() {
-            continue;
+        if dead.state() == READER_ACTIVE {
+            // Relaxed: stored before the entry became active (the Acquire in `dead_owner`).
+            // Lossy readers hold nobody back; group members are the groups' business.
+            let lossy = entry.flags.load(Ordering::Relaxed) & READER_FLAG_LOSSY != 0;
+            if lossy && lossless_only || entry.group.load(Ordering::Relaxed) != 0 {
+                continue;
+            }
         }
-        if free(entry, state) {
+        // From exactly the word judged dead: if the entry was freed and claimed again since,
+        // the generation differs and the new owner keeps it.
+        if entry::transition(hdr, entry, dead, crate::layout::READER_FREE) {
             // Relaxed: a statistic.
             hdr.readers_reclaimed.fetch_add(1, Ordering::Relaxed);
             freed += 1;
@@ -68,23 +73,13 @@ pub(crate) fn reclaim_dead(shared: &Shared, lossless_only: bool) -> u64 {
     freed
 }
 
-/// Frees a reader entry that is in state `from`; false if its state changed meanwhile.
-///
-/// The entry passes through CLAIMING with its pid cleared, so a new owner never inherits a dead
-/// pid that a concurrent reclaimer could mistake for its own death.
-pub(crate) fn free(entry: &ReaderEntry, from: u32) -> bool {
-    // AcqRel: exactly one process frees a given incarnation of the entry.
-    if entry
-        .state
-        .compare_exchange(from, READER_CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
-        .is_err()
-    {
-        return false;
-    }
-    // Relaxed: ordered before the SeqCst store of FREE below, which claimants Acquire.
-    entry.pid.store(0, Ordering::Relaxed);
-    // SeqCst: leaving releases every frame the entry held, and is the store half of the
-    // handshake with a writer that is about to sleep (it rescans after announcing).
-    entry.state.store(READER_FREE, Ordering::SeqCst);
-    true
+/// Frees entry `index` if it is in state `from` (its owner leaving, or a holder of the table
+/// lock letting an orphan go); false if it is not.
+pub(crate) fn free(shared: &Shared, index: u32, from: u32) -> bool {
+    entry::transition_from_state(
+        shared.header(),
+        shared.entry(index),
+        from,
+        crate::layout::READER_FREE,
+    )
 }

@@ -8,7 +8,7 @@ use super::protocol;
 use super::{Backpressure, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
-use crate::liveness::{Patience, ProcessId, PATIENCE};
+use crate::liveness::{pid_alive, Patience, ProcessId, PATIENCE};
 use crate::sync::Ordering;
 use crate::wait::{futex_wait, futex_wake, monotonic_ns, Deadline, Step, WaitStrategy};
 use std::sync::Arc;
@@ -109,23 +109,21 @@ impl Writer {
             )));
         }
         // AcqRel: winning the claim must happen before our identity stores, and must see the
-        // previous writer's (none in version 1) final state.
+        // previous writer's (none in version 1) final state. The claim carries our pid, so a
+        // writer killed before it records its start time is still known (by its pid alone).
         if let Err(state) = hdr.writer_state.compare_exchange(
             WRITER_NONE,
-            WRITER_CLAIMING,
+            WRITER_CLAIMING | me.pid,
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            let owner = ProcessId {
-                pid: hdr.writer_pid.load(Ordering::Relaxed),
-                start_time: hdr.writer_start_time.load(Ordering::Relaxed),
-            };
+            let owner = claimed_writer(hdr, state);
             return Err(match state {
                 WRITER_CLOSED => Error::WrongState(format!(
                     "stream {name:?} was closed by its writer (end of stream); create a new \
                      stream to write again"
                 )),
-                _ if owner.is_alive() => Error::WriterExists(format!(
+                _ if owner.alive => Error::WriterExists(format!(
                     "stream {name:?} already has a writer (pid {}); it is a single-writer stream \
                      (create it with max_writers > 1 for several writers)",
                     owner.pid
@@ -401,7 +399,10 @@ impl Writer {
         loop {
             let attached = (0..self.shared.geo.max_readers)
                 // Acquire: pairs with the reader's SeqCst store of ACTIVE.
-                .filter(|&i| self.shared.entry(i).state.load(Ordering::Acquire) == READER_ACTIVE)
+                .filter(|&i| {
+                    let entry = self.shared.entry(i);
+                    protocol::entry::owner(entry, Ordering::Acquire).state() == READER_ACTIVE
+                })
                 .count();
             if attached >= count {
                 return Ok(());
@@ -657,13 +658,8 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
             return false;
         }
         if state != WRITER_NONE {
-            // Relaxed: identity fields published before ACTIVE; a torn pair only reads as dead or
-            // alive, and a writer that is alive is never closed by us (checked again by the CAS).
-            let owner = ProcessId {
-                pid: hdr.writer_pid.load(Ordering::Relaxed),
-                start_time: hdr.writer_start_time.load(Ordering::Relaxed),
-            };
-            if exited != Some(owner.pid) && owner.is_alive() {
+            let owner = claimed_writer(hdr, state);
+            if exited != Some(owner.pid) && owner.alive {
                 return false;
             }
         }
@@ -677,6 +673,36 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
             futex_wake(&hdr.data_futex, i32::MAX);
             return true;
         }
+    }
+}
+
+/// The single writer recorded in a stream header whose `writer_state` is `state` (not NONE).
+struct ClaimedWriter {
+    pid: u32,
+    alive: bool,
+}
+
+/// Who holds (or held) the writer role of a single-writer stream in `state`, and whether it is
+/// alive: a claimant by its pid alone (its start time may not be recorded yet), an attached or
+/// closed writer by pid and start time.
+fn claimed_writer(hdr: &crate::layout::StreamHeader, state: u32) -> ClaimedWriter {
+    if state & WRITER_CLAIMING != 0 {
+        let pid = state & !WRITER_CLAIMING;
+        return ClaimedWriter {
+            pid,
+            alive: pid_alive(pid),
+        };
+    }
+    // Relaxed: identity fields published before ACTIVE (Release, which the caller's load of the
+    // state paired with); a torn pair only reads as dead or alive, and nobody acts on "dead"
+    // without a compare-and-swap of the state.
+    let owner = ProcessId {
+        pid: hdr.writer_pid.load(Ordering::Relaxed),
+        start_time: hdr.writer_start_time.load(Ordering::Relaxed),
+    };
+    ClaimedWriter {
+        pid: owner.pid,
+        alive: owner.is_alive(),
     }
 }
 
