@@ -539,6 +539,28 @@ fn stream_with_an_idle_writer_process(what: &str) -> (Stream, Event, Event, Role
 }
 
 #[test]
+fn a_busy_spinning_reader_waiting_in_1_ms_slices_learns_its_writer_was_killed() {
+    let (stream, _ready, _done, writer) = stream_with_an_idle_writer_process("wkill-short");
+    let mut reader = stream
+        .reader(&ReaderOptions {
+            wait: shmline::WaitStrategy::BusySpin,
+            ..Default::default()
+        })
+        .unwrap();
+    let status = writer.kill();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let started = Instant::now();
+    loop {
+        match reader.read_timeout(Duration::from_millis(1)) {
+            Err(Error::WriterDead) => break,
+            Err(Error::Timeout) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < PATIENCE, "the reader never learnt");
+    }
+}
+
+#[test]
 fn a_read_from_an_empty_stream_with_a_live_writer_process_times_out() {
     let (stream, _ready, done, writer) = stream_with_an_idle_writer_process("rtimeout");
     let mut reader = stream.reader(&ReaderOptions::default()).unwrap();

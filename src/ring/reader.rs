@@ -1035,7 +1035,14 @@ impl Reader {
                     }
                     continue;
                 }
-                Step::TimedOut => return Err(Error::Timeout),
+                Step::TimedOut => {
+                    // A caller waiting in short slices may never reach a sleep or a busy-spin
+                    // liveness check: look (at most every LIVENESS_CHECK_INTERVAL) before giving up.
+                    if let Some(outcome) = self.writer_gone(true)? {
+                        return Err(outcome);
+                    }
+                    return Err(Error::Timeout);
+                }
                 Step::Sleep(slice) => slice,
             };
             let shared = Arc::clone(&self.shared);
