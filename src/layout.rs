@@ -12,7 +12,7 @@ use crate::sync::{AtomicU32, AtomicU64, AtomicU8};
 use std::mem::size_of;
 
 /// Version of the shared-memory layout described in `docs/LAYOUT.md`.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Size of the blocks that keep independently written fields apart. 128 bytes rather than 64
 /// because x86-64 prefetches cache lines in adjacent pairs.
@@ -36,13 +36,15 @@ pub const WRITER_NONE: u32 = 0;
 pub const WRITER_ACTIVE: u32 = 1;
 /// Writer state: the writer closed the stream; readers drain, then see end of stream.
 pub const WRITER_CLOSED: u32 = 2;
-/// Writer state: a process won the writer role and is recording its identity (transient; a
-/// writer that dies here leaves the stream in this state for good).
-pub const WRITER_CLAIMING: u32 = 3;
+/// Writer state bit: a process won the writer role and is recording its identity; the other 31
+/// bits are its pid (`WRITER_CLAIMING | pid`, taken in one compare-and-swap from `WRITER_NONE`),
+/// so a writer that dies while claiming is known, by its pid alone, from the first instant.
+pub const WRITER_CLAIMING: u32 = 1 << 31;
 
 /// Reader entry state: free.
 pub const READER_FREE: u32 = 0;
-/// Reader entry state: claimed by a joining reader that is not yet counted by the writer.
+/// Reader entry state: claimed by a joining reader that is not yet counted by the writer (its pid
+/// is in the owner word; its start time may not be recorded yet).
 pub const READER_CLAIMING: u32 = 1;
 /// Reader entry state: active; a lossless active reader holds the writer back.
 pub const READER_ACTIVE: u32 = 2;
@@ -50,6 +52,20 @@ pub const READER_ACTIVE: u32 = 2;
 /// delivered; no process owns it, it still holds the writer back, and another member of its
 /// group adopts it to deliver those frames again.
 pub const READER_ORPHANED: u32 = 3;
+
+/// Bits of a reader entry's `owner` word holding the entry's state (`READER_*`).
+pub const OWNER_STATE_MASK: u64 = 0b11;
+/// Bit of a reader entry's `owner` word: its reader is counted in `readers_waiting` (asleep on
+/// `data_futex`, or about to sleep). Whoever clears it decrements `readers_waiting`.
+pub const OWNER_ASLEEP: u64 = 1 << 2;
+/// Lowest bit of the generation in a reader entry's `owner` word (bits 3-31): incremented,
+/// wrapping, every time the entry is freed, so a compare-and-swap from a word read earlier fails
+/// once the entry has been freed and claimed again.
+pub const OWNER_GENERATION_SHIFT: u32 = 3;
+/// Bits of a reader entry's `owner` word holding the generation.
+pub const OWNER_GENERATION_MASK: u64 = 0xFFFF_FFF8;
+/// Lowest bit of the owner's pid in a reader entry's `owner` word (bits 32-63; 0 while free).
+pub const OWNER_PID_SHIFT: u32 = 32;
 
 /// `pos` of a reader-group member that holds no frame (it does not hold the writer back).
 pub const POS_IDLE: u64 = u64::MAX;
@@ -191,7 +207,8 @@ pub struct StreamHeader {
     /// Futex word readers sleep on; the writer increments it (and wakes) after publishing when
     /// `readers_waiting > 0`, and when it closes.
     pub data_futex: AtomicU32,
-    /// Number of readers asleep (or about to sleep) on `data_futex`.
+    /// Number of readers asleep (or about to sleep) on `data_futex`: those whose entry has
+    /// [`OWNER_ASLEEP`] set.
     pub readers_waiting: AtomicU32,
     /// Multi-writer streams: the next sequence number a writer will claim (every number below it
     /// is claimed by a writer). Zero, and never written, in single-writer streams.
@@ -213,7 +230,7 @@ pub struct StreamHeader {
     pub _reserved3: [AtomicU64; 14],
 
     // ---- line 4 (512..640): writer identity, flow control and counters ----
-    /// `WRITER_NONE`, `WRITER_CLAIMING`, `WRITER_ACTIVE` or `WRITER_CLOSED`.
+    /// `WRITER_NONE`, `WRITER_CLAIMING | pid`, `WRITER_ACTIVE` or `WRITER_CLOSED`.
     pub writer_state: AtomicU32,
     /// Pid of the attached writer (valid when `writer_state` is `WRITER_ACTIVE` or `WRITER_CLOSED`).
     pub writer_pid: AtomicU32,
@@ -259,16 +276,18 @@ pub struct ReaderEntry {
     /// released by this reader. Written by the reader (Release); read by the writer. A group
     /// member: the first frame it holds (claimed and not released), or [`POS_IDLE`].
     pub pos: AtomicU64,
-    /// `READER_FREE`, `READER_CLAIMING`, `READER_ACTIVE` or `READER_ORPHANED`.
-    pub state: AtomicU32,
-    /// `READER_FLAG_*` bits.
+    /// Who owns the entry, changed only by compare-and-swap: the state (`READER_FREE`,
+    /// `READER_CLAIMING`, `READER_ACTIVE` or `READER_ORPHANED`, [`OWNER_STATE_MASK`]), the
+    /// [`OWNER_ASLEEP`] bit, a generation ([`OWNER_GENERATION_MASK`]) and the owner's pid (the
+    /// high 32 bits; 0 while free).
+    pub owner: AtomicU64,
+    /// `READER_FLAG_*` bits. Written before the entry becomes active.
     pub flags: AtomicU32,
-    /// Pid of the reader process.
-    pub pid: AtomicU32,
     /// Index + 1 of the group record of the reader group this reader is a member of; 0 for a
     /// plain reader. Written before the entry becomes active.
     pub group: AtomicU32,
-    /// Start time of the reader process.
+    /// Start time of the reader process (stored after the claim, before the entry becomes
+    /// active; judged only once the entry is active).
     pub start_time: AtomicU64,
     /// Frames this reader has read.
     pub frames_read: AtomicU64,
@@ -476,9 +495,8 @@ const _: () = {
 
     assert!(size_of::<ReaderEntry>() == LINE);
     assert!(offset_of!(ReaderEntry, pos) == 0);
-    assert!(offset_of!(ReaderEntry, state) == 8);
-    assert!(offset_of!(ReaderEntry, flags) == 12);
-    assert!(offset_of!(ReaderEntry, pid) == 16);
+    assert!(offset_of!(ReaderEntry, owner) == 8);
+    assert!(offset_of!(ReaderEntry, flags) == 16);
     assert!(offset_of!(ReaderEntry, group) == 20);
     assert!(offset_of!(ReaderEntry, start_time) == 24);
     assert!(offset_of!(ReaderEntry, frames_read) == 32);

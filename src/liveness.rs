@@ -5,6 +5,7 @@
 //! never mistaken for the process that died.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// A process as recorded in shared memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,54 @@ impl ProcessId {
     }
 }
 
+/// Whether a process with this pid exists (a zombie counts, as in [`ProcessId::is_alive`]), for a
+/// process known only by its pid: one that died before recording its start time, or is recording
+/// it now. A recycled pid reads as alive.
+pub fn pid_alive(pid: u32) -> bool {
+    pid != 0 && pid <= i32::MAX as u32 && read_stat(pid).is_some_and(|(state, _)| state != 'X')
+}
+
+/// How long a waiter is held back at one position before it checks that the peers holding it
+/// there are alive, and the least time between two such checks of one handle.
+pub(crate) const PATIENCE: Duration = Duration::from_millis(50);
+
+/// When a waiter held back by peers (readers that release nothing, writers that publish nothing)
+/// checks their liveness: once it has been held back at the same position for [`PATIENCE`],
+/// however it waits (one long call, many short ones, `try_` calls that never wait), and then at
+/// most once per [`PATIENCE`]. Kept in the handle, so the time adds up across calls: a dead peer
+/// is found within about `2 * PATIENCE` of holding the waiter back, while a waiter that keeps
+/// moving never reads `/proc`.
+#[derive(Debug, Default)]
+pub(crate) struct Patience {
+    /// The position the waiter was last held back at, and since when.
+    held: Option<(u64, Instant)>,
+    /// When the last check was made.
+    checked: Option<Instant>,
+}
+
+impl Patience {
+    /// Records that the waiter is held back at `pos` now; true (and the check recorded) if the
+    /// peers' liveness should be checked now.
+    pub(crate) fn due(&mut self, pos: u64) -> bool {
+        let now = Instant::now();
+        let since = match self.held {
+            Some((held, since)) if held == pos => since,
+            _ => {
+                self.held = Some((pos, now));
+                now
+            }
+        };
+        let rested = self
+            .checked
+            .is_none_or(|at| now.duration_since(at) >= PATIENCE);
+        if now.duration_since(since) < PATIENCE || !rested {
+            return false;
+        }
+        self.checked = Some(now);
+        true
+    }
+}
+
 /// Start time of `pid` in clock ticks since boot, if the process exists.
 pub fn start_time_of(pid: u32) -> Option<u64> {
     read_stat(pid).map(|(_, start)| start)
@@ -74,6 +123,19 @@ fn read_stat(pid: u32) -> Option<(char, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patience_is_due_after_being_held_at_one_position_and_then_at_most_once_per_interval() {
+        let mut patience = Patience::default();
+        assert!(!patience.due(7), "held back only just now");
+        // Pretend the waiter has been held at 7 for a whole interval.
+        patience.held = Some((7, Instant::now() - PATIENCE));
+        assert!(patience.due(7));
+        assert!(!patience.due(7), "checked just now");
+        patience.checked = Some(Instant::now() - PATIENCE);
+        assert!(patience.due(7), "another interval at the same position");
+        assert!(!patience.due(8), "a new position starts a new wait");
+    }
 
     #[test]
     fn the_current_process_is_alive_and_has_a_start_time() {

@@ -232,7 +232,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     assert_eq!(object.num("object_size"), 5632);
     let header = report.one("header");
     for (field, value) in [
-        ("layout_version", 2),
+        ("layout_version", 3),
         ("header_size", 640),
         ("segment_size", 5632),
         ("capacity", 8),
@@ -310,6 +310,8 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     assert_eq!(first.num("lag"), 7);
     assert_eq!(first.num("pid"), me);
     assert_eq!(first.get("alive"), "1");
+    assert_eq!(first.num("generation"), 0, "never freed");
+    assert_eq!(first.get("asleep"), "0");
     assert_eq!(second.num("index"), 1);
     assert_eq!(second.get("state"), "active");
     assert_eq!(second.num("flags"), 1);
@@ -461,6 +463,46 @@ fn damage(file: &str, offset: u64, bytes: &[u8]) {
 }
 
 #[test]
+fn a_python_reader_decodes_the_owner_word_of_a_reused_entry_and_a_claiming_writer() {
+    if !have_python() {
+        return;
+    }
+    let name = unique("owner");
+    let stream = Stream::create(
+        &name,
+        &StreamOptions {
+            max_frame_size: 8,
+            max_readers: 1,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    drop(stream.reader(&ReaderOptions::default()).unwrap());
+    let _again = stream.reader(&ReaderOptions::default()).unwrap();
+    // A writer caught claiming the role: WRITER_CLAIMING (bit 31) | its pid.
+    let me = std::process::id();
+    damage(
+        &format!("shmline.stream.{name}"),
+        512,
+        &(shmline::layout::WRITER_CLAIMING | me).to_le_bytes(),
+    );
+    let report = run_reader(&[&name]);
+    let reader = report.one("reader");
+    assert_eq!(reader.get("state"), "active");
+    assert_eq!(reader.num("pid"), u64::from(me));
+    assert_eq!(
+        reader.num("generation"),
+        1,
+        "freed once, by the first reader leaving"
+    );
+    let writer = report.one("writer");
+    assert_eq!(writer.get("state"), "claiming");
+    assert_eq!(writer.num("pid"), u64::from(me));
+    assert_eq!(writer.get("alive"), "1");
+}
+
+#[test]
 fn python_and_rust_refuse_the_same_damaged_headers_with_the_same_status() {
     if !have_python() {
         return;
@@ -489,9 +531,10 @@ fn python_and_rust_refuse_the_same_damaged_headers_with_the_same_status() {
     };
     let u32le = u32::to_le_bytes;
     refused("magic", 0, b"SHMLXXXX", b"SHMLSTRM", Status::NotShmline);
-    // A segment of the previous layout (version 1, before reader groups) is refused as such.
-    refused("version", 8, &u32le(1), &u32le(2), Status::VersionMismatch);
-    refused("version", 8, &u32le(3), &u32le(2), Status::VersionMismatch);
+    // A segment of the previous layout (version 2, before reader entries had an owner word) is
+    // refused as such.
+    refused("version", 8, &u32le(2), &u32le(3), Status::VersionMismatch);
+    refused("version", 8, &u32le(4), &u32le(3), Status::VersionMismatch);
     refused("max_groups", 92, &u32le(65), &u32le(4), Status::Corrupt);
     let (bad_groups, good_groups) = (0u64.to_le_bytes(), 768u64.to_le_bytes());
     refused(
@@ -562,7 +605,7 @@ fn a_python_reader_reads_the_state_of_flag_and_counting_events() {
     assert!(report.ok, "{}", report.stderr);
     let header = report.one("header");
     assert_eq!(header.get("magic"), "SHMLEVNT");
-    assert_eq!(header.num("layout_version"), 2);
+    assert_eq!(header.num("layout_version"), 3);
     assert_eq!(header.get("mode"), "flag");
     assert_eq!(header.num("segment_size"), 256);
     assert_eq!(header.num("creator_pid"), me);

@@ -42,7 +42,7 @@ import time
 
 # ---- constants of LAYOUT.md ----
 
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 SHM_DIR = "/dev/shm"
 STREAM_PREFIX = "shmline.stream."
 EVENT_PREFIX = "shmline.event."
@@ -71,8 +71,14 @@ FLAGS_KNOWN = FLAG_CHECKSUM | FLAG_SCHEMA
 READER_FLAG_LOSSY = 1 << 0
 POLICIES = {0: "block", 1: "fail", 2: "drop_newest", 3: "drop_oldest"}
 
-WRITER_STATES = {0: "none", 1: "active", 2: "closed", 3: "claiming"}
+WRITER_STATES = {0: "none", 1: "active", 2: "closed"}
+WRITER_CLAIMING = 1 << 31  # writer_state = WRITER_CLAIMING | pid of the claimant
 READER_STATES = {0: "free", 1: "claiming", 2: "active", 3: "orphaned"}
+# A reader entry's owner word: state (bits 0-1), asleep (bit 2), generation (bits 3-31), pid (32-63).
+OWNER_STATE_MASK = 0b11
+OWNER_ASLEEP = 1 << 2
+OWNER_GENERATION_SHIFT = 3
+OWNER_PID_SHIFT = 32
 GROUP_STATES = {0: "free", 2: "active"}
 IDLE = EMPTY  # a group member's pos while it holds no frame
 WRITER_ENTRY_STATES = {0: "free", 1: "claiming", 2: "active"}
@@ -407,13 +413,21 @@ def read_stream(name: str) -> list[str]:
     writer_pid = view.u32(516)
     writer_start = view.u64(520)
     identified = state in (1, 2)
+    if state & WRITER_CLAIMING:
+        # A claimant, known by its pid alone until it records its start time.
+        claimant = state & ~WRITER_CLAIMING
+        state_name, alive = "claiming", os.path.exists(f"/proc/{claimant}")
+        writer_pid = claimant
+    else:
+        state_name = WRITER_STATES.get(state, f"unknown({state})")
+        alive = identified and is_alive(writer_pid, writer_start)
     out.append(
         fmt(
             "writer",
-            state=WRITER_STATES.get(state, f"unknown({state})"),
+            state=state_name,
             pid=writer_pid,
             start_time=writer_start,
-            alive=identified and is_alive(writer_pid, writer_start),
+            alive=alive,
         )
     )
 
@@ -445,11 +459,12 @@ def read_stream(name: str) -> list[str]:
 
     # Reader table (LAYOUT.md 3.5): report, never index with these values.
     for i, off in enumerate(reader_offsets):
-        rstate = view.u32(off + 8)
+        owner = view.u64(off + 8)
+        rstate = owner & OWNER_STATE_MASK
         if rstate == 0:
             continue
-        rflags = view.u32(off + 12)
-        pid = view.u32(off + 16)
+        pid = owner >> OWNER_PID_SHIFT
+        rflags = view.u32(off + 16)
         group = view.u32(off + 20)
         start = view.u64(off + 24)
         pos = view.u64(off)
@@ -469,6 +484,8 @@ def read_stream(name: str) -> list[str]:
                 lossy=bool(rflags & READER_FLAG_LOSSY),
                 pos="IDLE" if pos == IDLE else pos,
                 pid=pid,
+                generation=(owner & 0xFFFF_FFFF) >> OWNER_GENERATION_SHIFT,
+                asleep=bool(owner & OWNER_ASLEEP),
                 start_time=start,
                 alive=is_alive(pid, start),
                 frames_read=view.u64(off + 32),

@@ -34,7 +34,8 @@ use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 use shmline::layout::{
     FrameHeader, GroupRecord, ReaderEntry, StreamHeader, WriterEntry, FRAME_STATUS_SKIPPED,
-    GROUP_ACTIVE, POS_IDLE, READER_ACTIVE, READER_FREE, READER_ORPHANED, SEQ_EMPTY, WRITER_CLOSED,
+    GROUP_ACTIVE, OWNER_ASLEEP, OWNER_PID_SHIFT, POS_IDLE, READER_ACTIVE, READER_FREE,
+    READER_ORPHANED, SEQ_EMPTY, WRITER_CLOSED,
 };
 use shmline::ring::protocol;
 use shmline::ring::protocol::group::Claim;
@@ -160,9 +161,8 @@ fn header() -> StreamHeader {
 fn entry(active: bool) -> ReaderEntry {
     ReaderEntry {
         pos: AtomicU64::new(0),
-        state: AtomicU32::new(if active { READER_ACTIVE } else { 0 }),
+        owner: AtomicU64::new(if active { READER_ACTIVE as u64 } else { 0 }),
         flags: AtomicU32::new(0),
-        pid: AtomicU32::new(0),
         group: AtomicU32::new(0),
         start_time: AtomicU64::new(0),
         frames_read: AtomicU64::new(0),
@@ -339,8 +339,9 @@ fn a_reader_joining_while_the_writer_writes_is_never_lapped_after_join() {
             })
         };
         let entry = &ring.entries[0];
+        let claimed = protocol::entry::claim(entry, 1).expect("a free entry");
         let start = protocol::head(&ring.hdr);
-        let mut pos = protocol::join(&ring.hdr, entry, start, ring.capacity, || {
+        let mut pos = protocol::join(&ring.hdr, entry, claimed, start, ring.capacity, || {
             thread::yield_now();
             true
         });
@@ -373,15 +374,19 @@ fn readers_about_to_sleep_are_always_woken_or_see_the_new_head() {
             let ring = ring.clone();
             // `Reader::wait_for_frame_slow`: check, announce, re-check, sleep on the word; again
             // after every wake-up (the first frame wakes a reader that waits for the second).
-            move || loop {
-                if protocol::head(&ring.hdr) > want {
-                    return;
+            // (Its entry is outside the ring's table: only its asleep mark is used.)
+            move || {
+                let me = entry(true);
+                loop {
+                    if protocol::head(&ring.hdr) > want {
+                        return;
+                    }
+                    let word = protocol::reader_prepare_sleep(&ring.hdr, &me);
+                    if protocol::head(&ring.hdr) <= want {
+                        ring.data_sleepers.wait(&ring.hdr.data_futex, word);
+                    }
+                    protocol::reader_wake_done(&ring.hdr, &me);
                 }
-                let word = protocol::reader_prepare_sleep(&ring.hdr);
-                if protocol::head(&ring.hdr) <= want {
-                    ring.data_sleepers.wait(&ring.hdr.data_futex, word);
-                }
-                protocol::reader_wake_done(&ring.hdr);
             }
         };
         let first = thread::spawn(reader(0));
@@ -531,11 +536,11 @@ impl Ring {
     /// releases it, waking sleeping writers.
     fn read_multi(&self, entry: &ReaderEntry, pos: u64) -> Option<u64> {
         while protocol::head(&self.hdr) <= pos {
-            let word = protocol::reader_prepare_sleep(&self.hdr);
+            let word = protocol::reader_prepare_sleep(&self.hdr, entry);
             if protocol::head(&self.hdr) <= pos {
                 self.data_sleepers.wait(&self.hdr.data_futex, word);
             }
-            protocol::reader_wake_done(&self.hdr);
+            protocol::reader_wake_done(&self.hdr, entry);
         }
         let slot = self.slot(pos);
         // Acquire as `Reader::validate` loads it.
@@ -748,16 +753,16 @@ impl Ring {
             if let Some(seq) = claim() {
                 return Some(seq);
             }
-            let word = protocol::reader_prepare_sleep(&self.hdr);
+            let word = protocol::reader_prepare_sleep(&self.hdr, me);
             // The writer's state before the claim: closed, and nothing left after, is the end.
             let closed = self.hdr.writer_state.load(Ordering::SeqCst) == WRITER_CLOSED;
             let claimed = claim();
             if claimed.is_some() || closed {
-                protocol::reader_wake_done(&self.hdr);
+                protocol::reader_wake_done(&self.hdr, me);
                 return claimed;
             }
             self.data_sleepers.wait(&self.hdr.data_futex, word);
-            protocol::reader_wake_done(&self.hdr);
+            protocol::reader_wake_done(&self.hdr, me);
         }
     }
 
@@ -877,20 +882,25 @@ fn frames_held_by_a_dead_member_are_adopted_by_another_member_and_nothing_is_los
             }
             if doomed.is_some() && dead.load(Ordering::Relaxed) {
                 doomed.take().unwrap().join().unwrap();
-                let orphaned = orphan.state.compare_exchange(
+                let orphaned = protocol::entry::transition_from_state(
+                    &ring.hdr,
+                    orphan,
                     READER_ACTIVE,
                     READER_ORPHANED,
-                    Ordering::SeqCst,
-                    Ordering::SeqCst,
                 );
-                assert!(orphaned.is_ok());
+                assert!(orphaned);
                 let (start, end) =
                     protocol::group::adopt(&ring.hdr, &ring.groups[0], me, orphan, 2, || {
                         thread::yield_now();
                         true
                     });
-                // The orphan lets go once the adopter holds its frames (`free_entry`).
-                orphan.state.store(READER_FREE, Ordering::SeqCst);
+                // The orphan lets go once the adopter holds its frames (`readers::free`).
+                assert!(protocol::entry::transition_from_state(
+                    &ring.hdr,
+                    orphan,
+                    READER_ORPHANED,
+                    READER_FREE,
+                ));
                 for seq in start..end {
                     ring.read_held(seq);
                     done.push(seq);
@@ -909,6 +919,65 @@ fn frames_held_by_a_dead_member_are_adopted_by_another_member_and_nothing_is_los
             done,
             (0..FRAMES).collect::<Vec<_>>(),
             "the survivor processed every frame once, the dead member's frame again"
+        );
+    });
+}
+
+/// A dead reader's entry (active, asleep: counted in `readers_waiting`) that two reclaimers judged
+/// dead from the owner word they read, while a new reader with the same (recycled) pid claims
+/// the entry as soon as it is free, sleeps once, and leaves.
+#[test]
+fn a_stale_reclaimer_never_frees_the_next_owner_of_an_entry_and_a_dead_sleeper_is_uncounted_once() {
+    const PID: u64 = 7;
+    bounded(3).check(|| {
+        let ring = Ring::new(2, vec![entry(false)]);
+        let dead = &ring.entries[0];
+        dead.owner.store(
+            PID << OWNER_PID_SHIFT | OWNER_ASLEEP | READER_ACTIVE as u64,
+            Ordering::Relaxed,
+        );
+        ring.hdr.readers_waiting.store(1, Ordering::Relaxed);
+        let reclaimer = || {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let entry = &ring.entries[0];
+                // `readers::dead_owner`: the word, judged by its pid (and, for an active entry,
+                // the start time: here the first owner's, so only its incarnation is "dead").
+                let seen = protocol::entry::owner(entry, Ordering::Acquire);
+                let judged_dead = seen.state() == READER_ACTIVE && seen.generation() == 0;
+                judged_dead && protocol::entry::transition(&ring.hdr, entry, seen, READER_FREE)
+            })
+        };
+        let (a, b) = (reclaimer(), reclaimer());
+        // The new reader (same pid) claims the entry once it is free, joins, sleeps, leaves.
+        let entry = &ring.entries[0];
+        let claimed = loop {
+            if let Some(claimed) = protocol::entry::claim(entry, PID as u32) {
+                break claimed;
+            }
+            thread::yield_now();
+        };
+        protocol::entry::activate(entry, claimed);
+        protocol::reader_prepare_sleep(&ring.hdr, entry);
+        protocol::reader_wake_done(&ring.hdr, entry);
+        let left =
+            protocol::entry::transition_from_state(&ring.hdr, entry, READER_ACTIVE, READER_FREE);
+        let freed = [a.join().unwrap(), b.join().unwrap()];
+        assert!(left, "a reclaimer freed the new reader's entry under it");
+        assert_eq!(
+            freed.iter().filter(|&&f| f).count(),
+            1,
+            "the dead reader is freed once"
+        );
+        let end = protocol::entry::owner(entry, Ordering::Relaxed);
+        assert_eq!(
+            (end.state(), end.pid(), end.generation()),
+            (READER_FREE, 0, 2)
+        );
+        assert_eq!(
+            ring.hdr.readers_waiting.load(Ordering::Relaxed),
+            0,
+            "the dead sleeper is uncounted exactly once"
         );
     });
 }

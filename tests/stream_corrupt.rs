@@ -634,7 +634,7 @@ fn a_reader_entry_with_a_garbage_state_is_ignored_and_never_panics() {
     w.write(b"b").unwrap();
     assert!(matches!(w.try_write(b"c"), Err(Error::Full)));
     l.raw
-        .u32(entry_field(0, offset_of!(ReaderEntry, state)), 0xBAD);
+        .u32(entry_field(0, offset_of!(ReaderEntry, owner)), 0xBAD);
     l.raw
         .u32(entry_field(0, offset_of!(ReaderEntry, flags)), u32::MAX);
     // Not an active reader: the writer no longer waits for it...
@@ -729,7 +729,7 @@ fn garbage_in_the_group_table_and_member_entries_never_panics_or_hangs() {
     l.raw
         .u64(entry_field(1, offset_of!(ReaderEntry, held_end)), u64::MAX);
     l.raw.u32(
-        entry_field(1, offset_of!(ReaderEntry, state)),
+        entry_field(1, offset_of!(ReaderEntry, owner)),
         READER_ORPHANED,
     );
     l.raw.u32(g(offset_of!(GroupRecord, orphans)), 1);

@@ -11,11 +11,16 @@
 
 mod support;
 
+use shmline::layout::{
+    ReaderEntry, StreamHeader, OWNER_PID_SHIFT, READERS_OFFSET, READER_CLAIMING, WRITER_CLAIMING,
+};
 use shmline::wait::Deadline;
 use shmline::{
     Error, Event, EventMode, EventOptions, FrameInfo, Reader, ReaderOptions, StartPosition, Stream,
     StreamOptions, WriterOptions, WriterState,
 };
+use std::mem::{offset_of, size_of};
+use std::os::unix::fs::FileExt;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -347,6 +352,20 @@ fn child_stops_reading() {
 }
 
 #[test]
+#[ignore = "child role: opens and closes readers (some sleeping in short reads) until killed"]
+fn child_opens_and_closes_readers_until_killed() {
+    let Some(job) = Job::given() else { return };
+    job.event(ready_name).set();
+    for round in 0u64.. {
+        let mut reader = job.reader(StartPosition::Next, round % 3 == 0);
+        // An empty stream: the read spins, then sleeps for the rest of the millisecond.
+        let outcome = reader.read_timeout(Duration::from_millis(1));
+        assert!(matches!(outcome, Err(Error::Timeout)), "{outcome:?}");
+        drop(reader);
+    }
+}
+
+#[test]
 #[ignore = "child role: writes `frames` frames with copy writes, then closes"]
 fn child_writes_frames() {
     let Some(job) = Job::given() else { return };
@@ -520,6 +539,28 @@ fn stream_with_an_idle_writer_process(what: &str) -> (Stream, Event, Event, Role
 }
 
 #[test]
+fn a_busy_spinning_reader_waiting_in_1_ms_slices_learns_its_writer_was_killed() {
+    let (stream, _ready, _done, writer) = stream_with_an_idle_writer_process("wkill-short");
+    let mut reader = stream
+        .reader(&ReaderOptions {
+            wait: shmline::WaitStrategy::BusySpin,
+            ..Default::default()
+        })
+        .unwrap();
+    let status = writer.kill();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let started = Instant::now();
+    loop {
+        match reader.read_timeout(Duration::from_millis(1)) {
+            Err(Error::WriterDead) => break,
+            Err(Error::Timeout) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < PATIENCE, "the reader never learnt");
+    }
+}
+
+#[test]
 fn a_read_from_an_empty_stream_with_a_live_writer_process_times_out() {
     let (stream, _ready, done, writer) = stream_with_an_idle_writer_process("rtimeout");
     let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
@@ -588,6 +629,223 @@ fn a_writer_blocked_on_a_reader_killed_with_sigkill_reclaims_it_and_carries_on()
     assert_eq!(stats.frames_written, FRAMES);
     assert!(stats.readers_reclaimed >= 1, "{stats:?}");
     assert!(stats.writer_waits >= 1, "{stats:?}");
+}
+
+/// A writer that fills the ring of a stream whose one lossless reader process stalled and was then
+/// killed with SIGKILL; returns the stream (for its statistics) and the writer.
+fn ring_held_full_by_a_killed_reader(what: &str) -> (Stream, shmline::Writer) {
+    const CAPACITY: u64 = 8;
+    let stream = create_stream(what, CAPACITY as u32, 16, false);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let _done = create_event(&done_name(stream.name()), EventMode::Flag);
+    let stalled = create_event(&stalled_name(stream.name()), EventMode::Flag);
+    let victim = spawn_role("child_stops_reading", &stream, 0, 0);
+    wait_ready(&ready, 1);
+    stalled.wait_timeout(PATIENCE).unwrap();
+    let mut writer = stream.writer().unwrap();
+    for seq in 0..CAPACITY {
+        writer.try_write(&frame(seq, 16)).unwrap();
+    }
+    assert!(matches!(
+        writer.try_write(&frame(CAPACITY, 16)),
+        Err(Error::Full)
+    ));
+    let status = victim.kill();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    (stream, writer)
+}
+
+/// Calls `write` until it succeeds; fails the test after [`PATIENCE`], or on an outcome other
+/// than `Timeout` / `Full`.
+fn write_until_it_succeeds(mut write: impl FnMut() -> Result<(), Error>) -> Duration {
+    let started = Instant::now();
+    loop {
+        match write() {
+            Ok(()) => return started.elapsed(),
+            Err(Error::Timeout | Error::Full) => {}
+            Err(e) => panic!("write failed: {e}"),
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the writer is still held back by the dead reader"
+        );
+    }
+}
+
+#[test]
+fn a_writer_waiting_in_1_ms_slices_gets_past_a_reader_killed_with_sigkill() {
+    let (stream, mut writer) = ring_held_full_by_a_killed_reader("rkill-short");
+    let took =
+        write_until_it_succeeds(|| writer.write_timeout(&frame(8, 16), Duration::from_millis(1)));
+    assert!(stream.stats().readers_reclaimed >= 1, "took {took:?}");
+}
+
+#[test]
+fn a_writer_calling_try_write_in_a_loop_gets_past_a_reader_killed_with_sigkill() {
+    let (stream, mut writer) = ring_held_full_by_a_killed_reader("rkill-try");
+    let took = write_until_it_succeeds(|| {
+        let outcome = writer.try_write(&frame(8, 16));
+        std::thread::yield_now();
+        outcome
+    });
+    assert!(stream.stats().readers_reclaimed >= 1, "took {took:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reader table and the writer role after crashes at the worst moments.
+
+/// The pid of a process that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// The stream's segment file, for writing fields as a crashed process would have left them.
+fn segment(stream: &Stream) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/shmline.stream.{}", stream.name()))
+        .unwrap()
+}
+
+fn poke_u64(file: &std::fs::File, offset: usize, value: u64) {
+    file.write_all_at(&value.to_le_bytes(), offset as u64)
+        .unwrap();
+}
+
+fn poke_u32(file: &std::fs::File, offset: usize, value: u32) {
+    file.write_all_at(&value.to_le_bytes(), offset as u64)
+        .unwrap();
+}
+
+fn peek_u32(file: &std::fs::File, offset: usize) -> u32 {
+    let mut bytes = [0; 4];
+    file.read_exact_at(&mut bytes, offset as u64).unwrap();
+    u32::from_le_bytes(bytes)
+}
+
+/// Offset of the owner word of reader entry `index`.
+fn owner_offset(index: usize) -> usize {
+    READERS_OFFSET as usize + index * size_of::<ReaderEntry>() + offset_of!(ReaderEntry, owner)
+}
+
+fn stream_with_readers(what: &str, max_readers: u32) -> Stream {
+    Stream::create(
+        &unique_name(what),
+        &StreamOptions {
+            capacity: 4,
+            max_frame_size: 16,
+            max_readers,
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_reader_killed_while_claiming_its_entry_does_not_cost_the_table_an_entry() {
+    let stream = stream_with_readers("rclaim", 1);
+    // What a reader killed just after winning the entry leaves: CLAIMING, generation 0, its pid.
+    let owner = u64::from(dead_pid()) << OWNER_PID_SHIFT | u64::from(READER_CLAIMING);
+    poke_u64(&segment(&stream), owner_offset(0), owner);
+    let reader = stream.reader(&ReaderOptions::default());
+    assert!(reader.is_ok(), "{reader:?}");
+    assert_eq!(stream.stats().readers_reclaimed, 1);
+}
+
+#[test]
+fn a_claimant_that_is_alive_keeps_its_entry() {
+    let stream = stream_with_readers("rclaim-live", 1);
+    let owner = u64::from(std::process::id()) << OWNER_PID_SHIFT | u64::from(READER_CLAIMING);
+    poke_u64(&segment(&stream), owner_offset(0), owner);
+    let e = stream.reader(&ReaderOptions::default()).unwrap_err();
+    assert_eq!(e.status(), shmline::Status::TooManyReaders, "{e}");
+}
+
+#[test]
+fn readers_of_a_stream_whose_writer_was_killed_while_claiming_the_role_get_writer_dead() {
+    let stream = create_stream("wclaim", 4, 16, false);
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let pid = dead_pid();
+    poke_u32(
+        &segment(&stream),
+        offset_of!(StreamHeader, writer_state),
+        WRITER_CLAIMING | pid,
+    );
+    let outcome = reader.read_timeout(PATIENCE);
+    assert!(matches!(outcome, Err(Error::WriterDead)), "{outcome:?}");
+    let stats = stream.stats();
+    assert_eq!(stats.writer_state, WriterState::Dead);
+    assert_eq!(stats.writer_pid, Some(pid));
+    let e = stream.writer().unwrap_err();
+    assert!(e.to_string().contains("died"), "{e}");
+}
+
+#[test]
+fn reclaiming_a_reader_killed_while_asleep_takes_it_out_of_readers_waiting() {
+    let stream = stream_with_readers("rsleep", 1);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let file = segment(&stream);
+    let waiting = || peek_u32(&file, offset_of!(StreamHeader, readers_waiting));
+    // It reads one frame that never comes: it sleeps on the futex.
+    let sleeper = spawn_role("child_reads_every_frame", &stream, 1, 0);
+    wait_ready(&ready, 1);
+    wait_until("the reader is asleep", || waiting() == 1);
+    let status = sleeper.kill();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert_eq!(
+        waiting(),
+        1,
+        "a dead sleeper stays counted until it is reclaimed"
+    );
+    // The table is full: a new reader reclaims the dead one's entry.
+    let reader = stream.reader(&ReaderOptions::default()).unwrap();
+    assert_eq!(stream.stats().readers_reclaimed, 1);
+    assert_eq!(waiting(), 0);
+    drop(reader);
+}
+
+#[test]
+fn readers_killed_at_random_while_opening_and_closing_never_leave_the_table_short() {
+    const MAX_READERS: u32 = 4;
+    const CHILDREN: usize = 3;
+    let kills = support::env_u64("SHMLINE_TABLE_KILLS", 60);
+    let stream = stream_with_readers("rstorm", MAX_READERS);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let spawn = || spawn_role("child_opens_and_closes_readers_until_killed", &stream, 0, 0);
+    let mut children: Vec<RoleProcess> = (0..CHILDREN).map(|_| spawn()).collect();
+    wait_ready(&ready, CHILDREN as u32);
+    let seed = support::base_seed();
+    eprintln!("SHMLINE_SEED={seed}");
+    let mut rng = support::Rng::new(seed);
+    for kill in 0..kills {
+        std::thread::sleep(rng.duration(Duration::from_millis(5)));
+        let victim = children.swap_remove(kill as usize % CHILDREN);
+        victim.kill();
+        children.push(spawn());
+        wait_ready(&ready, 1);
+    }
+    for child in children {
+        child.kill();
+    }
+    // Every child is dead: the whole table is for us (reclaiming what the dead left).
+    let readers: Vec<Reader> = (0..MAX_READERS)
+        .map(|i| {
+            stream
+                .reader(&ReaderOptions::default())
+                .unwrap_or_else(|e| panic!("reader {i} of {MAX_READERS} refused: {e}"))
+        })
+        .collect();
+    assert_eq!(readers.len(), MAX_READERS as usize);
+    drop(readers);
+    // Whatever the kills interrupted, nobody is left counted as asleep (a reader killed between
+    // counting itself and marking its entry would be the one exception: two instructions).
+    let waiting = peek_u32(&segment(&stream), offset_of!(StreamHeader, readers_waiting));
+    assert!(waiting <= 1, "readers_waiting is {waiting}");
 }
 
 #[test]

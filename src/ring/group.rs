@@ -11,15 +11,14 @@
 //! reader table full.
 
 use super::lock::TableLock;
-use super::protocol::{self, group::Claim};
-use super::reader::free_entry;
+use super::protocol::{self, entry::Owner, group::Claim};
+use super::readers;
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::layout::{
     GroupRecord, ReaderEntry, GROUP_ACTIVE, GROUP_FREE, GROUP_NAME_LEN, POS_IDLE, READER_ACTIVE,
-    READER_ORPHANED,
+    READER_FREE, READER_ORPHANED,
 };
-use crate::liveness::ProcessId;
 use crate::sync::Ordering;
 use crate::wait::futex_wake;
 
@@ -55,28 +54,17 @@ pub(crate) fn record_name(record: &GroupRecord) -> String {
 /// are neither active nor orphaned (whose `group` may be stale).
 fn group_of(entry: &ReaderEntry, state: u32) -> u32 {
     if state == READER_ACTIVE || state == READER_ORPHANED {
-        // Relaxed: stored before the entry became active, which the caller's load of `state`
-        // (Acquire or stronger) saw.
+        // Relaxed: stored before the entry became active, which the caller's load of the owner
+        // word (Acquire or stronger) saw.
         entry.group.load(Ordering::Relaxed)
     } else {
         0
     }
 }
 
-/// The owner of an entry, as recorded in it.
-fn owner(entry: &ReaderEntry) -> ProcessId {
-    ProcessId {
-        // Acquire: pairs with the owner's Release store of `pid` after its start time.
-        pid: entry.pid.load(Ordering::Acquire),
-        // Relaxed: made visible by the Acquire load of `pid`.
-        start_time: entry.start_time.load(Ordering::Relaxed),
-    }
-}
-
-/// Whether the owner of an active entry is dead (a pid of 0 is not evidence of death).
+/// Whether the owner of an active entry is dead.
 fn owner_dead(entry: &ReaderEntry) -> bool {
-    let owner = owner(entry);
-    owner.pid != 0 && !owner.is_alive()
+    readers::dead_owner(entry).is_some()
 }
 
 fn lock(shared: &Shared) -> Result<TableLock<'_>> {
@@ -91,12 +79,13 @@ fn lock(shared: &Shared) -> Result<TableLock<'_>> {
     })
 }
 
-/// Joins reader entry `index` (claimed, identity recorded, not active) to the group `name`,
-/// creating the group at `start` if it has no members. Returns the group's record index.
+/// Joins reader entry `index` (claimed as `claimed`, identity recorded, not active) to the group
+/// `name`, creating the group at `start` if it has no members. Returns the group's record index.
 /// `scan_in_flight` is as for [`protocol::join`].
 pub(crate) fn join(
     shared: &Shared,
     index: u32,
+    claimed: Owner,
     name: &str,
     start: impl FnOnce(u64) -> u64,
     scan_in_flight: impl FnMut() -> bool,
@@ -153,7 +142,7 @@ pub(crate) fn join(
     // SeqCst: a member holds no frame until it claims some; the group's `next` holds the writer
     // back for it. As in `protocol::join`, activation comes after the position.
     entry.pos.store(POS_IDLE, Ordering::SeqCst);
-    entry.state.store(READER_ACTIVE, Ordering::SeqCst);
+    protocol::entry::activate(entry, claimed);
     Ok(g)
 }
 
@@ -182,16 +171,8 @@ pub(crate) fn leave(shared: &Shared, index: u32, g: u32, undelivered: Option<u64
         Some(pos) if others => {
             // SeqCst: releases the frames we delivered; the rest stay held.
             entry.pos.store(pos, Ordering::SeqCst);
-            // SeqCst: as `free_entry`.
-            let ok = entry
-                .state
-                .compare_exchange(
-                    READER_ACTIVE,
-                    READER_ORPHANED,
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                )
-                .is_ok();
+            let ok =
+                protocol::entry::transition_from_state(hdr, entry, READER_ACTIVE, READER_ORPHANED);
             if ok {
                 // SeqCst: the hint members check before claiming; see `orphaned`.
                 shared.group(g).orphans.fetch_add(1, Ordering::SeqCst);
@@ -201,7 +182,7 @@ pub(crate) fn leave(shared: &Shared, index: u32, g: u32, undelivered: Option<u64
         _ => false,
     };
     if !orphaned {
-        free_entry(entry, READER_ACTIVE);
+        readers::free(shared, index, READER_ACTIVE);
     }
     if lock.is_some() && members(shared, g).is_empty() {
         free_group(shared, g);
@@ -223,7 +204,7 @@ fn members(shared: &Shared, g: u32) -> Vec<(u32, u32)> {
         .filter_map(|i| {
             let entry = shared.entry(i);
             // Acquire: see the fields stored before the entry was activated.
-            let state = entry.state.load(Ordering::Acquire);
+            let state = protocol::entry::owner(entry, Ordering::Acquire).state();
             (group_of(entry, state) == g + 1).then_some((i, state))
         })
         .collect()
@@ -255,30 +236,24 @@ enum Burial {
 
 /// Orphans the active entry `i` of a dead member of group `g` (it keeps holding the writer back),
 /// or frees it if it holds no frame or `keep` is false (nobody would adopt it). Under the table
-/// lock.
+/// lock. `Lost` unless the member is dead.
 fn bury(shared: &Shared, i: u32, g: u32, keep: bool) -> Burial {
     let entry = shared.entry(i);
     let hdr = shared.header();
+    // Only the incarnation judged dead is moved (see `protocol::entry::transition`).
+    let Some(dead) = readers::dead_owner(entry).filter(|o| o.state() == READER_ACTIVE) else {
+        return Burial::Lost;
+    };
     // SeqCst: as in the writer's scan.
     let holds = entry.pos.load(Ordering::SeqCst) != POS_IDLE;
     let burial = if keep && holds {
-        // SeqCst: as `free_entry`: exactly one process changes a given incarnation of the entry.
-        if entry
-            .state
-            .compare_exchange(
-                READER_ACTIVE,
-                READER_ORPHANED,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
+        if !protocol::entry::transition(hdr, entry, dead, READER_ORPHANED) {
             return Burial::Lost;
         }
         // SeqCst: see `leave`.
         shared.group(g).orphans.fetch_add(1, Ordering::SeqCst);
         Burial::Orphaned
-    } else if free_entry(entry, READER_ACTIVE) {
+    } else if protocol::entry::transition(hdr, entry, dead, READER_FREE) {
         Burial::Freed
     } else {
         return Burial::Lost;
@@ -312,7 +287,7 @@ pub(crate) fn rescue(
     let me = shared.entry(index);
     let mut orphans = Vec::new();
     for (i, state) in members(shared, g) {
-        if state == READER_ACTIVE && i != index && owner_dead(shared.entry(i)) {
+        if state == READER_ACTIVE && i != index {
             if bury(shared, i, g, true) == Burial::Orphaned {
                 orphans.push(i);
             }
@@ -334,7 +309,7 @@ pub(crate) fn rescue(
             &mut scan_in_flight,
         );
         // We hold the orphan's frames now (or it held none we may take): let it go.
-        if free_entry(orphan, READER_ORPHANED) {
+        if readers::free(shared, i, READER_ORPHANED) {
             left -= 1;
         }
         if start < end {
@@ -396,7 +371,7 @@ fn needs_repair(shared: &Shared) -> bool {
     for i in 0..shared.geo.max_readers {
         let entry = shared.entry(i);
         // Acquire: as in `members`.
-        let state = entry.state.load(Ordering::Acquire);
+        let state = protocol::entry::owner(entry, Ordering::Acquire).state();
         let g = group_of(entry, state);
         let Some(slot) = (g as usize).checked_sub(1).filter(|&s| s < live.len()) else {
             continue;
@@ -429,12 +404,11 @@ fn repair_locked(shared: &Shared) {
                 .iter()
                 .any(|&(i, state)| state == READER_ACTIVE && !owner_dead(shared.entry(i)));
         for &(i, state) in &members {
-            let entry = shared.entry(i);
-            if state == READER_ACTIVE && owner_dead(entry) {
+            if state == READER_ACTIVE {
                 orphaned |= bury(shared, i, g, live) == Burial::Orphaned;
             } else if state == READER_ORPHANED && !live {
                 // Nobody is left to adopt it (or its group record is gone).
-                free_entry(entry, READER_ORPHANED);
+                readers::free(shared, i, READER_ORPHANED);
             }
         }
         if active && self::members(shared, g).is_empty() {

@@ -14,6 +14,7 @@ mod multi;
 mod policy;
 pub mod protocol;
 mod reader;
+mod readers;
 mod stats;
 mod writer;
 

@@ -21,10 +21,10 @@ use crate::layout::{
     SEQ_EMPTY, WRITER_ACTIVE, WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD,
     WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING, WRITER_ENTRY_FREE, WRITER_NONE,
 };
-use crate::liveness::ProcessId;
+use crate::liveness::{Patience, ProcessId, PATIENCE};
 use crate::sync::Ordering;
-use crate::wait::{futex_wait, futex_wake, Deadline, Step, WaitStrategy, LIVENESS_SLICE};
-use std::time::{Duration, Instant};
+use crate::wait::{futex_wait, futex_wake, Deadline, Step, WaitStrategy};
+use std::time::Instant;
 
 /// Polls of `scan_seq` while another writer scans, before using the limit it had published.
 const SCAN_POLLS: u32 = 256;
@@ -42,6 +42,8 @@ pub(crate) struct MultiWriter {
     /// Group records a scan looks at (none under `DropOldest`).
     scan_groups: u32,
     frames_written: u64,
+    /// When to check that the readers and writers holding us back are alive (see [`Patience`]).
+    patience: Patience,
 }
 
 impl MultiWriter {
@@ -105,6 +107,7 @@ impl MultiWriter {
             scan_readers,
             scan_groups,
             frames_written: 0,
+            patience: Patience::default(),
         })
     }
 
@@ -134,6 +137,14 @@ impl MultiWriter {
             }
             if !self.refresh(shared, seq)? {
                 if !deadline.may_wait() || !policy.waits() {
+                    // Held back all the same: dead peers must not hold a `try_` loop for ever.
+                    if self.patience.due(seq) {
+                        self.repair_peers(shared);
+                        if self.refresh(shared, multi::next_claim(hdr))? {
+                            seq = multi::next_claim(hdr);
+                            continue;
+                        }
+                    }
                     return Err(Error::Full);
                 }
                 self.wait_for_space(shared, deadline, wait)?;
@@ -262,11 +273,16 @@ impl MultiWriter {
     ) -> Result<()> {
         let hdr = shared.header();
         let mut spins = 0u32;
-        let mut asleep = Duration::ZERO;
         loop {
             let seq = multi::next_claim(hdr);
             if self.refresh(shared, seq)? {
                 return Ok(());
+            }
+            if self.patience.due(seq) {
+                // Nothing moved for a while (in this call or earlier ones): dead readers or
+                // writers may be in the way.
+                self.repair_peers(shared);
+                continue;
             }
             let slice = match wait.next_step(&mut spins, &deadline) {
                 Step::Poll => continue,
@@ -285,23 +301,15 @@ impl MultiWriter {
                 multi::writer_wake_done(hdr);
                 return Ok(());
             }
-            let slept = Instant::now();
-            futex_wait(&hdr.space_futex, word, slice);
+            futex_wait(&hdr.space_futex, word, slice.min(PATIENCE));
             multi::writer_wake_done(hdr);
-            if slept.elapsed() >= slice {
-                asleep += slept.elapsed();
-            }
-            if asleep >= LIVENESS_SLICE {
-                // Nothing moved for a long while: dead readers or writers may be in the way.
-                asleep = Duration::ZERO;
-                self.repair_peers(shared);
-            }
         }
     }
 
     /// Frees dead lossless readers and repairs dead writers.
     fn repair_peers(&self, shared: &Shared) {
-        super::reader::reclaim_dead_entries(shared, true);
+        super::readers::reclaim_dead(shared, true);
+        super::group::repair(shared);
         repair(shared);
     }
 }

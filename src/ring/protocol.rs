@@ -16,8 +16,9 @@ use crate::layout::{
     FrameHeader, GroupRecord, ReaderEntry, StreamHeader, GROUP_ACTIVE, POS_IDLE, READER_ACTIVE,
     READER_FLAG_LOSSY, READER_ORPHANED, SEQ_EMPTY,
 };
-use crate::sync::{fence, seqcst_store_load, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{fence, seqcst_store_load, AtomicU64, Ordering};
 
+pub mod entry;
 pub mod group;
 pub mod multi;
 
@@ -82,7 +83,7 @@ pub(crate) fn lowest_position<'a, 'g>(
     }
     for entry in entries {
         // SeqCst: see above.
-        let state = entry.state.load(Ordering::SeqCst);
+        let state = entry::owner(entry, Ordering::SeqCst).state();
         if state != READER_ACTIVE && state != READER_ORPHANED
             || entry.flags.load(Ordering::Relaxed) & READER_FLAG_LOSSY != 0
         {
@@ -146,24 +147,31 @@ pub fn wake_readers(hdr: &StreamHeader) {
     hdr.data_futex.fetch_add(1, Ordering::Release);
 }
 
-/// Reader: announces that it is about to sleep on `data_futex`, returning the futex value to
-/// sleep on. The caller must re-check `head` (and the writer state) with [`head`] afterwards and
-/// call [`reader_wake_done`] when it stops waiting.
+/// Reader (of entry `me`): announces that it is about to sleep on `data_futex`, returning the
+/// futex value to sleep on. The caller must re-check `head` (and the writer state) with [`head`]
+/// afterwards and call [`reader_wake_done`] when it stops waiting.
+///
+/// The announcement is counted in `readers_waiting` and marked in the entry's owner word, so
+/// that whoever reclaims the entry of a reader that died asleep takes the count back.
 #[inline]
-pub fn reader_prepare_sleep(hdr: &StreamHeader) -> u32 {
+pub fn reader_prepare_sleep(hdr: &StreamHeader, me: &ReaderEntry) -> u32 {
     // Acquire: read the futex word before announcing, so a wake after our announcement changes it.
     let word = hdr.data_futex.load(Ordering::Acquire);
     // SeqCst: the load half of the handshake in `publish`.
     hdr.readers_waiting.fetch_add(1, Ordering::SeqCst);
+    entry::mark_asleep(me);
     seqcst_store_load();
     word
 }
 
-/// Reader: withdraws the announcement made by [`reader_prepare_sleep`].
+/// Reader: withdraws the announcement made by [`reader_prepare_sleep`] (unless a reclaimer took
+/// it back already).
 #[inline]
-pub fn reader_wake_done(hdr: &StreamHeader) {
-    // Relaxed: the counter only gates wake-ups; a late decrement costs at most one spare wake.
-    hdr.readers_waiting.fetch_sub(1, Ordering::Relaxed);
+pub fn reader_wake_done(hdr: &StreamHeader, me: &ReaderEntry) {
+    if entry::clear_asleep(me) {
+        // Relaxed: the counter only gates wake-ups; a late decrement costs at most one spare wake.
+        hdr.readers_waiting.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Reader: the number of frames published.
@@ -218,9 +226,9 @@ pub fn writer_wake_done(hdr: &StreamHeader) {
     hdr.writer_waiting.store(0, Ordering::Relaxed);
 }
 
-/// Reader: joins the stream at `start` with an entry it has claimed and filled in, making sure
-/// the writer will not overwrite any frame at or after the returned position before the reader
-/// has released it. Returns the position to start reading from (`>= start`).
+/// Reader: joins the stream at `start` with an entry it has claimed (as `claimed`) and filled in,
+/// making sure the writer will not overwrite any frame at or after the returned position before
+/// the reader has released it. Returns the position to start reading from (`>= start`).
 ///
 /// `scan_in_flight` is called while the writer's scan counter is odd; it may wait a little and
 /// returns false to give up waiting (e.g. the writer died mid-scan), in which case the last
@@ -228,6 +236,7 @@ pub fn writer_wake_done(hdr: &StreamHeader) {
 pub fn join(
     hdr: &StreamHeader,
     entry: &ReaderEntry,
+    claimed: entry::Owner,
     start: u64,
     capacity: u64,
     scan_in_flight: impl FnMut() -> bool,
@@ -235,21 +244,20 @@ pub fn join(
     join_cursor(
         hdr,
         &entry.pos,
-        &entry.state,
-        READER_ACTIVE,
+        || entry::activate(entry, claimed),
         start,
         capacity,
         scan_in_flight,
     )
 }
 
-/// [`join`] for any cursor a scan reads: activates `state` (to `active`) with the cursor `pos` at
-/// `start`, then moves `pos` past whatever the last scan that missed it let the writer overwrite.
+/// [`join`] for any cursor a scan reads: stores the cursor `pos` at `start`, calls `activate`
+/// (a SeqCst store or read-modify-write that makes the scan count the cursor), then moves `pos`
+/// past whatever the last scan that missed it let the writer overwrite.
 fn join_cursor(
     hdr: &StreamHeader,
     entry_pos: &AtomicU64,
-    entry_state: &AtomicU32,
-    active: u32,
+    activate: impl FnOnce(),
     start: u64,
     capacity: u64,
     mut scan_in_flight: impl FnMut() -> bool,
@@ -257,7 +265,7 @@ fn join_cursor(
     let mut pos = start;
     // SeqCst: see `scan`: our cursor stores precede our `scan_seq` load in the total order.
     entry_pos.store(pos, Ordering::SeqCst);
-    entry_state.store(active, Ordering::SeqCst);
+    activate();
     seqcst_store_load();
     loop {
         // SeqCst: see `scan`.

@@ -1,14 +1,13 @@
 //! Readers of a stream: copy reads, batch reads, zero-copy acquire/release, lossy taps.
 
-use super::protocol;
-use super::{group, Shared};
+use super::protocol::{self, entry::Owner};
+use super::{group, readers, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{
-    FrameHeader, ReaderEntry, FRAME_STATUS_SKIPPED, POS_IDLE, READER_ACTIVE, READER_CLAIMING,
-    READER_FLAG_LOSSY, READER_FREE, READER_ORPHANED, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED,
-    WRITER_NONE,
+    FrameHeader, FRAME_STATUS_SKIPPED, POS_IDLE, READER_ACTIVE, READER_CLAIMING, READER_FLAG_LOSSY,
+    WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE,
 };
-use crate::liveness::ProcessId;
+use crate::liveness::{pid_alive, ProcessId};
 use crate::schema::Schema;
 use crate::sync::{fence, Ordering};
 use crate::wait::{futex_wait, futex_wake, Deadline, Step, WaitStrategy};
@@ -226,16 +225,13 @@ impl Reader {
                 )));
             }
         }
-        let index = claim_entry(&shared)?;
         let me = ProcessId::current();
+        // The claim records our pid: until the entry is active, reclaimers judge us by it alone.
+        let (index, claimed) = claim_entry(&shared, me.pid)?;
         let entry = shared.entry(index);
-        // Relaxed: `pid` below publishes it. A reclaimer that sees our pid must see our start
-        // time too, or it would judge us dead (pid with a stale or zero start time) and free the
-        // entry under us.
+        // Relaxed: this and the fields below are published by the SeqCst activation (in
+        // `protocol::join` or `group::join`), before which nobody reads them.
         entry.start_time.store(me.start_time, Ordering::Relaxed);
-        // Release: pairs with the reclaimer's Acquire load of `pid` (see above). The rest is
-        // published by the SeqCst activation in `protocol::join`.
-        entry.pid.store(me.pid, Ordering::Release);
         entry
             .flags
             .store(if lossy { READER_FLAG_LOSSY } else { 0 }, Ordering::Relaxed);
@@ -246,7 +242,7 @@ impl Reader {
         let capacity = shared.geo.capacity as u64;
         let head = protocol::head(hdr);
         if head > super::MAX_HEAD {
-            free_entry(entry, READER_CLAIMING);
+            readers::free(&shared, index, READER_CLAIMING);
             return Err(Error::corrupt(format!(
                 "stream {:?}: head {head} is impossibly large",
                 shared.name()
@@ -259,10 +255,10 @@ impl Reader {
         };
         if let Some(name) = &options.group {
             let mut scan = ScanWait::new(&shared, Deadline::Never);
-            let g = match group::join(&shared, index, name, start, || scan.poll()) {
+            let g = match group::join(&shared, index, claimed, name, start, || scan.poll()) {
                 Ok(g) => g,
                 Err(e) => {
-                    free_entry(entry, READER_CLAIMING);
+                    readers::free(&shared, index, READER_CLAIMING);
                     return Err(e);
                 }
             };
@@ -289,15 +285,15 @@ impl Reader {
         // Relaxed: published by the SeqCst activation in `protocol::join`.
         entry.group.store(0, Ordering::Relaxed);
         let mut scan = ScanWait::new(&shared, Deadline::Never);
-        let pos = protocol::join(hdr, entry, start(head), capacity, || scan.poll());
+        let pos = protocol::join(hdr, entry, claimed, start(head), capacity, || scan.poll());
         if let Err(e) = scan.check() {
-            free_entry(entry, READER_ACTIVE);
+            readers::free(&shared, index, READER_ACTIVE);
             return Err(e);
         }
         // The limit may run ahead of `head` by a whole batch the writer has not published yet,
         // so only an absurd one can be told from a real one.
         if pos > super::MAX_HEAD {
-            free_entry(entry, READER_ACTIVE);
+            readers::free(&shared, index, READER_ACTIVE);
             return Err(Error::corrupt(format!(
                 "stream {:?}: write_limit puts a joining reader at impossible position {pos}",
                 shared.name()
@@ -894,17 +890,23 @@ impl Reader {
         // SeqCst: pairs with the writer's SeqCst store of WRITER_CLOSED after its last publish;
         // if we see CLOSED, the head we reload next includes every frame.
         let state = hdr.writer_state.load(Ordering::SeqCst);
+        // A writer that died while claiming the role never becomes active: it is dead as well.
+        let attached = state == WRITER_ACTIVE || state & WRITER_CLAIMING != 0;
         let outcome = match state {
             WRITER_CLOSED => Error::EndOfStream,
             // A writer found dead stays dead: no need to wait for the next liveness check.
-            WRITER_ACTIVE if self.writer_dead => Error::WriterDead,
-            WRITER_ACTIVE
-                if liveness && self.liveness_check_due() && !writer_alive(&self.shared) =>
+            _ if attached && self.writer_dead => Error::WriterDead,
+            _ if attached
+                && liveness
+                && self.liveness_check_due()
+                && !writer_alive(&self.shared) =>
             {
                 self.writer_dead = true;
                 Error::WriterDead
             }
-            WRITER_NONE | WRITER_CLAIMING | WRITER_ACTIVE => return Ok(None),
+            WRITER_NONE | WRITER_ACTIVE => return Ok(None),
+            // A live claimant (`WRITER_CLAIMING | pid`) is about to become the writer.
+            s if s & WRITER_CLAIMING != 0 => return Ok(None),
             // Waiting for a value no writer ever stores would be waiting for ever.
             _ => {
                 return Err(Error::corrupt(format!(
@@ -1055,21 +1057,29 @@ impl Reader {
                     }
                     continue;
                 }
-                Step::TimedOut => return Err(Error::Timeout),
+                Step::TimedOut => {
+                    // A caller waiting in short slices may never reach a sleep or a busy-spin
+                    // liveness check: look (at most every LIVENESS_CHECK_INTERVAL) before giving up.
+                    if let Some(outcome) = self.writer_gone(true)? {
+                        return Err(outcome);
+                    }
+                    return Err(Error::Timeout);
+                }
                 Step::Sleep(slice) => slice,
             };
             let shared = Arc::clone(&self.shared);
             let hdr = shared.header();
-            let word = protocol::reader_prepare_sleep(hdr);
+            let me = shared.entry(self.index);
+            let word = protocol::reader_prepare_sleep(hdr, me);
             let ready = self.refresh_head();
             if !matches!(ready, Ok(false)) {
-                protocol::reader_wake_done(hdr);
+                protocol::reader_wake_done(hdr, me);
                 return ready.map(|_| ());
             }
             match self.writer_gone(true) {
                 Ok(None) => {}
                 other => {
-                    protocol::reader_wake_done(hdr);
+                    protocol::reader_wake_done(hdr, me);
                     return match other {
                         Ok(Some(outcome)) => Err(outcome),
                         Ok(None) => Ok(()),
@@ -1078,7 +1088,7 @@ impl Reader {
                 }
             }
             futex_wait(&hdr.data_futex, word, slice);
-            protocol::reader_wake_done(hdr);
+            protocol::reader_wake_done(hdr, me);
         }
     }
 }
@@ -1093,9 +1103,10 @@ impl Drop for Reader {
             return;
         }
         let hdr = self.shared.header();
-        let entry = self.shared.entry(self.index);
         // Leaving frees every frame we held; the writer may be asleep waiting for us.
-        if free_entry(entry, READER_ACTIVE) && hdr.writer_waiting.load(Ordering::SeqCst) != 0 {
+        if readers::free(&self.shared, self.index, READER_ACTIVE)
+            && hdr.writer_waiting.load(Ordering::SeqCst) != 0
+        {
             protocol::wake_writer(hdr);
             futex_wake(&hdr.space_futex, self.writer_wakes);
         }
@@ -1177,7 +1188,9 @@ impl<'a> ScanWait<'a> {
         match self.shared.header().writer_state.load(Ordering::Acquire) {
             // Nobody can be scanning: the value is damaged.
             WRITER_NONE => return self.give_up(NO_WRITER),
-            WRITER_CLAIMING if !self.shared.multi_writer() => return self.give_up(NO_WRITER),
+            s if s & WRITER_CLAIMING != 0 && !self.shared.multi_writer() => {
+                return self.give_up(NO_WRITER)
+            }
             // The stream's last writer closed after its last scan: no limit changes any more.
             WRITER_CLOSED => return false,
             _ => {}
@@ -1235,7 +1248,12 @@ fn writer_alive(shared: &Shared) -> bool {
     }
     let hdr = shared.header();
     // Acquire: pairs with the writer's Release store of WRITER_ACTIVE after its identity.
-    if hdr.writer_state.load(Ordering::Acquire) != WRITER_ACTIVE {
+    let state = hdr.writer_state.load(Ordering::Acquire);
+    if state & WRITER_CLAIMING != 0 {
+        // Claiming: known by its pid alone until it records its start time.
+        return pid_alive(state & !WRITER_CLAIMING);
+    }
+    if state != WRITER_ACTIVE {
         return true;
     }
     ProcessId {
@@ -1245,35 +1263,22 @@ fn writer_alive(shared: &Shared) -> bool {
     .is_alive()
 }
 
-/// Claims a free reader entry, reclaiming entries of dead processes if none is free.
-fn claim_entry(shared: &Shared) -> Result<u32> {
-    for pass in 0..2 {
-        for i in 0..shared.geo.max_readers {
-            let entry = shared.entry(i);
-            // Acquire: the entry's previous owner is done with it.
-            if entry
-                .state
-                .compare_exchange(
-                    READER_FREE,
-                    READER_CLAIMING,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                return Ok(i);
-            }
-        }
-        if pass == 0 {
-            reclaim_dead_entries(shared, false);
-        }
+/// Claims a free reader entry for process `pid`, reclaiming entries of dead processes (and
+/// repairing the reader groups, whose dead members may hold entries) if none is free.
+fn claim_entry(shared: &Shared, pid: u32) -> Result<(u32, Owner)> {
+    if let Some(claimed) = readers::claim(shared, pid) {
+        return Ok(claimed);
     }
-    Err(Error::TooManyReaders(format!(
-        "stream {:?} already has its maximum of {} live readers; create it with a larger \
-         max_readers",
-        shared.name(),
-        shared.geo.max_readers
-    )))
+    readers::reclaim_dead(shared, false);
+    group::repair(shared);
+    readers::claim(shared, pid).ok_or_else(|| {
+        Error::TooManyReaders(format!(
+            "stream {:?} already has its maximum of {} live readers; create it with a larger \
+             max_readers",
+            shared.name(),
+            shared.geo.max_readers
+        ))
+    })
 }
 
 /// [`Error::SchemaMismatch`] unless stream `shared` has exactly the schema `required`.
@@ -1290,69 +1295,4 @@ fn check_schema(shared: &Shared, required: &Schema) -> Result<()> {
             shared.geo.max_frame
         ))),
     }
-}
-
-/// Frees the entries of processes that died: active ones (only lossless ones if
-/// `lossless_only`), and half-claimed ones whose owner recorded its pid and died; then repairs
-/// the reader groups (dead members' frames go to live members, see `group::repair`).
-/// Returns how many plain entries were freed.
-pub(crate) fn reclaim_dead_entries(shared: &Shared, lossless_only: bool) -> u64 {
-    let hdr = shared.header();
-    let mut freed = 0;
-    for i in 0..shared.geo.max_readers {
-        let entry = shared.entry(i);
-        // Acquire: see the owner's identity.
-        let state = entry.state.load(Ordering::Acquire);
-        if state == READER_FREE
-            || state == READER_ORPHANED
-            || lossless_only
-                && (state != READER_ACTIVE
-                    || entry.flags.load(Ordering::Relaxed) & READER_FLAG_LOSSY != 0)
-        {
-            continue;
-        }
-        // Relaxed: stored before the entry became active (the Acquire above). Group members are
-        // the groups' business.
-        if state == READER_ACTIVE && entry.group.load(Ordering::Relaxed) != 0 {
-            continue;
-        }
-        let owner = ProcessId {
-            // Acquire: pairs with the owner's Release store of `pid` after its start time.
-            pid: entry.pid.load(Ordering::Acquire),
-            // Relaxed: made visible by the Acquire load of `pid` just above.
-            start_time: entry.start_time.load(Ordering::Relaxed),
-        };
-        // A claimed entry reads pid 0 until its owner records itself: not evidence of death.
-        if owner.pid == 0 || owner.is_alive() {
-            continue;
-        }
-        if free_entry(entry, state) {
-            // Relaxed: a statistic.
-            hdr.readers_reclaimed.fetch_add(1, Ordering::Relaxed);
-            freed += 1;
-        }
-    }
-    group::repair(shared);
-    freed
-}
-
-/// Frees a reader entry that is in state `from`; false if its state changed meanwhile.
-///
-/// The entry passes through CLAIMING with its pid cleared, so a new owner never inherits a dead
-/// pid that a concurrent reclaimer could mistake for its own death.
-pub(crate) fn free_entry(entry: &ReaderEntry, from: u32) -> bool {
-    // AcqRel: exactly one process frees a given incarnation of the entry.
-    if entry
-        .state
-        .compare_exchange(from, READER_CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
-        .is_err()
-    {
-        return false;
-    }
-    // Relaxed: ordered before the SeqCst store of FREE below, which claimants Acquire.
-    entry.pid.store(0, Ordering::Relaxed);
-    // SeqCst: leaving releases every frame the entry held, and is the store half of the
-    // handshake with a writer that is about to sleep (it rescans after announcing).
-    entry.state.store(READER_FREE, Ordering::SeqCst);
-    true
 }

@@ -3,7 +3,8 @@
 use super::{Backpressure, Shared};
 use crate::layout::{
     GROUP_ACTIVE, POS_IDLE, READER_ACTIVE, READER_FLAG_LOSSY, READER_ORPHANED, WRITER_ACTIVE,
-    WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD, WRITER_ENTRY_ACTIVE, WRITER_NONE,
+    WRITER_CLAIMING, WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD, WRITER_ENTRY_ACTIVE,
+    WRITER_NONE,
 };
 use crate::liveness::ProcessId;
 use crate::sync::Ordering;
@@ -162,7 +163,12 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
     let r = Ordering::Relaxed;
     // Acquire: the counts of skipped numbers below `head` (see `frames_written` below).
     let head = hdr.head.load(Ordering::Acquire);
-    let pid = hdr.writer_pid.load(r);
+    let state = hdr.writer_state.load(r);
+    let pid = if state & WRITER_CLAIMING != 0 {
+        state & !WRITER_CLAIMING
+    } else {
+        hdr.writer_pid.load(r)
+    };
     let writers: Vec<WriterStats> = (0..shared.geo.writer_entries)
         .filter_map(|index| {
             let e = shared.writer_entry(index);
@@ -184,7 +190,7 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
         })
         .collect();
     let count = hdr.writer_count.load(r);
-    let writer_state = match hdr.writer_state.load(r) {
+    let writer_state = match state {
         _ if shared.multi_writer() && count & WRITER_COUNT_CLOSED != 0 => WriterState::Closed,
         _ if shared.multi_writer() && count & WRITER_COUNT_DEAD != 0 => WriterState::Dead,
         WRITER_ACTIVE if shared.multi_writer() && writers.iter().any(|w| w.alive) => {
@@ -203,6 +209,14 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
             WriterState::Active
         }
         WRITER_ACTIVE => WriterState::Dead,
+        // A writer claiming the role (known by its pid alone until it records its start time).
+        s if s & WRITER_CLAIMING != 0 && !shared.multi_writer() => {
+            if crate::liveness::pid_alive(s & !WRITER_CLAIMING) {
+                WriterState::Active
+            } else {
+                WriterState::Dead
+            }
+        }
         _ => WriterState::None,
     };
     let groups: Vec<GroupStats> = (0..shared.geo.max_groups)
@@ -233,7 +247,8 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
     let readers = (0..shared.geo.max_readers)
         .filter_map(|index| {
             let e = shared.entry(index);
-            let state = e.state.load(r);
+            let owner = super::protocol::entry::owner(e, r);
+            let state = owner.state();
             if state == READER_ORPHANED {
                 counts.push((group_of(e), false));
                 return None;
@@ -241,7 +256,7 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
             if state != READER_ACTIVE {
                 return None;
             }
-            let pid = e.pid.load(r);
+            let pid = owner.pid();
             let member = group_of(e);
             if member.is_some() {
                 counts.push((member, true));

@@ -8,11 +8,9 @@ use super::protocol;
 use super::{Backpressure, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
-use crate::liveness::ProcessId;
+use crate::liveness::{pid_alive, Patience, ProcessId, PATIENCE};
 use crate::sync::Ordering;
-use crate::wait::{
-    futex_wait, futex_wake, monotonic_ns, Deadline, Step, WaitStrategy, LIVENESS_SLICE,
-};
+use crate::wait::{futex_wait, futex_wake, monotonic_ns, Deadline, Step, WaitStrategy};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +54,9 @@ pub struct Writer {
     frames_dropped: u64,
     /// The claim/publish state of a writer of a multi-writer stream (`None`: the single writer).
     multi: Option<MultiWriter>,
+    /// When to check that the readers holding us back are alive (time held back adds up across
+    /// calls, so short timeouts and `try_` loops reclaim dead readers too).
+    patience: Patience,
 }
 
 impl std::fmt::Debug for Writer {
@@ -91,6 +92,7 @@ impl Writer {
                 scan_groups,
                 frames_dropped: 0,
                 multi: Some(multi),
+                patience: Patience::default(),
                 shared,
             });
         }
@@ -107,23 +109,21 @@ impl Writer {
             )));
         }
         // AcqRel: winning the claim must happen before our identity stores, and must see the
-        // previous writer's (none in version 1) final state.
+        // previous writer's (none in version 1) final state. The claim carries our pid, so a
+        // writer killed before it records its start time is still known (by its pid alone).
         if let Err(state) = hdr.writer_state.compare_exchange(
             WRITER_NONE,
-            WRITER_CLAIMING,
+            WRITER_CLAIMING | me.pid,
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            let owner = ProcessId {
-                pid: hdr.writer_pid.load(Ordering::Relaxed),
-                start_time: hdr.writer_start_time.load(Ordering::Relaxed),
-            };
+            let owner = claimed_writer(hdr, state);
             return Err(match state {
                 WRITER_CLOSED => Error::WrongState(format!(
                     "stream {name:?} was closed by its writer (end of stream); create a new \
                      stream to write again"
                 )),
-                _ if owner.is_alive() => Error::WriterExists(format!(
+                _ if owner.alive => Error::WriterExists(format!(
                     "stream {name:?} already has a writer (pid {}); it is a single-writer stream \
                      (create it with max_writers > 1 for several writers)",
                     owner.pid
@@ -158,6 +158,7 @@ impl Writer {
             scan_groups,
             frames_dropped: 0,
             multi: None,
+            patience: Patience::default(),
         };
         writer.rescan();
         Ok(writer)
@@ -398,7 +399,10 @@ impl Writer {
         loop {
             let attached = (0..self.shared.geo.max_readers)
                 // Acquire: pairs with the reader's SeqCst store of ACTIVE.
-                .filter(|&i| self.shared.entry(i).state.load(Ordering::Acquire) == READER_ACTIVE)
+                .filter(|&i| {
+                    let entry = self.shared.entry(i);
+                    protocol::entry::owner(entry, Ordering::Acquire).state() == READER_ACTIVE
+                })
                 .count();
             if attached >= count {
                 return Ok(());
@@ -532,6 +536,14 @@ impl Writer {
     #[cold]
     fn wait_for_space(&mut self, deadline: Deadline) -> Result<()> {
         if !deadline.may_wait() || !self.policy.waits() {
+            // A caller that never waits is held back all the same: a dead reader must not hold
+            // a `try_write` loop (or a `fail` stream) for ever.
+            if self.patience.due(self.head) {
+                self.reclaim_dead_readers();
+                if self.rescan() {
+                    return Ok(());
+                }
+            }
             return Err(Error::Full);
         }
         let started = Instant::now();
@@ -551,12 +563,15 @@ impl Writer {
 
     fn wait_for_space_inner(&mut self, deadline: Deadline) -> Result<()> {
         let mut spins = 0u32;
-        // Time spent in sleeps that ran to their end (nobody woke us) since the last check of the
-        // readers' liveness.
-        let mut asleep = Duration::ZERO;
         loop {
             if self.rescan() {
                 return Ok(());
+            }
+            if self.patience.due(self.head) {
+                // Held back at this frame for a while (in this call or earlier ones): make sure
+                // the laggards are alive.
+                self.reclaim_dead_readers();
+                continue;
             }
             let slice = match self.wait.next_step(&mut spins, &deadline) {
                 Step::Poll => continue,
@@ -575,23 +590,16 @@ impl Writer {
                 protocol::writer_wake_done(hdr);
                 return Ok(());
             }
-            let slept = Instant::now();
-            futex_wait(&hdr.space_futex, word, slice);
+            futex_wait(&hdr.space_futex, word, slice.min(PATIENCE));
             protocol::writer_wake_done(hdr);
-            if slept.elapsed() >= slice {
-                asleep += slept.elapsed();
-            }
-            if asleep >= LIVENESS_SLICE {
-                // Nobody freed space for a long while: make sure the laggards are alive.
-                asleep = Duration::ZERO;
-                self.reclaim_dead_readers();
-            }
         }
     }
 
-    /// Frees the entries of lossless readers that died, so they cannot hold the writer for ever.
+    /// Frees the entries of lossless readers that died, so they cannot hold the writer for ever,
+    /// and hands the frames of dead group members to live ones.
     fn reclaim_dead_readers(&mut self) {
-        super::reader::reclaim_dead_entries(&self.shared, true);
+        super::readers::reclaim_dead(&self.shared, true);
+        super::group::repair(&self.shared);
     }
 }
 
@@ -650,13 +658,8 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
             return false;
         }
         if state != WRITER_NONE {
-            // Relaxed: identity fields published before ACTIVE; a torn pair only reads as dead or
-            // alive, and a writer that is alive is never closed by us (checked again by the CAS).
-            let owner = ProcessId {
-                pid: hdr.writer_pid.load(Ordering::Relaxed),
-                start_time: hdr.writer_start_time.load(Ordering::Relaxed),
-            };
-            if exited != Some(owner.pid) && owner.is_alive() {
+            let owner = claimed_writer(hdr, state);
+            if exited != Some(owner.pid) && owner.alive {
                 return false;
             }
         }
@@ -670,6 +673,36 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
             futex_wake(&hdr.data_futex, i32::MAX);
             return true;
         }
+    }
+}
+
+/// The single writer recorded in a stream header whose `writer_state` is `state` (not NONE).
+struct ClaimedWriter {
+    pid: u32,
+    alive: bool,
+}
+
+/// Who holds (or held) the writer role of a single-writer stream in `state`, and whether it is
+/// alive: a claimant by its pid alone (its start time may not be recorded yet), an attached or
+/// closed writer by pid and start time.
+fn claimed_writer(hdr: &crate::layout::StreamHeader, state: u32) -> ClaimedWriter {
+    if state & WRITER_CLAIMING != 0 {
+        let pid = state & !WRITER_CLAIMING;
+        return ClaimedWriter {
+            pid,
+            alive: pid_alive(pid),
+        };
+    }
+    // Relaxed: identity fields published before ACTIVE (Release, which the caller's load of the
+    // state paired with); a torn pair only reads as dead or alive, and nobody acts on "dead"
+    // without a compare-and-swap of the state.
+    let owner = ProcessId {
+        pid: hdr.writer_pid.load(Ordering::Relaxed),
+        start_time: hdr.writer_start_time.load(Ordering::Relaxed),
+    };
+    ClaimedWriter {
+        pid: owner.pid,
+        alive: owner.is_alive(),
     }
 }
 

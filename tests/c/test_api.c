@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *prefix;
@@ -766,6 +768,55 @@ static void test_readers_see_writer_dead_when_the_writer_process_exits_without_c
     EXPECT(shmline_writer_open(s, NULL, &w), SHMLINE_WRITER_EXISTS);
     EXPECT_MESSAGE("died");
     shmline_reader_close(r);
+    shmline_stream_close(s);
+}
+
+static double monotonic_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void test_a_writer_waiting_in_50_ms_slices_gets_past_a_reader_killed_with_sigkill(void) {
+    shmline_stream *s = make_stream("rkill", 4, 8);
+    shmline_writer *w = make_writer(s);
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        /* A lossless reader that never reads, until it is killed. */
+        shmline_reader *r = NULL;
+        if (shmline_reader_open(s, NULL, &r) != SHMLINE_OK || write(ready[1], "r", 1) != 1) {
+            _exit(1);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    CHECK(child > 0);
+    char byte;
+    CHECK(read(ready[0], &byte, 1) == 1);
+    close(ready[0]);
+    close(ready[1]);
+    for (int i = 0; i < 4; i++) {
+        EXPECT(shmline_writer_write(w, "12345678", 8, 0, 0), SHMLINE_OK);
+    }
+    EXPECT(shmline_writer_write(w, "12345678", 8, 0, 0), SHMLINE_FULL);
+    int status = -1;
+    CHECK(kill(child, SIGKILL) == 0 && waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    /* As the Python binding waits: 50 ms at a time, in a loop. A generous bound: the dead reader
+     * is found within about 100 ms. */
+    double started = monotonic_s();
+    int32_t rc;
+    do {
+        rc = shmline_writer_write(w, "12345678", 8, 0, 50 * 1000 * 1000);
+    } while (rc == SHMLINE_TIMEOUT && monotonic_s() - started < 30);
+    EXPECT(rc, SHMLINE_OK);
+    shmline_stream_stats stats;
+    EXPECT(shmline_stream_get_stats(s, &stats, NULL, 0), SHMLINE_OK);
+    CHECK(stats.readers_reclaimed == 1);
+    shmline_writer_close(w);
     shmline_stream_close(s);
 }
 
@@ -1547,6 +1598,7 @@ int main(int argc, char **argv) {
     test_batch_reads_pack_frames_and_stop_at_one_that_does_not_fit();
     test_readers_drain_then_see_end_of_stream_for_ever();
     test_readers_see_writer_dead_when_the_writer_process_exits_without_closing();
+    test_a_writer_waiting_in_50_ms_slices_gets_past_a_reader_killed_with_sigkill();
     test_a_lossy_reader_never_blocks_the_writer_and_counts_what_it_missed();
     test_start_positions_choose_the_first_frame();
     test_checksummed_frames_round_trip();

@@ -12,9 +12,7 @@
 //! the writer back until another member of the group [`adopt`]s its frames and delivers them again.
 
 use super::join_cursor;
-use crate::layout::{
-    GroupRecord, ReaderEntry, StreamHeader, GROUP_ACTIVE, POS_IDLE, READER_ACTIVE,
-};
+use crate::layout::{GroupRecord, ReaderEntry, StreamHeader, GROUP_ACTIVE, POS_IDLE};
 use crate::sync::Ordering;
 
 /// Outcome of [`try_claim`].
@@ -137,11 +135,15 @@ pub fn adopt(
     me.held_end.store(end, Ordering::Relaxed);
     // Hold the frames ourselves (the orphan still holds them too) and move past any the writer
     // was allowed to overwrite before anyone held them.
+    // The member is active already: a SeqCst read-modify-write of its owner word that changes
+    // nothing stands where a joining reader's activation stands.
     let start = join_cursor(
         hdr,
         &me.pos,
-        &me.state,
-        READER_ACTIVE,
+        || {
+            // SeqCst: see `join_cursor`.
+            me.owner.fetch_or(0, Ordering::SeqCst);
+        },
         start,
         capacity,
         scan_in_flight,
@@ -168,8 +170,10 @@ pub fn join(
     join_cursor(
         hdr,
         &group.next,
-        &group.state,
-        GROUP_ACTIVE,
+        || {
+            // SeqCst: see `join_cursor`.
+            group.state.store(GROUP_ACTIVE, Ordering::SeqCst)
+        },
         start,
         capacity,
         scan_in_flight,
