@@ -842,7 +842,7 @@ fn a_group_member_acquiring_with_timeout_zero_never_waits_on_an_odd_scan_seq() {
     l.raw
         .u64(entry_field(1, offset_of!(ReaderEntry, held_end)), 1);
     l.raw.u32(
-        entry_field(1, offset_of!(ReaderEntry, state)),
+        entry_field(1, offset_of!(ReaderEntry, owner)),
         READER_ORPHANED,
     );
     l.raw.u32(g(offset_of!(GroupRecord, orphans)), 1);
