@@ -13,13 +13,16 @@ process sends and another receives. What changes with that (and every other diff
 dsline) is listed in the "Coming from dsline" section of the package README; in short:
 
 - The first `ShmChannel(name)` creates the stream `name` (`shmline ls` shows it); later ones
-  open it and use its capacity and slot size, whatever they asked for. A name is 1 to 63
+  open it and use its capacity and slot size, whatever they asked for. A name is 1 to 200
   characters of `A-Za-z0-9_.-` (`InvalidNameError`, a `ValueError`, otherwise).
 - `capacity` is rounded up to a power of two (shmline's rings are), and `.capacity` says what
   the channel has.
 - Every handle of a channel receives from one shared queue (a shmline reader group): each
   message goes to exactly one `recv()`, in any process, in the order sent. Messages sent before
   any receiver opened wait in the queue: the channel's creator holds the queue from the start.
+  If every handle of a channel is gone (closed and collected, or its process ended) while
+  messages are queued, the queue is made again by the next handle from the oldest message the
+  ring still holds: messages received before then may come again (at most `capacity`).
 - One handle sends: the first `send()` makes it the channel's only sender (a second sending
   handle gets `ChannelError`).
 - `close()` ends the channel for everyone when the handle has sent: receivers get the messages

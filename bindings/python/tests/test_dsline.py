@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 import time
 
 import pytest
@@ -294,4 +295,25 @@ def test_closing_a_receiver_keeps_the_channel_for_the_other_handles(name):
         assert segment_exists(name)
         sender.send(b"a")
         assert dsline.ShmChannel(name).recv() == b"a"
+    assert not segment_exists(name)
+
+
+def test_a_sender_killed_with_sigkill_closes_the_channel_after_its_messages(name):
+    receiver = dsline.ShmChannel(name, capacity=8)
+    child = run_python(
+        "import os, signal, sys, shmline.dsline as dsline\n"
+        "ch = dsline.ShmChannel(sys.argv[1])\n"
+        "for i in range(3): ch.send(b'm%d' % i)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n", name)
+    # shmline counts an unreaped (zombie) process as alive: reap the child as soon as it dies.
+    reaper = threading.Thread(target=child.wait)
+    reaper.start()
+    got = []
+    with pytest.raises(dsline.ChannelClosedError, match="died"):
+        while True:
+            got.append(receiver.recv(timeout=PATIENCE))
+    reaper.join(timeout=PATIENCE)
+    assert child.returncode == -9
+    assert got == [b"m0", b"m1", b"m2"]
+    assert receiver.closed
     assert not segment_exists(name)
