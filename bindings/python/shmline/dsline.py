@@ -302,7 +302,6 @@ class ShmChannel:
                 self._finish()
                 raise ChannelClosedError(f"channel {self._name!r} is closed and empty")
             raise BufferEmptyError(f"channel {self._name!r} has no message")
-        assert isinstance(message, bytes)
         return message
 
     def __len__(self) -> int:
