@@ -147,12 +147,13 @@ fn a_quick_bench_runs_every_case_between_two_processes_without_errors() {
 
 #[test]
 fn every_command_explains_itself_with_help() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--help"], "bench"),
         (&["info", "--help"], "layout version"),
         (&["info", "--help"], "max_writers"),
         (&["bench", "--help"], "zero-copy"),
         (&["bench", "--help"], "--writers"),
+        (&["bench", "--help"], "bench shm --message-size"),
     ];
     for (command, expected) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_shmline"))
@@ -282,6 +283,35 @@ fn bench_with_a_group_verifies_that_the_members_share_every_frame_once() {
     let total: u64 = shares.iter().map(|n| n.as_u64().unwrap()).sum();
     assert_eq!(json!(total), case["frames_sent"], "{case:#}");
     assert!(case["ratio_to_single"].is_number(), "{case:#}");
+}
+
+#[test]
+fn bench_accepts_dslines_spelling_and_runs_only_the_copy_case_of_that_size_and_count() {
+    let report = shmline_json(&[
+        "bench",
+        "shm",
+        "--message-size",
+        "64",
+        "--count",
+        "2000",
+        "--capacity",
+        "16",
+        "--json",
+    ]);
+    assert_eq!(report["errors"], Value::Array(Vec::new()), "{report:#}");
+    assert_eq!(report["settings"]["frames_per_case"], 2000, "{report:#}");
+    let cases = report["throughput"]
+        .as_array()
+        .expect("throughput is a list");
+    assert_eq!(cases.len(), 1, "only the copy case runs: {report:#}");
+    let case = &cases[0];
+    assert_eq!(case["path"], "copy", "{case:#}");
+    assert_eq!(case["size"], 64, "{case:#}");
+    assert_eq!(case["capacity"], 16, "{case:#}");
+    assert!(case["frames_verified"].as_u64().unwrap() > 0, "{case:#}");
+    assert_eq!(case["frames_verified"], case["frames_sent"], "{case:#}");
+    assert!(case["frames_per_s"].as_f64().unwrap() > 0.0, "{case:#}");
+    assert_eq!(report["latency"], Value::Array(Vec::new()), "{report:#}");
 }
 
 #[test]

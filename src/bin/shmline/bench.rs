@@ -63,20 +63,39 @@ pub const LONG_ABOUT: &str = "Measure shmline between two processes on this mach
     verified frames are counted. Throughput is timed by the reader after a warm-up of two laps \
     of the ring. GB/s are 10^9 bytes of payload per second. Any verification error makes the \
     exit code 1.\n\n\
-    Progress goes to stderr; the results (a table, or one JSON object with --json) to stdout.";
+    Progress goes to stderr; the results (a table, or one JSON object with --json) to stdout.\n\n\
+    Coming from dsline: `shmline bench shm --message-size 4096 --count 100000 --json` is accepted \
+    and is `shmline bench --only copy --sizes 4096 --frames 100000 --json`: the copy case between \
+    two processes (dsline 0.0.1 measured send/recv in one process). --capacity means the same \
+    (slots per ring, a power of two here); dsline's --backend has no equivalent (the Python \
+    package's bench/ compares multiprocessing.Queue and others). Message sizes are multiples \
+    of 8, at least 16, because every frame is stamped and verified. dsline's defaults (4096 \
+    bytes, 100000 messages) are not assumed: without --message-size and --count, `bench shm` \
+    runs every default size for --duration each.";
 
 /// Options of `shmline bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
+    /// `shm`: dsline's spelling, for `dsline bench shm` users: runs only the copy case (unless
+    /// --only says otherwise); dsline's --message-size and --count are aliases of --sizes and
+    /// --frames.
+    #[arg(value_enum, value_name = "SUITE")]
+    suite: Option<Suite>,
     /// Frame sizes in bytes for the copy and zero-copy cases (K = 1024, M = 1024 * 1024);
     /// multiples of 8, at least 16.
-    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "64,4K,64K,1M")]
+    #[arg(
+        long,
+        visible_alias = "message-size",
+        value_delimiter = ',',
+        value_parser = parse_size,
+        default_value = "64,4K,64K,1M"
+    )]
     sizes: Vec<usize>,
     /// Seconds per case.
     #[arg(long, default_value_t = 1.0, value_parser = parse_seconds, conflicts_with = "frames")]
     duration: f64,
     /// Frames per throughput case (and round trips per latency case) instead of a duration.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, visible_alias = "count", value_parser = clap::value_parser!(u64).range(1..))]
     frames: Option<u64>,
     /// Slots per ring. Default: as many as fit in 16 MiB, between 4 and 1024 (a power of two).
     #[arg(long)]
@@ -144,6 +163,13 @@ impl Wait {
     }
 }
 
+/// The positional suite name dsline's bench takes (`dsline bench shm`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Suite {
+    /// dsline's SPSC bytes bench: shmline's copy case, one writer process, one reader process.
+    Shm,
+}
+
 /// The groups of cases `--only` selects.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum Case {
@@ -189,7 +215,12 @@ pub fn run(args: &Args) -> ExitCode {
         (None, true) => Amount::Seconds(QUICK_SECONDS),
         (None, false) => Amount::Seconds(args.duration),
     };
-    let wanted = |case: Case| args.only.is_empty() || args.only.contains(&case);
+    // `bench shm` (dsline's spelling) is the copy case unless --only names others.
+    let only = match (args.suite, args.only.is_empty()) {
+        (Some(Suite::Shm), true) => vec![Case::Copy],
+        _ => args.only.clone(),
+    };
+    let wanted = |case: Case| only.is_empty() || only.contains(&case);
     // Before pinning, so that the CPUs allowed are the machine's, not the one we pin to.
     let machine = platform::describe();
     let pinning = pin_self(args.no_pin);
