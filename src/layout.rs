@@ -80,7 +80,7 @@ pub const GROUP_ACTIVE: u32 = 2;
 /// Writer entry state (multi-writer streams, in the entry's owner word): free.
 pub const WRITER_ENTRY_FREE: u32 = 0;
 /// Writer entry state: claimed by an attaching writer (its pid is in the owner word; its start
-/// time may not be recorded yet).
+/// time may not be recorded yet), or held by a leaving one. Not counted in `writer_count`.
 pub const WRITER_ENTRY_CLAIMING: u32 = 1;
 /// Writer entry state: an attached writer.
 pub const WRITER_ENTRY_ACTIVE: u32 = 2;

@@ -193,6 +193,12 @@ impl MultiWriter {
         repair(shared);
         let hdr = shared.header();
         let entry = shared.writer_entry(self.index);
+        // No longer active before we take ourselves off `writer_count`: a repairer takes only
+        // active entries off the count, so if we are killed anywhere below it never takes us off
+        // a second time (which could end the stream under live writers); a count we leave
+        // behind is ended by `end_abandoned`.
+        let leaving = self.owner.moved(WRITER_ENTRY_CLAIMING);
+        let _ = entry::transition(hdr, entry, self.owner, WRITER_ENTRY_CLAIMING);
         // Our frames are published (see `advance_head`); fold our byte count into the stream's,
         // since our entry's counters go with it.
         // Relaxed: statistics.
@@ -203,7 +209,7 @@ impl MultiWriter {
         // they died before we closed, so we are the last to leave.
         let ended = multi::count_leave(hdr, true)
             || end_abandoned(shared, Some(self.index), WRITER_COUNT_CLOSED);
-        free_entry(shared, self.index, self.owner);
+        free_entry(shared, self.index, leaving);
         if ended {
             end_stream(shared);
         }
@@ -443,8 +449,9 @@ pub(crate) fn repair(shared: &Shared) -> bool {
         if !free_entry(shared, dead.index, dead.owner) {
             continue;
         }
-        // Only an active entry is counted: an attaching writer counts itself just before it
-        // becomes active (one dying in between leaves a count nobody takes off).
+        // Only an active entry is surely counted: an attaching writer counts itself just before
+        // it becomes active, a leaving one takes itself off just after it stops being active
+        // (one dying in between leaves a count nobody takes off: see `end_abandoned`).
         if dead.owner.state() == WRITER_ENTRY_ACTIVE {
             multi::count_leave(hdr, false);
         }
