@@ -9,7 +9,7 @@ mod support;
 
 use shmline::layout::{
     StreamGeometry, StreamHeader, WriterEntry, OWNER_GENERATION_SHIFT, OWNER_PID_SHIFT,
-    OWNER_STATE_MASK, WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING,
+    OWNER_STATE_MASK, SEQ_EMPTY, WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING,
 };
 use shmline::{
     Error, Event, EventMode, EventOptions, ReaderOptions, Stream, StreamOptions, WriterState,
@@ -347,6 +347,11 @@ fn segment(stream: &Stream) -> std::fs::File {
 
 /// Offset of writer entry `index`'s owner word in the segment.
 fn writer_owner_offset(stream: &Stream, index: u32) -> u64 {
+    writer_entry_offset(stream, index) + offset_of!(WriterEntry, owner) as u64
+}
+
+/// Offset of writer entry `index` in the segment.
+fn writer_entry_offset(stream: &Stream, index: u32) -> u64 {
     let info = stream.info();
     let geo = StreamGeometry::new(
         info.capacity,
@@ -356,7 +361,7 @@ fn writer_owner_offset(stream: &Stream, index: u32) -> u64 {
         info.max_groups,
     )
     .unwrap();
-    (geo.writer_offset(index) + offset_of!(WriterEntry, owner)) as u64
+    geo.writer_offset(index) as u64
 }
 
 fn peek_u64(stream: &Stream, offset: u64) -> u64 {
@@ -368,6 +373,17 @@ fn peek_u64(stream: &Stream, offset: u64) -> u64 {
 fn poke_u64(stream: &Stream, offset: u64, value: u64) {
     segment(stream)
         .write_all_at(&value.to_le_bytes(), offset)
+        .unwrap();
+}
+
+/// Adds one to `writer_count`, as a writer that counted itself in did.
+fn count_one_more_writer(stream: &Stream) {
+    let count = offset_of!(StreamHeader, writer_count) as u64;
+    let mut bytes = [0; 4];
+    segment(stream).read_exact_at(&mut bytes, count).unwrap();
+    let counted = u32::from_le_bytes(bytes) + 1;
+    segment(stream)
+        .write_all_at(&counted.to_le_bytes(), count)
         .unwrap();
 }
 
@@ -417,13 +433,7 @@ fn a_writer_killed_between_counting_itself_and_activating_costs_no_entry_nor_the
         writer_owner_offset(&stream, 1),
         claimed_word(dead_pid()),
     );
-    let count = offset_of!(StreamHeader, writer_count) as u64;
-    let mut bytes = [0; 4];
-    segment(&stream).read_exact_at(&mut bytes, count).unwrap();
-    let counted = u32::from_le_bytes(bytes) + 1;
-    segment(&stream)
-        .write_all_at(&counted.to_le_bytes(), count)
-        .unwrap();
+    count_one_more_writer(&stream);
     let mut second = stream.writer().unwrap();
     first.write(&frame(1, 0)).unwrap();
     second.write(&frame(2, 0)).unwrap();
@@ -436,6 +446,50 @@ fn a_writer_killed_between_counting_itself_and_activating_costs_no_entry_nor_the
         Err(Error::EndOfStream)
     ));
     assert_eq!(stream.stats().writer_state, WriterState::Closed);
+}
+
+#[test]
+fn a_dead_writers_number_that_a_live_writers_lost_intent_shadows_is_skipped_once_the_intent_clears()
+{
+    let stream = create("shadow", 16, 2);
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let mut live = stream.writer().unwrap();
+    // A writer (entry 1), now dead, claimed number 0 and published nothing; the live writer
+    // (entry 0) tried for 0 too, lost, and has not cleared its intent yet.
+    let dead = writer_entry_offset(&stream, 1);
+    let active = u64::from(dead_pid()) << OWNER_PID_SHIFT | u64::from(WRITER_ENTRY_ACTIVE);
+    poke_u64(
+        &stream,
+        dead + offset_of!(WriterEntry, owner) as u64,
+        active,
+    );
+    poke_u64(&stream, dead + offset_of!(WriterEntry, claim) as u64, 0);
+    poke_u64(
+        &stream,
+        dead + offset_of!(WriterEntry, scan) as u64,
+        SEQ_EMPTY,
+    );
+    let live_intent = writer_entry_offset(&stream, 0) + offset_of!(WriterEntry, claim) as u64;
+    poke_u64(&stream, live_intent, 0);
+    poke_u64(&stream, offset_of!(StreamHeader, claim_seq) as u64, 1);
+    count_one_more_writer(&stream);
+    // The reader's repairs cannot tell which of the two holds 0: they leave both alone (freeing
+    // the dead one would lose number 0, and `head` with it, for good).
+    let outcome = reader.read_timeout(Duration::from_millis(300));
+    assert!(matches!(outcome, Err(Error::Timeout)), "{outcome:?}");
+    let stats = stream.stats();
+    assert_eq!((stats.frames_skipped, stats.writers_reclaimed), (0, 0));
+    // The live writer's next claim replaces its intent: the next repair skips the dead one's.
+    live.write(&frame(1, 0)).unwrap();
+    let f = reader.read_timeout(PATIENCE).unwrap();
+    assert_eq!((parse(&f.data), f.info.missed), ((1, 0), 1));
+    let stats = stream.stats();
+    assert_eq!((stats.frames_skipped, stats.writers_reclaimed), (1, 1));
+    drop(live);
+    assert!(matches!(
+        reader.read_timeout(PATIENCE),
+        Err(Error::EndOfStream)
+    ));
 }
 
 #[test]
