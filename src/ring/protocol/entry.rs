@@ -138,7 +138,9 @@ pub fn transition(hdr: &StreamHeader, entry: &impl OwnedEntry, from: Owner, stat
     loop {
         // SeqCst: a free or an orphaning releases the frames the entry held (Release for the
         // owner's reads of them) and is the store half of the handshake with a writer that is
-        // about to sleep (it rescans after announcing). Failure Relaxed: only compared.
+        // about to sleep (it rescans after announcing); in the writer table, it orders the
+        // entry's leaving with `writer_count` and the SeqCst reads of a repair, as its
+        // activation does. Failure Relaxed: only compared.
         match entry.owner_word().compare_exchange(
             seen.0,
             seen.moved(state).0,
@@ -269,6 +271,34 @@ mod tests {
             READER_ACTIVE,
             READER_FREE
         ));
+        assert_eq!(hdr.readers_waiting.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_writer_entry_is_claimed_and_freed_through_the_same_owner_word() {
+        // SAFETY: both structs are made only of atomics, for which all-zero bytes are valid.
+        let (hdr, entry) = unsafe {
+            (
+                std::mem::zeroed::<StreamHeader>(),
+                std::mem::zeroed::<WriterEntry>(),
+            )
+        };
+        let claimed = claim(&entry, 100).unwrap();
+        assert_eq!(
+            (claimed.state(), claimed.pid()),
+            (WRITER_ENTRY_CLAIMING, 100)
+        );
+        assert!(claim(&entry, 200).is_none(), "the entry is taken");
+        activate(&entry, claimed);
+        // A repairer judges the writer dead and frees its entry; a new writer takes it.
+        let judged = owner(&entry, Ordering::Acquire);
+        assert_eq!(judged.state(), WRITER_ENTRY_ACTIVE);
+        assert!(transition(&hdr, &entry, judged, WRITER_ENTRY_FREE));
+        let next = claim(&entry, 100).unwrap();
+        assert_eq!(next.generation(), claimed.generation() + 1);
+        // A second repairer with the same (stale) judgement frees nothing.
+        assert!(!transition(&hdr, &entry, judged, WRITER_ENTRY_FREE));
+        assert_eq!(owner(&entry, Ordering::Relaxed), next);
         assert_eq!(hdr.readers_waiting.load(Ordering::Relaxed), 0);
     }
 
