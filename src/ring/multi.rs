@@ -4,10 +4,10 @@
 //! A [`Writer`](super::Writer) of a stream created with `max_writers > 1` delegates here. It owns
 //! an entry of the stream's writer table, claimed by one compare-and-swap of the entry's owner
 //! word that records its pid (see [`protocol::entry`]), so its death can be detected from the
-//! first instant; it claims
-//! one sequence number per frame, stamps its slot when the frame is complete, and moves `head` over
-//! every stamped slot it finds. Readers are unchanged but for two things: they step over skipped
-//! sequence numbers, and they judge the end of the stream by `writer_count`.
+//! first instant. It claims one sequence number per frame, stamps its slot when the frame is
+//! complete, and moves `head` over every stamped slot it finds. Readers are unchanged but for two
+//! things: they step over skipped sequence numbers, and they judge the end of the stream by
+//! `writer_count`.
 //!
 //! A writer that dies holding a claimed but unpublished number would stop `head` (and so every
 //! reader and, through the write limit, every writer) for good. Whoever notices that a writer died
@@ -196,17 +196,20 @@ impl MultiWriter {
         // No longer active before we take ourselves off `writer_count`: a repairer takes only
         // active entries off the count, so if we are killed anywhere below it never takes us off
         // a second time (which could end the stream under live writers); a count we leave
-        // behind is ended by `end_abandoned`.
+        // behind is ended by `end_abandoned`. If the entry is no longer ours (we were taken for
+        // dead), whoever freed it already took us off the count and folded in our bytes.
         let leaving = self.owner.moved(WRITER_ENTRY_CLAIMING);
-        let _ = entry::transition(hdr, entry, self.owner, WRITER_ENTRY_CLAIMING);
+        if !entry::transition(hdr, entry, self.owner, WRITER_ENTRY_CLAIMING) {
+            return;
+        }
         // Our frames are published (see `advance_head`); fold our byte count into the stream's,
         // since our entry's counters go with it.
         // Relaxed: statistics.
         entry.bytes_written.store(0, Ordering::Relaxed);
         hdr.bytes_written
             .fetch_add(bytes_written, Ordering::Relaxed);
-        // Counts left with every other entry free are those of writers killed while attaching:
-        // they died before we closed, so we are the last to leave.
+        // Counts left with every other entry free are those of writers killed while attaching
+        // or leaving: they died before we closed, so we are the last to leave.
         let ended = multi::count_leave(hdr, true)
             || end_abandoned(shared, Some(self.index), WRITER_COUNT_CLOSED);
         free_entry(shared, self.index, leaving);
