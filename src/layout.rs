@@ -53,18 +53,20 @@ pub const READER_ACTIVE: u32 = 2;
 /// group adopts it to deliver those frames again.
 pub const READER_ORPHANED: u32 = 3;
 
-/// Bits of a reader entry's `owner` word holding the entry's state (`READER_*`).
+/// Bits of a reader or writer entry's `owner` word holding the entry's state (`READER_*`,
+/// `WRITER_ENTRY_*`).
 pub const OWNER_STATE_MASK: u64 = 0b11;
 /// Bit of a reader entry's `owner` word: its reader is counted in `readers_waiting` (asleep on
 /// `data_futex`, or about to sleep). Whoever clears it decrements `readers_waiting`.
 pub const OWNER_ASLEEP: u64 = 1 << 2;
-/// Lowest bit of the generation in a reader entry's `owner` word (bits 3-31): incremented,
-/// wrapping, every time the entry is freed, so a compare-and-swap from a word read earlier fails
-/// once the entry has been freed and claimed again.
+/// Lowest bit of the generation in a reader or writer entry's `owner` word (bits 3-31):
+/// incremented, wrapping, every time the entry is freed, so a compare-and-swap from a word read
+/// earlier fails once the entry has been freed and claimed again.
 pub const OWNER_GENERATION_SHIFT: u32 = 3;
-/// Bits of a reader entry's `owner` word holding the generation.
+/// Bits of a reader or writer entry's `owner` word holding the generation.
 pub const OWNER_GENERATION_MASK: u64 = 0xFFFF_FFF8;
-/// Lowest bit of the owner's pid in a reader entry's `owner` word (bits 32-63; 0 while free).
+/// Lowest bit of the owner's pid in a reader or writer entry's `owner` word (bits 32-63; 0 while
+/// free).
 pub const OWNER_PID_SHIFT: u32 = 32;
 
 /// `pos` of a reader-group member that holds no frame (it does not hold the writer back).
@@ -75,9 +77,10 @@ pub const GROUP_FREE: u32 = 0;
 /// Group record state: a reader group with members; its `next` holds the writer back.
 pub const GROUP_ACTIVE: u32 = 2;
 
-/// Writer entry state (multi-writer streams): free.
+/// Writer entry state (multi-writer streams, in the entry's owner word): free.
 pub const WRITER_ENTRY_FREE: u32 = 0;
-/// Writer entry state: claimed by an attaching writer, or being freed.
+/// Writer entry state: claimed by an attaching writer (its pid is in the owner word; its start
+/// time may not be recorded yet), or held by a leaving one. Not counted in `writer_count`.
 pub const WRITER_ENTRY_CLAIMING: u32 = 1;
 /// Writer entry state: an attached writer.
 pub const WRITER_ENTRY_ACTIVE: u32 = 2;
@@ -331,15 +334,16 @@ pub struct WriterEntry {
     /// its first claim). Stored before every claim attempt, so the holder of a claimed but
     /// unpublished sequence number can always be found.
     pub claim: AtomicU64,
-    /// `WRITER_ENTRY_FREE`, `WRITER_ENTRY_CLAIMING` or `WRITER_ENTRY_ACTIVE`.
-    pub state: AtomicU32,
-    /// Reserved, zero.
-    pub _pad0: AtomicU32,
-    /// Pid of the writer process.
-    pub pid: AtomicU32,
-    /// Reserved, zero.
-    pub _pad1: AtomicU32,
-    /// Start time of the writer process.
+    /// Who owns the entry, changed only by compare-and-swap, exactly as a reader entry's
+    /// [`ReaderEntry::owner`]: the state (`WRITER_ENTRY_FREE`, `WRITER_ENTRY_CLAIMING` or
+    /// `WRITER_ENTRY_ACTIVE`, [`OWNER_STATE_MASK`]), a generation ([`OWNER_GENERATION_MASK`],
+    /// bumped by every free) and the owner's pid (the high 32 bits; 0 while free). The
+    /// [`OWNER_ASLEEP`] bit is never set.
+    pub owner: AtomicU64,
+    /// Reserved, zero (the writer's pid until layout version 3).
+    pub _reserved0: AtomicU64,
+    /// Start time of the writer process (stored after the claim, before the entry becomes
+    /// active; judged only once the entry is active).
     pub start_time: AtomicU64,
     /// The even `scan_seq` value this writer last tried to move to odd (take the scan), or
     /// [`SEQ_EMPTY`]. Stored before the attempt, so the holder of a scan can always be found.
@@ -486,8 +490,8 @@ const _: () = {
 
     assert!(size_of::<WriterEntry>() == LINE);
     assert!(offset_of!(WriterEntry, claim) == 0);
-    assert!(offset_of!(WriterEntry, state) == 8);
-    assert!(offset_of!(WriterEntry, pid) == 16);
+    assert!(offset_of!(WriterEntry, owner) == 8);
+    assert!(offset_of!(WriterEntry, _reserved0) == 16);
     assert!(offset_of!(WriterEntry, start_time) == 24);
     assert!(offset_of!(WriterEntry, scan) == 32);
     assert!(offset_of!(WriterEntry, frames_written) == 40);

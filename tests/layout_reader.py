@@ -74,7 +74,8 @@ POLICIES = {0: "block", 1: "fail", 2: "drop_newest", 3: "drop_oldest"}
 WRITER_STATES = {0: "none", 1: "active", 2: "closed"}
 WRITER_CLAIMING = 1 << 31  # writer_state = WRITER_CLAIMING | pid of the claimant
 READER_STATES = {0: "free", 1: "claiming", 2: "active", 3: "orphaned"}
-# A reader entry's owner word: state (bits 0-1), asleep (bit 2), generation (bits 3-31), pid (32-63).
+# A reader or writer entry's owner word: state (bits 0-1), asleep (bit 2, reader entries only),
+# generation (bits 3-31), pid (32-63).
 OWNER_STATE_MASK = 0b11
 OWNER_ASLEEP = 1 << 2
 OWNER_GENERATION_SHIFT = 3
@@ -525,10 +526,11 @@ def read_stream(name: str) -> list[str]:
 
     # Writer table of a multi-writer stream (LAYOUT.md 3.5a).
     for j, off in enumerate(writer_offsets):
-        wstate = view.u32(off + 8)
+        owner = view.u64(off + 8)
+        wstate = owner & OWNER_STATE_MASK
         if wstate == 0:
             continue
-        pid = view.u32(off + 16)
+        pid = owner >> OWNER_PID_SHIFT
         start = view.u64(off + 24)
         claim = view.u64(off)
         out.append(
@@ -538,6 +540,7 @@ def read_stream(name: str) -> list[str]:
                 offset=off,
                 state=WRITER_ENTRY_STATES.get(wstate, f"unknown({wstate})"),
                 pid=pid,
+                generation=(owner & 0xFFFF_FFFF) >> OWNER_GENERATION_SHIFT,
                 start_time=start,
                 alive=is_alive(pid, start),
                 claim="EMPTY" if claim == EMPTY else claim,

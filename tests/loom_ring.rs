@@ -445,10 +445,8 @@ fn a_writer_about_to_sleep_is_always_woken_or_sees_the_released_space() {
 fn writer_entry() -> WriterEntry {
     WriterEntry {
         claim: AtomicU64::new(SEQ_EMPTY),
-        state: AtomicU32::new(0),
-        _pad0: AtomicU32::new(0),
-        pid: AtomicU32::new(0),
-        _pad1: AtomicU32::new(0),
+        owner: AtomicU64::new(0),
+        _reserved0: AtomicU64::new(0),
         start_time: AtomicU64::new(0),
         scan: AtomicU64::new(SEQ_EMPTY),
         frames_written: AtomicU64::new(0),

@@ -7,12 +7,18 @@
 
 mod support;
 
+use shmline::layout::{
+    StreamGeometry, StreamHeader, WriterEntry, OWNER_GENERATION_SHIFT, OWNER_PID_SHIFT,
+    OWNER_STATE_MASK, SEQ_EMPTY, WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING,
+};
 use shmline::{
     Error, Event, EventMode, EventOptions, ReaderOptions, Stream, StreamOptions, WriterState,
 };
+use std::mem::offset_of;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
-use support::RoleProcess;
+use std::time::{Duration, Instant};
+use support::{Rng, RoleProcess};
 
 /// Environment variable carrying a child role's job.
 const CHILD_ENV: &str = "SHMLINE_MULTI_CHILD";
@@ -109,6 +115,34 @@ fn role_writer() {
     Event::open(&event).unwrap().set();
     for i in 0..frames {
         writer.write(&frame(id, i)).unwrap();
+    }
+}
+
+/// Child: signals the event, then attaches a writer, tries to write one frame and closes, over
+/// and over until it is killed (or, if nobody kills it, for twice [`PATIENCE`]).
+#[test]
+#[ignore = "child role"]
+fn role_churner() {
+    let Some((stream, event, id, _)) = job() else {
+        return;
+    };
+    let stream = Stream::open(&stream).unwrap();
+    Event::open(&event).unwrap().set();
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < PATIENCE * 2 {
+        match stream.writer() {
+            Ok(mut writer) => {
+                // Full is fine: a killed churner's number may hold `head` until a repair.
+                match writer.try_write(&frame(id, i)) {
+                    Ok(()) | Err(Error::Full) => i += 1,
+                    Err(e) => panic!("churner write: {e}"),
+                }
+            }
+            // Every entry taken by live churners (or by dead ones not repaired yet).
+            Err(Error::TooManyWriters(_)) => {}
+            Err(e) => panic!("churner attach: {e}"),
+        }
     }
 }
 
@@ -290,4 +324,216 @@ fn a_dead_writer_whose_number_blocks_a_full_ring_is_repaired_and_writing_goes_on
     writing.join().unwrap();
     assert_eq!(got, (0..20).collect::<Vec<_>>());
     assert_eq!(missed, 1);
+}
+
+// ---- the writer table: an entry per live writer, whenever writers die ----
+
+/// The pid of a process that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// The stream's segment file, for reading and writing fields as a killed process left them.
+fn segment(stream: &Stream) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/shmline.stream.{}", stream.name()))
+        .unwrap()
+}
+
+/// Offset of writer entry `index`'s owner word in the segment.
+fn writer_owner_offset(stream: &Stream, index: u32) -> u64 {
+    writer_entry_offset(stream, index) + offset_of!(WriterEntry, owner) as u64
+}
+
+/// Offset of writer entry `index` in the segment.
+fn writer_entry_offset(stream: &Stream, index: u32) -> u64 {
+    let info = stream.info();
+    let geo = StreamGeometry::new(
+        info.capacity,
+        info.max_frame_size,
+        info.max_readers,
+        info.max_writers,
+        info.max_groups,
+    )
+    .unwrap();
+    geo.writer_offset(index) as u64
+}
+
+fn peek_u64(stream: &Stream, offset: u64) -> u64 {
+    let mut bytes = [0; 8];
+    segment(stream).read_exact_at(&mut bytes, offset).unwrap();
+    u64::from_le_bytes(bytes)
+}
+
+fn poke_u64(stream: &Stream, offset: u64, value: u64) {
+    segment(stream)
+        .write_all_at(&value.to_le_bytes(), offset)
+        .unwrap();
+}
+
+/// Adds one to `writer_count`, as a writer that counted itself in did.
+fn count_one_more_writer(stream: &Stream) {
+    let count = offset_of!(StreamHeader, writer_count) as u64;
+    let mut bytes = [0; 4];
+    segment(stream).read_exact_at(&mut bytes, count).unwrap();
+    let counted = u32::from_le_bytes(bytes) + 1;
+    segment(stream)
+        .write_all_at(&counted.to_le_bytes(), count)
+        .unwrap();
+}
+
+/// The owner word an attaching writer (process `pid`) leaves if it is killed right after its
+/// claim of a never-used entry: CLAIMING, generation 0, its pid; nothing else recorded.
+fn claimed_word(pid: u32) -> u64 {
+    u64::from(pid) << OWNER_PID_SHIFT | u64::from(WRITER_ENTRY_CLAIMING)
+}
+
+#[test]
+fn a_writer_killed_while_claiming_its_entry_does_not_cost_the_table_an_entry() {
+    let stream = create("wclaim", 16, 2);
+    let _first = stream.writer().unwrap();
+    let owner = writer_owner_offset(&stream, 1);
+    poke_u64(&stream, owner, claimed_word(dead_pid()));
+    let second = stream.writer();
+    assert!(second.is_ok(), "{second:?}");
+    assert_eq!(stream.stats().writers_reclaimed, 1);
+    // The dead claimant's entry was freed (its generation bumped) and is ours now.
+    let word = peek_u64(&stream, owner);
+    assert_eq!(word & OWNER_STATE_MASK, u64::from(WRITER_ENTRY_ACTIVE));
+    assert_eq!(word >> OWNER_PID_SHIFT, u64::from(std::process::id()));
+    assert_eq!((word & 0xFFFF_FFFF) >> OWNER_GENERATION_SHIFT, 1);
+}
+
+#[test]
+fn a_writer_entry_whose_claimant_is_alive_is_left_to_it() {
+    let stream = create("wclaim-live", 16, 2);
+    let _first = stream.writer().unwrap();
+    let owner = writer_owner_offset(&stream, 1);
+    poke_u64(&stream, owner, claimed_word(std::process::id()));
+    match stream.writer() {
+        Err(Error::TooManyWriters(_)) => {}
+        other => panic!("a live claimant's entry was taken: {other:?}"),
+    }
+    assert_eq!(stream.stats().writers_reclaimed, 0);
+}
+
+#[test]
+fn a_writer_killed_between_counting_itself_and_activating_costs_no_entry_nor_the_clean_end() {
+    let stream = create("wcount", 16, 2);
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let mut first = stream.writer().unwrap();
+    // Killed after its claim and its count in `writer_count`, before its entry became active.
+    poke_u64(
+        &stream,
+        writer_owner_offset(&stream, 1),
+        claimed_word(dead_pid()),
+    );
+    count_one_more_writer(&stream);
+    let mut second = stream.writer().unwrap();
+    first.write(&frame(1, 0)).unwrap();
+    second.write(&frame(2, 0)).unwrap();
+    drop(first);
+    drop(second);
+    assert_eq!(parse(&reader.read_timeout(PATIENCE).unwrap().data), (1, 0));
+    assert_eq!(parse(&reader.read_timeout(PATIENCE).unwrap().data), (2, 0));
+    assert!(matches!(
+        reader.read_timeout(PATIENCE),
+        Err(Error::EndOfStream)
+    ));
+    assert_eq!(stream.stats().writer_state, WriterState::Closed);
+}
+
+#[test]
+fn a_dead_writers_number_that_a_live_writers_lost_intent_shadows_is_skipped_once_the_intent_clears()
+{
+    let stream = create("shadow", 16, 2);
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let mut live = stream.writer().unwrap();
+    // A writer (entry 1), now dead, claimed number 0 and published nothing; the live writer
+    // (entry 0) tried for 0 too, lost, and has not cleared its intent yet.
+    let dead = writer_entry_offset(&stream, 1);
+    let active = u64::from(dead_pid()) << OWNER_PID_SHIFT | u64::from(WRITER_ENTRY_ACTIVE);
+    poke_u64(
+        &stream,
+        dead + offset_of!(WriterEntry, owner) as u64,
+        active,
+    );
+    poke_u64(&stream, dead + offset_of!(WriterEntry, claim) as u64, 0);
+    poke_u64(
+        &stream,
+        dead + offset_of!(WriterEntry, scan) as u64,
+        SEQ_EMPTY,
+    );
+    let live_intent = writer_entry_offset(&stream, 0) + offset_of!(WriterEntry, claim) as u64;
+    poke_u64(&stream, live_intent, 0);
+    poke_u64(&stream, offset_of!(StreamHeader, claim_seq) as u64, 1);
+    count_one_more_writer(&stream);
+    // The reader's repairs cannot tell which of the two holds 0: they leave both alone (freeing
+    // the dead one would lose number 0, and `head` with it, for good).
+    let outcome = reader.read_timeout(Duration::from_millis(300));
+    assert!(matches!(outcome, Err(Error::Timeout)), "{outcome:?}");
+    let stats = stream.stats();
+    assert_eq!((stats.frames_skipped, stats.writers_reclaimed), (0, 0));
+    // The live writer's next claim replaces its intent: the next repair skips the dead one's.
+    live.write(&frame(1, 0)).unwrap();
+    let f = reader.read_timeout(PATIENCE).unwrap();
+    assert_eq!((parse(&f.data), f.info.missed), ((1, 0), 1));
+    let stats = stream.stats();
+    assert_eq!((stats.frames_skipped, stats.writers_reclaimed), (1, 1));
+    drop(live);
+    assert!(matches!(
+        reader.read_timeout(PATIENCE),
+        Err(Error::EndOfStream)
+    ));
+}
+
+#[test]
+fn writers_killed_while_attaching_writing_and_closing_never_cost_the_table_an_entry() {
+    const MAX_WRITERS: u32 = 3;
+    let rounds = support::env_u64("SHMLINE_CHURN_ROUNDS", 15);
+    let seed = support::base_seed();
+    let mut rng = Rng::new(seed);
+    let stream = create("churn", 16, MAX_WRITERS);
+    // Ours keeps the stream from ending while the others come and go.
+    let mut ours = stream.writer().unwrap();
+    let started = event("churn-started");
+    for round in 0..rounds {
+        let churners: Vec<_> = (0..u64::from(MAX_WRITERS) - 1)
+            .map(|id| spawn("role_churner", &stream, &started, 10 + id, 0))
+            .collect();
+        for _ in &churners {
+            started.wait_timeout(PATIENCE).unwrap();
+        }
+        // Not a synchronisation: a random point in the churners' loops to kill them at.
+        std::thread::sleep(rng.duration(Duration::from_millis(20)));
+        for churner in churners {
+            churner.kill();
+        }
+        // Every other entry's owner is dead: the table has room for that many writers again.
+        let writers: Vec<_> = (1..MAX_WRITERS)
+            .map(|_| stream.writer())
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("round {round} (SHMLINE_SEED={seed}): {e}"));
+        drop(writers);
+    }
+    let stats = stream.stats();
+    eprintln!(
+        "{rounds} rounds: {} writers reclaimed, {} numbers skipped",
+        stats.writers_reclaimed, stats.frames_skipped
+    );
+    // And the stream still ends cleanly: what the dead left unpublished is skipped.
+    let mut reader = stream.reader(&ReaderOptions::default()).unwrap();
+    ours.write(&frame(1, 0)).unwrap();
+    drop(ours);
+    let f = reader.read_timeout(PATIENCE).unwrap();
+    assert_eq!(parse(&f.data), (1, 0));
+    assert!(matches!(
+        reader.read_timeout(PATIENCE),
+        Err(Error::EndOfStream)
+    ));
 }

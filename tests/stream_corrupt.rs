@@ -898,9 +898,9 @@ fn a_writer_count_that_no_writer_entry_backs_ends_in_writer_dead_not_a_wait_for_
     let mut w = l.stream.writer().unwrap();
     w.write(b"x").unwrap();
     // The count says one writer; the table says none.
-    l.raw.u32(
-        writer_entry_field(&l.stream, 0, offset_of!(WriterEntry, state)),
-        WRITER_ENTRY_FREE,
+    l.raw.u64(
+        writer_entry_field(&l.stream, 0, offset_of!(WriterEntry, owner)),
+        WRITER_ENTRY_FREE as u64,
     );
     assert_eq!(r.read_timeout(Duration::from_secs(60)).unwrap().data, b"x");
     assert!(matches!(

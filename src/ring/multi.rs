@@ -2,18 +2,23 @@
 //! ([`protocol::multi`](super::protocol::multi)), and the repair of writers that die.
 //!
 //! A [`Writer`](super::Writer) of a stream created with `max_writers > 1` delegates here. It owns
-//! an entry of the stream's writer table (pid and start time, so its death can be detected), claims
-//! one sequence number per frame, stamps its slot when the frame is complete, and moves `head` over
-//! every stamped slot it finds. Readers are unchanged but for two things: they step over skipped
-//! sequence numbers, and they judge the end of the stream by `writer_count`.
+//! an entry of the stream's writer table, claimed by one compare-and-swap of the entry's owner
+//! word that records its pid (see [`protocol::entry`]), so its death can be detected from the
+//! first instant. It claims one sequence number per frame, stamps its slot when the frame is
+//! complete, and moves `head` over every stamped slot it finds. Readers are unchanged but for two
+//! things: they step over skipped sequence numbers, and they judge the end of the stream by
+//! `writer_count`.
 //!
 //! A writer that dies holding a claimed but unpublished number would stop `head` (and so every
 //! reader and, through the write limit, every writer) for good. Whoever notices that a writer died
 //! — a reader finding no frame, a writer waiting for space or for a free entry — repairs the
 //! stream under the table lock: the dead writer's number is stamped as skipped (readers are told
-//! through `FrameInfo::missed`), a scan it held is ended, and its entry is freed.
+//! through `FrameInfo::missed`), a scan it held is ended, and its entry is freed by a
+//! compare-and-swap from the exact owner word judged dead (a free bumps the entry's generation,
+//! so a stale repairer never frees the entry's next owner).
 
 use super::lock::TableLock;
+use super::protocol::entry::{self, Owner};
 use super::protocol::{self, multi};
 use super::{Backpressure, Shared};
 use crate::error::{Error, Result};
@@ -21,7 +26,7 @@ use crate::layout::{
     SEQ_EMPTY, WRITER_ACTIVE, WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD,
     WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING, WRITER_ENTRY_FREE, WRITER_NONE,
 };
-use crate::liveness::{Patience, ProcessId, PATIENCE};
+use crate::liveness::{pid_alive, Patience, ProcessId, PATIENCE};
 use crate::sync::Ordering;
 use crate::wait::{futex_wait, futex_wake, Deadline, Step, WaitStrategy};
 use std::time::Instant;
@@ -34,6 +39,8 @@ const SCAN_POLLS: u32 = 256;
 pub(crate) struct MultiWriter {
     /// Our entry in the writer table.
     index: u32,
+    /// Our entry's owner word (active), from which we free it.
+    owner: Owner,
     /// We may claim sequence numbers below this (from the last scan we saw).
     limit: u64,
     capacity: u64,
@@ -66,20 +73,18 @@ impl MultiWriter {
                 "stream {name:?}: head {head} or claim_seq {claimed} is impossibly large"
             )));
         }
-        let index = claim_entry(shared)?;
         let me = ProcessId::current();
+        let (index, claimed) = claim_entry(shared, me.pid)?;
         let entry = shared.writer_entry(index);
-        // Relaxed: published by the Release store of `pid` and the SeqCst activation below.
+        // Relaxed: published by the SeqCst activation below. Until then a repairer judges us by
+        // the pid in our claimed owner word alone and ignores these fields.
         entry.claim.store(SEQ_EMPTY, Ordering::Relaxed);
         entry.scan.store(SEQ_EMPTY, Ordering::Relaxed);
         entry.frames_written.store(0, Ordering::Relaxed);
         entry.bytes_written.store(0, Ordering::Relaxed);
         entry.start_time.store(me.start_time, Ordering::Relaxed);
-        // Release: a reclaimer that loads our pid with Acquire sees our start time (and does not
-        // take us for dead).
-        entry.pid.store(me.pid, Ordering::Release);
         if let Err(count) = multi::count_attach(hdr) {
-            free_entry(shared, index);
+            free_entry(shared, index, claimed);
             let why = if count & WRITER_COUNT_CLOSED != 0 {
                 "its last writer closed it: readers were told END_OF_STREAM"
             } else {
@@ -90,8 +95,7 @@ impl MultiWriter {
                  stream to write again"
             )));
         }
-        // SeqCst: with the count, one order for readers judging the end of the stream.
-        entry.state.store(WRITER_ENTRY_ACTIVE, Ordering::SeqCst);
+        entry::activate(entry, claimed);
         // SeqCst: the stream has (had) a writer: readers now tell "all writers died" from "none
         // came yet". Failure: another writer got there first.
         let _ = hdr.writer_state.compare_exchange(
@@ -102,6 +106,7 @@ impl MultiWriter {
         );
         Ok(MultiWriter {
             index,
+            owner: claimed.moved(WRITER_ENTRY_ACTIVE),
             limit: 0,
             capacity: shared.geo.capacity as u64,
             scan_readers,
@@ -188,17 +193,26 @@ impl MultiWriter {
         repair(shared);
         let hdr = shared.header();
         let entry = shared.writer_entry(self.index);
+        // No longer active before we take ourselves off `writer_count`: a repairer takes only
+        // active entries off the count, so if we are killed anywhere below it never takes us off
+        // a second time (which could end the stream under live writers); a count we leave
+        // behind is ended by `end_abandoned`. If the entry is no longer ours (we were taken for
+        // dead), whoever freed it already took us off the count and folded in our bytes.
+        let leaving = self.owner.moved(WRITER_ENTRY_CLAIMING);
+        if !entry::transition(hdr, entry, self.owner, WRITER_ENTRY_CLAIMING) {
+            return;
+        }
         // Our frames are published (see `advance_head`); fold our byte count into the stream's,
         // since our entry's counters go with it.
         // Relaxed: statistics.
         entry.bytes_written.store(0, Ordering::Relaxed);
         hdr.bytes_written
             .fetch_add(bytes_written, Ordering::Relaxed);
-        // Counts left with every other entry free are those of writers killed while attaching:
-        // they died before we closed, so we are the last to leave.
+        // Counts left with every other entry free are those of writers killed while attaching
+        // or leaving: they died before we closed, so we are the last to leave.
         let ended = multi::count_leave(hdr, true)
             || end_abandoned(shared, Some(self.index), WRITER_COUNT_CLOSED);
-        free_entry(shared, self.index);
+        free_entry(shared, self.index, leaving);
         if ended {
             end_stream(shared);
         }
@@ -339,24 +353,14 @@ fn end_stream(shared: &Shared) {
     futex_wake(&hdr.data_futex, i32::MAX);
 }
 
-/// Takes a free writer entry, reclaiming dead writers' entries if none is free.
-fn claim_entry(shared: &Shared) -> Result<u32> {
+/// Takes a free writer entry for process `pid` (state CLAIMING, `pid` recorded in the same
+/// compare-and-swap), reclaiming dead writers' entries if none is free.
+fn claim_entry(shared: &Shared, pid: u32) -> Result<(u32, Owner)> {
     for pass in 0..2 {
-        for i in 0..shared.geo.writer_entries {
-            // Acquire: the entry's previous owner is done with it.
-            if shared
-                .writer_entry(i)
-                .state
-                .compare_exchange(
-                    WRITER_ENTRY_FREE,
-                    WRITER_ENTRY_CLAIMING,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                return Ok(i);
-            }
+        let found = (0..shared.geo.writer_entries)
+            .find_map(|i| entry::claim(shared.writer_entry(i), pid).map(|claimed| (i, claimed)));
+        if let Some(found) = found {
+            return Ok(found);
         }
         if pass == 0 {
             repair(shared);
@@ -370,23 +374,29 @@ fn claim_entry(shared: &Shared) -> Result<u32> {
     )))
 }
 
-/// Frees writer entry `index` (ours, or a dead writer's under the table lock).
-fn free_entry(shared: &Shared, index: u32) {
-    let entry = shared.writer_entry(index);
-    // SeqCst: the entry stops counting as a possible holder of claims before it is freed.
-    entry.state.store(WRITER_ENTRY_CLAIMING, Ordering::SeqCst);
-    // Relaxed: ordered before the Release store of FREE, which claimants Acquire.
-    entry.pid.store(0, Ordering::Relaxed);
-    entry.state.store(WRITER_ENTRY_FREE, Ordering::Release);
+/// Frees writer entry `index` (ours, or a dead writer's under the table lock) from the exact
+/// owner word `from`: one compare-and-swap that bumps the entry's generation, so a free cannot be
+/// half done, and a word read before the entry changed hands frees nothing. False if the entry
+/// is no longer in `from`.
+fn free_entry(shared: &Shared, index: u32, from: Owner) -> bool {
+    entry::transition(
+        shared.header(),
+        shared.writer_entry(index),
+        from,
+        WRITER_ENTRY_FREE,
+    )
 }
 
 /// A writer entry as a repair sees it.
 struct Seen {
     index: u32,
-    /// `WRITER_ENTRY_ACTIVE` (counted in `writer_count`) or `WRITER_ENTRY_CLAIMING`.
-    state: u32,
+    /// The owner word it was judged by: state `WRITER_ENTRY_ACTIVE` (counted in `writer_count`)
+    /// or `WRITER_ENTRY_CLAIMING`.
+    owner: Owner,
     alive: bool,
+    /// The writer's intent ([`SEQ_EMPTY`] for a claimant: it has claimed nothing yet).
     claim: u64,
+    /// The writer's scan intent ([`SEQ_EMPTY`] for a claimant).
     scan: u64,
 }
 
@@ -413,34 +423,41 @@ pub(crate) fn repair(shared: &Shared) -> bool {
     let scan_seq = hdr.scan_seq.load(Ordering::SeqCst);
     let mut freed = false;
     for dead in seen.iter().filter(|w| !w.alive) {
-        let c = dead.claim;
-        // The number this writer claimed last is unpublished, and no live writer may hold it
-        // (a live one with the same intent lost that claim to the dead one, or holds it: wait).
-        if head <= c
-            && c < claimed
-            && shared.slot(c).0.seq.load(Ordering::SeqCst) != c
-            && !seen.iter().any(|w| w.alive && w.claim == c)
-        {
-            // Relaxed: a statistic, counted before the stamp (see `give_up`).
-            hdr.frames_skipped.fetch_add(1, Ordering::Relaxed);
-            multi::skip(shared.slot(c).0, c);
-        }
         if scan_seq % 2 == 1
             && dead.scan == scan_seq - 1
             && !seen.iter().any(|w| w.alive && w.scan == dead.scan)
         {
             multi::break_scan(hdr, dead.scan);
         }
+        let c = dead.claim;
+        // The number this writer claimed last may be unpublished.
+        if head <= c && c < claimed && shared.slot(c).0.seq.load(Ordering::SeqCst) != c {
+            if seen.iter().any(|w| w.alive && w.claim == c) {
+                // A live writer has the same intent: it holds the number (and will publish it),
+                // or it lost it to the dead one. Only its next intent tells which (a writer
+                // clears a lost intent, see `multi::try_claim`), so the entry, and what it tells,
+                // is kept for a later repair: freed now, the number could be lost for good.
+                continue;
+            }
+            // Relaxed: a statistic, counted before the stamp (see `give_up`).
+            hdr.frames_skipped.fetch_add(1, Ordering::Relaxed);
+            multi::skip(shared.slot(c).0, c);
+        }
         let entry = shared.writer_entry(dead.index);
         // Relaxed: statistics.
         let bytes = entry.bytes_written.swap(0, Ordering::Relaxed);
         hdr.bytes_written.fetch_add(bytes, Ordering::Relaxed);
-        // Only an active entry is counted: an attaching writer counts itself just before it
-        // becomes active (one dying in between leaves a count nobody takes off).
-        if dead.state == WRITER_ENTRY_ACTIVE {
+        // From exactly the word judged dead (nobody else frees a dead writer's entry while we
+        // hold the lock, so this only fails on damage).
+        if !free_entry(shared, dead.index, dead.owner) {
+            continue;
+        }
+        // Only an active entry is surely counted: an attaching writer counts itself just before
+        // it becomes active, a leaving one takes itself off just after it stops being active
+        // (one dying in between leaves a count nobody takes off: see `end_abandoned`).
+        if dead.owner.state() == WRITER_ENTRY_ACTIVE {
             multi::count_leave(hdr, false);
         }
-        free_entry(shared, dead.index);
         // Relaxed: a statistic.
         hdr.writers_reclaimed.fetch_add(1, Ordering::Relaxed);
         freed = true;
@@ -472,7 +489,8 @@ fn end_abandoned(shared: &Shared, ours: Option<u32>, end: u32) -> bool {
     }
     let taken = (0..shared.geo.writer_entries).any(|i| {
         // SeqCst: see above.
-        Some(i) != ours && shared.writer_entry(i).state.load(Ordering::SeqCst) != WRITER_ENTRY_FREE
+        Some(i) != ours
+            && entry::owner(shared.writer_entry(i), Ordering::SeqCst).state() != WRITER_ENTRY_FREE
     });
     // SeqCst: see `multi::count_attach`.
     if taken
@@ -490,34 +508,39 @@ fn end_abandoned(shared: &Shared, ours: Option<u32>, end: u32) -> bool {
     true
 }
 
-/// The attached writers (active entries, and claimed ones whose owner recorded itself).
+/// The taken writer entries: active ones (judged by pid and start time) and claimed ones
+/// (judged by the claimant's pid alone: its start time may not be recorded yet).
 fn table(shared: &Shared) -> Vec<Seen> {
     (0..shared.geo.writer_entries)
         .filter_map(|index| {
             let entry = shared.writer_entry(index);
-            // Acquire: see the owner's identity.
-            let state = entry.state.load(Ordering::Acquire);
-            if state != WRITER_ENTRY_ACTIVE && state != WRITER_ENTRY_CLAIMING {
-                return None;
+            // Acquire: see the fields the owner stored before activating (SeqCst) the entry.
+            let owner = entry::owner(entry, Ordering::Acquire);
+            match owner.state() {
+                WRITER_ENTRY_ACTIVE => Some(Seen {
+                    index,
+                    owner,
+                    alive: ProcessId {
+                        pid: owner.pid(),
+                        // Relaxed: made visible by the Acquire load of the word.
+                        start_time: entry.start_time.load(Ordering::Relaxed),
+                    }
+                    .is_alive(),
+                    // SeqCst: see `repair`.
+                    claim: entry.claim.load(Ordering::SeqCst),
+                    scan: entry.scan.load(Ordering::SeqCst),
+                }),
+                // A claimant has claimed no number and taken no scan (it does so only once
+                // active); its entry's intents may still be its predecessor's.
+                WRITER_ENTRY_CLAIMING => Some(Seen {
+                    index,
+                    owner,
+                    alive: pid_alive(owner.pid()),
+                    claim: SEQ_EMPTY,
+                    scan: SEQ_EMPTY,
+                }),
+                _ => None,
             }
-            let owner = ProcessId {
-                // Acquire: pairs with the owner's Release store of `pid` after its start time.
-                pid: entry.pid.load(Ordering::Acquire),
-                // Relaxed: made visible by the Acquire load of `pid`.
-                start_time: entry.start_time.load(Ordering::Relaxed),
-            };
-            // A claimed entry reads pid 0 until its owner records itself: not evidence of death.
-            if owner.pid == 0 {
-                return None;
-            }
-            Some(Seen {
-                index,
-                state,
-                alive: owner.is_alive(),
-                // SeqCst: see `repair`.
-                claim: entry.claim.load(Ordering::SeqCst),
-                scan: entry.scan.load(Ordering::SeqCst),
-            })
         })
         .collect()
 }
@@ -554,11 +577,10 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
     if let Some(pid) = exited {
         if let Some(_lock) = TableLock::take(shared) {
             for w in table(shared) {
-                let entry = shared.writer_entry(w.index);
-                // Acquire: as in `table`.
-                if entry.pid.load(Ordering::Acquire) != pid {
+                if w.owner.pid() != pid {
                     continue;
                 }
+                let entry = shared.writer_entry(w.index);
                 // A writer that exited holding a number never publishes it.
                 let hdr = shared.header();
                 // SeqCst: as in `repair`.
@@ -575,8 +597,9 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
                 // Relaxed: statistics.
                 let bytes = entry.bytes_written.swap(0, Ordering::Relaxed);
                 hdr.bytes_written.fetch_add(bytes, Ordering::Relaxed);
-                let ended = w.state == WRITER_ENTRY_ACTIVE && multi::count_leave(hdr, true);
-                free_entry(shared, w.index);
+                let ended = free_entry(shared, w.index, w.owner)
+                    && w.owner.state() == WRITER_ENTRY_ACTIVE
+                    && multi::count_leave(hdr, true);
                 publish_stamped(shared);
                 if ended {
                     end_stream(shared);

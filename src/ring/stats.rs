@@ -172,10 +172,11 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
     let writers: Vec<WriterStats> = (0..shared.geo.writer_entries)
         .filter_map(|index| {
             let e = shared.writer_entry(index);
-            if e.state.load(r) != WRITER_ENTRY_ACTIVE {
+            let owner = super::protocol::entry::owner(e, r);
+            if owner.state() != WRITER_ENTRY_ACTIVE {
                 return None;
             }
-            let pid = e.pid.load(r);
+            let pid = owner.pid();
             Some(WriterStats {
                 index,
                 pid,

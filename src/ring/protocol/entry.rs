@@ -1,25 +1,56 @@
-//! The owner word of a reader entry: who holds the entry, changed only by compare-and-swap.
+//! The owner word of a reader entry or a writer entry: who holds the entry, changed only by
+//! compare-and-swap.
 //!
-//! The word packs the entry's state (`READER_*`), an "asleep" bit, a generation and the owner's
-//! pid (see [`ReaderEntry::owner`]). Because the claim is one compare-and-swap that also writes the
-//! claimant's pid, a reader that dies at any instant after claiming is known by its pid; because
-//! every free bumps the generation, a process that read the word earlier (a reclaimer that judged
-//! that owner dead) can never change a later incarnation of the entry (no ABA); and because the
-//! asleep bit is cleared in the same step that frees or orphans the entry, a reader that dies
-//! asleep is taken out of `readers_waiting` by whoever reclaims its entry.
+//! The word packs the entry's state (`READER_*` or `WRITER_ENTRY_*`, whose free, claiming and
+//! active values are the same), an "asleep" bit (reader entries only), a generation and the
+//! owner's pid (see [`ReaderEntry::owner`], [`WriterEntry::owner`]). Because the claim is one
+//! compare-and-swap that also writes the claimant's pid, a reader or writer that dies at any
+//! instant after claiming is known by its pid; because every free bumps the generation, a process
+//! that read the word earlier (a reclaimer that judged that owner dead) can never change a later
+//! incarnation of the entry (no ABA); and because the asleep bit is cleared in the same step that
+//! frees or orphans the entry, a reader that dies asleep is taken out of `readers_waiting` by
+//! whoever reclaims its entry.
 
 use crate::layout::{
-    ReaderEntry, StreamHeader, OWNER_ASLEEP, OWNER_GENERATION_MASK, OWNER_GENERATION_SHIFT,
-    OWNER_PID_SHIFT, OWNER_STATE_MASK, READER_ACTIVE, READER_CLAIMING, READER_FREE,
+    ReaderEntry, StreamHeader, WriterEntry, OWNER_ASLEEP, OWNER_GENERATION_MASK,
+    OWNER_GENERATION_SHIFT, OWNER_PID_SHIFT, OWNER_STATE_MASK, READER_ACTIVE, READER_CLAIMING,
+    READER_FREE, WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING, WRITER_ENTRY_FREE,
 };
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 
-/// A reader entry's owner word, decoded on demand.
+// The writer table reuses the reader table's owner word, state values included.
+const _: () = assert!(
+    WRITER_ENTRY_FREE == READER_FREE
+        && WRITER_ENTRY_CLAIMING == READER_CLAIMING
+        && WRITER_ENTRY_ACTIVE == READER_ACTIVE
+);
+
+/// A table entry that carries an owner word: a [`ReaderEntry`] or a [`WriterEntry`].
+pub trait OwnedEntry {
+    /// The entry's owner word.
+    fn owner_word(&self) -> &AtomicU64;
+}
+
+impl OwnedEntry for ReaderEntry {
+    #[inline]
+    fn owner_word(&self) -> &AtomicU64 {
+        &self.owner
+    }
+}
+
+impl OwnedEntry for WriterEntry {
+    #[inline]
+    fn owner_word(&self) -> &AtomicU64 {
+        &self.owner
+    }
+}
+
+/// An entry's owner word, decoded on demand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner(pub u64);
 
 impl Owner {
-    /// The entry's state, `READER_*`.
+    /// The entry's state, `READER_*` (or the same values, `WRITER_ENTRY_*`).
     #[inline]
     pub fn state(self) -> u32 {
         (self.0 & OWNER_STATE_MASK) as u32
@@ -31,7 +62,7 @@ impl Owner {
         (self.0 >> OWNER_PID_SHIFT) as u32
     }
 
-    /// Whether the owner is counted in `readers_waiting`.
+    /// Whether the owner is counted in `readers_waiting` (never set in a writer entry).
     #[inline]
     pub fn asleep(self) -> bool {
         self.0 & OWNER_ASLEEP != 0
@@ -60,13 +91,13 @@ impl Owner {
 
 /// The entry's owner word, loaded with `order`.
 #[inline]
-pub fn owner(entry: &ReaderEntry, order: Ordering) -> Owner {
-    Owner(entry.owner.load(order))
+pub fn owner(entry: &impl OwnedEntry, order: Ordering) -> Owner {
+    Owner(entry.owner_word().load(order))
 }
 
-/// A joining reader (process `pid`): claims the entry if it is free. Returns the claimed word
-/// (state `READER_CLAIMING`, the entry's generation, `pid`).
-pub fn claim(entry: &ReaderEntry, pid: u32) -> Option<Owner> {
+/// A joining reader or attaching writer (process `pid`): claims the entry if it is free. Returns
+/// the claimed word (state `READER_CLAIMING`, the entry's generation, `pid`).
+pub fn claim(entry: &impl OwnedEntry, pid: u32) -> Option<Owner> {
     // Acquire: the entry's previous owner (and whoever freed it) is done with it.
     let seen = owner(entry, Ordering::Acquire);
     if seen.state() != READER_FREE {
@@ -78,7 +109,7 @@ pub fn claim(entry: &ReaderEntry, pid: u32) -> Option<Owner> {
     // Acquire on success: as the load above; the claimant's later stores need no Release of
     // their own here (the activation publishes them). Failure: another claimant won.
     entry
-        .owner
+        .owner_word()
         .compare_exchange(seen.0, claimed.0, Ordering::Acquire, Ordering::Relaxed)
         .ok()
         .map(|_| claimed)
@@ -87,11 +118,12 @@ pub fn claim(entry: &ReaderEntry, pid: u32) -> Option<Owner> {
 /// The claimant: makes its entry (claimed as `claimed`, every other field written) active.
 /// Nobody else changes the word of a claimed entry whose owner is alive, so a store suffices.
 #[inline]
-pub fn activate(entry: &ReaderEntry, claimed: Owner) {
+pub fn activate(entry: &impl OwnedEntry, claimed: Owner) {
     // SeqCst: publishes the entry's fields (it includes Release), and is part of the join's
-    // handshake with the writer's scan (see `protocol::join`).
+    // handshake with the writer's scan (see `protocol::join`) or, for a writer, ordered after its
+    // count in `writer_count` for readers judging the end of the stream.
     entry
-        .owner
+        .owner_word()
         .store(claimed.moved(READER_ACTIVE).0, Ordering::SeqCst);
 }
 
@@ -101,13 +133,15 @@ pub fn activate(entry: &ReaderEntry, claimed: Owner) {
 ///
 /// If the owner was counted in `readers_waiting`, the count is taken back: a reader reclaimed
 /// while asleep no longer costs the writer a wake-up per publish.
-pub fn transition(hdr: &StreamHeader, entry: &ReaderEntry, from: Owner, state: u32) -> bool {
+pub fn transition(hdr: &StreamHeader, entry: &impl OwnedEntry, from: Owner, state: u32) -> bool {
     let mut seen = from;
     loop {
         // SeqCst: a free or an orphaning releases the frames the entry held (Release for the
         // owner's reads of them) and is the store half of the handshake with a writer that is
-        // about to sleep (it rescans after announcing). Failure Relaxed: only compared.
-        match entry.owner.compare_exchange(
+        // about to sleep (it rescans after announcing); in the writer table, it orders the
+        // entry's leaving with `writer_count` and the SeqCst reads of a repair, as its
+        // activation does. Failure Relaxed: only compared.
+        match entry.owner_word().compare_exchange(
             seen.0,
             seen.moved(state).0,
             Ordering::SeqCst,
@@ -128,7 +162,12 @@ pub fn transition(hdr: &StreamHeader, entry: &ReaderEntry, from: Owner, state: u
 
 /// Moves the entry from `state` to `to` whatever its incarnation (for its own owner, and for
 /// holders of the table lock moving entries only they may move); false if it is not in `state`.
-pub fn transition_from_state(hdr: &StreamHeader, entry: &ReaderEntry, state: u32, to: u32) -> bool {
+pub fn transition_from_state(
+    hdr: &StreamHeader,
+    entry: &impl OwnedEntry,
+    state: u32,
+    to: u32,
+) -> bool {
     // Acquire: as a reclaimer's look at the word.
     let seen = owner(entry, Ordering::Acquire);
     seen.state() == state && transition(hdr, entry, seen, to)
@@ -232,6 +271,34 @@ mod tests {
             READER_ACTIVE,
             READER_FREE
         ));
+        assert_eq!(hdr.readers_waiting.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_writer_entry_is_claimed_and_freed_through_the_same_owner_word() {
+        // SAFETY: both structs are made only of atomics, for which all-zero bytes are valid.
+        let (hdr, entry) = unsafe {
+            (
+                std::mem::zeroed::<StreamHeader>(),
+                std::mem::zeroed::<WriterEntry>(),
+            )
+        };
+        let claimed = claim(&entry, 100).unwrap();
+        assert_eq!(
+            (claimed.state(), claimed.pid()),
+            (WRITER_ENTRY_CLAIMING, 100)
+        );
+        assert!(claim(&entry, 200).is_none(), "the entry is taken");
+        activate(&entry, claimed);
+        // A repairer judges the writer dead and frees its entry; a new writer takes it.
+        let judged = owner(&entry, Ordering::Acquire);
+        assert_eq!(judged.state(), WRITER_ENTRY_ACTIVE);
+        assert!(transition(&hdr, &entry, judged, WRITER_ENTRY_FREE));
+        let next = claim(&entry, 100).unwrap();
+        assert_eq!(next.generation(), claimed.generation() + 1);
+        // A second repairer with the same (stale) judgement frees nothing.
+        assert!(!transition(&hdr, &entry, judged, WRITER_ENTRY_FREE));
+        assert_eq!(owner(&entry, Ordering::Relaxed), next);
         assert_eq!(hdr.readers_waiting.load(Ordering::Relaxed), 0);
     }
 

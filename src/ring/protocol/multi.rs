@@ -14,13 +14,14 @@
 use super::lowest_position;
 use crate::layout::{
     FrameHeader, GroupRecord, ReaderEntry, StreamHeader, WriterEntry, FRAME_STATUS_FRAME,
-    FRAME_STATUS_SKIPPED, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD,
+    FRAME_STATUS_SKIPPED, SEQ_EMPTY, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD,
 };
 use crate::sync::{seqcst_store_load, Ordering};
 
 /// Writer: tries to claim sequence number `seq`, the value it last read from `claim_seq` (and
-/// found below its write limit). Records `seq` in its entry first. `Ok` if it won the number,
-/// else the current `claim_seq` to try next.
+/// found below its write limit). Records `seq` in its entry first, and clears it again
+/// ([`SEQ_EMPTY`]) if it lost the number. `Ok` if it won the number, else the current
+/// `claim_seq` to try next.
 #[inline]
 pub fn try_claim(hdr: &StreamHeader, me: &WriterEntry, seq: u64) -> Result<(), u64> {
     // SeqCst: the intent precedes the claim in the total order, so anyone who sees `claim_seq`
@@ -29,9 +30,16 @@ pub fn try_claim(hdr: &StreamHeader, me: &WriterEntry, seq: u64) -> Result<(), u
     me.claim.store(seq, Ordering::SeqCst);
     seqcst_store_load();
     // SeqCst: as above; Relaxed on failure (the value is only the next guess).
-    hdr.claim_seq
-        .compare_exchange(seq, seq + 1, Ordering::SeqCst, Ordering::Relaxed)
-        .map(|_| ())
+    let won = hdr
+        .claim_seq
+        .compare_exchange(seq, seq + 1, Ordering::SeqCst, Ordering::Relaxed);
+    if won.is_err() {
+        // Relaxed: only tells a repairer that we do not hold `seq` (a writer that dies holding
+        // it has the same intent, and its repairer waits while ours may be the holder's); one
+        // that still sees `seq` waits for a later look.
+        me.claim.store(SEQ_EMPTY, Ordering::Relaxed);
+    }
+    won.map(|_| ())
 }
 
 /// Writer: the next sequence number to claim.
