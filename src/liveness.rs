@@ -39,26 +39,65 @@ impl ProcessId {
 
     /// Whether this process is still running (the same process, not a reuse of its pid).
     ///
-    /// A pid of 0 is never alive. A zombie (exited, not yet reaped by its parent) still counts as
-    /// alive: its parent may be deciding how the exit is reported (the pipeline runner closes the
-    /// streams of a task that exited 0 before reaping it, so its readers see end of stream rather
-    /// than a dead writer). Once reaped, or if its parent is gone (init reaps at once), it is dead.
+    /// A pid of 0 is never alive. A zombie (exited, not yet reaped by its parent) counts as alive
+    /// for [`ZOMBIE_GRACE`] after this process first saw it exited: its parent may be deciding how
+    /// the exit is reported (the pipeline runner closes the streams of a task that exited 0
+    /// before reaping it, within milliseconds, so its readers see end of stream rather than a
+    /// dead writer). After that it is dead, even if never reaped: a parent blocked writing to (or
+    /// reading from) a child that died must not wait for ever because it has not reaped it yet.
     pub fn is_alive(&self) -> bool {
         if self.pid == 0 || self.pid > i32::MAX as u32 {
             return false;
         }
         match read_stat(self.pid) {
-            Some((state, start)) => state != 'X' && start == self.start_time,
-            None => false,
+            Some((state, start)) if start == self.start_time => match state {
+                'X' => false,
+                'Z' => !zombie_grace_over(self.pid, start),
+                _ => true,
+            },
+            _ => false,
         }
     }
 }
 
-/// Whether a process with this pid exists (a zombie counts, as in [`ProcessId::is_alive`]), for a
+/// How long a zombie (a process that exited and has not been reaped) still counts as alive,
+/// from the moment this process first saw it exited.
+pub const ZOMBIE_GRACE: Duration = Duration::from_secs(1);
+
+/// The zombies this process has seen, and when it first saw each (pid, start time). Only
+/// processes that died and were not reaped are ever in it; it is kept short by dropping entries
+/// older than the grace period's use (a zombie that is still there is found dead at once anyway).
+static ZOMBIES: std::sync::Mutex<Vec<(u32, u64, Instant)>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether zombie (`pid`, `start`) was first seen more than [`ZOMBIE_GRACE`] ago (recording it
+/// as first seen now if it is new).
+fn zombie_grace_over(pid: u32, start: u64) -> bool {
+    let now = Instant::now();
+    // A poisoned lock only means another thread panicked while holding it: the list is still
+    // a valid list.
+    let mut seen = ZOMBIES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&(_, _, first)) = seen.iter().find(|z| z.0 == pid && z.1 == start) {
+        return now.duration_since(first) >= ZOMBIE_GRACE;
+    }
+    // Forget zombies first seen long ago: reaped since, or already judged dead.
+    seen.retain(|z| now.duration_since(z.2) < 60 * ZOMBIE_GRACE);
+    seen.push((pid, start, now));
+    false
+}
+
+/// Whether a process with this pid exists (a zombie counts for a while, as in
+/// [`ProcessId::is_alive`]), for a
 /// process known only by its pid: one that died before recording its start time, or is recording
 /// it now. A recycled pid reads as alive.
 pub fn pid_alive(pid: u32) -> bool {
-    pid != 0 && pid <= i32::MAX as u32 && read_stat(pid).is_some_and(|(state, _)| state != 'X')
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    match read_stat(pid) {
+        Some(('X', _)) | None => false,
+        Some(('Z', start)) => !zombie_grace_over(pid, start),
+        Some(_) => true,
+    }
 }
 
 /// How long a waiter is held back at one position before it checks that the peers holding it
@@ -160,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn an_exited_child_is_alive_until_reaped_then_dead() {
+    fn an_exited_child_is_alive_for_the_zombie_grace_then_dead_reaped_or_not() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         // The child cannot be reaped before we wait for it, so its /proc entry exists.
@@ -171,14 +210,25 @@ mod tests {
         let rc =
             unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT) };
         assert_eq!(rc, 0);
+        let zombie = ProcessId { pid, start_time };
+        let first_seen = Instant::now();
+        assert!(zombie.is_alive(), "a zombie just seen is alive");
+        assert!(pid_alive(pid), "and so is its pid");
+        // Not reaped, it turns dead once the grace has passed (generous bound for a loaded
+        // machine; the rule itself is ZOMBIE_GRACE).
+        while zombie.is_alive() {
+            assert!(
+                first_seen.elapsed() < 20 * ZOMBIE_GRACE,
+                "the zombie never turned dead"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(
-            ProcessId { pid, start_time }.is_alive(),
-            "a zombie is alive"
+            first_seen.elapsed() >= ZOMBIE_GRACE,
+            "dead before the grace was over"
         );
+        assert!(!pid_alive(pid), "its pid is dead too");
         child.wait().unwrap();
-        assert!(
-            !ProcessId { pid, start_time }.is_alive(),
-            "a reaped child is dead"
-        );
+        assert!(!zombie.is_alive(), "a reaped child is dead");
     }
 }

@@ -691,6 +691,30 @@ fn a_writer_calling_try_write_in_a_loop_gets_past_a_reader_killed_with_sigkill()
     assert!(stream.stats().readers_reclaimed >= 1, "took {took:?}");
 }
 
+#[test]
+fn a_writer_gets_past_a_killed_reader_its_own_process_has_not_reaped_yet() {
+    // A parent blocked writing to a child that died cannot reap it: the zombie must not hold it
+    // for ever (it counts as alive only for a short grace, see `liveness::ZOMBIE_GRACE`).
+    const CAPACITY: u64 = 8;
+    let stream = create_stream("rkill-zombie", CAPACITY as u32, 16, false);
+    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
+    let _done = create_event(&done_name(stream.name()), EventMode::Flag);
+    let stalled = create_event(&stalled_name(stream.name()), EventMode::Flag);
+    let victim = spawn_role("child_stops_reading", &stream, 0, 0);
+    wait_ready(&ready, 1);
+    stalled.wait_timeout(PATIENCE).unwrap();
+    let mut writer = stream.writer().unwrap();
+    for seq in 0..CAPACITY {
+        writer.try_write(&frame(seq, 16)).unwrap();
+    }
+    let mut zombie = victim.kill_without_reaping();
+    writer
+        .write_timeout(&frame(CAPACITY, 16), PATIENCE)
+        .expect("the writer is still held back by the unreaped dead reader");
+    assert_eq!(stream.stats().readers_reclaimed, 1);
+    zombie.wait().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // The reader table and the writer role after crashes at the worst moments.
 

@@ -781,6 +781,26 @@ impl RoleProcess {
         child.kill().unwrap();
         child.wait().unwrap()
     }
+
+    /// Kills the child with SIGKILL and waits until it has exited, without reaping it: it stays a
+    /// zombie until the returned handle is waited for, as the child of a parent busy elsewhere.
+    pub fn kill_without_reaping(mut self) -> std::process::Child {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        // SAFETY: an all-zero siginfo_t is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own child to exit, leaving it unreaped (WNOWAIT).
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        assert_eq!(rc, 0, "waitid: {}", std::io::Error::last_os_error());
+        child
+    }
 }
 
 impl Drop for RoleProcess {
