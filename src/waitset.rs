@@ -188,8 +188,8 @@ impl<'a> WaitSet<'a> {
 
     /// Waits until at least one member is ready, for at most `timeout` (`None`: for ever), and
     /// returns the keys of every ready member in increasing order. [`Error::Timeout`] if none
-    /// became ready in time (at once for a zero timeout, after one check);
-    /// [`Error::InvalidArgument`] for a set with no member.
+    /// became ready in time; [`Error::Empty`] if none is ready now and `timeout` is zero (a
+    /// check without waiting); [`Error::InvalidArgument`] for a set with no member.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Vec<usize>> {
         self.wait_deadline(Deadline::after(timeout))
     }
@@ -220,7 +220,7 @@ pub(crate) fn wait_members(
             return Ok(ready);
         }
         if !deadline.may_wait() {
-            return Err(Error::Timeout);
+            return Err(Error::Empty);
         }
         // The adaptive strategy's few microseconds of polling first, as a single read would.
         let slice = match WaitStrategy::Adaptive.next_step(&mut polls, &deadline) {
