@@ -3,6 +3,8 @@ processes (10 and 200 frames) through select(), and no CPU while idle."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 import shmline
-from conftest import PATIENCE, finish, run_python
+from conftest import PATIENCE, ROOT, finish, run_python
 
 WRITER = """
 import sys, numpy as np, shmline
@@ -137,3 +139,10 @@ def test_an_idle_waitset_uses_under_1_percent_of_a_core(name):
         ws.close()
         w.close()
         r.close()
+
+
+def test_the_fan_in_example_sees_every_frame_of_both_writers():
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "fan_in.py")],
+                          capture_output=True, text=True, timeout=PATIENCE * 2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fan-in: a 10 frames, b 200 frames" in done.stdout
