@@ -289,9 +289,34 @@ fn an_idle_waitset_uses_no_measurable_cpu() {
         Err(Error::Timeout)
     ));
     let (cpu, wall) = (thread_cpu_time() - cpu, started.elapsed());
+    eprintln!("idle WaitSet: {cpu:?} of CPU over {wall:?}");
     // Under 1% of a core: 10 ms over a second (measured: well under 1 ms).
     assert!(
         cpu.as_secs_f64() < 0.01 * wall.as_secs_f64(),
         "{cpu:?} of CPU over {wall:?}"
     );
+}
+
+#[test]
+fn a_reader_of_a_multi_writer_stream_is_woken_by_either_writer() {
+    let options = StreamOptions {
+        max_frame_size: 16,
+        capacity: 16,
+        max_writers: 2,
+        unlink_on_close: true,
+        ..Default::default()
+    };
+    let s = Stream::create(&unique("multi"), &options).unwrap();
+    let mut r = reader(&s);
+    let (mut w1, mut w2) = (s.writer().unwrap(), s.writer().unwrap());
+    let mut set = WaitSet::new();
+    let k = set.add_reader(&mut r);
+    std::thread::scope(|scope| {
+        scope.spawn(|| w1.write(b"one").unwrap());
+        assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![k]);
+        assert_eq!(set.reader(k).unwrap().try_read().unwrap().data, b"one");
+        scope.spawn(|| w2.write(b"two").unwrap());
+        assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![k]);
+        assert_eq!(set.reader(k).unwrap().try_read().unwrap().data, b"two");
+    });
 }

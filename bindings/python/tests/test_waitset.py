@@ -20,7 +20,10 @@ name, frames = sys.argv[1], int(sys.argv[2])
 with shmline.Stream.open(name) as stream, stream.writer() as writer:
     for i in range(frames):
         writer.write(np.full(2, i, dtype=np.int64))
-print("WROTE", frames)
+    print("WROTE", frames, flush=True)
+    if len(sys.argv) > 3:
+        import os
+        os._exit(0)  # without closing the stream: the writer dies
 """
 
 
@@ -108,6 +111,19 @@ def test_end_of_stream_ends_select_and_a_dead_writer_is_reported(name):
         r = t.reader()
         with pytest.raises(shmline.Timeout):
             next(shmline.select(timeout=0.05, quiet=r))
+        r.close()
+
+
+def test_select_raises_writer_dead_after_the_last_frame_of_a_writer_that_died(name):
+    with make(name, "d") as s:
+        r = s.reader()
+        child = run_python(WRITER, s.name, "1", "die")
+        finish(child, "WROTE 1")
+        frames = []
+        with pytest.raises(shmline.WriterDead):
+            for _, frame in shmline.select(timeout=PATIENCE, d=r):
+                frames.append(list(frame))
+        assert frames == [[0, 0]]
         r.close()
 
 
