@@ -1349,6 +1349,7 @@ class WaitSet {
     std::size_t add(Reader& reader) {
         std::size_t key = 0;
         detail::check(shmline_waitset_add_reader(handle_.get(), reader.handle(), &key));
+        added_ = key + 1;
         return key;
     }
 
@@ -1356,6 +1357,7 @@ class WaitSet {
     std::size_t add(const Event& event) {
         std::size_t key = 0;
         detail::check(shmline_waitset_add_event(handle_.get(), event.handle(), &key));
+        added_ = key + 1;
         return key;
     }
 
@@ -1367,7 +1369,8 @@ class WaitSet {
     /// ready ones in increasing order: empty on timeout (or, for a zero timeout, if none is ready
     /// now). Throws Error: Status::InvalidArgument (no member).
     std::vector<std::size_t> wait(Timeout timeout = forever) {
-        std::vector<std::size_t> keys(capacity_);
+        // Every key is below added_: room for all of them.
+        std::vector<std::size_t> keys(std::max<std::size_t>(added_, 1));
         std::size_t count = 0;
         const Status status = detail::check(shmline_waitset_wait(
             handle_.get(), detail::nanos(timeout), keys.data(), keys.size(), &count));
@@ -1383,8 +1386,8 @@ class WaitSet {
         void operator()(shmline_waitset* h) const noexcept { shmline_waitset_close(h); }
     };
 
-    /// Room for this many ready keys per wait: more stay ready for the next call.
-    static constexpr std::size_t capacity_ = 64;
+    /// Members added so far (removed ones included).
+    std::size_t added_ = 0;
 
     std::unique_ptr<shmline_waitset, Closer> handle_;
 };
