@@ -21,6 +21,7 @@ extern "C" {
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ostream>
 #include <string>
@@ -1617,7 +1618,12 @@ TEST(WaitSet, AnIdleWaitUsesUnderOnePercentOfACore) {
     const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - started;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     const double cpu = double(c1.tv_sec - c0.tv_sec) + double(c1.tv_nsec - c0.tv_nsec) / 1e9;
-    EXPECT_LT(cpu, 0.01 * wall.count()) << cpu << " s of CPU over " << wall.count() << " s";
+    // Valgrind emulates every instruction (and lacks futex_waitv, so the set wakes every 5 ms):
+    // its CPU time says nothing about ours.
+    const char* preload = std::getenv("LD_PRELOAD");
+    if (preload == nullptr || std::strstr(preload, "vgpreload") == nullptr) {
+        EXPECT_LT(cpu, 0.01 * wall.count()) << cpu << " s of CPU over " << wall.count() << " s";
+    }
 }
 
 }  // namespace
