@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import shmline
+import waitset_tasks
 from conftest import PATIENCE, ROOT, finish, run_python
 
 WRITER = """
@@ -162,3 +163,15 @@ def test_the_fan_in_example_sees_every_frame_of_both_writers():
                           capture_output=True, text=True, timeout=PATIENCE * 2)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "fan-in: a 10 frames, b 200 frames" in done.stdout
+
+
+def test_a_task_fans_in_two_source_tasks_of_10_and_200_frames_with_select(name, capfd):
+    with shmline.Pipeline(name) as pipe:
+        pipe.add_stream("a", shape=(2,), dtype=np.int64, capacity=8)
+        pipe.add_stream("b", shape=(2,), dtype=np.int64, capacity=8)
+        pipe.add_task("ten", fn=waitset_tasks.ten, writes={"out": "a"})
+        pipe.add_task("two_hundred", fn=waitset_tasks.two_hundred, writes={"out": "b"})
+        pipe.add_task("merge", fn=waitset_tasks.merge, reads={"a": "a", "b": "b"})
+        report = pipe.run()
+    assert report.outcome == "finished"
+    assert "merged a=10 b=200" in capfd.readouterr().out
