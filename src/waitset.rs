@@ -126,8 +126,11 @@ impl Member<'_> {
 /// that are ready. Idle waiting uses no CPU (one wake-up per 100 ms to check the writers'
 /// liveness); see the [module documentation](self) for how, and for what "ready" means.
 ///
-/// The set borrows its readers mutably for its lifetime: read from them through
-/// [`WaitSet::reader`].
+/// The set borrows its readers mutably for its lifetime (checking a reader updates its view of
+/// the stream, and may claim frames for a group member, as its own reads do), so read from them
+/// through [`WaitSet::reader`]; events are shared, so any handle may be used meanwhile. The C,
+/// C++ and Python bindings keep handles instead, under the rule that a reader is used from one
+/// thread at a time.
 #[derive(Default)]
 pub struct WaitSet<'a> {
     /// Indexed by key; `None` once removed.
