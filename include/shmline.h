@@ -459,6 +459,25 @@ typedef struct shmline_stream shmline_stream;
 typedef struct shmline_task shmline_task;
 
 /**
+ * A set of readers and events to wait on together. Made by `shmline_waitset_create()`, freed by
+ * `shmline_waitset_close()`.
+ *
+ * `shmline_waitset_wait()` sleeps (no CPU) until at least one member is ready and says which:
+ * a reader is ready when its next read returns at once (a frame, `SHMLINE_END_OF_STREAM`,
+ * `SHMLINE_WRITER_DEAD` or an error); an event when it is on (flag) or has a pending signal
+ * (counting; the set does not take it: take it with `shmline_event_wait(event, 0)`, which may
+ * find that another waiter took it first). Readiness is level-triggered: a member stays ready
+ * until read, cleared or taken, so remove a reader that reached its end with
+ * `shmline_waitset_remove()`. A reader of a reader group may claim frames when the set checks
+ * it; its next read returns them.
+ *
+ * The set refers to its members' handles and owns none of them: remove a member (or close the
+ * set) before closing its handle. Not thread-safe: use a set, and its readers, from one thread
+ * at a time.
+ */
+typedef struct shmline_waitset shmline_waitset;
+
+/**
  * The writer of a stream. Made by `shmline_writer_open()`, freed by `shmline_writer_close()`,
  * which also ends the stream.
  *
@@ -2347,6 +2366,95 @@ const char *shmline_task_name(const struct shmline_task *task);
  * `task` is NULL or an open task handle.
  */
 const char *shmline_task_pipeline_name(const struct shmline_task *task);
+
+/**
+ * Creates an empty WaitSet.
+ *
+ * On success `*out` receives a new handle, which the caller owns and frees with
+ * `shmline_waitset_close()`; on failure `*out` is set to NULL.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+int32_t shmline_waitset_create(struct shmline_waitset **out);
+
+/**
+ * Adds `reader` (lossless, lossy or a member of a reader group, of any stream) to the set and
+ * stores its key in `*key`: the number of members added before it, removed ones included.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (the reader is in the
+ * set already), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `set` is NULL or an open WaitSet; `reader` is NULL or an open reader that stays open while it
+ * is in the set; `key` is NULL or writable.
+ */
+int32_t shmline_waitset_add_reader(struct shmline_waitset *set,
+                                   struct shmline_reader *reader,
+                                   size_t *key);
+
+/**
+ * Adds `event` (flag or counting) to the set and stores its key in `*key`: the number of
+ * members added before it, removed ones included.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (the event handle is
+ * in the set already), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `set` is NULL or an open WaitSet; `event` is NULL or an open event that stays open while it is
+ * in the set; `key` is NULL or writable.
+ */
+int32_t shmline_waitset_add_event(struct shmline_waitset *set,
+                                  const struct shmline_event *event,
+                                  size_t *key);
+
+/**
+ * Removes the member of key `key` from the set (its handle is not closed); the other keys do
+ * not change.
+ *
+ * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (no member has that
+ * key, or it was removed already), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `set` is NULL or an open WaitSet.
+ */
+int32_t shmline_waitset_remove(struct shmline_waitset *set,
+                               size_t key);
+
+/**
+ * Waits until at least one member is ready (see `shmline_waitset`), and stores the keys of the
+ * ready members, in increasing order, in `keys` (room for `cap` keys) and their number in
+ * `*count`. If more than `cap` are ready, the first `cap` are stored; the others stay ready for
+ * the next call.
+ *
+ * Waits according to `timeout_ns` (see `SHMLINE_TIMEOUT_INFINITE`), sleeping on every member's
+ * futex at once (`futex_waitv`, Linux 5.16+; older kernels sleep on one member in slices of at
+ * most 5 ms), waking every 100 ms to check that the readers' writers are alive.
+ *
+ * Returns `SHMLINE_OK`; `SHMLINE_EMPTY` (`timeout_ns` 0 and nothing ready), `SHMLINE_TIMEOUT`
+ * (outcomes: `*count` is 0); `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (`cap` is 0, or
+ * the set has no member), `SHMLINE_PANIC`.
+ *
+ * # Safety
+ * `set` is NULL or an open WaitSet whose members are open handles, none used by another thread
+ * during the call; `keys` is NULL or has room for `cap` values; `count` is NULL or writable.
+ */
+int32_t shmline_waitset_wait(struct shmline_waitset *set,
+                             int64_t timeout_ns,
+                             size_t *keys,
+                             size_t cap,
+                             size_t *count);
+
+/**
+ * Closes the set (not its members' handles). NULL is allowed and does nothing.
+ *
+ * # Safety
+ * `set` is NULL or a handle from `shmline_waitset_create()` that is not used again after this
+ * call.
+ */
+void shmline_waitset_close(struct shmline_waitset *set);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -338,6 +338,28 @@ impl Event {
         }
     }
 
+    /// For [`crate::WaitSet`]: registers as a waiter, as [`Event::wait_deadline`] does, and
+    /// returns the value of the futex word ([`Event::futex_word`]) seen after registering
+    /// (non-zero: set already). Withdraw with [`Event::sleep_done`].
+    pub(crate) fn prepare_sleep(&self) -> u32 {
+        let header = self.header();
+        // SeqCst: the waiter's half of the Dekker pattern described in `set`.
+        header.waiters.fetch_add(1, Ordering::SeqCst);
+        // SeqCst: as above.
+        header.value.load(Ordering::SeqCst)
+    }
+
+    /// For [`crate::WaitSet`]: the futex word waiters sleep on.
+    pub(crate) fn futex_word(&self) -> &crate::sync::AtomicU32 {
+        &self.header().value
+    }
+
+    /// For [`crate::WaitSet`]: withdraws [`Event::prepare_sleep`].
+    pub(crate) fn sleep_done(&self) {
+        // SeqCst: as in `wait_deadline`.
+        self.header().waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Checks (flag mode) or takes one signal (counting mode) without waiting.
     fn take(&self) -> bool {
         let value = &self.header().value;

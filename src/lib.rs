@@ -35,6 +35,7 @@ pub mod shm;
 pub mod stale;
 pub mod sync;
 pub mod wait;
+pub mod waitset;
 
 pub use error::{Error, Result, Status};
 pub use event::{Event, EventMode, EventOptions};
@@ -46,6 +47,7 @@ pub use ring::{
 };
 pub use schema::Schema;
 pub use wait::WaitStrategy;
+pub use waitset::WaitSet;
 
 /// Version of this library (`major.minor.patch`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -19,7 +19,7 @@ pub const SHMLINE_EVENT_COUNTING: u32 = 1;
 /// Thread-safe: any number of threads and processes may set, clear and wait on one event at once,
 /// through one handle or several.
 pub struct shmline_event {
-    event: Event,
+    pub(crate) event: Event,
 }
 
 impl shmline_event {

@@ -4,8 +4,8 @@
 //!
 //! One file per C noun: [`status`] (status codes, messages, versions), [`wait`] (wait strategies
 //! and timeouts), [`stream`], [`writer`], [`reader`], [`event`], [`pipeline`] (declaring and
-//! running a pipeline), [`run`] (a started pipeline) and [`task`] (a program joining a pipeline as
-//! one of its tasks).
+//! running a pipeline), [`run`] (a started pipeline), [`task`] (a program joining a pipeline as
+//! one of its tasks) and [`waitset`] (waiting on several readers and events at once).
 //!
 //! The boundary rules, enforced here once for every export:
 //! - every export runs inside `ffi_call` (or `guard`), which catches Rust panics so that none
@@ -38,6 +38,8 @@ pub mod pipeline;
 pub mod run;
 
 pub mod task;
+
+pub mod waitset;
 
 use crate::error::{Error, Status};
 use std::cell::RefCell;

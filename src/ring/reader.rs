@@ -837,6 +837,36 @@ impl Reader {
         }
     }
 
+    /// For [`crate::WaitSet`]: true if a read would return at once (a frame, the end of the
+    /// stream, the writer's death, or an error to report), by the checks a waiting read makes;
+    /// a group member may claim frames here, which its next read returns.
+    pub(crate) fn poll_ready(&mut self) -> bool {
+        if self.acquired.is_some() || self.pos < self.head {
+            return true;
+        }
+        if !matches!(self.refresh_head(), Ok(false)) {
+            return true;
+        }
+        !matches!(self.writer_gone(true), Ok(None))
+    }
+
+    /// For [`crate::WaitSet`]: announces this reader as asleep on its stream's `data_futex`
+    /// ([`Reader::futex_word`]), as a waiting read does; returns the value to sleep on. Withdraw
+    /// with [`Reader::sleep_done`].
+    pub(crate) fn prepare_sleep(&self) -> u32 {
+        protocol::reader_prepare_sleep(self.shared.header(), self.shared.entry(self.index))
+    }
+
+    /// For [`crate::WaitSet`]: the futex word a waiting read sleeps on.
+    pub(crate) fn futex_word(&self) -> &crate::sync::AtomicU32 {
+        &self.shared.header().data_futex
+    }
+
+    /// For [`crate::WaitSet`]: withdraws [`Reader::prepare_sleep`].
+    pub(crate) fn sleep_done(&self) {
+        protocol::reader_wake_done(self.shared.header(), self.shared.entry(self.index));
+    }
+
     /// Returns once frame `self.pos` is published, or with the outcome that prevents it.
     #[inline]
     fn wait_for_frame(&mut self, deadline: Deadline) -> Result<()> {

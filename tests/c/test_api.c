@@ -1571,6 +1571,155 @@ static void test_lengths_no_buffer_can_have_are_invalid_arguments(void) {
     shmline_stream_close(s);
 }
 
+/* WaitSets (issue 12): readiness, timeouts, argument checks, a fan-in of two writer processes and
+ * no CPU while idle. */
+
+static void test_a_waitset_reports_ready_readers_and_events_and_refuses_bad_arguments(void) {
+    shmline_stream *a = make_stream("wsa", 4, 8), *b = make_stream("wsb", 4, 8);
+    shmline_reader *ra = make_reader(a), *rb = make_reader(b);
+    shmline_writer *wb = make_writer(b);
+    shmline_event_options eo = shmline_event_options_default();
+    eo.unlink_on_close = 1;
+    shmline_event *ev = NULL;
+    EXPECT(shmline_event_create(unique("wsev"), &eo, &ev), SHMLINE_OK);
+    shmline_waitset *set = NULL;
+    size_t keys[4], count = 99, ka = 9, kb = 9, ke = 9, k;
+    EXPECT(shmline_waitset_create(NULL), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_waitset_create(&set), SHMLINE_OK);
+    EXPECT(shmline_waitset_wait(set, 0, keys, 4, &count), SHMLINE_INVALID_ARGUMENT);
+    EXPECT_MESSAGE("empty");
+    EXPECT(shmline_waitset_add_reader(set, ra, &ka), SHMLINE_OK);
+    EXPECT(shmline_waitset_add_reader(set, rb, &kb), SHMLINE_OK);
+    EXPECT(shmline_waitset_add_event(set, ev, &ke), SHMLINE_OK);
+    CHECK(ka == 0 && kb == 1 && ke == 2);
+    EXPECT(shmline_waitset_add_reader(set, ra, &k), SHMLINE_INVALID_ARGUMENT);
+    EXPECT(shmline_waitset_add_reader(set, NULL, &k), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_waitset_add_event(NULL, ev, &k), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_waitset_add_event(set, ev, NULL), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_waitset_wait(set, 0, keys, 0, &count), SHMLINE_INVALID_ARGUMENT);
+    EXPECT(shmline_waitset_wait(set, 0, NULL, 4, &count), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_waitset_wait(set, 0, keys, 4, NULL), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_waitset_wait(set, 0, keys, 4, &count), SHMLINE_EMPTY);
+    CHECK(count == 0);
+    double started = monotonic_s();
+    EXPECT(shmline_waitset_wait(set, 100000000, keys, 4, &count), SHMLINE_TIMEOUT);
+    CHECK(monotonic_s() - started >= 0.1 && count == 0);
+    EXPECT(shmline_writer_write(wb, "x", 1, 0, 0), SHMLINE_OK);
+    EXPECT(shmline_waitset_wait(set, SHMLINE_TIMEOUT_INFINITE, keys, 4, &count), SHMLINE_OK);
+    CHECK(count == 1 && keys[0] == kb);
+    shmline_event_set(ev);
+    EXPECT(shmline_waitset_wait(set, SHMLINE_TIMEOUT_INFINITE, keys, 4, &count), SHMLINE_OK);
+    CHECK(count == 2 && keys[0] == kb && keys[1] == ke);
+    /* Room for one key: the first; the other stays ready. */
+    EXPECT(shmline_waitset_wait(set, 0, keys, 1, &count), SHMLINE_OK);
+    CHECK(count == 1 && keys[0] == kb);
+    EXPECT(shmline_waitset_remove(set, kb), SHMLINE_OK);
+    EXPECT(shmline_waitset_remove(set, kb), SHMLINE_INVALID_ARGUMENT);
+    EXPECT(shmline_waitset_remove(set, 77), SHMLINE_INVALID_ARGUMENT);
+    EXPECT(shmline_waitset_remove(NULL, 0), SHMLINE_NULL_POINTER);
+    EXPECT(shmline_waitset_wait(set, 0, keys, 4, &count), SHMLINE_OK);
+    CHECK(count == 1 && keys[0] == ke);
+    shmline_event_clear(ev);
+    EXPECT(shmline_waitset_wait(set, 0, keys, 4, &count), SHMLINE_EMPTY);
+    shmline_waitset_close(set);
+    shmline_waitset_close(NULL);
+    shmline_event_close(ev);
+    shmline_writer_close(wb);
+    shmline_reader_close(ra);
+    shmline_reader_close(rb);
+    shmline_stream_close(a);
+    shmline_stream_close(b);
+}
+
+/* Forks a writer process that writes `frames` 8-byte sequence numbers to `s`, then closes it. */
+static pid_t fork_writer(shmline_stream *s, uint64_t frames) {
+    pid_t child = fork();
+    if (child == 0) {
+        shmline_writer *w = NULL;
+        int ok = shmline_writer_open(s, NULL, &w) == SHMLINE_OK;
+        for (uint64_t i = 0; ok && i < frames; i++) {
+            ok = shmline_writer_write(w, &i, sizeof i, 0, SHMLINE_TIMEOUT_INFINITE) == SHMLINE_OK;
+        }
+        shmline_writer_close(w);
+        _exit(ok ? 0 : 1);
+    }
+    CHECK(child > 0);
+    return child;
+}
+
+static void test_a_waitset_fans_in_two_writer_processes_of_10_and_200_frames(void) {
+    shmline_stream *s[2] = {make_stream("fan0", 8, 8), make_stream("fan1", 8, 8)};
+    shmline_reader *r[2] = {make_reader(s[0]), make_reader(s[1])};
+    shmline_waitset *set = NULL;
+    size_t key[2], keys[2], count;
+    EXPECT(shmline_waitset_create(&set), SHMLINE_OK);
+    EXPECT(shmline_waitset_add_reader(set, r[0], &key[0]), SHMLINE_OK);
+    EXPECT(shmline_waitset_add_reader(set, r[1], &key[1]), SHMLINE_OK);
+    pid_t child[2] = {fork_writer(s[0], 10), fork_writer(s[1], 200)};
+    uint64_t next[2] = {0, 0};
+    int open = 2, bad = 0;
+    while (open > 0 && !bad) {
+        int32_t st = shmline_waitset_wait(set, 30000000000LL, keys, 2, &count);
+        if (st != SHMLINE_OK) {
+            EXPECT(st, SHMLINE_OK);
+            break;
+        }
+        for (size_t i = 0; i < count; i++) {
+            size_t in = keys[i];
+            uint64_t value;
+            shmline_frame_info info;
+            int32_t rs = shmline_reader_read(r[in], &value, sizeof value, 0, &info);
+            if (rs == SHMLINE_OK) {
+                bad |= value != next[in];
+                next[in]++;
+            } else if (rs == SHMLINE_END_OF_STREAM) {
+                EXPECT(shmline_waitset_remove(set, in), SHMLINE_OK);
+                open--;
+            } else {
+                EXPECT(rs, SHMLINE_OK);
+                bad = 1;
+            }
+        }
+    }
+    CHECK(!bad && next[0] == 10 && next[1] == 200);
+    for (int i = 0; i < 2; i++) {
+        int status = -1;
+        CHECK(waitpid(child[i], &status, 0) == child[i] && WIFEXITED(status) &&
+              WEXITSTATUS(status) == 0);
+    }
+    shmline_waitset_close(set);
+    for (int i = 0; i < 2; i++) {
+        shmline_reader_close(r[i]);
+        shmline_stream_close(s[i]);
+    }
+}
+
+static void test_an_idle_waitset_uses_under_1_percent_of_a_core(void) {
+    shmline_stream *s = make_stream("wsidle", 4, 8);
+    shmline_reader *r = make_reader(s);
+    shmline_writer *w = make_writer(s);
+    shmline_waitset *set = NULL;
+    size_t k, keys[1], count;
+    EXPECT(shmline_waitset_create(&set), SHMLINE_OK);
+    EXPECT(shmline_waitset_add_reader(set, r, &k), SHMLINE_OK);
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    double started = monotonic_s();
+    EXPECT(shmline_waitset_wait(set, 1000000000, keys, 1, &count), SHMLINE_TIMEOUT);
+    double wall = monotonic_s() - started;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    /* Valgrind emulates every instruction (and lacks futex_waitv, so the set wakes every 5 ms):
+     * its CPU time says nothing about ours. */
+    const char *preload = getenv("LD_PRELOAD");
+    int valgrind = preload != NULL && strstr(preload, "vgpreload") != NULL;
+    CHECK(wall >= 1.0 && (valgrind || cpu < 0.01 * wall));
+    shmline_waitset_close(set);
+    shmline_writer_close(w);
+    shmline_reader_close(r);
+    shmline_stream_close(s);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_api NAME_PREFIX\n");
@@ -1621,5 +1770,9 @@ int main(int argc, char **argv) {
     test_drop_newest_policy_discards_copy_writes_and_refuses_reserve();
     test_drop_oldest_policy_never_refuses_and_readers_skip_to_the_newest();
     test_lengths_no_buffer_can_have_are_invalid_arguments();
+    /* WaitSets (issue 12). */
+    test_a_waitset_reports_ready_readers_and_events_and_refuses_bad_arguments();
+    test_a_waitset_fans_in_two_writer_processes_of_10_and_200_frames();
+    test_an_idle_waitset_uses_under_1_percent_of_a_core();
     return check_summary();
 }

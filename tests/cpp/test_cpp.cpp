@@ -21,6 +21,7 @@ extern "C" {
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ostream>
 #include <string>
@@ -30,6 +31,7 @@ extern "C" {
 
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -1492,6 +1494,136 @@ TEST(Processes, EveryFrameFromAChildProcessWriterReachesTheParentReaderIntact) {
     int wstatus = 0;
     ASSERT_EQ(waitpid(child, &wstatus, 0), child);
     EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << "wait status " << wstatus;
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// WaitSet (issue 12)
+// ---------------------------------------------------------------------------------------------
+
+static_assert(!std::is_copy_constructible_v<shmline::WaitSet>);
+static_assert(std::is_nothrow_move_constructible_v<shmline::WaitSet>);
+
+shmline::Event waitset_event(const char* what, shmline::EventMode mode) {
+    shmline::EventOptions options;
+    options.mode = mode;
+    options.unlink_on_close = true;
+    return shmline::Event::create(unique_name(what), options);
+}
+
+TEST(WaitSet, ReportsTheReadersWithFramesAndTheSetEventsUntilReadOrCleared) {
+    shmline::Stream a = small_stream("ws-a"), b = small_stream("ws-b");
+    shmline::Reader ra = a.reader(), rb = b.reader();
+    shmline::Writer wb = b.writer();
+    shmline::Event event = waitset_event("ws-ev", shmline::EventMode::Flag);
+    shmline::WaitSet set;
+    const std::size_t ka = set.add(ra), kb = set.add(rb), ke = set.add(event);
+    EXPECT_EQ(ka, 0u);
+    EXPECT_EQ(thrown([&] { set.add(ra); }), Status::InvalidArgument);
+    EXPECT_TRUE(set.wait(0ms).empty());
+    const auto frame = bytes("x");
+    EXPECT_EQ(wb.write(frame, 0, patience), Status::Ok);
+    EXPECT_EQ(set.wait(patience), (std::vector<std::size_t>{kb}));
+    event.set();
+    EXPECT_EQ(set.wait(patience), (std::vector<std::size_t>{kb, ke}));
+    std::array<std::byte, 64> buffer{};
+    shmline::FrameInfo info{};
+    EXPECT_EQ(rb.try_read(buffer, info), Status::Ok);
+    event.clear();
+    EXPECT_TRUE(set.wait(0ms).empty());
+    set.remove(kb);
+    EXPECT_EQ(thrown([&] { set.remove(kb); }), Status::InvalidArgument);
+}
+
+TEST(WaitSet, TimesOutWithAnEmptyListAfterItsTimeout) {
+    shmline::Stream s = small_stream("ws-timeout");
+    shmline::Reader r = s.reader();
+    shmline::Writer w = s.writer();
+    shmline::WaitSet set;
+    set.add(r);
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_TRUE(set.wait(100ms).empty());
+    EXPECT_GE(std::chrono::steady_clock::now() - started, 100ms);
+    shmline::WaitSet empty;
+    EXPECT_EQ(thrown([&] { (void)empty.wait(0ms); }), Status::InvalidArgument);
+}
+
+TEST(WaitSet, FansInTwoWriterProcessesOf10And200Frames) {
+    shmline::Stream s[2] = {small_stream("ws-fan0"), small_stream("ws-fan1")};
+    shmline::Reader r[2] = {s[0].reader(), s[1].reader()};
+    const std::uint64_t frames[2] = {10, 200};
+    pid_t child[2];
+    std::fflush(nullptr);
+    for (int i = 0; i < 2; i++) {
+        child[i] = fork();
+        ASSERT_GE(child[i], 0);
+        if (child[i] == 0) {
+            int failed = 0;
+            try {
+                shmline::Writer w = shmline::Stream::open(s[i].name()).writer();
+                for (std::uint64_t n = 0; n < frames[i] && !failed; n++) {
+                    failed = w.write({reinterpret_cast<const std::byte*>(&n), sizeof n}, 0,
+                                     patience) != Status::Ok;
+                }
+            } catch (...) {
+                failed = 1;
+            }
+            _exit(failed);
+        }
+    }
+    shmline::WaitSet set;
+    ASSERT_EQ(set.add(r[0]), 0u);
+    ASSERT_EQ(set.add(r[1]), 1u);
+    std::uint64_t next[2] = {0, 0};
+    int open = 2;
+    while (open > 0 && !testing::Test::HasFailure()) {
+        const std::vector<std::size_t> ready = set.wait(patience);
+        ASSERT_FALSE(ready.empty());
+        for (std::size_t key : ready) {
+            std::uint64_t value = 0;
+            shmline::FrameInfo info{};
+            const Status status =
+                r[key].try_read({reinterpret_cast<std::byte*>(&value), sizeof value}, info);
+            if (status == Status::EndOfStream) {
+                set.remove(key);
+                open--;
+            } else {
+                ASSERT_EQ(status, Status::Ok);
+                EXPECT_EQ(value, next[key]);
+                next[key]++;
+            }
+        }
+    }
+    EXPECT_EQ(next[0], 10u);
+    EXPECT_EQ(next[1], 200u);
+    for (pid_t pid : child) {
+        int wstatus = 0;
+        ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+        EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    }
+}
+
+TEST(WaitSet, AnIdleWaitUsesUnderOnePercentOfACore) {
+    shmline::Stream s = small_stream("ws-idle");
+    shmline::Reader r = s.reader();
+    shmline::Writer w = s.writer();
+    shmline::Event event = waitset_event("ws-idle-ev", shmline::EventMode::Counting);
+    shmline::WaitSet set;
+    set.add(r);
+    set.add(event);
+    timespec c0{}, c1{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_TRUE(set.wait(1s).empty());
+    const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - started;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    const double cpu = double(c1.tv_sec - c0.tv_sec) + double(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    // Valgrind emulates every instruction (and lacks futex_waitv, so the set wakes every 5 ms):
+    // its CPU time says nothing about ours.
+    const char* preload = std::getenv("LD_PRELOAD");
+    if (preload == nullptr || std::strstr(preload, "vgpreload") == nullptr) {
+        EXPECT_LT(cpu, 0.01 * wall.count()) << cpu << " s of CPU over " << wall.count() << " s";
+    }
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ from .reader import Reader, ReadSlot
 from .stream import ReaderStats, Stream, StreamStats
 from .task import Task
 from .writer import Writer, WriteSlot
+from .waitset import WaitSet, select
 
 __version__ = "0.1.0"
 

@@ -1314,6 +1314,84 @@ class Event {
     detail::Owned<shmline_event> handle_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// WaitSet
+// ---------------------------------------------------------------------------------------------
+
+/// Readers (of any streams: lossless, lossy, group members) and events to wait on together:
+/// wait() sleeps (no CPU) until at least one is ready and returns the keys of those that are.
+///
+/// A reader is ready when its next read returns at once (a frame, Status::EndOfStream,
+/// Status::WriterDead or an error); an event when it is on (flag) or has a pending signal
+/// (counting; the set does not take it: try_wait() does, and may find another waiter took it).
+/// Readiness is level-triggered: remove() a reader that reached its end. The set refers to its
+/// members and owns none: remove a member (or destroy the set) before closing it. Move-only;
+/// use a set and its readers from one thread at a time.
+///
+///     shmline::WaitSet set;
+///     const std::size_t a = set.add(reader_a), stop = set.add(stop_event);
+///     for (std::size_t key : set.wait(std::chrono::seconds(1))) { ... }
+class WaitSet {
+  public:
+    /// An empty set. Throws Error on failure.
+    WaitSet() {
+        shmline_waitset* handle = nullptr;
+        detail::check(shmline_waitset_create(&handle));
+        handle_.reset(handle);
+    }
+
+    /// The C handle, for calling the C API directly; still owned by this object.
+    shmline_waitset* handle() const noexcept { return handle_.get(); }
+
+    /// Adds a reader; returns its key (the number of members added before it, removed ones
+    /// included). Throws Error: Status::InvalidArgument (in the set already),
+    /// Status::NullPointer (a closed reader).
+    std::size_t add(Reader& reader) {
+        std::size_t key = 0;
+        detail::check(shmline_waitset_add_reader(handle_.get(), reader.handle(), &key));
+        added_ = key + 1;
+        return key;
+    }
+
+    /// Adds an event; returns its key. Throws Error as add(Reader&) does.
+    std::size_t add(const Event& event) {
+        std::size_t key = 0;
+        detail::check(shmline_waitset_add_event(handle_.get(), event.handle(), &key));
+        added_ = key + 1;
+        return key;
+    }
+
+    /// Removes the member of key `key` (it stays open); the other keys do not change. Throws
+    /// Error: Status::InvalidArgument (no such member).
+    void remove(std::size_t key) { detail::check(shmline_waitset_remove(handle_.get(), key)); }
+
+    /// Waits up to `timeout` until at least one member is ready and returns the keys of the
+    /// ready ones in increasing order: empty on timeout (or, for a zero timeout, if none is ready
+    /// now). Throws Error: Status::InvalidArgument (no member).
+    std::vector<std::size_t> wait(Timeout timeout = forever) {
+        // Every key is below added_: room for all of them.
+        std::vector<std::size_t> keys(std::max<std::size_t>(added_, 1));
+        std::size_t count = 0;
+        const Status status = detail::check(shmline_waitset_wait(
+            handle_.get(), detail::nanos(timeout), keys.data(), keys.size(), &count));
+        if (status != Status::Ok) {
+            return {};
+        }
+        keys.resize(count);
+        return keys;
+    }
+
+  private:
+    struct Closer {
+        void operator()(shmline_waitset* h) const noexcept { shmline_waitset_close(h); }
+    };
+
+    /// Members added so far (removed ones included).
+    std::size_t added_ = 0;
+
+    std::unique_ptr<shmline_waitset, Closer> handle_;
+};
+
 }  // namespace shmline
 
 #endif  // SHMLINE_SHMLINE_HPP
