@@ -17,7 +17,9 @@ over the C library (`include/shmline.h`), which it bundles.
 - `Event`: a process-shared flag or counter to set, clear and wait on.
 - `Pipeline`: streams, events and tasks (Python functions or programs in any language), each
   task a process, with PYTHUSA's programming model; `Task`: how a program joins its pipeline.
+- `WaitSet`, `select`: wait on several readers and events at once (fan-in) without polling.
 - `errors`: one exception per C status code, under `ShmlineError`.
+- `shmline.dsline`: dsline's `ShmChannel` API, across processes.
 """
 
 from ._common import FrameInfo
@@ -48,6 +50,7 @@ cffi_mode: str = _MODE
 __all__ = [
     "Stream", "Writer", "Reader", "WriteSlot", "ReadSlot", "Event", "FrameInfo", "StreamStats",
     "ReaderStats", "Pipeline", "Task", "RunReport", "TaskReport", "PipelineMetrics",
-    "StreamMetrics", "TaskMetrics", "library_version", "layout_version", "cffi_mode",
+    "StreamMetrics", "TaskMetrics", "WaitSet", "select", "library_version", "layout_version",
+    "cffi_mode",
     *_errors_all,
 ]
