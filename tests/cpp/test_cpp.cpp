@@ -1817,6 +1817,11 @@ TEST(Run, StartedTasksAreWaitedForAndEachReportsItsExit) {
     const shmline::RunReport report = run.report();
     EXPECT_EQ(report.outcome, shmline::RunOutcome::Finished);
     EXPECT_EQ(report.frames, 300u);
+    const shmline::StreamStats samples = run.stream_stats(0);  // the final counts
+    EXPECT_EQ(samples.frames_written, 300u);
+    EXPECT_EQ(samples.bytes_written, 300u * PIPELINE_FRAME);
+    EXPECT_EQ(samples.writer_state, shmline::WriterState::Closed);
+    EXPECT_EQ(thrown([&] { run.stream_stats(1); }), Status::InvalidArgument);
     ASSERT_EQ(report.tasks.size(), 2u);
     for (const shmline::TaskReport& task : report.tasks) {
         EXPECT_NE(task.pid, 0u);

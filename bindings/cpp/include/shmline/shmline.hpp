@@ -517,6 +517,27 @@ inline shmline_reader_options to_c(const ReaderOptions& options) noexcept {
     return c;
 }
 
+/// The stream counters of `c`, without the readers (the caller adds them, when it has them).
+inline StreamStats to_stats(const shmline_stream_stats& c) {
+    StreamStats stats;
+    stats.capacity = c.capacity;
+    stats.writer_state = static_cast<WriterState>(c.writer_state);
+    stats.writer_pid = c.writer_pid;
+    stats.frames_written = c.frames_written;
+    stats.bytes_written = c.bytes_written;
+    stats.writer_waits = c.writer_waits;
+    stats.writer_wait_time = Timeout(static_cast<Timeout::rep>(c.writer_wait_ns));
+    stats.readers_reclaimed = c.readers_reclaimed;
+    stats.fill = c.fill;
+    stats.frames_dropped = c.frames_dropped;
+    stats.frames_skipped = c.frames_skipped;
+    stats.writer_count = c.writer_count;
+    stats.writers_reclaimed = c.writers_reclaimed;
+    stats.group_count = c.group_count;
+    stats.frames_redelivered = c.frames_redelivered;
+    return stats;
+}
+
 /// Closes any C handle: the deleter of the owning unique_ptrs.
 struct Closer {
     void operator()(shmline_stream* h) const noexcept { shmline_stream_close(h); }
@@ -1163,22 +1184,7 @@ class Stream {
         detail::check(
             shmline_stream_get_stats(handle_.get(), &c, readers.data(), readers.size()));
         readers.resize(std::min<std::size_t>(c.reader_count, readers.size()));
-        StreamStats stats;
-        stats.capacity = c.capacity;
-        stats.writer_state = static_cast<WriterState>(c.writer_state);
-        stats.writer_pid = c.writer_pid;
-        stats.frames_written = c.frames_written;
-        stats.bytes_written = c.bytes_written;
-        stats.writer_waits = c.writer_waits;
-        stats.writer_wait_time = Timeout(static_cast<Timeout::rep>(c.writer_wait_ns));
-        stats.readers_reclaimed = c.readers_reclaimed;
-        stats.fill = c.fill;
-        stats.frames_dropped = c.frames_dropped;
-        stats.frames_skipped = c.frames_skipped;
-        stats.writer_count = c.writer_count;
-        stats.writers_reclaimed = c.writers_reclaimed;
-        stats.group_count = c.group_count;
-        stats.frames_redelivered = c.frames_redelivered;
+        StreamStats stats = detail::to_stats(c);
         stats.readers = std::move(readers);
         return stats;
     }
@@ -1705,6 +1711,17 @@ class Run {
             }
             names.emplace_back(name);
         }
+    }
+
+    /// A snapshot of the shared counters of stream number `index` (declaration order, as
+    /// stream_names()): while the run goes (frames and bytes written, writer waits, fill) and
+    /// after it has ended (the final counts). StreamStats::readers is empty: open the stream
+    /// `PIPELINE.NAME` with Stream::open() while it runs for each reader's. Never blocks for
+    /// long. Throws Error: Status::InvalidArgument (`index` out of range), Status::NullPointer.
+    StreamStats stream_stats(std::size_t index) const {
+        shmline_stream_stats c{};
+        detail::check(shmline_run_stream_stats(handle_.get(), index, &c));
+        return detail::to_stats(c);
     }
 
   private:
