@@ -1466,7 +1466,7 @@ inline const char* or_null(const std::string& s) noexcept {
 ///
 /// Threads: reader(), writer(), event() and close() must not run at the same time as any other
 /// call on the Task; stop_requested(), wait_stop() and check_inputs() may be called from any
-/// number of threads at once.
+/// number of threads at once (check_inputs() with Readers that no other thread uses meanwhile).
 class Task {
   public:
     /// One input of the task, for check_inputs(): a reading parameter's name and its Reader.
