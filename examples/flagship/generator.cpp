@@ -6,9 +6,9 @@
 // from the right frame. The library stamps each frame with its commit time (CLOCK_MONOTONIC),
 // which the FFT stage carries forward for the sink's end-to-end latency.
 //
-// The C++ binding's classes do not adopt the raw handles a pipeline task hands out, so this
-// program joins through the C API (include/shmline.h), with a small RAII guard of its own.
-#include <shmline.h>
+// The program joins the pipeline with shmline::Task (<shmline/shmline.hpp>, the C++ binding)
+// and takes its writer by the parameter name the manifest binds.
+#include <shmline/shmline.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -27,17 +27,6 @@ constexpr std::uint64_t kPatterns = 16;
 
 // The FFT bin of frame k's loudest tone; the sink checks it (keep the two in step).
 std::size_t dominant_bin(std::uint64_t k) { return 64 + 97 * (k % kPatterns); }
-
-[[noreturn]] void die(const char* call, std::int32_t status) {
-    std::fprintf(stderr, "generator: %s: %s: %s\n", call, shmline_status_str(status),
-                 shmline_last_error_message());
-    std::exit(1);
-}
-
-struct WriterGuard {
-    shmline_writer* handle = nullptr;
-    ~WriterGuard() { shmline_writer_close(handle); }  // closing ends the stream
-};
 
 }  // namespace
 
@@ -61,25 +50,28 @@ int main() {
         }
     }
 
-    shmline_task* task = nullptr;
-    std::int32_t s = shmline_task_join(nullptr, nullptr, &task);  // SHMLINE_PIPELINE, _TASK
-    if (s != SHMLINE_OK) die("shmline_task_join", s);
-    WriterGuard out;
-    s = shmline_task_writer(task, "signal", nullptr, &out.handle);
-    if (s != SHMLINE_OK) die("shmline_task_writer", s);
-    shmline_task_close(task);  // every handle is taken
-
-    for (std::uint64_t k = 0; k < frames; k++) {
-        void* slot = nullptr;
-        std::size_t room = 0;
-        // Zero copy: fill the next slot in shared memory. Waits while the slowest reader is a
-        // whole ring behind, so nothing is ever dropped.
-        s = shmline_writer_reserve(out.handle, SHMLINE_TIMEOUT_INFINITE, &slot, &room);
-        if (s != SHMLINE_OK) die("shmline_writer_reserve", s);
-        std::memcpy(slot, &patterns[(k % kPatterns) * kSamples], kSamples * sizeof(float));
-        // The commit stamps the frame (CLOCK_MONOTONIC) and publishes it.
-        s = shmline_writer_commit(out.handle, kSamples * sizeof(float), 0);
-        if (s != SHMLINE_OK) die("shmline_writer_commit", s);
+    try {
+        // Names from SHMLINE_PIPELINE and SHMLINE_TASK, set by the runner; returns once every
+        // task has joined, so no reader misses a frame.
+        shmline::Writer out = shmline::Task::join().writer("signal");
+        // (The Task is gone: every handle it had is taken.)
+        for (std::uint64_t k = 0; k < frames; k++) {
+            // Zero copy: fill the next slot in shared memory. Waits while the slowest reader is
+            // a whole ring behind, so nothing is ever dropped.
+            shmline::WriteSlot slot = out.reserve();
+            if (!slot) {
+                std::fprintf(stderr, "generator: no slot: %s\n",
+                             shmline::status_name(slot.status()));
+                return 1;
+            }
+            std::memcpy(slot.data(), &patterns[(k % kPatterns) * kSamples],
+                        kSamples * sizeof(float));
+            // Leaving the scope commits the whole slot (one frame of the stream's schema): the
+            // library stamps it (CLOCK_MONOTONIC) and publishes it.
+        }
+        return 0;  // out's destructor ends the stream: the pipeline drains and ends by itself
+    } catch (const shmline::Error& e) {
+        std::fprintf(stderr, "generator: %s\n", e.what());
+        return 1;
     }
-    return 0;
 }

@@ -1,8 +1,10 @@
 // The C++ binding <shmline/shmline.hpp> as its users see it: every class, its RAII and move
 // semantics, errors thrown with their status and message, the non-throwing try_ calls, the scoped
 // zero-copy guards, timeouts, events, end of stream, multi-writer streams, reader groups (threads
-// and processes sharing frames), and frames crossing from a C++ writer process to a C++ reader
-// process.
+// and processes sharing frames), frames crossing from a C++ writer process to a C++ reader
+// process, and pipelines declared in C++ (Pipeline, Run) whose tasks are C++ programs joining
+// with shmline::Task: this test program itself, started by the runner in a task role (see
+// run_task_role below).
 //
 // Built by tests/cmake_consumer twice, as C++17 and as C++20 (where the byte views are std::span),
 // with -Wall -Wextra -Werror -pedantic.
@@ -12,6 +14,7 @@
 
 extern "C" {
 #include "frames.h"  // tests/c/frames.h: the frames of the cross-process tests
+#include "pipeline_frames.h"  // tests/c/pipeline_frames.h: the frames of the pipeline tests
 }
 
 #include <algorithm>
@@ -20,6 +23,7 @@ extern "C" {
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -63,6 +67,14 @@ static_assert(std::is_nothrow_move_assignable_v<shmline::Event>);
 static_assert(std::is_nothrow_move_assignable_v<shmline::WriteSlot>);
 static_assert(std::is_nothrow_move_assignable_v<shmline::ReadSlot>);
 static_assert(std::is_nothrow_copy_constructible_v<shmline::Error>);
+static_assert(!std::is_copy_constructible_v<shmline::Task>);
+static_assert(!std::is_copy_constructible_v<shmline::Pipeline>);
+static_assert(!std::is_copy_assignable_v<shmline::Run>);
+static_assert(std::is_nothrow_move_constructible_v<shmline::Task>);
+static_assert(std::is_nothrow_move_assignable_v<shmline::Pipeline>);
+static_assert(std::is_nothrow_move_assignable_v<shmline::Run>);
+static_assert(std::is_nothrow_copy_constructible_v<shmline::PipelineFailed>);
+static_assert(std::is_base_of_v<shmline::Error, shmline::PipelineFailed>);
 // Batch reads fill the C structs in place.
 static_assert(std::is_same_v<shmline::FrameInfo, shmline_frame_info>);
 #if defined(SHMLINE_HAS_STD_SPAN)
@@ -105,6 +117,172 @@ Status thrown(F&& call) {
         return e.status();
     }
     return Status::Ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task programs: this test program, started by a pipeline's runner in a task role
+
+// The environment variable that makes this program a task: its value is the role.
+constexpr const char* role_variable = "SHMLINE_CPP_TEST_ROLE";
+
+// How a role ends: by returning the process's exit status, as a task program's main() does.
+int source_role(shmline::Task& task) {
+    shmline::Writer out = task.writer("out");
+    task.close();  // every handle is taken
+    const std::uint64_t frames = pipeline_env("FRAMES", 1000);
+    unsigned char frame[PIPELINE_FRAME];
+    for (std::uint64_t seq = 0; seq < frames; seq++) {
+        pipeline_payload(seq, frame);
+        if (out.write(frame, sizeof frame, 0, patience) != Status::Ok) {
+            std::fprintf(stderr, "source: frame %llu timed out\n",
+                         static_cast<unsigned long long>(seq));
+            return 1;
+        }
+    }
+    return 0;  // out's destructor ends the stream
+}
+
+int scale_role(shmline::Task& task) {
+    shmline::ReaderOptions blocking;
+    blocking.wait = shmline::WaitStrategy::Block;
+    shmline::Reader input = task.reader("input", blocking);
+    shmline::Writer out = task.writer("out");
+    task.close();
+    for (;;) {
+        shmline::ReadSlot frame = input.acquire(patience);
+        if (frame.status() == Status::EndOfStream) {
+            return 0;
+        }
+        if (!frame) {
+            std::fprintf(stderr, "scale: acquire: %s\n", shmline::status_name(frame.status()));
+            return 1;
+        }
+        shmline::WriteSlot slot = out.reserve(patience);
+        if (!slot || slot.capacity() < frame.size()) {
+            std::fprintf(stderr, "scale: no slot for the frame\n");
+            return 1;
+        }
+        pipeline_scale(reinterpret_cast<const unsigned char*>(frame.data()),
+                       reinterpret_cast<unsigned char*>(slot.data()), frame.size());
+        slot.set_length(frame.size());
+        slot.set_flags(frame.info().flags);
+    }  // the slot is published, then the frame released
+}
+
+int sink_role(shmline::Task& task) {
+    shmline::Reader input = task.reader("input");
+    const std::uint64_t frames = pipeline_env("FRAMES", 1000);
+    const std::uint64_t scaled = pipeline_env("SCALED", 1);
+    std::uint64_t count = 0;
+    std::array<std::byte, PIPELINE_FRAME> frame{};
+    unsigned char expected[PIPELINE_FRAME];
+    shmline::FrameInfo info{};
+    Status status;
+    while ((status = input.read(frame, info, patience)) == Status::Ok) {
+        pipeline_payload(count, expected);
+        for (std::uint64_t k = 0; k < scaled; k++) {
+            pipeline_scale(expected, expected, sizeof expected);
+        }
+        if (info.seq != count || info.len != sizeof expected ||
+            std::memcmp(frame.data(), expected, sizeof expected) != 0) {
+            std::fprintf(stderr, "sink: frame %llu is not the expected one\n",
+                         static_cast<unsigned long long>(count));
+            return 1;
+        }
+        count++;
+    }
+    if (status != Status::EndOfStream || count != frames) {
+        std::fprintf(stderr, "sink: %s after %llu frames, expected end of stream after %llu\n",
+                     shmline::status_name(status), static_cast<unsigned long long>(count),
+                     static_cast<unsigned long long>(frames));
+        return 1;
+    }
+    return 0;
+}
+
+// Reads one frame of `a`, then one of `b`, ... until one of them ends, then checks that both did.
+int merge_role(shmline::Task& task) {
+    shmline::Reader a = task.reader("a");
+    shmline::Reader b = task.reader("b");
+    std::array<std::byte, PIPELINE_FRAME> frame{};
+    shmline::FrameInfo info{};
+    while (a.read(frame, info, patience) == Status::Ok &&
+           b.read(frame, info, patience) == Status::Ok) {
+    }
+    task.check_inputs({{"a", a}, {"b", b}});  // throws if one still had frames
+    return 0;
+}
+
+// Tells the test it has joined (event `ready`), then waits to be asked to stop.
+int idle_role(shmline::Task& task) {
+    // The runner sends SIGTERM right after setting the stop event: this task ends by itself.
+    std::signal(SIGTERM, SIG_IGN);
+    task.event("ready").set();
+    if (!task.wait_stop(patience) || !task.stop_requested()) {
+        std::fprintf(stderr, "idle: no stop was requested\n");
+        return 1;
+    }
+    return 0;
+}
+
+// Runs the role `role` as the task the runner started this process as.
+int run_task_role(const std::string& role) {
+    try {
+        shmline::Task task = shmline::Task::join();
+        if (role == "source") {
+            return source_role(task);
+        }
+        if (role == "scale") {
+            return scale_role(task);
+        }
+        if (role == "sink") {
+            return sink_role(task);
+        }
+        if (role == "merge") {
+            return merge_role(task);
+        }
+        if (role == "idle") {
+            return idle_role(task);
+        }
+        if (role == "fail") {
+            return 3;
+        }
+        std::fprintf(stderr, "no task role %s\n", role.c_str());
+    } catch (const shmline::Error& e) {
+        std::fprintf(stderr, "task role %s: %s\n", role.c_str(), e.what());
+    }
+    return 1;
+}
+
+// Started by a runner as a task, this program runs its role and exits here, while static
+// objects are initialised, before GoogleTest's main() would run the tests.
+const bool not_a_task = [] {
+    if (const char* role = std::getenv(role_variable)) {
+        std::fflush(nullptr);
+        std::exit(run_task_role(role));
+    }
+    return true;
+}();
+
+// This program's path, which the test pipelines run in their task roles.
+std::string self_path() {
+    char path[4096];
+    const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    return n > 0 ? std::string(path, static_cast<std::size_t>(n)) : std::string("/proc/self/exe");
+}
+
+// Declares task `name` of `pipeline`: this program in role `role`.
+shmline::Pipeline& add_role(shmline::Pipeline& pipeline, const std::string& name,
+                            const char* role) {
+    return pipeline.add_task(name, {self_path()}).task_set_env(name, role_variable, role);
+}
+
+// Stream options of the pipeline tests' streams: raw frames of PIPELINE_FRAME bytes.
+shmline::StreamOptions pipeline_stream(std::uint32_t capacity = 8) {
+    shmline::StreamOptions options;
+    options.max_frame_size = PIPELINE_FRAME;
+    options.capacity = capacity;
+    return options;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1623,6 +1801,248 @@ TEST(WaitSet, AnIdleWaitUsesUnderOnePercentOfACore) {
     const char* preload = std::getenv("LD_PRELOAD");
     if (preload == nullptr || std::strstr(preload, "vgpreload") == nullptr) {
         EXPECT_LT(cpu, 0.01 * wall.count()) << cpu << " s of CPU over " << wall.count() << " s";
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipelines declared in C++, with C++ tasks
+
+TEST(Task, JoiningOutsideAPipelineThrowsInvalidArgumentNamingTheCppCall) {
+    try {
+        static_cast<void>(shmline::Task::join());
+        ADD_FAILURE() << "joined without a pipeline";
+    } catch (const shmline::Error& e) {
+        EXPECT_EQ(e.status(), Status::InvalidArgument);
+        EXPECT_NE(std::string(e.message()).find("SHMLINE_PIPELINE"), std::string::npos)
+            << e.what();
+        EXPECT_NE(std::string(e.message()).find("shmline::Task::join"), std::string::npos)
+            << e.what();
+    }
+}
+
+TEST(Task, JoiningAPipelineThatIsNotRunningThrowsNotFound) {
+    EXPECT_EQ(thrown([] { shmline::Task::join(unique_name("absent"), "task"); }),
+              Status::NotFound);
+}
+
+TEST(Task, AnEmptyTaskIsFalseAndItsCallsThrowNullPointer) {
+    shmline::Task task;
+    EXPECT_FALSE(task);
+    EXPECT_EQ(task.name(), "");
+    EXPECT_EQ(thrown([&] { task.reader("input"); }), Status::NullPointer);
+    EXPECT_EQ(thrown([&] { task.writer("out"); }), Status::NullPointer);
+    EXPECT_EQ(thrown([&] { task.event("go"); }), Status::NullPointer);
+    EXPECT_EQ(thrown([&] { static_cast<void>(task.stop_requested()); }), Status::NullPointer);
+    task.close();  // idempotent
+}
+
+TEST(Pipeline, DeclaringCallsCheckTheirArgumentsAndValidateListsEveryProblem) {
+    const std::string name = unique_name("declare");
+    shmline::Pipeline pipeline(name);
+    EXPECT_TRUE(pipeline);
+    EXPECT_EQ(pipeline.name(), name);
+    EXPECT_EQ(thrown([&] { pipeline.add_task("empty", {}); }), Status::InvalidArgument);
+    EXPECT_EQ(thrown([&] { pipeline.bind("nobody", shmline::Binding::Read, "input", "s"); }),
+              Status::NotFound);
+    shmline::StreamOptions shared = pipeline_stream();
+    shared.permissions = 0644;
+    EXPECT_EQ(thrown([&] { pipeline.add_stream("s", shared); }), Status::InvalidArgument);
+
+    pipeline.add_stream("samples", pipeline_stream())
+        .add_task("sink", {"./sink"})
+        .bind("sink", shmline::Binding::Read, "input", "sampels");
+    try {
+        pipeline.validate();
+        ADD_FAILURE() << "an invalid declaration validated";
+    } catch (const shmline::Error& e) {
+        EXPECT_EQ(e.status(), Status::InvalidArgument);
+        const std::string message = e.message();
+        EXPECT_NE(message.find("tasks.sink.reads.input"), std::string::npos) << message;
+        EXPECT_NE(message.find("samples"), std::string::npos) << message;  // written by nobody
+    }
+    EXPECT_EQ(thrown([&] { static_cast<void>(pipeline.start()); }), Status::InvalidArgument);
+
+    shmline::Pipeline moved = std::move(pipeline);
+    EXPECT_FALSE(pipeline);  // NOLINT(bugprone-use-after-move): moved-from is empty
+    EXPECT_EQ(pipeline.name(), "");
+    EXPECT_EQ(thrown([&] { pipeline.validate(); }), Status::NullPointer);
+    EXPECT_EQ(moved.name(), name);
+}
+
+TEST(Pipeline, ASavedDeclarationLoadsBackAndMalformedTextNamesItsLine) {
+    const std::string name = unique_name("save");
+    shmline::Pipeline pipeline(name);
+    pipeline.add_stream("samples", pipeline_stream())
+        .add_event("go", shmline::EventMode::Counting)
+        .add_task("source", {"./source", "--fast"})
+        .add_task("sink", {"./sink"})
+        .task_set_env("source", "FRAMES", "10")
+        .task_set_output("sink", "/dev/null")
+        .bind("source", shmline::Binding::Write, "out", "samples")
+        .bind("source", shmline::Binding::Event, "go", "go")
+        .bind_group("sink", "input", "samples", "workers")
+        .set_join_timeout(5s)
+        .set_stop_grace(1s);
+    const std::string path = "/tmp/" + name + ".toml";
+    pipeline.save(path);
+    shmline::Pipeline loaded = shmline::Pipeline::load(path);
+    std::remove(path.c_str());
+    EXPECT_EQ(loaded.name(), name);
+    loaded.validate();
+
+    try {
+        shmline::Pipeline::parse("[pipeline]\nname = \"x\"\n[streams.s]\ncapacity = \"many\"\n");
+        ADD_FAILURE() << "malformed text parsed";
+    } catch (const shmline::Error& e) {
+        EXPECT_EQ(e.status(), Status::InvalidArgument);
+        EXPECT_NE(std::string(e.message()).find("line"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(thrown([&] { shmline::Pipeline::load("/tmp/" + name + "-absent.toml"); }),
+              Status::NotFound);
+}
+
+TEST(Pipeline, CppTasksPassEveryFrameFromSourceThroughScaleToSink) {
+    constexpr std::uint64_t frames = 2000;
+    const std::string name = unique_name("chain");
+    shmline::Pipeline pipeline(name);
+    pipeline.add_stream("raw", pipeline_stream(8)).add_stream("scaled", pipeline_stream(8));
+    add_role(pipeline, "source", "source").task_set_env("source", "FRAMES", "2000");
+    add_role(pipeline, "scale", "scale");
+    add_role(pipeline, "sink", "sink").task_set_env("sink", "FRAMES", "2000");
+    pipeline.task_set_env("sink", "SCALED", "1")
+        .bind("source", shmline::Binding::Write, "out", "raw")
+        .bind("scale", shmline::Binding::Read, "input", "raw")
+        .bind("scale", shmline::Binding::Write, "out", "scaled")
+        .bind("sink", shmline::Binding::Read, "input", "scaled");
+
+    const shmline::RunReport report = pipeline.run();  // throws PipelineFailed on a failure
+    EXPECT_EQ(report.outcome, shmline::RunOutcome::Finished);
+    EXPECT_EQ(report.task_count, 3u);
+    EXPECT_EQ(report.stream_count, 2u);
+    EXPECT_EQ(report.frames, 2 * frames);
+    EXPECT_EQ(report.bytes, 2 * frames * PIPELINE_FRAME);
+    EXPECT_GE(report.duration, report.running);
+    EXPECT_TRUE(report.tasks.empty());
+    const std::vector<std::string> streams = shmline::Stream::list();
+    EXPECT_TRUE(std::none_of(streams.begin(), streams.end(),
+                             [&](const std::string& s) { return s.rfind(name, 0) == 0; }))
+        << "a stream of the pipeline is left";
+}
+
+TEST(Run, StartedTasksAreWaitedForAndEachReportsItsExit) {
+    const std::string name = unique_name("run");
+    shmline::Pipeline pipeline(name);
+    pipeline.add_stream("samples", pipeline_stream());
+    add_role(pipeline, "source", "source").task_set_env("source", "FRAMES", "300");
+    add_role(pipeline, "sink", "sink").task_set_env("sink", "FRAMES", "300");
+    pipeline.task_set_env("sink", "SCALED", "0");  // no scale stage in between
+    pipeline.bind("source", shmline::Binding::Write, "out", "samples")
+        .bind("sink", shmline::Binding::Read, "input", "samples");
+
+    shmline::Run run = pipeline.start();
+    pipeline.close();  // the run has its own copy
+    EXPECT_EQ(run.stream_names(), std::vector<std::string>{"samples"});
+    ASSERT_TRUE(run.wait(patience));
+    EXPECT_TRUE(run.wait(0s));  // once ended, the same every time
+    const shmline::RunReport report = run.report();
+    EXPECT_EQ(report.outcome, shmline::RunOutcome::Finished);
+    EXPECT_EQ(report.frames, 300u);
+    const shmline::StreamStats samples = run.stream_stats(0);  // the final counts
+    EXPECT_EQ(samples.frames_written, 300u);
+    EXPECT_EQ(samples.bytes_written, 300u * PIPELINE_FRAME);
+    EXPECT_EQ(samples.writer_state, shmline::WriterState::Closed);
+    EXPECT_EQ(thrown([&] { run.stream_stats(1); }), Status::InvalidArgument);
+    ASSERT_EQ(report.tasks.size(), 2u);
+    for (const shmline::TaskReport& task : report.tasks) {
+        EXPECT_NE(task.pid, 0u);
+        EXPECT_EQ(task.exit, shmline::TaskExit::Code);
+        EXPECT_EQ(task.exit_value, 0);
+        EXPECT_FALSE(task.stopped);
+    }
+}
+
+TEST(Run, AFailingTaskThrowsPipelineFailedNamingItWithEveryTasksReport) {
+    const std::string name = unique_name("fail");
+    shmline::Pipeline pipeline(name);
+    pipeline.add_stream("samples", pipeline_stream());
+    add_role(pipeline, "source", "fail");
+    add_role(pipeline, "sink", "sink").task_set_output("sink", "/dev/null", "/dev/null");
+    pipeline.bind("source", shmline::Binding::Write, "out", "samples")
+        .bind("sink", shmline::Binding::Read, "input", "samples");
+
+    shmline::Run run = pipeline.start();
+    try {
+        run.wait(patience);
+        ADD_FAILURE() << "the failed run ended normally";
+    } catch (const shmline::PipelineFailed& e) {
+        EXPECT_EQ(e.status(), Status::PipelineFailed);
+        EXPECT_NE(std::string(e.message()).find("source"), std::string::npos) << e.what();
+        const shmline::RunReport& report = e.report();
+        EXPECT_EQ(report.outcome, shmline::RunOutcome::Failed);
+        ASSERT_EQ(report.tasks.size(), 2u);
+        EXPECT_EQ(report.tasks[0].exit, shmline::TaskExit::Code);
+        EXPECT_EQ(report.tasks[0].exit_value, 3);
+        EXPECT_FALSE(report.tasks[0].stopped);
+    }
+    // The report stays readable, without throwing.
+    EXPECT_EQ(run.report().outcome, shmline::RunOutcome::Failed);
+    EXPECT_THROW(pipeline.run(), shmline::PipelineFailed);  // run() throws the same way
+}
+
+TEST(Run, StopAsksEveryTaskToStopAndTheRunEndsStopped) {
+    const std::string name = unique_name("stop");
+    shmline::Pipeline pipeline(name);
+    pipeline.add_event("ready");
+    add_role(pipeline, "idle", "idle").bind("idle", shmline::Binding::Event, "ready", "ready");
+
+    shmline::Run run = pipeline.start();
+    EXPECT_FALSE(run.wait(0s));
+    EXPECT_EQ(thrown([&] { run.report(); }), Status::WrongState);
+    // The task has joined once it sets `ready`: then it waits for the stop.
+    ASSERT_TRUE(shmline::Event::open(name + ".ready").wait(patience));
+    run.stop();
+    ASSERT_TRUE(run.wait(patience));
+    const shmline::RunReport report = run.report();
+    EXPECT_EQ(report.outcome, shmline::RunOutcome::Stopped);
+    EXPECT_EQ(report.signal, 0);
+    ASSERT_EQ(report.tasks.size(), 1u);
+    EXPECT_TRUE(report.tasks[0].stopped);
+    EXPECT_EQ(report.tasks[0].exit, shmline::TaskExit::Code);  // it saw the stop and returned
+    EXPECT_EQ(report.tasks[0].exit_value, 0);
+    run.close();
+    EXPECT_FALSE(run);
+}
+
+// Two sources of `a_frames` and `b_frames` frames feeding the merge role.
+shmline::Pipeline merge_pipeline(const std::string& name, const char* a_frames,
+                                 const char* b_frames) {
+    shmline::Pipeline pipeline(name);
+    pipeline.add_stream("a", pipeline_stream(8)).add_stream("b", pipeline_stream(8));
+    add_role(pipeline, "source_a", "source").task_set_env("source_a", "FRAMES", a_frames);
+    add_role(pipeline, "source_b", "source").task_set_env("source_b", "FRAMES", b_frames);
+    add_role(pipeline, "merge", "merge");
+    pipeline.bind("source_a", shmline::Binding::Write, "out", "a")
+        .bind("source_b", shmline::Binding::Write, "out", "b")
+        .bind("merge", shmline::Binding::Read, "a", "a")
+        .bind("merge", shmline::Binding::Read, "b", "b");
+    return pipeline;
+}
+
+TEST(Task, CheckInputsLetsATaskEndWhenEveryInputEndedTogether) {
+    const shmline::RunReport report = merge_pipeline(unique_name("zip"), "50", "50").run();
+    EXPECT_EQ(report.outcome, shmline::RunOutcome::Finished);
+    EXPECT_EQ(report.frames, 100u);
+}
+
+TEST(Task, CheckInputsFailsATaskThatEndedWhileAnotherInputStillHadFrames) {
+    try {
+        merge_pipeline(unique_name("unzip"), "10", "200").run();
+        ADD_FAILURE() << "the merge ended normally with frames of b unread";
+    } catch (const shmline::PipelineFailed& e) {
+        const std::string message = e.message();
+        EXPECT_NE(message.find("merge"), std::string::npos) << message;
+        EXPECT_NE(message.find("still had"), std::string::npos) << message;
+        EXPECT_EQ(e.report().outcome, shmline::RunOutcome::Failed);
     }
 }
 

@@ -97,6 +97,7 @@ enum class Status : std::int32_t {
     OsError = SHMLINE_OS_ERROR,                   ///< Another operating-system error.
     Panic = SHMLINE_PANIC,                        ///< A bug inside shmline (please report it).
     Unsupported = SHMLINE_UNSUPPORTED,            ///< Not supported for this handle.
+    PipelineFailed = SHMLINE_PIPELINE_FAILED,     ///< A task of the pipeline failed.
 };
 
 /// The status's name as in the C macro without `SHMLINE_` (`"END_OF_STREAM"`); `"UNKNOWN"` for a
@@ -156,6 +157,10 @@ inline std::string in_cpp_terms(std::string message) {
     static constexpr const char* calls[][2] = {
         {"shmline_stream_remove_stale", "shmline::Stream::remove_stale"},
         {"shmline_event_remove_stale", "shmline::Event::remove_stale"},
+        {"shmline_task_join", "shmline::Task::join"},
+        {"shmline_pipeline_run", "shmline::Pipeline::run"},
+        {"shmline_pipeline_add_task", "shmline::Pipeline::add_task"},
+        {"shmline_run_wait", "shmline::Run::wait"},
     };
     for (const auto& call : calls) {
         const std::string c_call = call[0];
@@ -510,6 +515,27 @@ inline shmline_reader_options to_c(const ReaderOptions& options) noexcept {
         c.group = options.group.c_str();
     }
     return c;
+}
+
+/// The stream counters of `c`, without the readers (the caller adds them, when it has them).
+inline StreamStats to_stats(const shmline_stream_stats& c) {
+    StreamStats stats;
+    stats.capacity = c.capacity;
+    stats.writer_state = static_cast<WriterState>(c.writer_state);
+    stats.writer_pid = c.writer_pid;
+    stats.frames_written = c.frames_written;
+    stats.bytes_written = c.bytes_written;
+    stats.writer_waits = c.writer_waits;
+    stats.writer_wait_time = Timeout(static_cast<Timeout::rep>(c.writer_wait_ns));
+    stats.readers_reclaimed = c.readers_reclaimed;
+    stats.fill = c.fill;
+    stats.frames_dropped = c.frames_dropped;
+    stats.frames_skipped = c.frames_skipped;
+    stats.writer_count = c.writer_count;
+    stats.writers_reclaimed = c.writers_reclaimed;
+    stats.group_count = c.group_count;
+    stats.frames_redelivered = c.frames_redelivered;
+    return stats;
 }
 
 /// Closes any C handle: the deleter of the owning unique_ptrs.
@@ -896,6 +922,7 @@ class Writer {
 
   private:
     friend class Stream;
+    friend class Task;
 
     explicit Writer(shmline_writer* handle) noexcept : handle_(handle) {}
 
@@ -1028,6 +1055,7 @@ class Reader {
 
   private:
     friend class Stream;
+    friend class Task;
 
     explicit Reader(shmline_reader* handle) noexcept : handle_(handle) {}
 
@@ -1156,22 +1184,7 @@ class Stream {
         detail::check(
             shmline_stream_get_stats(handle_.get(), &c, readers.data(), readers.size()));
         readers.resize(std::min<std::size_t>(c.reader_count, readers.size()));
-        StreamStats stats;
-        stats.capacity = c.capacity;
-        stats.writer_state = static_cast<WriterState>(c.writer_state);
-        stats.writer_pid = c.writer_pid;
-        stats.frames_written = c.frames_written;
-        stats.bytes_written = c.bytes_written;
-        stats.writer_waits = c.writer_waits;
-        stats.writer_wait_time = Timeout(static_cast<Timeout::rep>(c.writer_wait_ns));
-        stats.readers_reclaimed = c.readers_reclaimed;
-        stats.fill = c.fill;
-        stats.frames_dropped = c.frames_dropped;
-        stats.frames_skipped = c.frames_skipped;
-        stats.writer_count = c.writer_count;
-        stats.writers_reclaimed = c.writers_reclaimed;
-        stats.group_count = c.group_count;
-        stats.frames_redelivered = c.frames_redelivered;
+        StreamStats stats = detail::to_stats(c);
         stats.readers = std::move(readers);
         return stats;
     }
@@ -1309,6 +1322,8 @@ class Event {
     }
 
   private:
+    friend class Task;
+
     explicit Event(shmline_event* handle) noexcept : handle_(handle) {}
 
     detail::Owned<shmline_event> handle_;
@@ -1390,6 +1405,659 @@ class WaitSet {
     std::size_t added_ = 0;
 
     std::unique_ptr<shmline_waitset, Closer> handle_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Pipelines: joining one as a task (Task), declaring and running one (Pipeline, Run)
+// ---------------------------------------------------------------------------------------------
+//
+// Task, Pipeline and Run follow the rules at the top: each owns one C handle, moves but never
+// copies, closes it in its destructor, and throws Error for setup failures. A task that fails
+// while a pipeline runs is no setup failure of the program running it: it is how the run ended,
+// thrown as PipelineFailed, which carries the run's report.
+
+/// What a task's parameter is bound to, for Pipeline::bind() (the C `SHMLINE_BINDING_*` values).
+enum class Binding : std::uint32_t {
+    Read = SHMLINE_BINDING_READ,   ///< The task reads a stream (it takes a Task::reader()).
+    Write = SHMLINE_BINDING_WRITE, ///< The task writes a stream (it takes a Task::writer()).
+    Event = SHMLINE_BINDING_EVENT, ///< The task uses an event (it takes a Task::event()).
+};
+
+/// How a pipeline run ended (the C `SHMLINE_RUN_*` values).
+enum class RunOutcome : std::uint32_t {
+    Finished = SHMLINE_RUN_FINISHED, ///< Every task exited with status 0.
+    Failed = SHMLINE_RUN_FAILED,     ///< A task failed, could not start or never joined.
+    Stopped = SHMLINE_RUN_STOPPED,   ///< Stopped on request (Run::stop()) or by a signal.
+};
+
+/// How a task's process ended (the C `SHMLINE_EXIT_*` values).
+enum class TaskExit : std::uint32_t {
+    None = SHMLINE_EXIT_NONE,     ///< It never started, or was not reaped.
+    Code = SHMLINE_EXIT_CODE,     ///< It exited; TaskReport::exit_value is its exit status.
+    Signal = SHMLINE_EXIT_SIGNAL, ///< A signal killed it; TaskReport::exit_value is its number.
+};
+
+/// How one task of an ended run ended, from Run::report().
+struct TaskReport {
+    std::uint32_t pid = 0;          ///< The process id it ran as; 0 if it never started.
+    TaskExit exit = TaskExit::None; ///< Whether it exited or was killed by a signal.
+    std::int32_t exit_value = 0;    ///< Its exit status or signal number (see exit); else 0.
+    /// True if the runner asked it to stop (after another task failed, or on request), so that
+    /// its exit is not a failure of its own.
+    bool stopped = false;
+    Timeout cpu_time{0};            ///< CPU time (user + system) of the process and its children.
+};
+
+/// How a pipeline run ended, from Pipeline::run(), Run::report() and PipelineFailed::report().
+struct RunReport {
+    RunOutcome outcome = RunOutcome::Finished; ///< Finished, failed or stopped.
+    /// With RunOutcome::Stopped: the signal that asked for the stop, or 0 for Run::stop().
+    int signal = 0;
+    Timeout duration{0};             ///< Wall time from the start to the end.
+    Timeout running{0};              ///< Wall time from the moment every task had joined.
+    std::uint32_t stream_count = 0;  ///< Number of streams.
+    std::uint32_t task_count = 0;    ///< Number of tasks.
+    std::uint64_t frames = 0;        ///< Frames written, all streams together.
+    std::uint64_t bytes = 0;         ///< Payload bytes written, all streams together.
+    /// Every task, in declaration order. Filled by Run::report() (and a PipelineFailed thrown by
+    /// Run::wait()); empty from Pipeline::run(), which reports the run as a whole.
+    std::vector<TaskReport> tasks;
+};
+
+/// The Error thrown when a pipeline run ends in failure (Status::PipelineFailed): a task exited
+/// non-zero or was killed, could not start or never joined (the message names it and its exit
+/// status or signal; the other tasks were stopped), or a signal stopped Pipeline::run(). Every
+/// segment of the pipeline is already removed. report() tells how each part ended.
+class PipelineFailed : public Error {
+  public:
+    /// The failure of a run with `message` (what went wrong) and its `report`.
+    PipelineFailed(const std::string& message, RunReport report)
+        : Error(Status::PipelineFailed, message),
+          report_(std::make_shared<const RunReport>(std::move(report))) {}
+
+    /// How the run ended.
+    const RunReport& report() const noexcept { return *report_; }
+
+  private:
+    // Shared, so that copying the exception never throws.
+    std::shared_ptr<const RunReport> report_;
+};
+
+namespace detail {
+
+/// Closes the pipeline handles: the deleter of their owning unique_ptrs.
+struct PipelineCloser {
+    void operator()(shmline_task* h) const noexcept { shmline_task_close(h); }
+    void operator()(shmline_pipeline* h) const noexcept { shmline_pipeline_close(h); }
+    void operator()(shmline_run* h) const noexcept { shmline_run_close(h); }
+};
+
+template <class H>
+using OwnedPipelineHandle = std::unique_ptr<H, PipelineCloser>;
+
+/// A Timeout of `ns` nanoseconds, saturating where a u64 count does not fit.
+inline Timeout from_nanos(std::uint64_t ns) noexcept {
+    const auto most = static_cast<std::uint64_t>(std::numeric_limits<Timeout::rep>::max());
+    return Timeout(static_cast<Timeout::rep>(std::min(ns, most)));
+}
+
+/// The C++ report of a C run report (its tasks are left to the caller).
+inline RunReport to_report(const shmline_run_report& c) {
+    RunReport report;
+    report.outcome = static_cast<RunOutcome>(c.outcome);
+    report.signal = c.signal;
+    report.duration = from_nanos(c.duration_ns);
+    report.running = from_nanos(c.running_ns);
+    report.stream_count = c.stream_count;
+    report.task_count = c.task_count;
+    report.frames = c.frames;
+    report.bytes = c.bytes;
+    return report;
+}
+
+/// The string `s` names, or "" for NULL.
+inline std::string string_of(const char* s) {
+    return s != nullptr ? s : "";
+}
+
+/// `s` as a C argument meaning "take it from the environment" when empty.
+inline const char* or_null(const std::string& s) noexcept {
+    return s.empty() ? nullptr : s.c_str();
+}
+
+}  // namespace detail
+
+/// This process as one task of a running pipeline: the handle a task program joins with, and
+/// takes its readers, writers and events from by the parameter names the pipeline declared.
+///
+/// ```
+/// shmline::Task task = shmline::Task::join();  // names from SHMLINE_PIPELINE, SHMLINE_TASK
+/// shmline::Reader input = task.reader("input");
+/// shmline::Writer out = task.writer("out");
+/// // ... read input until Status::EndOfStream, write out; out's destructor ends the stream ...
+/// ```
+///
+/// The Readers, Writers and Events taken are independent of the Task and may outlive it; those
+/// never taken are closed with it (a Writer closing ends its stream, so the tasks downstream
+/// finish). The runner sees only the process's exit status: exit 0 when done, non-zero on a
+/// failure (an Error escaping main() aborts the process, which the run reports as SIGABRT).
+///
+/// Threads: reader(), writer(), event() and close() must not run at the same time as any other
+/// call on the Task; stop_requested(), wait_stop() and check_inputs() may be called from any
+/// number of threads at once (check_inputs() with Readers that no other thread uses meanwhile).
+class Task {
+  public:
+    /// One input of the task, for check_inputs(): a reading parameter's name and its Reader.
+    struct Input {
+        std::string param;    ///< The reading parameter's name, as given to reader().
+        const Reader& reader; ///< The Reader taken for it, still open.
+    };
+
+    /// An empty task (false); assign one from join().
+    Task() noexcept = default;
+
+    /// Joins the pipeline that started this process, as the task it was started as: the runner
+    /// sets both names in the environment (SHMLINE_PIPELINE, SHMLINE_TASK) of every task.
+    ///
+    /// Attaches a reader for every parameter the task reads, a writer for every stream it
+    /// writes and every event it uses, then waits until every task of the pipeline has joined
+    /// (at most the pipeline's join timeout, 30 s by default): once it returns, every reader of
+    /// every task is attached, so no frame written by any task is lost.
+    ///
+    /// Throws Error: Status::InvalidArgument (not started by a runner: the variables are not
+    /// set; the message says how to start the program), Status::NotFound (the pipeline is not
+    /// running or has no such task: the message lists its tasks), Status::WrongState (the task
+    /// already joined, or the pipeline is past its start), Status::PipelineFailed (the pipeline
+    /// stopped, its runner died, or not every task joined in time), the errors of opening
+    /// streams and events (Status::Corrupt...).
+    static Task join() { return join_c(nullptr, nullptr); }
+
+    /// Joins task `task` of the running pipeline `pipeline`, as join() does with the names from
+    /// the environment; an empty string is taken from the environment too. Throws Error as
+    /// join().
+    static Task join(const std::string& pipeline, const std::string& task) {
+        return join_c(detail::or_null(pipeline), detail::or_null(task));
+    }
+
+    /// Whether the task handle is open (joined, and not closed or moved from).
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+    /// The C handle, for calling the C API directly; still owned by this object.
+    shmline_task* handle() const noexcept { return handle_.get(); }
+
+    /// Closes the task handle now: the readers, writers and events not taken are closed (each
+    /// Writer ends its stream); those taken stay open. The names stay, for check_inputs(). Does
+    /// nothing if already closed. Never blocks.
+    void close() noexcept { handle_.reset(); }
+
+    /// The task's name (empty for a Task that never joined). Kept after close().
+    const std::string& name() const noexcept { return name_; }
+
+    /// The name of the task's pipeline (empty for a Task that never joined). Its streams are the
+    /// stream segments `PIPELINE.STREAM`, its events `PIPELINE.EVENT`. Kept after close().
+    const std::string& pipeline() const noexcept { return pipeline_; }
+
+    /// Takes the Reader bound to reading parameter `param`; each can be taken once. It was
+    /// attached at join(), so it reads every frame of its stream whatever `options.start` says.
+    /// From `options`: `wait` applies from now on, `require_schema` is checked (on a mismatch
+    /// the reader stays available), `lossy` must be false (a task's readers are lossless: for a
+    /// lossy tap open the stream `PIPELINE.STREAM` with Stream::open()), and `group` must be
+    /// empty or the reader group the pipeline declared for `param`. Never blocks.
+    ///
+    /// Throws Error: Status::NotFound (no such reading parameter: the message lists the task's),
+    /// Status::WrongState (already taken), Status::SchemaMismatch, Status::Unsupported (`lossy`),
+    /// Status::InvalidArgument (another `group`), Status::NullPointer (the Task is closed).
+    Reader reader(const std::string& param, const ReaderOptions& options = {}) {
+        const shmline_reader_options c = detail::to_c(options);
+        shmline_reader* taken = nullptr;
+        detail::check(shmline_task_reader(handle_.get(), param.c_str(), &c, &taken));
+        return Reader(taken);
+    }
+
+    /// Takes the Writer bound to writing parameter `param`; each can be taken once. Its
+    /// `options.wait` applies from now on. Destroying the Writer ends the stream (of a stream
+    /// several tasks write: when the last of them is done). Never blocks.
+    ///
+    /// Throws Error: Status::NotFound (no such writing parameter: the message lists the task's),
+    /// Status::WrongState (already taken), Status::NullPointer (the Task is closed).
+    Writer writer(const std::string& param, const WriterOptions& options = {}) {
+        shmline_writer_options c = shmline_writer_options_default();
+        c.wait = static_cast<std::uint32_t>(options.wait);
+        shmline_writer* taken = nullptr;
+        detail::check(shmline_task_writer(handle_.get(), param.c_str(), &c, &taken));
+        return Writer(taken);
+    }
+
+    /// Takes the Event bound to event parameter `param`; each can be taken once. Never blocks.
+    ///
+    /// Throws Error: Status::NotFound (no such event parameter: the message lists the task's),
+    /// Status::WrongState (already taken), Status::NullPointer (the Task is closed).
+    Event event(const std::string& param) {
+        shmline_event* taken = nullptr;
+        detail::check(shmline_task_event(handle_.get(), param.c_str(), &taken));
+        return Event(taken);
+    }
+
+    /// Whether the runner has asked the tasks to stop (after another task failed, a signal to
+    /// the runner, or Run::stop()). A task that does not spend its time blocked on a stream
+    /// checks it regularly and returns from main() with status 0 once it is true; the runner
+    /// also sends SIGTERM, then SIGKILL after the grace period. Never blocks. Throws Error:
+    /// Status::NullPointer (the Task is closed: keep it open to ask).
+    bool stop_requested() const {
+        bool requested = false;
+        detail::check(shmline_task_stop_requested(handle_.get(), &requested));
+        return requested;
+    }
+
+    /// Waits up to `timeout` until the runner asks the tasks to stop; true then, false on
+    /// timeout (or at once with a zero `timeout`). Sleeps on a futex (no CPU). Throws Error:
+    /// Status::NullPointer (the Task is closed).
+    bool wait_stop(Timeout timeout = forever) const {
+        return detail::check(shmline_task_wait_stop(handle_.get(), detail::nanos(timeout))) ==
+               Status::Ok;
+    }
+
+    /// For a task with several inputs that stopped because one of them reached its end of stream
+    /// (Status::EndOfStream): checks that every input in `inputs` has ended too, so that the task
+    /// may exit with status 0. The runner sees only exit statuses: a task that stops at the end of
+    /// one input and exits 0 without this check ends "normally", whatever its other inputs still
+    /// hold. A task with one input needs no check.
+    ///
+    /// An input has ended when its stream's writer has ended (closed, or died) and the Reader has
+    /// read every frame published; a member of a reader group counts as ended while other
+    /// members are attached (they read the rest). Waits up to `timeout` (5 s by default, as the
+    /// other languages) for an input that has nothing unread but whose writer has not ended yet
+    /// (it may be closing its stream right now); returns at once when an input has frames unread.
+    /// Works after close(), and on a Task that never joined (the names are then taken from the
+    /// environment).
+    ///
+    /// ```
+    /// task.check_inputs({{"a", a}, {"b", b}});  // throws if "b" still had frames
+    /// ```
+    ///
+    /// Throws Error: Status::WrongState when the task must fail (exit non-zero): the message
+    /// names each input that still had frames and how many (`task "merge" ended on end of stream
+    /// of "a" while "b" still had 190 frames unread`), and the run's report repeats it after the
+    /// task's exit status. Status::NullPointer (a closed Reader), Status::InvalidArgument (names
+    /// from the environment that is not set).
+    void check_inputs(const std::vector<Input>& inputs,
+                      Timeout timeout = std::chrono::seconds(5)) const {
+        std::vector<const shmline_reader*> readers;
+        std::vector<const char*> params;
+        readers.reserve(inputs.size());
+        params.reserve(inputs.size());
+        for (const Input& input : inputs) {
+            readers.push_back(input.reader.handle());
+            params.push_back(input.param.c_str());
+        }
+        detail::check(shmline_task_check_inputs(detail::or_null(pipeline_),
+                                                detail::or_null(name_), readers.data(),
+                                                params.data(), inputs.size(),
+                                                detail::nanos(timeout)));
+    }
+
+  private:
+    static Task join_c(const char* pipeline_name, const char* task_name) {
+        shmline_task* handle = nullptr;
+        detail::check(shmline_task_join(pipeline_name, task_name, &handle));
+        Task task;
+        task.handle_.reset(handle);
+        task.name_ = detail::string_of(shmline_task_name(handle));
+        task.pipeline_ = detail::string_of(shmline_task_pipeline_name(handle));
+        return task;
+    }
+
+    detail::OwnedPipelineHandle<shmline_task> handle_;
+    std::string name_;
+    std::string pipeline_;
+};
+
+/// A pipeline started by Pipeline::start(), running in threads of this process: wait for its
+/// end, stop it, and read how it ended. Destroying (or closing) a Run that is still going stops
+/// it first and blocks until every task is reaped and every segment removed.
+///
+/// Every call but close() may be made from any number of threads at once (stop() while another
+/// thread waits, for example).
+class Run {
+  public:
+    /// An empty run (false); assign one from Pipeline::start().
+    Run() noexcept = default;
+
+    /// Whether the run handle is open.
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+    /// The C handle, for calling the C API directly; still owned by this object.
+    shmline_run* handle() const noexcept { return handle_.get(); }
+
+    /// Closes the run handle; if the run is still going, stops it first and blocks until every
+    /// task has been reaped and every segment removed (at most the stop grace period plus the
+    /// time the tasks take to die). Does nothing if already closed.
+    void close() noexcept { handle_.reset(); }
+
+    /// Waits up to `timeout` for the run to end. Returns true once it has ended (every task
+    /// reaped, every segment removed) with every task exiting 0 or after stop(); false while it
+    /// is still running. Once ended, every call returns (or throws) the same.
+    ///
+    /// Throws PipelineFailed (Status::PipelineFailed) when a task failed, could not start or
+    /// never joined: the message names the task and its exit status or signal, report() has
+    /// every task's. Throws Error: Status::NullPointer (the Run is closed).
+    bool wait(Timeout timeout = forever) const {
+        shmline_run_report c{};
+        const std::int32_t status = shmline_run_wait(handle_.get(), detail::nanos(timeout), &c);
+        if (status == SHMLINE_TIMEOUT) {
+            return false;
+        }
+        if (status == SHMLINE_PIPELINE_FAILED) {
+            std::string message = detail::in_cpp_terms(shmline_last_error_message());
+            throw PipelineFailed(message, with_tasks(detail::to_report(c)));
+        }
+        detail::check(status);
+        return true;
+    }
+
+    /// How the run ended, with every task's report, once it has ended (a failed run's report
+    /// too: this does not throw PipelineFailed). Throws Error: Status::WrongState (still
+    /// running: wait() first), Status::NullPointer (the Run is closed).
+    RunReport report() const {
+        shmline_run_report c{};
+        const std::int32_t status = shmline_run_wait(handle_.get(), 0, &c);
+        if (status == SHMLINE_TIMEOUT) {
+            throw Error(Status::WrongState,
+                        "the run has not ended yet: wait for it with shmline::Run::wait() first");
+        }
+        if (status != SHMLINE_PIPELINE_FAILED) {
+            detail::check(status);
+        }
+        return with_tasks(detail::to_report(c));
+    }
+
+    /// Asks the pipeline to stop: the stop event is set (Task::stop_requested()), then every task
+    /// gets SIGTERM, then SIGKILL after the grace period. Returns at once; wait() waits for the
+    /// end, whose outcome is then RunOutcome::Stopped (unless the run had already ended or
+    /// failed). Calling it again, or after the end, does nothing. Throws Error:
+    /// Status::NullPointer (the Run is closed).
+    void stop() const { detail::check(shmline_run_stop(handle_.get())); }
+
+    /// The names (within the pipeline) of its streams, in declaration order; stream `NAME` is the
+    /// stream segment `PIPELINE.NAME`. Empty when the Run is closed.
+    std::vector<std::string> stream_names() const {
+        std::vector<std::string> names;
+        for (std::size_t i = 0;; i++) {
+            const char* name = shmline_run_stream_name(handle_.get(), i);
+            if (name == nullptr) {
+                return names;
+            }
+            names.emplace_back(name);
+        }
+    }
+
+    /// A snapshot of the shared counters of stream number `index` (declaration order, as
+    /// stream_names()): while the run goes (frames and bytes written, writer waits, fill) and
+    /// after it has ended (the final counts). StreamStats::readers is empty: open the stream
+    /// `PIPELINE.NAME` with Stream::open() while it runs for each reader's. Never blocks for
+    /// long. Throws Error: Status::InvalidArgument (`index` out of range), Status::NullPointer.
+    StreamStats stream_stats(std::size_t index) const {
+        shmline_stream_stats c{};
+        detail::check(shmline_run_stream_stats(handle_.get(), index, &c));
+        return detail::to_stats(c);
+    }
+
+  private:
+    friend class Pipeline;
+
+    explicit Run(shmline_run* handle) noexcept : handle_(handle) {}
+
+    /// `report` with the report of each of its tasks (the run has ended).
+    RunReport with_tasks(RunReport report) const {
+        report.tasks.reserve(report.task_count);
+        for (std::size_t i = 0; i < report.task_count; i++) {
+            shmline_task_report c{};
+            detail::check(shmline_run_task_report(handle_.get(), i, &c));
+            TaskReport task;
+            task.pid = c.pid;
+            task.exit = static_cast<TaskExit>(c.exit_kind);
+            task.exit_value = c.exit_value;
+            task.stopped = c.stopped;
+            task.cpu_time = detail::from_nanos(c.cpu_ns);
+            report.tasks.push_back(task);
+        }
+        return report;
+    }
+
+    detail::OwnedPipelineHandle<shmline_run> handle_;
+};
+
+/// The declaration of a pipeline: a named set of streams (belts), events (switches) and tasks
+/// (programs in any language, started as processes), and which parameter of each task is bound
+/// to which stream or event; and the runner that starts them (run(), start()).
+///
+/// ```
+/// shmline::StreamOptions samples;
+/// samples.max_frame_size = 64;
+/// shmline::Pipeline pipeline("demo");
+/// pipeline.add_stream("samples", samples)
+///     .add_task("source", {"./source"})
+///     .add_task("sink", {"./sink", "--verbose"})
+///     .bind("source", shmline::Binding::Write, "out", "samples")
+///     .bind("sink", shmline::Binding::Read, "input", "samples");
+/// shmline::RunReport report = pipeline.run();  // throws shmline::PipelineFailed if a task fails
+/// ```
+///
+/// The declaring calls (add_*, task_set_*, bind*, set_*) only record the declaration and check
+/// their own arguments, each returning the Pipeline so that calls chain; validate() checks how
+/// the entries fit together and lists every problem at once, and run(), start() and save()
+/// validate first. A Pipeline is used from one thread at a time; a run has its own copy of the
+/// declaration, so the Pipeline may be changed or destroyed while it goes.
+class Pipeline {
+  public:
+    /// An empty pipeline (false); assign one from the constructor, load() or parse().
+    Pipeline() noexcept = default;
+
+    /// An empty declaration named `name`: the prefix of every segment the pipeline creates
+    /// (registry `shmline.pipeline.NAME`, streams and events `NAME.MEMBER`), so two pipelines
+    /// running at once need different names. The name is checked by validate().
+    explicit Pipeline(const std::string& name) {
+        shmline_pipeline* handle = nullptr;
+        detail::check(shmline_pipeline_new(name.c_str(), &handle));
+        handle_.reset(handle);
+    }
+
+    /// Reads the declaration in the TOML manifest at `path` (the format `shmline run` reads and
+    /// save() writes; docs/C_API.md). Relative paths in it are taken from the manifest's
+    /// directory. Throws Error: Status::InvalidArgument (malformed: the message has the line and
+    /// column), Status::NotFound (no such file), Status::PermissionDenied...
+    static Pipeline load(const std::string& path) {
+        shmline_pipeline* handle = nullptr;
+        detail::check(shmline_pipeline_load(path.c_str(), &handle));
+        return Pipeline(handle);
+    }
+
+    /// Reads the declaration from TOML manifest text, as load() does from a file, except that
+    /// relative paths stay relative to the working directory. Throws Error:
+    /// Status::InvalidArgument (malformed: the message has the line and column).
+    static Pipeline parse(const std::string& toml) {
+        shmline_pipeline* handle = nullptr;
+        detail::check(shmline_pipeline_parse(toml.c_str(), &handle));
+        return Pipeline(handle);
+    }
+
+    /// Whether the declaration is open.
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+    /// The C handle, for calling the C API directly; still owned by this object.
+    shmline_pipeline* handle() const noexcept { return handle_.get(); }
+
+    /// Frees the declaration now (a run started from it goes on). Does nothing if already closed.
+    void close() noexcept { handle_.reset(); }
+
+    /// The pipeline's name (empty when closed).
+    std::string name() const { return detail::string_of(shmline_pipeline_name(handle_.get())); }
+
+    /// Declares stream `name`, created by the runner as the stream segment `PIPELINE.NAME`. A
+    /// stream needs a max_frame_size or a schema. From `options`: capacity, max_frame_size,
+    /// checksum, schema, max_readers (0: every reading binding plus 4, at least 8) and
+    /// max_writers (0 or 1: one writer per writing task, so a stream several tasks write is a
+    /// multi-writer stream; more: the limit). permissions must stay 0600 (the tasks run as the
+    /// runner's user); unlink_on_close is ignored (the runner removes every segment at the end).
+    /// Throws Error: Status::InvalidArgument (bad schema, other permissions...).
+    Pipeline& add_stream(const std::string& name, const StreamOptions& options) {
+        const shmline_stream_options c = detail::to_c(options);
+        detail::check(shmline_pipeline_add_stream(handle_.get(), name.c_str(), &c));
+        return *this;
+    }
+
+    /// Declares event `name` (a flag or a counting event), created by the runner as the event
+    /// segment `PIPELINE.NAME`. Throws Error: Status::NullPointer (closed).
+    Pipeline& add_event(const std::string& name, EventMode mode = EventMode::Flag) {
+        detail::check(shmline_pipeline_add_event(handle_.get(), name.c_str(),
+                                                 static_cast<std::uint32_t>(mode)));
+        return *this;
+    }
+
+    /// Declares task `name`, which runs the program `argv[0]` with the arguments that follow:
+    /// a path (relative ones from the task's working directory) or a name looked up in PATH.
+    /// The runner starts it in its own process group, standard input closed, sharing the
+    /// runner's output (see task_set_output()), with SHMLINE_PIPELINE and SHMLINE_TASK in its
+    /// environment so that it joins with Task::join(). Bind its parameters with bind().
+    /// Throws Error: Status::InvalidArgument (`argv` empty).
+    Pipeline& add_task(const std::string& name, const std::vector<std::string>& argv) {
+        std::vector<const char*> words;
+        words.reserve(argv.size());
+        for (const std::string& word : argv) {
+            words.push_back(word.c_str());
+        }
+        detail::check(
+            shmline_pipeline_add_task(handle_.get(), name.c_str(), words.data(), words.size()));
+        return *this;
+    }
+
+    /// Sets the working directory of task `task` (relative to this process's unless absolute);
+    /// its relative program path and output files are taken from it. Throws Error:
+    /// Status::NotFound (no such task: the message lists the declared ones).
+    Pipeline& task_set_cwd(const std::string& task, const std::string& dir) {
+        detail::check(shmline_pipeline_task_set_cwd(handle_.get(), task.c_str(), dir.c_str()));
+        return *this;
+    }
+
+    /// Adds environment variable `key` = `value` for task `task`, on top of the runner's
+    /// environment (setting a key twice keeps the last value). Throws Error: Status::NotFound
+    /// (no such task), Status::InvalidArgument (an empty key or one with `=`).
+    Pipeline& task_set_env(const std::string& task, const std::string& key,
+                           const std::string& value) {
+        detail::check(shmline_pipeline_task_set_env(handle_.get(), task.c_str(), key.c_str(),
+                                                    value.c_str()));
+        return *this;
+    }
+
+    /// Sends the standard output and error of task `task` to files, appended to and created if
+    /// needed (relative to the task's working directory; "/dev/null" silences it). An empty path
+    /// keeps the runner's own stream. Throws Error: Status::NotFound (no such task).
+    Pipeline& task_set_output(const std::string& task, const std::string& stdout_path,
+                              const std::string& stderr_path = "") {
+        detail::check(shmline_pipeline_task_set_output(handle_.get(), task.c_str(),
+                                                       detail::or_null(stdout_path),
+                                                       detail::or_null(stderr_path)));
+        return *this;
+    }
+
+    /// Binds parameter `param` of task `task` to stream or event `target`: Binding::Read (the
+    /// task takes Task::reader(param)), Binding::Write (Task::writer(param); several tasks may
+    /// write one stream) or Binding::Event (Task::event(param)). Throws Error:
+    /// Status::NotFound (no such task: the message lists the declared ones).
+    Pipeline& bind(const std::string& task, Binding kind, const std::string& param,
+                   const std::string& target) {
+        detail::check(shmline_pipeline_bind(handle_.get(), task.c_str(),
+                                            static_cast<std::uint32_t>(kind), param.c_str(),
+                                            target.c_str()));
+        return *this;
+    }
+
+    /// Binds reading parameter `param` of task `task` to stream `stream` as a member of reader
+    /// group `group`: the members of a group (usually in several tasks) share its frames, each
+    /// frame going to exactly one of them, while plain readers still get every frame. Throws
+    /// Error: Status::NotFound (no such task).
+    Pipeline& bind_group(const std::string& task, const std::string& param,
+                         const std::string& stream, const std::string& group) {
+        detail::check(shmline_pipeline_bind_group(handle_.get(), task.c_str(), param.c_str(),
+                                                  stream.c_str(), group.c_str()));
+        return *this;
+    }
+
+    /// Accepts (or, with false, refuses: the default) streams that form a cycle between tasks.
+    /// A cycle of lossless streams deadlocks as soon as every ring on it is full.
+    Pipeline& set_allow_cycles(bool allow = true) {
+        detail::check(shmline_pipeline_set_allow_cycles(handle_.get(), allow ? 1 : 0));
+        return *this;
+    }
+
+    /// Sets how long the runner waits for every task to join before it fails the run, naming
+    /// the tasks that did not (default 30 s). Throws Error: Status::InvalidArgument (negative).
+    Pipeline& set_join_timeout(Timeout timeout) {
+        detail::check(shmline_pipeline_set_join_timeout(handle_.get(), detail::nanos(timeout)));
+        return *this;
+    }
+
+    /// Sets how long tasks asked to stop (stop event and SIGTERM) get before SIGKILL (default
+    /// 2 s). Throws Error: Status::InvalidArgument (negative).
+    Pipeline& set_stop_grace(Timeout grace) {
+        detail::check(shmline_pipeline_set_stop_grace(handle_.get(), detail::nanos(grace)));
+        return *this;
+    }
+
+    /// Checks the declaration as a whole: names valid and unique, every stream written and read
+    /// by some task, every binding naming a declared stream or event, no task reading a stream
+    /// twice, no cycle unless allowed. Never blocks. Throws Error: Status::InvalidArgument (the
+    /// message lists every problem, one per line, named as in a manifest:
+    /// `tasks.sink.reads.input: ...`).
+    void validate() const { detail::check(shmline_pipeline_validate(handle_.get())); }
+
+    /// Writes the declaration as a TOML manifest to `path` (replacing it), after validating it;
+    /// load() and `shmline run` read it back. Throws Error: Status::InvalidArgument (every
+    /// problem listed), Status::NotFound (no such directory), Status::PermissionDenied...
+    void save(const std::string& path) const {
+        detail::check(shmline_pipeline_save(handle_.get(), path.c_str()));
+    }
+
+    /// Runs the pipeline to its end, blocking the calling thread: validates it, creates its
+    /// streams and events, starts every task, releases them together once all have joined, and
+    /// waits for them. A task that exits 0 ends the streams it writes, so the tasks downstream
+    /// drain them and finish: a pipeline ends by itself. The first failure stops the other tasks
+    /// (stop event, SIGTERM, SIGKILL after the grace period). While it runs, SIGINT (Ctrl-C) and
+    /// SIGTERM to this process stop the pipeline the same way instead of killing the process.
+    /// Every segment is removed before it returns, whatever happened.
+    ///
+    /// Returns the report of a run whose tasks all exited 0 (RunReport::tasks is empty: start()
+    /// and Run::report() give each task's). Throws PipelineFailed (a task failed, could not
+    /// start or never joined, or a signal stopped the run: the message names the task and its
+    /// exit status or signal). Throws Error when it could not start: Status::InvalidArgument
+    /// (invalid declaration: every problem listed), Status::AlreadyExists (a live process runs a
+    /// pipeline of this name), Status::NoSpace, Status::PermissionDenied...
+    RunReport run() const {
+        shmline_run_report c{};
+        const std::int32_t status = shmline_pipeline_run(handle_.get(), &c);
+        if (status == SHMLINE_PIPELINE_FAILED) {
+            std::string message = detail::in_cpp_terms(shmline_last_error_message());
+            throw PipelineFailed(message, detail::to_report(c));
+        }
+        detail::check(status);
+        return detail::to_report(c);
+    }
+
+    /// Starts the pipeline from threads of this process and returns at once with its Run (see
+    /// run() for what the runner does). Unlike run(), it does not catch SIGINT or SIGTERM: call
+    /// Run::stop() to stop cleanly (if a signal kills this process, its tasks die with it and
+    /// `shmline clean` or the next run of the same name removes the segments). Throws Error as
+    /// run() does when it cannot start; a task's failure comes from Run::wait().
+    Run start() const {
+        shmline_run* run_handle = nullptr;
+        detail::check(shmline_pipeline_start(handle_.get(), &run_handle));
+        return Run(run_handle);
+    }
+
+  private:
+    explicit Pipeline(shmline_pipeline* handle) noexcept : handle_(handle) {}
+
+    detail::OwnedPipelineHandle<shmline_pipeline> handle_;
 };
 
 }  // namespace shmline
