@@ -373,7 +373,7 @@ const RESULT_BYTES: usize = 24;
 #[test]
 #[ignore = "child role: member KS_ID of reader group `g` of KS_STREAM: lends each frame (KS_VIEW \
             set meanwhile), checks it, reports it on KS_RESULTS, then releases it, until the \
-            stream ends"]
+            stream ends and KS_DONE is set"]
 fn storm_member() {
     let Ok(name) = std::env::var("KS_STREAM") else {
         return;
@@ -397,6 +397,7 @@ fn storm_member() {
         })
         .unwrap();
     let view = Event::open(&env("KS_VIEW")).unwrap();
+    let done = Event::open(&env("KS_DONE")).unwrap();
     Event::open(&format!("{name}.ready")).unwrap().set();
     let max = stream.info().max_frame_size as usize;
     let work = Duration::from_micros(rng.below(200));
@@ -419,7 +420,13 @@ fn storm_member() {
                 drop(frame);
                 view.clear();
             }
-            Err(Error::EndOfStream) => break,
+            // Frames of a member killed from now on go only to a member still reading (the
+            // group's promise): stay until the parent has killed its victims, then look once
+            // more (a member adopts the frames of dead members before it reports the end).
+            Err(Error::EndOfStream) if done.is_set() => break,
+            Err(Error::EndOfStream) => done
+                .wait_timeout(PATIENCE)
+                .unwrap_or_else(|e| panic!("member {id}: the kills never ended: {e}")),
             Err(e) => panic!("member {id}: {e}"),
         }
     }
@@ -1190,7 +1197,10 @@ fn multi_writer_kill(rng: &mut Rng, sum: &mut Summary) -> Result<(), String> {
 /// One reader-group round: two to four member processes share a stream (each lends a frame,
 /// checks it, reports it on a results stream, then releases it) while all but one are killed at
 /// random frames. At-least-once: every frame must be reported, and each frame reported twice
-/// must be explained by a kill (a member killed after reporting, before releasing).
+/// must be explained by a kill (a member killed after reporting, before releasing). The group
+/// promises a dead member's frames to a member *still reading*, so members stay until every
+/// victim is killed (event `done`): a victim killed holding a frame after the others were told
+/// the end of the stream is then adopted too, instead of being lost with nobody left to take it.
 fn group_kill(rng: &mut Rng, sum: &mut Summary) -> Result<(), String> {
     let members = 2 + rng.below(3);
     let frames = 100 + rng.below(2000);
@@ -1228,12 +1238,16 @@ fn group_kill(rng: &mut Rng, sum: &mut Summary) -> Result<(), String> {
     let views: Vec<Event> = (0..members)
         .map(|id| event(&format!("{name}.view{id}"), EventMode::Flag))
         .collect();
+    // Set once every victim is killed: members stay (reading) until then, so a frame held by a
+    // victim killed after the stream ended still has a member to go to.
+    let done = event(&format!("{name}.done"), EventMode::Flag);
     let mut procs: Vec<Proc> = (0..members)
         .map(|id| {
             let env = [
                 ("KS_STREAM", name.clone()),
                 ("KS_VIEW", views[id as usize].name().to_string()),
                 ("KS_RESULTS", results.name().to_string()),
+                ("KS_DONE", done.name().to_string()),
                 ("KS_ID", id.to_string()),
                 ("KS_SEED", rng.next_u64().to_string()),
             ];
@@ -1277,6 +1291,7 @@ fn group_kill(rng: &mut Rng, sum: &mut Summary) -> Result<(), String> {
         }
     }
     sum.kills += killed;
+    done.set();
     writing
         .join()
         .unwrap()
