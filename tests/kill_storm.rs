@@ -482,6 +482,9 @@ struct Summary {
     skipped: u64,
     /// Reader-group frames reported twice, each explained by a member killed holding it.
     redelivered: u64,
+    /// Reader-group frames adopted from killed members and delivered again (the groups'
+    /// `redelivered` statistic).
+    adopted: u64,
     /// New readers refused although fewer than `max_readers` live readers were attached.
     refused: u64,
     /// Processes (or reads) that hung until the test's patience ran out.
@@ -1329,6 +1332,7 @@ fn group_kill(rng: &mut Rng, sum: &mut Summary) -> Result<(), String> {
     let unexplained = twice.saturating_sub(killed);
     sum.duplicated += unexplained;
     let redelivered = stream.stats().frames_redelivered();
+    sum.adopted += redelivered;
     if lost + torn + beyond + unexplained > 0 || redelivered > killed {
         return Err(format!(
             "{frames} frames, {killed} members killed: {lost} never reported, {twice} reported \
@@ -1523,8 +1527,8 @@ fn sigkill_storms_never_lose_duplicate_or_tear_a_committed_frame() {
                 sum.holding, sum.skipped, sum.wrong_ends
             ),
             "group" => format!(
-                ", {} holding a frame; {} frames reported twice, each after a kill",
-                sum.holding, sum.redelivered
+                ", {} holding a frame; {} frames redelivered, {} reported twice, each after a kill",
+                sum.holding, sum.adopted, sum.redelivered
             ),
             "churn" => format!("; {} refused readers with free capacity", sum.refused),
             _ => String::new(),
