@@ -305,6 +305,42 @@ fn a_member_closing_with_frames_it_claimed_but_never_delivered_hands_them_on() {
 }
 
 #[test]
+fn a_member_closing_while_another_process_keeps_the_table_lock_still_hands_on_its_undelivered_frames(
+) {
+    let s = stream("lockheld", 8);
+    let mut a = s.reader(&member("g")).unwrap();
+    let mut b = s.reader(&member("g")).unwrap();
+    let mut writer = s.writer().unwrap();
+    for i in 0..4u64 {
+        writer.write(&i.to_le_bytes()).unwrap();
+    }
+    // Claims four, has room for two.
+    let mut buf = [0u8; 16];
+    let mut infos = [FrameInfo::default(); 4];
+    assert_eq!(a.try_read_batch(&mut buf, &mut infos).unwrap(), 2);
+    // A live process (this one, as far as `a` can tell) keeps the table lock: `a` gives up
+    // waiting for it and leaves without it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/shmline.stream.{}", s.name()))
+        .unwrap();
+    let map = memmap2::MmapOptions::new().map_raw(&file).unwrap();
+    // SAFETY: `table_lock` is the aligned u32 at offset 604 of the header (LAYOUT.md 3.3), inside
+    // the mapping, which outlives every use of the reference.
+    let table_lock = unsafe { &*(map.as_mut_ptr().add(604) as *const AtomicU32) };
+    // Relaxed: `a` only needs to see a holder that is not itself, whenever it looks.
+    table_lock.store(std::process::id(), Ordering::Relaxed);
+    drop(a);
+    // Relaxed: as above; `b` takes the lock itself by a compare-and-swap.
+    table_lock.store(0, Ordering::Relaxed);
+    assert_eq!(b.try_read().unwrap().info.seq, 2);
+    assert_eq!(b.try_read().unwrap().info.seq, 3);
+    assert!(matches!(b.try_read(), Err(Error::Empty)));
+    assert_eq!(s.stats().groups[0].redelivered, 2);
+}
+
+#[test]
 fn stats_show_each_group_and_the_group_of_each_member() {
     let s = stream("stats", 8);
     let mut a = s.reader(&member("alpha")).unwrap();

@@ -307,6 +307,39 @@ fn a_member_killed_holding_a_frame_has_it_delivered_to_another_member() {
 }
 
 #[test]
+fn a_member_told_the_end_of_the_stream_still_gets_the_frame_of_a_member_killed_afterwards() {
+    const FRAMES: u64 = 5;
+    let stream = create("late", 8, 1);
+    let joined = event("late-joined");
+    let holding = event("late-holding");
+    // The holder is the group's only member when frame 0 comes: it holds frame 0.
+    let holder = spawn("role_holder", &stream, "unused", &joined, &holding, 9);
+    joined.wait_timeout(PATIENCE).unwrap();
+    let mut writer = stream.writer().unwrap();
+    writer.write(&result(0, 0)).unwrap();
+    holding.wait_timeout(PATIENCE).unwrap();
+    let mut member = stream.reader(&member()).unwrap();
+    for seq in 1..FRAMES {
+        writer.write(&result(seq, 0)).unwrap();
+    }
+    drop(writer);
+    let mut got: Vec<u64> = (1..FRAMES)
+        .map(|_| parse(&member.read().unwrap().data).0)
+        .collect();
+    // The holder is alive and may still deliver frame 0: the end is all there is for us now.
+    assert!(matches!(member.read(), Err(Error::EndOfStream)));
+    // Killed after we were told the end: frame 0 is ours, as long as we are still reading.
+    holder.kill();
+    got.push(parse(&member.read().unwrap().data).0);
+    assert!(matches!(member.read(), Err(Error::EndOfStream)));
+    got.sort_unstable();
+    assert_eq!(got, (0..FRAMES).collect::<Vec<_>>());
+    let stats = stream.stats();
+    assert_eq!(stats.frames_redelivered(), 1, "{:?}", stats.groups);
+    assert_eq!(stats.groups[0].orphans, 0);
+}
+
+#[test]
 fn members_killed_while_processing_leave_no_frame_unprocessed() {
     const MEMBERS: u64 = 4;
     const KILLED: u64 = 2;

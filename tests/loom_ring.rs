@@ -835,24 +835,61 @@ fn two_members_share_each_frame_exactly_once_and_the_writer_never_overwrites_a_h
     });
 }
 
+/// Where the doomed member of [`dead_member_model`] dies.
+#[derive(Clone, Copy, PartialEq)]
+enum Death {
+    /// After it claimed a frame and read it (its result is lost).
+    HoldingAFrame,
+    /// Between recording the intent of its first claim (`held_end`, then `pos`) and the
+    /// compare-and-swap of the group's `next` that would have won it.
+    BetweenIntentAndClaim,
+}
+
 #[test]
 fn frames_held_by_a_dead_member_are_adopted_by_another_member_and_nothing_is_lost() {
+    dead_member_model(Death::HoldingAFrame);
+}
+
+#[test]
+fn a_member_killed_between_its_claim_intent_and_its_claim_loses_nothing_and_overwrites_nothing() {
+    dead_member_model(Death::BetweenIntentAndClaim);
+}
+
+/// Member 0 dies at `death`; member 1 processes frames and adopts member 0's when it notices the
+/// death. Every frame is processed by member 1; only the frame of a lost intent may be processed
+/// twice (another member may have got it), and no frame is read after the writer overwrote it.
+fn dead_member_model(death: Death) {
     const FRAMES: u64 = 3;
-    bounded(2).check(|| {
+    bounded(2).check(move || {
         let ring = Ring::with_groups(
             2,
             vec![group_record()],
             vec![member_entry(), member_entry()],
         );
         let writer = group_writer(&ring, FRAMES);
-        // An observer of the model: member 0 is gone.
+        // Observers of the model: member 0 is gone; the frame of its intent (if any).
         let dead = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        // Member 0 claims one frame, reads it, and dies holding it (its result is lost).
+        let intent = Arc::new(std::sync::atomic::AtomicU64::new(POS_IDLE));
         let doomed = {
-            let (ring, dead) = (ring.clone(), dead.clone());
+            let (ring, dead, intent) = (ring.clone(), dead.clone(), intent.clone());
             thread::spawn(move || {
-                if let Some(seq) = ring.member_claim(&ring.entries[0]) {
-                    ring.read_held(seq);
+                let me = &ring.entries[0];
+                match death {
+                    Death::HoldingAFrame => {
+                        if let Some(seq) = ring.member_claim(me) {
+                            ring.read_held(seq);
+                        }
+                    }
+                    // What `protocol::group::try_claim` has stored when the kill comes: its loads
+                    // and its first intent, for one frame.
+                    Death::BetweenIntentAndClaim => {
+                        let n = ring.groups[0].next.load(Ordering::SeqCst);
+                        if n < ring.hdr.head.load(Ordering::SeqCst) {
+                            me.held_end.store(n + 1, Ordering::Relaxed);
+                            me.pos.store(n, Ordering::Relaxed);
+                            intent.store(n, Ordering::Relaxed);
+                        }
+                    }
                 }
                 dead.store(true, Ordering::Relaxed);
             })
@@ -913,6 +950,14 @@ fn frames_held_by_a_dead_member_are_adopted_by_another_member_and_nothing_is_los
         }
         writer.join().unwrap();
         done.sort();
+        let intent = intent.load(Ordering::Relaxed);
+        if let Some(i) = done.windows(2).position(|w| w[0] == w[1]) {
+            assert_eq!(
+                done[i], intent,
+                "only the frame of a lost intent goes twice: {done:?}"
+            );
+            done.remove(i);
+        }
         assert_eq!(
             done,
             (0..FRAMES).collect::<Vec<_>>(),

@@ -161,10 +161,13 @@ fn too_many_groups(shared: &Shared, name: &str) -> Error {
 pub(crate) fn leave(shared: &Shared, index: u32, g: u32, undelivered: Option<u64>) {
     let hdr = shared.header();
     let entry = shared.entry(index);
-    // Without the lock (a live process kept it for seconds) the group is left to the next repair.
+    // Without the lock (a live process kept it for seconds) freeing the group is left to the next
+    // repair, and we cannot count the other members: our undelivered frames are orphaned anyway
+    // (freeing the entry would lose them), and that repair frees the orphan if nobody is left to
+    // adopt it.
     let lock = TableLock::take(shared);
-    let others = lock.is_some()
-        && members(shared, g)
+    let others = lock.is_none()
+        || members(shared, g)
             .iter()
             .any(|&(i, state)| i != index && state == READER_ACTIVE);
     let orphaned = match undelivered {

@@ -78,9 +78,12 @@ pub struct ReaderOptions {
     /// member, unless that member dies (SIGKILL) while it holds the frame (claimed, and not yet
     /// released: a zero-copy frame until its release, a copy read until the read returns): then
     /// the frames it held are delivered again to another member that is still reading, and
-    /// counted in the group's `redelivered` statistic. A member that closes normally releases what
-    /// it read; frames it claimed but never delivered (after an error) go to another member.
-    /// Frames held by a member whose whole group died are released, as a dead reader's are.
+    /// counted in the group's `redelivered` statistic. A member told [`Error::EndOfStream`] that
+    /// reads again is still reading: it first takes the frames of members that died since. Frames
+    /// held by a member that dies after every other member stopped reading are not delivered
+    /// again. A member that closes normally releases what it read; frames it claimed but never
+    /// delivered (after an error) go to another member. Frames held by a member whose whole group
+    /// died are released, as a dead reader's are.
     ///
     /// ```
     /// use shmline::{Error, ReaderOptions, Stream, StreamOptions};

@@ -72,16 +72,24 @@ pub fn try_claim(
             return (claim, wake);
         }
         let end = next + want.min(head - next);
-        // Relaxed: read only by a member adopting our frames after we died or left, which our
-        // later SeqCst stores (or our death) precede.
-        me.held_end.store(end, Ordering::Relaxed);
         // The intent precedes the claim: a scan whose load of `next` sees the claim (or a later
         // claim, which continues its release sequence) synchronises with it, so its later load
-        // of our position sees the intent. A later intent moves our position up past frames we
-        // lost: a release.
+        // of our position sees the intent. `held_end` is read only by a member adopting our
+        // frames after we died or left, which our later SeqCst stores (or our death) precede:
+        // Relaxed. Its order with `pos` decides what a death between the two leaves for
+        // adoption, `[pos, held_end)`, which must never span frames we did not try to claim.
         if intent {
+            // A later intent moves our position up past frames we lost (a release), before the
+            // new end: dying in between leaves `[next, old end)`, part of the intent we lost (at
+            // most `want - 1` frames other members got), not the whole way from the old intent
+            // to the new end.
             wake |= super::release(hdr, me, next);
+            me.held_end.store(end, Ordering::Relaxed);
         } else {
+            // The end first: dying in between leaves `pos == IDLE`, nothing to adopt (whereas a
+            // position with the `held_end` of our join or last claim could span frames we never
+            // tried to claim).
+            me.held_end.store(end, Ordering::Relaxed);
             // Relaxed: published by the compare-and-swap (Release) below, as said above.
             me.pos.store(next, Ordering::Relaxed);
         }
