@@ -1,0 +1,157 @@
+"""Task functions of the PYTHUSA compatibility tests (test_pythusa.py), written as PYTHUSA users
+write them: bindings by keyword, polling reads, results sent back through a spawn-context
+`multiprocessing.Queue` held by a `functools.partial`."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+PATIENCE = 60.0
+
+
+def wait_read(reader, patience: float = PATIENCE):
+    """The next frame of a PYTHUSA reader, polling as PYTHUSA code does."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        frame = reader.read()
+        if frame is not None:
+            return frame
+        time.sleep(0.001)
+    raise TimeoutError(f"no frame on {reader.name!r}")
+
+
+def wait_write(writer, frame, patience: float = PATIENCE) -> None:
+    deadline = time.monotonic() + patience
+    while not writer.write(frame):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{writer.name!r} stayed full")
+        time.sleep(0.001)
+
+
+def count_source(out, n: int = 10) -> None:
+    for i in range(n):
+        wait_write(out, np.full(4, i, np.int64))
+
+
+def collect(results, inp, n: int = 10) -> None:
+    results.put([int(wait_read(inp)[0]) for _ in range(n)])
+
+
+def bindings_report(results, inp) -> None:
+    """What the bindings say before and after frames come, sent as a dict."""
+    report = {"empty_read": inp.read() is None, "blocking": inp.is_blocking()}
+    out = np.empty(4, np.int64)
+    report["empty_read_into"] = inp.read_into(out)
+    frame = wait_read(inp)
+    report["first"] = int(frame[0])
+    deadline = time.monotonic() + PATIENCE
+    while not inp.read_into(out):
+        assert time.monotonic() < deadline
+    report["second"] = int(out[0])
+    view = None
+    while view is None:
+        view = inp.look()
+    report["look_again_same"] = inp.look() is view
+    report["looked"] = int(np.frombuffer(view, np.int64)[0])
+    report["readonly"] = view.readonly
+    inp.increment()
+    report["after_increment"] = int(wait_read(inp)[0])
+    inp.set_blocking(False)
+    report["non_blocking"] = not inp.is_blocking()
+    results.put(report)
+
+
+def full_writer(results, out, go) -> None:
+    """Fills a ring nobody drains (its reader waits on `go`), and reports what write() and
+    look() say when it is full."""
+    written = 0
+    while out.write(np.full(4, written, np.int64)):
+        written += 1
+    view = out.look()
+    results.put({"written": written, "look_full": view is None})
+    go.signal()
+
+
+def slow_reader(results, inp, go) -> None:
+    go.wait(PATIENCE)
+    results.put([int(wait_read(inp)[0]) for _ in range(8)])
+
+
+def zero_copy_writer(out, n: int = 5) -> None:
+    for i in range(n):
+        deadline = time.monotonic() + PATIENCE
+        view = out.look()
+        while view is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+            view = out.look()
+        np.frombuffer(view, np.int64)[:] = i * 10
+        out.increment()
+
+
+def pulse(results, trigger, done) -> None:
+    """Signals `trigger` three times, waiting for the toggled task each time."""
+    for _ in range(3):
+        trigger.signal()
+        assert done.wait(PATIENCE)
+        done.reset()
+    results.put("pulsed")
+
+
+def toggled(results, done) -> None:
+    results.put("ran")
+    done.signal()
+
+
+def switched(results, out) -> None:
+    results.put("on")
+    time.sleep(0.01)
+
+
+def failing(inp) -> None:
+    raise RuntimeError("task failed on purpose")
+
+
+def forever(inp) -> None:
+    while True:
+        inp.read()
+        time.sleep(0.005)
+
+
+def passthrough(inp, out, n: int = 10) -> None:
+    for _ in range(n):
+        wait_write(out, wait_read(inp))
+
+
+def merge(results, a, b, expect: int) -> None:
+    """PYTHUSA's fan-in: polls two inputs until `expect` frames came from both together."""
+    seen = []
+    deadline = time.monotonic() + PATIENCE
+    while len(seen) < expect and time.monotonic() < deadline:
+        got = False
+        for reader in (a, b):
+            frame = reader.read()
+            if frame is not None:
+                seen.append(int(frame[0]))
+                got = True
+        if not got:
+            time.sleep(0.001)
+    results.put(sorted(seen))
+
+
+def scale_by(inp, out, weights, n: int = 10) -> None:
+    for _ in range(n):
+        wait_write(out, (wait_read(inp) * weights).astype(np.int64))
+
+
+def stalled_sink(inp, release) -> None:
+    release.wait(PATIENCE)
+
+
+def kwargs_task(results, **bindings) -> None:
+    results.put(sorted(bindings))
+    for binding in bindings.values():
+        if hasattr(binding, "write"):
+            binding.write(np.zeros(4, np.int64))
