@@ -38,7 +38,7 @@ def test_the_quick_start_prints_the_doubled_frame():
 
 
 @pytest.mark.parametrize("program, expect", [
-    ("basic_workers.py", "basic_workers: 64 frames, checksum 2016"),
+    ("basic_workers.py", "basic_workers: 64 values, checksum 2016"),
     ("engine_dsp_pipeline.py", "engine_dsp_pipeline: 48 blocks"),
     ("fir128_scaling_pipeline.py", "fir128_scaling_pipeline: 3 workers, 48 frames, max error"),
 ])

@@ -36,13 +36,15 @@ difference.
 
 from ._context import get_event, get_reader, get_writer
 from ._events import EventSpec, WorkerEvent
+from ._manager import Manager, TaskSpec, Worker
 from ._pipeline import Pipeline, ProcessMetrics
+from ._ring import RingSpec, SharedRingBuffer
 
 #: The PYTHUSA release whose API this module follows.
 PYTHUSA_VERSION = "0.1.6"
 __version__ = PYTHUSA_VERSION
 
 __all__ = [
-    "Pipeline", "ProcessMetrics", "WorkerEvent", "EventSpec", "get_reader", "get_writer",
-    "get_event", "PYTHUSA_VERSION",
+    "Pipeline", "ProcessMetrics", "WorkerEvent", "EventSpec", "Manager", "RingSpec", "TaskSpec",
+    "Worker", "SharedRingBuffer", "get_reader", "get_writer", "get_event", "PYTHUSA_VERSION",
 ]

@@ -35,6 +35,9 @@ class EventSpec:
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError("EventSpec is frozen")
 
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (EventSpec, (self.name, self.initial_state))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, EventSpec) and (self.name, self.initial_state) == \
             (other.name, other.initial_state)
