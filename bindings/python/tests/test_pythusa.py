@@ -39,8 +39,9 @@ def test_the_quick_start_prints_the_doubled_frame():
 
 @pytest.mark.parametrize("program, expect", [
     ("basic_workers.py", "basic_workers: 64 values, checksum 2016"),
-    ("engine_dsp_pipeline.py", "engine_dsp_pipeline: 48 blocks"),
-    ("fir128_scaling_pipeline.py", "fir128_scaling_pipeline: 3 workers, 48 frames, max error"),
+    ("engine_dsp_pipeline.py", "engine_dsp_pipeline: 48 blocks, dominant 96 Hz"),
+    ("fir128_scaling_pipeline.py",
+     "fir128_scaling_pipeline: 3 workers, 48 frames, max error 0\n"),
 ])
 def test_an_example_program_runs_and_prints_its_result(program, expect):
     path = EXAMPLES / program

@@ -64,7 +64,10 @@ def main(path: str) -> None:
     _context.install(readers, writers, {e.name: e for e in events.values()})
     try:
         run_controlled(payload["fn"], payload["mode"], payload["activate_on"], kwargs)
-    except SystemExit:
+    except SystemExit as e:
+        if e.code in (0, None):  # the function's own clean exit: end its streams
+            for binding in list(writers.values()) + list(readers.values()):
+                binding.close()
         raise
     except BaseException:
         traceback.print_exc()
