@@ -39,11 +39,19 @@ def collect(results, inp, n: int = 10) -> None:
     results.put([int(wait_read(inp)[0]) for _ in range(n)])
 
 
-def bindings_report(results, inp) -> None:
-    """What the bindings say before and after frames come, sent as a dict."""
-    report = {"empty_read": inp.read() is None, "blocking": inp.is_blocking()}
+def gated_source(out, go) -> None:
+    assert go.wait(PATIENCE)
+    count_source(out)
+
+
+def bindings_report(results, inp, go) -> None:
+    """What the bindings say before frames come (the source waits for `go`) and after, sent
+    as a dict."""
+    report = {"empty_read": inp.read(), "blocking": inp.is_blocking(),
+              "empty_look": inp.look()}
     out = np.empty(4, np.int64)
     report["empty_read_into"] = inp.read_into(out)
+    go.signal()
     frame = wait_read(inp)
     report["first"] = int(frame[0])
     deadline = time.monotonic() + PATIENCE
@@ -155,3 +163,73 @@ def kwargs_task(results, **bindings) -> None:
     for binding in bindings.values():
         if hasattr(binding, "write"):
             binding.write(np.zeros(4, np.int64))
+
+
+def lapped_reader(results, inp, ready, written) -> None:
+    """Leaves backpressure, lets the writer lap it, then reports what it reads and missed."""
+    inp.set_blocking(False)
+    ready.signal()
+    assert written.wait(PATIENCE)
+    seen = []
+    while (frame := inp.read()) is not None:
+        seen.append(int(frame[0]))
+    results.put({"seen": seen, "missed": inp.missed, "blocking": inp.is_blocking()})
+
+
+def lapping_writer(out, ready, written, n: int = 64) -> None:
+    assert ready.wait(PATIENCE)
+    for i in range(n):
+        assert out.write(np.full(4, i, np.int64))  # a lossy reader never fills the ring
+    written.signal()
+
+
+def raw_writer(out) -> None:
+    """PYTHUSA's raw ring calls through `.raw` and get_writer()."""
+    import shmline.pythusa as pythusa
+
+    assert pythusa.get_writer("numbers") is out.raw
+    for i in range(3):
+        while out.raw.write_array(np.full(4, i, np.int64)) == 0:
+            time.sleep(0.001)
+
+
+def raw_reader(results, inp) -> None:
+    import shmline.pythusa as pythusa
+
+    ring = pythusa.get_reader("numbers")
+    got = []
+    deadline = time.monotonic() + PATIENCE
+    while len(got) < 3 and time.monotonic() < deadline:
+        array = ring.read_array(32, dtype=np.int64)
+        if array.size == 0:
+            time.sleep(0.001)
+            continue
+        got.append(array.tolist())
+    results.put({"got": got, "active": ring.is_reader_active()})
+
+
+def manager_producer(count) -> None:
+    import shmline.pythusa as pythusa
+
+    ring = pythusa.get_writer("bytes")
+    for i in range(count):
+        while ring.write_array(np.arange(i, i + 3, dtype=np.int32)) == 0:
+            time.sleep(0.001)
+    pythusa.get_event("done").signal()
+
+
+def manager_consumer(results, count) -> None:
+    import shmline.pythusa as pythusa
+
+    ring = pythusa.get_reader("bytes")
+    done = pythusa.get_event("done")
+    assert done.wait(PATIENCE)
+    total = 0
+    for _ in range(count * 2):  # 12-byte frames read 6 bytes at a time
+        view = ring.expose_reader_mem_view(6)
+        assert view[2] >= 6 and view[1] is None
+        out = bytearray(6)
+        ring.simple_read(view, out)
+        ring.inc_reader_pos(6)
+        total += len(out)
+    results.put(total)

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +22,19 @@ from conftest import PATIENCE, ROOT, leftovers
 
 EXAMPLES = ROOT / "examples" / "pythusa"
 CTX = mp.get_context("spawn")
+
+
+@pytest.fixture(autouse=True)
+def no_event_left():
+    """Every test removes the events and rings it made (named pythusa-PID-N...)."""
+    yield
+    import gc
+
+    gc.collect()
+    left = leftovers(f"pythusa-{os.getpid()}-")
+    for n in left:
+        os.unlink(f"/dev/shm/{n}")
+    assert not left, f"the test left segments in /dev/shm: {left}"
 
 
 def get(queue, patience: float = PATIENCE):
@@ -69,16 +81,14 @@ def test_reader_bindings_return_none_and_false_when_empty_and_look_holds_the_fra
     with pythusa.Pipeline(name) as pipe:
         pipe.add_stream("numbers", shape=(4,), dtype=np.int64)
         pipe.add_event("go")
-        pipe.add_task("source", fn=functools.partial(tasks.toggled, results),
-                      events={"done": "go"})
-        pipe.add_task("writer", fn=tasks.count_source, writes={"out": "numbers"})
+        pipe.add_task("writer", fn=tasks.gated_source, writes={"out": "numbers"},
+                      events={"go": "go"})
         pipe.add_task("probe", fn=functools.partial(tasks.bindings_report, results),
-                      reads={"inp": "numbers"})
+                      reads={"inp": "numbers"}, events={"go": "go"})
         pipe.run()
-        assert get(results) == "ran"
         report = get(results)
-    # The reader is attached before the writer starts, so the frames start at 0; the first
-    # reads may or may not find the ring empty, so only their types are fixed.
+    assert report["empty_read"] is None and report["empty_look"] is None
+    assert report["empty_read_into"] is False
     assert report["blocking"] is True
     assert report["first"] == 0 and report["second"] == 1
     assert report["looked"] == 2 and report["look_again_same"] and report["readonly"]
@@ -353,3 +363,54 @@ def test_worker_event_initial_state_opens_it():
         assert event.is_open() and event.pending == 1 and "OPEN" in repr(event)
     finally:
         event.close()
+
+
+def test_a_non_blocking_reader_is_lapped_and_counts_what_it_missed(name):
+    results = CTX.Queue()
+    with pythusa.Pipeline(name) as pipe:
+        pipe.add_stream("numbers", shape=(4,), dtype=np.int64, frames=4)
+        pipe.add_event("ready")
+        pipe.add_event("written")
+        pipe.add_task("writer", fn=tasks.lapping_writer, writes={"out": "numbers"},
+                      events={"ready": "ready", "written": "written"})
+        pipe.add_task("reader", fn=functools.partial(tasks.lapped_reader, results),
+                      reads={"inp": "numbers"}, events={"ready": "ready", "written": "written"})
+        pipe.run()
+        report = get(results)
+    assert report["blocking"] is False
+    assert report["seen"] and report["seen"][-1] == 63
+    assert report["seen"] == sorted(report["seen"])
+    assert report["missed"] > 0 and len(report["seen"]) + report["missed"] == 64
+
+
+def test_raw_ring_calls_reach_the_same_frames_through_get_reader_and_get_writer(name):
+    results = CTX.Queue()
+    with pythusa.Pipeline(name) as pipe:
+        pipe.add_stream("numbers", shape=(4,), dtype=np.int64)
+        pipe.add_task("writer", fn=tasks.raw_writer, writes={"out": "numbers"})
+        pipe.add_task("reader", fn=functools.partial(tasks.raw_reader, results),
+                      reads={"inp": "numbers"})
+        pipe.run()
+        assert get(results) == {"got": [[0] * 4, [1] * 4, [2] * 4], "active": True}
+
+
+def test_the_manager_runs_spec_tasks_with_rings_events_and_metrics():
+    results = CTX.Queue()
+    with pythusa.Manager() as manager:
+        manager.create_ring(pythusa.RingSpec(name="bytes", size=64, num_readers=1))
+        manager.create_event(pythusa.EventSpec("done"))
+        manager.create_task(pythusa.TaskSpec(
+            name="consumer", fn=tasks.manager_consumer, reading_rings=("bytes",),
+            events=("done",), args=(results, 5)))
+        manager.create_task(pythusa.TaskSpec(
+            name="producer", fn=tasks.manager_producer, writing_rings=("bytes",),
+            events=("done",), kwargs={"count": 5}))
+        with pytest.raises(ValueError, match="already registered"):
+            manager.create_task(pythusa.TaskSpec(name="producer", fn=tasks.manager_producer))
+        manager.start_monitor(0.01)
+        manager.start("consumer")
+        manager.start("producer")
+        assert get(results) == 60
+        manager.join_all(PATIENCE)
+        prefix = manager._prefix
+    assert not leftovers(prefix)
