@@ -414,3 +414,25 @@ def test_the_manager_runs_spec_tasks_with_rings_events_and_metrics():
         manager.join_all(PATIENCE)
         prefix = manager._prefix
     assert not leftovers(prefix)
+
+
+def test_a_script_that_runs_its_pipeline_unguarded_fails_saying_why(name, tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import numpy as np\n"
+        "import shmline.pythusa as pythusa\n"
+        "def source(out):\n"
+        "    out.write(np.zeros(4, np.int64))\n"
+        f"pipe = pythusa.Pipeline({name!r})\n"
+        "pipe.add_stream('s', shape=(4,), dtype=np.int64)\n"
+        "pipe.add_task('source', fn=source, writes={'out': 's'})\n"
+        "pipe.add_task.terminator('end', reads={'inp': 's'})\n"
+        "try:\n"
+        "    pipe.run()\n"
+        "finally:\n"
+        "    pipe.close()\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=PATIENCE * 2)
+    assert out.returncode != 0
+    assert "PipelineFailedError" in out.stderr
+    assert 'guarded by `if __name__ == "__main__":`' in out.stderr

@@ -291,6 +291,13 @@ class Pipeline:
         self._ensure_open()
         if self._started:
             raise RuntimeError("Pipeline has already been started.")
+        from .. import _worker
+
+        if _worker.loading_main:
+            raise RuntimeError(
+                f"Pipeline {self.name!r} was started while a task process loaded the script to "
+                "find its function: keep pipe.start() and pipe.run() inside a main() guarded by "
+                "`if __name__ == \"__main__\":`, as PYTHUSA asks for spawn-based platforms")
         if not self._compiled:
             self.compile()
         assert self._inner is not None and self._dir is not None
