@@ -233,3 +233,57 @@ def manager_consumer(results, count) -> None:
         ring.inc_reader_pos(6)
         total += len(out)
     results.put(total)
+
+
+def _release(ring_view) -> None:
+    ring_view[0].release()
+    if ring_view[1] is not None:
+        ring_view[1].release()
+
+
+def _active_readers(ring) -> int:
+    return sum(int(ring.header[slot + 1] != 0) for slot in range(6, len(ring.header), 3))
+
+
+def raw_view_writer(frames, **unused) -> None:
+    """PYTHUSA's raw idiom: wait until the header shows an active reader, then write each frame
+    through expose_writer_mem_view / simple_write / inc_writer_pos, releasing every view."""
+    ring = frames.raw
+    deadline = time.monotonic() + PATIENCE
+    while _active_readers(ring) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    for i in range(5):
+        src = memoryview(np.full(8, i, np.float32)).cast("B")
+        while True:
+            view = ring.expose_writer_mem_view(32)
+            try:
+                if view[2] < 32:
+                    time.sleep(0.001)
+                    continue
+                ring.simple_write(view, src)
+                ring.inc_writer_pos(32)
+                break
+            finally:
+                _release(view)
+
+
+def raw_view_reader(results, frames) -> None:
+    ring = frames.raw
+    frame = np.empty(8, np.float32)
+    dst = memoryview(frame).cast("B")
+    got = []
+    deadline = time.monotonic() + PATIENCE
+    while len(got) < 5 and time.monotonic() < deadline:
+        view = ring.expose_reader_mem_view(32)
+        try:
+            if view[2] < 32:
+                time.sleep(0.001)
+                continue
+            ring.simple_read(view, dst)
+            ring.inc_reader_pos(32)
+            got.append(float(frame[0]))
+        finally:
+            _release(view)
+    results.put({"got": got, "active": _active_readers(ring),
+                 "size": int(ring.header[0]), "pressure": ring.calculate_pressure()})

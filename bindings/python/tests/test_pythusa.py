@@ -436,3 +436,17 @@ def test_a_script_that_runs_its_pipeline_unguarded_fails_saying_why(name, tmp_pa
     assert out.returncode != 0
     assert "PipelineFailedError" in out.stderr
     assert 'guarded by `if __name__ == "__main__":`' in out.stderr
+
+
+def test_pythusa_raw_view_idioms_work_on_the_bindings_raw_rings(name):
+    results = CTX.Queue()
+    with pythusa.Pipeline(name) as pipe:
+        pipe.add_stream("frames", shape=(8,), dtype=np.float32, frames=4)
+        pipe.add_task("writer", fn=tasks.raw_view_writer, writes={"frames": "frames"})
+        pipe.add_task("reader", fn=functools.partial(tasks.raw_view_reader, results),
+                      reads={"frames": "frames"})
+        pipe.run()
+        report = get(results)
+    assert report["got"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert report["active"] == 1 and report["size"] == 4 * 32
+    assert 0 <= report["pressure"] <= 100

@@ -22,7 +22,7 @@ from ..writer import Writer, WriteSlot
 
 __all__ = ["RingSpec", "SharedRingBuffer"]
 
-ViewTuple = Tuple[Optional[memoryview], None, int, bool]
+ViewTuple = Tuple[memoryview, None, int, bool]
 
 
 class RingSpec:
@@ -110,7 +110,7 @@ class SharedRingBuffer:
 
     def expose_writer_mem_view(self, nbytes: int) -> ViewTuple:
         """A writable view of the next slot, `nbytes` long: `(view, None, nbytes, False)`, or
-        `(None, None, 0, False)` if the ring is full. Fill it, then `inc_writer_pos(nbytes)`."""
+        an empty view and 0 if the ring is full. Fill it, then `inc_writer_pos(nbytes)`."""
         w = self._need_writer()
         if self._slot is None:
             try:
@@ -121,7 +121,7 @@ class SharedRingBuffer:
                     self._slot = w.reserve(nbytes, timeout=0)
                     self._slot_view = self._slot.view
             except (errors.Timeout, errors.Full):
-                return None, None, 0, False
+                return memoryview(b""), None, 0, False
         assert self._slot_view is not None
         size = min(nbytes, len(self._slot_view))
         return self._slot_view[:size], None, size, False
@@ -129,8 +129,7 @@ class SharedRingBuffer:
     def simple_write(self, view: ViewTuple, src: Any) -> None:
         """Copies `src` into the view `expose_writer_mem_view` gave."""
         data = memoryview(np.ascontiguousarray(src)).cast("B")
-        assert view[0] is not None
-        view[0][:len(data)] = data
+        view[0][:len(data)] = data[:len(view[0])]
 
     def inc_writer_pos(self, nbytes: int) -> None:
         """Publishes the slot `expose_writer_mem_view` lent, `nbytes` long."""
@@ -145,18 +144,7 @@ class SharedRingBuffer:
 
     def compute_max_amount_writable(self) -> int:
         """Bytes that can be written now without waiting (whole free slots)."""
-        stats = self._need_writer()._stream
-        w = self._need_writer()
-        from ..stream import Stream
-        from .._ffi import ffi, lib
-
-        out = ffi.new("shmline_stream **")
-        if lib.shmline_writer_stream(w._h, out) != lib.SHMLINE_OK:
-            return 0
-        with Stream(out[0]) as stream:
-            s = stream.stats()
-            free = max(0, s.capacity - int(round(s.fill * s.capacity)))
-            return free * stats.max_frame_size
+        return int(self.header[4])
 
     # -- Reading ----------------------------------------------------------------------------
 
@@ -183,7 +171,6 @@ class SharedRingBuffer:
         buffer), as many as `dst` holds."""
         out = memoryview(dst).cast("B") if not isinstance(dst, memoryview) or dst.format != "B" \
             else dst
-        assert view[0] is not None
         n = min(len(out), len(view[0]))
         out[:n] = view[0][:n]
 
@@ -224,8 +211,8 @@ class SharedRingBuffer:
             return bool(self._binding.is_blocking())
         return True
 
-    def calculate_pressure(self) -> int:
-        """How full the ring is for its slowest reader, in % (0-100)."""
+    def _stats(self) -> Any:
+        """A snapshot of the stream's shared counters (`Stream.stats()`)."""
         h = self._reader if self._reader is not None else self._writer
         assert h is not None
         from .._ffi import ffi, lib
@@ -233,10 +220,35 @@ class SharedRingBuffer:
 
         out = ffi.new("shmline_stream **")
         get = lib.shmline_reader_stream if self._reader is not None else lib.shmline_writer_stream
-        if get(h._h, out) != lib.SHMLINE_OK:
-            return 0
+        status = get(h._h, out)
+        if status != lib.SHMLINE_OK:
+            errors.raise_for(status)
         with Stream(out[0]) as stream:
-            return int(round(stream.stats().fill * 100))
+            return stream.stats(), stream.max_frame_size
+
+    def calculate_pressure(self) -> int:
+        """How full the ring is for its slowest reader, in % (0-100)."""
+        return int(round(self._stats()[0].fill * 100))
+
+    @property
+    def header(self) -> np.ndarray:
+        """A read-only snapshot of PYTHUSA's header words, from the stream's shared counters:
+        [0] ring size in bytes, [1] pressure %, [2] bytes dropped, [3] bytes written, [4] bytes
+        writable now, [5] readers attached, then 3 words per attached reader: bytes read,
+        active (1: a live reader holding the writer back, 0: a lossy one), frames behind. So
+        PYTHUSA's idiom `header[6 + 3 * i + 1] != 0` counts active readers. Writing to it is
+        refused: the real positions live in shmline's layout (docs/LAYOUT.md)."""
+        stats, frame = self._stats()
+        readers = [r for r in stats.readers if r.alive]
+        words = [stats.capacity * frame, int(round(stats.fill * 100)),
+                 stats.frames_dropped * frame, stats.bytes_written,
+                 max(0, stats.capacity - int(round(stats.fill * stats.capacity))) * frame,
+                 len(readers)]
+        for r in readers:
+            words += [r.bytes_read, 0 if r.lossy else 1, r.lag]
+        header = np.array(words, np.uint64)
+        header.flags.writeable = False
+        return header
 
     def _need_writer(self) -> Writer:
         if self._writer is None:
