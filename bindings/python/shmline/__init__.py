@@ -17,6 +17,7 @@ over the C library (`include/shmline.h`), which it bundles.
 - `Event`: a process-shared flag or counter to set, clear and wait on.
 - `Pipeline`: streams, events and tasks (Python functions or programs in any language), each
   task a process, with PYTHUSA's programming model; `Task`: how a program joins its pipeline.
+- `shmline.pythusa`: PYTHUSA 0.1.6's API and semantics (`import shmline.pythusa as pythusa`).
 - `errors`: one exception per C status code, under `ShmlineError`.
 """
 

@@ -287,3 +287,19 @@ def raw_view_reader(results, frames) -> None:
             _release(view)
     results.put({"got": got, "active": _active_readers(ring),
                  "size": int(ring.header[0]), "pressure": ring.calculate_pressure()})
+
+
+def native_sink(results, samples) -> None:
+    """A task of a native shmline.Pipeline: blocking reads until the stream ends."""
+    results.put([int(frame[0]) for frame in samples])
+
+
+class Scaler:
+    """A bound method as a native task function."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    def run(self, samples, scaled) -> None:
+        for frame in samples:
+            scaled.write(frame * self.factor)

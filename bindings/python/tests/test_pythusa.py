@@ -450,3 +450,21 @@ def test_pythusa_raw_view_idioms_work_on_the_bindings_raw_rings(name):
     assert report["got"] == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert report["active"] == 1 and report["size"] == 4 * 32
     assert 0 <= report["pressure"] <= 100
+
+
+def test_native_pipeline_function_tasks_may_be_partials_and_bound_methods(name):
+    results = CTX.Queue()
+    with shmline.Pipeline(name) as pipe:
+        pipe.add_stream("numbers", shape=(4,), dtype=np.int64)
+        pipe.add_stream("scaled", shape=(4,), dtype=np.int64)
+        pipe.add_task("source", fn=functools.partial(tasks.count_source, n=5),
+                      writes={"out": "numbers"})
+        pipe.add_task("scale", fn=tasks.Scaler(3).run, reads={"samples": "numbers"},
+                      writes={"scaled": "scaled"})
+        pipe.add_task("sink", fn=functools.partial(tasks.native_sink, results),
+                      reads={"samples": "scaled"})
+        with pytest.raises(ValueError, match="pickle"):
+            pipe.add_task("bad", fn=functools.partial(tasks.native_sink, lambda: 0),
+                          reads={"samples": "numbers"})
+        pipe.run()
+        assert get(results) == [0, 3, 6, 9, 12]

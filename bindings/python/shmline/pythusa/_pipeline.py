@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import errors
 from ..pipeline import Pipeline as _ShmlinePipeline
-from . import _spawn
+from .. import _spawn
 from ._events import WorkerEvent
 
 __all__ = ["Pipeline", "ProcessMetrics"]

@@ -43,7 +43,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(path: str) -> None:
     signal.signal(signal.SIGTERM, _terminate)
-    from . import _spawn
+    from .. import _spawn
 
     with open(path, "rb") as f:
         payload = _spawn.load(f.read())

@@ -1,7 +1,8 @@
-"""Handing a task's function to its process as PYTHUSA's spawn-context `multiprocessing` does.
+"""Handing a task's function to its process as spawn-context `multiprocessing` does.
 
-The pipeline runner starts every task as a program (`python -m shmline.pythusa._worker FILE`),
-so a task function, and whatever it holds (a `functools.partial` with NumPy arrays, a
+The pipeline runner starts every task as a program, so a task function that cannot be named by
+module and qualified name (`shmline.pythusa`'s tasks; a `functools.partial` or bound method in
+`shmline.Pipeline`), and whatever it holds (a `functools.partial` with NumPy arrays, a
 `multiprocessing.Queue`...), is pickled into FILE, as `multiprocessing` pickles a spawned
 process's target. Objects that only pickle while a process is being spawned (queues, locks,
 pipes) are let through the same way: `multiprocessing`'s spawning hook is set while pickling,
@@ -108,7 +109,7 @@ def _load_script(path: str) -> Any:
     import importlib.machinery
     import importlib.util
 
-    from .. import _worker
+    from . import _worker
 
     loader = importlib.machinery.SourceFileLoader(_worker.MAIN_ALIAS, path)
     spec = importlib.util.spec_from_file_location(_worker.MAIN_ALIAS, path, loader=loader)
