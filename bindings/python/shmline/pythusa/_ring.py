@@ -96,15 +96,18 @@ class SharedRingBuffer:
 
     def write_array(self, array: Any) -> int:
         """Publishes the bytes of `array` as one frame: returns how many bytes (0 if the ring
-        is full now; never blocks)."""
+        is full now; never blocks). On a stream with a schema the bytes must make exactly one
+        frame of it (`SchemaMismatchError` otherwise), whatever `array`'s own dtype."""
         w = self._need_writer()
         frame = np.ascontiguousarray(array)
-        data = frame if w._dtype is not None and frame.dtype == w._dtype \
-            and frame.shape == w._shape else memoryview(frame).cast("B")
-        if w._dtype is not None and data is not frame:
-            data = np.frombuffer(data, np.uint8).view(w._dtype).reshape(w._shape)
+        if w._dtype is not None and (frame.dtype != w._dtype or frame.shape != w._shape):
+            if frame.nbytes != w._frame_size:
+                raise errors.SchemaMismatchError(
+                    f"ring {self.name!r} takes frames of {w._frame_size} bytes, not "
+                    f"{frame.nbytes}")
+            frame = frame.reshape(-1).view(np.uint8).view(w._dtype).reshape(w._shape)
         try:
-            return frame.nbytes if w.try_write(data) else 0
+            return frame.nbytes if w.try_write(frame) else 0
         except errors.Full:
             return 0
 
