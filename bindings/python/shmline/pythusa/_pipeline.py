@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -278,6 +279,8 @@ class Pipeline:
             inner.add_stream(s["name"], shape=s["shape"], dtype=s["dtype"],
                              capacity=frames_to_capacity(s["frames"]))
         self._dir = tempfile.mkdtemp(prefix=f"shmline-pythusa-{os.getpid()}-")
+        # A program that never closes the pipeline still leaves nothing behind at exit.
+        weakref.finalize(self, _remove, self._live_events, self._dir)
         for tname, task in self._tasks.items():
             inner.add_task(tname, cmd=[sys.executable, "-m", "shmline.pythusa._worker",
                                        os.path.join(self._dir, f"{len(inner.tasks)}.task")],
@@ -353,12 +356,7 @@ class Pipeline:
         if self._inner is not None:
             self._inner.close()
         self._release_run_resources()
-        for event in self._live_events.values():
-            event.close()
-        self._live_events.clear()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        _remove(self._live_events, self._dir)
 
     def _release_run_resources(self) -> None:
         fds, self._fds = self._fds, []
@@ -548,6 +546,15 @@ class Pipeline:
     def _ensure_open(self) -> None:
         if self._closed:
             raise RuntimeError("Pipeline is closed.")
+
+
+def _remove(events: Dict[str, WorkerEvent], directory: Optional[str]) -> None:
+    """Removes a pipeline's events and task files (at close, or at exit if never closed)."""
+    for event in events.values():
+        event.close()
+    events.clear()
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _check_signature(tname: str, task: Dict[str, Any]) -> None:
