@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .. import errors
@@ -106,6 +107,15 @@ class _Bootstrap:
                 raw.raw.close()
 
 
+def _remove(rings: Dict[str, Stream], events: Dict[str, WorkerEvent]) -> None:
+    for stream in rings.values():
+        stream.close()
+    rings.clear()
+    for event in events.values():
+        event.close()
+    events.clear()
+
+
 class _Raw:
     """A registry entry whose `.raw` is the ring (as the Pipeline's bindings are)."""
 
@@ -137,6 +147,8 @@ class Manager:
         self._metrics: Dict[str, ProcessMetrics] = {}
         self._monitor: Optional[threading.Thread] = None
         self._monitor_stop = threading.Event()
+        # A program that never closes the manager still removes its rings and events at exit.
+        weakref.finalize(self, _remove, self._rings, self._events)
 
     def create_ring(self, spec: RingSpec) -> "Manager":
         """Creates the ring `spec` describes."""
@@ -265,12 +277,7 @@ class Manager:
     def close(self) -> None:
         """Removes every ring and event this manager created."""
         self._monitor_stop.set()
-        for stream in self._rings.values():
-            stream.close()
-        self._rings.clear()
-        for event in self._events.values():
-            event.close()
-        self._events.clear()
+        _remove(self._rings, self._events)
 
     def __enter__(self) -> "Manager":
         return self
