@@ -18,6 +18,7 @@ over the C library (`include/shmline.h`), which it bundles.
 - `Pipeline`: streams, events and tasks (Python functions or programs in any language), each
   task a process, with PYTHUSA's programming model; `Task`: how a program joins its pipeline.
 - `WaitSet`, `select`: wait on several readers and events at once (fan-in) without polling.
+- `shmline.pythusa`: PYTHUSA 0.1.6's API and semantics (`import shmline.pythusa as pythusa`).
 - `errors`: one exception per C status code, under `ShmlineError`.
 - `shmline.dsline`: dsline's `ShmChannel` API, across processes.
 """

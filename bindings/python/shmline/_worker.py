@@ -5,7 +5,9 @@ The pipeline runner starts programs, so a function task is the program
     python -m shmline._worker [--path DIR]... TARGET
 
 where TARGET names the function: `package.module:qualname`, or `/path/to/script.py:qualname`
-for a function of a script run as `__main__` (the script is loaded under another name, so its
+for a function of a script run as `__main__`; or `python -m shmline._worker --pickled FILE`
+for a `functools.partial` or bound method that `Pipeline.add_task` pickled into FILE
+(`shmline._spawn`) (the script is loaded under another name, so its
 `if __name__ == "__main__":` block does not run again). Each `--path` goes first on `sys.path`
 (the directory the function's module was imported from in the process that declared it).
 
@@ -50,7 +52,8 @@ loading_main = False
 #: The name a script's module gets in a worker (as multiprocessing's `__mp_main__`).
 MAIN_ALIAS = "__shmline_main__"
 
-USAGE = "usage: python -m shmline._worker [--path DIR]... MODULE:QUALNAME | /SCRIPT.py:QUALNAME"
+USAGE = ("usage: python -m shmline._worker [--path DIR]... MODULE:QUALNAME | /SCRIPT.py:QUALNAME"
+         " | --pickled FILE")
 
 
 class WorkerError(Exception):
@@ -115,6 +118,18 @@ def resolve(target: str) -> Callable[..., Any]:
     if not callable(fn):
         raise WorkerError(f"{where}:{qualname} is a {type(fn).__name__}, not a function")
     return fn
+
+
+def unpickle(path: str) -> Callable[..., Any]:
+    """The function `Pipeline.add_task` pickled into `path` (a partial or bound method)."""
+    from . import _spawn
+
+    try:
+        with open(path, "rb") as f:
+            return _spawn.load(f.read())  # type: ignore[no-any-return]
+    except Exception as e:
+        raise WorkerError(f"cannot unpickle the task's function from {path}: "
+                          f"{type(e).__name__}: {e}") from e
 
 
 def take_handles(task: Any, fn: Callable[..., Any]) -> Dict[str, Any]:
@@ -185,10 +200,14 @@ def fail(message: str) -> NoReturn:
 def main(argv: List[str]) -> None:
     paths: List[str] = []
     args = list(argv)
-    while len(args) >= 2 and args[0] == "--path":
-        paths.append(args[1])
+    pickled = None
+    while len(args) >= 2 and args[0] in ("--path", "--pickled"):
+        if args[0] == "--path":
+            paths.append(args[1])
+        else:
+            pickled = args[1]
         del args[:2]
-    if len(args) != 1:
+    if len(args) != (0 if pickled else 1):
         fail(USAGE)
     # Before anything of the user's runs: the runner's stop request unwinds cleanly.
     signal.signal(signal.SIGTERM, terminate)
@@ -196,7 +215,7 @@ def main(argv: List[str]) -> None:
         if path not in sys.path:
             sys.path.insert(0, path)
     try:
-        fn = resolve(args[0])
+        fn = resolve(args[0]) if pickled is None else unpickle(pickled)
     except WorkerError as e:
         fail(str(e))
 

@@ -38,7 +38,10 @@ Tasks are Python functions (`fn=`), each run in a worker process of its own (mod
 function gets a `Reader`, `Writer` or `Event` for each of its parameters, by parameter name, as
 in PYTHUSA; it must be importable by a new process: defined with `def` at the top level of a
 module, or of the script being run (then keep the pipeline code under
-`if __name__ == "__main__":`, which a worker does not run).
+`if __name__ == "__main__":`, which a worker does not run); a `functools.partial` or a bound
+method is pickled for its process instead, as spawn-context `multiprocessing` does (so it may
+hold NumPy arrays and `multiprocessing.Queue`s). For PYTHUSA's exact API and non-blocking
+bindings, see `shmline.pythusa`.
 
 Fan-in and work sharing: several tasks may write one stream (`writes={"out": "merged"}` in
 each; the stream ends when the last of them is done), and a reading parameter may join a reader
@@ -68,8 +71,10 @@ import functools
 import inspect
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -227,6 +232,9 @@ class Pipeline:
         # Held by metrics() and stop(), which other threads may call, and by close() while it
         # frees the run handle they use.
         self._lock = threading.Lock()
+        # Pickled function tasks: their files, and the descriptors the task processes inherit.
+        self._pickle_dir: Optional[str] = None
+        self._fds: List[int] = []
 
     @classmethod
     def load(cls, path: PathLike) -> "Pipeline":
@@ -322,8 +330,11 @@ class Pipeline:
         parameter at most.
 
         `fn` must be importable by a new Python process: a function defined with `def` at the
-        top level of a module or of the script being run, not a lambda, a nested function, a
-        bound method or a partial (`ValueError` says which). Its parameters must match the
+        top level of a module or of the script being run, not a lambda or a nested function
+        (`ValueError` says which). A `functools.partial` or a bound method is pickled for the
+        task's process as spawn-context `multiprocessing` pickles a process's target, so what it
+        holds (NumPy arrays, a spawn-context `multiprocessing.Queue`...) reaches the task; it
+        must pickle (`ValueError` otherwise). Its parameters must match the
         bindings. `cwd` (default: the current directory), `env` (added to this process's
         environment), `stdout` and `stderr` (files appended to; default: this process's) apply
         to the task's process.
@@ -339,8 +350,8 @@ class Pipeline:
                     "writes": dict(writes or {}), "events": dict(events or {})}
         self._check_bindings(name, bindings)
         if fn is not None:
-            argv = [sys.executable, "-m", "shmline._worker",
-                    *_worker_args(name, fn, bindings)]
+            args = _worker_args(name, fn, bindings) or self._pickled_args(name, fn)
+            argv = [sys.executable, "-m", "shmline._worker", *args]
         else:
             if isinstance(cmd, (str, bytes, os.PathLike)):
                 cmd = [cmd]
@@ -372,6 +383,19 @@ class Pipeline:
                 self._h, name.encode(), NULL if stdout is None else os.fsencode(stdout),
                 NULL if stderr is None else os.fsencode(stderr)))
         return self
+
+    def _pickled_args(self, task: str, fn: Callable[..., Any]) -> List[str]:
+        """Pickles `fn` into a file of this pipeline (removed by `close()`) and returns the
+        worker's arguments that load it."""
+        from . import _spawn
+
+        data = _spawn.dump(fn, self._fds)
+        if self._pickle_dir is None:
+            self._pickle_dir = tempfile.mkdtemp(prefix=f"shmline-{os.getpid()}-")
+        path = os.path.join(self._pickle_dir, f"{len(self._tasks)}.task")
+        with open(path, "wb") as f:
+            f.write(data)
+        return ["--pickled", path]
 
     def _check_bindings(self, task: str, bindings: Dict[str, Dict[str, str]]) -> None:
         """Refuses bindings to undeclared streams or events and parameters bound twice, saying
@@ -513,6 +537,12 @@ class Pipeline:
             if run != NULL:
                 ffi.release(run)
             ffi.release(self._h)
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            os.close(fd)
+        if self._pickle_dir is not None:
+            shutil.rmtree(self._pickle_dir, ignore_errors=True)
+            self._pickle_dir = None
 
     def __enter__(self) -> "Pipeline":
         return self
@@ -723,12 +753,10 @@ def _worker_args(task: str, fn: Callable[..., Any], bindings: Dict[str, Dict[str
     where = f"task {task!r}: fn={fn!r}"
     if not callable(fn):
         raise TypeError(f"{where} is not callable")
-    if isinstance(fn, functools.partial):
-        raise ValueError(f"{where} is a functools.partial, which a worker process cannot import: "
-                         "define a function at the top level of a module that calls it")
-    if inspect.ismethod(fn):
-        raise ValueError(f"{where} is a bound method, which a worker process cannot rebuild: "
-                         "use a function at the top level of a module")
+    if isinstance(fn, functools.partial) or inspect.ismethod(fn):
+        # Pickled by the caller (`_pickled_args`), as spawn-context multiprocessing does.
+        _check_signature(task, fn, bindings)
+        return []
     qualname = getattr(fn, "__qualname__", None)
     module_name = getattr(fn, "__module__", None)
     if not isinstance(qualname, str) or not isinstance(module_name, str):

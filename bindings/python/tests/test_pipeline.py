@@ -5,7 +5,6 @@ every frame and fails its task (and so the run) at the first wrong or missing on
 
 from __future__ import annotations
 
-import functools
 import os
 import select
 import signal
@@ -280,11 +279,6 @@ def test_ctrl_c_or_sigterm_during_run_stops_every_task_and_removes_every_segment
     assert not leftovers(name)
 
 
-class Holder:
-    def method(self, out) -> None:
-        pass
-
-
 def test_a_function_a_worker_cannot_import_is_refused_at_add_task_saying_what_to_fix(name):
     def nested(out) -> None:
         pass
@@ -292,8 +286,6 @@ def test_a_function_a_worker_cannot_import_is_refused_at_add_task_saying_what_to
     cases = [
         (lambda out: None, "is a lambda"),
         (nested, "inside another function"),
-        (functools.partial(pipeline_tasks.source), "functools.partial"),
-        (Holder().method, "bound method"),
     ]
     with shmline.Pipeline(name) as pipe:
         pipe.add_stream("s", shape=(16,), dtype=np.float64)
