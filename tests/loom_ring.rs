@@ -3,7 +3,7 @@
 //! Run with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test --release --test loom_ring
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --profile loom --test loom_ring
 //! ```
 //!
 //! Under `--cfg loom` the layout structs are built from loom's atomics (see `src/sync.rs`), so the
