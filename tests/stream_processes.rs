@@ -634,6 +634,14 @@ fn a_writer_blocked_on_a_reader_killed_with_sigkill_reclaims_it_and_carries_on()
 /// A writer that fills the ring of a stream whose one lossless reader process stalled and was then
 /// killed with SIGKILL; returns the stream (for its statistics) and the writer.
 fn ring_held_full_by_a_killed_reader(what: &str) -> (Stream, shmline::Writer) {
+    let (stream, writer, victim) = ring_held_full_by_a_stalled_reader(what);
+    let status = victim.kill();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    (stream, writer)
+}
+
+/// A stream whose ring a live child reader holds full (it stopped reading), and its writer.
+fn ring_held_full_by_a_stalled_reader(what: &str) -> (Stream, shmline::Writer, RoleProcess) {
     const CAPACITY: u64 = 8;
     let stream = create_stream(what, CAPACITY as u32, 16, false);
     let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
@@ -650,9 +658,7 @@ fn ring_held_full_by_a_killed_reader(what: &str) -> (Stream, shmline::Writer) {
         writer.try_write(&frame(CAPACITY, 16)),
         Err(Error::Full)
     ));
-    let status = victim.kill();
-    assert_eq!(status.signal(), Some(libc::SIGKILL));
-    (stream, writer)
+    (stream, writer, victim)
 }
 
 /// Calls `write` until it succeeds; fails the test after [`PATIENCE`], or on an outcome other
@@ -695,21 +701,10 @@ fn a_writer_calling_try_write_in_a_loop_gets_past_a_reader_killed_with_sigkill()
 fn a_writer_gets_past_a_killed_reader_its_own_process_has_not_reaped_yet() {
     // A parent blocked writing to a child that died cannot reap it: the zombie must not hold it
     // for ever (it counts as alive only for a short grace, see `liveness::ZOMBIE_GRACE`).
-    const CAPACITY: u64 = 8;
-    let stream = create_stream("rkill-zombie", CAPACITY as u32, 16, false);
-    let ready = create_event(&ready_name(stream.name()), EventMode::Counting);
-    let _done = create_event(&done_name(stream.name()), EventMode::Flag);
-    let stalled = create_event(&stalled_name(stream.name()), EventMode::Flag);
-    let victim = spawn_role("child_stops_reading", &stream, 0, 0);
-    wait_ready(&ready, 1);
-    stalled.wait_timeout(PATIENCE).unwrap();
-    let mut writer = stream.writer().unwrap();
-    for seq in 0..CAPACITY {
-        writer.try_write(&frame(seq, 16)).unwrap();
-    }
+    let (stream, mut writer, victim) = ring_held_full_by_a_stalled_reader("rkill-zombie");
     let mut zombie = victim.kill_without_reaping();
     writer
-        .write_timeout(&frame(CAPACITY, 16), PATIENCE)
+        .write_timeout(&frame(8, 16), PATIENCE)
         .expect("the writer is still held back by the unreaped dead reader");
     assert_eq!(stream.stats().readers_reclaimed, 1);
     zombie.wait().unwrap();
