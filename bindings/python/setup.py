@@ -3,7 +3,8 @@
 `pip install ./bindings/python` runs this in place, inside the repository: it needs the crate at
 `../../Cargo.toml` and the C header at `../../include/shmline.h`, plus a Rust toolchain (cargo)
 and the C compiler that Rust already needs for linking. The wheel it makes bundles
-`libshmline.so.0`, so the installed package needs no compiler at run time.
+`libshmline.so.0` and the `shmline` command (`shmline/bin/shmline`, run by the `shmline` script
+and by `python -m shmline`), so the installed package needs no compiler at run time.
 
 Two ways to call the library, chosen here at build time (README.md, "How the package is built"):
 - API mode (the default): a small C extension compiled against `include/shmline.h` and linked to
@@ -80,10 +81,11 @@ def find_cargo() -> str:
     return cargo
 
 
-def cargo_build() -> Path:
-    """Builds the crate's shared library in release mode and returns its path."""
+def cargo_build() -> "tuple[Path, Path]":
+    """Builds the crate's shared library and the `shmline` command in release mode and returns
+    their paths."""
     command = [
-        find_cargo(), "build", "--release", "--lib",
+        find_cargo(), "build", "--release", "--lib", "--bin", "shmline",
         "--manifest-path", str(ROOT / "Cargo.toml"),
         "--message-format=json-render-diagnostics",
     ]
@@ -91,15 +93,20 @@ def cargo_build() -> Path:
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"cargo failed with exit status {done.returncode} (its errors are above)")
+    library = command_line = None
     for line in done.stdout.splitlines():
         message = json.loads(line)
-        if message.get("reason") != "compiler-artifact":
+        if message.get("reason") != "compiler-artifact" or message["target"]["name"] != "shmline":
             continue
-        if message["target"]["name"] == "shmline" and "cdylib" in message["target"]["kind"]:
-            for filename in message["filenames"]:
-                if filename.endswith(".so"):
-                    return Path(filename)
-    raise RuntimeError("cargo built no libshmline.so (is crate-type \"cdylib\" still in Cargo.toml?)")
+        if "cdylib" in message["target"]["kind"]:
+            library = next((Path(f) for f in message["filenames"] if f.endswith(".so")), None)
+        elif "bin" in message["target"]["kind"] and message.get("executable"):
+            command_line = Path(message["executable"])
+    if library is None:
+        raise RuntimeError("cargo built no libshmline.so (is crate-type \"cdylib\" still in Cargo.toml?)")
+    if command_line is None:
+        raise RuntimeError("cargo built no shmline command (is src/bin/shmline still there?)")
+    return library, command_line
 
 
 def new_ffi():
@@ -117,8 +124,15 @@ class BuildShmline(build_ext):
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
         bundled = target.parent / SONAME
-        shutil.copyfile(cargo_build(), bundled)
+        library, command_line = cargo_build()
+        shutil.copyfile(library, bundled)
         bundled.chmod(0o755)
+        # The `shmline` command (ls, top, info, run, clean, bench), run by the `shmline` script
+        # pip installs and by `python -m shmline` (shmline/_cli.py).
+        cli = target.parent / "bin" / "shmline"
+        cli.parent.mkdir(exist_ok=True)
+        shutil.copyfile(command_line, cli)
+        cli.chmod(0o755)
         # An earlier in-place build may have left the other mode's module, which would win.
         for stale in target.parent.glob("_shmline_cffi*"):
             stale.unlink()
