@@ -173,12 +173,17 @@ def select(*, timeout: Optional[float] = None, **readers: Reader) -> Iterator[Tu
         for name, frame in shmline.select(a=reader_a, b=reader_b):
             print(name, frame)
 
-    Ready readers take turns, one frame each, so a busy input does not starve a quiet one; each
+    The readers may also be `shmline.pythusa` reader bindings (PYTHUSA tasks' fan-in without
+    polling). Ready readers take turns, one frame each, so a busy input does not starve a quiet one; each
     reader still sees its own frames in order. Raises `WriterDead` when an input's writer died
     without closing its stream (after its last frame: nothing is lost silently), and `Timeout`
     if no frame and no end arrives for `timeout` seconds (None: wait for ever).
     """
-    for name, reader in readers.items():
+    for name, reader in list(readers.items()):
+        # A binding that wraps a Reader (a `shmline.pythusa` reader binding) is read through it.
+        inner = getattr(reader, "reader", None)
+        if not isinstance(reader, Reader) and isinstance(inner, Reader):
+            readers[name] = reader = inner
         if not isinstance(reader, Reader):
             raise TypeError(f"select() reads Readers; {name}= is a {type(reader).__name__}")
     with WaitSet() as ws:

@@ -149,6 +149,14 @@ def merge(results, a, b, expect: int) -> None:
     results.put(sorted(seen))
 
 
+def merge_select(results, a, b) -> None:
+    """The same fan-in without polling: `shmline.select` over the PYTHUSA bindings, until both
+    inputs have ended."""
+    import shmline
+
+    results.put(sorted(int(frame[0]) for _, frame in shmline.select(a=a, b=b)))
+
+
 def scale_by(inp, out, weights, n: int = 10) -> None:
     for _ in range(n):
         wait_write(out, (wait_read(inp) * weights).astype(np.int64))

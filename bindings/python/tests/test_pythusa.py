@@ -204,6 +204,21 @@ def test_fan_in_sees_every_frame_of_a_short_and_a_long_source(name):
         assert get(results) == sorted(list(range(10)) + list(range(200)))
 
 
+def test_fan_in_with_select_over_pythusa_bindings_sees_every_frame_without_polling(name):
+    results = CTX.Queue()
+    with pythusa.Pipeline(name) as pipe:
+        pipe.add_stream("a", shape=(4,), dtype=np.int64, frames=4)
+        pipe.add_stream("b", shape=(4,), dtype=np.int64, frames=4)
+        pipe.add_task("short", fn=functools.partial(tasks.count_source, n=10),
+                      writes={"out": "a"})
+        pipe.add_task("long", fn=functools.partial(tasks.count_source, n=200),
+                      writes={"out": "b"})
+        pipe.add_task("merge", fn=functools.partial(tasks.merge_select, results),
+                      reads={"a": "a", "b": "b"})
+        pipe.run()
+        assert get(results) == sorted(list(range(10)) + list(range(200)))
+
+
 def test_a_partial_holding_a_numpy_array_reaches_its_task(name):
     results = CTX.Queue()
     weights = np.array([1, 2, 3, 4], np.int64)
