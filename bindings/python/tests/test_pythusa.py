@@ -189,8 +189,12 @@ def test_stop_ends_tasks_that_loop_for_ever_and_join_returns_on_timeout(name):
         pipe.join(PATIENCE)
 
 
-def test_fan_in_sees_every_frame_of_a_short_and_a_long_source(name):
+# PYTHUSA's polling fan-in, and the same merge given to `shmline.select` (no polling).
+@pytest.mark.parametrize("merge", ["polling", "select"])
+def test_fan_in_sees_every_frame_of_a_short_and_a_long_source(name, merge):
     results = CTX.Queue()
+    merge_fn = (functools.partial(tasks.merge, results, expect=210) if merge == "polling"
+                else functools.partial(tasks.merge_select, results))
     with pythusa.Pipeline(name) as pipe:
         pipe.add_stream("a", shape=(4,), dtype=np.int64, frames=4)
         pipe.add_stream("b", shape=(4,), dtype=np.int64, frames=4)
@@ -198,23 +202,7 @@ def test_fan_in_sees_every_frame_of_a_short_and_a_long_source(name):
                       writes={"out": "a"})
         pipe.add_task("long", fn=functools.partial(tasks.count_source, n=200),
                       writes={"out": "b"})
-        pipe.add_task("merge", fn=functools.partial(tasks.merge, results, expect=210),
-                      reads={"a": "a", "b": "b"})
-        pipe.run()
-        assert get(results) == sorted(list(range(10)) + list(range(200)))
-
-
-def test_fan_in_with_select_over_pythusa_bindings_sees_every_frame_without_polling(name):
-    results = CTX.Queue()
-    with pythusa.Pipeline(name) as pipe:
-        pipe.add_stream("a", shape=(4,), dtype=np.int64, frames=4)
-        pipe.add_stream("b", shape=(4,), dtype=np.int64, frames=4)
-        pipe.add_task("short", fn=functools.partial(tasks.count_source, n=10),
-                      writes={"out": "a"})
-        pipe.add_task("long", fn=functools.partial(tasks.count_source, n=200),
-                      writes={"out": "b"})
-        pipe.add_task("merge", fn=functools.partial(tasks.merge_select, results),
-                      reads={"a": "a", "b": "b"})
+        pipe.add_task("merge", fn=merge_fn, reads={"a": "a", "b": "b"})
         pipe.run()
         assert get(results) == sorted(list(range(10)) + list(range(200)))
 
