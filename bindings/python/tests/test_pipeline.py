@@ -21,62 +21,10 @@ import pipeline_tasks
 import shmline
 from conftest import HERE, PATIENCE, ROOT, leftovers
 
-# PYTHUSA's README quick start (../shared/seeds/), verbatim but for the import.
-QUICK_START = '''\
-from __future__ import annotations
-
-import time
-import numpy as np
-import shmline as pythusa
-
-
-FRAME = np.arange(8, dtype=np.float32)
-
-
-def source(samples) -> None:
-    samples.write(FRAME)
-
-
-def scale(samples, doubled) -> None:
-    while True:
-        frame = samples.read()
-        if frame is None:
-            time.sleep(0.001)
-            continue
-        doubled.write((frame * 2.0).astype(np.float32, copy=False))
-        return
-
-
-def sink(doubled) -> None:
-    while True:
-        frame = doubled.read()
-        if frame is None:
-            time.sleep(0.001)
-            continue
-        print(frame)
-        return
-
-
-def main() -> None:
-    with pythusa.Pipeline("demo") as pipe:
-        pipe.add_stream("samples", shape=(8,), dtype=np.float32)
-        pipe.add_stream("doubled", shape=(8,), dtype=np.float32)
-
-        pipe.add_task("source", fn=source, writes={"samples": "samples"})
-        pipe.add_task(
-            "scale",
-            fn=scale,
-            reads={"samples": "samples"},
-            writes={"doubled": "doubled"},
-        )
-        pipe.add_task("sink", fn=sink, reads={"doubled": "doubled"})
-
-        pipe.run()
-
-
-if __name__ == "__main__":
-    main()
-'''
+# PYTHUSA's README quick start (../shared/seeds/), verbatim but for the import: the example
+# program of the compatibility layer, run here on the native `shmline` module instead.
+QUICK_START = (ROOT / "examples" / "pythusa" / "quick_start.py").read_text().replace(
+    "import shmline.pythusa as pythusa", "import shmline as pythusa")
 
 # Runs a script as `python script.py` would (as __main__, from its file), except that every
 # pipeline's name gets a suffix: the quick start's "demo" is a machine-wide name, and a test
@@ -95,6 +43,7 @@ runpy.run_path(script, run_name="__main__")
 
 def test_pythusas_quick_start_runs_unchanged_but_for_the_import(name, tmp_path):
     script = tmp_path / "quick_start.py"
+    assert "import shmline as pythusa" in QUICK_START
     script.write_text(QUICK_START)
     done = subprocess.run([sys.executable, "-c", RUN_AS_MAIN_WITH_SUFFIX, str(script),
                            f"-{name}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
