@@ -351,6 +351,17 @@ fn open_regular(kind: SegmentKind, name: &str, what: &str) -> Result<File> {
     Ok(file)
 }
 
+/// Whether segment `name` of `kind` is a regular file (not a link, FIFO or device) owned by the
+/// calling process's effective user, whatever it holds.
+pub(crate) fn is_own_regular_file(kind: SegmentKind, name: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    open_regular(kind, name, kind.noun())
+        .and_then(|file| file.metadata().map_err(|e| Error::os("fstat", e)))
+        .is_ok_and(|m| m.uid() == me)
+}
+
 /// What a file that is not a regular file is, for messages.
 fn type_noun(file_type: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;

@@ -562,7 +562,7 @@ impl Registry {
             // A registry its runner died making: ours to remove only if it is a regular file of
             // our own user (anything else under the name was planted by someone: left alone).
             Err(Error::NotShmline(why)) => {
-                return if is_own_regular_file(SegmentKind::Pipeline, name) {
+                return if crate::shm::is_own_regular_file(SegmentKind::Pipeline, name) {
                     Ok(Cleanup::Dead(vec![(
                         SegmentKind::Pipeline,
                         name.to_owned(),
@@ -1065,16 +1065,6 @@ fn read_info(seg: &Segment, geo: &RegistryGeometry, name: &str) -> Result<Regist
         tasks,
         bindings,
     })
-}
-
-/// Whether segment `name` of `kind` is a regular file (not a link, FIFO or device) owned by the
-/// calling process's effective user.
-fn is_own_regular_file(kind: SegmentKind, name: &str) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let path = format!("/dev/shm/{}", crate::shm::file_name(kind, name));
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && m.uid() == me)
 }
 
 #[cfg(test)]
