@@ -825,16 +825,8 @@ impl Registry {
     /// Leaves `note` (why task `index` fails, truncated to [`NOTE_FIELD`] - 1 bytes at a
     /// character boundary) in its record, for the runner to add to the failure it reports.
     pub(crate) fn set_task_note(&self, index: usize, note: &str) {
-        let field = &self.task_record(index).note;
-        let mut end = note.len().min(NOTE_FIELD - 1);
-        while !note.is_char_boundary(end) {
-            end -= 1;
-        }
-        let bytes = &note.as_bytes()[..end];
-        for (i, dst) in field.iter().enumerate() {
-            // Relaxed: read by the runner after this process exits (see `task_note`).
-            dst.store(bytes.get(i).copied().unwrap_or(0), Ordering::Relaxed);
-        }
+        // Read by the runner after this process exits (see `task_note`).
+        store_str(&self.task_record(index).note, note);
     }
 
     /// Sleeps until the pipeline state is no longer `state`, at most `timeout`.
@@ -868,7 +860,8 @@ fn store_str(field: &[AtomicU8], s: &str) {
         end -= 1;
     }
     for (i, dst) in field.iter().enumerate() {
-        // Relaxed: written before the registry's magic is published.
+        // Relaxed: published by something later (the registry's magic, or for a task's note the
+        // exit of its process, which the runner waits for before reading it).
         dst.store(
             s.as_bytes()
                 .get(..end)
