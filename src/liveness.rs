@@ -50,11 +50,7 @@ impl ProcessId {
             return false;
         }
         match read_stat(self.pid) {
-            Some((state, start)) if start == self.start_time => match state {
-                'X' => false,
-                'Z' => !zombie_grace_over(self.pid, start),
-                _ => true,
-            },
+            Some((state, start)) if start == self.start_time => state_alive(self.pid, state, start),
             _ => false,
         }
     }
@@ -93,10 +89,16 @@ pub fn pid_alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
         return false;
     }
-    match read_stat(pid) {
-        Some(('X', _)) | None => false,
-        Some(('Z', start)) => !zombie_grace_over(pid, start),
-        Some(_) => true,
+    read_stat(pid).is_some_and(|(state, start)| state_alive(pid, state, start))
+}
+
+/// Whether process (`pid`, `start`), found in `/proc` in `state`, counts as alive: not dead
+/// (`X`), and not a zombie (`Z`) past its [`ZOMBIE_GRACE`].
+fn state_alive(pid: u32, state: char, start: u64) -> bool {
+    match state {
+        'X' => false,
+        'Z' => !zombie_grace_over(pid, start),
+        _ => true,
     }
 }
 
