@@ -236,7 +236,7 @@ pub(crate) fn wait_members(
         // After announcing: anything that happens now changes a word we sleep on.
         let ready = ready_keys(members);
         if ready.is_empty() {
-            sleep(members, &values, slice, waitv_supported());
+            sleep(members, &values, slice, uses_futex_waitv());
         }
         members.iter().flatten().for_each(Member::sleep_done);
         if !ready.is_empty() {
@@ -333,12 +333,6 @@ fn futex_waitv(members: &[Option<Member<'_>>], values: &[u32], slice: Duration) 
     }
 }
 
-/// Whether `futex_waitv` may be used: until a call says `ENOSYS`.
-fn waitv_supported() -> bool {
-    // Relaxed: see `futex_waitv`.
-    WAITV.load(std::sync::atomic::Ordering::Relaxed) != WAITV_MISSING
-}
-
 /// [`WAITV`] once the kernel said it has no `futex_waitv`.
 const WAITV_MISSING: u8 = 1;
 /// 0 until a `futex_waitv` call fails with `ENOSYS`, then [`WAITV_MISSING`].
@@ -346,8 +340,10 @@ static WAITV: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Whether this process sleeps on many words at once (`futex_waitv`), or falls back to sleeping
 /// on one word in slices of [`FALLBACK_SLICE`] (known only after a first WaitSet sleep).
+/// It may be used until a call says `ENOSYS`.
 pub fn uses_futex_waitv() -> bool {
-    waitv_supported()
+    // Relaxed: see `futex_waitv`.
+    WAITV.load(std::sync::atomic::Ordering::Relaxed) != WAITV_MISSING
 }
 
 #[cfg(test)]
