@@ -318,45 +318,40 @@ impl Event {
                 }
             }
         }
-        let header = self.header();
         loop {
             let slice = deadline.remaining(LIVENESS_SLICE).ok_or(Error::Timeout)?;
-            // SeqCst on the registration and on the value load: the waiter's half of the Dekker
-            // pattern described in `set`. Wrapping arithmetic, so garbage in `waiters` is harmless.
-            header.waiters.fetch_add(1, Ordering::SeqCst);
-            let observed = header.value.load(Ordering::SeqCst);
-            if observed == 0 {
+            if self.prepare_sleep() == 0 {
                 // Returns on a wake-up, a changed value, a signal or the end of the slice.
-                futex_wait(&header.value, 0, slice);
+                futex_wait(self.futex_word(), 0, slice);
             }
-            // SeqCst like the registration: this is off the fast path, and one total order over
-            // every `waiters` access is simpler to reason about than a weaker ordering.
-            header.waiters.fetch_sub(1, Ordering::SeqCst);
+            self.sleep_done();
             if self.take() {
                 return Ok(());
             }
         }
     }
 
-    /// For [`crate::WaitSet`]: registers as a waiter, as [`Event::wait_deadline`] does, and
-    /// returns the value of the futex word ([`Event::futex_word`]) seen after registering
-    /// (non-zero: set already). Withdraw with [`Event::sleep_done`].
+    /// Registers as a waiter (for [`Event::wait_deadline`] and [`crate::WaitSet`]) and returns
+    /// the value of the futex word ([`Event::futex_word`]) seen after registering (non-zero: set
+    /// already). Withdraw with [`Event::sleep_done`].
     pub(crate) fn prepare_sleep(&self) -> u32 {
         let header = self.header();
-        // SeqCst: the waiter's half of the Dekker pattern described in `set`.
+        // SeqCst on the registration and on the value load: the waiter's half of the Dekker
+        // pattern described in `set`. Wrapping arithmetic, so garbage in `waiters` is harmless.
         header.waiters.fetch_add(1, Ordering::SeqCst);
         // SeqCst: as above.
         header.value.load(Ordering::SeqCst)
     }
 
-    /// For [`crate::WaitSet`]: the futex word waiters sleep on.
+    /// The futex word waiters sleep on.
     pub(crate) fn futex_word(&self) -> &crate::sync::AtomicU32 {
         &self.header().value
     }
 
-    /// For [`crate::WaitSet`]: withdraws [`Event::prepare_sleep`].
+    /// Withdraws [`Event::prepare_sleep`].
     pub(crate) fn sleep_done(&self) {
-        // SeqCst: as in `wait_deadline`.
+        // SeqCst like the registration: this is off the fast path, and one total order over
+        // every `waiters` access is simpler to reason about than a weaker ordering.
         self.header().waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
