@@ -7,7 +7,7 @@ use crate::layout::{
     FrameHeader, FRAME_STATUS_SKIPPED, POS_IDLE, READER_ACTIVE, READER_CLAIMING, READER_FLAG_LOSSY,
     WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE,
 };
-use crate::liveness::{pid_alive, ProcessId};
+use crate::liveness::ProcessId;
 use crate::schema::Schema;
 use crate::sync::{fence, Ordering};
 use crate::wait::{futex_wait, futex_wake, Deadline, Step, WaitStrategy};
@@ -1282,18 +1282,10 @@ fn writer_alive(shared: &Shared) -> bool {
     let hdr = shared.header();
     // Acquire: pairs with the writer's Release store of WRITER_ACTIVE after its identity.
     let state = hdr.writer_state.load(Ordering::Acquire);
-    if state & WRITER_CLAIMING != 0 {
-        // Claiming: known by its pid alone until it records its start time.
-        return pid_alive(state & !WRITER_CLAIMING);
-    }
-    if state != WRITER_ACTIVE {
+    if state != WRITER_ACTIVE && state & WRITER_CLAIMING == 0 {
         return true;
     }
-    ProcessId {
-        pid: hdr.writer_pid.load(Ordering::Relaxed),
-        start_time: hdr.writer_start_time.load(Ordering::Relaxed),
-    }
-    .is_alive()
+    super::writer::claimed_writer(hdr, state).alive
 }
 
 /// Claims a free reader entry for process `pid`, reclaiming entries of dead processes (and

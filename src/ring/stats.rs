@@ -200,19 +200,10 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
         WRITER_ACTIVE if shared.multi_writer() => WriterState::Dead,
         WRITER_NONE => WriterState::None,
         WRITER_CLOSED => WriterState::Closed,
-        WRITER_ACTIVE
-            if ProcessId {
-                pid,
-                start_time: hdr.writer_start_time.load(r),
-            }
-            .is_alive() =>
-        {
-            WriterState::Active
-        }
-        WRITER_ACTIVE => WriterState::Dead,
-        // A writer claiming the role (known by its pid alone until it records its start time).
-        s if s & WRITER_CLAIMING != 0 && !shared.multi_writer() => {
-            if crate::liveness::pid_alive(s & !WRITER_CLAIMING) {
+        // An attached writer, or one claiming the role (known by its pid alone until it records
+        // its start time).
+        s if s == WRITER_ACTIVE || s & WRITER_CLAIMING != 0 && !shared.multi_writer() => {
+            if super::writer::claimed_writer(hdr, s).alive {
                 WriterState::Active
             } else {
                 WriterState::Dead

@@ -677,15 +677,15 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
 }
 
 /// The single writer recorded in a stream header whose `writer_state` is `state` (not NONE).
-struct ClaimedWriter {
-    pid: u32,
-    alive: bool,
+pub(super) struct ClaimedWriter {
+    pub(super) pid: u32,
+    pub(super) alive: bool,
 }
 
 /// Who holds (or held) the writer role of a single-writer stream in `state`, and whether it is
 /// alive: a claimant by its pid alone (its start time may not be recorded yet), an attached or
 /// closed writer by pid and start time.
-fn claimed_writer(hdr: &crate::layout::StreamHeader, state: u32) -> ClaimedWriter {
+pub(super) fn claimed_writer(hdr: &crate::layout::StreamHeader, state: u32) -> ClaimedWriter {
     if state & WRITER_CLAIMING != 0 {
         let pid = state & !WRITER_CLAIMING;
         return ClaimedWriter {
