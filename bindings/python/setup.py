@@ -105,7 +105,7 @@ def cargo_build() -> "tuple[Path, Path]":
     if library is None:
         raise RuntimeError("cargo built no libshmline.so (is crate-type \"cdylib\" still in Cargo.toml?)")
     if command_line is None:
-        raise RuntimeError("cargo built no shmline command (is src/bin/shmline still there?)")
+        raise RuntimeError("cargo built no shmline command (is cli/ still in the workspace?)")
     return library, command_line
 
 

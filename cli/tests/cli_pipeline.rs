@@ -4,6 +4,7 @@
 //! `tests/common/mod.rs`).
 
 #[macro_use]
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::*;

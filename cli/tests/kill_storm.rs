@@ -38,6 +38,7 @@
 //! A long run:
 //! `SHMLINE_KILLS=5000 cargo test --release --test kill_storm -- --ignored --nocapture`.
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use shmline::pipeline::{

@@ -11,7 +11,9 @@
 //! `SHMLINE_CLI_WRAPPER="valgrind -q --error-exitcode=99"` to run every `shmline` command under
 //! valgrind (slow: minutes).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use serde_json::Value;

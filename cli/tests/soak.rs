@@ -7,6 +7,7 @@
 //! The figures are printed at the end. A longer run:
 //! `SHMLINE_SOAK_SECS=3600 cargo test --release --test soak -- --ignored --nocapture`.
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use shmline::liveness::ProcessId;

@@ -4,6 +4,7 @@
 //!
 //! The processes that die are this test binary re-run as one of the ignored `role_*` tests.
 
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use serde_json::Value;
