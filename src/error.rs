@@ -63,7 +63,7 @@ pub enum Status {
     /// Not enough shared memory (`/dev/shm` is full or a limit was hit).
     NoSpace = -16,
     /// Another operating-system error.
-    Os = -17,
+    OsError = -17,
     /// A Rust panic was caught at the C boundary (a bug in shmline: please report it).
     Panic = -18,
     /// The call is not supported for this handle (e.g. zero-copy acquire on a lossy reader).
@@ -99,7 +99,7 @@ impl Status {
         Status::BufferTooSmall,
         Status::WrongState,
         Status::NoSpace,
-        Status::Os,
+        Status::OsError,
         Status::Panic,
         Status::Unsupported,
         Status::PipelineFailed,
@@ -136,7 +136,7 @@ impl Status {
             Status::BufferTooSmall => "BUFFER_TOO_SMALL",
             Status::WrongState => "WRONG_STATE",
             Status::NoSpace => "NO_SPACE",
-            Status::Os => "OS_ERROR",
+            Status::OsError => "OS_ERROR",
             Status::Panic => "PANIC",
             Status::Unsupported => "UNSUPPORTED",
             Status::PipelineFailed => "PIPELINE_FAILED",
@@ -169,7 +169,7 @@ impl Status {
             Status::BufferTooSmall => "the buffer is too small for the frame",
             Status::WrongState => "the handle is in the wrong state for this call",
             Status::NoSpace => "not enough shared memory",
-            Status::Os => "operating-system error",
+            Status::OsError => "operating-system error",
             Status::Panic => "internal panic caught at the C boundary",
             Status::Unsupported => "not supported for this handle",
             Status::PipelineFailed => "the pipeline failed",
@@ -242,7 +242,7 @@ pub enum Error {
     /// Not enough shared memory; the text says how much was asked for.
     NoSpace(String),
     /// Another OS error, with what was being done.
-    Os {
+    OsError {
         /// What shmline was doing.
         context: String,
         /// The OS error.
@@ -281,7 +281,7 @@ impl Error {
             Error::BufferTooSmall { .. } => Status::BufferTooSmall,
             Error::WrongState(_) => Status::WrongState,
             Error::NoSpace(_) => Status::NoSpace,
-            Error::Os { .. } => Status::Os,
+            Error::OsError { .. } => Status::OsError,
             Error::Unsupported(_) => Status::Unsupported,
             Error::PipelineFailed(_) => Status::PipelineFailed,
             Error::TooManyWriters(_) => Status::TooManyWriters,
@@ -305,7 +305,7 @@ impl Error {
             Some(libc::ENOSPC) | Some(libc::ENOMEM) | Some(libc::EFBIG) => Error::NoSpace(format!(
                 "{context}: {source} (is /dev/shm full? `df -h /dev/shm` shows its free space)"
             )),
-            _ => Error::Os { context, source },
+            _ => Error::OsError { context, source },
         }
     }
 
@@ -360,7 +360,7 @@ impl fmt::Display for Error {
                 "buffer of {available} bytes is too small for a frame of {needed} bytes (the frame \
                  was not consumed)"
             ),
-            Error::Os { context, source } => write!(f, "{context}: {source}"),
+            Error::OsError { context, source } => write!(f, "{context}: {source}"),
         }
     }
 }
@@ -368,7 +368,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Os { source, .. } => Some(source),
+            Error::OsError { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -196,7 +196,7 @@ mod tests {
             (SHMLINE_BUFFER_TOO_SMALL, Status::BufferTooSmall),
             (SHMLINE_WRONG_STATE, Status::WrongState),
             (SHMLINE_NO_SPACE, Status::NoSpace),
-            (SHMLINE_OS_ERROR, Status::Os),
+            (SHMLINE_OS_ERROR, Status::OsError),
             (SHMLINE_PANIC, Status::Panic),
             (SHMLINE_UNSUPPORTED, Status::Unsupported),
             (SHMLINE_PIPELINE_FAILED, Status::PipelineFailed),

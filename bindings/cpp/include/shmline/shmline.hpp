@@ -22,7 +22,7 @@
 // - Threads. As in C: a Stream or an Event may be used by any number of threads at once; a
 //   Writer or a Reader by one thread at a time. Every handle works across processes.
 //
-// Zero-copy guards. Writer::reserve() returns a WriteSlot that publishes its frame when it goes out
+// Zero-copy slots. Writer::reserve() returns a WriteSlot that publishes its frame when it goes out
 // of scope normally: its length is the whole slot (exactly one frame of a stream with a schema)
 // unless set_length() declared another. Leaving the scope by an exception drops the slot
 // unpublished, so a half-filled frame never reaches the readers; commit() and abort() decide
@@ -552,7 +552,7 @@ using Owned = std::unique_ptr<H, Closer>;
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
-// Zero-copy guards
+// Zero-copy slots
 // ---------------------------------------------------------------------------------------------
 
 /// A slot reserved by Writer::reserve() for zero-copy writing: fill bytes() in place, and the
