@@ -340,6 +340,85 @@ mod tests {
     }
 
     #[test]
+    fn every_error_says_what_went_wrong_in_its_fixed_words() {
+        let m = || "x".to_owned();
+        let cases: Vec<(Error, &str)> = vec![
+            (Error::Full, "the ring is full"),
+            (Error::Empty, "the ring is empty"),
+            (Error::Timeout, "the timeout expired"),
+            (
+                Error::EndOfStream,
+                "the writer closed the stream and every frame has been read",
+            ),
+            (
+                Error::WriterDead,
+                "the writer died and every frame it published has been read",
+            ),
+            (Error::InvalidArgument(m()), "x"),
+            (Error::InvalidName(m()), "x"),
+            (Error::NotFound(m()), "x"),
+            (
+                Error::AlreadyExists(m()),
+                "x: a segment of that name already exists",
+            ),
+            (
+                Error::PermissionDenied(m()),
+                "x: permission denied (segments are owner-only unless created with a wider mode)",
+            ),
+            (Error::NotShmline(m()), "x"),
+            (
+                Error::VersionMismatch {
+                    name: m(),
+                    found: 2,
+                    expected: 3,
+                },
+                "x: made with shmline layout version 2, but this library speaks version 3; use \
+                 the same shmline release on both sides, or recreate the segment",
+            ),
+            (Error::Corrupt(m()), "x"),
+            (Error::SchemaMismatch(m()), "x"),
+            (Error::WriterExists(m()), "x"),
+            (Error::TooManyReaders(m()), "x"),
+            (
+                Error::FrameTooLarge { len: 9, max: 8 },
+                "frame of 9 bytes is larger than the stream's maximum frame size of 8 bytes",
+            ),
+            (
+                Error::BufferTooSmall {
+                    needed: 9,
+                    available: 8,
+                },
+                "buffer of 8 bytes is too small for a frame of 9 bytes (the frame was not \
+                 consumed)",
+            ),
+            (Error::WrongState(m()), "x"),
+            (Error::NoSpace(m()), "x"),
+            (
+                Error::OsError {
+                    context: m(),
+                    source: io::Error::other("boom"),
+                },
+                "x: boom",
+            ),
+            (Error::Unsupported(m()), "x"),
+            (Error::PipelineFailed(m()), "x"),
+            (Error::TooManyWriters(m()), "x"),
+        ];
+        for (error, message) in &cases {
+            assert_eq!(error.to_string(), *message, "{error:?}");
+        }
+        // Only the OS error has a cause to chain to.
+        use std::error::Error as _;
+        for (error, _) in &cases {
+            assert_eq!(
+                error.source().is_some(),
+                matches!(error, Error::OsError { .. }),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
     fn enospc_maps_to_no_space_with_a_hint() {
         let e = Error::os("creating x", io::Error::from_raw_os_error(libc::ENOSPC));
         assert_eq!(e.status(), Status::NoSpace);
