@@ -121,34 +121,49 @@ statuses! {
 }
 
 /// Everything a shmline call can report besides success.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Outcome: a non-blocking write found the ring full.
+    #[error("{}", Status::Full.describe())]
     Full,
     /// Outcome: a non-blocking read found no frame.
+    #[error("{}", Status::Empty.describe())]
     Empty,
     /// Outcome: a blocking call reached its timeout.
+    #[error("{}", Status::Timeout.describe())]
     Timeout,
     /// Outcome: the writer closed the stream and every frame has been read.
+    #[error("{}", Status::EndOfStream.describe())]
     EndOfStream,
     /// Outcome: the writer died (pid and start time no longer match a live process) and every frame
     /// it published has been read.
+    #[error("{}", Status::WriterDead.describe())]
     WriterDead,
     /// An argument is invalid; the text says which and why.
+    #[error("{0}")]
     InvalidArgument(String),
     /// A name is invalid; the text says what is wrong with it.
+    #[error("{0}")]
     InvalidName(String),
     /// Nothing of that name exists (segment, file, pipeline task or task parameter); the text
     /// names what was looked for.
+    #[error("{0}")]
     NotFound(String),
     /// A segment of that name already exists; the text names it.
+    #[error("{0}: a segment of that name already exists")]
     AlreadyExists(String),
     /// The OS refused access; the text names the segment.
+    #[error("{0}: permission denied (segments are owner-only unless created with a wider mode)")]
     PermissionDenied(String),
     /// The segment is not a shmline segment of the expected kind.
+    #[error("{0}")]
     NotShmline(String),
     /// The segment was made with another layout version.
+    #[error(
+        "{name}: made with shmline layout version {found}, but this library speaks version \
+         {expected}; use the same shmline release on both sides, or recreate the segment"
+    )]
     VersionMismatch {
         /// Segment name.
         name: String,
@@ -158,14 +173,19 @@ pub enum Error {
         expected: u32,
     },
     /// A value read from shared memory is impossible; the text names the field and value.
+    #[error("{0}")]
     Corrupt(String),
     /// The stream's schema is not the one required; the text shows both.
+    #[error("{0}")]
     SchemaMismatch(String),
     /// The stream already has a live writer.
+    #[error("{0}")]
     WriterExists(String),
     /// All reader slots are taken by live readers.
+    #[error("{0}")]
     TooManyReaders(String),
     /// A frame is longer than the stream's maximum frame size.
+    #[error("frame of {len} bytes is larger than the stream's maximum frame size of {max} bytes")]
     FrameTooLarge {
         /// Length of the frame offered.
         len: usize,
@@ -173,6 +193,10 @@ pub enum Error {
         max: usize,
     },
     /// A buffer is too small for the frame; the frame was not consumed.
+    #[error(
+        "buffer of {available} bytes is too small for a frame of {needed} bytes (the frame was \
+         not consumed)"
+    )]
     BufferTooSmall {
         /// Bytes needed.
         needed: usize,
@@ -180,10 +204,13 @@ pub enum Error {
         available: usize,
     },
     /// The handle is in the wrong state for the call; the text says what was expected.
+    #[error("{0}")]
     WrongState(String),
     /// Not enough shared memory; the text says how much was asked for.
+    #[error("{0}")]
     NoSpace(String),
     /// Another OS error, with what was being done.
+    #[error("{context}: {source}")]
     OsError {
         /// What shmline was doing.
         context: String,
@@ -191,11 +218,14 @@ pub enum Error {
         source: io::Error,
     },
     /// The call is not supported for this handle; the text says why.
+    #[error("{0}")]
     Unsupported(String),
     /// A pipeline could not run to the end; the text names the task and its exit status or
     /// signal, the tasks that never joined, or the runner that died.
+    #[error("{0}")]
     PipelineFailed(String),
     /// Every writer slot of a multi-writer stream is taken by a live writer.
+    #[error("{0}")]
     TooManyWriters(String),
 }
 
@@ -255,64 +285,6 @@ impl Error {
         Error::Corrupt(format!(
             "{what} (the shared memory was damaged by another process)"
         ))
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Full
-            | Error::Empty
-            | Error::Timeout
-            | Error::EndOfStream
-            | Error::WriterDead => f.write_str(self.status().describe()),
-            Error::InvalidArgument(m)
-            | Error::InvalidName(m)
-            | Error::Corrupt(m)
-            | Error::SchemaMismatch(m)
-            | Error::WriterExists(m)
-            | Error::TooManyReaders(m)
-            | Error::WrongState(m)
-            | Error::NoSpace(m)
-            | Error::NotShmline(m)
-            | Error::Unsupported(m)
-            | Error::PipelineFailed(m)
-            | Error::TooManyWriters(m) => f.write_str(m),
-            Error::NotFound(m) => f.write_str(m),
-            Error::AlreadyExists(m) => write!(f, "{m}: a segment of that name already exists"),
-            Error::PermissionDenied(m) => write!(
-                f,
-                "{m}: permission denied (segments are owner-only unless created with a wider mode)"
-            ),
-            Error::VersionMismatch {
-                name,
-                found,
-                expected,
-            } => write!(
-                f,
-                "{name}: made with shmline layout version {found}, but this library speaks version \
-                 {expected}; use the same shmline release on both sides, or recreate the segment"
-            ),
-            Error::FrameTooLarge { len, max } => write!(
-                f,
-                "frame of {len} bytes is larger than the stream's maximum frame size of {max} bytes"
-            ),
-            Error::BufferTooSmall { needed, available } => write!(
-                f,
-                "buffer of {available} bytes is too small for a frame of {needed} bytes (the frame \
-                 was not consumed)"
-            ),
-            Error::OsError { context, source } => write!(f, "{context}: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::OsError { source, .. } => Some(source),
-            _ => None,
-        }
     }
 }
 
