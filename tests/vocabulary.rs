@@ -451,3 +451,48 @@ fn the_status_table_has_every_status_with_its_name_and_number() {
         "the status table of docs/VOCABULARY.md differs from the library's statuses (in order)"
     );
 }
+
+#[test]
+fn every_status_number_quoted_in_the_docs_is_the_library_s() {
+    // Docs quote statuses as "`NAME` number" (docs/LAYOUT.md's list, the tables here): each such
+    // pair must be the library's, so a doc cannot keep an old number.
+    let mut docs = Vec::new();
+    collect(&root().join("docs"), "md", &mut docs);
+    docs.push(root().join("README.md"));
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for path in &docs {
+        let text = fs::read_to_string(path).unwrap();
+        for status in shmline::Status::ALL {
+            let quoted = format!("`{}`", status.name());
+            for (at, _) in text.match_indices(&quoted) {
+                let rest = text[at + quoted.len()..].trim_start_matches([' ', '|']);
+                let number: String = rest
+                    .chars()
+                    .take_while(|c| *c == '-' || c.is_ascii_digit())
+                    .collect();
+                if number.is_empty() || number == "-" {
+                    continue;
+                }
+                checked += 1;
+                if number.parse::<i32>() != Ok(status as i32) {
+                    wrong.push(format!(
+                        "{}: `{}` {number} (the library's number is {})",
+                        path.strip_prefix(root()).unwrap().display(),
+                        status.name(),
+                        status as i32
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 27,
+        "only {checked} quoted status numbers found in the docs"
+    );
+    assert!(
+        wrong.is_empty(),
+        "docs quote wrong status numbers:\n  {}",
+        wrong.join("\n  ")
+    );
+}
