@@ -13,20 +13,22 @@ use std::io;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Defines [`Status`] and its tables from one list, so that a status's number, name and
-/// description are written once: `Variant = number, "NAME", "description";`, each with its doc.
+/// description are written once: `Variant = number, "NAME", "description";`, each with its doc,
+/// inside what reads as the enum's declaration.
 /// The C ABI's `SHMLINE_*` constants repeat the numbers as literals (cbindgen reads literals, not
 /// macros); `tests/header.rs` checks them against this list, and holds the frozen numbers.
 macro_rules! statuses {
     (@one $variant:ident) => {
         1
     };
-    ($(
-        $(#[doc = $doc:literal])*
-        $variant:ident = $number:literal, $name:literal, $describe:literal;
-    )*) => {
-        /// Stable status numbers shared by every language binding.
-        ///
-        /// `0` is success, positive values are flow-control outcomes, negative values are errors.
+    (
+        $(#[doc = $enum_doc:literal])*
+        pub enum Status {$(
+            $(#[doc = $doc:literal])*
+            $variant:ident = $number:literal, $name:literal, $describe:literal;
+        )*}
+    ) => {
+        $(#[doc = $enum_doc])*
         #[repr(i32)]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Status {
@@ -64,60 +66,66 @@ macro_rules! statuses {
 }
 
 statuses! {
-    /// The call succeeded.
-    Ok = 0, "OK", "success";
-    /// The ring is full (a non-blocking write found no free slot).
-    Full = 1, "FULL", "the ring is full";
-    /// The ring is empty (a non-blocking read found no frame).
-    Empty = 2, "EMPTY", "the ring is empty";
-    /// A blocking call reached its timeout.
-    Timeout = 3, "TIMEOUT", "the timeout expired";
-    /// The writer closed the stream and every frame has been read.
-    EndOfStream = 4, "END_OF_STREAM", "the writer closed the stream and every frame has been read";
-    /// The writer process died without closing and every frame it published has been read.
-    WriterDead = 5, "WRITER_DEAD", "the writer died and every frame it published has been read";
-    /// An argument is out of range or inconsistent.
-    InvalidArgument = -1, "INVALID_ARGUMENT", "an argument is invalid";
-    /// A required pointer argument was NULL (C ABI only).
-    NullPointer = -2, "NULL_POINTER", "a required pointer argument is NULL";
-    /// A segment name is empty, too long or has a forbidden character.
-    InvalidName = -3, "INVALID_NAME", "the name is invalid";
-    /// Nothing of that name exists (segment, file, pipeline task or task parameter).
-    NotFound = -4, "NOT_FOUND", "nothing of that name exists";
-    /// A segment of that name already exists.
-    AlreadyExists = -5, "ALREADY_EXISTS", "a segment of that name already exists";
-    /// The operating system refused access to the segment.
-    PermissionDenied = -6, "PERMISSION_DENIED", "permission denied";
-    /// The segment exists but is not a shmline segment of the expected kind.
-    NotShmline = -7, "NOT_SHMLINE", "not a shmline segment of the expected kind";
-    /// The segment was made with another layout version.
-    VersionMismatch = -8, "VERSION_MISMATCH", "the segment uses another layout version";
-    /// A value read from shared memory is impossible: the segment is corrupt.
-    Corrupt = -9, "CORRUPT", "the shared memory holds an impossible value";
-    /// The stream's schema differs from the one the caller requires.
-    SchemaMismatch = -10, "SCHEMA_MISMATCH", "the stream schema does not match";
-    /// The stream already has a live writer (and is a single-writer stream).
-    WriterExists = -11, "WRITER_EXISTS", "the stream already has a live writer";
-    /// Every reader slot of the stream is taken by a live reader.
-    TooManyReaders = -12, "TOO_MANY_READERS", "every reader slot is taken";
-    /// A frame is longer than the stream's maximum frame size.
-    FrameTooLarge = -13, "FRAME_TOO_LARGE", "the frame is larger than the stream allows";
-    /// The caller's buffer is too small for the frame.
-    BufferTooSmall = -14, "BUFFER_TOO_SMALL", "the buffer is too small for the frame";
-    /// The handle is in the wrong state for the call (e.g. commit without reserve).
-    WrongState = -15, "WRONG_STATE", "the handle is in the wrong state for this call";
-    /// Not enough shared memory (`/dev/shm` is full or a limit was hit).
-    NoSpace = -16, "NO_SPACE", "not enough shared memory";
-    /// Another operating-system error.
-    OsError = -17, "OS_ERROR", "operating-system error";
-    /// A Rust panic was caught at the C boundary (a bug in shmline: please report it).
-    Panic = -18, "PANIC", "internal panic caught at the C boundary";
-    /// The call is not supported for this handle (e.g. zero-copy acquire on a lossy reader).
-    Unsupported = -19, "UNSUPPORTED", "not supported for this handle";
-    /// A pipeline could not run to the end: a task failed or never joined, or the runner died.
-    PipelineFailed = -20, "PIPELINE_FAILED", "the pipeline failed";
-    /// Every writer slot of a multi-writer stream is taken by a live writer.
-    TooManyWriters = -21, "TOO_MANY_WRITERS", "every writer slot is taken";
+    /// Stable status numbers shared by every language binding.
+    ///
+    /// `0` is success, positive values are flow-control outcomes, negative values are errors.
+    pub enum Status {
+        /// The call succeeded.
+        Ok = 0, "OK", "success";
+        /// The ring is full (a non-blocking write found no free slot).
+        Full = 1, "FULL", "the ring is full";
+        /// The ring is empty (a non-blocking read found no frame).
+        Empty = 2, "EMPTY", "the ring is empty";
+        /// A blocking call reached its timeout.
+        Timeout = 3, "TIMEOUT", "the timeout expired";
+        /// The writer closed the stream and every frame has been read.
+        EndOfStream = 4, "END_OF_STREAM",
+            "the writer closed the stream and every frame has been read";
+        /// The writer process died without closing and every frame it published has been read.
+        WriterDead = 5, "WRITER_DEAD", "the writer died and every frame it published has been read";
+        /// An argument is out of range or inconsistent.
+        InvalidArgument = -1, "INVALID_ARGUMENT", "an argument is invalid";
+        /// A required pointer argument was NULL (C ABI only).
+        NullPointer = -2, "NULL_POINTER", "a required pointer argument is NULL";
+        /// A segment name is empty, too long or has a forbidden character.
+        InvalidName = -3, "INVALID_NAME", "the name is invalid";
+        /// Nothing of that name exists (segment, file, pipeline task or task parameter).
+        NotFound = -4, "NOT_FOUND", "nothing of that name exists";
+        /// A segment of that name already exists.
+        AlreadyExists = -5, "ALREADY_EXISTS", "a segment of that name already exists";
+        /// The operating system refused access to the segment.
+        PermissionDenied = -6, "PERMISSION_DENIED", "permission denied";
+        /// The segment exists but is not a shmline segment of the expected kind.
+        NotShmline = -7, "NOT_SHMLINE", "not a shmline segment of the expected kind";
+        /// The segment was made with another layout version.
+        VersionMismatch = -8, "VERSION_MISMATCH", "the segment uses another layout version";
+        /// A value read from shared memory is impossible: the segment is corrupt.
+        Corrupt = -9, "CORRUPT", "the shared memory holds an impossible value";
+        /// The stream's schema differs from the one the caller requires.
+        SchemaMismatch = -10, "SCHEMA_MISMATCH", "the stream schema does not match";
+        /// The stream already has a live writer (and is a single-writer stream).
+        WriterExists = -11, "WRITER_EXISTS", "the stream already has a live writer";
+        /// Every reader slot of the stream is taken by a live reader.
+        TooManyReaders = -12, "TOO_MANY_READERS", "every reader slot is taken";
+        /// A frame is longer than the stream's maximum frame size.
+        FrameTooLarge = -13, "FRAME_TOO_LARGE", "the frame is larger than the stream allows";
+        /// The caller's buffer is too small for the frame.
+        BufferTooSmall = -14, "BUFFER_TOO_SMALL", "the buffer is too small for the frame";
+        /// The handle is in the wrong state for the call (e.g. commit without reserve).
+        WrongState = -15, "WRONG_STATE", "the handle is in the wrong state for this call";
+        /// Not enough shared memory (`/dev/shm` is full or a limit was hit).
+        NoSpace = -16, "NO_SPACE", "not enough shared memory";
+        /// Another operating-system error.
+        OsError = -17, "OS_ERROR", "operating-system error";
+        /// A Rust panic was caught at the C boundary (a bug in shmline: please report it).
+        Panic = -18, "PANIC", "internal panic caught at the C boundary";
+        /// The call is not supported for this handle (e.g. zero-copy acquire on a lossy reader).
+        Unsupported = -19, "UNSUPPORTED", "not supported for this handle";
+        /// A pipeline could not run to the end: a task failed or never joined, or the runner died.
+        PipelineFailed = -20, "PIPELINE_FAILED", "the pipeline failed";
+        /// Every writer slot of a multi-writer stream is taken by a live writer.
+        TooManyWriters = -21, "TOO_MANY_WRITERS", "every writer slot is taken";
+    }
 }
 
 /// Everything a shmline call can report besides success.
