@@ -372,6 +372,42 @@ fn cpp_refuses_to_compile_a_discarded_write_status_or_wait_outcome_under_werror(
 }
 
 #[test]
+fn every_cpp_call_returning_a_status_or_a_bool_is_nodiscard() {
+    // The compile test above tries a sample; this covers calls added later. `detail::check` is
+    // the one exception: it throws on errors and is called for that alone.
+    let header =
+        std::fs::read_to_string(root().join("bindings/cpp/include/shmline/shmline.hpp")).unwrap();
+    let mut unmarked = Vec::new();
+    for (number, line) in header.lines().enumerate() {
+        let mut rest = line.trim_start();
+        let marked = rest.starts_with("[[nodiscard]]");
+        rest = rest.trim_start_matches("[[nodiscard]]").trim_start();
+        for qualifier in ["static ", "constexpr ", "inline "] {
+            rest = rest.trim_start_matches(qualifier);
+        }
+        let Some(after) = rest
+            .strip_prefix("Status ")
+            .or_else(|| rest.strip_prefix("bool "))
+        else {
+            continue;
+        };
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let is_function = !name.is_empty() && after[name.len()..].starts_with('(');
+        if is_function && !marked && name != "check" {
+            unmarked.push(format!("line {}: {}", number + 1, line.trim()));
+        }
+    }
+    assert!(
+        unmarked.is_empty(),
+        "C++ calls returning a Status or a bool without [[nodiscard]]:\n  {}",
+        unmarked.join("\n  ")
+    );
+}
+
+#[test]
 fn the_shared_library_is_libshmline_so_0_and_exports_exactly_the_header_functions() {
     let lib = built_libraries().join("libshmline.so");
     let dynamic = run_ok(Command::new("readelf").arg("-d").arg(&lib));
