@@ -726,7 +726,9 @@ typedef struct shmline_reader_stats {
      */
     uint64_t bytes_read;
     /**
-     * Frames it missed (lossy readers only).
+     * Frames it missed, as `shmline_reader_missed()` counts them: frames a lossy reader (every
+     * reader of a `SHMLINE_BACKPRESSURE_DROP_OLDEST` stream) lost because the writer overwrote
+     * them, and skipped sequence numbers of a multi-writer stream.
      */
     uint64_t missed;
     /**
@@ -833,7 +835,10 @@ typedef struct shmline_frame_info {
      */
     uint32_t flags;
     /**
-     * Frames this lossy reader missed just before this one; always 0 for lossless readers.
+     * Frames this reader missed just before this one: frames a lossy reader lost because the
+     * writer overwrote them, and sequence numbers of a multi-writer stream that were skipped
+     * (claimed by a writer that died before publishing them). Always 0 for a lossless reader of
+     * a single-writer stream.
      */
     uint64_t missed;
 } shmline_frame_info;
@@ -1511,8 +1516,10 @@ int32_t shmline_reader_acquire(struct shmline_reader *reader,
 int32_t shmline_reader_release(struct shmline_reader *reader);
 
 /**
- * `*out` receives the total number of frames this (lossy) reader has missed; always 0 for a
- * lossless reader. Never blocks.
+ * `*out` receives the total number of frames this reader has missed (each frame's
+ * `shmline_frame_info.missed` says how many just before it): frames a lossy reader lost because
+ * the writer overwrote them, and skipped sequence numbers of a multi-writer stream. Always 0 for
+ * a lossless reader of a single-writer stream. Never blocks.
  *
  * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
  *

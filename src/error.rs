@@ -12,201 +12,166 @@ use std::io;
 /// Result alias used throughout shmline.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Stable status numbers shared by every language binding.
-///
-/// `0` is success, positive values are flow-control outcomes, negative values are errors.
-#[repr(i32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// The call succeeded.
-    Ok = 0,
-    /// The ring is full (a non-blocking write found no free slot).
-    Full = 1,
-    /// The ring is empty (a non-blocking read found no frame).
-    Empty = 2,
-    /// A blocking call reached its timeout.
-    Timeout = 3,
-    /// The writer closed the stream and every frame has been read.
-    EndOfStream = 4,
-    /// The writer process died without closing and every frame it published has been read.
-    WriterDead = 5,
-    /// An argument is out of range or inconsistent.
-    InvalidArgument = -1,
-    /// A required pointer argument was NULL (C ABI only).
-    NullPointer = -2,
-    /// A segment name is empty, too long or has a forbidden character.
-    InvalidName = -3,
-    /// Nothing of that name exists (segment, file, pipeline task or task parameter).
-    NotFound = -4,
-    /// A segment of that name already exists.
-    AlreadyExists = -5,
-    /// The operating system refused access to the segment.
-    PermissionDenied = -6,
-    /// The segment exists but is not a shmline segment of the expected kind.
-    NotShmline = -7,
-    /// The segment was made with another layout version.
-    VersionMismatch = -8,
-    /// A value read from shared memory is impossible: the segment is corrupt.
-    Corrupt = -9,
-    /// The stream's schema differs from the one the caller requires.
-    SchemaMismatch = -10,
-    /// The stream already has a live writer (and is a single-writer stream).
-    WriterExists = -11,
-    /// Every reader slot of the stream is taken by a live reader.
-    TooManyReaders = -12,
-    /// A frame is longer than the stream's maximum frame size.
-    FrameTooLarge = -13,
-    /// The caller's buffer is too small for the frame.
-    BufferTooSmall = -14,
-    /// The handle is in the wrong state for the call (e.g. commit without reserve).
-    WrongState = -15,
-    /// Not enough shared memory (`/dev/shm` is full or a limit was hit).
-    NoSpace = -16,
-    /// Another operating-system error.
-    Os = -17,
-    /// A Rust panic was caught at the C boundary (a bug in shmline: please report it).
-    Panic = -18,
-    /// The call is not supported for this handle (e.g. zero-copy acquire on a lossy reader).
-    Unsupported = -19,
-    /// A pipeline could not run to the end: a task failed or never joined, or the runner died.
-    PipelineFailed = -20,
-    /// Every writer slot of a multi-writer stream is taken by a live writer.
-    TooManyWriters = -21,
+/// Defines [`Status`] and its tables from one list, so that a status's number, name and
+/// description are written once: `Variant = number, "NAME", "description";`, each with its doc,
+/// inside what reads as the enum's declaration.
+/// The C ABI's `SHMLINE_*` constants repeat the numbers as literals (cbindgen reads literals, not
+/// macros); `tests/header.rs` checks them against this list, and holds the frozen numbers.
+macro_rules! statuses {
+    (@one $variant:ident) => {
+        1
+    };
+    (
+        $(#[doc = $enum_doc:literal])*
+        pub enum Status {$(
+            $(#[doc = $doc:literal])*
+            $variant:ident = $number:literal, $name:literal, $describe:literal;
+        )*}
+    ) => {
+        $(#[doc = $enum_doc])*
+        #[repr(i32)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Status {
+            $($(#[doc = $doc])* $variant = $number,)*
+        }
+
+        impl Status {
+            /// Every status, in declaration order.
+            pub const ALL: [Status; 0 $(+ statuses!(@one $variant))*] = [$(Status::$variant),*];
+
+            /// The status with this number, if any.
+            pub fn from_code(code: i32) -> Option<Status> {
+                match code {
+                    $($number => Some(Status::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// A short, stable, upper-case name (`"END_OF_STREAM"`): the C constant without its
+            /// `SHMLINE_` prefix.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Status::$variant => $name,)*
+                }
+            }
+
+            /// One sentence saying what the status means.
+            pub fn describe(self) -> &'static str {
+                match self {
+                    $(Status::$variant => $describe,)*
+                }
+            }
+        }
+    };
 }
 
-impl Status {
-    /// Every status, in declaration order.
-    pub const ALL: [Status; 27] = [
-        Status::Ok,
-        Status::Full,
-        Status::Empty,
-        Status::Timeout,
-        Status::EndOfStream,
-        Status::WriterDead,
-        Status::InvalidArgument,
-        Status::NullPointer,
-        Status::InvalidName,
-        Status::NotFound,
-        Status::AlreadyExists,
-        Status::PermissionDenied,
-        Status::NotShmline,
-        Status::VersionMismatch,
-        Status::Corrupt,
-        Status::SchemaMismatch,
-        Status::WriterExists,
-        Status::TooManyReaders,
-        Status::FrameTooLarge,
-        Status::BufferTooSmall,
-        Status::WrongState,
-        Status::NoSpace,
-        Status::Os,
-        Status::Panic,
-        Status::Unsupported,
-        Status::PipelineFailed,
-        Status::TooManyWriters,
-    ];
-
-    /// The status with this number, if any.
-    pub fn from_code(code: i32) -> Option<Status> {
-        Status::ALL.iter().copied().find(|s| *s as i32 == code)
-    }
-
-    /// A short, stable, upper-case name (`"END_OF_STREAM"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::Full => "FULL",
-            Status::Empty => "EMPTY",
-            Status::Timeout => "TIMEOUT",
-            Status::EndOfStream => "END_OF_STREAM",
-            Status::WriterDead => "WRITER_DEAD",
-            Status::InvalidArgument => "INVALID_ARGUMENT",
-            Status::NullPointer => "NULL_POINTER",
-            Status::InvalidName => "INVALID_NAME",
-            Status::NotFound => "NOT_FOUND",
-            Status::AlreadyExists => "ALREADY_EXISTS",
-            Status::PermissionDenied => "PERMISSION_DENIED",
-            Status::NotShmline => "NOT_SHMLINE",
-            Status::VersionMismatch => "VERSION_MISMATCH",
-            Status::Corrupt => "CORRUPT",
-            Status::SchemaMismatch => "SCHEMA_MISMATCH",
-            Status::WriterExists => "WRITER_EXISTS",
-            Status::TooManyReaders => "TOO_MANY_READERS",
-            Status::FrameTooLarge => "FRAME_TOO_LARGE",
-            Status::BufferTooSmall => "BUFFER_TOO_SMALL",
-            Status::WrongState => "WRONG_STATE",
-            Status::NoSpace => "NO_SPACE",
-            Status::Os => "OS_ERROR",
-            Status::Panic => "PANIC",
-            Status::Unsupported => "UNSUPPORTED",
-            Status::PipelineFailed => "PIPELINE_FAILED",
-            Status::TooManyWriters => "TOO_MANY_WRITERS",
-        }
-    }
-
-    /// One sentence saying what the status means.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Status::Ok => "success",
-            Status::Full => "the ring is full",
-            Status::Empty => "the ring is empty",
-            Status::Timeout => "the timeout expired",
-            Status::EndOfStream => "the writer closed the stream and every frame has been read",
-            Status::WriterDead => "the writer died and every frame it published has been read",
-            Status::InvalidArgument => "an argument is invalid",
-            Status::NullPointer => "a required pointer argument is NULL",
-            Status::InvalidName => "the name is invalid",
-            Status::NotFound => "nothing of that name exists",
-            Status::AlreadyExists => "a segment of that name already exists",
-            Status::PermissionDenied => "permission denied",
-            Status::NotShmline => "not a shmline segment of the expected kind",
-            Status::VersionMismatch => "the segment uses another layout version",
-            Status::Corrupt => "the shared memory holds an impossible value",
-            Status::SchemaMismatch => "the stream schema does not match",
-            Status::WriterExists => "the stream already has a live writer",
-            Status::TooManyReaders => "every reader slot is taken",
-            Status::FrameTooLarge => "the frame is larger than the stream allows",
-            Status::BufferTooSmall => "the buffer is too small for the frame",
-            Status::WrongState => "the handle is in the wrong state for this call",
-            Status::NoSpace => "not enough shared memory",
-            Status::Os => "operating-system error",
-            Status::Panic => "internal panic caught at the C boundary",
-            Status::Unsupported => "not supported for this handle",
-            Status::PipelineFailed => "the pipeline failed",
-            Status::TooManyWriters => "every writer slot is taken",
-        }
+statuses! {
+    /// Stable status numbers shared by every language binding.
+    ///
+    /// `0` is success, positive values are flow-control outcomes, negative values are errors.
+    pub enum Status {
+        /// The call succeeded.
+        Ok = 0, "OK", "success";
+        /// The ring is full (a non-blocking write found no free slot).
+        Full = 1, "FULL", "the ring is full";
+        /// The ring is empty (a non-blocking read found no frame).
+        Empty = 2, "EMPTY", "the ring is empty";
+        /// A blocking call reached its timeout.
+        Timeout = 3, "TIMEOUT", "the timeout expired";
+        /// The writer closed the stream and every frame has been read.
+        EndOfStream = 4, "END_OF_STREAM",
+            "the writer closed the stream and every frame has been read";
+        /// The writer process died without closing and every frame it published has been read.
+        WriterDead = 5, "WRITER_DEAD", "the writer died and every frame it published has been read";
+        /// An argument is out of range or inconsistent.
+        InvalidArgument = -1, "INVALID_ARGUMENT", "an argument is invalid";
+        /// A required pointer argument was NULL (C ABI only).
+        NullPointer = -2, "NULL_POINTER", "a required pointer argument is NULL";
+        /// A segment name is empty, too long or has a forbidden character.
+        InvalidName = -3, "INVALID_NAME", "the name is invalid";
+        /// Nothing of that name exists (segment, file, pipeline task or task parameter).
+        NotFound = -4, "NOT_FOUND", "nothing of that name exists";
+        /// A segment of that name already exists.
+        AlreadyExists = -5, "ALREADY_EXISTS", "a segment of that name already exists";
+        /// The operating system refused access to the segment.
+        PermissionDenied = -6, "PERMISSION_DENIED", "permission denied";
+        /// The segment exists but is not a shmline segment of the expected kind.
+        NotShmline = -7, "NOT_SHMLINE", "not a shmline segment of the expected kind";
+        /// The segment was made with another layout version.
+        VersionMismatch = -8, "VERSION_MISMATCH", "the segment uses another layout version";
+        /// A value read from shared memory is impossible: the segment is corrupt.
+        Corrupt = -9, "CORRUPT", "the shared memory holds an impossible value";
+        /// The stream's schema differs from the one the caller requires.
+        SchemaMismatch = -10, "SCHEMA_MISMATCH", "the stream schema does not match";
+        /// The stream already has a live writer (and is a single-writer stream).
+        WriterExists = -11, "WRITER_EXISTS", "the stream already has a live writer";
+        /// Every reader slot of the stream is taken by a live reader.
+        TooManyReaders = -12, "TOO_MANY_READERS", "every reader slot is taken";
+        /// A frame is longer than the stream's maximum frame size.
+        FrameTooLarge = -13, "FRAME_TOO_LARGE", "the frame is larger than the stream allows";
+        /// The caller's buffer is too small for the frame.
+        BufferTooSmall = -14, "BUFFER_TOO_SMALL", "the buffer is too small for the frame";
+        /// The handle is in the wrong state for the call (e.g. commit without reserve).
+        WrongState = -15, "WRONG_STATE", "the handle is in the wrong state for this call";
+        /// Not enough shared memory (`/dev/shm` is full or a limit was hit).
+        NoSpace = -16, "NO_SPACE", "not enough shared memory";
+        /// Another operating-system error.
+        OsError = -17, "OS_ERROR", "operating-system error";
+        /// A Rust panic was caught at the C boundary (a bug in shmline: please report it).
+        Panic = -18, "PANIC", "internal panic caught at the C boundary";
+        /// The call is not supported for this handle (e.g. zero-copy acquire on a lossy reader).
+        Unsupported = -19, "UNSUPPORTED", "not supported for this handle";
+        /// A pipeline could not run to the end: a task failed or never joined, or the runner died.
+        PipelineFailed = -20, "PIPELINE_FAILED", "the pipeline failed";
+        /// Every writer slot of a multi-writer stream is taken by a live writer.
+        TooManyWriters = -21, "TOO_MANY_WRITERS", "every writer slot is taken";
     }
 }
 
 /// Everything a shmline call can report besides success.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Outcome: a non-blocking write found the ring full.
+    #[error("{}", Status::Full.describe())]
     Full,
     /// Outcome: a non-blocking read found no frame.
+    #[error("{}", Status::Empty.describe())]
     Empty,
     /// Outcome: a blocking call reached its timeout.
+    #[error("{}", Status::Timeout.describe())]
     Timeout,
     /// Outcome: the writer closed the stream and every frame has been read.
+    #[error("{}", Status::EndOfStream.describe())]
     EndOfStream,
     /// Outcome: the writer died (pid and start time no longer match a live process) and every frame
     /// it published has been read.
+    #[error("{}", Status::WriterDead.describe())]
     WriterDead,
     /// An argument is invalid; the text says which and why.
+    #[error("{0}")]
     InvalidArgument(String),
     /// A name is invalid; the text says what is wrong with it.
+    #[error("{0}")]
     InvalidName(String),
     /// Nothing of that name exists (segment, file, pipeline task or task parameter); the text
     /// names what was looked for.
+    #[error("{0}")]
     NotFound(String),
     /// A segment of that name already exists; the text names it.
+    #[error("{0}: a segment of that name already exists")]
     AlreadyExists(String),
     /// The OS refused access; the text names the segment.
+    #[error("{0}: permission denied (segments are owner-only unless created with a wider mode)")]
     PermissionDenied(String),
     /// The segment is not a shmline segment of the expected kind.
+    #[error("{0}")]
     NotShmline(String),
     /// The segment was made with another layout version.
+    #[error(
+        "{name}: made with shmline layout version {found}, but this library speaks version \
+         {expected}; use the same shmline release on both sides, or recreate the segment"
+    )]
     VersionMismatch {
         /// Segment name.
         name: String,
@@ -216,14 +181,19 @@ pub enum Error {
         expected: u32,
     },
     /// A value read from shared memory is impossible; the text names the field and value.
+    #[error("{0}")]
     Corrupt(String),
     /// The stream's schema is not the one required; the text shows both.
+    #[error("{0}")]
     SchemaMismatch(String),
     /// The stream already has a live writer.
+    #[error("{0}")]
     WriterExists(String),
     /// All reader slots are taken by live readers.
+    #[error("{0}")]
     TooManyReaders(String),
     /// A frame is longer than the stream's maximum frame size.
+    #[error("frame of {len} bytes is larger than the stream's maximum frame size of {max} bytes")]
     FrameTooLarge {
         /// Length of the frame offered.
         len: usize,
@@ -231,6 +201,10 @@ pub enum Error {
         max: usize,
     },
     /// A buffer is too small for the frame; the frame was not consumed.
+    #[error(
+        "buffer of {available} bytes is too small for a frame of {needed} bytes (the frame was \
+         not consumed)"
+    )]
     BufferTooSmall {
         /// Bytes needed.
         needed: usize,
@@ -238,22 +212,28 @@ pub enum Error {
         available: usize,
     },
     /// The handle is in the wrong state for the call; the text says what was expected.
+    #[error("{0}")]
     WrongState(String),
     /// Not enough shared memory; the text says how much was asked for.
+    #[error("{0}")]
     NoSpace(String),
     /// Another OS error, with what was being done.
-    Os {
+    #[error("{context}: {source}")]
+    OsError {
         /// What shmline was doing.
         context: String,
         /// The OS error.
         source: io::Error,
     },
     /// The call is not supported for this handle; the text says why.
+    #[error("{0}")]
     Unsupported(String),
     /// A pipeline could not run to the end; the text names the task and its exit status or
     /// signal, the tasks that never joined, or the runner that died.
+    #[error("{0}")]
     PipelineFailed(String),
     /// Every writer slot of a multi-writer stream is taken by a live writer.
+    #[error("{0}")]
     TooManyWriters(String),
 }
 
@@ -281,7 +261,7 @@ impl Error {
             Error::BufferTooSmall { .. } => Status::BufferTooSmall,
             Error::WrongState(_) => Status::WrongState,
             Error::NoSpace(_) => Status::NoSpace,
-            Error::Os { .. } => Status::Os,
+            Error::OsError { .. } => Status::OsError,
             Error::Unsupported(_) => Status::Unsupported,
             Error::PipelineFailed(_) => Status::PipelineFailed,
             Error::TooManyWriters(_) => Status::TooManyWriters,
@@ -305,7 +285,7 @@ impl Error {
             Some(libc::ENOSPC) | Some(libc::ENOMEM) | Some(libc::EFBIG) => Error::NoSpace(format!(
                 "{context}: {source} (is /dev/shm full? `df -h /dev/shm` shows its free space)"
             )),
-            _ => Error::Os { context, source },
+            _ => Error::OsError { context, source },
         }
     }
 
@@ -313,64 +293,6 @@ impl Error {
         Error::Corrupt(format!(
             "{what} (the shared memory was damaged by another process)"
         ))
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Full
-            | Error::Empty
-            | Error::Timeout
-            | Error::EndOfStream
-            | Error::WriterDead => f.write_str(self.status().describe()),
-            Error::InvalidArgument(m)
-            | Error::InvalidName(m)
-            | Error::Corrupt(m)
-            | Error::SchemaMismatch(m)
-            | Error::WriterExists(m)
-            | Error::TooManyReaders(m)
-            | Error::WrongState(m)
-            | Error::NoSpace(m)
-            | Error::NotShmline(m)
-            | Error::Unsupported(m)
-            | Error::PipelineFailed(m)
-            | Error::TooManyWriters(m) => f.write_str(m),
-            Error::NotFound(m) => f.write_str(m),
-            Error::AlreadyExists(m) => write!(f, "{m}: a segment of that name already exists"),
-            Error::PermissionDenied(m) => write!(
-                f,
-                "{m}: permission denied (segments are owner-only unless created with a wider mode)"
-            ),
-            Error::VersionMismatch {
-                name,
-                found,
-                expected,
-            } => write!(
-                f,
-                "{name}: made with shmline layout version {found}, but this library speaks version \
-                 {expected}; use the same shmline release on both sides, or recreate the segment"
-            ),
-            Error::FrameTooLarge { len, max } => write!(
-                f,
-                "frame of {len} bytes is larger than the stream's maximum frame size of {max} bytes"
-            ),
-            Error::BufferTooSmall { needed, available } => write!(
-                f,
-                "buffer of {available} bytes is too small for a frame of {needed} bytes (the frame \
-                 was not consumed)"
-            ),
-            Error::Os { context, source } => write!(f, "{context}: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Os { source, .. } => Some(source),
-            _ => None,
-        }
     }
 }
 
@@ -395,6 +317,85 @@ mod tests {
         assert!(Error::EndOfStream.is_outcome());
         assert!(!Error::corrupt("x").is_outcome());
         assert_eq!(Error::corrupt("x").status() as i32, -9);
+    }
+
+    #[test]
+    fn every_error_says_what_went_wrong_in_its_fixed_words() {
+        let m = || "x".to_owned();
+        let cases: Vec<(Error, &str)> = vec![
+            (Error::Full, "the ring is full"),
+            (Error::Empty, "the ring is empty"),
+            (Error::Timeout, "the timeout expired"),
+            (
+                Error::EndOfStream,
+                "the writer closed the stream and every frame has been read",
+            ),
+            (
+                Error::WriterDead,
+                "the writer died and every frame it published has been read",
+            ),
+            (Error::InvalidArgument(m()), "x"),
+            (Error::InvalidName(m()), "x"),
+            (Error::NotFound(m()), "x"),
+            (
+                Error::AlreadyExists(m()),
+                "x: a segment of that name already exists",
+            ),
+            (
+                Error::PermissionDenied(m()),
+                "x: permission denied (segments are owner-only unless created with a wider mode)",
+            ),
+            (Error::NotShmline(m()), "x"),
+            (
+                Error::VersionMismatch {
+                    name: m(),
+                    found: 2,
+                    expected: 3,
+                },
+                "x: made with shmline layout version 2, but this library speaks version 3; use \
+                 the same shmline release on both sides, or recreate the segment",
+            ),
+            (Error::Corrupt(m()), "x"),
+            (Error::SchemaMismatch(m()), "x"),
+            (Error::WriterExists(m()), "x"),
+            (Error::TooManyReaders(m()), "x"),
+            (
+                Error::FrameTooLarge { len: 9, max: 8 },
+                "frame of 9 bytes is larger than the stream's maximum frame size of 8 bytes",
+            ),
+            (
+                Error::BufferTooSmall {
+                    needed: 9,
+                    available: 8,
+                },
+                "buffer of 8 bytes is too small for a frame of 9 bytes (the frame was not \
+                 consumed)",
+            ),
+            (Error::WrongState(m()), "x"),
+            (Error::NoSpace(m()), "x"),
+            (
+                Error::OsError {
+                    context: m(),
+                    source: io::Error::other("boom"),
+                },
+                "x: boom",
+            ),
+            (Error::Unsupported(m()), "x"),
+            (Error::PipelineFailed(m()), "x"),
+            (Error::TooManyWriters(m()), "x"),
+        ];
+        for (error, message) in &cases {
+            assert_eq!(error.to_string(), *message, "{error:?}");
+        }
+        // Only the OS error has a cause to chain to.
+        use std::error::Error as _;
+        for (error, _) in &cases {
+            assert_eq!(
+                error.source().is_some(),
+                matches!(error, Error::OsError { .. }),
+                "{error:?}"
+            );
+        }
     }
 
     #[test]

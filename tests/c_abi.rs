@@ -273,6 +273,140 @@ fn the_header_compiles_as_strict_c99_and_as_cpp() {
     }
 }
 
+/// Compiles `body` (statements inside a function given the handles `writer`, `reader`, `event`,
+/// `run` and `set`) as C++17 against the C++ binding with `-Wall -Wextra -Werror`, syntax only.
+fn compile_cpp_snippet(tag: &str, body: &str) -> Output {
+    let path = work_dir().join(format!("{}-{tag}.cpp", std::process::id()));
+    let source = format!(
+        "#include <shmline/shmline.hpp>\n\
+         void use(shmline::Writer& writer, shmline::Reader& reader, shmline::Event& event,\n\
+                  shmline::Run& run, shmline::WaitSet& set) {{\n\
+             std::byte buffer[8] = {{}};\n\
+             shmline::FrameInfo info{{}};\n\
+             std::size_t count = 0;\n\
+             (void)writer; (void)reader; (void)event; (void)run; (void)set; (void)buffer;\n\
+             (void)info; (void)count;\n\
+             {body}\n\
+         }}\n"
+    );
+    std::fs::write(&path, source).unwrap();
+    let out = Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()))
+        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-I")
+        .arg(root().join("bindings/cpp/include"))
+        .arg(&path)
+        .output()
+        .expect("cannot run the C++ compiler");
+    std::fs::remove_file(&path).unwrap();
+    out
+}
+
+#[test]
+fn cpp_refuses_to_compile_a_discarded_write_status_or_wait_outcome_under_werror() {
+    // (what is discarded, the statement discarding it, the same call with its result used)
+    let cases = [
+        (
+            "Writer::write",
+            r#"writer.write("abc", 3);"#,
+            r#"if (writer.write("abc", 3) != shmline::Status::Ok) return;"#,
+        ),
+        (
+            "Writer::write_batch",
+            "writer.write_batch(shmline::ConstBytes(buffer, 8), {}, count);",
+            "if (writer.write_batch(shmline::ConstBytes(buffer, 8), {}, count) \
+             != shmline::Status::Ok) return;",
+        ),
+        (
+            "Writer::try_write",
+            r#"writer.try_write("abc", 3);"#,
+            r#"const shmline::Status s = writer.try_write("abc", 3); (void)s;"#,
+        ),
+        (
+            "Writer::wait_for_readers",
+            "writer.wait_for_readers(1);",
+            "if (!writer.wait_for_readers(1)) return;",
+        ),
+        (
+            "Reader::read",
+            "reader.read(buffer, info);",
+            "if (reader.read(buffer, info) != shmline::Status::Ok) return;",
+        ),
+        ("Event::wait", "event.wait();", "if (!event.wait()) return;"),
+        (
+            "Stream::remove_stale",
+            r#"shmline::Stream::remove_stale("s");"#,
+            r#"if (shmline::Stream::remove_stale("s")) return;"#,
+        ),
+        (
+            "Event::remove_stale",
+            r#"shmline::Event::remove_stale("e");"#,
+            r#"if (shmline::Event::remove_stale("e")) return;"#,
+        ),
+        ("Run::wait", "run.wait();", "if (!run.wait()) return;"),
+        (
+            "WaitSet::wait",
+            "set.wait();",
+            "for (std::size_t key : set.wait()) (void)key;",
+        ),
+    ];
+    // Every result used: compiles clean (so the failures below are the discards, nothing else).
+    let used: Vec<&str> = cases.iter().map(|(_, _, used)| *used).collect();
+    let out = compile_cpp_snippet("used", &used.join("\n"));
+    assert!(
+        out.status.success(),
+        "the calls with their results used do not compile:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (i, (call, discard, _)) in cases.iter().enumerate() {
+        let out = compile_cpp_snippet(&format!("discard{i}"), discard);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("nodiscard"),
+            "discarding the result of {call} compiled without a nodiscard warning \
+             ({}):\n{stderr}",
+            out.status
+        );
+    }
+}
+
+#[test]
+fn every_cpp_call_returning_a_status_or_a_bool_is_nodiscard() {
+    // The compile test above tries a sample; this covers calls added later. `detail::check` is
+    // the one exception: it throws on errors and is called for that alone.
+    let header =
+        std::fs::read_to_string(root().join("bindings/cpp/include/shmline/shmline.hpp")).unwrap();
+    let mut unmarked = Vec::new();
+    for (number, line) in header.lines().enumerate() {
+        let mut rest = line.trim_start();
+        let marked = rest.starts_with("[[nodiscard]]");
+        rest = rest.trim_start_matches("[[nodiscard]]").trim_start();
+        for qualifier in ["static ", "constexpr ", "inline "] {
+            rest = rest.trim_start_matches(qualifier);
+        }
+        let Some(after) = rest
+            .strip_prefix("Status ")
+            .or_else(|| rest.strip_prefix("bool "))
+        else {
+            continue;
+        };
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let is_function = !name.is_empty() && after[name.len()..].starts_with('(');
+        if is_function && !marked && name != "check" {
+            unmarked.push(format!("line {}: {}", number + 1, line.trim()));
+        }
+    }
+    assert!(
+        unmarked.is_empty(),
+        "C++ calls returning a Status or a bool without [[nodiscard]]:\n  {}",
+        unmarked.join("\n  ")
+    );
+}
+
 #[test]
 fn the_shared_library_is_libshmline_so_0_and_exports_exactly_the_header_functions() {
     let lib = built_libraries().join("libshmline.so");

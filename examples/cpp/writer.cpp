@@ -29,7 +29,14 @@ int main(int argc, char** argv) try {
     for (int i = 0; i < 10; i++) {
         const std::string text = "hello " + std::to_string(i);
         // Copies the frame into shared memory; waits while the reader is a whole ring behind.
-        writer.write(text.data(), text.size());
+        // The status says whether the frame went in (Ok) or not (Timeout, or Full on a "fail"
+        // stream): the compiler refuses to let it be ignored.
+        const shmline::Status status = writer.write(text.data(), text.size());
+        if (status != shmline::Status::Ok) {
+            std::cerr << "writer: frame " << i << " not written: " << shmline::status_name(status)
+                      << "\n";
+            return 1;
+        }
     }
     {
         // Zero-copy: fill the slot in shared memory; it is published when `slot` goes out of

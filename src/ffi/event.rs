@@ -1,6 +1,8 @@
 //! `shmline_event`: process-shared switches (flags) and counters.
 
-use super::{cstr, ffi_call, guard, handle, invalid, read_options, OptionsStruct, Out};
+use super::{
+    cstr, ffi_call, guard, handle, invalid, read_options, BoxedHandle, OptionsStruct, Out,
+};
 use crate::error::Error;
 use crate::event::{Event, EventMode, EventOptions};
 use crate::wait::Deadline;
@@ -22,10 +24,12 @@ pub struct shmline_event {
     pub(crate) event: Event,
 }
 
+impl BoxedHandle for shmline_event {}
+
 impl shmline_event {
     /// A new handle owning `event`, for the caller to free with `shmline_event_close`.
     pub(crate) fn boxed(event: Event) -> *mut shmline_event {
-        Box::into_raw(Box::new(shmline_event { event }))
+        shmline_event { event }.into_raw()
     }
 }
 
@@ -156,12 +160,9 @@ pub unsafe extern "C" fn shmline_event_open(
 /// uses again after this call.
 #[no_mangle]
 pub unsafe extern "C" fn shmline_event_close(event: *mut shmline_event) {
-    guard((), || {
-        if !event.is_null() {
-            // SAFETY: the caller passes ownership of a handle made by Box::into_raw.
-            drop(unsafe { Box::from_raw(event) });
-        }
-    })
+    // SAFETY: the caller passes NULL or a handle it owns and never uses again (this function's
+    // contract), which is `free_box`'s.
+    unsafe { shmline_event::free_box(event) }
 }
 
 /// Removes the name of event `name`; handles already open keep working, new opens get

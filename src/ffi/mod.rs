@@ -14,7 +14,7 @@
 //!   read back with `shmline_last_error_message()`;
 //! - every pointer argument is checked for NULL before use (`SHMLINE_NULL_POINTER`), through the
 //!   small helpers below (`handle`, `cstr`, `bytes`, `array`, `Out`...), the only code that
-//!   dereferences a caller's pointer besides the `Box::from_raw` of the close functions;
+//!   dereferences a caller's pointer besides `BoxedHandle::free_box`, the body of every close function;
 //! - options structs start with `struct_size`, and only the bytes the caller declares are read
 //!   (`read_options`), so fields can be appended without breaking old callers.
 #![allow(non_camel_case_types)]
@@ -204,11 +204,41 @@ pub(crate) fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     })
 }
 
+/// A C handle type: a Rust struct that C sees only as an opaque pointer, owned by the caller from
+/// the call that makes it (`*_create`, `*_open`, `*_new`, `*_join`...) until its `*_close`
+/// function (rustls-ffi's `Castable` idea, for boxed handles). Handles are handed out with
+/// [`BoxedHandle::into_raw`], borrowed with [`handle`]/[`handle_mut`] and freed with
+/// [`BoxedHandle::free_box`], so the `Box` conversions and the NULL checks are written once.
+pub(crate) trait BoxedHandle: Sized {
+    /// Moves the handle to the heap and hands it to the C caller, who owns it until its `*_close`.
+    fn into_raw(self) -> *mut Self {
+        Box::into_raw(Box::new(self))
+    }
+
+    /// The whole of every `*_close` function: frees a handle made by [`BoxedHandle::into_raw`]; NULL
+    /// is allowed and does nothing. Never unwinds into C (a panic while dropping is recorded).
+    ///
+    /// # Safety
+    /// `ptr` is NULL or a handle made by [`BoxedHandle::into_raw`] that no thread uses after this call.
+    unsafe fn free_box(ptr: *mut Self) {
+        guard((), || {
+            if !ptr.is_null() {
+                // SAFETY: the caller passes back ownership of a handle made by `into_raw`
+                // (`Box::into_raw`), and never uses it again.
+                drop(unsafe { Box::from_raw(ptr) });
+            }
+        })
+    }
+}
+
 /// Borrows the object behind a handle argument.
 ///
 /// # Safety
 /// `ptr` is NULL or points to a live `T` that nobody mutates for `'a`.
-pub(crate) unsafe fn handle<'a, T>(ptr: *const T, what: &'static str) -> FfiResult<&'a T> {
+pub(crate) unsafe fn handle<'a, T: BoxedHandle>(
+    ptr: *const T,
+    what: &'static str,
+) -> FfiResult<&'a T> {
     // SAFETY: the caller guarantees a non-NULL `ptr` points to a live `T` not mutated for 'a.
     unsafe { ptr.as_ref() }.ok_or(Failure::Null(what))
 }
@@ -217,7 +247,10 @@ pub(crate) unsafe fn handle<'a, T>(ptr: *const T, what: &'static str) -> FfiResu
 ///
 /// # Safety
 /// `ptr` is NULL or points to a live `T` that nothing else accesses for `'a`.
-pub(crate) unsafe fn handle_mut<'a, T>(ptr: *mut T, what: &'static str) -> FfiResult<&'a mut T> {
+pub(crate) unsafe fn handle_mut<'a, T: BoxedHandle>(
+    ptr: *mut T,
+    what: &'static str,
+) -> FfiResult<&'a mut T> {
     // SAFETY: the caller guarantees a non-NULL `ptr` points to a live `T` used only through this
     // borrow for 'a (the C contract: one thread at a time per writer or reader handle).
     unsafe { ptr.as_mut() }.ok_or(Failure::Null(what))

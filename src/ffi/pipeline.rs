@@ -5,7 +5,7 @@ use super::run::{shmline_run, shmline_run_report};
 use super::stream::{schema_arg, shmline_stream_options};
 use super::{
     array, cstr, ffi_call, guard, handle, handle_mut, invalid, optional_str, read_options,
-    FfiResult,
+    BoxedHandle, FfiResult,
 };
 use super::{Failure, Out};
 use crate::error::Error;
@@ -41,6 +41,8 @@ pub struct shmline_pipeline {
     name: CString,
 }
 
+impl BoxedHandle for shmline_pipeline {}
+
 impl shmline_pipeline {
     fn boxed(pipeline: Pipeline) -> FfiResult<*mut shmline_pipeline> {
         let name = CString::new(pipeline.name.as_str()).map_err(|_| {
@@ -49,7 +51,7 @@ impl shmline_pipeline {
                 pipeline.name
             ))
         })?;
-        Ok(Box::into_raw(Box::new(shmline_pipeline { pipeline, name })))
+        Ok(shmline_pipeline { pipeline, name }.into_raw())
     }
 
     /// The task declared last with name `name`, or `NOT_FOUND` listing the declared tasks.
@@ -175,12 +177,9 @@ pub unsafe extern "C" fn shmline_pipeline_parse(
 /// `pipeline` is NULL or a declaration handle that is not used again after this call.
 #[no_mangle]
 pub unsafe extern "C" fn shmline_pipeline_close(pipeline: *mut shmline_pipeline) {
-    guard((), || {
-        if !pipeline.is_null() {
-            // SAFETY: the caller passes ownership of a handle made by Box::into_raw.
-            drop(unsafe { Box::from_raw(pipeline) });
-        }
-    })
+    // SAFETY: the caller passes NULL or a handle it owns and never uses again (this function's
+    // contract), which is `free_box`'s.
+    unsafe { shmline_pipeline::free_box(pipeline) }
 }
 
 /// The pipeline's name, NUL-terminated; NULL if `pipeline` is NULL.

@@ -4,7 +4,7 @@ use super::stream::{schema_arg, shmline_stream};
 use super::wait::strategy;
 use super::{
     array_mut, bytes_mut, ffi_call, guard, handle, handle_mut, invalid, optional_str, read_options,
-    FfiResult, OptionsStruct, Out,
+    BoxedHandle, FfiResult, OptionsStruct, Out,
 };
 use crate::error::Error;
 use crate::ring::{FrameInfo, Reader, ReaderOptions, StartPosition};
@@ -30,6 +30,8 @@ pub const SHMLINE_START_OLDEST: u32 = 2;
 pub struct shmline_reader {
     pub(crate) reader: Reader,
 }
+
+impl BoxedHandle for shmline_reader {}
 
 /// Options of a reader, for `shmline_reader_open()`.
 ///
@@ -121,7 +123,7 @@ pub(crate) unsafe fn reader_options(o: &shmline_reader_options) -> FfiResult<Rea
 impl shmline_reader {
     /// A new handle owning `reader`, for the caller to free with `shmline_reader_close`.
     pub(crate) fn boxed(reader: Reader) -> *mut shmline_reader {
-        Box::into_raw(Box::new(shmline_reader { reader }))
+        shmline_reader { reader }.into_raw()
     }
 }
 
@@ -139,7 +141,10 @@ pub struct shmline_frame_info {
     pub len: u32,
     /// Application flags given by the writer.
     pub flags: u32,
-    /// Frames this lossy reader missed just before this one; always 0 for lossless readers.
+    /// Frames this reader missed just before this one: frames a lossy reader lost because the
+    /// writer overwrote them, and sequence numbers of a multi-writer stream that were skipped
+    /// (claimed by a writer that died before publishing them). Always 0 for a lossless reader of
+    /// a single-writer stream.
     pub missed: u64,
 }
 
@@ -233,12 +238,9 @@ pub unsafe extern "C" fn shmline_reader_open(
 /// call; pointers from `shmline_reader_acquire()` are invalid afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn shmline_reader_close(reader: *mut shmline_reader) {
-    guard((), || {
-        if !reader.is_null() {
-            // SAFETY: the caller passes ownership of a handle made by Box::into_raw.
-            drop(unsafe { Box::from_raw(reader) });
-        }
-    })
+    // SAFETY: the caller passes NULL or a handle it owns and never uses again (this function's
+    // contract), which is `free_box`'s.
+    unsafe { shmline_reader::free_box(reader) }
 }
 
 /// Copies the next frame into `buf` (room for `cap` bytes) and its metadata into `*info`.
@@ -441,8 +443,10 @@ unsafe fn counter(
     Ok(())
 }
 
-/// `*out` receives the total number of frames this (lossy) reader has missed; always 0 for a
-/// lossless reader. Never blocks.
+/// `*out` receives the total number of frames this reader has missed (each frame's
+/// `shmline_frame_info.missed` says how many just before it): frames a lossy reader lost because
+/// the writer overwrote them, and skipped sequence numbers of a multi-writer stream. Always 0 for
+/// a lossless reader of a single-writer stream. Never blocks.
 ///
 /// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_PANIC`.
 ///
@@ -494,7 +498,7 @@ pub unsafe extern "C" fn shmline_reader_stream(
         out.put(std::ptr::null_mut());
         // SAFETY: the caller guarantees `reader` is NULL or an open handle.
         let r = unsafe { handle(reader, "reader") }?;
-        out.put(Box::into_raw(shmline_stream::new(r.reader.stream())));
+        out.put(shmline_stream::boxed(r.reader.stream()));
         Ok(())
     })
 }

@@ -2,7 +2,7 @@
 //! stopping it, and what it did.
 
 use super::stream::shmline_stream_stats;
-use super::{ffi_call, guard, handle, invalid, Failure, FfiResult, Out};
+use super::{ffi_call, guard, handle, invalid, BoxedHandle, Failure, FfiResult, Out};
 use crate::error::Error;
 use crate::pipeline::{Outcome, PipelineRun, RunReport, TaskExit};
 use crate::wait::Deadline;
@@ -41,6 +41,8 @@ pub struct shmline_run {
     stream_names: Vec<CString>,
 }
 
+impl BoxedHandle for shmline_run {}
+
 impl shmline_run {
     /// A new handle owning `run`, for the caller to free with `shmline_run_close`.
     pub(crate) fn boxed(run: PipelineRun) -> *mut shmline_run {
@@ -49,10 +51,11 @@ impl shmline_run {
             .iter()
             .map(|(name, _)| CString::new(name.as_str()).expect("validated names have no NUL"))
             .collect();
-        Box::into_raw(Box::new(shmline_run {
+        shmline_run {
             run: Mutex::new(run),
             stream_names,
-        }))
+        }
+        .into_raw()
     }
 
     fn lock(&self) -> MutexGuard<'_, PipelineRun> {
@@ -195,12 +198,9 @@ pub unsafe extern "C" fn shmline_run_stop(run: *const shmline_run) -> i32 {
 /// this call.
 #[no_mangle]
 pub unsafe extern "C" fn shmline_run_close(run: *mut shmline_run) {
-    guard((), || {
-        if !run.is_null() {
-            // SAFETY: the caller passes ownership of a handle made by Box::into_raw.
-            drop(unsafe { Box::from_raw(run) });
-        }
-    })
+    // SAFETY: the caller passes NULL or a handle it owns and never uses again (this function's
+    // contract), which is `free_box`'s.
+    unsafe { shmline_run::free_box(run) }
 }
 
 /// The index of a stream or task, or `INVALID_ARGUMENT` if it is not below `count`.

@@ -2,7 +2,7 @@
 
 use super::{
     array, array_mut, bytes_mut, cstr, ffi_call, guard, handle, invalid, read_options, too_small,
-    Failure, FfiResult, OptionsStruct, Out,
+    BoxedHandle, Failure, FfiResult, OptionsStruct, Out,
 };
 use crate::error::Error;
 use crate::ring::{Backpressure, Stream, StreamOptions, StreamStats, WriterState};
@@ -51,10 +51,13 @@ pub struct shmline_stream {
     name: CString,
 }
 
+impl BoxedHandle for shmline_stream {}
+
 impl shmline_stream {
-    pub(crate) fn new(stream: Stream) -> Box<shmline_stream> {
+    /// A new handle owning `stream`, for the caller to free with `shmline_stream_close`.
+    pub(crate) fn boxed(stream: Stream) -> *mut shmline_stream {
         let name = CString::new(stream.name()).expect("validated names have no NUL");
-        Box::new(shmline_stream { stream, name })
+        shmline_stream { stream, name }.into_raw()
     }
 
     /// The Rust stream behind the handle.
@@ -230,7 +233,9 @@ pub struct shmline_reader_stats {
     pub frames_read: u64,
     /// Payload bytes it has read.
     pub bytes_read: u64,
-    /// Frames it missed (lossy readers only).
+    /// Frames it missed, as `shmline_reader_missed()` counts them: frames a lossy reader (every
+    /// reader of a `SHMLINE_BACKPRESSURE_DROP_OLDEST` stream) lost because the writer overwrote
+    /// them, and skipped sequence numbers of a multi-writer stream.
     pub missed: u64,
     /// Frames published that it has not read yet (a group member: 0 while it holds no frame).
     pub lag: u64,
@@ -367,7 +372,7 @@ pub unsafe extern "C" fn shmline_stream_create(
             unlink_on_close: o.unlink_on_close != 0,
         };
         let stream = Stream::create(name, &options)?;
-        out.put(Box::into_raw(shmline_stream::new(stream)));
+        out.put(shmline_stream::boxed(stream));
         Ok(())
     })
 }
@@ -398,7 +403,7 @@ pub unsafe extern "C" fn shmline_stream_open(
         // SAFETY: the caller guarantees `name` is NULL or NUL-terminated.
         let name = unsafe { cstr(name, "name") }?;
         let stream = Stream::open(name)?;
-        out.put(Box::into_raw(shmline_stream::new(stream)));
+        out.put(shmline_stream::boxed(stream));
         Ok(())
     })
 }
@@ -414,12 +419,9 @@ pub unsafe extern "C" fn shmline_stream_open(
 /// not used again (by any thread) after this call.
 #[no_mangle]
 pub unsafe extern "C" fn shmline_stream_close(stream: *mut shmline_stream) {
-    guard((), || {
-        if !stream.is_null() {
-            // SAFETY: the caller passes ownership of a handle made by Box::into_raw.
-            drop(unsafe { Box::from_raw(stream) });
-        }
-    })
+    // SAFETY: the caller passes NULL or a handle it owns and never uses again (this function's
+    // contract), which is `free_box`'s.
+    unsafe { shmline_stream::free_box(stream) }
 }
 
 /// Removes the name of stream `name` from the system. Processes that have it open keep using it;

@@ -6,7 +6,8 @@ use super::event::shmline_event;
 use super::reader::{reader_options, shmline_reader, shmline_reader_options};
 use super::writer::{shmline_writer, shmline_writer_options, writer_options};
 use super::{
-    array, cstr, ffi_call, guard, handle, handle_mut, invalid, read_options, FfiResult, Out,
+    array, cstr, ffi_call, guard, handle, handle_mut, invalid, read_options, BoxedHandle,
+    FfiResult, Out,
 };
 use crate::pipeline::{check_inputs_ended, Task, ENV_PIPELINE, ENV_TASK};
 use crate::wait::Deadline;
@@ -30,6 +31,8 @@ pub struct shmline_task {
     /// The pipeline's name, NUL-terminated, for `shmline_task_pipeline_name`.
     pipeline: CString,
 }
+
+impl BoxedHandle for shmline_task {}
 
 /// The name given by the caller, or the value of environment variable `key`.
 ///
@@ -97,11 +100,14 @@ pub unsafe extern "C" fn shmline_task_join(
         let task = unsafe { name_or_env(task, "task", ENV_TASK) }?;
         let task = Task::join_as(&pipeline, &task)?;
         let c = |s: &str| CString::new(s).expect("validated names have no NUL");
-        out.put(Box::into_raw(Box::new(shmline_task {
-            name: c(task.name()),
-            pipeline: c(task.pipeline()),
-            task,
-        })));
+        out.put(
+            shmline_task {
+                name: c(task.name()),
+                pipeline: c(task.pipeline()),
+                task,
+            }
+            .into_raw(),
+        );
         Ok(())
     })
 }
@@ -117,12 +123,9 @@ pub unsafe extern "C" fn shmline_task_join(
 /// `task` is NULL or a handle from `shmline_task_join()` that no thread uses after this call.
 #[no_mangle]
 pub unsafe extern "C" fn shmline_task_close(task: *mut shmline_task) {
-    guard((), || {
-        if !task.is_null() {
-            // SAFETY: the caller passes ownership of a handle made by Box::into_raw.
-            drop(unsafe { Box::from_raw(task) });
-        }
-    })
+    // SAFETY: the caller passes NULL or a handle it owns and never uses again (this function's
+    // contract), which is `free_box`'s.
+    unsafe { shmline_task::free_box(task) }
 }
 
 /// Takes the reader bound to reading parameter `param`. Each reader can be taken once.

@@ -2,7 +2,7 @@
 
 use super::event::shmline_event;
 use super::reader::shmline_reader;
-use super::{array_mut, ffi_call, guard, handle, handle_mut, invalid, Out};
+use super::{array_mut, ffi_call, handle, handle_mut, invalid, BoxedHandle, Out};
 use crate::wait::Deadline;
 use crate::waitset::{wait_members, Member};
 use std::ptr::NonNull;
@@ -27,6 +27,8 @@ pub struct shmline_waitset {
     members: Vec<Option<Handle>>,
 }
 
+impl BoxedHandle for shmline_waitset {}
+
 /// A member's handle.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Handle {
@@ -48,9 +50,12 @@ pub unsafe extern "C" fn shmline_waitset_create(out: *mut *mut shmline_waitset) 
     ffi_call(|| {
         // SAFETY: the caller guarantees `out` is NULL or writable.
         let mut out = unsafe { Out::new(out, "out") }?;
-        out.put(Box::into_raw(Box::new(shmline_waitset {
-            members: Vec::new(),
-        })));
+        out.put(
+            shmline_waitset {
+                members: Vec::new(),
+            }
+            .into_raw(),
+        );
         Ok(())
     })
 }
@@ -206,10 +211,7 @@ pub unsafe extern "C" fn shmline_waitset_wait(
 /// call.
 #[no_mangle]
 pub unsafe extern "C" fn shmline_waitset_close(set: *mut shmline_waitset) {
-    guard((), || {
-        if !set.is_null() {
-            // SAFETY: the caller passes ownership of a handle made by Box::into_raw.
-            drop(unsafe { Box::from_raw(set) });
-        }
-    })
+    // SAFETY: the caller passes NULL or a handle it owns and never uses again (this function's
+    // contract), which is `free_box`'s.
+    unsafe { shmline_waitset::free_box(set) }
 }

@@ -3,8 +3,8 @@
 use super::stream::shmline_stream;
 use super::wait::strategy;
 use super::{
-    array, bytes, ffi_call, guard, handle, handle_mut, invalid, read_options, FfiResult,
-    OptionsStruct, Out,
+    array, bytes, ffi_call, guard, handle, handle_mut, invalid, read_options, BoxedHandle,
+    FfiResult, OptionsStruct, Out,
 };
 use crate::ring::{Writer, WriterOptions};
 use crate::wait::Deadline;
@@ -20,6 +20,8 @@ use std::time::Duration;
 pub struct shmline_writer {
     writer: Writer,
 }
+
+impl BoxedHandle for shmline_writer {}
 
 /// Options of a writer, for `shmline_writer_open()`.
 ///
@@ -57,7 +59,7 @@ pub(crate) fn writer_options(o: &shmline_writer_options) -> FfiResult<WriterOpti
 impl shmline_writer {
     /// A new handle owning `writer`, for the caller to free with `shmline_writer_close`.
     pub(crate) fn boxed(writer: Writer) -> *mut shmline_writer {
-        Box::into_raw(Box::new(shmline_writer { writer }))
+        shmline_writer { writer }.into_raw()
     }
 }
 
@@ -119,12 +121,9 @@ pub unsafe extern "C" fn shmline_writer_open(
 /// call.
 #[no_mangle]
 pub unsafe extern "C" fn shmline_writer_close(writer: *mut shmline_writer) {
-    guard((), || {
-        if !writer.is_null() {
-            // SAFETY: the caller passes ownership of a handle made by Box::into_raw.
-            drop(unsafe { Box::from_raw(writer) });
-        }
-    })
+    // SAFETY: the caller passes NULL or a handle it owns and never uses again (this function's
+    // contract), which is `free_box`'s.
+    unsafe { shmline_writer::free_box(writer) }
 }
 
 /// Copies `len` bytes from `data` into the stream as one frame with application `flags` (readers
@@ -400,7 +399,7 @@ pub unsafe extern "C" fn shmline_writer_stream(
         out.put(std::ptr::null_mut());
         // SAFETY: the caller guarantees `writer` is NULL or an open handle.
         let w = unsafe { handle(writer, "writer") }?;
-        out.put(Box::into_raw(shmline_stream::new(w.writer.stream())));
+        out.put(shmline_stream::boxed(w.writer.stream()));
         Ok(())
     })
 }

@@ -412,7 +412,7 @@ TEST(Stream, RemoveStaleRecoversANameLeftByADeadProcessAndSparesALiveOne) {
     EXPECT_TRUE(shmline::Stream::remove_stale(name));
     EXPECT_FALSE(shmline::Stream::remove_stale(name));
     shmline::Stream stream = shmline::Stream::create(name, options);
-    EXPECT_EQ(thrown([&] { shmline::Stream::remove_stale(name); }), Status::AlreadyExists);
+    EXPECT_EQ(thrown([&] { (void)shmline::Stream::remove_stale(name); }), Status::AlreadyExists);
     EXPECT_TRUE(shmline::Event::remove_stale(name));
     EXPECT_FALSE(shmline::Event::remove_stale(name));
 }
@@ -505,8 +505,8 @@ TEST(Stream, StatsCountFramesWriterAndReaders) {
     shmline::Reader reader = stream.reader();
     EXPECT_EQ(stream.stats().writer_state, shmline::WriterState::None);
     shmline::Writer writer = stream.writer();
-    writer.write(bytes("abc"));
-    writer.write(bytes("de"));
+    ASSERT_EQ(writer.write(bytes("abc")), Status::Ok);
+    ASSERT_EQ(writer.write(bytes("de")), Status::Ok);
 
     shmline::StreamStats stats = stream.stats();
     EXPECT_EQ(stats.capacity, 8u);
@@ -549,7 +549,7 @@ TEST(Frames, PointerAndSizeOverloadsWriteTheSameBytes) {
     shmline::Reader reader = stream.reader();
     shmline::Writer writer = stream.writer();
     const std::string hello = "hello";
-    writer.write(hello.data(), hello.size(), 7);
+    ASSERT_EQ(writer.write(hello.data(), hello.size(), 7), Status::Ok);
     ASSERT_EQ(writer.try_write("hi", 2), Status::Ok);
     std::vector<std::byte> buffer(64);
     shmline::FrameInfo info{};
@@ -582,7 +582,7 @@ TEST(Frames, BlockingCallsReturnTimeoutWhenTheirTimeoutPasses) {
     std::vector<std::byte> buffer(64);
     shmline::FrameInfo info{};
     EXPECT_EQ(reader.read(buffer, info, 1ms), Status::Timeout);
-    writer.write(bytes("fills the ring"));
+    ASSERT_EQ(writer.write(bytes("fills the ring")), Status::Ok);
     EXPECT_EQ(writer.write(bytes("no room"), 0, 1ms), Status::Timeout);
     EXPECT_EQ(writer.reserve(1ms).status(), Status::Timeout);
 }
@@ -592,7 +592,7 @@ TEST(Frames, DestroyingTheWriterEndsTheStreamAfterTheLastFrame) {
     shmline::Reader reader = stream.reader();
     {
         shmline::Writer writer = stream.writer();
-        writer.write(bytes("last"));
+        ASSERT_EQ(writer.write(bytes("last")), Status::Ok);
     }
     std::vector<std::byte> buffer(64);
     shmline::FrameInfo info{};
@@ -620,7 +620,7 @@ TEST(Frames, ReadingIntoATooSmallBufferThrowsBufferTooSmallAndKeepsTheFrame) {
     shmline::Stream stream = small_stream("small");
     shmline::Reader reader = stream.reader();
     shmline::Writer writer = stream.writer();
-    writer.write(bytes("twelve bytes"));
+    ASSERT_EQ(writer.write(bytes("twelve bytes")), Status::Ok);
     std::array<std::byte, 4> tiny{};
     shmline::FrameInfo info{};
     EXPECT_EQ(thrown([&] { static_cast<void>(reader.read(tiny, info)); }), Status::BufferTooSmall);
@@ -635,7 +635,7 @@ TEST(Frames, ReadingIntoATooSmallBufferThrowsBufferTooSmallAndKeepsTheFrame) {
 TEST(Frames, AFrameLargerThanTheMaximumThrowsFrameTooLarge) {
     shmline::Stream stream = small_stream("large", 8, 4);
     shmline::Writer writer = stream.writer();
-    EXPECT_EQ(thrown([&] { writer.write(bytes("too long")); }), Status::FrameTooLarge);
+    EXPECT_EQ(thrown([&] { (void)writer.write(bytes("too long")); }), Status::FrameTooLarge);
     EXPECT_EQ(writer.try_write(bytes("too long")), Status::FrameTooLarge);
     EXPECT_EQ(writer.position(), 0u);
 }
@@ -652,7 +652,7 @@ TEST(Frames, CallsOnAClosedHandleFailWithNullPointer) {
     EXPECT_EQ(reader.try_read(buffer, info), Status::NullPointer);
     EXPECT_EQ(writer.try_reserve().status(), Status::NullPointer);
     EXPECT_EQ(reader.try_acquire().status(), Status::NullPointer);
-    EXPECT_EQ(thrown([&] { writer.write(buffer); }), Status::NullPointer);
+    EXPECT_EQ(thrown([&] { (void)writer.write(buffer); }), Status::NullPointer);
     EXPECT_EQ(thrown([&] { static_cast<void>(reader.read(buffer, info)); }), Status::NullPointer);
     EXPECT_EQ(thrown([&] { reader.position(); }), Status::NullPointer);
 }
@@ -660,7 +660,7 @@ TEST(Frames, CallsOnAClosedHandleFailWithNullPointer) {
 TEST(Frames, AReaderStartingAtTheOldestFrameSeesFramesWrittenBeforeItOpened) {
     shmline::Stream stream = small_stream("oldest");
     shmline::Writer writer = stream.writer();
-    writer.write(bytes("early"));
+    ASSERT_EQ(writer.write(bytes("early")), Status::Ok);
     shmline::ReaderOptions options;
     options.start = shmline::StartPosition::Oldest;
     shmline::Reader late = stream.reader(options);
@@ -753,7 +753,7 @@ TEST(Batch, LengthsAddingUpToMoreThanTheDataAreRefused) {
     const std::vector<std::byte> data = bytes("abc");
     const std::array<std::size_t, 2> lengths{2, 2};
     std::size_t written = 7;
-    EXPECT_EQ(thrown([&] { writer.write_batch(data, lengths, written); }), Status::InvalidArgument);
+    EXPECT_EQ(thrown([&] { (void)writer.write_batch(data, lengths, written); }), Status::InvalidArgument);
     EXPECT_EQ(writer.try_write_batch(data, lengths, written), Status::InvalidArgument);
     EXPECT_EQ(written, 0u);
     EXPECT_EQ(writer.position(), 0u);
@@ -902,7 +902,7 @@ TEST(WriteSlot, WritingOrReservingWhileASlotIsReservedThrowsWrongState) {
     shmline::Stream stream = small_stream("slot-busy");
     shmline::Writer writer = stream.writer();
     shmline::WriteSlot slot = writer.reserve();
-    EXPECT_EQ(thrown([&] { writer.write(bytes("x")); }), Status::WrongState);
+    EXPECT_EQ(thrown([&] { (void)writer.write(bytes("x")); }), Status::WrongState);
     EXPECT_EQ(thrown([&] { static_cast<void>(writer.reserve()); }), Status::WrongState);
     EXPECT_EQ(writer.try_reserve().status(), Status::WrongState);
     slot.abort();
@@ -913,7 +913,7 @@ TEST(WriteSlot, ReservingOnAFullRingGivesAnEmptySlotWithStatusFull) {
     shmline::Stream stream = small_stream("slot-fullring", 1);
     shmline::Reader reader = stream.reader();
     shmline::Writer writer = stream.writer();
-    writer.write(bytes("x"));
+    ASSERT_EQ(writer.write(bytes("x")), Status::Ok);
     shmline::WriteSlot slot = writer.try_reserve();
     EXPECT_FALSE(slot);
     EXPECT_EQ(slot.status(), Status::Full);
@@ -925,7 +925,7 @@ TEST(ReadSlot, AnAcquiredFrameHoldsItsSlotUntilScopeExit) {
     shmline::Stream stream = small_stream("acquire", 2);
     shmline::Reader reader = stream.reader();
     shmline::Writer writer = stream.writer();
-    writer.write(bytes("first"));
+    ASSERT_EQ(writer.write(bytes("first")), Status::Ok);
     {
         shmline::ReadSlot frame = reader.acquire(patience);
         ASSERT_TRUE(frame);
@@ -950,7 +950,7 @@ TEST(ReadSlot, AMovedFrameIsReleasedByItsNewOwner) {
     shmline::Stream stream = small_stream("acquire-move", 1);
     shmline::Reader reader = stream.reader();
     shmline::Writer writer = stream.writer();
-    writer.write(bytes("a"));
+    ASSERT_EQ(writer.write(bytes("a")), Status::Ok);
     shmline::ReadSlot outer = reader.try_acquire();
     {
         shmline::ReadSlot inner = std::move(outer);
@@ -1200,7 +1200,7 @@ TEST(MultiWriter, AnAbortedReservationIsSkippedCountedAndReportedToReaders) {
     shmline::Writer writer = stream.writer();
     writer.reserve().abort();
     const auto frame = fan_frame(0, 0);
-    writer.write(frame.data(), sizeof frame);
+    ASSERT_EQ(writer.write(frame.data(), sizeof frame), Status::Ok);
     std::array<std::uint64_t, 2> got{};
     shmline::FrameInfo info{};
     ASSERT_EQ(reader.read(frame_bytes(got), info, patience), Status::Ok);
@@ -1972,7 +1972,7 @@ TEST(Run, AFailingTaskThrowsPipelineFailedNamingItWithEveryTasksReport) {
 
     shmline::Run run = pipeline.start();
     try {
-        run.wait(patience);
+        (void)run.wait(patience);
         ADD_FAILURE() << "the failed run ended normally";
     } catch (const shmline::PipelineFailed& e) {
         EXPECT_EQ(e.status(), Status::PipelineFailed);

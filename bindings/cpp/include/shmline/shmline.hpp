@@ -13,7 +13,8 @@
 // - Errors. Setup calls (create, open, writer, reader...) and every call not named `try_*` throw
 //   shmline::Error, which carries the Status and the library's message, for every error (negative
 //   status). Outcomes that are not errors (Full, Empty, Timeout, EndOfStream, WriterDead) are
-//   returned, never thrown.
+//   returned, never thrown, and every call returning a Status or a bool outcome is [[nodiscard]]:
+//   a frame that did not go in (Full on a Fail stream, Timeout) cannot be ignored silently.
 // - Hot path. Calls named `try_*` never block and never throw: they return the Status, errors
 //   included; shmline::last_error_message() then says what went wrong.
 // - Blocking. Blocking calls take a Timeout (any std::chrono duration converts to it):
@@ -22,7 +23,7 @@
 // - Threads. As in C: a Stream or an Event may be used by any number of threads at once; a
 //   Writer or a Reader by one thread at a time. Every handle works across processes.
 //
-// Zero-copy guards. Writer::reserve() returns a WriteSlot that publishes its frame when it goes out
+// Zero-copy slots. Writer::reserve() returns a WriteSlot that publishes its frame when it goes out
 // of scope normally: its length is the whole slot (exactly one frame of a stream with a schema)
 // unless set_length() declared another. Leaving the scope by an exception drops the slot
 // unpublished, so a half-filled frame never reaches the readers; commit() and abort() decide
@@ -114,7 +115,7 @@ inline const char* status_description(Status status) noexcept {
 
 /// True for the negative statuses, the errors; false for Ok and the outcomes (Full, Empty,
 /// Timeout, EndOfStream, WriterDead).
-constexpr bool is_error(Status status) noexcept {
+[[nodiscard]] constexpr bool is_error(Status status) noexcept {
     return static_cast<std::int32_t>(status) < 0;
 }
 
@@ -139,7 +140,7 @@ class Error : public std::runtime_error {
           prefix_(std::strlen(status_name(status)) + 2) {}
 
     /// The status of the failed call, e.g. Status::NotFound.
-    Status status() const noexcept { return status_; }
+    [[nodiscard]] Status status() const noexcept { return status_; }
 
     /// The library's message alone, without the status name that what() starts with.
     const char* message() const noexcept { return what() + prefix_; }
@@ -276,7 +277,7 @@ class Span {
     /// The number of bytes the elements occupy.
     constexpr std::size_t size_bytes() const noexcept { return size_ * sizeof(T); }
     /// Whether the view has no element.
-    constexpr bool empty() const noexcept { return size_ == 0; }
+    [[nodiscard]] constexpr bool empty() const noexcept { return size_ == 0; }
     /// Element `i` (unchecked, as std::span).
     constexpr T& operator[](std::size_t i) const noexcept { return data_[i]; }
     /// Iterator to the first element.
@@ -349,7 +350,7 @@ struct Schema {
     std::vector<std::uint64_t> shape; ///< Dimensions, none of them 0; at most SHMLINE_MAX_NDIM.
 
     /// Whether this is no schema at all (raw bytes): the dtype is empty.
-    bool empty() const noexcept { return dtype.empty(); }
+    [[nodiscard]] bool empty() const noexcept { return dtype.empty(); }
 
     /// Same dtype and shape.
     friend bool operator==(const Schema& a, const Schema& b) {
@@ -552,7 +553,7 @@ using Owned = std::unique_ptr<H, Closer>;
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
-// Zero-copy guards
+// Zero-copy slots
 // ---------------------------------------------------------------------------------------------
 
 /// A slot reserved by Writer::reserve() for zero-copy writing: fill bytes() in place, and the
@@ -606,7 +607,7 @@ class WriteSlot {
 
     /// How the reservation went: Status::Ok, or the outcome or error that left the slot empty
     /// (Full, Timeout; for try_reserve() also any error).
-    Status status() const noexcept { return status_; }
+    [[nodiscard]] Status status() const noexcept { return status_; }
 
     /// The slot's first byte in shared memory; null when the slot is empty.
     std::byte* data() const noexcept { return writer_ ? data_ : nullptr; }
@@ -741,7 +742,7 @@ class ReadSlot {
 
     /// How the acquire went: Status::Ok, or the outcome that left the slot empty (Empty,
     /// Timeout, EndOfStream, WriterDead; for try_acquire() also any error).
-    Status status() const noexcept { return status_; }
+    [[nodiscard]] Status status() const noexcept { return status_; }
 
     /// The frame's metadata (all zero when the slot never held a frame).
     const FrameInfo& info() const noexcept { return info_; }
@@ -812,12 +813,12 @@ class Writer {
     /// Status::Full (`timeout` zero, or Backpressure::Fail). Throws Error:
     /// Status::FrameTooLarge, Status::InvalidArgument (a size no buffer can have),
     /// Status::WrongState (a slot is reserved, or the writer is closed)...
-    Status write(ConstBytes data, std::uint32_t flags = 0, Timeout timeout = forever) {
+    [[nodiscard]] Status write(ConstBytes data, std::uint32_t flags = 0, Timeout timeout = forever) {
         return write(data.data(), data.size(), flags, timeout);
     }
 
     /// As write(ConstBytes...), for the `size` bytes at `data` (which may be null when `size` is 0).
-    Status write(const void* data, std::size_t size, std::uint32_t flags = 0,
+    [[nodiscard]] Status write(const void* data, std::size_t size, std::uint32_t flags = 0,
                  Timeout timeout = forever) {
         return detail::check(
             shmline_writer_write(handle_.get(), data, size, flags, detail::nanos(timeout)));
@@ -847,7 +848,7 @@ class Writer {
     /// Returns Status::Ok (`written` at least 1 when there was a frame), or Status::Timeout /
     /// Status::Full with `written` 0. Throws Error: Status::InvalidArgument (the lengths add up
     /// to more than `data`), Status::FrameTooLarge (nothing written), Status::WrongState...
-    Status write_batch(ConstBytes data, Span<const std::size_t> lengths, std::size_t& written,
+    [[nodiscard]] Status write_batch(ConstBytes data, Span<const std::size_t> lengths, std::size_t& written,
                        std::uint32_t flags = 0, Timeout timeout = forever) {
         written = 0;
         if (!lengths_fit(data, lengths)) {
@@ -899,7 +900,7 @@ class Writer {
     /// Waits up to `timeout` until at least `count` readers are attached, so that no frame is
     /// written before they exist. Polls every millisecond (meant for start-up). Returns true when
     /// they are there, false on timeout. Throws Error for errors.
-    bool wait_for_readers(std::size_t count, Timeout timeout = forever) const {
+    [[nodiscard]] bool wait_for_readers(std::size_t count, Timeout timeout = forever) const {
         return detail::check(shmline_writer_wait_for_readers(handle_.get(), count,
                                                              detail::nanos(timeout))) ==
                Status::Ok;
@@ -926,7 +927,7 @@ class Writer {
 
     explicit Writer(shmline_writer* handle) noexcept : handle_(handle) {}
 
-    static bool lengths_fit(ConstBytes data, Span<const std::size_t> lengths) noexcept {
+    [[nodiscard]] static bool lengths_fit(ConstBytes data, Span<const std::size_t> lengths) noexcept {
         std::size_t left = data.size();
         for (const std::size_t length : lengths) {
             if (length > left) {
@@ -1111,7 +1112,7 @@ class Stream {
     /// Status::AlreadyExists (a live process uses it; the message names it; nothing is removed),
     /// Status::NotShmline (the file is not a finished shmline stream: left alone),
     /// Status::Corrupt, Status::VersionMismatch, Status::InvalidName...
-    static bool remove_stale(const std::string& name) {
+    [[nodiscard]] static bool remove_stale(const std::string& name) {
         const std::int32_t status = shmline_stream_remove_stale(name.c_str());
         if (status == SHMLINE_NOT_FOUND) {
             return false;
@@ -1260,7 +1261,7 @@ class Event {
     /// crash. Returns true if it removed the event, false if there was none. Throws Error:
     /// Status::AlreadyExists (its creator is alive; nothing is removed), Status::NotShmline (the
     /// file is not a finished shmline event: left alone)...
-    static bool remove_stale(const std::string& name) {
+    [[nodiscard]] static bool remove_stale(const std::string& name) {
         const std::int32_t status = shmline_event_remove_stale(name.c_str());
         if (status == SHMLINE_NOT_FOUND) {
             return false;
@@ -1288,7 +1289,7 @@ class Event {
     void clear() const { detail::check(shmline_event_clear(handle_.get())); }
 
     /// Whether the event is on (flag) or has a pending signal (counting) now, without taking it.
-    bool is_set() const {
+    [[nodiscard]] bool is_set() const {
         bool set = false;
         detail::check(shmline_event_is_set(handle_.get(), &set));
         return set;
@@ -1310,7 +1311,7 @@ class Event {
 
     /// Waits up to `timeout` until the event is on (flag; waiting does not turn it off) or takes
     /// one pending signal (counting). Returns true then, false on timeout. Sleeps on a futex.
-    bool wait(Timeout timeout = forever) const {
+    [[nodiscard]] bool wait(Timeout timeout = forever) const {
         return detail::check(shmline_event_wait(handle_.get(), detail::nanos(timeout))) ==
                Status::Ok;
     }
@@ -1383,7 +1384,7 @@ class WaitSet {
     /// Waits up to `timeout` until at least one member is ready and returns the keys of the
     /// ready ones in increasing order: empty on timeout (or, for a zero timeout, if none is ready
     /// now). Throws Error: Status::InvalidArgument (no member).
-    std::vector<std::size_t> wait(Timeout timeout = forever) {
+    [[nodiscard]] std::vector<std::size_t> wait(Timeout timeout = forever) {
         // Every key is below added_: room for all of them.
         std::vector<std::size_t> keys(std::max<std::size_t>(added_, 1));
         std::size_t count = 0;
@@ -1643,7 +1644,7 @@ class Task {
     /// checks it regularly and returns from main() with status 0 once it is true; the runner
     /// also sends SIGTERM, then SIGKILL after the grace period. Never blocks. Throws Error:
     /// Status::NullPointer (the Task is closed: keep it open to ask).
-    bool stop_requested() const {
+    [[nodiscard]] bool stop_requested() const {
         bool requested = false;
         detail::check(shmline_task_stop_requested(handle_.get(), &requested));
         return requested;
@@ -1652,7 +1653,7 @@ class Task {
     /// Waits up to `timeout` until the runner asks the tasks to stop; true then, false on
     /// timeout (or at once with a zero `timeout`). Sleeps on a futex (no CPU). Throws Error:
     /// Status::NullPointer (the Task is closed).
-    bool wait_stop(Timeout timeout = forever) const {
+    [[nodiscard]] bool wait_stop(Timeout timeout = forever) const {
         return detail::check(shmline_task_wait_stop(handle_.get(), detail::nanos(timeout))) ==
                Status::Ok;
     }
@@ -1741,7 +1742,7 @@ class Run {
     /// Throws PipelineFailed (Status::PipelineFailed) when a task failed, could not start or
     /// never joined: the message names the task and its exit status or signal, report() has
     /// every task's. Throws Error: Status::NullPointer (the Run is closed).
-    bool wait(Timeout timeout = forever) const {
+    [[nodiscard]] bool wait(Timeout timeout = forever) const {
         shmline_run_report c{};
         const std::int32_t status = shmline_run_wait(handle_.get(), detail::nanos(timeout), &c);
         if (status == SHMLINE_TIMEOUT) {
