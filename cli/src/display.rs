@@ -1,20 +1,40 @@
 //! Formatting numbers for people, and facts about the terminal.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 use shmline::GroupStats;
 use std::io::IsTerminal;
 
 /// A reader group's counters as `info --json` and `top --json` show them.
-pub fn group_json(g: &GroupStats) -> Value {
-    json!({
-        "name": g.name,
-        "members": g.members,
-        "orphans": g.orphans,
-        "next": g.next,
-        "lag": g.lag,
-        "frames_handed_out": g.frames_handed_out,
-        "redelivered": g.redelivered,
-    })
+#[derive(Serialize, Debug, Clone)]
+pub struct GroupView {
+    /// The group's name.
+    pub name: String,
+    /// Live members.
+    pub members: u32,
+    /// Members whose process died (their frames are handed out again).
+    pub orphans: u32,
+    /// Sequence number of the next frame the group hands out.
+    pub next: u64,
+    /// Frames written that the group has not handed out yet.
+    pub lag: u64,
+    /// Frames handed out to members so far.
+    pub frames_handed_out: u64,
+    /// Frames handed out again because the member holding them died.
+    pub redelivered: u64,
+}
+
+impl From<&GroupStats> for GroupView {
+    fn from(g: &GroupStats) -> GroupView {
+        GroupView {
+            name: g.name.clone(),
+            members: g.members,
+            orphans: g.orphans,
+            next: g.next,
+            lag: g.lag,
+            frames_handed_out: g.frames_handed_out,
+            redelivered: g.redelivered,
+        }
+    }
 }
 
 /// `1234567.0` -> `"1.23 M"`: three significant digits and an SI prefix.

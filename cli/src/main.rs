@@ -5,6 +5,9 @@
 //! parts under `bench/`). Each exposes its clap `Args` and a `run` function returning the process
 //! exit code, so adding a command is adding a module and one variant in [`Command`].
 
+#[macro_use]
+mod output;
+
 mod bench;
 mod clean;
 mod display;

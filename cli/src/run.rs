@@ -1,8 +1,10 @@
 //! `shmline run`: runs a pipeline manifest with a live progress line and a summary.
 
 use crate::display;
+use crate::output::{JsonFormat, SCHEMA_VERSION};
+use serde::Serialize;
 use shmline::pipeline::{
-    InterruptGuard, Outcome, Pipeline, PipelineRun, Registry, RunReport, TaskState,
+    InterruptGuard, Outcome, Pipeline, PipelineRun, Registry, RunReport, TaskExit, TaskState,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -51,9 +53,9 @@ pub struct RunArgs {
     /// No progress line (the summary is still printed).
     #[arg(long, short)]
     pub quiet: bool,
-    /// Print the summary as JSON on stdout instead of a table on stderr.
-    #[arg(long)]
-    pub json: bool,
+    /// With --json: the summary as JSON on stdout instead of a table on stderr.
+    #[command(flatten)]
+    pub format: JsonFormat,
 }
 
 /// How often the progress line is redrawn on a terminal.
@@ -116,8 +118,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
         eprint!("\r\x1b[K");
     }
     let report = run.wait();
-    if args.json {
-        println!("{}", json(&report));
+    if args.format.json {
+        args.format.print(&json(&report));
     } else {
         eprint!("{}", summary(&report));
     }
@@ -263,34 +265,88 @@ fn summary(report: &RunReport) -> String {
     out
 }
 
-fn json(report: &RunReport) -> serde_json::Value {
+/// What `run --json` prints when the pipeline is over.
+#[derive(Serialize)]
+struct RunJson {
+    schema_version: u32,
+    pipeline: String,
+    /// finished, failed or stopped.
+    outcome: &'static str,
+    /// Why it failed.
+    message: Option<String>,
+    /// The signal that stopped it.
+    signal: Option<i32>,
+    duration_s: f64,
+    running_s: f64,
+    streams: Vec<StreamJson>,
+    tasks: Vec<TaskJson>,
+}
+
+/// A stream's totals over the run.
+#[derive(Serialize)]
+struct StreamJson {
+    name: String,
+    frames: u64,
+    bytes: u64,
+    writer_waits: u64,
+    writer_wait_s: f64,
+}
+
+/// How a task ended.
+#[derive(Serialize)]
+struct TaskJson {
+    name: String,
+    pid: Option<u32>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    started: bool,
+    stopped: bool,
+    cpu_s: f64,
+}
+
+fn json(report: &RunReport) -> RunJson {
     let (outcome, message, signal) = match &report.outcome {
         Outcome::Finished => ("finished", None, None),
         Outcome::Failed(m) => ("failed", Some(m.clone()), None),
         Outcome::Stopped { signal } => ("stopped", None, *signal),
     };
-    serde_json::json!({
-        "pipeline": report.name,
-        "outcome": outcome,
-        "message": message,
-        "signal": signal,
-        "duration_s": report.duration.as_secs_f64(),
-        "running_s": report.running.as_secs_f64(),
-        "streams": report.streams.iter().map(|s| serde_json::json!({
-            "name": s.name,
-            "frames": s.frames,
-            "bytes": s.bytes,
-            "writer_waits": s.writer_waits,
-            "writer_wait_s": s.writer_wait.as_secs_f64(),
-        })).collect::<Vec<_>>(),
-        "tasks": report.tasks.iter().map(|t| serde_json::json!({
-            "name": t.name,
-            "pid": t.pid,
-            "exit_code": match t.exit { Some(shmline::pipeline::TaskExit::Code(c)) => Some(c), _ => None },
-            "signal": match t.exit { Some(shmline::pipeline::TaskExit::Signal(s)) => Some(s), _ => None },
-            "started": t.exit.is_some(),
-            "stopped": t.stopped,
-            "cpu_s": t.cpu.as_secs_f64(),
-        })).collect::<Vec<_>>(),
-    })
+    RunJson {
+        schema_version: SCHEMA_VERSION,
+        pipeline: report.name.clone(),
+        outcome,
+        message,
+        signal,
+        duration_s: report.duration.as_secs_f64(),
+        running_s: report.running.as_secs_f64(),
+        streams: report
+            .streams
+            .iter()
+            .map(|s| StreamJson {
+                name: s.name.clone(),
+                frames: s.frames,
+                bytes: s.bytes,
+                writer_waits: s.writer_waits,
+                writer_wait_s: s.writer_wait.as_secs_f64(),
+            })
+            .collect(),
+        tasks: report
+            .tasks
+            .iter()
+            .map(|t| TaskJson {
+                name: t.name.clone(),
+                pid: t.pid,
+                exit_code: match t.exit {
+                    Some(TaskExit::Code(c)) => Some(c),
+                    _ => None,
+                },
+                signal: match t.exit {
+                    Some(TaskExit::Signal(s)) => Some(s),
+                    _ => None,
+                },
+                started: t.exit.is_some(),
+                stopped: t.stopped,
+                cpu_s: t.cpu.as_secs_f64(),
+            })
+            .collect(),
+    }
 }

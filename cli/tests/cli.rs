@@ -537,3 +537,72 @@ fn info_of_an_empty_stream_file_fails_at_once_saying_it_is_not_a_shmline_stream(
         "took {elapsed:?}"
     );
 }
+
+/// Runs `shmline ARGS` with its stdout a pipe whose reading end is already closed.
+fn shmline_into_closed_pipe(args: &[&str]) -> Output {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe() writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: fds[0] is the pipe's reading end, ours to close; nobody else uses it.
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: fds[1] is the writing end, open and owned by nothing else: the File takes it.
+    let write_end = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[1]) };
+    Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args(args)
+        .stdout(write_end)
+        .output()
+        .expect("start shmline")
+}
+
+#[test]
+fn every_command_ends_quietly_with_status_0_when_its_output_pipe_is_closed() {
+    for args in [
+        &["ls"][..],
+        &["ls", "--json"],
+        &["info"],
+        &["info", "--json", "--pretty"],
+        &["top", "--json", "--interval", "0.05"],
+        &["top", "--interval", "0.05"],
+        &["top", "--once", "--interval", "0.05"],
+        &["clean", "--dry-run", "t-rel-no-such-prefix"],
+        &["--help"],
+    ] {
+        let out = shmline_into_closed_pipe(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "shmline {args:?}: {stderr}");
+        assert_eq!(stderr, "", "shmline {args:?} said something");
+    }
+}
+
+#[test]
+fn top_refuses_an_interval_that_is_not_a_sensible_number_of_seconds() {
+    for bad in ["0", "-1", "NaN", "inf", "1e9", "0.001", "soon"] {
+        let out = shmline(&["top", "--once", "--interval", bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--interval {bad}: {stderr}");
+        assert!(
+            stderr.contains("from 0.05 to 3600"),
+            "--interval {bad}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn json_outputs_carry_a_schema_version_and_are_compact_unless_pretty() {
+    for args in [&["ls", "--json"][..], &["info", "--json"]] {
+        let out = shmline(args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{args:?} is one line: {stdout}");
+        let value: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(value["schema_version"], 1, "{args:?}");
+    }
+    let top = shmline_json(&["top", "--once", "--json", "--interval", "0.05"]);
+    assert_eq!(top["schema_version"], 1);
+    let out = shmline(&["info", "--json", "--pretty"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().count() > 10, "{stdout}");
+    let pretty: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(pretty["schema_version"], 1);
+    let out = shmline(&["info", "--pretty"]);
+    assert_eq!(out.status.code(), Some(2), "--pretty needs --json");
+}

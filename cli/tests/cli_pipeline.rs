@@ -383,7 +383,7 @@ fn top_shows_a_reader_group_its_members_and_every_writer_task_of_a_shared_stream
         "{merged}"
     );
 
-    let out = shmline(&["top", &name, "--once", "--interval", "0"]);
+    let out = shmline(&["top", &name, "--once", "--interval", "0.05"]);
     let table = text(&out.stdout);
     assert!(out.status.success(), "{table}");
     assert!(table.contains("w0@workers:"), "{table}");
@@ -457,7 +457,7 @@ fn top_and_ls_describe_a_running_pipeline() {
         assert!(task["cpu_percent"].is_number(), "{task}");
     }
 
-    let out = shmline(&["top", &name, "--once", "--interval", "0"]);
+    let out = shmline(&["top", &name, "--once", "--interval", "0.05"]);
     let table = text(&out.stdout);
     assert!(
         table.contains("samples") && table.contains("idle:") && table.contains("DROPPED"),

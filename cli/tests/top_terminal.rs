@@ -1,0 +1,213 @@
+//! `shmline top` on a real terminal: driven in a tmux pane (a pseudo-terminal with a screen we
+//! can read), on a pipeline this test runs.
+//!
+//! tmux is installed by scripts/install-deps. Without it the test says so and passes, except
+//! in CI (`CI` set), where a missing tmux fails it.
+
+#[macro_use]
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use shmline::pipeline::{Pipeline, PipelineState, Registry, StreamSpec};
+use std::process::{Command, Output};
+
+task_roles!(role_source, role_idle);
+
+/// A tmux server of our own (its own socket), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Starts a server running `command` in session `top`, `width` x `height` cells, keeping
+    /// the pane after the command exits (to read its exit status). `None` if tmux is missing.
+    fn start(socket: &str, command: &str, width: u16, height: u16) -> Option<Tmux> {
+        let tmux = Tmux {
+            socket: socket.to_string(),
+        };
+        let (w, h) = (width.to_string(), height.to_string());
+        let started = Command::new("tmux")
+            .args([
+                "-L",
+                socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "top",
+            ])
+            .args(["-x", &w, "-y", &h, command])
+            .args([";", "set-option", "-t", "top", "remain-on-exit", "on"])
+            .output();
+        match started {
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!(
+                    "skipped: tmux cannot be started ({e}); scripts/install-deps installs it"
+                );
+                None
+            }
+            Err(e) => {
+                panic!("tmux cannot be started in CI ({e}): scripts/install-deps installs it")
+            }
+            Ok(out) => {
+                assert!(out.status.success(), "tmux: {}", text(&out));
+                Some(tmux)
+            }
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("run tmux");
+        assert!(out.status.success(), "tmux {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the pane shows now.
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "top"])
+    }
+
+    /// Waits until the screen shows `what` (with the screen, for the message when it never does).
+    fn wait_for(&self, what: &str) -> String {
+        let mut screen = String::new();
+        wait_until(&format!("the screen to show {what:?}"), || {
+            screen = self.screen();
+            screen.contains(what)
+        });
+        screen
+    }
+
+    fn resize(&self, width: u16, height: u16) {
+        self.run(&[
+            "resize-window",
+            "-t",
+            "top",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+        ]);
+    }
+
+    /// Waits until the command in the pane has exited; returns its exit status.
+    fn exit_status(&self) -> i32 {
+        let mut status = String::new();
+        wait_until("shmline top to exit", || {
+            status = self.run(&[
+                "display-message",
+                "-p",
+                "-t",
+                "top",
+                "#{pane_dead} #{pane_dead_status}",
+            ]);
+            status.starts_with('1')
+        });
+        status.trim()[2..].parse().expect("an exit status")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Starts, in this process, a pipeline that runs until stopped.
+fn endless_pipeline(name: &str) -> shmline::pipeline::PipelineRun {
+    Pipeline::new(name)
+        .stream("samples", StreamSpec::bytes(FRAME as u32))
+        .task(
+            "source",
+            role("role_source")
+                .env("FRAMES", u64::MAX.to_string())
+                .writes("out", "samples"),
+        )
+        .task("idle", role("role_idle").reads("input", "samples"))
+        .start()
+        .unwrap()
+}
+
+fn wait_until_running(name: &str) {
+    wait_until("the pipeline to run", || {
+        Registry::open(name)
+            .ok()
+            .is_some_and(|r| r.state().ok() == Some(PipelineState::Running))
+    });
+}
+
+#[test]
+fn top_on_a_terminal_shows_the_streams_fits_every_size_keeps_the_final_state_and_quits_on_q() {
+    let name = unique("tty");
+    let run = endless_pipeline(&name);
+    wait_until_running(&name);
+    let command = format!(
+        "{} top {name} --interval 0.2",
+        env!("CARGO_BIN_EXE_shmline")
+    );
+    let Some(tmux) = Tmux::start(&name, &command, 120, 30) else {
+        run.stop();
+        run.wait();
+        return;
+    };
+
+    let screen = tmux.wait_for("idle:");
+    assert!(screen.contains(&format!("pipeline {name}")), "{screen}");
+    assert!(
+        screen.contains("samples") && screen.contains("running"),
+        "{screen}"
+    );
+    assert!(screen.contains("q quit"), "{screen}");
+
+    // Narrower and shorter: every row is cut to the width (never wrapped onto a second line),
+    // the status line stays at the bottom.
+    tmux.resize(40, 8);
+    let mut screen = String::new();
+    wait_until("the view to be redrawn for 40 columns", || {
+        screen = tmux.screen();
+        let lines: Vec<&str> = screen.lines().collect();
+        lines.len() == 8 && lines[7].starts_with("shmline top") && lines[1].contains("STREAM")
+    });
+    for line in screen.lines() {
+        assert!(line.chars().count() <= 40, "{line:?} in\n{screen}");
+    }
+    assert!(
+        screen.lines().nth(2).unwrap().contains("samples"),
+        "{screen}"
+    );
+    tmux.resize(120, 30);
+
+    // The pipeline ends: its final state stays on screen, with a line saying so.
+    run.stop();
+    run.wait();
+    let screen = tmux.wait_for("has ended");
+    assert!(
+        screen.contains("samples") && screen.contains("stopped"),
+        "{screen}"
+    );
+    assert!(!screen.contains("running"), "{screen}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        tmux.screen().contains("has ended"),
+        "the view stays until q"
+    );
+
+    tmux.run(&["send-keys", "-t", "top", "q"]);
+    assert_eq!(tmux.exit_status(), 0, "{}", tmux.screen());
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
