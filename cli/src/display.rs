@@ -80,20 +80,6 @@ pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
 
-/// Width of the terminal on file descriptor `fd`, if it is one.
-pub fn terminal_width(fd: i32) -> Option<usize> {
-    // SAFETY: an all-zero winsize is a valid out-parameter.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes a winsize to the pointer we pass, which is valid.
-    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) };
-    (rc == 0 && size.ws_col > 0).then_some(size.ws_col as usize)
-}
-
-/// `text` cut to at most `width` characters.
-pub fn fit(text: &str, width: usize) -> String {
-    text.chars().take(width).collect()
-}
-
 /// Prints rows as left-aligned columns separated by two spaces (the last column is not padded).
 pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);

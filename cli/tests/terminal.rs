@@ -1,5 +1,5 @@
-//! `shmline top` on a real terminal: driven in a tmux pane (a pseudo-terminal with a screen we
-//! can read), on a pipeline this test runs.
+//! `shmline top` and `shmline run` on a real terminal: driven in a tmux pane (a pseudo-terminal
+//! with a screen we can read), on pipelines these tests run; and `run` with its output in pipes.
 //!
 //! tmux is installed by scripts/install-deps. Without it the test says so and passes, except
 //! in CI (`CI` set), where a missing tmux fails it.
@@ -12,7 +12,7 @@ use common::*;
 use shmline::pipeline::{Pipeline, PipelineState, Registry, StreamSpec};
 use std::process::{Command, Output};
 
-task_roles!(role_source, role_idle);
+task_roles!(role_source, role_idle, role_chatty);
 
 /// A tmux server of our own (its own socket), killed when dropped.
 struct Tmux {
@@ -73,6 +73,11 @@ impl Tmux {
         self.run(&["capture-pane", "-p", "-t", "top"])
     }
 
+    /// Everything the pane showed, scrolled-off lines included.
+    fn history(&self) -> String {
+        self.run(&["capture-pane", "-p", "-S", "-", "-t", "top"])
+    }
+
     /// Waits until the screen shows `what` (with the screen, for the message when it never does).
     fn wait_for(&self, what: &str) -> String {
         let mut screen = String::new();
@@ -104,11 +109,19 @@ impl Tmux {
                 "-p",
                 "-t",
                 "top",
-                "#{pane_dead} #{pane_dead_status}",
+                "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}",
             ]);
-            status.starts_with('1')
+            // tmux may see the terminal close before it has reaped the process: wait for both.
+            status.starts_with('1') && status.split_whitespace().count() > 1
         });
-        status.trim()[2..].parse().expect("an exit status")
+        let fields: Vec<&str> = status.split_whitespace().collect();
+        match fields[..] {
+            ["1", code] => code.parse().expect("an exit status"),
+            _ => panic!(
+                "shmline ended without an exit status ({status:?}):\n{}",
+                self.screen()
+            ),
+        }
     }
 }
 
@@ -210,4 +223,99 @@ fn top_on_a_terminal_shows_the_streams_fits_every_size_keeps_the_final_state_and
     tmux.run(&["send-keys", "-t", "top", "q"]);
     assert_eq!(tmux.exit_status(), 0, "{}", tmux.screen());
     assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+/// A manifest in a fresh directory: a source of `frames` frames read by the chatty task, which
+/// prints a line on stdout and one on stderr per frame.
+fn chatty_manifest(name: &str, frames: u64) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let task = |task: &str, role: &str, extra: &str| {
+        let args: Vec<String> = role_args(role).iter().map(|a| format!("{a:?}")).collect();
+        format!(
+            "[tasks.{task}]\ncommand = {:?}\nargs = [{}]\n{extra}\n",
+            exe.to_str().unwrap(),
+            args.join(", ")
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("shmline-cli-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipeline.toml");
+    let text = format!(
+        "[pipeline]\nname = {name:?}\n\n[streams.samples]\nmax_frame_size = {FRAME}\n\n{}{}",
+        // The source's own output (the test harness's chatter) goes to a file.
+        task(
+            "source",
+            "role_source",
+            &format!(
+                "stdout = \"source.log\"\nenv = {{ FRAMES = \"{frames}\" }}\n\
+                 writes = {{ out = \"samples\" }}"
+            )
+        ),
+        task("chatty", "role_chatty", "reads = { input = \"samples\" }"),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn run_on_a_terminal_prints_task_output_prefixed_and_never_on_the_progress_line() {
+    let name = unique("run-tty");
+    let manifest = chatty_manifest(&name, 100);
+    let command = format!(
+        "{} run {}",
+        env!("CARGO_BIN_EXE_shmline"),
+        manifest.display()
+    );
+    let Some(tmux) = Tmux::start(&name, &command, 150, 50) else {
+        std::fs::remove_dir_all(manifest.parent().unwrap()).unwrap();
+        return;
+    };
+    // While it runs, the progress line is at the bottom, alone on its line.
+    let screen = tmux.wait_for(&format!("{name} running:"));
+    let progress = screen.lines().find(|l| l.contains("running:")).unwrap();
+    assert!(progress.starts_with(&name), "{screen}");
+    assert_eq!(tmux.exit_status(), 0, "{}", tmux.history());
+    let screen = tmux.history();
+    std::fs::remove_dir_all(manifest.parent().unwrap()).unwrap();
+    assert!(
+        screen.contains(&format!("pipeline {name:?} finished")),
+        "{screen}"
+    );
+    let mut got = 0;
+    for line in screen.lines() {
+        if line.contains("got frame") || line.contains("note ") {
+            assert!(line.starts_with("chatty | "), "{line:?} in\n{screen}");
+            assert!(!line.contains("f/s"), "a progress line shares {line:?}");
+        }
+        if line.contains("got frame") {
+            got += 1;
+        }
+    }
+    assert_eq!(got, 100, "one line per frame:\n{screen}");
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn run_into_pipes_prints_task_output_prefixed_with_the_task_name_and_no_progress_line() {
+    let name = unique("run-pipe");
+    let manifest = chatty_manifest(&name, 5);
+    let out = Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args(["run", manifest.to_str().unwrap()])
+        .env("PAUSE_MS", "0")
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(manifest.parent().unwrap()).unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let frames: Vec<&str> = stdout.lines().filter(|l| l.contains("got frame")).collect();
+    let expected: Vec<String> = (0..5).map(|i| format!("chatty | got frame {i}")).collect();
+    assert_eq!(frames, expected, "{stdout}");
+    let notes = stderr
+        .lines()
+        .filter(|l| l.starts_with("chatty | note "))
+        .count();
+    assert_eq!(notes, 5, "{stderr}");
+    assert!(!stderr.contains("f/s |"), "no progress line: {stderr}");
+    assert!(!stderr.contains('\r'), "{stderr}");
 }
