@@ -15,9 +15,9 @@ mod info;
 mod ls;
 mod man;
 mod platform;
-mod procfs;
 mod run;
 mod top;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -4,14 +4,10 @@ use serde::Serialize;
 
 /// The CPU model name from `/proc/cpuinfo`, or "unknown".
 pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
+    use procfs::Current;
+    procfs::CpuInfo::current()
         .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
+        .and_then(|info| info.model_name(0).map(str::to_owned))
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -38,9 +34,7 @@ pub fn cpus_online() -> usize {
 
 /// Size of a memory page in bytes.
 pub fn page_size() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    n.max(1) as usize
+    procfs::page_size() as usize
 }
 
 /// The clock source the kernel reads time from (`tsc` makes `clock_gettime` a few nanoseconds).

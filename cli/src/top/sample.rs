@@ -1,7 +1,7 @@
 //! One look at the pipelines: what their registries, streams and task processes say now.
 
 use crate::ls::look;
-use crate::procfs;
+use crate::usage;
 use shmline::pipeline::{Registry, TaskState};
 use shmline::shm::SegmentKind;
 use shmline::{Stream, StreamStats};
@@ -96,8 +96,8 @@ impl PipelineSample {
                     .ok()
                     .and_then(|s| (s.state != TaskState::Exited).then(|| s.pid()).flatten());
                 (
-                    pid.and_then(procfs::cpu_ticks),
-                    pid.and_then(procfs::rss_bytes),
+                    pid.and_then(usage::cpu_ticks),
+                    pid.and_then(usage::rss_bytes),
                 )
             })
             .collect();

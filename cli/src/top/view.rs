@@ -4,7 +4,7 @@ use super::sample::Sample;
 use crate::display::{self, GroupView};
 use crate::ls::writer_state;
 use crate::output::SCHEMA_VERSION;
-use crate::procfs;
+use crate::usage;
 use serde::Serialize;
 use shmline::pipeline::{PipelineState, TaskExit, TaskState};
 use std::time::Duration;
@@ -133,7 +133,7 @@ pub fn build(previous: &Sample, current: &Sample) -> View {
             .filter(|_| dt > 0.0)
             .map(|b| now.saturating_sub(b) as f64 / dt)
     };
-    let ticks = procfs::ticks_per_second();
+    let ticks = usage::ticks_per_second();
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
