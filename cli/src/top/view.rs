@@ -34,16 +34,21 @@ pub struct Unreadable {
 /// One pipeline.
 #[derive(Serialize, Debug)]
 pub struct PipelineView {
+    /// The pipeline's name.
     pub name: String,
     /// starting, running, stopping, finished, failed, stopped, or corrupt.
     pub state: &'static str,
+    /// The runner's process id.
     pub runner_pid: u32,
+    /// Whether the runner is alive.
     pub runner_alive: bool,
     /// Seconds since the registry was created.
     pub uptime_s: f64,
     /// Seconds since the tasks were released, if they were.
     pub running_s: Option<f64>,
+    /// Its streams, in declaration order.
     pub streams: Vec<StreamView>,
+    /// Its tasks, in declaration order.
     pub tasks: Vec<TaskView>,
 }
 
@@ -63,26 +68,41 @@ pub struct StreamView {
 /// The counters and rates of a stream that could be opened.
 #[derive(Serialize, Debug)]
 pub struct StreamFigures {
+    /// Slots in the ring.
     pub capacity: u32,
     /// Share of the ring in use, 0 to 1.
     pub fill: f64,
+    /// Frames written so far.
     pub frames: u64,
+    /// Bytes written so far.
     pub bytes: u64,
     /// Rates since the previous view; null in the first.
     pub frames_per_s: Option<f64>,
+    /// Megabytes (10^6 bytes) written per second since the previous view.
     pub mb_per_s: Option<f64>,
+    /// Share of the time since the previous view the writer waited for space, 0 to 100.
     pub writer_wait_percent: Option<f64>,
+    /// The stream's policy when full: block, fail, drop_newest or drop_oldest.
     pub backpressure: &'static str,
+    /// Frames dropped by a drop_newest policy.
     pub frames_dropped: u64,
+    /// Frames skipped because a writer died holding them (or aborted them).
     pub frames_skipped: u64,
+    /// Frames handed out again because a group member died holding them.
     pub frames_redelivered: u64,
+    /// Most writers attached at once.
     pub max_writers: u32,
+    /// The attached writers of a multi-writer stream.
     pub writers: Vec<WriterView>,
+    /// Frames lossy readers missed, in total.
     pub frames_missed: u64,
     /// none, active, closed or dead.
     pub writer: &'static str,
+    /// The tasks declared to write the stream.
     pub writer_tasks: Vec<String>,
+    /// The attached readers.
     pub readers: Vec<ReaderView>,
+    /// The reader groups.
     pub groups: Vec<GroupView>,
 }
 
@@ -91,8 +111,11 @@ pub struct StreamFigures {
 pub struct WriterView {
     /// The task whose process it is, if any.
     pub task: Option<String>,
+    /// Its process id.
     pub pid: u32,
+    /// Whether its process is alive.
     pub alive: bool,
+    /// Frames it wrote.
     pub frames_written: u64,
 }
 
@@ -101,27 +124,40 @@ pub struct WriterView {
 pub struct ReaderView {
     /// The task whose process it is, if any.
     pub task: Option<String>,
+    /// Its process id.
     pub pid: u32,
+    /// Whether its process is alive.
     pub alive: bool,
+    /// A lossy reader never holds the writer back, and misses frames instead.
     pub lossy: bool,
+    /// The reader group it is a member of.
     pub group: Option<String>,
+    /// Frames written that it has not read yet.
     pub lag: u64,
+    /// Frames it read.
     pub frames_read: u64,
+    /// Frames it missed (lossy readers only).
     pub missed: u64,
 }
 
 /// One task of a pipeline.
 #[derive(Serialize, Debug)]
 pub struct TaskView {
+    /// The task's name.
     pub name: String,
     /// A task state (starting, joined, running, exited...) or corrupt.
     pub state: &'static str,
+    /// Its process id, once started.
     pub pid: Option<u32>,
     /// CPU use since the previous view, in % of one CPU; null in the first.
     pub cpu_percent: Option<f64>,
+    /// Resident memory of its process.
     pub rss_bytes: Option<u64>,
+    /// Its exit status, once exited normally.
     pub exit_code: Option<i32>,
+    /// The signal that killed it.
     pub signal: Option<i32>,
+    /// The command it runs.
     pub command: String,
 }
 
