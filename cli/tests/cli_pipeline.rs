@@ -582,7 +582,11 @@ fn top_json_of_a_pipeline_that_ends_prints_its_final_state_and_exits_0() {
     let rest: Vec<String> = stdout.lines().map(Result::unwrap).collect();
     let out = top.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("has ended"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("has ended"),
+        "{}",
+        text(&out.stderr)
+    );
     let last: Value = serde_json::from_str(rest.last().expect("a final view")).unwrap();
     let pipeline = &last["pipelines"][0];
     assert_eq!(pipeline["name"], name.as_str());

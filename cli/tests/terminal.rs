@@ -222,6 +222,9 @@ fn top_on_a_terminal_shows_the_streams_fits_every_size_keeps_the_final_state_and
 
     tmux.run(&["send-keys", "-t", "top", "q"]);
     assert_eq!(tmux.exit_status(), 0, "{}", tmux.screen());
+    // The terminal is given back as it was: the view was on the alternate screen.
+    let screen = tmux.screen();
+    assert!(!screen.contains("has ended"), "{screen}");
     assert_eq!(segments_of(&name), Vec::<String>::new());
 }
 
@@ -318,4 +321,18 @@ fn run_into_pipes_prints_task_output_prefixed_with_the_task_name_and_no_progress
     assert_eq!(notes, 5, "{stderr}");
     assert!(!stderr.contains("f/s |"), "no progress line: {stderr}");
     assert!(!stderr.contains('\r'), "{stderr}");
+}
+
+#[test]
+fn top_on_a_terminal_quits_on_ctrl_c_and_on_escape_with_status_0() {
+    for (i, key) in ["C-c", "Escape"].into_iter().enumerate() {
+        let socket = format!("{}-{i}", unique("tty-keys"));
+        let command = format!("{} top --interval 0.2", env!("CARGO_BIN_EXE_shmline"));
+        let Some(tmux) = Tmux::start(&socket, &command, 100, 20) else {
+            return;
+        };
+        tmux.wait_for("q quit");
+        tmux.run(&["send-keys", "-t", "top", key]);
+        assert_eq!(tmux.exit_status(), 0, "{key}: {}", tmux.screen());
+    }
 }
