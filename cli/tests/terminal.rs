@@ -81,7 +81,7 @@ impl Tmux {
     /// Waits until the screen shows `what` (with the screen, for the message when it never does).
     fn wait_for(&self, what: &str) -> String {
         let mut screen = String::new();
-        wait_until(&format!("the screen to show {what:?}"), || {
+        poll(&format!("the screen to show {what:?}"), || {
             screen = self.screen();
             screen.contains(what)
         });
@@ -103,7 +103,7 @@ impl Tmux {
     /// Waits until the command in the pane has exited; returns its exit status.
     fn exit_status(&self) -> i32 {
         let mut status = String::new();
-        wait_until("shmline top to exit", || {
+        poll("shmline top to exit", || {
             status = self.run(&[
                 "display-message",
                 "-p",
@@ -130,6 +130,16 @@ impl Drop for Tmux {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
+    }
+}
+
+/// Waits until `condition` holds, looking every 20 ms (each look at the screen starts a tmux
+/// client: polling faster would only load the machine).
+fn poll(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < PATIENCE, "gave up waiting until {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
@@ -191,7 +201,7 @@ fn top_on_a_terminal_shows_the_streams_fits_every_size_keeps_the_final_state_and
     // the status line stays at the bottom.
     tmux.resize(40, 8);
     let mut screen = String::new();
-    wait_until("the view to be redrawn for 40 columns", || {
+    poll("the view to be redrawn for 40 columns", || {
         screen = tmux.screen();
         let lines: Vec<&str> = screen.lines().collect();
         lines.len() == 8 && lines[7].starts_with("shmline top") && lines[1].contains("STREAM")
