@@ -17,15 +17,22 @@ task_roles!(role_source, role_idle, role_chatty);
 /// A tmux server of our own (its own socket), killed when dropped.
 struct Tmux {
     socket: String,
+    /// Where the shell in the pane writes the command's exit status.
+    status_file: std::path::PathBuf,
 }
 
 impl Tmux {
-    /// Starts a server running `command` in session `top`, `width` x `height` cells, keeping
-    /// the pane after the command exits (to read its exit status). `None` if tmux is missing.
+    /// Starts a server running `command` in session `top`, `width` x `height` cells; the shell
+    /// in the pane then writes its exit status to a file and stays. `None` if tmux is missing.
     fn start(socket: &str, command: &str, width: u16, height: u16) -> Option<Tmux> {
         let tmux = Tmux {
             socket: socket.to_string(),
+            status_file: std::env::temp_dir().join(format!("{socket}.status")),
         };
+        let command = format!(
+            "{command}; echo $? > {}; sleep 600",
+            tmux.status_file.display()
+        );
         let (w, h) = (width.to_string(), height.to_string());
         let started = Command::new("tmux")
             .args([
@@ -38,8 +45,7 @@ impl Tmux {
                 "-s",
                 "top",
             ])
-            .args(["-x", &w, "-y", &h, command])
-            .args([";", "set-option", "-t", "top", "remain-on-exit", "on"])
+            .args(["-x", &w, "-y", &h, &command])
             .output();
         match started {
             Err(e) if std::env::var_os("CI").is_none() => {
@@ -102,25 +108,20 @@ impl Tmux {
 
     /// Waits until the command in the pane has exited; returns its exit status.
     fn exit_status(&self) -> i32 {
-        let mut status = String::new();
-        poll("shmline top to exit", || {
-            status = self.run(&[
-                "display-message",
-                "-p",
-                "-t",
-                "top",
-                "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}",
-            ]);
-            // tmux may see the terminal close before it has reaped the process: wait for both.
-            status.starts_with('1') && status.split_whitespace().count() > 1
-        });
-        let fields: Vec<&str> = status.split_whitespace().collect();
-        match fields[..] {
-            ["1", code] => code.parse().expect("an exit status"),
-            _ => panic!(
-                "shmline ended without an exit status ({status:?}):\n{}",
+        let started = std::time::Instant::now();
+        loop {
+            let status = std::fs::read_to_string(&self.status_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            if let Some(status) = status {
+                return status;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the command in the pane did not exit; the screen:\n{}",
                 self.screen()
-            ),
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 }
@@ -130,6 +131,7 @@ impl Drop for Tmux {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
+        let _ = std::fs::remove_file(&self.status_file);
     }
 }
 
