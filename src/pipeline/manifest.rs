@@ -52,16 +52,20 @@
 //! manifest's directory when it is read with [`Pipeline::load`], and a task runs in the
 //! manifest's directory unless `cwd` says otherwise.
 
+mod problems;
+mod spelling;
+
 use super::spec::{Binding, EventSpec, Pipeline, StreamSpec, TaskSpec};
 use super::spec::{DEFAULT_CAPACITY, DEFAULT_JOIN_TIMEOUT, DEFAULT_STOP_GRACE};
 use super::validate;
 use crate::error::{Error, Result};
 use crate::event::EventMode;
 use crate::ring::Backpressure;
-use crate::schema::Schema;
+use problems::{line_of, locate, Found, SCHEMA_KEYS};
 use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
+use spelling::{resolve_dtype, unknown_policy};
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -462,49 +466,6 @@ fn read(text: &str) -> std::result::Result<Pipeline, String> {
     ))
 }
 
-/// The keys that make a stream's schema: one that could not be read makes the others look wrong.
-const SCHEMA_KEYS: &[&str] = &["dtype", "shape", "max_frame_size"];
-
-/// The problems found while reading a manifest: (table, key, what is wrong).
-#[derive(Default)]
-struct Found {
-    problems: Vec<(String, String, String)>,
-}
-
-impl Found {
-    fn add(&mut self, table: &str, key: &str, message: impl fmt::Display) {
-        self.problems
-            .push((table.to_owned(), key.to_owned(), message.to_string()));
-    }
-
-    /// The value of `key` in `table`, if given and of the right type.
-    fn take<T>(&mut self, table: &str, key: &str, field: Field<T>) -> Option<T> {
-        match field {
-            Field::Absent => None,
-            Field::Given(v) => Some(v),
-            Field::Wrong(why) => {
-                self.add(table, key, why);
-                None
-            }
-        }
-    }
-
-    /// Reports every key of `table` that is not one of `known`.
-    fn unknown(&mut self, table: &str, unknown: Unknown, known: &[&str]) {
-        for key in unknown.0 {
-            let hint = match closest(&key, known.iter().copied()) {
-                Some(near) => format!("did you mean {near:?}? "),
-                None => String::new(),
-            };
-            self.add(
-                table,
-                &key,
-                format!("unknown key ({hint}expected one of: {})", known.join(", ")),
-            );
-        }
-    }
-}
-
 fn from_file(file: File, found: &mut Found) -> Pipeline {
     found.unknown("top level", file.unknown, FILE_KEYS);
     let mut pipeline = Pipeline::new("");
@@ -645,207 +606,6 @@ fn from_file(file: File, found: &mut Found) -> Pipeline {
     pipeline
 }
 
-/// The NumPy dtype names Python's `np.dtype(...)` accepts, with the array-interface type string
-/// each stands for on the 64-bit little-endian Linux machines shmline runs on (`long` and `intp`
-/// are 64-bit there). Type strings (`"<f4"`, `"u1"`, `"S16"`, `"M8[ns]"`) are accepted as they
-/// are.
-const NUMPY_NAMES: &[(&str, &str)] = &[
-    ("bool", "|b1"),
-    ("bool_", "|b1"),
-    ("?", "|b1"),
-    ("int8", "|i1"),
-    ("byte", "|i1"),
-    ("b", "|i1"),
-    ("uint8", "|u1"),
-    ("ubyte", "|u1"),
-    ("B", "|u1"),
-    ("int16", "<i2"),
-    ("short", "<i2"),
-    ("h", "<i2"),
-    ("uint16", "<u2"),
-    ("ushort", "<u2"),
-    ("H", "<u2"),
-    ("int32", "<i4"),
-    ("intc", "<i4"),
-    ("i", "<i4"),
-    ("uint32", "<u4"),
-    ("uintc", "<u4"),
-    ("I", "<u4"),
-    ("int64", "<i8"),
-    ("int", "<i8"),
-    ("int_", "<i8"),
-    ("long", "<i8"),
-    ("longlong", "<i8"),
-    ("intp", "<i8"),
-    ("l", "<i8"),
-    ("q", "<i8"),
-    ("p", "<i8"),
-    ("uint64", "<u8"),
-    ("uint", "<u8"),
-    ("ulong", "<u8"),
-    ("ulonglong", "<u8"),
-    ("uintp", "<u8"),
-    ("L", "<u8"),
-    ("Q", "<u8"),
-    ("P", "<u8"),
-    ("float16", "<f2"),
-    ("half", "<f2"),
-    ("e", "<f2"),
-    ("float32", "<f4"),
-    ("single", "<f4"),
-    ("f", "<f4"),
-    ("float64", "<f8"),
-    ("float", "<f8"),
-    ("double", "<f8"),
-    ("float_", "<f8"),
-    ("d", "<f8"),
-    ("float128", "<f16"),
-    ("longdouble", "<f16"),
-    ("g", "<f16"),
-    ("complex64", "<c8"),
-    ("csingle", "<c8"),
-    ("F", "<c8"),
-    ("complex128", "<c16"),
-    ("complex", "<c16"),
-    ("cdouble", "<c16"),
-    ("complex_", "<c16"),
-    ("D", "<c16"),
-    ("complex256", "<c32"),
-    ("clongdouble", "<c32"),
-    ("G", "<c32"),
-];
-
-/// The type string of a dtype given as Python accepts it: a NumPy name (`float32`,
-/// `datetime64[ns]`) or a type string (`<f4`); otherwise why not.
-fn resolve_dtype(dtype: &str) -> std::result::Result<String, String> {
-    if let Some((_, code)) = NUMPY_NAMES.iter().find(|(name, _)| *name == dtype) {
-        return Ok((*code).to_owned());
-    }
-    let spelled = if let Some(unit) = dtype.strip_prefix("datetime64") {
-        format!("<M8{unit}")
-    } else if let Some(unit) = dtype.strip_prefix("timedelta64") {
-        format!("<m8{unit}")
-    } else {
-        dtype.to_owned()
-    };
-    Schema::new(&spelled, &[])
-        .map(|schema| schema.dtype().to_owned())
-        .map_err(|_| {
-            let hint = match closest(dtype, NUMPY_NAMES.iter().map(|(n, _)| *n)) {
-                Some(near) => format!("did you mean {near:?}? "),
-                None => String::new(),
-            };
-            format!(
-                "unknown dtype {dtype:?} ({hint}expected a NumPy name such as float32, float64, \
-                 int16, uint8, complex64, bool or datetime64[ns], or a type string such as \
-                 \"<f4\", \"|u1\" or \"S16\")"
-            )
-        })
-}
-
-fn unknown_policy(policy: &str) -> String {
-    let names = ["block", "fail", "drop_newest", "drop_oldest"];
-    let hint = match closest(policy, names.into_iter()) {
-        Some(near) => format!("did you mean {near:?}? "),
-        None => String::new(),
-    };
-    format!(
-        "unknown backpressure {policy:?} ({hint}expected one of: {})",
-        names.join(", ")
-    )
-}
-
-/// The candidate within two edits of `word` (the closest), if any: a typo's likely intent.
-fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .filter(|c| c.len() > 1)
-        .map(|c| (edits(word, c), c))
-        .filter(|&(d, _)| d <= 2)
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance between `a` and `b`.
-fn edits(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
-}
-
-/// The manifest table and key of a validation problem's dotted entry (`tasks.sink.reads.input`
-/// is key `reads.input` of table `tasks.sink`). Names may hold dots, so the table is found by
-/// the declared names, not by splitting.
-fn locate(pipeline: &Pipeline, entry: &str) -> (String, String) {
-    let names = [
-        (
-            "streams",
-            pipeline.streams.iter().map(|s| &s.name).collect::<Vec<_>>(),
-        ),
-        ("events", pipeline.events.iter().map(|e| &e.name).collect()),
-        ("tasks", pipeline.tasks.iter().map(|t| &t.name).collect()),
-    ];
-    let mut best: Option<(String, String)> = None;
-    for (section, declared) in names {
-        for name in declared {
-            let table = format!("{section}.{name}");
-            let key = match entry.strip_prefix(&table) {
-                Some("") => "",
-                Some(rest) => match rest.strip_prefix('.') {
-                    Some(key) => key,
-                    None => continue,
-                },
-                None => continue,
-            };
-            if best.as_ref().is_none_or(|(t, _)| t.len() < table.len()) {
-                best = Some((table, key.to_owned()));
-            }
-        }
-    }
-    best.unwrap_or_else(|| match entry.split_once('.') {
-        Some((table, key)) => (table.to_owned(), key.to_owned()),
-        None => (entry.to_owned(), String::new()),
-    })
-}
-
-/// The line (from 1) where `key` of `table` is written in `text`, or where the table starts.
-fn line_of(text: &str, root: &toml::de::DeTable<'_>, table: &str, key: &str) -> Option<usize> {
-    fn find<'t, 'i>(
-        t: &'t toml::de::DeTable<'i>,
-        k: &str,
-    ) -> Option<(usize, &'t toml::Spanned<toml::de::DeValue<'i>>)> {
-        t.iter()
-            .find(|(name, _)| name.get_ref().as_ref() == k)
-            .map(|(name, value)| (name.span().start, value))
-    }
-    // Table names may hold dots: match the first segment, then the rest as one declared name.
-    let (section, name) = table.split_once('.').unwrap_or((table, ""));
-    let (mut at, mut value) = find(root, section)?;
-    if !name.is_empty() {
-        let toml::de::DeValue::Table(t) = value.get_ref() else {
-            return None;
-        };
-        (at, value) = find(t, name)?;
-    }
-    if !key.is_empty() {
-        let toml::de::DeValue::Table(t) = value.get_ref() else {
-            return None;
-        };
-        if let Some((key_at, _)) = find(t, key.split('.').next().unwrap_or(key)) {
-            at = key_at;
-        }
-    }
-    Some(text[..at.min(text.len())].matches('\n').count() + 1)
-}
-
 fn to_file(p: &Pipeline) -> File {
     let table = |list: &[Binding]| {
         Ordered(
@@ -960,15 +720,5 @@ mod tests {
             plan.streams[0].options.backpressure,
             Backpressure::DropNewest
         );
-    }
-
-    #[test]
-    fn a_typo_is_matched_to_the_closest_name_within_two_edits() {
-        assert_eq!(
-            closest("flaot32", ["float32", "float64"].into_iter()),
-            Some("float32")
-        );
-        assert_eq!(closest("zzz", ["float32"].into_iter()), None);
-        assert_eq!(edits("kitten", "sitting"), 3);
     }
 }
