@@ -1801,12 +1801,13 @@ const char *shmline_pipeline_name(const struct shmline_pipeline *pipeline);
  * `max_writers`, where 0 and 1 (the default) mean one writer per writing task: a stream that
  * several tasks write (several `SHMLINE_BINDING_WRITE` bindings) is created as a multi-writer
  * stream, which ends when the last of them is done; a larger value is the limit (no fewer than
- * the writing tasks, or `shmline_pipeline_validate()` refuses it). `permissions` must stay 0600 (a
+ * the writing tasks, or `shmline_pipeline_validate()` refuses it), and `backpressure` (what the
+ * writers do when the ring is full). `permissions` must stay 0600 (a
  * pipeline's segments are always owner-only: its tasks run as the runner's user), and
  * `unlink_on_close` is ignored (the runner removes every segment at the end).
  *
  * Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`,
- * dtype or shape, permissions other than 0600, non-UTF-8 name), `SHMLINE_PANIC`.
+ * dtype, shape or backpressure, permissions other than 0600, non-UTF-8 name), `SHMLINE_PANIC`.
  *
  * # Safety
  * `pipeline` is NULL or a declaration handle used only by this thread; `name` is NULL or a

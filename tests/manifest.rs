@@ -206,7 +206,7 @@ fn a_name_declared_twice_in_a_manifest_is_refused_by_the_parser() {
 fn a_negative_timeout_is_refused() {
     let text = MANIFEST.replace("join_timeout = 5", "join_timeout = -1");
     let message = Pipeline::from_toml_str(&text).unwrap_err().to_string();
-    assert!(message.contains("pipeline.join_timeout"), "{message}");
+    assert!(message.contains("[pipeline] join_timeout"), "{message}");
 }
 
 #[test]
@@ -602,4 +602,108 @@ fn group_members_count_toward_max_readers() {
         "streams.samples.max_readers",
         &["1 is fewer than the 2 tasks that read"],
     );
+}
+
+/// A one-stream manifest whose `[streams.s]` table holds `stream`.
+fn one_stream(stream: &str) -> String {
+    format!(
+        "[pipeline]\nname = \"p\"\n\n[streams.s]\n{stream}\n\n[tasks.w]\ncommand = \"./w\"\n\
+         writes = {{ out = \"s\" }}\n\n[tasks.r]\ncommand = \"./r\"\nreads = {{ input = \"s\" }}\n"
+    )
+}
+
+#[test]
+fn a_dtype_is_read_as_python_reads_it_by_numpy_name_or_type_string() {
+    for (given, read) in [
+        ("float32", "<f4"),
+        ("float64", "<f8"),
+        ("double", "<f8"),
+        ("uint8", "|u1"),
+        ("int16", "<i2"),
+        ("bool", "|b1"),
+        ("complex64", "<c8"),
+        ("f", "<f4"),
+        ("datetime64[ns]", "<M8[ns]"),
+        ("<f4", "<f4"),
+        ("f8", "<f8"),
+        ("S16", "|S16"),
+    ] {
+        let text = one_stream(&format!("dtype = {given:?}\nshape = [4]"));
+        let p = Pipeline::from_toml_str(&text).unwrap_or_else(|e| panic!("{given}: {e}"));
+        assert_eq!(p.streams[0].dtype.as_deref(), Some(read), "{given}");
+        p.validate().unwrap();
+    }
+}
+
+#[test]
+fn a_misspelt_dtype_is_named_with_its_table_and_the_likely_intent() {
+    let text = one_stream("dtype = \"flaot32\"\nshape = [4]");
+    let message = Pipeline::from_toml_str(&text).unwrap_err().to_string();
+    assert!(
+        message.contains("[streams.s] dtype (line 5): unknown dtype \"flaot32\""),
+        "{message}"
+    );
+    assert!(message.contains("did you mean \"float32\"?"), "{message}");
+    assert!(
+        message.contains("(1 problem)"),
+        "shape is not blamed too: {message}"
+    );
+}
+
+#[test]
+fn backpressure_frames_and_every_python_stream_option_are_read_and_saved_back() {
+    let text = one_stream(
+        "max_frame_size = 32\nframes = 16\nmax_readers = 9\nmax_writers = 2\nchecksum = true\n\
+         backpressure = \"drop_oldest\"",
+    );
+    let p = Pipeline::from_toml_str(&text).unwrap();
+    let s = &p.streams[0];
+    assert_eq!(
+        (
+            s.max_frame_size,
+            s.capacity,
+            s.max_readers,
+            s.max_writers,
+            s.checksum
+        ),
+        (32, 16, 9, 2, true)
+    );
+    assert_eq!(s.backpressure, shmline::Backpressure::DropOldest);
+    let again = Pipeline::from_toml_str(&p.to_toml_string().unwrap()).unwrap();
+    assert_eq!(again, p);
+    assert_eq!(
+        Pipeline::from_toml_str(&one_stream("max_frame_size = 8"))
+            .unwrap()
+            .streams[0]
+            .backpressure,
+        shmline::Backpressure::Block
+    );
+}
+
+#[test]
+fn capacity_and_frames_that_disagree_are_refused() {
+    let text = one_stream("max_frame_size = 8\ncapacity = 8\nframes = 16");
+    let message = Pipeline::from_toml_str(&text).unwrap_err().to_string();
+    assert!(message.contains("[streams.s] frames"), "{message}");
+}
+
+#[test]
+fn every_problem_of_a_manifest_is_reported_at_once_naming_table_key_and_line() {
+    let text = "[pipeline]\nname = \"p\"\njoin_timout = 3\n\n\
+                [streams.raw]\ndtype = \"flaot32\"\ncapacity = \"lots\"\nbackpressure = \"drop_newst\"\n\n\
+                [tasks.src]\ncommand = \"./src\"\nwrites = { out = \"raw\" }\n\n\
+                [tasks.sink]\ncomand = \"./sink\"\nreads = { a = \"raw\", b = \"nope\" }\n";
+    let message = Pipeline::from_toml_str(text).unwrap_err().to_string();
+    for expected in [
+        "(7 problems)",
+        "[pipeline] join_timout (line 3): unknown key (did you mean \"join_timeout\"?",
+        "[streams.raw] dtype (line 6): unknown dtype \"flaot32\"",
+        "[streams.raw] capacity (line 7): invalid type: string \"lots\"",
+        "[streams.raw] backpressure (line 8): unknown backpressure \"drop_newst\" (did you mean \"drop_newest\"?",
+        "[tasks.sink] comand (line 15): unknown key (did you mean \"command\"?",
+        "[tasks.sink] command (line 14): is missing",
+        "[tasks.sink] reads.b (line 16): stream \"nope\" is not declared",
+    ] {
+        assert!(message.contains(expected), "{expected:?} not in:\n{message}");
+    }
 }

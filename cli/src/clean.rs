@@ -1,6 +1,7 @@
 //! `shmline clean`: removes the segments that dead processes left behind.
 
-use serde_json::json;
+use crate::output::{JsonFormat, SCHEMA_VERSION};
+use serde::Serialize;
 use shmline::pipeline::{Cleanup, Registry};
 use shmline::shm::{file_name, inspect, list, Segment, SegmentKind};
 use shmline::stale::{event_usage, stream_usage, Usage};
@@ -25,9 +26,27 @@ pub struct CleanArgs {
     /// Only say what would be removed.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
-    /// Print JSON ({"removed": [...], "kept": [...], "skipped": [...]}) instead of text.
-    #[arg(long)]
-    pub json: bool,
+    /// With --json: {"schema_version", "dry_run", "removed", "kept", "skipped"}, each a list of
+    /// {"segment", "reason"}.
+    #[command(flatten)]
+    pub format: JsonFormat,
+}
+
+/// What `clean --json` prints.
+#[derive(Serialize)]
+struct CleanJson {
+    schema_version: u32,
+    dry_run: bool,
+    removed: Vec<Judged>,
+    kept: Vec<Judged>,
+    skipped: Vec<Judged>,
+}
+
+/// A segment and why it was removed, kept or skipped.
+#[derive(Serialize)]
+struct Judged {
+    segment: String,
+    reason: String,
 }
 
 /// What happened to each segment looked at.
@@ -48,21 +67,22 @@ pub fn run(args: &CleanArgs) -> ExitCode {
         eprintln!("shmline clean: {e}");
         return ExitCode::from(1);
     }
-    let pairs = |list: &[(String, String)]| {
-        list.iter()
-            .map(|(segment, why)| json!({"segment": segment, "reason": why}))
-            .collect::<Vec<_>>()
-    };
-    if args.json {
-        println!(
-            "{}",
-            json!({
-                "dry_run": args.dry_run,
-                "removed": pairs(&report.removed),
-                "kept": pairs(&report.kept),
-                "skipped": pairs(&report.skipped),
-            })
-        );
+    if args.format.json {
+        let pairs = |list: &[(String, String)]| {
+            list.iter()
+                .map(|(segment, reason)| Judged {
+                    segment: segment.clone(),
+                    reason: reason.clone(),
+                })
+                .collect()
+        };
+        args.format.print(&CleanJson {
+            schema_version: SCHEMA_VERSION,
+            dry_run: args.dry_run,
+            removed: pairs(&report.removed),
+            kept: pairs(&report.kept),
+            skipped: pairs(&report.skipped),
+        });
         return ExitCode::SUCCESS;
     }
     let verb = if args.dry_run {
@@ -71,12 +91,12 @@ pub fn run(args: &CleanArgs) -> ExitCode {
         "removed"
     };
     for (segment, why) in &report.removed {
-        println!("{verb} /dev/shm/{segment} ({why})");
+        outln!("{verb} /dev/shm/{segment} ({why})");
     }
     for (segment, why) in &report.skipped {
-        println!("skipped /dev/shm/{segment}: {why}");
+        outln!("skipped /dev/shm/{segment}: {why}");
     }
-    println!(
+    outln!(
         "{verb} {} segment{}; kept {} in use{}",
         report.removed.len(),
         if report.removed.len() == 1 { "" } else { "s" },

@@ -1,20 +1,40 @@
 //! Formatting numbers for people, and facts about the terminal.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 use shmline::GroupStats;
 use std::io::IsTerminal;
 
 /// A reader group's counters as `info --json` and `top --json` show them.
-pub fn group_json(g: &GroupStats) -> Value {
-    json!({
-        "name": g.name,
-        "members": g.members,
-        "orphans": g.orphans,
-        "next": g.next,
-        "lag": g.lag,
-        "frames_handed_out": g.frames_handed_out,
-        "redelivered": g.redelivered,
-    })
+#[derive(Serialize, Debug, Clone)]
+pub struct GroupView {
+    /// The group's name.
+    pub name: String,
+    /// Live members.
+    pub members: u32,
+    /// Members whose process died (their frames are handed out again).
+    pub orphans: u32,
+    /// Sequence number of the next frame the group hands out.
+    pub next: u64,
+    /// Frames written that the group has not handed out yet.
+    pub lag: u64,
+    /// Frames handed out to members so far.
+    pub frames_handed_out: u64,
+    /// Frames handed out again because the member holding them died.
+    pub redelivered: u64,
+}
+
+impl From<&GroupStats> for GroupView {
+    fn from(g: &GroupStats) -> GroupView {
+        GroupView {
+            name: g.name.clone(),
+            members: g.members,
+            orphans: g.orphans,
+            next: g.next,
+            lag: g.lag,
+            frames_handed_out: g.frames_handed_out,
+            redelivered: g.redelivered,
+        }
+    }
 }
 
 /// `1234567.0` -> `"1.23 M"`: three significant digits and an SI prefix.
@@ -58,20 +78,6 @@ pub fn stderr_is_terminal() -> bool {
 /// Whether stdout is a terminal.
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
-}
-
-/// Width of the terminal on file descriptor `fd`, if it is one.
-pub fn terminal_width(fd: i32) -> Option<usize> {
-    // SAFETY: an all-zero winsize is a valid out-parameter.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes a winsize to the pointer we pass, which is valid.
-    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) };
-    (rc == 0 && size.ws_col > 0).then_some(size.ws_col as usize)
-}
-
-/// `text` cut to at most `width` characters.
-pub fn fit(text: &str, width: usize) -> String {
-    text.chars().take(width).collect()
 }
 
 /// Prints rows as left-aligned columns separated by two spaces (the last column is not padded).

@@ -1,7 +1,8 @@
 //! `shmline ls`: the pipelines, streams and events on this machine.
 
 use crate::display;
-use serde_json::{json, Value};
+use crate::output::{JsonFormat, SCHEMA_VERSION};
+use serde::Serialize;
 use shmline::pipeline::Registry;
 use shmline::shm::{inspect, list, SegmentKind};
 use shmline::{Event, EventMode, Stream, WriterState};
@@ -14,12 +15,13 @@ use std::process::ExitCode;
 /// Segments whose owner is dead are what `shmline clean` removes (a stream still used by a live
 /// writer or reader is kept). A file under a shmline name that is not a finished segment (empty,
 /// foreign bytes, a FIFO, a link, one still being made) is listed as unreadable, at once.
+///
+/// With --json: one object with "schema_version", "pipelines", "streams", "events" and
+/// "unreadable" (every field is listed in docs/CLI.md).
 #[derive(clap::Args)]
 pub struct LsArgs {
-    /// Print JSON (one object with "pipelines", "streams", "events" and "unreadable") instead of
-    /// tables.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonFormat,
 }
 
 pub fn run(args: &LsArgs) -> ExitCode {
@@ -30,34 +32,97 @@ pub fn run(args: &LsArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if args.json {
-        println!("{listing}");
+    if args.format.json {
+        args.format.print(&listing);
     } else {
-        print!("{}", text(&listing));
+        out!("{}", text(&listing));
     }
     ExitCode::SUCCESS
 }
 
-fn collect() -> shmline::Result<Value> {
+/// Everything `ls` lists (`ls --json`).
+#[derive(Serialize)]
+struct Listing {
+    schema_version: u32,
+    pipelines: Vec<PipelineRow>,
+    streams: Vec<StreamRow>,
+    events: Vec<EventRow>,
+    unreadable: Vec<Unreadable>,
+}
+
+/// A pipeline registry.
+#[derive(Serialize)]
+struct PipelineRow {
+    name: String,
+    state: &'static str,
+    owner_pid: u32,
+    alive: bool,
+    streams: usize,
+    events: usize,
+    tasks: usize,
+}
+
+/// A stream segment.
+#[derive(Serialize)]
+struct StreamRow {
+    name: String,
+    owner_pid: u32,
+    alive: bool,
+    capacity: u32,
+    max_frame_size: u32,
+    schema: Option<String>,
+    frames: u64,
+    writer: &'static str,
+    writer_pid: Option<u32>,
+    max_writers: u32,
+    writers: Vec<u32>,
+    readers: usize,
+}
+
+/// An event segment.
+#[derive(Serialize)]
+struct EventRow {
+    name: String,
+    owner_pid: u32,
+    alive: bool,
+    mode: &'static str,
+    value: u64,
+}
+
+/// A file under a shmline name that could not be read.
+#[derive(Serialize)]
+struct Unreadable {
+    /// pipeline, stream or event.
+    kind: &'static str,
+    name: String,
+    error: String,
+}
+
+fn collect() -> shmline::Result<Listing> {
     let mut unreadable = Vec::new();
+    let mut failed = |kind: &'static str, name: String, e: shmline::Error| {
+        unreadable.push(Unreadable {
+            kind,
+            name,
+            error: e.to_string(),
+        })
+    };
     let mut pipelines = Vec::new();
     for name in list(SegmentKind::Pipeline)? {
         match look(SegmentKind::Pipeline, &name, Registry::open) {
             Ok(r) => {
                 let info = r.info();
-                pipelines.push(json!({
-                    "name": name,
-                    "state": r.state().map_or("corrupt", |s| s.name()),
-                    "owner_pid": info.runner.pid,
-                    "alive": r.runner_alive(),
-                    "streams": info.streams.len(),
-                    "events": info.events.len(),
-                    "tasks": info.tasks.len(),
-                }));
+                pipelines.push(PipelineRow {
+                    state: r.state().map_or("corrupt", |s| s.name()),
+                    owner_pid: info.runner.pid,
+                    alive: r.runner_alive(),
+                    streams: info.streams.len(),
+                    events: info.events.len(),
+                    tasks: info.tasks.len(),
+                    name,
+                });
             }
-            Err(e) => {
-                unreadable.push(json!({"kind": "pipeline", "name": name, "error": e.to_string()}))
-            }
+            Err(e) => failed("pipeline", name, e),
         }
     }
     let mut streams = Vec::new();
@@ -66,24 +131,22 @@ fn collect() -> shmline::Result<Value> {
             Ok(s) => {
                 let info = s.info();
                 let stats = s.stats();
-                streams.push(json!({
-                    "name": name,
-                    "owner_pid": info.creator.pid,
-                    "alive": info.creator.is_alive(),
-                    "capacity": info.capacity,
-                    "max_frame_size": info.max_frame_size,
-                    "schema": info.schema.as_ref().map(|s| s.to_string()),
-                    "frames": stats.frames_written,
-                    "writer": writer_state(stats.writer_state),
-                    "writer_pid": stats.writer_pid,
-                    "max_writers": info.max_writers,
-                    "writers": stats.writers.iter().map(|w| w.pid).collect::<Vec<_>>(),
-                    "readers": stats.readers.len(),
-                }));
+                streams.push(StreamRow {
+                    owner_pid: info.creator.pid,
+                    alive: info.creator.is_alive(),
+                    capacity: info.capacity,
+                    max_frame_size: info.max_frame_size,
+                    schema: info.schema.as_ref().map(|s| s.to_string()),
+                    frames: stats.frames_written,
+                    writer: writer_state(stats.writer_state),
+                    writer_pid: stats.writer_pid,
+                    max_writers: info.max_writers,
+                    writers: stats.writers.iter().map(|w| w.pid).collect(),
+                    readers: stats.readers.len(),
+                    name,
+                });
             }
-            Err(e) => {
-                unreadable.push(json!({"kind": "stream", "name": name, "error": e.to_string()}))
-            }
+            Err(e) => failed("stream", name, e),
         }
     }
     let mut events = Vec::new();
@@ -91,25 +154,27 @@ fn collect() -> shmline::Result<Value> {
         match look(SegmentKind::Event, &name, Event::open) {
             Ok(e) => {
                 let creator = e.creator();
-                events.push(json!({
-                    "name": name,
-                    "owner_pid": creator.pid,
-                    "alive": creator.is_alive(),
-                    "mode": match e.mode() { EventMode::Flag => "flag", EventMode::Counting => "counting" },
-                    "value": e.count(),
-                }));
+                events.push(EventRow {
+                    owner_pid: creator.pid,
+                    alive: creator.is_alive(),
+                    mode: match e.mode() {
+                        EventMode::Flag => "flag",
+                        EventMode::Counting => "counting",
+                    },
+                    value: e.count() as u64,
+                    name,
+                });
             }
-            Err(e) => {
-                unreadable.push(json!({"kind": "event", "name": name, "error": e.to_string()}))
-            }
+            Err(e) => failed("event", name, e),
         }
     }
-    Ok(json!({
-        "pipelines": pipelines,
-        "streams": streams,
-        "events": events,
-        "unreadable": unreadable,
-    }))
+    Ok(Listing {
+        schema_version: SCHEMA_VERSION,
+        pipelines,
+        streams,
+        events,
+        unreadable,
+    })
 }
 
 /// Opens segment `name` of `kind` with `open` for a monitor, which must never wait: a file that
@@ -134,21 +199,11 @@ pub fn writer_state(state: WriterState) -> &'static str {
     }
 }
 
-fn alive(v: &Value) -> String {
-    format!(
-        "{} ({})",
-        v["owner_pid"],
-        if v["alive"].as_bool() == Some(true) {
-            "alive"
-        } else {
-            "dead"
-        }
-    )
+fn alive(pid: u32, alive: bool) -> String {
+    format!("{pid} ({})", if alive { "alive" } else { "dead" })
 }
 
-fn text(listing: &Value) -> String {
-    let items = |key: &str| listing[key].as_array().cloned().unwrap_or_default();
-    let str_of = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+fn text(listing: &Listing) -> String {
     let mut out = String::new();
     let section = |out: &mut String, title: &str, header: &[&str], rows: Vec<Vec<String>>| {
         if rows.is_empty() {
@@ -163,16 +218,17 @@ fn text(listing: &Value) -> String {
         &mut out,
         "pipelines",
         &["PIPELINE", "STATE", "RUNNER", "STREAMS", "EVENTS", "TASKS"],
-        items("pipelines")
+        listing
+            .pipelines
             .iter()
             .map(|p| {
                 vec![
-                    str_of(&p["name"]),
-                    str_of(&p["state"]),
-                    alive(p),
-                    p["streams"].to_string(),
-                    p["events"].to_string(),
-                    p["tasks"].to_string(),
+                    p.name.clone(),
+                    p.state.to_string(),
+                    alive(p.owner_pid, p.alive),
+                    p.streams.to_string(),
+                    p.events.to_string(),
+                    p.tasks.to_string(),
                 ]
             })
             .collect(),
@@ -184,27 +240,25 @@ fn text(listing: &Value) -> String {
         &[
             "STREAM", "OWNER", "SLOTS", "FRAME", "FRAMES", "WRITER", "READERS",
         ],
-        items("streams")
+        listing
+            .streams
             .iter()
             .map(|s| {
                 vec![
-                    str_of(&s["name"]),
-                    alive(s),
-                    s["capacity"].to_string(),
-                    match s["schema"].as_str() {
-                        Some(schema) => schema.to_string(),
-                        None => display::bytes(s["max_frame_size"].as_u64().unwrap_or(0)),
+                    s.name.clone(),
+                    alive(s.owner_pid, s.alive),
+                    s.capacity.to_string(),
+                    match &s.schema {
+                        Some(schema) => schema.clone(),
+                        None => display::bytes(s.max_frame_size as u64),
                     },
-                    s["frames"].to_string(),
-                    match s["max_writers"].as_u64() {
-                        Some(max) if max > 1 => format!(
-                            "{} ({}/{max})",
-                            str_of(&s["writer"]),
-                            s["writers"].as_array().map_or(0, Vec::len)
-                        ),
-                        _ => str_of(&s["writer"]),
+                    s.frames.to_string(),
+                    if s.max_writers > 1 {
+                        format!("{} ({}/{})", s.writer, s.writers.len(), s.max_writers)
+                    } else {
+                        s.writer.to_string()
                     },
-                    s["readers"].to_string(),
+                    s.readers.to_string(),
                 ]
             })
             .collect(),
@@ -214,24 +268,23 @@ fn text(listing: &Value) -> String {
         &mut out,
         "events",
         &["EVENT", "OWNER", "MODE", "VALUE"],
-        items("events")
+        listing
+            .events
             .iter()
             .map(|e| {
                 vec![
-                    str_of(&e["name"]),
-                    alive(e),
-                    str_of(&e["mode"]),
-                    e["value"].to_string(),
+                    e.name.clone(),
+                    alive(e.owner_pid, e.alive),
+                    e.mode.to_string(),
+                    e.value.to_string(),
                 ]
             })
             .collect(),
     );
-    for u in items("unreadable") {
+    for u in &listing.unreadable {
         out.push_str(&format!(
             "\ncannot read {} {}: {}\n",
-            str_of(&u["kind"]),
-            str_of(&u["name"]),
-            str_of(&u["error"])
+            u.kind, u.name, u.error
         ));
     }
     out

@@ -5,15 +5,19 @@
 //! parts under `bench/`). Each exposes its clap `Args` and a `run` function returning the process
 //! exit code, so adding a command is adding a module and one variant in [`Command`].
 
+#[macro_use]
+mod output;
+
 mod bench;
 mod clean;
 mod display;
 mod info;
 mod ls;
+mod man;
 mod platform;
-mod procfs;
 mod run;
 mod top;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,7 +34,7 @@ use std::process::ExitCode;
                   library and its limits (`info`) and measure it on this machine (`bench`).",
     propagate_version = true
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +51,12 @@ enum Command {
     /// Measure throughput and latency between two processes on this machine.
     #[command(long_about = bench::LONG_ABOUT)]
     Bench(bench::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(long_about = None)]
+    Completions(man::CompletionsArgs),
+    /// Print the manual page of shmline or of one of its commands.
+    #[command(long_about = None)]
+    Man(man::ManArgs),
     /// Internal: the second process of `shmline bench` (started by it, not by hand).
     #[command(name = "__bench-child", hide = true)]
     BenchChild(bench::ChildArgs),
@@ -60,6 +70,8 @@ fn main() -> ExitCode {
         Command::Clean(args) => clean::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Completions(args) => man::run_completions(&args),
+        Command::Man(args) => man::run_man(&args),
         Command::BenchChild(args) => bench::run_child(&args),
     }
 }

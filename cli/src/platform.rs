@@ -1,17 +1,13 @@
 //! Facts about the machine and CPU pinning, shared by `info` and `bench`.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// The CPU model name from `/proc/cpuinfo`, or "unknown".
 pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
+    use procfs::Current;
+    procfs::CpuInfo::current()
         .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
+        .and_then(|info| info.model_name(0).map(str::to_owned))
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -38,9 +34,7 @@ pub fn cpus_online() -> usize {
 
 /// Size of a memory page in bytes.
 pub fn page_size() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    n.max(1) as usize
+    procfs::page_size() as usize
 }
 
 /// The clock source the kernel reads time from (`tsc` makes `clock_gettime` a few nanoseconds).
@@ -85,16 +79,44 @@ pub fn pin_to(cpu: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The machine facts as a JSON object.
-pub fn describe() -> Value {
-    json!({
-        "os": std::env::consts::OS,
-        "arch": std::env::consts::ARCH,
-        "kernel": kernel_release(),
-        "cpu_model": cpu_model(),
-        "cpus_online": cpus_online(),
-        "cpus_allowed": allowed_cpus(),
-        "page_size": page_size(),
-        "clocksource": clocksource(),
-    })
+/// Facts about this machine, as `info --json` and the bench report show them.
+#[derive(Serialize, Debug, Clone)]
+pub struct Platform {
+    /// Operating system (`linux`).
+    pub os: &'static str,
+    /// CPU architecture (`x86_64`, `aarch64`).
+    pub arch: &'static str,
+    /// Kernel release.
+    pub kernel: String,
+    /// CPU model name.
+    pub cpu_model: String,
+    /// CPUs online.
+    pub cpus_online: usize,
+    /// CPUs this process may run on.
+    pub cpus_allowed: Vec<usize>,
+    /// Memory page size in bytes.
+    pub page_size: usize,
+    /// The kernel's clock source.
+    pub clocksource: String,
+}
+
+impl Platform {
+    /// Looks at this machine.
+    pub fn now() -> Platform {
+        Platform {
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+            kernel: kernel_release(),
+            cpu_model: cpu_model(),
+            cpus_online: cpus_online(),
+            cpus_allowed: allowed_cpus(),
+            page_size: page_size(),
+            clocksource: clocksource(),
+        }
+    }
+}
+
+/// The machine facts as a JSON value (for the bench report, which embeds them).
+pub fn describe() -> serde_json::Value {
+    serde_json::to_value(Platform::now()).expect("plain data serialises")
 }

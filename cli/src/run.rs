@@ -1,19 +1,29 @@
 //! `shmline run`: runs a pipeline manifest with a live progress line and a summary.
 
+mod task_output;
+
 use crate::display;
+use crate::output::{JsonFormat, SCHEMA_VERSION};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 use shmline::pipeline::{
-    InterruptGuard, Outcome, Pipeline, PipelineRun, Registry, RunReport, TaskState,
+    InterruptGuard, Outcome, Pipeline, PipelineRun, Registry, RunReport, TaskExit, TaskState,
 };
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use task_output::TaskOutput;
 
 /// Run a pipeline manifest (TOML) to its end, with live progress and a summary.
 ///
 /// Starts every task, releases them together once all have joined, shows frames/s per stream,
 /// ends a stream when its writer exits, stops everything on the first failure or Ctrl-C, and
 /// prints per stream frames, bytes and throughput and per task exit status and CPU time.
+///
+/// What a task prints (unless its manifest entry sends it to a file) comes out on shmline's own
+/// stdout and stderr, each line prefixed with the task's name (`sink   | ...`). On a terminal
+/// the live progress line stays below that output, on a line of its own; when stderr is not a
+/// terminal there is no progress line.
 ///
 /// Exit status: 0 when every task exited with status 0; 1 when a task failed, could not start or
 /// never joined; 2 when the manifest is invalid; 128 + N when signal N (Ctrl-C: SIGINT) stopped
@@ -51,22 +61,36 @@ pub struct RunArgs {
     /// No progress line (the summary is still printed).
     #[arg(long, short)]
     pub quiet: bool,
-    /// Print the summary as JSON on stdout instead of a table on stderr.
-    #[arg(long)]
-    pub json: bool,
+    /// With --json: the summary as JSON on stdout instead of a table on stderr.
+    #[command(flatten)]
+    pub format: JsonFormat,
 }
 
 /// How often the progress line is redrawn on a terminal.
 const REDRAW: Duration = Duration::from_millis(500);
-/// How often a progress line is printed when stderr is not a terminal.
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    let pipeline = match load(args) {
+    let mut pipeline = match load(args) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("shmline run: {e}");
             return ExitCode::from(2);
+        }
+    };
+    // The live progress line, on stderr when it is a terminal (hidden otherwise, and with
+    // --quiet): task output and messages are printed above it, never on its line.
+    let bar = if args.quiet || !display::stderr_is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(ProgressStyle::with_template("{wide_msg}").expect("a valid template"));
+        bar
+    };
+    let output = match TaskOutput::capture(&mut pipeline, &bar) {
+        Ok(output) => output,
+        Err(e) => {
+            eprintln!("shmline run: cannot make pipes for the tasks' output: {e}");
+            return ExitCode::from(1);
         }
     };
     let guard = match InterruptGuard::install() {
@@ -84,40 +108,27 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     };
     let registry = Registry::open(&pipeline.name).ok();
-    let terminal = display::stderr_is_terminal();
     let mut progress = Progress::new(&run);
-    let mut last_log = Instant::now();
     let mut stopping = false;
     while !run.wait_timeout(Duration::from_millis(50)) {
         if let Some(sig) = guard.caught() {
             run.interrupt(sig);
             if !stopping {
                 stopping = true;
-                if terminal && !args.quiet {
-                    eprint!("\r\x1b[K");
-                }
+                bar.finish_and_clear();
                 eprintln!("shmline run: stopping pipeline {:?}", pipeline.name);
             }
         }
-        if args.quiet || stopping || !progress.due(REDRAW) {
-            continue;
-        }
-        let line = progress.line(&run, registry.as_ref());
-        if terminal {
-            let width = display::terminal_width(2).unwrap_or(80).saturating_sub(1);
-            eprint!("\r\x1b[K{}", display::fit(&line, width));
-            let _ = std::io::stderr().flush();
-        } else if last_log.elapsed() >= LOG_EVERY {
-            eprintln!("{line}");
-            last_log = Instant::now();
+        if !stopping && !bar.is_hidden() && progress.due(REDRAW) {
+            bar.set_message(progress.line(&run, registry.as_ref()));
         }
     }
-    if terminal && !args.quiet && !stopping {
-        eprint!("\r\x1b[K");
-    }
+    bar.finish_and_clear();
     let report = run.wait();
-    if args.json {
-        println!("{}", json(&report));
+    // Every task has ended: print the last of their output before the summary.
+    output.finish();
+    if args.format.json {
+        args.format.print(&json(&report));
     } else {
         eprint!("{}", summary(&report));
     }
@@ -263,34 +274,88 @@ fn summary(report: &RunReport) -> String {
     out
 }
 
-fn json(report: &RunReport) -> serde_json::Value {
+/// What `run --json` prints when the pipeline is over.
+#[derive(Serialize)]
+struct RunJson {
+    schema_version: u32,
+    pipeline: String,
+    /// finished, failed or stopped.
+    outcome: &'static str,
+    /// Why it failed.
+    message: Option<String>,
+    /// The signal that stopped it.
+    signal: Option<i32>,
+    duration_s: f64,
+    running_s: f64,
+    streams: Vec<StreamJson>,
+    tasks: Vec<TaskJson>,
+}
+
+/// A stream's totals over the run.
+#[derive(Serialize)]
+struct StreamJson {
+    name: String,
+    frames: u64,
+    bytes: u64,
+    writer_waits: u64,
+    writer_wait_s: f64,
+}
+
+/// How a task ended.
+#[derive(Serialize)]
+struct TaskJson {
+    name: String,
+    pid: Option<u32>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    started: bool,
+    stopped: bool,
+    cpu_s: f64,
+}
+
+fn json(report: &RunReport) -> RunJson {
     let (outcome, message, signal) = match &report.outcome {
         Outcome::Finished => ("finished", None, None),
         Outcome::Failed(m) => ("failed", Some(m.clone()), None),
         Outcome::Stopped { signal } => ("stopped", None, *signal),
     };
-    serde_json::json!({
-        "pipeline": report.name,
-        "outcome": outcome,
-        "message": message,
-        "signal": signal,
-        "duration_s": report.duration.as_secs_f64(),
-        "running_s": report.running.as_secs_f64(),
-        "streams": report.streams.iter().map(|s| serde_json::json!({
-            "name": s.name,
-            "frames": s.frames,
-            "bytes": s.bytes,
-            "writer_waits": s.writer_waits,
-            "writer_wait_s": s.writer_wait.as_secs_f64(),
-        })).collect::<Vec<_>>(),
-        "tasks": report.tasks.iter().map(|t| serde_json::json!({
-            "name": t.name,
-            "pid": t.pid,
-            "exit_code": match t.exit { Some(shmline::pipeline::TaskExit::Code(c)) => Some(c), _ => None },
-            "signal": match t.exit { Some(shmline::pipeline::TaskExit::Signal(s)) => Some(s), _ => None },
-            "started": t.exit.is_some(),
-            "stopped": t.stopped,
-            "cpu_s": t.cpu.as_secs_f64(),
-        })).collect::<Vec<_>>(),
-    })
+    RunJson {
+        schema_version: SCHEMA_VERSION,
+        pipeline: report.name.clone(),
+        outcome,
+        message,
+        signal,
+        duration_s: report.duration.as_secs_f64(),
+        running_s: report.running.as_secs_f64(),
+        streams: report
+            .streams
+            .iter()
+            .map(|s| StreamJson {
+                name: s.name.clone(),
+                frames: s.frames,
+                bytes: s.bytes,
+                writer_waits: s.writer_waits,
+                writer_wait_s: s.writer_wait.as_secs_f64(),
+            })
+            .collect(),
+        tasks: report
+            .tasks
+            .iter()
+            .map(|t| TaskJson {
+                name: t.name.clone(),
+                pid: t.pid,
+                exit_code: match t.exit {
+                    Some(TaskExit::Code(c)) => Some(c),
+                    _ => None,
+                },
+                signal: match t.exit {
+                    Some(TaskExit::Signal(s)) => Some(s),
+                    _ => None,
+                },
+                started: t.exit.is_some(),
+                stopped: t.stopped,
+                cpu_s: t.cpu.as_secs_f64(),
+            })
+            .collect(),
+    }
 }

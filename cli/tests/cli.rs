@@ -537,3 +537,167 @@ fn info_of_an_empty_stream_file_fails_at_once_saying_it_is_not_a_shmline_stream(
         "took {elapsed:?}"
     );
 }
+
+/// Runs `shmline ARGS` with its stdout a pipe whose reading end is already closed.
+fn shmline_into_closed_pipe(args: &[&str]) -> Output {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe() writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: fds[0] is the pipe's reading end, ours to close; nobody else uses it.
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: fds[1] is the writing end, open and owned by nothing else: the File takes it.
+    let write_end = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[1]) };
+    Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args(args)
+        .stdout(write_end)
+        .output()
+        .expect("start shmline")
+}
+
+#[test]
+fn every_command_ends_quietly_with_status_0_when_its_output_pipe_is_closed() {
+    for args in [
+        &["ls"][..],
+        &["ls", "--json"],
+        &["info"],
+        &["info", "--json", "--pretty"],
+        &["top", "--json", "--interval", "0.05"],
+        &["top", "--interval", "0.05"],
+        &["top", "--once", "--interval", "0.05"],
+        &["clean", "--dry-run", "t-rel-no-such-prefix"],
+        &["completions", "bash"],
+        &["man"],
+        &["--help"],
+    ] {
+        let out = shmline_into_closed_pipe(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "shmline {args:?}: {stderr}");
+        assert_eq!(stderr, "", "shmline {args:?} said something");
+    }
+}
+
+#[test]
+fn top_refuses_an_interval_that_is_not_a_sensible_number_of_seconds() {
+    for bad in ["0", "-1", "NaN", "inf", "1e9", "0.001", "soon"] {
+        let out = shmline(&["top", "--once", "--interval", bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--interval {bad}: {stderr}");
+        assert!(
+            stderr.contains("from 0.05 to 3600"),
+            "--interval {bad}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn json_outputs_carry_a_schema_version_and_are_compact_unless_pretty() {
+    for args in [&["ls", "--json"][..], &["info", "--json"]] {
+        let out = shmline(args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{args:?} is one line: {stdout}");
+        let value: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(value["schema_version"], 1, "{args:?}");
+    }
+    let top = shmline_json(&["top", "--once", "--json", "--interval", "0.05"]);
+    assert_eq!(top["schema_version"], 1);
+    let out = shmline(&["info", "--json", "--pretty"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().count() > 10, "{stdout}");
+    let pretty: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(pretty["schema_version"], 1);
+    let out = shmline(&["info", "--pretty"]);
+    assert_eq!(out.status.code(), Some(2), "--pretty needs --json");
+}
+
+#[test]
+fn completion_scripts_for_bash_zsh_and_fish_know_every_command() {
+    for (shell, marker) in [
+        ("bash", "complete -F _shmline"),
+        ("zsh", "#compdef shmline"),
+        ("fish", "complete -c shmline"),
+    ] {
+        let out = shmline(&["completions", shell]);
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}");
+        assert!(script.contains(marker), "{shell}: {script}");
+        for command in ["run", "ls", "top", "clean", "info", "bench", "man"] {
+            assert!(script.contains(command), "{shell} script lacks {command}");
+        }
+        assert!(
+            script.contains("interval"),
+            "{shell} script lacks top's options"
+        );
+        assert!(
+            !script.contains("__bench-child"),
+            "{shell}: the internal command is hidden"
+        );
+    }
+    assert_eq!(shmline(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn man_prints_the_page_of_shmline_or_of_one_command_and_refuses_an_unknown_one() {
+    let page = String::from_utf8_lossy(&shmline(&["man"]).stdout).into_owned();
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH shmline 1"),
+        "{page}"
+    );
+    assert!(page.contains("shmline\\-top(1)"), "{page}");
+    let top = String::from_utf8_lossy(&shmline(&["man", "top"]).stdout).into_owned();
+    assert!(top.contains(".TH shmline-top 1"), "{top}");
+    assert!(top.contains("\\-\\-interval"), "{top}");
+    let out = shmline(&["man", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run, ls, top"));
+}
+
+/// The manual pages checked in under docs/man/ (installed by cmake) are the ones `shmline man
+/// --dir` writes; `SHMLINE_BLESS=1` rewrites them.
+#[test]
+fn the_manual_pages_in_docs_man_are_the_ones_the_command_generates() {
+    let checked_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/man");
+    let fresh = std::env::temp_dir().join(format!("shmline-man-{}", std::process::id()));
+    let out = shmline(&["man", "--dir", fresh.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pages = |dir: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        let mut pages: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "1"))
+                    .map(|p| {
+                        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                        (name, std::fs::read(&p).unwrap())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        pages.sort();
+        pages
+    };
+    let generated = pages(&fresh);
+    if std::env::var_os("SHMLINE_BLESS").is_some() {
+        for (name, _) in pages(&checked_in) {
+            std::fs::remove_file(checked_in.join(name)).unwrap();
+        }
+        std::fs::create_dir_all(&checked_in).unwrap();
+        for (name, text) in &generated {
+            std::fs::write(checked_in.join(name), text).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(&fresh).unwrap();
+    let names = |p: &[(String, Vec<u8>)]| p.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert!(names(&generated).contains(&"shmline-top.1".to_string()));
+    assert_eq!(
+        pages(&checked_in),
+        generated,
+        "docs/man is stale ({:?} checked in, {:?} generated): rerun this test with \
+         SHMLINE_BLESS=1 to rewrite it",
+        names(&pages(&checked_in)),
+        names(&generated)
+    );
+}

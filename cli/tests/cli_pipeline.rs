@@ -383,7 +383,7 @@ fn top_shows_a_reader_group_its_members_and_every_writer_task_of_a_shared_stream
         "{merged}"
     );
 
-    let out = shmline(&["top", &name, "--once", "--interval", "0"]);
+    let out = shmline(&["top", &name, "--once", "--interval", "0.05"]);
     let table = text(&out.stdout);
     assert!(out.status.success(), "{table}");
     assert!(table.contains("w0@workers:"), "{table}");
@@ -457,7 +457,7 @@ fn top_and_ls_describe_a_running_pipeline() {
         assert!(task["cpu_percent"].is_number(), "{task}");
     }
 
-    let out = shmline(&["top", &name, "--once", "--interval", "0"]);
+    let out = shmline(&["top", &name, "--once", "--interval", "0.05"]);
     let table = text(&out.stdout);
     assert!(
         table.contains("samples") && table.contains("idle:") && table.contains("DROPPED"),
@@ -557,4 +557,43 @@ fn every_command_explains_itself_with_help() {
     let out = shmline(&["frobnicate"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("frobnicate"));
+}
+
+#[test]
+fn top_json_of_a_pipeline_that_ends_prints_its_final_state_and_exits_0() {
+    use std::io::BufRead;
+    let name = unique("top-end");
+    let run = endless_pipeline(&name);
+    wait_until_running(&name);
+    let mut top = Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args(["top", &name, "--json", "--interval", "0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(top.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["pipelines"][0]["state"], "running", "{first}");
+
+    run.stop();
+    run.wait();
+    let rest: Vec<String> = stdout.lines().map(Result::unwrap).collect();
+    let out = top.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("has ended"),
+        "{}",
+        text(&out.stderr)
+    );
+    let last: Value = serde_json::from_str(rest.last().expect("a final view")).unwrap();
+    let pipeline = &last["pipelines"][0];
+    assert_eq!(pipeline["name"], name.as_str());
+    assert_eq!(pipeline["state"], "stopped", "{last}");
+    for task in pipeline["tasks"].as_array().unwrap() {
+        assert_eq!(task["state"], "exited", "{task}");
+    }
+    assert_eq!(pipeline["streams"][0]["name"], "samples");
+    assert_eq!(segments_of(&name), Vec::<String>::new());
 }

@@ -347,10 +347,10 @@ fn cli_survives(name: &str, context: &dyn std::fmt::Display) {
     shmline_survives(&["ls", "--json"], context);
     shmline_survives(&["ls"], context);
     shmline_survives(
-        &["top", name, "--once", "--json", "--interval", "0"],
+        &["top", name, "--once", "--json", "--interval", "0.05"],
         context,
     );
-    shmline_survives(&["top", "--once", "--interval", "0"], context);
+    shmline_survives(&["top", "--once", "--interval", "0.05"], context);
     shmline_survives(&["clean", "--dry-run", "--json", name], context);
 }
 
@@ -523,7 +523,7 @@ fn top_and_ls_survive_the_segments_of_a_running_pipeline_being_damaged_under_the
         outcomes.cli_runs += 2;
         let context = format_args!("round {round} of live damage");
         shmline_survives(
-            &["top", &name, "--once", "--json", "--interval", "0.01"],
+            &["top", &name, "--once", "--json", "--interval", "0.05"],
             &context,
         );
         shmline_survives(&["ls", "--json"], &context);

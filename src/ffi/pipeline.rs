@@ -11,7 +11,7 @@ use super::{Failure, Out};
 use crate::error::Error;
 use crate::event::EventMode;
 use crate::pipeline::{Binding, BindingKind, EventSpec, Pipeline, StreamSpec, TaskSpec};
-use crate::ring::StreamOptions;
+use crate::ring::{Backpressure, StreamOptions};
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
@@ -206,12 +206,13 @@ pub unsafe extern "C" fn shmline_pipeline_name(pipeline: *const shmline_pipeline
 /// `max_writers`, where 0 and 1 (the default) mean one writer per writing task: a stream that
 /// several tasks write (several `SHMLINE_BINDING_WRITE` bindings) is created as a multi-writer
 /// stream, which ends when the last of them is done; a larger value is the limit (no fewer than
-/// the writing tasks, or `shmline_pipeline_validate()` refuses it). `permissions` must stay 0600 (a
+/// the writing tasks, or `shmline_pipeline_validate()` refuses it), and `backpressure` (what the
+/// writers do when the ring is full). `permissions` must stay 0600 (a
 /// pipeline's segments are always owner-only: its tasks run as the runner's user), and
 /// `unlink_on_close` is ignored (the runner removes every segment at the end).
 ///
 /// Returns `SHMLINE_OK`, `SHMLINE_NULL_POINTER`, `SHMLINE_INVALID_ARGUMENT` (bad `struct_size`,
-/// dtype or shape, permissions other than 0600, non-UTF-8 name), `SHMLINE_PANIC`.
+/// dtype, shape or backpressure, permissions other than 0600, non-UTF-8 name), `SHMLINE_PANIC`.
 ///
 /// # Safety
 /// `pipeline` is NULL or a declaration handle used only by this thread; `name` is NULL or a
@@ -242,6 +243,13 @@ pub unsafe extern "C" fn shmline_pipeline_add_stream(
         // SAFETY: read_options copied the caller's pointers, which the caller guarantees
         // valid.
         let schema = unsafe { schema_arg(o.dtype, o.ndim, o.shape, "opts->") }?;
+        let backpressure = Backpressure::from_u32(o.backpressure).ok_or_else(|| {
+            invalid(format!(
+                "opts->backpressure is {}, not a policy: use SHMLINE_BACKPRESSURE_BLOCK (0), \
+                 _FAIL (1), _DROP_NEWEST (2) or _DROP_OLDEST (3)",
+                o.backpressure
+            ))
+        })?;
         p.pipeline.streams.push(StreamSpec {
             name: name.to_owned(),
             dtype: schema.as_ref().map(|s| s.dtype().to_owned()),
@@ -252,6 +260,7 @@ pub unsafe extern "C" fn shmline_pipeline_add_stream(
             // 0 and 1 (the default): one writer per writing task.
             max_writers: if o.max_writers <= 1 { 0 } else { o.max_writers },
             checksum: o.checksum != 0,
+            backpressure,
         });
         Ok(())
     })

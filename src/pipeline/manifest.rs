@@ -8,9 +8,12 @@
 //! # stop_grace = 2.0        # seconds
 //!
 //! [streams.samples]
-//! dtype = "<f4"
+//! dtype = "float32"         # a NumPy dtype name or type string ("<f4"), as Python accepts
 //! shape = [1024]
-//! capacity = 64             # slots, a power of two (default 64)
+//! capacity = 64             # slots, a power of two (default 64; `frames` is PYTHUSA's name)
+//! backpressure = "block"    # when the ring is full: block, fail, drop_newest or drop_oldest
+//! # checksum = true         # a CRC32C in every frame, checked by readers
+//! # max_readers = 0         # reader table size (0: every reading task + 4 monitors)
 //!
 //! [streams.log]
 //! max_frame_size = 256      # raw frames of up to 256 bytes
@@ -41,72 +44,111 @@
 //! writes = { log = "log" }         # a second writer of stream log
 //! ```
 //!
-//! Unknown keys are refused. Syntax errors carry the line and column. Entries keep the order they
-//! have in the file. Relative paths (`cwd`, `stdout`, `stderr`, and commands with a `/`) are relative to the
+//! Unknown keys are refused. A syntax error is reported with its line and column; otherwise every
+//! problem of the manifest is reported at once (wrong types, unknown keys, unknown dtypes or
+//! policies, and what [`Pipeline::validate`] finds), each naming its table and key:
+//! `[streams.raw] dtype: unknown dtype "flaot32" (did you mean "float32"? ...)`. Entries keep the
+//! order they have in the file. Relative paths (`cwd`, `stdout`, `stderr`, and commands with a `/`) are relative to the
 //! manifest's directory when it is read with [`Pipeline::load`], and a task runs in the
 //! manifest's directory unless `cwd` says otherwise.
 
+mod problems;
+mod spelling;
+
 use super::spec::{Binding, EventSpec, Pipeline, StreamSpec, TaskSpec};
 use super::spec::{DEFAULT_CAPACITY, DEFAULT_JOIN_TIMEOUT, DEFAULT_STOP_GRACE};
+use super::validate;
 use crate::error::{Error, Result};
 use crate::event::EventMode;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use crate::ring::Backpressure;
+use problems::{line_of, locate, Found, SCHEMA_KEYS};
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
+use spelling::{resolve_dtype, unknown_policy};
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+// The structs below are the manifest's schema. Every value is a `Field`, which never fails to
+// deserialise (a value of the wrong type is kept as a problem), and every table keeps its
+// unknown keys in `Unknown`: reading a manifest therefore finds every problem in one pass.
+
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct File {
-    pipeline: PipelineSection,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    pipeline: Field<PipelineSection>,
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
-    streams: Ordered<StreamEntry>,
+    streams: Ordered<Field<StreamEntry>>,
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
-    events: Ordered<EventEntry>,
+    events: Ordered<Field<EventEntry>>,
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
-    tasks: Ordered<TaskEntry>,
+    tasks: Ordered<Field<TaskEntry>>,
+    #[serde(flatten)]
+    unknown: Unknown,
 }
+const FILE_KEYS: &[&str] = &["pipeline", "streams", "events", "tasks"];
 
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct PipelineSection {
-    name: String,
-    #[serde(default, skip_serializing_if = "is_false")]
-    allow_cycles: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    join_timeout: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    stop_grace: Option<f64>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    name: Field<String>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    allow_cycles: Field<bool>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    join_timeout: Field<f64>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    stop_grace: Field<f64>,
+    #[serde(flatten)]
+    unknown: Unknown,
 }
+const PIPELINE_KEYS: &[&str] = &["name", "allow_cycles", "join_timeout", "stop_grace"];
 
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct StreamEntry {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    dtype: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    shape: Vec<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_frame_size: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    capacity: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_readers: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_writers: Option<u32>,
-    #[serde(default, skip_serializing_if = "is_false")]
-    checksum: bool,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    dtype: Field<String>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    shape: Field<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    max_frame_size: Field<u32>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    capacity: Field<u32>,
+    /// PYTHUSA's name for `capacity` (Python's `add_stream(frames=...)`).
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    frames: Field<u32>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    max_readers: Field<u32>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    max_writers: Field<u32>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    checksum: Field<bool>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    backpressure: Field<String>,
+    #[serde(flatten)]
+    unknown: Unknown,
 }
+const STREAM_KEYS: &[&str] = &[
+    "dtype",
+    "shape",
+    "max_frame_size",
+    "capacity",
+    "frames",
+    "max_readers",
+    "max_writers",
+    "checksum",
+    "backpressure",
+];
 
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct EventEntry {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    mode: Option<Mode>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    mode: Field<Mode>,
+    #[serde(flatten)]
+    unknown: Unknown,
 }
+const EVENT_KEYS: &[&str] = &["mode"];
 
 #[derive(Serialize, Deserialize, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
@@ -116,25 +158,103 @@ enum Mode {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct TaskEntry {
-    command: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    args: Vec<String>,
-    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
-    env: Ordered<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    cwd: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    stdout: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    stderr: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
-    reads: Ordered<ReadEntry>,
-    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
-    writes: Ordered<String>,
-    #[serde(default, skip_serializing_if = "Ordered::is_empty")]
-    events: Ordered<String>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    command: Field<String>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    args: Field<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    env: Field<Ordered<String>>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    cwd: Field<PathBuf>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    stdout: Field<PathBuf>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    stderr: Field<PathBuf>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    reads: Field<Ordered<ReadEntry>>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    writes: Field<Ordered<String>>,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    events: Field<Ordered<String>>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+const TASK_KEYS: &[&str] = &[
+    "command", "args", "env", "cwd", "stdout", "stderr", "reads", "writes", "events",
+];
+
+/// A manifest value read without failing: absent, given, or of the wrong type (kept as the
+/// reason, to be reported with every other problem).
+#[derive(Default)]
+enum Field<T> {
+    #[default]
+    Absent,
+    Given(T),
+    Wrong(String),
+}
+
+impl<T> Field<T> {
+    fn is_absent(&self) -> bool {
+        !matches!(self, Field::Given(_))
+    }
+
+    /// `Some(value)` if given (`None` leaves the default), or the absent value's `None`.
+    fn given(value: Option<T>) -> Field<T> {
+        value.map_or(Field::Absent, Field::Given)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let value = toml::Value::deserialize(deserializer)?;
+        Ok(match T::deserialize(value) {
+            Ok(v) => Field::Given(v),
+            Err(e) => Field::Wrong(e.message().trim().to_owned()),
+        })
+    }
+}
+
+impl<T: Serialize> Serialize for Field<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Field::Given(v) => v.serialize(serializer),
+            _ => serializer.serialize_none(),
+        }
+    }
+}
+
+/// The keys of a table that its struct does not know (each one is a problem).
+#[derive(Default)]
+struct Unknown(Vec<String>);
+
+impl<'de> Deserialize<'de> for Unknown {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct KeysVisitor;
+        impl<'de> Visitor<'de> for KeysVisitor {
+            type Value = Unknown;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Unknown, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((key, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                    keys.push(key);
+                }
+                Ok(Unknown(keys))
+            }
+        }
+        deserializer.deserialize_map(KeysVisitor)
+    }
+}
+
+impl Serialize for Unknown {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_map(Some(0))?.end()
+    }
 }
 
 /// The value of one `reads` parameter: a stream name, or `{ stream = "s", group = "g" }`.
@@ -201,10 +321,6 @@ impl Serialize for ReadEntry {
     }
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 /// A TOML table kept in file order (so streams, events and tasks keep their declaration order).
 struct Ordered<T>(Vec<(String, T)>);
 
@@ -255,26 +371,25 @@ impl<T: Serialize> Serialize for Ordered<T> {
 
 impl Pipeline {
     /// Reads a manifest from TOML text. Relative paths stay relative (to the runner's working
-    /// directory). The declaration is not validated yet (see [`Pipeline::validate`]).
+    /// directory). A manifest that reads without problems is not validated yet (see
+    /// [`Pipeline::validate`]).
     ///
-    /// Errors are [`Error::InvalidArgument`] with the line and column of the problem.
+    /// Errors are [`Error::InvalidArgument`]: a syntax error with its line and column, or else
+    /// every problem found, each naming its table, key and line (and, since the manifest is
+    /// refused anyway, what [`Pipeline::validate`] finds in the rest of it).
     pub fn from_toml_str(text: &str) -> Result<Pipeline> {
-        let file: File = toml::from_str(text)
-            .map_err(|e| Error::InvalidArgument(format!("invalid pipeline manifest: {e}")))?;
-        from_file(file)
+        read(text).map_err(|e| Error::InvalidArgument(format!("invalid pipeline manifest{e}")))
     }
 
-    /// Reads a manifest file. Relative paths in it are taken from the manifest's directory, which
-    /// is also every task's default working directory.
+    /// Reads a manifest file, as [`Pipeline::from_toml_str`] reads text. Relative paths in it are
+    /// taken from the manifest's directory, which is also every task's default working
+    /// directory.
     pub fn load(path: impl AsRef<Path>) -> Result<Pipeline> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::os(format!("reading manifest {}", path.display()), e))?;
-        let file: File = toml::from_str(&text).map_err(|e| {
-            Error::InvalidArgument(format!("invalid pipeline manifest {}: {e}", path.display()))
-        })?;
-        let mut pipeline = from_file(file).map_err(|e| {
-            Error::InvalidArgument(format!("invalid pipeline manifest {}: {e}", path.display()))
+        let mut pipeline = read(&text).map_err(|e| {
+            Error::InvalidArgument(format!("invalid pipeline manifest {}{e}", path.display()))
         })?;
         let dir = std::path::absolute(path)
             .map_err(|e| Error::os(format!("resolving {}", path.display()), e))?
@@ -304,82 +419,191 @@ impl Pipeline {
     }
 }
 
-fn seconds(key: &str, value: Option<f64>, default: Duration) -> Result<Duration> {
-    match value {
-        None => Ok(default),
-        Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
-            Error::InvalidArgument(format!(
-                "pipeline.{key}: {s} is not a number of seconds (it must be zero or more)"
-            ))
-        }),
+/// Reads manifest `text`; the error is the rest of a message that starts "invalid pipeline
+/// manifest" (and the file's name): ": <syntax error>" or " (N problems):\n  - ...".
+fn read(text: &str) -> std::result::Result<Pipeline, String> {
+    let file: File = toml::from_str(text).map_err(|e| format!(": {e}"))?;
+    let mut found = Found::default();
+    let pipeline = from_file(file, &mut found);
+    if found.problems.is_empty() {
+        return Ok(pipeline);
     }
-}
-
-fn bindings(table: Ordered<String>) -> Vec<Binding> {
-    table
-        .0
-        .into_iter()
-        .map(|(param, target)| Binding::new(param, target))
-        .collect()
-}
-
-fn read_bindings(table: Ordered<ReadEntry>) -> Vec<Binding> {
-    table
-        .0
-        .into_iter()
-        .map(|(param, read)| Binding {
-            param,
-            target: read.stream,
-            group: read.group,
+    // Refused anyway: add what validation finds, except what follows from a value that could
+    // not be read (a stream whose dtype is unknown also "needs a dtype or a max_frame_size").
+    for problem in validate::problems(&pipeline) {
+        let (table, key) = locate(&pipeline, &problem.entry);
+        let follows = found.problems.iter().any(|(t, k, _)| {
+            *t == table
+                && (key.is_empty()
+                    || k.is_empty()
+                    || *k == key
+                    || k == "dtype" && SCHEMA_KEYS.contains(&key.as_str()))
+        });
+        if !follows {
+            found.add(&table, &key, problem.message);
+        }
+    }
+    let spans = toml::de::DeTable::parse(text).ok();
+    let list: Vec<String> = found
+        .problems
+        .iter()
+        .map(|(table, key, message)| {
+            let line = spans
+                .as_ref()
+                .and_then(|t| line_of(text, t.get_ref(), table, key))
+                .map_or(String::new(), |n| format!(" (line {n})"));
+            match key.as_str() {
+                "" => format!("  - [{table}]{line}: {message}"),
+                key => format!("  - [{table}] {key}{line}: {message}"),
+            }
         })
-        .collect()
+        .collect();
+    Err(format!(
+        " ({} problem{}):\n{}",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" },
+        list.join("\n")
+    ))
 }
 
-fn from_file(file: File) -> Result<Pipeline> {
-    let mut pipeline = Pipeline::new(file.pipeline.name);
-    pipeline.allow_cycles = file.pipeline.allow_cycles;
-    pipeline.join_timeout = seconds(
-        "join_timeout",
-        file.pipeline.join_timeout,
-        DEFAULT_JOIN_TIMEOUT,
-    )?;
-    pipeline.stop_grace = seconds("stop_grace", file.pipeline.stop_grace, DEFAULT_STOP_GRACE)?;
-    for (name, s) in file.streams.0 {
-        pipeline.streams.push(StreamSpec {
-            name,
-            dtype: s.dtype,
-            shape: s.shape,
-            max_frame_size: s.max_frame_size.unwrap_or(0),
-            capacity: s.capacity.unwrap_or(DEFAULT_CAPACITY),
-            max_readers: s.max_readers.unwrap_or(0),
-            max_writers: s.max_writers.unwrap_or(0),
-            checksum: s.checksum,
-        });
+fn from_file(file: File, found: &mut Found) -> Pipeline {
+    found.unknown("top level", file.unknown, FILE_KEYS);
+    let mut pipeline = Pipeline::new("");
+    match file.pipeline {
+        Field::Absent => found.add(
+            "pipeline",
+            "",
+            "is missing: start the manifest with [pipeline] and its name = \"...\"",
+        ),
+        Field::Wrong(why) => found.add("pipeline", "", why),
+        Field::Given(section) => {
+            let t = "pipeline";
+            found.unknown(t, section.unknown, PIPELINE_KEYS);
+            match found.take(t, "name", section.name) {
+                Some(name) => pipeline.name = name,
+                None if !found.problems.iter().any(|p| p.0 == t && p.1 == "name") => {
+                    found.add(t, "name", "is missing: every pipeline needs a name")
+                }
+                None => {}
+            }
+            pipeline.allow_cycles = found
+                .take(t, "allow_cycles", section.allow_cycles)
+                .unwrap_or(false);
+            let mut seconds = |key: &str, field: Field<f64>, default: Duration| {
+                let s = found.take(t, key, field)?;
+                let d = Duration::try_from_secs_f64(s);
+                if d.is_err() {
+                    found.add(
+                        t,
+                        key,
+                        format!("{s} is not a number of seconds (give 0 or more)"),
+                    );
+                }
+                d.ok().or(Some(default))
+            };
+            if let Some(d) = seconds("join_timeout", section.join_timeout, DEFAULT_JOIN_TIMEOUT) {
+                pipeline.join_timeout = d;
+            }
+            if let Some(d) = seconds("stop_grace", section.stop_grace, DEFAULT_STOP_GRACE) {
+                pipeline.stop_grace = d;
+            }
+        }
     }
-    for (name, e) in file.events.0 {
-        pipeline.events.push(EventSpec {
-            name,
-            mode: match e.mode {
-                Some(Mode::Counting) => EventMode::Counting,
-                Some(Mode::Flag) | None => EventMode::Flag,
-            },
-        });
+    for (name, entry) in file.streams.0 {
+        let t = format!("streams.{name}");
+        let mut spec = StreamSpec::bytes(0);
+        spec.name = name;
+        if let Some(s) = found.take(&t, "", entry) {
+            found.unknown(&t, s.unknown, STREAM_KEYS);
+            if let Some(dtype) = found.take(&t, "dtype", s.dtype) {
+                match resolve_dtype(&dtype) {
+                    Ok(dtype) => spec.dtype = Some(dtype),
+                    Err(why) => found.add(&t, "dtype", why),
+                }
+            }
+            spec.shape = found.take(&t, "shape", s.shape).unwrap_or_default();
+            spec.max_frame_size = found
+                .take(&t, "max_frame_size", s.max_frame_size)
+                .unwrap_or(0);
+            let capacity = found.take(&t, "capacity", s.capacity);
+            let frames = found.take(&t, "frames", s.frames);
+            spec.capacity = match (capacity, frames) {
+                (Some(c), Some(f)) if c != f => {
+                    found.add(
+                        &t,
+                        "frames",
+                        format!("is PYTHUSA's name for capacity, which says {c}: give one of them"),
+                    );
+                    c
+                }
+                (Some(n), _) | (None, Some(n)) => n,
+                (None, None) => DEFAULT_CAPACITY,
+            };
+            spec.max_readers = found.take(&t, "max_readers", s.max_readers).unwrap_or(0);
+            spec.max_writers = found.take(&t, "max_writers", s.max_writers).unwrap_or(0);
+            spec.checksum = found.take(&t, "checksum", s.checksum).unwrap_or(false);
+            if let Some(policy) = found.take(&t, "backpressure", s.backpressure) {
+                match Backpressure::from_name(&policy) {
+                    Some(p) => spec.backpressure = p,
+                    None => found.add(&t, "backpressure", unknown_policy(&policy)),
+                }
+            }
+        }
+        pipeline.streams.push(spec);
     }
-    for (name, t) in file.tasks.0 {
-        pipeline.tasks.push(TaskSpec {
-            name,
-            command: t.command,
-            args: t.args,
-            env: t.env.0,
-            cwd: t.cwd,
-            stdout: t.stdout,
-            stderr: t.stderr,
-            reads: read_bindings(t.reads),
-            writes: bindings(t.writes),
-            events: bindings(t.events),
-        });
+    for (name, entry) in file.events.0 {
+        let t = format!("events.{name}");
+        let mut mode = EventMode::Flag;
+        if let Some(e) = found.take(&t, "", entry) {
+            found.unknown(&t, e.unknown, EVENT_KEYS);
+            if let Some(Mode::Counting) = found.take(&t, "mode", e.mode) {
+                mode = EventMode::Counting;
+            }
+        }
+        pipeline.events.push(EventSpec { name, mode });
     }
-    Ok(pipeline)
+    for (name, entry) in file.tasks.0 {
+        let t = format!("tasks.{name}");
+        let mut spec = TaskSpec::command("");
+        spec.name = name;
+        if let Some(e) = found.take(&t, "", entry) {
+            found.unknown(&t, e.unknown, TASK_KEYS);
+            match found.take(&t, "command", e.command) {
+                Some(command) => spec.command = command,
+                None if matches!(found.problems.last(), Some((x, k, _)) if *x == t && k == "command") =>
+                    {}
+                None => found.add(&t, "command", "is missing: give the program to run"),
+            }
+            spec.args = found.take(&t, "args", e.args).unwrap_or_default();
+            spec.env = found.take(&t, "env", e.env).unwrap_or_default().0;
+            spec.cwd = found.take(&t, "cwd", e.cwd);
+            spec.stdout = found.take(&t, "stdout", e.stdout);
+            spec.stderr = found.take(&t, "stderr", e.stderr);
+            spec.reads = found
+                .take(&t, "reads", e.reads)
+                .unwrap_or_default()
+                .0
+                .into_iter()
+                .map(|(param, read)| Binding {
+                    param,
+                    target: read.stream,
+                    group: read.group,
+                })
+                .collect();
+            let bindings = |table: Option<Ordered<String>>| -> Vec<Binding> {
+                table
+                    .unwrap_or_default()
+                    .0
+                    .into_iter()
+                    .map(|(param, target)| Binding::new(param, target))
+                    .collect()
+            };
+            spec.writes = bindings(found.take(&t, "writes", e.writes));
+            spec.events = bindings(found.take(&t, "events", e.events));
+        }
+        pipeline.tasks.push(spec);
+    }
+    pipeline
 }
 
 fn to_file(p: &Pipeline) -> File {
@@ -390,28 +614,43 @@ fn to_file(p: &Pipeline) -> File {
                 .collect(),
         )
     };
+    let nonempty = |t: Ordered<String>| Field::given((!t.is_empty()).then_some(t));
     File {
-        pipeline: PipelineSection {
-            name: p.name.clone(),
-            allow_cycles: p.allow_cycles,
-            join_timeout: (p.join_timeout != DEFAULT_JOIN_TIMEOUT)
-                .then_some(p.join_timeout.as_secs_f64()),
-            stop_grace: (p.stop_grace != DEFAULT_STOP_GRACE).then_some(p.stop_grace.as_secs_f64()),
-        },
+        pipeline: Field::Given(PipelineSection {
+            name: Field::Given(p.name.clone()),
+            allow_cycles: Field::given(p.allow_cycles.then_some(true)),
+            join_timeout: Field::given(
+                (p.join_timeout != DEFAULT_JOIN_TIMEOUT).then_some(p.join_timeout.as_secs_f64()),
+            ),
+            stop_grace: Field::given(
+                (p.stop_grace != DEFAULT_STOP_GRACE).then_some(p.stop_grace.as_secs_f64()),
+            ),
+            unknown: Unknown::default(),
+        }),
         streams: Ordered(
             p.streams
                 .iter()
                 .map(|s| {
                     let entry = StreamEntry {
-                        dtype: s.dtype.clone(),
-                        shape: s.shape.clone(),
-                        max_frame_size: (s.max_frame_size != 0).then_some(s.max_frame_size),
-                        capacity: (s.capacity != DEFAULT_CAPACITY).then_some(s.capacity),
-                        max_readers: (s.max_readers != 0).then_some(s.max_readers),
-                        max_writers: (s.max_writers != 0).then_some(s.max_writers),
-                        checksum: s.checksum,
+                        dtype: Field::given(s.dtype.clone()),
+                        shape: Field::given((!s.shape.is_empty()).then(|| s.shape.clone())),
+                        max_frame_size: Field::given(
+                            (s.max_frame_size != 0).then_some(s.max_frame_size),
+                        ),
+                        capacity: Field::given(
+                            (s.capacity != DEFAULT_CAPACITY).then_some(s.capacity),
+                        ),
+                        frames: Field::Absent,
+                        max_readers: Field::given((s.max_readers != 0).then_some(s.max_readers)),
+                        max_writers: Field::given((s.max_writers != 0).then_some(s.max_writers)),
+                        checksum: Field::given(s.checksum.then_some(true)),
+                        backpressure: Field::given(
+                            (s.backpressure != Backpressure::Block)
+                                .then(|| s.backpressure.name().to_owned()),
+                        ),
+                        unknown: Unknown::default(),
                     };
-                    (s.name.clone(), entry)
+                    (s.name.clone(), Field::Given(entry))
                 })
                 .collect(),
         ),
@@ -420,10 +659,14 @@ fn to_file(p: &Pipeline) -> File {
                 .iter()
                 .map(|e| {
                     let mode = match e.mode {
-                        EventMode::Flag => None,
-                        EventMode::Counting => Some(Mode::Counting),
+                        EventMode::Flag => Field::Absent,
+                        EventMode::Counting => Field::Given(Mode::Counting),
                     };
-                    (e.name.clone(), EventEntry { mode })
+                    let entry = EventEntry {
+                        mode,
+                        unknown: Unknown::default(),
+                    };
+                    (e.name.clone(), Field::Given(entry))
                 })
                 .collect(),
         ),
@@ -431,31 +674,51 @@ fn to_file(p: &Pipeline) -> File {
             p.tasks
                 .iter()
                 .map(|t| {
+                    let reads = Ordered(
+                        t.reads
+                            .iter()
+                            .map(|b| {
+                                let read = ReadEntry {
+                                    stream: b.target.clone(),
+                                    group: b.group.clone(),
+                                };
+                                (b.param.clone(), read)
+                            })
+                            .collect(),
+                    );
                     let entry = TaskEntry {
-                        command: t.command.clone(),
-                        args: t.args.clone(),
-                        env: Ordered(t.env.clone()),
-                        cwd: t.cwd.clone(),
-                        stdout: t.stdout.clone(),
-                        stderr: t.stderr.clone(),
-                        reads: Ordered(
-                            t.reads
-                                .iter()
-                                .map(|b| {
-                                    let read = ReadEntry {
-                                        stream: b.target.clone(),
-                                        group: b.group.clone(),
-                                    };
-                                    (b.param.clone(), read)
-                                })
-                                .collect(),
-                        ),
-                        writes: table(&t.writes),
-                        events: table(&t.events),
+                        command: Field::Given(t.command.clone()),
+                        args: Field::given((!t.args.is_empty()).then(|| t.args.clone())),
+                        env: nonempty(Ordered(t.env.clone())),
+                        cwd: Field::given(t.cwd.clone()),
+                        stdout: Field::given(t.stdout.clone()),
+                        stderr: Field::given(t.stderr.clone()),
+                        reads: Field::given((!reads.is_empty()).then_some(reads)),
+                        writes: nonempty(table(&t.writes)),
+                        events: nonempty(table(&t.events)),
+                        unknown: Unknown::default(),
                     };
-                    (t.name.clone(), entry)
+                    (t.name.clone(), Field::Given(entry))
                 })
                 .collect(),
         ),
+        unknown: Unknown::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streams_backpressure_reaches_the_options_it_is_created_with() {
+        let text = "[pipeline]\nname = \"p\"\n[streams.s]\nmax_frame_size = 8\n\
+                    backpressure = \"drop_newest\"\n[tasks.w]\ncommand = \"w\"\n\
+                    writes = { out = \"s\" }\n[tasks.r]\ncommand = \"r\"\nreads = { i = \"s\" }\n";
+        let plan = validate::check(&Pipeline::from_toml_str(text).unwrap()).unwrap();
+        assert_eq!(
+            plan.streams[0].options.backpressure,
+            Backpressure::DropNewest
+        );
     }
 }

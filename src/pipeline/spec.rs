@@ -7,6 +7,7 @@
 //! (see `manifest.rs`).
 
 use crate::event::EventMode;
+use crate::ring::Backpressure;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -81,6 +82,8 @@ pub struct StreamSpec {
     pub max_writers: u32,
     /// Store and check a CRC32C of every frame.
     pub checksum: bool,
+    /// What the stream's writers do when the ring is full (default: wait for space).
+    pub backpressure: Backpressure,
 }
 
 /// A declared event.
@@ -199,6 +202,7 @@ impl StreamSpec {
             max_readers: 0,
             max_writers: 0,
             checksum: false,
+            backpressure: Backpressure::Block,
         }
     }
 
@@ -232,6 +236,12 @@ impl StreamSpec {
     /// Turns per-frame CRC32C checksums on or off.
     pub fn checksum(mut self, checksum: bool) -> StreamSpec {
         self.checksum = checksum;
+        self
+    }
+
+    /// Sets what the writers do when the ring is full (default [`Backpressure::Block`]).
+    pub fn backpressure(mut self, backpressure: Backpressure) -> StreamSpec {
+        self.backpressure = backpressure;
         self
     }
 }

@@ -561,6 +561,7 @@ fn stream_options(
         max_groups,
         schema,
         checksum: spec.checksum,
+        backpressure: spec.backpressure,
         ..Default::default()
     })
 }

@@ -210,7 +210,7 @@ static void test_manifests_parse_save_and_load(void) {
     EXPECT_MESSAGE("bogus");
     EXPECT(shmline_pipeline_parse("[streams.s]\nmax_frame_size = 8\n", &p),
            SHMLINE_INVALID_ARGUMENT);
-    EXPECT_MESSAGE("missing field `pipeline`");
+    EXPECT_MESSAGE("[pipeline]: is missing");
 
     const char *name = unique("manifest");
     char text[1024];

@@ -167,6 +167,26 @@ pub fn role_exit() {
     std::process::exit(env_u64("EXIT_CODE", 3) as i32);
 }
 
+/// Reads parameter `input` to its end, printing a line on stdout and one on stderr per frame and
+/// pausing `PAUSE_MS` (default 20) after each, so that a runner's progress line is redrawn in
+/// between.
+pub fn role_chatty() {
+    let Some(mut task) = join() else { return };
+    let mut input = task.reader("input").unwrap();
+    let pause = Duration::from_millis(env_u64("PAUSE_MS", 20));
+    loop {
+        match input.read() {
+            Ok(frame) => {
+                println!("got frame {}", frame.info.seq);
+                eprintln!("note {}", frame.info.seq);
+                std::thread::sleep(pause);
+            }
+            Err(Error::EndOfStream) => break,
+            Err(e) => panic!("chatty: {e}"),
+        }
+    }
+}
+
 /// Joins, then waits for the pipeline's stop event and exits 0.
 pub fn role_idle() {
     let Some(task) = join() else { return };
