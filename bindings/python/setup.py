@@ -23,8 +23,8 @@ Environment variables (scripts/build-wheels sets them to build the portable whee
                          `cargo build --release`, debug information included).
 - SHMLINE_CARGO_BUILD    cargo subcommand that builds (default `build`; `zigbuild` for
                          cargo-zigbuild, which links against an old glibc).
-- SHMLINE_CARGO_TARGET   `--target` for that subcommand (e.g. `x86_64-unknown-linux-gnu.2.17`).
-- SHMLINE_WHEEL_PLATFORM the wheel's platform tag (e.g. `manylinux_2_17_x86_64.manylinux2014_x86_64`;
+- SHMLINE_CARGO_TARGET   `--target` for that subcommand (e.g. `x86_64-unknown-linux-gnu.2.28`).
+- SHMLINE_WHEEL_PLATFORM the wheel's platform tag (e.g. `manylinux_2_28_x86_64`;
                          scripts/build-wheels checks the claim with `auditwheel show`).
 - CARGO_TARGET_DIR       where cargo builds (cargo's own variable), to reuse a build.
 """
@@ -252,7 +252,7 @@ class ShmlineWheel(bdist_wheel):
     the correct tag is `py3-none-<platform>`, one wheel per platform. (`cp39-abi3` would claim a
     limited-API extension module, which there is not.) The platform is the build machine's unless
     SHMLINE_WHEEL_PLATFORM names one, e.g. a manylinux tag for a library linked against an old
-    glibc by cargo-zigbuild: pip installs `py3-none-manylinux_2_17_x86_64` on any glibc 2.17+
+    glibc by cargo-zigbuild: pip installs `py3-none-manylinux_2_28_x86_64` on any glibc 2.28+
     x86_64 Linux.
     """
 
@@ -300,17 +300,18 @@ class ShmlineSdist(sdist):
         if CRATE == HERE / SDIST_CRATE:  # an sdist made from an sdist: copy its crate as it is
             shutil.copytree(CRATE, crate, ignore=shutil.ignore_patterns("target"))
             return
+        # Every file keeps its modification time (copy2, and utime for the manifests), so that
+        # cargo, building the same unpacked sdist again (scripts/build-wheels), sees nothing new.
         for name in self.CRATE_FILES:
             (crate / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(CRATE / name, crate / name)
+            shutil.copy2(CRATE / name, crate / name)
         for tree in self.CRATE_TREES:
             shutil.copytree(CRATE / tree, crate / tree,
                             ignore=shutil.ignore_patterns("__pycache__", "*.orig", "*.rej"))
         members = [".", "cli"]
-        (crate / "Cargo.toml").write_text(
-            trimmed_manifest((CRATE / "Cargo.toml").read_text(), members))
-        (crate / "cli" / "Cargo.toml").write_text(
-            trimmed_manifest((CRATE / "cli" / "Cargo.toml").read_text(), members))
+        for manifest in ("Cargo.toml", "cli/Cargo.toml"):
+            (crate / manifest).write_text(trimmed_manifest((CRATE / manifest).read_text(), members))
+            shutil.copystat(CRATE / manifest, crate / manifest)
         # The licences at the sdist's root are links into the repository: make them files.
         for name in ("LICENSE-MIT", "LICENSE-APACHE"):
             licence = Path(base_dir) / name
