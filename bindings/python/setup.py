@@ -225,9 +225,9 @@ class BuildShmline(build_ext):
     def copy_extensions_to_source(self) -> None:
         """In place (`pip install -e`): the package directory gets what the build wrote."""
         package_dir = Path(self.get_finalized_command("build_py").get_package_dir("shmline"))
-        built_package = Path(self.get_ext_fullpath(MODULE)).parent
+        built_package = Path(os.path.abspath(self.build_lib)) / "shmline"
         for built in self.shmline_outputs:
-            copy = package_dir / built.relative_to(built_package)
+            copy = package_dir / Path(os.path.abspath(built)).relative_to(built_package)
             copy.parent.mkdir(parents=True, exist_ok=True)
             self.copy_file(str(built), str(copy), level=self.verbose)
         for stale in package_dir.glob("_shmline_cffi*"):
@@ -295,6 +295,9 @@ class ShmlineSdist(sdist):
     CRATE_TREES = ["src", "cli/src"]
 
     def make_release_tree(self, base_dir: str, files: "list[str]") -> None:
+        # An ABI-mode in-place build (`pip install -e`) leaves its generated module among the
+        # package's sources: the sdist generates its own.
+        files = [f for f in files if not Path(f).name.startswith("_shmline_cffi")]
         super().make_release_tree(base_dir, files)
         crate = Path(base_dir) / SDIST_CRATE
         if CRATE == HERE / SDIST_CRATE:  # an sdist made from an sdist: copy its crate as it is
