@@ -107,7 +107,9 @@ fn writer(amount: Amount) -> Result<(), String> {
     let outcome = loop {
         match amount {
             Amount::Frames(n) if seq >= n => break Ok(()),
-            Amount::Seconds(_) if seq % 16 == 0 && Some(Instant::now()) >= deadline => break Ok(()),
+            Amount::Seconds(_) if seq.is_multiple_of(16) && Some(Instant::now()) >= deadline => {
+                break Ok(())
+            }
             _ => {}
         }
         let mut slot = match writer.reserve() {

@@ -286,7 +286,7 @@ impl Segment {
     /// access by other processes is not a data race).
     pub fn at<T: crate::layout::SharedStruct>(&self, offset: usize) -> Option<&T> {
         let end = offset.checked_add(std::mem::size_of::<T>())?;
-        if end > self.map.len() || offset % std::mem::align_of::<T>() != 0 {
+        if end > self.map.len() || !offset.is_multiple_of(std::mem::align_of::<T>()) {
             return None;
         }
         // SAFETY: the range [offset, end) lies inside the live mapping (checked above), the

@@ -69,7 +69,7 @@ impl WaitStrategy {
                 }
                 *polls = polls.wrapping_add(1);
                 crate::sync::spin_hint();
-                if *polls % (1 << 16) == 0 {
+                if (*polls).is_multiple_of(1 << 16) {
                     Step::CheckLiveness
                 } else {
                     Step::Poll

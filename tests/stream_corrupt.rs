@@ -75,7 +75,9 @@ impl Raw {
     }
 
     fn at<T>(&self, offset: usize) -> &T {
-        assert!(offset + size_of::<T>() <= self.map.len() && offset % align_of::<T>() == 0);
+        assert!(
+            offset + size_of::<T>() <= self.map.len() && offset.is_multiple_of(align_of::<T>())
+        );
         // SAFETY: in bounds and aligned (checked above); `T` is an atomic, valid for any bits,
         // and the mapping lives as long as `self`. No `&[u8]` of the mapping is ever formed.
         unsafe { &*(self.map.as_mut_ptr().add(offset) as *const T) }

@@ -982,7 +982,7 @@ fn runner_kill(rng: &mut Rng, sum: &mut Summary, dir: &Path, round: u64) -> Resu
     })?;
     let left = segments_of(&name);
     sum.stale_segments += left.len() as u64;
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         let out = shmline().args(["clean", "--json", &name]).output().unwrap();
         let still = segments_of(&name);
         if !out.status.success() || !still.is_empty() {

@@ -2,7 +2,9 @@
 # Proves that shmline is consumable the ways C and C++ users expect, from a clean slate:
 #
 # 1. configures, builds and installs the root CMake project into a temporary prefix, and checks
-#    the install tree (libraries with their SONAME links, headers, CMake config, pkg-config file);
+#    the install tree (libraries with their SONAME links, headers, CMake config, pkg-config file,
+#    licences; the shared library without debug information, and under 2 MB once
+#    `cmake --install --strip` has stripped it);
 # 2. moves the prefix elsewhere (the install must be relocatable);
 # 3. builds tests/cmake_consumer against the moved prefix with find_package(shmline CONFIG) and
 #    runs its tests with ctest (C shared and static round trips, the C++ tests as C++17 and C++20,
@@ -62,6 +64,24 @@ readelf -d "$lib/libshmline.so.$version" | grep -qF "Library soname: [libshmline
     fail "the installed library's SONAME is not libshmline.so.$major"
 grep -rqF "$work/prefix" "$work/prefix/lib/cmake" "$work/prefix/lib/pkgconfig" &&
     fail "the CMake or pkg-config files contain the install prefix: they would break when moved"
+for f in LICENSE-MIT LICENSE-APACHE; do
+    [ -f "$work/prefix/share/doc/shmline/$f" ] || fail "share/doc/shmline/$f is not installed"
+done
+# cargo's release profile keeps line tables for profiling; what is installed must not.
+for f in "lib/libshmline.so.$version" lib/libshmline.a; do
+    readelf -S --wide "$work/prefix/$f" | grep -qF ".debug_" &&
+        fail "the installed $f carries debug information (the install rule did not strip it)"
+done
+
+step "cmake --install --strip"
+cmake --install "$work/build" --prefix "$work/stripped" --strip
+stripped="$work/stripped/lib/libshmline.so.$version"
+readelf -S --wide "$stripped" | grep -qF ".symtab" && fail "--strip left the symbol table in $stripped"
+size=$(stat -c %s "$stripped")
+echo "installed libshmline.so.$version: $(stat -c %s "$lib/libshmline.so.$version") bytes," \
+    "$size bytes with --strip"
+[ "$size" -lt $((2 * 1024 * 1024)) ] || fail "the stripped library is $size bytes, over 2 MB"
+rm -rf "$work/stripped"
 
 step "move the install tree"
 mkdir -p "$work/moved/elsewhere"

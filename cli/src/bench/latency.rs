@@ -306,7 +306,7 @@ impl FutexPage {
     }
 
     fn word(&self, offset: usize) -> &AtomicU32 {
-        debug_assert!(offset + 4 <= FUTEX_PAGE && offset % 4 == 0);
+        debug_assert!(offset + 4 <= FUTEX_PAGE && offset.is_multiple_of(4));
         // SAFETY: the offset is inside the live, page-aligned mapping and 4-aligned; AtomicU32
         // has no invalid bit patterns and may be shared between processes.
         unsafe { &*(self.base.add(offset) as *const AtomicU32) }
