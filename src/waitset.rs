@@ -59,10 +59,10 @@
 //! let mut set = WaitSet::new();
 //! let frames = set.add_reader(&mut reader);
 //! let stop = set.add_event(&event);
-//! assert_eq!(set.wait(Some(Duration::from_secs(5)))?, vec![frames]);
+//! assert_eq!(set.wait_timeout(Duration::from_secs(5))?, vec![frames]);
 //! assert_eq!(set.reader(frames).unwrap().try_read()?.data, b"hello");
 //! event.set();
-//! assert_eq!(set.wait(Some(Duration::from_secs(5)))?, vec![stop]);
+//! assert_eq!(set.wait_timeout(Duration::from_secs(5))?, vec![stop]);
 //! # Ok::<(), shmline::Error>(())
 //! ```
 
