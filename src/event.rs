@@ -14,7 +14,8 @@ use crate::layout::{
     LAYOUT_VERSION,
 };
 use crate::liveness::ProcessId;
-use crate::shm::{file_name, Segment, SegmentKind};
+use crate::shm::{file_name, inspect, Segment, SegmentKind};
+use crate::stale::{remove_if_stale, Usage};
 use crate::sync::Ordering;
 use crate::wait::{futex_wait, futex_wake, realtime_ns, Deadline, WaitStrategy, LIVENESS_SLICE};
 use std::time::{Duration, Instant};
@@ -115,7 +116,7 @@ impl Event {
             EVENT_SEGMENT_SIZE,
             options.permissions,
         )
-        .map_err(|e| crate::stale::explain_exists(SegmentKind::Event, name, e))?;
+        .map_err(|e| crate::stale::explain_exists(SegmentKind::Event, name, e, Event::usage))?;
         let header = segment.at::<EventHeader>(0).ok_or_else(|| {
             Error::corrupt(format!(
                 "event {name:?}: the mapping is too small for its header"
@@ -404,6 +405,35 @@ fn initialise(header: &EventHeader, mode: EventMode) {
         .store(realtime_ns(), Ordering::Relaxed);
     // Release: an opener that loads `magic` with Acquire sees every field written above.
     header.magic.store(EVENT_MAGIC, Ordering::Release);
+}
+
+impl Event {
+    /// Removes event `name` if its creator is dead, so the name can be created again. Processes
+    /// that still have it open keep their (now private) copy.
+    ///
+    /// Returns and fails as [`Stream::remove_stale`](crate::Stream::remove_stale).
+    pub fn remove_stale(name: &str) -> Result<bool> {
+        remove_if_stale(SegmentKind::Event, name, Event::usage)
+    }
+
+    /// Who uses event `name`: its creator while alive, else nobody (stale: see [`crate::stale`]).
+    ///
+    /// Errors: as [`Stream::usage`](crate::Stream::usage).
+    pub fn usage(name: &str) -> Result<Usage> {
+        inspect(SegmentKind::Event, name)?;
+        let event = Event::open(name)?;
+        let creator = event.creator();
+        if creator.is_alive() {
+            return Ok(Usage::InUse {
+                pid: creator.pid,
+                role: "creator",
+            });
+        }
+        Ok(Usage::Stale(format!(
+            "its creator (pid {}) is dead",
+            creator.pid
+        )))
+    }
 }
 
 #[cfg(test)]

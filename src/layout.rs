@@ -22,6 +22,13 @@ pub const LINE: usize = 128;
 pub const STREAM_MAGIC: u64 = u64::from_le_bytes(*b"SHMLSTRM");
 /// `b"SHMLEVNT"` read as a little-endian `u64`: first 8 bytes of an event segment.
 pub const EVENT_MAGIC: u64 = u64::from_le_bytes(*b"SHMLEVNT");
+/// `b"SHMLPIPE"` read as a little-endian `u64`: first 8 bytes of a pipeline registry (whose
+/// layout is in `pipeline::layout`; the magic numbers of every segment kind live here, with the
+/// segment handling that checks them).
+pub const PIPELINE_MAGIC: u64 = u64::from_le_bytes(*b"SHMLPIPE");
+/// Size of a pipeline registry's header (`pipeline::layout::PipelineHeader`, which asserts it):
+/// the smallest finished registry.
+pub const PIPELINE_HEADER_SIZE: u64 = 256;
 
 /// Stream flag: every frame carries a CRC32C of its payload, checked by readers.
 pub const STREAM_FLAG_CHECKSUM: u32 = 1 << 0;

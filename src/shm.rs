@@ -54,7 +54,7 @@ impl SegmentKind {
         match self {
             SegmentKind::Stream => crate::layout::STREAM_MAGIC,
             SegmentKind::Event => crate::layout::EVENT_MAGIC,
-            SegmentKind::Pipeline => crate::pipeline::layout::PIPELINE_MAGIC,
+            SegmentKind::Pipeline => crate::layout::PIPELINE_MAGIC,
         }
     }
 
@@ -63,7 +63,7 @@ impl SegmentKind {
         match self {
             SegmentKind::Stream => crate::layout::READERS_OFFSET,
             SegmentKind::Event => crate::layout::EVENT_SEGMENT_SIZE,
-            SegmentKind::Pipeline => crate::pipeline::layout::PIPELINE_HEADER_SIZE,
+            SegmentKind::Pipeline => crate::layout::PIPELINE_HEADER_SIZE,
         }
     }
 }

@@ -3,8 +3,8 @@
 use serde_json::json;
 use shmline::pipeline::{Cleanup, Registry};
 use shmline::shm::{file_name, inspect, list, Segment, SegmentKind};
-use shmline::stale::{event_usage, stream_usage, Usage};
-use shmline::Error;
+use shmline::stale::Usage;
+use shmline::{Error, Event, Stream};
 use std::collections::HashSet;
 use std::process::ExitCode;
 
@@ -135,8 +135,8 @@ fn clean(dry_run: bool, prefix: &str, report: &mut Report) -> shmline::Result<()
     for kind in [SegmentKind::Stream, SegmentKind::Event] {
         for name in list(kind)?.into_iter().filter(|n| n.starts_with(prefix)) {
             let usage = match kind {
-                SegmentKind::Stream => stream_usage(&name),
-                _ => event_usage(&name),
+                SegmentKind::Stream => Stream::usage(&name),
+                _ => Event::usage(&name),
             };
             match usage {
                 Ok(Usage::InUse { pid, role }) => report

@@ -15,8 +15,7 @@ use crate::layout::{SharedStruct, DTYPE_LEN, MAX_NDIM};
 use crate::sync::{AtomicU32, AtomicU64, AtomicU8};
 use std::mem::size_of;
 
-/// `b"SHMLPIPE"` read as a little-endian `u64`: first 8 bytes of a pipeline registry.
-pub const PIPELINE_MAGIC: u64 = u64::from_le_bytes(*b"SHMLPIPE");
+pub use crate::layout::{PIPELINE_HEADER_SIZE, PIPELINE_MAGIC};
 
 /// Version of the registry layout (this file and section 9 of `docs/LAYOUT.md`), stored in
 /// [`PipelineHeader::layout_version`]. It is the registry's own: it changes with the registry's
@@ -261,8 +260,6 @@ unsafe impl SharedStruct for TaskRecord {}
 // SAFETY: as above.
 unsafe impl SharedStruct for BindingRecord {}
 
-/// Size of [`PipelineHeader`] (the offset of the stream table).
-pub const PIPELINE_HEADER_SIZE: u64 = size_of::<PipelineHeader>() as u64;
 /// Size of a [`StreamRecord`].
 pub const STREAM_RECORD_SIZE: u64 = size_of::<StreamRecord>() as u64;
 /// Size of an [`EventRecord`].
@@ -359,6 +356,7 @@ const _: () = {
     use crate::layout::LINE;
     use std::mem::offset_of;
     assert!(size_of::<PipelineHeader>() == 2 * LINE);
+    assert!(size_of::<PipelineHeader>() as u64 == PIPELINE_HEADER_SIZE);
     assert!(offset_of!(PipelineHeader, magic) == 0);
     assert!(offset_of!(PipelineHeader, layout_version) == 8);
     assert!(offset_of!(PipelineHeader, header_size) == 12);

@@ -15,6 +15,7 @@ mod peers;
 mod policy;
 pub mod protocol;
 mod reader;
+mod stale;
 mod stats;
 mod tables;
 mod writer;
@@ -258,7 +259,7 @@ impl Stream {
             geo.segment_size,
             options.permissions,
         )
-        .map_err(|e| crate::stale::explain_exists(SegmentKind::Stream, name, e))?;
+        .map_err(|e| crate::stale::explain_exists(SegmentKind::Stream, name, e, Stream::usage))?;
         let me = ProcessId::current();
         let hdr: &StreamHeader = seg
             .at(0)
