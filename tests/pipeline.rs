@@ -8,9 +8,11 @@ mod common;
 
 use common::*;
 use shmline::pipeline::{
-    EventSpec, Outcome, Pipeline, PipelineState, Registry, StreamSpec, Task, TaskExit, TaskSpec,
-    TaskState,
+    Cleanup, EventSpec, Outcome, Pipeline, PipelineState, Registry, StreamSpec, Task, TaskExit,
+    TaskSpec, TaskState,
 };
+use shmline::shm::SegmentKind;
+use shmline::stale::Usage;
 use shmline::{Error, ReaderOptions, Schema, StartPosition, Stream, WaitStrategy, WriterOptions};
 use std::time::Duration;
 
@@ -362,6 +364,46 @@ fn segments_left_by_a_dead_runner_are_recovered_by_the_next_run() {
     assert_eq!(
         run.wait_after_stop().outcome,
         Outcome::Stopped { signal: None }
+    );
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_stream_a_live_reader_still_uses_is_not_stale_though_its_runner_died() {
+    let name = unique("deaduse");
+    leave_a_dead_pipeline(&name);
+    let segment = format!("{name}.s");
+    let stream = Stream::open(&segment).unwrap();
+    let reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let Cleanup::Dead(stale) = Registry::check_dead(&name).unwrap() else {
+        panic!("the runner was killed, yet its registry says it is alive");
+    };
+    let kinds = |kind| {
+        stale
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>()
+    };
+    // The registry and both events (the declared one and the stop event) are the dead runner's
+    // alone; the stream has a live reader (this process).
+    assert_eq!(kinds(SegmentKind::Pipeline), [name.as_str()]);
+    assert_eq!(kinds(SegmentKind::Event).len(), 2, "{stale:?}");
+    assert_eq!(kinds(SegmentKind::Stream), Vec::<&str>::new(), "{stale:?}");
+    assert!(matches!(
+        Stream::usage(&segment),
+        Ok(Usage::InUse { role: "reader", .. })
+    ));
+
+    // Once its last user is gone the stream is stale too, and the dead pipeline is recovered whole.
+    drop(reader);
+    drop(stream);
+    let Cleanup::Dead(removed) = Registry::remove_if_dead(&name).unwrap() else {
+        panic!("the runner was killed, yet its registry says it is alive");
+    };
+    assert!(
+        removed.contains(&(SegmentKind::Stream, segment)),
+        "{removed:?}"
     );
     assert_eq!(segments_of(&name), Vec::<String>::new());
 }

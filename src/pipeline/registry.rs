@@ -18,6 +18,7 @@ use crate::liveness::ProcessId;
 use crate::ring::Stream;
 use crate::schema::Schema;
 use crate::shm::{Segment, SegmentKind};
+use crate::stale::Usage;
 use crate::sync::{AtomicU8, Ordering};
 use crate::wait::{futex_wait, futex_wake, realtime_ns};
 use std::fmt;
@@ -551,8 +552,12 @@ impl Registry {
 
     /// What [`Registry::remove_if_dead`] would do, without doing it: whether the runner of
     /// pipeline `name` is alive, and if not, the segments it left: the registry, and the streams
-    /// and events it lists (and its stop event) that exist and were not created by another live
-    /// process. A registry whose runner died before finishing it is stale too.
+    /// and events it lists (and its stop event) that are stale by their own rule
+    /// ([`Stream::usage`], [`Event::usage`]): a stream that a live process still writes or reads
+    /// is never stale, even when the runner that made it is dead. A stream or event the runner
+    /// died making (not a finished segment, a regular file of this user) is stale, as is a
+    /// registry whose runner died before finishing it; a segment that cannot be judged (another
+    /// layout version, a damaged header) is left alone.
     ///
     /// Errors: [`Error::NotFound`] if there is no such registry; the open errors
     /// ([`Error::VersionMismatch`], [`Error::Corrupt`]) for a registry that cannot be read.
@@ -580,20 +585,24 @@ impl Registry {
             return Ok(Cleanup::Alive(registry.info.runner));
         }
         let info = &registry.info;
+        // One stale rule per kind, the one `Stream::remove_stale` and `shmline clean` use, plus
+        // the runner's own half-made files (its registry lists them, so they are its).
+        let is_stale = |kind: SegmentKind, segment: &str, usage: Result<Usage>| match usage {
+            Ok(Usage::Stale(_)) => true,
+            Err(Error::NotShmline(_)) => crate::shm::is_own_regular_file(kind, segment),
+            // In use, gone, or impossible to judge.
+            Ok(Usage::InUse { .. }) | Err(_) => false,
+        };
         let mut stale = Vec::new();
         for s in &info.streams {
-            match Stream::open(&s.segment) {
-                Ok(stream) if stream.info().creator.is_alive() => {}
-                Err(Error::NotFound(_)) => {}
-                _ => stale.push((SegmentKind::Stream, s.segment.clone())),
+            if is_stale(SegmentKind::Stream, &s.segment, Stream::usage(&s.segment)) {
+                stale.push((SegmentKind::Stream, s.segment.clone()));
             }
         }
         let stop = segment_name(&info.name, STOP_EVENT);
         for segment in info.events.iter().map(|e| &e.segment).chain([&stop]) {
-            match Event::open(segment) {
-                Ok(event) if event.creator().is_alive() => {}
-                Err(Error::NotFound(_)) => {}
-                _ => stale.push((SegmentKind::Event, segment.clone())),
+            if is_stale(SegmentKind::Event, segment, Event::usage(segment)) {
+                stale.push((SegmentKind::Event, segment.clone()));
             }
         }
         stale.push((SegmentKind::Pipeline, name.to_owned()));
