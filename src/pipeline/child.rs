@@ -1,8 +1,8 @@
 //! Task processes: starting them in their own process group, reaping them with their CPU time,
 //! and signalling them (with everything they started).
 
-use super::registry::TaskExit;
 use super::spec::TaskSpec;
+use super::status::TaskExit;
 use super::{ENV_PIPELINE, ENV_TASK};
 use crate::liveness::{start_time_of, ProcessId};
 use std::os::unix::process::CommandExt;

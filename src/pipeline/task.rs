@@ -1,7 +1,8 @@
 //! The task side: a process joins its pipeline by name and gets its readers, writers and events
 //! by the parameter names it was declared with.
 
-use super::registry::{PipelineState, Registry};
+use super::registry::Registry;
+use super::status::PipelineState;
 use super::validate::BindingKind;
 use super::{segment_name, ENV_PIPELINE, ENV_TASK, STOP_EVENT};
 use crate::error::{Error, Result};
