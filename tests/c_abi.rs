@@ -7,19 +7,19 @@
 //! The C programs are compiled here with the system C compiler (`$CC`, default `cc`) against the
 //! libraries `cargo test` builds next to this test binary. Rust roles of the cross-process tests
 //! are ignored tests that this binary re-runs as a child process with the stream name in
-//! `SHMLINE_C_ABI_CHILD`; the Rust tasks of the pipelines are the roles of `tests/common/mod.rs`.
+//! `SHMLINE_C_ABI_CHILD`; the Rust tasks of the pipelines are the roles of `tests/support/pipeline.rs`.
 
 #[macro_use]
-mod common;
+mod support;
 
 use shmline::pipeline::{Outcome, Pipeline, StreamSpec, TaskExit, TaskSpec};
 use shmline::{FrameInfo, ReaderOptions, Stream, StreamOptions, WaitStrategy, WriterOptions};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+use support::unique;
 
 /// Environment variable carrying `STREAM_NAME FRAME_COUNT` to a Rust child role.
 const CHILD_ENV: &str = "SHMLINE_C_ABI_CHILD";
@@ -66,13 +66,6 @@ fn assert_frame(expected: u64, info: &FrameInfo, data: &[u8]) {
     assert_eq!(info.missed, 0, "frame {expected}: missed");
     assert_eq!(info.flags, frame_flags(expected), "frame {expected}: flags");
     assert_eq!(data, frame(expected), "frame {expected}: bytes");
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("t-cabi-{tag}-{}-{n}", std::process::id())
 }
 
 fn root() -> &'static Path {
@@ -361,7 +354,7 @@ fn c_task(name: &str) -> TaskSpec {
 }
 
 /// Runs source -> samples -> scale -> doubled -> sink with the given tasks (each C or Rust, all
-/// with the same parameters and frames: `tests/c/pipeline_frames.h`, `tests/common/mod.rs`) and
+/// with the same parameters and frames: `tests/c/pipeline_frames.h`, `tests/support/pipeline.rs`) and
 /// checks that it ends by itself, every task succeeded (the sink checks every frame) and nothing
 /// is left in /dev/shm.
 fn run_mixed_pipeline(source: TaskSpec, scale: TaskSpec, sink: TaskSpec) {
@@ -370,11 +363,11 @@ fn run_mixed_pipeline(source: TaskSpec, scale: TaskSpec, sink: TaskSpec) {
     let pipeline = Pipeline::new(&name)
         .stream(
             "samples",
-            StreamSpec::bytes(common::FRAME as u32).capacity(16),
+            StreamSpec::bytes(support::pipeline::FRAME as u32).capacity(16),
         )
         .stream(
             "doubled",
-            StreamSpec::bytes(common::FRAME as u32)
+            StreamSpec::bytes(support::pipeline::FRAME as u32)
                 .capacity(16)
                 .checksum(true),
         )
@@ -398,7 +391,7 @@ fn run_mixed_pipeline(source: TaskSpec, scale: TaskSpec, sink: TaskSpec) {
         assert_eq!(stream.frames, PIPELINE_FRAMES, "{stream:?}");
         assert_eq!(
             stream.bytes,
-            PIPELINE_FRAMES * common::FRAME as u64,
+            PIPELINE_FRAMES * support::pipeline::FRAME as u64,
             "{stream:?}"
         );
     }
@@ -416,7 +409,7 @@ task_roles!(role_source, role_scale, role_sink);
 fn a_c_source_a_rust_scale_and_a_c_sink_pass_every_frame_intact() {
     run_mixed_pipeline(
         c_task("task_source"),
-        common::role("role_scale"),
+        support::pipeline::role("role_scale"),
         c_task("task_sink"),
     );
 }
@@ -424,9 +417,9 @@ fn a_c_source_a_rust_scale_and_a_c_sink_pass_every_frame_intact() {
 #[test]
 fn a_rust_source_a_c_scale_and_a_rust_sink_pass_every_frame_intact() {
     run_mixed_pipeline(
-        common::role("role_source"),
+        support::pipeline::role("role_source"),
         c_task("task_scale"),
-        common::role("role_sink"),
+        support::pipeline::role("role_sink"),
     );
 }
 

@@ -2,6 +2,8 @@
 //! plain readers and other groups still get every frame, and the writer waits for frames members
 //! hold.
 
+mod support;
+
 use shmline::{
     Backpressure, Error, FrameInfo, ReaderOptions, Schema, StartPosition, Status, Stream,
     StreamOptions,
@@ -9,6 +11,7 @@ use shmline::{
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use support::unique;
 
 fn options(capacity: u32) -> StreamOptions {
     StreamOptions {
@@ -21,14 +24,7 @@ fn options(capacity: u32) -> StreamOptions {
 }
 
 fn stream_with(tag: &str, options: &StreamOptions) -> Stream {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    Stream::create(
-        &format!("t-groups-{tag}-{}-{n}", std::process::id()),
-        options,
-    )
-    .unwrap()
+    Stream::create(&unique(tag), options).unwrap()
 }
 
 fn stream(tag: &str, capacity: u32) -> Stream {

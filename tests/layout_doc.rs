@@ -6,6 +6,8 @@
 //! record with what the Rust side wrote. They need `python3` (3.11 or later). Without it they are
 //! skipped with a message, except under CI (`CI` set), where a missing interpreter fails.
 
+mod support;
+
 use shmline::wait::monotonic_ns;
 use shmline::{
     Event, EventMode, EventOptions, ReaderOptions, Schema, Status, Stream, StreamOptions,
@@ -15,17 +17,10 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+use support::unique;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/layout_reader.py");
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("t-layout-{tag}-{}-{n}", std::process::id())
-}
 
 /// The Python interpreter behind `python3`, resolved once (`python3` is often a slow wrapper
 /// script, e.g. a pyenv shim); `None` (with a message) if it is missing outside CI.

@@ -16,8 +16,8 @@ use shmline::{
 };
 use std::mem::offset_of;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use support::unique;
 use support::{Rng, RoleProcess};
 
 /// Environment variable carrying a child role's job.
@@ -26,13 +26,6 @@ const CHILD_ENV: &str = "SHMLINE_MULTI_CHILD";
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Bytes per frame: writer id, then the frame's number in that writer's own order.
 const FRAME: usize = 16;
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("t-multiproc-{tag}-{}-{n}", std::process::id())
-}
 
 fn frame(writer: u64, i: u64) -> [u8; FRAME] {
     let mut f = [0u8; FRAME];

@@ -1,12 +1,11 @@
 //! Pipelines of real processes: the runner, the task side and the registry.
 //!
 //! The tasks are this test binary re-run as one of the `role_*` ignored tests (see
-//! `tests/common/mod.rs`).
+//! `tests/support/pipeline.rs`).
 
 #[macro_use]
-mod common;
+mod support;
 
-use common::*;
 use shmline::pipeline::{
     Cleanup, EventSpec, Outcome, Pipeline, PipelineState, Registry, StreamSpec, Task, TaskExit,
     TaskSpec, TaskState,
@@ -15,6 +14,8 @@ use shmline::shm::SegmentKind;
 use shmline::stale::Usage;
 use shmline::{Error, ReaderOptions, Schema, StartPosition, Stream, WaitStrategy, WriterOptions};
 use std::time::Duration;
+use support::pipeline::*;
+use support::*;
 
 task_roles!(
     role_source,

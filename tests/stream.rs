@@ -1,19 +1,12 @@
 //! Single-process behaviour of streams: every rule a writer and its readers follow.
 
+mod support;
+
 use shmline::{
     Error, ReaderOptions, Schema, StartPosition, Status, Stream, StreamOptions, WaitStrategy,
 };
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "t-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use support::unique;
 
 fn stream(tag: &str, capacity: u32, max_frame: u32) -> Stream {
     Stream::create(

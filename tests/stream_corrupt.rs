@@ -6,6 +6,8 @@
 //! The tests play the hostile process with a second, raw mapping of `/dev/shm/shmline.stream.NAME`
 //! and write through atomics at the offsets of `shmline::layout`.
 
+mod support;
+
 use memmap2::{MmapOptions, MmapRaw};
 use shmline::layout::{
     FrameHeader, GroupRecord, ReaderEntry, StreamGeometry, StreamHeader, WriterEntry,
@@ -20,15 +22,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "t-bad-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use support::unique;
 
 /// Offset of a `StreamHeader` field.
 macro_rules! hdr {

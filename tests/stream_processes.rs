@@ -21,8 +21,8 @@ use shmline::{
 use std::mem::{offset_of, size_of};
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::ExitStatusExt;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use support::unique;
 use support::{thread_cpu_time, RoleProcess};
 
 /// Environment variable carrying a child role's [`Job`].
@@ -78,17 +78,10 @@ fn check_frame(seq: u64, max: usize, data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 // Parent side: segments, child processes, handshakes.
 
-fn unique_name(what: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("t-sp-{what}-{}-{n}", std::process::id())
-}
-
 /// Creates a stream that is unlinked when the test drops it.
 fn create_stream(what: &str, capacity: u32, max_frame_size: u32, checksum: bool) -> Stream {
     Stream::create(
-        &unique_name(what),
+        &unique(what),
         &StreamOptions {
             capacity,
             max_frame_size,
@@ -752,7 +745,7 @@ fn owner_offset(index: usize) -> usize {
 
 fn stream_with_readers(what: &str, max_readers: u32) -> Stream {
     Stream::create(
-        &unique_name(what),
+        &unique(what),
         &StreamOptions {
             capacity: 4,
             max_frame_size: 16,

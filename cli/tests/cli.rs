@@ -3,10 +3,14 @@
 //! No timing is asserted: `bench --quick` only proves the two-process bench runs, verifies its
 //! frames and reports every case.
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 use serde_json::json;
 use serde_json::Value;
 use shmline::{ReaderOptions, Stream, StreamOptions};
 use std::process::{Command, Output};
+use support::unique;
 
 /// Runs `shmline ARGS` and returns what it did, whatever its exit status.
 fn shmline(args: &[&str]) -> Output {
@@ -167,15 +171,6 @@ fn every_command_explains_itself_with_help() {
             "{command:?} printed:\n{text}"
         );
     }
-}
-
-/// A stream name no other test or run uses.
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("t-cli-{tag}-{}-{n}", std::process::id())
 }
 
 #[test]
