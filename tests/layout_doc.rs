@@ -762,3 +762,32 @@ fn layout_md_states_the_layout_version_of_the_code_everywhere_it_names_it() {
         );
     }
 }
+
+#[test]
+fn layout_md_states_the_registry_version_of_the_code_everywhere_it_names_it() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/LAYOUT.md")).unwrap();
+    let version = shmline::pipeline::layout::REGISTRY_VERSION;
+    // Section 9's introduction, the registry header table and its opening check.
+    assert!(
+        doc.contains(&format!("`REGISTRY_VERSION = {version}`")),
+        "LAYOUT.md section 9 should say `REGISTRY_VERSION = {version}`"
+    );
+    let rows: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("| 8 | 4 | u32 | `layout_version` |"))
+        .filter(|l| l.contains("REGISTRY_VERSION"))
+        .collect();
+    assert_eq!(rows.len(), 1, "the registry header table: {rows:?}");
+    assert!(
+        rows[0].starts_with(&format!("| 8 | 4 | u32 | `layout_version` | {version} (")),
+        "the registry header table of LAYOUT.md: {}",
+        rows[0]
+    );
+    assert!(
+        doc.contains(&format!(
+            "| `layout_version` is {version} (`REGISTRY_VERSION`) |"
+        )),
+        "LAYOUT.md's registry opening checks should require version {version}"
+    );
+}

@@ -108,9 +108,11 @@ impl Writer {
                 "stream {name:?}: head {head} is impossibly large"
             )));
         }
-        // AcqRel: winning the claim must happen before our identity stores, and must see the
-        // previous writer's (none in version 1) final state. The claim carries our pid, so a
-        // writer killed before it records its start time is still known (by its pid alone).
+        // AcqRel: winning the claim must happen before our identity stores; a lost claim must see
+        // the identity the writer that holds (or held) the role published before its state. A
+        // single-writer stream has one writer in its life (the claim succeeds only from NONE, and
+        // nothing returns the state to NONE). The claim carries our pid, so a writer killed
+        // before it records its start time is still known (by its pid alone).
         if let Err(state) = hdr.writer_state.compare_exchange(
             WRITER_NONE,
             WRITER_CLAIMING | me.pid,
