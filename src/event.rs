@@ -416,7 +416,7 @@ impl Event {
         remove_if_stale(SegmentKind::Event, name, Event::usage)
     }
 
-    /// Who uses event `name`: its creator while alive, else nobody (stale: see [`crate::stale`]).
+    /// Who uses event `name`: its creator while alive, else nobody (stale: see [`Usage`](crate::Usage)).
     ///
     /// Errors: as [`Stream::usage`](crate::Stream::usage).
     pub fn usage(name: &str) -> Result<Usage> {

@@ -150,6 +150,7 @@ pub const SLOT_ALIGN: u64 = 64;
 /// Header of a stream segment: five 128-byte lines at offset 0.
 ///
 /// Line 0 and 1 are written once by the creator before it publishes `magic`; lines 2-4 are live.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct StreamHeader {
     // ---- line 0 (0..128): identity and geometry; written once by the creator ----
@@ -280,6 +281,7 @@ pub struct StreamHeader {
 }
 
 /// One entry of a stream's reader table: 128 bytes, one per possible reader.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct ReaderEntry {
     /// Sequence number of the next frame this reader will read. Every frame below it has been
@@ -313,6 +315,7 @@ pub struct ReaderEntry {
 }
 
 /// One record of a stream's group table: 128 bytes, one per possible reader group.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct GroupRecord {
     /// The next frame to hand to a member; every frame below it has been handed out. Members
@@ -335,6 +338,7 @@ pub struct GroupRecord {
 }
 
 /// One entry of a multi-writer stream's writer table: 128 bytes, one per possible writer.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct WriterEntry {
     /// The sequence number this writer claimed last, or is about to claim ([`SEQ_EMPTY`] before
@@ -364,6 +368,7 @@ pub struct WriterEntry {
 }
 
 /// Header at the start of every slot; the payload follows at offset [`FRAME_HEADER_SIZE`].
+#[derive(Debug)]
 #[repr(C)]
 pub struct FrameHeader {
     /// Sequence number of the frame in this slot, or [`SEQ_EMPTY`] while empty or being written.
@@ -409,6 +414,7 @@ pub const EVENT_MODE_FLAG: u32 = 0;
 pub const EVENT_MODE_COUNTING: u32 = 1;
 
 /// An event segment: two 128-byte lines.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct EventHeader {
     // ---- line 0 (0..128): identity; written once by the creator ----

@@ -57,7 +57,7 @@ impl ProcessId {
     /// Whether this process is still running (the same process, not a reuse of its pid).
     ///
     /// A pid of 0 is never alive. A zombie (exited, not yet reaped by its parent) counts as alive
-    /// for [`ZOMBIE_GRACE`] after this process first saw it exited: its parent may be deciding how
+    /// for `ZOMBIE_GRACE` (1 s) after this process first saw it exited: its parent may be deciding how
     /// the exit is reported (the pipeline runner closes the streams of a task that exited 0
     /// before reaping it, within milliseconds, so its readers see end of stream rather than a
     /// dead writer). After that it is dead, even if never reaped: a parent blocked writing to (or

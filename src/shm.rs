@@ -289,11 +289,13 @@ impl Segment {
         if end > self.map.len() || offset % std::mem::align_of::<T>() != 0 {
             return None;
         }
+        // SAFETY: `offset < end <= len`: the result points inside the live mapping.
+        let at = unsafe { self.base().add(offset) };
         // SAFETY: the range [offset, end) lies inside the live mapping (checked above), the
         // address is aligned for T (mapping is page-aligned, offset checked), T is made only of
         // atomics so every bit pattern is valid and shared mutation is allowed, and the reference
         // cannot outlive `self`, which keeps the mapping alive.
-        Some(unsafe { &*(self.base().add(offset) as *const T) })
+        Some(unsafe { &*(at as *const T) })
     }
 }
 

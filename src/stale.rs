@@ -1,41 +1,42 @@
-//! Stale segments: telling a segment nobody alive uses from one in use, and removing it.
-//!
-//! Creation is exclusive, so a segment left behind by a process that died (`kill -9`, a crash, a
-//! container stopped hard) keeps its name taken. Creating it again fails with
-//! [`Error::AlreadyExists`], whose message says whether the segment is stale; removing it is an
-//! explicit step ([`Stream::remove_stale`](crate::Stream::remove_stale), [`Event::remove_stale`](crate::Event::remove_stale), or `shmline clean`), never a
-//! side effect of `create`, so a process can never silently take a name over from a live one.
-//!
-//! A segment is stale when no live process uses it through shmline:
-//! - a stream: its creator, its writer and every reader in its reader table are dead
-//!   ([`Stream::usage`](crate::Stream::usage));
-//! - an event: its creator is dead (an event records no other users: a process that opened it
-//!   keeps its mapping, but stops sharing it with processes that create the name again;
-//!   [`Event::usage`](crate::Event::usage)).
-//!
-//! This module holds what the kinds share (the verdict, removal, the message of a refused
-//! create) and depends only on segments and errors; each kind's rule lives next to its type.
-//!
-//! Only a segment that can be read and proven stale is ever removed. `/dev/shm` is writable by
-//! every user, so a name may hold a file that is not a finished shmline segment: a symbolic link,
-//! a FIFO, a file too small or without the magic (another program's file, or a segment whose
-//! creator is still making it or died doing so), or a file of foreign bytes. Such a file is
-//! never judged stale: [`Error::NotShmline`] says what it is, it is left alone, and its owner
-//! deletes it by hand if it is theirs. Judging never waits for a creator still initialising
-//! (see [`crate::shm::inspect`]), so a planted file costs a few system calls.
-//!
-//! Liveness is pid plus start time (see [`crate::liveness`]); processes in another pid namespace
-//! cannot be judged and must not share segments. A segment of another layout version, or one
-//! whose header is damaged, is never judged stale either: the error says why it cannot be read.
-//!
-//! Removal checks, then unlinks: two processes recovering the same name at the same moment can
-//! race (one may remove the other's fresh segment). Recover a name from one place (the process
-//! that owns it, the pipeline runner, or `shmline clean`).
+//! Stale segments: what every kind shares (the [`Usage`] verdict, removal, the message of a
+//! refused create). Each kind's rule lives next to its type ([`crate::Stream::usage`],
+//! [`crate::Event::usage`]); the rules are documented on [`Usage`].
 
 use crate::error::{Error, Result};
 use crate::shm::{file_name, Segment, SegmentKind};
 
-/// Whether a live process still uses a segment.
+/// Whether a live process still uses a segment: the verdict of the stale rules, which tell a
+/// segment nobody alive uses from one in use, so that it may be removed.
+///
+/// Creation is exclusive, so a segment left behind by a process that died (`kill -9`, a crash, a
+/// container stopped hard) keeps its name taken. Creating it again fails with
+/// [`Error::AlreadyExists`], whose message says whether the segment is stale; removing it is an
+/// explicit step ([`Stream::remove_stale`](crate::Stream::remove_stale),
+/// [`Event::remove_stale`](crate::Event::remove_stale), or `shmline clean`), never a side effect
+/// of `create`, so a process can never silently take a name over from a live one.
+///
+/// A segment is stale when no live process uses it through shmline:
+/// - a stream: its creator, its writer and every reader in its reader table are dead
+///   ([`Stream::usage`](crate::Stream::usage));
+/// - an event: its creator is dead (an event records no other users: a process that opened it
+///   keeps its mapping, but stops sharing it with processes that create the name again;
+///   [`Event::usage`](crate::Event::usage)).
+///
+/// Only a segment that can be read and proven stale is ever removed. `/dev/shm` is writable by
+/// every user, so a name may hold a file that is not a finished shmline segment: a symbolic link,
+/// a FIFO, a file too small or without the magic (another program's file, or a segment whose
+/// creator is still making it or died doing so), or a file of foreign bytes. Such a file is
+/// never judged stale: [`Error::NotShmline`] says what it is, it is left alone, and its owner
+/// deletes it by hand if it is theirs. Judging never waits for a creator still initialising
+/// (see `shm::inspect`), so a planted file costs a few system calls.
+///
+/// Liveness is pid plus start time ([`ProcessId::is_alive`](crate::ProcessId::is_alive));
+/// processes in another pid namespace cannot be judged and must not share segments. A segment of another layout version, or one
+/// whose header is damaged, is never judged stale either: the error says why it cannot be read.
+///
+/// Removal checks, then unlinks: two processes recovering the same name at the same moment can
+/// race (one may remove the other's fresh segment). Recover a name from one place (the process
+/// that owns it, the pipeline runner, or `shmline clean`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Usage {
     /// A live process uses the segment.

@@ -322,9 +322,11 @@ fn a_member_closing_while_another_process_keeps_the_table_lock_still_hands_on_it
         .open(format!("/dev/shm/shmline.stream.{}", s.name()))
         .unwrap();
     let map = memmap2::MmapOptions::new().map_raw(&file).unwrap();
+    // SAFETY: offset 604 lies inside the mapping (the header alone is 640 bytes).
+    let at = unsafe { map.as_mut_ptr().add(604) };
     // SAFETY: `table_lock` is the aligned u32 at offset 604 of the header (LAYOUT.md 3.3), inside
     // the mapping, which outlives every use of the reference.
-    let table_lock = unsafe { &*(map.as_mut_ptr().add(604) as *const AtomicU32) };
+    let table_lock = unsafe { &*(at as *const AtomicU32) };
     // Relaxed: `a` only needs to see a holder that is not itself, whenever it looks.
     table_lock.store(std::process::id(), Ordering::Relaxed);
     drop(a);

@@ -8,7 +8,7 @@
 
 mod support;
 
-use shmline::wait::monotonic_ns;
+use shmline::monotonic_ns;
 use shmline::{
     Event, EventMode, EventOptions, ReaderOptions, Schema, Status, Stream, StreamOptions,
 };
@@ -480,7 +480,7 @@ fn a_python_reader_decodes_the_owner_word_of_a_reused_entry_and_a_claiming_write
     damage(
         &format!("shmline.stream.{name}"),
         512,
-        &(shmline::layout::WRITER_CLAIMING | me).to_le_bytes(),
+        &(shmline::__private::layout::WRITER_CLAIMING | me).to_le_bytes(),
     );
     let report = run_reader(&[&name]);
     let reader = report.one("reader");
@@ -725,7 +725,7 @@ fn a_python_reader_decodes_the_group_table_and_the_members_of_a_reader_group() {
 fn layout_md_states_the_layout_version_of_the_code_everywhere_it_names_it() {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/LAYOUT.md")).unwrap();
-    let version = shmline::layout::LAYOUT_VERSION;
+    let version = shmline::__private::layout::LAYOUT_VERSION;
     // The title, the conventions table, opening step 5, and the stream and event header tables
     // (the registry's own `REGISTRY_VERSION` rows are told apart by that name).
     let title = doc.lines().next().unwrap();
@@ -767,7 +767,7 @@ fn layout_md_states_the_layout_version_of_the_code_everywhere_it_names_it() {
 fn layout_md_states_the_registry_version_of_the_code_everywhere_it_names_it() {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/LAYOUT.md")).unwrap();
-    let version = shmline::pipeline::layout::REGISTRY_VERSION;
+    let version = shmline::__private::pipeline_layout::REGISTRY_VERSION;
     // Section 9's introduction, the registry header table and its opening check.
     assert!(
         doc.contains(&format!("`REGISTRY_VERSION = {version}`")),

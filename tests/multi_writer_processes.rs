@@ -7,7 +7,7 @@
 
 mod support;
 
-use shmline::layout::{
+use shmline::__private::layout::{
     StreamGeometry, StreamHeader, WriterEntry, OWNER_GENERATION_SHIFT, OWNER_PID_SHIFT,
     OWNER_STATE_MASK, SEQ_EMPTY, WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING,
 };

@@ -4,12 +4,12 @@
 //! naming the field where there is one.
 //!
 //! The tests play the hostile process with a second, raw mapping of `/dev/shm/shmline.stream.NAME`
-//! and write through atomics at the offsets of `shmline::layout`.
+//! and write through atomics at the offsets of `shmline::__private::layout`.
 
 mod support;
 
 use memmap2::{MmapOptions, MmapRaw};
-use shmline::layout::{
+use shmline::__private::layout::{
     FrameHeader, GroupRecord, ReaderEntry, StreamGeometry, StreamHeader, WriterEntry,
     READERS_OFFSET, READER_ORPHANED, SEQ_EMPTY, STREAM_FLAG_SCHEMA, WRITER_ENTRY_FREE,
 };
@@ -70,9 +70,11 @@ impl Raw {
 
     fn at<T>(&self, offset: usize) -> &T {
         assert!(offset + size_of::<T>() <= self.map.len() && offset % align_of::<T>() == 0);
+        // SAFETY: `offset` lies inside the mapping (checked above).
+        let at = unsafe { self.map.as_mut_ptr().add(offset) };
         // SAFETY: in bounds and aligned (checked above); `T` is an atomic, valid for any bits,
         // and the mapping lives as long as `self`. No `&[u8]` of the mapping is ever formed.
-        unsafe { &*(self.map.as_mut_ptr().add(offset) as *const T) }
+        unsafe { &*(at as *const T) }
     }
 
     fn u8(&self, offset: usize, value: u8) {
@@ -970,7 +972,7 @@ fn random_bytes_written_into_a_live_stream_never_panic_its_writer_or_readers() {
     let seed = std::env::var("SHMLINE_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| shmline::wait::monotonic_ns() | 1);
+        .unwrap_or_else(|| shmline::monotonic_ns() | 1);
     println!("seed {seed} (replay with SHMLINE_FUZZ_SEED={seed})");
     for round in 0..6 {
         let checksum = round % 3 == 1;

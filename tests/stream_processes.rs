@@ -11,7 +11,7 @@
 
 mod support;
 
-use shmline::layout::{
+use shmline::__private::layout::{
     ReaderEntry, StreamHeader, OWNER_PID_SHIFT, READERS_OFFSET, READER_CLAIMING, WRITER_CLAIMING,
 };
 use shmline::{

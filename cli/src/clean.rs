@@ -1,9 +1,9 @@
 //! `shmline clean`: removes the segments that dead processes left behind.
 
 use serde_json::json;
+use shmline::__private::shm::{file_name, inspect, list, Segment, SegmentKind};
 use shmline::pipeline::{Cleanup, Registry};
-use shmline::shm::{file_name, inspect, list, Segment, SegmentKind};
-use shmline::stale::Usage;
+use shmline::Usage;
 use shmline::{Error, Event, Stream};
 use std::collections::HashSet;
 use std::process::ExitCode;

@@ -5,8 +5,8 @@ use crate::display;
 use crate::ls::writer_state;
 use crate::platform;
 use serde_json::{json, Value};
-use shmline::layout;
-use shmline::shm::{MAX_NAME_LEN, SHM_DIR};
+use shmline::__private::layout;
+use shmline::__private::shm::{MAX_NAME_LEN, SHM_DIR};
 use shmline::Stream;
 use std::process::ExitCode;
 
@@ -211,7 +211,11 @@ fn human_bytes(bytes: u64) -> String {
 
 /// Runs `shmline info STREAM`.
 fn run_stream(name: &str, json: bool) -> ExitCode {
-    let stream = match crate::ls::look(shmline::shm::SegmentKind::Stream, name, Stream::open) {
+    let stream = match crate::ls::look(
+        shmline::__private::shm::SegmentKind::Stream,
+        name,
+        Stream::open,
+    ) {
         Ok(stream) => stream,
         Err(e) => {
             eprintln!("shmline info: {e}");

@@ -2,8 +2,8 @@
 
 use crate::display;
 use serde_json::{json, Value};
+use shmline::__private::shm::{inspect, list, SegmentKind};
 use shmline::pipeline::Registry;
-use shmline::shm::{inspect, list, SegmentKind};
 use shmline::{Event, EventMode, Stream, WriterState};
 use std::process::ExitCode;
 

@@ -65,17 +65,23 @@ fn info_json_reports_versions_features_limits_and_platform() {
     assert_eq!(info["features"]["checksum"], "crc32c");
     assert_eq!(
         info["limits"]["max_capacity"],
-        shmline::layout::MAX_CAPACITY
+        shmline::__private::layout::MAX_CAPACITY
     );
     assert_eq!(
         info["limits"]["max_frame_size"],
-        shmline::layout::MAX_FRAME_SIZE
+        shmline::__private::layout::MAX_FRAME_SIZE
     );
-    assert_eq!(info["limits"]["max_readers"], shmline::layout::MAX_READERS);
-    assert_eq!(info["limits"]["max_writers"], shmline::layout::MAX_WRITERS);
+    assert_eq!(
+        info["limits"]["max_readers"],
+        shmline::__private::layout::MAX_READERS
+    );
+    assert_eq!(
+        info["limits"]["max_writers"],
+        shmline::__private::layout::MAX_WRITERS
+    );
     assert_eq!(
         info["limits"]["max_segment_size"],
-        shmline::layout::MAX_SEGMENT_SIZE
+        shmline::__private::layout::MAX_SEGMENT_SIZE
     );
     assert_keys(
         &info["platform"],

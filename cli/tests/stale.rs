@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::Value;
-use shmline::stale::Usage;
+use shmline::Usage;
 use shmline::{Event, EventOptions, ReaderOptions, Status, Stream, StreamOptions, WriterState};
 use std::time::{Duration, Instant};
 use support::*;

@@ -8,7 +8,7 @@ use super::writer::{shmline_writer, shmline_writer_options, writer_options};
 use super::{
     array, cstr, ffi_call, guard, handle, handle_mut, invalid, read_options, FfiResult, Out,
 };
-use crate::pipeline::{check_inputs_ended, Task, ENV_PIPELINE, ENV_TASK};
+use crate::pipeline::{check_inputs_ended_until, Task, ENV_PIPELINE, ENV_TASK};
 use crate::wait::Deadline;
 use std::ffi::{c_char, CString};
 
@@ -300,7 +300,7 @@ pub unsafe extern "C" fn shmline_task_check_inputs(
             let param = unsafe { cstr(param, "params[i]") }?;
             inputs.push((param, reader));
         }
-        check_inputs_ended(&pipeline, &task, &inputs, Deadline::from_nanos(timeout_ns))?;
+        check_inputs_ended_until(&pipeline, &task, &inputs, Deadline::from_nanos(timeout_ns))?;
         Ok(())
     })
 }

@@ -78,6 +78,7 @@ pub const BINDING_WRITE: u32 = 2;
 pub const BINDING_EVENT: u32 = 3;
 
 /// Header of a pipeline registry: two 128-byte lines at offset 0.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct PipelineHeader {
     // ---- line 0 (0..128): identity and geometry; written once by the runner ----
@@ -140,6 +141,7 @@ pub struct PipelineHeader {
 /// One declared stream: 640 bytes. Written once by the runner.
 ///
 /// The stream itself is the stream segment named `<pipeline>.<name>`.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct StreamRecord {
     /// The stream's name within the pipeline, NUL-padded.
@@ -174,6 +176,7 @@ pub struct StreamRecord {
 /// One declared event: 384 bytes. Written once by the runner.
 ///
 /// The event itself is the event segment named `<pipeline>.<name>`.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct EventRecord {
     /// The event's name within the pipeline, NUL-padded.
@@ -187,6 +190,7 @@ pub struct EventRecord {
 }
 
 /// One declared task: 1152 bytes.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct TaskRecord {
     /// The task's name, NUL-padded. Written once by the runner.
@@ -230,6 +234,7 @@ pub struct TaskRecord {
 
 /// One parameter of one task, bound to a stream or an event: 640 bytes. Written once by the
 /// runner. Bindings are stored in task order, and within a task as reads, writes, events.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct BindingRecord {
     /// The parameter name the task asks for (`reader("samples")`), NUL-padded.

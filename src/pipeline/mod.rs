@@ -24,7 +24,7 @@
 mod child;
 mod ending;
 mod info;
-pub mod layout;
+pub(crate) mod layout;
 mod manifest;
 mod recovery;
 mod registry;
@@ -35,6 +35,7 @@ mod status;
 mod task;
 mod validate;
 
+pub(crate) use ending::check_inputs_ended_until;
 pub use ending::{check_inputs_ended, END_PATIENCE};
 pub use info::{BindingEntry, EventEntry, RegistryInfo, StreamEntry, TaskEntry};
 pub use recovery::Cleanup;

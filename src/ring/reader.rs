@@ -1197,6 +1197,7 @@ impl Drop for Reader {
 const SEQ_OVERWRITTEN: u64 = u64::MAX - 1;
 
 /// A frame lent in place by [`Reader::acquire`]; released when dropped.
+#[derive(Debug)]
 pub struct ReadSlot<'r> {
     reader: &'r mut Reader,
     ptr: *const u8,

@@ -1,5 +1,5 @@
 //! The stale rule of a stream: who still uses it, and removing it when nobody alive does (see
-//! [`crate::stale`] for what every kind shares).
+//! [`Usage`](crate::Usage) for what every kind shares).
 
 use super::{Stream, WriterState};
 use crate::error::Result;
@@ -15,7 +15,7 @@ impl Stream {
     /// [`Error::NotShmline`](crate::Error::NotShmline) if the name holds something that is not a finished shmline stream
     /// (a FIFO, a link, an empty or foreign file), and with [`Error::VersionMismatch`](crate::Error::VersionMismatch) or
     /// [`Error::Corrupt`](crate::Error::Corrupt) if the segment cannot be judged; nothing is removed in those cases.
-    /// Never waits for a creator still initialising. See [`crate::stale`] for the rules and
+    /// Never waits for a creator still initialising. See [`Usage`](crate::Usage) for the rules and
     /// their limits.
     ///
     /// ```
@@ -34,10 +34,10 @@ impl Stream {
     }
 
     /// Who uses stream `name`: a live creator, writer or reader, or nobody (stale: see
-    /// [`crate::stale`]).
+    /// [`Usage`](crate::Usage)).
     ///
     /// Errors: [`Error::NotFound`](crate::Error::NotFound) if there is no such stream; [`Error::NotShmline`](crate::Error::NotShmline) for a file that
-    /// is not a finished shmline stream (never stale, see [`crate::stale`]);
+    /// is not a finished shmline stream (never stale, see [`Usage`](crate::Usage));
     /// [`Error::VersionMismatch`](crate::Error::VersionMismatch) and [`Error::Corrupt`](crate::Error::Corrupt) for a stream that cannot be judged.
     pub fn usage(name: &str) -> Result<Usage> {
         inspect(SegmentKind::Stream, name)?;

@@ -666,6 +666,7 @@ impl Drop for Writer {
 
 /// A reserved slot of a stream, filled in place and published by [`WriteSlot::commit`].
 /// Dropping it without committing publishes nothing.
+#[derive(Debug)]
 pub struct WriteSlot<'w> {
     writer: &'w mut Writer,
 }
