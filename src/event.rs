@@ -204,6 +204,11 @@ impl Event {
         Segment::unlink(SegmentKind::Event, name)
     }
 
+    /// Names of the events that exist on this machine.
+    pub fn list() -> Result<Vec<String>> {
+        crate::shm::list(SegmentKind::Event)
+    }
+
     /// The event's name.
     pub fn name(&self) -> &str {
         self.segment.name()

@@ -138,3 +138,12 @@ fn a_waiter_blocked_for_a_second_uses_almost_no_cpu() {
         "waiting {elapsed:?} used {cpu:?} of CPU"
     );
 }
+
+#[test]
+fn an_event_is_listed_by_name_while_it_exists() {
+    let name = unique("listed");
+    let event = create(&name, EventMode::Flag);
+    assert!(Event::list().unwrap().contains(&name));
+    drop(event);
+    assert!(!Event::list().unwrap().contains(&name));
+}
