@@ -8,8 +8,8 @@
 mod support;
 
 use shmline::__private::layout::{
-    StreamGeometry, StreamHeader, WriterEntry, OWNER_GENERATION_SHIFT, OWNER_PID_SHIFT,
-    OWNER_STATE_MASK, SEQ_EMPTY, WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING,
+    StreamHeader, WriterEntry, OWNER_GENERATION_SHIFT, OWNER_PID_SHIFT, OWNER_STATE_MASK,
+    SEQ_EMPTY, WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING,
 };
 use shmline::{
     Error, Event, EventMode, EventOptions, ReaderOptions, Stream, StreamOptions, WriterState,
@@ -17,7 +17,7 @@ use shmline::{
 use std::mem::offset_of;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
-use support::unique;
+use support::{geometry, unique};
 use support::{Rng, RoleProcess};
 
 /// Environment variable carrying a child role's job.
@@ -345,15 +345,7 @@ fn writer_owner_offset(stream: &Stream, index: u32) -> u64 {
 
 /// Offset of writer entry `index` in the segment.
 fn writer_entry_offset(stream: &Stream, index: u32) -> u64 {
-    let info = stream.info();
-    let geo = StreamGeometry::new(
-        info.capacity,
-        info.max_frame_size,
-        info.max_readers,
-        info.max_writers,
-        info.max_groups,
-    )
-    .unwrap();
+    let geo = geometry(stream);
     geo.writer_offset(index) as u64
 }
 

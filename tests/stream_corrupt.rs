@@ -10,8 +10,8 @@ mod support;
 
 use memmap2::{MmapOptions, MmapRaw};
 use shmline::__private::layout::{
-    FrameHeader, GroupRecord, ReaderEntry, StreamGeometry, StreamHeader, WriterEntry,
-    READERS_OFFSET, READER_ORPHANED, SEQ_EMPTY, STREAM_FLAG_SCHEMA, WRITER_ENTRY_FREE,
+    FrameHeader, GroupRecord, ReaderEntry, StreamHeader, WriterEntry, READERS_OFFSET,
+    READER_ORPHANED, SEQ_EMPTY, STREAM_FLAG_SCHEMA, WRITER_ENTRY_FREE,
 };
 use shmline::{
     Error, FrameInfo, ReaderOptions, Schema, StartPosition, Status, Stream, StreamOptions,
@@ -22,7 +22,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::unique;
+use support::{geometry, unique};
 
 /// Offset of a `StreamHeader` field.
 macro_rules! hdr {
@@ -105,43 +105,19 @@ fn entry_field(index: usize, field: usize) -> usize {
 
 /// Offset of field `field` (from `offset_of!(FrameHeader, ..)`) of the slot holding `seq`.
 fn slot_field(stream: &Stream, seq: u64, field: usize) -> usize {
-    let info = stream.info();
-    let geo = StreamGeometry::new(
-        info.capacity,
-        info.max_frame_size,
-        info.max_readers,
-        info.max_writers,
-        info.max_groups,
-    )
-    .unwrap();
+    let geo = geometry(stream);
     geo.slot_offset(seq) + field
 }
 
 /// Offset of field `field` (from `offset_of!(GroupRecord, ..)`) of group record `index`.
 fn group_field(stream: &Stream, index: u32, field: usize) -> usize {
-    let info = stream.info();
-    let geo = StreamGeometry::new(
-        info.capacity,
-        info.max_frame_size,
-        info.max_readers,
-        info.max_writers,
-        info.max_groups,
-    )
-    .unwrap();
+    let geo = geometry(stream);
     geo.group_offset(index) + field
 }
 
 /// Offset of field `field` (from `offset_of!(WriterEntry, ..)`) of writer entry `index`.
 fn writer_entry_field(stream: &Stream, index: u32, field: usize) -> usize {
-    let info = stream.info();
-    let geo = StreamGeometry::new(
-        info.capacity,
-        info.max_frame_size,
-        info.max_readers,
-        info.max_writers,
-        info.max_groups,
-    )
-    .unwrap();
+    let geo = geometry(stream);
     geo.writer_offset(index) + field
 }
 

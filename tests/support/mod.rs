@@ -290,6 +290,19 @@ pub fn unique(what: &str) -> String {
     format!("t-{file}-{what}-{}-{n}", std::process::id())
 }
 
+/// Where everything lies in the segment of `stream` (for tests that read or damage its bytes).
+pub fn geometry(stream: &shmline::Stream) -> shmline::__private::layout::StreamGeometry {
+    let info = stream.info();
+    shmline::__private::layout::StreamGeometry::new(
+        info.capacity,
+        info.max_frame_size,
+        info.max_readers,
+        info.max_writers,
+        info.max_groups,
+    )
+    .unwrap()
+}
+
 /// The segment files under /dev/shm whose name mentions `name`, sorted.
 pub fn segments_of(name: &str) -> Vec<String> {
     let mut found: Vec<String> = std::fs::read_dir("/dev/shm")
