@@ -17,8 +17,8 @@
 //!
 //! It exits 1 if a frame was lost or wrong, or fewer than `FLAGSHIP_FRAMES` arrived.
 
+use shmline::monotonic_ns;
 use shmline::pipeline::Task;
-use shmline::wait::monotonic_ns;
 use shmline::Error;
 
 const HEADER: usize = 16;

@@ -14,7 +14,8 @@ use crate::layout::{
     LAYOUT_VERSION,
 };
 use crate::liveness::ProcessId;
-use crate::shm::{file_name, Segment, SegmentKind};
+use crate::shm::{file_name, inspect, Segment, SegmentKind};
+use crate::stale::{remove_if_stale, Usage};
 use crate::sync::Ordering;
 use crate::wait::{futex_wait, futex_wake, realtime_ns, Deadline, WaitStrategy, LIVENESS_SLICE};
 use std::time::{Duration, Instant};
@@ -115,7 +116,7 @@ impl Event {
             EVENT_SEGMENT_SIZE,
             options.permissions,
         )
-        .map_err(|e| crate::stale::explain_exists(SegmentKind::Event, name, e))?;
+        .map_err(|e| crate::stale::explain_exists(SegmentKind::Event, name, e, Event::usage))?;
         let header = segment.at::<EventHeader>(0).ok_or_else(|| {
             Error::corrupt(format!(
                 "event {name:?}: the mapping is too small for its header"
@@ -203,6 +204,11 @@ impl Event {
         Segment::unlink(SegmentKind::Event, name)
     }
 
+    /// Names of the events that exist on this machine.
+    pub fn list() -> Result<Vec<String>> {
+        crate::shm::list(SegmentKind::Event)
+    }
+
     /// The event's name.
     pub fn name(&self) -> &str {
         self.segment.name()
@@ -217,10 +223,11 @@ impl Event {
     pub fn creator(&self) -> ProcessId {
         let header = self.header();
         // Relaxed: written once before `magic` was published, which this handle has observed.
-        ProcessId {
-            pid: header.creator_pid.load(Ordering::Relaxed),
-            start_time: header.creator_start_time.load(Ordering::Relaxed),
-        }
+        ProcessId::load(
+            &header.creator_pid,
+            &header.creator_start_time,
+            Ordering::Relaxed,
+        )
     }
 
     /// Signals the event.
@@ -280,18 +287,18 @@ impl Event {
 
     /// Waits for ever until the event is set (flag mode) or takes one signal (counting mode).
     pub fn wait(&self) -> Result<()> {
-        self.wait_deadline(Deadline::Never)
+        self.wait_until(Deadline::Never)
     }
 
     /// Like [`Event::wait`], but gives up with [`Error::Timeout`] after `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        self.wait_deadline(Deadline::after(Some(timeout)))
+        self.wait_until(Deadline::after(Some(timeout)))
     }
 
     /// Never blocks: succeeds (taking a signal in counting mode) if the event is set right now,
     /// else returns [`Error::Empty`].
     pub fn try_wait(&self) -> Result<()> {
-        match self.wait_deadline(Deadline::Now) {
+        match self.wait_until(Deadline::Now) {
             Err(Error::Timeout) => Err(Error::Empty),
             other => other,
         }
@@ -304,7 +311,12 @@ impl Event {
     /// every 100 ms to re-check. In flag mode, a `set` followed at once by `clear` may go unseen by
     /// a waiter that had not yet looked at the event; use counting mode for pulses that must not
     /// be missed.
-    pub fn wait_deadline(&self, deadline: Deadline) -> Result<()> {
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
+        self.wait_until(Deadline::At(deadline))
+    }
+
+    /// [`Event::wait_deadline`] as `deadline` says (the C ABI's timeouts).
+    pub(crate) fn wait_until(&self, deadline: Deadline) -> Result<()> {
         if self.take() {
             return Ok(());
         }
@@ -398,6 +410,35 @@ fn initialise(header: &EventHeader, mode: EventMode) {
         .store(realtime_ns(), Ordering::Relaxed);
     // Release: an opener that loads `magic` with Acquire sees every field written above.
     header.magic.store(EVENT_MAGIC, Ordering::Release);
+}
+
+impl Event {
+    /// Removes event `name` if its creator is dead, so the name can be created again. Processes
+    /// that still have it open keep their (now private) copy.
+    ///
+    /// Returns and fails as [`Stream::remove_stale`](crate::Stream::remove_stale).
+    pub fn remove_stale(name: &str) -> Result<bool> {
+        remove_if_stale(SegmentKind::Event, name, Event::usage)
+    }
+
+    /// Who uses event `name`: its creator while alive, else nobody (stale: see [`Usage`](crate::Usage)).
+    ///
+    /// Errors: as [`Stream::usage`](crate::Stream::usage).
+    pub fn usage(name: &str) -> Result<Usage> {
+        inspect(SegmentKind::Event, name)?;
+        let event = Event::open(name)?;
+        let creator = event.creator();
+        if creator.is_alive() {
+            return Ok(Usage::InUse {
+                pid: creator.pid,
+                role: "creator",
+            });
+        }
+        Ok(Usage::Stale(format!(
+            "its creator (pid {}) is dead",
+            creator.pid
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,13 @@ pub const LINE: usize = 128;
 pub const STREAM_MAGIC: u64 = u64::from_le_bytes(*b"SHMLSTRM");
 /// `b"SHMLEVNT"` read as a little-endian `u64`: first 8 bytes of an event segment.
 pub const EVENT_MAGIC: u64 = u64::from_le_bytes(*b"SHMLEVNT");
+/// `b"SHMLPIPE"` read as a little-endian `u64`: first 8 bytes of a pipeline registry (whose
+/// layout is in `pipeline::layout`; the magic numbers of every segment kind live here, with the
+/// segment handling that checks them).
+pub const PIPELINE_MAGIC: u64 = u64::from_le_bytes(*b"SHMLPIPE");
+/// Size of a pipeline registry's header (`pipeline::layout::PipelineHeader`, which asserts it):
+/// the smallest finished registry.
+pub const PIPELINE_HEADER_SIZE: u64 = 256;
 
 /// Stream flag: every frame carries a CRC32C of its payload, checked by readers.
 pub const STREAM_FLAG_CHECKSUM: u32 = 1 << 0;
@@ -143,6 +150,7 @@ pub const SLOT_ALIGN: u64 = 64;
 /// Header of a stream segment: five 128-byte lines at offset 0.
 ///
 /// Line 0 and 1 are written once by the creator before it publishes `magic`; lines 2-4 are live.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct StreamHeader {
     // ---- line 0 (0..128): identity and geometry; written once by the creator ----
@@ -273,6 +281,7 @@ pub struct StreamHeader {
 }
 
 /// One entry of a stream's reader table: 128 bytes, one per possible reader.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct ReaderEntry {
     /// Sequence number of the next frame this reader will read. Every frame below it has been
@@ -306,6 +315,7 @@ pub struct ReaderEntry {
 }
 
 /// One record of a stream's group table: 128 bytes, one per possible reader group.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct GroupRecord {
     /// The next frame to hand to a member; every frame below it has been handed out. Members
@@ -328,6 +338,7 @@ pub struct GroupRecord {
 }
 
 /// One entry of a multi-writer stream's writer table: 128 bytes, one per possible writer.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct WriterEntry {
     /// The sequence number this writer claimed last, or is about to claim ([`SEQ_EMPTY`] before
@@ -357,6 +368,7 @@ pub struct WriterEntry {
 }
 
 /// Header at the start of every slot; the payload follows at offset [`FRAME_HEADER_SIZE`].
+#[derive(Debug)]
 #[repr(C)]
 pub struct FrameHeader {
     /// Sequence number of the frame in this slot, or [`SEQ_EMPTY`] while empty or being written.
@@ -402,6 +414,7 @@ pub const EVENT_MODE_FLAG: u32 = 0;
 pub const EVENT_MODE_COUNTING: u32 = 1;
 
 /// An event segment: two 128-byte lines.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct EventHeader {
     // ---- line 0 (0..128): identity; written once by the creator ----

@@ -23,31 +23,70 @@
 //! # Ok::<(), shmline::Error>(())
 //! ```
 
-pub mod error;
-pub mod event;
+// A dependency the library does not use fails the build. Set here rather than in Cargo.toml's
+// [lints], which would apply it to every test binary too (each sees every dev-dependency, and
+// most use few); not for the unit tests, for the same reason.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+// The public API is what this file re-exports, the `pipeline` module, and the C ABI (`ffi`, whose
+// exports the cdylib and the static archive carry); every other module is internal.
+mod error;
+mod event;
+// The C boundary (owned by its own files): its handle types are opaque to C and hold the Rust
+// handles, and each export dereferences its C arguments in the one unsafe step that the caller's
+// contract covers.
+#[allow(missing_debug_implementations, clippy::multiple_unsafe_ops_per_block)]
 pub mod ffi;
-pub mod layout;
-pub mod liveness;
+mod layout;
+mod liveness;
 pub mod pipeline;
-pub mod ring;
-pub mod schema;
-pub mod shm;
-pub mod stale;
-pub mod sync;
-pub mod wait;
-pub mod waitset;
+mod ring;
+mod schema;
+mod shm;
+mod stale;
+mod sync;
+mod wait;
+mod waitset;
 
 pub use error::{Error, Result, Status};
 pub use event::{Event, EventMode, EventOptions};
 pub use layout::LAYOUT_VERSION;
+pub use liveness::ProcessId;
 pub use ring::{
-    Backpressure, FrameInfo, GroupStats, OwnedFrame, ReadGuard, Reader, ReaderOptions, ReaderStats,
-    StartPosition, Stream, StreamInfo, StreamOptions, StreamStats, WriteGuard, Writer,
-    WriterOptions, WriterState,
+    Backpressure, FrameInfo, GroupStats, OwnedFrame, ReadSlot, Reader, ReaderOptions, ReaderStats,
+    StartPosition, Stream, StreamInfo, StreamOptions, StreamStats, WriteSlot, Writer,
+    WriterOptions, WriterState, WriterStats,
 };
 pub use schema::Schema;
-pub use wait::WaitStrategy;
+pub use shm::SegmentKind;
+pub use stale::Usage;
+pub use wait::{monotonic_ns, WaitStrategy};
 pub use waitset::WaitSet;
+
+/// Internals that the `shmline` command (`cli/`), the tests and the benchmarks use: the byte
+/// layout, the ring protocol, segment handling. **Not part of the public API and not covered by
+/// semantic versioning**: anything here may change or go in any release.
+#[doc(hidden)]
+pub mod __private {
+    /// The byte layout of streams and events (`docs/LAYOUT.md`).
+    pub mod layout {
+        pub use crate::layout::*;
+    }
+    /// The byte layout of a pipeline registry (`docs/LAYOUT.md` section 9).
+    pub mod pipeline_layout {
+        pub use crate::pipeline::layout::*;
+    }
+    /// Segment names, files and mappings under `/dev/shm`.
+    pub mod shm {
+        pub use crate::shm::*;
+    }
+    /// The atomics of the protocol (loom's under `--cfg loom`).
+    pub mod sync {
+        pub use crate::sync::*;
+    }
+    pub use crate::ring::protocol;
+    pub use crate::wait::Deadline;
+}
 
 /// Version of this library (`major.minor.patch`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -20,6 +20,23 @@ pub struct ProcessId {
 static SELF_CACHE: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 impl ProcessId {
+    /// The process recorded in a pair of shared-memory words, loaded with `order`: the one
+    /// reader of every recorded identity (stream creator and writer, table lock holder, event
+    /// creator, table entries). The two loads are not one atomic step; a torn pair names no
+    /// live process and so only ever reads as dead, which nobody acts on without a
+    /// compare-and-swap of the state that recorded it.
+    #[inline]
+    pub fn load(
+        pid: &crate::sync::AtomicU32,
+        start_time: &crate::sync::AtomicU64,
+        order: crate::sync::Ordering,
+    ) -> ProcessId {
+        ProcessId {
+            pid: pid.load(order),
+            start_time: start_time.load(order),
+        }
+    }
+
     /// The calling process.
     pub fn current() -> ProcessId {
         let pid = std::process::id();
@@ -40,7 +57,7 @@ impl ProcessId {
     /// Whether this process is still running (the same process, not a reuse of its pid).
     ///
     /// A pid of 0 is never alive. A zombie (exited, not yet reaped by its parent) counts as alive
-    /// for [`ZOMBIE_GRACE`] after this process first saw it exited: its parent may be deciding how
+    /// for `ZOMBIE_GRACE` (1 s) after this process first saw it exited: its parent may be deciding how
     /// the exit is reported (the pipeline runner closes the streams of a task that exited 0
     /// before reaping it, within milliseconds, so its readers see end of stream rather than a
     /// dead writer). After that it is dead, even if never reaped: a parent blocked writing to (or

@@ -54,7 +54,7 @@ impl SegmentKind {
         match self {
             SegmentKind::Stream => crate::layout::STREAM_MAGIC,
             SegmentKind::Event => crate::layout::EVENT_MAGIC,
-            SegmentKind::Pipeline => crate::pipeline::layout::PIPELINE_MAGIC,
+            SegmentKind::Pipeline => crate::layout::PIPELINE_MAGIC,
         }
     }
 
@@ -63,7 +63,7 @@ impl SegmentKind {
         match self {
             SegmentKind::Stream => crate::layout::READERS_OFFSET,
             SegmentKind::Event => crate::layout::EVENT_SEGMENT_SIZE,
-            SegmentKind::Pipeline => crate::pipeline::layout::PIPELINE_HEADER_SIZE,
+            SegmentKind::Pipeline => crate::layout::PIPELINE_HEADER_SIZE,
         }
     }
 }
@@ -289,11 +289,13 @@ impl Segment {
         if end > self.map.len() || !offset.is_multiple_of(std::mem::align_of::<T>()) {
             return None;
         }
+        // SAFETY: `offset < end <= len`: the result points inside the live mapping.
+        let at = unsafe { self.base().add(offset) };
         // SAFETY: the range [offset, end) lies inside the live mapping (checked above), the
         // address is aligned for T (mapping is page-aligned, offset checked), T is made only of
         // atomics so every bit pattern is valid and shared mutation is allowed, and the reference
         // cannot outlive `self`, which keeps the mapping alive.
-        Some(unsafe { &*(self.base().add(offset) as *const T) })
+        Some(unsafe { &*(at as *const T) })
     }
 }
 

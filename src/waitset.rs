@@ -31,47 +31,13 @@
 //! Like the members' own waits, the sleep is cut into slices of at most 100 ms, after which the
 //! readers look at their writers' liveness: a writer that dies (and so wakes nobody) is reported
 //! within about 100 ms.
-//!
-//! Readiness is level-triggered: a member stays ready until its frame is read or its event
-//! cleared (or taken). A ready reader is one whose next read returns at once: with a frame, or
-//! with the end of the stream, the writer's death or an error. A member of a reader group may
-//! claim frames when the WaitSet checks it, which its next read returns. A ready counting event
-//! has a pending signal, which the WaitSet does not take: take it with `try_wait` (another
-//! waiter may take it first).
-//!
-//! ```
-//! use shmline::{Event, EventOptions, ReaderOptions, Stream, StreamOptions, WaitSet};
-//! use std::time::Duration;
-//! # let name = format!("doc-waitset-{}", std::process::id());
-//! let stream = Stream::create(&name, &StreamOptions {
-//!     max_frame_size: 8,
-//!     unlink_on_close: true,
-//!     ..Default::default()
-//! })?;
-//! let mut reader = stream.reader(&ReaderOptions::default())?;
-//! let event = Event::create(&format!("{name}-stop"), &EventOptions {
-//!     unlink_on_close: true,
-//!     ..Default::default()
-//! })?;
-//! let mut writer = stream.writer()?;
-//! writer.write(b"hello")?;
-//!
-//! let mut set = WaitSet::new();
-//! let frames = set.add_reader(&mut reader);
-//! let stop = set.add_event(&event);
-//! assert_eq!(set.wait(Some(Duration::from_secs(5)))?, vec![frames]);
-//! assert_eq!(set.reader(frames).unwrap().try_read()?.data, b"hello");
-//! event.set();
-//! assert_eq!(set.wait(Some(Duration::from_secs(5)))?, vec![stop]);
-//! # Ok::<(), shmline::Error>(())
-//! ```
 
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::ring::Reader;
 use crate::sync::AtomicU32;
 use crate::wait::{Deadline, Step, WaitStrategy};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest sleep when `futex_waitv` is unavailable (or the set is too large for it): members
 /// other than the first are noticed within this time.
@@ -124,7 +90,43 @@ impl Member<'_> {
 
 /// A set of readers and events to wait on together: [`WaitSet::wait`] returns the keys of those
 /// that are ready. Idle waiting uses no CPU (one wake-up per 100 ms to check the writers'
-/// liveness); see the [module documentation](self) for how, and for what "ready" means.
+/// liveness): the set makes each member's own sleep announcement, re-checks them all, then sleeps
+/// on all their futex words at once (`futex_waitv`; before Linux 5.16, on the first member's word
+/// in 5 ms slices), so no wake-up is lost and writers need not know WaitSets exist.
+///
+/// Readiness is level-triggered: a member stays ready until its frame is read or its event
+/// cleared (or taken). A ready reader is one whose next read returns at once: with a frame, or
+/// with the end of the stream, the writer's death or an error. A member of a reader group may
+/// claim frames when the WaitSet checks it, which its next read returns. A ready counting event
+/// has a pending signal, which the WaitSet does not take: take it with `try_wait` (another
+/// waiter may take it first).
+///
+/// ```
+/// use shmline::{Event, EventOptions, ReaderOptions, Stream, StreamOptions, WaitSet};
+/// use std::time::Duration;
+/// # let name = format!("doc-waitset-{}", std::process::id());
+/// let stream = Stream::create(&name, &StreamOptions {
+///     max_frame_size: 8,
+///     unlink_on_close: true,
+///     ..Default::default()
+/// })?;
+/// let mut reader = stream.reader(&ReaderOptions::default())?;
+/// let event = Event::create(&format!("{name}-stop"), &EventOptions {
+///     unlink_on_close: true,
+///     ..Default::default()
+/// })?;
+/// let mut writer = stream.writer()?;
+/// writer.write(b"hello")?;
+///
+/// let mut set = WaitSet::new();
+/// let frames = set.add_reader(&mut reader);
+/// let stop = set.add_event(&event);
+/// assert_eq!(set.wait_timeout(Duration::from_secs(5))?, vec![frames]);
+/// assert_eq!(set.reader(frames).unwrap().try_read()?.data, b"hello");
+/// event.set();
+/// assert_eq!(set.wait_timeout(Duration::from_secs(5))?, vec![stop]);
+/// # Ok::<(), shmline::Error>(())
+/// ```
 ///
 /// The set borrows its readers mutably for its lifetime (checking a reader updates its view of
 /// the stream, and may claim frames for a group member, as its own reads do), so read from them
@@ -189,17 +191,26 @@ impl<'a> WaitSet<'a> {
         }
     }
 
-    /// Waits until at least one member is ready, for at most `timeout` (`None`: for ever), and
-    /// returns the keys of every ready member in increasing order. [`Error::Timeout`] if none
-    /// became ready in time; [`Error::Empty`] if none is ready now and `timeout` is zero (a
-    /// check without waiting); [`Error::InvalidArgument`] for a set with no member.
-    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Vec<usize>> {
-        self.wait_deadline(Deadline::after(timeout))
+    /// Waits for ever until at least one member is ready, and returns the keys of every ready
+    /// member in increasing order. [`Error::InvalidArgument`] for a set with no member.
+    pub fn wait(&mut self) -> Result<Vec<usize>> {
+        wait_members(&mut self.members, Deadline::Never)
     }
 
-    /// [`WaitSet::wait`] until `deadline`.
-    pub fn wait_deadline(&mut self, deadline: Deadline) -> Result<Vec<usize>> {
-        wait_members(&mut self.members, deadline)
+    /// The keys of the members ready now, without waiting; [`Error::Empty`] if none is.
+    pub fn try_wait(&mut self) -> Result<Vec<usize>> {
+        wait_members(&mut self.members, Deadline::Now)
+    }
+
+    /// As [`WaitSet::wait`], for at most `timeout`: [`Error::Timeout`] if no member became ready
+    /// in time ([`Error::Empty`] for a zero `timeout`, as [`WaitSet::try_wait`]).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Vec<usize>> {
+        wait_members(&mut self.members, Deadline::after(Some(timeout)))
+    }
+
+    /// As [`WaitSet::wait`], until `deadline` ([`Error::Timeout`]).
+    pub fn wait_deadline(&mut self, deadline: Instant) -> Result<Vec<usize>> {
+        wait_members(&mut self.members, Deadline::At(deadline))
     }
 }
 

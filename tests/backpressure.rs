@@ -1,15 +1,14 @@
 //! Backpressure policies: what writers do when the ring is full (block, fail, drop_newest,
 //! drop_oldest), and the counters that say what was lost.
 
+mod support;
+
 use shmline::{Backpressure, Error, ReaderOptions, Stream, StreamOptions};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use support::unique;
 
 fn stream(tag: &str, capacity: u32, policy: Backpressure) -> Stream {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let name = format!("t-policy-{tag}-{}-{n}", std::process::id());
+    let name = unique(tag);
     Stream::create(
         &name,
         &StreamOptions {

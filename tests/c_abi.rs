@@ -7,20 +7,19 @@
 //! The C programs are compiled here with the system C compiler (`$CC`, default `cc`) against the
 //! libraries `cargo test` builds next to this test binary. Rust roles of the cross-process tests
 //! are ignored tests that this binary re-runs as a child process with the stream name in
-//! `SHMLINE_C_ABI_CHILD`; the Rust tasks of the pipelines are the roles of `tests/common/mod.rs`.
+//! `SHMLINE_C_ABI_CHILD`; the Rust tasks of the pipelines are the roles of `tests/support/pipeline.rs`.
 
 #[macro_use]
-mod common;
+mod support;
 
 use shmline::pipeline::{Outcome, Pipeline, StreamSpec, TaskExit, TaskSpec};
-use shmline::wait::Deadline;
 use shmline::{FrameInfo, ReaderOptions, Stream, StreamOptions, WaitStrategy, WriterOptions};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+use support::unique;
 
 /// Environment variable carrying `STREAM_NAME FRAME_COUNT` to a Rust child role.
 const CHILD_ENV: &str = "SHMLINE_C_ABI_CHILD";
@@ -67,13 +66,6 @@ fn assert_frame(expected: u64, info: &FrameInfo, data: &[u8]) {
     assert_eq!(info.missed, 0, "frame {expected}: missed");
     assert_eq!(info.flags, frame_flags(expected), "frame {expected}: flags");
     assert_eq!(data, frame(expected), "frame {expected}: bytes");
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("t-cabi-{tag}-{}-{n}", std::process::id())
 }
 
 fn root() -> &'static Path {
@@ -496,7 +488,7 @@ fn c_task(name: &str) -> TaskSpec {
 }
 
 /// Runs source -> samples -> scale -> doubled -> sink with the given tasks (each C or Rust, all
-/// with the same parameters and frames: `tests/c/pipeline_frames.h`, `tests/common/mod.rs`) and
+/// with the same parameters and frames: `tests/c/pipeline_frames.h`, `tests/support/pipeline.rs`) and
 /// checks that it ends by itself, every task succeeded (the sink checks every frame) and nothing
 /// is left in /dev/shm.
 fn run_mixed_pipeline(source: TaskSpec, scale: TaskSpec, sink: TaskSpec) {
@@ -505,11 +497,11 @@ fn run_mixed_pipeline(source: TaskSpec, scale: TaskSpec, sink: TaskSpec) {
     let pipeline = Pipeline::new(&name)
         .stream(
             "samples",
-            StreamSpec::bytes(common::FRAME as u32).capacity(16),
+            StreamSpec::bytes(support::pipeline::FRAME as u32).capacity(16),
         )
         .stream(
             "doubled",
-            StreamSpec::bytes(common::FRAME as u32)
+            StreamSpec::bytes(support::pipeline::FRAME as u32)
                 .capacity(16)
                 .checksum(true),
         )
@@ -533,7 +525,7 @@ fn run_mixed_pipeline(source: TaskSpec, scale: TaskSpec, sink: TaskSpec) {
         assert_eq!(stream.frames, PIPELINE_FRAMES, "{stream:?}");
         assert_eq!(
             stream.bytes,
-            PIPELINE_FRAMES * common::FRAME as u64,
+            PIPELINE_FRAMES * support::pipeline::FRAME as u64,
             "{stream:?}"
         );
     }
@@ -551,7 +543,7 @@ task_roles!(role_source, role_scale, role_sink);
 fn a_c_source_a_rust_scale_and_a_c_sink_pass_every_frame_intact() {
     run_mixed_pipeline(
         c_task("task_source"),
-        common::role("role_scale"),
+        support::pipeline::role("role_scale"),
         c_task("task_sink"),
     );
 }
@@ -559,9 +551,9 @@ fn a_c_source_a_rust_scale_and_a_c_sink_pass_every_frame_intact() {
 #[test]
 fn a_rust_source_a_c_scale_and_a_rust_sink_pass_every_frame_intact() {
     run_mixed_pipeline(
-        common::role("role_source"),
+        support::pipeline::role("role_source"),
         c_task("task_scale"),
-        common::role("role_sink"),
+        support::pipeline::role("role_sink"),
     );
 }
 
@@ -745,14 +737,11 @@ fn child_rust_writer() {
         .unwrap();
     drop(stream);
     writer.wait_for_readers(1, PATIENCE).unwrap();
-    let deadline = || Deadline::after(Some(PATIENCE));
     let mut i = 0;
     while i < frames {
         match (i / FRAMES_CHUNK) % 3 {
             0 => {
-                writer
-                    .write_deadline(&frame(i), frame_flags(i), deadline())
-                    .unwrap();
+                writer.write_with_flags(&frame(i), frame_flags(i)).unwrap();
                 i += 1;
             }
             1 => {
@@ -767,16 +756,11 @@ fn child_rust_writer() {
                     .min((i / FRAMES_CHUNK + 1) * FRAMES_CHUNK)
                     .min(frames);
                 let batch: Vec<Vec<u8>> = (i..end).map(frame).collect();
+                let batch: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
                 let mut done = 0;
                 while done < batch.len() {
-                    let start = done;
                     done += writer
-                        .write_batch_deadline(
-                            batch.len() - start,
-                            |k| batch[start + k].as_slice(),
-                            frame_flags(i),
-                            deadline(),
-                        )
+                        .write_batch_with_flags(&batch[done..], frame_flags(i))
                         .unwrap();
                 }
                 i = end;

@@ -9,14 +9,17 @@
 //! last build). Each matrix prints its table on stderr, also when it passes (for CI logs), then
 //! fails if any run failed, with both peers' output.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+use support::unique;
 
 /// Frames per stream run: 125 laps of the peers' 16-slot ring.
 const FRAMES: u64 = 2000;
@@ -64,14 +67,6 @@ fn work_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A segment name no other run or test uses.
-fn unique(what: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("t-conf-{what}-{}-{n}", std::process::id())
 }
 
 // ---- Building the peers ----

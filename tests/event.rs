@@ -7,8 +7,8 @@
 mod support;
 
 use shmline::{Error, Event, EventMode, EventOptions};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use support::unique;
 use support::{thread_cpu_time, RoleProcess};
 
 /// Environment variable carrying the event name to a child role.
@@ -19,13 +19,6 @@ const PATIENCE: Duration = Duration::from_secs(30);
 const SIGNALS: u32 = 1000;
 /// Child processes in the wake-every-waiter test.
 const WAITERS: u32 = 3;
-
-fn unique_name(what: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("t-event-{what}-{}-{n}", std::process::id())
-}
 
 fn create(name: &str, mode: EventMode) -> Event {
     let options = EventOptions {
@@ -85,7 +78,7 @@ fn child_waits_for_the_event() {
 
 #[test]
 fn a_set_in_another_process_wakes_a_waiter() {
-    let name = unique_name("wake");
+    let name = unique("wake");
     let event = create(&name, EventMode::Flag);
     let child = spawn_role("child_sets_the_event", &name);
     event.wait_timeout(PATIENCE).unwrap();
@@ -95,7 +88,7 @@ fn a_set_in_another_process_wakes_a_waiter() {
 
 #[test]
 fn every_signal_from_another_process_is_taken_exactly_once() {
-    let name = unique_name("count");
+    let name = unique("count");
     let event = create(&name, EventMode::Counting);
     let child = spawn_role("child_signals_the_event_many_times", &name);
     for taken in 0..SIGNALS {
@@ -110,7 +103,7 @@ fn every_signal_from_another_process_is_taken_exactly_once() {
 
 #[test]
 fn a_flag_set_wakes_every_waiting_process() {
-    let name = unique_name("all");
+    let name = unique("all");
     let event = create(&name, EventMode::Flag);
     let ready = create(&ready_name(&name), EventMode::Counting);
     let children: Vec<RoleProcess> = (0..WAITERS)
@@ -125,7 +118,7 @@ fn a_flag_set_wakes_every_waiting_process() {
 
 #[test]
 fn a_waiter_blocked_for_a_second_uses_almost_no_cpu() {
-    let event = create(&unique_name("idle"), EventMode::Flag);
+    let event = create(&unique("idle"), EventMode::Flag);
     let timeout = Duration::from_secs(1);
     // Measured on a thread of its own so that tests running in parallel are not counted.
     let (outcome, elapsed, cpu) = std::thread::scope(|s| {
@@ -144,4 +137,13 @@ fn a_waiter_blocked_for_a_second_uses_almost_no_cpu() {
         cpu < Duration::from_millis(500),
         "waiting {elapsed:?} used {cpu:?} of CPU"
     );
+}
+
+#[test]
+fn an_event_is_listed_by_name_while_it_exists() {
+    let name = unique("listed");
+    let event = create(&name, EventMode::Flag);
+    assert!(Event::list().unwrap().contains(&name));
+    drop(event);
+    assert!(!Event::list().unwrap().contains(&name));
 }

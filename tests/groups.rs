@@ -2,6 +2,8 @@
 //! plain readers and other groups still get every frame, and the writer waits for frames members
 //! hold.
 
+mod support;
+
 use shmline::{
     Backpressure, Error, FrameInfo, ReaderOptions, Schema, StartPosition, Status, Stream,
     StreamOptions,
@@ -9,6 +11,7 @@ use shmline::{
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use support::unique;
 
 fn options(capacity: u32) -> StreamOptions {
     StreamOptions {
@@ -21,14 +24,7 @@ fn options(capacity: u32) -> StreamOptions {
 }
 
 fn stream_with(tag: &str, options: &StreamOptions) -> Stream {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    Stream::create(
-        &format!("t-groups-{tag}-{}-{n}", std::process::id()),
-        options,
-    )
-    .unwrap()
+    Stream::create(&unique(tag), options).unwrap()
 }
 
 fn stream(tag: &str, capacity: u32) -> Stream {
@@ -326,9 +322,11 @@ fn a_member_closing_while_another_process_keeps_the_table_lock_still_hands_on_it
         .open(format!("/dev/shm/shmline.stream.{}", s.name()))
         .unwrap();
     let map = memmap2::MmapOptions::new().map_raw(&file).unwrap();
+    // SAFETY: offset 604 lies inside the mapping (the header alone is 640 bytes).
+    let at = unsafe { map.as_mut_ptr().add(604) };
     // SAFETY: `table_lock` is the aligned u32 at offset 604 of the header (LAYOUT.md 3.3), inside
     // the mapping, which outlives every use of the reference.
-    let table_lock = unsafe { &*(map.as_mut_ptr().add(604) as *const AtomicU32) };
+    let table_lock = unsafe { &*(at as *const AtomicU32) };
     // Relaxed: `a` only needs to see a holder that is not itself, whenever it looks.
     table_lock.store(std::process::id(), Ordering::Relaxed);
     drop(a);

@@ -14,8 +14,8 @@ use shmline::{
     Error, Event, EventMode, EventOptions, ReaderOptions, Stream, StreamOptions, WriterState,
 };
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use support::unique;
 use support::RoleProcess;
 
 /// Environment variable carrying a child role's job.
@@ -24,13 +24,6 @@ const CHILD_ENV: &str = "SHMLINE_GROUP_CHILD";
 const PATIENCE: Duration = Duration::from_secs(60);
 /// The group every member joins.
 const GROUP: &str = "workers";
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("t-groupproc-{tag}-{}-{n}", std::process::id())
-}
 
 fn create(tag: &str, capacity: u32, max_writers: u32) -> Stream {
     Stream::create(

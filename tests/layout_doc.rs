@@ -6,7 +6,9 @@
 //! record with what the Rust side wrote. They need `python3` (3.11 or later). Without it they are
 //! skipped with a message, except under CI (`CI` set), where a missing interpreter fails.
 
-use shmline::wait::{monotonic_ns, Deadline};
+mod support;
+
+use shmline::monotonic_ns;
 use shmline::{
     Event, EventMode, EventOptions, ReaderOptions, Schema, Status, Stream, StreamOptions,
 };
@@ -15,17 +17,10 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+use support::unique;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/layout_reader.py");
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("t-layout-{tag}-{}-{n}", std::process::id())
-}
 
 /// The Python interpreter behind `python3`, resolved once (`python3` is often a slow wrapper
 /// script, e.g. a pyenv shim); `None` (with a message) if it is missing outside CI.
@@ -205,7 +200,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     // them: frames 4..12 are in the ring, 8..12 in slots 0..4.
     for seq in 0..8 {
         writer
-            .write_deadline(&payload(seq), frame_flags(seq), Deadline::Now)
+            .write_with_flags(&payload(seq), frame_flags(seq))
             .unwrap();
     }
     for seq in 0..5 {
@@ -214,7 +209,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     }
     for seq in 8..12 {
         writer
-            .write_deadline(&payload(seq), frame_flags(seq), Deadline::Now)
+            .write_with_flags(&payload(seq), frame_flags(seq))
             .unwrap();
     }
     let after = monotonic_ns();
@@ -485,7 +480,7 @@ fn a_python_reader_decodes_the_owner_word_of_a_reused_entry_and_a_claiming_write
     damage(
         &format!("shmline.stream.{name}"),
         512,
-        &(shmline::layout::WRITER_CLAIMING | me).to_le_bytes(),
+        &(shmline::__private::layout::WRITER_CLAIMING | me).to_le_bytes(),
     );
     let report = run_reader(&[&name]);
     let reader = report.one("reader");
@@ -730,7 +725,7 @@ fn a_python_reader_decodes_the_group_table_and_the_members_of_a_reader_group() {
 fn layout_md_states_the_layout_version_of_the_code_everywhere_it_names_it() {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/LAYOUT.md")).unwrap();
-    let version = shmline::layout::LAYOUT_VERSION;
+    let version = shmline::__private::layout::LAYOUT_VERSION;
     // The title, the conventions table, opening step 5, and the stream and event header tables
     // (the registry's own `REGISTRY_VERSION` rows are told apart by that name).
     let title = doc.lines().next().unwrap();
@@ -766,4 +761,33 @@ fn layout_md_states_the_layout_version_of_the_code_everywhere_it_names_it() {
             "a header table of LAYOUT.md"
         );
     }
+}
+
+#[test]
+fn layout_md_states_the_registry_version_of_the_code_everywhere_it_names_it() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/LAYOUT.md")).unwrap();
+    let version = shmline::__private::pipeline_layout::REGISTRY_VERSION;
+    // Section 9's introduction, the registry header table and its opening check.
+    assert!(
+        doc.contains(&format!("`REGISTRY_VERSION = {version}`")),
+        "LAYOUT.md section 9 should say `REGISTRY_VERSION = {version}`"
+    );
+    let rows: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("| 8 | 4 | u32 | `layout_version` |"))
+        .filter(|l| l.contains("REGISTRY_VERSION"))
+        .collect();
+    assert_eq!(rows.len(), 1, "the registry header table: {rows:?}");
+    assert!(
+        rows[0].starts_with(&format!("| 8 | 4 | u32 | `layout_version` | {version} (")),
+        "the registry header table of LAYOUT.md: {}",
+        rows[0]
+    );
+    assert!(
+        doc.contains(&format!(
+            "| `layout_version` is {version} (`REGISTRY_VERSION`) |"
+        )),
+        "LAYOUT.md's registry opening checks should require version {version}"
+    );
 }

@@ -155,21 +155,22 @@ fn a_stream_beyond_a_resource_limit_fails_with_no_space_and_leaves_nothing_behin
     let name = unique("rlimit");
     let mut command = role_command("role_create_under_a_file_size_limit");
     command.env("LIMIT_NAME", &name);
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
     // SIGXFSZ is ignored so that the limit shows as an error (EFBIG) instead of killing.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 64 << 10,
-                rlim_max: 64 << 10,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    let limit_file_size = || {
+        let limit = libc::rlimit {
+            rlim_cur: 64 << 10,
+            rlim_max: 64 << 10,
+        };
+        // SAFETY: `limit` is a valid rlimit that outlives the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: SIG_IGN installs no handler of ours.
+        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+        Ok(())
+    };
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
+    unsafe { command.pre_exec(limit_file_size) };
     let r = Proc::spawn("a process with a 64 KiB file size limit", command)
         .result()
         .unwrap();
@@ -249,7 +250,9 @@ fn oversized_frames_are_refused_before_anything_is_published() {
     let mut slot = writer.reserve().unwrap();
     slot[..4].copy_from_slice(b"slot");
     drop(slot);
-    writer.reserve_raw(shmline::wait::Deadline::Now).unwrap();
+    writer
+        .reserve_raw(shmline::__private::Deadline::Now)
+        .unwrap();
     assert!(matches!(
         writer.commit_raw(usize::MAX, 0),
         Err(Error::FrameTooLarge { .. })

@@ -1,4 +1,4 @@
-//! Model checks of the stream protocol (`shmline::ring::protocol`) with loom.
+//! Model checks of the stream protocol (`shmline::__private::protocol`) with loom.
 //!
 //! Run with:
 //!
@@ -24,7 +24,7 @@
 //! release; `LOOM_MAX_PREEMPTIONS` overrides them all for a deeper (slower) search.
 //!
 //! loom treats SeqCst loads and stores as only AcqRel, so the protocol's store-then-load
-//! handshakes would fail here although they are correct; `shmline::sync::seqcst_store_load`
+//! handshakes would fail here although they are correct; `shmline::__private::sync::seqcst_store_load`
 //! inserts, under loom only, the SeqCst fence that gives loom the same ordering.
 #![cfg(loom)]
 
@@ -32,13 +32,13 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
-use shmline::layout::{
+use shmline::__private::layout::{
     FrameHeader, GroupRecord, ReaderEntry, StreamHeader, WriterEntry, FRAME_STATUS_SKIPPED,
     GROUP_ACTIVE, OWNER_ASLEEP, OWNER_PID_SHIFT, POS_IDLE, READER_ACTIVE, READER_FREE,
     READER_ORPHANED, SEQ_EMPTY, WRITER_CLOSED,
 };
-use shmline::ring::protocol;
-use shmline::ring::protocol::group::Claim;
+use shmline::__private::protocol;
+use shmline::__private::protocol::group::Claim;
 use std::sync::atomic::Ordering;
 
 /// A slot: the shared frame header and a payload of one `u64`.

@@ -1,16 +1,15 @@
 //! Multi-writer streams in one process: writers claim sequence numbers concurrently, frames are
 //! published in claim order, and every reader sees each frame exactly once.
 
+mod support;
+
 use shmline::{Error, ReaderOptions, Stream, StreamOptions, WriterState};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use support::unique;
 
 fn stream(tag: &str, capacity: u32, max_writers: u32) -> Stream {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
     Stream::create(
-        &format!("t-multi-{tag}-{}-{n}", std::process::id()),
+        &unique(tag),
         &StreamOptions {
             capacity,
             max_frame_size: 16,

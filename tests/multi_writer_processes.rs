@@ -7,17 +7,17 @@
 
 mod support;
 
-use shmline::layout::{
-    StreamGeometry, StreamHeader, WriterEntry, OWNER_GENERATION_SHIFT, OWNER_PID_SHIFT,
-    OWNER_STATE_MASK, SEQ_EMPTY, WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING,
+use shmline::__private::layout::{
+    StreamHeader, WriterEntry, OWNER_GENERATION_SHIFT, OWNER_PID_SHIFT, OWNER_STATE_MASK,
+    SEQ_EMPTY, WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING,
 };
 use shmline::{
     Error, Event, EventMode, EventOptions, ReaderOptions, Stream, StreamOptions, WriterState,
 };
 use std::mem::offset_of;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use support::{geometry, unique};
 use support::{Rng, RoleProcess};
 
 /// Environment variable carrying a child role's job.
@@ -26,13 +26,6 @@ const CHILD_ENV: &str = "SHMLINE_MULTI_CHILD";
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Bytes per frame: writer id, then the frame's number in that writer's own order.
 const FRAME: usize = 16;
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("t-multiproc-{tag}-{}-{n}", std::process::id())
-}
 
 fn frame(writer: u64, i: u64) -> [u8; FRAME] {
     let mut f = [0u8; FRAME];
@@ -352,15 +345,7 @@ fn writer_owner_offset(stream: &Stream, index: u32) -> u64 {
 
 /// Offset of writer entry `index` in the segment.
 fn writer_entry_offset(stream: &Stream, index: u32) -> u64 {
-    let info = stream.info();
-    let geo = StreamGeometry::new(
-        info.capacity,
-        info.max_frame_size,
-        info.max_readers,
-        info.max_writers,
-        info.max_groups,
-    )
-    .unwrap();
+    let geo = geometry(stream);
     geo.writer_offset(index) as u64
 }
 

@@ -20,7 +20,8 @@ fn nobody() -> (libc::uid_t, libc::gid_t) {
     let entry = unsafe { libc::getpwnam(c"nobody".as_ptr()) };
     assert!(!entry.is_null(), "this system has no user `nobody`");
     // SAFETY: `entry` is non-null and points to a valid passwd record.
-    unsafe { ((*entry).pw_uid, (*entry).pw_gid) }
+    let entry = unsafe { &*entry };
+    (entry.pw_uid, entry.pw_gid)
 }
 
 /// Whether this process can switch users; if not, says why the test is skipped.
@@ -41,20 +42,19 @@ fn as_nobody(name: &str, expect: &str) -> HashMap<String, String> {
     let (uid, gid) = nobody();
     let mut command = role_command("role_other_user");
     command.env("PERM_NAME", name).env("PERM_EXPECT", expect);
+    // Groups first, then the gid, then the uid (after which nothing else may be changed).
+    let become_nobody = move || {
+        // SAFETY: setgroups(0, NULL) reads no memory: it clears the supplementary groups.
+        let groups = unsafe { libc::setgroups(0, std::ptr::null()) };
+        // SAFETY: setgid and setuid take plain ids.
+        if groups != 0 || unsafe { libc::setgid(gid) } != 0 || unsafe { libc::setuid(uid) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
     // SAFETY: the closure runs in the child between fork and exec and only makes async-signal-
-    // safe system calls. Groups first, then the gid, then the uid (after which nothing else may
-    // be changed).
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(gid) != 0
-                || libc::setuid(uid) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // safe system calls.
+    unsafe { command.pre_exec(become_nobody) };
     Proc::spawn("a process of user nobody", command)
         .result()
         .unwrap()
@@ -74,14 +74,12 @@ fn role_other_user() {
     let Ok(name) = std::env::var("PERM_NAME") else {
         return;
     };
-    // SAFETY: getuid, getgid and getgroups(0, NULL) have no preconditions.
-    let (uid, gid, groups) = unsafe {
-        (
-            libc::getuid(),
-            libc::getgid(),
-            libc::getgroups(0, std::ptr::null_mut()),
-        )
-    };
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    // SAFETY: getgid has no preconditions.
+    let gid = unsafe { libc::getgid() };
+    // SAFETY: getgroups(0, NULL) only counts the groups; it writes nothing.
+    let groups = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
     let (stream, stream_message) = status_of(Stream::open(&name));
     let (event, _) = status_of(Event::open(&name));
     let mut fields = format!(

@@ -1,18 +1,21 @@
 //! Pipelines of real processes: the runner, the task side and the registry.
 //!
 //! The tasks are this test binary re-run as one of the `role_*` ignored tests (see
-//! `tests/common/mod.rs`).
+//! `tests/support/pipeline.rs`).
 
 #[macro_use]
-mod common;
+mod support;
 
-use common::*;
+use shmline::__private::shm::SegmentKind;
 use shmline::pipeline::{
-    EventSpec, Outcome, Pipeline, PipelineState, Registry, StreamSpec, Task, TaskExit, TaskSpec,
-    TaskState,
+    Cleanup, EventSpec, Outcome, Pipeline, PipelineState, Registry, StreamSpec, Task, TaskExit,
+    TaskSpec, TaskState,
 };
+use shmline::Usage;
 use shmline::{Error, ReaderOptions, Schema, StartPosition, Stream, WaitStrategy, WriterOptions};
 use std::time::Duration;
+use support::pipeline::*;
+use support::*;
 
 task_roles!(
     role_source,
@@ -230,7 +233,6 @@ fn a_task_that_stops_at_one_inputs_end_when_every_input_has_ended_finishes() {
 #[test]
 fn lossy_inputs_and_group_members_with_company_count_as_ended_and_plain_readers_do_not() {
     use shmline::pipeline::check_inputs_ended;
-    use shmline::wait::Deadline;
     let stream = Stream::create(
         &unique("ending"),
         &shmline::StreamOptions {
@@ -259,7 +261,7 @@ fn lossy_inputs_and_group_members_with_company_count_as_ended_and_plain_readers_
     }
     // No such pipeline: the verdict is the same, only the note in the registry is lost.
     let check = |inputs: &[(&str, &shmline::Reader)]| {
-        check_inputs_ended("no-such-pipeline", "t", inputs, Deadline::Now)
+        check_inputs_ended("no-such-pipeline", "t", inputs, Duration::ZERO)
     };
     check(&[("tap", &tap)]).unwrap();
     check(&[("work", &work)]).unwrap(); // the other member reads the group's frames
@@ -362,6 +364,46 @@ fn segments_left_by_a_dead_runner_are_recovered_by_the_next_run() {
     assert_eq!(
         run.wait_after_stop().outcome,
         Outcome::Stopped { signal: None }
+    );
+    assert_eq!(segments_of(&name), Vec::<String>::new());
+}
+
+#[test]
+fn a_stream_a_live_reader_still_uses_is_not_stale_though_its_runner_died() {
+    let name = unique("deaduse");
+    leave_a_dead_pipeline(&name);
+    let segment = format!("{name}.s");
+    let stream = Stream::open(&segment).unwrap();
+    let reader = stream.reader(&ReaderOptions::default()).unwrap();
+    let Cleanup::Dead(stale) = Registry::check_dead(&name).unwrap() else {
+        panic!("the runner was killed, yet its registry says it is alive");
+    };
+    let kinds = |kind| {
+        stale
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>()
+    };
+    // The registry and both events (the declared one and the stop event) are the dead runner's
+    // alone; the stream has a live reader (this process).
+    assert_eq!(kinds(SegmentKind::Pipeline), [name.as_str()]);
+    assert_eq!(kinds(SegmentKind::Event).len(), 2, "{stale:?}");
+    assert_eq!(kinds(SegmentKind::Stream), Vec::<&str>::new(), "{stale:?}");
+    assert!(matches!(
+        Stream::usage(&segment),
+        Ok(Usage::InUse { role: "reader", .. })
+    ));
+
+    // Once its last user is gone the stream is stale too, and the dead pipeline is recovered whole.
+    drop(reader);
+    drop(stream);
+    let Cleanup::Dead(removed) = Registry::remove_if_dead(&name).unwrap() else {
+        panic!("the runner was killed, yet its registry says it is alive");
+    };
+    assert!(
+        removed.contains(&(SegmentKind::Stream, segment)),
+        "{removed:?}"
     );
     assert_eq!(segments_of(&name), Vec::<String>::new());
 }

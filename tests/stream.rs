@@ -1,19 +1,12 @@
 //! Single-process behaviour of streams: every rule a writer and its readers follow.
 
+mod support;
+
 use shmline::{
     Error, ReaderOptions, Schema, StartPosition, Status, Stream, StreamOptions, WaitStrategy,
 };
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "t-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use support::unique;
 
 fn stream(tag: &str, capacity: u32, max_frame: u32) -> Stream {
     Stream::create(
@@ -340,4 +333,96 @@ fn threads_stream_a_million_frames_with_every_wait_strategy() {
         t.join().unwrap();
         assert!(matches!(r.read(), Err(Error::EndOfStream)));
     }
+}
+
+#[test]
+fn every_blocking_call_has_timeout_and_deadline_forms_that_give_up_with_timeout() {
+    use shmline::{Event, EventOptions, FrameInfo, WaitSet};
+    use std::time::Instant;
+    let short = Duration::from_millis(5);
+    let soon = || Instant::now() + short;
+    // For calls that must succeed: long enough for any loaded machine.
+    let patience = Duration::from_secs(60);
+    let timed_out = |what: &str, e: Error| assert!(matches!(e, Error::Timeout), "{what}: {e}");
+
+    let s = stream("forms", 2, 8);
+    let mut r = s.reader(&ReaderOptions::default()).unwrap();
+    let mut w = s.writer().unwrap();
+    // Nothing written: every read form waits, then gives up.
+    let mut buf = [0u8; 8];
+    let mut infos = [FrameInfo::default(); 2];
+    timed_out("read_timeout", r.read_timeout(short).unwrap_err());
+    timed_out("read_deadline", r.read_deadline(soon()).unwrap_err());
+    timed_out(
+        "read_into_timeout",
+        r.read_into_timeout(&mut buf, short).unwrap_err(),
+    );
+    timed_out(
+        "read_into_deadline",
+        r.read_into_deadline(&mut buf, soon()).unwrap_err(),
+    );
+    let e = r
+        .read_batch_timeout(&mut buf, &mut infos, short)
+        .unwrap_err();
+    timed_out("read_batch_timeout", e);
+    let e = r
+        .read_batch_deadline(&mut buf, &mut infos, soon())
+        .unwrap_err();
+    timed_out("read_batch_deadline", e);
+    timed_out("acquire_timeout", r.acquire_timeout(short).unwrap_err());
+    timed_out("acquire_deadline", r.acquire_deadline(soon()).unwrap_err());
+
+    // A full ring (the reader holds both slots): every write form waits, then gives up.
+    w.write_deadline(b"one", Instant::now() + patience).unwrap();
+    w.write_batch_timeout(&[b"two"], patience).unwrap();
+    timed_out("write_timeout", w.write_timeout(b"x", short).unwrap_err());
+    timed_out(
+        "write_deadline",
+        w.write_deadline(b"x", soon()).unwrap_err(),
+    );
+    let e = w.write_batch_timeout(&[b"x"], short).unwrap_err();
+    timed_out("write_batch_timeout", e);
+    let e = w.write_batch_deadline(&[b"x"], soon()).unwrap_err();
+    timed_out("write_batch_deadline", e);
+    timed_out("reserve_timeout", w.reserve_timeout(short).unwrap_err());
+    timed_out("reserve_deadline", w.reserve_deadline(soon()).unwrap_err());
+    // The frames that did go in are read by the forms that gave up before.
+    assert_eq!(
+        r.read_deadline(Instant::now() + patience).unwrap().data,
+        b"one"
+    );
+    assert_eq!(r.acquire_timeout(patience).unwrap().info().seq, 1);
+
+    let event = Event::create(
+        &unique("forms-event"),
+        &EventOptions {
+            unlink_on_close: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    timed_out(
+        "Event::wait_timeout",
+        event.wait_timeout(short).unwrap_err(),
+    );
+    timed_out(
+        "Event::wait_deadline",
+        event.wait_deadline(soon()).unwrap_err(),
+    );
+    let mut set = WaitSet::new();
+    let key = set.add_event(&event);
+    assert!(matches!(set.try_wait(), Err(Error::Empty)));
+    timed_out(
+        "WaitSet::wait_timeout",
+        set.wait_timeout(short).unwrap_err(),
+    );
+    timed_out(
+        "WaitSet::wait_deadline",
+        set.wait_deadline(soon()).unwrap_err(),
+    );
+    event.set();
+    assert_eq!(
+        set.wait_deadline(Instant::now() + patience).unwrap(),
+        vec![key]
+    );
 }

@@ -4,12 +4,14 @@
 //! naming the field where there is one.
 //!
 //! The tests play the hostile process with a second, raw mapping of `/dev/shm/shmline.stream.NAME`
-//! and write through atomics at the offsets of `shmline::layout`.
+//! and write through atomics at the offsets of `shmline::__private::layout`.
+
+mod support;
 
 use memmap2::{MmapOptions, MmapRaw};
-use shmline::layout::{
-    FrameHeader, GroupRecord, ReaderEntry, StreamGeometry, StreamHeader, WriterEntry,
-    READERS_OFFSET, READER_ORPHANED, SEQ_EMPTY, STREAM_FLAG_SCHEMA, WRITER_ENTRY_FREE,
+use shmline::__private::layout::{
+    FrameHeader, GroupRecord, ReaderEntry, StreamHeader, WriterEntry, READERS_OFFSET,
+    READER_ORPHANED, SEQ_EMPTY, STREAM_FLAG_SCHEMA, WRITER_ENTRY_FREE,
 };
 use shmline::{
     Error, FrameInfo, ReaderOptions, Schema, StartPosition, Status, Stream, StreamOptions,
@@ -20,15 +22,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "t-bad-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use support::{geometry, unique};
 
 /// Offset of a `StreamHeader` field.
 macro_rules! hdr {
@@ -78,9 +72,11 @@ impl Raw {
         assert!(
             offset + size_of::<T>() <= self.map.len() && offset.is_multiple_of(align_of::<T>())
         );
+        // SAFETY: `offset` lies inside the mapping (checked above).
+        let at = unsafe { self.map.as_mut_ptr().add(offset) };
         // SAFETY: in bounds and aligned (checked above); `T` is an atomic, valid for any bits,
         // and the mapping lives as long as `self`. No `&[u8]` of the mapping is ever formed.
-        unsafe { &*(self.map.as_mut_ptr().add(offset) as *const T) }
+        unsafe { &*(at as *const T) }
     }
 
     fn u8(&self, offset: usize, value: u8) {
@@ -111,43 +107,19 @@ fn entry_field(index: usize, field: usize) -> usize {
 
 /// Offset of field `field` (from `offset_of!(FrameHeader, ..)`) of the slot holding `seq`.
 fn slot_field(stream: &Stream, seq: u64, field: usize) -> usize {
-    let info = stream.info();
-    let geo = StreamGeometry::new(
-        info.capacity,
-        info.max_frame_size,
-        info.max_readers,
-        info.max_writers,
-        info.max_groups,
-    )
-    .unwrap();
+    let geo = geometry(stream);
     geo.slot_offset(seq) + field
 }
 
 /// Offset of field `field` (from `offset_of!(GroupRecord, ..)`) of group record `index`.
 fn group_field(stream: &Stream, index: u32, field: usize) -> usize {
-    let info = stream.info();
-    let geo = StreamGeometry::new(
-        info.capacity,
-        info.max_frame_size,
-        info.max_readers,
-        info.max_writers,
-        info.max_groups,
-    )
-    .unwrap();
+    let geo = geometry(stream);
     geo.group_offset(index) + field
 }
 
 /// Offset of field `field` (from `offset_of!(WriterEntry, ..)`) of writer entry `index`.
 fn writer_entry_field(stream: &Stream, index: u32, field: usize) -> usize {
-    let info = stream.info();
-    let geo = StreamGeometry::new(
-        info.capacity,
-        info.max_frame_size,
-        info.max_readers,
-        info.max_writers,
-        info.max_groups,
-    )
-    .unwrap();
+    let geo = geometry(stream);
     geo.writer_offset(index) + field
 }
 
@@ -978,7 +950,7 @@ fn random_bytes_written_into_a_live_stream_never_panic_its_writer_or_readers() {
     let seed = std::env::var("SHMLINE_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| shmline::wait::monotonic_ns() | 1);
+        .unwrap_or_else(|| shmline::monotonic_ns() | 1);
     println!("seed {seed} (replay with SHMLINE_FUZZ_SEED={seed})");
     for round in 0..6 {
         let checksum = round % 3 == 1;

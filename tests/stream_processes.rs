@@ -11,10 +11,9 @@
 
 mod support;
 
-use shmline::layout::{
+use shmline::__private::layout::{
     ReaderEntry, StreamHeader, OWNER_PID_SHIFT, READERS_OFFSET, READER_CLAIMING, WRITER_CLAIMING,
 };
-use shmline::wait::Deadline;
 use shmline::{
     Error, Event, EventMode, EventOptions, FrameInfo, Reader, ReaderOptions, StartPosition, Stream,
     StreamOptions, WriterOptions, WriterState,
@@ -22,8 +21,8 @@ use shmline::{
 use std::mem::{offset_of, size_of};
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::ExitStatusExt;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use support::unique;
 use support::{thread_cpu_time, RoleProcess};
 
 /// Environment variable carrying a child role's [`Job`].
@@ -79,17 +78,10 @@ fn check_frame(seq: u64, max: usize, data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 // Parent side: segments, child processes, handshakes.
 
-fn unique_name(what: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("t-sp-{what}-{}-{n}", std::process::id())
-}
-
 /// Creates a stream that is unlinked when the test drops it.
 fn create_stream(what: &str, capacity: u32, max_frame_size: u32, checksum: bool) -> Stream {
     Stream::create(
-        &unique_name(what),
+        &unique(what),
         &StreamOptions {
             capacity,
             max_frame_size,
@@ -157,7 +149,7 @@ fn read_range(reader: &mut Reader, first: u64, end: u64, max: usize) {
     let mut buf = vec![0u8; max];
     for seq in first..end {
         let info = reader
-            .read_into_deadline(&mut buf, Deadline::after(Some(PATIENCE)))
+            .read_into_timeout(&mut buf, PATIENCE)
             .unwrap_or_else(|e| panic!("reading frame {seq}: {e}"));
         assert_eq!(info.seq, seq);
         assert_eq!(info.missed, 0);
@@ -753,7 +745,7 @@ fn owner_offset(index: usize) -> usize {
 
 fn stream_with_readers(what: &str, max_readers: u32) -> Stream {
     Stream::create(
-        &unique_name(what),
+        &unique(what),
         &StreamOptions {
             capacity: 4,
             max_frame_size: 16,

@@ -5,20 +5,13 @@
 //! (the frames written and not yet read) predicts every outcome, so blocking calls are made only
 //! when they cannot block, and every non-blocking call's `Full`/`Empty` is checked too.
 
+mod support;
+
 use proptest::collection::vec;
 use proptest::prelude::*;
 use shmline::{Error, FrameInfo, Reader, ReaderOptions, Stream, StreamOptions, Writer};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "t-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use support::unique;
 
 /// A frame length drawn so that 0 and the maximum come up often: `pick % 8 == 0` is empty,
 /// `== 1` is full size, anything else is spread over `0..=max`.

@@ -484,9 +484,9 @@ fn pin_self(disabled: bool) -> Pinning {
 
 /// Ring capacity used for `frame_size` when `--capacity` is not given.
 fn auto_capacity(frame_size: usize) -> u32 {
-    let slot = shmline::layout::round_up(
-        (shmline::layout::FRAME_HEADER_SIZE + frame_size) as u64,
-        shmline::layout::SLOT_ALIGN,
+    let slot = shmline::__private::layout::round_up(
+        (shmline::__private::layout::FRAME_HEADER_SIZE + frame_size) as u64,
+        shmline::__private::layout::SLOT_ALIGN,
     );
     let fit = (AUTO_RING_BYTES / slot).max(1);
     let pow2 = 1u64 << (63 - fit.leading_zeros());

@@ -2,10 +2,10 @@
 
 use crate::output::{JsonFormat, SCHEMA_VERSION};
 use serde::Serialize;
+use shmline::__private::shm::{file_name, inspect, list, Segment, SegmentKind};
 use shmline::pipeline::{Cleanup, Registry};
-use shmline::shm::{file_name, inspect, list, Segment, SegmentKind};
-use shmline::stale::{event_usage, stream_usage, Usage};
-use shmline::Error;
+use shmline::Usage;
+use shmline::{Error, Event, Stream};
 use std::collections::HashSet;
 use std::process::ExitCode;
 
@@ -155,8 +155,8 @@ fn clean(dry_run: bool, prefix: &str, report: &mut Report) -> shmline::Result<()
     for kind in [SegmentKind::Stream, SegmentKind::Event] {
         for name in list(kind)?.into_iter().filter(|n| n.starts_with(prefix)) {
             let usage = match kind {
-                SegmentKind::Stream => stream_usage(&name),
-                _ => event_usage(&name),
+                SegmentKind::Stream => Stream::usage(&name),
+                _ => Event::usage(&name),
             };
             match usage {
                 Ok(Usage::InUse { pid, role }) => report

@@ -6,8 +6,8 @@ use crate::ls::writer_state;
 use crate::output::{JsonFormat, SCHEMA_VERSION};
 use crate::platform::Platform;
 use serde::Serialize;
-use shmline::layout;
-use shmline::shm::{MAX_NAME_LEN, SHM_DIR};
+use shmline::__private::layout;
+use shmline::__private::shm::{MAX_NAME_LEN, SHM_DIR};
 use shmline::Stream;
 use std::process::ExitCode;
 
@@ -235,7 +235,7 @@ fn human_bytes(bytes: u64) -> String {
 
 /// Runs `shmline info STREAM`.
 fn run_stream(name: &str, format: JsonFormat) -> ExitCode {
-    let stream = match crate::ls::look(shmline::shm::SegmentKind::Stream, name, Stream::open) {
+    let stream = match crate::ls::look(shmline::SegmentKind::Stream, name, Stream::open) {
         Ok(stream) => stream,
         Err(e) => {
             eprintln!("shmline info: {e}");

@@ -3,8 +3,8 @@
 use crate::display;
 use crate::output::{JsonFormat, SCHEMA_VERSION};
 use serde::Serialize;
+use shmline::__private::shm::{inspect, list, SegmentKind};
 use shmline::pipeline::Registry;
-use shmline::shm::{inspect, list, SegmentKind};
 use shmline::{Event, EventMode, Stream, WriterState};
 use std::process::ExitCode;
 

@@ -3,10 +3,14 @@
 //! No timing is asserted: `bench --quick` only proves the two-process bench runs, verifies its
 //! frames and reports every case.
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 use serde_json::json;
 use serde_json::Value;
 use shmline::{ReaderOptions, Stream, StreamOptions};
 use std::process::{Command, Output};
+use support::unique;
 
 /// Runs `shmline ARGS` and returns what it did, whatever its exit status.
 fn shmline(args: &[&str]) -> Output {
@@ -61,17 +65,23 @@ fn info_json_reports_versions_features_limits_and_platform() {
     assert_eq!(info["features"]["checksum"], "crc32c");
     assert_eq!(
         info["limits"]["max_capacity"],
-        shmline::layout::MAX_CAPACITY
+        shmline::__private::layout::MAX_CAPACITY
     );
     assert_eq!(
         info["limits"]["max_frame_size"],
-        shmline::layout::MAX_FRAME_SIZE
+        shmline::__private::layout::MAX_FRAME_SIZE
     );
-    assert_eq!(info["limits"]["max_readers"], shmline::layout::MAX_READERS);
-    assert_eq!(info["limits"]["max_writers"], shmline::layout::MAX_WRITERS);
+    assert_eq!(
+        info["limits"]["max_readers"],
+        shmline::__private::layout::MAX_READERS
+    );
+    assert_eq!(
+        info["limits"]["max_writers"],
+        shmline::__private::layout::MAX_WRITERS
+    );
     assert_eq!(
         info["limits"]["max_segment_size"],
-        shmline::layout::MAX_SEGMENT_SIZE
+        shmline::__private::layout::MAX_SEGMENT_SIZE
     );
     assert_keys(
         &info["platform"],
@@ -167,15 +177,6 @@ fn every_command_explains_itself_with_help() {
             "{command:?} printed:\n{text}"
         );
     }
-}
-
-/// A stream name no other test or run uses.
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("t-cli-{tag}-{}-{n}", std::process::id())
 }
 
 #[test]

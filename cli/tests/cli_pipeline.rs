@@ -1,17 +1,18 @@
 //! The `shmline` command line on real pipelines: run, ls, top and clean.
 //!
 //! Task programs are this test binary re-run as one of the `role_*` ignored tests (see
-//! `tests/common/mod.rs`).
+//! `tests/support/pipeline.rs`).
 
 #[macro_use]
-#[path = "../../tests/common/mod.rs"]
-mod common;
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
-use common::*;
 use serde_json::{json, Value};
 use shmline::pipeline::{Pipeline, PipelineState, Registry, StreamSpec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use support::pipeline::*;
+use support::*;
 
 task_roles!(
     role_source,

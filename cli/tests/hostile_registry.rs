@@ -11,8 +11,6 @@
 //! `SHMLINE_CLI_WRAPPER="valgrind -q --error-exitcode=99"` to run every `shmline` command under
 //! valgrind (slow: minutes).
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
@@ -30,19 +28,19 @@ use support::*;
 #[test]
 #[ignore = "task role"]
 fn role_source() {
-    common::role_source();
+    support::pipeline::role_source();
 }
 
 #[test]
 #[ignore = "task role"]
 fn role_idle() {
-    common::role_idle();
+    support::pipeline::role_idle();
 }
 
 #[test]
 #[ignore = "task role"]
 fn role_doomed_runner() {
-    common::role_doomed_runner();
+    support::pipeline::role_doomed_runner();
 }
 
 /// A segment file under /dev/shm, written to behind shmline's back, with its original bytes.
@@ -376,7 +374,7 @@ fn pipeline_registries_with_any_field_damaged_are_refused_or_read_without_harm()
     let seed = base_seed();
     let mut rng = Rng::new(seed);
     let name = unique("hostile-registry");
-    common::leave_a_dead_pipeline(&name);
+    support::pipeline::leave_a_dead_pipeline(&name);
     let raw = Raw::open(&format!("shmline.pipeline.{name}"));
     let mut outcomes = Outcomes::default();
     let all = mutations(&raw, &mut rng, 3000);
@@ -477,11 +475,14 @@ fn top_and_ls_survive_the_segments_of_a_running_pipeline_being_damaged_under_the
         .stream("samples", StreamSpec::bytes(64).capacity(8))
         .task(
             "source",
-            common::role("role_source")
+            support::pipeline::role("role_source")
                 .env("FRAMES", u64::MAX.to_string())
                 .writes("out", "samples"),
         )
-        .task("idle", common::role("role_idle").reads("input", "samples"))
+        .task(
+            "idle",
+            support::pipeline::role("role_idle").reads("input", "samples"),
+        )
         .save(&manifest)
         .unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_shmline"));

@@ -10,8 +10,8 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use shmline::liveness::ProcessId;
 use shmline::pipeline::{Pipeline, PipelineState, Registry, StreamSpec, Task, TaskSpec};
+use shmline::ProcessId;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;

@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::Value;
-use shmline::stale::{stream_usage, Usage};
+use shmline::Usage;
 use shmline::{Event, EventOptions, ReaderOptions, Status, Stream, StreamOptions, WriterState};
 use std::time::{Duration, Instant};
 use support::*;
@@ -156,7 +156,7 @@ fn a_stream_whose_creator_died_is_never_removed_while_a_live_reader_or_writer_us
         stream.stats().writer_state == WriterState::Active
     });
     assert!(matches!(
-        stream_usage(&name),
+        Stream::usage(&name),
         Ok(Usage::InUse { role: "writer", .. })
     ));
     let e = Stream::remove_stale(&name).unwrap_err();
@@ -231,7 +231,7 @@ fn remove_stale_leaves_a_foreign_file_a_fifo_an_empty_file_and_a_link_alone_and_
     let names = plant_foreign_files(&base);
     let started = Instant::now();
     for name in &names {
-        let e = stream_usage(name).unwrap_err();
+        let e = Stream::usage(name).unwrap_err();
         assert_eq!(e.status(), Status::NotShmline, "{name}: {e}");
         let e = Stream::remove_stale(name).unwrap_err();
         assert_eq!(e.status(), Status::NotShmline, "{name}: {e}");

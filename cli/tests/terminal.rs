@@ -5,12 +5,13 @@
 //! in CI (`CI` set), where a missing tmux fails it.
 
 #[macro_use]
-#[path = "../../tests/common/mod.rs"]
-mod common;
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
-use common::*;
 use shmline::pipeline::{Pipeline, PipelineState, Registry, StreamSpec};
 use std::process::{Command, Output};
+use support::pipeline::*;
+use support::*;
 
 task_roles!(role_source, role_idle, role_chatty);
 

@@ -9,7 +9,7 @@ use super::{
     array, cstr, ffi_call, guard, handle, handle_mut, invalid, read_options, BoxedHandle,
     FfiResult, Out,
 };
-use crate::pipeline::{check_inputs_ended, Task, ENV_PIPELINE, ENV_TASK};
+use crate::pipeline::{check_inputs_ended_until, Task, ENV_PIPELINE, ENV_TASK};
 use crate::wait::Deadline;
 use std::ffi::{c_char, CString};
 
@@ -303,7 +303,7 @@ pub unsafe extern "C" fn shmline_task_check_inputs(
             let param = unsafe { cstr(param, "params[i]") }?;
             inputs.push((param, reader));
         }
-        check_inputs_ended(&pipeline, &task, &inputs, Deadline::from_nanos(timeout_ns))?;
+        check_inputs_ended_until(&pipeline, &task, &inputs, Deadline::from_nanos(timeout_ns))?;
         Ok(())
     })
 }
@@ -347,7 +347,7 @@ pub unsafe extern "C" fn shmline_task_wait_stop(task: *const shmline_task, timeo
         if timeout_ns == 0 {
             return Ok(stop.try_wait()?);
         }
-        Ok(stop.wait_deadline(Deadline::from_nanos(timeout_ns))?)
+        Ok(stop.wait_until(Deadline::from_nanos(timeout_ns))?)
     })
 }
 

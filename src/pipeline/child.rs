@@ -1,8 +1,8 @@
 //! Task processes: starting them in their own process group, reaping them with their CPU time,
 //! and signalling them (with everything they started).
 
-use super::registry::TaskExit;
 use super::spec::TaskSpec;
+use super::status::TaskExit;
 use super::{ENV_PIPELINE, ENV_TASK};
 use crate::liveness::{start_time_of, ProcessId};
 use std::os::unix::process::CommandExt;
@@ -49,25 +49,28 @@ pub(crate) fn spawn(task: &TaskSpec, pipeline: &str) -> Result<Child, String> {
     }
     // SAFETY: getpid is async-signal-safe and has no preconditions.
     let runner = unsafe { libc::getpid() };
-    // SAFETY: the closure runs in the child between fork and exec and only makes
-    // async-signal-safe system calls (setpgid, prctl, getppid); it allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setpgid(0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Die with the runner (strictly: with the runner thread that started us, which
-            // lives until every task has been reaped).
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The runner may have died before prctl took effect.
-            if libc::getppid() != runner {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
+    // Runs in the child between fork and exec: async-signal-safe system calls only, no allocation.
+    let in_child = move || {
+        // SAFETY: setpgid has no memory preconditions; (0, 0) names the calling process.
+        if unsafe { libc::setpgid(0, 0) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // Die with the runner (strictly: with the runner thread that started us, which lives
+        // until every task has been reaped).
+        // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // The runner may have died before prctl took effect.
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() } != runner {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        Ok(())
+    };
+    // SAFETY: `in_child` only makes async-signal-safe system calls (setpgid, prctl, getppid)
+    // and allocates nothing, as code between fork and exec must.
+    unsafe { command.pre_exec(in_child) };
     match command.spawn() {
         Ok(child) => {
             let pid = child.id();
@@ -137,7 +140,10 @@ impl Child {
             )
         };
         // SAFETY: waitid filled `info` (or left it zeroed: si_pid 0 means "not exited yet").
-        let (pid, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
+        let pid = unsafe { info.si_pid() };
+        // SAFETY: as above; si_status is valid for the CLD_* codes waitid reports.
+        let status = unsafe { info.si_status() };
+        let code = info.si_code;
         if rc != 0 {
             // ECHILD: somebody else reaped it; `try_wait` reports that.
             return Some(TaskExit::Code(-1));

@@ -145,12 +145,22 @@ fn join_and(items: &[String]) -> String {
 /// that the run's report gives it with the task's exit status. The task should then exit with a
 /// non-zero status (it failed).
 ///
-/// Waits up to `deadline` for inputs that have nothing unread but whose writer has not ended
-/// ([`Deadline::Now`]: not at all); returns at once when an input has frames unread. Leaving the
-/// note is best effort: a registry that cannot be opened only loses it.
+/// Waits up to `patience` for inputs that have nothing unread but whose writer has not ended
+/// (zero: not at all); returns at once when an input has frames unread. Leaving the note is best
+/// effort: a registry that cannot be opened only loses it.
 ///
 /// [`super::Task::check_inputs_ended`] is this for a task that kept its `Task`.
 pub fn check_inputs_ended(
+    pipeline: &str,
+    task: &str,
+    inputs: &[(&str, &Reader)],
+    patience: Duration,
+) -> Result<()> {
+    check_inputs_ended_until(pipeline, task, inputs, Deadline::after(Some(patience)))
+}
+
+/// [`check_inputs_ended`] waiting as `deadline` says (the C ABI's timeouts).
+pub(crate) fn check_inputs_ended_until(
     pipeline: &str,
     task: &str,
     inputs: &[(&str, &Reader)],

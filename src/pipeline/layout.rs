@@ -15,8 +15,7 @@ use crate::layout::{SharedStruct, DTYPE_LEN, MAX_NDIM};
 use crate::sync::{AtomicU32, AtomicU64, AtomicU8};
 use std::mem::size_of;
 
-/// `b"SHMLPIPE"` read as a little-endian `u64`: first 8 bytes of a pipeline registry.
-pub const PIPELINE_MAGIC: u64 = u64::from_le_bytes(*b"SHMLPIPE");
+pub use crate::layout::{PIPELINE_HEADER_SIZE, PIPELINE_MAGIC};
 
 /// Version of the registry layout (this file and section 9 of `docs/LAYOUT.md`), stored in
 /// [`PipelineHeader::layout_version`]. It is the registry's own: it changes with the registry's
@@ -79,6 +78,7 @@ pub const BINDING_WRITE: u32 = 2;
 pub const BINDING_EVENT: u32 = 3;
 
 /// Header of a pipeline registry: two 128-byte lines at offset 0.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct PipelineHeader {
     // ---- line 0 (0..128): identity and geometry; written once by the runner ----
@@ -141,6 +141,7 @@ pub struct PipelineHeader {
 /// One declared stream: 640 bytes. Written once by the runner.
 ///
 /// The stream itself is the stream segment named `<pipeline>.<name>`.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct StreamRecord {
     /// The stream's name within the pipeline, NUL-padded.
@@ -175,6 +176,7 @@ pub struct StreamRecord {
 /// One declared event: 384 bytes. Written once by the runner.
 ///
 /// The event itself is the event segment named `<pipeline>.<name>`.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct EventRecord {
     /// The event's name within the pipeline, NUL-padded.
@@ -188,6 +190,7 @@ pub struct EventRecord {
 }
 
 /// One declared task: 1152 bytes.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct TaskRecord {
     /// The task's name, NUL-padded. Written once by the runner.
@@ -231,6 +234,7 @@ pub struct TaskRecord {
 
 /// One parameter of one task, bound to a stream or an event: 640 bytes. Written once by the
 /// runner. Bindings are stored in task order, and within a task as reads, writes, events.
+#[derive(Debug)]
 #[repr(C, align(128))]
 pub struct BindingRecord {
     /// The parameter name the task asks for (`reader("samples")`), NUL-padded.
@@ -261,8 +265,6 @@ unsafe impl SharedStruct for TaskRecord {}
 // SAFETY: as above.
 unsafe impl SharedStruct for BindingRecord {}
 
-/// Size of [`PipelineHeader`] (the offset of the stream table).
-pub const PIPELINE_HEADER_SIZE: u64 = size_of::<PipelineHeader>() as u64;
 /// Size of a [`StreamRecord`].
 pub const STREAM_RECORD_SIZE: u64 = size_of::<StreamRecord>() as u64;
 /// Size of an [`EventRecord`].
@@ -359,6 +361,7 @@ const _: () = {
     use crate::layout::LINE;
     use std::mem::offset_of;
     assert!(size_of::<PipelineHeader>() == 2 * LINE);
+    assert!(size_of::<PipelineHeader>() as u64 == PIPELINE_HEADER_SIZE);
     assert!(offset_of!(PipelineHeader, magic) == 0);
     assert!(offset_of!(PipelineHeader, layout_version) == 8);
     assert!(offset_of!(PipelineHeader, header_size) == 12);

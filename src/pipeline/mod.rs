@@ -23,26 +23,30 @@
 
 mod child;
 mod ending;
-pub mod layout;
+mod info;
+pub(crate) mod layout;
 mod manifest;
+mod recovery;
 mod registry;
 mod runner;
 mod signals;
 mod spec;
+mod status;
 mod task;
 mod validate;
 
+pub(crate) use ending::check_inputs_ended_until;
 pub use ending::{check_inputs_ended, END_PATIENCE};
-pub use registry::{
-    BindingEntry, Cleanup, EventEntry, PipelineState, Registry, RegistryInfo, StreamEntry,
-    TaskEntry, TaskExit, TaskState, TaskStatus,
-};
+pub use info::{BindingEntry, EventEntry, RegistryInfo, StreamEntry, TaskEntry};
+pub use recovery::Cleanup;
+pub use registry::Registry;
 pub use runner::{Outcome, PipelineRun, RunReport, StreamReport, TaskReport};
 pub use signals::InterruptGuard;
 pub use spec::{
     Binding, EventSpec, Pipeline, StreamSpec, TaskSpec, DEFAULT_CAPACITY, DEFAULT_JOIN_TIMEOUT,
     DEFAULT_STOP_GRACE,
 };
+pub use status::{PipelineState, TaskExit, TaskState, TaskStatus};
 pub use task::Task;
 pub use validate::{problems, BindingKind, Problem};
 

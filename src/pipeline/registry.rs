@@ -6,292 +6,22 @@
 //! once is validated and copied into a [`RegistryInfo`] when the registry is opened; the live
 //! fields (pipeline state, task states, pids, exit statuses) are read on demand.
 
+use super::info::{read_info, store_str, RegistryInfo};
 use super::layout::*;
-use super::validate::{BindingKind, Plan};
-use super::{segment_name, spec::Pipeline, STOP_EVENT};
+use super::spec::Pipeline;
+use super::status::{PipelineState, TaskExit, TaskState, TaskStatus};
+use super::validate::Plan;
 use crate::error::{Error, Result};
-use crate::event::{Event, EventMode};
-use crate::layout::{
-    DTYPE_LEN, MAX_NDIM, MAX_WRITERS, STREAM_FLAGS_KNOWN, STREAM_FLAG_CHECKSUM, STREAM_FLAG_SCHEMA,
-};
+use crate::layout::{STREAM_FLAG_CHECKSUM, STREAM_FLAG_SCHEMA};
 use crate::liveness::ProcessId;
-use crate::ring::Stream;
-use crate::schema::Schema;
 use crate::shm::{Segment, SegmentKind};
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::Ordering;
 use crate::wait::{futex_wait, futex_wake, realtime_ns};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 /// How long `open` waits for a runner that is still initialising the registry.
 const INIT_WAIT: Duration = Duration::from_secs(1);
-
-/// What a pipeline is doing, as its runner last recorded it.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PipelineState {
-    /// Starting tasks and waiting for every one to join.
-    Starting = PIPELINE_STARTING,
-    /// Every task joined; frames flow.
-    Running = PIPELINE_RUNNING,
-    /// Stopping the tasks after a failure, a signal or a request.
-    Stopping = PIPELINE_STOPPING,
-    /// Every task exited with status 0.
-    Finished = PIPELINE_FINISHED,
-    /// A task failed, could not start or never joined.
-    Failed = PIPELINE_FAILED,
-    /// Stopped on request.
-    Stopped = PIPELINE_STOPPED,
-}
-
-impl PipelineState {
-    /// The state with this number (as stored in the registry).
-    pub fn from_u32(value: u32) -> Option<PipelineState> {
-        Some(match value {
-            PIPELINE_STARTING => PipelineState::Starting,
-            PIPELINE_RUNNING => PipelineState::Running,
-            PIPELINE_STOPPING => PipelineState::Stopping,
-            PIPELINE_FINISHED => PipelineState::Finished,
-            PIPELINE_FAILED => PipelineState::Failed,
-            PIPELINE_STOPPED => PipelineState::Stopped,
-            _ => return None,
-        })
-    }
-
-    /// Lower-case name (`"running"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            PipelineState::Starting => "starting",
-            PipelineState::Running => "running",
-            PipelineState::Stopping => "stopping",
-            PipelineState::Finished => "finished",
-            PipelineState::Failed => "failed",
-            PipelineState::Stopped => "stopped",
-        }
-    }
-
-    /// True once the pipeline has ended (finished, failed or stopped).
-    pub fn is_over(self) -> bool {
-        matches!(
-            self,
-            PipelineState::Finished | PipelineState::Failed | PipelineState::Stopped
-        )
-    }
-}
-
-/// What a task is doing, as recorded in the registry.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskState {
-    /// Declared; its process is not started yet.
-    Pending = TASK_PENDING,
-    /// Its process is started but has not joined yet.
-    Started = TASK_STARTED,
-    /// A process joined as this task.
-    Joined = TASK_JOINED,
-    /// Its process exited (see [`TaskStatus::exit`]).
-    Exited = TASK_EXITED,
-    /// Its process could not be started.
-    NotStarted = TASK_NOT_STARTED,
-}
-
-impl TaskState {
-    /// The state with this number (as stored in the registry).
-    pub fn from_u32(value: u32) -> Option<TaskState> {
-        Some(match value {
-            TASK_PENDING => TaskState::Pending,
-            TASK_STARTED => TaskState::Started,
-            TASK_JOINED => TaskState::Joined,
-            TASK_EXITED => TaskState::Exited,
-            TASK_NOT_STARTED => TaskState::NotStarted,
-            _ => return None,
-        })
-    }
-
-    /// Lower-case name (`"joined"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            TaskState::Pending => "pending",
-            TaskState::Started => "started",
-            TaskState::Joined => "joined",
-            TaskState::Exited => "exited",
-            TaskState::NotStarted => "not started",
-        }
-    }
-}
-
-/// How a task's process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskExit {
-    /// It exited with this status (0 is success).
-    Code(i32),
-    /// A signal killed it.
-    Signal(i32),
-}
-
-impl TaskExit {
-    /// True for exit status 0.
-    pub fn success(self) -> bool {
-        self == TaskExit::Code(0)
-    }
-}
-
-impl fmt::Display for TaskExit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            TaskExit::Code(code) => write!(f, "exit status {code}"),
-            TaskExit::Signal(sig) => match signal_name(sig) {
-                Some(name) => write!(f, "signal {sig} ({name})"),
-                None => write!(f, "signal {sig}"),
-            },
-        }
-    }
-}
-
-/// The usual name of a signal number (`SIGKILL`), for messages.
-pub(crate) fn signal_name(sig: i32) -> Option<&'static str> {
-    Some(match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        _ => return None,
-    })
-}
-
-/// The live state of one task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskStatus {
-    /// What it is doing.
-    pub state: TaskState,
-    /// The process the runner started (from [`TaskState::Started`] on).
-    pub process: Option<ProcessId>,
-    /// The process that joined as the task (from [`TaskState::Joined`] on; kept after it exits).
-    pub joined: Option<ProcessId>,
-    /// How it ended (in [`TaskState::Exited`]).
-    pub exit: Option<TaskExit>,
-    /// CPU time it used, known once it exited.
-    pub cpu: Duration,
-    /// When it was started, nanoseconds since the Unix epoch (0: not yet).
-    pub started_unix_ns: u64,
-    /// When it exited, nanoseconds since the Unix epoch (0: not yet).
-    pub exited_unix_ns: u64,
-}
-
-impl TaskStatus {
-    /// The process to watch for CPU and memory: the one that joined if any, else the one started.
-    pub fn pid(&self) -> Option<u32> {
-        self.joined.or(self.process).map(|p| p.pid)
-    }
-}
-
-/// Everything a registry says once, copied out and validated when it was opened.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RegistryInfo {
-    /// Pipeline name.
-    pub name: String,
-    /// The runner process.
-    pub runner: ProcessId,
-    /// Creation time, nanoseconds since the Unix epoch.
-    pub created_unix_ns: u64,
-    /// Whether cycles were allowed.
-    pub allow_cycles: bool,
-    /// How long tasks may take to join.
-    pub join_timeout: Duration,
-    /// Time between SIGTERM and SIGKILL when stopping.
-    pub stop_grace: Duration,
-    /// Declared streams.
-    pub streams: Vec<StreamEntry>,
-    /// Declared events.
-    pub events: Vec<EventEntry>,
-    /// Declared tasks.
-    pub tasks: Vec<TaskEntry>,
-    /// Every task parameter.
-    pub bindings: Vec<BindingEntry>,
-}
-
-/// A stream of a pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamEntry {
-    /// Name within the pipeline.
-    pub name: String,
-    /// Name of the stream segment (`<pipeline>.<name>`), for [`crate::Stream::open`].
-    pub segment: String,
-    /// Frame schema, if any.
-    pub schema: Option<Schema>,
-    /// Slots in the ring.
-    pub capacity: u32,
-    /// Largest frame in bytes.
-    pub max_frame_size: u32,
-    /// Reader table size.
-    pub max_readers: u32,
-    /// Writer table size (above 1: a multi-writer stream).
-    pub max_writers: u32,
-    /// Whether frames carry a CRC32C.
-    pub checksum: bool,
-    /// Index of the first writing task (the only one unless the stream is multi-writer), for
-    /// displays that show one writer; every writing task is in `writer_tasks`.
-    pub writer_task: Option<usize>,
-    /// Index of the task of every writing binding, in binding order.
-    pub writer_tasks: Vec<usize>,
-    /// Index of the task of every reading binding (plain or group member), in binding order.
-    pub reader_tasks: Vec<usize>,
-}
-
-/// An event of a pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventEntry {
-    /// Name within the pipeline.
-    pub name: String,
-    /// Name of the event segment (`<pipeline>.<name>`), for [`crate::Event::open`].
-    pub segment: String,
-    /// Flag or counting.
-    pub mode: EventMode,
-}
-
-/// A task of a pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskEntry {
-    /// Task name.
-    pub name: String,
-    /// Command line, for display (possibly truncated).
-    pub command: String,
-}
-
-/// One task parameter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BindingEntry {
-    /// Index of the task.
-    pub task: usize,
-    /// Read, write or event.
-    pub kind: BindingKind,
-    /// The parameter name.
-    pub param: String,
-    /// Index of the stream or event.
-    pub target: usize,
-    /// The reader group a reading binding joins; `None` for a plain reader and other kinds.
-    pub group: Option<String>,
-}
-
-/// What [`Registry::remove_if_dead`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cleanup {
-    /// The runner is alive: nothing was removed.
-    Alive(ProcessId),
-    /// The runner is dead: these segments (kind and name) are, or were, left behind.
-    Dead(Vec<(SegmentKind, String)>),
-}
 
 /// A pipeline registry segment mapped into this process.
 pub struct Registry {
@@ -549,71 +279,6 @@ impl Registry {
         Segment::unlink(SegmentKind::Pipeline, name)
     }
 
-    /// What [`Registry::remove_if_dead`] would do, without doing it: whether the runner of
-    /// pipeline `name` is alive, and if not, the segments it left: the registry, and the streams
-    /// and events it lists (and its stop event) that exist and were not created by another live
-    /// process. A registry whose runner died before finishing it is stale too.
-    ///
-    /// Errors: [`Error::NotFound`] if there is no such registry; the open errors
-    /// ([`Error::VersionMismatch`], [`Error::Corrupt`]) for a registry that cannot be read.
-    pub fn check_dead(name: &str) -> Result<Cleanup> {
-        let registry = match Registry::open(name) {
-            Ok(registry) => registry,
-            // A registry its runner died making: ours to remove only if it is a regular file of
-            // our own user (anything else under the name was planted by someone: left alone).
-            Err(Error::NotShmline(why)) => {
-                return if crate::shm::is_own_regular_file(SegmentKind::Pipeline, name) {
-                    Ok(Cleanup::Dead(vec![(
-                        SegmentKind::Pipeline,
-                        name.to_owned(),
-                    )]))
-                } else {
-                    Err(Error::NotShmline(format!(
-                        "{why}; not a shmline segment of this user: left alone (delete it by \
-                         hand if it is yours)"
-                    )))
-                };
-            }
-            Err(e) => return Err(e),
-        };
-        if registry.runner_alive() {
-            return Ok(Cleanup::Alive(registry.info.runner));
-        }
-        let info = &registry.info;
-        let mut stale = Vec::new();
-        for s in &info.streams {
-            match Stream::open(&s.segment) {
-                Ok(stream) if stream.info().creator.is_alive() => {}
-                Err(Error::NotFound(_)) => {}
-                _ => stale.push((SegmentKind::Stream, s.segment.clone())),
-            }
-        }
-        let stop = segment_name(&info.name, STOP_EVENT);
-        for segment in info.events.iter().map(|e| &e.segment).chain([&stop]) {
-            match Event::open(segment) {
-                Ok(event) if event.creator().is_alive() => {}
-                Err(Error::NotFound(_)) => {}
-                _ => stale.push((SegmentKind::Event, segment.clone())),
-            }
-        }
-        stale.push((SegmentKind::Pipeline, name.to_owned()));
-        Ok(Cleanup::Dead(stale))
-    }
-
-    /// Removes the segments [`Registry::check_dead`] lists for pipeline `name` if its runner is
-    /// dead, and returns the ones it removed; removes nothing if the runner is alive.
-    pub fn remove_if_dead(name: &str) -> Result<Cleanup> {
-        match Registry::check_dead(name)? {
-            Cleanup::Dead(stale) => Ok(Cleanup::Dead(
-                stale
-                    .into_iter()
-                    .filter(|(kind, segment)| Segment::unlink(*kind, segment).is_ok())
-                    .collect(),
-            )),
-            alive => Ok(alive),
-        }
-    }
-
     /// The pipeline's name.
     pub fn name(&self) -> &str {
         &self.info.name
@@ -677,15 +342,16 @@ impl Registry {
             ))
         })?;
         let r = Ordering::Relaxed;
-        let pid = |pid: u32, start_time: u64| (pid != 0).then_some(ProcessId { pid, start_time });
+        let pid =
+            |pid, start_time| Some(ProcessId::load(pid, start_time, r)).filter(|p| p.pid != 0);
         let exit = (state == TaskState::Exited).then(|| match rec.exit_signal.load(r) {
             0 => TaskExit::Code(rec.exit_code.load(r) as i32),
             sig => TaskExit::Signal(sig as i32),
         });
         Ok(TaskStatus {
             state,
-            process: pid(rec.pid.load(r), rec.start_time.load(r)),
-            joined: pid(rec.joined_pid.load(r), rec.joined_start_time.load(r)),
+            process: pid(&rec.pid, &rec.start_time),
+            joined: pid(&rec.joined_pid, &rec.joined_start_time),
             exit,
             cpu: Duration::from_nanos(rec.cpu_ns.load(r)),
             started_unix_ns: rec.started_unix_ns.load(r),
@@ -853,217 +519,13 @@ fn millis(d: Duration) -> u32 {
     d.as_millis().min(u32::MAX as u128) as u32
 }
 
-/// Writes `s` into a NUL-padded field, truncated at a character boundary so a NUL always ends it.
-fn store_str(field: &[AtomicU8], s: &str) {
-    let mut end = s.len().min(field.len() - 1);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    for (i, dst) in field.iter().enumerate() {
-        // Relaxed: published by something later (the registry's magic, or for a task's note the
-        // exit of its process, which the runner waits for before reading it).
-        dst.store(
-            s.as_bytes()
-                .get(..end)
-                .and_then(|b| b.get(i))
-                .copied()
-                .unwrap_or(0),
-            Ordering::Relaxed,
-        );
-    }
-}
-
-/// Reads a NUL-terminated UTF-8 field.
-fn load_str(field: &[AtomicU8]) -> std::result::Result<String, String> {
-    let bytes: Vec<u8> = field
-        .iter()
-        // Relaxed: write-once fields published with the registry's magic.
-        .map(|b| b.load(Ordering::Relaxed))
-        .take_while(|&b| b != 0)
-        .collect();
-    if bytes.len() == field.len() {
-        return Err("is not NUL-terminated".into());
-    }
-    String::from_utf8(bytes).map_err(|_| "is not UTF-8".to_string())
-}
-
-/// Reads and validates every write-once record.
-fn read_info(seg: &Segment, geo: &RegistryGeometry, name: &str) -> Result<RegistryInfo> {
-    let what = format!("pipeline {name:?}");
-    let at = |offset: usize| -> &PipelineHeader { seg.at(offset).expect("header fits") };
-    let hdr = at(0);
-    let r = Ordering::Relaxed;
-    let corrupt = |entry: String, why: String| Error::corrupt(format!("{what}: {entry} {why}"));
-    let member = |field: &[AtomicU8], entry: String| -> Result<String> {
-        let text = load_str(field).map_err(|why| corrupt(format!("{entry} name"), why))?;
-        crate::shm::validate_name(&text)
-            .map_err(|e| corrupt(format!("{entry} name"), format!("is invalid: {e}")))?;
-        Ok(text)
-    };
-    let tasks_n = geo.tasks as usize;
-    let task_index = |value: u32, entry: &str| -> Result<usize> {
-        if (value as usize) < tasks_n {
-            Ok(value as usize)
-        } else {
-            Err(corrupt(
-                entry.to_string(),
-                format!("names task {value}, but there are {tasks_n} tasks"),
-            ))
-        }
-    };
-
-    let mut tasks = Vec::new();
-    for i in 0..geo.tasks {
-        let rec: &TaskRecord = seg.at(geo.task(i)).expect("validated geometry");
-        let task_name = member(&rec.name, format!("task {i}"))?;
-        let command = load_str(&rec.command)
-            .map_err(|why| corrupt(format!("task {task_name:?} command"), why))?;
-        tasks.push(TaskEntry {
-            name: task_name,
-            command,
-        });
-    }
-
-    let mut streams = Vec::new();
-    for i in 0..geo.streams {
-        let rec: &StreamRecord = seg.at(geo.stream(i)).expect("validated geometry");
-        let stream_name = member(&rec.name, format!("stream {i}"))?;
-        let entry = format!("stream {stream_name:?}");
-        let flags = rec.flags.load(r);
-        if flags & !STREAM_FLAGS_KNOWN != 0 {
-            return Err(corrupt(entry, format!("has unknown flags {flags:#x}")));
-        }
-        let schema = if flags & STREAM_FLAG_SCHEMA != 0 {
-            let dtype =
-                load_str(&rec.dtype).map_err(|why| corrupt(format!("{entry} dtype"), why))?;
-            let ndim = rec.ndim.load(r) as usize;
-            if ndim > MAX_NDIM {
-                return Err(corrupt(entry, format!("has {ndim} dimensions")));
-            }
-            let shape: Vec<u64> = rec.shape[..ndim].iter().map(|d| d.load(r)).collect();
-            Some(
-                Schema::new(&dtype, &shape)
-                    .map_err(|e| corrupt(format!("{entry} schema"), e.to_string()))?,
-            )
-        } else {
-            None
-        };
-        debug_assert_eq!(rec.dtype.len(), DTYPE_LEN);
-        let max_writers = rec.max_writers.load(r);
-        if !(1..=MAX_WRITERS).contains(&max_writers) {
-            return Err(corrupt(entry, format!("has max_writers {max_writers}")));
-        }
-        let writer_count = rec.writer_count.load(r) as usize;
-        if !(1..=MAX_STREAM_READER_TASKS).contains(&writer_count) {
-            return Err(corrupt(entry, format!("has {writer_count} writer tasks")));
-        }
-        let writer_tasks = rec.writer_tasks[..writer_count]
-            .iter()
-            .map(|t| task_index(t.load(r), &format!("{entry} writer_tasks")))
-            .collect::<Result<Vec<_>>>()?;
-        let reader_count = rec.reader_count.load(r) as usize;
-        if reader_count > MAX_STREAM_READER_TASKS {
-            return Err(corrupt(entry, format!("has {reader_count} reader tasks")));
-        }
-        let reader_tasks = rec.reader_tasks[..reader_count]
-            .iter()
-            .map(|t| task_index(t.load(r), &format!("{entry} reader_tasks")))
-            .collect::<Result<Vec<_>>>()?;
-        streams.push(StreamEntry {
-            segment: segment_name(name, &stream_name),
-            name: stream_name,
-            schema,
-            capacity: rec.capacity.load(r),
-            max_frame_size: rec.max_frame.load(r),
-            max_readers: rec.max_readers.load(r),
-            max_writers,
-            checksum: flags & STREAM_FLAG_CHECKSUM != 0,
-            writer_task: writer_tasks.first().copied(),
-            writer_tasks,
-            reader_tasks,
-        });
-    }
-
-    let mut events = Vec::new();
-    for i in 0..geo.events {
-        let rec: &EventRecord = seg.at(geo.event(i)).expect("validated geometry");
-        let event_name = member(&rec.name, format!("event {i}"))?;
-        let raw = rec.mode.load(r);
-        let mode = EventMode::from_u32(raw)
-            .ok_or_else(|| corrupt(format!("event {event_name:?}"), format!("has mode {raw}")))?;
-        events.push(EventEntry {
-            segment: segment_name(name, &event_name),
-            name: event_name,
-            mode,
-        });
-    }
-
-    let mut bindings = Vec::new();
-    for i in 0..geo.bindings {
-        let rec: &BindingRecord = seg.at(geo.binding(i)).expect("validated geometry");
-        let entry = format!("binding {i}");
-        let param = member(&rec.param, entry.clone())?;
-        let task = task_index(rec.task.load(r), &entry)?;
-        let raw = rec.kind.load(r);
-        let kind = BindingKind::from_u32(raw)
-            .ok_or_else(|| corrupt(entry.clone(), format!("has kind {raw}")))?;
-        let target = rec.target.load(r) as usize;
-        let targets = if kind == BindingKind::Event {
-            events.len()
-        } else {
-            streams.len()
-        };
-        if target >= targets {
-            return Err(corrupt(
-                entry,
-                format!("targets {target}, but there are {targets}"),
-            ));
-        }
-        let group = load_str(&rec.group).map_err(|why| corrupt(format!("{entry} group"), why))?;
-        let group = match group.as_str() {
-            "" => None,
-            _ if kind != BindingKind::Read => {
-                return Err(corrupt(
-                    entry,
-                    format!("has a group ({group:?}) but is not a read"),
-                ))
-            }
-            _ => {
-                super::validate::group_name_problem(&group)
-                    .map_err(|e| corrupt(format!("{entry} group"), format!("is invalid: {e}")))?;
-                Some(group)
-            }
-        };
-        bindings.push(BindingEntry {
-            task,
-            kind,
-            param,
-            target,
-            group,
-        });
-    }
-
-    Ok(RegistryInfo {
-        name: name.to_owned(),
-        runner: ProcessId {
-            pid: hdr.runner_pid.load(r),
-            start_time: hdr.runner_start_time.load(r),
-        },
-        created_unix_ns: hdr.created_unix_ns.load(r),
-        allow_cycles: hdr.flags.load(r) & PIPELINE_FLAG_ALLOW_CYCLES != 0,
-        join_timeout: Duration::from_millis(hdr.join_timeout_ms.load(r) as u64),
-        stop_grace: Duration::from_millis(hdr.stop_grace_ms.load(r) as u64),
-        streams,
-        events,
-        tasks,
-        bindings,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::EventMode;
+    use crate::pipeline::BindingKind;
     use crate::pipeline::{EventSpec, StreamSpec, TaskSpec};
+    use crate::schema::Schema;
     use std::sync::atomic::AtomicU32;
 
     fn create(what: &str) -> Registry {
@@ -1310,12 +772,5 @@ mod tests {
         assert!(matches!(registry.state(), Err(Error::Corrupt(_))));
         registry.task_record(0).state.store(77, Ordering::Relaxed);
         assert!(matches!(registry.task_status(0), Err(Error::Corrupt(_))));
-    }
-
-    #[test]
-    fn long_commands_are_truncated_at_a_character_boundary() {
-        let field: Vec<AtomicU8> = (0..8).map(|_| AtomicU8::new(0xff)).collect();
-        store_str(&field, "abcdé€xyz");
-        assert_eq!(load_str(&field).unwrap(), "abcdé");
     }
 }

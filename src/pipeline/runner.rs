@@ -13,9 +13,11 @@
 //! - Every segment is removed at the end, whatever happened.
 
 use super::child::{self, Child};
-use super::registry::{signal_name, Cleanup, PipelineState, Registry, TaskExit, TaskState};
+use super::recovery::Cleanup;
+use super::registry::Registry;
 use super::signals::InterruptGuard;
 use super::spec::Pipeline;
+use super::status::{signal_name, PipelineState, TaskExit, TaskState};
 use super::validate::{self, Plan};
 use super::{segment_name, STOP_EVENT};
 use crate::error::{Error, Result};

@@ -1,13 +1,14 @@
 //! The task side: a process joins its pipeline by name and gets its readers, writers and events
 //! by the parameter names it was declared with.
 
-use super::registry::{PipelineState, Registry};
+use super::registry::Registry;
+use super::status::PipelineState;
 use super::validate::BindingKind;
 use super::{segment_name, ENV_PIPELINE, ENV_TASK, STOP_EVENT};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::ring::{Reader, ReaderOptions, Stream, Writer, WriterOptions};
-use crate::wait::{Deadline, LIVENESS_SLICE};
+use crate::wait::LIVENESS_SLICE;
 use std::time::{Duration, Instant};
 
 /// Extra time a joined task waits for the start barrier beyond the pipeline's join timeout, so
@@ -357,12 +358,7 @@ impl Task {
     /// [`END_PATIENCE`]: super::END_PATIENCE
     /// [`check_inputs_ended`]: super::check_inputs_ended
     pub fn check_inputs_ended(&self, inputs: &[(&str, &Reader)]) -> Result<()> {
-        super::check_inputs_ended(
-            self.pipeline(),
-            self.name(),
-            inputs,
-            Deadline::after(Some(super::END_PATIENCE)),
-        )
+        super::check_inputs_ended(self.pipeline(), self.name(), inputs, super::END_PATIENCE)
     }
 
     /// The pipeline's stop event, set by the runner when it stops the tasks (after a failure, a

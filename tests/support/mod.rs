@@ -10,6 +10,9 @@
 
 #![allow(dead_code)] // each test file uses only some of the helpers
 
+#[macro_use]
+pub mod pipeline;
+
 use shmline::{Error, Event, FrameInfo, Reader, WaitStrategy, Writer};
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
@@ -273,12 +276,31 @@ impl Tally {
 // ---------------------------------------------------------------------------------------------
 // Names and segments.
 
-/// A segment name no other test uses (`t-` prefix: the test driver flags any left behind).
+/// A segment (or pipeline) name no other test uses: `t-<test file>-<what>-<pid>-<n>`. The `t-`
+/// prefix lets the test driver flag any left behind; the test file (from this binary's name)
+/// says whose it is.
 pub fn unique(what: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     // Relaxed: only uniqueness matters.
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("t-rel-{what}-{}-{n}", std::process::id())
+    let exe = std::env::current_exe().unwrap();
+    let stem = exe.file_stem().unwrap().to_string_lossy();
+    // Cargo names a test binary `<file>-<hash>`.
+    let file = stem.rsplit_once('-').map_or(&*stem, |(file, _)| file);
+    format!("t-{file}-{what}-{}-{n}", std::process::id())
+}
+
+/// Where everything lies in the segment of `stream` (for tests that read or damage its bytes).
+pub fn geometry(stream: &shmline::Stream) -> shmline::__private::layout::StreamGeometry {
+    let info = stream.info();
+    shmline::__private::layout::StreamGeometry::new(
+        info.capacity,
+        info.max_frame_size,
+        info.max_readers,
+        info.max_writers,
+        info.max_groups,
+    )
+    .unwrap()
 }
 
 /// The segment files under /dev/shm whose name mentions `name`, sorted.

@@ -16,7 +16,7 @@ use super::child::{ChildArgs, ChildProcess, Role};
 use super::throughput::{Stopper, ERRORS_KEPT};
 use super::{create_stream, Amount, Plan, ATTACH_TIMEOUT};
 use serde_json::{json, Value};
-use shmline::wait::monotonic_ns;
+use shmline::monotonic_ns;
 use shmline::{Error, ReaderOptions, Stream, WriterOptions, WriterState};
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 use crate::ls::look;
 use crate::usage;
 use shmline::pipeline::{Registry, TaskState};
-use shmline::shm::SegmentKind;
+use shmline::SegmentKind;
 use shmline::{Stream, StreamStats};
 use std::rc::Rc;
 use std::time::Instant;

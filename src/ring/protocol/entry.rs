@@ -29,6 +29,8 @@ const _: () = assert!(
 pub trait OwnedEntry {
     /// The entry's owner word.
     fn owner_word(&self) -> &AtomicU64;
+    /// The active owner's process start time (its pid is in the owner word).
+    fn start_time_word(&self) -> &AtomicU64;
 }
 
 impl OwnedEntry for ReaderEntry {
@@ -36,12 +38,20 @@ impl OwnedEntry for ReaderEntry {
     fn owner_word(&self) -> &AtomicU64 {
         &self.owner
     }
+    #[inline]
+    fn start_time_word(&self) -> &AtomicU64 {
+        &self.start_time
+    }
 }
 
 impl OwnedEntry for WriterEntry {
     #[inline]
     fn owner_word(&self) -> &AtomicU64 {
         &self.owner
+    }
+    #[inline]
+    fn start_time_word(&self) -> &AtomicU64 {
+        &self.start_time
     }
 }
 
@@ -197,6 +207,15 @@ mod tests {
     use super::*;
     use crate::layout::READER_ORPHANED;
 
+    /// A stream header and a table entry as a new segment holds them (all zero).
+    fn zeroed<E: crate::layout::SharedStruct>() -> (StreamHeader, E) {
+        // SAFETY: the header is made only of atomics, for which all-zero bytes are valid.
+        let hdr = unsafe { std::mem::zeroed::<StreamHeader>() };
+        // SAFETY: a SharedStruct is made only of atomics too.
+        let entry = unsafe { std::mem::zeroed::<E>() };
+        (hdr, entry)
+    }
+
     #[test]
     fn a_free_bumps_the_generation_and_clears_pid_and_asleep_bit() {
         let word = Owner(7u64 << OWNER_PID_SHIFT | 5 << OWNER_GENERATION_SHIFT | OWNER_ASLEEP)
@@ -218,13 +237,7 @@ mod tests {
 
     #[test]
     fn a_reclaimer_holding_an_old_word_cannot_free_the_next_owner_of_the_entry() {
-        // SAFETY: both structs are made only of atomics, for which all-zero bytes are valid.
-        let (hdr, entry) = unsafe {
-            (
-                std::mem::zeroed::<StreamHeader>(),
-                std::mem::zeroed::<ReaderEntry>(),
-            )
-        };
+        let (hdr, entry) = zeroed::<ReaderEntry>();
         let first = claim(&entry, 100).unwrap();
         activate(&entry, first);
         // A reclaimer reads the word and judges pid 100 dead...
@@ -243,13 +256,7 @@ mod tests {
 
     #[test]
     fn freeing_a_sleeping_reader_takes_it_out_of_readers_waiting() {
-        // SAFETY: as above.
-        let (hdr, entry) = unsafe {
-            (
-                std::mem::zeroed::<StreamHeader>(),
-                std::mem::zeroed::<ReaderEntry>(),
-            )
-        };
+        let (hdr, entry) = zeroed::<ReaderEntry>();
         let claimed = claim(&entry, 100).unwrap();
         activate(&entry, claimed);
         let word = super::super::reader_prepare_sleep(&hdr, &entry);
@@ -276,13 +283,7 @@ mod tests {
 
     #[test]
     fn a_writer_entry_is_claimed_and_freed_through_the_same_owner_word() {
-        // SAFETY: both structs are made only of atomics, for which all-zero bytes are valid.
-        let (hdr, entry) = unsafe {
-            (
-                std::mem::zeroed::<StreamHeader>(),
-                std::mem::zeroed::<WriterEntry>(),
-            )
-        };
+        let (hdr, entry) = zeroed::<WriterEntry>();
         let claimed = claim(&entry, 100).unwrap();
         assert_eq!(
             (claimed.state(), claimed.pid()),

@@ -5,7 +5,7 @@
 //! recording them in its reader entry (`held_end`, then `pos`) and then moving `next` from `next`
 //! to `end` with a compare-and-swap; it releases them as a plain reader does, by moving its `pos`
 //! (to [`POS_IDLE`] once it holds nothing). The writer's scan reads the group's `next` before the
-//! members' positions (see `protocol::lowest_position`), so every frame is held
+//! members' positions (see `lowest_position`), so every frame is held
 //! back either by `next` (not handed out yet) or by the position of the member holding it.
 //!
 //! A member that dies holding frames is *orphaned* (under the table lock): its entry keeps holding

@@ -1,11 +1,10 @@
-//! Task programs and helpers shared by the pipeline test files.
+//! Task programs and helpers of the pipeline test files (`pipeline`, `c_abi`, and the CLI's
+//! `cli_pipeline` and `hostile_registry`): what a task of a test pipeline does.
 //!
 //! The tasks of a test pipeline are this same test binary, re-run as `--exact role_<name>
 //! --ignored`: each test file wraps the `role_*` functions below in ignored tests of that name.
 //! A role does nothing unless the runner started it (`SHMLINE_TASK` is set). Roles take their
 //! parameters from environment variables the test puts in the task's declaration.
-
-#![allow(dead_code)] // each test file uses only some of the helpers
 
 /// Declares the ignored `role_*` tests that run the task roles below, for a test file whose
 /// pipelines use those roles (`task_roles!(source, scale, sink);`).
@@ -16,29 +15,18 @@ macro_rules! task_roles {
             #[test]
             #[ignore = "task role"]
             fn $role() {
-                common::$role();
+                support::pipeline::$role();
             }
         )*
     };
 }
 
+use super::{env_u64, role_args, PATIENCE};
 use shmline::pipeline::{Task, TaskSpec, ENV_TASK};
 use shmline::Error;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 
-/// How long anything a test waits for may take on a loaded machine before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(60);
 /// Bytes per frame of the test streams.
 pub const FRAME: usize = 64;
-
-/// A pipeline (or segment) name no other test uses.
-pub fn unique(what: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    // Relaxed: only uniqueness matters.
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("t-pipe-{what}-{}-{n}", std::process::id())
-}
 
 /// A task that runs role `role` of this test binary (its stdout, the test harness's chatter,
 /// goes to /dev/null; its stderr, with any panic message, stays the test's).
@@ -47,40 +35,6 @@ pub fn role(role: &str) -> TaskSpec {
     TaskSpec::command(exe.to_str().unwrap())
         .args(role_args(role))
         .stdout("/dev/null")
-}
-
-/// The arguments that make this test binary run only role `role`.
-pub fn role_args(role: &str) -> Vec<String> {
-    [
-        "--exact",
-        role,
-        "--ignored",
-        "--quiet",
-        "--test-threads=1",
-        "--nocapture",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-/// The segment files under /dev/shm whose name mentions `name`.
-pub fn segments_of(name: &str) -> Vec<String> {
-    let mut found: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|f| f.starts_with("shmline.") && f.contains(name))
-        .collect();
-    found.sort();
-    found
-}
-
-/// Polls `condition` until it holds; fails the test after [`PATIENCE`].
-pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < PATIENCE, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Payload of frame `seq` as the source writes it.
@@ -96,10 +50,6 @@ pub fn payload(seq: u64) -> [u8; FRAME] {
 /// What the scale stage makes of a frame.
 pub fn scale(frame: &[u8]) -> Vec<u8> {
     frame.iter().map(|b| b.wrapping_mul(2)).collect()
-}
-
-fn env_u64(key: &str, default: u64) -> u64 {
-    std::env::var(key).map_or(default, |v| v.parse().unwrap())
 }
 
 /// Joins as the task the runner started, or returns `None` when run outside a pipeline.
@@ -173,7 +123,7 @@ pub fn role_exit() {
 pub fn role_chatty() {
     let Some(mut task) = join() else { return };
     let mut input = task.reader("input").unwrap();
-    let pause = Duration::from_millis(env_u64("PAUSE_MS", 20));
+    let pause = std::time::Duration::from_millis(env_u64("PAUSE_MS", 20));
     loop {
         match input.read() {
             Ok(frame) => {
