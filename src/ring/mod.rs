@@ -15,6 +15,7 @@ mod policy;
 pub mod protocol;
 mod reader;
 mod readers;
+mod relay;
 mod stats;
 mod writer;
 
