@@ -6,6 +6,7 @@ mod support;
 
 use shmline::wait::Deadline;
 use shmline::{Error, ReaderOptions, Stream};
+use std::time::{Duration, Instant};
 use support::*;
 
 /// Frames of the small-frame test (1 M in the issue; debug builds in CI take a smaller count,
@@ -119,4 +120,141 @@ fn large_frames_cross_losslessly() {
 #[test]
 fn an_empty_stream_ends_across_the_bridge() {
     lossless_run("empty", 0, 64, 64);
+}
+
+#[test]
+fn a_lossy_bridge_with_a_slow_sink_counts_every_lost_frame_as_missed() {
+    let (src, dst, key) = (unique("lossy-src"), unique("lossy-dst"), unique("lossy"));
+    let count = 20_000;
+    let (stream, _u1) = origin(&src, 64, 64);
+    let _u2 = Unlink(dst.clone());
+    let port = free_port();
+    let mut exporter = exporter(&src, &key, port, &["--lossy"]);
+    let mut importer = importer(&key, &dst, port, &["--lossy"]);
+    let imported = wait_for_stream(&dst);
+    let lossy = ReaderOptions {
+        lossy: true,
+        ..Default::default()
+    };
+    let mut reader = imported.reader(&lossy).unwrap();
+    let delivered = std::thread::scope(|s| {
+        s.spawn(|| drop(write_frames(&stream, count, 64)));
+        let mut delivered = 0u64;
+        loop {
+            match reader.read() {
+                Ok(frame) => {
+                    let seq = frame.info.seq;
+                    assert!(
+                        frame.data == payload(seq, 64),
+                        "frame {seq} keeps its payload"
+                    );
+                    assert_eq!(frame.info.timestamp_ns, stamp(seq));
+                    delivered += 1;
+                    if delivered % 100 == 0 {
+                        std::thread::sleep(Duration::from_millis(2)); // a slow sink
+                    }
+                }
+                Err(Error::EndOfStream) => break delivered,
+                Err(e) => panic!("reading the imported stream: {e}"),
+            }
+        }
+    });
+    assert!(delivered > 0);
+    assert_eq!(
+        delivered + reader.missed(),
+        count,
+        "delivered ({delivered}) + missed ({}) = sent",
+        reader.missed()
+    );
+    assert_eq!(exporter.wait(), 0);
+    assert_eq!(importer.wait(), 0);
+}
+
+#[test]
+fn a_sink_stalled_longer_than_the_zenoh_lease_loses_nothing_and_holds_the_origin_writer() {
+    // Zenoh's lease is 1 s here (10 s by default) so that the stall (3 s) outlasts it quickly.
+    let (src, dst, key) = (unique("stall-src"), unique("stall-dst"), unique("stall"));
+    let (count, len) = (3_000u64, 1024usize);
+    let (stream, _u1) = origin(&src, 64, len as u32);
+    let _u2 = Unlink(dst.clone());
+    let port = free_port();
+    let lease = ["--zenoh", "transport/link/tx/lease=1000"];
+    let mut exporter = exporter(&src, &key, port, &lease);
+    let mut extra = vec!["--window-bytes", "65536"];
+    extra.extend_from_slice(&lease);
+    let mut importer = importer(&key, &dst, port, &extra);
+    let imported = wait_for_stream(&dst);
+    let mut reader = imported.reader(&ReaderOptions::default()).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| drop(write_frames(&stream, count, len)));
+        let first = reader.read().unwrap();
+        assert_eq!(first.info.seq, 0);
+        std::thread::sleep(Duration::from_secs(3)); // the stall
+        let mut next = 1;
+        loop {
+            match reader.read() {
+                Ok(frame) => {
+                    assert_eq!(frame.info.seq, next, "no frame lost or repeated");
+                    assert!(frame.data == payload(next, len));
+                    next += 1;
+                }
+                Err(Error::EndOfStream) => break,
+                Err(e) => panic!("after frame {next}: {e}"),
+            }
+        }
+        assert_eq!(next, count, "every frame arrived");
+    });
+    assert!(
+        stream.stats().writer_waits > 0,
+        "the origin writer was held back by the stalled sink"
+    );
+    assert_eq!(exporter.wait(), 0);
+    assert_eq!(importer.wait(), 0);
+}
+
+#[test]
+fn a_killed_exporter_leaves_importer_readers_every_frame_that_arrived_then_writer_dead() {
+    let (src, dst, key) = (unique("kill-src"), unique("kill-dst"), unique("kill"));
+    let (stream, _u1) = origin(&src, 64, 64);
+    let _u2 = Unlink(dst.clone());
+    let port = free_port();
+    let mut exporter = exporter(&src, &key, port, &[]);
+    let mut importer = importer(&key, &dst, port, &["--lease", "2"]);
+    let imported = wait_for_stream(&dst);
+    let mut reader = imported.reader(&ReaderOptions::default()).unwrap();
+    let mut writer = stream.writer().unwrap();
+    for seq in 0..100 {
+        writer
+            .write_at(&payload(seq, 64), flags(seq), stamp(seq), Deadline::Never)
+            .unwrap();
+    }
+    // Wait until the frames crossed, then kill the exporter mid-stream (the writer goes on).
+    for seq in 0..100 {
+        assert_eq!(reader.read().unwrap().info.seq, seq);
+    }
+    exporter.kill();
+    let killed = Instant::now();
+    for seq in 100..110 {
+        let _ = writer.write_at(&payload(seq, 64), flags(seq), stamp(seq), Deadline::Now);
+    }
+    let mut next = 100;
+    let outcome = loop {
+        match reader.read_timeout(PATIENCE) {
+            Ok(frame) => {
+                assert_eq!(frame.info.seq, next, "what arrived is in order");
+                next += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(outcome, Error::WriterDead),
+        "readers are told WRITER_DEAD, got {outcome:?}"
+    );
+    eprintln!("WRITER_DEAD {:?} after the kill", killed.elapsed());
+    assert_eq!(
+        importer.wait(),
+        3,
+        "the importer says it abandoned its writer"
+    );
 }
