@@ -368,6 +368,7 @@ impl Exporter<'_> {
             }
         };
         if let Some(from) = resend_from {
+            eprintln!("shmline-bridge export: an importer lacks frames from {from}: resending");
             // A batch that ends after `from` holds frames the importer lacks (it drops the ones
             // it already has); `NONE` (nothing received yet) takes the whole window.
             for sent in self

@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 use shmline::{Stream, StreamOptions};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Generous: the machine is small and busy, and a debug Zenoh is slow to start.
@@ -25,17 +27,33 @@ pub fn free_port() -> u16 {
 /// A bridge process, killed (SIGKILL) when dropped.
 pub struct Bridge {
     pub child: Child,
+    /// What it printed on stderr so far (also echoed to the test's stderr).
+    log: Arc<Mutex<String>>,
 }
 
 impl Bridge {
     /// Starts `shmline-bridge ARGS...`.
     pub fn start(args: &[&str]) -> Bridge {
-        let child = Command::new(env!("CARGO_BIN_EXE_shmline-bridge"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shmline-bridge"))
             .args(args)
             .stdin(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start shmline-bridge");
-        Bridge { child }
+        let log = Arc::new(Mutex::new(String::new()));
+        let (stderr, sink) = (child.stderr.take().unwrap(), Arc::clone(&log));
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        Bridge { child, log }
+    }
+
+    /// Whether it printed `text` on stderr so far.
+    pub fn said(&self, text: &str) -> bool {
+        self.log.lock().unwrap().contains(text)
     }
 
     /// Waits for it to exit (up to [`PATIENCE`]); its exit code.
