@@ -6,6 +6,7 @@
 //! exit code, so adding a command is adding a module and one variant in [`Command`].
 
 mod bench;
+mod bridge;
 mod clean;
 mod display;
 mod info;
@@ -27,7 +28,8 @@ use std::process::ExitCode;
     long_about = "Move frames between processes through shared memory, from any language.\n\n\
                   Run pipelines from a manifest (`run`), see what exists on this machine (`ls`), \
                   watch it live (`top`), remove what dead processes left (`clean`), describe the \
-                  library and its limits (`info`) and measure it on this machine (`bench`).",
+                  library and its limits (`info`), measure it on this machine (`bench`) and \
+                  bridge streams to other hosts (`bridge`).",
     propagate_version = true
 )]
 struct Cli {
@@ -47,6 +49,9 @@ enum Command {
     /// Measure throughput and latency between two processes on this machine.
     #[command(long_about = bench::LONG_ABOUT)]
     Bench(bench::Args),
+    /// Bridge a stream to other hosts over Zenoh (runs the separate `shmline-bridge` program).
+    #[command(long_about = bridge::LONG_ABOUT)]
+    Bridge(bridge::BridgeArgs),
     /// Internal: the second process of `shmline bench` (started by it, not by hand).
     #[command(name = "__bench-child", hide = true)]
     BenchChild(bench::ChildArgs),
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Command::Clean(args) => clean::run(&args),
         Command::Info(args) => info::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Bridge(args) => bridge::run(&args),
         Command::BenchChild(args) => bench::run_child(&args),
     }
 }
