@@ -79,16 +79,27 @@ enum Ending {
 /// Runs `export`; returns the process exit code.
 pub fn run(args: &ExportArgs) -> Result<i32, String> {
     let keys = Keys::new(&args.key)?;
-    let stream = Stream::open(&args.stream)
-        .map_err(|e| format!("cannot open stream {:?} to export it: {e}", args.stream))?;
-    let description = StreamDescription::of(stream.info());
-    let reader = stream
-        .reader(&ReaderOptions {
+    // A pipeline task's reader joined with the task, before any frame was written.
+    let (reader, _task) = if args.net.pipeline {
+        let mut task = crate::session::join_task()?;
+        let reader = task
+            .reader(&args.stream)
+            .map_err(|e| format!("cannot take the reader {:?}: {e}", args.stream))?;
+        (reader, Some(task))
+    } else {
+        let stream = Stream::open(&args.stream)
+            .map_err(|e| format!("cannot open stream {:?} to export it: {e}", args.stream))?;
+        let options = ReaderOptions {
             start: StartPosition::Oldest,
             lossy: args.net.lossy,
             ..Default::default()
-        })
-        .map_err(|e| format!("cannot attach a reader to stream {:?}: {e}", args.stream))?;
+        };
+        let reader = stream
+            .reader(&options)
+            .map_err(|e| format!("cannot attach a reader to stream {:?}: {e}", args.stream))?;
+        (reader, None)
+    };
+    let description = StreamDescription::of(reader.stream().info());
     let session = args.net.open()?;
     let epoch = crate::epoch();
     let peers = Arc::new(Peers::default());

@@ -103,8 +103,24 @@ pub fn run(args: &ImportArgs) -> Result<i32, String> {
             .map_err(|e| format!("cannot subscribe to {}: {e}", keys.data))?
     };
 
+    // A pipeline task joins at once (the runner waits for every task to join), then waits for
+    // the exporter.
+    let mut task = args
+        .net
+        .pipeline
+        .then(crate::session::join_task)
+        .transpose()?;
     let description = describe(&session, &keys)?;
-    let writer = local_writer(args, &description, mode)?;
+    let (writer, _task) = if let Some(mut task) = task.take() {
+        // The pipeline created the stream from its manifest: check it can hold the origin's.
+        let writer = task
+            .writer(&args.stream)
+            .map_err(|e| format!("cannot take the writer {:?}: {e}", args.stream))?;
+        check_room(args, &writer.stream(), &description)?;
+        (writer, Some(task))
+    } else {
+        (local_writer(args, &description, mode)?, None)
+    };
     let capacity = writer.stream().info().capacity as u64;
     let window = capacity.max(args.window_bytes / u64::from(description.max_frame_size).max(1));
     if args.net.lossy {
@@ -225,15 +241,7 @@ fn local_writer(
 ) -> Result<Writer, String> {
     let stream = match Stream::open(&args.stream) {
         Ok(stream) => {
-            if stream.info().max_frame_size < description.max_frame_size {
-                return Err(format!(
-                    "local stream {:?} holds frames of at most {} bytes, the origin's are up to \
-                     {}: remove it or let the importer create it",
-                    args.stream,
-                    stream.info().max_frame_size,
-                    description.max_frame_size
-                ));
-            }
+            check_room(args, &stream, description)?;
             stream
         }
         Err(Error::NotFound(_)) => {
@@ -266,6 +274,24 @@ fn local_writer(
     stream
         .writer()
         .map_err(|e| format!("cannot attach the writer of stream {:?}: {e}", args.stream))
+}
+
+/// Refuses a local stream whose frames are smaller than the origin's.
+fn check_room(
+    args: &ImportArgs,
+    stream: &Stream,
+    description: &StreamDescription,
+) -> Result<(), String> {
+    if stream.info().max_frame_size < description.max_frame_size {
+        return Err(format!(
+            "local stream {:?} holds frames of at most {} bytes, the origin's are up to {}: \
+             declare it as large (or let the importer create it)",
+            args.stream,
+            stream.info().max_frame_size,
+            description.max_frame_size
+        ));
+    }
+    Ok(())
 }
 
 /// How the import ended.

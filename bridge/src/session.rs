@@ -30,6 +30,15 @@ pub struct NetOptions {
     /// local writer is then abandoned, so its readers drain and get WRITER_DEAD).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub lease: f64,
+    /// Run as a task of a pipeline (`shmline run` sets this): STREAM is then the name of the
+    /// task's parameter bound to the stream, joined through SHMLINE_PIPELINE and SHMLINE_TASK.
+    #[arg(long)]
+    pub pipeline: bool,
+}
+
+/// Joins the pipeline this bridge runs as a task of (see [`NetOptions::pipeline`]).
+pub fn join_task() -> Result<shmline::pipeline::Task, String> {
+    shmline::pipeline::Task::join().map_err(|e| format!("cannot join the pipeline: {e}"))
 }
 
 impl NetOptions {

@@ -19,6 +19,14 @@
 //! [events.go]
 //! mode = "flag"             # or "counting"
 //!
+//! # Streams that cross hosts (docs/BRIDGE.md): `export` publishes a stream of this pipeline on a
+//! # Zenoh key, `import` feeds one from a key published on another host. Each becomes a task
+//! # (`bridge-export-NAME`, `bridge-import-NAME`) running `shmline bridge ...`.
+//! # [streams.remote_samples]
+//! # import = "lab/samples"   # declare the origin's dtype/shape or max_frame_size too
+//! # [bridge]
+//! # connect = ["tcp/192.0.2.7:7447"]   # and/or listen = [...]; lossy = false; lease = 5.0
+//!
 //! [tasks.source]
 //! command = "./source"
 //! args = ["--rate", "1000"]
@@ -68,6 +76,24 @@ struct File {
     events: Ordered<EventEntry>,
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
     tasks: Ordered<TaskEntry>,
+    #[serde(default, skip_serializing)]
+    bridge: BridgeSection,
+}
+
+/// Endpoints and mode of the bridge tasks (`export` / `import` streams).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BridgeSection {
+    #[serde(default)]
+    listen: Vec<String>,
+    #[serde(default)]
+    connect: Vec<String>,
+    #[serde(default)]
+    lossy: bool,
+    #[serde(default)]
+    lease: Option<f64>,
+    #[serde(default)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,6 +125,12 @@ struct StreamEntry {
     max_writers: Option<u32>,
     #[serde(default, skip_serializing_if = "is_false")]
     checksum: bool,
+    /// Publish this stream on this Zenoh key (a bridge task reads it).
+    #[serde(default, skip_serializing)]
+    export: Option<String>,
+    /// Feed this stream from this Zenoh key (a bridge task writes it).
+    #[serde(default, skip_serializing)]
+    import: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -344,7 +376,17 @@ fn from_file(file: File) -> Result<Pipeline> {
         DEFAULT_JOIN_TIMEOUT,
     )?;
     pipeline.stop_grace = seconds("stop_grace", file.pipeline.stop_grace, DEFAULT_STOP_GRACE)?;
+    let mut bridge_tasks = Vec::new();
     for (name, s) in file.streams.0 {
+        let mut max_writers = s.max_writers.unwrap_or(0);
+        if let Some(key) = &s.export {
+            bridge_tasks.push(bridge_task(&file.bridge, "export", &name, key));
+        }
+        if let Some(key) = &s.import {
+            bridge_tasks.push(bridge_task(&file.bridge, "import", &name, key));
+            // A writer table lets the importer publish the origin's gaps as missed frames.
+            max_writers = max_writers.max(2);
+        }
         pipeline.streams.push(StreamSpec {
             name,
             dtype: s.dtype,
@@ -352,7 +394,7 @@ fn from_file(file: File) -> Result<Pipeline> {
             max_frame_size: s.max_frame_size.unwrap_or(0),
             capacity: s.capacity.unwrap_or(DEFAULT_CAPACITY),
             max_readers: s.max_readers.unwrap_or(0),
-            max_writers: s.max_writers.unwrap_or(0),
+            max_writers,
             checksum: s.checksum,
         });
     }
@@ -379,7 +421,65 @@ fn from_file(file: File) -> Result<Pipeline> {
             events: bindings(t.events),
         });
     }
+    pipeline.tasks.extend(bridge_tasks);
     Ok(pipeline)
+}
+
+/// Parameter through which a bridge task reads the stream it exports / writes the one it imports.
+const BRIDGE_PARAM: &str = "stream";
+
+/// The task that exports (`verb` = "export") or imports stream `stream` on Zenoh key `key`: the
+/// `shmline` command's `bridge` subcommand, joined to the pipeline as any task is.
+fn bridge_task(bridge: &BridgeSection, verb: &str, stream: &str, key: &str) -> TaskSpec {
+    let mut args = vec!["bridge".to_owned(), verb.to_owned()];
+    if verb == "export" {
+        args.extend([BRIDGE_PARAM.to_owned(), "--key".into(), key.to_owned()]);
+    } else {
+        args.extend([key.to_owned(), BRIDGE_PARAM.to_owned()]);
+    }
+    args.push("--pipeline".into());
+    for endpoint in &bridge.listen {
+        args.extend(["--listen".into(), endpoint.clone()]);
+    }
+    for endpoint in &bridge.connect {
+        args.extend(["--connect".into(), endpoint.clone()]);
+    }
+    if bridge.lossy {
+        args.push("--lossy".into());
+    }
+    if let Some(lease) = bridge.lease {
+        args.extend(["--lease".into(), lease.to_string()]);
+    }
+    if let Some(config) = &bridge.config {
+        args.extend(["--config".into(), config.display().to_string()]);
+    }
+    let binding = vec![Binding::new(BRIDGE_PARAM, stream)];
+    let (reads, writes) = if verb == "export" {
+        (binding, Vec::new())
+    } else {
+        (Vec::new(), binding)
+    };
+    TaskSpec {
+        name: format!("bridge-{verb}-{stream}"),
+        command: shmline_command(),
+        args,
+        env: Vec::new(),
+        cwd: None,
+        stdout: None,
+        stderr: None,
+        reads,
+        writes,
+        events: Vec::new(),
+    }
+}
+
+/// The `shmline` command that runs bridge tasks: this very program when it is `shmline` (so
+/// `shmline run` uses itself, and finds `shmline-bridge` next to it), else `shmline` on `PATH`.
+fn shmline_command() -> String {
+    std::env::current_exe()
+        .ok()
+        .filter(|exe| exe.file_name().is_some_and(|n| n == "shmline"))
+        .map_or_else(|| "shmline".to_owned(), |exe| exe.display().to_string())
 }
 
 fn to_file(p: &Pipeline) -> File {
@@ -410,6 +510,9 @@ fn to_file(p: &Pipeline) -> File {
                         max_readers: (s.max_readers != 0).then_some(s.max_readers),
                         max_writers: (s.max_writers != 0).then_some(s.max_writers),
                         checksum: s.checksum,
+                        // Saved as the bridge tasks they became.
+                        export: None,
+                        import: None,
                     };
                     (s.name.clone(), entry)
                 })
@@ -457,5 +560,75 @@ fn to_file(p: &Pipeline) -> File {
                 })
                 .collect(),
         ),
+        bridge: BridgeSection::default(),
+    }
+}
+
+#[cfg(test)]
+mod bridge_tests {
+    use super::Pipeline;
+
+    const MANIFEST: &str = r#"
+        [pipeline]
+        name = "p"
+        [streams.local]
+        max_frame_size = 8
+        export = "lab/local"
+        [streams.remote]
+        max_frame_size = 8
+        import = "lab/remote"
+        [tasks.t]
+        command = "t"
+        reads = { a = "remote" }
+        writes = { b = "local" }
+        [bridge]
+        connect = ["tcp/127.0.0.1:7447"]
+        lossy = true
+    "#;
+
+    #[test]
+    fn exported_and_imported_streams_become_bridge_tasks_with_the_bridge_endpoints() {
+        let p = Pipeline::from_toml_str(MANIFEST).unwrap();
+        let export = p
+            .tasks
+            .iter()
+            .find(|t| t.name == "bridge-export-local")
+            .unwrap();
+        assert_eq!(export.reads[0].target, "local");
+        assert_eq!(
+            export.args,
+            [
+                "bridge",
+                "export",
+                "stream",
+                "--key",
+                "lab/local",
+                "--pipeline",
+                "--connect"
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["tcp/127.0.0.1:7447".into(), "--lossy".into()])
+            .collect::<Vec<_>>()
+        );
+        let import = p
+            .tasks
+            .iter()
+            .find(|t| t.name == "bridge-import-remote")
+            .unwrap();
+        assert_eq!(import.writes[0].target, "remote");
+        assert_eq!(
+            &import.args[..4],
+            ["bridge", "import", "lab/remote", "stream"]
+        );
+    }
+
+    #[test]
+    fn an_imported_stream_gets_a_writer_table_for_the_origin_gaps() {
+        let p = Pipeline::from_toml_str(MANIFEST).unwrap();
+        let remote = p.streams.iter().find(|s| s.name == "remote").unwrap();
+        assert_eq!(remote.max_writers, 2);
+        let local = p.streams.iter().find(|s| s.name == "local").unwrap();
+        assert_eq!(local.max_writers, 0);
     }
 }
