@@ -15,7 +15,7 @@ pub const PATIENCE: Duration = Duration::from_secs(120);
 
 /// A name no other test (or run) uses.
 pub fn unique(what: &str) -> String {
-    format!("brt-{what}-{}", std::process::id())
+    format!("t-bridge-{what}-{}", std::process::id())
 }
 
 /// A loopback TCP port free right now.
