@@ -5,6 +5,7 @@
 //! control end to end), lossy with `--lossy`. The `shmline` command runs this program for
 //! `shmline bridge ...`.
 
+mod bench;
 mod export;
 mod import;
 mod session;
@@ -33,6 +34,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Feed a local stream (created like the origin if absent) from a Zenoh key.
     Import(import::ImportArgs),
+    /// Measure raw Zenoh and the bridge in the same run on loopback.
+    Bench(bench::BenchArgs),
 }
 
 /// A number that differs between runs of the bridge, telling one exporter or importer
@@ -49,6 +52,7 @@ fn main() {
     let result = match &cli.command {
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -34,7 +34,12 @@ pub struct Bridge {
 impl Bridge {
     /// Starts `shmline-bridge ARGS...`.
     pub fn start(args: &[&str]) -> Bridge {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shmline-bridge"))
+        Bridge::start_program(env!("CARGO_BIN_EXE_shmline-bridge"), args)
+    }
+
+    /// Starts `PROGRAM ARGS...` (a wrapper such as `nsenter` that runs the bridge).
+    pub fn start_program(program: &str, args: &[&str]) -> Bridge {
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
