@@ -9,6 +9,7 @@
 mod output;
 
 mod bench;
+mod bridge;
 mod clean;
 mod display;
 mod info;
@@ -31,7 +32,8 @@ use std::process::ExitCode;
     long_about = "Move frames between processes through shared memory, from any language.\n\n\
                   Run pipelines from a manifest (`run`), see what exists on this machine (`ls`), \
                   watch it live (`top`), remove what dead processes left (`clean`), describe the \
-                  library and its limits (`info`) and measure it on this machine (`bench`).",
+                  library and its limits (`info`), measure it on this machine (`bench`) and \
+                  bridge streams to other hosts (`bridge`).",
     propagate_version = true
 )]
 pub struct Cli {
@@ -57,6 +59,9 @@ enum Command {
     /// Print the manual page of shmline or of one of its commands.
     #[command(long_about = None)]
     Man(man::ManArgs),
+    /// Bridge a stream to other hosts over Zenoh (runs the separate `shmline-bridge` program).
+    #[command(long_about = bridge::LONG_ABOUT)]
+    Bridge(bridge::BridgeArgs),
     /// Internal: the second process of `shmline bench` (started by it, not by hand).
     #[command(name = "__bench-child", hide = true)]
     BenchChild(bench::ChildArgs),
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Completions(args) => man::run_completions(&args),
         Command::Man(args) => man::run_man(&args),
+        Command::Bridge(args) => bridge::run(&args),
         Command::BenchChild(args) => bench::run_child(&args),
     }
 }

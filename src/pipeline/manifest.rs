@@ -42,6 +42,14 @@
 //! # several tasks) share its frames, each frame going to exactly one of them.
 //! reads = { input = { stream = "samples", group = "workers" } }
 //! writes = { log = "log" }         # a second writer of stream log
+//!
+//! # Streams that cross hosts (docs/BRIDGE.md): `export` publishes a stream of this pipeline on a
+//! # Zenoh key, `import` feeds one from a key published on another host. Each becomes a task
+//! # (`bridge-export-NAME`, `bridge-import-NAME`) running `shmline bridge ...`.
+//! # [streams.remote_samples]
+//! # import = "lab/samples"   # declare the origin's dtype/shape or max_frame_size too
+//! # [bridge]
+//! # connect = ["tcp/192.0.2.7:7447"]   # and/or listen = [...]; lossy = false; lease = 5.0
 //! ```
 //!
 //! Unknown keys are refused. A syntax error is reported with its line and column; otherwise every
@@ -85,10 +93,40 @@ struct File {
     events: Ordered<Field<EventEntry>>,
     #[serde(default, skip_serializing_if = "Ordered::is_empty")]
     tasks: Ordered<Field<TaskEntry>>,
+    #[serde(default, skip_serializing)]
+    bridge: Field<BridgeSection>,
     #[serde(flatten)]
     unknown: Unknown,
 }
-const FILE_KEYS: &[&str] = &["pipeline", "streams", "events", "tasks"];
+const FILE_KEYS: &[&str] = &["pipeline", "streams", "events", "tasks", "bridge"];
+
+/// Endpoints and mode of the bridge tasks (`export` / `import` streams, docs/BRIDGE.md).
+#[derive(Default, Deserialize)]
+struct BridgeSection {
+    #[serde(default)]
+    listen: Field<Vec<String>>,
+    #[serde(default)]
+    connect: Field<Vec<String>>,
+    #[serde(default)]
+    lossy: Field<bool>,
+    #[serde(default)]
+    lease: Field<f64>,
+    #[serde(default)]
+    config: Field<PathBuf>,
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+const BRIDGE_KEYS: &[&str] = &["listen", "connect", "lossy", "lease", "config"];
+
+/// The `[bridge]` table once read: what every bridge task of the manifest is given.
+#[derive(Default)]
+struct Bridge {
+    listen: Vec<String>,
+    connect: Vec<String>,
+    lossy: bool,
+    lease: Option<f64>,
+    config: Option<PathBuf>,
+}
 
 #[derive(Serialize, Deserialize)]
 struct PipelineSection {
@@ -126,10 +164,18 @@ struct StreamEntry {
     checksum: Field<bool>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
     backpressure: Field<String>,
+    /// Publish this stream on this Zenoh key (a bridge task reads it).
+    #[serde(default, skip_serializing)]
+    export: Field<String>,
+    /// Feed this stream from this Zenoh key (a bridge task writes it).
+    #[serde(default, skip_serializing)]
+    import: Field<String>,
     #[serde(flatten)]
     unknown: Unknown,
 }
 const STREAM_KEYS: &[&str] = &[
+    "export",
+    "import",
     "dtype",
     "shape",
     "max_frame_size",
@@ -509,6 +555,29 @@ fn from_file(file: File, found: &mut Found) -> Pipeline {
             }
         }
     }
+    let bridge = match found.take("bridge", "", file.bridge) {
+        Some(b) => {
+            let t = "bridge";
+            found.unknown(t, b.unknown, BRIDGE_KEYS);
+            let lease = found.take(t, "lease", b.lease);
+            if let Some(l) = lease.filter(|l| !(l.is_finite() && *l > 0.0)) {
+                found.add(
+                    t,
+                    "lease",
+                    format!("{l} is not a number of seconds (give more than 0)"),
+                );
+            }
+            Bridge {
+                listen: found.take(t, "listen", b.listen).unwrap_or_default(),
+                connect: found.take(t, "connect", b.connect).unwrap_or_default(),
+                lossy: found.take(t, "lossy", b.lossy).unwrap_or(false),
+                lease,
+                config: found.take(t, "config", b.config),
+            }
+        }
+        None => Bridge::default(),
+    };
+    let mut bridge_tasks = Vec::new();
     for (name, entry) in file.streams.0 {
         let t = format!("streams.{name}");
         let mut spec = StreamSpec::bytes(0);
@@ -547,6 +616,14 @@ fn from_file(file: File, found: &mut Found) -> Pipeline {
                     Some(p) => spec.backpressure = p,
                     None => found.add(&t, "backpressure", unknown_policy(&policy)),
                 }
+            }
+            if let Some(key) = found.take(&t, "export", s.export) {
+                bridge_tasks.push(bridge_task(&bridge, "export", &spec.name, &key));
+            }
+            if let Some(key) = found.take(&t, "import", s.import) {
+                bridge_tasks.push(bridge_task(&bridge, "import", &spec.name, &key));
+                // A writer table lets the importer publish the origin's gaps as missed frames.
+                spec.max_writers = spec.max_writers.max(2);
             }
         }
         pipeline.streams.push(spec);
@@ -603,7 +680,65 @@ fn from_file(file: File, found: &mut Found) -> Pipeline {
         }
         pipeline.tasks.push(spec);
     }
+    pipeline.tasks.extend(bridge_tasks);
     pipeline
+}
+
+/// Parameter through which a bridge task reads the stream it exports / writes the one it imports.
+const BRIDGE_PARAM: &str = "stream";
+
+/// The task that exports (`verb` = "export") or imports stream `stream` on Zenoh key `key`: the
+/// `shmline` command's `bridge` subcommand, joined to the pipeline as any task is.
+fn bridge_task(bridge: &Bridge, verb: &str, stream: &str, key: &str) -> TaskSpec {
+    let mut args = vec!["bridge".to_owned(), verb.to_owned()];
+    if verb == "export" {
+        args.extend([BRIDGE_PARAM.to_owned(), "--key".into(), key.to_owned()]);
+    } else {
+        args.extend([key.to_owned(), BRIDGE_PARAM.to_owned()]);
+    }
+    args.push("--pipeline".into());
+    for endpoint in &bridge.listen {
+        args.extend(["--listen".into(), endpoint.clone()]);
+    }
+    for endpoint in &bridge.connect {
+        args.extend(["--connect".into(), endpoint.clone()]);
+    }
+    if bridge.lossy {
+        args.push("--lossy".into());
+    }
+    if let Some(lease) = bridge.lease {
+        args.extend(["--lease".into(), lease.to_string()]);
+    }
+    if let Some(config) = &bridge.config {
+        args.extend(["--config".into(), config.display().to_string()]);
+    }
+    let binding = vec![Binding::new(BRIDGE_PARAM, stream)];
+    let (reads, writes) = if verb == "export" {
+        (binding, Vec::new())
+    } else {
+        (Vec::new(), binding)
+    };
+    TaskSpec {
+        name: format!("bridge-{verb}-{stream}"),
+        command: shmline_command(),
+        args,
+        env: Vec::new(),
+        cwd: None,
+        stdout: None,
+        stderr: None,
+        reads,
+        writes,
+        events: Vec::new(),
+    }
+}
+
+/// The `shmline` command that runs bridge tasks: this very program when it is `shmline` (so
+/// `shmline run` uses itself, and finds `shmline-bridge` next to it), else `shmline` on `PATH`.
+fn shmline_command() -> String {
+    std::env::current_exe()
+        .ok()
+        .filter(|exe| exe.file_name().is_some_and(|n| n == "shmline"))
+        .map_or_else(|| "shmline".to_owned(), |exe| exe.display().to_string())
 }
 
 fn to_file(p: &Pipeline) -> File {
@@ -648,6 +783,9 @@ fn to_file(p: &Pipeline) -> File {
                             (s.backpressure != Backpressure::Block)
                                 .then(|| s.backpressure.name().to_owned()),
                         ),
+                        // Saved as the bridge tasks they became.
+                        export: Field::Absent,
+                        import: Field::Absent,
                         unknown: Unknown::default(),
                     };
                     (s.name.clone(), Field::Given(entry))
@@ -702,6 +840,7 @@ fn to_file(p: &Pipeline) -> File {
                 })
                 .collect(),
         ),
+        bridge: Field::Absent,
         unknown: Unknown::default(),
     }
 }
@@ -720,5 +859,74 @@ mod tests {
             plan.streams[0].options.backpressure,
             Backpressure::DropNewest
         );
+    }
+}
+
+#[cfg(test)]
+mod bridge_tests {
+    use super::Pipeline;
+
+    const MANIFEST: &str = r#"
+        [pipeline]
+        name = "p"
+        [streams.local]
+        max_frame_size = 8
+        export = "lab/local"
+        [streams.remote]
+        max_frame_size = 8
+        import = "lab/remote"
+        [tasks.t]
+        command = "t"
+        reads = { a = "remote" }
+        writes = { b = "local" }
+        [bridge]
+        connect = ["tcp/127.0.0.1:7447"]
+        lossy = true
+    "#;
+
+    #[test]
+    fn exported_and_imported_streams_become_bridge_tasks_with_the_bridge_endpoints() {
+        let p = Pipeline::from_toml_str(MANIFEST).unwrap();
+        let export = p
+            .tasks
+            .iter()
+            .find(|t| t.name == "bridge-export-local")
+            .unwrap();
+        assert_eq!(export.reads[0].target, "local");
+        assert_eq!(
+            export.args,
+            [
+                "bridge",
+                "export",
+                "stream",
+                "--key",
+                "lab/local",
+                "--pipeline",
+                "--connect"
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["tcp/127.0.0.1:7447".into(), "--lossy".into()])
+            .collect::<Vec<_>>()
+        );
+        let import = p
+            .tasks
+            .iter()
+            .find(|t| t.name == "bridge-import-remote")
+            .unwrap();
+        assert_eq!(import.writes[0].target, "remote");
+        assert_eq!(
+            &import.args[..4],
+            ["bridge", "import", "lab/remote", "stream"]
+        );
+    }
+
+    #[test]
+    fn an_imported_stream_gets_a_writer_table_for_the_origin_gaps() {
+        let p = Pipeline::from_toml_str(MANIFEST).unwrap();
+        let remote = p.streams.iter().find(|s| s.name == "remote").unwrap();
+        assert_eq!(remote.max_writers, 2);
+        let local = p.streams.iter().find(|s| s.name == "local").unwrap();
+        assert_eq!(local.max_writers, 0);
     }
 }

@@ -15,6 +15,7 @@ mod peers;
 mod policy;
 pub mod protocol;
 mod reader;
+mod relay;
 mod stale;
 mod stats;
 mod tables;

@@ -416,6 +416,12 @@ impl Writer {
     /// [`Error::FrameTooLarge`] leaves the reservation in place; [`Error::WrongState`] if nothing
     /// is reserved.
     pub fn commit_raw(&mut self, len: usize, flags: u32) -> Result<()> {
+        self.commit_raw_at(len, flags, monotonic_ns())
+    }
+
+    /// [`Writer::commit_raw`] with the frame's commit time given (nanoseconds; a relay such as the
+    /// Zenoh bridge passes the origin's timestamp so that it survives the hop).
+    pub fn commit_raw_at(&mut self, len: usize, flags: u32, timestamp_ns: u64) -> Result<()> {
         let seq = self.reserved.ok_or_else(|| {
             Error::WrongState("commit without a reserved slot: call reserve first".into())
         })?;
@@ -427,7 +433,7 @@ impl Writer {
         } else {
             0
         };
-        self.end_write(frame, seq, len as u32, flags, crc, monotonic_ns());
+        self.end_write(frame, seq, len as u32, flags, crc, timestamp_ns);
         self.reserved = None;
         self.bytes_written += len as u64;
         self.publish(seq + 1, 1);
