@@ -22,7 +22,7 @@ Per-call costs: one process calls write/read/... in a loop (`micro`), to show th
 overhead over the raw C calls.
 
 One-way latency: a ping-pong of 64 B frames carrying the sender's clock; one way is half of each
-round trip; busy polling where the transport can (shmline readers with wait="spin", the
+round trip; busy polling where the transport can (shmline readers with wait="busy_spin", the
 hand-made ring, PYTHUSA), blocking receives elsewhere.
 
 Usage (from the repository root, after scripts/python-test built target/pyenv):
@@ -471,7 +471,7 @@ def echo(transport: str, a, b) -> None:
     frame = np.empty(8, np.uint64)
     if transport == "shmline":
         import shmline
-        reader = shmline.Stream.open(a).reader(wait="spin")
+        reader = shmline.Stream.open(a).reader(wait="busy_spin")
         writer = shmline.Stream.open(b).writer()
         while True:
             f = reader.read()
@@ -548,7 +548,7 @@ def ping(transport: str) -> dict:
                                        capacity=CAPACITY, unlink_on_close=True)
         s_pong = shmline.Stream.create(tag + "-pong", dtype=np.uint64, shape=(8,),
                                        capacity=CAPACITY, unlink_on_close=True)
-        pong_reader = s_pong.reader(wait="spin")
+        pong_reader = s_pong.reader(wait="busy_spin")
         args = [tag + "-ping", tag + "-pong"]
     elif transport == "mp.Queue":
         q1, q2 = ctx.Queue(), ctx.Queue()
@@ -740,7 +740,7 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated transports to run")
     parser.add_argument("--json", default="target/bench-python.json")
     parser.add_argument("--plots", help="directory for the PNG plots")
-    parser.add_argument("--wait", default="adaptive", choices=["adaptive", "spin", "block"],
+    parser.add_argument("--wait", default="adaptive", choices=["adaptive", "busy_spin", "block"],
                         help="wait strategy of shmline's throughput readers and writers")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
                         help="comma-separated frame sizes in bytes of the throughput cases")

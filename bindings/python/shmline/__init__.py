@@ -34,7 +34,7 @@ from .pipeline import (
     Pipeline, PipelineMetrics, RunReport, StreamMetrics, TaskMetrics, TaskReport,
 )
 from .reader import Reader, ReadSlot
-from .stream import ReaderStats, Stream, StreamStats
+from .stream import ReaderStats, Stream, StreamInfo, StreamStats
 from .task import Task
 from .writer import Writer, WriteSlot
 from .waitset import WaitSet, select
@@ -49,7 +49,7 @@ layout_version: int = int(_lib.shmline_layout_version())
 cffi_mode: str = _MODE
 
 __all__ = [
-    "Stream", "Writer", "Reader", "WriteSlot", "ReadSlot", "Event", "FrameInfo", "StreamStats",
+    "Stream", "Writer", "Reader", "WriteSlot", "ReadSlot", "Event", "FrameInfo", "StreamInfo", "StreamStats",
     "ReaderStats", "Pipeline", "Task", "RunReport", "TaskReport", "PipelineMetrics",
     "StreamMetrics", "TaskMetrics", "WaitSet", "select", "library_version", "layout_version",
     "cffi_mode",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple, Union, \
+    get_args
 
 import numpy as np
 
@@ -27,11 +28,27 @@ NOT_FOUND = lib.SHMLINE_NOT_FOUND
 BUFFER_TOO_SMALL = lib.SHMLINE_BUFFER_TOO_SMALL
 NULL = ffi.NULL
 
-WAITS = {
-    "adaptive": lib.SHMLINE_WAIT_ADAPTIVE,
-    "spin": lib.SHMLINE_WAIT_BUSY_SPIN,
-    "block": lib.SHMLINE_WAIT_BLOCK,
-}
+#: How a reader or writer waits: spin briefly then sleep, spin only (lowest latency, burns a
+#: core), or sleep at once.
+Wait = Literal["adaptive", "busy_spin", "block"]
+#: Where a new reader starts: frames published after it opened, the newest frame, or the oldest
+#: still in the ring.
+Start = Literal["next", "newest", "oldest"]
+#: What writers do when the ring is full.
+Backpressure = Literal["block", "fail", "drop_newest", "drop_oldest"]
+#: An event is a switch ("flag") or a counter of signals ("counting").
+EventMode = Literal["flag", "counting"]
+
+# The C value of each option string, in the order of the Literal types above.
+WAITS: Dict[str, int] = dict(zip(get_args(Wait), (
+    lib.SHMLINE_WAIT_ADAPTIVE, lib.SHMLINE_WAIT_BUSY_SPIN, lib.SHMLINE_WAIT_BLOCK)))
+STARTS: Dict[str, int] = dict(zip(get_args(Start), (
+    lib.SHMLINE_START_NEXT, lib.SHMLINE_START_NEWEST, lib.SHMLINE_START_OLDEST)))
+BACKPRESSURES: Dict[str, int] = dict(zip(get_args(Backpressure), (
+    lib.SHMLINE_BACKPRESSURE_BLOCK, lib.SHMLINE_BACKPRESSURE_FAIL,
+    lib.SHMLINE_BACKPRESSURE_DROP_NEWEST, lib.SHMLINE_BACKPRESSURE_DROP_OLDEST)))
+EVENT_MODES: Dict[str, int] = dict(zip(get_args(EventMode), (
+    lib.SHMLINE_EVENT_FLAG, lib.SHMLINE_EVENT_COUNTING)))
 
 monotonic = time.monotonic
 
@@ -120,11 +137,20 @@ def check(status: int) -> None:
         errors.raise_for(status)
 
 
-def wait_strategy(wait: str) -> int:
+def option(table: Mapping[str, int], value: object, what: str) -> int:
+    """The C value of option `what` given as the string `value`; `InvalidArgumentError` (a
+    `ValueError`) naming the bad value and the accepted ones otherwise."""
     try:
-        return WAITS[wait]
-    except KeyError:
-        raise ValueError(f"wait must be one of {sorted(WAITS)}, not {wait!r}") from None
+        return table[value]  # type: ignore[index]
+    except (KeyError, TypeError):  # TypeError: unhashable
+        accepted = ", ".join(map(repr, table))
+        raise errors.InvalidArgumentError(
+            f"{what} must be one of {accepted}, not {value!r}") from None
+
+
+def wait_strategy(wait: object) -> int:
+    """The C wait strategy of `wait` (see `Wait`)."""
+    return option(WAITS, wait, "wait")
 
 
 def normalise_shape(shape: Optional[ShapeLike]) -> Tuple[int, ...]:

@@ -82,7 +82,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Opt
     Sequence, Tuple, Union
 
 from . import errors
-from ._common import NULL, OK, TIMEOUT, ShapeLike, check, closer, deadline_of, first_slice, \
+from ._common import EVENT_MODES, NULL, OK, TIMEOUT, EventMode, ShapeLike, option, check, closer, deadline_of, first_slice, \
     name_bytes, next_slice, normalise_dtype, normalise_shape, schema_args
 from ._ffi import ffi, lib, string
 from .errors import PipelineFailedError, WrongStateError
@@ -191,10 +191,10 @@ class Pipeline:
     the `with` block stops a run that is still going and frees everything.
 
     Declare with `add_stream()`, `add_event()` and `add_task()` (each returns the pipeline, so
-    calls chain); run with `run()`, or `start()` then `join()`; watch with `metrics()`. A
+    calls chain); run with `run()`, or `start()` then `wait()`; watch with `metrics()`. A
     pipeline runs once. Every segment (`/dev/shm/shmline.*.NAME.*`) is removed when the run
     ends, however it ends. Use a pipeline from one thread at a time, except that `stop()` and
-    `metrics()` may be called from another thread while one waits in `run()` or `join()`.
+    `metrics()` may be called from another thread while one waits in `run()` or `wait()`.
     """
 
     def __init__(self, name: str, *, join_timeout: Optional[float] = None,
@@ -298,15 +298,15 @@ class Pipeline:
                 f"{normalise_dtype(dtype).name} {normalise_shape(shape)}")
         return self
 
-    def add_event(self, name: str, *, counting: bool = False) -> "Pipeline":
-        """Declares event `name`: a flag (set until cleared, releasing every waiter) or, with
-        `counting`, a counter of signals (each `set()` releases one `wait()`)."""
+    def add_event(self, name: str, *, mode: EventMode = "flag") -> "Pipeline":
+        """Declares event `name`: a "flag" (set until cleared, releasing every waiter) or a
+        "counting" event, a counter of signals (each `set()` releases one `wait()`)."""
         self._declaring()
         self._new_name(name, "event")
-        mode = lib.SHMLINE_EVENT_COUNTING if counting else lib.SHMLINE_EVENT_FLAG
-        check(lib.shmline_pipeline_add_event(self._h, name.encode(), mode))
+        check(lib.shmline_pipeline_add_event(self._h, name.encode(),
+                                             option(EVENT_MODES, mode, "mode")))
         if self._events is not None:
-            self._events[name] = "counting" if counting else "flag"
+            self._events[name] = mode
         return self
 
     def add_task(self, name: str, *, fn: Optional[Callable[..., Any]] = None,
@@ -449,7 +449,7 @@ class Pipeline:
     # -- Running ---------------------------------------------------------------------------
 
     def run(self) -> RunReport:
-        """Starts the pipeline and waits for its end (`start()` then `join()`), and returns its
+        """Starts the pipeline and waits for its end (`start()` then `wait()`), and returns its
         report once every task has exited with status 0.
 
         Raises `PipelineFailedError` naming the first task that failed and its exit status or
@@ -461,7 +461,7 @@ class Pipeline:
         self.start()
         with _TerminateAsInterrupt() as terminate:
             try:
-                return self.join()
+                return self.wait()
             except KeyboardInterrupt:
                 if terminate.caught:
                     raise PipelineFailedError(
@@ -491,7 +491,7 @@ class Pipeline:
         self._run = ffi.gc(out[0], closer(lib.shmline_run_close))
         self._started_at = time.monotonic()
 
-    def join(self, timeout: Optional[float] = None) -> RunReport:
+    def wait(self, timeout: Optional[float] = None) -> RunReport:
         """Waits for the run to end (`Timeout` after `timeout` seconds; None waits for ever)
         and returns its report; raises `PipelineFailedError` as `run()` does. Ctrl-C stops the
         pipeline, waits for its end and raises `KeyboardInterrupt`. Once ended, every call
@@ -518,7 +518,7 @@ class Pipeline:
     def stop(self) -> None:
         """Asks the running pipeline to stop: its tasks are asked to (`Task.stop_requested()`
         and SIGTERM; a function task is interrupted by `SystemExit`), then killed after the
-        grace period. Returns at once; `join()` waits for the end, and returns the report of a
+        grace period. Returns at once; `wait()` waits for the end, and returns the report of a
         stopped run. Does nothing before the start or after the end."""
         with self._lock:
             if self._run != NULL and self._result is None:
@@ -866,7 +866,7 @@ def _manifest_names(path: Path) -> Tuple[Optional[Dict[str, str]], Optional[Dict
         import tomllib as parser  # Python 3.11+
     except ImportError:
         try:
-            import tomli as parser  # type: ignore[import-not-found,no-redef]
+            import tomli as parser  # type: ignore[import-not-found,no-redef,unused-ignore]
         except ImportError:
             pass
     if parser is not None:

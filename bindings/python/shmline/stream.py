@@ -59,7 +59,7 @@ import numpy as np
 from . import errors
 from ._common import (
     BUFFER_TOO_SMALL, NOT_FOUND, NULL, OK, ShapeLike, check, closer, describe, name_bytes,
-    schema_args, wait_strategy,
+    schema_args, wait_strategy, BACKPRESSURES, STARTS, Backpressure, Start, Wait, option,
 )
 from ._ffi import ffi, lib, string
 from ._views import StreamRef
@@ -67,20 +67,9 @@ from .errors import ClosedError
 from .reader import Reader
 from .writer import Writer
 
-__all__ = ["Stream", "StreamStats", "ReaderStats"]
+__all__ = ["Stream", "StreamInfo", "StreamStats", "ReaderStats"]
 
-_STARTS = {
-    "next": lib.SHMLINE_START_NEXT,
-    "newest": lib.SHMLINE_START_NEWEST,
-    "oldest": lib.SHMLINE_START_OLDEST,
-}
-_BACKPRESSURES = {
-    "block": lib.SHMLINE_BACKPRESSURE_BLOCK,
-    "fail": lib.SHMLINE_BACKPRESSURE_FAIL,
-    "drop_newest": lib.SHMLINE_BACKPRESSURE_DROP_NEWEST,
-    "drop_oldest": lib.SHMLINE_BACKPRESSURE_DROP_OLDEST,
-}
-_BACKPRESSURE_NAMES = {number: name for name, number in _BACKPRESSURES.items()}
+_BACKPRESSURE_NAMES = {number: name for name, number in BACKPRESSURES.items()}
 _WRITER_STATES = {
     lib.SHMLINE_WRITER_STATE_NONE: "none",
     lib.SHMLINE_WRITER_STATE_ACTIVE: "active",
@@ -104,6 +93,27 @@ class ReaderStats(NamedTuple):
     missed: int
     lag: int
     group: Optional[str]
+
+
+class StreamInfo(NamedTuple):
+    """What a stream is, fixed at its creation (`Stream.info`): its geometry, limits and
+    schema (`dtype`, `shape` and `frame_size` are None for a bytes stream), the size of its
+    segment and the pid of the process that created it."""
+
+    name: str
+    capacity: int
+    max_frame_size: int
+    slot_size: int
+    max_readers: int
+    max_writers: int
+    max_groups: int
+    backpressure: str
+    checksum: bool
+    segment_size: int
+    creator_pid: int
+    dtype: Optional[np.dtype]
+    shape: Optional[Tuple[int, ...]]
+    frame_size: Optional[int]
 
 
 class StreamStats(NamedTuple):
@@ -155,16 +165,6 @@ class Stream:
         self._name = string(lib.shmline_stream_name(self._h))
         info = ffi.new("shmline_stream_info *")
         check(lib.shmline_stream_get_info(self._h, info))
-        self._capacity = int(info.capacity)
-        self._max_frame_size = int(info.max_frame_size)
-        self._slot_size = int(info.slot_size)
-        self._max_readers = int(info.max_readers)
-        self._max_writers = int(info.max_writers)
-        self._max_groups = int(info.max_groups)
-        self._backpressure = _BACKPRESSURE_NAMES.get(int(info.backpressure), "unknown")
-        self._checksum = bool(info.checksum)
-        self._segment_size = int(info.segment_size)
-        self._creator_pid = int(info.creator_pid)
         dtype_c = ffi.new("char[]", lib.SHMLINE_DTYPE_LEN)
         shape_c = ffi.new("uint64_t[]", lib.SHMLINE_MAX_NDIM)
         ndim = ffi.new("uint32_t *")
@@ -179,6 +179,12 @@ class Stream:
             int(self._dtype.itemsize * int(np.prod(self._shape, dtype=np.int64)))
             if self._dtype is not None and self._shape is not None else None
         )
+        self._info = StreamInfo(
+            self._name, int(info.capacity), int(info.max_frame_size), int(info.slot_size),
+            int(info.max_readers), int(info.max_writers), int(info.max_groups),
+            _BACKPRESSURE_NAMES.get(int(info.backpressure), "unknown"), bool(info.checksum),
+            int(info.segment_size), int(info.creator_pid), self._dtype, self._shape,
+            self._frame_size)
 
     @classmethod
     def create(
@@ -192,7 +198,7 @@ class Stream:
         max_readers: int = 8,
         max_writers: int = 1,
         max_groups: int = 4,
-        backpressure: str = "block",
+        backpressure: Backpressure = "block",
         checksum: bool = False,
         unlink_on_close: bool = False,
         permissions: int = 0o600,
@@ -222,10 +228,7 @@ class Stream:
         opts.max_readers = max_readers
         opts.max_writers = max_writers
         opts.max_groups = max_groups
-        if backpressure not in _BACKPRESSURES:
-            raise ValueError(
-                f"backpressure must be one of {sorted(_BACKPRESSURES)}, not {backpressure!r}")
-        opts.backpressure = _BACKPRESSURES[backpressure]
+        opts.backpressure = option(BACKPRESSURES, backpressure, "backpressure")
         opts.permissions = permissions
         opts.checksum = bool(checksum)
         opts.unlink_on_close = bool(unlink_on_close)
@@ -288,6 +291,11 @@ class Stream:
         return self._name
 
     @property
+    def info(self) -> StreamInfo:
+        """What the stream is: geometry, limits, schema, segment size, creator."""
+        return self._info
+
+    @property
     def dtype(self) -> Optional[np.dtype]:
         """The dtype of every frame, or None for a bytes stream."""
         return self._dtype
@@ -305,55 +313,55 @@ class Stream:
     @property
     def max_frame_size(self) -> int:
         """The largest frame in bytes."""
-        return self._max_frame_size
+        return self._info.max_frame_size
 
     @property
     def capacity(self) -> int:
         """The number of slots in the ring."""
-        return self._capacity
+        return self._info.capacity
 
     @property
     def max_readers(self) -> int:
         """The most readers attached at once."""
-        return self._max_readers
+        return self._info.max_readers
 
     @property
     def max_writers(self) -> int:
         """The most writers attached at once (1: a single-writer stream)."""
-        return self._max_writers
+        return self._info.max_writers
 
     @property
     def max_groups(self) -> int:
         """The most reader groups at once."""
-        return self._max_groups
+        return self._info.max_groups
 
     @property
     def backpressure(self) -> str:
         """What writers do when the ring is full: "block", "fail", "drop_newest" or
         "drop_oldest"."""
-        return self._backpressure
+        return self._info.backpressure
 
     @property
     def checksum(self) -> bool:
         """Whether frames carry a CRC32C that readers check."""
-        return self._checksum
+        return self._info.checksum
 
     @property
     def segment_size(self) -> int:
         """Bytes of shared memory the stream occupies."""
-        return self._segment_size
+        return self._info.segment_size
 
     @property
     def closed(self) -> bool:
         """Whether this handle was closed."""
         return self._h == NULL
 
-    def writer(self, *, wait: str = "adaptive") -> "Writer":
+    def writer(self, *, wait: Wait = "adaptive") -> "Writer":
         """Opens a writer of the stream. A single-writer stream (`max_writers=1`) has one writer
         for its whole life: `WriterExistsError` if it has or had one. A multi-writer stream
         takes up to `max_writers` live writers at once, from any processes
         (`TooManyWritersError` beyond that); `WrongStateError` once its last writer closed it.
-        `wait` is how it waits for space: "adaptive" (spin briefly, then sleep), "spin" (lowest
+        `wait` is how it waits for space: "adaptive" (spin briefly, then sleep), "busy_spin" (lowest
         latency, burns a core) or "block" (sleep at once)."""
         opts = ffi.new("shmline_writer_options *", lib.shmline_writer_options_default())
         opts.wait = wait_strategy(wait)
@@ -365,8 +373,8 @@ class Stream:
         self,
         *,
         lossy: bool = False,
-        start: str = "next",
-        wait: str = "adaptive",
+        start: Start = "next",
+        wait: Wait = "adaptive",
         require_dtype: Any = None,
         require_shape: Optional[ShapeLike] = None,
         group: Optional[str] = None,
@@ -389,10 +397,8 @@ class Stream:
         group on a "drop_oldest" stream, is `InvalidArgumentError`; a group beyond the stream's
         `max_groups` is `TooManyReadersError`.
         """
-        if start not in _STARTS:
-            raise ValueError(f"start must be one of {sorted(_STARTS)}, not {start!r}")
         opts = ffi.new("shmline_reader_options *", lib.shmline_reader_options_default())
-        opts.start = _STARTS[start]
+        opts.start = option(STARTS, start, "start")
         opts.wait = wait_strategy(wait)
         opts.lossy = bool(lossy)
         if require_dtype is None and require_shape is not None:
@@ -411,13 +417,13 @@ class Stream:
         """A snapshot of the stream's shared counters and of every attached reader. Only reads
         shared memory: it never disturbs the writer or the readers."""
         out = ffi.new("shmline_stream_stats *")
-        readers = ffi.new("shmline_reader_stats[]", self._max_readers)
-        self._call(lib.shmline_stream_get_stats(self._h, out, readers, self._max_readers))
+        readers = ffi.new("shmline_reader_stats[]", self._info.max_readers)
+        self._call(lib.shmline_stream_get_stats(self._h, out, readers, self._info.max_readers))
         listed = [
             ReaderStats(int(r.index), int(r.pid), bool(r.alive), bool(r.lossy), int(r.position),
                         int(r.frames_read), int(r.bytes_read), int(r.missed), int(r.lag),
                         ffi.string(r.group).decode(errors="replace") or None)
-            for r in readers[0:min(out.reader_count, self._max_readers)]
+            for r in readers[0:min(out.reader_count, self._info.max_readers)]
         ]
         return StreamStats(
             int(out.capacity), _WRITER_STATES.get(out.writer_state, "unknown"),
@@ -441,14 +447,14 @@ class Stream:
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
-        writers = f" max_writers={self._max_writers}" if self._max_writers > 1 else ""
+        writers = f" max_writers={self._info.max_writers}" if self._info.max_writers > 1 else ""
         return (f"<shmline.Stream {self._name!r} {describe(self._dtype, self._shape)} "
-                f"capacity={self._capacity}{writers}{state}>")
+                f"capacity={self._info.capacity}{writers}{state}>")
 
     def _ref(self) -> StreamRef:
         return StreamRef(self._h, self._name, self._dtype, self._shape, self._frame_size,
-                         self._max_frame_size, self._slot_size, self._capacity,
-                         self._backpressure)
+                         self._info.max_frame_size, self._info.slot_size, self._info.capacity,
+                         self._info.backpressure)
 
     def _call(self, status: int) -> None:
         if status != OK:

@@ -68,7 +68,7 @@ def test_two_member_processes_share_every_frame_exactly_once_and_a_plain_reader_
     frames = 5000
     with create(name, capacity=16) as stream, \
             create(f"{name}-results", capacity=8192, max_writers=2) as results, \
-            shmline.Event.create(f"{name}-joined", counting=True, unlink_on_close=True) as joined:
+            shmline.Event.create(f"{name}-joined", mode="counting", unlink_on_close=True) as joined:
         collected = results.reader()
         plain = stream.reader()
         members = [start(group_roles.share, name, results.name, joined.name, m) for m in (0, 1)]

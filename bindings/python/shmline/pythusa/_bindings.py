@@ -17,7 +17,7 @@ __all__ = ["StreamReader", "StreamWriter"]
 
 
 def _byte_view(array: np.ndarray) -> memoryview:
-    return memoryview(array).cast("B")
+    return memoryview(array).cast("B")  # type: ignore[arg-type,unused-ignore]
 
 
 class StreamReader:

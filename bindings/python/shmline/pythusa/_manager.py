@@ -137,7 +137,8 @@ class Manager:
     def __init__(self, mp_context: str = "spawn") -> None:
         """`mp_context` is the `multiprocessing` start method of the task processes (spawn, as
         PYTHUSA: rings and events are opened by name in the child)."""
-        self._ctx = mp.get_context(mp_context)
+        # Any: the context's kind (spawn, fork...) is the caller's choice.
+        self._ctx: Any = mp.get_context(mp_context)
         self._prefix = f"pythusa-{os.getpid()}-{next(_counter)}"
         self._rings: Dict[str, Stream] = {}
         self._ring_specs: Dict[str, RingSpec] = {}

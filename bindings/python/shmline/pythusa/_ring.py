@@ -83,14 +83,14 @@ class SharedRingBuffer:
         raw = getattr(binding, "_raw", None)
         if raw is None:
             raw = binding._raw = cls(binding.name, reader=binding.reader, binding=binding)
-        return raw  # type: ignore[no-any-return]
+        return raw
 
     @classmethod
     def _of_writer(cls, binding: Any) -> "SharedRingBuffer":
         raw = getattr(binding, "_raw", None)
         if raw is None:
             raw = binding._raw = cls(binding.name, writer=binding.writer, binding=binding)
-        return raw  # type: ignore[no-any-return]
+        return raw
 
     # -- Writing ----------------------------------------------------------------------------
 
@@ -131,7 +131,7 @@ class SharedRingBuffer:
 
     def simple_write(self, view: ViewTuple, src: Any) -> None:
         """Copies `src` into the view `expose_writer_mem_view` gave."""
-        data = memoryview(np.ascontiguousarray(src)).cast("B")
+        data = memoryview(np.ascontiguousarray(src)).cast("B")  # type: ignore[arg-type,unused-ignore]
         view[0][:len(data)] = data[:len(view[0])]
 
     def inc_writer_pos(self, nbytes: int) -> None:
