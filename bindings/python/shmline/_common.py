@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple, Union, \
-    get_args
+from typing import Any, Dict, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, \
+    Union, get_args
 
 import numpy as np
+import numpy.typing as npt
 
 from . import errors
 from ._ffi import ffi, lib
 
 ShapeLike = Union[int, Sequence[int]]
+#: A frame of a schema stream: a NumPy array of the stream's dtype and shape.
+Array = npt.NDArray[Any]
+#: A dtype a schema can be given as: a NumPy dtype, a scalar type (`np.float32`) or a string
+#: ("<f4", "float32").
+DType = Union["np.dtype[Any]", type, str]
+#: The type of a stream's frames: `Array` for a stream with a schema, `bytes` for one without.
+#: `Stream.create` picks it from `dtype`; a stream opened by name is `Stream[Any]`.
+F = TypeVar("F")
 
 # The longest single wait inside the C library. Python runs signal handlers (Ctrl-C) only
 # between C calls, so a blocking call waits in slices of at most this.
@@ -161,8 +170,8 @@ def normalise_shape(shape: Optional[ShapeLike]) -> Tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
-def normalise_dtype(dtype: Any) -> np.dtype:
-    dt = np.dtype(dtype)
+def normalise_dtype(dtype: Any) -> np.dtype[Any]:
+    dt: np.dtype[Any] = np.dtype(dtype)
     if dt.fields is not None or dt.subdtype is not None or dt.hasobject:
         raise ValueError(
             f"dtype {dt} cannot be a stream schema: use a plain numeric, bool, bytes (S), str (U) "

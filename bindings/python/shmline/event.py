@@ -94,7 +94,7 @@ class Event:
     @property
     def closed(self) -> bool:
         """Whether this handle was closed."""
-        return self._h == NULL
+        return bool(self._h == NULL)
 
     @property
     def count(self) -> int:

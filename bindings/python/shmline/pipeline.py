@@ -4,15 +4,15 @@ process per task, with PYTHUSA's programming model.
     import numpy as np
     import shmline
 
-    def source(samples):
+    def source(samples: shmline.ArrayWriter) -> None:
         for i in range(1000):
             samples.write(np.full(8, i, np.float32))
 
-    def scale(samples, doubled):
+    def scale(samples: shmline.ArrayReader, doubled: shmline.ArrayWriter) -> None:
         for frame in samples:                 # until the source's stream ends
             doubled.write(frame * 2)
 
-    def sink(doubled):
+    def sink(doubled: shmline.ArrayReader) -> None:
         print(sum(float(f.sum()) for f in doubled))
 
     if __name__ == "__main__":
@@ -82,7 +82,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Opt
     Sequence, Tuple, Union
 
 from . import errors
-from ._common import EVENT_MODES, NULL, OK, TIMEOUT, EventMode, ShapeLike, option, check, closer, deadline_of, first_slice, \
+from ._common import EVENT_MODES, NULL, OK, TIMEOUT, EventMode, ShapeLike, check, closer, \
+    deadline_of, first_slice, option, \
     name_bytes, next_slice, normalise_dtype, normalise_shape, schema_args
 from ._ffi import ffi, lib, string
 from .errors import PipelineFailedError, WrongStateError

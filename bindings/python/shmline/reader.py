@@ -1,24 +1,26 @@
 """Readers of a stream: copy, batch and zero-copy reads, and iteration to the end of the stream
 (see `shmline.stream` for the rules every blocking call and zero-copy view follows)."""
 
+# The frames come from the C library through cffi, which mypy sees as Any: the hot paths return
+# them as the reader's frame type without a cast() call per frame.
+# mypy: disable-error-code="no-any-return"
+
 from __future__ import annotations
 
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import Any, Generic, Iterator, List, Optional, Tuple, overload
 
 import numpy as np
 
 from . import errors
 from ._common import (
-    BUFFER_TOO_SMALL, EMPTY, INFO_DTYPE, NULL, OK, TIMEOUT, WRONG_STATE, FrameInfo, closer,
-    deadline_of, describe, first_slice, given, next_slice,
+    BUFFER_TOO_SMALL, EMPTY, INFO_DTYPE, NULL, OK, TIMEOUT, WRONG_STATE, Array, F, FrameInfo,
+    closer, deadline_of, describe, first_slice, given, next_slice,
 )
 from ._ffi import ffi, lib
 from ._views import Ring, StreamRef, retire
 from .errors import ClosedError, SchemaMismatchError, WrongStateError
 
 __all__ = ["Reader", "ReadSlot"]
-
-Frame = Union[np.ndarray, bytes]
 
 _read = lib.shmline_reader_read
 _read_batch = lib.shmline_reader_read_batch
@@ -35,10 +37,13 @@ _empty = np.empty
 SMALL_FRAME = 4096
 
 
-class Reader:
+class Reader(Generic[F]):
     """A reader of a stream (`Stream.reader()`): it sees every frame in order (a lossy reader:
     every frame it was not lapped on). Iterating over it yields frames until end of stream. Use
-    it from one thread at a time."""
+    it from one thread at a time.
+
+    `F` is the type of its frames: `Array` (`ArrayReader`) for a stream with a schema, `bytes`
+    (`BytesReader`) for one without."""
 
     def __init__(self, stream: StreamRef, handle: Any, lossy: bool) -> None:
         # Use Stream.reader().
@@ -51,7 +56,7 @@ class Reader:
         self._shape: Tuple[int, ...] = stream.shape or ()
         self._frame_size: int = stream.frame_size or 0
         self._max_frame_size = stream.max_frame_size
-        self._frame: Optional[ReadSlot] = None
+        self._frame: Optional[ReadSlot[F]] = None
         self._ring: Optional[Ring] = None
         self._info = ffi.new("shmline_frame_info *")
         self._data_out = ffi.new("uintptr_t *")  # acquire's `const void **data`, as an integer
@@ -73,7 +78,7 @@ class Reader:
         self._cached_batch_c: Any = None
         self._cached_batch_cap = 0
         # read() of small frames reads into this array and returns a copy of it.
-        self._scratch: Optional[np.ndarray] = None
+        self._scratch: Any = None
         self._scratch_c: Any = None
         if self._dtype is not None and self._frame_size <= SMALL_FRAME:
             self._scratch = np.empty(self._shape, self._dtype)
@@ -87,7 +92,7 @@ class Reader:
     @property
     def closed(self) -> bool:
         """Whether the reader was closed."""
-        return self._h == NULL
+        return bool(self._h == NULL)
 
     @property
     def lossy(self) -> bool:
@@ -102,7 +107,7 @@ class Reader:
                          int(i.missed))
 
     @property
-    def batch_info(self) -> np.ndarray:
+    def batch_info(self) -> Array:
         """The metadata of every frame of the last batch read: a structured array (a copy) with
         fields seq, timestamp_ns, len, flags and missed."""
         return self._infos_np[: self._batch_count].copy()
@@ -123,7 +128,7 @@ class Reader:
         self._call(lib.shmline_reader_missed(self._h, out))
         return int(out[0])
 
-    def read(self, *, timeout: Optional[float] = None) -> Frame:
+    def read(self, *, timeout: Optional[float] = None) -> F:
         """The next frame: a new array of the schema, or `bytes` for a bytes stream. Waits up to
         `timeout` seconds for it (None: for ever).
 
@@ -156,7 +161,7 @@ class Reader:
             if status != OK:
                 self._wait_read(status, buf, self._max_frame_size, timeout)
             return _unpack(buf, info.len)
-        out: np.ndarray = _empty(self._shape, self._dtype)
+        out: Any = _empty(self._shape, self._dtype)
         c = _from_buffer(out)
         status = _read(self._h, c, self._frame_size, 0, info)
         if status != OK:
@@ -165,7 +170,7 @@ class Reader:
             self._wrong_size()
         return out
 
-    def try_read(self) -> Optional[Frame]:
+    def try_read(self) -> Optional[F]:
         """The next frame if there is one now, else None. Raises as `read()` does."""
         try:
             return self.read(timeout=0)
@@ -235,8 +240,13 @@ class Reader:
             f"stream's schema ({describe(self._dtype, self._shape)}) makes frames of "
             f"{self._frame_size} bytes: its writer does not follow the schema")
 
-    def read_batch(self, max_frames: int, *,
-                   timeout: Optional[float] = None) -> Union[np.ndarray, List[bytes]]:
+    @overload
+    def read_batch(self: Reader[Array], max_frames: int, *,
+                   timeout: Optional[float] = None) -> Array: ...
+    @overload
+    def read_batch(self: Reader[bytes], max_frames: int, *,
+                   timeout: Optional[float] = None) -> List[bytes]: ...
+    def read_batch(self, max_frames: int, *, timeout: Optional[float] = None) -> Any:
         """Up to `max_frames` frames in one call: waits for the first as `read()` does, then
         takes only those already published. Schema streams give an array of shape
         `(count, *shape)` (a view of one allocated for `max_frames`); bytes streams a list of
@@ -258,7 +268,7 @@ class Reader:
             offset += n
         return frames
 
-    def read_batch_into(self, out: np.ndarray, *, timeout: Optional[float] = None) -> int:
+    def read_batch_into(self, out: Array, *, timeout: Optional[float] = None) -> int:
         """Reads up to `len(out)` frames into `out`, a writable C-contiguous array of the
         schema's dtype and shape `(n, *shape)`, and returns how many. Waits and raises as
         `read()` does. Schema streams only (bytes streams: `read_batch()`)."""
@@ -321,7 +331,7 @@ class Reader:
         self._info[0] = infos[n - 1]
         return n
 
-    def acquire(self, *, timeout: Optional[float] = None) -> "ReadSlot":
+    def acquire(self, *, timeout: Optional[float] = None) -> ReadSlot[F]:
         """Lends the next frame without a copy. Use it as a context manager:
 
             with reader.acquire() as frame:   # a read-only ndarray view of the slot
@@ -363,7 +373,7 @@ class Reader:
             view: Any = _ndarray(self._shape, self._dtype, ring.readonly, offset)
         else:
             view = ring.readonly[offset:offset + info.len]
-        frame = ReadSlot(self, view)
+        frame: ReadSlot[F] = ReadSlot(self, view)
         self._frame = frame
         return frame
 
@@ -373,12 +383,12 @@ class Reader:
         skipped). Returns whether it did (if not, the WRONG_STATE had another cause)."""
         if self._frame is not None or self._h == NULL:
             return False
-        return _release(self._h) == OK
+        return bool(_release(self._h) == OK)
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[F]:
         return self
 
-    def __next__(self) -> Frame:
+    def __next__(self) -> F:
         """The next frame; stops at end of stream (a dead writer raises `WriterDead`)."""
         try:
             return self.read()
@@ -399,7 +409,7 @@ class Reader:
         if self._frame is not None:
             self._frame._finish()
 
-    def __enter__(self) -> "Reader":
+    def __enter__(self) -> Reader[F]:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -416,16 +426,22 @@ class Reader:
             errors.raise_for(status)
 
 
-class ReadSlot:
+class ReadSlot(Generic[F]):
     """An acquired frame (`Reader.acquire()`): a context manager whose `with` gives the
-    read-only view, released when the block ends."""
+    read-only view (an `Array`, or a `memoryview` for a bytes stream), released when the block
+    ends."""
 
     __slots__ = ("_reader", "view")
 
-    def __init__(self, reader: Reader, view: Any) -> None:
-        self._reader: Optional[Reader] = reader
-        self.view = view
+    def __init__(self, reader: Reader[F], view: Any) -> None:
+        self._reader: Optional[Reader[F]] = reader
+        #: The read-only view of the frame in shared memory.
+        self.view: Any = view
 
+    @overload
+    def __enter__(self: ReadSlot[Array]) -> Array: ...
+    @overload
+    def __enter__(self: ReadSlot[bytes]) -> memoryview: ...
     def __enter__(self) -> Any:
         return self.view
 

@@ -52,20 +52,25 @@ process that uses them (use the `spawn` start method of `multiprocessing`).
 
 from __future__ import annotations
 
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Generic, List, NamedTuple, Optional, Tuple, TypedDict, \
+    overload
 
 import numpy as np
 
 from . import errors
 from ._common import (
-    BUFFER_TOO_SMALL, NOT_FOUND, NULL, OK, ShapeLike, check, closer, describe, name_bytes,
-    schema_args, wait_strategy, BACKPRESSURES, STARTS, Backpressure, Start, Wait, option,
+    BACKPRESSURES, BUFFER_TOO_SMALL, NOT_FOUND, NULL, OK, STARTS, Array, Backpressure, DType, F,
+    ShapeLike, Start, Wait, check, closer, describe, name_bytes, option, schema_args,
+    wait_strategy,
 )
 from ._ffi import ffi, lib, string
 from ._views import StreamRef
 from .errors import ClosedError
 from .reader import Reader
 from .writer import Writer
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Stream", "StreamInfo", "StreamStats", "ReaderStats"]
 
@@ -151,12 +156,32 @@ class StreamStats(NamedTuple):
     frames_redelivered: int
 
 
-class Stream:
+class StreamOptions(TypedDict, total=False):
+    """The options of `Stream.create()` other than `name` and `dtype`, for its typed
+    overloads (documented there)."""
+
+    shape: Optional[ShapeLike]
+    max_frame_size: int
+    capacity: int
+    max_readers: int
+    max_writers: int
+    max_groups: int
+    backpressure: Backpressure
+    checksum: bool
+    unlink_on_close: bool
+    permissions: int
+
+
+class Stream(Generic[F]):
     """An open stream: a mapping of the stream's shared memory into this process.
 
     Make one with `Stream.create()` or `Stream.open()`; open its writer with `writer()` and
     readers with `reader()`. Close it with `close()` or a `with` block; writers and readers
     opened from it stay usable after that, and keep the memory mapped until they are closed.
+
+    `F` is the type of its frames, which its readers return and its writers take: `Array` for
+    a stream created with a `dtype`, `bytes` for one without, `Any` for a stream opened by
+    name (annotate it, e.g. `stream: Stream[Array] = Stream.open(name)`, to check its use).
     """
 
     def __init__(self, handle: Any) -> None:
@@ -186,13 +211,21 @@ class Stream:
             int(info.segment_size), int(info.creator_pid), self._dtype, self._shape,
             self._frame_size)
 
+    @overload
+    @classmethod
+    def create(cls, name: str, *, dtype: None = None,
+               **options: Unpack[StreamOptions]) -> Stream[bytes]: ...
+    @overload
+    @classmethod
+    def create(cls, name: str, *, dtype: DType,
+               **options: Unpack[StreamOptions]) -> Stream[Array]: ...
     @classmethod
     def create(
         cls,
         name: str,
         *,
         shape: Optional[ShapeLike] = None,
-        dtype: Any = None,
+        dtype: Optional[DType] = None,
         max_frame_size: int = 0,
         capacity: int = 64,
         max_readers: int = 8,
@@ -202,7 +235,7 @@ class Stream:
         checksum: bool = False,
         unlink_on_close: bool = False,
         permissions: int = 0o600,
-    ) -> "Stream":
+    ) -> Stream[Any]:
         """Creates the stream `name` (exclusively: `AlreadyExistsError` if it exists) and opens it.
 
         With `dtype` (and `shape`, default `()`: one scalar per frame) every frame is one
@@ -218,8 +251,8 @@ class Stream:
         (discard the frame being written) or "drop_oldest" (overwrite: every reader becomes
         lossy). `checksum` adds a CRC32C to every frame, checked by readers. `unlink_on_close`
         removes the name when this handle, every writer and reader opened from it, and every
-        view of its frames are gone; otherwise the stream lives until `Stream.unlink(name)`. The segment is
-        `/dev/shm/shmline.stream.<name>`, readable and writable by `permissions`.
+        view of its frames are gone; otherwise the stream lives until `Stream.unlink(name)`. The
+        segment is `/dev/shm/shmline.stream.<name>`, readable and writable by `permissions`.
         """
         opts = ffi.new("shmline_stream_options *", lib.shmline_stream_options_default())
         dtype_c, ndim, shape_c, _keep = schema_args(dtype, shape)
@@ -240,7 +273,7 @@ class Stream:
         return cls(out[0])
 
     @classmethod
-    def open(cls, name: str) -> "Stream":
+    def open(cls, name: str) -> Stream[Any]:
         """Opens the existing stream `name` (`NotFoundError` if there is none)."""
         out = ffi.new("shmline_stream **")
         check(lib.shmline_stream_open(name_bytes(name), out))
@@ -354,9 +387,9 @@ class Stream:
     @property
     def closed(self) -> bool:
         """Whether this handle was closed."""
-        return self._h == NULL
+        return bool(self._h == NULL)
 
-    def writer(self, *, wait: Wait = "adaptive") -> "Writer":
+    def writer(self, *, wait: Wait = "adaptive") -> Writer[F]:
         """Opens a writer of the stream. A single-writer stream (`max_writers=1`) has one writer
         for its whole life: `WriterExistsError` if it has or had one. A multi-writer stream
         takes up to `max_writers` live writers at once, from any processes
@@ -378,7 +411,7 @@ class Stream:
         require_dtype: Any = None,
         require_shape: Optional[ShapeLike] = None,
         group: Optional[str] = None,
-    ) -> "Reader":
+    ) -> Reader[F]:
         """Opens a reader: it sees every frame published from `start` on, in order.
 
         `start`: "next" (frames published after it opened; a reader opened before the writer's
@@ -439,7 +472,7 @@ class Stream:
         stays mapped until the last of them is gone. Closing twice does nothing."""
         self._h = NULL  # the ffi.gc destructor closes the C handle once nothing references it
 
-    def __enter__(self) -> "Stream":
+    def __enter__(self) -> Stream[F]:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -84,10 +84,10 @@ class Task:
     @property
     def closed(self) -> bool:
         """Whether the task handle was closed."""
-        return self._h == NULL
+        return bool(self._h == NULL)
 
     def reader(self, param: str, *, wait: str = "adaptive", require_dtype: Any = None,
-               require_shape: Any = None) -> Reader:
+               require_shape: Any = None) -> Reader[Any]:
         """Takes the reader of reading parameter `param` (once: `WrongStateError` the second
         time; `NotFoundError`, listing the task's reading parameters, if there is none). It was
         attached when the task joined, so it reads every frame of its stream, or, when the
@@ -111,10 +111,11 @@ class Task:
         if status != OK:
             lib.shmline_reader_close(handle)
             errors.raise_for(status)
+        stream: Stream[Any]
         with Stream(stream_out[0]) as stream:
             return Reader(stream._ref(), handle, False)
 
-    def writer(self, param: str, *, wait: str = "adaptive") -> Writer:
+    def writer(self, param: str, *, wait: str = "adaptive") -> Writer[Any]:
         """Takes the writer of writing parameter `param` (once: `WrongStateError` the second
         time; `NotFoundError`, listing the task's writing parameters, if there is none).
         Closing it ends the stream; so does this process exiting with status 0. `wait` as for
@@ -129,6 +130,7 @@ class Task:
         if status != OK:
             # Dropped without closing: a writer closing here would end the stream.
             errors.raise_for(status)
+        stream: Stream[Any]
         with Stream(stream_out[0]) as stream:
             return Writer(stream._ref(), handle)
 

@@ -18,7 +18,7 @@ from . import errors
 from ._common import EMPTY, NULL, OK, TIMEOUT, check, closer, deadline_of, first_slice, slice_of
 from ._ffi import ffi, lib
 from .event import Event
-from .reader import Frame, Reader
+from .reader import Reader
 
 __all__ = ["WaitSet", "select"]
 
@@ -49,12 +49,12 @@ class WaitSet:
         out = ffi.new("shmline_waitset **")
         check(lib.shmline_waitset_create(out))
         self._h = ffi.gc(out[0], closer(lib.shmline_waitset_close))
-        self._members: Dict[int, Union[Reader, Event]] = {}
+        self._members: Dict[int, Union[Reader[Any], Event]] = {}
         self._key = ffi.new("size_t *")
         self._count = ffi.new("size_t *")
         self._keys = ffi.new("size_t[]", 16)
 
-    def add(self, member: Union[Reader, Event]) -> int:
+    def add(self, member: Union[Reader[Any], Event]) -> int:
         """Adds a `Reader` or an `Event`; returns its key (the number of members added before
         it, removed ones included). `InvalidArgumentError` (a `ValueError`) if it is in the set
         already."""
@@ -64,7 +64,7 @@ class WaitSet:
             return self.add_event(member)
         raise TypeError(f"a WaitSet holds Readers and Events, not {type(member).__name__}")
 
-    def add_reader(self, reader: Reader) -> int:
+    def add_reader(self, reader: Reader[Any]) -> int:
         """Adds a reader; returns its key."""
         self._open(reader)
         self._call(lib.shmline_waitset_add_reader(self._handle(), reader._h, self._key))
@@ -89,7 +89,7 @@ class WaitSet:
     def __contains__(self, key: object) -> bool:
         return key in self._members
 
-    def __getitem__(self, key: int) -> Union[Reader, Event]:
+    def __getitem__(self, key: int) -> Union[Reader[Any], Event]:
         """The member of key `key`."""
         return self._members[key]
 
@@ -133,7 +133,7 @@ class WaitSet:
     @property
     def closed(self) -> bool:
         """Whether the set was closed."""
-        return self._h == NULL
+        return bool(self._h == NULL)
 
     def __enter__(self) -> "WaitSet":
         return self
@@ -145,7 +145,7 @@ class WaitSet:
         state = "closed" if self.closed else f"{len(self._members)} members"
         return f"<shmline.WaitSet {state}>"
 
-    def _added(self, member: Union[Reader, Event]) -> int:
+    def _added(self, member: Union[Reader[Any], Event]) -> int:
         key = int(self._key[0])
         self._members[key] = member
         return key
@@ -156,7 +156,7 @@ class WaitSet:
         return self._h
 
     @staticmethod
-    def _open(member: Union[Reader, Event]) -> None:
+    def _open(member: Union[Reader[Any], Event]) -> None:
         if member.closed:
             raise errors.ClosedError(f"{member!r} is closed: remove it from the WaitSet first")
 
@@ -166,7 +166,8 @@ class WaitSet:
         check(status)
 
 
-def select(*, timeout: Optional[float] = None, **readers: Reader) -> Iterator[Tuple[str, Frame]]:
+def select(*, timeout: Optional[float] = None,
+           **readers: Reader[Any]) -> Iterator[Tuple[str, Any]]:
     """Yields `(name, frame)` from whichever reader has a frame, until every reader's stream has
     ended (its writer closed it and every frame was read); each keyword names a reader.
 
@@ -174,8 +175,8 @@ def select(*, timeout: Optional[float] = None, **readers: Reader) -> Iterator[Tu
             print(name, frame)
 
     The readers may also be `shmline.pythusa` reader bindings (PYTHUSA tasks' fan-in without
-    polling). Ready readers take turns, one frame each, so a busy input does not starve a quiet one; each
-    reader still sees its own frames in order. Raises `WriterDead` when an input's writer died
+    polling). Ready readers take turns, one frame each, so a busy input does not starve a quiet
+    one; each reader still sees its own frames in order. Raises `WriterDead` when an input's writer died
     without closing its stream (after its last frame: nothing is lost silently), and `Timeout`
     if no frame and no end arrives for `timeout` seconds (None: wait for ever).
     """
@@ -194,9 +195,8 @@ def select(*, timeout: Optional[float] = None, **readers: Reader) -> Iterator[Tu
                 raise errors.Timeout(f"no frame from {sorted(names.values())} within the timeout "
                                      f"of {timeout} s")
             for key in ready:
-                reader = ws[key]
                 try:
-                    frame = reader.try_read()  # type: ignore[union-attr]
+                    frame = readers[names[key]].try_read()
                 except errors.EndOfStream:
                     ws.remove(key)
                     del names[key]

@@ -4,14 +4,14 @@ every blocking call and zero-copy view follows)."""
 from __future__ import annotations
 
 from itertools import accumulate
-from typing import Any, List, Optional, Tuple
+from typing import Any, Generic, List, Optional, Tuple, overload
 
 import numpy as np
 
 from . import errors
 from ._common import (
-    FULL, NULL, OK, TIMEOUT, WRONG_STATE, closer, deadline_of, describe, first_slice, given,
-    next_slice,
+    FULL, NULL, OK, TIMEOUT, WRONG_STATE, Array, F, closer, deadline_of, describe, first_slice,
+    given, next_slice,
 )
 from ._ffi import ffi, lib
 from ._views import Ring, StreamRef, retire
@@ -28,10 +28,13 @@ _from_buffer = ffi.from_buffer
 _ndarray = np.ndarray
 
 
-class Writer:
+class Writer(Generic[F]):
     """A writer of a stream (`Stream.writer()`). Closing it ends the stream (of a multi-writer
     stream: closing its last writer does): readers read what is left, then get end of stream.
-    Use it from one thread at a time."""
+    Use it from one thread at a time.
+
+    `F` is the type of the stream's frames: `Array` (`ArrayWriter`) for a stream with a schema,
+    `bytes` (`BytesWriter`) for one without."""
 
     def __init__(self, stream: StreamRef, handle: Any) -> None:
         # Use Stream.writer().
@@ -45,7 +48,7 @@ class Writer:
         # What write()'s hot path compares an array's dtype with, by identity (NumPy's builtin
         # dtypes are singletons): the schema's, or for bytes streams an object no dtype is.
         self._fast_dtype: Any = stream.dtype if stream.dtype is not None else object()
-        self._slot: Optional[WriteSlot] = None
+        self._slot: Optional[WriteSlot[F]] = None
         self._ring: Optional[Ring] = None
         # The last array written and its C view: writing the same array again skips from_buffer.
         self._cached_frame: Any = None
@@ -73,7 +76,7 @@ class Writer:
     @property
     def closed(self) -> bool:
         """Whether the writer was closed."""
-        return self._h == NULL
+        return bool(self._h == NULL)
 
     @property
     def position(self) -> int:
@@ -141,7 +144,7 @@ class Writer:
             self._wait_write(status, c, n, flags, timeout)
         return True
 
-    def _view_of(self, frame: np.ndarray) -> Any:
+    def _view_of(self, frame: Array) -> Any:
         """The C view of an array of the schema (a contiguous copy's for a non-contiguous one),
         remembered for the next write of the same array."""
         try:
@@ -164,7 +167,7 @@ class Writer:
                 return self._write_or_drop(c, n, flags)
             self._call(status)
         self._call(lib.shmline_writer_frames_dropped(self._h, dropped))
-        return dropped[0] == before
+        return bool(dropped[0] == before)
 
     def _full(self, what: str) -> errors.Full:
         """The `Full` raised when a policy other than "block" finds the ring full."""
@@ -328,7 +331,7 @@ class Writer:
         return _from_buffer(b"".join(parts)), len(parts), 0, [len(p) for p in parts]
 
     def reserve(self, nbytes: Optional[int] = None, *, timeout: Optional[float] = None,
-                flags: int = 0) -> "WriteSlot":
+                flags: int = 0) -> WriteSlot[F]:
         """Reserves the next slot to fill in place, without a copy. Use it as a context manager:
 
             with writer.reserve() as frame:   # a writable ndarray view of the slot
@@ -378,7 +381,7 @@ class Writer:
         else:
             length = max_frame if nbytes is None else nbytes
             view = ring.writable[offset:offset + length]
-        slot = WriteSlot(self, view, length, flags)
+        slot: WriteSlot[F] = WriteSlot(self, view, length, flags)
         self._slot = slot
         return slot
 
@@ -388,7 +391,7 @@ class Writer:
         did (if not, the WRONG_STATE had another cause)."""
         if self._slot is not None or self._h == NULL:
             return False
-        return _abort(self._h) == OK
+        return bool(_abort(self._h) == OK)
 
     def close(self) -> None:
         """Closes the writer and ends the stream: readers read the frames left, then get end of
@@ -404,7 +407,7 @@ class Writer:
         if self._slot is not None:
             self._slot._finish()
 
-    def __enter__(self) -> "Writer":
+    def __enter__(self) -> Writer[F]:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -420,18 +423,24 @@ class Writer:
             errors.raise_for(status)
 
 
-class WriteSlot:
+class WriteSlot(Generic[F]):
     """A reserved slot (`Writer.reserve()`): a context manager whose `with` gives the writable
-    view, committed when the block ends normally and aborted when it raises."""
+    view (an `Array`, or a `memoryview` for a bytes stream), committed when the block ends
+    normally and aborted when it raises."""
 
     __slots__ = ("_writer", "view", "_length", "_flags")
 
-    def __init__(self, writer: Writer, view: Any, length: int, flags: int) -> None:
-        self._writer: Optional[Writer] = writer
-        self.view = view
+    def __init__(self, writer: Writer[F], view: Any, length: int, flags: int) -> None:
+        self._writer: Optional[Writer[F]] = writer
+        #: The writable view of the slot in shared memory.
+        self.view: Any = view
         self._length = length
         self._flags = flags
 
+    @overload
+    def __enter__(self: WriteSlot[Array]) -> Array: ...
+    @overload
+    def __enter__(self: WriteSlot[bytes]) -> memoryview: ...
     def __enter__(self) -> Any:
         return self.view
 

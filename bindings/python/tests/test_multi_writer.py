@@ -42,7 +42,8 @@ def reap(processes: List[multiprocessing.process.BaseProcess]) -> None:
 def test_writer_processes_feeding_one_stream_deliver_every_frame_once_in_each_writers_order(name):
     writers, frames = 3, 3000
     with create(name, max_writers=writers) as stream, \
-            shmline.Event.create(f"{name}-started", mode="counting", unlink_on_close=True) as started:
+            shmline.Event.create(f"{name}-started", mode="counting",
+                                 unlink_on_close=True) as started:
         assert stream.max_writers == writers
         reader = stream.reader()
         processes = [start(roles.write_frames, name, started.name, w, frames)
@@ -79,7 +80,8 @@ def test_a_writer_killed_mid_stream_does_not_stop_the_others_and_its_claimed_slo
     frames = 500
     with create(name, max_writers=3, capacity=16) as stream, \
             shmline.Event.create(f"{name}-holding", unlink_on_close=True) as holding, \
-            shmline.Event.create(f"{name}-started", mode="counting", unlink_on_close=True) as started:
+            shmline.Event.create(f"{name}-started", mode="counting",
+                                 unlink_on_close=True) as started:
         reader = stream.reader()
         holder = start(roles.write_then_hold, name, holding.name, 7, 5)
         others: List[multiprocessing.process.BaseProcess] = []

@@ -8,6 +8,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from .. import errors
+from .._common import Array
 from .._ffi import ffi, lib
 from ..reader import ReadSlot, Reader
 from ..stream import Stream
@@ -44,14 +45,15 @@ class StreamReader:
     for PYTHUSA's raw ring calls).
     """
 
-    def __init__(self, reader: Reader, name: str, shape: Tuple[int, ...], dtype: Any) -> None:
+    def __init__(self, reader: Reader[Any], name: str, shape: Tuple[int, ...],
+                 dtype: Any) -> None:
         self._reader = reader
         self.name = name
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.frame_nbytes = int(self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
         self.frame_size = int(np.prod(self.shape, dtype=np.int64))
-        self._slot: Optional[ReadSlot] = None
+        self._slot: Optional[ReadSlot[Any]] = None
         self._looked: Optional[memoryview] = None
         self._blocking = True
         self._ended = False
@@ -67,7 +69,7 @@ class StreamReader:
     ring = raw
 
     @property
-    def reader(self) -> Reader:
+    def reader(self) -> Reader[Any]:
         """The shmline `Reader` underneath (it changes on `set_blocking()`)."""
         return self._reader
 
@@ -87,7 +89,8 @@ class StreamReader:
         if self._slot is not None:
             self._drop_look()
         try:
-            return self._reader.read(timeout=0)  # type: ignore[return-value]
+            frame: Optional[Array] = self._reader.read(timeout=0)
+            return frame
         except errors.Timeout:
             return None
         except errors.EndOfStream:
@@ -163,6 +166,8 @@ class StreamReader:
         status = lib.shmline_reader_stream(old._h, out)
         if status != lib.SHMLINE_OK:
             errors.raise_for(status)
+        stream: Stream[Any]
+        new: Reader[Any]
         with Stream(out[0]) as stream:
             if blocking:
                 self._missed_before += old.missed
@@ -201,13 +206,14 @@ class StreamWriter:
     (they drain it). `raw` / `ring` is PYTHUSA's raw ring facade over the shmline `Writer`.
     """
 
-    def __init__(self, writer: Writer, name: str, shape: Tuple[int, ...], dtype: Any) -> None:
+    def __init__(self, writer: Writer[Any], name: str, shape: Tuple[int, ...],
+                 dtype: Any) -> None:
         self._writer = writer
         self.name = name
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.frame_nbytes = int(self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
-        self._slot: Optional[WriteSlot] = None
+        self._slot: Optional[WriteSlot[Any]] = None
         self._looked: Optional[memoryview] = None
 
     @property
@@ -220,7 +226,7 @@ class StreamWriter:
     ring = raw
 
     @property
-    def writer(self) -> Writer:
+    def writer(self) -> Writer[Any]:
         """The shmline `Writer` underneath."""
         return self._writer
 

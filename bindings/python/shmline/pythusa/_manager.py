@@ -107,7 +107,7 @@ class _Bootstrap:
                 raw.raw.close()
 
 
-def _remove(rings: Dict[str, Stream], events: Dict[str, WorkerEvent]) -> None:
+def _remove(rings: Dict[str, Stream[Any]], events: Dict[str, WorkerEvent]) -> None:
     for stream in rings.values():
         stream.close()
     rings.clear()
@@ -140,7 +140,7 @@ class Manager:
         # Any: the context's kind (spawn, fork...) is the caller's choice.
         self._ctx: Any = mp.get_context(mp_context)
         self._prefix = f"pythusa-{os.getpid()}-{next(_counter)}"
-        self._rings: Dict[str, Stream] = {}
+        self._rings: Dict[str, Stream[Any]] = {}
         self._ring_specs: Dict[str, RingSpec] = {}
         self._events: Dict[str, WorkerEvent] = {}
         self._task_specs: Dict[str, TaskSpec] = {}

@@ -66,8 +66,8 @@ class RingSpec:
 class SharedRingBuffer:
     """One process's end (reader or writer) of a stream, with PYTHUSA's raw ring calls."""
 
-    def __init__(self, name: str, *, reader: Optional[Reader] = None,
-                 writer: Optional[Writer] = None, binding: Any = None) -> None:
+    def __init__(self, name: str, *, reader: Optional[Reader[Any]] = None,
+                 writer: Optional[Writer[Any]] = None, binding: Any = None) -> None:
         # Made by the bindings' `.raw`, `get_reader()` and `get_writer()`.
         self.name = name
         self._reader = reader
@@ -75,7 +75,7 @@ class SharedRingBuffer:
         self._binding = binding
         # Immutable, so views lent by expose_reader_mem_view stay valid while more frames come.
         self._pending = b""
-        self._slot: Optional[WriteSlot] = None
+        self._slot: Optional[WriteSlot[Any]] = None
         self._slot_view: Optional[memoryview] = None
 
     @classmethod
@@ -131,7 +131,9 @@ class SharedRingBuffer:
 
     def simple_write(self, view: ViewTuple, src: Any) -> None:
         """Copies `src` into the view `expose_writer_mem_view` gave."""
-        data = memoryview(np.ascontiguousarray(src)).cast("B")  # type: ignore[arg-type,unused-ignore]
+        # NumPy's stubs give ndarray the buffer protocol only from Python 3.12 on.
+        array = np.ascontiguousarray(src)
+        data = memoryview(array).cast("B")  # type: ignore[arg-type,unused-ignore]
         view[0][:len(data)] = data[:len(view[0])]
 
     def inc_writer_pos(self, nbytes: int) -> None:
@@ -226,6 +228,7 @@ class SharedRingBuffer:
         status = get(h._h, out)
         if status != lib.SHMLINE_OK:
             errors.raise_for(status)
+        stream: Stream[Any]
         with Stream(out[0]) as stream:
             return stream.stats(), stream.max_frame_size
 
@@ -253,12 +256,12 @@ class SharedRingBuffer:
         header.flags.writeable = False
         return header
 
-    def _need_writer(self) -> Writer:
+    def _need_writer(self) -> Writer[Any]:
         if self._writer is None:
             raise errors.WrongStateError(f"ring {self.name!r} is open for reading here")
         return self._writer
 
-    def _need_reader(self) -> Reader:
+    def _need_reader(self) -> Reader[Any]:
         if self._reader is None:
             raise errors.WrongStateError(f"ring {self.name!r} is open for writing here")
         return self._reader
