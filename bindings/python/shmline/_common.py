@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, \
-    Union, get_args
+from typing import (
+    Any, Callable, Dict, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union,
+    get_args,
+)
 
 import numpy as np
 import numpy.typing as npt
@@ -28,14 +30,22 @@ F = TypeVar("F")
 # between C calls, so a blocking call waits in slices of at most this.
 SLICE_NS = 50_000_000
 
-OK = lib.SHMLINE_OK
-FULL = lib.SHMLINE_FULL
-EMPTY = lib.SHMLINE_EMPTY
-TIMEOUT = lib.SHMLINE_TIMEOUT
-WRONG_STATE = lib.SHMLINE_WRONG_STATE
-NOT_FOUND = lib.SHMLINE_NOT_FOUND
-BUFFER_TOO_SMALL = lib.SHMLINE_BUFFER_TOO_SMALL
+OK: int = lib.SHMLINE_OK
+FULL: int = lib.SHMLINE_FULL
+EMPTY: int = lib.SHMLINE_EMPTY
+TIMEOUT: int = lib.SHMLINE_TIMEOUT
+WRONG_STATE: int = lib.SHMLINE_WRONG_STATE
+NOT_FOUND: int = lib.SHMLINE_NOT_FOUND
+BUFFER_TOO_SMALL: int = lib.SHMLINE_BUFFER_TOO_SMALL
 NULL = ffi.NULL
+
+# The state of a stream's writer (of a multi-writer stream: of its writers as a whole).
+WRITER_STATES: Dict[int, str] = {
+    lib.SHMLINE_WRITER_STATE_NONE: "none",
+    lib.SHMLINE_WRITER_STATE_ACTIVE: "active",
+    lib.SHMLINE_WRITER_STATE_CLOSED: "closed",
+    lib.SHMLINE_WRITER_STATE_DEAD: "dead",
+}
 
 #: How a reader or writer waits: spin briefly then sleep, spin only (lowest latency, burns a
 #: core), or sleep at once.
@@ -126,6 +136,25 @@ def next_slice(deadline: Optional[float], timeout: Optional[float], what: str) -
     if left <= 0:
         raise errors.Timeout(f"{what} within the timeout of {timeout} s")
     return slice_of(left)
+
+
+def wait_for(attempt: Callable[[int], int], timeout: Optional[float], what: str,
+             status: Optional[int] = None) -> int:
+    """The package's one wait loop. Calls `attempt(ns)`, a library call that waits at most `ns`
+    nanoseconds, slice by slice (so that Python handles Ctrl-C between slices) while it returns
+    TIMEOUT, EMPTY or FULL ("not yet"), and returns the first other status. Raises `Timeout`
+    saying `what` did not happen once `timeout` seconds have passed (None: waits for ever).
+
+    `status` is what a first attempt made without waiting returned, if the caller made one (the
+    hot paths do, so that no clock is read when a frame or slot is there at once; they check the
+    timeout before it); otherwise the first attempt waits the first slice.
+    """
+    deadline = deadline_of(timeout)
+    if status is None:
+        status = attempt(first_slice(timeout))  # raises ValueError for a bad timeout
+    while status == TIMEOUT or status == EMPTY or status == FULL:
+        status = attempt(next_slice(deadline, timeout, what))
+    return status
 
 
 def closer(close: Any) -> Any:

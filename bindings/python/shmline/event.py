@@ -5,17 +5,14 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import errors
-from ._common import (
-    EMPTY, EVENT_MODES, NOT_FOUND, NULL, OK, TIMEOUT, EventMode, check, closer, deadline_of,
-    first_slice, name_bytes, next_slice, option,
-)
+from ._common import EVENT_MODES, NOT_FOUND, EventMode, check, name_bytes, option, wait_for
 from ._ffi import ffi, lib
-from .errors import ClosedError
+from ._handle import Handle
 
 __all__ = ["Event"]
 
 
-class Event:
+class Event(Handle):
     """A named event that any process can open, set, clear and wait on.
 
     Flag mode (the default) is a switch: `set()` turns it on until `clear()`, and waiting does
@@ -27,7 +24,7 @@ class Event:
 
     def __init__(self, handle: Any) -> None:
         # Use create() or open().
-        self._h = ffi.gc(handle, closer(lib.shmline_event_close))
+        self._own(handle, lib.shmline_event_close)
         mode = ffi.new("uint32_t *")
         check(lib.shmline_event_mode(self._h, mode))
         self._mode: EventMode = "counting" if mode[0] == lib.SHMLINE_EVENT_COUNTING else "flag"
@@ -92,11 +89,6 @@ class Event:
         return self._mode
 
     @property
-    def closed(self) -> bool:
-        """Whether this handle was closed."""
-        return bool(self._h == NULL)
-
-    @property
     def count(self) -> int:
         """Pending signals (counting mode) or 0/1 (flag mode): a snapshot for monitoring."""
         out = ffi.new("uint32_t *")
@@ -124,37 +116,20 @@ class Event:
         """Waits until the event is on (flag mode; it stays on) or takes one pending signal
         (counting mode). Returns True then, or False if `timeout` seconds passed first (None:
         wait for ever; 0: just check), like `threading.Event.wait`."""
-        deadline = deadline_of(timeout)
-        ns = first_slice(timeout)
-        while True:
-            status = lib.shmline_event_wait(self._h, ns)
-            if status == OK:
-                return True
-            if status != TIMEOUT and status != EMPTY:
-                self._call(status)
-            try:
-                ns = next_slice(deadline, timeout, "")
-            except errors.Timeout:
-                return False
+        h = self._h
+        try:
+            self._call(wait_for(lambda ns: lib.shmline_event_wait(h, ns), timeout, ""))
+        except errors.Timeout:
+            return False
+        return True
 
     def close(self) -> None:
         """Closes this handle (removing the name if it was created with `unlink_on_close`).
         Closing twice does nothing. Use the handle from no other thread meanwhile."""
-        h, self._h = self._h, NULL
-        if h != NULL:
-            ffi.release(h)
-
-    def __enter__(self) -> "Event":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        super().close()
 
     def __repr__(self) -> str:
         return f"<shmline.Event {self._name!r} ({self._mode}){' closed' if self.closed else ''}>"
 
-    def _call(self, status: int) -> None:
-        if status != OK:
-            if self._h == NULL:
-                raise ClosedError(f"event {self._name!r} is closed")
-            errors.raise_for(status)
+    def _what(self) -> str:
+        return f"event {self._name!r}"

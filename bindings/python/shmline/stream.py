@@ -52,20 +52,21 @@ process that uses them (use the `spawn` start method of `multiprocessing`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, List, NamedTuple, Optional, Tuple, TypedDict, \
-    overload
+from typing import (
+    TYPE_CHECKING, Any, Callable, Generic, List, NamedTuple, Optional, Tuple, TypedDict, overload,
+)
 
 import numpy as np
 
 from . import errors
 from ._common import (
-    BACKPRESSURES, BUFFER_TOO_SMALL, NOT_FOUND, NULL, OK, STARTS, Array, Backpressure, DType, F,
-    ShapeLike, Start, Wait, check, closer, describe, name_bytes, option, schema_args,
-    wait_strategy,
+    BACKPRESSURES, BUFFER_TOO_SMALL, NOT_FOUND, NULL, OK, STARTS, WRITER_STATES, Array,
+    Backpressure, DType, F, ShapeLike, Start, Wait, check, describe, name_bytes, option,
+    schema_args, wait_strategy,
 )
 from ._ffi import ffi, lib, string
+from ._handle import Handle
 from ._views import StreamRef
-from .errors import ClosedError
 from .reader import Reader
 from .writer import Writer
 
@@ -75,12 +76,6 @@ if TYPE_CHECKING:
 __all__ = ["Stream", "StreamInfo", "StreamStats", "ReaderStats"]
 
 _BACKPRESSURE_NAMES = {number: name for name, number in BACKPRESSURES.items()}
-_WRITER_STATES = {
-    lib.SHMLINE_WRITER_STATE_NONE: "none",
-    lib.SHMLINE_WRITER_STATE_ACTIVE: "active",
-    lib.SHMLINE_WRITER_STATE_CLOSED: "closed",
-    lib.SHMLINE_WRITER_STATE_DEAD: "dead",
-}
 
 
 class ReaderStats(NamedTuple):
@@ -172,7 +167,7 @@ class StreamOptions(TypedDict, total=False):
     permissions: int
 
 
-class Stream(Generic[F]):
+class Stream(Handle, Generic[F]):
     """An open stream: a mapping of the stream's shared memory into this process.
 
     Make one with `Stream.create()` or `Stream.open()`; open its writer with `writer()` and
@@ -186,7 +181,7 @@ class Stream(Generic[F]):
 
     def __init__(self, handle: Any) -> None:
         # Use create() or open().
-        self._h = ffi.gc(handle, closer(lib.shmline_stream_close))
+        self._own(handle, lib.shmline_stream_close)
         self._name = string(lib.shmline_stream_name(self._h))
         info = ffi.new("shmline_stream_info *")
         check(lib.shmline_stream_get_info(self._h, info))
@@ -384,20 +379,14 @@ class Stream(Generic[F]):
         """Bytes of shared memory the stream occupies."""
         return self._info.segment_size
 
-    @property
-    def closed(self) -> bool:
-        """Whether this handle was closed."""
-        return bool(self._h == NULL)
-
     def writer(self, *, wait: Wait = "adaptive") -> Writer[F]:
         """Opens a writer of the stream. A single-writer stream (`max_writers=1`) has one writer
         for its whole life: `WriterExistsError` if it has or had one. A multi-writer stream
         takes up to `max_writers` live writers at once, from any processes
         (`TooManyWritersError` beyond that); `WrongStateError` once its last writer closed it.
-        `wait` is how it waits for space: "adaptive" (spin briefly, then sleep), "busy_spin" (lowest
-        latency, burns a core) or "block" (sleep at once)."""
-        opts = ffi.new("shmline_writer_options *", lib.shmline_writer_options_default())
-        opts.wait = wait_strategy(wait)
+        `wait` is how it waits for space: "adaptive" (spin briefly, then sleep), "busy_spin"
+        (lowest latency, burns a core) or "block" (sleep at once)."""
+        opts = writer_options(wait)
         out = ffi.new("shmline_writer **")
         self._call(lib.shmline_writer_open(self._h, opts, out))
         return Writer(self._ref(), out[0])
@@ -430,16 +419,9 @@ class Stream(Generic[F]):
         group on a "drop_oldest" stream, is `InvalidArgumentError`; a group beyond the stream's
         `max_groups` is `TooManyReadersError`.
         """
-        opts = ffi.new("shmline_reader_options *", lib.shmline_reader_options_default())
+        opts, _keep = reader_options(wait, require_dtype, require_shape)
         opts.start = option(STARTS, start, "start")
-        opts.wait = wait_strategy(wait)
         opts.lossy = bool(lossy)
-        if require_dtype is None and require_shape is not None:
-            raise ValueError("require_shape needs require_dtype as well")
-        dtype_c, ndim, shape_c, _keep = schema_args(require_dtype, require_shape)
-        opts.require_dtype = dtype_c
-        opts.require_ndim = ndim
-        opts.require_shape = shape_c
         group_c = ffi.new("char[]", name_bytes(group, "group")) if group else NULL
         opts.group = group_c
         out = ffi.new("shmline_reader **")
@@ -459,7 +441,7 @@ class Stream(Generic[F]):
             for r in readers[0:min(out.reader_count, self._info.max_readers)]
         ]
         return StreamStats(
-            int(out.capacity), _WRITER_STATES.get(out.writer_state, "unknown"),
+            int(out.capacity), WRITER_STATES.get(out.writer_state, "unknown"),
             int(out.writer_pid), int(out.reader_count), int(out.frames_written),
             int(out.bytes_written), int(out.writer_waits), int(out.writer_wait_ns),
             int(out.readers_reclaimed), float(out.fill), listed, int(out.frames_dropped),
@@ -470,13 +452,9 @@ class Stream(Generic[F]):
     def close(self) -> None:
         """Closes this handle. Writers, readers and views opened from it stay usable; the memory
         stays mapped until the last of them is gone. Closing twice does nothing."""
-        self._h = NULL  # the ffi.gc destructor closes the C handle once nothing references it
-
-    def __enter__(self) -> Stream[F]:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        # Not released: the writers and readers opened from it hold the same C handle (their
+        # `StreamRef.pin`), which the garbage collector closes once nothing references it.
+        self._h = NULL
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
@@ -489,8 +467,34 @@ class Stream(Generic[F]):
                          self._info.max_frame_size, self._info.slot_size, self._info.capacity,
                          self._info.backpressure)
 
-    def _call(self, status: int) -> None:
-        if status != OK:
-            if self._h == NULL:
-                raise ClosedError(f"stream {self._name!r} is closed")
-            errors.raise_for(status)
+    def _what(self) -> str:
+        return f"stream {self._name!r}"
+
+
+def writer_options(wait: object) -> Any:
+    """The C options of a new writer."""
+    opts = ffi.new("shmline_writer_options *", lib.shmline_writer_options_default())
+    opts.wait = wait_strategy(wait)
+    return opts
+
+
+def reader_options(wait: object, require_dtype: Any,
+                   require_shape: Optional[ShapeLike]) -> Tuple[Any, Any]:
+    """The C options of a new reader, and what must stay alive while the library reads them."""
+    opts = ffi.new("shmline_reader_options *", lib.shmline_reader_options_default())
+    opts.wait = wait_strategy(wait)
+    if require_dtype is None and require_shape is not None:
+        raise ValueError("require_shape needs require_dtype as well")
+    dtype_c, ndim, shape_c, keep = schema_args(require_dtype, require_shape)
+    opts.require_dtype = dtype_c
+    opts.require_ndim = ndim
+    opts.require_shape = shape_c
+    return opts, keep
+
+
+def stream_of(stream_call: Callable[[Any, Any], int], handle: Any) -> Stream[Any]:
+    """A new handle of the stream that the C reader or writer `handle` belongs to
+    (`stream_call`: `shmline_reader_stream` or `shmline_writer_stream`)."""
+    out = ffi.new("shmline_stream **")
+    check(stream_call(handle, out))
+    return Stream(out[0])

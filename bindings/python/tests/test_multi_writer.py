@@ -7,36 +7,16 @@ from __future__ import annotations
 import multiprocessing
 from typing import List
 
-import numpy as np
 import pytest
 
 import multi_writer_roles as roles
 import shmline
-from conftest import PATIENCE
-
-SPAWN = multiprocessing.get_context("spawn")
-
+from conftest import PATIENCE, reap, start
 
 def create(name: str, *, max_writers: int, capacity: int = 64) -> shmline.Stream:
     """A stream of the roles' frames that goes away with its last handle."""
     return shmline.Stream.create(name, shape=roles.SHAPE, dtype=roles.DTYPE, capacity=capacity,
                                  max_writers=max_writers, unlink_on_close=True)
-
-
-def start(target, *args) -> multiprocessing.process.BaseProcess:
-    """Starts `target(*args)` in a new (spawned) process."""
-    process = SPAWN.Process(target=target, args=args)
-    process.start()
-    return process
-
-
-def reap(processes: List[multiprocessing.process.BaseProcess]) -> None:
-    """Waits for every process; kills those still running after PATIENCE (a failed test)."""
-    for p in processes:
-        p.join(PATIENCE)
-        if p.is_alive():
-            p.kill()
-            p.join()
 
 
 def test_writer_processes_feeding_one_stream_deliver_every_frame_once_in_each_writers_order(name):

@@ -233,7 +233,7 @@ class Manager:
             self._monitor.start()
 
     def _monitor_loop(self, interval_s: float) -> None:
-        from ..pipeline import _proc_sample
+        from .._pipeline_reports import proc_sample
         from ._pipeline import log
 
         high_since: Dict[str, float] = {}
@@ -254,7 +254,7 @@ class Manager:
                 else:
                     high_since.pop(rname, None)
             for name, proc in list(self._processes.items()):
-                sample = _proc_sample(proc.pid) if proc.is_alive() else None
+                sample = proc_sample(proc.pid) if proc.is_alive() else None
                 if sample is None:
                     continue
                 cpu, rss, _age = sample

@@ -79,17 +79,12 @@ class SharedRingBuffer:
         self._slot_view: Optional[memoryview] = None
 
     @classmethod
-    def _of_reader(cls, binding: Any) -> "SharedRingBuffer":
+    def _of(cls, binding: Any, **handle: Any) -> "SharedRingBuffer":
+        """The raw ring of a reader or writer binding (`reader=` or `writer=` its handle), made
+        once."""
         raw = getattr(binding, "_raw", None)
         if raw is None:
-            raw = binding._raw = cls(binding.name, reader=binding.reader, binding=binding)
-        return raw
-
-    @classmethod
-    def _of_writer(cls, binding: Any) -> "SharedRingBuffer":
-        raw = getattr(binding, "_raw", None)
-        if raw is None:
-            raw = binding._raw = cls(binding.name, writer=binding.writer, binding=binding)
+            raw = binding._raw = cls(binding.name, binding=binding, **handle)
         return raw
 
     # -- Writing ----------------------------------------------------------------------------
@@ -220,16 +215,11 @@ class SharedRingBuffer:
         """A snapshot of the stream's shared counters (`Stream.stats()`)."""
         h = self._reader if self._reader is not None else self._writer
         assert h is not None
-        from .._ffi import ffi, lib
-        from ..stream import Stream
+        from .._ffi import lib
+        from ..stream import stream_of
 
-        out = ffi.new("shmline_stream **")
         get = lib.shmline_reader_stream if self._reader is not None else lib.shmline_writer_stream
-        status = get(h._h, out)
-        if status != lib.SHMLINE_OK:
-            errors.raise_for(status)
-        stream: Stream[Any]
-        with Stream(out[0]) as stream:
+        with stream_of(get, h._h) as stream:
             return stream.stats(), stream.max_frame_size
 
     def calculate_pressure(self) -> int:
