@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from . import errors
-from ._common import NULL, OK, closer
+from ._common import NULL, OK, closer, wait_for
 from ._ffi import ffi
 
 H = TypeVar("H", bound="Handle")
@@ -54,3 +54,13 @@ class Handle:
             if self._h == NULL:
                 raise errors.ClosedError(f"{self._what()} is closed")
             errors.raise_for(status)
+
+    def _waited(self, call: Callable[[Any, int], int], timeout: Optional[float]) -> bool:
+        """Whether `call(handle, ns)`, a library wait, succeeded within `timeout` seconds (None:
+        waits for ever): False once the time is up, as `threading.Event.wait`."""
+        h = self._h
+        try:
+            self._call(wait_for(lambda ns: call(h, ns), timeout, ""))
+        except errors.Timeout:
+            return False
+        return True

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import errors
-from ._common import EVENT_MODES, NOT_FOUND, EventMode, check, name_bytes, option, wait_for
+from ._common import EVENT_MODES, NOT_FOUND, EventMode, check, name_bytes, option
 from ._ffi import ffi, lib
 from ._handle import Handle
 
@@ -116,12 +115,7 @@ class Event(Handle):
         """Waits until the event is on (flag mode; it stays on) or takes one pending signal
         (counting mode). Returns True then, or False if `timeout` seconds passed first (None:
         wait for ever; 0: just check), like `threading.Event.wait`."""
-        h = self._h
-        try:
-            self._call(wait_for(lambda ns: lib.shmline_event_wait(h, ns), timeout, ""))
-        except errors.Timeout:
-            return False
-        return True
+        return self._waited(lib.shmline_event_wait, timeout)
 
     def close(self) -> None:
         """Closes this handle (removing the name if it was created with `unlink_on_close`).

@@ -24,7 +24,8 @@ Zero-copy views, precisely:
     corrupting a later frame (views you derived from it inside the block keep their own flag);
   * a reader's array view keeps pointing at the slot, which the writer refills: it reads whatever
     the slot holds by then, never unmapped memory. Copy the data (`frame.copy()`) inside the
-    block to keep it;
+    block to keep it. (It is the same array object each time its slot comes round: a reader
+    makes one view per slot, not one per frame);
   * the slot object itself (what `reserve()`/`acquire()` return) raises `WrongStateError` if
     committed, aborted or released again.
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import errors
-from ._common import NULL, OK, Wait, name_bytes, wait_for
+from ._common import NULL, OK, Wait, name_bytes
 from ._ffi import ffi, lib, string
 from ._handle import Handle
 from .event import Event
@@ -138,12 +138,7 @@ class Task(Handle):
         """Waits until the runner asks the tasks to stop: True then, False if `timeout` seconds
         passed first (None: wait for ever; 0: just check). Sleeps (no CPU); Ctrl-C interrupts it
         within about 50 ms."""
-        h = self._h
-        try:
-            self._call(wait_for(lambda ns: lib.shmline_task_wait_stop(h, ns), timeout, ""))
-        except errors.Timeout:
-            return False
-        return True
+        return self._waited(lib.shmline_task_wait_stop, timeout)
 
     def close(self) -> None:
         """Closes the readers, writers and events not taken (each writer closing ends its
