@@ -152,7 +152,7 @@ def read_frames(args: argparse.Namespace) -> None:
 
 def wait_event(args: argparse.Namespace) -> None:
     counting = args.mode == "counting"
-    with shmline.Event.create(args.event, counting=counting, unlink_on_close=True) as event:
+    with shmline.Event.create(args.event, mode=args.mode, unlink_on_close=True) as event:
         print("ready", flush=True)
         for k in range(args.count if counting else 1):
             if not event.wait(timeout=PATIENCE):
@@ -164,8 +164,8 @@ def wait_event(args: argparse.Namespace) -> None:
 
 def set_event(args: argparse.Namespace) -> None:
     with shmline.Event.open(args.event) as event:
-        if event.counting != (args.mode == "counting"):
-            fail(f"the event's mode is {'counting' if event.counting else 'flag'}")
+        if event.mode != args.mode:
+            fail(f"the event's mode is {event.mode}")
         for _ in range(args.count):
             event.set()
     print(f"set {args.count}")

@@ -21,9 +21,15 @@ over the C library (`include/shmline.h`), which it bundles.
 - `shmline.pythusa`: PYTHUSA 0.1.6's API and semantics (`import shmline.pythusa as pythusa`).
 - `errors`: one exception per C status code, under `ShmlineError`.
 - `shmline.dsline`: dsline's `ShmChannel` API, across processes.
+
+Typing (the package passes `mypy --strict`): a stream created with a `dtype` is a
+`Stream[Array]`, whose readers (`ArrayReader`) return NumPy arrays; one created without is a
+`Stream[bytes]`, whose readers (`BytesReader`) return `bytes`; a stream opened by name is a
+`Stream[Any]` until annotated. Option strings are `Literal` types (`Wait`, `Start`,
+`Backpressure`, `EventMode`); a value outside them raises `InvalidArgumentError`.
 """
 
-from ._common import FrameInfo
+from ._common import Array, Backpressure, DType, EventMode, FrameInfo, Start, Wait
 from ._ffi import MODE as _MODE
 from ._ffi import lib as _lib
 from ._ffi import string as _string
@@ -34,10 +40,21 @@ from .pipeline import (
     Pipeline, PipelineMetrics, RunReport, StreamMetrics, TaskMetrics, TaskReport,
 )
 from .reader import Reader, ReadSlot
-from .stream import ReaderStats, Stream, StreamStats
+from .stream import ReaderStats, Stream, StreamInfo, StreamStats
 from .task import Task
 from .writer import Writer, WriteSlot
 from .waitset import WaitSet, select
+
+# The reader and writer of each kind of stream, for annotations (`def scale(samples:
+# shmline.ArrayReader, doubled: shmline.ArrayWriter) -> None`).
+#: A reader of a stream with a schema: its frames are `Array`s.
+ArrayReader = Reader[Array]
+#: A reader of a bytes stream: its frames are `bytes`.
+BytesReader = Reader[bytes]
+#: A writer of a stream with a schema.
+ArrayWriter = Writer[Array]
+#: A writer of a bytes stream.
+BytesWriter = Writer[bytes]
 
 __version__ = "0.1.0"
 
@@ -49,9 +66,11 @@ layout_version: int = int(_lib.shmline_layout_version())
 cffi_mode: str = _MODE
 
 __all__ = [
-    "Stream", "Writer", "Reader", "WriteSlot", "ReadSlot", "Event", "FrameInfo", "StreamStats",
+    "Stream", "Writer", "Reader", "WriteSlot", "ReadSlot", "Event", "FrameInfo", "StreamInfo",
+    "StreamStats",
     "ReaderStats", "Pipeline", "Task", "RunReport", "TaskReport", "PipelineMetrics",
     "StreamMetrics", "TaskMetrics", "WaitSet", "select", "library_version", "layout_version",
-    "cffi_mode",
+    "cffi_mode", "Array", "ArrayReader", "BytesReader", "ArrayWriter", "BytesWriter", "DType",
+    "Wait", "Start", "Backpressure", "EventMode",
     *_errors_all,
 ]

@@ -5,33 +5,69 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import (
+    Any, Callable, Dict, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union,
+    get_args,
+)
 
 import numpy as np
+import numpy.typing as npt
 
 from . import errors
 from ._ffi import ffi, lib
 
 ShapeLike = Union[int, Sequence[int]]
+#: A frame of a schema stream: a NumPy array of the stream's dtype and shape.
+Array = npt.NDArray[Any]
+#: A dtype a schema can be given as: a NumPy dtype, a scalar type (`np.float32`) or a string
+#: ("<f4", "float32").
+DType = Union["np.dtype[Any]", type, str]
+#: The type of a stream's frames: `Array` for a stream with a schema, `bytes` for one without.
+#: `Stream.create` picks it from `dtype`; a stream opened by name is `Stream[Any]`.
+F = TypeVar("F")
 
 # The longest single wait inside the C library. Python runs signal handlers (Ctrl-C) only
 # between C calls, so a blocking call waits in slices of at most this.
 SLICE_NS = 50_000_000
 
-OK = lib.SHMLINE_OK
-FULL = lib.SHMLINE_FULL
-EMPTY = lib.SHMLINE_EMPTY
-TIMEOUT = lib.SHMLINE_TIMEOUT
-WRONG_STATE = lib.SHMLINE_WRONG_STATE
-NOT_FOUND = lib.SHMLINE_NOT_FOUND
-BUFFER_TOO_SMALL = lib.SHMLINE_BUFFER_TOO_SMALL
+OK: int = lib.SHMLINE_OK
+FULL: int = lib.SHMLINE_FULL
+EMPTY: int = lib.SHMLINE_EMPTY
+TIMEOUT: int = lib.SHMLINE_TIMEOUT
+WRONG_STATE: int = lib.SHMLINE_WRONG_STATE
+NOT_FOUND: int = lib.SHMLINE_NOT_FOUND
+BUFFER_TOO_SMALL: int = lib.SHMLINE_BUFFER_TOO_SMALL
 NULL = ffi.NULL
 
-WAITS = {
-    "adaptive": lib.SHMLINE_WAIT_ADAPTIVE,
-    "spin": lib.SHMLINE_WAIT_BUSY_SPIN,
-    "block": lib.SHMLINE_WAIT_BLOCK,
+# The state of a stream's writer (of a multi-writer stream: of its writers as a whole).
+WRITER_STATES: Dict[int, str] = {
+    lib.SHMLINE_WRITER_STATE_NONE: "none",
+    lib.SHMLINE_WRITER_STATE_ACTIVE: "active",
+    lib.SHMLINE_WRITER_STATE_CLOSED: "closed",
+    lib.SHMLINE_WRITER_STATE_DEAD: "dead",
 }
+
+#: How a reader or writer waits: spin briefly then sleep, spin only (lowest latency, burns a
+#: core), or sleep at once.
+Wait = Literal["adaptive", "busy_spin", "block"]
+#: Where a new reader starts: frames published after it opened, the newest frame, or the oldest
+#: still in the ring.
+Start = Literal["next", "newest", "oldest"]
+#: What writers do when the ring is full.
+Backpressure = Literal["block", "fail", "drop_newest", "drop_oldest"]
+#: An event is a switch ("flag") or a counter of signals ("counting").
+EventMode = Literal["flag", "counting"]
+
+# The C value of each option string, in the order of the Literal types above.
+WAITS: Dict[str, int] = dict(zip(get_args(Wait), (
+    lib.SHMLINE_WAIT_ADAPTIVE, lib.SHMLINE_WAIT_BUSY_SPIN, lib.SHMLINE_WAIT_BLOCK)))
+STARTS: Dict[str, int] = dict(zip(get_args(Start), (
+    lib.SHMLINE_START_NEXT, lib.SHMLINE_START_NEWEST, lib.SHMLINE_START_OLDEST)))
+BACKPRESSURES: Dict[str, int] = dict(zip(get_args(Backpressure), (
+    lib.SHMLINE_BACKPRESSURE_BLOCK, lib.SHMLINE_BACKPRESSURE_FAIL,
+    lib.SHMLINE_BACKPRESSURE_DROP_NEWEST, lib.SHMLINE_BACKPRESSURE_DROP_OLDEST)))
+EVENT_MODES: Dict[str, int] = dict(zip(get_args(EventMode), (
+    lib.SHMLINE_EVENT_FLAG, lib.SHMLINE_EVENT_COUNTING)))
 
 monotonic = time.monotonic
 
@@ -102,6 +138,25 @@ def next_slice(deadline: Optional[float], timeout: Optional[float], what: str) -
     return slice_of(left)
 
 
+def wait_for(attempt: Callable[[int], int], timeout: Optional[float], what: str,
+             status: Optional[int] = None) -> int:
+    """The package's one wait loop. Calls `attempt(ns)`, a library call that waits at most `ns`
+    nanoseconds, slice by slice (so that Python handles Ctrl-C between slices) while it returns
+    TIMEOUT, EMPTY or FULL ("not yet"), and returns the first other status. Raises `Timeout`
+    saying `what` did not happen once `timeout` seconds have passed (None: waits for ever).
+
+    `status` is what a first attempt made without waiting returned, if the caller made one (the
+    hot paths do, so that no clock is read when a frame or slot is there at once; they check the
+    timeout before it); otherwise the first attempt waits the first slice.
+    """
+    deadline = deadline_of(timeout)
+    if status is None:
+        status = attempt(first_slice(timeout))  # raises ValueError for a bad timeout
+    while status == TIMEOUT or status == EMPTY or status == FULL:
+        status = attempt(next_slice(deadline, timeout, what))
+    return status
+
+
 def closer(close: Any) -> Any:
     """A destructor for `ffi.gc` that closes a handle only in the process that opened it: a
     forked child must not close (and so end) its parent's writer or reader."""
@@ -120,11 +175,20 @@ def check(status: int) -> None:
         errors.raise_for(status)
 
 
-def wait_strategy(wait: str) -> int:
+def option(table: Mapping[str, int], value: object, what: str) -> int:
+    """The C value of option `what` given as the string `value`; `InvalidArgumentError` (a
+    `ValueError`) naming the bad value and the accepted ones otherwise."""
     try:
-        return WAITS[wait]
-    except KeyError:
-        raise ValueError(f"wait must be one of {sorted(WAITS)}, not {wait!r}") from None
+        return table[value]  # type: ignore[index]
+    except (KeyError, TypeError):  # TypeError: unhashable
+        accepted = ", ".join(map(repr, table))
+        raise errors.InvalidArgumentError(
+            f"{what} must be one of {accepted}, not {value!r}") from None
+
+
+def wait_strategy(wait: object) -> int:
+    """The C wait strategy of `wait` (see `Wait`)."""
+    return option(WAITS, wait, "wait")
 
 
 def normalise_shape(shape: Optional[ShapeLike]) -> Tuple[int, ...]:
@@ -135,8 +199,8 @@ def normalise_shape(shape: Optional[ShapeLike]) -> Tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
-def normalise_dtype(dtype: Any) -> np.dtype:
-    dt = np.dtype(dtype)
+def normalise_dtype(dtype: Any) -> np.dtype[Any]:
+    dt: np.dtype[Any] = np.dtype(dtype)
     if dt.fields is not None or dt.subdtype is not None or dt.hasobject:
         raise ValueError(
             f"dtype {dt} cannot be a stream schema: use a plain numeric, bool, bytes (S), str (U) "

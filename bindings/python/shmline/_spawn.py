@@ -69,7 +69,7 @@ def dump(payload: Any, fds: List[int]) -> bytes:
     out = io.BytesIO()
     pickle.dump({"sys_path": list(sys.path), "main": main_info()}, out)
     previous = mp_context.get_spawning_popen()
-    mp_context.set_spawning_popen(_Spawning(fds))
+    mp_context.set_spawning_popen(_Spawning(fds))  # type: ignore[arg-type]
     try:
         # multiprocessing's pickler knows how to reduce connections, locks and queues.
         ForkingPickler(out, pickle.HIGHEST_PROTOCOL).dump(payload)

@@ -80,14 +80,11 @@ class Ring:
         return offset
 
 
-def retire(view: Any) -> None:
-    """Makes a view that leaves its `with` block unusable where possible: a memoryview is
-    released (any later use raises ValueError), an array made read-only (later writes raise
-    ValueError). Arrays cannot be revoked for reading: they keep the memory mapped instead."""
-    if isinstance(view, memoryview):
-        try:
-            view.release()
-        except BufferError:
-            pass  # something still uses its buffer: that keeps the mapping alive
-    elif view.flags.writeable:
-        view.flags.writeable = False
+def retire(view: memoryview) -> None:
+    """Makes a bytes view that leaves its `with` block unusable: released, so any later use
+    raises ValueError. (Array views cannot be revoked for reading: they keep the memory mapped
+    instead; a writer's is made read-only.)"""
+    try:
+        view.release()
+    except BufferError:
+        pass  # something still uses its buffer: that keeps the mapping alive

@@ -117,7 +117,8 @@ def resolve(target: str) -> Callable[..., Any]:
                           "defined only under `if __name__ == '__main__':`?)") from None
     if not callable(fn):
         raise WorkerError(f"{where}:{qualname} is a {type(fn).__name__}, not a function")
-    return fn
+    function: Callable[..., Any] = fn
+    return function
 
 
 def unpickle(path: str) -> Callable[..., Any]:

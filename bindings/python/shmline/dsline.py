@@ -148,8 +148,8 @@ class ShmChannel:
         self._backpressure = backpressure
         self._timeout = timeout
         self._closed = False
-        self._writer: Optional[Writer] = None
-        self._member: Optional[Reader] = None
+        self._writer: Optional[Writer[Any]] = None
+        self._member: Optional[Reader[bytes]] = None
         self._unlinked = False
         self._stream = self._open_or_create(name, capacity, slot_size)
         if self._stream.dtype is not None:
@@ -165,7 +165,7 @@ class ShmChannel:
         self._member = self._stream.reader(group=GROUP, start="oldest")
 
     @staticmethod
-    def _open_or_create(name: str, capacity: int, slot_size: int) -> Stream:
+    def _open_or_create(name: str, capacity: int, slot_size: int) -> Stream[Any]:
         # Another process may create or remove the name between the two calls: try again.
         while True:
             try:
@@ -244,7 +244,7 @@ class ShmChannel:
         except errors.CorruptError as e:  # the oldest message, received to be dropped
             raise CorruptedMessageError(str(e)) from None
 
-    def _open_writer(self) -> Writer:
+    def _open_writer(self) -> Writer[Any]:
         try:
             self._writer = self._stream.writer()
         except (errors.WriterExistsError, errors.WrongStateError) as e:
@@ -257,7 +257,7 @@ class ShmChannel:
                 f"channel {self._name!r} already has a sender ({e}): one handle sends") from None
         return self._writer
 
-    def _send_dropping_oldest(self, writer: Writer, data: Any) -> None:
+    def _send_dropping_oldest(self, writer: Writer[Any], data: Any) -> None:
         """Makes room by receiving (and discarding) the oldest queued message through this
         handle, then sends; waits as `Block` if that cannot make room (a reader outside the
         channel's queue, such as a shmline reader of the stream, holds the writer back)."""

@@ -40,7 +40,7 @@ __all__ = [
     "BufferTooSmallError",
     "WrongStateError",
     "NoSpaceError",
-    "OperatingSystemError",
+    "OsError",
     "PanicError",
     "UnsupportedError",
     "PipelineFailedError",
@@ -208,7 +208,7 @@ class NoSpaceError(ShmlineError, OSError):
     status = lib.SHMLINE_NO_SPACE
 
 
-class OperatingSystemError(ShmlineError, OSError):
+class OsError(ShmlineError, OSError):
     """Another operating-system error (the message has the details)."""
 
     status = lib.SHMLINE_OS_ERROR
@@ -250,7 +250,7 @@ _BY_STATUS = {
         InvalidNameError, NotFoundError, AlreadyExistsError, PermissionDeniedError,
         NotShmlineError, VersionMismatchError, CorruptError, SchemaMismatchError,
         WriterExistsError, TooManyReadersError, FrameTooLargeError, BufferTooSmallError,
-        WrongStateError, NoSpaceError, OperatingSystemError, PanicError, UnsupportedError,
+        WrongStateError, NoSpaceError, OsError, PanicError, UnsupportedError,
         PipelineFailedError, TooManyWritersError,
     ]
 }

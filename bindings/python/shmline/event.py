@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import errors
-from ._common import (
-    EMPTY, NOT_FOUND, NULL, OK, TIMEOUT, check, closer, deadline_of, first_slice, name_bytes,
-    next_slice,
-)
+from ._common import EVENT_MODES, NOT_FOUND, EventMode, check, name_bytes, option
 from ._ffi import ffi, lib
-from .errors import ClosedError
+from ._handle import Handle
 
 __all__ = ["Event"]
 
 
-class Event:
+class Event(Handle):
     """A named event that any process can open, set, clear and wait on.
 
     Flag mode (the default) is a switch: `set()` turns it on until `clear()`, and waiting does
-    not turn it off, so one set releases every waiter. Counting mode (`counting=True`) is a
+    not turn it off, so one set releases every waiter. Counting mode (`mode="counting"`) is a
     semaphore: each `set()` adds one pending signal and each successful `wait()` takes one, so
     every set releases exactly one wait. Waiting sleeps on a futex (no CPU); Ctrl-C interrupts it
     within about 50 ms. An event handle may be used by any number of threads at once.
@@ -27,20 +23,21 @@ class Event:
 
     def __init__(self, handle: Any) -> None:
         # Use create() or open().
-        self._h = ffi.gc(handle, closer(lib.shmline_event_close))
+        self._own(handle, lib.shmline_event_close)
         mode = ffi.new("uint32_t *")
         check(lib.shmline_event_mode(self._h, mode))
-        self._counting = mode[0] == lib.SHMLINE_EVENT_COUNTING
+        self._mode: EventMode = "counting" if mode[0] == lib.SHMLINE_EVENT_COUNTING else "flag"
         self._name = ""
 
     @classmethod
-    def create(cls, name: str, *, counting: bool = False, unlink_on_close: bool = False,
+    def create(cls, name: str, *, mode: EventMode = "flag", unlink_on_close: bool = False,
                permissions: int = 0o600) -> "Event":
         """Creates the event `name`, clear (exclusively: `AlreadyExistsError` if it exists), and
-        opens it. `unlink_on_close` removes the name when this handle is closed; otherwise the
+        opens it. `mode` is "flag" (a switch) or "counting" (a counter of signals; see the
+        class). `unlink_on_close` removes the name when this handle is closed; otherwise the
         event lives until `Event.unlink(name)`. The segment is `/dev/shm/shmline.event.<name>`."""
         opts = ffi.new("shmline_event_options *", lib.shmline_event_options_default())
-        opts.mode = lib.SHMLINE_EVENT_COUNTING if counting else lib.SHMLINE_EVENT_FLAG
+        opts.mode = option(EVENT_MODES, mode, "mode")
         opts.unlink_on_close = bool(unlink_on_close)
         opts.permissions = permissions
         out = ffi.new("shmline_event **")
@@ -86,14 +83,9 @@ class Event:
         return self._name
 
     @property
-    def counting(self) -> bool:
-        """Whether the event counts signals (else it is a flag)."""
-        return self._counting
-
-    @property
-    def closed(self) -> bool:
-        """Whether this handle was closed."""
-        return self._h == NULL
+    def mode(self) -> EventMode:
+        """"flag" (a switch) or "counting" (a counter of signals)."""
+        return self._mode
 
     @property
     def count(self) -> int:
@@ -123,38 +115,15 @@ class Event:
         """Waits until the event is on (flag mode; it stays on) or takes one pending signal
         (counting mode). Returns True then, or False if `timeout` seconds passed first (None:
         wait for ever; 0: just check), like `threading.Event.wait`."""
-        deadline = deadline_of(timeout)
-        ns = first_slice(timeout)
-        while True:
-            status = lib.shmline_event_wait(self._h, ns)
-            if status == OK:
-                return True
-            if status != TIMEOUT and status != EMPTY:
-                self._call(status)
-            try:
-                ns = next_slice(deadline, timeout, "")
-            except errors.Timeout:
-                return False
+        return self._waited(lib.shmline_event_wait, timeout)
 
     def close(self) -> None:
         """Closes this handle (removing the name if it was created with `unlink_on_close`).
         Closing twice does nothing. Use the handle from no other thread meanwhile."""
-        h, self._h = self._h, NULL
-        if h != NULL:
-            ffi.release(h)
-
-    def __enter__(self) -> "Event":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        super().close()
 
     def __repr__(self) -> str:
-        mode = "counting" if self._counting else "flag"
-        return f"<shmline.Event {self._name!r} ({mode}){' closed' if self.closed else ''}>"
+        return f"<shmline.Event {self._name!r} ({self._mode}){' closed' if self.closed else ''}>"
 
-    def _call(self, status: int) -> None:
-        if status != OK:
-            if self._h == NULL:
-                raise ClosedError(f"event {self._name!r} is closed")
-            errors.raise_for(status)
+    def _what(self) -> str:
+        return f"event {self._name!r}"

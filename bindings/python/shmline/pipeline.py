@@ -4,15 +4,15 @@ process per task, with PYTHUSA's programming model.
     import numpy as np
     import shmline
 
-    def source(samples):
+    def source(samples: shmline.ArrayWriter) -> None:
         for i in range(1000):
             samples.write(np.full(8, i, np.float32))
 
-    def scale(samples, doubled):
+    def scale(samples: shmline.ArrayReader, doubled: shmline.ArrayWriter) -> None:
         for frame in samples:                 # until the source's stream ends
             doubled.write(frame * 2)
 
-    def sink(doubled):
+    def sink(doubled: shmline.ArrayReader) -> None:
         print(sum(float(f.sum()) for f in doubled))
 
     if __name__ == "__main__":
@@ -65,12 +65,7 @@ starts its worker (`python -m shmline._worker module:function`).
 
 from __future__ import annotations
 
-import collections.abc
-import difflib
-import functools
-import inspect
 import os
-import re
 import shutil
 import signal
 import sys
@@ -78,123 +73,37 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, \
-    Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import errors
-from ._common import NULL, OK, TIMEOUT, ShapeLike, check, closer, deadline_of, first_slice, \
-    name_bytes, next_slice, normalise_dtype, normalise_shape, schema_args
+from ._common import (
+    EVENT_MODES, NULL, OK, TIMEOUT, WRITER_STATES, EventMode, ShapeLike, check, closer, name_bytes,
+    normalise_dtype, normalise_shape, option, schema_args, wait_for,
+)
 from ._ffi import ffi, lib, string
+from ._handle import Handle
+from ._pipeline_reports import (
+    OUTCOMES, PipelineMetrics, RunReport, StreamMetrics, TaskMetrics, TaskReport, proc_sample,
+    task_pids,
+)
+from ._pipeline_spec import (
+    KINDS, PathLike, ReadTarget, check_bindings, duration_ns, manifest_names, read_group,
+    worker_args,
+)
 from .errors import PipelineFailedError, WrongStateError
 
 __all__ = ["Pipeline", "RunReport", "TaskReport", "PipelineMetrics", "StreamMetrics",
            "TaskMetrics"]
 
-PathLike = Union[str, "os.PathLike[str]"]
-#: What a `reads` parameter is bound to: a stream name, or {"stream": name, "group": group} for a
-#: member of a reader group.
-ReadTarget = Union[str, Mapping[str, str]]
-
-_OUTCOMES = {
-    lib.SHMLINE_RUN_FINISHED: "finished",
-    lib.SHMLINE_RUN_FAILED: "failed",
-    lib.SHMLINE_RUN_STOPPED: "stopped",
-}
-_WRITER_STATES = {
-    lib.SHMLINE_WRITER_STATE_NONE: "none",
-    lib.SHMLINE_WRITER_STATE_ACTIVE: "active",
-    lib.SHMLINE_WRITER_STATE_CLOSED: "closed",
-    lib.SHMLINE_WRITER_STATE_DEAD: "dead",
-}
-_KINDS = {"reads": lib.SHMLINE_BINDING_READ, "writes": lib.SHMLINE_BINDING_WRITE,
-          "events": lib.SHMLINE_BINDING_EVENT}
-_TICKS = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-class TaskReport(NamedTuple):
-    """How a task of an ended run ended: `exit_code` (None if a signal killed it or it never
-    started), `signal` (the signal number, or None), `stopped` (the runner had asked it to stop,
-    so its exit is not a failure of its own), and its CPU time in seconds."""
-
-    name: str
-    pid: int
-    exit_code: Optional[int]
-    signal: Optional[int]
-    stopped: bool
-    cpu_s: float
-
-
-class RunReport(NamedTuple):
-    """How a run ended: `outcome` is "finished" (every task exited with status 0), "failed" or
-    "stopped"; `signal` is the signal that stopped it, if one did; `duration_s` from the start,
-    `running_s` from the moment every task had joined; frames and payload bytes written, all
-    streams together; every task's `TaskReport`, in declaration order."""
-
-    outcome: str
-    signal: Optional[int]
-    duration_s: float
-    running_s: float
-    frames: int
-    bytes: int
-    tasks: Dict[str, TaskReport]
-
-
-class StreamMetrics(NamedTuple):
-    """A stream's counters: `fill` is the ring pressure (0.0 empty to 1.0 full, as seen by its
-    slowest reader), `frames_per_s`/`bytes_per_s` the rates since the previous `metrics()` call
-    (since the start for the first), `writer_waits`/`writer_wait_s` how often and how long the
-    writer waited for a full ring (backpressure)."""
-
-    name: str
-    capacity: int
-    fill: float
-    frames: int
-    bytes: int
-    frames_per_s: float
-    bytes_per_s: float
-    writer_waits: int
-    writer_wait_s: float
-    readers: int
-    writer_state: str
-
-
-class TaskMetrics(NamedTuple):
-    """A task's process: `running` while it lives; CPU time in seconds and `cpu_percent` of one
-    core since the previous `metrics()` call (since the process started for the first);
-    resident memory in bytes while it runs (None after). Once the run has ended, `exit_code`,
-    `signal` and `stopped` say how it did (as in `TaskReport`); None before."""
-
-    name: str
-    pid: Optional[int]
-    running: bool
-    cpu_s: float
-    cpu_percent: float
-    rss_bytes: Optional[int]
-    exit_code: Optional[int]
-    signal: Optional[int]
-    stopped: Optional[bool]
-
-
-class PipelineMetrics(NamedTuple):
-    """A snapshot of a run: `state` is "running", "finished", "failed" or "stopped"; seconds
-    since the start; every stream and task by name, in declaration order."""
-
-    state: str
-    elapsed_s: float
-    streams: Dict[str, StreamMetrics]
-    tasks: Dict[str, TaskMetrics]
-
-
-class Pipeline:
+class Pipeline(Handle):
     """A pipeline declaration, and its run once started. Use it as a context manager: leaving
     the `with` block stops a run that is still going and frees everything.
 
     Declare with `add_stream()`, `add_event()` and `add_task()` (each returns the pipeline, so
-    calls chain); run with `run()`, or `start()` then `join()`; watch with `metrics()`. A
+    calls chain); run with `run()`, or `start()` then `wait()`; watch with `metrics()`. A
     pipeline runs once. Every segment (`/dev/shm/shmline.*.NAME.*`) is removed when the run
     ends, however it ends. Use a pipeline from one thread at a time, except that `stop()` and
-    `metrics()` may be called from another thread while one waits in `run()` or `join()`.
+    `metrics()` may be called from another thread while one waits in `run()` or `wait()`.
     """
 
     def __init__(self, name: str, *, join_timeout: Optional[float] = None,
@@ -208,15 +117,18 @@ class Pipeline:
         check(lib.shmline_pipeline_new(name_bytes(name), out))
         self._init(out[0], {}, {}, [])
         if join_timeout is not None:
-            check(lib.shmline_pipeline_set_join_timeout(self._h, _ns(join_timeout, "join_timeout")))
+            check(lib.shmline_pipeline_set_join_timeout(
+                self._h, duration_ns(join_timeout, "join_timeout")))
         if stop_grace is not None:
-            check(lib.shmline_pipeline_set_stop_grace(self._h, _ns(stop_grace, "stop_grace")))
+            check(lib.shmline_pipeline_set_stop_grace(
+                self._h, duration_ns(stop_grace, "stop_grace")))
         if allow_cycles:
             check(lib.shmline_pipeline_set_allow_cycles(self._h, 1))
 
-    def _init(self, handle: Any, streams: Optional[Dict[str, str]], events: Optional[Dict[str, str]],
+    def _init(self, handle: Any, streams: Optional[Dict[str, str]],
+              events: Optional[Dict[str, str]],
               tasks: List[str]) -> None:
-        self._h = ffi.gc(handle, lib.shmline_pipeline_close)
+        self._own(handle, lib.shmline_pipeline_close)
         self._name = string(lib.shmline_pipeline_name(self._h))
         # What was declared, for early checks and metrics; None when unknown (a manifest that
         # could not be read here: the library still validates everything).
@@ -227,7 +139,6 @@ class Pipeline:
         self._run: Any = NULL
         self._started_at = 0.0
         self._result: Optional[Tuple[int, str, RunReport]] = None
-        self._closed = False
         self._samples: Dict[Any, Tuple[float, float, float]] = {}
         # Held by metrics() and stop(), which other threads may call, and by close() while it
         # frees the run handle they use.
@@ -245,7 +156,7 @@ class Pipeline:
         out = ffi.new("shmline_pipeline **")
         check(lib.shmline_pipeline_load(os.fsencode(path), out))
         pipe = cls.__new__(cls)
-        streams, events, tasks = _manifest_names(Path(path))
+        streams, events, tasks = manifest_names(Path(path))
         pipe._init(out[0], streams, events, tasks)
         return pipe
 
@@ -298,15 +209,15 @@ class Pipeline:
                 f"{normalise_dtype(dtype).name} {normalise_shape(shape)}")
         return self
 
-    def add_event(self, name: str, *, counting: bool = False) -> "Pipeline":
-        """Declares event `name`: a flag (set until cleared, releasing every waiter) or, with
-        `counting`, a counter of signals (each `set()` releases one `wait()`)."""
+    def add_event(self, name: str, *, mode: EventMode = "flag") -> "Pipeline":
+        """Declares event `name`: a "flag" (set until cleared, releasing every waiter) or a
+        "counting" event, a counter of signals (each `set()` releases one `wait()`)."""
         self._declaring()
         self._new_name(name, "event")
-        mode = lib.SHMLINE_EVENT_COUNTING if counting else lib.SHMLINE_EVENT_FLAG
-        check(lib.shmline_pipeline_add_event(self._h, name.encode(), mode))
+        check(lib.shmline_pipeline_add_event(self._h, name.encode(),
+                                             option(EVENT_MODES, mode, "mode")))
         if self._events is not None:
-            self._events[name] = "counting" if counting else "flag"
+            self._events[name] = mode
         return self
 
     def add_task(self, name: str, *, fn: Optional[Callable[..., Any]] = None,
@@ -344,13 +255,13 @@ class Pipeline:
             raise TypeError(f"task {name!r} needs either fn= (a Python function) or cmd= (a "
                             "program and its arguments), not " + ("both" if fn else "neither"))
         self._new_name(name, "task")
-        groups = {param: _read_group(name, param, target)
+        groups = {param: read_group(name, param, target)
                    for param, target in (reads or {}).items()}
         bindings = {"reads": {param: stream for param, (stream, _) in groups.items()},
                     "writes": dict(writes or {}), "events": dict(events or {})}
-        self._check_bindings(name, bindings)
+        check_bindings(name, bindings, self._streams, self._events)
         if fn is not None:
-            args = _worker_args(name, fn, bindings) or self._pickled_args(name, fn)
+            args = worker_args(name, fn, bindings) or self._pickled_args(name, fn)
             argv = [sys.executable, "-m", "shmline._worker", *args]
         else:
             if isinstance(cmd, (str, bytes, os.PathLike)):
@@ -371,7 +282,7 @@ class Pipeline:
                     check(lib.shmline_pipeline_bind_group(self._h, name.encode(), param.encode(),
                                                           target.encode(), group.encode()))
                 else:
-                    check(lib.shmline_pipeline_bind(self._h, name.encode(), _KINDS[kind],
+                    check(lib.shmline_pipeline_bind(self._h, name.encode(), KINDS[kind],
                                                     param.encode(), target.encode()))
         if cwd is not None:
             check(lib.shmline_pipeline_task_set_cwd(self._h, name.encode(), os.fsencode(cwd)))
@@ -397,39 +308,6 @@ class Pipeline:
             f.write(data)
         return ["--pickled", path]
 
-    def _check_bindings(self, task: str, bindings: Dict[str, Dict[str, str]]) -> None:
-        """Refuses bindings to undeclared streams or events and parameters bound twice, saying
-        what to fix (when the declared names are known)."""
-        seen: Dict[str, str] = {}
-        for kind, table in bindings.items():
-            for param, target in table.items():
-                if not isinstance(param, str) or not isinstance(target, str):
-                    raise TypeError(f"task {task!r}: {kind} maps parameter names to "
-                                    f"{'event' if kind == 'events' else 'stream'} names (both "
-                                    f"str), not {param!r}: {target!r}")
-                if param in seen:
-                    raise ValueError(f"task {task!r}: parameter {param!r} is bound twice (in "
-                                     f"{seen[param]} and {kind}); each parameter gets one handle")
-                seen[param] = kind
-                declared = self._events if kind == "events" else self._streams
-                if declared is None or target in declared:
-                    continue
-                what = "event" if kind == "events" else "stream"
-                other = self._streams if kind == "events" else self._events
-                hint = ""
-                if other is not None and target in other:
-                    hint = (f" ({target!r} is {'a stream' if kind == 'events' else 'an event'}: "
-                            f"bind it in {'reads or writes' if kind == 'events' else 'events'})")
-                else:
-                    close = difflib.get_close_matches(target, list(declared), n=1)
-                    if close:
-                        hint = f" (did you mean {close[0]!r}?)"
-                names = ", ".join(map(repr, declared)) or "none yet"
-                adder = "add_event" if kind == "events" else "add_stream"
-                raise ValueError(
-                    f"task {task!r} {kind[:-1]}s {what} {target!r} (parameter {param!r}), which "
-                    f"is not declared{hint}: declare it with {adder}({target!r}, ...) before the "
-                    f"task, or fix the name. Declared {what}s: {names}")
 
     def validate(self) -> None:
         """Checks the whole declaration as `start()` does: names valid and unique, every stream
@@ -449,7 +327,7 @@ class Pipeline:
     # -- Running ---------------------------------------------------------------------------
 
     def run(self) -> RunReport:
-        """Starts the pipeline and waits for its end (`start()` then `join()`), and returns its
+        """Starts the pipeline and waits for its end (`start()` then `wait()`), and returns its
         report once every task has exited with status 0.
 
         Raises `PipelineFailedError` naming the first task that failed and its exit status or
@@ -461,7 +339,7 @@ class Pipeline:
         self.start()
         with _TerminateAsInterrupt() as terminate:
             try:
-                return self.join()
+                return self.wait()
             except KeyboardInterrupt:
                 if terminate.caught:
                     raise PipelineFailedError(
@@ -491,7 +369,7 @@ class Pipeline:
         self._run = ffi.gc(out[0], closer(lib.shmline_run_close))
         self._started_at = time.monotonic()
 
-    def join(self, timeout: Optional[float] = None) -> RunReport:
+    def wait(self, timeout: Optional[float] = None) -> RunReport:
         """Waits for the run to end (`Timeout` after `timeout` seconds; None waits for ever)
         and returns its report; raises `PipelineFailedError` as `run()` does. Ctrl-C stops the
         pipeline, waits for its end and raises `KeyboardInterrupt`. Once ended, every call
@@ -500,15 +378,10 @@ class Pipeline:
             if self._run == NULL:
                 raise WrongStateError(f"pipeline {self._name!r} is not started: call start() "
                                       "or run()")
-            deadline = deadline_of(timeout)
-            ns = first_slice(timeout)
-            report = ffi.new("shmline_run_report *")
+            run, report = self._run, ffi.new("shmline_run_report *")
             try:
-                while True:
-                    status = lib.shmline_run_wait(self._run, ns, report)
-                    if status != TIMEOUT:
-                        break
-                    ns = next_slice(deadline, timeout, f"pipeline {self._name!r} did not end")
+                status = wait_for(lambda ns: lib.shmline_run_wait(run, ns, report), timeout,
+                                  f"pipeline {self._name!r} did not end")
             except KeyboardInterrupt:
                 self._stop_and_wait()
                 raise
@@ -518,7 +391,7 @@ class Pipeline:
     def stop(self) -> None:
         """Asks the running pipeline to stop: its tasks are asked to (`Task.stop_requested()`
         and SIGTERM; a function task is interrupted by `SystemExit`), then killed after the
-        grace period. Returns at once; `join()` waits for the end, and returns the report of a
+        grace period. Returns at once; `wait()` waits for the end, and returns the report of a
         stopped run. Does nothing before the start or after the end."""
         with self._lock:
             if self._run != NULL and self._result is None:
@@ -527,16 +400,15 @@ class Pipeline:
     def close(self) -> None:
         """Stops the run if it is still going, waits until its tasks are gone and its segments
         removed, and frees the declaration. Closing twice does nothing."""
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
         if self._run != NULL and self._result is None:
             self._stop_and_wait()
         with self._lock:
             run, self._run = self._run, NULL
             if run != NULL:
                 ffi.release(run)
-            ffi.release(self._h)
+            super().close()
         fds, self._fds = self._fds, []
         for fd in fds:
             os.close(fd)
@@ -544,14 +416,8 @@ class Pipeline:
             shutil.rmtree(self._pickle_dir, ignore_errors=True)
             self._pickle_dir = None
 
-    def __enter__(self) -> "Pipeline":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     def __repr__(self) -> str:
-        state = ("closed" if self._closed else self._result[2].outcome if self._result
+        state = ("closed" if self.closed else self._result[2].outcome if self._result
                  else "running" if self._run != NULL else "declared")
         return f"<shmline.Pipeline {self._name!r} tasks={self._tasks} {state}>"
 
@@ -603,7 +469,7 @@ class Pipeline:
                 name, int(stats.capacity), float(stats.fill), frames, nbytes,
                 (frames - last_frames) / span, (nbytes - last_bytes) / span,
                 int(stats.writer_waits), stats.writer_wait_ns / 1e9, int(stats.reader_count),
-                _WRITER_STATES.get(stats.writer_state, "unknown"))
+                WRITER_STATES.get(stats.writer_state, "unknown"))
             index += 1
         return PipelineMetrics(state, elapsed, streams, self._task_metrics(now))
 
@@ -615,10 +481,10 @@ class Pipeline:
                                           100.0 * t.cpu_s / max(self._result[2].duration_s, 1e-9),
                                           None, t.exit_code, t.signal, t.stopped)
             return tasks
-        pids = _task_pids(self._name)
+        pids = task_pids(self._name)
         for name in self._tasks or list(pids):
             pid = pids.get(name)
-            sample = _proc_sample(pid) if pid is not None else None
+            sample = proc_sample(pid) if pid is not None else None
             if sample is None:
                 tasks[name] = TaskMetrics(name, pid, False, 0.0, 0.0, None, None, None, None)
                 continue
@@ -638,8 +504,11 @@ class Pipeline:
                                   "before start() or run()")
 
     def _open(self) -> None:
-        if self._closed:
-            raise errors.ClosedError(f"pipeline {self._name!r} is closed")
+        if self.closed:
+            raise errors.ClosedError(f"{self._what()} is closed")
+
+    def _what(self) -> str:
+        return f"pipeline {self._name!r}"
 
     def _new_name(self, name: str, kind: str) -> None:
         if not isinstance(name, str):
@@ -652,13 +521,12 @@ class Pipeline:
     def _stop_and_wait(self) -> None:
         """Stops the run and waits for its end, through further Ctrl-Cs (the runner kills the
         tasks after the grace period, so the end comes)."""
-        lib.shmline_run_stop(self._run)
-        report = ffi.new("shmline_run_report *")
+        run, report = self._run, ffi.new("shmline_run_report *")
+        lib.shmline_run_stop(run)
         while True:
             try:
-                status = lib.shmline_run_wait(self._run, 50_000_000, report)
-                if status != TIMEOUT:
-                    break
+                status = wait_for(lambda ns: lib.shmline_run_wait(run, ns, report), None, "")
+                break
             except KeyboardInterrupt:
                 continue
         self._ended(status, report)
@@ -677,7 +545,7 @@ class Pipeline:
             tasks[name] = TaskReport(name, int(out.pid), code, sig, bool(out.stopped),
                                      out.cpu_ns / 1e9)
         self._result = (status, message, RunReport(
-            _OUTCOMES.get(report.outcome, "unknown"), int(report.signal) or None,
+            OUTCOMES.get(report.outcome, "unknown"), int(report.signal) or None,
             report.duration_ns / 1e9, report.running_ns / 1e9, int(report.frames),
             int(report.bytes), tasks))
 
@@ -715,227 +583,3 @@ class _TerminateAsInterrupt:
     def __exit__(self, *exc: Any) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
-
-
-def _read_group(task: str, param: str, target: Any) -> Tuple[Any, Optional[str]]:
-    """(stream, group or None) of a `reads` value: a stream name, or {"stream": ..., "group":
-    ...}. Raises TypeError for anything else (other types are left to `_check_bindings`)."""
-    if not isinstance(target, collections.abc.Mapping):
-        return target, None
-    unknown = set(target) - {"stream", "group"}
-    if unknown or "stream" not in target:
-        raise TypeError(f"task {task!r}: reads[{param!r}] is {dict(target)!r}; a reads value is a "
-                        "stream name, or {'stream': name, 'group': group} for a member of a "
-                        "reader group")
-    group = target.get("group")
-    if group is not None and not isinstance(group, str):
-        raise TypeError(f"task {task!r}: the group of reads[{param!r}] is a str, not "
-                        f"{type(group).__name__}")
-    return target["stream"], group
-
-
-def _ns(seconds: float, what: str) -> int:
-    if not seconds >= 0:
-        raise ValueError(f"{what} must be a number of seconds >= 0, not {seconds!r}")
-    # Clamped before the conversion, so that float('inf') or 1e300 mean "as long as the library
-    # allows" rather than raising OverflowError.
-    longest = 2**63 - 1
-    return longest if seconds >= longest / 1e9 else int(seconds * 1e9)
-
-
-# -- Function tasks ----------------------------------------------------------------------------
-
-def _worker_args(task: str, fn: Callable[..., Any], bindings: Dict[str, Dict[str, str]]) \
-        -> List[str]:
-    """The arguments of `python -m shmline._worker` that run `fn`; raises ValueError saying what
-    to change when a new process could not import `fn` or its parameters do not match the
-    bindings."""
-    where = f"task {task!r}: fn={fn!r}"
-    if not callable(fn):
-        raise TypeError(f"{where} is not callable")
-    if isinstance(fn, functools.partial) or inspect.ismethod(fn):
-        # Pickled by the caller (`_pickled_args`), as spawn-context multiprocessing does.
-        _check_signature(task, fn, bindings)
-        return []
-    qualname = getattr(fn, "__qualname__", None)
-    module_name = getattr(fn, "__module__", None)
-    if not isinstance(qualname, str) or not isinstance(module_name, str):
-        raise ValueError(f"{where} has no module and qualified name, so a worker process cannot "
-                         "import it: use a function defined with def at the top level of a "
-                         "module")
-    if "<lambda>" in qualname:
-        raise ValueError(f"{where} is a lambda, which a worker process cannot import: define it "
-                         "with def at the top level of a module (or of the script)")
-    if "<locals>" in qualname:
-        raise ValueError(f"{where} is defined inside another function, which a worker process "
-                         "cannot import: move it to the top level of a module (or of the "
-                         "script), and pass what it used from the enclosing function through "
-                         "streams, events or env=")
-    from . import _worker  # see Pipeline.start()
-
-    module = sys.modules.get(module_name)
-    try:
-        found = _worker.attribute(module, qualname) if module is not None else None
-    except AttributeError:
-        found = None
-    if found is not fn:
-        raise ValueError(f"{where} is not what {module_name}.{qualname} names now (was it "
-                         "decorated, renamed or replaced?), so a worker process would import "
-                         "something else: pass the function that module defines")
-    args: List[str] = []
-    if module_name == "__main__":
-        spec = getattr(module, "__spec__", None)
-        file = getattr(module, "__file__", None)
-        if spec is not None and spec.name not in (None, "__main__"):
-            # `python -m package.module`: import it by its real name.
-            target = f"{spec.name}:{qualname}"
-            root = _import_root(spec.origin, spec.name)
-        elif file:
-            target = f"{os.path.abspath(file)}:{qualname}"
-            root = None
-        else:
-            raise ValueError(f"{where} is defined in an interactive session or `python -c`, "
-                             "whose code a worker process cannot import: put the function in a "
-                             "module or script file")
-    else:
-        target = f"{module_name}:{qualname}"
-        root = _import_root(getattr(module, "__file__", None), module_name)
-    if root is not None:
-        args += ["--path", root]
-    _check_signature(task, fn, bindings)
-    return args + [target]
-
-
-def _import_root(file: Optional[str], module_name: str) -> Optional[str]:
-    """The sys.path entry from which `module_name` was imported as `file`, if it can be told."""
-    if not file:
-        return None
-    directory = os.path.dirname(os.path.abspath(file))
-    parts = module_name.split(".")
-    if os.path.basename(file).startswith("__init__."):
-        package = parts
-    else:
-        package = parts[:-1]
-    for part in reversed(package):
-        if os.path.basename(directory) != part:
-            return None
-        directory = os.path.dirname(directory)
-    return directory
-
-
-def _check_signature(task: str, fn: Callable[..., Any],
-                     bindings: Dict[str, Dict[str, str]]) -> None:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return  # nothing to check against (a builtin): the worker reports a mismatch
-    named = {n: p for n, p in sig.parameters.items()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    bound = [param for table in bindings.values() for param in table]
-    label = f"{getattr(fn, '__qualname__', fn)}{sig}"
-    unknown = [p for p in bound if p not in named]
-    if unknown:
-        raise ValueError(
-            f"task {task!r}: {label} has no parameter named {', '.join(map(repr, unknown))}: each "
-            "stream and event is passed by its parameter name (the keys of reads, writes and "
-            "events), so rename the parameter or the key")
-    required = [p.name for p in sig.parameters.values()
-                if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                and p.name not in bound]
-    if required:
-        raise ValueError(
-            f"task {task!r}: parameter{'s' if len(required) > 1 else ''} "
-            f"{', '.join(map(repr, required))} of {label} "
-            f"{'are' if len(required) > 1 else 'is'} bound to nothing: add "
-            f"{'them' if len(required) > 1 else 'it'} to reads, writes or events (or give "
-            f"{'them' if len(required) > 1 else 'it'} a default)")
-
-
-# -- Manifests and /proc ------------------------------------------------------------------------
-
-def _manifest_names(path: Path) -> Tuple[Optional[Dict[str, str]], Optional[Dict[str, str]],
-                                         List[str]]:
-    """The stream, event and task names a manifest declares, in order (the library has read it
-    already; this is for the early checks and the names of metrics). None when unknown."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return None, None, []
-    parser: Any = None
-    try:
-        import tomllib as parser  # Python 3.11+
-    except ImportError:
-        try:
-            import tomli as parser  # type: ignore[import-not-found,no-redef]
-        except ImportError:
-            pass
-    if parser is not None:
-        try:
-            data = parser.loads(text)
-            return ({n: "" for n in data.get("streams", {})}, {n: "" for n in data.get("events", {})},
-                    list(data.get("tasks", {})))
-        except Exception:
-            return None, None, []
-    # Without a TOML parser: the table headers shmline_pipeline_save() writes.
-    found: Dict[str, List[str]] = {"streams": [], "events": [], "tasks": []}
-    for kind, name in re.findall(r'^\[(streams|events|tasks)\.("?)([^"\]]+)\2\]', text, re.M):
-        found[kind].append(name)
-    return ({n: "" for n in found["streams"]}, {n: "" for n in found["events"]}, found["tasks"])
-
-
-def _children() -> List[int]:
-    """This process's child processes (the runner thread starts the tasks as children)."""
-    pids: List[int] = []
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/children") as f:
-                pids += [int(p) for p in f.read().split()]
-        return pids
-    except OSError:
-        pass  # a kernel without CONFIG_PROC_CHILDREN: look at every process's parent
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rpartition(")")[2].split()[1]) == me:
-                        pids.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    return pids
-
-
-def _task_pids(pipeline: str) -> Dict[str, int]:
-    """The pid of every task of `pipeline` that runs now, by task name (from the environment the
-    runner gave each)."""
-    want = b"SHMLINE_PIPELINE=" + pipeline.encode()
-    pids: Dict[str, int] = {}
-    for pid in _children():
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if want in env:
-            for entry in env:
-                if entry.startswith(b"SHMLINE_TASK="):
-                    pids[entry[len(b"SHMLINE_TASK="):].decode(errors="replace")] = pid
-    return pids
-
-
-def _proc_sample(pid: int) -> Optional[Tuple[float, int, float]]:
-    """(CPU seconds, resident bytes, age in seconds) of a live process; None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-    except (OSError, ValueError):
-        return None
-    if fields[0] == "Z":
-        return None
-    # Fields after the command: state is field 3 of stat(5), so field n is fields[n - 3].
-    cpu = (int(fields[11]) + int(fields[12])) / _TICKS
-    rss = int(fields[21]) * _PAGE
-    age = max(uptime - int(fields[19]) / _TICKS, 1e-3)
-    return cpu, rss, age

@@ -1,24 +1,27 @@
 """Readers of a stream: copy, batch and zero-copy reads, and iteration to the end of the stream
 (see `shmline.stream` for the rules every blocking call and zero-copy view follows)."""
 
+# The frames come from the C library through cffi, which mypy sees as Any: the hot paths return
+# them as the reader's frame type without a cast() call per frame.
+# mypy: disable-error-code="no-any-return"
+
 from __future__ import annotations
 
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Generic, Iterator, List, Optional, Tuple, overload
 
 import numpy as np
 
 from . import errors
 from ._common import (
-    BUFFER_TOO_SMALL, EMPTY, INFO_DTYPE, NULL, OK, TIMEOUT, WRONG_STATE, FrameInfo, closer,
-    deadline_of, describe, first_slice, given, next_slice,
+    INFO_DTYPE, NULL, OK, WRONG_STATE, Array, F, FrameInfo, describe,
+    first_slice, given, wait_for,
 )
 from ._ffi import ffi, lib
+from ._handle import Handle
 from ._views import Ring, StreamRef, retire
-from .errors import ClosedError, SchemaMismatchError, WrongStateError
+from .errors import SchemaMismatchError, WrongStateError
 
 __all__ = ["Reader", "ReadSlot"]
-
-Frame = Union[np.ndarray, bytes]
 
 _read = lib.shmline_reader_read
 _read_batch = lib.shmline_reader_read_batch
@@ -35,14 +38,17 @@ _empty = np.empty
 SMALL_FRAME = 4096
 
 
-class Reader:
+class Reader(Handle, Generic[F]):
     """A reader of a stream (`Stream.reader()`): it sees every frame in order (a lossy reader:
     every frame it was not lapped on). Iterating over it yields frames until end of stream. Use
-    it from one thread at a time."""
+    it from one thread at a time.
+
+    `F` is the type of its frames: `Array` (`ArrayReader`) for a stream with a schema, `bytes`
+    (`BytesReader`) for one without."""
 
     def __init__(self, stream: StreamRef, handle: Any, lossy: bool) -> None:
         # Use Stream.reader().
-        self._h = ffi.gc(handle, closer(lib.shmline_reader_close))
+        self._own(handle, lib.shmline_reader_close)
         self._stream = stream
         self._name = stream.name
         self._lossy = lossy
@@ -51,8 +57,10 @@ class Reader:
         self._shape: Tuple[int, ...] = stream.shape or ()
         self._frame_size: int = stream.frame_size or 0
         self._max_frame_size = stream.max_frame_size
-        self._frame: Optional[ReadSlot] = None
+        self._frame: Optional[ReadSlot[F]] = None
         self._ring: Optional[Ring] = None
+        # The array view of each slot, by the address of its payload (`acquire`).
+        self._views: Dict[int, Any] = {}
         self._info = ffi.new("shmline_frame_info *")
         self._data_out = ffi.new("uintptr_t *")  # acquire's `const void **data`, as an integer
         self._data_pp = ffi.cast("const void **", self._data_out)
@@ -73,7 +81,7 @@ class Reader:
         self._cached_batch_c: Any = None
         self._cached_batch_cap = 0
         # read() of small frames reads into this array and returns a copy of it.
-        self._scratch: Optional[np.ndarray] = None
+        self._scratch: Any = None
         self._scratch_c: Any = None
         if self._dtype is not None and self._frame_size <= SMALL_FRAME:
             self._scratch = np.empty(self._shape, self._dtype)
@@ -83,11 +91,6 @@ class Reader:
     def name(self) -> str:
         """The stream's name."""
         return self._name
-
-    @property
-    def closed(self) -> bool:
-        """Whether the reader was closed."""
-        return self._h == NULL
 
     @property
     def lossy(self) -> bool:
@@ -102,7 +105,7 @@ class Reader:
                          int(i.missed))
 
     @property
-    def batch_info(self) -> np.ndarray:
+    def batch_info(self) -> Array:
         """The metadata of every frame of the last batch read: a structured array (a copy) with
         fields seq, timestamp_ns, len, flags and missed."""
         return self._infos_np[: self._batch_count].copy()
@@ -123,7 +126,7 @@ class Reader:
         self._call(lib.shmline_reader_missed(self._h, out))
         return int(out[0])
 
-    def read(self, *, timeout: Optional[float] = None) -> Frame:
+    def read(self, *, timeout: Optional[float] = None) -> F:
         """The next frame: a new array of the schema, or `bytes` for a bytes stream. Waits up to
         `timeout` seconds for it (None: for ever).
 
@@ -156,7 +159,7 @@ class Reader:
             if status != OK:
                 self._wait_read(status, buf, self._max_frame_size, timeout)
             return _unpack(buf, info.len)
-        out: np.ndarray = _empty(self._shape, self._dtype)
+        out: Any = _empty(self._shape, self._dtype)
         c = _from_buffer(out)
         status = _read(self._h, c, self._frame_size, 0, info)
         if status != OK:
@@ -165,7 +168,7 @@ class Reader:
             self._wrong_size()
         return out
 
-    def try_read(self) -> Optional[Frame]:
+    def try_read(self) -> Optional[F]:
         """The next frame if there is one now, else None. Raises as `read()` does."""
         try:
             return self.read(timeout=0)
@@ -214,20 +217,19 @@ class Reader:
         self._cached_out, self._cached_c, self._cached_cap = out, c, len(c)
         return c
 
+    def _wait_frame(self, attempt: Callable[[int], int], status: int,
+                    timeout: Optional[float]) -> None:
+        """The slow path of a call that found no frame (`status`, of a first `attempt` made
+        without waiting): waits until a frame comes (`Timeout` after `timeout` s) and raises
+        the exception of any other outcome (end of stream, a dead writer, an error)."""
+        if status == WRONG_STATE and self._recover():
+            status = attempt(0)
+        self._call(wait_for(attempt, timeout, f"no frame came on stream {self._name!r}", status))
+
     def _wait_read(self, status: int, c: Any, cap: int, timeout: Optional[float]) -> None:
-        """The slow path of a read that found no frame: waits slice by slice until a frame
-        comes, the timeout passes or an error happens."""
-        deadline = deadline_of(timeout)
-        while True:
-            if status == TIMEOUT or status == EMPTY:
-                ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
-            elif status == WRONG_STATE and self._recover():
-                ns = 0
-            else:
-                self._call(status)
-            status = _read(self._h, c, cap, ns, self._info)
-            if status == OK:
-                return
+        """The slow path of a read that found no frame."""
+        h, info = self._h, self._info
+        self._wait_frame(lambda ns: _read(h, c, cap, ns, info), status, timeout)
 
     def _wrong_size(self) -> None:
         raise SchemaMismatchError(
@@ -235,8 +237,13 @@ class Reader:
             f"stream's schema ({describe(self._dtype, self._shape)}) makes frames of "
             f"{self._frame_size} bytes: its writer does not follow the schema")
 
-    def read_batch(self, max_frames: int, *,
-                   timeout: Optional[float] = None) -> Union[np.ndarray, List[bytes]]:
+    @overload
+    def read_batch(self: Reader[Array], max_frames: int, *,
+                   timeout: Optional[float] = None) -> Array: ...
+    @overload
+    def read_batch(self: Reader[bytes], max_frames: int, *,
+                   timeout: Optional[float] = None) -> List[bytes]: ...
+    def read_batch(self, max_frames: int, *, timeout: Optional[float] = None) -> Any:
         """Up to `max_frames` frames in one call: waits for the first as `read()` does, then
         takes only those already published. Schema streams give an array of shape
         `(count, *shape)` (a view of one allocated for `max_frames`); bytes streams a list of
@@ -258,7 +265,7 @@ class Reader:
             offset += n
         return frames
 
-    def read_batch_into(self, out: np.ndarray, *, timeout: Optional[float] = None) -> int:
+    def read_batch_into(self, out: Array, *, timeout: Optional[float] = None) -> int:
         """Reads up to `len(out)` frames into `out`, a writable C-contiguous array of the
         schema's dtype and shape `(n, *shape)`, and returns how many. Waits and raises as
         `read()` does. Schema streams only (bytes streams: `read_batch()`)."""
@@ -306,22 +313,18 @@ class Reader:
         count = self._count
         status = _read_batch(self._h, c, cap, infos, max_frames, 0, count)
         if status != OK:
-            deadline = deadline_of(timeout)
-            while status != OK:
-                if status == TIMEOUT or status == EMPTY:
-                    ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
-                elif status == WRONG_STATE and self._recover():
-                    ns = 0
-                else:
-                    if status == BUFFER_TOO_SMALL:
-                        self._info[0] = infos[0]
-                    self._call(status)
-                status = _read_batch(self._h, c, cap, infos, max_frames, ns, count)
+            h = self._h
+            try:
+                self._wait_frame(lambda ns: _read_batch(h, c, cap, infos, max_frames, ns, count),
+                                 status, timeout)
+            except errors.BufferTooSmallError:
+                self._info[0] = infos[0]  # the frame that does not fit, for `info`
+                raise
         n = self._batch_count = count[0]
         self._info[0] = infos[n - 1]
         return n
 
-    def acquire(self, *, timeout: Optional[float] = None) -> "ReadSlot":
+    def acquire(self, *, timeout: Optional[float] = None) -> ReadSlot[F]:
         """Lends the next frame without a copy. Use it as a context manager:
 
             with reader.acquire() as frame:   # a read-only ndarray view of the slot
@@ -341,31 +344,43 @@ class Reader:
         info = self._info
         status = _acquire(self._h, 0, self._data_pp, info)
         if status != OK:
-            deadline = deadline_of(timeout)
-            while status != OK:
-                if status == TIMEOUT or status == EMPTY:
-                    ns = next_slice(deadline, timeout, f"no frame came on stream {self._name!r}")
-                elif status == WRONG_STATE and self._recover():
-                    ns = 0
-                else:
-                    self._call(status)
-                status = _acquire(self._h, ns, self._data_pp, info)
+            h, data_pp = self._h, self._data_pp
+            self._wait_frame(lambda ns: _acquire(h, ns, data_pp, info), status, timeout)
         address = self._data_out[0]
-        seq = info.seq
-        ring = self._ring
-        if ring is None:
-            ring = self._ring = Ring(self._stream, address, seq)
-        offset = ring.offset(address, seq)
         if self._dtype is not None:
+            # Array views of the slots are read-only and keep pointing at their slot after the
+            # release anyway (module docs of `shmline.stream`), so one per slot serves every
+            # frame that comes through it: found by the address the library lent, which was
+            # checked against the layout when the view was made.
+            view: Any = self._views.get(address)
+            if view is None:
+                view = self._view_at(address)
             if info.len != self._frame_size:
                 _release(self._h)
                 self._wrong_size()
-            view: Any = _ndarray(self._shape, self._dtype, ring.readonly, offset)
         else:
+            ring = self._ring_at(address)
+            offset = ring.offset(address, info.seq)
             view = ring.readonly[offset:offset + info.len]
-        frame = ReadSlot(self, view)
+        frame: ReadSlot[F] = ReadSlot(self, view)
         self._frame = frame
         return frame
+
+    def _ring_at(self, address: int) -> Ring:
+        """The ring buffer views are made in, built from the first frame lent (at `address`)."""
+        ring = self._ring
+        if ring is None:
+            ring = self._ring = Ring(self._stream, address, self._info.seq)
+        return ring
+
+    def _view_at(self, address: int) -> Any:
+        """The read-only array view of the slot at `address` (of the frame just acquired),
+        after checking that the layout puts a slot there; kept for the next frames of that
+        slot."""
+        ring = self._ring_at(address)
+        offset = ring.offset(address, self._info.seq)
+        view = self._views[address] = _ndarray(self._shape, self._dtype, ring.readonly, offset)
+        return view
 
     def _recover(self) -> bool:
         """After WRONG_STATE with no frame acquired from Python: an acquire interrupted (Ctrl-C)
@@ -373,12 +388,12 @@ class Reader:
         skipped). Returns whether it did (if not, the WRONG_STATE had another cause)."""
         if self._frame is not None or self._h == NULL:
             return False
-        return _release(self._h) == OK
+        return bool(_release(self._h) == OK)
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[F]:
         return self
 
-    def __next__(self) -> Frame:
+    def __next__(self) -> F:
         """The next frame; stops at end of stream (a dead writer raises `WriterDead`)."""
         try:
             return self.read()
@@ -388,44 +403,40 @@ class Reader:
     def close(self) -> None:
         """Closes the reader: it leaves the stream and no longer holds the writer back. A frame
         still acquired is released. Closing twice does nothing."""
-        h, self._h = self._h, NULL
-        if h != NULL:
-            ffi.release(h)
+        super().close()
         self._cached_out = self._cached_c = self._cached_batch = self._cached_batch_c = None
         self._scratch = self._scratch_c = None
         # Views hold the mapping by themselves; this handle no longer needs the stream.
         self._ring = None
+        self._views = {}
         self._stream.pin = NULL
         if self._frame is not None:
             self._frame._finish()
-
-    def __enter__(self) -> "Reader":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         kind = "lossy reader" if self._lossy else "reader"
         return f"<shmline.Reader ({kind}) of {self._name!r}{' closed' if self.closed else ''}>"
 
-    def _call(self, status: int) -> None:
-        if status != OK:
-            if self._h == NULL:
-                raise ClosedError(f"the reader of stream {self._name!r} is closed")
-            errors.raise_for(status)
+    def _what(self) -> str:
+        return f"the reader of stream {self._name!r}"
 
 
-class ReadSlot:
+class ReadSlot(Generic[F]):
     """An acquired frame (`Reader.acquire()`): a context manager whose `with` gives the
-    read-only view, released when the block ends."""
+    read-only view (an `Array`, or a `memoryview` for a bytes stream), released when the block
+    ends."""
 
     __slots__ = ("_reader", "view")
 
-    def __init__(self, reader: Reader, view: Any) -> None:
-        self._reader: Optional[Reader] = reader
-        self.view = view
+    def __init__(self, reader: Reader[F], view: Any) -> None:
+        self._reader: Optional[Reader[F]] = reader
+        #: The read-only view of the frame in shared memory.
+        self.view: Any = view
 
+    @overload
+    def __enter__(self: ReadSlot[Array]) -> Array: ...
+    @overload
+    def __enter__(self: ReadSlot[bytes]) -> memoryview: ...
     def __enter__(self) -> Any:
         return self.view
 
@@ -442,7 +453,7 @@ class ReadSlot:
             status = _release(reader._h)
         finally:
             self._finish()
-        if reader._h != NULL:
+        if status != OK and reader._h != NULL:  # a closed reader released it already
             reader._call(status)
 
     def _finish(self) -> None:
@@ -450,4 +461,5 @@ class ReadSlot:
         if reader is not None:
             reader._frame = None
             self._reader = None
-        retire(self.view)
+        if type(self.view) is memoryview:  # array views are read-only already
+            retire(self.view)

@@ -24,7 +24,8 @@ Zero-copy views, precisely:
     corrupting a later frame (views you derived from it inside the block keep their own flag);
   * a reader's array view keeps pointing at the slot, which the writer refills: it reads whatever
     the slot holds by then, never unmapped memory. Copy the data (`frame.copy()`) inside the
-    block to keep it;
+    block to keep it. (It is the same array object each time its slot comes round: a reader
+    makes one view per slot, not one per frame);
   * the slot object itself (what `reserve()`/`acquire()` return) raises `WrongStateError` if
     committed, aborted or released again.
 
@@ -52,41 +53,30 @@ process that uses them (use the `spawn` start method of `multiprocessing`).
 
 from __future__ import annotations
 
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import (
+    TYPE_CHECKING, Any, Callable, Generic, List, NamedTuple, Optional, Tuple, TypedDict, overload,
+)
 
 import numpy as np
 
 from . import errors
 from ._common import (
-    BUFFER_TOO_SMALL, NOT_FOUND, NULL, OK, ShapeLike, check, closer, describe, name_bytes,
+    BACKPRESSURES, BUFFER_TOO_SMALL, NOT_FOUND, NULL, OK, STARTS, WRITER_STATES, Array,
+    Backpressure, DType, F, ShapeLike, Start, Wait, check, describe, name_bytes, option,
     schema_args, wait_strategy,
 )
 from ._ffi import ffi, lib, string
+from ._handle import Handle
 from ._views import StreamRef
-from .errors import ClosedError
 from .reader import Reader
 from .writer import Writer
 
-__all__ = ["Stream", "StreamStats", "ReaderStats"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
-_STARTS = {
-    "next": lib.SHMLINE_START_NEXT,
-    "newest": lib.SHMLINE_START_NEWEST,
-    "oldest": lib.SHMLINE_START_OLDEST,
-}
-_BACKPRESSURES = {
-    "block": lib.SHMLINE_BACKPRESSURE_BLOCK,
-    "fail": lib.SHMLINE_BACKPRESSURE_FAIL,
-    "drop_newest": lib.SHMLINE_BACKPRESSURE_DROP_NEWEST,
-    "drop_oldest": lib.SHMLINE_BACKPRESSURE_DROP_OLDEST,
-}
-_BACKPRESSURE_NAMES = {number: name for name, number in _BACKPRESSURES.items()}
-_WRITER_STATES = {
-    lib.SHMLINE_WRITER_STATE_NONE: "none",
-    lib.SHMLINE_WRITER_STATE_ACTIVE: "active",
-    lib.SHMLINE_WRITER_STATE_CLOSED: "closed",
-    lib.SHMLINE_WRITER_STATE_DEAD: "dead",
-}
+__all__ = ["Stream", "StreamInfo", "StreamStats", "ReaderStats"]
+
+_BACKPRESSURE_NAMES = {number: name for name, number in BACKPRESSURES.items()}
 
 
 class ReaderStats(NamedTuple):
@@ -104,6 +94,27 @@ class ReaderStats(NamedTuple):
     missed: int
     lag: int
     group: Optional[str]
+
+
+class StreamInfo(NamedTuple):
+    """What a stream is, fixed at its creation (`Stream.info`): its geometry, limits and
+    schema (`dtype`, `shape` and `frame_size` are None for a bytes stream), the size of its
+    segment and the pid of the process that created it."""
+
+    name: str
+    capacity: int
+    max_frame_size: int
+    slot_size: int
+    max_readers: int
+    max_writers: int
+    max_groups: int
+    backpressure: str
+    checksum: bool
+    segment_size: int
+    creator_pid: int
+    dtype: Optional[np.dtype]
+    shape: Optional[Tuple[int, ...]]
+    frame_size: Optional[int]
 
 
 class StreamStats(NamedTuple):
@@ -141,30 +152,40 @@ class StreamStats(NamedTuple):
     frames_redelivered: int
 
 
-class Stream:
+class StreamOptions(TypedDict, total=False):
+    """The options of `Stream.create()` other than `name` and `dtype`, for its typed
+    overloads (documented there)."""
+
+    shape: Optional[ShapeLike]
+    max_frame_size: int
+    capacity: int
+    max_readers: int
+    max_writers: int
+    max_groups: int
+    backpressure: Backpressure
+    checksum: bool
+    unlink_on_close: bool
+    permissions: int
+
+
+class Stream(Handle, Generic[F]):
     """An open stream: a mapping of the stream's shared memory into this process.
 
     Make one with `Stream.create()` or `Stream.open()`; open its writer with `writer()` and
     readers with `reader()`. Close it with `close()` or a `with` block; writers and readers
     opened from it stay usable after that, and keep the memory mapped until they are closed.
+
+    `F` is the type of its frames, which its readers return and its writers take: `Array` for
+    a stream created with a `dtype`, `bytes` for one without, `Any` for a stream opened by
+    name (annotate it, e.g. `stream: Stream[Array] = Stream.open(name)`, to check its use).
     """
 
     def __init__(self, handle: Any) -> None:
         # Use create() or open().
-        self._h = ffi.gc(handle, closer(lib.shmline_stream_close))
+        self._own(handle, lib.shmline_stream_close)
         self._name = string(lib.shmline_stream_name(self._h))
         info = ffi.new("shmline_stream_info *")
         check(lib.shmline_stream_get_info(self._h, info))
-        self._capacity = int(info.capacity)
-        self._max_frame_size = int(info.max_frame_size)
-        self._slot_size = int(info.slot_size)
-        self._max_readers = int(info.max_readers)
-        self._max_writers = int(info.max_writers)
-        self._max_groups = int(info.max_groups)
-        self._backpressure = _BACKPRESSURE_NAMES.get(int(info.backpressure), "unknown")
-        self._checksum = bool(info.checksum)
-        self._segment_size = int(info.segment_size)
-        self._creator_pid = int(info.creator_pid)
         dtype_c = ffi.new("char[]", lib.SHMLINE_DTYPE_LEN)
         shape_c = ffi.new("uint64_t[]", lib.SHMLINE_MAX_NDIM)
         ndim = ffi.new("uint32_t *")
@@ -179,24 +200,38 @@ class Stream:
             int(self._dtype.itemsize * int(np.prod(self._shape, dtype=np.int64)))
             if self._dtype is not None and self._shape is not None else None
         )
+        self._info = StreamInfo(
+            self._name, int(info.capacity), int(info.max_frame_size), int(info.slot_size),
+            int(info.max_readers), int(info.max_writers), int(info.max_groups),
+            _BACKPRESSURE_NAMES.get(int(info.backpressure), "unknown"), bool(info.checksum),
+            int(info.segment_size), int(info.creator_pid), self._dtype, self._shape,
+            self._frame_size)
 
+    @overload
+    @classmethod
+    def create(cls, name: str, *, dtype: None = None,
+               **options: Unpack[StreamOptions]) -> Stream[bytes]: ...
+    @overload
+    @classmethod
+    def create(cls, name: str, *, dtype: DType,
+               **options: Unpack[StreamOptions]) -> Stream[Array]: ...
     @classmethod
     def create(
         cls,
         name: str,
         *,
         shape: Optional[ShapeLike] = None,
-        dtype: Any = None,
+        dtype: Optional[DType] = None,
         max_frame_size: int = 0,
         capacity: int = 64,
         max_readers: int = 8,
         max_writers: int = 1,
         max_groups: int = 4,
-        backpressure: str = "block",
+        backpressure: Backpressure = "block",
         checksum: bool = False,
         unlink_on_close: bool = False,
         permissions: int = 0o600,
-    ) -> "Stream":
+    ) -> Stream[Any]:
         """Creates the stream `name` (exclusively: `AlreadyExistsError` if it exists) and opens it.
 
         With `dtype` (and `shape`, default `()`: one scalar per frame) every frame is one
@@ -212,8 +247,8 @@ class Stream:
         (discard the frame being written) or "drop_oldest" (overwrite: every reader becomes
         lossy). `checksum` adds a CRC32C to every frame, checked by readers. `unlink_on_close`
         removes the name when this handle, every writer and reader opened from it, and every
-        view of its frames are gone; otherwise the stream lives until `Stream.unlink(name)`. The segment is
-        `/dev/shm/shmline.stream.<name>`, readable and writable by `permissions`.
+        view of its frames are gone; otherwise the stream lives until `Stream.unlink(name)`. The
+        segment is `/dev/shm/shmline.stream.<name>`, readable and writable by `permissions`.
         """
         opts = ffi.new("shmline_stream_options *", lib.shmline_stream_options_default())
         dtype_c, ndim, shape_c, _keep = schema_args(dtype, shape)
@@ -222,10 +257,7 @@ class Stream:
         opts.max_readers = max_readers
         opts.max_writers = max_writers
         opts.max_groups = max_groups
-        if backpressure not in _BACKPRESSURES:
-            raise ValueError(
-                f"backpressure must be one of {sorted(_BACKPRESSURES)}, not {backpressure!r}")
-        opts.backpressure = _BACKPRESSURES[backpressure]
+        opts.backpressure = option(BACKPRESSURES, backpressure, "backpressure")
         opts.permissions = permissions
         opts.checksum = bool(checksum)
         opts.unlink_on_close = bool(unlink_on_close)
@@ -237,7 +269,7 @@ class Stream:
         return cls(out[0])
 
     @classmethod
-    def open(cls, name: str) -> "Stream":
+    def open(cls, name: str) -> Stream[Any]:
         """Opens the existing stream `name` (`NotFoundError` if there is none)."""
         out = ffi.new("shmline_stream **")
         check(lib.shmline_stream_open(name_bytes(name), out))
@@ -288,6 +320,11 @@ class Stream:
         return self._name
 
     @property
+    def info(self) -> StreamInfo:
+        """What the stream is: geometry, limits, schema, segment size, creator."""
+        return self._info
+
+    @property
     def dtype(self) -> Optional[np.dtype]:
         """The dtype of every frame, or None for a bytes stream."""
         return self._dtype
@@ -305,58 +342,52 @@ class Stream:
     @property
     def max_frame_size(self) -> int:
         """The largest frame in bytes."""
-        return self._max_frame_size
+        return self._info.max_frame_size
 
     @property
     def capacity(self) -> int:
         """The number of slots in the ring."""
-        return self._capacity
+        return self._info.capacity
 
     @property
     def max_readers(self) -> int:
         """The most readers attached at once."""
-        return self._max_readers
+        return self._info.max_readers
 
     @property
     def max_writers(self) -> int:
         """The most writers attached at once (1: a single-writer stream)."""
-        return self._max_writers
+        return self._info.max_writers
 
     @property
     def max_groups(self) -> int:
         """The most reader groups at once."""
-        return self._max_groups
+        return self._info.max_groups
 
     @property
     def backpressure(self) -> str:
         """What writers do when the ring is full: "block", "fail", "drop_newest" or
         "drop_oldest"."""
-        return self._backpressure
+        return self._info.backpressure
 
     @property
     def checksum(self) -> bool:
         """Whether frames carry a CRC32C that readers check."""
-        return self._checksum
+        return self._info.checksum
 
     @property
     def segment_size(self) -> int:
         """Bytes of shared memory the stream occupies."""
-        return self._segment_size
+        return self._info.segment_size
 
-    @property
-    def closed(self) -> bool:
-        """Whether this handle was closed."""
-        return self._h == NULL
-
-    def writer(self, *, wait: str = "adaptive") -> "Writer":
+    def writer(self, *, wait: Wait = "adaptive") -> Writer[F]:
         """Opens a writer of the stream. A single-writer stream (`max_writers=1`) has one writer
         for its whole life: `WriterExistsError` if it has or had one. A multi-writer stream
         takes up to `max_writers` live writers at once, from any processes
         (`TooManyWritersError` beyond that); `WrongStateError` once its last writer closed it.
-        `wait` is how it waits for space: "adaptive" (spin briefly, then sleep), "spin" (lowest
-        latency, burns a core) or "block" (sleep at once)."""
-        opts = ffi.new("shmline_writer_options *", lib.shmline_writer_options_default())
-        opts.wait = wait_strategy(wait)
+        `wait` is how it waits for space: "adaptive" (spin briefly, then sleep), "busy_spin"
+        (lowest latency, burns a core) or "block" (sleep at once)."""
+        opts = writer_options(wait)
         out = ffi.new("shmline_writer **")
         self._call(lib.shmline_writer_open(self._h, opts, out))
         return Writer(self._ref(), out[0])
@@ -365,12 +396,12 @@ class Stream:
         self,
         *,
         lossy: bool = False,
-        start: str = "next",
-        wait: str = "adaptive",
+        start: Start = "next",
+        wait: Wait = "adaptive",
         require_dtype: Any = None,
         require_shape: Optional[ShapeLike] = None,
         group: Optional[str] = None,
-    ) -> "Reader":
+    ) -> Reader[F]:
         """Opens a reader: it sees every frame published from `start` on, in order.
 
         `start`: "next" (frames published after it opened; a reader opened before the writer's
@@ -389,18 +420,9 @@ class Stream:
         group on a "drop_oldest" stream, is `InvalidArgumentError`; a group beyond the stream's
         `max_groups` is `TooManyReadersError`.
         """
-        if start not in _STARTS:
-            raise ValueError(f"start must be one of {sorted(_STARTS)}, not {start!r}")
-        opts = ffi.new("shmline_reader_options *", lib.shmline_reader_options_default())
-        opts.start = _STARTS[start]
-        opts.wait = wait_strategy(wait)
+        opts, _keep = reader_options(wait, require_dtype, require_shape)
+        opts.start = option(STARTS, start, "start")
         opts.lossy = bool(lossy)
-        if require_dtype is None and require_shape is not None:
-            raise ValueError("require_shape needs require_dtype as well")
-        dtype_c, ndim, shape_c, _keep = schema_args(require_dtype, require_shape)
-        opts.require_dtype = dtype_c
-        opts.require_ndim = ndim
-        opts.require_shape = shape_c
         group_c = ffi.new("char[]", name_bytes(group, "group")) if group else NULL
         opts.group = group_c
         out = ffi.new("shmline_reader **")
@@ -411,16 +433,16 @@ class Stream:
         """A snapshot of the stream's shared counters and of every attached reader. Only reads
         shared memory: it never disturbs the writer or the readers."""
         out = ffi.new("shmline_stream_stats *")
-        readers = ffi.new("shmline_reader_stats[]", self._max_readers)
-        self._call(lib.shmline_stream_get_stats(self._h, out, readers, self._max_readers))
+        readers = ffi.new("shmline_reader_stats[]", self._info.max_readers)
+        self._call(lib.shmline_stream_get_stats(self._h, out, readers, self._info.max_readers))
         listed = [
             ReaderStats(int(r.index), int(r.pid), bool(r.alive), bool(r.lossy), int(r.position),
                         int(r.frames_read), int(r.bytes_read), int(r.missed), int(r.lag),
                         ffi.string(r.group).decode(errors="replace") or None)
-            for r in readers[0:min(out.reader_count, self._max_readers)]
+            for r in readers[0:min(out.reader_count, self._info.max_readers)]
         ]
         return StreamStats(
-            int(out.capacity), _WRITER_STATES.get(out.writer_state, "unknown"),
+            int(out.capacity), WRITER_STATES.get(out.writer_state, "unknown"),
             int(out.writer_pid), int(out.reader_count), int(out.frames_written),
             int(out.bytes_written), int(out.writer_waits), int(out.writer_wait_ns),
             int(out.readers_reclaimed), float(out.fill), listed, int(out.frames_dropped),
@@ -431,27 +453,49 @@ class Stream:
     def close(self) -> None:
         """Closes this handle. Writers, readers and views opened from it stay usable; the memory
         stays mapped until the last of them is gone. Closing twice does nothing."""
-        self._h = NULL  # the ffi.gc destructor closes the C handle once nothing references it
-
-    def __enter__(self) -> "Stream":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        # Not released: the writers and readers opened from it hold the same C handle (their
+        # `StreamRef.pin`), which the garbage collector closes once nothing references it.
+        self._h = NULL
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
-        writers = f" max_writers={self._max_writers}" if self._max_writers > 1 else ""
+        writers = f" max_writers={self._info.max_writers}" if self._info.max_writers > 1 else ""
         return (f"<shmline.Stream {self._name!r} {describe(self._dtype, self._shape)} "
-                f"capacity={self._capacity}{writers}{state}>")
+                f"capacity={self._info.capacity}{writers}{state}>")
 
     def _ref(self) -> StreamRef:
         return StreamRef(self._h, self._name, self._dtype, self._shape, self._frame_size,
-                         self._max_frame_size, self._slot_size, self._capacity,
-                         self._backpressure)
+                         self._info.max_frame_size, self._info.slot_size, self._info.capacity,
+                         self._info.backpressure)
 
-    def _call(self, status: int) -> None:
-        if status != OK:
-            if self._h == NULL:
-                raise ClosedError(f"stream {self._name!r} is closed")
-            errors.raise_for(status)
+    def _what(self) -> str:
+        return f"stream {self._name!r}"
+
+
+def writer_options(wait: object) -> Any:
+    """The C options of a new writer."""
+    opts = ffi.new("shmline_writer_options *", lib.shmline_writer_options_default())
+    opts.wait = wait_strategy(wait)
+    return opts
+
+
+def reader_options(wait: object, require_dtype: Any,
+                   require_shape: Optional[ShapeLike]) -> Tuple[Any, Any]:
+    """The C options of a new reader, and what must stay alive while the library reads them."""
+    opts = ffi.new("shmline_reader_options *", lib.shmline_reader_options_default())
+    opts.wait = wait_strategy(wait)
+    if require_dtype is None and require_shape is not None:
+        raise ValueError("require_shape needs require_dtype as well")
+    dtype_c, ndim, shape_c, keep = schema_args(require_dtype, require_shape)
+    opts.require_dtype = dtype_c
+    opts.require_ndim = ndim
+    opts.require_shape = shape_c
+    return opts, keep
+
+
+def stream_of(stream_call: Callable[[Any, Any], int], handle: Any) -> Stream[Any]:
+    """A new handle of the stream that the C reader or writer `handle` belongs to
+    (`stream_call`: `shmline_reader_stream` or `shmline_writer_stream`)."""
+    out = ffi.new("shmline_stream **")
+    check(stream_call(handle, out))
+    return Stream(out[0])

@@ -23,19 +23,18 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import errors
-from ._common import EMPTY, NULL, OK, TIMEOUT, closer, deadline_of, first_slice, next_slice, \
-    name_bytes, schema_args, wait_strategy
+from ._common import NULL, OK, Wait, name_bytes
 from ._ffi import ffi, lib, string
-from .errors import ClosedError
+from ._handle import Handle
 from .event import Event
 from .reader import Reader
-from .stream import Stream
+from .stream import reader_options, stream_of, writer_options
 from .writer import Writer
 
 __all__ = ["Task"]
 
 
-class Task:
+class Task(Handle):
     """This process as task `name` of running pipeline `pipeline` (`Task.join()`).
 
     It holds the task's readers, writers and events until they are taken with `reader()`,
@@ -47,7 +46,7 @@ class Task:
 
     def __init__(self, handle: Any) -> None:
         # Use Task.join().
-        self._h = ffi.gc(handle, closer(lib.shmline_task_close))
+        self._own(handle, lib.shmline_task_close)
         self._name = string(lib.shmline_task_name(self._h))
         self._pipeline = string(lib.shmline_task_pipeline_name(self._h))
 
@@ -81,13 +80,8 @@ class Task:
         """The pipeline's name (its streams are the stream segments `PIPELINE.STREAM`)."""
         return self._pipeline
 
-    @property
-    def closed(self) -> bool:
-        """Whether the task handle was closed."""
-        return self._h == NULL
-
-    def reader(self, param: str, *, wait: str = "adaptive", require_dtype: Any = None,
-               require_shape: Any = None) -> Reader:
+    def reader(self, param: str, *, wait: Wait = "adaptive", require_dtype: Any = None,
+               require_shape: Any = None) -> Reader[Any]:
         """Takes the reader of reading parameter `param` (once: `WrongStateError` the second
         time; `NotFoundError`, listing the task's reading parameters, if there is none). It was
         attached when the task joined, so it reads every frame of its stream, or, when the
@@ -95,41 +89,30 @@ class Task:
         frame goes to exactly one member of the group). `wait` and
         `require_dtype`/`require_shape` as for `Stream.reader()` (on a schema mismatch the
         reader stays available)."""
-        opts = ffi.new("shmline_reader_options *", lib.shmline_reader_options_default())
-        opts.wait = wait_strategy(wait)
-        if require_dtype is None and require_shape is not None:
-            raise ValueError("require_shape needs require_dtype as well")
-        dtype_c, ndim, shape_c, _keep = schema_args(require_dtype, require_shape)
-        opts.require_dtype = dtype_c
-        opts.require_ndim = ndim
-        opts.require_shape = shape_c
+        opts, _keep = reader_options(wait, require_dtype, require_shape)
         out = ffi.new("shmline_reader **")
         self._call(lib.shmline_task_reader(self._h, name_bytes(param, "param"), opts, out))
         handle = out[0]
-        stream_out = ffi.new("shmline_stream **")
-        status = lib.shmline_reader_stream(handle, stream_out)
-        if status != OK:
+        try:
+            stream = stream_of(lib.shmline_reader_stream, handle)
+        except errors.ShmlineError:
             lib.shmline_reader_close(handle)
-            errors.raise_for(status)
-        with Stream(stream_out[0]) as stream:
+            raise
+        with stream:
             return Reader(stream._ref(), handle, False)
 
-    def writer(self, param: str, *, wait: str = "adaptive") -> Writer:
+    def writer(self, param: str, *, wait: Wait = "adaptive") -> Writer[Any]:
         """Takes the writer of writing parameter `param` (once: `WrongStateError` the second
         time; `NotFoundError`, listing the task's writing parameters, if there is none).
         Closing it ends the stream; so does this process exiting with status 0. `wait` as for
         `Stream.writer()`."""
-        opts = ffi.new("shmline_writer_options *", lib.shmline_writer_options_default())
-        opts.wait = wait_strategy(wait)
         out = ffi.new("shmline_writer **")
-        self._call(lib.shmline_task_writer(self._h, name_bytes(param, "param"), opts, out))
+        self._call(lib.shmline_task_writer(self._h, name_bytes(param, "param"),
+                                           writer_options(wait), out))
         handle = out[0]
-        stream_out = ffi.new("shmline_stream **")
-        status = lib.shmline_writer_stream(handle, stream_out)
-        if status != OK:
-            # Dropped without closing: a writer closing here would end the stream.
-            errors.raise_for(status)
-        with Stream(stream_out[0]) as stream:
+        # On failure the handle is dropped without closing: a writer closing here would end the
+        # stream.
+        with stream_of(lib.shmline_writer_stream, handle) as stream:
             return Writer(stream._ref(), handle)
 
     def event(self, param: str) -> Event:
@@ -155,39 +138,17 @@ class Task:
         """Waits until the runner asks the tasks to stop: True then, False if `timeout` seconds
         passed first (None: wait for ever; 0: just check). Sleeps (no CPU); Ctrl-C interrupts it
         within about 50 ms."""
-        deadline = deadline_of(timeout)
-        ns = first_slice(timeout)
-        while True:
-            status = lib.shmline_task_wait_stop(self._h, ns)
-            if status == OK:
-                return True
-            if status != TIMEOUT and status != EMPTY:
-                self._call(status)
-            try:
-                ns = next_slice(deadline, timeout, "")
-            except errors.Timeout:
-                return False
+        return self._waited(lib.shmline_task_wait_stop, timeout)
 
     def close(self) -> None:
         """Closes the readers, writers and events not taken (each writer closing ends its
         stream). Handles already taken stay open. Closing twice does nothing. The process stays
         a task of the pipeline until it exits: its exit status is the task's result."""
-        h, self._h = self._h, NULL
-        if h != NULL:
-            ffi.release(h)
-
-    def __enter__(self) -> "Task":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        super().close()
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
         return f"<shmline.Task {self._name!r} of pipeline {self._pipeline!r}{state}>"
 
-    def _call(self, status: int) -> None:
-        if status != OK:
-            if self._h == NULL:
-                raise ClosedError(f"task {self._name!r} is closed")
-            errors.raise_for(status)
+    def _what(self) -> str:
+        return f"task {self._name!r}"

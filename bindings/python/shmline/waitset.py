@@ -11,21 +11,21 @@ event is set; it wakes every 100 ms to check that the readers' writers are alive
 
 from __future__ import annotations
 
-from time import monotonic
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from . import errors
-from ._common import EMPTY, NULL, OK, TIMEOUT, check, closer, deadline_of, first_slice, slice_of
+from ._common import NULL, check, wait_for
 from ._ffi import ffi, lib
+from ._handle import Handle
 from .event import Event
-from .reader import Frame, Reader
+from .reader import Reader
 
 __all__ = ["WaitSet", "select"]
 
 _wait = lib.shmline_waitset_wait
 
 
-class WaitSet:
+class WaitSet(Handle):
     """Readers (of any streams: lossless, lossy, group members) and events to wait on together.
 
         ws = shmline.WaitSet()
@@ -48,13 +48,13 @@ class WaitSet:
     def __init__(self) -> None:
         out = ffi.new("shmline_waitset **")
         check(lib.shmline_waitset_create(out))
-        self._h = ffi.gc(out[0], closer(lib.shmline_waitset_close))
-        self._members: Dict[int, Union[Reader, Event]] = {}
+        self._own(out[0], lib.shmline_waitset_close)
+        self._members: Dict[int, Union[Reader[Any], Event]] = {}
         self._key = ffi.new("size_t *")
         self._count = ffi.new("size_t *")
         self._keys = ffi.new("size_t[]", 16)
 
-    def add(self, member: Union[Reader, Event]) -> int:
+    def add(self, member: Union[Reader[Any], Event]) -> int:
         """Adds a `Reader` or an `Event`; returns its key (the number of members added before
         it, removed ones included). `InvalidArgumentError` (a `ValueError`) if it is in the set
         already."""
@@ -64,7 +64,7 @@ class WaitSet:
             return self.add_event(member)
         raise TypeError(f"a WaitSet holds Readers and Events, not {type(member).__name__}")
 
-    def add_reader(self, reader: Reader) -> int:
+    def add_reader(self, reader: Reader[Any]) -> int:
         """Adds a reader; returns its key."""
         self._open(reader)
         self._call(lib.shmline_waitset_add_reader(self._handle(), reader._h, self._key))
@@ -89,7 +89,7 @@ class WaitSet:
     def __contains__(self, key: object) -> bool:
         return key in self._members
 
-    def __getitem__(self, key: int) -> Union[Reader, Event]:
+    def __getitem__(self, key: int) -> Union[Reader[Any], Event]:
         """The member of key `key`."""
         return self._members[key]
 
@@ -107,66 +107,42 @@ class WaitSet:
         if len(self._keys) < len(self._members):
             self._keys = ffi.new("size_t[]", len(self._members))
         h, keys, count, cap = self._handle(), self._keys, self._count, len(self._keys)
-        deadline = deadline_of(timeout)
-        ns = first_slice(timeout)
-        # Slices of at most SLICE_NS keep Ctrl-C working during a long wait.
-        while True:
-            status = _wait(h, ns, keys, cap, count)
-            if status == OK:
-                return [int(keys[i]) for i in range(count[0])]
-            if status != TIMEOUT and status != EMPTY:
-                self._call(status)
-            if deadline is None:
-                continue
-            left = deadline - monotonic()
-            if left <= 0:
-                return []
-            ns = slice_of(left)
+        try:
+            self._call(wait_for(lambda ns: _wait(h, ns, keys, cap, count), timeout, ""))
+        except errors.Timeout:
+            return []
+        return [int(keys[i]) for i in range(count[0])]
 
     def close(self) -> None:
         """Closes the set (not its members). Closing twice does nothing."""
-        h, self._h = self._h, NULL
-        if h != NULL:
-            ffi.release(h)
+        super().close()
         self._members.clear()
-
-    @property
-    def closed(self) -> bool:
-        """Whether the set was closed."""
-        return self._h == NULL
-
-    def __enter__(self) -> "WaitSet":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._members)} members"
         return f"<shmline.WaitSet {state}>"
 
-    def _added(self, member: Union[Reader, Event]) -> int:
+    def _added(self, member: Union[Reader[Any], Event]) -> int:
         key = int(self._key[0])
         self._members[key] = member
         return key
 
     def _handle(self) -> Any:
         if self._h == NULL:
-            raise errors.ClosedError("the WaitSet is closed")
+            raise errors.ClosedError(f"{self._what()} is closed")
         return self._h
 
+    def _what(self) -> str:
+        return "the WaitSet"
+
     @staticmethod
-    def _open(member: Union[Reader, Event]) -> None:
+    def _open(member: Union[Reader[Any], Event]) -> None:
         if member.closed:
             raise errors.ClosedError(f"{member!r} is closed: remove it from the WaitSet first")
 
-    @staticmethod
-    def _call(status: int) -> None:
-        # InvalidArgumentError (a member twice) is a ValueError.
-        check(status)
 
-
-def select(*, timeout: Optional[float] = None, **readers: Reader) -> Iterator[Tuple[str, Frame]]:
+def select(*, timeout: Optional[float] = None,
+           **readers: Reader[Any]) -> Iterator[Tuple[str, Any]]:
     """Yields `(name, frame)` from whichever reader has a frame, until every reader's stream has
     ended (its writer closed it and every frame was read); each keyword names a reader.
 
@@ -174,10 +150,10 @@ def select(*, timeout: Optional[float] = None, **readers: Reader) -> Iterator[Tu
             print(name, frame)
 
     The readers may also be `shmline.pythusa` reader bindings (PYTHUSA tasks' fan-in without
-    polling). Ready readers take turns, one frame each, so a busy input does not starve a quiet one; each
-    reader still sees its own frames in order. Raises `WriterDead` when an input's writer died
-    without closing its stream (after its last frame: nothing is lost silently), and `Timeout`
-    if no frame and no end arrives for `timeout` seconds (None: wait for ever).
+    polling). Ready readers take turns, one frame each, so a busy input does not starve a quiet
+    one; each reader still sees its own frames in order. Raises `WriterDead` when an input's
+    writer died without closing its stream (after its last frame: nothing is lost silently), and
+    `Timeout` if no frame and no end arrives for `timeout` seconds (None: wait for ever).
     """
     for name, reader in list(readers.items()):
         # A binding that wraps a Reader (a `shmline.pythusa` reader binding) is read through it.
@@ -194,9 +170,8 @@ def select(*, timeout: Optional[float] = None, **readers: Reader) -> Iterator[Tu
                 raise errors.Timeout(f"no frame from {sorted(names.values())} within the timeout "
                                      f"of {timeout} s")
             for key in ready:
-                reader = ws[key]
                 try:
-                    frame = reader.try_read()  # type: ignore[union-attr]
+                    frame = readers[names[key]].try_read()
                 except errors.EndOfStream:
                     ws.remove(key)
                     del names[key]

@@ -4,18 +4,18 @@ every blocking call and zero-copy view follows)."""
 from __future__ import annotations
 
 from itertools import accumulate
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, overload
 
 import numpy as np
 
 from . import errors
 from ._common import (
-    FULL, NULL, OK, TIMEOUT, WRONG_STATE, closer, deadline_of, describe, first_slice, given,
-    next_slice,
+    FULL, NULL, OK, WRONG_STATE, Array, F, describe, first_slice, given, wait_for,
 )
 from ._ffi import ffi, lib
+from ._handle import Handle
 from ._views import Ring, StreamRef, retire
-from .errors import ClosedError, SchemaMismatchError, WrongStateError
+from .errors import SchemaMismatchError, WrongStateError
 
 __all__ = ["Writer", "WriteSlot"]
 
@@ -28,14 +28,17 @@ _from_buffer = ffi.from_buffer
 _ndarray = np.ndarray
 
 
-class Writer:
+class Writer(Handle, Generic[F]):
     """A writer of a stream (`Stream.writer()`). Closing it ends the stream (of a multi-writer
     stream: closing its last writer does): readers read what is left, then get end of stream.
-    Use it from one thread at a time."""
+    Use it from one thread at a time.
+
+    `F` is the type of the stream's frames: `Array` (`ArrayWriter`) for a stream with a schema,
+    `bytes` (`BytesWriter`) for one without."""
 
     def __init__(self, stream: StreamRef, handle: Any) -> None:
         # Use Stream.writer().
-        self._h = ffi.gc(handle, closer(lib.shmline_writer_close))
+        self._own(handle, lib.shmline_writer_close)
         self._stream = stream
         self._name = stream.name
         self._dtype = stream.dtype
@@ -45,8 +48,10 @@ class Writer:
         # What write()'s hot path compares an array's dtype with, by identity (NumPy's builtin
         # dtypes are singletons): the schema's, or for bytes streams an object no dtype is.
         self._fast_dtype: Any = stream.dtype if stream.dtype is not None else object()
-        self._slot: Optional[WriteSlot] = None
+        self._slot: Optional[WriteSlot[F]] = None
         self._ring: Optional[Ring] = None
+        # The array of each slot, by the address of its payload (`reserve`).
+        self._arrays: Dict[int, Any] = {}
         # The last array written and its C view: writing the same array again skips from_buffer.
         self._cached_frame: Any = None
         self._cached_c: Any = None
@@ -71,11 +76,6 @@ class Writer:
         return self._name
 
     @property
-    def closed(self) -> bool:
-        """Whether the writer was closed."""
-        return self._h == NULL
-
-    @property
     def position(self) -> int:
         """The sequence number the next frame will get: the number of frames written so far."""
         out = ffi.new("uint64_t *")
@@ -93,16 +93,9 @@ class Writer:
     def wait_for_readers(self, count: int = 1, timeout: Optional[float] = None) -> None:
         """Waits until at least `count` readers are attached (`Timeout` after `timeout` s), so
         that no frame is written before its readers exist."""
-        deadline = deadline_of(timeout)
-        ns = first_slice(timeout)
-        while True:
-            status = lib.shmline_writer_wait_for_readers(self._h, count, ns)
-            if status == OK:
-                return
-            if status != TIMEOUT:
-                self._call(status)
-            ns = next_slice(deadline, timeout, f"{count} readers did not attach to stream "
-                                               f"{self._name!r}")
+        h = self._h
+        self._call(wait_for(lambda ns: lib.shmline_writer_wait_for_readers(h, count, ns), timeout,
+                            f"{count} readers did not attach to stream {self._name!r}"))
 
     def write(self, frame: Any, *, timeout: Optional[float] = None, flags: int = 0) -> bool:
         """Copies `frame` into the stream as one frame and returns True once it is written.
@@ -141,7 +134,7 @@ class Writer:
             self._wait_write(status, c, n, flags, timeout)
         return True
 
-    def _view_of(self, frame: np.ndarray) -> Any:
+    def _view_of(self, frame: Array) -> Any:
         """The C view of an array of the schema (a contiguous copy's for a non-contiguous one),
         remembered for the next write of the same array."""
         try:
@@ -164,7 +157,7 @@ class Writer:
                 return self._write_or_drop(c, n, flags)
             self._call(status)
         self._call(lib.shmline_writer_frames_dropped(self._h, dropped))
-        return dropped[0] == before
+        return bool(dropped[0] == before)
 
     def _full(self, what: str) -> errors.Full:
         """The `Full` raised when a policy other than "block" finds the ring full."""
@@ -173,24 +166,32 @@ class Writer:
             f"{what} (try again once readers have caught up, or create the stream with "
             f"backpressure=\"block\" to wait for space)")
 
+    def _wait_space(self, attempt: Callable[[int], int], status: int,
+                    timeout: Optional[float], what: str) -> None:
+        """The slow path of a call that found the ring full (`status`, of a first `attempt`
+        made without waiting): waits for space while the stream's policy is "block" (`Timeout`
+        after `timeout` s), raises `Full` (saying `what` was not done) at once otherwise."""
+
+        def settled(ns: int) -> int:
+            status = attempt(ns)
+            if status == FULL and not self._waits:
+                raise self._full(what)
+            if status == WRONG_STATE and self._recover():
+                status = attempt(0)
+            return status
+
+        if status == FULL and not self._waits:
+            raise self._full(what)
+        if status == WRONG_STATE and self._recover():
+            status = settled(0)
+        self._call(wait_for(settled, timeout, f"stream {self._name!r} stayed full", status))
+
     def _wait_write(self, status: int, c: Any, n: int, flags: int,
                     timeout: Optional[float]) -> None:
-        """The slow path of a write that found the ring full: waits slice by slice until there
-        is space, the timeout passes or an error happens (or raises `Full` at once if the
-        stream's policy does not wait)."""
-        deadline = deadline_of(timeout)
-        while True:
-            if status == FULL and not self._waits:
-                raise self._full("the frame was not written")
-            if status == TIMEOUT or status == FULL:
-                ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full")
-            elif status == WRONG_STATE and self._recover():
-                ns = 0
-            else:
-                self._call(status)
-            status = _write(self._h, c, n, flags, ns)
-            if status == OK:
-                return
+        """The slow path of a write that found the ring full."""
+        h = self._h
+        self._wait_space(lambda ns: _write(h, c, n, flags, ns), status, timeout,
+                         "the frame was not written")
 
     def try_write(self, frame: Any, *, flags: int = 0) -> bool:
         """Writes `frame` if there is space now and returns True; returns False, writing
@@ -276,30 +277,27 @@ class Writer:
         status = _write_batch(self._h, data, lens, count, flags, 0, written)
         if status == OK and written[0] == count:
             return
-        deadline = deadline_of(timeout)
-        done = 0
-        while True:
-            if status == OK:
-                done += written[0]
-                if done == count:
-                    return
-            elif status == WRONG_STATE and self._recover():
-                pass
-            elif status == FULL and not self._waits:
-                full = self._full(f"{done} of {count} frames were written")
-                full.written = done
-                raise full
-            elif status != TIMEOUT and status != FULL:
-                self._call(status)
-            try:
-                ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full "
-                                                   f"({done} of {count} frames written)")
-            except errors.Timeout as e:
-                e.written = done
-                raise
+        h = self._h
+        done = written[0] if status == OK else 0
+
+        def attempt(ns: int) -> int:
+            """Writes the frames not written yet: "not yet" (FULL) until every one is."""
+            nonlocal done
             offset = done * frame_len if starts is None else starts[done]
-            status = _write_batch(self._h, data + offset, lens + done, count - done, flags, ns,
-                                  written)
+            status: int = _write_batch(h, data + offset, lens + done, count - done, flags, ns,
+                                       written)
+            if status != OK:
+                return status
+            done += written[0]
+            return OK if done == count else FULL
+
+        try:
+            self._wait_space(attempt, FULL if status == OK else status, timeout,
+                             "not every frame was written")
+        except (errors.Full, errors.Timeout) as e:
+            e.written = done
+            e.args = (f"{e.args[0]} ({done} of {count} frames were written)",)
+            raise
 
     def _batch_source(self, frames: Any) -> Tuple[Any, int, int, Optional[List[int]]]:
         """(C data, frame count, frame length, None) for a batch of equal frames, or
@@ -328,7 +326,7 @@ class Writer:
         return _from_buffer(b"".join(parts)), len(parts), 0, [len(p) for p in parts]
 
     def reserve(self, nbytes: Optional[int] = None, *, timeout: Optional[float] = None,
-                flags: int = 0) -> "WriteSlot":
+                flags: int = 0) -> WriteSlot[F]:
         """Reserves the next slot to fill in place, without a copy. Use it as a context manager:
 
             with writer.reserve() as frame:   # a writable ndarray view of the slot
@@ -354,33 +352,44 @@ class Writer:
         if timeout is not None:
             first_slice(timeout)  # raises ValueError for a negative timeout
         status = _reserve(self._h, 0, self._slot_pp, self._capacity_out)
-        deadline = deadline_of(timeout) if status != OK else None
-        while status != OK:
-            if status == FULL and not self._waits:
-                raise self._full("no slot was reserved")
-            if status == TIMEOUT or status == FULL:
-                ns = next_slice(deadline, timeout, f"stream {self._name!r} stayed full")
-            elif status == WRONG_STATE and self._recover():
-                ns = 0
-            else:
-                self._call(status)
-            status = _reserve(self._h, ns, self._slot_pp, self._capacity_out)
+        if status != OK:
+            h, slot_pp, capacity_out = self._h, self._slot_pp, self._capacity_out
+            self._wait_space(lambda ns: _reserve(h, ns, slot_pp, capacity_out), status, timeout,
+                             "no slot was reserved")
         address = self._slot_out[0]
+        if self._dtype is not None:
+            # A new view per reservation (made read-only after it), of an array of the slot
+            # made once: far cheaper than an array over the ring buffer each time.
+            array = self._arrays.get(address)
+            if array is None:
+                array = self._array_at(address)
+            view: Any = array.view()
+            length = self._frame_size
+        else:
+            ring, offset = self._slot_at(address)
+            length = max_frame if nbytes is None else nbytes
+            view = ring.writable[offset:offset + length]
+        slot: WriteSlot[F] = WriteSlot(self, view, length, flags)
+        self._slot = slot
+        return slot
+
+    def _slot_at(self, address: int) -> Tuple[Ring, int]:
+        """The ring buffer (built on the first reservation) and the offset in it of the slot
+        the library reserved at `address`, checked against the layout."""
         ring = self._ring
         if ring is None:
             ring = self._ring = Ring(self._stream, address, self.position)
         offset = address - ring.base
         if not 0 <= offset < ring.length or offset % ring.slot_size:
             offset = ring.offset(address, self.position)  # raises: not where the layout says
-        if self._dtype is not None:
-            view: Any = _ndarray(self._shape, self._dtype, ring.buffer, offset)
-            length = self._frame_size
-        else:
-            length = max_frame if nbytes is None else nbytes
-            view = ring.writable[offset:offset + length]
-        slot = WriteSlot(self, view, length, flags)
-        self._slot = slot
-        return slot
+        return ring, offset
+
+    def _array_at(self, address: int) -> Any:
+        """The writable array of the schema over the slot at `address`, kept for the next
+        reservations of that slot."""
+        ring, offset = self._slot_at(address)
+        array = self._arrays[address] = _ndarray(self._shape, self._dtype, ring.buffer, offset)
+        return array
 
     def _recover(self) -> bool:
         """After WRONG_STATE with no slot reserved from Python: a reserve interrupted (Ctrl-C)
@@ -388,50 +397,46 @@ class Writer:
         did (if not, the WRONG_STATE had another cause)."""
         if self._slot is not None or self._h == NULL:
             return False
-        return _abort(self._h) == OK
+        return bool(_abort(self._h) == OK)
 
     def close(self) -> None:
         """Closes the writer and ends the stream: readers read the frames left, then get end of
         stream. A reserved slot is dropped unpublished. Closing twice does nothing."""
-        h, self._h = self._h, NULL
-        if h != NULL:
-            ffi.release(h)
+        super().close()
         self._cached_frame = self._cached_c = None
         self._cached_batch = self._cached_batch_c = None
         # Views hold the mapping by themselves; this handle no longer needs the stream.
         self._ring = None
+        self._arrays = {}
         self._stream.pin = NULL
         if self._slot is not None:
             self._slot._finish()
 
-    def __enter__(self) -> "Writer":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<shmline.Writer of {self._name!r}{' closed' if self.closed else ''}>"
 
-    def _call(self, status: int) -> None:
-        if status != OK:
-            if self._h == NULL:
-                raise ClosedError(f"the writer of stream {self._name!r} is closed")
-            errors.raise_for(status)
+    def _what(self) -> str:
+        return f"the writer of stream {self._name!r}"
 
 
-class WriteSlot:
+class WriteSlot(Generic[F]):
     """A reserved slot (`Writer.reserve()`): a context manager whose `with` gives the writable
-    view, committed when the block ends normally and aborted when it raises."""
+    view (an `Array`, or a `memoryview` for a bytes stream), committed when the block ends
+    normally and aborted when it raises."""
 
     __slots__ = ("_writer", "view", "_length", "_flags")
 
-    def __init__(self, writer: Writer, view: Any, length: int, flags: int) -> None:
-        self._writer: Optional[Writer] = writer
-        self.view = view
+    def __init__(self, writer: Writer[F], view: Any, length: int, flags: int) -> None:
+        self._writer: Optional[Writer[F]] = writer
+        #: The writable view of the slot in shared memory.
+        self.view: Any = view
         self._length = length
         self._flags = flags
 
+    @overload
+    def __enter__(self: WriteSlot[Array]) -> Array: ...
+    @overload
+    def __enter__(self: WriteSlot[bytes]) -> memoryview: ...
     def __enter__(self) -> Any:
         return self.view
 
@@ -463,7 +468,8 @@ class WriteSlot:
                              self._flags if flags is None else flags)
         finally:
             self._finish()
-        writer._call(status)
+        if status != OK:
+            writer._call(status)
 
     def abort(self) -> None:
         """Drops the slot without publishing anything."""
@@ -482,4 +488,8 @@ class WriteSlot:
         if writer is not None:
             writer._slot = None
             self._writer = None
-        retire(self.view)
+        view = self.view
+        if type(view) is memoryview:
+            retire(view)
+        else:  # an array: later writes raise ValueError instead of changing a later frame
+            view.setflags(write=False)

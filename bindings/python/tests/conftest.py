@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -40,6 +41,22 @@ def name(request: pytest.FixtureRequest) -> Iterator[str]:
     for n in left:
         os.unlink(f"/dev/shm/{n}")
     assert not left, f"the test left segments in /dev/shm: {left}"
+
+
+def start(target, *args) -> multiprocessing.process.BaseProcess:
+    """Starts `target(*args)` in a new (spawned) process."""
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    process.start()
+    return process
+
+
+def reap(processes: List[multiprocessing.process.BaseProcess]) -> None:
+    """Waits for every process; kills those still running after PATIENCE (a failed test)."""
+    for p in processes:
+        p.join(PATIENCE)
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def run_python(code: str, *args: str, **kwargs) -> subprocess.Popen:

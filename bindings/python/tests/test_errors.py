@@ -83,6 +83,26 @@ def test_bad_options_raise_invalid_argument_saying_what_to_fix(name):
         shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True).writer(wait="nap")
 
 
+def test_a_bad_option_string_raises_invalid_argument_naming_it_and_every_accepted_value(name):
+    with shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True) as stream:
+        refused = [
+            ("wait", "'adaptive', 'busy_spin', 'block'", lambda: stream.reader(wait="spin")),
+            ("start", "'next', 'newest', 'oldest'", lambda: stream.reader(start="latest")),
+            ("backpressure", "'block', 'fail', 'drop_newest', 'drop_oldest'",
+             lambda: shmline.Stream.create(name + "-b", max_frame_size=8, backpressure="drop")),
+            ("mode", "'flag', 'counting'", lambda: shmline.Event.create(name + "-e", mode="count")),
+            ("mode", "'flag', 'counting'",
+             lambda: shmline.Pipeline(name + "-p").add_event("e", mode=True)),
+        ]
+        for option, accepted, call in refused:
+            with pytest.raises(shmline.InvalidArgumentError) as caught:
+                call()
+            assert isinstance(caught.value, ValueError)
+            message = str(caught.value)
+            assert message.startswith(f"{option} must be one of {accepted}, not "), message
+            assert message.endswith(("'spin'", "'latest'", "'drop'", "'count'", "True")), message
+
+
 def test_a_second_writer_raises_writer_exists(name):
     with shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True) as s:
         writer = s.writer()

@@ -4,7 +4,6 @@ members, bad group names and more groups than `max_groups`."""
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from typing import Dict, List
 
@@ -13,31 +12,12 @@ import pytest
 import group_roles
 import multi_writer_roles as roles
 import shmline
-from conftest import PATIENCE
-
-SPAWN = multiprocessing.get_context("spawn")
-
+from conftest import PATIENCE, reap, start
 
 def create(name: str, *, capacity: int = 64, **options) -> shmline.Stream:
     """A stream of the roles' frames that goes away with its last handle."""
     return shmline.Stream.create(name, shape=roles.SHAPE, dtype=roles.DTYPE, capacity=capacity,
                                  unlink_on_close=True, **options)
-
-
-def start(target, *args) -> multiprocessing.process.BaseProcess:
-    """Starts `target(*args)` in a new (spawned) process."""
-    process = SPAWN.Process(target=target, args=args)
-    process.start()
-    return process
-
-
-def reap(processes: List[multiprocessing.process.BaseProcess]) -> None:
-    """Waits for every process; kills those still running after PATIENCE (a failed test)."""
-    for p in processes:
-        p.join(PATIENCE)
-        if p.is_alive():
-            p.kill()
-            p.join()
 
 
 def test_members_of_a_reader_group_share_the_frames_while_a_plain_reader_gets_them_all(name):
@@ -68,7 +48,7 @@ def test_two_member_processes_share_every_frame_exactly_once_and_a_plain_reader_
     frames = 5000
     with create(name, capacity=16) as stream, \
             create(f"{name}-results", capacity=8192, max_writers=2) as results, \
-            shmline.Event.create(f"{name}-joined", counting=True, unlink_on_close=True) as joined:
+            shmline.Event.create(f"{name}-joined", mode="counting", unlink_on_close=True) as joined:
         collected = results.reader()
         plain = stream.reader()
         members = [start(group_roles.share, name, results.name, joined.name, m) for m in (0, 1)]

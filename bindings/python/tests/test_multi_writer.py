@@ -7,15 +7,11 @@ from __future__ import annotations
 import multiprocessing
 from typing import List
 
-import numpy as np
 import pytest
 
 import multi_writer_roles as roles
 import shmline
-from conftest import PATIENCE
-
-SPAWN = multiprocessing.get_context("spawn")
-
+from conftest import PATIENCE, reap, start
 
 def create(name: str, *, max_writers: int, capacity: int = 64) -> shmline.Stream:
     """A stream of the roles' frames that goes away with its last handle."""
@@ -23,26 +19,11 @@ def create(name: str, *, max_writers: int, capacity: int = 64) -> shmline.Stream
                                  max_writers=max_writers, unlink_on_close=True)
 
 
-def start(target, *args) -> multiprocessing.process.BaseProcess:
-    """Starts `target(*args)` in a new (spawned) process."""
-    process = SPAWN.Process(target=target, args=args)
-    process.start()
-    return process
-
-
-def reap(processes: List[multiprocessing.process.BaseProcess]) -> None:
-    """Waits for every process; kills those still running after PATIENCE (a failed test)."""
-    for p in processes:
-        p.join(PATIENCE)
-        if p.is_alive():
-            p.kill()
-            p.join()
-
-
 def test_writer_processes_feeding_one_stream_deliver_every_frame_once_in_each_writers_order(name):
     writers, frames = 3, 3000
     with create(name, max_writers=writers) as stream, \
-            shmline.Event.create(f"{name}-started", counting=True, unlink_on_close=True) as started:
+            shmline.Event.create(f"{name}-started", mode="counting",
+                                 unlink_on_close=True) as started:
         assert stream.max_writers == writers
         reader = stream.reader()
         processes = [start(roles.write_frames, name, started.name, w, frames)
@@ -79,7 +60,8 @@ def test_a_writer_killed_mid_stream_does_not_stop_the_others_and_its_claimed_slo
     frames = 500
     with create(name, max_writers=3, capacity=16) as stream, \
             shmline.Event.create(f"{name}-holding", unlink_on_close=True) as holding, \
-            shmline.Event.create(f"{name}-started", counting=True, unlink_on_close=True) as started:
+            shmline.Event.create(f"{name}-started", mode="counting",
+                                 unlink_on_close=True) as started:
         reader = stream.reader()
         holder = start(roles.write_then_hold, name, holding.name, 7, 5)
         others: List[multiprocessing.process.BaseProcess] = []

@@ -131,7 +131,7 @@ def test_a_foreign_task_between_two_python_functions_passes_every_frame_on(
 def test_function_tasks_get_flag_and_counting_events_by_parameter_name(name, capfd):
     with shmline.Pipeline(name) as pipe:
         pipe.add_event("go")
-        pipe.add_event("ticks", counting=True)
+        pipe.add_event("ticks", mode="counting")
         pipe.add_task("waiter", fn=pipeline_tasks.waiter, events={"go": "go", "ticks": "ticks"},
                       env={"FRAMES": 50})
         pipe.add_task("signaller", fn=pipeline_tasks.signaller,
@@ -174,7 +174,7 @@ def test_a_task_killed_by_sigkill_is_reported_with_its_name_and_signal(name):
         pid = wait_for("the victim's process", lambda: pipe.metrics().tasks["victim"].pid)
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(shmline.PipelineFailedError) as failed:
-            pipe.join(timeout=PATIENCE)
+            pipe.wait(timeout=PATIENCE)
     message = str(failed.value)
     assert "victim" in message and "SIGKILL" in message, message
     tasks = failed.value.report.tasks
@@ -196,7 +196,7 @@ with shmline.Pipeline(sys.argv[1]) as pipe:
     try:
         pipe.run()
     except (KeyboardInterrupt, shmline.PipelineFailedError) as e:
-        report = pipe.join()
+        report = pipe.wait()
         print(f"{type(e).__name__} {e}:", report.outcome,
               sorted((t.name, t.stopped) for t in report.tasks.values()), flush=True)
 """
@@ -292,7 +292,7 @@ def test_a_saved_manifest_loads_back_the_same_and_runs_with_a_python_program_tas
     with shmline.Pipeline(name) as pipe:
         pipe.add_stream("samples", shape=(16,), dtype=np.float64, capacity=8, checksum=True)
         pipe.add_stream("doubled", shape=(16,), dtype=np.float64, frames=16)
-        pipe.add_event("unused", counting=True)
+        pipe.add_event("unused", mode="counting")
         pipe.add_task("source", fn=pipeline_tasks.source, writes={"out": "samples"},
                       env={"FRAMES": count})
         pipe.add_task("scale", cmd=[sys.executable, str(HERE / "peers" / "py_task.py")],
@@ -343,7 +343,7 @@ def test_metrics_show_ring_pressure_rates_and_task_cpu_and_memory_during_a_run(n
             assert task.pid and task.cpu_s >= 0 and task.cpu_percent >= 0
             assert task.rss_bytes > 1 << 20  # a Python interpreter with NumPy
         pipe.stop()
-        report = pipe.join(timeout=PATIENCE)
+        report = pipe.wait(timeout=PATIENCE)
         assert report.outcome == "stopped"
         after = pipe.metrics()
     assert after.state == "stopped" and after.streams["s"].frames >= stream.frames
@@ -359,7 +359,7 @@ def test_a_pipeline_runs_once_and_refuses_declarations_after_its_start(name):
         with pytest.raises(shmline.WrongStateError, match="declare everything before"):
             pipe.add_event("late")
         pipe.stop()
-        assert pipe.join(timeout=PATIENCE).outcome == "stopped"
+        assert pipe.wait(timeout=PATIENCE).outcome == "stopped"
     with pytest.raises(shmline.ClosedError):
         pipe.add_event("closed")
 

@@ -27,7 +27,7 @@ else:
         handle = stream.writer()
         call = lambda: [handle.write(np.zeros(4, np.float32)) for _ in range(10)]
     else:
-        handle = stream.reader(wait="spin" if what == "spin-read" else "adaptive")
+        handle = stream.reader(wait="busy_spin" if what == "spin-read" else "adaptive")
         call = handle.acquire if what == "acquire" else handle.read
 try:
     print("ready", flush=True)
@@ -118,7 +118,7 @@ print("events ok", flush=True)
 def test_events_signal_across_processes_in_flag_and_counting_mode(name):
     with shmline.Event.create(name + "-go", unlink_on_close=True) as go, \
             shmline.Event.create(name + "-done", unlink_on_close=True) as done, \
-            shmline.Event.create(name + "-count", counting=True, unlink_on_close=True) as count:
+            shmline.Event.create(name + "-count", mode="counting", unlink_on_close=True) as count:
         child = run_python(EVENTS, name)
         for _ in range(5):
             count.set()

@@ -3,6 +3,8 @@ readers, metadata and stats."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -28,6 +30,12 @@ def test_a_stream_opened_by_name_has_the_schema_it_was_created_with(name):
         assert (s.dtype, s.shape, s.frame_size) == (np.dtype("<i2"), (5, 4), 40)
         assert (s.capacity, s.max_frame_size, s.name) == (16, 40, name)
         assert created.dtype == s.dtype
+        info = s.info
+        assert info == created.info and isinstance(info, shmline.StreamInfo)
+        assert (info.name, info.capacity, info.max_frame_size, info.dtype, info.shape,
+                info.frame_size, info.backpressure) == (name, 16, 40, np.dtype("<i2"), (5, 4), 40,
+                                                        "block")
+        assert info.creator_pid == os.getpid() and info.segment_size >= 16 * 40
 
 
 def test_a_scalar_schema_carries_one_value_per_frame(name):

@@ -79,6 +79,30 @@ def test_a_writer_view_used_after_its_block_raises_instead_of_writing_a_later_fr
         np.testing.assert_array_equal(reader.read(), [1, 1, 1, 1])
 
 
+def test_zero_copy_views_show_each_frame_as_the_slots_come_round_again(name):
+    with shmline.Stream.create(name, shape=(4,), dtype=np.int32, capacity=2,
+                               unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        written = []
+        for i in range(6):
+            with writer.reserve() as out:
+                out[:] = i
+            written.append(out)
+            with reader.acquire() as frame:
+                np.testing.assert_array_equal(frame, [i] * 4)
+                assert not frame.flags.writeable
+        # Every reservation's view was retired, even those of a slot reserved again since.
+        for out in written:
+            with pytest.raises(ValueError, match="read-only"):
+                out[0] = -1
+        with writer.reserve() as out:
+            assert out.flags.writeable and all(out is not old for old in written)
+            out[:] = 6
+        np.testing.assert_array_equal(reader.read(), [6] * 4)
+        writer.close()
+        reader.close()
+
+
 def test_slots_refuse_a_second_commit_abort_or_release(name):
     with shmline.Stream.create(name, max_frame_size=8, unlink_on_close=True) as s:
         reader, writer = s.reader(), s.writer()

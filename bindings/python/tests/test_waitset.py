@@ -67,7 +67,7 @@ def test_a_wait_with_nothing_ready_returns_an_empty_list_after_its_timeout(name)
 
 
 def test_events_are_ready_while_set_and_wake_a_sleeping_waitset(name):
-    with shmline.Event.create(f"{name}-c", counting=True, unlink_on_close=True) as counter:
+    with shmline.Event.create(f"{name}-c", mode="counting", unlink_on_close=True) as counter:
         ws = shmline.WaitSet()
         key = ws.add_event(counter)
         for _ in range(50):

@@ -8,19 +8,41 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from .. import errors
-from .._ffi import ffi, lib
+from .._common import Array
+from .._ffi import lib
 from ..reader import ReadSlot, Reader
-from ..stream import Stream
+from ..stream import stream_of
 from ..writer import Writer, WriteSlot
 
 __all__ = ["StreamReader", "StreamWriter"]
 
 
 def _byte_view(array: np.ndarray) -> memoryview:
-    return memoryview(array).cast("B")
+    return memoryview(array).cast("B")  # type: ignore[arg-type,unused-ignore]
 
 
-class StreamReader:
+class _Binding:
+    """What a reader and a writer binding share: the stream's name and frame schema."""
+
+    def __init__(self, name: str, shape: Tuple[int, ...], dtype: Any) -> None:
+        self.name = name
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.frame_nbytes = int(self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
+        self._looked: Optional[memoryview] = None
+
+    def _release_look(self) -> None:
+        """Releases the view `look()` lent (arrays made from it keep the mapping alive, so they
+        never see unmapped memory)."""
+        looked, self._looked = self._looked, None
+        if looked is not None:
+            try:
+                looked.release()
+            except BufferError:
+                pass
+
+
+class StreamReader(_Binding):
     """A task's reader of one stream (PYTHUSA's `StreamReader`).
 
     - `read()`: the next frame as a new array, or None if no whole frame is there now. Never
@@ -44,15 +66,12 @@ class StreamReader:
     for PYTHUSA's raw ring calls).
     """
 
-    def __init__(self, reader: Reader, name: str, shape: Tuple[int, ...], dtype: Any) -> None:
+    def __init__(self, reader: Reader[Any], name: str, shape: Tuple[int, ...],
+                 dtype: Any) -> None:
+        super().__init__(name, shape, dtype)
         self._reader = reader
-        self.name = name
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
-        self.frame_nbytes = int(self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
         self.frame_size = int(np.prod(self.shape, dtype=np.int64))
-        self._slot: Optional[ReadSlot] = None
-        self._looked: Optional[memoryview] = None
+        self._slot: Optional[ReadSlot[Any]] = None
         self._blocking = True
         self._ended = False
         self._missed_before = 0
@@ -62,12 +81,12 @@ class StreamReader:
         """PYTHUSA's raw ring of this binding: a `SharedRingBuffer` facade over the reader."""
         from ._ring import SharedRingBuffer
 
-        return SharedRingBuffer._of_reader(self)
+        return SharedRingBuffer._of(self, reader=self.reader)
 
     ring = raw
 
     @property
-    def reader(self) -> Reader:
+    def reader(self) -> Reader[Any]:
         """The shmline `Reader` underneath (it changes on `set_blocking()`)."""
         return self._reader
 
@@ -87,7 +106,8 @@ class StreamReader:
         if self._slot is not None:
             self._drop_look()
         try:
-            return self._reader.read(timeout=0)  # type: ignore[return-value]
+            frame: Optional[Array] = self._reader.read(timeout=0)
+            return frame
         except errors.Timeout:
             return None
         except errors.EndOfStream:
@@ -141,13 +161,8 @@ class StreamReader:
         self._drop_look()
 
     def _drop_look(self) -> None:
-        looked, self._looked = self._looked, None
+        self._release_look()
         slot, self._slot = self._slot, None
-        if looked is not None:
-            try:
-                looked.release()
-            except BufferError:
-                pass  # arrays made from it keep the mapping alive (never unmapped memory)
         if slot is not None:
             slot.release()
 
@@ -159,11 +174,8 @@ class StreamReader:
             return
         self._drop_look()
         old = self._reader
-        out = ffi.new("shmline_stream **")
-        status = lib.shmline_reader_stream(old._h, out)
-        if status != lib.SHMLINE_OK:
-            errors.raise_for(status)
-        with Stream(out[0]) as stream:
+        new: Reader[Any]
+        with stream_of(lib.shmline_reader_stream, old._h) as stream:
             if blocking:
                 self._missed_before += old.missed
                 new = stream.reader(start="next")
@@ -189,7 +201,7 @@ class StreamReader:
         return f"<pythusa StreamReader {self.name!r} {self.shape} {self.dtype} {kind}>"
 
 
-class StreamWriter:
+class StreamWriter(_Binding):
     """A task's writer of one stream (PYTHUSA's `StreamWriter`).
 
     - `write(arr)`: checks the shape and dtype (`ValueError`), copies the frame in and publishes
@@ -201,26 +213,23 @@ class StreamWriter:
     (they drain it). `raw` / `ring` is PYTHUSA's raw ring facade over the shmline `Writer`.
     """
 
-    def __init__(self, writer: Writer, name: str, shape: Tuple[int, ...], dtype: Any) -> None:
+    def __init__(self, writer: Writer[Any], name: str, shape: Tuple[int, ...],
+                 dtype: Any) -> None:
+        super().__init__(name, shape, dtype)
         self._writer = writer
-        self.name = name
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
-        self.frame_nbytes = int(self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
-        self._slot: Optional[WriteSlot] = None
-        self._looked: Optional[memoryview] = None
+        self._slot: Optional[WriteSlot[Any]] = None
 
     @property
     def raw(self) -> Any:
         """PYTHUSA's raw ring of this binding: a `SharedRingBuffer` facade over the writer."""
         from ._ring import SharedRingBuffer
 
-        return SharedRingBuffer._of_writer(self)
+        return SharedRingBuffer._of(self, writer=self.writer)
 
     ring = raw
 
     @property
-    def writer(self) -> Writer:
+    def writer(self) -> Writer[Any]:
         """The shmline `Writer` underneath."""
         return self._writer
 
@@ -250,13 +259,8 @@ class StreamWriter:
         if self._slot is None:
             raise RuntimeError(f"stream {self.name!r}: increment() without look(): call look() "
                                "and fill the view first")
-        looked, self._looked = self._looked, None
+        self._release_look()
         slot, self._slot = self._slot, None
-        if looked is not None:
-            try:
-                looked.release()
-            except BufferError:
-                pass
         slot.commit()
 
     def close(self) -> None:

@@ -12,31 +12,28 @@ _writers: Dict[str, Any] = {}
 _events: Dict[str, Any] = {}
 
 
+def _lookup(table: Dict[str, Any], name: str, what: str, where: str) -> Any:
+    """`table[name]`, or PYTHUSA's KeyError saying which list of the task to add it to."""
+    try:
+        return table[name]
+    except KeyError:
+        raise KeyError(f"No {what} '{name}' in this process. Did you add it to the task's "
+                       f"{where}?") from None
+
+
 def get_reader(name: str) -> Any:
     """The raw ring (`SharedRingBuffer`) this task reads stream `name` through."""
-    try:
-        return _readers[name].raw
-    except KeyError:
-        raise KeyError(f"No reading ring '{name}' in this process. Did you add it to the "
-                       "task's reading_rings (or reads)?") from None
+    return _lookup(_readers, name, "reading ring", "reading_rings (or reads)").raw
 
 
 def get_writer(name: str) -> Any:
     """The raw ring (`SharedRingBuffer`) this task writes stream `name` through."""
-    try:
-        return _writers[name].raw
-    except KeyError:
-        raise KeyError(f"No writing ring '{name}' in this process. Did you add it to the "
-                       "task's writing_rings (or writes)?") from None
+    return _lookup(_writers, name, "writing ring", "writing_rings (or writes)").raw
 
 
 def get_event(name: str) -> Any:
     """The `WorkerEvent` named `name` of this task."""
-    try:
-        return _events[name]
-    except KeyError:
-        raise KeyError(f"No event '{name}' in this process. Did you add it to the task's "
-                       "events?") from None
+    return _lookup(_events, name, "event", "events")
 
 
 def install(readers: Dict[str, Any], writers: Dict[str, Any], events: Dict[str, Any]) -> None:

@@ -28,6 +28,9 @@ class EventSpec:
 
     __slots__ = ("name", "initial_state")
 
+    name: str
+    initial_state: bool
+
     def __init__(self, name: str, initial_state: bool = False) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "initial_state", bool(initial_state))
@@ -76,7 +79,7 @@ class WorkerEvent:
         self.name = name
         self._base = base
         if create:
-            self._count = Event.create(base + ".n", counting=True, unlink_on_close=True)
+            self._count = Event.create(base + ".n", mode="counting", unlink_on_close=True)
             self._flag = Event.create(base + ".f", unlink_on_close=True)
         else:
             self._count = Event.open(base + ".n")

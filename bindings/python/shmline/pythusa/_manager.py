@@ -107,7 +107,7 @@ class _Bootstrap:
                 raw.raw.close()
 
 
-def _remove(rings: Dict[str, Stream], events: Dict[str, WorkerEvent]) -> None:
+def _remove(rings: Dict[str, Stream[Any]], events: Dict[str, WorkerEvent]) -> None:
     for stream in rings.values():
         stream.close()
     rings.clear()
@@ -137,9 +137,10 @@ class Manager:
     def __init__(self, mp_context: str = "spawn") -> None:
         """`mp_context` is the `multiprocessing` start method of the task processes (spawn, as
         PYTHUSA: rings and events are opened by name in the child)."""
-        self._ctx = mp.get_context(mp_context)
+        # Any: the context's kind (spawn, fork...) is the caller's choice.
+        self._ctx: Any = mp.get_context(mp_context)
         self._prefix = f"pythusa-{os.getpid()}-{next(_counter)}"
-        self._rings: Dict[str, Stream] = {}
+        self._rings: Dict[str, Stream[Any]] = {}
         self._ring_specs: Dict[str, RingSpec] = {}
         self._events: Dict[str, WorkerEvent] = {}
         self._task_specs: Dict[str, TaskSpec] = {}
@@ -232,7 +233,7 @@ class Manager:
             self._monitor.start()
 
     def _monitor_loop(self, interval_s: float) -> None:
-        from ..pipeline import _proc_sample
+        from .._pipeline_reports import proc_sample
         from ._pipeline import log
 
         high_since: Dict[str, float] = {}
@@ -253,7 +254,7 @@ class Manager:
                 else:
                     high_since.pop(rname, None)
             for name, proc in list(self._processes.items()):
-                sample = _proc_sample(proc.pid) if proc.is_alive() else None
+                sample = proc_sample(proc.pid) if proc.is_alive() else None
                 if sample is None:
                     continue
                 cpu, rss, _age = sample

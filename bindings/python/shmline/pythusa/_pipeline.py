@@ -339,7 +339,7 @@ class Pipeline:
         if self._closed or not self._started or self._inner is None:
             return
         try:
-            self._inner.join(timeout)
+            self._inner.wait(timeout)
         except errors.Timeout:
             return
         finally:
@@ -486,7 +486,7 @@ class Pipeline:
         try:
             import tomllib as toml
         except ImportError:  # Python < 3.11
-            import tomli as toml  # type: ignore[no-redef]
+            import tomli as toml  # type: ignore[no-redef,import-not-found,unused-ignore]
         data = toml.loads(Path(path).read_text(encoding="utf-8"))
         version = data.get("format_version", 1)
         if version != _TOML_VERSION:

@@ -66,8 +66,8 @@ class RingSpec:
 class SharedRingBuffer:
     """One process's end (reader or writer) of a stream, with PYTHUSA's raw ring calls."""
 
-    def __init__(self, name: str, *, reader: Optional[Reader] = None,
-                 writer: Optional[Writer] = None, binding: Any = None) -> None:
+    def __init__(self, name: str, *, reader: Optional[Reader[Any]] = None,
+                 writer: Optional[Writer[Any]] = None, binding: Any = None) -> None:
         # Made by the bindings' `.raw`, `get_reader()` and `get_writer()`.
         self.name = name
         self._reader = reader
@@ -75,22 +75,17 @@ class SharedRingBuffer:
         self._binding = binding
         # Immutable, so views lent by expose_reader_mem_view stay valid while more frames come.
         self._pending = b""
-        self._slot: Optional[WriteSlot] = None
+        self._slot: Optional[WriteSlot[Any]] = None
         self._slot_view: Optional[memoryview] = None
 
     @classmethod
-    def _of_reader(cls, binding: Any) -> "SharedRingBuffer":
+    def _of(cls, binding: Any, **handle: Any) -> "SharedRingBuffer":
+        """The raw ring of a reader or writer binding (`reader=` or `writer=` its handle), made
+        once."""
         raw = getattr(binding, "_raw", None)
         if raw is None:
-            raw = binding._raw = cls(binding.name, reader=binding.reader, binding=binding)
-        return raw  # type: ignore[no-any-return]
-
-    @classmethod
-    def _of_writer(cls, binding: Any) -> "SharedRingBuffer":
-        raw = getattr(binding, "_raw", None)
-        if raw is None:
-            raw = binding._raw = cls(binding.name, writer=binding.writer, binding=binding)
-        return raw  # type: ignore[no-any-return]
+            raw = binding._raw = cls(binding.name, binding=binding, **handle)
+        return raw
 
     # -- Writing ----------------------------------------------------------------------------
 
@@ -131,7 +126,9 @@ class SharedRingBuffer:
 
     def simple_write(self, view: ViewTuple, src: Any) -> None:
         """Copies `src` into the view `expose_writer_mem_view` gave."""
-        data = memoryview(np.ascontiguousarray(src)).cast("B")
+        # NumPy's stubs give ndarray the buffer protocol only from Python 3.12 on.
+        array = np.ascontiguousarray(src)
+        data = memoryview(array).cast("B")  # type: ignore[arg-type,unused-ignore]
         view[0][:len(data)] = data[:len(view[0])]
 
     def inc_writer_pos(self, nbytes: int) -> None:
@@ -218,15 +215,11 @@ class SharedRingBuffer:
         """A snapshot of the stream's shared counters (`Stream.stats()`)."""
         h = self._reader if self._reader is not None else self._writer
         assert h is not None
-        from .._ffi import ffi, lib
-        from ..stream import Stream
+        from .._ffi import lib
+        from ..stream import stream_of
 
-        out = ffi.new("shmline_stream **")
         get = lib.shmline_reader_stream if self._reader is not None else lib.shmline_writer_stream
-        status = get(h._h, out)
-        if status != lib.SHMLINE_OK:
-            errors.raise_for(status)
-        with Stream(out[0]) as stream:
+        with stream_of(get, h._h) as stream:
             return stream.stats(), stream.max_frame_size
 
     def calculate_pressure(self) -> int:
@@ -253,12 +246,12 @@ class SharedRingBuffer:
         header.flags.writeable = False
         return header
 
-    def _need_writer(self) -> Writer:
+    def _need_writer(self) -> Writer[Any]:
         if self._writer is None:
             raise errors.WrongStateError(f"ring {self.name!r} is open for reading here")
         return self._writer
 
-    def _need_reader(self) -> Reader:
+    def _need_reader(self) -> Reader[Any]:
         if self._reader is None:
             raise errors.WrongStateError(f"ring {self.name!r} is open for writing here")
         return self._reader
