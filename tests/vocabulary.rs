@@ -120,6 +120,14 @@ impl Binding {
         if self == Binding::Rust {
             files.retain(|f| !f.starts_with(&ffi));
         }
+        // The PYTHUSA and dsline compatibility layers keep those projects' own names on purpose
+        // (`pythusa.Pipeline.join`, ...): programs written for them run unchanged.
+        let python = root().join("bindings/python/shmline");
+        if self == Binding::Python {
+            files.retain(|f| {
+                !f.starts_with(python.join("pythusa")) && !f.starts_with(python.join("dsline.py"))
+            });
+        }
         assert!(!files.is_empty(), "no source files found for {self:?}");
         files
             .into_iter()

@@ -105,7 +105,7 @@ fn describe() -> Report {
         layout_version: shmline::LAYOUT_VERSION,
         features: Features {
             checksum: "crc32c",
-            wait_strategies: ["adaptive", "busy-spin", "block"],
+            wait_strategies: ["adaptive", "busy_spin", "block"],
             default_wait_strategy: "adaptive",
             futex: cfg!(target_os = "linux"),
             events: ["flag", "counting"],
