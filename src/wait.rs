@@ -168,7 +168,11 @@ impl Deadline {
 
 /// Sleeps while `*word == expected`, for at most `timeout`. Returns on wake-up, timeout, signal
 /// or a changed value: the caller re-checks its condition in every case.
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+///
+/// Not part of the API: public for `shmline bench`, whose futex ping-pong must use the very
+/// calls the streams use.
+#[doc(hidden)]
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     #[cfg(not(loom))]
     {
         let ts = libc::timespec {
@@ -197,7 +201,10 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 }
 
 /// Wakes up to `count` processes sleeping on `word`.
-pub(crate) fn futex_wake(word: &AtomicU32, count: i32) {
+///
+/// Not part of the API: public for `shmline bench`, as [`futex_wait`].
+#[doc(hidden)]
+pub fn futex_wake(word: &AtomicU32, count: i32) {
     #[cfg(not(loom))]
     // SAFETY: `word` is a valid, aligned 32-bit atomic; FUTEX_WAKE does not access its value.
     unsafe {
