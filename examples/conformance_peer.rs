@@ -7,7 +7,6 @@
 //! conformance_peer set-event|wait-event --event NAME --mode flag|counting --count K
 //! ```
 
-use shmline::wait::Deadline;
 use shmline::{
     Error, Event, EventMode, EventOptions, FrameInfo, ReaderOptions, Schema, Stream, StreamOptions,
     WriterOptions,
@@ -197,11 +196,7 @@ fn write_frames(args: &Args) -> Result<(), Failure> {
             let len = fill_frame(args.kind, i, &mut frame);
             digest = digest_frame(digest, i, frame_flags(i), &frame[..len]);
             writer
-                .write_deadline(
-                    &frame[..len],
-                    frame_flags(i),
-                    Deadline::after(Some(PATIENCE)),
-                )
+                .write_with_flags(&frame[..len], frame_flags(i))
                 .map_err(Failure::at("write"))?;
         }
     }

@@ -10,7 +10,7 @@
 //! The program is both processes: started normally it creates the stream, starts itself again
 //! with `--reader NAME` as the reader, and writes. Both sides use the zero-copy calls: the writer
 //! computes each frame directly in shared memory (`reserve` → fill → `commit`), the reader checks
-//! it where it lies (`acquire` → check → release by dropping the guard). Nothing is left in
+//! it where it lies (`acquire` → check → release by dropping the slot). Nothing is left in
 //! `/dev/shm`: the stream's name is removed as soon as both processes have it open.
 
 use shmline::{Error, ReaderOptions, Schema, Stream, StreamOptions};

@@ -24,15 +24,17 @@ fn element(i: u64, k: usize) -> u32 {
 }
 
 fn write(stream: &Stream, count: u64) -> Result<(), Error> {
-    let mut writer = stream.writer()?;
+    let mut writer = stream.writer_with(&shmline::WriterOptions {
+        timeout: Some(PATIENCE),
+        ..Default::default()
+    })?;
     writer.wait_for_readers(1, PATIENCE)?;
     let mut frame = [0u8; ELEMENTS * 4];
     for i in 0..count {
         for (k, bytes) in frame.chunks_exact_mut(4).enumerate() {
             bytes.copy_from_slice(&element(i, k).to_le_bytes());
         }
-        let deadline = shmline::wait::Deadline::after(Some(PATIENCE));
-        writer.write_deadline(&frame, (i / 100) as u32, deadline)?;
+        writer.write_with_flags(&frame, (i / 100) as u32)?;
     }
     writer.close();
     println!("xlang_peer: wrote {count} frames");

@@ -217,10 +217,11 @@ impl Event {
     pub fn creator(&self) -> ProcessId {
         let header = self.header();
         // Relaxed: written once before `magic` was published, which this handle has observed.
-        ProcessId {
-            pid: header.creator_pid.load(Ordering::Relaxed),
-            start_time: header.creator_start_time.load(Ordering::Relaxed),
-        }
+        ProcessId::load(
+            &header.creator_pid,
+            &header.creator_start_time,
+            Ordering::Relaxed,
+        )
     }
 
     /// Signals the event.
@@ -280,18 +281,18 @@ impl Event {
 
     /// Waits for ever until the event is set (flag mode) or takes one signal (counting mode).
     pub fn wait(&self) -> Result<()> {
-        self.wait_deadline(Deadline::Never)
+        self.wait_until(Deadline::Never)
     }
 
     /// Like [`Event::wait`], but gives up with [`Error::Timeout`] after `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        self.wait_deadline(Deadline::after(Some(timeout)))
+        self.wait_until(Deadline::after(Some(timeout)))
     }
 
     /// Never blocks: succeeds (taking a signal in counting mode) if the event is set right now,
     /// else returns [`Error::Empty`].
     pub fn try_wait(&self) -> Result<()> {
-        match self.wait_deadline(Deadline::Now) {
+        match self.wait_until(Deadline::Now) {
             Err(Error::Timeout) => Err(Error::Empty),
             other => other,
         }
@@ -304,7 +305,12 @@ impl Event {
     /// every 100 ms to re-check. In flag mode, a `set` followed at once by `clear` may go unseen by
     /// a waiter that had not yet looked at the event; use counting mode for pulses that must not
     /// be missed.
-    pub fn wait_deadline(&self, deadline: Deadline) -> Result<()> {
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
+        self.wait_until(Deadline::At(deadline))
+    }
+
+    /// [`Event::wait_deadline`] as `deadline` says (the C ABI's timeouts).
+    pub(crate) fn wait_until(&self, deadline: Deadline) -> Result<()> {
         if self.take() {
             return Ok(());
         }

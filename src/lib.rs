@@ -41,8 +41,8 @@ pub use error::{Error, Result, Status};
 pub use event::{Event, EventMode, EventOptions};
 pub use layout::LAYOUT_VERSION;
 pub use ring::{
-    Backpressure, FrameInfo, GroupStats, OwnedFrame, ReadGuard, Reader, ReaderOptions, ReaderStats,
-    StartPosition, Stream, StreamInfo, StreamOptions, StreamStats, WriteGuard, Writer,
+    Backpressure, FrameInfo, GroupStats, OwnedFrame, ReadSlot, Reader, ReaderOptions, ReaderStats,
+    StartPosition, Stream, StreamInfo, StreamOptions, StreamStats, WriteSlot, Writer,
     WriterOptions, WriterState,
 };
 pub use schema::Schema;

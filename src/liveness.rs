@@ -20,6 +20,23 @@ pub struct ProcessId {
 static SELF_CACHE: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 impl ProcessId {
+    /// The process recorded in a pair of shared-memory words, loaded with `order`: the one
+    /// reader of every recorded identity (stream creator and writer, table lock holder, event
+    /// creator, table entries). The two loads are not one atomic step; a torn pair names no
+    /// live process and so only ever reads as dead, which nobody acts on without a
+    /// compare-and-swap of the state that recorded it.
+    #[inline]
+    pub fn load(
+        pid: &crate::sync::AtomicU32,
+        start_time: &crate::sync::AtomicU64,
+        order: crate::sync::Ordering,
+    ) -> ProcessId {
+        ProcessId {
+            pid: pid.load(order),
+            start_time: start_time.load(order),
+        }
+    }
+
     /// The calling process.
     pub fn current() -> ProcessId {
         let pid = std::process::id();

@@ -71,7 +71,7 @@ use crate::event::Event;
 use crate::ring::Reader;
 use crate::sync::AtomicU32;
 use crate::wait::{Deadline, Step, WaitStrategy};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest sleep when `futex_waitv` is unavailable (or the set is too large for it): members
 /// other than the first are noticed within this time.
@@ -189,17 +189,26 @@ impl<'a> WaitSet<'a> {
         }
     }
 
-    /// Waits until at least one member is ready, for at most `timeout` (`None`: for ever), and
-    /// returns the keys of every ready member in increasing order. [`Error::Timeout`] if none
-    /// became ready in time; [`Error::Empty`] if none is ready now and `timeout` is zero (a
-    /// check without waiting); [`Error::InvalidArgument`] for a set with no member.
-    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Vec<usize>> {
-        self.wait_deadline(Deadline::after(timeout))
+    /// Waits for ever until at least one member is ready, and returns the keys of every ready
+    /// member in increasing order. [`Error::InvalidArgument`] for a set with no member.
+    pub fn wait(&mut self) -> Result<Vec<usize>> {
+        wait_members(&mut self.members, Deadline::Never)
     }
 
-    /// [`WaitSet::wait`] until `deadline`.
-    pub fn wait_deadline(&mut self, deadline: Deadline) -> Result<Vec<usize>> {
-        wait_members(&mut self.members, deadline)
+    /// The keys of the members ready now, without waiting; [`Error::Empty`] if none is.
+    pub fn try_wait(&mut self) -> Result<Vec<usize>> {
+        wait_members(&mut self.members, Deadline::Now)
+    }
+
+    /// As [`WaitSet::wait`], for at most `timeout`: [`Error::Timeout`] if no member became ready
+    /// in time ([`Error::Empty`] for a zero `timeout`, as [`WaitSet::try_wait`]).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Vec<usize>> {
+        wait_members(&mut self.members, Deadline::after(Some(timeout)))
+    }
+
+    /// As [`WaitSet::wait`], until `deadline` ([`Error::Timeout`]).
+    pub fn wait_deadline(&mut self, deadline: Instant) -> Result<Vec<usize>> {
+        wait_members(&mut self.members, Deadline::At(deadline))
     }
 }
 

@@ -13,7 +13,6 @@
 mod common;
 
 use shmline::pipeline::{Outcome, Pipeline, StreamSpec, TaskExit, TaskSpec};
-use shmline::wait::Deadline;
 use shmline::{FrameInfo, ReaderOptions, Stream, StreamOptions, WaitStrategy, WriterOptions};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -611,14 +610,11 @@ fn child_rust_writer() {
         .unwrap();
     drop(stream);
     writer.wait_for_readers(1, PATIENCE).unwrap();
-    let deadline = || Deadline::after(Some(PATIENCE));
     let mut i = 0;
     while i < frames {
         match (i / FRAMES_CHUNK) % 3 {
             0 => {
-                writer
-                    .write_deadline(&frame(i), frame_flags(i), deadline())
-                    .unwrap();
+                writer.write_with_flags(&frame(i), frame_flags(i)).unwrap();
                 i += 1;
             }
             1 => {
@@ -633,16 +629,11 @@ fn child_rust_writer() {
                     .min((i / FRAMES_CHUNK + 1) * FRAMES_CHUNK)
                     .min(frames);
                 let batch: Vec<Vec<u8>> = (i..end).map(frame).collect();
+                let batch: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
                 let mut done = 0;
                 while done < batch.len() {
-                    let start = done;
                     done += writer
-                        .write_batch_deadline(
-                            batch.len() - start,
-                            |k| batch[start + k].as_slice(),
-                            frame_flags(i),
-                            deadline(),
-                        )
+                        .write_batch_with_flags(&batch[done..], frame_flags(i))
                         .unwrap();
                 }
                 i = end;

@@ -6,7 +6,7 @@
 //! record with what the Rust side wrote. They need `python3` (3.11 or later). Without it they are
 //! skipped with a message, except under CI (`CI` set), where a missing interpreter fails.
 
-use shmline::wait::{monotonic_ns, Deadline};
+use shmline::wait::monotonic_ns;
 use shmline::{
     Event, EventMode, EventOptions, ReaderOptions, Schema, Status, Stream, StreamOptions,
 };
@@ -205,7 +205,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     // them: frames 4..12 are in the ring, 8..12 in slots 0..4.
     for seq in 0..8 {
         writer
-            .write_deadline(&payload(seq), frame_flags(seq), Deadline::Now)
+            .write_with_flags(&payload(seq), frame_flags(seq))
             .unwrap();
     }
     for seq in 0..5 {
@@ -214,7 +214,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     }
     for seq in 8..12 {
         writer
-            .write_deadline(&payload(seq), frame_flags(seq), Deadline::Now)
+            .write_with_flags(&payload(seq), frame_flags(seq))
             .unwrap();
     }
     let after = monotonic_ns();

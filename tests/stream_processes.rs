@@ -14,7 +14,6 @@ mod support;
 use shmline::layout::{
     ReaderEntry, StreamHeader, OWNER_PID_SHIFT, READERS_OFFSET, READER_CLAIMING, WRITER_CLAIMING,
 };
-use shmline::wait::Deadline;
 use shmline::{
     Error, Event, EventMode, EventOptions, FrameInfo, Reader, ReaderOptions, StartPosition, Stream,
     StreamOptions, WriterOptions, WriterState,
@@ -157,7 +156,7 @@ fn read_range(reader: &mut Reader, first: u64, end: u64, max: usize) {
     let mut buf = vec![0u8; max];
     for seq in first..end {
         let info = reader
-            .read_into_deadline(&mut buf, Deadline::after(Some(PATIENCE)))
+            .read_into_timeout(&mut buf, PATIENCE)
             .unwrap_or_else(|e| panic!("reading frame {seq}: {e}"));
         assert_eq!(info.seq, seq);
         assert_eq!(info.missed, 0);

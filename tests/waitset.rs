@@ -81,11 +81,11 @@ fn a_reader_with_a_frame_is_ready_and_an_empty_one_is_not_even_without_waiting()
     let mut set = WaitSet::new();
     let ka = set.add_reader(&mut ra);
     let kb = set.add_reader(&mut rb);
-    assert_eq!(set.wait(Some(Duration::ZERO)).unwrap(), vec![kb]);
+    assert_eq!(set.try_wait().unwrap(), vec![kb]);
     // Level-triggered: ready until read.
-    assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![kb]);
+    assert_eq!(set.wait_timeout(PATIENCE).unwrap(), vec![kb]);
     assert_eq!(set.reader(kb).unwrap().try_read().unwrap().data, b"frame");
-    assert!(matches!(set.wait(Some(Duration::ZERO)), Err(Error::Empty)));
+    assert!(matches!(set.try_wait(), Err(Error::Empty)));
     assert!(set.reader(ka).is_some());
 }
 
@@ -100,7 +100,7 @@ fn a_wait_with_nothing_ready_times_out_after_its_timeout() {
     set.add_event(&e);
     let started = Instant::now();
     assert!(matches!(
-        set.wait(Some(Duration::from_millis(200))),
+        set.wait_timeout(Duration::from_millis(200)),
         Err(Error::Timeout)
     ));
     let waited = started.elapsed();
@@ -111,13 +111,13 @@ fn a_wait_with_nothing_ready_times_out_after_its_timeout() {
 #[test]
 fn an_empty_waitset_refuses_to_wait() {
     let mut set = WaitSet::new();
-    assert!(matches!(set.wait(None), Err(Error::InvalidArgument(_))));
+    assert!(matches!(set.wait(), Err(Error::InvalidArgument(_))));
     let e = event("empty", EventMode::Flag);
     let key = set.add_event(&e);
     assert!(set.remove(key));
     assert!(!set.remove(key));
     assert!(set.is_empty());
-    assert!(matches!(set.wait(None), Err(Error::InvalidArgument(_))));
+    assert!(matches!(set.wait(), Err(Error::InvalidArgument(_))));
 }
 
 #[test]
@@ -129,11 +129,11 @@ fn a_set_flag_and_a_pending_count_are_ready_until_cleared_or_taken() {
     let kc = set.add_event(&counter);
     flag.set();
     counter.set();
-    assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![kf, kc]);
+    assert_eq!(set.wait_timeout(PATIENCE).unwrap(), vec![kf, kc]);
     flag.clear();
     // The WaitSet does not take the signal: the caller does.
     counter.try_wait().unwrap();
-    assert!(matches!(set.wait(Some(Duration::ZERO)), Err(Error::Empty)));
+    assert!(matches!(set.try_wait(), Err(Error::Empty)));
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn an_event_set_by_another_thread_wakes_a_sleeping_waitset() {
         // Many rounds: a lost wake-up would leave one round waiting for its whole patience.
         for _ in 0..200 {
             scope.spawn(|| e.set());
-            assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![ke]);
+            assert_eq!(set.wait_timeout(PATIENCE).unwrap(), vec![ke]);
             e.try_wait().unwrap();
         }
     });
@@ -164,7 +164,7 @@ fn end_of_stream_makes_a_reader_ready_and_its_read_says_so() {
     let child = writer_process(&s, 3, "close");
     let mut seen = 0u64;
     loop {
-        assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![k]);
+        assert_eq!(set.wait_timeout(PATIENCE).unwrap(), vec![k]);
         match set.reader(k).unwrap().try_read() {
             Ok(frame) => {
                 assert_eq!(frame.data, seen.to_le_bytes());
@@ -185,13 +185,13 @@ fn a_dead_writer_makes_a_reader_ready_and_its_read_says_so() {
     let mut set = WaitSet::new();
     let k = set.add_reader(&mut r);
     writer_process(&s, 1, "exit").wait().unwrap();
-    assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![k]);
+    assert_eq!(set.wait_timeout(PATIENCE).unwrap(), vec![k]);
     assert_eq!(
         set.reader(k).unwrap().try_read().unwrap().data,
         0u64.to_le_bytes()
     );
     let started = Instant::now();
-    assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![k]);
+    assert_eq!(set.wait_timeout(PATIENCE).unwrap(), vec![k]);
     assert!(started.elapsed() < PATIENCE);
     assert!(matches!(
         set.reader(k).unwrap().try_read(),
@@ -218,15 +218,15 @@ fn lossy_readers_and_group_members_are_ready_with_frames() {
     let kl = set.add_reader(&mut lossy);
     let k1 = set.add_reader(&mut m1);
     let k2 = set.add_reader(&mut m2);
-    assert!(matches!(set.wait(Some(Duration::ZERO)), Err(Error::Empty)));
+    assert!(matches!(set.try_wait(), Err(Error::Empty)));
     w.write(b"one").unwrap();
     // The first member claims the one frame; the second has none to claim.
-    assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![kl, k1]);
+    assert_eq!(set.wait_timeout(PATIENCE).unwrap(), vec![kl, k1]);
     assert_eq!(set.reader(k1).unwrap().try_read().unwrap().data, b"one");
     assert_eq!(set.reader(kl).unwrap().try_read().unwrap().data, b"one");
     w.write(b"two").unwrap();
     w.write(b"three").unwrap();
-    let ready = set.wait(Some(PATIENCE)).unwrap();
+    let ready = set.wait_timeout(PATIENCE).unwrap();
     assert_eq!(ready, vec![kl, k1, k2]);
     let got1 = set.reader(k1).unwrap().try_read().unwrap().data;
     let got2 = set.reader(k2).unwrap().try_read().unwrap().data;
@@ -250,7 +250,7 @@ fn a_fan_in_of_two_writer_processes_delivers_all_210_frames() {
     let mut next = [0u64; 2];
     let mut open = 2;
     while open > 0 {
-        for key in set.wait(Some(PATIENCE)).unwrap() {
+        for key in set.wait_timeout(PATIENCE).unwrap() {
             let reader = set.reader(key).unwrap();
             match reader.try_read() {
                 Ok(frame) => {
@@ -285,7 +285,7 @@ fn an_idle_waitset_uses_no_measurable_cpu() {
     let cpu = thread_cpu_time();
     let started = Instant::now();
     assert!(matches!(
-        set.wait(Some(Duration::from_secs(1))),
+        set.wait_timeout(Duration::from_secs(1)),
         Err(Error::Timeout)
     ));
     let (cpu, wall) = (thread_cpu_time() - cpu, started.elapsed());
@@ -313,10 +313,10 @@ fn a_reader_of_a_multi_writer_stream_is_woken_by_either_writer() {
     let k = set.add_reader(&mut r);
     std::thread::scope(|scope| {
         scope.spawn(|| w1.write(b"one").unwrap());
-        assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![k]);
+        assert_eq!(set.wait_timeout(PATIENCE).unwrap(), vec![k]);
         assert_eq!(set.reader(k).unwrap().try_read().unwrap().data, b"one");
         scope.spawn(|| w2.write(b"two").unwrap());
-        assert_eq!(set.wait(Some(PATIENCE)).unwrap(), vec![k]);
+        assert_eq!(set.wait_timeout(PATIENCE).unwrap(), vec![k]);
         assert_eq!(set.reader(k).unwrap().try_read().unwrap().data, b"two");
     });
 }

@@ -315,6 +315,6 @@ pub unsafe extern "C" fn shmline_event_wait(event: *const shmline_event, timeout
         if timeout_ns == 0 {
             return Ok(e.event.try_wait()?);
         }
-        Ok(e.event.wait_deadline(Deadline::from_nanos(timeout_ns))?)
+        Ok(e.event.wait_until(Deadline::from_nanos(timeout_ns))?)
     })
 }

@@ -273,7 +273,7 @@ pub unsafe extern "C" fn shmline_reader_read(
         let buf = unsafe { bytes_mut(buf, cap, "buf") }?;
         match r
             .reader
-            .read_into_deadline(buf, Deadline::from_nanos(timeout_ns))
+            .read_into_until(buf, Deadline::from_nanos(timeout_ns))
         {
             Ok(frame) => {
                 info.put(frame.into());
@@ -352,7 +352,7 @@ pub unsafe extern "C" fn shmline_reader_read_batch(
         let infos = unsafe { array_mut(infos.cast::<FrameInfo>(), max_frames, "infos") }?;
         match r
             .reader
-            .read_batch_deadline(buf, infos, Deadline::from_nanos(timeout_ns))
+            .read_batch_until(buf, infos, Deadline::from_nanos(timeout_ns))
         {
             Ok(n) => {
                 count.put(n);

@@ -344,7 +344,7 @@ pub unsafe extern "C" fn shmline_task_wait_stop(task: *const shmline_task, timeo
         if timeout_ns == 0 {
             return Ok(stop.try_wait()?);
         }
-        Ok(stop.wait_deadline(Deadline::from_nanos(timeout_ns))?)
+        Ok(stop.wait_until(Deadline::from_nanos(timeout_ns))?)
     })
 }
 

@@ -159,7 +159,7 @@ pub unsafe extern "C" fn shmline_writer_write(
         // SAFETY: the caller guarantees `data` has `len` readable bytes.
         let data = unsafe { bytes(data, len, "data") }?;
         Ok(w.writer
-            .write_deadline(data, flags, Deadline::from_nanos(timeout_ns))?)
+            .write_until(data, flags, Deadline::from_nanos(timeout_ns))?)
     })
 }
 
@@ -244,7 +244,7 @@ pub unsafe extern "C" fn shmline_writer_write_batch(
         };
         let n =
             w.writer
-                .write_batch_deadline(count, frame, flags, Deadline::from_nanos(timeout_ns))?;
+                .write_batch_until(count, frame, flags, Deadline::from_nanos(timeout_ns))?;
         written.put(n);
         Ok(())
     })

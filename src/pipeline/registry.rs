@@ -677,15 +677,16 @@ impl Registry {
             ))
         })?;
         let r = Ordering::Relaxed;
-        let pid = |pid: u32, start_time: u64| (pid != 0).then_some(ProcessId { pid, start_time });
+        let pid =
+            |pid, start_time| Some(ProcessId::load(pid, start_time, r)).filter(|p| p.pid != 0);
         let exit = (state == TaskState::Exited).then(|| match rec.exit_signal.load(r) {
             0 => TaskExit::Code(rec.exit_code.load(r) as i32),
             sig => TaskExit::Signal(sig as i32),
         });
         Ok(TaskStatus {
             state,
-            process: pid(rec.pid.load(r), rec.start_time.load(r)),
-            joined: pid(rec.joined_pid.load(r), rec.joined_start_time.load(r)),
+            process: pid(&rec.pid, &rec.start_time),
+            joined: pid(&rec.joined_pid, &rec.joined_start_time),
             exit,
             cpu: Duration::from_nanos(rec.cpu_ns.load(r)),
             started_unix_ns: rec.started_unix_ns.load(r),
@@ -1045,10 +1046,7 @@ fn read_info(seg: &Segment, geo: &RegistryGeometry, name: &str) -> Result<Regist
 
     Ok(RegistryInfo {
         name: name.to_owned(),
-        runner: ProcessId {
-            pid: hdr.runner_pid.load(r),
-            start_time: hdr.runner_start_time.load(r),
-        },
+        runner: ProcessId::load(&hdr.runner_pid, &hdr.runner_start_time, r),
         created_unix_ns: hdr.created_unix_ns.load(r),
         allow_cycles: hdr.flags.load(r) & PIPELINE_FLAG_ALLOW_CYCLES != 0,
         join_timeout: Duration::from_millis(hdr.join_timeout_ms.load(r) as u64),

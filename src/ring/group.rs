@@ -12,7 +12,7 @@
 
 use super::lock::TableLock;
 use super::protocol::{self, entry::Owner, group::Claim};
-use super::readers;
+use super::tables;
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::layout::{
@@ -64,7 +64,7 @@ fn group_of(entry: &ReaderEntry, state: u32) -> u32 {
 
 /// Whether the owner of an active entry is dead.
 fn owner_dead(entry: &ReaderEntry) -> bool {
-    readers::dead_owner(entry).is_some()
+    tables::dead_reader(entry).is_some()
 }
 
 fn lock(shared: &Shared) -> Result<TableLock<'_>> {
@@ -185,7 +185,7 @@ pub(crate) fn leave(shared: &Shared, index: u32, g: u32, undelivered: Option<u64
         _ => false,
     };
     if !orphaned {
-        readers::free(shared, index, READER_ACTIVE);
+        tables::free_reader(shared, index, READER_ACTIVE);
     }
     if lock.is_some() && members(shared, g).is_empty() {
         free_group(shared, g);
@@ -244,7 +244,7 @@ fn bury(shared: &Shared, i: u32, g: u32, keep: bool) -> Burial {
     let entry = shared.entry(i);
     let hdr = shared.header();
     // Only the incarnation judged dead is moved (see `protocol::entry::transition`).
-    let Some(dead) = readers::dead_owner(entry).filter(|o| o.state() == READER_ACTIVE) else {
+    let Some(dead) = tables::dead_reader(entry).filter(|o| o.state() == READER_ACTIVE) else {
         return Burial::Lost;
     };
     // SeqCst: as in the writer's scan.
@@ -312,7 +312,7 @@ pub(crate) fn rescue(
             &mut scan_in_flight,
         );
         // We hold the orphan's frames now (or it held none we may take): let it go.
-        if readers::free(shared, i, READER_ORPHANED) {
+        if tables::free_reader(shared, i, READER_ORPHANED) {
             left -= 1;
         }
         if start < end {
@@ -353,6 +353,14 @@ pub(crate) fn claim(
             shared.geo.capacity
         ))),
     }
+}
+
+/// Frees the entries of readers that died (only lossless ones if `lossless_only`) and hands the
+/// frames of dead group members to live ones: what a writer held back, or a reader finding the
+/// table full, does about dead readers.
+pub(crate) fn reclaim_dead_readers(shared: &Shared, lossless_only: bool) {
+    tables::reclaim_dead_readers(shared, lossless_only);
+    repair(shared);
 }
 
 /// Repairs every group (the writer waiting for space, a joining reader finding no free entry):
@@ -411,7 +419,7 @@ fn repair_locked(shared: &Shared) {
                 orphaned |= bury(shared, i, g, live) == Burial::Orphaned;
             } else if state == READER_ORPHANED && !live {
                 // Nobody is left to adopt it (or its group record is gone).
-                readers::free(shared, i, READER_ORPHANED);
+                tables::free_reader(shared, i, READER_ORPHANED);
             }
         }
         if active && self::members(shared, g).is_empty() {

@@ -42,10 +42,8 @@ impl<'a> TableLock<'a> {
             }
             if waited >= LOCK_PATIENCE {
                 // Relaxed: the holder stored them just after taking the lock, long ago.
-                let holder = ProcessId {
-                    pid: hdr.table_lock.load(Ordering::Relaxed),
-                    start_time: hdr.table_lock_start.load(Ordering::Relaxed),
-                };
+                let holder =
+                    ProcessId::load(&hdr.table_lock, &hdr.table_lock_start, Ordering::Relaxed);
                 if holder.pid != 0 && holder.pid != me.pid && !holder.is_alive() {
                     multi::break_table_lock(hdr, holder.pid);
                     continue;

@@ -11,18 +11,19 @@
 mod group;
 mod lock;
 mod multi;
+mod peers;
 mod policy;
 pub mod protocol;
 mod reader;
-mod readers;
 mod stats;
+mod tables;
 mod writer;
 
 pub(crate) use group::validate_name as validate_group_name;
 pub use policy::Backpressure;
-pub use reader::{FrameInfo, OwnedFrame, ReadGuard, Reader, ReaderOptions, StartPosition};
+pub use reader::{FrameInfo, OwnedFrame, ReadSlot, Reader, ReaderOptions, StartPosition};
 pub use stats::{GroupStats, ReaderStats, StreamStats, WriterState, WriterStats};
-pub use writer::{WriteGuard, Writer, WriterOptions};
+pub use writer::{WriteSlot, Writer, WriterOptions};
 
 use crate::error::{Error, Result};
 use crate::layout::{
@@ -387,7 +388,7 @@ impl Stream {
     /// `writer::close_abandoned`); used by the pipeline runner when a writer task has exited.
     /// Returns true if it closed the stream.
     pub(crate) fn close_abandoned_writer(&self, exited: Option<u32>) -> bool {
-        writer::close_abandoned(&self.shared, exited)
+        peers::close_abandoned(&self.shared, exited)
     }
 
     /// Attaches a reader.
@@ -527,10 +528,7 @@ fn validate(seg: Segment) -> Result<Shared> {
     } else {
         None
     };
-    let creator = ProcessId {
-        pid: hdr.creator_pid.load(r),
-        start_time: hdr.creator_start_time.load(r),
-    };
+    let creator = ProcessId::load(&hdr.creator_pid, &hdr.creator_start_time, r);
     Ok(Shared {
         geo,
         info: StreamInfo {

@@ -20,13 +20,13 @@
 use super::lock::TableLock;
 use super::protocol::entry::{self, Owner};
 use super::protocol::{self, multi};
-use super::{Backpressure, Shared};
+use super::{group, policy, tables, Backpressure, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{
     SEQ_EMPTY, WRITER_ACTIVE, WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD,
     WRITER_ENTRY_ACTIVE, WRITER_ENTRY_CLAIMING, WRITER_ENTRY_FREE, WRITER_NONE,
 };
-use crate::liveness::{pid_alive, Patience, ProcessId, PATIENCE};
+use crate::liveness::{Patience, ProcessId, PATIENCE};
 use crate::sync::Ordering;
 use crate::wait::{futex_wait, futex_wake, Deadline, Step, WaitStrategy};
 use std::time::Instant;
@@ -84,7 +84,7 @@ impl MultiWriter {
         entry.bytes_written.store(0, Ordering::Relaxed);
         entry.start_time.store(me.start_time, Ordering::Relaxed);
         if let Err(count) = multi::count_attach(hdr) {
-            free_entry(shared, index, claimed);
+            tables::free_writer(shared, index, claimed);
             let why = if count & WRITER_COUNT_CLOSED != 0 {
                 "its last writer closed it: readers were told END_OF_STREAM"
             } else {
@@ -212,7 +212,7 @@ impl MultiWriter {
         // or leaving: they died before we closed, so we are the last to leave.
         let ended = multi::count_leave(hdr, true)
             || end_abandoned(shared, Some(self.index), WRITER_COUNT_CLOSED);
-        free_entry(shared, self.index, leaving);
+        tables::free_writer(shared, self.index, leaving);
         if ended {
             end_stream(shared);
         }
@@ -309,7 +309,7 @@ impl MultiWriter {
             };
             // Hysteresis as for a single writer: wake once a quarter of the ring is free.
             let (wanted, slice) =
-                super::writer::space_wanted(seq, protocol::head(hdr), self.capacity, slice);
+                policy::space_wanted(seq, protocol::head(hdr), self.capacity, slice);
             let word = multi::writer_prepare_sleep(hdr, wanted);
             if self.refresh(shared, multi::next_claim(hdr))? {
                 multi::writer_wake_done(hdr);
@@ -322,8 +322,7 @@ impl MultiWriter {
 
     /// Frees dead lossless readers and repairs dead writers.
     fn repair_peers(&self, shared: &Shared) {
-        super::readers::reclaim_dead(shared, true);
-        super::group::repair(shared);
+        group::reclaim_dead_readers(shared, true);
         repair(shared);
     }
 }
@@ -357,9 +356,7 @@ fn end_stream(shared: &Shared) {
 /// compare-and-swap), reclaiming dead writers' entries if none is free.
 fn claim_entry(shared: &Shared, pid: u32) -> Result<(u32, Owner)> {
     for pass in 0..2 {
-        let found = (0..shared.geo.writer_entries)
-            .find_map(|i| entry::claim(shared.writer_entry(i), pid).map(|claimed| (i, claimed)));
-        if let Some(found) = found {
+        if let Some(found) = tables::claim_writer(shared, pid) {
             return Ok(found);
         }
         if pass == 0 {
@@ -374,32 +371,6 @@ fn claim_entry(shared: &Shared, pid: u32) -> Result<(u32, Owner)> {
     )))
 }
 
-/// Frees writer entry `index` (ours, or a dead writer's under the table lock) from the exact
-/// owner word `from`: one compare-and-swap that bumps the entry's generation, so a free cannot be
-/// half done, and a word read before the entry changed hands frees nothing. False if the entry
-/// is no longer in `from`.
-fn free_entry(shared: &Shared, index: u32, from: Owner) -> bool {
-    entry::transition(
-        shared.header(),
-        shared.writer_entry(index),
-        from,
-        WRITER_ENTRY_FREE,
-    )
-}
-
-/// A writer entry as a repair sees it.
-struct Seen {
-    index: u32,
-    /// The owner word it was judged by: state `WRITER_ENTRY_ACTIVE` (counted in `writer_count`)
-    /// or `WRITER_ENTRY_CLAIMING`.
-    owner: Owner,
-    alive: bool,
-    /// The writer's intent ([`SEQ_EMPTY`] for a claimant: it has claimed nothing yet).
-    claim: u64,
-    /// The writer's scan intent ([`SEQ_EMPTY`] for a claimant).
-    scan: u64,
-}
-
 /// Repairs the damage of writers that died: stamps a sequence number a dead writer claimed but
 /// never published as skipped, ends a scan it held, and frees its entry. Cheap when every writer
 /// is alive (one look at `/proc` per attached writer, no lock). Returns true if it freed a writer
@@ -408,7 +379,7 @@ pub(crate) fn repair(shared: &Shared) -> bool {
     if !shared.multi_writer() {
         return false;
     }
-    if !table(shared).iter().any(|w| !w.alive) {
+    if !tables::writers(shared).iter().any(|w| !w.alive) {
         return end_abandoned(shared, None, WRITER_COUNT_DEAD);
     }
     let Some(_lock) = TableLock::take(shared) else {
@@ -416,7 +387,7 @@ pub(crate) fn repair(shared: &Shared) -> bool {
     };
     let hdr = shared.header();
     // Again under the lock: another process may have repaired them meanwhile.
-    let seen = table(shared);
+    let seen = tables::writers(shared);
     // SeqCst: the loads that pair with the claimants' intents (see `multi::try_claim`).
     let head = hdr.head.load(Ordering::SeqCst);
     let claimed = hdr.claim_seq.load(Ordering::SeqCst);
@@ -449,7 +420,7 @@ pub(crate) fn repair(shared: &Shared) -> bool {
         hdr.bytes_written.fetch_add(bytes, Ordering::Relaxed);
         // From exactly the word judged dead (nobody else frees a dead writer's entry while we
         // hold the lock, so this only fails on damage).
-        if !free_entry(shared, dead.index, dead.owner) {
+        if !tables::free_writer(shared, dead.index, dead.owner) {
             continue;
         }
         // Only an active entry is surely counted: an attaching writer counts itself just before
@@ -508,48 +479,11 @@ fn end_abandoned(shared: &Shared, ours: Option<u32>, end: u32) -> bool {
     true
 }
 
-/// The taken writer entries: active ones (judged by pid and start time) and claimed ones
-/// (judged by the claimant's pid alone: its start time may not be recorded yet).
-fn table(shared: &Shared) -> Vec<Seen> {
-    (0..shared.geo.writer_entries)
-        .filter_map(|index| {
-            let entry = shared.writer_entry(index);
-            // Acquire: see the fields the owner stored before activating (SeqCst) the entry.
-            let owner = entry::owner(entry, Ordering::Acquire);
-            match owner.state() {
-                WRITER_ENTRY_ACTIVE => Some(Seen {
-                    index,
-                    owner,
-                    alive: ProcessId {
-                        pid: owner.pid(),
-                        // Relaxed: made visible by the Acquire load of the word.
-                        start_time: entry.start_time.load(Ordering::Relaxed),
-                    }
-                    .is_alive(),
-                    // SeqCst: see `repair`.
-                    claim: entry.claim.load(Ordering::SeqCst),
-                    scan: entry.scan.load(Ordering::SeqCst),
-                }),
-                // A claimant has claimed no number and taken no scan (it does so only once
-                // active); its entry's intents may still be its predecessor's.
-                WRITER_ENTRY_CLAIMING => Some(Seen {
-                    index,
-                    owner,
-                    alive: pid_alive(owner.pid()),
-                    claim: SEQ_EMPTY,
-                    scan: SEQ_EMPTY,
-                }),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
 /// Whether any writer of the multi-writer stream is alive, or none has attached yet.
 pub(crate) fn any_writer_alive(shared: &Shared) -> bool {
     // Acquire: pairs with the first writer's SeqCst store of ACTIVE.
     shared.header().writer_state.load(Ordering::Acquire) == WRITER_NONE
-        || table(shared).iter().any(|w| w.alive)
+        || tables::writers(shared).iter().any(|w| w.alive)
 }
 
 /// What a reader with no frame left is told about the writers of a multi-writer stream:
@@ -576,7 +510,7 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
     repair(shared);
     if let Some(pid) = exited {
         if let Some(_lock) = TableLock::take(shared) {
-            for w in table(shared) {
+            for w in tables::writers(shared) {
                 if w.owner.pid() != pid {
                     continue;
                 }
@@ -597,7 +531,7 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
                 // Relaxed: statistics.
                 let bytes = entry.bytes_written.swap(0, Ordering::Relaxed);
                 hdr.bytes_written.fetch_add(bytes, Ordering::Relaxed);
-                let ended = free_entry(shared, w.index, w.owner)
+                let ended = tables::free_writer(shared, w.index, w.owner)
                     && w.owner.state() == WRITER_ENTRY_ACTIVE
                     && multi::count_leave(hdr, true);
                 publish_stamped(shared);

@@ -1,6 +1,7 @@
 //! Backpressure policies: what a writer does when the ring is full.
 
 use crate::layout::{POLICY_BLOCK, POLICY_DROP_NEWEST, POLICY_DROP_OLDEST, POLICY_FAIL};
+use std::time::Duration;
 
 /// What a writer does when the slowest lossless reader is a full ring behind. Chosen when the
 /// stream is created and stored in its header, so every writer of the stream follows it.
@@ -75,6 +76,32 @@ impl std::fmt::Display for Backpressure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// Longest sleep of a writer waiting for more than one free slot (see [`space_wanted`]).
+const HYSTERESIS_SLICE: Duration = Duration::from_millis(1);
+
+/// What a writer waiting for space asks to be woken for, and how long it may sleep, given `next`
+/// (the sequence number it wants to write), the published `head` and its sleep `slice`.
+///
+/// Hysteresis: ask to be woken once a quarter of the ring is free, not at the first free slot, so
+/// a ring kept full by a slow reader costs one wake-up per quarter ring rather than one per frame.
+/// A reader that frees a slot and then pauses delays the writer by at most `HYSTERESIS_SLICE`: it
+/// then takes whatever space there is.
+pub(crate) fn space_wanted(
+    next: u64,
+    head: u64,
+    capacity: u64,
+    slice: Duration,
+) -> (u64, Duration) {
+    let first_free = (next + 1).saturating_sub(capacity);
+    let wanted = (first_free + capacity / 4).min(head);
+    let slice = if wanted > first_free {
+        slice.min(HYSTERESIS_SLICE)
+    } else {
+        slice
+    };
+    (wanted, slice)
 }
 
 #[cfg(test)]

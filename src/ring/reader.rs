@@ -1,7 +1,7 @@
 //! Readers of a stream: copy reads, batch reads, zero-copy acquire/release, lossy taps.
 
 use super::protocol::{self, entry::Owner};
-use super::{group, readers, Shared};
+use super::{group, peers, tables, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{
     FrameHeader, FRAME_STATUS_SKIPPED, POS_IDLE, READER_ACTIVE, READER_CLAIMING, READER_FLAG_LOSSY,
@@ -245,7 +245,7 @@ impl Reader {
         let capacity = shared.geo.capacity as u64;
         let head = protocol::head(hdr);
         if head > super::MAX_HEAD {
-            readers::free(&shared, index, READER_CLAIMING);
+            tables::free_reader(&shared, index, READER_CLAIMING);
             return Err(Error::corrupt(format!(
                 "stream {:?}: head {head} is impossibly large",
                 shared.name()
@@ -261,7 +261,7 @@ impl Reader {
             let g = match group::join(&shared, index, claimed, name, start, || scan.poll()) {
                 Ok(g) => g,
                 Err(e) => {
-                    readers::free(&shared, index, READER_CLAIMING);
+                    tables::free_reader(&shared, index, READER_CLAIMING);
                     return Err(e);
                 }
             };
@@ -290,13 +290,13 @@ impl Reader {
         let mut scan = ScanWait::new(&shared, Deadline::Never);
         let pos = protocol::join(hdr, entry, claimed, start(head), capacity, || scan.poll());
         if let Err(e) = scan.check() {
-            readers::free(&shared, index, READER_ACTIVE);
+            tables::free_reader(&shared, index, READER_ACTIVE);
             return Err(e);
         }
         // The limit may run ahead of `head` by a whole batch the writer has not published yet,
         // so only an absurd one can be told from a real one.
         if pos > super::MAX_HEAD {
-            readers::free(&shared, index, READER_ACTIVE);
+            tables::free_reader(&shared, index, READER_ACTIVE);
             return Err(Error::corrupt(format!(
                 "stream {:?}: write_limit puts a joining reader at impossible position {pos}",
                 shared.name()
@@ -407,9 +407,14 @@ impl Reader {
         self.read_owned(Deadline::after(Some(timeout)))
     }
 
+    /// Reads the next frame, waiting until `deadline` ([`Error::Timeout`]).
+    pub fn read_deadline(&mut self, deadline: Instant) -> Result<OwnedFrame> {
+        self.read_owned(Deadline::At(deadline))
+    }
+
     fn read_owned(&mut self, deadline: Deadline) -> Result<OwnedFrame> {
         let mut data = vec![0u8; self.max_frame_size()];
-        let info = self.read_into_deadline(&mut data, deadline)?;
+        let info = self.read_into_until(&mut data, deadline)?;
         data.truncate(info.len as usize);
         Ok(OwnedFrame { info, data })
     }
@@ -417,16 +422,30 @@ impl Reader {
     /// Copies the next frame into `buf`, waiting up to the handle's timeout.
     /// [`Error::BufferTooSmall`] leaves the frame unread.
     pub fn read_into(&mut self, buf: &mut [u8]) -> Result<FrameInfo> {
-        self.read_into_deadline(buf, Deadline::after(self.timeout))
+        self.read_into_until(buf, Deadline::after(self.timeout))
     }
 
     /// Copies the next frame into `buf` if there is one now; [`Error::Empty`] otherwise.
     pub fn try_read_into(&mut self, buf: &mut [u8]) -> Result<FrameInfo> {
-        self.read_into_deadline(buf, Deadline::Now)
+        self.read_into_until(buf, Deadline::Now)
     }
 
-    /// Copies the next frame into `buf`, waiting until `deadline`.
-    pub fn read_into_deadline(&mut self, buf: &mut [u8], deadline: Deadline) -> Result<FrameInfo> {
+    /// Copies the next frame into `buf`, waiting at most `timeout` ([`Error::Timeout`]).
+    pub fn read_into_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<FrameInfo> {
+        self.read_into_until(buf, Deadline::after(Some(timeout)))
+    }
+
+    /// Copies the next frame into `buf`, waiting until `deadline` ([`Error::Timeout`]).
+    pub fn read_into_deadline(&mut self, buf: &mut [u8], deadline: Instant) -> Result<FrameInfo> {
+        self.read_into_until(buf, Deadline::At(deadline))
+    }
+
+    /// Copies the next frame into `buf`, waiting as `deadline` says (the C ABI's timeouts).
+    pub(crate) fn read_into_until(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Deadline,
+    ) -> Result<FrameInfo> {
         self.check_idle()?;
         loop {
             self.wait_for_frame(deadline)?;
@@ -442,16 +461,36 @@ impl Reader {
     /// `buf[offset_i..offset_i + infos[i].len]` where `offset_i` is the sum of the earlier lengths.
     /// Stops early at a frame that does not fit (it stays unread).
     pub fn read_batch(&mut self, buf: &mut [u8], infos: &mut [FrameInfo]) -> Result<usize> {
-        self.read_batch_deadline(buf, infos, Deadline::after(self.timeout))
+        self.read_batch_until(buf, infos, Deadline::after(self.timeout))
     }
 
     /// As [`Reader::read_batch`] without waiting ([`Error::Empty`] if no frame is available).
     pub fn try_read_batch(&mut self, buf: &mut [u8], infos: &mut [FrameInfo]) -> Result<usize> {
-        self.read_batch_deadline(buf, infos, Deadline::Now)
+        self.read_batch_until(buf, infos, Deadline::Now)
+    }
+
+    /// As [`Reader::read_batch`], waiting at most `timeout` for the first frame.
+    pub fn read_batch_timeout(
+        &mut self,
+        buf: &mut [u8],
+        infos: &mut [FrameInfo],
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.read_batch_until(buf, infos, Deadline::after(Some(timeout)))
     }
 
     /// As [`Reader::read_batch`], waiting until `deadline` for the first frame.
     pub fn read_batch_deadline(
+        &mut self,
+        buf: &mut [u8],
+        infos: &mut [FrameInfo],
+        deadline: Instant,
+    ) -> Result<usize> {
+        self.read_batch_until(buf, infos, Deadline::At(deadline))
+    }
+
+    /// As [`Reader::read_batch`], waiting as `deadline` says (the C ABI's timeouts).
+    pub(crate) fn read_batch_until(
         &mut self,
         buf: &mut [u8],
         infos: &mut [FrameInfo],
@@ -533,28 +572,36 @@ impl Reader {
     }
 
     /// Waits (up to the handle's timeout) for the next frame and lends it in place, without a
-    /// copy. The frame is released when the guard is dropped. Lossless readers only.
-    pub fn acquire(&mut self) -> Result<ReadGuard<'_>> {
-        let deadline = Deadline::after(self.timeout);
-        let (ptr, info) = self.acquire_raw(deadline)?;
-        Ok(ReadGuard {
-            reader: self,
-            ptr,
-            info,
-        })
+    /// copy. The frame is released when the slot is dropped. Lossless readers only.
+    pub fn acquire(&mut self) -> Result<ReadSlot<'_>> {
+        self.acquire_until(Deadline::after(self.timeout))
     }
 
     /// Lends the next frame in place if there is one now; [`Error::Empty`] otherwise.
-    pub fn try_acquire(&mut self) -> Result<ReadGuard<'_>> {
-        let (ptr, info) = self.acquire_raw(Deadline::Now)?;
-        Ok(ReadGuard {
+    pub fn try_acquire(&mut self) -> Result<ReadSlot<'_>> {
+        self.acquire_until(Deadline::Now)
+    }
+
+    /// As [`Reader::acquire`], waiting at most `timeout` ([`Error::Timeout`]).
+    pub fn acquire_timeout(&mut self, timeout: Duration) -> Result<ReadSlot<'_>> {
+        self.acquire_until(Deadline::after(Some(timeout)))
+    }
+
+    /// As [`Reader::acquire`], waiting until `deadline` ([`Error::Timeout`]).
+    pub fn acquire_deadline(&mut self, deadline: Instant) -> Result<ReadSlot<'_>> {
+        self.acquire_until(Deadline::At(deadline))
+    }
+
+    fn acquire_until(&mut self, deadline: Deadline) -> Result<ReadSlot<'_>> {
+        let (ptr, info) = self.acquire_raw(deadline)?;
+        Ok(ReadSlot {
             reader: self,
             ptr,
             info,
         })
     }
 
-    /// Lends the next frame in place, for callers (the C ABI) that cannot hold a guard: returns a
+    /// Lends the next frame in place, for callers (the C ABI) that cannot hold a slot: returns a
     /// pointer to its `info.len` bytes, valid until [`Reader::release_raw`]. The writer never
     /// reuses the slot before then.
     pub fn acquire_raw(&mut self, deadline: Deadline) -> Result<(*const u8, FrameInfo)> {
@@ -932,7 +979,7 @@ impl Reader {
             _ if attached
                 && liveness
                 && self.liveness_check_due()
-                && !writer_alive(&self.shared) =>
+                && !peers::writer_alive(&self.shared) =>
             {
                 self.writer_dead = true;
                 Error::WriterDead
@@ -1137,7 +1184,7 @@ impl Drop for Reader {
         }
         let hdr = self.shared.header();
         // Leaving frees every frame we held; the writer may be asleep waiting for us.
-        if readers::free(&self.shared, self.index, READER_ACTIVE)
+        if tables::free_reader(&self.shared, self.index, READER_ACTIVE)
             && hdr.writer_waiting.load(Ordering::SeqCst) != 0
         {
             protocol::wake_writer(hdr);
@@ -1150,31 +1197,31 @@ impl Drop for Reader {
 const SEQ_OVERWRITTEN: u64 = u64::MAX - 1;
 
 /// A frame lent in place by [`Reader::acquire`]; released when dropped.
-pub struct ReadGuard<'r> {
+pub struct ReadSlot<'r> {
     reader: &'r mut Reader,
     ptr: *const u8,
     info: FrameInfo,
 }
 
-impl ReadGuard<'_> {
+impl ReadSlot<'_> {
     /// The frame's metadata.
     pub fn info(&self) -> &FrameInfo {
         &self.info
     }
 }
 
-impl std::ops::Deref for ReadGuard<'_> {
+impl std::ops::Deref for ReadSlot<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         // SAFETY: `ptr` points to `info.len` validated bytes of the mapping, which the reader's
-        // Arc keeps alive; the writer does not reuse the slot until this guard releases it.
+        // Arc keeps alive; the writer does not reuse the slot until this slot releases it.
         unsafe { std::slice::from_raw_parts(self.ptr, self.info.len as usize) }
     }
 }
 
-impl Drop for ReadGuard<'_> {
+impl Drop for ReadSlot<'_> {
     fn drop(&mut self) {
-        // Cannot fail: the guard exists only while a frame is acquired.
+        // Cannot fail: the slot exists only while a frame is acquired.
         let _ = self.reader.release_raw();
     }
 }
@@ -1235,7 +1282,7 @@ impl<'a> ScanWait<'a> {
                 // A writer of a multi-writer stream may have died holding the scan.
                 super::multi::repair(self.shared);
             }
-            if !writer_alive(self.shared) {
+            if !peers::writer_alive(self.shared) {
                 // A dead writer finishes no scan, and starts no other: its last limit holds.
                 return false;
             }
@@ -1273,30 +1320,14 @@ impl<'a> ScanWait<'a> {
 /// Why an odd `scan_seq` cannot be a scan in progress when no writer has attached.
 const NO_WRITER: &str = "no writer has attached, so nobody can be scanning";
 
-/// Whether the stream's writer process is alive (true while no writer has attached yet); for a
-/// multi-writer stream, whether any of its writers is.
-fn writer_alive(shared: &Shared) -> bool {
-    if shared.multi_writer() {
-        return super::multi::any_writer_alive(shared);
-    }
-    let hdr = shared.header();
-    // Acquire: pairs with the writer's Release store of WRITER_ACTIVE after its identity.
-    let state = hdr.writer_state.load(Ordering::Acquire);
-    if state != WRITER_ACTIVE && state & WRITER_CLAIMING == 0 {
-        return true;
-    }
-    super::writer::claimed_writer(hdr, state).alive
-}
-
 /// Claims a free reader entry for process `pid`, reclaiming entries of dead processes (and
 /// repairing the reader groups, whose dead members may hold entries) if none is free.
 fn claim_entry(shared: &Shared, pid: u32) -> Result<(u32, Owner)> {
-    if let Some(claimed) = readers::claim(shared, pid) {
+    if let Some(claimed) = tables::claim_reader(shared, pid) {
         return Ok(claimed);
     }
-    readers::reclaim_dead(shared, false);
-    group::repair(shared);
-    readers::claim(shared, pid).ok_or_else(|| {
+    group::reclaim_dead_readers(shared, false);
+    tables::claim_reader(shared, pid).ok_or_else(|| {
         Error::TooManyReaders(format!(
             "stream {:?} already has its maximum of {} live readers; create it with a larger \
              max_readers",

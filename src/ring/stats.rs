@@ -6,7 +6,6 @@ use crate::layout::{
     WRITER_CLAIMING, WRITER_CLOSED, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD, WRITER_ENTRY_ACTIVE,
     WRITER_NONE,
 };
-use crate::liveness::ProcessId;
 use crate::sync::Ordering;
 
 /// What the stream's writer (or, in a multi-writer stream, its writers as a whole) is doing.
@@ -180,11 +179,7 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
             Some(WriterStats {
                 index,
                 pid,
-                alive: ProcessId {
-                    pid,
-                    start_time: e.start_time.load(r),
-                }
-                .is_alive(),
+                alive: super::tables::identity(e, owner).is_alive(),
                 frames_written: e.frames_written.load(r),
                 bytes_written: e.bytes_written.load(r),
             })
@@ -203,7 +198,7 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
         // An attached writer, or one claiming the role (known by its pid alone until it records
         // its start time).
         s if s == WRITER_ACTIVE || s & WRITER_CLAIMING != 0 && !shared.multi_writer() => {
-            if super::writer::claimed_writer(hdr, s).alive {
+            if super::tables::claimed_writer(hdr, s).alive {
                 WriterState::Active
             } else {
                 WriterState::Dead
@@ -261,11 +256,7 @@ pub(super) fn snapshot(shared: &Shared) -> StreamStats {
             Some(ReaderStats {
                 index,
                 pid,
-                alive: ProcessId {
-                    pid,
-                    start_time: e.start_time.load(r),
-                }
-                .is_alive(),
+                alive: super::tables::identity(e, owner).is_alive(),
                 lossy: e.flags.load(r) & READER_FLAG_LOSSY != 0,
                 position,
                 frames_read: e.frames_read.load(r),

@@ -5,10 +5,10 @@
 
 use super::multi::MultiWriter;
 use super::protocol;
-use super::{Backpressure, Shared};
+use super::{group, policy, tables, Backpressure, Shared};
 use crate::error::{Error, Result};
 use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
-use crate::liveness::{pid_alive, Patience, ProcessId, PATIENCE};
+use crate::liveness::{Patience, ProcessId, PATIENCE};
 use crate::sync::Ordering;
 use crate::wait::{futex_wait, futex_wake, monotonic_ns, Deadline, Step, WaitStrategy};
 use std::sync::Arc;
@@ -117,7 +117,7 @@ impl Writer {
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            let owner = claimed_writer(hdr, state);
+            let owner = tables::claimed_writer(hdr, state);
             return Err(match state {
                 WRITER_CLOSED => Error::WrongState(format!(
                     "stream {name:?} was closed by its writer (end of stream); create a new \
@@ -211,23 +211,39 @@ impl Writer {
 
     /// Writes one frame, waiting for space up to the handle's timeout.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.write_deadline(data, 0, Deadline::after(self.timeout))
+        self.write_until(data, 0, Deadline::after(self.timeout))
     }
 
     /// Writes one frame if there is space now; [`Error::Full`] otherwise.
     pub fn try_write(&mut self, data: &[u8]) -> Result<()> {
-        self.write_deadline(data, 0, Deadline::Now)
+        self.write_until(data, 0, Deadline::Now)
     }
 
     /// Writes one frame, waiting for space at most `timeout` ([`Error::Timeout`]).
     pub fn write_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
-        self.write_deadline(data, 0, Deadline::after(Some(timeout)))
+        self.write_until(data, 0, Deadline::after(Some(timeout)))
     }
 
-    /// Writes one frame with application `flags`, waiting until `deadline` (if the stream's
+    /// Writes one frame, waiting for space until `deadline` ([`Error::Timeout`]).
+    pub fn write_deadline(&mut self, data: &[u8], deadline: Instant) -> Result<()> {
+        self.write_until(data, 0, Deadline::At(deadline))
+    }
+
+    /// Writes one frame carrying application `flags` (see [`FrameInfo::flags`](super::FrameInfo)),
+    /// waiting for space up to the handle's timeout, as [`Writer::write`].
+    pub fn write_with_flags(&mut self, data: &[u8], flags: u32) -> Result<()> {
+        self.write_until(data, flags, Deadline::after(self.timeout))
+    }
+
+    /// Writes one frame with application `flags`, waiting as `deadline` says (if the stream's
     /// policy waits at all; under [`Backpressure::DropNewest`] a frame that does not fit is
     /// discarded, counted, and the call returns `Ok`).
-    pub fn write_deadline(&mut self, data: &[u8], flags: u32, deadline: Deadline) -> Result<()> {
+    pub(crate) fn write_until(
+        &mut self,
+        data: &[u8],
+        flags: u32,
+        deadline: Deadline,
+    ) -> Result<()> {
         self.check_idle()?;
         self.check_len(data.len())?;
         let seq = match self.claim(deadline) {
@@ -258,7 +274,7 @@ impl Writer {
     /// [`Backpressure::DropNewest`] the frames that do not fit are discarded and counted, and the
     /// call returns the number of frames given.
     pub fn write_batch(&mut self, frames: &[&[u8]]) -> Result<usize> {
-        self.write_batch_deadline(
+        self.write_batch_until(
             frames.len(),
             |i| frames[i],
             0,
@@ -268,13 +284,39 @@ impl Writer {
 
     /// Writes as many of `frames` as fit now; [`Error::Full`] if none fits.
     pub fn try_write_batch(&mut self, frames: &[&[u8]]) -> Result<usize> {
-        self.write_batch_deadline(frames.len(), |i| frames[i], 0, Deadline::Now)
+        self.write_batch_until(frames.len(), |i| frames[i], 0, Deadline::Now)
     }
 
-    /// Writes `count` frames given by `frame(i)`, waiting until `deadline`; see
-    /// [`Writer::write_batch`]. Every frame is checked against the maximum frame size before any
-    /// is written.
-    pub fn write_batch_deadline<'a>(
+    /// As [`Writer::write_batch`], waiting for space at most `timeout`.
+    pub fn write_batch_timeout(&mut self, frames: &[&[u8]], timeout: Duration) -> Result<usize> {
+        self.write_batch_until(
+            frames.len(),
+            |i| frames[i],
+            0,
+            Deadline::after(Some(timeout)),
+        )
+    }
+
+    /// As [`Writer::write_batch`], waiting for space until `deadline`.
+    pub fn write_batch_deadline(&mut self, frames: &[&[u8]], deadline: Instant) -> Result<usize> {
+        self.write_batch_until(frames.len(), |i| frames[i], 0, Deadline::At(deadline))
+    }
+
+    /// Writes `frames`, all carrying application `flags`, waiting for space up to the handle's
+    /// timeout, as [`Writer::write_batch`].
+    pub fn write_batch_with_flags(&mut self, frames: &[&[u8]], flags: u32) -> Result<usize> {
+        self.write_batch_until(
+            frames.len(),
+            |i| frames[i],
+            flags,
+            Deadline::after(self.timeout),
+        )
+    }
+
+    /// Writes `count` frames given by `frame(i)`, all carrying application `flags`, waiting as
+    /// `deadline` says; see [`Writer::write_batch`]. Every frame is checked against the maximum
+    /// frame size before any is written.
+    pub(crate) fn write_batch_until<'a>(
         &mut self,
         count: usize,
         frame: impl Fn(usize) -> &'a [u8],
@@ -315,7 +357,7 @@ impl Writer {
             let data = frame(written);
             let (slot, payload) = self.shared.slot(seq);
             protocol::begin_write(slot);
-            // SAFETY: as in `write_deadline`.
+            // SAFETY: as in `write_until`.
             unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), payload, data.len()) };
             let crc = self.crc(data);
             self.end_write(slot, seq, data.len() as u32, flags, crc, timestamp);
@@ -330,22 +372,34 @@ impl Writer {
     }
 
     /// Reserves the next slot for zero-copy writing, waiting up to the handle's timeout (under a
-    /// policy that never waits, a full ring gives [`Error::Full`] at once). Fill the guard's bytes,
-    /// then [`WriteGuard::commit`]; dropping the guard without committing publishes nothing.
-    pub fn reserve(&mut self) -> Result<WriteGuard<'_>> {
-        let deadline = Deadline::after(self.timeout);
-        self.reserve_raw(deadline)?;
-        Ok(WriteGuard { writer: self })
+    /// policy that never waits, a full ring gives [`Error::Full`] at once). Fill the slot's bytes,
+    /// then [`WriteSlot::commit`]; dropping the slot without committing publishes nothing.
+    pub fn reserve(&mut self) -> Result<WriteSlot<'_>> {
+        self.reserve_until(Deadline::after(self.timeout))
     }
 
     /// Reserves the next slot if there is space now; [`Error::Full`] otherwise.
-    pub fn try_reserve(&mut self) -> Result<WriteGuard<'_>> {
-        self.reserve_raw(Deadline::Now)?;
-        Ok(WriteGuard { writer: self })
+    pub fn try_reserve(&mut self) -> Result<WriteSlot<'_>> {
+        self.reserve_until(Deadline::Now)
+    }
+
+    /// As [`Writer::reserve`], waiting for space at most `timeout` ([`Error::Timeout`]).
+    pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<WriteSlot<'_>> {
+        self.reserve_until(Deadline::after(Some(timeout)))
+    }
+
+    /// As [`Writer::reserve`], waiting for space until `deadline` ([`Error::Timeout`]).
+    pub fn reserve_deadline(&mut self, deadline: Instant) -> Result<WriteSlot<'_>> {
+        self.reserve_until(Deadline::At(deadline))
+    }
+
+    fn reserve_until(&mut self, deadline: Deadline) -> Result<WriteSlot<'_>> {
+        self.reserve_raw(deadline)?;
+        Ok(WriteSlot { writer: self })
     }
 
     /// Reserves the next slot and returns a pointer to its `max_frame_size` bytes, for callers
-    /// (the C ABI) that cannot hold a guard. Follow with [`Writer::commit_raw`] or
+    /// (the C ABI) that cannot hold a slot. Follow with [`Writer::commit_raw`] or
     /// [`Writer::abort_raw`].
     pub fn reserve_raw(&mut self, deadline: Deadline) -> Result<*mut u8> {
         self.check_idle()?;
@@ -582,7 +636,7 @@ impl Writer {
                 Step::TimedOut => return Err(Error::Timeout),
                 Step::Sleep(slice) => slice,
             };
-            let (wanted, slice) = space_wanted(self.head, self.head, self.capacity, slice);
+            let (wanted, slice) = policy::space_wanted(self.head, self.head, self.capacity, slice);
             let shared = Arc::clone(&self.shared);
             let hdr = shared.header();
             let word = protocol::writer_prepare_sleep(hdr, wanted);
@@ -598,8 +652,7 @@ impl Writer {
     /// Frees the entries of lossless readers that died, so they cannot hold the writer for ever,
     /// and hands the frames of dead group members to live ones.
     fn reclaim_dead_readers(&mut self) {
-        super::readers::reclaim_dead(&self.shared, true);
-        super::group::repair(&self.shared);
+        group::reclaim_dead_readers(&self.shared, true);
     }
 }
 
@@ -609,110 +662,13 @@ impl Drop for Writer {
     }
 }
 
-/// Longest sleep of a writer waiting for more than one free slot (see [`space_wanted`]).
-const HYSTERESIS_SLICE: Duration = Duration::from_millis(1);
-
-/// What a writer waiting for space asks to be woken for, and how long it may sleep, given `next`
-/// (the sequence number it wants to write), the published `head` and its sleep `slice`.
-///
-/// Hysteresis: ask to be woken once a quarter of the ring is free, not at the first free slot, so
-/// a ring kept full by a slow reader costs one wake-up per quarter ring rather than one per frame.
-/// A reader that frees a slot and then pauses delays the writer by at most `HYSTERESIS_SLICE`: it
-/// then takes whatever space there is.
-pub(super) fn space_wanted(
-    next: u64,
-    head: u64,
-    capacity: u64,
-    slice: Duration,
-) -> (u64, Duration) {
-    let first_free = (next + 1).saturating_sub(capacity);
-    let wanted = (first_free + capacity / 4).min(head);
-    let slice = if wanted > first_free {
-        slice.min(HYSTERESIS_SLICE)
-    } else {
-        slice
-    };
-    (wanted, slice)
-}
-
-/// Ends the stream on behalf of a writer that is gone (never attached, or its process died without
-/// closing), so readers drain what was published and then get [`Error::EndOfStream`] instead of
-/// waiting for ever or seeing [`Error::WriterDead`]. Leaves a stream with a live writer, or already
-/// closed, alone. Returns true if it closed the stream.
-///
-/// `exited` is the pid of a process the caller knows has exited (its parent, which has seen the
-/// exit but not reaped it yet): a writer with that pid counts as gone even though, unreaped, it
-/// still looks alive.
-///
-/// Safe to call from any process at any time: it only moves `writer_state` to `WRITER_CLOSED` with
-/// a compare-exchange and wakes sleeping readers, exactly as a closing writer would.
-pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
-    if shared.multi_writer() {
-        return super::multi::close_abandoned(shared, exited);
-    }
-    let hdr = shared.header();
-    loop {
-        // SeqCst: the same order as the writer's own close, which readers pair with.
-        let state = hdr.writer_state.load(Ordering::SeqCst);
-        if state == WRITER_CLOSED {
-            return false;
-        }
-        if state != WRITER_NONE {
-            let owner = claimed_writer(hdr, state);
-            if exited != Some(owner.pid) && owner.alive {
-                return false;
-            }
-        }
-        // SeqCst: as the writer's close (readers re-check the state after announcing sleep).
-        if hdr
-            .writer_state
-            .compare_exchange(state, WRITER_CLOSED, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
-            protocol::wake_readers(hdr);
-            futex_wake(&hdr.data_futex, i32::MAX);
-            return true;
-        }
-    }
-}
-
-/// The single writer recorded in a stream header whose `writer_state` is `state` (not NONE).
-pub(super) struct ClaimedWriter {
-    pub(super) pid: u32,
-    pub(super) alive: bool,
-}
-
-/// Who holds (or held) the writer role of a single-writer stream in `state`, and whether it is
-/// alive: a claimant by its pid alone (its start time may not be recorded yet), an attached or
-/// closed writer by pid and start time.
-pub(super) fn claimed_writer(hdr: &crate::layout::StreamHeader, state: u32) -> ClaimedWriter {
-    if state & WRITER_CLAIMING != 0 {
-        let pid = state & !WRITER_CLAIMING;
-        return ClaimedWriter {
-            pid,
-            alive: pid_alive(pid),
-        };
-    }
-    // Relaxed: identity fields published before ACTIVE (Release, which the caller's load of the
-    // state paired with); a torn pair only reads as dead or alive, and nobody acts on "dead"
-    // without a compare-and-swap of the state.
-    let owner = ProcessId {
-        pid: hdr.writer_pid.load(Ordering::Relaxed),
-        start_time: hdr.writer_start_time.load(Ordering::Relaxed),
-    };
-    ClaimedWriter {
-        pid: owner.pid,
-        alive: owner.is_alive(),
-    }
-}
-
-/// A reserved slot of a stream, filled in place and published by [`WriteGuard::commit`].
+/// A reserved slot of a stream, filled in place and published by [`WriteSlot::commit`].
 /// Dropping it without committing publishes nothing.
-pub struct WriteGuard<'w> {
+pub struct WriteSlot<'w> {
     writer: &'w mut Writer,
 }
 
-impl WriteGuard<'_> {
+impl WriteSlot<'_> {
     /// Publishes the first `len` bytes of the slot as a frame.
     pub fn commit(self, len: usize) -> Result<()> {
         self.commit_with_flags(len, 0)
@@ -721,37 +677,37 @@ impl WriteGuard<'_> {
     /// Publishes the first `len` bytes of the slot as a frame with application `flags`.
     pub fn commit_with_flags(self, len: usize, flags: u32) -> Result<()> {
         let result = self.writer.commit_raw(len, flags);
-        // On error the reservation is dropped with the guard (nothing published).
+        // On error the reservation is dropped with the slot (nothing published).
         result
     }
 
     /// Sequence number the frame will have.
     pub fn seq(&self) -> u64 {
-        self.writer.reserved.expect("a guard holds a reservation")
+        self.writer.reserved.expect("a slot holds a reservation")
     }
 }
 
-impl std::ops::Deref for WriteGuard<'_> {
+impl std::ops::Deref for WriteSlot<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        let seq = self.writer.reserved.expect("a guard holds a reservation");
+        let seq = self.writer.reserved.expect("a slot holds a reservation");
         let (_, payload) = self.writer.shared.slot(seq);
         // SAFETY: the reserved slot's payload is max_frame bytes inside the mapping, which the
-        // writer's Arc keeps alive; only this guard accesses it until commit or drop.
+        // writer's Arc keeps alive; only this slot accesses it until commit or drop.
         unsafe { std::slice::from_raw_parts(payload, self.writer.max_frame_size()) }
     }
 }
 
-impl std::ops::DerefMut for WriteGuard<'_> {
+impl std::ops::DerefMut for WriteSlot<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        let seq = self.writer.reserved.expect("a guard holds a reservation");
+        let seq = self.writer.reserved.expect("a slot holds a reservation");
         let (_, payload) = self.writer.shared.slot(seq);
-        // SAFETY: as in `deref`; the guard borrows the writer mutably, so this is the only access.
+        // SAFETY: as in `deref`; the slot borrows the writer mutably, so this is the only access.
         unsafe { std::slice::from_raw_parts_mut(payload, self.writer.max_frame_size()) }
     }
 }
 
-impl Drop for WriteGuard<'_> {
+impl Drop for WriteSlot<'_> {
     fn drop(&mut self) {
         self.writer.abort_raw();
     }

@@ -29,6 +29,8 @@ const _: () = assert!(
 pub trait OwnedEntry {
     /// The entry's owner word.
     fn owner_word(&self) -> &AtomicU64;
+    /// The active owner's process start time (its pid is in the owner word).
+    fn start_time_word(&self) -> &AtomicU64;
 }
 
 impl OwnedEntry for ReaderEntry {
@@ -36,12 +38,20 @@ impl OwnedEntry for ReaderEntry {
     fn owner_word(&self) -> &AtomicU64 {
         &self.owner
     }
+    #[inline]
+    fn start_time_word(&self) -> &AtomicU64 {
+        &self.start_time
+    }
 }
 
 impl OwnedEntry for WriterEntry {
     #[inline]
     fn owner_word(&self) -> &AtomicU64 {
         &self.owner
+    }
+    #[inline]
+    fn start_time_word(&self) -> &AtomicU64 {
+        &self.start_time
     }
 }
 
