@@ -232,7 +232,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     assert_eq!(object.num("object_size"), 5632);
     let header = report.one("header");
     for (field, value) in [
-        ("layout_version", 3),
+        ("layout_version", u64::from(shmline::LAYOUT_VERSION)),
         ("header_size", 640),
         ("segment_size", 5632),
         ("capacity", 8),
@@ -605,7 +605,10 @@ fn a_python_reader_reads_the_state_of_flag_and_counting_events() {
     assert!(report.ok, "{}", report.stderr);
     let header = report.one("header");
     assert_eq!(header.get("magic"), "SHMLEVNT");
-    assert_eq!(header.num("layout_version"), 3);
+    assert_eq!(
+        header.num("layout_version"),
+        u64::from(shmline::LAYOUT_VERSION)
+    );
     assert_eq!(header.get("mode"), "flag");
     assert_eq!(header.num("segment_size"), 256);
     assert_eq!(header.num("creator_pid"), me);
