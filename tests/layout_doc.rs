@@ -531,10 +531,12 @@ fn python_and_rust_refuse_the_same_damaged_headers_with_the_same_status() {
     };
     let u32le = u32::to_le_bytes;
     refused("magic", 0, b"SHMLXXXX", b"SHMLSTRM", Status::NotShmline);
-    // A segment of the previous layout (version 2, before reader entries had an owner word) is
-    // refused as such.
-    refused("version", 8, &u32le(2), &u32le(3), Status::VersionMismatch);
-    refused("version", 8, &u32le(4), &u32le(3), Status::VersionMismatch);
+    // A segment of the previous layout (version 3, whose sleepers issue no membarrier) and of
+    // the next are refused as such.
+    let version = shmline::LAYOUT_VERSION;
+    let (current, previous, next) = (u32le(version), u32le(version - 1), u32le(version + 1));
+    refused("version", 8, &previous, &current, Status::VersionMismatch);
+    refused("version", 8, &next, &current, Status::VersionMismatch);
     refused("max_groups", 92, &u32le(65), &u32le(4), Status::Corrupt);
     let (bad_groups, good_groups) = (0u64.to_le_bytes(), 768u64.to_le_bytes());
     refused(
