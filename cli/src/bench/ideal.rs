@@ -4,10 +4,16 @@
 //! It has what shmline's copy path must have and nothing more: the same number of slots, each
 //! the frame size rounded up to a 64-byte line (no frame header), one copy in and one copy out
 //! per frame, a `head` and a `tail` counter on lines of their own, each side keeping a private
-//! copy of the other's counter and reloading it only when the ring looks full or empty, both
-//! sides busy-polling, one Release store per frame to publish (or release) it. No sleeping, no
-//! liveness checks, no timestamps, no statistics. The reader verifies every frame exactly as
-//! shmline's copy reader does, so the two cases differ only in the transport.
+//! copy of the other's counter and reloading it only when the ring looks full or empty, one
+//! Release store per frame to publish (or release) it. No sleeping, no liveness checks, no
+//! timestamps, no statistics. The reader verifies every frame exactly as shmline's copy reader
+//! does, so the two cases differ only in the transport.
+//!
+//! Both sides poll: with `--wait busy_spin` with a CPU pause between polls and nothing else; with
+//! the other strategies, as shmline's adaptive waiter before it would sleep (64 polls with a
+//! pause, then a `sched_yield` before each poll), because a pure busy-poll collapses as soon as a
+//! neighbour shares a CPU, and the limit must stay comparable with the case under that load. On
+//! an idle machine a yield returns at once and the two are the same.
 
 use super::child::{ChildArgs, ChildProcess, Role};
 use super::shared_map::SharedMap;
@@ -48,13 +54,14 @@ pub fn run_case(plan: &Plan, size: usize) -> Result<CaseResult, String> {
     args.capacity = Some(capacity);
     // Two laps, as in shmline's cases.
     args.warmup = 2 * capacity as u64;
+    args.wait = plan.wait;
     let mut child = ChildProcess::spawn(&args)?;
     // Acquire: the child's mapping is set up before it says so.
     child.wait_until("the ideal ring's reader started", || {
         map.u32(READY).load(Ordering::Acquire) == 1
     })?;
     let started = Instant::now();
-    let sent = write(&map, size, capacity, plan.amount);
+    let sent = write(&map, size, capacity, plan.amount, plan.wait);
     let writer_seconds = started.elapsed().as_secs_f64();
     // Release: a reader that sees DONE sees the last head.
     map.u32(DONE).store(1, Ordering::Release);
@@ -63,7 +70,7 @@ pub fn run_case(plan: &Plan, size: usize) -> Result<CaseResult, String> {
         "ideal".into(),
         size,
         capacity,
-        Wait::Spin,
+        plan.wait,
         sent,
         writer_seconds,
         0,
@@ -72,7 +79,7 @@ pub fn run_case(plan: &Plan, size: usize) -> Result<CaseResult, String> {
 }
 
 /// The writer: stamps each frame in a buffer, copies it into the next slot, publishes it.
-fn write(map: &SharedMap, size: usize, capacity: u32, amount: Amount) -> u64 {
+fn write(map: &SharedMap, size: usize, capacity: u32, amount: Amount, wait: Wait) -> u64 {
     let (head_word, tail_word) = (map.u64(HEAD), map.u64(TAIL));
     let stride = stride(size);
     let slots = map.bytes(SLOTS, stride * capacity as usize);
@@ -81,11 +88,12 @@ fn write(map: &SharedMap, size: usize, capacity: u32, amount: Amount) -> u64 {
     let mut stop = Stopper::new(amount, size);
     let (mut head, mut tail) = (0u64, 0u64);
     while stop.next(head, 1) > 0 {
+        let mut polls = 0;
         while head - tail >= capacity {
             // Acquire: the reader's copy out of the slot happens before we overwrite it.
             tail = tail_word.load(Ordering::Acquire);
             if head - tail >= capacity {
-                std::hint::spin_loop();
+                pause(wait, &mut polls);
             }
         }
         stamp(&mut frame, head);
@@ -100,6 +108,20 @@ fn write(map: &SharedMap, size: usize, capacity: u32, amount: Amount) -> u64 {
         head_word.store(head, Ordering::Release);
     }
     head
+}
+
+/// Polls with a CPU pause hint only that an adaptive waiter makes before it yields.
+const PAUSES: u32 = 64;
+
+/// What a side does between two polls that found nothing: see the module's documentation.
+#[inline]
+fn pause(wait: Wait, polls: &mut u32) {
+    if wait == Wait::Spin || *polls < PAUSES {
+        *polls = polls.saturating_add(1);
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
 }
 
 /// The child's side: reads until the writer is done and the ring is empty, verifying every
@@ -119,6 +141,7 @@ pub fn read_side(args: &ChildArgs) -> Result<Value, String> {
     // Release: pairs with the parent's Acquire load.
     map.u32(READY).store(1, Ordering::Release);
     let (mut head, mut tail) = (0u64, 0u64);
+    let mut polls = 0;
     loop {
         if tail == head {
             // Acquire: the writer's payload stores happen before its head store.
@@ -131,10 +154,11 @@ pub fn read_side(args: &ChildArgs) -> Result<Value, String> {
                         break;
                     }
                 } else {
-                    std::hint::spin_loop();
+                    pause(args.wait, &mut polls);
                 }
                 continue;
             }
+            polls = 0;
         }
         // SAFETY: the slot is inside the mapping (index masked) and published (tail < head);
         // the writer does not touch it until our tail store below.
@@ -171,7 +195,7 @@ mod tests {
     fn a_frame_budget_is_written_in_full_when_the_reader_keeps_up() {
         // One process: a capacity larger than the budget never fills.
         let map = SharedMap::create(map_len(64, 16)).unwrap();
-        assert_eq!(write(&map, 64, 16, Amount::Frames(10)), 10);
+        assert_eq!(write(&map, 64, 16, Amount::Frames(10), Wait::Spin), 10);
         assert_eq!(map.u64(HEAD).load(Ordering::Relaxed), 10);
     }
 }
