@@ -87,8 +87,8 @@ pub fn heavy_fences_failed() -> bool {
 }
 
 /// True if this process may use [`light_fence`]: on the first call it registers the process for
-/// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (once; the registration is inherited by `fork` and undone
-/// by `exec`, which also resets this flag's memory). False on a kernel without it, or when the
+/// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (once; again in a forked child, at its first call after
+/// the fork; `exec` starts afresh anyway). False on a kernel without it, or when the
 /// environment variable `SHMLINE_LOCKED_PUBLISH` is set to `1` (benchmarks compare the two
 /// protocols in one build with it); callers then use a SeqCst read-modify-write instead.
 #[inline]
@@ -126,6 +126,18 @@ fn register_light_fences() -> bool {
         if ok { LIGHT_YES } else { LIGHT_NO },
         std::sync::atomic::Ordering::Relaxed,
     );
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        // A forked child registers again at its next publication: whether the kernel carries
+        // the registration across fork is not something to rely on.
+        extern "C" fn forget_registration() {
+            // Relaxed: the child is single-threaded here.
+            LIGHT_STATE.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        // SAFETY: registers a handler that only stores to an atomic (async-signal-safe); the
+        // other two handlers are none.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_registration)) };
+    });
     ok
 }
 

@@ -212,6 +212,9 @@ impl std::fmt::Debug for Reader {
 
 impl Reader {
     pub(crate) fn attach(shared: Arc<Shared>, options: &ReaderOptions) -> Result<Reader> {
+        // Register for light fences now (once per process; it may take a scheduler round trip
+        // in a multi-threaded process), not in the first publication or release.
+        crate::sync::light_fences();
         if let Some(required) = &options.require_schema {
             check_schema(&shared, required)?;
         }

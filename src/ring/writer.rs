@@ -72,6 +72,9 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     pub(crate) fn attach(shared: Arc<Shared>, options: &WriterOptions) -> Result<Writer> {
+        // Register for light fences now (once per process; it may take a scheduler round trip
+        // in a multi-threaded process), not in the first publication or release.
+        crate::sync::light_fences();
         let policy = shared.info.backpressure;
         let (scan_readers, scan_groups) = if policy == Backpressure::DropOldest {
             (0, 0)
