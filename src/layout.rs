@@ -12,7 +12,7 @@ use crate::sync::{AtomicU32, AtomicU64, AtomicU8};
 use std::mem::size_of;
 
 /// Version of the shared-memory layout described in `docs/LAYOUT.md`.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Size of the blocks that keep independently written fields apart. 128 bytes rather than 64
 /// because x86-64 prefetches cache lines in adjacent pairs.

@@ -85,7 +85,7 @@ pub mod __private {
         pub use crate::sync::*;
     }
     pub use crate::ring::protocol;
-    pub use crate::wait::Deadline;
+    pub use crate::wait::{futex_wait, futex_wake, Deadline};
 }
 
 /// Version of this library (`major.minor.patch`).

@@ -227,7 +227,7 @@ fn a_python_reader_written_from_layout_md_decodes_every_byte_of_a_closed_stream(
     assert_eq!(object.num("object_size"), 5632);
     let header = report.one("header");
     for (field, value) in [
-        ("layout_version", 3),
+        ("layout_version", u64::from(shmline::LAYOUT_VERSION)),
         ("header_size", 640),
         ("segment_size", 5632),
         ("capacity", 8),
@@ -526,10 +526,12 @@ fn python_and_rust_refuse_the_same_damaged_headers_with_the_same_status() {
     };
     let u32le = u32::to_le_bytes;
     refused("magic", 0, b"SHMLXXXX", b"SHMLSTRM", Status::NotShmline);
-    // A segment of the previous layout (version 2, before reader entries had an owner word) is
-    // refused as such.
-    refused("version", 8, &u32le(2), &u32le(3), Status::VersionMismatch);
-    refused("version", 8, &u32le(4), &u32le(3), Status::VersionMismatch);
+    // A segment of the previous layout (version 3, whose sleepers issue no membarrier) and of
+    // the next are refused as such.
+    let version = shmline::LAYOUT_VERSION;
+    let (current, previous, next) = (u32le(version), u32le(version - 1), u32le(version + 1));
+    refused("version", 8, &previous, &current, Status::VersionMismatch);
+    refused("version", 8, &next, &current, Status::VersionMismatch);
     refused("max_groups", 92, &u32le(65), &u32le(4), Status::Corrupt);
     let (bad_groups, good_groups) = (0u64.to_le_bytes(), 768u64.to_le_bytes());
     refused(
@@ -600,7 +602,10 @@ fn a_python_reader_reads_the_state_of_flag_and_counting_events() {
     assert!(report.ok, "{}", report.stderr);
     let header = report.one("header");
     assert_eq!(header.get("magic"), "SHMLEVNT");
-    assert_eq!(header.num("layout_version"), 3);
+    assert_eq!(
+        header.num("layout_version"),
+        u64::from(shmline::LAYOUT_VERSION)
+    );
     assert_eq!(header.get("mode"), "flag");
     assert_eq!(header.num("segment_size"), 256);
     assert_eq!(header.num("creator_pid"), me);

@@ -42,7 +42,7 @@ import time
 
 # ---- constants of LAYOUT.md ----
 
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 SHM_DIR = "/dev/shm"
 STREAM_PREFIX = "shmline.stream."
 EVENT_PREFIX = "shmline.event."

@@ -26,6 +26,15 @@
 //! loom treats SeqCst loads and stores as only AcqRel, so the protocol's store-then-load
 //! handshakes would fail here although they are correct; `shmline::__private::sync::seqcst_store_load`
 //! inserts, under loom only, the SeqCst fence that gives loom the same ordering.
+//!
+//! Since layout version 4 the publisher's side of the sleep handshakes (`protocol::publish`,
+//! `protocol::release`) is a plain Release store, the *light* half of an asymmetric fence (no
+//! instruction at run time) and a plain load; the sleeper pays the *heavy* half (`membarrier`)
+//! after its announcement (`shmline::sync::{light_fence, heavy_fence}`). The pair guarantees what
+//! two SeqCst fences would, and that is how loom sees them: under loom both halves are SeqCst
+//! fences and `light_fences()` is true, so every test here checks the version 4 protocol (the
+//! SeqCst-swap fallback for a process without membarrier is the version 3 protocol these tests
+//! checked before).
 #![cfg(loom)]
 
 use loom::cell::UnsafeCell;

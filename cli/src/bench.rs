@@ -6,20 +6,25 @@
 //! it mapped, so nothing is left behind even if the bench is killed.
 //!
 //! - `throughput`: frames/s and GB/s per frame size on the copy path, the zero-copy path and
-//!   (for the smallest size) the batch calls, measured by the reader over the frames it verified;
+//!   (for the smallest size) the batch calls, measured by the reader over the frames it verified,
+//!   each size just after its limit, the `ideal` ring (a minimal SPSC ring between the same two
+//!   pinned processes), and reported as a ratio to it;
 //! - `latency`: one-way latency by ping-pong over two streams (half the round trip), per wait
-//!   strategy, next to a raw futex ping-pong between two processes (the machine's wake-up cost);
+//!   strategy, each as a ratio to its limit measured just before it: a bare cache-line
+//!   ping-pong (busy-spin, adaptive) or a bare futex ping-pong (block);
 //! - `memcpy`: a single-thread memcpy of each frame size in this process, for scale;
 //! - `fan-in` (`--writers N`) and `group` (`--group N`): several writer processes into one
 //!   reader, one writer into a reader group, per frame size, next to the copy case's figure.
 
 mod child;
 mod fan;
+mod ideal;
 mod latency;
+mod shared_map;
 mod throughput;
 
 use crate::platform;
-use serde_json::{json, Value};
+use serde::Serialize;
 use shmline::{Stream, StreamOptions, WaitStrategy};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -38,15 +43,26 @@ const QUICK_SECONDS: f64 = 0.05;
 pub const LONG_ABOUT: &str = "Measure shmline between two processes on this machine.\n\n\
     The bench starts a second copy of itself so the writer and the reader are separate \
     processes, pins them to two different CPUs when possible, and runs these cases:\n\n\
+    \x20 ideal      the limit of the throughput cases, run just before them for each size: a \
+    minimal SPSC ring between the same two pinned processes (same slot count, slots of the frame \
+    size rounded up to 64 bytes, one copy in and one copy out per frame, one store to publish \
+    and one to release, no header, timestamp or liveness check), polling as --wait says (pure \
+    busy-poll with busy_spin; otherwise 64 polls with a CPU pause then a sched_yield before each \
+    poll, as shmline's adaptive waiter before it sleeps: a pure busy-poll collapses under any \
+    neighbour). Every throughput figure is also given as ratio_to_ideal.\n\
     \x20 copy       Writer::write from a buffer, Reader::read_into into a buffer (one copy in, one \
     out), for every --sizes.\n\
     \x20 zero-copy  Writer::reserve, the writer fills the whole payload in place (a memset, then \
     the stamps), commit; Reader::acquire, the reader sums every 8-byte word in place, release.\n\
     \x20 batch      write_batch / read_batch of --batch frames of 64 bytes.\n\
     \x20 latency    ping-pong of 64-byte frames over two streams; one-way = half the round \
-    trip; once with busy-spin and once with block (futex) waiting.\n\
-    \x20 futex      the same ping-pong with a bare futex word between two processes: the \
-    machine's wake-up cost, for comparison with block.\n\
+    trip; with busy_spin, adaptive and block waiting, each with ratio_to_baseline: its p50 over \
+    the p50 of the bare ping-pong below run just before it (cache-line for busy_spin and \
+    adaptive, futex for block).\n\
+    \x20 cache-line the same ping-pong with a bare 32-bit word on its own cache line per side, \
+    both busy-polling: the round trip of a cache line between the two CPUs.\n\
+    \x20 futex      the same with the library's futex wait and wake: the machine's wake-up \
+    cost.\n\
     \x20 memcpy     a single-thread memcpy of each frame size between two buffers, for scale.\n\
     \x20 fan-in     with --writers N (N > 1): N writer processes write to one multi-writer \
     stream, one reader process reads it (copy path), for every --sizes.\n\
@@ -63,7 +79,8 @@ pub const LONG_ABOUT: &str = "Measure shmline between two processes on this mach
     verified frames are counted. Throughput is timed by the reader after a warm-up of two laps \
     of the ring. GB/s are 10^9 bytes of payload per second. Any verification error makes the \
     exit code 1.\n\n\
-    Progress goes to stderr; the results (a table, or one JSON object with --json) to stdout.\n\n\
+    Progress goes to stderr; the results (a table, or one JSON object with --json, indented \
+    with --pretty; its \"schema_version\" says which shape) to stdout.\n\n\
     Coming from dsline: `shmline bench shm --message-size 4096 --count 100000 --json` is accepted \
     and is `shmline bench --only copy --sizes 4096 --frames 100000 --json`: the copy case between \
     two processes (dsline 0.0.1 measured send/recv in one process). --capacity means the same \
@@ -115,9 +132,12 @@ pub struct Args {
     /// Very short cases (0.05 s each): proves the bench runs, measures little.
     #[arg(long)]
     quick: bool,
-    /// Print one machine-readable JSON object with every case instead of a table.
+    /// Print one machine-readable JSON object (on one line) with every case instead of a table.
     #[arg(long)]
     json: bool,
+    /// As --json, indented for people.
+    #[arg(long)]
+    pretty: bool,
     /// Add the fan-in case: this many writer processes (2 to 64) into one reader.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=64))]
     writers: Option<u32>,
@@ -132,6 +152,7 @@ pub enum Wait {
     /// Spin briefly, then sleep on a futex.
     Adaptive,
     /// Never sleep.
+    #[value(name = "busy_spin")]
     Spin,
     /// Sleep on a futex at once.
     Block,
@@ -149,15 +170,7 @@ impl Wait {
     fn name(self) -> &'static str {
         match self {
             Wait::Adaptive => "adaptive",
-            Wait::Spin => "busy-spin",
-            Wait::Block => "block",
-        }
-    }
-
-    fn arg(self) -> &'static str {
-        match self {
-            Wait::Adaptive => "adaptive",
-            Wait::Spin => "spin",
+            Wait::Spin => "busy_spin",
             Wait::Block => "block",
         }
     }
@@ -176,7 +189,12 @@ enum Case {
     Copy,
     ZeroCopy,
     Batch,
+    /// The ideal ring alone (it also runs before every throughput case).
+    Ideal,
     Latency,
+    /// The bare cache-line ping-pong alone (it also runs before the stream latency cases).
+    CacheLine,
+    /// The bare futex ping-pong alone (it also runs before the blocking latency case).
     Futex,
     Memcpy,
     /// The `--writers` case.
@@ -231,12 +249,36 @@ pub fn run(args: &Args) -> ExitCode {
         wait: args.wait,
         child_cpu: pinning.child_cpu,
     };
-    let mut errors: Vec<String> = Vec::new();
-    let mut throughput_cases = Vec::new();
-    let mut memcpy = Vec::new();
-    let mut latency_cases = Vec::new();
-    let mut futex = Value::Null;
-    let mut fan_cases = Vec::new();
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        shmline_version: shmline::VERSION,
+        layout_version: shmline::LAYOUT_VERSION,
+        machine,
+        settings: Settings {
+            seconds_per_case: match amount {
+                Amount::Seconds(s) => Some(s),
+                Amount::Frames(_) => None,
+            },
+            frames_per_case: match amount {
+                Amount::Frames(n) => Some(n),
+                Amount::Seconds(_) => None,
+            },
+            capacity: plan.capacity,
+            batch: plan.batch,
+            wait: plan.wait.name(),
+            quick: args.quick,
+            gb: "10^9 bytes of payload",
+        },
+        pinning: pinning.report(),
+        memcpy: Vec::new(),
+        ideal: Vec::new(),
+        throughput: Vec::new(),
+        fan: Vec::new(),
+        latency: Vec::new(),
+        cache_line_ping_pong: None,
+        futex_ping_pong: None,
+        errors: Vec::new(),
+    };
     let mut child_pin_errors = Vec::new();
     progress(&format!(
         "shmline {} bench: {}; {}",
@@ -245,62 +287,103 @@ pub fn run(args: &Args) -> ExitCode {
         pinning.summary()
     ));
 
+    // The throughput cases per frame size, each size's ideal ring first (interleaved: the
+    // shmline cases and their limit run back to back, under the same load).
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut plan_of: std::collections::BTreeMap<usize, Vec<throughput::Path>> = Default::default();
+    for &size in &args.sizes {
+        let paths = plan_of.entry(size).or_default();
+        if wanted(Case::Copy) && !paths.contains(&throughput::Path::Copy) {
+            paths.push(throughput::Path::Copy);
+        }
+        if wanted(Case::ZeroCopy) && !paths.contains(&throughput::Path::ZeroCopy) {
+            paths.push(throughput::Path::ZeroCopy);
+        }
+        if !sizes.contains(&size) {
+            sizes.push(size);
+        }
+    }
+    if wanted(Case::Batch) {
+        plan_of
+            .entry(SMALL_FRAME)
+            .or_default()
+            .push(throughput::Path::Batch);
+        if !sizes.contains(&SMALL_FRAME) {
+            sizes.push(SMALL_FRAME);
+        }
+    }
+    let fan_sizes: Vec<usize> = if (args.writers.is_some() && wanted(Case::FanIn))
+        || (args.group.is_some() && wanted(Case::Group))
+    {
+        args.sizes.clone()
+    } else {
+        Vec::new()
+    };
+
     let memcpy_seconds = match amount {
         Amount::Seconds(s) => (s / 4.0).clamp(0.01, 0.25),
         Amount::Frames(_) => 0.1,
     };
     let mut memcpy_of = std::collections::BTreeMap::new();
-    if wanted(Case::Memcpy) || wanted(Case::Copy) || wanted(Case::ZeroCopy) {
-        let mut sizes = args.sizes.clone();
+    if wanted(Case::Memcpy) || !plan_of.values().all(Vec::is_empty) {
+        let mut sizes = sizes.clone();
         sizes.sort_unstable();
-        sizes.dedup();
         for &size in &sizes {
             let gbps = throughput::memcpy_gbps(size, memcpy_seconds);
             progress(&format!("memcpy {:>8}: {:.2} GB/s", human_size(size), gbps));
             memcpy_of.insert(size, gbps);
-            memcpy.push(json!({ "size": size, "gb_per_s": gbps }));
+            report.memcpy.push(MemcpyCase {
+                size,
+                gb_per_s: gbps,
+            });
         }
     }
 
-    let mut throughput_plan: Vec<(throughput::Path, usize)> = Vec::new();
-    for &size in &args.sizes {
-        if wanted(Case::Copy) {
-            throughput_plan.push((throughput::Path::Copy, size));
-        }
-        if wanted(Case::ZeroCopy) {
-            throughput_plan.push((throughput::Path::ZeroCopy, size));
-        }
-    }
-    if wanted(Case::Batch) {
-        throughput_plan.push((throughput::Path::Batch, SMALL_FRAME));
-    }
-    for (path, size) in throughput_plan {
-        let label = format!("{} {}", path.name(&plan), human_size(size));
-        progress(&format!("{label}: running"));
-        match throughput::run_case(&plan, path, size) {
-            Ok(mut result) => {
-                if let Some(e) = result.child_pin_error.take() {
-                    child_pin_errors.push(e);
-                }
-                let memcpy_gbps = memcpy_of.get(&size).copied();
-                progress(&format!(
-                    "{label}: {} frames/s, {:.2} GB/s{}",
-                    human_rate(result.frames_per_s),
-                    result.gb_per_s,
-                    if result.errors.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {} ERRORS", result.errors.len())
+    let mut ideal_of = std::collections::BTreeMap::new();
+    for &size in &sizes {
+        let paths = plan_of.get(&size).cloned().unwrap_or_default();
+        if !paths.is_empty() || wanted(Case::Ideal) || fan_sizes.contains(&size) {
+            let label = format!("ideal {}", human_size(size));
+            progress(&format!("{label}: running"));
+            match ideal::run_case(&plan, size) {
+                Ok(mut result) => {
+                    if let Some(e) = result.child_pin_error.take() {
+                        child_pin_errors.push(e);
                     }
-                ));
-                for e in &result.errors {
-                    errors.push(format!("{label}: {e}"));
+                    progress(&format!("{label}: {}", result.summary(None)));
+                    report
+                        .errors
+                        .extend(result.errors.iter().map(|e| format!("{label}: {e}")));
+                    result.compare(None, memcpy_of.get(&size).copied());
+                    ideal_of.insert(size, result.frames_per_s);
+                    report.ideal.push(result);
                 }
-                throughput_cases.push(result.to_json(memcpy_gbps));
+                Err(e) => {
+                    progress(&format!("{label}: FAILED: {e}"));
+                    report.errors.push(format!("{label}: {e}"));
+                }
             }
-            Err(e) => {
-                progress(&format!("{label}: FAILED: {e}"));
-                errors.push(format!("{label}: {e}"));
+        }
+        for path in paths {
+            let label = format!("{} {}", path.name(&plan), human_size(size));
+            progress(&format!("{label}: running"));
+            match throughput::run_case(&plan, path, size) {
+                Ok(mut result) => {
+                    if let Some(e) = result.child_pin_error.take() {
+                        child_pin_errors.push(e);
+                    }
+                    let ideal = ideal_of.get(&size).copied();
+                    result.compare(ideal, memcpy_of.get(&size).copied());
+                    progress(&format!("{label}: {}", result.summary(ideal)));
+                    report
+                        .errors
+                        .extend(result.errors.iter().map(|e| format!("{label}: {e}")));
+                    report.throughput.push(result);
+                }
+                Err(e) => {
+                    progress(&format!("{label}: FAILED: {e}"));
+                    report.errors.push(format!("{label}: {e}"));
+                }
             }
         }
     }
@@ -319,112 +402,189 @@ pub fn run(args: &Args) -> ExitCode {
         });
     }
     for shape in fans {
-        for &size in &args.sizes {
+        for &size in &fan_sizes {
             let label = format!("{} {}", shape.name(), human_size(size));
             progress(&format!("{label}: running"));
             match fan::run_case(&plan, shape, size) {
-                Ok(result) => {
+                Ok(mut result) => {
+                    let single = report
+                        .throughput
+                        .iter()
+                        .find(|c| c.path == "copy" && c.size == size)
+                        .map(|c| c.gb_per_s);
+                    result.compare(ideal_of.get(&size).copied(), single);
                     progress(&format!(
                         "{label}: {} frames/s, {:.2} GB/s{}",
                         human_rate(result.frames_per_s),
                         result.gb_per_s,
-                        if result.errors.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", {} ERRORS", result.errors.len())
-                        }
+                        error_note(&result.errors)
                     ));
-                    for e in &result.errors {
-                        errors.push(format!("{label}: {e}"));
-                    }
-                    let single = throughput_cases
-                        .iter()
-                        .find(|c| c["path"] == "copy" && c["size"] == size)
-                        .and_then(|c| c["gb_per_s"].as_f64());
-                    fan_cases.push(result.to_json(memcpy_of.get(&size).copied(), single));
+                    report
+                        .errors
+                        .extend(result.errors.iter().map(|e| format!("{label}: {e}")));
+                    report.fan.push(result);
                 }
                 Err(e) => {
                     progress(&format!("{label}: FAILED: {e}"));
-                    errors.push(format!("{label}: {e}"));
+                    report.errors.push(format!("{label}: {e}"));
                 }
             }
         }
     }
 
-    if wanted(Case::Latency) {
-        for wait in [Wait::Spin, Wait::Block] {
-            let label = format!("latency {} 64 B", wait.name());
-            progress(&format!("{label}: running"));
-            match latency::run_stream(&plan, wait) {
-                Ok(result) => {
-                    progress(&format!("{label}: {}", result.summary()));
-                    for e in &result.errors {
-                        errors.push(format!("{label}: {e}"));
-                    }
-                    latency_cases.push(result.to_json());
-                }
-                Err(e) => {
-                    progress(&format!("{label}: FAILED: {e}"));
-                    errors.push(format!("{label}: {e}"));
-                }
-            }
-        }
-    }
-    if wanted(Case::Futex) {
-        let label = "futex baseline";
+    // Latency: each bare ping-pong just before the stream cases it is the limit of.
+    let run_ping_pong = |kind: latency::PingPong, report: &mut Report| {
+        let label = format!("{} ping-pong", kind.name());
         progress(&format!("{label}: running"));
-        match latency::run_futex(&plan) {
+        match latency::run_ping_pong(&plan, kind) {
             Ok(result) => {
                 progress(&format!("{label}: {}", result.summary()));
-                futex = result.to_json();
+                Some(result)
             }
             Err(e) => {
                 progress(&format!("{label}: FAILED: {e}"));
-                errors.push(format!("{label}: {e}"));
+                report.errors.push(format!("{label}: {e}"));
+                None
             }
         }
+    };
+    if wanted(Case::Latency) || wanted(Case::CacheLine) {
+        report.cache_line_ping_pong = run_ping_pong(latency::PingPong::CacheLine, &mut report);
+    }
+    let stream_latency = |wait: Wait, report: &mut Report| {
+        let label = format!("latency {} 64 B", wait.name());
+        progress(&format!("{label}: running"));
+        match latency::run_stream(&plan, wait) {
+            Ok(mut result) => {
+                let baseline = match wait {
+                    Wait::Block => &report.futex_ping_pong,
+                    _ => &report.cache_line_ping_pong,
+                };
+                if let Some(baseline) = baseline {
+                    result.compare(baseline);
+                }
+                progress(&format!(
+                    "{label}: {}{}",
+                    result.summary(),
+                    result
+                        .ratio_to_baseline
+                        .map_or(String::new(), |r| format!(", {r:.2}x the bare ping-pong"))
+                ));
+                report
+                    .errors
+                    .extend(result.errors.iter().map(|e| format!("{label}: {e}")));
+                report.latency.push(result);
+            }
+            Err(e) => {
+                progress(&format!("{label}: FAILED: {e}"));
+                report.errors.push(format!("{label}: {e}"));
+            }
+        }
+    };
+    if wanted(Case::Latency) {
+        stream_latency(Wait::Spin, &mut report);
+        stream_latency(Wait::Adaptive, &mut report);
+    }
+    if wanted(Case::Latency) || wanted(Case::Futex) {
+        report.futex_ping_pong = run_ping_pong(latency::PingPong::Futex, &mut report);
+    }
+    if wanted(Case::Latency) {
+        stream_latency(Wait::Block, &mut report);
     }
 
-    let mut pin_json = pinning.to_json();
-    if let Some(e) = child_pin_errors.first() {
-        pin_json["ok"] = json!(false);
-        pin_json["child_error"] = json!(e);
+    if let Some(e) = child_pin_errors.into_iter().next() {
+        report.pinning.ok = false;
+        report.pinning.child_error = Some(e);
     }
-    let report = json!({
-        "shmline_version": shmline::VERSION,
-        "layout_version": shmline::LAYOUT_VERSION,
-        "machine": machine,
-        "settings": {
-            "seconds_per_case": match amount { Amount::Seconds(s) => json!(s), Amount::Frames(_) => Value::Null },
-            "frames_per_case": match amount { Amount::Frames(n) => json!(n), Amount::Seconds(_) => Value::Null },
-            "capacity": plan.capacity.map_or(json!("auto"), |c| json!(c)),
-            "batch": plan.batch,
-            "wait": plan.wait.name(),
-            "quick": args.quick,
-            "gb": "10^9 bytes of payload",
-        },
-        "pinning": pin_json,
-        "memcpy": memcpy,
-        "throughput": throughput_cases,
-        "fan": fan_cases,
-        "latency": latency_cases,
-        "futex_baseline": futex,
-        "errors": errors,
-    });
-    if args.json {
-        println!("{report:#}");
+    if args.json || args.pretty {
+        let text = if args.pretty {
+            serde_json::to_string_pretty(&report)
+        } else {
+            serde_json::to_string(&report)
+        };
+        println!(
+            "{}",
+            text.expect("the report has no map with non-string keys")
+        );
     } else {
         print_table(&report);
     }
-    if errors.is_empty() {
+    if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
-        eprintln!("shmline bench: {} error(s):", errors.len());
-        for e in &errors {
+        eprintln!("shmline bench: {} error(s):", report.errors.len());
+        for e in &report.errors {
             eprintln!("  {e}");
         }
         ExitCode::FAILURE
     }
+}
+
+/// ", N ERRORS" when there are verification errors.
+fn error_note(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!(", {} ERRORS", errors.len())
+    }
+}
+
+/// Version of the JSON report's shape: bumped when a field changes meaning or disappears.
+const SCHEMA_VERSION: u32 = 1;
+
+/// Everything `shmline bench --json` prints: one object.
+#[derive(Debug, Serialize)]
+struct Report {
+    /// [`SCHEMA_VERSION`].
+    schema_version: u32,
+    shmline_version: &'static str,
+    layout_version: u32,
+    /// Machine facts (see `platform::describe`).
+    machine: serde_json::Value,
+    settings: Settings,
+    pinning: PinningReport,
+    /// Single-thread memcpy per frame size, for scale.
+    memcpy: Vec<MemcpyCase>,
+    /// The ideal ring per frame size: the limit of the throughput cases.
+    ideal: Vec<throughput::CaseResult>,
+    throughput: Vec<throughput::CaseResult>,
+    fan: Vec<fan::FanResult>,
+    latency: Vec<latency::LatencyResult>,
+    /// The limit of busy-spin and adaptive latency.
+    cache_line_ping_pong: Option<latency::LatencyResult>,
+    /// The limit of blocking latency.
+    futex_ping_pong: Option<latency::LatencyResult>,
+    errors: Vec<String>,
+}
+
+/// How the cases were run.
+#[derive(Debug, Serialize)]
+struct Settings {
+    seconds_per_case: Option<f64>,
+    frames_per_case: Option<u64>,
+    /// `None`: automatic (as many slots as fit in 16 MiB, 4 to 1024).
+    capacity: Option<u32>,
+    batch: u32,
+    wait: &'static str,
+    quick: bool,
+    gb: &'static str,
+}
+
+/// Where the two processes ran.
+#[derive(Debug, Serialize)]
+struct PinningReport {
+    ok: bool,
+    parent_cpu: Option<usize>,
+    child_cpu: Option<usize>,
+    detail: String,
+    child_error: Option<String>,
+}
+
+/// A single-thread memcpy of one frame.
+#[derive(Debug, Serialize)]
+struct MemcpyCase {
+    size: usize,
+    gb_per_s: f64,
 }
 
 /// Options of the hidden child role (`shmline __bench-child`); see [`child`].
@@ -445,13 +605,14 @@ impl Pinning {
         }
     }
 
-    fn to_json(&self) -> Value {
-        json!({
-            "ok": self.parent_cpu.is_some() && self.child_cpu.is_some(),
-            "parent_cpu": self.parent_cpu,
-            "child_cpu": self.child_cpu,
-            "detail": self.detail,
-        })
+    fn report(&self) -> PinningReport {
+        PinningReport {
+            ok: self.parent_cpu.is_some() && self.child_cpu.is_some(),
+            parent_cpu: self.parent_cpu,
+            child_cpu: self.child_cpu,
+            detail: self.detail.clone(),
+            child_error: None,
+        }
     }
 }
 
@@ -598,122 +759,132 @@ fn human_rate(per_s: f64) -> String {
     }
 }
 
-fn print_table(r: &Value) {
-    let m = &r["machine"];
-    let s = &r["settings"];
-    let p = &r["pinning"];
+fn print_table(r: &Report) {
+    let m = &r.machine;
     println!(
         "shmline {} bench on {} ({} CPUs online), kernel {}",
-        r["shmline_version"].as_str().unwrap_or("?"),
+        r.shmline_version,
         m["cpu_model"].as_str().unwrap_or("?"),
         m["cpus_online"],
         m["kernel"].as_str().unwrap_or("?")
     );
-    let per_case = if s["frames_per_case"].is_null() {
-        format!("{} s per case", s["seconds_per_case"])
-    } else {
-        format!("{} frames per case", s["frames_per_case"])
+    let per_case = match (r.settings.seconds_per_case, r.settings.frames_per_case) {
+        (_, Some(n)) => format!("{n} frames per case"),
+        (Some(s), None) => format!("{s} s per case"),
+        (None, None) => "?".into(),
     };
-    let pinned = if p["ok"].as_bool() == Some(true) {
-        format!(
-            "writer on CPU {}, reader on CPU {}",
-            p["parent_cpu"], p["child_cpu"]
-        )
-    } else {
-        format!(
+    let p = &r.pinning;
+    let pinned = match (p.ok, p.parent_cpu, p.child_cpu) {
+        (true, Some(w), Some(c)) => format!("writer on CPU {w}, reader on CPU {c}"),
+        _ => format!(
             "not pinned: {}",
-            p["child_error"]
-                .as_str()
-                .or(p["detail"].as_str())
-                .unwrap_or("?")
-        )
+            p.child_error.as_deref().unwrap_or(&p.detail)
+        ),
     };
     println!(
         "{per_case}; throughput wait strategy {}; {pinned}",
-        s["wait"].as_str().unwrap_or("?")
+        r.settings.wait
     );
     println!();
-    print_cases(
-        &r["throughput"],
-        "throughput",
-        "memcpy",
-        "memcpy_gb_per_s",
-        1,
-        "ratio_to_memcpy",
-    );
-    print_cases(
-        &r["fan"],
-        "fan",
-        "1->1",
-        "single_gb_per_s",
-        2,
-        "ratio_to_single",
-    );
-    let latency_row = |name: &str, c: &Value| {
-        let ns = &c["one_way_ns"];
+    let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |x| format!("{x:.prec$}"));
+    if !r.throughput.is_empty() || !r.ideal.is_empty() {
         println!(
-            "{:<22} {:>8} {:>8} {:>8} {:>8} {:>10}",
-            name, ns["p50"], ns["p99"], ns["p999"], ns["max"], c["samples"]
+            "{:<14} {:>8} {:>6} {:>10} {:>7} {:>10} {:>7} {:>7} {:>8} {:>6}",
+            "throughput",
+            "size",
+            "slots",
+            "frames/s",
+            "GB/s",
+            "ideal/s",
+            "x ideal",
+            "memcpy",
+            "x memcpy",
+            "errors"
         );
-    };
-    let latency = r["latency"].as_array().cloned().unwrap_or_default();
-    if !latency.is_empty() || !r["futex_baseline"].is_null() {
-        println!(
-            "{:<22} {:>8} {:>8} {:>8} {:>8} {:>10}",
-            "one-way latency (ns)", "p50", "p99", "p999", "max", "samples"
-        );
-        for c in &latency {
-            latency_row(&format!("64 B {}", c["wait"].as_str().unwrap_or("?")), c);
+        // Each size's ideal ring, then its cases, as they ran.
+        let mut rows: Vec<&throughput::CaseResult> = Vec::new();
+        for ideal in &r.ideal {
+            rows.push(ideal);
+            rows.extend(r.throughput.iter().filter(|c| c.size == ideal.size));
         }
-        if !r["futex_baseline"].is_null() {
-            latency_row("raw futex ping-pong", &r["futex_baseline"]);
+        rows.extend(
+            r.throughput
+                .iter()
+                .filter(|c| !r.ideal.iter().any(|i| i.size == c.size)),
+        );
+        for c in rows {
+            println!(
+                "{:<14} {:>8} {:>6} {:>10} {:>7.2} {:>10} {:>7} {:>7} {:>8} {:>6}",
+                c.path,
+                human_size(c.size),
+                c.capacity,
+                human_rate(c.frames_per_s),
+                c.gb_per_s,
+                c.ideal_frames_per_s.map_or("-".into(), human_rate),
+                opt(c.ratio_to_ideal, 2),
+                opt(c.memcpy_gb_per_s, 1),
+                opt(c.ratio_to_memcpy, 3),
+                c.errors.len(),
+            );
         }
         println!();
     }
-    if let Some(errors) = r["errors"].as_array().filter(|e| !e.is_empty()) {
+    if !r.fan.is_empty() {
+        println!(
+            "{:<14} {:>8} {:>6} {:>10} {:>7} {:>7} {:>7} {:>6}",
+            "fan", "size", "slots", "frames/s", "GB/s", "x ideal", "x 1->1", "errors"
+        );
+        for c in &r.fan {
+            println!(
+                "{:<14} {:>8} {:>6} {:>10} {:>7.2} {:>7} {:>7} {:>6}",
+                c.path,
+                human_size(c.size),
+                c.capacity,
+                human_rate(c.frames_per_s),
+                c.gb_per_s,
+                opt(c.ratio_to_ideal, 2),
+                opt(c.ratio_to_single, 2),
+                c.errors.len(),
+            );
+        }
+        println!();
+    }
+    let mut latency: Vec<(String, &latency::LatencyResult)> = Vec::new();
+    if let Some(c) = &r.cache_line_ping_pong {
+        latency.push(("cache-line ping-pong".into(), c));
+    }
+    if let Some(c) = &r.futex_ping_pong {
+        latency.push(("futex ping-pong".into(), c));
+    }
+    for c in &r.latency {
+        latency.push((format!("64 B {}", c.wait), c));
+    }
+    if !latency.is_empty() {
+        println!(
+            "{:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
+            "one-way latency (ns)", "p50", "p99", "p999", "max", "x bare", "samples"
+        );
+        for (name, c) in latency {
+            let ns = &c.one_way_ns;
+            println!(
+                "{:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
+                name,
+                ns.p50,
+                ns.p99,
+                ns.p999,
+                ns.max,
+                opt(c.ratio_to_baseline, 2),
+                c.samples
+            );
+        }
+        println!();
+    }
+    if !r.errors.is_empty() {
         println!("ERRORS");
-        for e in errors {
-            println!("  {}", e.as_str().unwrap_or("?"));
+        for e in &r.errors {
+            println!("  {e}");
         }
     }
-}
-
-/// Prints one table of throughput-like cases (nothing if there are none): path, size, slots,
-/// frames/s, GB/s, then the reference column `reference` (key `reference_key`, printed with
-/// `reference_prec` decimals) and the ratio to it (key `ratio_key`), then the error count.
-fn print_cases(
-    cases: &Value,
-    title: &str,
-    reference: &str,
-    reference_key: &str,
-    reference_prec: usize,
-    ratio_key: &str,
-) {
-    let Some(cases) = cases.as_array().filter(|c| !c.is_empty()) else {
-        return;
-    };
-    println!(
-        "{:<14} {:>8} {:>6} {:>12} {:>8} {:>8} {:>7} {:>7}",
-        title, "size", "slots", "frames/s", "GB/s", reference, "ratio", "errors"
-    );
-    let opt = |v: &Value, prec: usize| {
-        v.as_f64()
-            .map_or("-".to_string(), |x| format!("{x:.prec$}"))
-    };
-    for c in cases {
-        println!(
-            "{:<14} {:>8} {:>6} {:>12} {:>8} {:>8} {:>7} {:>7}",
-            c["path"].as_str().unwrap_or("?"),
-            human_size(c["size"].as_u64().unwrap_or(0) as usize),
-            c["capacity"],
-            human_rate(c["frames_per_s"].as_f64().unwrap_or(0.0)),
-            opt(&c["gb_per_s"], 2),
-            opt(&c[reference_key], reference_prec),
-            opt(&c[ratio_key], 3),
-            c["errors"].as_array().map_or(0, Vec::len),
-        );
-    }
-    println!();
 }
 
 #[cfg(test)]

@@ -96,19 +96,30 @@ fn a_quick_bench_runs_every_case_between_two_processes_without_errors() {
     assert_keys(
         &report,
         &[
+            "schema_version",
             "shmline_version",
             "machine",
             "settings",
             "pinning",
             "memcpy",
+            "ideal",
             "throughput",
             "latency",
-            "futex_baseline",
+            "cache_line_ping_pong",
+            "futex_ping_pong",
             "errors",
         ],
         "bench report",
     );
+    assert_eq!(report["schema_version"], 1);
     assert_eq!(report["errors"], Value::Array(Vec::new()), "{report:#}");
+    // The limit of every throughput case ran in the same run: one ideal ring per size.
+    let ideal = report["ideal"].as_array().expect("ideal is a list");
+    assert_eq!(ideal.len(), 4, "{report:#}");
+    for case in ideal {
+        assert!(case["frames_verified"].as_u64().unwrap() > 0, "{case:#}");
+        assert_eq!(case["frames_verified"], case["frames_sent"], "{case:#}");
+    }
 
     let cases = report["throughput"]
         .as_array()
@@ -129,9 +140,12 @@ fn a_quick_bench_runs_every_case_between_two_processes_without_errors() {
                 "gb_per_s",
                 "memcpy_gb_per_s",
                 "ratio_to_memcpy",
+                "ideal_frames_per_s",
+                "ratio_to_ideal",
             ],
             "throughput case",
         );
+        assert!(case["ratio_to_ideal"].is_number(), "{case:#}");
         assert!(case["frames_verified"].as_u64().unwrap() > 0, "{case:#}");
         assert_eq!(case["frames_verified"], case["frames_sent"], "{case:#}");
     }
@@ -142,16 +156,27 @@ fn a_quick_bench_runs_every_case_between_two_processes_without_errors() {
         .iter()
         .filter_map(|c| c["wait"].as_str())
         .collect();
-    assert_eq!(waits, ["busy-spin", "block"]);
+    assert_eq!(waits, ["busy_spin", "adaptive", "block"]);
     for case in report["latency"].as_array().unwrap() {
         assert_keys(&case["one_way_ns"], &["p50", "p99", "p999"], "latency case");
         assert!(case["samples"].as_u64().unwrap() > 0, "{case:#}");
+        // Each against its bare ping-pong of the same run.
+        let baseline = if case["wait"] == "block" {
+            "futex"
+        } else {
+            "cache-line"
+        };
+        assert_eq!(case["baseline"], baseline, "{case:#}");
+        assert!(case["ratio_to_baseline"].is_number(), "{case:#}");
     }
-    assert_keys(
-        &report["futex_baseline"]["one_way_ns"],
-        &["p50", "p99", "p999"],
-        "futex baseline",
-    );
+    for baseline in ["cache_line_ping_pong", "futex_ping_pong"] {
+        assert_keys(
+            &report[baseline]["one_way_ns"],
+            &["p50", "p99", "p999"],
+            baseline,
+        );
+        assert!(report[baseline]["samples"].as_u64().unwrap() > 0);
+    }
     assert_eq!(report["memcpy"].as_array().map(Vec::len), Some(4));
 }
 
@@ -701,4 +726,30 @@ fn the_manual_pages_in_docs_man_are_the_ones_the_command_generates() {
         names(&pages(&checked_in)),
         names(&generated)
     );
+}
+
+#[test]
+fn bench_json_is_one_line_and_pretty_json_is_the_same_report_indented() {
+    let run = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_shmline"))
+            .args([
+                "bench", "--only", "memcpy", "--sizes", "64", "--quick", format,
+            ])
+            .output()
+            .expect("start shmline");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let compact = run("--json");
+    let pretty = run("--pretty");
+    assert_eq!(compact.trim_end().lines().count(), 1, "{compact}");
+    assert!(pretty.lines().count() > 10, "{pretty}");
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(&compact).unwrap(),
+        serde_json::from_str(&pretty).unwrap(),
+    );
+    assert_eq!(a["schema_version"], 1);
+    assert_eq!(b["schema_version"], 1);
+    assert_eq!(a["memcpy"].as_array().map(Vec::len), Some(1));
+    assert_eq!(b["memcpy"].as_array().map(Vec::len), Some(1));
 }

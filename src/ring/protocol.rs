@@ -16,7 +16,9 @@ use crate::layout::{
     FrameHeader, GroupRecord, ReaderEntry, StreamHeader, GROUP_ACTIVE, POS_IDLE, READER_ACTIVE,
     READER_FLAG_LOSSY, READER_ORPHANED, SEQ_EMPTY,
 };
-use crate::sync::{fence, seqcst_store_load, AtomicU64, Ordering};
+use crate::sync::{
+    fence, heavy_fence, light_fence, light_fences, seqcst_store_load, AtomicU64, Ordering,
+};
 
 pub mod entry;
 pub mod group;
@@ -130,11 +132,23 @@ pub fn end_write(frame: &FrameHeader, seq: u64, len: u32, flags: u32, crc: u32, 
 
 /// Writer: publishes every frame below `new_head`. Returns true if a reader may be asleep and
 /// must be woken with [`wake_readers`].
+///
+/// The store half of the Dekker handshake with a reader that increments `readers_waiting` and
+/// then re-reads `head` before sleeping: either it sees the new head, or we see its increment.
+/// Normally one plain store and one plain load on the same line (no locked instruction): the
+/// store-to-load order comes from the sleeper's [`heavy_fence`] (`membarrier`) paired with our
+/// [`light_fence`]. Without membarrier, a SeqCst swap as in layout version 3.
 #[inline]
 pub fn publish(hdr: &StreamHeader, new_head: u64) -> bool {
+    if light_fences() {
+        // Release: a reader that loads this head with Acquire sees the frames below it.
+        hdr.head.store(new_head, Ordering::Release);
+        light_fence();
+        // Relaxed: ordered after the store by the asymmetric fence pair; it only gates wakes.
+        return hdr.readers_waiting.load(Ordering::Relaxed) != 0;
+    }
     // SeqCst swap (a single locked instruction on x86-64): Release for the frames, and the store
-    // half of the Dekker handshake with a reader that increments `readers_waiting` and then
-    // re-reads `head` before sleeping. Either it sees the new head, or we see its increment.
+    // half of the handshake by itself.
     hdr.head.swap(new_head, Ordering::SeqCst);
     seqcst_store_load();
     hdr.readers_waiting.load(Ordering::SeqCst) != 0
@@ -160,7 +174,9 @@ pub fn reader_prepare_sleep(hdr: &StreamHeader, me: &ReaderEntry) -> u32 {
     // SeqCst: the load half of the handshake in `publish`.
     hdr.readers_waiting.fetch_add(1, Ordering::SeqCst);
     entry::mark_asleep(me);
-    seqcst_store_load();
+    // The heavy half of the asymmetric fence: a writer that published with a plain store has
+    // either made it visible to our re-check of `head`, or will see our increment.
+    heavy_fence();
     word
 }
 
@@ -183,11 +199,24 @@ pub fn head(hdr: &StreamHeader) -> u64 {
 
 /// Reader: releases every frame below `new_pos`. Returns true if the writer may be asleep waiting
 /// for this much space and must be woken with [`wake_writer`].
+///
+/// The store half of the handshake with a writer that sets `writer_waiting` and then rescans
+/// before sleeping; as in [`publish`], one plain store and one plain load when membarrier is
+/// there, a SeqCst swap otherwise.
 #[inline]
 pub fn release(hdr: &StreamHeader, entry: &ReaderEntry, new_pos: u64) -> bool {
-    // SeqCst swap: Release for our reads of the released slots (the writer reuses them only after
-    // loading this position), and the store half of the handshake with a writer that sets
-    // `writer_waiting` and then rescans before sleeping.
+    if light_fences() {
+        // Release: our reads of the released slots happen before the writer, which reuses them
+        // only after loading this position, overwrites them.
+        entry.pos.store(new_pos, Ordering::Release);
+        light_fence();
+        // Acquire for `writer_waiting` (a plain load on x86-64): a writer's announcement carries
+        // its `space_wanted` store; the order after our store comes from the fence pair.
+        return hdr.writer_waiting.load(Ordering::Acquire) != 0
+            && new_pos >= hdr.space_wanted.load(Ordering::Relaxed);
+    }
+    // SeqCst swap: Release for our reads of the released slots, and the store half of the
+    // handshake by itself.
     entry.pos.swap(new_pos, Ordering::SeqCst);
     seqcst_store_load();
     // Relaxed for `space_wanted`: the writer stores it before its SeqCst announcement, which our
@@ -215,7 +244,8 @@ pub fn writer_prepare_sleep(hdr: &StreamHeader, wanted: u64) -> u32 {
     let word = hdr.space_futex.load(Ordering::Acquire);
     // SeqCst: the load half of the handshake in `release`.
     hdr.writer_waiting.swap(1, Ordering::SeqCst);
-    seqcst_store_load();
+    // The heavy half of the asymmetric fence, as in `reader_prepare_sleep`.
+    heavy_fence();
     word
 }
 

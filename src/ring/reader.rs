@@ -162,6 +162,9 @@ pub struct Reader {
     liveness_checked: Option<Instant>,
     /// Set once the writer was found dead (pid + start time no longer alive): final.
     writer_dead: bool,
+    /// Set once a wait ended with the end of the stream or the writer's death: later calls that
+    /// find no frame look at the writer state at once instead of polling first.
+    gone: bool,
     /// Whether the stream has several writers (skipped frames, a writer table to judge).
     multi: bool,
     /// The reader group this reader is a member of (`None`: a plain reader). A member's `head`
@@ -187,6 +190,9 @@ struct Member {
     deadline: Deadline,
 }
 
+/// A spinning reader looks at the writer's state (end of stream) once every this many polls.
+const STATE_CHECK_POLLS: u32 = 256;
+
 /// Least time between two checks of the writer's liveness. Each check reads `/proc` (several
 /// microseconds), and a reader that keeps up with its writer finds the ring empty on almost every
 /// call: checking each time would put a file read on the path of every frame. A dead writer is
@@ -206,6 +212,9 @@ impl std::fmt::Debug for Reader {
 
 impl Reader {
     pub(crate) fn attach(shared: Arc<Shared>, options: &ReaderOptions) -> Result<Reader> {
+        // Register for light fences now (once per process; it may take a scheduler round trip
+        // in a multi-threaded process), not in the first publication or release.
+        crate::sync::light_fences();
         if let Some(required) = &options.require_schema {
             check_schema(&shared, required)?;
         }
@@ -329,6 +338,7 @@ impl Reader {
             timeout: options.timeout,
             liveness_checked: None,
             writer_dead: false,
+            gone: false,
             multi: shared.multi_writer(),
             writer_wakes: if shared.multi_writer() { i32::MAX } else { 1 },
             member,
@@ -955,10 +965,15 @@ impl Reader {
     /// End-of-stream and (if `liveness`, and not done recently) writer-death checks, made only
     /// when no frame is available.
     fn writer_gone(&mut self, liveness: bool) -> Result<Option<Error>> {
-        if self.member.is_some() {
-            return self.member_gone(liveness);
+        let outcome = if self.member.is_some() {
+            self.member_gone(liveness)
+        } else {
+            self.stream_gone(liveness)
+        };
+        if matches!(outcome, Ok(Some(_))) {
+            self.gone = true;
         }
-        self.stream_gone(liveness)
+        outcome
     }
 
     /// [`Reader::writer_gone`] for a plain reader, and a member's look at the writers.
@@ -1116,13 +1131,17 @@ impl Reader {
 
     #[cold]
     fn wait_for_frame_slow(&mut self, deadline: Deadline) -> Result<()> {
-        // A caller about to wait checks liveness later, only if it spins long or goes to sleep:
-        // a reader that keeps up with its writer comes here for nearly every frame.
-        if let Some(outcome) = self.writer_gone(!deadline.may_wait())? {
-            return Err(outcome);
-        }
-        if !deadline.may_wait() {
-            return Err(Error::Empty);
+        // A reader that keeps up with its writer comes here for nearly every frame, so a caller
+        // about to wait polls `head` alone (one cache line, the one the writer publishes on)
+        // and looks at the writer's state (another line, which the writer's statistics keep
+        // dirty) only every few hundred polls, before it sleeps, or once the stream has ended.
+        if !deadline.may_wait() || self.gone {
+            if let Some(outcome) = self.writer_gone(!deadline.may_wait())? {
+                return Err(outcome);
+            }
+            if !deadline.may_wait() {
+                return Err(Error::Empty);
+            }
         }
         let mut spins = 0u32;
         loop {
@@ -1130,7 +1149,15 @@ impl Reader {
                 return Ok(());
             }
             let slice = match self.wait.next_step(&mut spins, &deadline) {
-                Step::Poll => continue,
+                Step::Poll if !spins.is_multiple_of(STATE_CHECK_POLLS) => continue,
+                Step::Poll => {
+                    // A busy-spinning reader learns of the end of the stream within this many
+                    // polls (liveness, which reads /proc, stays at its own pace).
+                    if let Some(outcome) = self.writer_gone(false)? {
+                        return Err(outcome);
+                    }
+                    continue;
+                }
                 Step::CheckLiveness => {
                     if let Some(outcome) = self.writer_gone(true)? {
                         return Err(outcome);

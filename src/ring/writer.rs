@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
 use crate::liveness::{Patience, ProcessId, PATIENCE};
 use crate::sync::Ordering;
-use crate::wait::{futex_wait, futex_wake, monotonic_ns, Deadline, Step, WaitStrategy};
+use crate::wait::{futex_wait, futex_wake, Deadline, FrameClock, Step, WaitStrategy};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,8 @@ pub struct Writer {
     /// When to check that the readers holding us back are alive (time held back adds up across
     /// calls, so short timeouts and `try_` loops reclaim dead readers too).
     patience: Patience,
+    /// The clock of the frame timestamps.
+    clock: FrameClock,
 }
 
 impl std::fmt::Debug for Writer {
@@ -70,6 +72,9 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     pub(crate) fn attach(shared: Arc<Shared>, options: &WriterOptions) -> Result<Writer> {
+        // Register for light fences now (once per process; it may take a scheduler round trip
+        // in a multi-threaded process), not in the first publication or release.
+        crate::sync::light_fences();
         let policy = shared.info.backpressure;
         let (scan_readers, scan_groups) = if policy == Backpressure::DropOldest {
             (0, 0)
@@ -93,6 +98,7 @@ impl Writer {
                 frames_dropped: 0,
                 multi: Some(multi),
                 patience: Patience::default(),
+                clock: FrameClock::default(),
                 shared,
             });
         }
@@ -161,6 +167,7 @@ impl Writer {
             frames_dropped: 0,
             multi: None,
             patience: Patience::default(),
+            clock: FrameClock::default(),
         };
         writer.rescan();
         Ok(writer)
@@ -263,7 +270,8 @@ impl Writer {
         // (seq < limit) and lossy readers detect the overwrite through `seq`.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), payload, data.len()) };
         let crc = self.crc(data);
-        self.end_write(frame, seq, data.len() as u32, flags, crc, monotonic_ns());
+        let timestamp = self.clock.now();
+        self.end_write(frame, seq, data.len() as u32, flags, crc, timestamp);
         self.bytes_written += data.len() as u64;
         self.publish(seq + 1, 1);
         Ok(())
@@ -329,7 +337,7 @@ impl Writer {
         for i in 0..count {
             self.check_len(frame(i).len())?;
         }
-        let timestamp = monotonic_ns();
+        let timestamp = self.clock.now();
         let mut written = 0;
         // Frames written but not yet published.
         let mut pending = 0;
@@ -416,7 +424,8 @@ impl Writer {
     /// [`Error::FrameTooLarge`] leaves the reservation in place; [`Error::WrongState`] if nothing
     /// is reserved.
     pub fn commit_raw(&mut self, len: usize, flags: u32) -> Result<()> {
-        self.commit_raw_at(len, flags, monotonic_ns())
+        let timestamp = self.clock.now();
+        self.commit_raw_at(len, flags, timestamp)
     }
 
     /// [`Writer::commit_raw`] with the frame's commit time given (nanoseconds; a relay such as the

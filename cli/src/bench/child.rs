@@ -3,7 +3,8 @@
 //! The parent runs `shmline __bench-child --role ROLE ...` (the same executable) and reads one
 //! JSON object from the child's stdout when it exits; the child's stderr goes to the terminal.
 
-use super::{fan, latency, platform, throughput, Wait, ATTACH_TIMEOUT};
+use super::latency::PingPong;
+use super::{fan, ideal, latency, platform, throughput, Wait, ATTACH_TIMEOUT};
 use serde_json::{json, Value};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -19,8 +20,10 @@ pub enum Role {
     ReadZeroCopy,
     /// Read `--stream` and write every frame back on `--reply`.
     Echo,
-    /// Answer a bare futex ping-pong on the shared memory file descriptor `--fd`.
-    FutexEcho,
+    /// Answer a bare `--ping-pong` on the shared memory file descriptor `--fd`.
+    PingPongEcho,
+    /// Read the ideal ring on the shared memory file descriptor `--fd` and verify every frame.
+    ReadIdeal,
     /// Write stamped frames to the multi-writer `--stream` as writer `--writer-id` of
     /// `--writers`, once all of them attached.
     WriteFan,
@@ -40,9 +43,15 @@ pub struct ChildArgs {
     /// The stream to write replies on (echo).
     #[arg(long)]
     pub reply: Option<String>,
-    /// Inherited file descriptor of the futex page (futex-echo).
+    /// Inherited file descriptor of the shared memory (ping-pong-echo, read-ideal).
     #[arg(long)]
     pub fd: Option<i32>,
+    /// Slots of the ideal ring (read-ideal).
+    #[arg(long)]
+    pub capacity: Option<u32>,
+    /// Which bare ping-pong to answer (ping-pong-echo).
+    #[arg(long, value_enum)]
+    pub ping_pong: Option<PingPong>,
     /// Frame size the writer sends.
     #[arg(long, default_value_t = 64)]
     pub size: usize,
@@ -83,6 +92,8 @@ impl ChildArgs {
             stream: None,
             reply: None,
             fd: None,
+            capacity: None,
+            ping_pong: None,
             size: 64,
             batch: 1,
             warmup: 0,
@@ -112,7 +123,10 @@ impl ChildArgs {
             "--warmup".into(),
             self.warmup.to_string(),
             "--wait".into(),
-            self.wait.arg().into(),
+            clap::ValueEnum::to_possible_value(&self.wait)
+                .expect("every wait has a name")
+                .get_name()
+                .to_owned(),
             "--writers".into(),
             self.writers.to_string(),
             "--writer-id".into(),
@@ -122,6 +136,13 @@ impl ChildArgs {
             ("--stream", self.stream.clone()),
             ("--reply", self.reply.clone()),
             ("--fd", self.fd.map(|fd| fd.to_string())),
+            ("--capacity", self.capacity.map(|c| c.to_string())),
+            (
+                "--ping-pong",
+                self.ping_pong.and_then(|p| {
+                    clap::ValueEnum::to_possible_value(&p).map(|v| v.get_name().to_owned())
+                }),
+            ),
             ("--cpu", self.cpu.map(|c| c.to_string())),
             ("--group", self.group.clone()),
             ("--frames", self.frames.map(|n| n.to_string())),
@@ -143,7 +164,8 @@ pub fn run_child(args: &ChildArgs) -> ExitCode {
     let result = match args.role {
         Role::ReadCopy | Role::ReadBatch | Role::ReadZeroCopy => throughput::read_side(args),
         Role::Echo => latency::echo(args),
-        Role::FutexEcho => latency::futex_echo(args),
+        Role::PingPongEcho => latency::ping_pong_echo(args),
+        Role::ReadIdeal => ideal::read_side(args),
         Role::WriteFan => fan::write_side(args),
         Role::ReadFan => fan::read_side(args),
     };

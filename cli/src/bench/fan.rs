@@ -15,6 +15,7 @@
 use super::child::{ChildArgs, ChildProcess, Role};
 use super::throughput::{Stopper, ERRORS_KEPT};
 use super::{create_stream, Amount, Plan, ATTACH_TIMEOUT};
+use serde::Serialize;
 use serde_json::{json, Value};
 use shmline::monotonic_ns;
 use shmline::{Error, ReaderOptions, Stream, WriterOptions, WriterState};
@@ -49,30 +50,63 @@ impl Fan {
     }
 }
 
-/// The outcome of one fan case.
+/// The outcome of one fan case, as reported (`fan` in the JSON).
+#[derive(Debug, Serialize)]
 pub struct FanResult {
-    json: Value,
+    /// "fan-in N->1" or "group 1->N".
+    pub path: String,
+    /// Writer processes.
+    pub writers: u32,
+    /// Reader processes.
+    pub readers: u32,
+    /// True if the readers are members of one reader group.
+    pub group: bool,
+    /// Payload bytes per frame.
+    pub size: usize,
+    /// Slots of the ring.
+    pub capacity: u32,
+    /// Wait strategy of every process.
+    pub wait: &'static str,
+    /// Always false: these processes are not pinned.
+    pub pinned: bool,
+    /// Frames the writers sent.
+    pub frames_sent: u64,
+    /// Frames the readers verified.
+    pub frames_verified: u64,
+    /// Frames each reader verified.
+    pub frames_per_reader: Vec<u64>,
+    /// Frames in the timed window.
+    pub window_frames: u64,
+    /// Length of the timed window.
+    pub window_seconds: f64,
+    /// Times a writer found the ring full and waited.
+    pub writer_waits: u64,
     /// Frames all readers delivered and verified per second, over the timed span.
     pub frames_per_s: f64,
     /// Payload GB (10^9 bytes) per second over the same span.
     pub gb_per_s: f64,
+    /// Frames/s of the ideal ring of the same size in the same run.
+    pub ideal_frames_per_s: Option<f64>,
+    /// `frames_per_s / ideal_frames_per_s`.
+    pub ratio_to_ideal: Option<f64>,
+    /// GB/s of the single-writer, single-reader copy case of the same size in the same run.
+    pub single_gb_per_s: Option<f64>,
+    /// `gb_per_s / single_gb_per_s`.
+    pub ratio_to_single: Option<f64>,
     /// Verification failures, each with a description.
     pub errors: Vec<String>,
 }
 
 impl FanResult {
-    /// The case as a JSON object, with ratios to `memcpy_gbps` and to the single-writer copy
-    /// case of the same size (`single_gbps`), when known.
-    pub fn to_json(&self, memcpy_gbps: Option<f64>, single_gbps: Option<f64>) -> Value {
-        let mut out = self.json.clone();
-        out["frames_per_s"] = json!(self.frames_per_s);
-        out["gb_per_s"] = json!(self.gb_per_s);
-        out["memcpy_gb_per_s"] = json!(memcpy_gbps);
-        out["ratio_to_memcpy"] = json!(memcpy_gbps.map(|m| self.gb_per_s / m));
-        out["single_gb_per_s"] = json!(single_gbps);
-        out["ratio_to_single"] = json!(single_gbps.map(|s| self.gb_per_s / s));
-        out["errors"] = json!(self.errors);
-        out
+    /// Fills in the references of the same run: the ideal ring's frames/s and the single-writer
+    /// copy case's GB/s.
+    pub fn compare(&mut self, ideal_frames_per_s: Option<f64>, single_gbps: Option<f64>) {
+        self.ideal_frames_per_s = ideal_frames_per_s;
+        self.ratio_to_ideal = ideal_frames_per_s
+            .filter(|&i| i > 0.0)
+            .map(|i| self.frames_per_s / i);
+        self.single_gb_per_s = single_gbps;
+        self.ratio_to_single = single_gbps.filter(|&s| s > 0.0).map(|s| self.gb_per_s / s);
     }
 }
 
@@ -172,24 +206,26 @@ pub fn run_case(plan: &Plan, fan: Fan, size: usize) -> Result<FanResult, String>
         0.0
     };
     Ok(FanResult {
-        json: json!({
-            "path": fan.name(),
-            "writers": fan.writers,
-            "readers": readers,
-            "group": fan.group.is_some(),
-            "size": size,
-            "capacity": capacity,
-            "wait": plan.wait.name(),
-            "pinned": false,
-            "frames_sent": sent,
-            "frames_verified": verified,
-            "frames_per_reader": per_reader,
-            "window_frames": window_frames,
-            "window_seconds": window_seconds,
-            "writer_waits": stats.writer_waits,
-        }),
+        path: fan.name(),
+        writers: fan.writers,
+        readers,
+        group: fan.group.is_some(),
+        size,
+        capacity,
+        wait: plan.wait.name(),
+        pinned: false,
+        frames_sent: sent,
+        frames_verified: verified,
+        frames_per_reader: per_reader,
+        window_frames,
+        window_seconds,
+        writer_waits: stats.writer_waits,
         frames_per_s,
         gb_per_s: frames_per_s * size as f64 / 1e9,
+        ideal_frames_per_s: None,
+        ratio_to_ideal: None,
+        single_gb_per_s: None,
+        ratio_to_single: None,
         errors,
     })
 }

@@ -3,93 +3,134 @@
 //! - stream ping-pong: this process writes a 64-byte frame on stream `ping` and waits for it on
 //!   stream `pong`; the child reads each frame from `ping`, checks it and writes it back on
 //!   `pong`. Both readers use the wait strategy under test.
-//! - futex baseline: the same exchange with two bare 32-bit futex words in a shared page (store,
-//!   `FUTEX_WAKE`; the other side `FUTEX_WAIT`s until the value changes): what waking a sleeping
-//!   process on another CPU costs on this machine, with nothing of shmline in the way.
+//! - cache-line ping-pong: the same exchange with two bare 32-bit words on lines of their own in
+//!   a shared page, both sides busy-polling: what moving a cache line from one CPU to the other
+//!   and back costs, the limit of a busy-spinning stream.
+//! - futex ping-pong: the same words, but each side sleeps (`FUTEX_WAIT`, through the library's
+//!   own futex calls) until the other stores and wakes it: what waking a sleeping process on
+//!   another CPU costs on this machine, the limit of a blocking stream.
 //!
 //! Each sample is the time from just before the write to just after the reply was read (two
 //! clock reads of the monotonic clock, ~20 ns, included); the first samples are a warm-up.
 
 use super::child::{ChildArgs, ChildProcess, Role};
+use super::shared_map::SharedMap;
 use super::{create_stream, Amount, Plan, Wait, SMALL_FRAME};
+use serde::Serialize;
 use serde_json::{json, Value};
+use shmline::__private::{futex_wait, futex_wake};
 use shmline::{Error, ReaderOptions, Stream, WriterOptions};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Slots of the ping and pong rings (the exchange keeps at most one frame in each).
 const PING_CAPACITY: u32 = 64;
 /// Round trips dropped at the start.
 const WARMUP_SAMPLES: usize = 1000;
-/// Value of the futex ping word that tells the child to stop.
-const FUTEX_STOP: u32 = u32::MAX;
-/// Offsets of the futex words in their page: one 128-byte line each.
+/// Value of the ping word that tells the child to stop.
+const PING_STOP: u32 = u32::MAX;
+/// Offsets of the ping-pong words in their page: one 128-byte line each.
 const PING_WORD: usize = 0;
 const PONG_WORD: usize = 128;
 const READY_WORD: usize = 256;
-const FUTEX_PAGE: usize = 4096;
+const PING_PAGE: usize = 4096;
+/// Longest single futex sleep of the futex ping-pong (it re-checks and sleeps again).
+const FUTEX_SLICE: Duration = Duration::from_secs(1);
 
-/// Round-trip samples of one latency case.
+/// One-way latencies of a case, in nanoseconds (half a round trip).
+#[derive(Debug, Serialize)]
+pub struct OneWayNs {
+    /// Fastest.
+    pub min: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Slowest.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// Round-trip samples of one latency case, as reported (`latency`, `cache_line_ping_pong` and
+/// `futex_ping_pong` in the JSON).
+#[derive(Debug, Serialize)]
 pub struct LatencyResult {
-    wait: Option<Wait>,
-    /// Round trips in nanoseconds, sorted.
-    round_trips: Vec<u64>,
+    /// "busy_spin", "adaptive", "block" (a stream), or "cache-line" / "futex" (a bare ping-pong).
+    pub wait: &'static str,
+    /// Payload bytes per frame (the bare ping-pongs move one 32-bit word).
+    pub size: usize,
+    /// Round trips measured (after the warm-up).
+    pub samples: usize,
+    /// Percentiles of the one-way latency.
+    pub one_way_ns: OneWayNs,
+    /// The bare ping-pong this case is compared with ("cache-line" or "futex"), if any.
+    pub baseline: Option<&'static str>,
+    /// Median one-way latency of that baseline in the same run.
+    pub baseline_p50_ns: Option<u64>,
+    /// `one_way_ns.p50 / baseline_p50_ns`.
+    pub ratio_to_baseline: Option<f64>,
     /// Verification failures.
     pub errors: Vec<String>,
 }
 
 impl LatencyResult {
-    fn new(wait: Option<Wait>, mut round_trips: Vec<u64>, errors: Vec<String>) -> Self {
+    fn new(wait: &'static str, mut round_trips: Vec<u64>, errors: Vec<String>) -> Self {
         round_trips.sort_unstable();
+        // Exact percentiles from the sorted samples (at most a few million: a sort is cheap
+        // next to the run itself, and nothing is binned).
+        let one_way = |q: f64| -> u64 {
+            if round_trips.is_empty() {
+                return 0;
+            }
+            let n = round_trips.len();
+            let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+            round_trips[rank - 1] / 2
+        };
+        let mean = if round_trips.is_empty() {
+            0.0
+        } else {
+            round_trips.iter().sum::<u64>() as f64 / round_trips.len() as f64 / 2.0
+        };
         LatencyResult {
             wait,
-            round_trips,
+            size: if wait == "cache-line" || wait == "futex" {
+                4
+            } else {
+                SMALL_FRAME
+            },
+            samples: round_trips.len(),
+            one_way_ns: OneWayNs {
+                min: one_way(0.0),
+                p50: one_way(0.5),
+                p99: one_way(0.99),
+                p999: one_way(0.999),
+                max: one_way(1.0),
+                mean,
+            },
+            baseline: None,
+            baseline_p50_ns: None,
+            ratio_to_baseline: None,
             errors,
         }
     }
 
-    /// One-way latency at quantile `q` (half the round trip), in nanoseconds.
-    fn one_way(&self, q: f64) -> u64 {
-        if self.round_trips.is_empty() {
-            return 0;
-        }
-        let n = self.round_trips.len();
-        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-        self.round_trips[rank - 1] / 2
+    /// Records the bare ping-pong `baseline` of the same run this case is compared with.
+    pub fn compare(&mut self, baseline: &LatencyResult) {
+        self.baseline = Some(baseline.wait);
+        self.baseline_p50_ns = Some(baseline.one_way_ns.p50);
+        self.ratio_to_baseline = (baseline.one_way_ns.p50 > 0)
+            .then(|| self.one_way_ns.p50 as f64 / baseline.one_way_ns.p50 as f64);
     }
 
     /// One line for progress output.
     pub fn summary(&self) -> String {
         format!(
             "one-way p50 {} ns, p99 {} ns, p99.9 {} ns ({} round trips)",
-            self.one_way(0.5),
-            self.one_way(0.99),
-            self.one_way(0.999),
-            self.round_trips.len()
+            self.one_way_ns.p50, self.one_way_ns.p99, self.one_way_ns.p999, self.samples
         )
-    }
-
-    /// The case as a JSON object.
-    pub fn to_json(&self) -> Value {
-        let mean = if self.round_trips.is_empty() {
-            0.0
-        } else {
-            self.round_trips.iter().sum::<u64>() as f64 / self.round_trips.len() as f64 / 2.0
-        };
-        json!({
-            "wait": self.wait.map_or("raw-futex", Wait::name),
-            "size": SMALL_FRAME,
-            "samples": self.round_trips.len(),
-            "one_way_ns": {
-                "min": self.one_way(0.0),
-                "p50": self.one_way(0.5),
-                "p99": self.one_way(0.99),
-                "p999": self.one_way(0.999),
-                "max": self.one_way(1.0),
-                "mean": mean,
-            },
-            "errors": self.errors,
-        })
     }
 }
 
@@ -207,7 +248,7 @@ pub fn run_stream(plan: &Plan, wait: Wait) -> Result<LatencyResult, String> {
             .filter_map(|e| e.as_str().map(|e| format!("echo: {e}"))),
     );
     Ok(LatencyResult::new(
-        Some(wait),
+        wait.name(),
         samples.into_measured(),
         errors,
     ))
@@ -256,157 +297,103 @@ pub fn echo(args: &ChildArgs) -> Result<Value, String> {
     Ok(json!({ "frames": expected, "errors": errors }))
 }
 
-/// A page of shared memory without a name (a memfd), inherited by the child across `exec`.
-struct FutexPage {
-    fd: i32,
-    base: *mut u8,
+/// How the two sides of a bare ping-pong wait for each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PingPong {
+    /// Busy-poll the other side's word: a cache line's round trip.
+    CacheLine,
+    /// Sleep on the other side's word until it stores and wakes us.
+    Futex,
 }
 
-impl FutexPage {
-    fn create() -> Result<FutexPage, String> {
-        // SAFETY: the name is a valid NUL-terminated string. No MFD_CLOEXEC: the child inherits
-        // the descriptor.
-        let fd = unsafe { libc::memfd_create(c"shmline-bench-futex".as_ptr(), 0) };
-        if fd < 0 {
-            return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+impl PingPong {
+    /// The case's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            PingPong::CacheLine => "cache-line",
+            PingPong::Futex => "futex",
         }
-        // SAFETY: `fd` is the memfd just created.
-        if unsafe { libc::ftruncate(fd, FUTEX_PAGE as libc::off_t) } != 0 {
-            let e = std::io::Error::last_os_error();
-            // SAFETY: `fd` is ours and not used after this.
-            unsafe { libc::close(fd) };
-            return Err(format!("ftruncate: {e}"));
-        }
-        FutexPage::map(fd)
     }
 
-    fn map(fd: i32) -> Result<FutexPage, String> {
-        // SAFETY: mapping FUTEX_PAGE bytes of a descriptor that is at least that long (the
-        // parent sized it); the kernel picks the address.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                FUTEX_PAGE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(format!(
-                "mmap of the futex page: {}",
-                std::io::Error::last_os_error()
-            ));
+    /// Stores `value` in `word` and wakes the other side if it sleeps.
+    #[inline]
+    fn send(self, word: &std::sync::atomic::AtomicU32, value: u32) {
+        // Release: the words carry no data; the ordering only keeps each exchange after the
+        // previous one.
+        word.store(value, Ordering::Release);
+        if self == PingPong::Futex {
+            futex_wake(word, 1);
         }
-        Ok(FutexPage {
-            fd,
-            base: base as *mut u8,
-        })
     }
 
-    fn word(&self, offset: usize) -> &AtomicU32 {
-        debug_assert!(offset + 4 <= FUTEX_PAGE && offset.is_multiple_of(4));
-        // SAFETY: the offset is inside the live, page-aligned mapping and 4-aligned; AtomicU32
-        // has no invalid bit patterns and may be shared between processes.
-        unsafe { &*(self.base.add(offset) as *const AtomicU32) }
-    }
-}
-
-impl Drop for FutexPage {
-    fn drop(&mut self) {
-        // SAFETY: `base` is our mapping of FUTEX_PAGE bytes and `fd` our descriptor; neither is
-        // used after this.
-        unsafe {
-            libc::munmap(self.base as *mut libc::c_void, FUTEX_PAGE);
-            libc::close(self.fd);
+    /// Waits until `word` differs from `last`, and returns its value.
+    #[inline]
+    fn receive(self, word: &std::sync::atomic::AtomicU32, last: u32) -> u32 {
+        loop {
+            // Acquire: as in `send`.
+            let seen = word.load(Ordering::Acquire);
+            if seen != last {
+                return seen;
+            }
+            match self {
+                PingPong::CacheLine => std::hint::spin_loop(),
+                PingPong::Futex => futex_wait(word, last, FUTEX_SLICE),
+            }
         }
     }
 }
 
-fn futex_wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: `word` is a valid aligned u32 in a mapping that outlives the call; no timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            std::ptr::null::<libc::timespec>(),
-        );
-    }
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: `word` is a valid aligned u32; FUTEX_WAKE does not access it.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
-    }
-}
-
-/// Ping-pong with bare futex words between this process and the child.
-pub fn run_futex(plan: &Plan) -> Result<LatencyResult, String> {
-    let page = FutexPage::create()?;
-    let mut args = ChildArgs::new(Role::FutexEcho, plan.child_cpu);
-    args.fd = Some(page.fd);
+/// A bare ping-pong between this process and the child: the round trip of one 32-bit word.
+pub fn run_ping_pong(plan: &Plan, kind: PingPong) -> Result<LatencyResult, String> {
+    let page = SharedMap::create(PING_PAGE)?;
+    let mut args = ChildArgs::new(Role::PingPongEcho, plan.child_cpu);
+    args.fd = Some(page.fd());
+    args.ping_pong = Some(kind);
     let mut child = ChildProcess::spawn(&args)?;
-    let (ping, pong) = (page.word(PING_WORD), page.word(PONG_WORD));
+    let (ping, pong) = (page.u32(PING_WORD), page.u32(PONG_WORD));
     // Acquire: the child's setup happens before it says it is ready.
-    child.wait_until("the futex echo process started", || {
-        page.word(READY_WORD).load(Ordering::Acquire) == 1
+    child.wait_until("the ping-pong echo process started", || {
+        page.u32(READY_WORD).load(Ordering::Acquire) == 1
     })?;
     let mut samples = Samples::new(plan.amount);
-    for round in 1u32..FUTEX_STOP {
+    for round in 1u32..PING_STOP {
         let start = Instant::now();
-        // Release/Acquire: the words carry no data; the orderings only keep each exchange
-        // after the previous one.
-        ping.store(round, Ordering::Release);
-        futex_wake(ping);
-        loop {
-            let seen = pong.load(Ordering::Acquire);
-            if seen == round {
-                break;
-            }
-            futex_wait(pong, seen);
+        kind.send(ping, round);
+        let mut seen = round - 1;
+        while seen != round {
+            seen = kind.receive(pong, seen);
         }
         if !samples.record(start, Instant::now()) {
             break;
         }
     }
-    // Release: as above.
-    ping.store(FUTEX_STOP, Ordering::Release);
-    futex_wake(ping);
+    PingPong::Futex.send(ping, PING_STOP);
     child.finish()?;
     Ok(LatencyResult::new(
-        None,
+        kind.name(),
         samples.into_measured(),
         Vec::new(),
     ))
 }
 
-/// The child's side of the futex baseline: copy every new ping value to pong, waking the parent.
-pub fn futex_echo(args: &ChildArgs) -> Result<Value, String> {
+/// The child's side of a bare ping-pong: copy every new ping value to pong.
+pub fn ping_pong_echo(args: &ChildArgs) -> Result<Value, String> {
     let fd = args.fd.ok_or("--fd is required")?;
-    let page = FutexPage::map(fd)?;
-    let (ping, pong) = (page.word(PING_WORD), page.word(PONG_WORD));
+    let kind = args.ping_pong.ok_or("--ping-pong is required")?;
+    let page = SharedMap::map(fd, PING_PAGE)?;
+    let (ping, pong) = (page.u32(PING_WORD), page.u32(PONG_WORD));
     // Release: pairs with the parent's Acquire load of the ready word.
-    page.word(READY_WORD).store(1, Ordering::Release);
+    page.u32(READY_WORD).store(1, Ordering::Release);
     let mut last = 0;
     let mut rounds = 0u64;
     loop {
-        // Acquire/Release: as in `run_futex`.
-        let value = ping.load(Ordering::Acquire);
-        if value == last {
-            futex_wait(ping, last);
-            continue;
-        }
-        if value == FUTEX_STOP {
+        let value = kind.receive(ping, last);
+        if value == PING_STOP {
             break;
         }
         last = value;
         rounds += 1;
-        pong.store(value, Ordering::Release);
-        futex_wake(pong);
+        kind.send(pong, value);
     }
     Ok(json!({ "frames": rounds }))
 }

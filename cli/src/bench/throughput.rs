@@ -13,6 +13,7 @@
 
 use super::child::{ChildArgs, ChildProcess, Role};
 use super::{create_stream, Amount, Plan, Wait};
+use serde::Serialize;
 use serde_json::{json, Value};
 use shmline::{Error, FrameInfo, ReaderOptions, Stream, WriterOptions};
 use std::hint::black_box;
@@ -51,48 +52,133 @@ impl Path {
     }
 }
 
-/// The outcome of one throughput case.
+/// The outcome of one throughput case, as reported (`throughput` and `ideal` in the JSON).
+#[derive(Debug, Serialize)]
 pub struct CaseResult {
-    name: String,
-    size: usize,
-    capacity: u32,
-    wait: Wait,
-    frames_sent: u64,
-    frames_verified: u64,
-    window_frames: u64,
-    window_seconds: f64,
-    writer_seconds: f64,
-    writer_waits: u64,
+    /// "copy", "zero-copy", "batch-32" or "ideal".
+    pub path: String,
+    /// Payload bytes per frame.
+    pub size: usize,
+    /// Slots of the ring.
+    pub capacity: u32,
+    /// Wait strategy of both sides.
+    pub wait: &'static str,
+    /// Frames the writer sent.
+    pub frames_sent: u64,
+    /// Frames the reader verified.
+    pub frames_verified: u64,
+    /// Frames in the timed window (after the warm-up).
+    pub window_frames: u64,
+    /// Length of the timed window.
+    pub window_seconds: f64,
+    /// Time the writer spent writing.
+    pub writer_seconds: f64,
+    /// Times the writer found the ring full and waited.
+    pub writer_waits: u64,
     /// Frames the reader delivered and verified per second, over the timed window.
     pub frames_per_s: f64,
     /// Payload GB (10^9 bytes) per second over the same window.
     pub gb_per_s: f64,
+    /// Frames/s of the ideal ring of the same size in the same run (none for the ideal itself).
+    pub ideal_frames_per_s: Option<f64>,
+    /// `frames_per_s / ideal_frames_per_s`.
+    pub ratio_to_ideal: Option<f64>,
+    /// GB/s of a single-thread memcpy of one frame in the same run.
+    pub memcpy_gb_per_s: Option<f64>,
+    /// `gb_per_s / memcpy_gb_per_s`.
+    pub ratio_to_memcpy: Option<f64>,
     /// Verification failures, each with a description.
     pub errors: Vec<String>,
     /// Why the child could not pin itself, if it could not.
+    #[serde(skip)]
     pub child_pin_error: Option<String>,
 }
 
 impl CaseResult {
-    /// The case as a JSON object, with the ratio to `memcpy_gbps` when known.
-    pub fn to_json(&self, memcpy_gbps: Option<f64>) -> Value {
-        json!({
-            "path": self.name,
-            "size": self.size,
-            "capacity": self.capacity,
-            "wait": self.wait.name(),
-            "frames_sent": self.frames_sent,
-            "frames_verified": self.frames_verified,
-            "window_frames": self.window_frames,
-            "window_seconds": self.window_seconds,
-            "writer_seconds": self.writer_seconds,
-            "writer_waits": self.writer_waits,
-            "frames_per_s": self.frames_per_s,
-            "gb_per_s": self.gb_per_s,
-            "memcpy_gb_per_s": memcpy_gbps,
-            "ratio_to_memcpy": memcpy_gbps.map(|m| self.gb_per_s / m),
-            "errors": self.errors,
-        })
+    /// The case from the reader child's output `out` and the writer's own figures.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn from_reader(
+        path: String,
+        size: usize,
+        capacity: u32,
+        wait: Wait,
+        sent: u64,
+        writer_seconds: f64,
+        writer_waits: u64,
+        out: &Value,
+    ) -> CaseResult {
+        let frames_verified = out["frames"].as_u64().unwrap_or(0);
+        let window_frames = out["window_frames"].as_u64().unwrap_or(0);
+        let window_seconds = out["window_ns"].as_u64().unwrap_or(0) as f64 / 1e9;
+        let mut errors: Vec<String> = out["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let bad = out["bad_frames"].as_u64().unwrap_or(0);
+        if bad as usize > errors.len() {
+            errors.push(format!("... {bad} bad frames in all"));
+        }
+        if frames_verified + bad != sent {
+            errors.push(format!(
+                "the writer sent {sent} frames but the reader received {}",
+                frames_verified + bad
+            ));
+        }
+        let frames_per_s = if window_seconds > 0.0 {
+            window_frames as f64 / window_seconds
+        } else {
+            0.0
+        };
+        CaseResult {
+            path,
+            size,
+            capacity,
+            wait: wait.name(),
+            frames_sent: sent,
+            frames_verified,
+            window_frames,
+            window_seconds,
+            writer_seconds,
+            writer_waits,
+            frames_per_s,
+            gb_per_s: frames_per_s * size as f64 / 1e9,
+            ideal_frames_per_s: None,
+            ratio_to_ideal: None,
+            memcpy_gb_per_s: None,
+            ratio_to_memcpy: None,
+            errors,
+            child_pin_error: out["pin_error"].as_str().map(str::to_owned),
+        }
+    }
+
+    /// One line for progress output, with the ratio to the `ideal` frames/s when given.
+    pub fn summary(&self, ideal: Option<f64>) -> String {
+        format!(
+            "{} frames/s, {:.2} GB/s{}{}",
+            super::human_rate(self.frames_per_s),
+            self.gb_per_s,
+            ideal
+                .filter(|&i| i > 0.0)
+                .map_or(String::new(), |i| format!(
+                    ", {:.2}x ideal",
+                    self.frames_per_s / i
+                )),
+            super::error_note(&self.errors)
+        )
+    }
+
+    /// Fills in the references of the same run: the ideal ring's frames/s and memcpy's GB/s.
+    pub fn compare(&mut self, ideal_frames_per_s: Option<f64>, memcpy_gbps: Option<f64>) {
+        self.ideal_frames_per_s = ideal_frames_per_s;
+        self.ratio_to_ideal = ideal_frames_per_s
+            .filter(|&i| i > 0.0)
+            .map(|i| self.frames_per_s / i);
+        self.memcpy_gb_per_s = memcpy_gbps;
+        self.ratio_to_memcpy = memcpy_gbps.filter(|&m| m > 0.0).map(|m| self.gb_per_s / m);
     }
 }
 
@@ -135,49 +221,16 @@ pub fn run_case(plan: &Plan, path: Path, size: usize) -> Result<CaseResult, Stri
     writer.close();
     let sent = sent.map_err(|e| format!("writer: {e}"))?;
     let out = child.finish()?;
-
-    let frames_verified = out["frames"].as_u64().unwrap_or(0);
-    let window_frames = out["window_frames"].as_u64().unwrap_or(0);
-    let window_seconds = out["window_ns"].as_u64().unwrap_or(0) as f64 / 1e9;
-    let mut errors: Vec<String> = out["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let bad = out["bad_frames"].as_u64().unwrap_or(0);
-    if bad as usize > errors.len() {
-        errors.push(format!("... {} bad frames in all", bad));
-    }
-    if frames_verified + bad != sent {
-        errors.push(format!(
-            "the writer sent {sent} frames but the reader received {}",
-            frames_verified + bad
-        ));
-    }
-    let frames_per_s = if window_seconds > 0.0 {
-        window_frames as f64 / window_seconds
-    } else {
-        0.0
-    };
-    Ok(CaseResult {
-        name: path.name(plan),
+    Ok(CaseResult::from_reader(
+        path.name(plan),
         size,
         capacity,
-        wait: plan.wait,
-        frames_sent: sent,
-        frames_verified,
-        window_frames,
-        window_seconds,
+        plan.wait,
+        sent,
         writer_seconds,
         writer_waits,
-        frames_per_s,
-        gb_per_s: frames_per_s * size as f64 / 1e9,
-        errors,
-        child_pin_error: out["pin_error"].as_str().map(str::to_owned),
-    })
+        &out,
+    ))
 }
 
 /// Decides when the writer stops, reading the clock only every few frames.
@@ -240,7 +293,7 @@ fn zero_copy_sum(seq: u64, size: usize) -> u64 {
 
 /// Writes the sequence number into the first and last 8 bytes of a frame.
 #[inline]
-fn stamp(frame: &mut [u8], seq: u64) {
+pub(super) fn stamp(frame: &mut [u8], seq: u64) {
     let n = frame.len();
     frame[..8].copy_from_slice(&seq.to_le_bytes());
     frame[n - 8..].copy_from_slice(&seq.to_le_bytes());
@@ -301,7 +354,7 @@ fn write_batch(
 }
 
 /// Checks frames as the reader receives them and counts the good ones.
-struct Verifier {
+pub(super) struct Verifier {
     size: usize,
     expected: u64,
     good: u64,
@@ -310,7 +363,7 @@ struct Verifier {
 }
 
 impl Verifier {
-    fn new(size: usize) -> Verifier {
+    pub(super) fn new(size: usize) -> Verifier {
         Verifier {
             size,
             expected: 0,
@@ -323,7 +376,7 @@ impl Verifier {
     /// Checks the frame's sequence number, length and stamps (and `sum`, when given: the
     /// wrapping sum of its 8-byte words); counts it as good or bad.
     #[inline]
-    fn check(&mut self, info: &FrameInfo, data: &[u8], sum: Option<u64>) {
+    pub(super) fn check(&mut self, info: &FrameInfo, data: &[u8], sum: Option<u64>) {
         let seq = self.expected;
         self.expected = info.seq.wrapping_add(1);
         let n = data.len();
@@ -338,6 +391,24 @@ impl Verifier {
         } else {
             self.fail(info, data, sum, seq);
         }
+    }
+
+    /// Frames verified good so far.
+    #[inline]
+    pub(super) fn good(&self) -> u64 {
+        self.good
+    }
+
+    /// The reader child's output: frames good and bad, the errors kept, the timed window.
+    pub(super) fn into_json(self, window: Window) -> Value {
+        let (window_frames, window_ns) = window.finish(self.good);
+        json!({
+            "frames": self.good,
+            "bad_frames": self.bad,
+            "errors": self.errors,
+            "window_frames": window_frames,
+            "window_ns": window_ns,
+        })
     }
 
     #[cold]
@@ -365,15 +436,24 @@ impl Verifier {
 
 /// The reader's clock: starts after `warmup` good frames (or at the first one if there are
 /// fewer), stops at end of stream.
-struct Window {
+pub(super) struct Window {
     warmup: u64,
     first: Option<(Instant, u64)>,
     start: Option<(Instant, u64)>,
 }
 
 impl Window {
+    /// A window that starts after `warmup` good frames.
+    pub(super) fn new(warmup: u64) -> Window {
+        Window {
+            warmup,
+            first: None,
+            start: None,
+        }
+    }
+
     #[inline]
-    fn observe(&mut self, good: u64) {
+    pub(super) fn observe(&mut self, good: u64) {
         if self.start.is_none() {
             self.observe_slow(good);
         }
@@ -411,11 +491,7 @@ pub fn read_side(args: &ChildArgs) -> Result<Value, String> {
         .map_err(|e| e.to_string())?;
     let size = args.size;
     let mut verifier = Verifier::new(size);
-    let mut window = Window {
-        warmup: args.warmup,
-        first: None,
-        start: None,
-    };
+    let mut window = Window::new(args.warmup);
     let outcome = match args.role {
         Role::ReadCopy => {
             let mut buf = vec![0u8; size];
@@ -460,17 +536,10 @@ pub fn read_side(args: &ChildArgs) -> Result<Value, String> {
         },
         role => return Err(format!("{role:?} is not a reader role")),
     };
-    let (window_frames, window_ns) = window.finish(verifier.good);
     if !matches!(outcome, Error::EndOfStream) {
         return Err(format!("reading frame {}: {outcome}", verifier.expected));
     }
-    Ok(json!({
-        "frames": verifier.good,
-        "bad_frames": verifier.bad,
-        "errors": verifier.errors,
-        "window_frames": window_frames,
-        "window_ns": window_ns,
-    }))
+    Ok(verifier.into_json(window))
 }
 
 /// GB/s of a single-thread memcpy of `size` bytes between two buffers, for about `seconds`.

@@ -16,7 +16,7 @@ use crate::layout::{
     FrameHeader, GroupRecord, ReaderEntry, StreamHeader, WriterEntry, FRAME_STATUS_FRAME,
     FRAME_STATUS_SKIPPED, SEQ_EMPTY, WRITER_COUNT_CLOSED, WRITER_COUNT_DEAD,
 };
-use crate::sync::{seqcst_store_load, Ordering};
+use crate::sync::{heavy_fence, seqcst_store_load, Ordering};
 
 /// Writer: tries to claim sequence number `seq`, the value it last read from `claim_seq` (and
 /// found below its write limit). Records `seq` in its entry first, and clears it again
@@ -211,7 +211,9 @@ pub fn writer_prepare_sleep(hdr: &StreamHeader, wanted: u64) -> u32 {
     let word = hdr.space_futex.load(Ordering::Acquire);
     // SeqCst: the load half of the handshakes in `release` and `advance_head`.
     hdr.writer_waiting.fetch_add(1, Ordering::SeqCst);
-    seqcst_store_load();
+    // The heavy half of the asymmetric fence with readers that release with a plain store
+    // (`protocol::release`).
+    heavy_fence();
     word
 }
 
