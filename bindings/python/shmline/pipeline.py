@@ -146,6 +146,11 @@ class Pipeline(Handle):
         # Pickled function tasks: their files, and the descriptors the task processes inherit.
         self._pickle_dir: Optional[str] = None
         self._fds: List[int] = []
+        # Streams that cross hosts (`add_stream(export=..., import_=...)`): (verb, stream, key),
+        # turned into bridge tasks with the `bridge()` settings when the declaration is used.
+        self._bridged: List[Tuple[str, str, str]] = []
+        self._bridge_args: List[str] = []
+        self._bridge_tasks_added = False
 
     @classmethod
     def load(cls, path: PathLike) -> "Pipeline":
@@ -175,7 +180,8 @@ class Pipeline(Handle):
     def add_stream(self, name: str, *, shape: Optional[ShapeLike] = None, dtype: Any = None,
                    max_frame_size: int = 0, capacity: Optional[int] = None,
                    frames: Optional[int] = None, checksum: bool = False,
-                   max_readers: int = 0, max_writers: int = 0) -> "Pipeline":
+                   max_readers: int = 0, max_writers: int = 0,
+                   export: Optional[str] = None, import_: Optional[str] = None) -> "Pipeline":
         """Declares stream `name`: frames of NumPy `dtype` and `shape` (default `()`), or bytes
         of at most `max_frame_size` without a dtype. `capacity` (or `frames`, PYTHUSA's name
         for it) is the number of slots, a power of two (default 64): the writer runs at most
@@ -183,9 +189,28 @@ class Pipeline(Handle):
         `max_readers` 0 makes room for every reading task (group members included) plus 4
         monitors. Several tasks may write the stream: `max_writers` 0 (or 1) allows one writer
         per writing task, a larger value is the limit (no fewer than the writing tasks). The
-        stream is created with room for every reader group its tasks join, and at least 4."""
+        stream is created with room for every reader group its tasks join, and at least 4.
+
+        Streams that cross hosts (docs/BRIDGE.md), as `export`/`import` in a manifest:
+        `export="KEY"` publishes the stream on Zenoh key `KEY` and `import_="KEY"` feeds it
+        from a key another host exports. Each becomes a task (`bridge-export-NAME`,
+        `bridge-import-NAME`) running `shmline bridge ...` with the endpoints given to
+        `bridge()`; the `shmline-bridge` program must be installed (`shmline bridge --help`)."""
         self._declaring()
         self._new_name(name, "stream")
+        for verb, key in (("export", export), ("import", import_)):
+            if key is not None:
+                if not isinstance(key, str) or not key:
+                    raise errors.InvalidArgumentError(
+                        f"stream {name!r}: {verb} needs a Zenoh key such as \"lab/samples\", "
+                        f"not {key!r}")
+                if self._bridge_tasks_added:
+                    raise WrongStateError(f"{self._what()}: declare bridged streams before "
+                                          "validate(), save() or start()")
+                self._bridged.append((verb, name, key))
+        if import_ is not None:
+            # A writer table lets the importer publish the origin's gaps as missed frames.
+            max_writers = max(max_writers, 2)
         if capacity is not None and frames is not None and capacity != frames:
             raise ValueError("give capacity or frames (PYTHUSA's name for it), not both")
         slots = capacity if capacity is not None else frames if frames is not None else 64
@@ -208,6 +233,54 @@ class Pipeline(Handle):
                 f"bytes of at most {max_frame_size} B" if dtype is None else
                 f"{normalise_dtype(dtype).name} {normalise_shape(shape)}")
         return self
+
+    def bridge(self, *, listen: Sequence[str] = (), connect: Sequence[str] = (),
+               lossy: bool = False, lease: Optional[float] = None,
+               config: Optional[PathLike] = None) -> "Pipeline":
+        """How this pipeline's bridge tasks (streams declared with `export=` or `import_=`)
+        reach other hosts, as the manifest's `[bridge]` table: Zenoh endpoints to `listen` on
+        and to `connect` to (such as "tcp/192.0.2.7:7447"; nothing is scouted), `lossy` (the
+        exporter never waits; gaps reach readers as missed frames), `lease` (seconds of
+        silence after which an importer declares the exporter dead) and a Zenoh `config` file
+        (TLS, access control). Call it before `validate()`, `save()` or `start()`."""
+        self._declaring()
+        if self._bridge_tasks_added:
+            raise WrongStateError(f"{self._what()}: set the bridge before validate(), save() "
+                                  "or start()")
+        args: List[str] = []
+        for flag, endpoints in (("--listen", listen), ("--connect", connect)):
+            if isinstance(endpoints, str):
+                endpoints = [endpoints]
+            for endpoint in endpoints:
+                args += [flag, str(endpoint)]
+        if lossy:
+            args.append("--lossy")
+        if lease is not None:
+            if not (isinstance(lease, (int, float)) and 0 < lease < float("inf")):
+                raise errors.InvalidArgumentError(
+                    f"lease must be a number of seconds above 0, not {lease!r}")
+            args += ["--lease", str(float(lease))]
+        if config is not None:
+            args += ["--config", os.fspath(config)]
+        self._bridge_args = args
+        return self
+
+    def _add_bridge_tasks(self) -> None:
+        """Declares the bridge task of every bridged stream, once."""
+        if self._bridge_tasks_added or not self._bridged:
+            return
+        self._bridge_tasks_added = True
+        command = _shmline_command()
+        for verb, stream, key in self._bridged:
+            if verb == "export":
+                args = ["bridge", "export", "stream", "--key", key]
+            else:
+                args = ["bridge", "import", key, "stream"]
+            binding = {"stream": stream}
+            self.add_task(f"bridge-{verb}-{stream}",
+                          cmd=[command, *args, "--pipeline", *self._bridge_args],
+                          reads=binding if verb == "export" else None,
+                          writes=binding if verb == "import" else None)
 
     def add_event(self, name: str, *, mode: EventMode = "flag") -> "Pipeline":
         """Declares event `name`: a "flag" (set until cleared, releasing every waiter) or a
@@ -315,12 +388,14 @@ class Pipeline(Handle):
         every binding to a declared stream or event, valid group names, no task reading a stream
         twice, no cycle unless allowed. `InvalidArgumentError` lists every problem."""
         self._open()
+        self._add_bridge_tasks()
         check(lib.shmline_pipeline_validate(self._h))
 
     def save(self, path: PathLike) -> Path:
         """Writes the declaration, validated, to the TOML manifest file `path` (replacing it)
         and returns the path. `Pipeline.load()` and `shmline run` read it back."""
         self._open()
+        self._add_bridge_tasks()
         check(lib.shmline_pipeline_save(self._h, os.fsencode(path)))
         return Path(path)
 
@@ -364,6 +439,7 @@ class Pipeline(Handle):
         if self._run != NULL or self._result is not None:
             raise WrongStateError(f"pipeline {self._name!r} was already started: a pipeline "
                                   "runs once (declare a new one, or load its manifest again)")
+        self._add_bridge_tasks()
         out = ffi.new("shmline_run **")
         check(lib.shmline_pipeline_start(self._h, out))
         self._run = ffi.gc(out[0], closer(lib.shmline_run_close))
@@ -559,6 +635,17 @@ class Pipeline(Handle):
             error = type(error)(message)
         error.report = report  # type: ignore[attr-defined]
         raise error
+
+
+def _shmline_command() -> str:
+    """The `shmline` command that bridge tasks run: the one bundled with this package, else
+    `shmline` on PATH."""
+    from ._cli import command_path
+
+    try:
+        return str(command_path())
+    except FileNotFoundError:
+        return shutil.which("shmline") or "shmline"
 
 
 class _TerminateAsInterrupt:

@@ -538,3 +538,38 @@ def test_the_fir_example_filters_every_block_exactly_once_through_a_group_of_wor
     shares = [int(line.split()[2]) for line in done.stdout.splitlines()
               if line.startswith("fir") and "filtered" in line]
     assert len(shares) == 3 and sum(shares) == 300, done.stdout
+
+
+def test_exported_and_imported_streams_become_bridge_tasks_with_the_bridge_endpoints(name,
+                                                                                     tmp_path):
+    pipe = shmline.Pipeline(name)
+    pipe.add_stream("local", max_frame_size=8, export="lab/local")
+    pipe.add_stream("remote", max_frame_size=8, import_="lab/remote")
+    pipe.add_task("t", cmd=["t"], reads={"a": "remote"}, writes={"b": "local"})
+    pipe.bridge(connect=["tcp/127.0.0.1:7447"], lossy=True, lease=2)
+    saved = pipe.save(tmp_path / "p.toml").read_text()
+    pipe.close()
+    assert "bridge-export-local" in saved and "bridge-import-remote" in saved
+    loaded = shmline.Pipeline.load(tmp_path / "p.toml")
+    try:
+        assert loaded.tasks == ["t", "bridge-export-local", "bridge-import-remote"]
+    finally:
+        loaded.close()
+    manifest = pytest.importorskip("tomllib").loads(saved)
+    export = manifest["tasks"]["bridge-export-local"]
+    assert export["args"] == ["bridge", "export", "stream", "--key", "lab/local", "--pipeline",
+                              "--connect", "tcp/127.0.0.1:7447", "--lossy", "--lease", "2.0"]
+    assert export["reads"] == {"stream": "local"}
+    imported = manifest["tasks"]["bridge-import-remote"]
+    assert imported["args"][:4] == ["bridge", "import", "lab/remote", "stream"]
+    assert imported["writes"] == {"stream": "remote"}
+    # The imported stream has a writer table, through which the origin's gaps become missed frames.
+    assert manifest["streams"]["remote"]["max_writers"] == 2
+
+
+def test_a_bridged_stream_needs_a_key_and_the_bridge_needs_a_sensible_lease(name):
+    with shmline.Pipeline(name) as pipe:
+        with pytest.raises(shmline.InvalidArgumentError, match="Zenoh key"):
+            pipe.add_stream("s", max_frame_size=8, export="")
+        with pytest.raises(ValueError, match="lease"):
+            pipe.bridge(lease=0)
