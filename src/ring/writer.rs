@@ -620,13 +620,16 @@ impl Writer {
         let started = Instant::now();
         let result = self.wait_for_space_inner(deadline);
         let hdr = self.shared.header();
-        // Relaxed: statistics; we are the only writer of these counters.
+        // Relaxed: statistics; we are the only writer of these counters. Wrapping: shared memory
+        // is untrusted, and a damaged counter must not make a debug build panic on overflow.
         hdr.wait_count.store(
-            hdr.wait_count.load(Ordering::Relaxed) + 1,
+            hdr.wait_count.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
         hdr.wait_ns.store(
-            hdr.wait_ns.load(Ordering::Relaxed) + started.elapsed().as_nanos() as u64,
+            hdr.wait_ns
+                .load(Ordering::Relaxed)
+                .wrapping_add(started.elapsed().as_nanos() as u64),
             Ordering::Relaxed,
         );
         result
