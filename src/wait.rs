@@ -31,6 +31,28 @@ impl WaitStrategy {
         }
     }
 
+    /// Every strategy, in the order of their numbers.
+    pub const ALL: [WaitStrategy; 3] = [
+        WaitStrategy::Adaptive,
+        WaitStrategy::BusySpin,
+        WaitStrategy::Block,
+    ];
+
+    /// The strategy's name in every binding's options, manifests and the command line:
+    /// `"adaptive"`, `"busy_spin"` or `"block"` (docs/VOCABULARY.md).
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitStrategy::Adaptive => "adaptive",
+            WaitStrategy::BusySpin => "busy_spin",
+            WaitStrategy::Block => "block",
+        }
+    }
+
+    /// The strategy named `name` (see [`WaitStrategy::name`]).
+    pub fn from_name(name: &str) -> Option<WaitStrategy> {
+        WaitStrategy::ALL.into_iter().find(|w| w.name() == name)
+    }
+
     /// Number of polls before sleeping (`None` = never sleep). Each poll is followed by
     /// [`backoff`].
     pub(crate) fn spins(self) -> Option<u32> {

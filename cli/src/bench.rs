@@ -120,9 +120,9 @@ pub struct Args {
     /// Frames per call in the batch case.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     batch: u32,
-    /// Wait strategy of the throughput cases (latency is measured with busy-spin and block).
-    #[arg(long, value_enum, default_value_t = Wait::Adaptive)]
-    wait: Wait,
+    /// WaitStrategy strategy of the throughput cases (latency is measured with busy-spin and block).
+    #[arg(long, value_parser = parse_wait, default_value = "adaptive")]
+    wait: WaitStrategy,
     /// Cases to run (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Case>,
@@ -146,34 +146,15 @@ pub struct Args {
     group: Option<u32>,
 }
 
-/// How a process waits in a case (a [`WaitStrategy`] by its command-line name).
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// Spin briefly, then sleep on a futex.
-    Adaptive,
-    /// Never sleep.
-    #[value(name = "busy_spin")]
-    Spin,
-    /// Sleep on a futex at once.
-    Block,
-}
-
-impl Wait {
-    fn strategy(self) -> WaitStrategy {
-        match self {
-            Wait::Adaptive => WaitStrategy::Adaptive,
-            Wait::Spin => WaitStrategy::BusySpin,
-            Wait::Block => WaitStrategy::Block,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Wait::Adaptive => "adaptive",
-            Wait::Spin => "busy_spin",
-            Wait::Block => "block",
-        }
-    }
+/// Parses a wait strategy by the name every binding uses (`adaptive`, `busy_spin`, `block`).
+pub fn parse_wait(name: &str) -> Result<WaitStrategy, String> {
+    WaitStrategy::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = WaitStrategy::ALL.iter().map(|w| w.name()).collect();
+        format!(
+            "unknown wait strategy {name:?} (expected one of: {})",
+            names.join(", ")
+        )
+    })
 }
 
 /// The positional suite name dsline's bench takes (`dsline bench shm`).
@@ -215,7 +196,7 @@ struct Plan {
     amount: Amount,
     capacity: Option<u32>,
     batch: u32,
-    wait: Wait,
+    wait: WaitStrategy,
     /// CPU of the child process, if pinning succeeded in this one.
     child_cpu: Option<usize>,
 }
@@ -451,13 +432,13 @@ pub fn run(args: &Args) -> ExitCode {
     if wanted(Case::Latency) || wanted(Case::CacheLine) {
         report.cache_line_ping_pong = run_ping_pong(latency::PingPong::CacheLine, &mut report);
     }
-    let stream_latency = |wait: Wait, report: &mut Report| {
+    let stream_latency = |wait: WaitStrategy, report: &mut Report| {
         let label = format!("latency {} 64 B", wait.name());
         progress(&format!("{label}: running"));
         match latency::run_stream(&plan, wait) {
             Ok(mut result) => {
                 let baseline = match wait {
-                    Wait::Block => &report.futex_ping_pong,
+                    WaitStrategy::Block => &report.futex_ping_pong,
                     _ => &report.cache_line_ping_pong,
                 };
                 if let Some(baseline) = baseline {
@@ -482,14 +463,14 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     if wanted(Case::Latency) {
-        stream_latency(Wait::Spin, &mut report);
-        stream_latency(Wait::Adaptive, &mut report);
+        stream_latency(WaitStrategy::BusySpin, &mut report);
+        stream_latency(WaitStrategy::Adaptive, &mut report);
     }
     if wanted(Case::Latency) || wanted(Case::Futex) {
         report.futex_ping_pong = run_ping_pong(latency::PingPong::Futex, &mut report);
     }
     if wanted(Case::Latency) {
-        stream_latency(Wait::Block, &mut report);
+        stream_latency(WaitStrategy::Block, &mut report);
     }
 
     if let Some(e) = child_pin_errors.into_iter().next() {

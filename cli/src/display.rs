@@ -23,6 +23,17 @@ pub struct GroupView {
     pub redelivered: u64,
 }
 
+impl GroupView {
+    /// The members column of the text tables: live members, and the dead ones if any.
+    pub fn members_cell(&self) -> String {
+        if self.orphans > 0 {
+            format!("{} (+{} dead)", self.members, self.orphans)
+        } else {
+            self.members.to_string()
+        }
+    }
+}
+
 impl From<&GroupStats> for GroupView {
     fn from(g: &GroupStats) -> GroupView {
         GroupView {

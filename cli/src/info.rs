@@ -105,7 +105,7 @@ fn describe() -> Report {
         layout_version: shmline::LAYOUT_VERSION,
         features: Features {
             checksum: "crc32c",
-            wait_strategies: ["adaptive", "busy_spin", "block"],
+            wait_strategies: shmline::WaitStrategy::ALL.map(shmline::WaitStrategy::name),
             default_wait_strategy: "adaptive",
             futex: cfg!(target_os = "linux"),
             events: ["flag", "counting"],
@@ -478,11 +478,7 @@ fn stream_text(r: &StreamReport) -> String {
         for g in &r.groups {
             rows.push(vec![
                 format!("  {}", g.name),
-                if g.orphans > 0 {
-                    format!("{} (+{} dead)", g.members, g.orphans)
-                } else {
-                    g.members.to_string()
-                },
+                g.members_cell(),
                 g.next.to_string(),
                 g.lag.to_string(),
                 g.frames_handed_out.to_string(),

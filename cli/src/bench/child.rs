@@ -4,7 +4,7 @@
 //! JSON object from the child's stdout when it exits; the child's stderr goes to the terminal.
 
 use super::latency::PingPong;
-use super::{fan, ideal, latency, platform, throughput, Wait, ATTACH_TIMEOUT};
+use super::{fan, ideal, latency, parse_wait, platform, throughput, WaitStrategy, ATTACH_TIMEOUT};
 use serde_json::{json, Value};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -62,8 +62,8 @@ pub struct ChildArgs {
     #[arg(long, default_value_t = 0)]
     pub warmup: u64,
     /// How to wait for frames.
-    #[arg(long, value_enum, default_value_t = Wait::Adaptive)]
-    pub wait: Wait,
+    #[arg(long, value_parser = parse_wait, default_value = "adaptive")]
+    pub wait: WaitStrategy,
     /// CPU to pin this process to.
     #[arg(long)]
     pub cpu: Option<usize>,
@@ -97,7 +97,7 @@ impl ChildArgs {
             size: 64,
             batch: 1,
             warmup: 0,
-            wait: Wait::Adaptive,
+            wait: WaitStrategy::Adaptive,
             cpu,
             writers: 1,
             writer_id: 0,
@@ -123,10 +123,7 @@ impl ChildArgs {
             "--warmup".into(),
             self.warmup.to_string(),
             "--wait".into(),
-            clap::ValueEnum::to_possible_value(&self.wait)
-                .expect("every wait has a name")
-                .get_name()
-                .to_owned(),
+            self.wait.name().to_owned(),
             "--writers".into(),
             self.writers.to_string(),
             "--writer-id".into(),

@@ -65,7 +65,7 @@ pub struct FanResult {
     pub size: usize,
     /// Slots of the ring.
     pub capacity: u32,
-    /// Wait strategy of every process.
+    /// WaitStrategy strategy of every process.
     pub wait: &'static str,
     /// Always false: these processes are not pinned.
     pub pinned: bool,
@@ -254,7 +254,7 @@ pub fn write_side(args: &ChildArgs) -> Result<Value, String> {
     let stream = Stream::open(name).map_err(|e| e.to_string())?;
     let mut writer = stream
         .writer_with(&WriterOptions {
-            wait: args.wait.strategy(),
+            wait: args.wait,
             timeout: None,
         })
         .map_err(|e| format!("attaching writer {}: {e}", args.writer_id))?;
@@ -359,7 +359,7 @@ pub fn read_side(args: &ChildArgs) -> Result<Value, String> {
     let stream = Stream::open(name).map_err(|e| e.to_string())?;
     let mut reader = stream
         .reader(&ReaderOptions {
-            wait: args.wait.strategy(),
+            wait: args.wait,
             group: args.group.clone(),
             ..Default::default()
         })

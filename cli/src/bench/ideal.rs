@@ -18,7 +18,7 @@
 use super::child::{ChildArgs, ChildProcess, Role};
 use super::shared_map::SharedMap;
 use super::throughput::{stamp, CaseResult, Stopper, Verifier, Window};
-use super::{Amount, Plan, Wait};
+use super::{Amount, Plan, WaitStrategy};
 use serde_json::Value;
 use shmline::FrameInfo;
 use std::sync::atomic::Ordering;
@@ -79,7 +79,7 @@ pub fn run_case(plan: &Plan, size: usize) -> Result<CaseResult, String> {
 }
 
 /// The writer: stamps each frame in a buffer, copies it into the next slot, publishes it.
-fn write(map: &SharedMap, size: usize, capacity: u32, amount: Amount, wait: Wait) -> u64 {
+fn write(map: &SharedMap, size: usize, capacity: u32, amount: Amount, wait: WaitStrategy) -> u64 {
     let (head_word, tail_word) = (map.u64(HEAD), map.u64(TAIL));
     let stride = stride(size);
     let slots = map.bytes(SLOTS, stride * capacity as usize);
@@ -115,8 +115,8 @@ const PAUSES: u32 = 64;
 
 /// What a side does between two polls that found nothing: see the module's documentation.
 #[inline]
-fn pause(wait: Wait, polls: &mut u32) {
-    if wait == Wait::Spin || *polls < PAUSES {
+fn pause(wait: WaitStrategy, polls: &mut u32) {
+    if wait == WaitStrategy::BusySpin || *polls < PAUSES {
         *polls = polls.saturating_add(1);
         std::hint::spin_loop();
     } else {
@@ -195,7 +195,10 @@ mod tests {
     fn a_frame_budget_is_written_in_full_when_the_reader_keeps_up() {
         // One process: a capacity larger than the budget never fills.
         let map = SharedMap::create(map_len(64, 16)).unwrap();
-        assert_eq!(write(&map, 64, 16, Amount::Frames(10), Wait::Spin), 10);
+        assert_eq!(
+            write(&map, 64, 16, Amount::Frames(10), WaitStrategy::BusySpin),
+            10
+        );
         assert_eq!(map.u64(HEAD).load(Ordering::Relaxed), 10);
     }
 }

@@ -15,7 +15,7 @@
 
 use super::child::{ChildArgs, ChildProcess, Role};
 use super::shared_map::SharedMap;
-use super::{create_stream, Amount, Plan, Wait, SMALL_FRAME};
+use super::{create_stream, Amount, Plan, WaitStrategy, SMALL_FRAME};
 use serde::Serialize;
 use serde_json::{json, Value};
 use shmline::__private::{futex_wait, futex_wake};
@@ -182,18 +182,18 @@ fn err(what: &'static str) -> impl Fn(Error) -> String {
 }
 
 /// Ping-pong over two streams with both readers waiting by `wait`.
-pub fn run_stream(plan: &Plan, wait: Wait) -> Result<LatencyResult, String> {
+pub fn run_stream(plan: &Plan, wait: WaitStrategy) -> Result<LatencyResult, String> {
     let ping = create_stream("ping", PING_CAPACITY, SMALL_FRAME, 1, 1)?;
     let pong = create_stream("pong", PING_CAPACITY, SMALL_FRAME, 1, 1)?;
     let mut replies = pong
         .reader(&ReaderOptions {
-            wait: wait.strategy(),
+            wait,
             ..Default::default()
         })
         .map_err(err("attaching the pong reader"))?;
     let mut writer = ping
         .writer_with(&WriterOptions {
-            wait: wait.strategy(),
+            wait,
             timeout: None,
         })
         .map_err(err("attaching the ping writer"))?;
@@ -264,13 +264,13 @@ pub fn echo(args: &ChildArgs) -> Result<Value, String> {
     let pong = open(&args.reply, "--reply")?;
     let mut writer = pong
         .writer_with(&WriterOptions {
-            wait: args.wait.strategy(),
+            wait: args.wait,
             timeout: None,
         })
         .map_err(|e| e.to_string())?;
     let mut reader = ping
         .reader(&ReaderOptions {
-            wait: args.wait.strategy(),
+            wait: args.wait,
             ..Default::default()
         })
         .map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@
 //! - batch: as copy, `--batch` frames per `write_batch` / `read_batch` call.
 
 use super::child::{ChildArgs, ChildProcess, Role};
-use super::{create_stream, Amount, Plan, Wait};
+use super::{create_stream, Amount, Plan, WaitStrategy};
 use serde::Serialize;
 use serde_json::{json, Value};
 use shmline::{Error, FrameInfo, ReaderOptions, Stream, WriterOptions};
@@ -61,7 +61,7 @@ pub struct CaseResult {
     pub size: usize,
     /// Slots of the ring.
     pub capacity: u32,
-    /// Wait strategy of both sides.
+    /// WaitStrategy strategy of both sides.
     pub wait: &'static str,
     /// Frames the writer sent.
     pub frames_sent: u64,
@@ -101,7 +101,7 @@ impl CaseResult {
         path: String,
         size: usize,
         capacity: u32,
-        wait: Wait,
+        wait: WaitStrategy,
         sent: u64,
         writer_seconds: f64,
         writer_waits: u64,
@@ -192,7 +192,7 @@ pub fn run_case(plan: &Plan, path: Path, size: usize) -> Result<CaseResult, Stri
     let stream = create_stream("tput", capacity, size, 1, 1)?;
     let mut writer = stream
         .writer_with(&WriterOptions {
-            wait: plan.wait.strategy(),
+            wait: plan.wait,
             timeout: None,
         })
         .map_err(|e| format!("attaching the writer: {e}"))?;
@@ -485,7 +485,7 @@ pub fn read_side(args: &ChildArgs) -> Result<Value, String> {
     let stream = Stream::open(name).map_err(|e| e.to_string())?;
     let mut reader = stream
         .reader(&ReaderOptions {
-            wait: args.wait.strategy(),
+            wait: args.wait,
             ..Default::default()
         })
         .map_err(|e| e.to_string())?;

@@ -412,11 +412,7 @@ pub fn lines(view: &View) -> Vec<(LineKind, String)> {
                 groups.push(vec![
                     format!("  {}", g.name),
                     s.name.clone(),
-                    if g.orphans > 0 {
-                        format!("{} (+{} dead)", g.members, g.orphans)
-                    } else {
-                        g.members.to_string()
-                    },
+                    g.members_cell(),
                     g.next.to_string(),
                     g.lag.to_string(),
                     g.redelivered.to_string(),
