@@ -120,7 +120,8 @@ pub struct Args {
     /// Frames per call in the batch case.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     batch: u32,
-    /// WaitStrategy strategy of the throughput cases (latency is measured with busy-spin and block).
+    /// Wait strategy of the throughput cases: adaptive (spin briefly, then sleep on a futex),
+    /// busy_spin (never sleep) or block (sleep at once). Latency is measured with each.
     #[arg(long, value_parser = parse_wait, default_value = "adaptive")]
     wait: WaitStrategy,
     /// Cases to run (default: all).

@@ -65,7 +65,7 @@ pub struct FanResult {
     pub size: usize,
     /// Slots of the ring.
     pub capacity: u32,
-    /// WaitStrategy strategy of every process.
+    /// Wait strategy of every process.
     pub wait: &'static str,
     /// Always false: these processes are not pinned.
     pub pinned: bool,

@@ -61,7 +61,7 @@ pub struct CaseResult {
     pub size: usize,
     /// Slots of the ring.
     pub capacity: u32,
-    /// WaitStrategy strategy of both sides.
+    /// Wait strategy of both sides.
     pub wait: &'static str,
     /// Frames the writer sent.
     pub frames_sent: u64,
