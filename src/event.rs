@@ -428,7 +428,8 @@ impl Event {
         inspect(SegmentKind::Event, name)?;
         let event = Event::open(name)?;
         let creator = event.creator();
-        if creator.is_alive() {
+        // Running, not merely alive: a zombie (exited, not reaped) uses nothing any more.
+        if creator.is_running() {
             return Ok(Usage::InUse {
                 pid: creator.pid,
                 role: "creator",

@@ -54,6 +54,18 @@ impl ProcessId {
         ProcessId { pid, start_time }
     }
 
+    /// Whether this process still runs: [`ProcessId::is_alive`] without the zombie grace (see
+    /// [`pid_running`]).
+    pub fn is_running(&self) -> bool {
+        if self.pid == 0 || self.pid > i32::MAX as u32 {
+            return false;
+        }
+        match read_stat(self.pid) {
+            Some((state, start)) => start == self.start_time && state != 'Z' && state != 'X',
+            None => false,
+        }
+    }
+
     /// Whether this process is still running (the same process, not a reuse of its pid).
     ///
     /// A pid of 0 is never alive. A zombie (exited, not yet reaped by its parent) counts as alive
@@ -107,6 +119,18 @@ pub fn pid_alive(pid: u32) -> bool {
         return false;
     }
     read_stat(pid).is_some_and(|(state, start)| state_alive(pid, state, start))
+}
+
+/// Whether a process with this pid runs and has not exited: unlike [`pid_alive`], a zombie
+/// counts as gone at once. This is the staleness question ("may its segments be removed?"): an
+/// exited process uses no segment any more, however long its parent takes to reap it (and when
+/// the parent died too, init may take its time). The grace of [`ZOMBIE_GRACE`] only protects how
+/// a live peer reports an exit, which removing a segment does not change.
+pub fn pid_running(pid: u32) -> bool {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return false;
+    }
+    read_stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
 }
 
 /// Whether process (`pid`, `start`), found in `/proc` in `state`, counts as alive: not dead

@@ -166,6 +166,48 @@ fn a_stream_whose_creator_died_is_never_removed_while_a_live_reader_or_writer_us
     cleanup(&name);
 }
 
+/// Waits until child `pid` has exited, without reaping it (it stays a zombie).
+fn wait_exited_unreaped(pid: u32) {
+    // SAFETY: an all-zero siginfo_t is a valid out-parameter for waitid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child; WNOWAIT leaves it unreaped, so the Proc that owns it still
+    // reaps it when dropped; `info` is a valid siginfo_t.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    assert_eq!(rc, 0, "waitid: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn segments_whose_users_exited_are_stale_at_once_even_before_anyone_reaps_them() {
+    let name = unique("stale-zombie");
+    let creator = start("role_creator", &name, &[], || {
+        Stream::open(&name).is_ok_and(|s| s.stats().frames_written == 1)
+            && Event::open(&name).is_ok()
+    });
+    creator.signal(libc::SIGKILL);
+    wait_exited_unreaped(creator.pid());
+    // The creator (and writer) is a zombie now: it uses nothing any more, whoever reaps it and
+    // whenever (when its parent died too, init may take its time), so `shmline clean` may go.
+    assert!(
+        matches!(Stream::usage(&name), Ok(Usage::Stale(_))),
+        "{:?}",
+        Stream::usage(&name)
+    );
+    assert!(
+        matches!(Event::usage(&name), Ok(Usage::Stale(_))),
+        "{:?}",
+        Event::usage(&name)
+    );
+    creator.kill();
+    cleanup(&name);
+}
+
 #[test]
 fn an_event_left_by_a_killed_process_is_recovered_and_a_live_ones_is_refused() {
     let name = unique("stale-event");

@@ -15,7 +15,8 @@ impl Writer {
     /// [`Deadline::Now`]). Nothing is published on error.
     ///
     /// ```
-    /// use shmline::{ReaderOptions, Stream, StreamOptions, wait::Deadline};
+    /// use shmline::__private::Deadline;
+    /// use shmline::{ReaderOptions, Stream, StreamOptions};
     /// # let name = format!("doc-write-at-{}", std::process::id());
     /// let stream = Stream::create(&name, &StreamOptions { max_frame_size: 8, unlink_on_close: true, ..Default::default() })?;
     /// let mut reader = stream.reader(&ReaderOptions::default())?;
@@ -54,7 +55,8 @@ impl Writer {
     /// `max_writers >= 2`); a single-writer stream gives [`Error::WrongState`].
     ///
     /// ```
-    /// use shmline::{ReaderOptions, Stream, StreamOptions, wait::Deadline};
+    /// use shmline::__private::Deadline;
+    /// use shmline::{ReaderOptions, Stream, StreamOptions};
     /// # let name = format!("doc-skip-{}", std::process::id());
     /// let options = StreamOptions { max_frame_size: 8, max_writers: 2, unlink_on_close: true, ..Default::default() };
     /// let stream = Stream::create(&name, &options)?;

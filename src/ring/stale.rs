@@ -43,20 +43,27 @@ impl Stream {
         inspect(SegmentKind::Stream, name)?;
         let stream = Stream::open(name)?;
         let creator = stream.info().creator;
-        if creator.is_alive() {
+        // Running, not merely alive: a zombie (exited, not reaped) uses nothing any more.
+        if creator.is_running() {
             return Ok(Usage::InUse {
                 pid: creator.pid,
                 role: "creator",
             });
         }
         let stats = stream.stats();
-        if stats.writer_state == WriterState::Active {
+        if stats.writer_state == WriterState::Active
+            && stats.writer_pid.is_none_or(crate::liveness::pid_running)
+        {
             return Ok(Usage::InUse {
                 pid: stats.writer_pid.unwrap_or(0),
                 role: "writer",
             });
         }
-        if let Some(reader) = stats.readers.iter().find(|r| r.alive) {
+        if let Some(reader) = stats
+            .readers
+            .iter()
+            .find(|r| r.alive && crate::liveness::pid_running(r.pid))
+        {
             return Ok(Usage::InUse {
                 pid: reader.pid,
                 role: "reader",
