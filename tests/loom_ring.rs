@@ -296,6 +296,20 @@ fn bounded(preemptions: usize) -> loom::model::Builder {
     builder
 }
 
+/// [`bounded`] for a model of a protocol that the current layout version did not change: with
+/// `SHMLINE_LOOM_SAMPLE` set (CI's suite), one preemption fewer, a bounded sample that still runs
+/// every model but costs a fraction of the full search; unset, the full bound.
+/// Changed in layout version 4 (always full): publishing and releasing without a locked
+/// instruction, and the sleep handshakes that pay for it (the first, third and fourth models).
+fn unchanged(preemptions: usize) -> loom::model::Builder {
+    let sample = std::env::var_os("SHMLINE_LOOM_SAMPLE").is_some();
+    bounded(if sample {
+        preemptions.saturating_sub(1).max(1)
+    } else {
+        preemptions
+    })
+}
+
 #[test]
 fn a_lossless_reader_reads_every_frame_once_in_order_and_is_never_overwritten() {
     const FRAMES: u64 = 4;
@@ -335,7 +349,7 @@ fn a_lossless_reader_reads_every_frame_once_in_order_and_is_never_overwritten() 
 #[test]
 fn a_reader_joining_while_the_writer_writes_is_never_lapped_after_join() {
     const FRAMES: u64 = 4;
-    bounded(6).check(|| {
+    unchanged(6).check(|| {
         // The entry starts free: the reader claims it by joining.
         let ring = Ring::new(2, vec![entry(false)]);
         let writer = {
@@ -569,7 +583,7 @@ impl Ring {
 
 #[test]
 fn two_writers_publish_in_claim_order_and_a_reader_gets_every_frame_once() {
-    bounded(3).check(|| {
+    unchanged(3).check(|| {
         // One slot for two frames: the second claim waits for the reader, then reuses the slot
         // the other writer filled.
         let ring = Ring::new(1, vec![entry(true)]);
@@ -609,7 +623,7 @@ fn two_writers_publish_in_claim_order_and_a_reader_gets_every_frame_once() {
 
 #[test]
 fn a_frame_stamped_behind_a_gap_is_published_by_whoever_fills_the_gap() {
-    bounded(4).check(|| {
+    unchanged(4).check(|| {
         let ring = Ring::new(2, vec![]);
         let table = Arc::new([writer_entry(), writer_entry()]);
         let writers: Vec<_> = (0..2u64)
@@ -635,7 +649,7 @@ fn a_frame_stamped_behind_a_gap_is_published_by_whoever_fills_the_gap() {
 
 #[test]
 fn a_number_claimed_by_a_dead_writer_is_skipped_and_what_follows_is_published() {
-    bounded(4).check(|| {
+    unchanged(4).check(|| {
         let ring = Ring::new(4, vec![entry(true)]);
         let table = Arc::new([writer_entry(), writer_entry()]);
         // The writer that dies: claims 0 and never writes it.
@@ -810,7 +824,7 @@ fn group_writer(ring: &Arc<Ring>, frames: u64) -> thread::JoinHandle<()> {
 #[test]
 fn two_members_share_each_frame_exactly_once_and_the_writer_never_overwrites_a_held_one() {
     const FRAMES: u64 = 2;
-    bounded(2).check(|| {
+    unchanged(2).check(|| {
         // One slot: every frame after the first reuses the slot a member may still hold.
         let ring = Ring::with_groups(
             1,
@@ -869,7 +883,7 @@ fn a_member_killed_between_its_claim_intent_and_its_claim_loses_nothing_and_over
 /// twice (another member may have got it), and no frame is read after the writer overwrote it.
 fn dead_member_model(death: Death) {
     const FRAMES: u64 = 3;
-    bounded(2).check(move || {
+    unchanged(2).check(move || {
         let ring = Ring::with_groups(
             2,
             vec![group_record()],
@@ -981,7 +995,7 @@ fn dead_member_model(death: Death) {
 #[test]
 fn a_stale_reclaimer_never_frees_the_next_owner_of_an_entry_and_a_dead_sleeper_is_uncounted_once() {
     const PID: u64 = 7;
-    bounded(3).check(|| {
+    unchanged(3).check(|| {
         let ring = Ring::new(2, vec![entry(false)]);
         let dead = &ring.entries[0];
         dead.owner.store(
