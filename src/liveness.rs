@@ -54,8 +54,9 @@ impl ProcessId {
         ProcessId { pid, start_time }
     }
 
-    /// Whether this process still runs: [`ProcessId::is_alive`] without the zombie grace (see
-    /// [`pid_running`]).
+    /// Whether this process still runs: [`ProcessId::is_alive`] without the zombie grace (an
+    /// exited process counts as gone at once, reaped or not: the question of whether its segments
+    /// may be removed).
     pub fn is_running(&self) -> bool {
         if self.pid == 0 || self.pid > i32::MAX as u32 {
             return false;
