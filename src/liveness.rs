@@ -58,13 +58,7 @@ impl ProcessId {
     /// exited process counts as gone at once, reaped or not: the question of whether its segments
     /// may be removed).
     pub fn is_running(&self) -> bool {
-        if self.pid == 0 || self.pid > i32::MAX as u32 {
-            return false;
-        }
-        match read_stat(self.pid) {
-            Some((state, start)) => start == self.start_time && state != 'Z' && state != 'X',
-            None => false,
-        }
+        read_stat(self.pid).is_some_and(|(state, start)| start == self.start_time && runs(state))
     }
 
     /// Whether this process is still running (the same process, not a reuse of its pid).
@@ -76,13 +70,9 @@ impl ProcessId {
     /// dead writer). After that it is dead, even if never reaped: a parent blocked writing to (or
     /// reading from) a child that died must not wait for ever because it has not reaped it yet.
     pub fn is_alive(&self) -> bool {
-        if self.pid == 0 || self.pid > i32::MAX as u32 {
-            return false;
-        }
-        match read_stat(self.pid) {
-            Some((state, start)) if start == self.start_time => state_alive(self.pid, state, start),
-            _ => false,
-        }
+        read_stat(self.pid).is_some_and(|(state, start)| {
+            start == self.start_time && state_alive(self.pid, state, start)
+        })
     }
 }
 
@@ -116,9 +106,6 @@ fn zombie_grace_over(pid: u32, start: u64) -> bool {
 /// process known only by its pid: one that died before recording its start time, or is recording
 /// it now. A recycled pid reads as alive.
 pub fn pid_alive(pid: u32) -> bool {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return false;
-    }
     read_stat(pid).is_some_and(|(state, start)| state_alive(pid, state, start))
 }
 
@@ -128,10 +115,12 @@ pub fn pid_alive(pid: u32) -> bool {
 /// the parent died too, init may take its time). The grace of [`ZOMBIE_GRACE`] only protects how
 /// a live peer reports an exit, which removing a segment does not change.
 pub fn pid_running(pid: u32) -> bool {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return false;
-    }
-    read_stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+    read_stat(pid).is_some_and(|(state, _)| runs(state))
+}
+
+/// Whether a process found in `/proc` in `state` has not exited (neither a zombie nor dead).
+fn runs(state: char) -> bool {
+    !matches!(state, 'Z' | 'X')
 }
 
 /// Whether process (`pid`, `start`), found in `/proc` in `state`, counts as alive: not dead
@@ -192,6 +181,10 @@ pub fn start_time_of(pid: u32) -> Option<u64> {
 
 /// Reads (state, starttime) from `/proc/<pid>/stat`.
 fn read_stat(pid: u32) -> Option<(char, u64)> {
+    // 0 and numbers beyond `pid_t` name no process: never alive, and not worth a `/proc` read.
+    if pid == 0 || pid > i32::MAX as u32 {
+        return None;
+    }
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces or ')': split after the
     // last ')'.
