@@ -118,16 +118,6 @@ struct BridgeSection {
 }
 const BRIDGE_KEYS: &[&str] = &["listen", "connect", "lossy", "lease", "config"];
 
-/// The `[bridge]` table once read: what every bridge task of the manifest is given.
-#[derive(Default)]
-struct Bridge {
-    listen: Vec<String>,
-    connect: Vec<String>,
-    lossy: bool,
-    lease: Option<f64>,
-    config: Option<PathBuf>,
-}
-
 #[derive(Serialize, Deserialize)]
 struct PipelineSection {
     #[serde(default, skip_serializing_if = "Field::is_absent")]
@@ -555,28 +545,34 @@ fn from_file(file: File, found: &mut Found) -> Pipeline {
             }
         }
     }
-    let bridge = match found.take("bridge", "", file.bridge) {
-        Some(b) => {
-            let t = "bridge";
-            found.unknown(t, b.unknown, BRIDGE_KEYS);
-            let lease = found.take(t, "lease", b.lease);
-            if let Some(l) = lease.filter(|l| !(l.is_finite() && *l > 0.0)) {
+    // The `[bridge]` table as the arguments every bridge task is given.
+    let mut bridge = Vec::new();
+    if let Some(b) = found.take("bridge", "", file.bridge) {
+        let t = "bridge";
+        found.unknown(t, b.unknown, BRIDGE_KEYS);
+        for (key, endpoints) in [("listen", b.listen), ("connect", b.connect)] {
+            for endpoint in found.take(t, key, endpoints).unwrap_or_default() {
+                bridge.extend([format!("--{key}"), endpoint]);
+            }
+        }
+        if found.take(t, "lossy", b.lossy) == Some(true) {
+            bridge.push("--lossy".into());
+        }
+        if let Some(lease) = found.take(t, "lease", b.lease) {
+            if lease.is_finite() && lease > 0.0 {
+                bridge.extend(["--lease".into(), lease.to_string()]);
+            } else {
                 found.add(
                     t,
                     "lease",
-                    format!("{l} is not a number of seconds (give more than 0)"),
+                    format!("{lease} is not a number of seconds (give more than 0)"),
                 );
             }
-            Bridge {
-                listen: found.take(t, "listen", b.listen).unwrap_or_default(),
-                connect: found.take(t, "connect", b.connect).unwrap_or_default(),
-                lossy: found.take(t, "lossy", b.lossy).unwrap_or(false),
-                lease,
-                config: found.take(t, "config", b.config),
-            }
         }
-        None => Bridge::default(),
-    };
+        if let Some(config) = found.take(t, "config", b.config) {
+            bridge.extend(["--config".into(), config.display().to_string()]);
+        }
+    }
     let mut bridge_tasks = Vec::new();
     for (name, entry) in file.streams.0 {
         let t = format!("streams.{name}");
@@ -689,7 +685,7 @@ const BRIDGE_PARAM: &str = "stream";
 
 /// The task that exports (`verb` = "export") or imports stream `stream` on Zenoh key `key`: the
 /// `shmline` command's `bridge` subcommand, joined to the pipeline as any task is.
-fn bridge_task(bridge: &Bridge, verb: &str, stream: &str, key: &str) -> TaskSpec {
+fn bridge_task(bridge: &[String], verb: &str, stream: &str, key: &str) -> TaskSpec {
     let mut args = vec!["bridge".to_owned(), verb.to_owned()];
     if verb == "export" {
         args.extend([BRIDGE_PARAM.to_owned(), "--key".into(), key.to_owned()]);
@@ -697,21 +693,7 @@ fn bridge_task(bridge: &Bridge, verb: &str, stream: &str, key: &str) -> TaskSpec
         args.extend([key.to_owned(), BRIDGE_PARAM.to_owned()]);
     }
     args.push("--pipeline".into());
-    for endpoint in &bridge.listen {
-        args.extend(["--listen".into(), endpoint.clone()]);
-    }
-    for endpoint in &bridge.connect {
-        args.extend(["--connect".into(), endpoint.clone()]);
-    }
-    if bridge.lossy {
-        args.push("--lossy".into());
-    }
-    if let Some(lease) = bridge.lease {
-        args.extend(["--lease".into(), lease.to_string()]);
-    }
-    if let Some(config) = &bridge.config {
-        args.extend(["--config".into(), config.display().to_string()]);
-    }
+    args.extend_from_slice(bridge);
     let binding = vec![Binding::new(BRIDGE_PARAM, stream)];
     let (reads, writes) = if verb == "export" {
         (binding, Vec::new())
