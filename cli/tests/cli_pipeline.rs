@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use shmline::pipeline::{Pipeline, PipelineState, Registry, StreamSpec};
+use shmline::pipeline::{Pipeline, StreamSpec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use support::pipeline::*;
@@ -86,17 +86,6 @@ fn endless_toml() -> String {
         ),
         task_toml("idle", "role_idle", "reads = { input = \"samples\" }")
     )
-}
-
-fn wait_until_running(name: &str) -> Registry {
-    let mut found = None;
-    wait_until("the pipeline to run", || {
-        found = Registry::open(name)
-            .ok()
-            .filter(|r| r.state().ok() == Some(PipelineState::Running));
-        found.is_some()
-    });
-    found.unwrap()
 }
 
 #[test]
@@ -405,21 +394,6 @@ fn top_shows_a_reader_group_its_members_and_every_writer_task_of_a_shared_stream
     run.stop();
     run.wait();
     assert_eq!(segments_of(&name), Vec::<String>::new());
-}
-
-/// Starts, in this process, a pipeline that runs until stopped.
-fn endless_pipeline(name: &str) -> shmline::pipeline::PipelineRun {
-    Pipeline::new(name)
-        .stream("samples", StreamSpec::bytes(FRAME as u32))
-        .task(
-            "source",
-            role("role_source")
-                .env("FRAMES", u64::MAX.to_string())
-                .writes("out", "samples"),
-        )
-        .task("idle", role("role_idle").reads("input", "samples"))
-        .start()
-        .unwrap()
 }
 
 #[test]

@@ -8,7 +8,6 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use shmline::pipeline::{Pipeline, PipelineState, Registry, StreamSpec};
 use std::process::{Command, Output};
 use support::pipeline::*;
 use support::*;
@@ -152,29 +151,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// Starts, in this process, a pipeline that runs until stopped.
-fn endless_pipeline(name: &str) -> shmline::pipeline::PipelineRun {
-    Pipeline::new(name)
-        .stream("samples", StreamSpec::bytes(FRAME as u32))
-        .task(
-            "source",
-            role("role_source")
-                .env("FRAMES", u64::MAX.to_string())
-                .writes("out", "samples"),
-        )
-        .task("idle", role("role_idle").reads("input", "samples"))
-        .start()
-        .unwrap()
-}
-
-fn wait_until_running(name: &str) {
-    wait_until("the pipeline to run", || {
-        Registry::open(name)
-            .ok()
-            .is_some_and(|r| r.state().ok() == Some(PipelineState::Running))
-    });
 }
 
 #[test]

@@ -21,7 +21,7 @@ macro_rules! task_roles {
     };
 }
 
-use super::{env_u64, role_args, PATIENCE};
+use super::{env_u64, role_args, wait_until, PATIENCE};
 use shmline::pipeline::{Task, TaskSpec, ENV_TASK};
 use shmline::Error;
 
@@ -299,4 +299,34 @@ pub fn role_merge_sink() {
         assert_eq!(got, n, "every frame of source {source} arrives");
     }
     println!("merge sink verified {expect:?}");
+}
+
+/// Starts, in this process, a pipeline that runs until stopped.
+pub fn endless_pipeline(name: &str) -> shmline::pipeline::PipelineRun {
+    shmline::pipeline::Pipeline::new(name)
+        .stream(
+            "samples",
+            shmline::pipeline::StreamSpec::bytes(FRAME as u32),
+        )
+        .task(
+            "source",
+            role("role_source")
+                .env("FRAMES", u64::MAX.to_string())
+                .writes("out", "samples"),
+        )
+        .task("idle", role("role_idle").reads("input", "samples"))
+        .start()
+        .unwrap()
+}
+
+/// Waits until pipeline `name` runs (every task joined) and returns its registry.
+pub fn wait_until_running(name: &str) -> shmline::pipeline::Registry {
+    let mut found = None;
+    wait_until("the pipeline to run", || {
+        found = shmline::pipeline::Registry::open(name)
+            .ok()
+            .filter(|r| r.state().ok() == Some(shmline::pipeline::PipelineState::Running));
+        found.is_some()
+    });
+    found.unwrap()
 }
