@@ -285,7 +285,18 @@ fn shmline_run_shares_a_stream_between_a_group_of_workers_and_merges_their_outpu
 
 #[test]
 fn sigint_to_shmline_run_stops_every_task_and_removes_every_segment() {
-    let name = unique("sigint");
+    signal_stops_shmline_run_cleanly(libc::SIGINT, "sigint");
+}
+
+#[test]
+fn sighup_to_shmline_run_as_when_its_terminal_closes_stops_every_task_and_removes_every_segment() {
+    signal_stops_shmline_run_cleanly(libc::SIGHUP, "sighup");
+}
+
+/// Sends `sig` to a running `shmline run` and checks it stops every task, removes every segment
+/// and exits with 128 + `sig`.
+fn signal_stops_shmline_run_cleanly(sig: libc::c_int, label: &str) {
+    let name = unique(label);
     let path = manifest(&name, &endless_toml());
     let child = Command::new(env!("CARGO_BIN_EXE_shmline"))
         .args(["run", path.to_str().unwrap()])
@@ -298,12 +309,15 @@ fn sigint_to_shmline_run_stops_every_task_and_removes_every_segment() {
         .map(|i| registry.task_status(i).unwrap().process.unwrap())
         .collect();
     // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
     let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(128 + libc::SIGINT), "{stderr}");
+    assert_eq!(out.status.code(), Some(128 + sig), "{stderr}");
     assert!(stderr.contains("stopping pipeline"), "{stderr}");
-    assert!(stderr.contains("was stopped by signal 2"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("was stopped by signal {sig}")),
+        "{stderr}"
+    );
     for task in tasks {
         assert!(!task.is_alive(), "task pid {} survived", task.pid);
     }

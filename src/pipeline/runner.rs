@@ -9,7 +9,8 @@
 //!   and SIGKILL after the grace period. The report names the task and how it ended, followed by
 //!   the task's own note if it left one (a task that stopped on the end of one input while
 //!   another still had frames: [`super::Task::check_inputs_ended`]).
-//! - [`PipelineRun::stop`] (and SIGINT or SIGTERM during [`Pipeline::run`]) stops it the same way.
+//! - [`PipelineRun::stop`] (and SIGINT, SIGTERM or SIGHUP during [`Pipeline::run`]) stops it the
+//!   same way.
 //! - Every segment is removed at the end, whatever happened.
 
 use super::child::{self, Child};
@@ -133,7 +134,8 @@ impl std::fmt::Debug for PipelineRun {
 
 impl Pipeline {
     /// Runs the pipeline to its end: validates it, creates its segments, starts every task,
-    /// and waits. SIGINT (Ctrl-C) and SIGTERM stop it cleanly while it runs.
+    /// and waits. SIGINT (Ctrl-C), SIGTERM and SIGHUP (terminal closed) stop it cleanly while it
+    /// runs.
     ///
     /// Returns the report if every task exited with status 0, and
     /// [`Error::PipelineFailed`] naming the task and its exit status or signal otherwise (or the

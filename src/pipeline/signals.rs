@@ -1,11 +1,15 @@
-//! Turning SIGINT (Ctrl-C) and SIGTERM into a request to stop, while a pipeline runs.
+//! Turning SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed) into a request to stop,
+//! while a pipeline runs.
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
 /// The signals an [`InterruptGuard`] catches.
-const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+/// SIGHUP is among them because a closed terminal must not kill the runner before it has stopped
+/// its tasks and removed the segments; a runner started under `nohup` (SIGHUP ignored) keeps
+/// ignoring it.
+const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// Number of the last signal caught, 0 if none since the first guard was installed.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
@@ -18,18 +22,19 @@ extern "C" fn on_signal(sig: libc::c_int) {
     CAUGHT.store(sig, Ordering::Relaxed);
 }
 
-/// While alive, SIGINT and SIGTERM no longer terminate the process: they are recorded, and
+/// While alive, SIGINT, SIGTERM and SIGHUP no longer terminate the process: they are recorded, and
 /// [`InterruptGuard::caught`] reports them, so a runner can stop its tasks and clean up.
 ///
-/// Guards may nest and overlap (across threads too); the process's previous actions for both
-/// signals are restored when the last guard is dropped.
+/// Guards may nest and overlap (across threads too); the process's previous actions for the
+/// three signals are restored when the last guard is dropped. A signal the process ignores when
+/// the first guard is installed (SIGHUP under `nohup`, say) stays ignored.
 #[derive(Debug)]
 pub struct InterruptGuard {
     _private: (),
 }
 
 impl InterruptGuard {
-    /// Starts catching SIGINT and SIGTERM.
+    /// Starts catching SIGINT, SIGTERM and SIGHUP (those the process does not ignore).
     pub fn install() -> Result<InterruptGuard> {
         let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
         if installed.0 == 0 {
@@ -37,12 +42,23 @@ impl InterruptGuard {
             CAUGHT.store(0, Ordering::Relaxed);
             let mut saved = Vec::new();
             for sig in SIGNALS {
+                // SAFETY: zeroed is valid for the out-parameter.
+                let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+                // SAFETY: a null new action only reads the current one into `old`.
+                if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
+                    let err = std::io::Error::last_os_error();
+                    restore(&saved);
+                    return Err(Error::os("reading a signal's action", err));
+                }
+                if old.sa_sigaction == libc::SIG_IGN {
+                    // Ignored on purpose by whoever started us (`nohup`, `trap '' INT`): keep it.
+                    saved.push(old);
+                    continue;
+                }
                 // SAFETY: an all-zero sigaction is a valid value (no handler, empty mask).
                 let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
                 new.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
                 new.sa_flags = libc::SA_RESTART;
-                // SAFETY: zeroed is valid for the out-parameter.
-                let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
                 // SAFETY: `new` and `old` are valid sigaction structs; the handler only performs
                 // an atomic store, which is async-signal-safe.
                 if unsafe { libc::sigaction(sig, &new, &mut old) } != 0 {
@@ -58,7 +74,7 @@ impl InterruptGuard {
         Ok(InterruptGuard { _private: () })
     }
 
-    /// The last signal caught (SIGINT or SIGTERM) since the first live guard was installed.
+    /// The last signal caught (SIGINT, SIGTERM or SIGHUP) since the first live guard was installed.
     pub fn caught(&self) -> Option<i32> {
         // Relaxed: a flag polled periodically.
         match CAUGHT.load(Ordering::Relaxed) {
