@@ -766,8 +766,8 @@ def run_one(python: str, spec: dict) -> Optional[dict]:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=300)
     except subprocess.TimeoutExpired:
-        # A busy-spinning ping-pong on a loaded machine can take that long: a missing figure,
-        # not the end of the whole run.
+        # Every measurement is bounded in time (the window, the ping-pong's budget): one that
+        # runs this long hangs (a peer that died), and costs a missing figure, not the run.
         print(f"  {spec}: no result within 300 s", file=sys.stderr)
         return None
     if done.returncode != 0:
