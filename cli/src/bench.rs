@@ -14,12 +14,15 @@
 //!   ping-pong (busy-spin, adaptive) or a bare futex ping-pong (block);
 //! - `memcpy`: a single-thread memcpy of each frame size in this process, for scale;
 //! - `fan-in` (`--writers N`) and `group` (`--group N`): several writer processes into one
-//!   reader, one writer into a reader group, per frame size, next to the copy case's figure.
+//!   reader, one writer into a reader group, per frame size, next to the copy case's figure;
+//! - `neighbour` (`--neighbour`): the 64-byte ideal ring, copy and latency cases again, each
+//!   quiet and then while a neighbour process keeps one CPU busy, as a ratio to its quiet figure.
 
 mod child;
 mod fan;
 mod ideal;
 mod latency;
+mod neighbour;
 mod shared_map;
 mod throughput;
 
@@ -67,7 +70,20 @@ pub const LONG_ABOUT: &str = "Measure shmline between two processes on this mach
     \x20 fan-in     with --writers N (N > 1): N writer processes write to one multi-writer \
     stream, one reader process reads it (copy path), for every --sizes.\n\
     \x20 group      with --group N: one writer process, N reader processes sharing the frames \
-    as one reader group (copy path), for every --sizes.\n\n\
+    as one reader group (copy path), for every --sizes.\n\
+    \x20 neighbour  with --neighbour (or --only neighbour), after the other cases: the 64-byte \
+    ideal ring and copy case (with --wait; the copy case also with busy_spin, for contrast) and \
+    the busy_spin and adaptive latency cases, each run twice back to back: on its own, then \
+    while a neighbour process keeps one CPU busy. The neighbour is a child of the bench that \
+    spins on register arithmetic (one CPU's worth of work, no memory traffic), is not pinned (it \
+    may run on every CPU the bench was allowed, so the scheduler puts it next to the writer or \
+    the reader), and has the bench's priority (a nice given to the bench applies to it). It is \
+    started for each case and stopped after it, killed if the bench fails and, through \
+    PR_SET_PDEATHSIG, if the bench dies. Each case is reported with ratio_to_quiet: its \
+    frames/s (or one-way p50) with the neighbour over the same figure without it, and with \
+    neighbour_cores: the CPUs' worth of time the neighbour got (below 1 when the machine is \
+    busier still). Issue 14's goal: the adaptive default within 2x of its quiet figure \
+    (ratio_to_quiet >= 0.5 for frames/s, <= 2 for latency).\n\n\
     Fan-in and group cases run in processes of their own, not pinned (there are more processes \
     than the two CPUs of the other cases); their readers check each writer's frames arrive in its \
     order, the group's members together receive every frame once, and the ratio_to_single \
@@ -80,7 +96,8 @@ pub const LONG_ABOUT: &str = "Measure shmline between two processes on this mach
     of the ring. GB/s are 10^9 bytes of payload per second. Any verification error makes the \
     exit code 1.\n\n\
     Progress goes to stderr; the results (a table, or one JSON object with --json, indented \
-    with --pretty; its \"schema_version\" says which shape) to stdout.\n\n\
+    with --pretty; its \"schema_version\" says which shape, and keys are only ever added within \
+    a version: \"neighbour\" is null unless that section ran) to stdout.\n\n\
     Coming from dsline: `shmline bench shm --message-size 4096 --count 100000 --json` is accepted \
     and is `shmline bench --only copy --sizes 4096 --frames 100000 --json`: the copy case between \
     two processes (dsline 0.0.1 measured send/recv in one process). --capacity means the same \
@@ -145,6 +162,10 @@ pub struct Args {
     /// Add the group case: one writer into a reader group of this many members (1 to 64).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     group: Option<u32>,
+    /// Add the neighbour section: the 64-byte ideal, copy and latency cases again, each quiet
+    /// and then next to a process that keeps one CPU busy (not pinned), as ratio_to_quiet.
+    #[arg(long, visible_alias = "neighbor")]
+    neighbour: bool,
 }
 
 /// Parses a wait strategy by the name every binding uses (`adaptive`, `busy_spin`, `block`).
@@ -183,6 +204,8 @@ enum Case {
     FanIn,
     /// The `--group` case.
     Group,
+    /// The `--neighbour` section alone (naming it is enough; it is not part of the default).
+    Neighbour,
 }
 
 /// How long each case runs.
@@ -193,6 +216,7 @@ enum Amount {
 }
 
 /// What the cases of one run share.
+#[derive(Clone)]
 struct Plan {
     amount: Amount,
     capacity: Option<u32>,
@@ -200,6 +224,9 @@ struct Plan {
     wait: WaitStrategy,
     /// CPU of the child process, if pinning succeeded in this one.
     child_cpu: Option<usize>,
+    /// The CPUs this process was allowed before it pinned itself: where the children that are
+    /// not pinned (fan cases, the neighbour) may run.
+    free_cpus: Vec<usize>,
 }
 
 impl Plan {
@@ -223,6 +250,7 @@ pub fn run(args: &Args) -> ExitCode {
     let wanted = |case: Case| only.is_empty() || only.contains(&case);
     // Before pinning, so that the CPUs allowed are the machine's, not the one we pin to.
     let machine = platform::describe();
+    let free_cpus = platform::allowed_cpus();
     let pinning = pin_self(args.no_pin);
     let plan = Plan {
         amount,
@@ -230,6 +258,7 @@ pub fn run(args: &Args) -> ExitCode {
         batch: args.batch,
         wait: args.wait,
         child_cpu: pinning.child_cpu,
+        free_cpus,
     };
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
@@ -259,6 +288,7 @@ pub fn run(args: &Args) -> ExitCode {
         latency: Vec::new(),
         cache_line_ping_pong: None,
         futex_ping_pong: None,
+        neighbour: None,
         errors: Vec::new(),
     };
     let mut child_pin_errors = Vec::new();
@@ -474,6 +504,16 @@ pub fn run(args: &Args) -> ExitCode {
         stream_latency(WaitStrategy::Block, &mut report);
     }
 
+    // Last: the section reruns cases that may also have run above, and its neighbour must not
+    // overlap any other case.
+    if args.neighbour || only.contains(&Case::Neighbour) {
+        report.neighbour = Some(neighbour::run(
+            &plan,
+            &mut report.errors,
+            &mut child_pin_errors,
+        ));
+    }
+
     if let Some(e) = child_pin_errors.into_iter().next() {
         report.pinning.ok = false;
         report.pinning.child_error = Some(e);
@@ -536,6 +576,9 @@ struct Report {
     cache_line_ping_pong: Option<latency::LatencyResult>,
     /// The limit of blocking latency.
     futex_ping_pong: Option<latency::LatencyResult>,
+    /// The neighbour section (`--neighbour`), null when it did not run: added within schema
+    /// version 1, as every key is.
+    neighbour: Option<neighbour::NeighbourReport>,
     errors: Vec<String>,
 }
 
@@ -861,12 +904,51 @@ fn print_table(r: &Report) {
         }
         println!();
     }
+    if let Some(n) = &r.neighbour {
+        print_neighbour(n);
+    }
     if !r.errors.is_empty() {
         println!("ERRORS");
         for e in &r.errors {
             println!("  {e}");
         }
     }
+}
+
+/// The neighbour section of the table: each case quiet, with the neighbour, and the ratio.
+fn print_neighbour(n: &neighbour::NeighbourReport) {
+    println!(
+        "{:<22} {:>6} {:>10} {:>10} {:>10} {:>8} {:>7} {:>6}",
+        "with a neighbour", "size", "wait", "quiet", "neighbour", "x quiet", "its CPU", "errors"
+    );
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
+    for c in &n.throughput {
+        println!(
+            "{:<22} {:>6} {:>10} {:>10} {:>10} {:>8} {:>7.2} {:>6}",
+            format!("{} (frames/s)", c.path),
+            human_size(c.size),
+            c.wait,
+            human_rate(c.quiet_frames_per_s),
+            human_rate(c.frames_per_s),
+            opt(c.ratio_to_quiet),
+            c.neighbour_cores,
+            c.quiet.errors.len() + c.loaded.errors.len(),
+        );
+    }
+    for c in &n.latency {
+        println!(
+            "{:<22} {:>6} {:>10} {:>10} {:>10} {:>8} {:>7.2} {:>6}",
+            "latency p50 (ns)",
+            human_size(c.size),
+            c.wait,
+            c.quiet_p50_ns,
+            c.p50_ns,
+            opt(c.ratio_to_quiet),
+            c.neighbour_cores,
+            c.quiet.errors.len() + c.loaded.errors.len(),
+        );
+    }
+    println!();
 }
 
 #[cfg(test)]

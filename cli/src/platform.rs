@@ -61,18 +61,26 @@ pub fn allowed_cpus() -> Vec<usize> {
 
 /// Pins the calling thread (and the threads it starts later) to `cpu`.
 pub fn pin_to(cpu: usize) -> Result<(), String> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(format!("CPU {cpu} is out of range"));
-    }
+    allow_cpus(&[cpu])
+}
+
+/// Lets the calling thread (and the threads it starts later) run on `cpus` only: one CPU pins
+/// it; the machine's whole list undoes a pin the process inherited from its parent.
+pub fn allow_cpus(cpus: &[usize]) -> Result<(), String> {
     // SAFETY: an all-zero cpu_set_t is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
+    for &cpu in cpus {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(format!("CPU {cpu} is out of range"));
+        }
+        // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
     // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
     let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
     if rc != 0 {
         return Err(format!(
-            "sched_setaffinity to CPU {cpu}: {}",
+            "sched_setaffinity to CPUs {cpus:?}: {}",
             std::io::Error::last_os_error()
         ));
     }

@@ -752,4 +752,155 @@ fn bench_json_is_one_line_and_pretty_json_is_the_same_report_indented() {
     assert_eq!(b["schema_version"], 1);
     assert_eq!(a["memcpy"].as_array().map(Vec::len), Some(1));
     assert_eq!(b["memcpy"].as_array().map(Vec::len), Some(1));
+    // A section that did not run is there, as null.
+    assert_eq!(a["neighbour"], Value::Null, "{a:#}");
+}
+
+#[test]
+fn bench_neighbour_runs_each_case_quiet_and_next_to_a_busy_process_and_compares_the_two() {
+    let report = shmline_json(&[
+        "bench",
+        "--neighbour",
+        "--only",
+        "neighbour",
+        "--quick",
+        "--json",
+    ]);
+    assert_eq!(report["errors"], Value::Array(Vec::new()), "{report:#}");
+    // Only the section ran.
+    assert_eq!(report["throughput"], Value::Array(Vec::new()), "{report:#}");
+    assert_eq!(report["latency"], Value::Array(Vec::new()), "{report:#}");
+    let section = &report["neighbour"];
+    assert_eq!(section["pinned"], false, "{section:#}");
+    let tput = section["throughput"].as_array().expect("a throughput list");
+    let cases: Vec<(&str, &str)> = tput
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap(), c["wait"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        cases,
+        [
+            ("ideal", "adaptive"),
+            ("copy", "adaptive"),
+            ("copy", "busy_spin")
+        ]
+    );
+    for case in tput {
+        assert_keys(
+            case,
+            &[
+                "size",
+                "quiet_frames_per_s",
+                "frames_per_s",
+                "ratio_to_quiet",
+                "neighbour_cores",
+            ],
+            "neighbour throughput case",
+        );
+        assert_eq!(case["size"], 64, "{case:#}");
+        assert!(case["ratio_to_quiet"].is_number(), "{case:#}");
+        for run in [&case["quiet"], &case["loaded"]] {
+            assert!(run["frames_verified"].as_u64().unwrap() > 0, "{case:#}");
+            assert_eq!(run["frames_verified"], run["frames_sent"], "{case:#}");
+        }
+        assert_eq!(case["frames_per_s"], case["loaded"]["frames_per_s"]);
+    }
+    // The copy case of the same wait strategy is also compared with the ideal ring under the
+    // same neighbour.
+    assert!(
+        tput[1]["loaded"]["ratio_to_ideal"].is_number(),
+        "{:#}",
+        tput[1]
+    );
+    let latency = section["latency"].as_array().expect("a latency list");
+    let waits: Vec<&str> = latency
+        .iter()
+        .map(|c| c["wait"].as_str().unwrap())
+        .collect();
+    assert_eq!(waits, ["busy_spin", "adaptive"]);
+    for case in latency {
+        assert_keys(
+            case,
+            &[
+                "quiet_p50_ns",
+                "p50_ns",
+                "ratio_to_quiet",
+                "neighbour_cores",
+            ],
+            "neighbour latency case",
+        );
+        assert!(case["quiet"]["samples"].as_u64().unwrap() > 0, "{case:#}");
+        assert!(case["loaded"]["samples"].as_u64().unwrap() > 0, "{case:#}");
+        assert_eq!(case["p50_ns"], case["loaded"]["one_way_ns"]["p50"]);
+    }
+}
+
+/// The process ids of the children of `parent` whose command line contains `word`.
+fn children_running(parent: u32, word: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The fields after the command name, which is in parentheses: state, then ppid.
+        let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+        let ppid: Option<u32> = after.split(' ').nth(1).and_then(|p| p.parse().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(word) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Whether process `pid` is gone or a zombie (dead, waiting to be reaped by whoever adopted it).
+fn is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+#[test]
+fn the_neighbour_dies_with_a_bench_that_is_killed_while_it_runs() {
+    use std::time::{Duration, Instant};
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args(["bench", "--only", "neighbour", "--duration", "3", "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start shmline bench");
+    // The first neighbour starts after the quiet ideal ring (3 s) and runs for 3 s.
+    let started = Instant::now();
+    let neighbour = loop {
+        if let Some(&pid) = children_running(bench.id(), "neighbour").first() {
+            break pid;
+        }
+        if started.elapsed() > Duration::from_secs(60) || bench.try_wait().unwrap().is_some() {
+            let _ = bench.kill();
+            let _ = bench.wait();
+            panic!("the bench never started its neighbour");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // SIGKILL: no destructor of the bench runs; only the kernel can stop the neighbour now.
+    bench.kill().unwrap();
+    bench.wait().unwrap();
+    let killed = Instant::now();
+    while !is_dead(neighbour) {
+        if killed.elapsed() > Duration::from_secs(30) {
+            // Not left spinning after the test, whatever it proved.
+            // SAFETY: kill takes a pid and a signal and touches no memory.
+            unsafe { libc::kill(neighbour as i32, libc::SIGKILL) };
+            panic!("the neighbour (pid {neighbour}) still ran 30 s after its bench was killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

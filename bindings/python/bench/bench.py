@@ -1,39 +1,56 @@
 """Throughput and latency of shmline from Python, side by side with what Python users pick instead.
 
 Two processes per measurement: a producer and a consumer of NumPy frames (dtype uint64) of 64 B,
-4 KiB, 64 KiB and 1 MiB, through:
-- shmline: copy (`write` / `read`, a new array per frame), copy into a reused array (`write` /
-  `read_into`), zero-copy (`reserve` / `acquire`), and batches of 256 frames for 64 B
-  (`write_batch` / `read_batch_into`);
-- multiprocessing.Queue (`put` / `get`), multiprocessing.Pipe (`send_bytes` /
-  `recv_bytes_into`), pyzmq PUSH/PULL over ipc:// (`send(copy=False)` / `recv(copy=False)`),
+4 KiB, 64 KiB and 1 MiB (--sizes), through:
+- shmline, copy: the producer `write`s one reused array, stamped in place; the consumer
+  `read`s (a new array per frame);
+- shmline, read_into: the same producer; the consumer `read_into`s one reused array;
+- shmline, zero-copy: the producer, `with reserve() as f`, writes only the two stamps into the
+  slot (the rest of the payload keeps what the slot held); the consumer, `with acquire() as f`,
+  reads only the two stamps. Its frames/s is the per-frame cost of the zero-copy calls; its
+  GB/s counts payload handed over in place, not bytes moved, and compares with no other path;
+- shmline, batch (64 B only): `write_batch` of a (256, 8) array / `read_batch_into` a reused one;
+- multiprocessing.Queue(maxsize=64): `put(frame.copy())` (pickled by the queue's feeder thread)
+  / `get()`;
+- multiprocessing.Pipe: `send_bytes(frame)` / `recv_bytes_into(reused array)`;
+- pyzmq PUSH/PULL over ipc://, high-water marks of 64 messages on each side: `send(frame)` (a
+  copy: the array is reused) / `recv(copy=False)` viewed with `np.frombuffer`;
 - a hand-made single-producer single-consumer ring on multiprocessing.shared_memory (busy
-  polling, copy in and copy out, as a careful user would write it),
+  polling, `np.copyto` in and out, as a careful user would write it);
 - PYTHUSA's SharedRingBuffer (`write_array` / `read_array`) with its tuned settings
   (min_reader_pos_refresh_s=0, min_reader_pos_refresh_interval=1), in its own interpreter
   (`--pythusa-python`), since it pins numpy<2.3.
 
 Every frame carries its sequence number in its first and last 8 bytes; the producer writes them
 (in place for zero-copy), the consumer checks them, and only frames that arrive intact and in
-order count. Every path has 64 slots (or 64 frames' worth of bytes; --capacity changes it). The
-consumer counts frames over a 1 s window after 0.3 s of warm-up.
+order count. The rings have 64 slots (PYTHUSA 64 frames' worth of bytes; --capacity changes
+every 64 above; an mp.Pipe holds what the OS pipe buffer holds). The consumer counts frames over
+a 1 s window that starts 0.3 s after its first frames, then tells the producer to stop; the
+producer then ends the stream its transport's way, and the pyzmq producer keeps its connection
+open until the consumer has read that end (closed at once, it lost the last frames in flight).
 
 Per-call costs: one process calls write/read/... in a loop (`micro`), to show the binding's
 overhead over the raw C calls.
 
 One-way latency: a ping-pong of 64 B frames carrying the sender's clock; one way is half of each
-round trip; busy polling where the transport can (shmline readers with wait="busy_spin", the
-hand-made ring, PYTHUSA), blocking receives elsewhere.
+round trip; a warm-up of 2000 round trips or 0.5 s, whichever ends first, then 20000 round trips
+or 5 s, whichever ends first (`samples` says how many were measured), so that a run always ends;
+busy polling where the transport can (shmline readers with wait="busy_spin", the hand-made
+ring, PYTHUSA), blocking receives elsewhere.
 
 Usage (from the repository root, after scripts/python-test built target/pyenv):
-    target/pyenv/bin/pip install pyzmq matplotlib
+    target/pyenv/bin/python -m pip install pyzmq matplotlib
     python3 -m venv target/bench-pythusa
     target/bench-pythusa/bin/pip install --ignore-requires-python pythusa "numpy<2.3"
     target/pyenv/bin/python bindings/python/bench/bench.py --runs 3 \\
         --pythusa-python target/bench-pythusa/bin/python \\
         --json target/bench-python.json --plots docs/img
+    # The table and plots again from that report, measuring nothing:
+    target/pyenv/bin/python bindings/python/bench/bench.py --replot \\
+        --json target/bench-python.json --plots docs/img
 
-A benchmark, never a test: it prints a table and writes JSON (medians over --runs) and plots.
+A benchmark, never a test: it prints a table and writes JSON (medians over --runs) and, with
+--plots, two PNG plots.
 """
 
 from __future__ import annotations
@@ -60,8 +77,14 @@ CAPACITY = int(os.environ.get("BENCH_CAPACITY", "64"))
 BATCH = 256
 WARMUP_S = 0.3
 WINDOW_S = 1.0
+# The ping-pong: a warm-up of PING_WARMUP round trips or PING_WARMUP_S seconds, whichever ends
+# first, then PINGS round trips or PING_S seconds, whichever ends first (two busy-polling
+# processes on a loaded machine can take milliseconds per round trip: unbounded, the 22000 round
+# trips took over 300 s).
 PINGS = 20000
 PING_WARMUP = 2000
+PING_WARMUP_S = 0.5
+PING_S = 5.0
 
 # Each measurement runs in a fresh process (`--one`) under the interpreter its transport needs;
 # that process is the consumer (or the pinger) and starts the producer (or the echoer) with
@@ -80,7 +103,9 @@ def frame_shape(size: int):
 
 class Stop:
     """A flag in shared memory the consumer raises when it has measured enough; the producer
-    looks at it every 256 frames (an mp.Event per frame would cost more than a 64 B frame)."""
+    looks at it every 256 frames (an mp.Event per frame would cost more than a 64 B frame). The
+    consumer raises it further once it has received the producer's end of stream, for a
+    producer that must keep its connection open until then (pyzmq)."""
 
     def __init__(self, name: Optional[str] = None) -> None:
         self.shm = shared_memory.SharedMemory(name=name, create=name is None, size=8)
@@ -93,6 +118,17 @@ class Stop:
 
     def is_set(self) -> bool:
         return bool(self.flag[0])
+
+    def set_received_all(self) -> None:
+        self.flag[0] = 2
+
+    def wait_received_all(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.flag[0] != 2:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
 
     def close(self, unlink: bool = False) -> None:
         del self.flag
@@ -107,7 +143,7 @@ class Counter:
     def __init__(self, stop: Stop, size: int) -> None:
         self.stop = stop
         self.size = size
-        self.start = time.perf_counter()
+        self.start: Optional[float] = None  # the first call: frames are arriving
         self.t0 = None
         self.n0 = 0
         self.result = None
@@ -116,6 +152,8 @@ class Counter:
     def tick(self, count: int) -> bool:
         """Called now and then with the intact frames so far; True once the window is over."""
         now = time.perf_counter()
+        if self.start is None:
+            self.start = now
         if self.t0 is None:
             if now - self.start >= WARMUP_S:
                 self.t0, self.n0 = now, count
@@ -197,6 +235,11 @@ def produce(transport: str, mode: str, size: int, stop_name: str, endpoint) -> N
                 sock.send(frame)
                 i += 1
         sock.send(b"")
+        # Keep the connection open until the consumer has read the end of stream. Closing it
+        # at once lost the last frames (and the end) whenever the consumer lagged behind: at
+        # 64 B under load the producer had sent 220160 frames, the consumer got 218233, then
+        # nothing until its recv timed out; linger only hands the frames to the kernel.
+        stop.wait_received_all(60)
         sock.close(linger=-1)
         ctx.term()
     elif transport == "shm ring":
@@ -402,6 +445,7 @@ def consume(transport: str, mode: str, size: int) -> dict:
             while True:
                 msg = recv(copy=False)
                 if len(msg) == 0:
+                    stop.set_received_all()
                     break
                 f = frombuffer(msg, np.uint64)
                 if f.item(0) == expected and f.item(-1) == expected:
@@ -607,13 +651,19 @@ def ping(transport: str) -> dict:
                     return
     one_way = []
     try:
-        for k in range(PINGS + PING_WARMUP):
-            t = clock()
-            frame[0] = t
-            send(frame)
-            recv(out)
-            if k >= PING_WARMUP:
-                one_way.append((clock() - t) / 2)
+        for phase, rounds, seconds in (("warm-up", PING_WARMUP, PING_WARMUP_S),
+                                       ("measure", PINGS, PING_S)):
+            deadline = clock() + int(seconds * 1e9)
+            for _ in range(rounds):
+                t = clock()
+                frame[0] = t
+                send(frame)
+                recv(out)
+                end = clock()
+                if phase == "measure":
+                    one_way.append((end - t) / 2)
+                if end > deadline:
+                    break
         frame[0] = 0
         send(frame)
         echoer.join(60)
@@ -638,7 +688,7 @@ def ping(transport: str) -> dict:
                 r.unlink()
     one_way.sort()
     return {"p50_us": one_way[len(one_way) // 2] / 1e3,
-            "p99_us": one_way[int(len(one_way) * 0.99)] / 1e3}
+            "p99_us": one_way[int(len(one_way) * 0.99)] / 1e3, "samples": len(one_way)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -716,8 +766,8 @@ def run_one(python: str, spec: dict) -> Optional[dict]:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=300)
     except subprocess.TimeoutExpired:
-        # A busy-spinning ping-pong on a loaded machine can take that long: a missing figure,
-        # not the end of the whole run.
+        # Every measurement is bounded in time (the window, the ping-pong's budget): one that
+        # runs this long hangs (a peer that died), and costs a missing figure, not the run.
         print(f"  {spec}: no result within 300 s", file=sys.stderr)
         return None
     if done.returncode != 0:
@@ -749,6 +799,9 @@ def main() -> None:
                         help="comma-separated kinds of measurement to run")
     parser.add_argument("--json", default="target/bench-python.json")
     parser.add_argument("--plots", help="directory for the PNG plots")
+    parser.add_argument("--replot", action="store_true",
+                        help="measure nothing: read the report --json names, print its table "
+                             "and (with --plots) draw its plots again")
     parser.add_argument("--wait", default="adaptive", choices=["adaptive", "busy_spin", "block"],
                         help="wait strategy of shmline's throughput readers and writers")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
@@ -766,6 +819,13 @@ def main() -> None:
         else:
             result = consume(spec["transport"], spec["mode"], spec["size"])
         print(json.dumps(result))
+        return
+    if args.replot:
+        with open(args.json) as f:
+            report = json.load(f)
+        print_table(report)
+        if args.plots:
+            plot(report, args.plots)
         return
     os.environ["BENCH_WAIT"] = args.wait  # inherited by every measurement's processes
     os.environ["BENCH_CAPACITY"] = str(args.capacity)
@@ -835,10 +895,11 @@ def print_table(report: dict) -> None:
             for k, v in r.items():
                 if isinstance(v, float):
                     print(f"  {k:<48} {v:>8.0f}")
-    print(f"\n{'transport':<10} {'one-way p50 (us)':>17} {'p99 (us)':>10}")
+    print(f"\n{'transport':<10} {'one-way p50 (us)':>17} {'p99 (us)':>10} {'samples':>8}")
     for r in report["rows"]:
         if r["kind"] == "latency":
-            print(f"{r['transport']:<10} {r['p50_us']:>17.2f} {r['p99_us']:>10.2f}")
+            print(f"{r['transport']:<10} {r['p50_us']:>17.2f} {r['p99_us']:>10.2f} "
+                  f"{r.get('samples', '-'):>8}")
 
 
 def plot(report: dict, directory: str) -> None:
@@ -848,6 +909,8 @@ def plot(report: dict, directory: str) -> None:
 
     os.makedirs(directory, exist_ok=True)
     rows = [r for r in report["rows"] if r["kind"] == "throughput"]
+    # The sizes this report measured (--sizes), not the default ones.
+    sizes = sorted({r["size"] for r in rows})
     series = sorted({(r["transport"], r["mode"]) for r in rows if r["mode"] != "batch"},
                     key=lambda s: (s[0] != "shmline", s))
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
@@ -856,11 +919,11 @@ def plot(report: dict, directory: str) -> None:
         width = 0.8 / len(series)
         for k, (transport, mode) in enumerate(series):
             values = [next((r[field] / scale for r in rows if r["transport"] == transport and
-                            r["mode"] == mode and r["size"] == size), 0) for size in SIZES]
-            ax.bar([x + k * width for x in range(len(SIZES))], values, width,
+                            r["mode"] == mode and r["size"] == size), 0) for size in sizes]
+            ax.bar([x + k * width for x in range(len(sizes))], values, width,
                    label=transport if mode == "copy" else f"{transport} {mode}")
-        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(SIZES))])
-        ax.set_xticklabels([human_size(s) for s in SIZES])
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(sizes))])
+        ax.set_xticklabels([human_size(s) for s in sizes])
         ax.set_xlabel("frame size")
         ax.set_ylabel(label)
         ax.set_yscale("log")

@@ -4,7 +4,9 @@
 //! JSON object from the child's stdout when it exits; the child's stderr goes to the terminal.
 
 use super::latency::PingPong;
-use super::{fan, ideal, latency, parse_wait, platform, throughput, WaitStrategy, ATTACH_TIMEOUT};
+use super::{
+    fan, ideal, latency, neighbour, parse_wait, platform, throughput, WaitStrategy, ATTACH_TIMEOUT,
+};
 use serde_json::{json, Value};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -29,6 +31,8 @@ pub enum Role {
     WriteFan,
     /// Read `--stream` (as a member of `--group`, if given) and verify every writer's frames.
     ReadFan,
+    /// Keep one CPU busy until told to stop on the shared memory file descriptor `--fd`.
+    Neighbour,
 }
 
 /// Options of `shmline __bench-child`, the second process of `shmline bench`.
@@ -67,6 +71,13 @@ pub struct ChildArgs {
     /// CPU to pin this process to.
     #[arg(long)]
     pub cpu: Option<usize>,
+    /// CPUs this process may run on when it is not pinned (the parent's own list before it pinned
+    /// itself, which a child would otherwise inherit).
+    #[arg(long, value_delimiter = ',', conflicts_with = "cpu")]
+    pub cpus: Vec<usize>,
+    /// Process id of the bench that started this child: the child dies with it.
+    #[arg(long)]
+    pub parent: Option<u32>,
     /// Writers of the stream (write-fan, read-fan).
     #[arg(long, default_value_t = 1)]
     pub writers: u32,
@@ -99,6 +110,8 @@ impl ChildArgs {
             warmup: 0,
             wait: WaitStrategy::Adaptive,
             cpu,
+            cpus: Vec::new(),
+            parent: Some(std::process::id()),
             writers: 1,
             writer_id: 0,
             group: None,
@@ -141,6 +154,14 @@ impl ChildArgs {
                 }),
             ),
             ("--cpu", self.cpu.map(|c| c.to_string())),
+            (
+                "--cpus",
+                (self.cpu.is_none() && !self.cpus.is_empty()).then(|| {
+                    let cpus: Vec<String> = self.cpus.iter().map(usize::to_string).collect();
+                    cpus.join(",")
+                }),
+            ),
+            ("--parent", self.parent.map(|p| p.to_string())),
             ("--group", self.group.clone()),
             ("--frames", self.frames.map(|n| n.to_string())),
             ("--seconds", self.seconds.map(|s| s.to_string())),
@@ -157,7 +178,14 @@ impl ChildArgs {
 
 /// Runs the child role and prints its result as one JSON line.
 pub fn run_child(args: &ChildArgs) -> ExitCode {
-    let pin_error = args.cpu.and_then(|cpu| platform::pin_to(cpu).err());
+    if let Some(parent) = args.parent {
+        die_with(parent);
+    }
+    let pin_error = match (args.cpu, args.cpus.is_empty()) {
+        (Some(cpu), _) => platform::pin_to(cpu).err(),
+        (None, false) => platform::allow_cpus(&args.cpus).err(),
+        (None, true) => None,
+    };
     let result = match args.role {
         Role::ReadCopy | Role::ReadBatch | Role::ReadZeroCopy => throughput::read_side(args),
         Role::Echo => latency::echo(args),
@@ -165,6 +193,7 @@ pub fn run_child(args: &ChildArgs) -> ExitCode {
         Role::ReadIdeal => ideal::read_side(args),
         Role::WriteFan => fan::write_side(args),
         Role::ReadFan => fan::read_side(args),
+        Role::Neighbour => neighbour::neighbour_side(args),
     };
     let (mut out, code) = match result {
         Ok(value) => (value, ExitCode::SUCCESS),
@@ -176,6 +205,21 @@ pub fn run_child(args: &ChildArgs) -> ExitCode {
     out["pin_error"] = json!(pin_error);
     println!("{out}");
     code
+}
+
+/// Makes the kernel kill this process when `parent` (the bench) ends, however it ends (a
+/// SIGKILL too, which runs no destructor): a child that polls shared memory, or the neighbour,
+/// would otherwise spin for ever once its bench is gone.
+fn die_with(parent: u32) {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // The bench may have ended before the call above: then this process already has another
+    // parent, and no signal will come.
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } as u32 != parent {
+        eprintln!("shmline bench child: the bench (pid {parent}) has ended; exiting");
+        std::process::exit(1);
+    }
 }
 
 /// A running child process. Killed if dropped before [`ChildProcess::finish`].

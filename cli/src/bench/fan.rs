@@ -10,7 +10,9 @@
 //! member). Throughput is every reader's frames after its warm-up over the span from the first
 //! reader's warm-up end to the last reader's end of stream.
 //!
-//! The processes are not pinned: there are more of them than the two CPUs the copy case uses.
+//! The processes are not pinned: there are more of them than the two CPUs the copy case uses. They
+//! may run on every CPU the bench was allowed before it pinned itself (a child would otherwise
+//! inherit the bench's own pin).
 
 use super::child::{ChildArgs, ChildProcess, Role};
 use super::throughput::{Stopper, ERRORS_KEPT};
@@ -117,6 +119,7 @@ pub fn run_case(plan: &Plan, fan: Fan, size: usize) -> Result<FanResult, String>
     let readers = fan.readers();
     let stream = create_stream("fan", capacity, size, fan.writers, readers)?;
     let mut args = ChildArgs::new(Role::ReadFan, None);
+    args.cpus = plan.free_cpus.clone();
     args.stream = Some(stream.name().to_owned());
     args.size = size;
     args.writers = fan.writers;
@@ -133,6 +136,7 @@ pub fn run_case(plan: &Plan, fan: Fan, size: usize) -> Result<FanResult, String>
     let mut writer_children = Vec::new();
     for id in 0..fan.writers {
         let mut args = ChildArgs::new(Role::WriteFan, None);
+        args.cpus = plan.free_cpus.clone();
         args.stream = Some(stream.name().to_owned());
         args.size = size;
         args.writers = fan.writers;
