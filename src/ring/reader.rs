@@ -458,7 +458,7 @@ impl Reader {
     ) -> Result<FrameInfo> {
         self.check_idle()?;
         loop {
-            self.wait_for_frame(deadline)?;
+            self.wait_for_frame(deadline, true)?;
             let mut info = FrameInfo::default();
             if self.copy_frame(self.pos, buf, &mut info)? {
                 self.advance(1, info.len as u64);
@@ -550,7 +550,9 @@ impl Reader {
                     }
                     continue;
                 }
-                self.wait_for_frame(deadline)?;
+                // Waits on `head` alone: a batch wants the frames a publication brings, not
+                // the first slot the writer completes (see `slot_ready`).
+                self.wait_for_frame(deadline, false)?;
                 continue;
             }
             let mut info = FrameInfo::default();
@@ -631,7 +633,7 @@ impl Reader {
         }
         self.check_idle()?;
         let (frame, payload, info) = loop {
-            self.wait_for_frame(deadline)?;
+            self.wait_for_frame(deadline, true)?;
             let (frame, payload) = self.shared.slot(self.pos);
             let len = self.validate(frame, self.pos)?;
             if !self.skipped(frame) {
@@ -961,16 +963,43 @@ impl Reader {
         protocol::reader_wake_done(self.shared.header(), self.shared.entry(self.index));
     }
 
-    /// Returns once frame `self.pos` is published, or with the outcome that prevents it.
+    /// Returns once frame `self.pos` is published (or, with `watch_slot`, once a call that waits
+    /// finds it complete in its slot: see [`Reader::slot_ready`]), or with the outcome that
+    /// prevents it.
     #[inline]
-    fn wait_for_frame(&mut self, deadline: Deadline) -> Result<()> {
+    fn wait_for_frame(&mut self, deadline: Deadline, watch_slot: bool) -> Result<()> {
         if let Some(member) = self.member.as_mut() {
             member.deadline = deadline;
         }
         if self.pos < self.head || self.refresh_head()? {
             return Ok(());
         }
-        self.wait_for_frame_slow(deadline)
+        self.wait_for_frame_slow(deadline, watch_slot)
+    }
+
+    /// For a waiting lossless reader of a single-writer stream: true if frame `self.pos` is
+    /// complete in its slot (`seq == pos`, loaded with Acquire), although `head` may not show it
+    /// yet.
+    ///
+    /// The writer stores a frame's `seq` (Release) after its payload and header and before
+    /// `head`, and a lossless reader's position keeps the writer out of the slot (LAYOUT.md 4.5),
+    /// so the frame is there to read. A reader polling the slot as well as `head` learns of the
+    /// frame from the line that carries it, instead of from `head` and then, one transfer
+    /// later, the slot: a one-way latency of about one cache-line transfer instead of two or
+    /// three. It also asks for the slot's second line (the rest of a small payload) for the
+    /// same reason. `head` is still loaded and checked on every poll and every later read.
+    #[inline(always)]
+    fn slot_ready(&self) -> bool {
+        if self.lossy || self.multi || self.member.is_some() {
+            // A lossy reader can be lapped, a multi-writer stream stamps frames before they are
+            // published in order, and a member's `pos` is where its last claim ended.
+            return false;
+        }
+        let (frame, payload) = self.shared.slot(self.pos);
+        // The slot's second 64-byte line: a prefetch never faults, and the slot has room for at
+        // least the 32-byte header and one payload byte, so this is inside it or just past it.
+        crate::sync::prefetch_read(payload.wrapping_add(32));
+        protocol::frame_ready(frame, self.pos)
     }
 
     /// Reloads `head`; returns true if frame `self.pos` is published. A group member claims
@@ -1171,7 +1200,7 @@ impl Reader {
     }
 
     #[cold]
-    fn wait_for_frame_slow(&mut self, deadline: Deadline) -> Result<()> {
+    fn wait_for_frame_slow(&mut self, deadline: Deadline, watch_slot: bool) -> Result<()> {
         // A reader that keeps up with its writer comes here for nearly every frame, so a caller
         // about to wait polls `head` alone (one cache line, the one the writer publishes on)
         // and looks at the writer's state (another line, which the writer's statistics keep
@@ -1186,7 +1215,7 @@ impl Reader {
         }
         let mut spins = 0u32;
         loop {
-            if self.refresh_head()? {
+            if self.refresh_head()? || (watch_slot && self.slot_ready()) {
                 return Ok(());
             }
             let slice = match self.wait.next_step(&mut spins, &deadline) {
