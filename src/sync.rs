@@ -19,6 +19,21 @@ pub fn spin_hint() {
     loom::thread::yield_now();
 }
 
+/// Hint to the CPU to bring the cache line holding `at` into this core's caches, for reading. No
+/// memory is accessed (any address will do: a prefetch never faults) and nothing is ordered; a
+/// no-op where there is no such instruction, and under loom.
+#[inline(always)]
+pub fn prefetch_read(at: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: PREFETCHT0 (SSE, part of the x86-64 baseline) only hints the cache; it does not
+    // dereference the pointer and cannot fault, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(at as *const i8)
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = at;
+}
+
 /// Keeps a SeqCst store before a later SeqCst load of another location, as the single total order
 /// of SeqCst operations does: the two halves of every store-then-load handshake in
 /// `ring::protocol` (Dekker style: "I announce, then I look at what you announced").

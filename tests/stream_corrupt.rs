@@ -359,6 +359,42 @@ fn a_reader_reports_corrupt_when_head_moves_backwards() {
 }
 
 #[test]
+fn a_waiting_reader_takes_a_frame_complete_in_its_slot_before_head_shows_it() {
+    // LAYOUT.md 4.5: the writer stores a frame's `seq` after its payload and before `head`, so a
+    // lossless reader of a single-writer stream that waits may take the frame from its slot. Here
+    // `head` is held back by hand, as if the writer's store of it were late.
+    let l = live("lagging-head", options(8, 16));
+    let mut r = l.stream.reader(&ReaderOptions::default()).unwrap();
+    let mut w = l.stream.writer().unwrap();
+    w.write(b"zero").unwrap();
+    assert_eq!(r.try_read().unwrap().data, b"zero");
+    for frame in [&b"one"[..], b"two", b"three"] {
+        w.write(frame).unwrap();
+    }
+    l.raw.u64(hdr!(head), 1);
+    // A call that does not wait looks at `head` alone.
+    assert!(matches!(r.try_read(), Err(Error::Empty)));
+    let wait = Duration::from_secs(10);
+    assert_eq!(r.read_timeout(wait).unwrap().data, b"one");
+    let lent = r.acquire_timeout(wait).unwrap();
+    assert_eq!((lent.info().seq, &*lent), (2, &b"two"[..]));
+    drop(lent);
+    // A batch waits for `head`: it wants what a publication brings, not one slot at a time.
+    let mut buf = [0u8; 64];
+    let mut infos = [FrameInfo::default(); 4];
+    assert!(matches!(
+        r.read_batch_timeout(&mut buf, &mut infos, Duration::from_millis(20)),
+        Err(Error::Timeout)
+    ));
+    // The writer keeps its own count: the next publication repairs `head`.
+    w.write(b"four").unwrap();
+    assert_eq!(l.raw.get_u64(hdr!(head)), 5);
+    assert_eq!(r.read_batch_timeout(&mut buf, &mut infos, wait).unwrap(), 2);
+    assert_eq!((infos[0].seq, &buf[..5]), (3, &b"three"[..]));
+    assert_eq!((infos[1].seq, &buf[5..9]), (4, &b"four"[..]));
+}
+
+#[test]
 fn a_lossless_reader_reports_corrupt_when_head_jumps_more_than_a_ring_ahead() {
     let l = live("ahead", options(4, 16));
     let mut r = l.stream.reader(&ReaderOptions::default()).unwrap();

