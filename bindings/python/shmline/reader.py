@@ -18,6 +18,7 @@ from ._common import (
 )
 from ._ffi import ffi, lib
 from ._handle import Handle
+from ._hot import ReaderCore, address, nothing
 from ._views import Ring, StreamRef, retire
 from .errors import SchemaMismatchError, WrongStateError
 
@@ -86,6 +87,19 @@ class Reader(Handle, Generic[F]):
         if self._dtype is not None and self._frame_size <= SMALL_FRAME:
             self._scratch = np.empty(self._shape, self._dtype)
             self._scratch_c = _from_buffer(self._scratch)
+        # The compiled calls of this handle (`_hot`): read(), read_into() and acquire() try
+        # them first.
+        self._core: Any = None
+        self._fast_read: Callable[[], Any] = nothing
+        self._fast_read_into: Callable[[Any], Optional[int]] = nothing
+        self._fast_acquire: Callable[[], Optional[int]] = nothing
+        if ReaderCore is not None:
+            self._core = ReaderCore(address(handle), np.ndarray, self._dtype, self._shape,
+                                    self._frame_size, self._max_frame_size, address(self._info),
+                                    self._scratch)
+            self._fast_read = self._core.read
+            self._fast_read_into = self._core.read_into
+            self._fast_acquire = self._core.acquire
 
     @property
     def name(self) -> str:
@@ -135,8 +149,15 @@ class Reader(Handle, Generic[F]):
         `SchemaMismatchError` for a frame whose size is not the schema's (a foreign writer that
         ignores the schema).
         """
-        # Every path first tries the library without waiting (no deadline, no clock read), and
-        # waits only when no frame is there.
+        # The compiled call reads a frame that is there now; then nothing else runs.
+        if timeout is None or timeout >= 0:
+            frame = self._fast_read()
+            if frame is not None:
+                if frame is False:
+                    self._wrong_size()
+                return frame
+        # Every cffi path first tries the library without waiting (no deadline, no clock read),
+        # and waits only when no frame is there.
         if timeout is not None and not timeout >= 0:
             first_slice(timeout)  # raises ValueError
         info = self._info
@@ -183,7 +204,16 @@ class Reader(Handle, Generic[F]):
         C-contiguous. Bytes streams take any writable buffer (`BufferTooSmallError` if the frame
         does not fit; it stays unread).
         """
-        if out is self._cached_out:
+        # The compiled call reads a frame that is there now; then nothing else runs.
+        if timeout is None or timeout >= 0:
+            length = self._fast_read_into(out)
+            if length is not None:
+                if length < 0:
+                    self._wrong_size()
+                return length
+        # The last array read into keeps its C view, unless it was reshaped or retyped in place.
+        if out is self._cached_out and (self._dtype is None or (
+                out.dtype is self._dtype and out.shape == self._shape)):
             c = self._cached_c
             cap = self._cached_cap
         else:
@@ -403,6 +433,8 @@ class Reader(Handle, Generic[F]):
     def close(self) -> None:
         """Closes the reader: it leaves the stream and no longer holds the writer back. A frame
         still acquired is released. Closing twice does nothing."""
+        if self._core is not None:
+            self._core.detach()  # before the handle goes: it must not be used after
         super().close()
         self._cached_out = self._cached_c = self._cached_batch = self._cached_batch_c = None
         self._scratch = self._scratch_c = None

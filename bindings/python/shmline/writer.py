@@ -14,6 +14,7 @@ from ._common import (
 )
 from ._ffi import ffi, lib
 from ._handle import Handle
+from ._hot import WriterCore, address, nothing
 from ._views import Ring, StreamRef, retire
 from .errors import SchemaMismatchError, WrongStateError
 
@@ -69,6 +70,15 @@ class Writer(Handle, Generic[F]):
         self._waits = self._policy == "block"
         self._drops = self._policy == "drop_newest"
         self._dropped = ffi.new("uint64_t *")  # frames_dropped before the last write
+        # The compiled calls of this handle (`_hot`): write() and reserve() try them first.
+        self._core: Any = None
+        self._fast_write: Callable[[Any, int], Any] = nothing
+        self._fast_reserve: Callable[[], Optional[int]] = nothing
+        if WriterCore is not None:
+            self._core = WriterCore(address(handle), np.ndarray, self._dtype, self._shape,
+                                    self._frame_size, not self._drops)
+            self._fast_write = self._core.write
+            self._fast_reserve = self._core.reserve
 
     @property
     def name(self) -> str:
@@ -113,7 +123,11 @@ class Writer(Handle, Generic[F]):
         Bytes streams take any bytes-like object. `flags` (32 bits) reach readers in
         `FrameInfo.flags`.
         """
-        # The hot path, for an array of the schema: one C call that does not wait (so no
+        # The compiled call writes a frame of the schema (any bytes-like one on a bytes stream)
+        # when there is space now; then nothing else runs.
+        if (timeout is None or timeout >= 0) and self._fast_write(frame, flags):
+            return True
+        # The cffi path, for an array of the schema: one C call that does not wait (so no
         # deadline or clock), the C view of the array reused when it is the last one written.
         if type(frame) is _ndarray and frame.dtype is self._fast_dtype \
                 and frame.shape == self._shape:
@@ -402,6 +416,8 @@ class Writer(Handle, Generic[F]):
     def close(self) -> None:
         """Closes the writer and ends the stream: readers read the frames left, then get end of
         stream. A reserved slot is dropped unpublished. Closing twice does nothing."""
+        if self._core is not None:
+            self._core.detach()  # before the handle goes: it must not be used after
         super().close()
         self._cached_frame = self._cached_c = None
         self._cached_batch = self._cached_batch_c = None
