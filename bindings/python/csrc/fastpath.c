@@ -354,11 +354,14 @@ static PyObject *ReaderCore_read_into(ReaderCore *self, PyObject *out) {
     return PyLong_FromSize_t(self->info->len);
 }
 
-/* acquire() -> int | None: the address of the frame lent now (`info` describes it), or None. */
+/* acquire() -> int | None: the address of the frame lent now (`info` describes it), 0 if its
+ * size is not the schema's (it is lent all the same), or None if none was lent. */
 static PyObject *ReaderCore_acquire(ReaderCore *self, PyObject *unused) {
     const void *data;
     if (self->h == NULL || shmline_reader_acquire(self->h, 0, &data, self->info) != SHMLINE_OK)
         Py_RETURN_NONE;
+    if (self->s.descr != NULL && self->info->len != self->s.frame_size)
+        return PyLong_FromLong(0);
     return PyLong_FromVoidPtr((void *)data);
 }
 
@@ -378,7 +381,7 @@ static PyMethodDef ReaderCore_methods[] = {
     {"read_into", (PyCFunction)ReaderCore_read_into, METH_O,
      "read_into(out) -> the length read now, -1 if its size is wrong, None if none was."},
     {"acquire", (PyCFunction)ReaderCore_acquire, METH_NOARGS,
-     "acquire() -> the address of the frame lent now, or None."},
+     "acquire() -> the address of the frame lent now (0: of a wrong size), or None."},
     {"release", (PyCFunction)ReaderCore_release, METH_NOARGS,
      "release() -> the library's status."},
     {"detach", (PyCFunction)ReaderCore_detach, METH_NOARGS, "Forgets the handle."},

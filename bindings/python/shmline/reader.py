@@ -100,6 +100,7 @@ class Reader(Handle, Generic[F]):
             self._fast_read = self._core.read
             self._fast_read_into = self._core.read_into
             self._fast_acquire = self._core.acquire
+            self._release_now = self._core.release  # type: ignore[method-assign]
 
     @property
     def name(self) -> str:
@@ -372,12 +373,20 @@ class Reader(Handle, Generic[F]):
         if timeout is not None and not timeout >= 0:
             first_slice(timeout)  # raises ValueError
         info = self._info
-        status = _acquire(self._h, 0, self._data_pp, info)
-        if status != OK:
-            h, data_pp = self._h, self._data_pp
-            self._wait_frame(lambda ns: _acquire(h, ns, data_pp, info), status, timeout)
-        address = self._data_out[0]
+        # The compiled call lends a frame there now (address 0: one not of the schema's size).
+        address = self._fast_acquire()
+        if address is None:
+            status = _acquire(self._h, 0, self._data_pp, info)
+            if status != OK:
+                h, data_pp = self._h, self._data_pp
+                self._wait_frame(lambda ns: _acquire(h, ns, data_pp, info), status, timeout)
+            address = self._data_out[0]
+            if self._dtype is not None and info.len != self._frame_size:
+                address = 0
         if self._dtype is not None:
+            if not address:
+                _release(self._h)
+                self._wrong_size()
             # Array views of the slots are read-only and keep pointing at their slot after the
             # release anyway (module docs of `shmline.stream`), so one per slot serves every
             # frame that comes through it: found by the address the library lent, which was
@@ -385,9 +394,6 @@ class Reader(Handle, Generic[F]):
             view: Any = self._views.get(address)
             if view is None:
                 view = self._view_at(address)
-            if info.len != self._frame_size:
-                _release(self._h)
-                self._wrong_size()
         else:
             ring = self._ring_at(address)
             offset = ring.offset(address, info.seq)
@@ -419,6 +425,11 @@ class Reader(Handle, Generic[F]):
         if self._frame is not None or self._h == NULL:
             return False
         return bool(_release(self._h) == OK)
+
+    def _release_now(self) -> int:
+        """Gives the acquired frame back through cffi (a build without the compiled calls):
+        the library's status."""
+        return int(_release(self._h))
 
     def __iter__(self) -> Iterator[F]:
         return self
@@ -473,8 +484,16 @@ class ReadSlot(Generic[F]):
         return self.view
 
     def __exit__(self, *exc: Any) -> None:
-        if self._reader is not None:
-            self.release()
+        reader = self._reader
+        if reader is None:
+            return  # released inside the block
+        # release(), inlined: the end of every zero-copy read.
+        try:
+            status = reader._release_now()
+        finally:
+            self._finish()
+        if status != OK and reader._h != NULL:  # a closed reader released it already
+            reader._call(status)
 
     def release(self) -> None:
         """Gives the slot back to the writer."""
@@ -482,7 +501,7 @@ class ReadSlot(Generic[F]):
         if reader is None:
             raise WrongStateError("this frame was already released")
         try:
-            status = _release(reader._h)
+            status = reader._release_now()
         finally:
             self._finish()
         if status != OK and reader._h != NULL:  # a closed reader released it already

@@ -79,6 +79,7 @@ class Writer(Handle, Generic[F]):
                                     self._frame_size, not self._drops)
             self._fast_write = self._core.write
             self._fast_reserve = self._core.reserve
+            self._commit_now = self._core.commit  # type: ignore[method-assign]
 
     @property
     def name(self) -> str:
@@ -211,6 +212,8 @@ class Writer(Handle, Generic[F]):
         """Writes `frame` if there is space now and returns True; returns False, writing
         nothing, if the ring is full (under every policy; "drop_newest" also counts the frame
         in `frames_dropped`). Checks `frame` as `write()` does."""
+        if self._fast_write(frame, flags):
+            return True
         c = self._source(frame)
         if self._drops:
             return self._write_or_drop(c, len(c), flags)
@@ -365,12 +368,14 @@ class Writer(Handle, Generic[F]):
                     f"nbytes {nbytes} is outside 0..{max_frame}, the stream's frame sizes")
         if timeout is not None:
             first_slice(timeout)  # raises ValueError for a negative timeout
-        status = _reserve(self._h, 0, self._slot_pp, self._capacity_out)
-        if status != OK:
-            h, slot_pp, capacity_out = self._h, self._slot_pp, self._capacity_out
-            self._wait_space(lambda ns: _reserve(h, ns, slot_pp, capacity_out), status, timeout,
-                             "no slot was reserved")
-        address = self._slot_out[0]
+        address = self._fast_reserve()  # the compiled call: a slot free now
+        if address is None:
+            status = _reserve(self._h, 0, self._slot_pp, self._capacity_out)
+            if status != OK:
+                h, slot_pp, capacity_out = self._h, self._slot_pp, self._capacity_out
+                self._wait_space(lambda ns: _reserve(h, ns, slot_pp, capacity_out), status,
+                                 timeout, "no slot was reserved")
+            address = self._slot_out[0]
         if self._dtype is not None:
             # A new view per reservation (made read-only after it), of an array of the slot
             # made once: far cheaper than an array over the ring buffer each time.
@@ -412,6 +417,11 @@ class Writer(Handle, Generic[F]):
         if self._slot is not None or self._h == NULL:
             return False
         return bool(_abort(self._h) == OK)
+
+    def _commit_now(self, nbytes: int, flags: int) -> int:
+        """Publishes the reserved slot through cffi (a build without the compiled calls): the
+        library's status."""
+        return int(_commit(self._h, nbytes, flags))
 
     def close(self) -> None:
         """Closes the writer and ends the stream: readers read the frames left, then get end of
@@ -457,10 +467,17 @@ class WriteSlot(Generic[F]):
         return self.view
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if self._writer is None:
+        writer = self._writer
+        if writer is None:
             return  # committed or aborted inside the block
         if exc_type is None:
-            self.commit()
+            # commit() with its defaults, inlined: the end of every zero-copy write.
+            try:
+                status = writer._commit_now(self._length, self._flags)
+            finally:
+                self._finish()
+            if status != OK:
+                writer._call(status)
         else:
             self.abort()
 
@@ -480,8 +497,8 @@ class WriteSlot(Generic[F]):
                     f"cannot commit {nbytes} bytes of a slot reserved for {self._length} (the "
                     "slot is still reserved)")
         try:
-            status = _commit(writer._h, self._length if nbytes is None else nbytes,
-                             self._flags if flags is None else flags)
+            status = writer._commit_now(self._length if nbytes is None else nbytes,
+                                        self._flags if flags is None else flags)
         finally:
             self._finish()
         if status != OK:

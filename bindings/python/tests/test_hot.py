@@ -151,3 +151,26 @@ def test_a_frame_held_by_a_c_acquire_is_not_read_past_by_the_compiled_read(name)
         assert lib.shmline_reader_acquire(reader._h, 0, data, reader._info) == 0
         assert int(reader.read()[0]) == 1
         assert int(reader.read()[0]) == 2
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_zero_copy_frames_and_a_foreign_frame_of_the_wrong_size_behave_on_either_path(name, path):
+    with shmline.Stream.create(name, shape=(4,), dtype=np.int32, capacity=2,
+                               unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        if path == "cffi":
+            cffi_only(reader, writer)
+        for i in range(5):
+            with writer.reserve(flags=i) as out:
+                out[:] = i
+            with reader.acquire() as frame:
+                assert frame.tolist() == [i] * 4 and reader.info.flags == i
+        # A C writer is free to ignore the schema: 3 bytes through the C API directly.
+        assert lib.shmline_writer_write(writer._h, ffi.from_buffer(b"abc"), 3, 0, 0) == 0
+        with pytest.raises(shmline.SchemaMismatchError, match="is 3 bytes"):
+            reader.acquire()
+        assert writer.try_write(np.full(4, 9, np.int32))
+        with reader.acquire() as frame:  # the wrong frame was released: the next one comes
+            assert frame.tolist() == [9] * 4
+        assert writer.try_write(np.zeros(4, np.int32)) and writer.try_write(np.zeros(4, np.int32))
+        assert not writer.try_write(np.zeros(4, np.int32))  # full: capacity 2
