@@ -59,6 +59,11 @@ class Reader(Handle, Generic[F]):
         self._frame_size: int = stream.frame_size or 0
         self._max_frame_size = stream.max_frame_size
         self._frame: Optional[ReadSlot[F]] = None
+        # The one slot object every acquire re-arms (one frame at a time): no object to
+        # allocate, and for the garbage collector to track, per frame. It holds the reader only
+        # while armed, so an idle reader is in no reference cycle.
+        self._spare: ReadSlot[F] = ReadSlot(self, None)
+        self._spare._reader = None
         self._ring: Optional[Ring] = None
         # The array view of each slot, by the address of its payload (`acquire`).
         self._views: Dict[int, Any] = {}
@@ -398,7 +403,9 @@ class Reader(Handle, Generic[F]):
             ring = self._ring_at(address)
             offset = ring.offset(address, info.seq)
             view = ring.readonly[offset:offset + info.len]
-        frame: ReadSlot[F] = ReadSlot(self, view)
+        frame = self._spare
+        frame.view = view
+        frame._reader = self
         self._frame = frame
         return frame
 
@@ -455,6 +462,7 @@ class Reader(Handle, Generic[F]):
         self._stream.pin = NULL
         if self._frame is not None:
             self._frame._finish()
+        self._spare.view = None  # its last view must not pin the mapping
 
     def __repr__(self) -> str:
         kind = "lossy reader" if self._lossy else "reader"
@@ -467,7 +475,8 @@ class Reader(Handle, Generic[F]):
 class ReadSlot(Generic[F]):
     """An acquired frame (`Reader.acquire()`): a context manager whose `with` gives the
     read-only view (an `Array`, or a `memoryview` for a bytes stream), released when the block
-    ends."""
+    ends. A reader reuses one such object for its frames, which it lends one at a time: once
+    released, it stands for the reader's next frame."""
 
     __slots__ = ("_reader", "view")
 

@@ -50,6 +50,11 @@ class Writer(Handle, Generic[F]):
         # dtypes are singletons): the schema's, or for bytes streams an object no dtype is.
         self._fast_dtype: Any = stream.dtype if stream.dtype is not None else object()
         self._slot: Optional[WriteSlot[F]] = None
+        # The one slot object every reservation re-arms (one reservation at a time): no object
+        # to allocate, and for the garbage collector to track, per frame. It holds the writer
+        # only while armed, so an idle writer is in no reference cycle.
+        self._spare: WriteSlot[F] = WriteSlot(self, None, 0, 0)
+        self._spare._writer = None
         self._ring: Optional[Ring] = None
         # The array of each slot, by the address of its payload (`reserve`).
         self._arrays: Dict[int, Any] = {}
@@ -388,7 +393,11 @@ class Writer(Handle, Generic[F]):
             ring, offset = self._slot_at(address)
             length = max_frame if nbytes is None else nbytes
             view = ring.writable[offset:offset + length]
-        slot: WriteSlot[F] = WriteSlot(self, view, length, flags)
+        slot = self._spare
+        slot.view = view
+        slot._length = length
+        slot._flags = flags
+        slot._writer = self
         self._slot = slot
         return slot
 
@@ -437,6 +446,7 @@ class Writer(Handle, Generic[F]):
         self._stream.pin = NULL
         if self._slot is not None:
             self._slot._finish()
+        self._spare.view = None  # its last view must not pin the mapping
 
     def __repr__(self) -> str:
         return f"<shmline.Writer of {self._name!r}{' closed' if self.closed else ''}>"
@@ -448,7 +458,9 @@ class Writer(Handle, Generic[F]):
 class WriteSlot(Generic[F]):
     """A reserved slot (`Writer.reserve()`): a context manager whose `with` gives the writable
     view (an `Array`, or a `memoryview` for a bytes stream), committed when the block ends
-    normally and aborted when it raises."""
+    normally and aborted when it raises. A writer reuses one such object for its reservations,
+    which come one at a time: once committed or aborted, it stands for the writer's next
+    reservation."""
 
     __slots__ = ("_writer", "view", "_length", "_flags")
 
