@@ -52,6 +52,8 @@ except ImportError:  # pragma: no cover
 
 HERE = Path(__file__).resolve().parent
 MODULE = "shmline._shmline_cffi"
+# The compiled per-frame calls, built beside the API-mode cffi module (BuildShmline.build_fastpath).
+FASTPATH = "shmline._fastpath"
 # Where an sdist carries the crate (ShmlineSdist writes it).
 SDIST_CRATE = "rust"
 
@@ -186,7 +188,7 @@ class BuildShmline(build_ext):
         cli.chmod(0o755)
         self.shmline_outputs = [bundled, cli]
         # An earlier in-place build may have left the other mode's module, which would win.
-        for stale in target.parent.glob("_shmline_cffi*"):
+        for stale in [*target.parent.glob("_shmline_cffi*"), *target.parent.glob("_fastpath*")]:
             stale.unlink()
         mode = os.environ.get("SHMLINE_CFFI_MODE", "api")
         if mode not in ("api", "abi"):
@@ -221,17 +223,35 @@ class BuildShmline(build_ext):
         ext.extra_objects = [str(bundled)]
         ext.extra_link_args = ["-Wl,-rpath,$ORIGIN"]
         super().build_extension(ext)
+        self.build_fastpath(bundled)
+
+    def build_fastpath(self, bundled: Path) -> None:
+        """Builds `shmline._fastpath` (csrc/fastpath.c): the per-frame calls of writers and
+        readers against the CPython API, which skip cffi's per-call argument conversion and GIL
+        release (shmline/_hot.py). Optional: without it the package uses its cffi paths."""
+        fast = Extension(FASTPATH, sources=[str(HERE / "csrc" / "fastpath.c")],
+                         include_dirs=[str(CRATE / "include")], extra_objects=[str(bundled)],
+                         extra_link_args=["-Wl,-rpath,$ORIGIN"])
+        # What setuptools' finalize_options sets on the extensions it was given.
+        fast._full_name, fast._links_to_dynamic, fast._needs_stub = FASTPATH, False, False
+        try:
+            super().build_extension(fast)
+        except (CCompilerError, ExecError) as e:
+            print(f"shmline: WARNING: could not compile {FASTPATH} ({e}); the package works "
+                  "without it, at a few hundred ns more per frame", file=sys.stderr)
+            return
+        self.shmline_outputs.append(Path(self.get_ext_fullpath(FASTPATH)))
 
     def copy_extensions_to_source(self) -> None:
         """In place (`pip install -e`): the package directory gets what the build wrote."""
         package_dir = Path(self.get_finalized_command("build_py").get_package_dir("shmline"))
         built_package = Path(os.path.abspath(self.build_lib)) / "shmline"
+        for stale in [*package_dir.glob("_shmline_cffi*"), *package_dir.glob("_fastpath*")]:
+            stale.unlink()
         for built in self.shmline_outputs:
             copy = package_dir / Path(os.path.abspath(built)).relative_to(built_package)
             copy.parent.mkdir(parents=True, exist_ok=True)
             self.copy_file(str(built), str(copy), level=self.verbose)
-        for stale in package_dir.glob("_shmline_cffi*"):
-            stale.unlink()
         if getattr(self.distribution, "shmline_cffi_mode", "api") == "api":
             super().copy_extensions_to_source()
         else:

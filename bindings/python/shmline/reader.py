@@ -18,6 +18,7 @@ from ._common import (
 )
 from ._ffi import ffi, lib
 from ._handle import Handle
+from ._hot import ReaderCore, address, nothing
 from ._views import Ring, StreamRef, retire
 from .errors import SchemaMismatchError, WrongStateError
 
@@ -58,6 +59,11 @@ class Reader(Handle, Generic[F]):
         self._frame_size: int = stream.frame_size or 0
         self._max_frame_size = stream.max_frame_size
         self._frame: Optional[ReadSlot[F]] = None
+        # The one slot object every acquire re-arms (one frame at a time): no object to
+        # allocate, and for the garbage collector to track, per frame. It holds the reader only
+        # while armed, so an idle reader is in no reference cycle.
+        self._spare: ReadSlot[F] = ReadSlot(self, None)
+        self._spare._reader = None
         self._ring: Optional[Ring] = None
         # The array view of each slot, by the address of its payload (`acquire`).
         self._views: Dict[int, Any] = {}
@@ -86,6 +92,20 @@ class Reader(Handle, Generic[F]):
         if self._dtype is not None and self._frame_size <= SMALL_FRAME:
             self._scratch = np.empty(self._shape, self._dtype)
             self._scratch_c = _from_buffer(self._scratch)
+        # The compiled calls of this handle (`_hot`): read(), read_into() and acquire() try
+        # them first.
+        self._core: Any = None
+        self._fast_read: Callable[[], Any] = nothing
+        self._fast_read_into: Callable[[Any], Optional[int]] = nothing
+        self._fast_acquire: Callable[[], Optional[int]] = nothing
+        if ReaderCore is not None:
+            self._core = ReaderCore(address(handle), np.ndarray, self._dtype, self._shape,
+                                    self._frame_size, self._max_frame_size, address(self._info),
+                                    self._scratch)
+            self._fast_read = self._core.read
+            self._fast_read_into = self._core.read_into
+            self._fast_acquire = self._core.acquire
+            self._release_now = self._core.release  # type: ignore[method-assign]
 
     @property
     def name(self) -> str:
@@ -135,8 +155,15 @@ class Reader(Handle, Generic[F]):
         `SchemaMismatchError` for a frame whose size is not the schema's (a foreign writer that
         ignores the schema).
         """
-        # Every path first tries the library without waiting (no deadline, no clock read), and
-        # waits only when no frame is there.
+        # The compiled call reads a frame that is there now; then nothing else runs.
+        if timeout is None or timeout >= 0:
+            frame = self._fast_read()
+            if frame is not None:
+                if frame is False:
+                    self._wrong_size()
+                return frame
+        # Every cffi path first tries the library without waiting (no deadline, no clock read),
+        # and waits only when no frame is there.
         if timeout is not None and not timeout >= 0:
             first_slice(timeout)  # raises ValueError
         info = self._info
@@ -183,7 +210,16 @@ class Reader(Handle, Generic[F]):
         C-contiguous. Bytes streams take any writable buffer (`BufferTooSmallError` if the frame
         does not fit; it stays unread).
         """
-        if out is self._cached_out:
+        # The compiled call reads a frame that is there now; then nothing else runs.
+        if timeout is None or timeout >= 0:
+            length = self._fast_read_into(out)
+            if length is not None:
+                if length < 0:
+                    self._wrong_size()
+                return length
+        # The last array read into keeps its C view, unless it was reshaped or retyped in place.
+        if out is self._cached_out and (self._dtype is None or (
+                out.dtype is self._dtype and out.shape == self._shape)):
             c = self._cached_c
             cap = self._cached_cap
         else:
@@ -342,12 +378,20 @@ class Reader(Handle, Generic[F]):
         if timeout is not None and not timeout >= 0:
             first_slice(timeout)  # raises ValueError
         info = self._info
-        status = _acquire(self._h, 0, self._data_pp, info)
-        if status != OK:
-            h, data_pp = self._h, self._data_pp
-            self._wait_frame(lambda ns: _acquire(h, ns, data_pp, info), status, timeout)
-        address = self._data_out[0]
+        # The compiled call lends a frame there now (address 0: one not of the schema's size).
+        address = self._fast_acquire()
+        if address is None:
+            status = _acquire(self._h, 0, self._data_pp, info)
+            if status != OK:
+                h, data_pp = self._h, self._data_pp
+                self._wait_frame(lambda ns: _acquire(h, ns, data_pp, info), status, timeout)
+            address = self._data_out[0]
+            if self._dtype is not None and info.len != self._frame_size:
+                address = 0
         if self._dtype is not None:
+            if not address:
+                _release(self._h)
+                self._wrong_size()
             # Array views of the slots are read-only and keep pointing at their slot after the
             # release anyway (module docs of `shmline.stream`), so one per slot serves every
             # frame that comes through it: found by the address the library lent, which was
@@ -355,14 +399,13 @@ class Reader(Handle, Generic[F]):
             view: Any = self._views.get(address)
             if view is None:
                 view = self._view_at(address)
-            if info.len != self._frame_size:
-                _release(self._h)
-                self._wrong_size()
         else:
             ring = self._ring_at(address)
             offset = ring.offset(address, info.seq)
             view = ring.readonly[offset:offset + info.len]
-        frame: ReadSlot[F] = ReadSlot(self, view)
+        frame = self._spare
+        frame.view = view
+        frame._reader = self
         self._frame = frame
         return frame
 
@@ -390,6 +433,11 @@ class Reader(Handle, Generic[F]):
             return False
         return bool(_release(self._h) == OK)
 
+    def _release_now(self) -> int:
+        """Gives the acquired frame back through cffi (a build without the compiled calls):
+        the library's status."""
+        return int(_release(self._h))
+
     def __iter__(self) -> Iterator[F]:
         return self
 
@@ -403,6 +451,8 @@ class Reader(Handle, Generic[F]):
     def close(self) -> None:
         """Closes the reader: it leaves the stream and no longer holds the writer back. A frame
         still acquired is released. Closing twice does nothing."""
+        if self._core is not None:
+            self._core.detach()  # before the handle goes: it must not be used after
         super().close()
         self._cached_out = self._cached_c = self._cached_batch = self._cached_batch_c = None
         self._scratch = self._scratch_c = None
@@ -412,6 +462,7 @@ class Reader(Handle, Generic[F]):
         self._stream.pin = NULL
         if self._frame is not None:
             self._frame._finish()
+        self._spare.view = None  # its last view must not pin the mapping
 
     def __repr__(self) -> str:
         kind = "lossy reader" if self._lossy else "reader"
@@ -424,7 +475,8 @@ class Reader(Handle, Generic[F]):
 class ReadSlot(Generic[F]):
     """An acquired frame (`Reader.acquire()`): a context manager whose `with` gives the
     read-only view (an `Array`, or a `memoryview` for a bytes stream), released when the block
-    ends."""
+    ends. A reader reuses one such object for its frames, which it lends one at a time: once
+    released, it stands for the reader's next frame."""
 
     __slots__ = ("_reader", "view")
 
@@ -441,8 +493,16 @@ class ReadSlot(Generic[F]):
         return self.view
 
     def __exit__(self, *exc: Any) -> None:
-        if self._reader is not None:
-            self.release()
+        reader = self._reader
+        if reader is None:
+            return  # released inside the block
+        # release(), inlined: the end of every zero-copy read.
+        try:
+            status = reader._release_now()
+        finally:
+            self._finish()
+        if status != OK and reader._h != NULL:  # a closed reader released it already
+            reader._call(status)
 
     def release(self) -> None:
         """Gives the slot back to the writer."""
@@ -450,7 +510,7 @@ class ReadSlot(Generic[F]):
         if reader is None:
             raise WrongStateError("this frame was already released")
         try:
-            status = _release(reader._h)
+            status = reader._release_now()
         finally:
             self._finish()
         if status != OK and reader._h != NULL:  # a closed reader released it already

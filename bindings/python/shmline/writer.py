@@ -14,6 +14,7 @@ from ._common import (
 )
 from ._ffi import ffi, lib
 from ._handle import Handle
+from ._hot import WriterCore, address, nothing
 from ._views import Ring, StreamRef, retire
 from .errors import SchemaMismatchError, WrongStateError
 
@@ -49,6 +50,11 @@ class Writer(Handle, Generic[F]):
         # dtypes are singletons): the schema's, or for bytes streams an object no dtype is.
         self._fast_dtype: Any = stream.dtype if stream.dtype is not None else object()
         self._slot: Optional[WriteSlot[F]] = None
+        # The one slot object every reservation re-arms (one reservation at a time): no object
+        # to allocate, and for the garbage collector to track, per frame. It holds the writer
+        # only while armed, so an idle writer is in no reference cycle.
+        self._spare: WriteSlot[F] = WriteSlot(self, None, 0, 0)
+        self._spare._writer = None
         self._ring: Optional[Ring] = None
         # The array of each slot, by the address of its payload (`reserve`).
         self._arrays: Dict[int, Any] = {}
@@ -69,6 +75,16 @@ class Writer(Handle, Generic[F]):
         self._waits = self._policy == "block"
         self._drops = self._policy == "drop_newest"
         self._dropped = ffi.new("uint64_t *")  # frames_dropped before the last write
+        # The compiled calls of this handle (`_hot`): write() and reserve() try them first.
+        self._core: Any = None
+        self._fast_write: Callable[[Any, int], Any] = nothing
+        self._fast_reserve: Callable[[], Optional[int]] = nothing
+        if WriterCore is not None:
+            self._core = WriterCore(address(handle), np.ndarray, self._dtype, self._shape,
+                                    self._frame_size, not self._drops)
+            self._fast_write = self._core.write
+            self._fast_reserve = self._core.reserve
+            self._commit_now = self._core.commit  # type: ignore[method-assign]
 
     @property
     def name(self) -> str:
@@ -113,7 +129,11 @@ class Writer(Handle, Generic[F]):
         Bytes streams take any bytes-like object. `flags` (32 bits) reach readers in
         `FrameInfo.flags`.
         """
-        # The hot path, for an array of the schema: one C call that does not wait (so no
+        # The compiled call writes a frame of the schema (any bytes-like one on a bytes stream)
+        # when there is space now; then nothing else runs.
+        if (timeout is None or timeout >= 0) and self._fast_write(frame, flags):
+            return True
+        # The cffi path, for an array of the schema: one C call that does not wait (so no
         # deadline or clock), the C view of the array reused when it is the last one written.
         if type(frame) is _ndarray and frame.dtype is self._fast_dtype \
                 and frame.shape == self._shape:
@@ -197,6 +217,8 @@ class Writer(Handle, Generic[F]):
         """Writes `frame` if there is space now and returns True; returns False, writing
         nothing, if the ring is full (under every policy; "drop_newest" also counts the frame
         in `frames_dropped`). Checks `frame` as `write()` does."""
+        if self._fast_write(frame, flags):
+            return True
         c = self._source(frame)
         if self._drops:
             return self._write_or_drop(c, len(c), flags)
@@ -351,12 +373,14 @@ class Writer(Handle, Generic[F]):
                     f"nbytes {nbytes} is outside 0..{max_frame}, the stream's frame sizes")
         if timeout is not None:
             first_slice(timeout)  # raises ValueError for a negative timeout
-        status = _reserve(self._h, 0, self._slot_pp, self._capacity_out)
-        if status != OK:
-            h, slot_pp, capacity_out = self._h, self._slot_pp, self._capacity_out
-            self._wait_space(lambda ns: _reserve(h, ns, slot_pp, capacity_out), status, timeout,
-                             "no slot was reserved")
-        address = self._slot_out[0]
+        address = self._fast_reserve()  # the compiled call: a slot free now
+        if address is None:
+            status = _reserve(self._h, 0, self._slot_pp, self._capacity_out)
+            if status != OK:
+                h, slot_pp, capacity_out = self._h, self._slot_pp, self._capacity_out
+                self._wait_space(lambda ns: _reserve(h, ns, slot_pp, capacity_out), status,
+                                 timeout, "no slot was reserved")
+            address = self._slot_out[0]
         if self._dtype is not None:
             # A new view per reservation (made read-only after it), of an array of the slot
             # made once: far cheaper than an array over the ring buffer each time.
@@ -369,7 +393,11 @@ class Writer(Handle, Generic[F]):
             ring, offset = self._slot_at(address)
             length = max_frame if nbytes is None else nbytes
             view = ring.writable[offset:offset + length]
-        slot: WriteSlot[F] = WriteSlot(self, view, length, flags)
+        slot = self._spare
+        slot.view = view
+        slot._length = length
+        slot._flags = flags
+        slot._writer = self
         self._slot = slot
         return slot
 
@@ -399,9 +427,16 @@ class Writer(Handle, Generic[F]):
             return False
         return bool(_abort(self._h) == OK)
 
+    def _commit_now(self, nbytes: int, flags: int) -> int:
+        """Publishes the reserved slot through cffi (a build without the compiled calls): the
+        library's status."""
+        return int(_commit(self._h, nbytes, flags))
+
     def close(self) -> None:
         """Closes the writer and ends the stream: readers read the frames left, then get end of
         stream. A reserved slot is dropped unpublished. Closing twice does nothing."""
+        if self._core is not None:
+            self._core.detach()  # before the handle goes: it must not be used after
         super().close()
         self._cached_frame = self._cached_c = None
         self._cached_batch = self._cached_batch_c = None
@@ -411,6 +446,7 @@ class Writer(Handle, Generic[F]):
         self._stream.pin = NULL
         if self._slot is not None:
             self._slot._finish()
+        self._spare.view = None  # its last view must not pin the mapping
 
     def __repr__(self) -> str:
         return f"<shmline.Writer of {self._name!r}{' closed' if self.closed else ''}>"
@@ -422,7 +458,9 @@ class Writer(Handle, Generic[F]):
 class WriteSlot(Generic[F]):
     """A reserved slot (`Writer.reserve()`): a context manager whose `with` gives the writable
     view (an `Array`, or a `memoryview` for a bytes stream), committed when the block ends
-    normally and aborted when it raises."""
+    normally and aborted when it raises. A writer reuses one such object for its reservations,
+    which come one at a time: once committed or aborted, it stands for the writer's next
+    reservation."""
 
     __slots__ = ("_writer", "view", "_length", "_flags")
 
@@ -441,10 +479,17 @@ class WriteSlot(Generic[F]):
         return self.view
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if self._writer is None:
+        writer = self._writer
+        if writer is None:
             return  # committed or aborted inside the block
         if exc_type is None:
-            self.commit()
+            # commit() with its defaults, inlined: the end of every zero-copy write.
+            try:
+                status = writer._commit_now(self._length, self._flags)
+            finally:
+                self._finish()
+            if status != OK:
+                writer._call(status)
         else:
             self.abort()
 
@@ -464,8 +509,8 @@ class WriteSlot(Generic[F]):
                     f"cannot commit {nbytes} bytes of a slot reserved for {self._length} (the "
                     "slot is still reserved)")
         try:
-            status = _commit(writer._h, self._length if nbytes is None else nbytes,
-                             self._flags if flags is None else flags)
+            status = writer._commit_now(self._length if nbytes is None else nbytes,
+                                        self._flags if flags is None else flags)
         finally:
             self._finish()
         if status != OK:

@@ -1,0 +1,54 @@
+"""The compiled per-frame calls (`shmline._fastpath`, bindings/python/csrc/fastpath.c), when this
+build has them and they read NumPy arrays right.
+
+API-mode builds compile them beside the cffi module; ABI-mode builds (and any build where the
+check below fails) have `WriterCore` and `ReaderCore` None, and writers and readers then use
+their cffi paths only. Either way the Python methods keep every check, message and wait: the
+compiled calls only do the common case sooner, and say when they did nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ._ffi import ffi
+
+WriterCore: Optional[Any] = None
+ReaderCore: Optional[Any] = None
+
+
+def _reads_numpy_right(fastpath: Any) -> bool:
+    """Whether the compiled module's reading of NumPy's array struct matches what NumPy says of
+    a few arrays (contiguous, strided, read-only, 0-d, of different dtypes)."""
+    base = np.zeros((4, 6), np.float32)
+    readonly = np.arange(5, dtype=np.int64)
+    readonly.setflags(write=False)
+    for a in (base, base[:, 1:4], readonly, np.array(3, np.uint8), np.empty((2, 3, 4), "<U3")):
+        expected = (a.__array_interface__["data"][0], a.ndim, a.shape, a.dtype,
+                    bool(a.flags.c_contiguous), bool(a.flags.writeable))
+        got = fastpath.facts(a)
+        if got[:3] != expected[:3] or got[3] is not expected[3] or got[4:] != expected[4:]:
+            return False
+    return True
+
+
+try:
+    from . import _fastpath  # type: ignore[attr-defined]
+except ImportError:  # an ABI-mode build
+    pass
+else:
+    if _reads_numpy_right(_fastpath):
+        WriterCore, ReaderCore = _fastpath.WriterCore, _fastpath.ReaderCore
+
+
+def address(pointer: Any) -> int:
+    """The address a cffi pointer holds, as the compiled calls take handles."""
+    return int(ffi.cast("uintptr_t", pointer))
+
+
+def nothing(*_: Any) -> None:
+    """What a missing compiled call does: nothing (None; falsy, so callers take their cffi
+    path)."""
+    return None

@@ -1,0 +1,176 @@
+"""The per-frame hot paths: the compiled calls of API-mode builds (shmline._fastpath) and the cffi
+paths they fall back to give the same frames, checks and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import shmline
+from shmline import _hot
+from shmline._ffi import ffi, lib
+
+
+def cffi_only(*handles):
+    """Makes writers and readers take their cffi paths, as in a build without the compiled
+    calls."""
+    for h in handles:
+        for attr in ("_fast_write", "_fast_reserve", "_fast_read", "_fast_read_into",
+                     "_fast_acquire"):
+            if hasattr(h, attr):
+                setattr(h, attr, _hot.nothing)
+
+
+PATHS = ["compiled", "cffi"]
+
+
+def test_an_api_mode_build_has_the_compiled_calls_and_they_read_numpy_arrays_right():
+    if shmline.cffi_mode != "api":
+        pytest.skip("ABI-mode builds have no compiled calls")
+    assert _hot.WriterCore is not None and _hot.ReaderCore is not None
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_frames_small_and_large_come_back_equal_whichever_path_moves_them(name, path):
+    # 64 KiB is the largest frame the compiled calls copy; 128 KiB goes through cffi anyway.
+    for shape in [(8,), (3, 5), (8192,), (16384,)]:
+        with shmline.Stream.create(f"{name}-{shape[-1]}", shape=shape, dtype=np.float64,
+                                   capacity=4, unlink_on_close=True) as s:
+            reader, writer = s.reader(), s.writer()
+            if path == "cffi":
+                cffi_only(reader, writer)
+            frames = [np.random.default_rng(i).random(shape) for i in range(3)]
+            out = np.empty(shape)
+            writer.write(frames[0], flags=7)
+            writer.write(frames[1])
+            writer.write(frames[2])
+            got = reader.read()
+            np.testing.assert_array_equal(got, frames[0])
+            assert reader.info.flags == 7 and reader.info.seq == 0
+            assert reader.read_into(out) == frames[1].nbytes
+            np.testing.assert_array_equal(out, frames[1])
+            np.testing.assert_array_equal(reader.read(), frames[2])
+            assert reader.info.seq == 2 and got is not out
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_bytes_frames_of_any_buffer_type_come_back_whichever_path_moves_them(name, path):
+    with shmline.Stream.create(name, max_frame_size=100_000, unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        if path == "cffi":
+            cffi_only(reader, writer)
+        sent = [b"", b"abc", bytearray(b"xyz" * 10), memoryview(b"0123456789")[2:6],
+                np.arange(4, dtype=np.int16), bytes(range(256)) * 300]
+        for frame in sent:
+            writer.write(frame)
+        for frame in sent[:3]:
+            assert reader.read() == bytes(frame)
+        into = bytearray(100_000)
+        for frame in sent[3:]:
+            n = reader.read_into(memoryview(into))
+            assert bytes(into[:n]) == bytes(frame)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_an_array_reshaped_or_retyped_in_place_after_a_write_is_refused_next_time(name, path):
+    with shmline.Stream.create(name, shape=(8,), dtype=np.uint64, unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        if path == "cffi":
+            cffi_only(reader, writer)
+        frame = np.arange(8, dtype=np.uint64)
+        writer.write(frame)
+        frame.shape = (2, 4)
+        with pytest.raises(shmline.SchemaMismatchError, match=r"\(2, 4\)"):
+            writer.write(frame)
+        frame.shape = (8,)
+        frame.dtype = np.int64
+        with pytest.raises(shmline.SchemaMismatchError, match="int64"):
+            writer.write(frame)
+        out = np.empty(8, np.uint64)
+        assert reader.read_into(out) == 64
+        out.shape = (4, 2)
+        writer.write(np.zeros(8, np.uint64))
+        with pytest.raises(shmline.SchemaMismatchError):
+            reader.read_into(out)
+        assert writer.position == 2 and reader.position == 1
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_bad_timeouts_and_flags_are_refused_even_when_the_call_could_succeed_now(name, path):
+    with shmline.Stream.create(name, shape=(2,), dtype=np.int32, unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        if path == "cffi":
+            cffi_only(reader, writer)
+        frame = np.zeros(2, np.int32)
+        with pytest.raises(ValueError, match="timeout"):
+            writer.write(frame, timeout=-1)
+        with pytest.raises(OverflowError):
+            writer.write(frame, flags=1 << 32)
+        with pytest.raises(OverflowError):
+            writer.write(frame, flags=-1)
+        assert writer.position == 0
+        writer.write(frame, timeout=float("inf"), flags=(1 << 32) - 1)
+        for read in (reader.read, lambda **kw: reader.read_into(np.empty(2, np.int32), **kw)):
+            with pytest.raises(ValueError, match="timeout"):
+                read(timeout=float("nan"))
+        assert reader.read(timeout=0).tolist() == [0, 0] and reader.info.flags == (1 << 32) - 1
+
+
+def test_array_subclasses_and_byte_swapped_arrays_are_written_as_their_values(name):
+    with shmline.Stream.create(name, shape=(3,), dtype=np.int32, unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        writer.write(np.ma.masked_array([1, 2, 3], dtype=np.int32))
+        writer.write(np.array([4, 5, 6], dtype=np.int32).view(np.matrix).A1)
+        swapped = np.array([7, 8, 9], dtype=">i4")
+        with pytest.raises(shmline.SchemaMismatchError):
+            writer.write(swapped)
+        writer.write(swapped.astype(np.int32))
+        assert [reader.read().tolist() for _ in range(3)] == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+
+
+def test_a_closed_handle_refuses_every_hot_call_with_closed_error(name):
+    with shmline.Stream.create(name, shape=(1,), dtype=np.int8, unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        writer.write(np.ones(1, np.int8))
+        reader.close()
+        writer.close()
+        for call in (lambda: writer.write(np.ones(1, np.int8)), writer.reserve, reader.read,
+                     lambda: reader.read_into(np.empty(1, np.int8)), reader.acquire):
+            with pytest.raises(shmline.ClosedError):
+                call()
+
+
+def test_a_frame_held_by_a_c_acquire_is_not_read_past_by_the_compiled_read(name):
+    # A read while the library lends a frame (an interrupted acquire) takes the cffi path, which
+    # releases that frame first: the compiled call must not read on as if nothing were lent.
+    with shmline.Stream.create(name, shape=(1,), dtype=np.int64, unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        for i in range(3):
+            writer.write(np.array([i]))
+        data = ffi.new("const void **")
+        assert lib.shmline_reader_acquire(reader._h, 0, data, reader._info) == 0
+        assert int(reader.read()[0]) == 1
+        assert int(reader.read()[0]) == 2
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_zero_copy_frames_and_a_foreign_frame_of_the_wrong_size_behave_on_either_path(name, path):
+    with shmline.Stream.create(name, shape=(4,), dtype=np.int32, capacity=2,
+                               unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        if path == "cffi":
+            cffi_only(reader, writer)
+        for i in range(5):
+            with writer.reserve(flags=i) as out:
+                out[:] = i
+            with reader.acquire() as frame:
+                assert frame.tolist() == [i] * 4 and reader.info.flags == i
+        # A C writer is free to ignore the schema: 3 bytes through the C API directly.
+        assert lib.shmline_writer_write(writer._h, ffi.from_buffer(b"abc"), 3, 0, 0) == 0
+        with pytest.raises(shmline.SchemaMismatchError, match="is 3 bytes"):
+            reader.acquire()
+        assert writer.try_write(np.full(4, 9, np.int32))
+        with reader.acquire() as frame:  # the wrong frame was released: the next one comes
+            assert frame.tolist() == [9] * 4
+        assert writer.try_write(np.zeros(4, np.int32)) and writer.try_write(np.zeros(4, np.int32))
+        assert not writer.try_write(np.zeros(4, np.int32))  # full: capacity 2
