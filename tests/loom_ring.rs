@@ -256,34 +256,18 @@ impl Ring {
     /// A lossless reader reads frame `pos` once it is published, checks it, and releases it.
     /// `before_release` runs after the payload has been read.
     fn read(&self, entry: &ReaderEntry, pos: u64, before_release: impl Fn()) -> u64 {
-        self.read_watching(entry, pos, false, before_release)
-    }
-
-    /// [`Ring::read`]; with `watch_slot`, waiting as `Reader::wait_for_frame_slow` does for a
-    /// lossless reader of a single-writer stream: on `head` and on the slot's `seq`
-    /// (`protocol::frame_ready`), taking the frame from whichever shows it first.
-    fn read_watching(
-        &self,
-        entry: &ReaderEntry,
-        pos: u64,
-        watch_slot: bool,
-        before_release: impl Fn(),
-    ) -> u64 {
-        let slot = self.slot(pos);
-        loop {
+        let head = loop {
             let head = protocol::head(&self.hdr);
             if head > pos {
-                assert!(
-                    head <= pos + self.capacity,
-                    "head {head} is more than a ring ahead of lossless reader at {pos}"
-                );
-                break;
-            }
-            if watch_slot && protocol::frame_ready(&slot.frame, pos) {
-                break;
+                break head;
             }
             thread::yield_now();
-        }
+        };
+        assert!(
+            head <= pos + self.capacity,
+            "head {head} is more than a ring ahead of lossless reader at {pos}"
+        );
+        let slot = self.slot(pos);
         // Acquire as `Reader::validate` loads it.
         assert_eq!(slot.frame.seq.load(Ordering::Acquire), pos, "slot seq");
         // Relaxed as `Reader::validate` loads it.
@@ -354,42 +338,6 @@ fn a_lossless_reader_reads_every_frame_once_in_order_and_is_never_overwritten() 
         let mut seen = Vec::new();
         for pos in 0..FRAMES {
             seen.push(ring.read(&ring.entries[0], pos, || {
-                done.store(pos + 1, Ordering::Relaxed)
-            }));
-        }
-        writer.join().unwrap();
-        assert_eq!(seen, (0..FRAMES).map(payload_of).collect::<Vec<_>>());
-    });
-}
-
-#[test]
-fn a_reader_that_also_watches_its_slot_reads_every_frame_once_intact_and_in_order() {
-    // The reader takes a frame as soon as its slot's `seq` says it is complete, before `head`
-    // shows it: loom reports a data race if it reads a payload the writer has not finished (or
-    // the writer overwrites one it has not released), and the values are checked too.
-    const FRAMES: u64 = 3;
-    bounded(5).check(|| {
-        let ring = Ring::new(2, vec![entry(true)]);
-        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let writer = {
-            let (ring, done) = (ring.clone(), done.clone());
-            thread::spawn(move || {
-                let (mut head, mut limit) = (0, 0);
-                for _ in 0..FRAMES {
-                    ring.write(&mut head, &mut limit, |seq| {
-                        let done = done.load(Ordering::Relaxed);
-                        assert!(
-                            seq < done + ring.capacity,
-                            "writer overwrites frame {} which the reader has not released",
-                            seq - ring.capacity
-                        );
-                    });
-                }
-            })
-        };
-        let mut seen = Vec::new();
-        for pos in 0..FRAMES {
-            seen.push(ring.read_watching(&ring.entries[0], pos, true, || {
                 done.store(pos + 1, Ordering::Relaxed)
             }));
         }

@@ -359,10 +359,11 @@ fn a_reader_reports_corrupt_when_head_moves_backwards() {
 }
 
 #[test]
-fn a_waiting_reader_takes_a_frame_complete_in_its_slot_before_head_shows_it() {
-    // LAYOUT.md 4.5: the writer stores a frame's `seq` after its payload and before `head`, so a
-    // lossless reader of a single-writer stream that waits may take the frame from its slot. Here
-    // `head` is held back by hand, as if the writer's store of it were late.
+fn a_frame_complete_in_its_slot_is_delivered_only_once_head_shows_it() {
+    // LAYOUT.md 4.5: a waiting reader may poll its next slot, but takes a frame only once `head`
+    // shows it. A writer killed between its store of `seq` and its store of `head` leaves a frame
+    // that readers polling `head` alone never deliver, so no reader may. Here `head` is held back
+    // by hand, as if the writer had died between the two stores.
     let l = live("lagging-head", options(8, 16));
     let mut r = l.stream.reader(&ReaderOptions::default()).unwrap();
     let mut w = l.stream.writer().unwrap();
@@ -372,23 +373,25 @@ fn a_waiting_reader_takes_a_frame_complete_in_its_slot_before_head_shows_it() {
         w.write(frame).unwrap();
     }
     l.raw.u64(hdr!(head), 1);
-    // A call that does not wait looks at `head` alone.
+    let short = Duration::from_millis(20);
     assert!(matches!(r.try_read(), Err(Error::Empty)));
+    assert!(matches!(r.read_timeout(short), Err(Error::Timeout)));
+    assert!(matches!(r.acquire_timeout(short), Err(Error::Timeout)));
+    let mut buf = [0u8; 64];
+    let mut infos = [FrameInfo::default(); 4];
+    assert!(matches!(
+        r.read_batch_timeout(&mut buf, &mut infos, short),
+        Err(Error::Timeout)
+    ));
+    // The writer keeps its own count: the next publication repairs `head`, and every frame
+    // arrives once, in order.
+    w.write(b"four").unwrap();
+    assert_eq!(l.raw.get_u64(hdr!(head)), 5);
     let wait = Duration::from_secs(10);
     assert_eq!(r.read_timeout(wait).unwrap().data, b"one");
     let lent = r.acquire_timeout(wait).unwrap();
     assert_eq!((lent.info().seq, &*lent), (2, &b"two"[..]));
     drop(lent);
-    // A batch waits for `head`: it wants what a publication brings, not one slot at a time.
-    let mut buf = [0u8; 64];
-    let mut infos = [FrameInfo::default(); 4];
-    assert!(matches!(
-        r.read_batch_timeout(&mut buf, &mut infos, Duration::from_millis(20)),
-        Err(Error::Timeout)
-    ));
-    // The writer keeps its own count: the next publication repairs `head`.
-    w.write(b"four").unwrap();
-    assert_eq!(l.raw.get_u64(hdr!(head)), 5);
     assert_eq!(r.read_batch_timeout(&mut buf, &mut infos, wait).unwrap(), 2);
     assert_eq!((infos[0].seq, &buf[..5]), (3, &b"three"[..]));
     assert_eq!((infos[1].seq, &buf[5..9]), (4, &b"four"[..]));

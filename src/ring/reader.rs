@@ -193,6 +193,12 @@ struct Member {
 /// A spinning reader looks at the writer's state (end of stream) once every this many polls.
 const STATE_CHECK_POLLS: u32 = 256;
 
+/// Polls of `head` alone, without a pause, by a reader that found its next frame complete in its
+/// slot (`seq` is stored just before `head`): enough to see `head` follow by many times, few
+/// enough (a few microseconds) to fall back soon to the normal wait, with its checks of the
+/// writer's state, when the writer died between the two stores.
+const HEAD_FOLLOWS_POLLS: u32 = 128;
+
 /// Least time between two checks of the writer's liveness. Each check reads `/proc` (several
 /// microseconds), and a reader that keeps up with its writer finds the ring empty on almost every
 /// call: checking each time would put a file read on the path of every frame. A dead writer is
@@ -550,8 +556,8 @@ impl Reader {
                     }
                     continue;
                 }
-                // Waits on `head` alone: a batch wants the frames a publication brings, not
-                // the first slot the writer completes (see `slot_ready`).
+                // Waits on `head` alone: a batch wants the frames a publication brings, and
+                // watching the slot that the writer is filling would only slow it down.
                 self.wait_for_frame(deadline, false)?;
                 continue;
             }
@@ -963,9 +969,8 @@ impl Reader {
         protocol::reader_wake_done(self.shared.header(), self.shared.entry(self.index));
     }
 
-    /// Returns once frame `self.pos` is published (or, with `watch_slot`, once a call that waits
-    /// finds it complete in its slot: see [`Reader::slot_ready`]), or with the outcome that
-    /// prevents it.
+    /// Returns once frame `self.pos` is published, or with the outcome that prevents it. With
+    /// `watch_slot`, a call that waits also polls the frame's slot (see [`Reader::slot_ready`]).
     #[inline]
     fn wait_for_frame(&mut self, deadline: Deadline, watch_slot: bool) -> Result<()> {
         if let Some(member) = self.member.as_mut() {
@@ -979,15 +984,12 @@ impl Reader {
 
     /// For a waiting lossless reader of a single-writer stream: true if frame `self.pos` is
     /// complete in its slot (`seq == pos`, loaded with Acquire), although `head` may not show it
-    /// yet.
+    /// yet. A hint, never a reason to take the frame (LAYOUT.md 4.5).
     ///
-    /// The writer stores a frame's `seq` (Release) after its payload and header and before
-    /// `head`, and a lossless reader's position keeps the writer out of the slot (LAYOUT.md 4.5),
-    /// so the frame is there to read. A reader polling the slot as well as `head` learns of the
-    /// frame from the line that carries it, instead of from `head` and then, one transfer
-    /// later, the slot: a one-way latency of about one cache-line transfer instead of two or
-    /// three. It also asks for the slot's second line (the rest of a small payload) for the
-    /// same reason. `head` is still loaded and checked on every poll and every later read.
+    /// A reader polling the slot as well as `head` has the lines that carry the frame on their
+    /// way while it learns of the frame from `head`, instead of asking for them only once `head`
+    /// shows it: the two transfers overlap instead of following each other. It also asks for the
+    /// slot's second line (the rest of a small payload) for the same reason.
     #[inline(always)]
     fn slot_ready(&self) -> bool {
         if self.lossy || self.multi || self.member.is_some() {
@@ -1215,8 +1217,19 @@ impl Reader {
         }
         let mut spins = 0u32;
         loop {
-            if self.refresh_head()? || (watch_slot && self.slot_ready()) {
+            if self.refresh_head()? {
                 return Ok(());
+            }
+            if watch_slot && self.slot_ready() {
+                // The frame is complete in its slot and `head` is the writer's very next store:
+                // poll `head` alone, without pausing, for a bounded while. The frame is taken
+                // only once `head` shows it: a writer killed between its two stores leaves a
+                // frame that no reader may deliver (readers that poll `head` alone never would).
+                for _ in 0..HEAD_FOLLOWS_POLLS {
+                    if self.refresh_head()? {
+                        return Ok(());
+                    }
+                }
             }
             let slice = match self.wait.next_step(&mut spins, &deadline) {
                 Step::Poll if !spins.is_multiple_of(STATE_CHECK_POLLS) => continue,
