@@ -57,7 +57,7 @@ impl WaitStrategy {
     /// [`backoff`].
     pub(crate) fn spins(self) -> Option<u32> {
         match self {
-            WaitStrategy::Adaptive => Some(ADAPTIVE_PAUSES + ADAPTIVE_YIELDS),
+            WaitStrategy::Adaptive => Some(ADAPTIVE_PAUSES),
             WaitStrategy::BusySpin => None,
             WaitStrategy::Block => Some(0),
         }
@@ -110,25 +110,21 @@ impl WaitStrategy {
     }
 }
 
-/// Polls an adaptive waiter makes with only a CPU pause between them (about a microsecond in
-/// all): enough to catch a peer that is running on the other core.
+/// Polls an adaptive waiter makes, with a CPU pause between them (about 25 ns each here, so about
+/// two microseconds in all), before it sleeps: enough to catch a peer that is running on the other
+/// core.
+///
+/// It never gives the CPU away with `sched_yield` between polls (it did up to layout version 4's
+/// first release, 32 times): next to a process that keeps a CPU busy, a yield hands that process a
+/// whole time slice (2 ms here) on every wait, and a ping-pong's one-way latency went from 95 ns
+/// to 2 ms (`shmline bench --only neighbour`, docs/BENCHMARKS.md). A futex sleep gives the CPU
+/// away too, and the wake-up puts the sleeper back at once.
 const ADAPTIVE_PAUSES: u32 = 64;
-/// Further polls, each after giving the CPU away (`sched_yield`): on a machine with more runnable
-/// processes than cores, the peer we wait for may need our core, and burning it only delays the
-/// peer; on an idle machine a yield returns at once, so these cost a few microseconds in all.
-const ADAPTIVE_YIELDS: u32 = 32;
 
-/// What a waiter does between two polls: a CPU pause for the first polls, then a yield of the CPU.
+/// What a waiter does between two polls: a CPU pause.
 #[inline]
-pub(crate) fn backoff(polls: u32) {
-    if polls < ADAPTIVE_PAUSES {
-        crate::sync::spin_hint();
-    } else {
-        #[cfg(not(loom))]
-        std::thread::yield_now();
-        #[cfg(loom)]
-        crate::sync::spin_hint();
-    }
+pub(crate) fn backoff(_polls: u32) {
+    crate::sync::spin_hint();
 }
 
 /// Longest single futex sleep of a process that cannot issue `membarrier` (see [`futex_wait`]).

@@ -50,9 +50,9 @@ pub const LONG_ABOUT: &str = "Measure shmline between two processes on this mach
     minimal SPSC ring between the same two pinned processes (same slot count, slots of the frame \
     size rounded up to 64 bytes, one copy in and one copy out per frame, one store to publish \
     and one to release, no header, timestamp or liveness check), polling as --wait says (pure \
-    busy-poll with busy_spin; otherwise 64 polls with a CPU pause then a sched_yield before each \
-    poll, as shmline's adaptive waiter before it sleeps: a pure busy-poll collapses under any \
-    neighbour). Every throughput figure is also given as ratio_to_ideal.\n\
+    busy-poll with busy_spin; otherwise 64 polls with a CPU pause, as shmline's adaptive waiter \
+    makes before it sleeps, then a sched_yield before each poll: the ideal ring never sleeps, \
+    and a pure busy-poll collapses under any neighbour). Every throughput figure is also given as ratio_to_ideal.\n\
     \x20 copy       Writer::write from a buffer, Reader::read_into into a buffer (one copy in, one \
     out), for every --sizes.\n\
     \x20 zero-copy  Writer::reserve, the writer fills the whole payload in place (a memset, then \

@@ -10,10 +10,10 @@
 //! does, so the two cases differ only in the transport.
 //!
 //! Both sides poll: with `--wait busy_spin` with a CPU pause between polls and nothing else; with
-//! the other strategies, as shmline's adaptive waiter before it would sleep (64 polls with a
-//! pause, then a `sched_yield` before each poll), because a pure busy-poll collapses as soon as a
-//! neighbour shares a CPU, and the limit must stay comparable with the case under that load. On
-//! an idle machine a yield returns at once and the two are the same.
+//! the other strategies, 64 polls with a pause (as shmline's adaptive waiter makes before it
+//! sleeps), then a `sched_yield` before each poll: the ideal ring never sleeps, and a pure
+//! busy-poll collapses as soon as a neighbour shares a CPU, where the limit must stay comparable
+//! with the case under that load. On an idle machine a yield returns at once.
 
 use super::child::{ChildArgs, ChildProcess, Role};
 use super::shared_map::SharedMap;
@@ -110,7 +110,8 @@ fn write(map: &SharedMap, size: usize, capacity: u32, amount: Amount, wait: Wait
     head
 }
 
-/// Polls with a CPU pause hint only that an adaptive waiter makes before it yields.
+/// Polls with a CPU pause hint only before the ideal ring starts yielding (as many as shmline's
+/// adaptive waiter makes before it sleeps).
 const PAUSES: u32 = 64;
 
 /// What a side does between two polls that found nothing: see the module's documentation.
