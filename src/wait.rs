@@ -111,15 +111,16 @@ impl WaitStrategy {
 }
 
 /// Polls an adaptive waiter makes, with a CPU pause between them (about 25 ns each here, so about
-/// two microseconds in all), before it sleeps: enough to catch a peer that is running on the other
-/// core.
+/// 13 microseconds in all), before it sleeps: enough to catch a peer that is running on the other
+/// core, and to ride out its short stalls (an interrupt, a page fault) without paying for a
+/// futex wake-up.
 ///
 /// It never gives the CPU away with `sched_yield` between polls (it did up to layout version 4's
-/// first release, 32 times): next to a process that keeps a CPU busy, a yield hands that process a
-/// whole time slice (2 ms here) on every wait, and a ping-pong's one-way latency went from 95 ns
-/// to 2 ms (`shmline bench --only neighbour`, docs/BENCHMARKS.md). A futex sleep gives the CPU
-/// away too, and the wake-up puts the sleeper back at once.
-const ADAPTIVE_PAUSES: u32 = 64;
+/// first release, 32 times after 64 pauses): next to a process that keeps a CPU busy, a yield
+/// hands that process a whole time slice (2 ms here) on every wait, and a ping-pong's one-way
+/// latency went from 95 ns to 2 ms (`shmline bench --only neighbour`, docs/BENCHMARKS.md). A futex
+/// sleep gives the CPU away too, and the wake-up puts the sleeper back at once.
+const ADAPTIVE_PAUSES: u32 = 512;
 
 /// What a waiter does between two polls: a CPU pause.
 #[inline]
