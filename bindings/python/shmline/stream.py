@@ -27,7 +27,11 @@ Zero-copy views, precisely:
     block to keep it. (It is the same array object each time its slot comes round: a reader
     makes one view per slot, not one per frame);
   * the slot object itself (what `reserve()`/`acquire()` return) raises `WrongStateError` if
-    committed, aborted or released again.
+    committed, aborted or released again before the next `reserve()`/`acquire()`; each writer
+    and reader reuses one slot object, so after that it stands for the new reservation.
+- Cost: a `with` block hands out a new view and retires it afterwards, about a microsecond in
+  Python, so zero-copy pays from frames of some tens of KiB up; for small frames `write` and
+  `read_into` (a compiled call each in API-mode builds) are faster (docs/BENCHMARKS_PYTHON.md).
 
 Several writers: a stream created with `max_writers=N` (N > 1) takes up to N writers at once, in
 any processes. Each frame gets the next sequence number when its writer claims a slot, and frames
