@@ -144,19 +144,6 @@ def test_a_closed_handle_refuses_every_hot_call_with_closed_error(name):
                 call()
 
 
-def test_a_frame_held_by_a_c_acquire_is_not_read_past_by_the_compiled_read(name):
-    # A read while the library lends a frame (an interrupted acquire) takes the cffi path, which
-    # releases that frame first: the compiled call must not read on as if nothing were lent.
-    with shmline.Stream.create(name, shape=(1,), dtype=np.int64, unlink_on_close=True) as s:
-        reader, writer = s.reader(), s.writer()
-        for i in range(3):
-            writer.write(np.array([i]))
-        data = ffi.new("const void **")
-        assert lib.shmline_reader_acquire(reader._h, 0, data, reader._info) == 0
-        assert int(reader.read()[0]) == 1
-        assert int(reader.read()[0]) == 2
-
-
 @pytest.mark.parametrize("path", PATHS)
 def test_zero_copy_frames_and_a_foreign_frame_of_the_wrong_size_behave_on_either_path(name, path):
     with shmline.Stream.create(name, shape=(4,), dtype=np.int32, capacity=2,
