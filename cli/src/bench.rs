@@ -95,6 +95,10 @@ pub const LONG_ABOUT: &str = "Measure shmline between two processes on this mach
     verified frames are counted. Throughput is timed by the reader after a warm-up of two laps \
     of the ring. GB/s are 10^9 bytes of payload per second. Any verification error makes the \
     exit code 1.\n\n\
+    With --runs N, everything runs N times and the table gives, per case, the median of its \
+    figure and of its ratio to its limit (each ratio taken within its run, next to the limit \
+    measured just before it) and each run's ratio; in the JSON, \"medians\" holds the same \
+    and \"later_runs\" the objects of runs 2 to N (the object itself is run 1).\n\n\
     Progress goes to stderr; the results (a table, or one JSON object with --json, indented \
     with --pretty; its \"schema_version\" says which shape, and keys are only ever added within \
     a version: \"neighbour\" is null unless that section ran) to stdout.\n\n\
@@ -166,6 +170,12 @@ pub struct Args {
     /// and then next to a process that keeps one CPU busy (not pinned), as ratio_to_quiet.
     #[arg(long, visible_alias = "neighbor")]
     neighbour: bool,
+    /// Run everything this many times, one run after the other, and report the median of
+    /// every figure and of every ratio (each ratio taken within its run, so a machine that
+    /// changes speed between runs moves both sides of it), with each run's values. On a shared
+    /// or virtual machine one run can be far off: 5 is a good number.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
 }
 
 /// Parses a wait strategy by the name every binding uses (`adaptive`, `busy_spin`, `block`).
@@ -247,7 +257,6 @@ pub fn run(args: &Args) -> ExitCode {
         (Some(Suite::Shm), true) => vec![Case::Copy],
         _ => args.only.clone(),
     };
-    let wanted = |case: Case| only.is_empty() || only.contains(&case);
     // Before pinning, so that the CPUs allowed are the machine's, not the one we pin to.
     let machine = platform::describe();
     let free_cpus = platform::allowed_cpus();
@@ -260,6 +269,57 @@ pub fn run(args: &Args) -> ExitCode {
         child_cpu: pinning.child_cpu,
         free_cpus,
     };
+    let runs = args.runs as usize;
+    let mut reports = Vec::with_capacity(runs);
+    for i in 0..runs {
+        if runs > 1 {
+            progress(&format!("run {} of {runs}", i + 1));
+        }
+        reports.push(run_once(args, &only, &plan, &pinning, machine.clone()));
+    }
+    let mut report = reports.remove(0);
+    if runs > 1 {
+        report.medians = Some(Medians::of(std::iter::once(&report).chain(&reports)));
+        report.later_runs = reports;
+    }
+    if args.json || args.pretty {
+        let text = if args.pretty {
+            serde_json::to_string_pretty(&report)
+        } else {
+            serde_json::to_string(&report)
+        };
+        println!(
+            "{}",
+            text.expect("the report has no map with non-string keys")
+        );
+    } else {
+        print_table(&report);
+    }
+    let errors: Vec<&String> = std::iter::once(&report)
+        .chain(&report.later_runs)
+        .flat_map(|r| &r.errors)
+        .collect();
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("shmline bench: {} error(s):", errors.len());
+        for e in errors {
+            eprintln!("  {e}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+/// One run of every case `only` selects (all when empty), as one report.
+fn run_once(
+    args: &Args,
+    only: &[Case],
+    plan: &Plan,
+    pinning: &Pinning,
+    machine: serde_json::Value,
+) -> Report {
+    let amount = plan.amount;
+    let wanted = |case: Case| only.is_empty() || only.contains(&case);
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         shmline_version: shmline::VERSION,
@@ -290,6 +350,8 @@ pub fn run(args: &Args) -> ExitCode {
         futex_ping_pong: None,
         neighbour: None,
         errors: Vec::new(),
+        medians: None,
+        later_runs: Vec::new(),
     };
     let mut child_pin_errors = Vec::new();
     progress(&format!(
@@ -357,7 +419,7 @@ pub fn run(args: &Args) -> ExitCode {
         if !paths.is_empty() || wanted(Case::Ideal) || fan_sizes.contains(&size) {
             let label = format!("ideal {}", human_size(size));
             progress(&format!("{label}: running"));
-            match ideal::run_case(&plan, size) {
+            match ideal::run_case(plan, size) {
                 Ok(mut result) => {
                     if let Some(e) = result.child_pin_error.take() {
                         child_pin_errors.push(e);
@@ -377,9 +439,9 @@ pub fn run(args: &Args) -> ExitCode {
             }
         }
         for path in paths {
-            let label = format!("{} {}", path.name(&plan), human_size(size));
+            let label = format!("{} {}", path.name(plan), human_size(size));
             progress(&format!("{label}: running"));
-            match throughput::run_case(&plan, path, size) {
+            match throughput::run_case(plan, path, size) {
                 Ok(mut result) => {
                     if let Some(e) = result.child_pin_error.take() {
                         child_pin_errors.push(e);
@@ -417,7 +479,7 @@ pub fn run(args: &Args) -> ExitCode {
         for &size in &fan_sizes {
             let label = format!("{} {}", shape.name(), human_size(size));
             progress(&format!("{label}: running"));
-            match fan::run_case(&plan, shape, size) {
+            match fan::run_case(plan, shape, size) {
                 Ok(mut result) => {
                     let single = report
                         .throughput
@@ -448,7 +510,7 @@ pub fn run(args: &Args) -> ExitCode {
     let run_ping_pong = |kind: latency::PingPong, report: &mut Report| {
         let label = format!("{} ping-pong", kind.name());
         progress(&format!("{label}: running"));
-        match latency::run_ping_pong(&plan, kind) {
+        match latency::run_ping_pong(plan, kind) {
             Ok(result) => {
                 progress(&format!("{label}: {}", result.summary()));
                 Some(result)
@@ -466,7 +528,7 @@ pub fn run(args: &Args) -> ExitCode {
     let stream_latency = |wait: WaitStrategy, report: &mut Report| {
         let label = format!("latency {} 64 B", wait.name());
         progress(&format!("{label}: running"));
-        match latency::run_stream(&plan, wait) {
+        match latency::run_stream(plan, wait) {
             Ok(mut result) => {
                 let baseline = match wait {
                     WaitStrategy::Block => &report.futex_ping_pong,
@@ -508,7 +570,7 @@ pub fn run(args: &Args) -> ExitCode {
     // overlap any other case.
     if args.neighbour || only.contains(&Case::Neighbour) {
         report.neighbour = Some(neighbour::run(
-            &plan,
+            plan,
             &mut report.errors,
             &mut child_pin_errors,
         ));
@@ -518,28 +580,7 @@ pub fn run(args: &Args) -> ExitCode {
         report.pinning.ok = false;
         report.pinning.child_error = Some(e);
     }
-    if args.json || args.pretty {
-        let text = if args.pretty {
-            serde_json::to_string_pretty(&report)
-        } else {
-            serde_json::to_string(&report)
-        };
-        println!(
-            "{}",
-            text.expect("the report has no map with non-string keys")
-        );
-    } else {
-        print_table(&report);
-    }
-    if report.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("shmline bench: {} error(s):", report.errors.len());
-        for e in &report.errors {
-            eprintln!("  {e}");
-        }
-        ExitCode::FAILURE
-    }
+    report
 }
 
 /// ", N ERRORS" when there are verification errors.
@@ -580,6 +621,192 @@ struct Report {
     /// version 1, as every key is.
     neighbour: Option<neighbour::NeighbourReport>,
     errors: Vec<String>,
+    /// With `--runs N` (N > 1): the median of every figure and ratio over the N runs; null
+    /// otherwise. (Added within schema version 1.)
+    medians: Option<Medians>,
+    /// With `--runs N`: runs 2 to N, each an object of this shape (this object is run 1);
+    /// empty otherwise. (Added within schema version 1.)
+    later_runs: Vec<Report>,
+}
+
+/// The medians of several runs (`--runs`).
+#[derive(Debug, Serialize)]
+struct Medians {
+    /// Runs the medians are taken over.
+    runs: usize,
+    /// One row per case, in the order the cases ran.
+    rows: Vec<MedianRow>,
+}
+
+/// One case over several runs: its figure and its ratio to its limit, per run and as a median.
+#[derive(Debug, Serialize)]
+struct MedianRow {
+    /// "throughput", "fan", "latency", "neighbour throughput" or "neighbour latency".
+    section: &'static str,
+    /// The case: "copy", "zero-copy", "batch-32", "ideal", "busy_spin", "cache-line", ...
+    case: String,
+    /// Payload bytes per frame.
+    size: usize,
+    /// Wait strategy.
+    wait: &'static str,
+    /// What `median` and `per_run` are: "frames/s" or "one-way p50 ns".
+    figure: &'static str,
+    median: f64,
+    /// The figure in each run that had the case, in run order.
+    per_run: Vec<f64>,
+    /// What the ratios compare with: "ideal", "cache-line", "futex" (the bare ping-pongs) or
+    /// "quiet" (the same case without the neighbour); null for the limits themselves.
+    ratio_to: Option<&'static str>,
+    /// Median of `ratios_per_run`.
+    median_ratio: Option<f64>,
+    /// The ratio within each run that had one, in run order.
+    ratios_per_run: Vec<f64>,
+}
+
+impl Medians {
+    /// The medians over `reports`, one row per case in the order of the first run that had it.
+    fn of<'a>(reports: impl Iterator<Item = &'a Report>) -> Medians {
+        let mut rows: Vec<MedianRow> = Vec::new();
+        let mut runs = 0;
+        for r in reports {
+            runs += 1;
+            let mut add = |section: &'static str,
+                           case: &str,
+                           size: usize,
+                           wait: &'static str,
+                           figure: &'static str,
+                           value: f64,
+                           ratio: Option<(&'static str, Option<f64>)>| {
+                let found = rows.iter().position(|row| {
+                    row.section == section
+                        && row.case == case
+                        && row.size == size
+                        && row.wait == wait
+                });
+                let row = match found {
+                    Some(i) => &mut rows[i],
+                    None => {
+                        rows.push(MedianRow {
+                            section,
+                            case: case.to_string(),
+                            size,
+                            wait,
+                            figure,
+                            median: 0.0,
+                            per_run: Vec::new(),
+                            ratio_to: ratio.map(|(to, _)| to),
+                            median_ratio: None,
+                            ratios_per_run: Vec::new(),
+                        });
+                        rows.last_mut().expect("just pushed")
+                    }
+                };
+                row.per_run.push(value);
+                if let Some((_, Some(x))) = ratio {
+                    row.ratios_per_run.push(x);
+                }
+            };
+            for c in &r.ideal {
+                add(
+                    "throughput",
+                    &c.path,
+                    c.size,
+                    c.wait,
+                    "frames/s",
+                    c.frames_per_s,
+                    None,
+                );
+            }
+            for c in &r.throughput {
+                let ratio = Some(("ideal", c.ratio_to_ideal));
+                add(
+                    "throughput",
+                    &c.path,
+                    c.size,
+                    c.wait,
+                    "frames/s",
+                    c.frames_per_s,
+                    ratio,
+                );
+            }
+            for c in &r.fan {
+                let ratio = Some(("ideal", c.ratio_to_ideal));
+                add(
+                    "fan",
+                    &c.path,
+                    c.size,
+                    c.wait,
+                    "frames/s",
+                    c.frames_per_s,
+                    ratio,
+                );
+            }
+            let p50 = "one-way p50 ns";
+            for c in r.cache_line_ping_pong.iter().chain(&r.futex_ping_pong) {
+                add(
+                    "latency",
+                    c.wait,
+                    c.size,
+                    c.wait,
+                    p50,
+                    c.one_way_ns.p50 as f64,
+                    None,
+                );
+            }
+            for c in &r.latency {
+                let ratio = c.baseline.map(|b| (b, c.ratio_to_baseline));
+                add(
+                    "latency",
+                    c.wait,
+                    c.size,
+                    c.wait,
+                    p50,
+                    c.one_way_ns.p50 as f64,
+                    ratio,
+                );
+            }
+            if let Some(n) = &r.neighbour {
+                let section = "neighbour throughput";
+                for c in &n.throughput {
+                    let ratio = Some(("quiet", c.ratio_to_quiet));
+                    add(
+                        section,
+                        &c.path,
+                        c.size,
+                        c.wait,
+                        "frames/s",
+                        c.frames_per_s,
+                        ratio,
+                    );
+                }
+                for c in &n.latency {
+                    let ratio = Some(("quiet", c.ratio_to_quiet));
+                    let (section, case) = ("neighbour latency", c.wait);
+                    add(section, case, c.size, c.wait, p50, c.p50_ns as f64, ratio);
+                }
+            }
+        }
+        for row in &mut rows {
+            row.median = median(&row.per_run).unwrap_or(0.0);
+            row.median_ratio = median(&row.ratios_per_run);
+        }
+        Medians { runs, rows }
+    }
+}
+
+/// The median of `values` (the mean of the two middle ones for an even count); `None` if empty.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 /// How the cases were run.
@@ -811,6 +1038,20 @@ fn print_table(r: &Report) {
         r.settings.wait
     );
     println!();
+    if let Some(m) = &r.medians {
+        print_medians(m);
+        let errors: Vec<&String> = std::iter::once(r)
+            .chain(&r.later_runs)
+            .flat_map(|r| &r.errors)
+            .collect();
+        if !errors.is_empty() {
+            println!("ERRORS");
+            for e in errors {
+                println!("  {e}");
+            }
+        }
+        return;
+    }
     let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |x| format!("{x:.prec$}"));
     if !r.throughput.is_empty() || !r.ideal.is_empty() {
         println!(
@@ -913,6 +1154,41 @@ fn print_table(r: &Report) {
             println!("  {e}");
         }
     }
+}
+
+/// The table of `--runs`: per case its median figure and median ratio, and each run's ratio.
+fn print_medians(m: &Medians) {
+    println!(
+        "medians of {} runs       {:>6} {:>10} {:>12} {:>9} {:>11}  ratio in each run",
+        m.runs, "size", "wait", "median", "ratio", "to"
+    );
+    for row in &m.rows {
+        let figure = if row.figure == "frames/s" {
+            format!("{}/s", human_rate(row.median))
+        } else {
+            format!("{:.0} ns", row.median)
+        };
+        let case = match row.section {
+            "throughput" | "latency" => row.case.clone(),
+            section => format!("{} {}", section.split(' ').next().unwrap_or(""), row.case),
+        };
+        let ratios: Vec<String> = row
+            .ratios_per_run
+            .iter()
+            .map(|x| format!("{x:.2}"))
+            .collect();
+        println!(
+            "{:<24} {:>6} {:>10} {:>12} {:>9} {:>11}  {}",
+            case,
+            human_size(row.size),
+            row.wait,
+            figure,
+            row.median_ratio.map_or("-".into(), |x| format!("{x:.2}")),
+            row.ratio_to.unwrap_or("-"),
+            ratios.join(" ")
+        );
+    }
+    println!();
 }
 
 /// The neighbour section of the table: each case quiet, with the neighbour, and the ratio.

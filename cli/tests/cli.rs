@@ -757,6 +757,97 @@ fn bench_json_is_one_line_and_pretty_json_is_the_same_report_indented() {
 }
 
 #[test]
+fn bench_runs_repeats_every_case_and_reports_medians_of_figures_and_of_ratios_taken_within_each_run(
+) {
+    let report = shmline_json(&[
+        "bench",
+        "--runs",
+        "3",
+        "--only",
+        "copy,latency",
+        "--sizes",
+        "64",
+        "--quick",
+        "--json",
+    ]);
+    assert_eq!(report["errors"], Value::Array(Vec::new()), "{report:#}");
+    // This object is run 1; runs 2 and 3 follow, each a whole report of the same shape.
+    let later = report["later_runs"].as_array().expect("later_runs");
+    assert_eq!(later.len(), 2, "{report:#}");
+    for run in later {
+        assert_eq!(
+            run["throughput"].as_array().map(Vec::len),
+            Some(1),
+            "{run:#}"
+        );
+        assert_eq!(run["later_runs"], Value::Array(Vec::new()));
+    }
+    let medians = &report["medians"];
+    assert_eq!(medians["runs"], 3, "{medians:#}");
+    let rows = medians["rows"].as_array().expect("rows");
+    let row = |case: &str| {
+        rows.iter()
+            .find(|r| r["case"] == case)
+            .unwrap_or_else(|| panic!("no row {case}: {medians:#}"))
+    };
+    // The copy case: its ratio in each run is that run's own, and the median is the middle one.
+    let copy = row("copy");
+    assert_eq!(copy["section"], "throughput");
+    assert_eq!(copy["ratio_to"], "ideal");
+    let runs = std::iter::once(&report).chain(later);
+    let own: Vec<f64> = runs
+        .map(|r| {
+            r["throughput"][0]["ratio_to_ideal"]
+                .as_f64()
+                .expect("a ratio")
+        })
+        .collect();
+    let per_run: Vec<f64> = copy["ratios_per_run"]
+        .as_array()
+        .expect("ratios")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect();
+    assert_eq!(per_run, own, "{copy:#}");
+    let mut sorted = own.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(copy["median_ratio"].as_f64(), Some(sorted[1]), "{copy:#}");
+    assert_eq!(copy["per_run"].as_array().map(Vec::len), Some(3));
+    // The limits are rows of their own, without a ratio; stream latency is compared with them.
+    assert_eq!(row("ideal")["ratio_to"], Value::Null);
+    assert_eq!(row("cache-line")["figure"], "one-way p50 ns");
+    assert_eq!(row("busy_spin")["ratio_to"], "cache-line");
+    assert_eq!(row("block")["ratio_to"], "futex");
+}
+
+#[test]
+fn bench_runs_prints_one_table_of_medians() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shmline"))
+        .args([
+            "bench", "--runs", "2", "--only", "copy", "--sizes", "64", "--quick",
+        ])
+        .output()
+        .expect("start shmline");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(text.contains("medians of 2 runs"), "{text}");
+    let copy = text
+        .lines()
+        .find(|l| l.starts_with("copy "))
+        .unwrap_or_else(|| panic!("no copy row: {text}"));
+    // Its median ratio, what it is to, and the two runs' ratios.
+    assert!(copy.contains(" ideal "), "{copy}");
+    assert_eq!(
+        copy.rsplit("ideal")
+            .next()
+            .map(|r| r.split_whitespace().count()),
+        Some(2)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("run 2 of 2"), "{stderr}");
+}
+
+#[test]
 fn bench_neighbour_runs_each_case_quiet_and_next_to_a_busy_process_and_compares_the_two() {
     let report = shmline_json(&[
         "bench",
