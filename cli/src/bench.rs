@@ -64,6 +64,11 @@ pub const LONG_ABOUT: &str = "Measure shmline between two processes on this mach
     adaptive, futex for block).\n\
     \x20 cache-line the same ping-pong with a bare 32-bit word on its own cache line per side, \
     both busy-polling: the round trip of a cache line between the two CPUs.\n\
+    \x20 ideal-ring the same ping-pong of 64-byte frames through two minimal rings (the ideal \
+    ring's slots, a head and a tail counter each on a line of its own, one copy in and one out, \
+    both sides busy-polling): what a ring whose publication counter is apart from its slots \
+    costs, one line for the counter and one for the frame. busy_spin and adaptive latency are \
+    also given as ratio_to_ideal_ring.\n\
     \x20 futex      the same with the library's futex wait and wake: the machine's wake-up \
     cost.\n\
     \x20 memcpy     a single-thread memcpy of each frame size between two buffers, for scale.\n\
@@ -207,6 +212,8 @@ enum Case {
     Latency,
     /// The bare cache-line ping-pong alone (it also runs before the stream latency cases).
     CacheLine,
+    /// The ideal-ring ping-pong alone (it also runs before the stream latency cases).
+    IdealRing,
     /// The bare futex ping-pong alone (it also runs before the blocking latency case).
     Futex,
     Memcpy,
@@ -347,6 +354,7 @@ fn run_once(
         fan: Vec::new(),
         latency: Vec::new(),
         cache_line_ping_pong: None,
+        ideal_ring_ping_pong: None,
         futex_ping_pong: None,
         neighbour: None,
         errors: Vec::new(),
@@ -525,6 +533,14 @@ fn run_once(
     if wanted(Case::Latency) || wanted(Case::CacheLine) {
         report.cache_line_ping_pong = run_ping_pong(latency::PingPong::CacheLine, &mut report);
     }
+    if wanted(Case::Latency) || wanted(Case::IdealRing) {
+        report.ideal_ring_ping_pong = run_ping_pong(latency::PingPong::IdealRing, &mut report);
+        if let Some(ring) = &report.ideal_ring_ping_pong {
+            let errors = ring.errors.iter();
+            let errors = errors.map(|e| format!("ideal-ring ping-pong: {e}"));
+            report.errors.extend(errors.collect::<Vec<_>>());
+        }
+    }
     let stream_latency = |wait: WaitStrategy, report: &mut Report| {
         let label = format!("latency {} 64 B", wait.name());
         progress(&format!("{label}: running"));
@@ -536,6 +552,11 @@ fn run_once(
                 };
                 if let Some(baseline) = baseline {
                     result.compare(baseline);
+                }
+                if wait != WaitStrategy::Block {
+                    if let Some(ring) = &report.ideal_ring_ping_pong {
+                        result.compare_ring(ring);
+                    }
                 }
                 progress(&format!(
                     "{label}: {}{}",
@@ -615,6 +636,9 @@ struct Report {
     latency: Vec<latency::LatencyResult>,
     /// The limit of busy-spin and adaptive latency.
     cache_line_ping_pong: Option<latency::LatencyResult>,
+    /// 64-byte frames through two minimal rings, busy-polling: what a ring whose publication
+    /// counter is apart from its slots costs. (Added within schema version 1.)
+    ideal_ring_ping_pong: Option<latency::LatencyResult>,
     /// The limit of blocking latency.
     futex_ping_pong: Option<latency::LatencyResult>,
     /// The neighbour section (`--neighbour`), null when it did not run: added within schema
@@ -742,7 +766,12 @@ impl Medians {
                 );
             }
             let p50 = "one-way p50 ns";
-            for c in r.cache_line_ping_pong.iter().chain(&r.futex_ping_pong) {
+            let limits = [
+                &r.cache_line_ping_pong,
+                &r.ideal_ring_ping_pong,
+                &r.futex_ping_pong,
+            ];
+            for c in limits.into_iter().flatten() {
                 add(
                     "latency",
                     c.wait,
@@ -764,6 +793,11 @@ impl Medians {
                     c.one_way_ns.p50 as f64,
                     ratio,
                 );
+                if c.ideal_ring_p50_ns.is_some() {
+                    let ratio = Some(("ideal-ring", c.ratio_to_ideal_ring));
+                    let (section, value) = ("latency vs ring", c.one_way_ns.p50 as f64);
+                    add(section, c.wait, c.size, c.wait, p50, value, ratio);
+                }
             }
             if let Some(n) = &r.neighbour {
                 let section = "neighbour throughput";
@@ -1119,6 +1153,9 @@ fn print_table(r: &Report) {
     if let Some(c) = &r.cache_line_ping_pong {
         latency.push(("cache-line ping-pong".into(), c));
     }
+    if let Some(c) = &r.ideal_ring_ping_pong {
+        latency.push(("ideal-ring ping-pong".into(), c));
+    }
     if let Some(c) = &r.futex_ping_pong {
         latency.push(("futex ping-pong".into(), c));
     }
@@ -1127,19 +1164,20 @@ fn print_table(r: &Report) {
     }
     if !latency.is_empty() {
         println!(
-            "{:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
-            "one-way latency (ns)", "p50", "p99", "p999", "max", "x bare", "samples"
+            "{:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10}",
+            "one-way latency (ns)", "p50", "p99", "p999", "max", "x bare", "x ring", "samples"
         );
         for (name, c) in latency {
             let ns = &c.one_way_ns;
             println!(
-                "{:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
+                "{:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10}",
                 name,
                 ns.p50,
                 ns.p99,
                 ns.p999,
                 ns.max,
                 opt(c.ratio_to_baseline, 2),
+                opt(c.ratio_to_ideal_ring, 2),
                 c.samples
             );
         }

@@ -168,8 +168,20 @@ fn a_quick_bench_runs_every_case_between_two_processes_without_errors() {
         };
         assert_eq!(case["baseline"], baseline, "{case:#}");
         assert!(case["ratio_to_baseline"].is_number(), "{case:#}");
+        // Busy-spin and adaptive are also compared with the ideal-ring ping-pong of the run.
+        let vs_ring = &case["ratio_to_ideal_ring"];
+        assert_eq!(vs_ring.is_number(), case["wait"] != "block", "{case:#}");
+        assert_eq!(
+            case["ideal_ring_p50_ns"].as_u64().is_some(),
+            vs_ring.is_number(),
+            "{case:#}"
+        );
     }
-    for baseline in ["cache_line_ping_pong", "futex_ping_pong"] {
+    for baseline in [
+        "cache_line_ping_pong",
+        "ideal_ring_ping_pong",
+        "futex_ping_pong",
+    ] {
         assert_keys(
             &report[baseline]["one_way_ns"],
             &["p50", "p99", "p999"],
@@ -816,7 +828,14 @@ fn bench_runs_repeats_every_case_and_reports_medians_of_figures_and_of_ratios_ta
     // The limits are rows of their own, without a ratio; stream latency is compared with them.
     assert_eq!(row("ideal")["ratio_to"], Value::Null);
     assert_eq!(row("cache-line")["figure"], "one-way p50 ns");
+    assert_eq!(row("ideal-ring")["ratio_to"], Value::Null);
     assert_eq!(row("busy_spin")["ratio_to"], "cache-line");
+    let vs_ring = rows
+        .iter()
+        .find(|r| r["case"] == "busy_spin" && r["section"] == "latency vs ring")
+        .unwrap_or_else(|| panic!("no busy_spin row against the ideal ring: {medians:#}"));
+    assert_eq!(vs_ring["ratio_to"], "ideal-ring");
+    assert_eq!(vs_ring["ratios_per_run"].as_array().map(Vec::len), Some(3));
     assert_eq!(row("block")["ratio_to"], "futex");
 }
 

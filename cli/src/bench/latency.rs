@@ -6,6 +6,10 @@
 //! - cache-line ping-pong: the same exchange with two bare 32-bit words on lines of their own in
 //!   a shared page, both sides busy-polling: what moving a cache line from one CPU to the other
 //!   and back costs, the limit of a busy-spinning stream.
+//! - ideal-ring ping-pong: 64-byte frames through two minimal rings (a head and a tail counter
+//!   on lines of their own, slots without a header, one copy in and one out), both sides
+//!   busy-polling: the least any ring whose publication counter is apart from its slots costs,
+//!   a second limit of a busy-spinning stream.
 //! - futex ping-pong: the same words, but each side sleeps (`FUTEX_WAIT`, through the library's
 //!   own futex calls) until the other stores and wakes it: what waking a sleeping process on
 //!   another CPU costs on this machine, the limit of a blocking stream.
@@ -58,9 +62,10 @@ pub struct OneWayNs {
 /// `futex_ping_pong` in the JSON).
 #[derive(Debug, Serialize)]
 pub struct LatencyResult {
-    /// "busy_spin", "adaptive", "block" (a stream), or "cache-line" / "futex" (a bare ping-pong).
+    /// "busy_spin", "adaptive", "block" (a stream), or "cache-line" / "futex" / "ideal-ring" (a
+    /// bare ping-pong).
     pub wait: &'static str,
-    /// Payload bytes per frame (the bare ping-pongs move one 32-bit word).
+    /// Payload bytes per frame (the cache-line and futex ping-pongs move one 32-bit word).
     pub size: usize,
     /// Round trips measured (after the warm-up).
     pub samples: usize,
@@ -72,6 +77,12 @@ pub struct LatencyResult {
     pub baseline_p50_ns: Option<u64>,
     /// `one_way_ns.p50 / baseline_p50_ns`.
     pub ratio_to_baseline: Option<f64>,
+    /// Busy-spin and adaptive stream cases: median one-way latency of the ideal-ring ping-pong
+    /// of the same run (64-byte frames through two minimal rings), null otherwise. (Added within
+    /// schema version 1.)
+    pub ideal_ring_p50_ns: Option<u64>,
+    /// `one_way_ns.p50 / ideal_ring_p50_ns`.
+    pub ratio_to_ideal_ring: Option<f64>,
     /// Verification failures.
     pub errors: Vec<String>,
 }
@@ -113,8 +124,17 @@ impl LatencyResult {
             baseline: None,
             baseline_p50_ns: None,
             ratio_to_baseline: None,
+            ideal_ring_p50_ns: None,
+            ratio_to_ideal_ring: None,
             errors,
         }
+    }
+
+    /// Records the ideal-ring ping-pong `ring` of the same run, a second limit of this case.
+    pub fn compare_ring(&mut self, ring: &LatencyResult) {
+        self.ideal_ring_p50_ns = Some(ring.one_way_ns.p50);
+        self.ratio_to_ideal_ring = (ring.one_way_ns.p50 > 0)
+            .then(|| self.one_way_ns.p50 as f64 / ring.one_way_ns.p50 as f64);
     }
 
     /// Records the bare ping-pong `baseline` of the same run this case is compared with.
@@ -304,6 +324,9 @@ pub enum PingPong {
     CacheLine,
     /// Sleep on the other side's word until it stores and wakes us.
     Futex,
+    /// 64-byte frames through two minimal rings (the throughput cases' ideal ring), both sides
+    /// busy-polling: what any ring with a publication counter apart from its slots costs.
+    IdealRing,
 }
 
 impl PingPong {
@@ -312,6 +335,7 @@ impl PingPong {
         match self {
             PingPong::CacheLine => "cache-line",
             PingPong::Futex => "futex",
+            PingPong::IdealRing => "ideal-ring",
         }
     }
 
@@ -336,15 +360,20 @@ impl PingPong {
                 return seen;
             }
             match self {
-                PingPong::CacheLine => std::hint::spin_loop(),
+                // (The ideal ring never comes here: it has its own loop, `IdealRing::receive`.)
+                PingPong::CacheLine | PingPong::IdealRing => std::hint::spin_loop(),
                 PingPong::Futex => futex_wait(word, last, FUTEX_SLICE),
             }
         }
     }
 }
 
-/// A bare ping-pong between this process and the child: the round trip of one 32-bit word.
+/// A bare ping-pong between this process and the child: the round trip of one 32-bit word (or,
+/// for [`PingPong::IdealRing`], of a 64-byte frame through two minimal rings).
 pub fn run_ping_pong(plan: &Plan, kind: PingPong) -> Result<LatencyResult, String> {
+    if kind == PingPong::IdealRing {
+        return run_ideal_ring_ping_pong(plan);
+    }
     let page = SharedMap::create(PING_PAGE)?;
     let mut args = ChildArgs::new(Role::PingPongEcho, plan.child_cpu);
     args.fd = Some(page.fd());
@@ -380,6 +409,9 @@ pub fn run_ping_pong(plan: &Plan, kind: PingPong) -> Result<LatencyResult, Strin
 pub fn ping_pong_echo(args: &ChildArgs) -> Result<Value, String> {
     let fd = args.fd.ok_or("--fd is required")?;
     let kind = args.ping_pong.ok_or("--ping-pong is required")?;
+    if kind == PingPong::IdealRing {
+        return ideal_ring_echo(fd);
+    }
     let page = SharedMap::map(fd, PING_PAGE)?;
     let (ping, pong) = (page.u32(PING_WORD), page.u32(PONG_WORD));
     // Release: pairs with the parent's Acquire load of the ready word.
@@ -396,4 +428,169 @@ pub fn ping_pong_echo(args: &ChildArgs) -> Result<Value, String> {
         kind.send(pong, value);
     }
     Ok(json!({ "frames": rounds }))
+}
+
+/// The ideal-ring ping-pong's mapping: two rings, ping (this process to the child) at 0 and pong
+/// at [`RING_BYTES`]; in each, the writer's counter, the reader's counter and "ready" on 128-byte
+/// lines of their own, then [`PING_CAPACITY`] slots of one 64-byte frame each (the slots of the
+/// throughput cases' ideal ring: no header).
+const RING_HEAD: usize = 0;
+const RING_TAIL: usize = 128;
+const RING_READY: usize = 256;
+const RING_SLOTS: usize = 512;
+const RING_BYTES: usize = 8192;
+
+/// One direction of the ideal-ring ping-pong, as one side sees it.
+struct IdealRing<'a> {
+    map: &'a SharedMap,
+    base: usize,
+    /// This side's copy of its own counter (head when writing, tail when reading).
+    count: u64,
+}
+
+impl<'a> IdealRing<'a> {
+    fn at(map: &'a SharedMap, base: usize) -> Self {
+        IdealRing {
+            map,
+            base,
+            count: 0,
+        }
+    }
+
+    fn slot(&self, seq: u64) -> *mut u8 {
+        let index = (seq % PING_CAPACITY as u64) as usize;
+        self.map
+            .bytes(self.base + RING_SLOTS, SMALL_FRAME * PING_CAPACITY as usize)
+            .wrapping_add(index * SMALL_FRAME)
+    }
+
+    /// Copies `frame` into the next slot and publishes it (one Release store). The exchange
+    /// keeps at most one frame in the ring, so there is always room.
+    #[inline]
+    fn send(&mut self, frame: &[u8; SMALL_FRAME]) {
+        // SAFETY: the slot is inside the mapping (index below PING_CAPACITY) and the reader is
+        // done with it: it released it before it replied to the previous frame.
+        unsafe {
+            std::ptr::copy_nonoverlapping(frame.as_ptr(), self.slot(self.count), SMALL_FRAME)
+        };
+        self.count += 1;
+        // Release: the reader that loads this head sees the frame.
+        self.map
+            .u64(self.base + RING_HEAD)
+            .store(self.count, Ordering::Release);
+    }
+
+    /// Busy-polls until the next frame is published, copies it out and releases its slot (one
+    /// Release store); `None` once `stop` says the other side is done and nothing came.
+    #[inline]
+    fn receive(&mut self, out: &mut [u8; SMALL_FRAME], stop: impl Fn() -> bool) -> Option<()> {
+        // Acquire: the writer's copy into the slot happens before its head store.
+        while self.map.u64(self.base + RING_HEAD).load(Ordering::Acquire) == self.count {
+            if stop() {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+        // SAFETY: the slot is inside the mapping and published (count < head); the writer does
+        // not touch it again before we release it and reply.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.slot(self.count), out.as_mut_ptr(), SMALL_FRAME)
+        };
+        self.count += 1;
+        // Release: our copy out happens before the writer reuses the slot.
+        self.map
+            .u64(self.base + RING_TAIL)
+            .store(self.count, Ordering::Release);
+        Some(())
+    }
+}
+
+/// The ideal-ring ping-pong: 64-byte frames stamped with their number, sent on the ping ring,
+/// echoed by the child on the pong ring, checked.
+fn run_ideal_ring_ping_pong(plan: &Plan) -> Result<LatencyResult, String> {
+    let map = SharedMap::create(2 * RING_BYTES)?;
+    let mut args = ChildArgs::new(Role::PingPongEcho, plan.child_cpu);
+    args.fd = Some(map.fd());
+    args.ping_pong = Some(PingPong::IdealRing);
+    let mut child = ChildProcess::spawn(&args)?;
+    // Acquire: the child's setup happens before it says it is ready.
+    child.wait_until("the ideal-ring echo process started", || {
+        map.u32(RING_READY).load(Ordering::Acquire) == 1
+    })?;
+    let (mut ping, mut pong) = (IdealRing::at(&map, 0), IdealRing::at(&map, RING_BYTES));
+    let mut frame = [0xA5u8; SMALL_FRAME];
+    let mut reply = [0u8; SMALL_FRAME];
+    let mut samples = Samples::new(plan.amount);
+    let mut errors = Vec::new();
+    for seq in 0u64.. {
+        frame[..8].copy_from_slice(&seq.to_le_bytes());
+        frame[SMALL_FRAME - 8..].copy_from_slice(&seq.to_le_bytes());
+        let start = Instant::now();
+        ping.send(&frame);
+        if pong.receive(&mut reply, answer_overdue(start)).is_none() {
+            errors.push(format!(
+                "round trip {seq}: no reply within {} s: the echo process stopped answering",
+                ECHO_PATIENCE.as_secs()
+            ));
+            break;
+        }
+        let end = Instant::now();
+        if reply != frame {
+            errors.push(format!("round trip {seq}: the reply differs from the ping"));
+            break;
+        }
+        if !samples.record(start, end) {
+            break;
+        }
+    }
+    // Release: the child that sees "done" has seen every ping before it.
+    map.u32(RING_BYTES + RING_READY).store(1, Ordering::Release);
+    let out = child.finish()?;
+    errors.extend(
+        out["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str().map(|e| format!("echo: {e}"))),
+    );
+    Ok(LatencyResult::new(
+        PingPong::IdealRing.name(),
+        samples.into_measured(),
+        errors,
+    ))
+}
+
+/// Longest wait for one reply of the ideal-ring ping-pong (generous: the machine may be loaded).
+const ECHO_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A stop condition for a busy-polling wait for the reply to the ping sent at `start`: true once
+/// [`ECHO_PATIENCE`] has passed (the clock is read every few thousand polls only).
+fn answer_overdue(start: Instant) -> impl Fn() -> bool {
+    let polls = std::cell::Cell::new(0u32);
+    move || {
+        polls.set(polls.get().wrapping_add(1));
+        polls.get().is_multiple_of(4096) && start.elapsed() > ECHO_PATIENCE
+    }
+}
+
+/// The child's side of the ideal-ring ping-pong: echo every ping frame on the pong ring, until
+/// the parent says it is done (the pong ring's "ready" word).
+fn ideal_ring_echo(fd: i32) -> Result<Value, String> {
+    let map = SharedMap::map(fd, 2 * RING_BYTES)?;
+    let (mut ping, mut pong) = (IdealRing::at(&map, 0), IdealRing::at(&map, RING_BYTES));
+    // Release: pairs with the parent's Acquire load of the ready word.
+    map.u32(RING_READY).store(1, Ordering::Release);
+    let done = || map.u32(RING_BYTES + RING_READY).load(Ordering::Acquire) == 1;
+    let mut frame = [0u8; SMALL_FRAME];
+    let mut errors = Vec::new();
+    let mut rounds = 0u64;
+    while ping.receive(&mut frame, done).is_some() {
+        let stamp = rounds.to_le_bytes();
+        if frame[..8] != stamp || frame[SMALL_FRAME - 8..] != stamp {
+            errors.push(format!("ping {rounds}: wrong stamp"));
+        }
+        rounds += 1;
+        pong.send(&frame);
+    }
+    Ok(json!({ "frames": rounds, "errors": errors }))
 }
