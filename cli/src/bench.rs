@@ -1206,9 +1206,11 @@ fn print_medians(m: &Medians) {
         } else {
             format!("{:.0} ns", row.median)
         };
-        let case = match row.section {
-            "throughput" | "latency" => row.case.clone(),
-            section => format!("{} {}", section.split(' ').next().unwrap_or(""), row.case),
+        // The `to` column tells a stream case's two latency rows apart; neighbour rows say so.
+        let case = if row.section.starts_with("neighbour") {
+            format!("neighbour {}", row.case)
+        } else {
+            row.case.clone()
         };
         let ratios: Vec<String> = row
             .ratios_per_run
