@@ -12,11 +12,19 @@
  * Every function here does the common case only, and says so by its result: when it returns
  * None (or False for `write`) it did nothing, and the Python method runs its full path, which
  * checks the arguments, raises the right exception and waits. So this file holds no policy: it
- * never waits, never raises a shmline error, and never guesses what the Python code would do.
+ * never waits, never raises a shmline error of its own, and never guesses what the Python code
+ * would do (where an outcome needs one, it calls the Python method that decides it).
+ *
+ * The zero-copy slots too: `WriteSlotBase` and `ReadSlotBase` are the C bases of the public
+ * `WriteSlot` and `ReadSlot` (their `with` protocol), and `WriterCore.reserve_slot` and
+ * `ReaderCore.acquire_slot` reserve or acquire and re-arm the handle's one slot object in one
+ * call, so that a `with writer.reserve() as frame:` block runs no Python-level code of the
+ * package but the first line of `reserve()`.
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -128,6 +136,204 @@ static void *handle_of(PyObject *address) {
     return p;
 }
 
+
+/* Whether `timeout` lets a call succeed now without a word from the Python method: None, or a
+ * float or int that is not negative (and not NaN). Anything else, the Python method judges. */
+static int timeout_now(PyObject *timeout) {
+    if (timeout == Py_None)
+        return 1;
+    if (PyFloat_CheckExact(timeout))
+        return PyFloat_AS_DOUBLE(timeout) >= 0;
+    if (PyLong_CheckExact(timeout)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(timeout, &overflow);
+        return overflow > 0 || (overflow == 0 && v >= 0);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Slots: the C bases of WriteSlot and ReadSlot                                               */
+
+/*
+ * One struct for both: `owner` is the writer (reader) while the slot is armed, NULL once it was
+ * committed, aborted or released; the Python classes see it as `_writer` (`_reader`), None when
+ * NULL. `core` is set only while a slot armed by `reserve_slot`/`acquire_slot` is armed: its exit
+ * then commits or releases here; a slot armed by the Python method's full path has none, and its
+ * exit calls the Python methods (`_commit_now`, `_release_now`, `_finish`).
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *owner;
+    PyObject *view;
+    Py_ssize_t length; /* the writer's: bytes to commit */
+    PyObject *flags;   /* the writer's: flags to commit */
+    PyObject *core;
+    PyObject *bound[2]; /* its `__enter__` and `__exit__` (BoundCall), made on first use */
+} Slot;
+
+/*
+ * A slot's `__enter__` or `__exit__` as the `with` statement gets it: made once per slot and
+ * handed out again every time, where a method of a C type would be bound anew (an allocation
+ * for the garbage collector) at every `with`. The slot owns it; it points back at the slot
+ * without a reference (no cycle), and the slot's end sets that pointer to NULL, so a kept
+ * `slot.__exit__` outliving its slot raises instead of touching freed memory.
+ */
+typedef PyObject *(*slot_fn)(Slot *, PyObject *const *, Py_ssize_t);
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    Slot *slot;
+    slot_fn fn;
+} BoundCall;
+
+static PyObject *BoundCall_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                      PyObject *kwnames) {
+    BoundCall *b = (BoundCall *)callable;
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
+        PyErr_SetString(PyExc_TypeError, "a slot's __enter__ and __exit__ take no keywords");
+        return NULL;
+    }
+    Slot *slot = b->slot;
+    if (slot == NULL) {
+        PyErr_SetString(PyExc_ReferenceError, "the slot of this method no longer exists");
+        return NULL;
+    }
+    Py_INCREF(slot);
+    PyObject *r = b->fn(slot, args, PyVectorcall_NARGS(nargsf));
+    Py_DECREF(slot);
+    return r;
+}
+
+static PyTypeObject BoundCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shmline._fastpath.BoundCall",
+    .tp_doc = "The __enter__ or __exit__ of one slot.",
+    .tp_basicsize = sizeof(BoundCall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(BoundCall, vectorcall),
+    .tp_call = PyVectorcall_Call,
+};
+
+/* The slot's `__enter__` (which = 0) or `__exit__` (1), made on first use. */
+static PyObject *bound_of(Slot *self, int which, slot_fn fn) {
+    if (self->bound[which] == NULL) {
+        BoundCall *b = PyObject_New(BoundCall, &BoundCallType);
+        if (b == NULL)
+            return NULL;
+        b->vectorcall = BoundCall_vectorcall;
+        b->slot = self;
+        b->fn = fn;
+        self->bound[which] = (PyObject *)b;
+    }
+    Py_INCREF(self->bound[which]);
+    return self->bound[which];
+}
+
+/* Drops the slot's bound calls, telling any kept elsewhere that the slot is gone. */
+static void unbind(Slot *self) {
+    for (int i = 0; i < 2; i++) {
+        if (self->bound[i] != NULL) {
+            ((BoundCall *)self->bound[i])->slot = NULL;
+            Py_CLEAR(self->bound[i]);
+        }
+    }
+}
+
+static int Slot_traverse(Slot *self, visitproc visit, void *arg) {
+    Py_VISIT(self->owner);
+    Py_VISIT(self->view);
+    Py_VISIT(self->flags);
+    Py_VISIT(self->core);
+    return 0;
+}
+
+static int Slot_clear(Slot *self) {
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->view);
+    Py_CLEAR(self->flags);
+    Py_CLEAR(self->core);
+    return 0;
+}
+
+static void Slot_dealloc(Slot *self) {
+    PyObject_GC_UnTrack(self);
+    unbind(self);
+    Slot_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Slot_get_owner(Slot *self, void *closure) {
+    PyObject *owner = self->owner ? self->owner : Py_None;
+    Py_INCREF(owner);
+    return owner;
+}
+
+/* Setting the owner (the Python methods arm and disarm the slot this way) forgets the core: only
+ * `reserve_slot`/`acquire_slot` set it. */
+static int Slot_set_owner(Slot *self, PyObject *value, void *closure) {
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "the owner of a slot cannot be deleted");
+        return -1;
+    }
+    Py_CLEAR(self->core);
+    if (value == Py_None) {
+        Py_CLEAR(self->owner);
+    } else {
+        Py_INCREF(value);
+        Py_XSETREF(self->owner, value);
+    }
+    return 0;
+}
+
+/* __enter__(): the view. */
+static PyObject *Slot_enter(Slot *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 0) {
+        PyErr_SetString(PyExc_TypeError, "__enter__() takes no arguments");
+        return NULL;
+    }
+    PyObject *view = self->view ? self->view : Py_None;
+    Py_INCREF(view);
+    return view;
+}
+
+static PyObject *Slot_get_enter(Slot *self, void *closure) {
+    return bound_of(self, 0, Slot_enter);
+}
+
+/* Calls `name` of `o` with no argument and drops its result: 0, or -1 with its exception. */
+static int call_method_0(PyObject *o, const char *name) {
+    PyObject *r = PyObject_CallMethod(o, name, NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* The library's status from the Python method `name(*args)` of `owner`: 0 (OK) or another
+ * status; -1 and a Python exception are told apart by PyErr_Occurred. */
+static long status_of(PyObject *r) {
+    if (r == NULL)
+        return -1;
+    long status = PyLong_AsLong(r);
+    Py_DECREF(r);
+    return status;
+}
+
+static PyMemberDef WriteSlot_members[] = {
+    {"view", T_OBJECT, offsetof(Slot, view), 0, "The view of the slot in shared memory."},
+    {"_length", T_PYSSIZET, offsetof(Slot, length), 0, NULL},
+    {"_flags", T_OBJECT, offsetof(Slot, flags), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyMemberDef ReadSlot_members[] = {
+    {"view", T_OBJECT, offsetof(Slot, view), 0, "The view of the frame in shared memory."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+
 /* ------------------------------------------------------------------------------------------ */
 /* Writer                                                                                     */
 
@@ -135,24 +341,58 @@ typedef struct {
     PyObject_HEAD
     struct shmline_writer *h; /* NULL once detached (the Python writer closed it) */
     schema s;
-    int enabled; /* whether write() may take the fast path (not under "drop_newest") */
-    uintptr_t slot;
+    int enabled;   /* whether write() may take the fast path (not under "drop_newest") */
+    Slot *spare;   /* the writer's one slot object, which reserve_slot() re-arms */
+    PyObject *arrays; /* the writer's `_arrays`: the array of each slot by payload address */
 } WriterCore;
 
+static PyTypeObject WriteSlotBaseType;
+static PyTypeObject ReadSlotBaseType;
+/* "view", interned once (PyInit__fastpath): the method name reserve_slot() calls per frame. */
+static PyObject *str_view;
+
+/* The one slot object of a handle, checked to be of the C base its core writes into. */
+static Slot *spare_of(PyObject *spare, PyTypeObject *base) {
+    if (!PyObject_TypeCheck(spare, base)) {
+        PyErr_Format(PyExc_TypeError, "the spare slot must be a %s", base->tp_name);
+        return NULL;
+    }
+    Py_INCREF(spare);
+    return (Slot *)spare;
+}
+
 static int WriterCore_init(WriterCore *self, PyObject *args, PyObject *kwds) {
-    PyObject *address, *ndarray, *dtype, *shape;
+    PyObject *address, *ndarray, *dtype, *shape, *spare, *arrays;
     Py_ssize_t frame_size;
     int enabled;
-    if (!PyArg_ParseTuple(args, "OOOOnp", &address, &ndarray, &dtype, &shape, &frame_size,
-                          &enabled))
+    if (!PyArg_ParseTuple(args, "OOOOnpOO!", &address, &ndarray, &dtype, &shape, &frame_size,
+                          &enabled, &spare, &PyDict_Type, &arrays))
         return -1;
     if ((self->h = handle_of(address)) == NULL)
         return -1;
     self->enabled = enabled;
+    if ((self->spare = spare_of(spare, &WriteSlotBaseType)) == NULL)
+        return -1;
+    Py_INCREF(arrays);
+    self->arrays = arrays;
     return schema_init(&self->s, ndarray, dtype, shape, frame_size);
 }
 
+static int WriterCore_traverse(WriterCore *self, visitproc visit, void *arg) {
+    Py_VISIT(self->spare);
+    Py_VISIT(self->arrays);
+    return 0;
+}
+
+static int WriterCore_clear(WriterCore *self) {
+    Py_CLEAR(self->spare);
+    Py_CLEAR(self->arrays);
+    return 0;
+}
+
 static void WriterCore_dealloc(WriterCore *self) {
+    PyObject_GC_UnTrack(self);
+    WriterCore_clear(self);
     schema_clear(&self->s);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -214,9 +454,72 @@ static PyObject *WriterCore_commit(WriterCore *self, PyObject *const *args, Py_s
     return PyLong_FromLong(shmline_writer_commit(self->h, (size_t)n, (uint32_t)flags));
 }
 
-/* detach(): forgets the handle, which the Python writer is about to close. */
+/* reserve_slot(writer, nbytes, timeout, flags) -> WriteSlot | None: `writer.reserve(nbytes,
+ * timeout=timeout, flags=flags)` when a slot is free now, the stream has a schema, `nbytes` is
+ * None, `timeout` and `flags` are valid and no slot is reserved: the writer's one slot object,
+ * armed with a new writable view of the slot. None if nothing was done. */
+static PyObject *WriterCore_reserve_slot(WriterCore *self, PyObject *const *args,
+                                         Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "reserve_slot(writer, nbytes, timeout, flags)");
+        return NULL;
+    }
+    Slot *slot = self->spare;
+    if (self->h == NULL || self->s.descr == NULL || slot == NULL || self->arrays == NULL ||
+        slot->owner != NULL || args[1] != Py_None || !timeout_now(args[2]) ||
+        frame_flags(args[3]) < 0)
+        Py_RETURN_NONE;
+    void *data;
+    size_t capacity;
+    if (shmline_writer_reserve(self->h, 0, &data, &capacity) != SHMLINE_OK)
+        Py_RETURN_NONE;
+    /* From here the library holds a reservation: any failure aborts it before raising. */
+    PyObject *address = PyLong_FromVoidPtr(data);
+    PyObject *array = NULL, *view = NULL;
+    if (address == NULL)
+        goto fail;
+    array = PyDict_GetItemWithError(self->arrays, address);
+    if (array != NULL) {
+        Py_INCREF(array);
+    } else if (!PyErr_Occurred()) {
+        /* The slot's first reservation: the Python writer builds its array and checks the
+         * address against the layout. */
+        array = PyObject_CallMethod(args[0], "_array_at", "O", address);
+    }
+    if (array == NULL)
+        goto fail;
+    view = PyObject_CallMethodObjArgs(array, str_view, NULL);
+    if (view == NULL)
+        goto fail;
+    if (Py_TYPE(view) != self->s.ndarray) {
+        PyErr_SetString(PyExc_TypeError, "a slot's view is not an ndarray");
+        goto fail;
+    }
+    Py_DECREF(address);
+    Py_DECREF(array);
+    Py_XSETREF(slot->view, view);
+    slot->length = (Py_ssize_t)self->s.frame_size;
+    Py_INCREF(args[3]);
+    Py_XSETREF(slot->flags, args[3]);
+    Py_INCREF(args[0]);
+    slot->owner = args[0];
+    Py_INCREF(self);
+    Py_XSETREF(slot->core, (PyObject *)self);
+    Py_INCREF(slot);
+    return (PyObject *)slot;
+fail:
+    shmline_writer_abort(self->h);
+    Py_XDECREF(address);
+    Py_XDECREF(array);
+    Py_XDECREF(view);
+    return NULL;
+}
+
+/* detach(): forgets the handle, which the Python writer is about to close, and the arrays of
+ * its slots, which must not keep the mapping alive. */
 static PyObject *WriterCore_detach(WriterCore *self, PyObject *unused) {
     self->h = NULL;
+    Py_CLEAR(self->arrays);
     Py_RETURN_NONE;
 }
 
@@ -227,6 +530,8 @@ static PyMethodDef WriterCore_methods[] = {
      "reserve() -> the address of the slot reserved now, or None."},
     {"commit", (PyCFunction)(void (*)(void))WriterCore_commit, METH_FASTCALL,
      "commit(nbytes, flags) -> the library's status."},
+    {"reserve_slot", (PyCFunction)(void (*)(void))WriterCore_reserve_slot, METH_FASTCALL,
+     "reserve_slot(writer, nbytes, timeout, flags) -> the armed slot, or None."},
     {"detach", (PyCFunction)WriterCore_detach, METH_NOARGS, "Forgets the handle."},
     {NULL, NULL, 0, NULL},
 };
@@ -236,11 +541,110 @@ static PyTypeObject WriterCoreType = {
     .tp_name = "shmline._fastpath.WriterCore",
     .tp_doc = "The compiled per-frame calls of one writer handle.",
     .tp_basicsize = sizeof(WriterCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)WriterCore_init,
     .tp_dealloc = (destructor)WriterCore_dealloc,
+    .tp_traverse = (traverseproc)WriterCore_traverse,
+    .tp_clear = (inquiry)WriterCore_clear,
     .tp_methods = WriterCore_methods,
+};
+
+/* A writer's view after its block: read-only, as NumPy's own PyArray_CLEARFLAGS makes it (the
+ * per-slot array it views stays writable for the next reservations). shmline/_hot.py checks this
+ * against NumPy at import (`seal`). */
+static void seal_view(PyObject *view) {
+    ((np_array *)view)->flags &= ~NP_WRITEABLE;
+}
+
+/* WriteSlot.__exit__(exc_type, exc, tb): commits the slot when the block ended normally, aborts
+ * it (the Python `abort()`) when it raised; nothing if it was committed or aborted in the block.
+ * Then the view is read-only, and a failed commit raises through the writer's `_call`. */
+static PyObject *WriteSlot_exit(Slot *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (self->owner == NULL)
+        Py_RETURN_NONE;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "__exit__(exc_type, exc, tb)");
+        return NULL;
+    }
+    if (args[0] != Py_None) {
+        if (call_method_0((PyObject *)self, "abort") < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *writer = self->owner;
+    Py_INCREF(writer);
+    long status;
+    int64_t flags = frame_flags(self->flags ? self->flags : Py_None);
+    if (self->core != NULL && flags >= 0) {
+        /* Armed by reserve_slot(): commit here; the view is an ndarray of the core's type. */
+        WriterCore *core = (WriterCore *)self->core;
+        status = shmline_writer_commit(core->h, (size_t)self->length, (uint32_t)flags);
+        int sealed = self->view != NULL && Py_TYPE(self->view) == core->s.ndarray;
+        Py_CLEAR(self->owner);
+        Py_CLEAR(self->core);
+        if (sealed) {
+            seal_view(self->view);
+        } else if (call_method_0((PyObject *)self, "_finish") < 0) { /* a view set by hand */
+            Py_DECREF(writer);
+            return NULL;
+        }
+    } else {
+        /* Armed by the Python method: commit and finish as WriteSlot.commit() does. */
+        status = status_of(PyObject_CallMethod(writer, "_commit_now", "nO", self->length,
+                                               self->flags ? self->flags : Py_None));
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        if (call_method_0((PyObject *)self, "_finish") < 0) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+            Py_DECREF(writer);
+            return NULL;
+        }
+        if (type != NULL) {
+            PyErr_Restore(type, value, traceback);
+            Py_DECREF(writer);
+            return NULL;
+        }
+    }
+    if (status != SHMLINE_OK) {
+        PyObject *r = PyObject_CallMethod(writer, "_call", "l", status);
+        Py_DECREF(writer);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+        Py_RETURN_NONE;
+    }
+    Py_DECREF(writer);
+    Py_RETURN_NONE;
+}
+
+static PyObject *WriteSlot_get_exit(Slot *self, void *closure) {
+    return bound_of(self, 1, WriteSlot_exit);
+}
+
+static PyGetSetDef WriteSlot_getset[] = {
+    {"_writer", (getter)Slot_get_owner, (setter)Slot_set_owner, NULL, NULL},
+    {"__enter__", (getter)Slot_get_enter, NULL, "__enter__(): the writable view of the slot.",
+     NULL},
+    {"__exit__", (getter)WriteSlot_get_exit, NULL,
+     "__exit__(exc_type, exc, tb): commits the slot, or aborts it if the block raised.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject WriteSlotBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shmline._fastpath.WriteSlotBase",
+    .tp_doc = "The compiled with-protocol of shmline.WriteSlot.",
+    .tp_basicsize = sizeof(Slot),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)Slot_dealloc,
+    .tp_traverse = (traverseproc)Slot_traverse,
+    .tp_clear = (inquiry)Slot_clear,
+    .tp_members = WriteSlot_members,
+    .tp_getset = WriteSlot_getset,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -256,18 +660,24 @@ typedef struct {
     PyObject *copy;           /* ...and returns scratch.copy() */
     char *bytes_buf;          /* read() of a bytes stream reads here (max_frame_size bytes) */
     size_t bytes_cap;
+    Slot *spare;              /* the reader's one slot object, which acquire_slot() re-arms */
+    PyObject *views;          /* the reader's `_views`: the view of each slot by address */
 } ReaderCore;
 
 static int ReaderCore_init(ReaderCore *self, PyObject *args, PyObject *kwds) {
-    PyObject *address, *ndarray, *dtype, *shape, *info, *scratch;
+    PyObject *address, *ndarray, *dtype, *shape, *info, *scratch, *spare, *views;
     Py_ssize_t frame_size, max_frame_size;
-    if (!PyArg_ParseTuple(args, "OOOOnnOO", &address, &ndarray, &dtype, &shape, &frame_size,
-                          &max_frame_size, &info, &scratch))
+    if (!PyArg_ParseTuple(args, "OOOOnnOOOO!", &address, &ndarray, &dtype, &shape, &frame_size,
+                          &max_frame_size, &info, &scratch, &spare, &PyDict_Type, &views))
         return -1;
     if ((self->h = handle_of(address)) == NULL)
         return -1;
     if ((self->info = handle_of(info)) == NULL)
         return -1;
+    if ((self->spare = spare_of(spare, &ReadSlotBaseType)) == NULL)
+        return -1;
+    Py_INCREF(views);
+    self->views = views;
     if (schema_init(&self->s, ndarray, dtype, shape, frame_size) != 0)
         return -1;
     if (scratch != Py_None) {
@@ -291,7 +701,21 @@ static int ReaderCore_init(ReaderCore *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
+static int ReaderCore_traverse(ReaderCore *self, visitproc visit, void *arg) {
+    Py_VISIT(self->spare);
+    Py_VISIT(self->views);
+    return 0;
+}
+
+static int ReaderCore_clear(ReaderCore *self) {
+    Py_CLEAR(self->spare);
+    Py_CLEAR(self->views);
+    return 0;
+}
+
 static void ReaderCore_dealloc(ReaderCore *self) {
+    PyObject_GC_UnTrack(self);
+    ReaderCore_clear(self);
     schema_clear(&self->s);
     Py_CLEAR(self->scratch);
     Py_CLEAR(self->copy);
@@ -370,8 +794,63 @@ static PyObject *ReaderCore_release(ReaderCore *self, PyObject *unused) {
     return PyLong_FromLong(shmline_reader_release(self->h));
 }
 
+/* acquire_slot(reader, timeout) -> ReadSlot | None: `reader.acquire(timeout=timeout)` when a
+ * frame is there now, the stream has a schema, `timeout` is valid and no frame is acquired: the
+ * reader's one slot object, armed with the read-only view of the frame's slot. A frame of the
+ * wrong size is released and raises through the reader's `_wrong_size()`, as the Python method
+ * does. None if nothing was done. */
+static PyObject *ReaderCore_acquire_slot(ReaderCore *self, PyObject *const *args,
+                                         Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "acquire_slot(reader, timeout)");
+        return NULL;
+    }
+    Slot *slot = self->spare;
+    if (self->h == NULL || self->s.descr == NULL || slot == NULL || self->views == NULL ||
+        slot->owner != NULL || !timeout_now(args[1]))
+        Py_RETURN_NONE;
+    const void *data;
+    if (shmline_reader_acquire(self->h, 0, &data, self->info) != SHMLINE_OK)
+        Py_RETURN_NONE;
+    /* From here the library lends a frame: any failure releases it before raising. */
+    PyObject *address = NULL, *view = NULL;
+    if (self->info->len != self->s.frame_size) {
+        shmline_reader_release(self->h);
+        view = PyObject_CallMethod(args[0], "_wrong_size", NULL); /* raises */
+        Py_XDECREF(view);
+        return NULL;
+    }
+    if ((address = PyLong_FromVoidPtr((void *)data)) == NULL)
+        goto fail;
+    view = PyDict_GetItemWithError(self->views, address);
+    if (view != NULL) {
+        Py_INCREF(view);
+    } else if (!PyErr_Occurred()) {
+        /* The slot's first frame: the Python reader builds its view and checks the address
+         * against the layout. */
+        view = PyObject_CallMethod(args[0], "_view_at", "O", address);
+    }
+    if (view == NULL)
+        goto fail;
+    Py_DECREF(address);
+    Py_XSETREF(slot->view, view);
+    Py_INCREF(args[0]);
+    slot->owner = args[0];
+    Py_INCREF(self);
+    Py_XSETREF(slot->core, (PyObject *)self);
+    Py_INCREF(slot);
+    return (PyObject *)slot;
+fail:
+    shmline_reader_release(self->h);
+    Py_XDECREF(address);
+    return NULL;
+}
+
+/* detach(): forgets the handle, which the Python reader is about to close, and the views of its
+ * slots, which must not keep the mapping alive. */
 static PyObject *ReaderCore_detach(ReaderCore *self, PyObject *unused) {
     self->h = NULL;
+    Py_CLEAR(self->views);
     Py_RETURN_NONE;
 }
 
@@ -384,6 +863,8 @@ static PyMethodDef ReaderCore_methods[] = {
      "acquire() -> the address of the frame lent now (0: of a wrong size), or None."},
     {"release", (PyCFunction)ReaderCore_release, METH_NOARGS,
      "release() -> the library's status."},
+    {"acquire_slot", (PyCFunction)(void (*)(void))ReaderCore_acquire_slot, METH_FASTCALL,
+     "acquire_slot(reader, timeout) -> the armed slot, or None."},
     {"detach", (PyCFunction)ReaderCore_detach, METH_NOARGS, "Forgets the handle."},
     {NULL, NULL, 0, NULL},
 };
@@ -393,11 +874,84 @@ static PyTypeObject ReaderCoreType = {
     .tp_name = "shmline._fastpath.ReaderCore",
     .tp_doc = "The compiled per-frame calls of one reader handle.",
     .tp_basicsize = sizeof(ReaderCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)ReaderCore_init,
     .tp_dealloc = (destructor)ReaderCore_dealloc,
+    .tp_traverse = (traverseproc)ReaderCore_traverse,
+    .tp_clear = (inquiry)ReaderCore_clear,
     .tp_methods = ReaderCore_methods,
+};
+
+/* ReadSlot.__exit__(exc_type, exc, tb): releases the frame (nothing if it was released in the
+ * block); a failed release raises through the reader's `_check_release`, which ignores a reader
+ * closed meanwhile. */
+static PyObject *ReadSlot_exit(Slot *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (self->owner == NULL)
+        Py_RETURN_NONE;
+    PyObject *reader = self->owner;
+    Py_INCREF(reader);
+    long status;
+    if (self->core != NULL) {
+        /* Armed by acquire_slot(): a read-only array view, nothing to retire. */
+        status = shmline_reader_release(((ReaderCore *)self->core)->h);
+        Py_CLEAR(self->owner);
+        Py_CLEAR(self->core);
+    } else {
+        /* Armed by the Python method: release and finish as ReadSlot.release() does. */
+        status = status_of(PyObject_CallMethod(reader, "_release_now", NULL));
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        if (call_method_0((PyObject *)self, "_finish") < 0) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+            Py_DECREF(reader);
+            return NULL;
+        }
+        if (type != NULL) {
+            PyErr_Restore(type, value, traceback);
+            Py_DECREF(reader);
+            return NULL;
+        }
+    }
+    if (status != SHMLINE_OK) {
+        PyObject *r = PyObject_CallMethod(reader, "_check_release", "l", status);
+        Py_DECREF(reader);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+        Py_RETURN_NONE;
+    }
+    Py_DECREF(reader);
+    Py_RETURN_NONE;
+}
+
+static PyObject *ReadSlot_get_exit(Slot *self, void *closure) {
+    return bound_of(self, 1, ReadSlot_exit);
+}
+
+static PyGetSetDef ReadSlot_getset[] = {
+    {"_reader", (getter)Slot_get_owner, (setter)Slot_set_owner, NULL, NULL},
+    {"__enter__", (getter)Slot_get_enter, NULL, "__enter__(): the read-only view of the frame.",
+     NULL},
+    {"__exit__", (getter)ReadSlot_get_exit, NULL, "__exit__(exc_type, exc, tb): releases the frame.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ReadSlotBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "shmline._fastpath.ReadSlotBase",
+    .tp_doc = "The compiled with-protocol of shmline.ReadSlot.",
+    .tp_basicsize = sizeof(Slot),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)Slot_dealloc,
+    .tp_traverse = (traverseproc)Slot_traverse,
+    .tp_clear = (inquiry)Slot_clear,
+    .tp_members = ReadSlot_members,
+    .tp_getset = ReadSlot_getset,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -416,8 +970,21 @@ static PyObject *facts(PyObject *module, PyObject *o) {
                          (a->flags & NP_WRITEABLE) ? Py_True : Py_False);
 }
 
+/* seal(view, ndarray): makes `view`, an exact `ndarray`, read-only as a writer's view is sealed
+ * after its block, for the import-time check that this writes NumPy's flags right. */
+static PyObject *seal(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || Py_TYPE(args[0]) != (PyTypeObject *)args[1]) {
+        PyErr_SetString(PyExc_TypeError, "seal(view, ndarray): view must be an ndarray");
+        return NULL;
+    }
+    seal_view(args[0]);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"facts", facts, METH_O, "What this module reads of a NumPy array."},
+    {"seal", (PyCFunction)(void (*)(void))seal, METH_FASTCALL,
+     "Makes an ndarray read-only as a writer's view after its block."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -428,15 +995,14 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__fastpath(void) {
-    if (PyType_Ready(&WriterCoreType) < 0 || PyType_Ready(&ReaderCoreType) < 0)
+    if (str_view == NULL && (str_view = PyUnicode_InternFromString("view")) == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    Py_INCREF(&WriterCoreType);
-    Py_INCREF(&ReaderCoreType);
-    if (PyModule_AddObject(m, "WriterCore", (PyObject *)&WriterCoreType) < 0 ||
-        PyModule_AddObject(m, "ReaderCore", (PyObject *)&ReaderCoreType) < 0) {
+    if (PyType_Ready(&BoundCallType) < 0 || PyModule_AddType(m, &WriterCoreType) < 0 || PyModule_AddType(m, &ReaderCoreType) < 0 ||
+        PyModule_AddType(m, &WriteSlotBaseType) < 0 ||
+        PyModule_AddType(m, &ReadSlotBaseType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -2,8 +2,9 @@
 build has them and they read NumPy arrays right.
 
 API-mode builds compile them beside the cffi module; ABI-mode builds (and any build where the
-check below fails) have `WriterCore` and `ReaderCore` None, and writers and readers then use
-their cffi paths only. Either way the Python methods keep every check, message and wait: the
+check below fails) have `WriterCore`, `ReaderCore`, `WriteSlotBase` and `ReadSlotBase` None, and
+writers and readers then use their cffi paths and the Python `with` protocol of their slots
+only. Either way the Python methods keep every check, message and wait: the
 compiled calls only do the common case sooner, and say when they did nothing.
 """
 
@@ -17,11 +18,15 @@ from ._ffi import ffi
 
 WriterCore: Optional[Any] = None
 ReaderCore: Optional[Any] = None
+WriteSlotBase: Optional[Any] = None
+ReadSlotBase: Optional[Any] = None
 
 
 def _reads_numpy_right(fastpath: Any) -> bool:
     """Whether the compiled module's reading of NumPy's array struct matches what NumPy says of
-    a few arrays (contiguous, strided, read-only, 0-d, of different dtypes)."""
+    a few arrays (contiguous, strided, read-only, 0-d, of different dtypes), and its writing of
+    the flags (a writer's view made read-only after its block) is what NumPy then reports and
+    enforces, leaving the array it views writable."""
     base = np.zeros((4, 6), np.float32)
     readonly = np.arange(5, dtype=np.int64)
     readonly.setflags(write=False)
@@ -31,7 +36,15 @@ def _reads_numpy_right(fastpath: Any) -> bool:
         got = fastpath.facts(a)
         if got[:3] != expected[:3] or got[3] is not expected[3] or got[4:] != expected[4:]:
             return False
-    return True
+    view = base.view()
+    fastpath.seal(view, np.ndarray)
+    if view.flags.writeable or not base.flags.writeable or not view.flags.c_contiguous:
+        return False
+    try:
+        view[0, 0] = 1
+    except ValueError:
+        return fastpath.facts(view)[5] is False
+    return False
 
 
 try:
@@ -41,6 +54,7 @@ except ImportError:  # an ABI-mode build
 else:
     if _reads_numpy_right(_fastpath):
         WriterCore, ReaderCore = _fastpath.WriterCore, _fastpath.ReaderCore
+        WriteSlotBase, ReadSlotBase = _fastpath.WriteSlotBase, _fastpath.ReadSlotBase
 
 
 def address(pointer: Any) -> int:
