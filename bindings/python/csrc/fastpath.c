@@ -152,6 +152,112 @@ static int timeout_now(PyObject *timeout) {
     return 0;
 }
 
+
+/*
+ * The object made once per slot (a writer's array of the slot, a reader's read-only view of it)
+ * by payload address: a C mirror of the Python handle's dict (`_arrays`, `_views`), so that the
+ * common case builds no int key. Open addressing, linear probing, at most half full; address 0
+ * marks an empty entry (no payload is there). Holds a reference to each object.
+ */
+typedef struct {
+    uintptr_t *keys;
+    PyObject **values;
+    size_t mask; /* entries - 1; 0 with no entries */
+    size_t used;
+} slot_table;
+
+static size_t table_start(uintptr_t key, size_t mask) {
+    uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h ^ (h >> 32)) & mask;
+}
+
+/* The object of `key`, borrowed, or NULL (no exception) if there is none. */
+static PyObject *table_get(const slot_table *t, uintptr_t key) {
+    if (t->keys == NULL)
+        return NULL;
+    for (size_t i = table_start(key, t->mask);; i = (i + 1) & t->mask) {
+        if (t->keys[i] == key)
+            return t->values[i];
+        if (t->keys[i] == 0)
+            return NULL;
+    }
+}
+
+static void table_place(slot_table *t, uintptr_t key, PyObject *value) {
+    size_t i = table_start(key, t->mask);
+    while (t->keys[i] != 0)
+        i = (i + 1) & t->mask;
+    t->keys[i] = key;
+    t->values[i] = value;
+}
+
+/* Adds `value` (a new reference taken) for `key`, which has none: 0, or -1 with MemoryError. */
+static int table_add(slot_table *t, uintptr_t key, PyObject *value) {
+    if (t->keys == NULL || 2 * (t->used + 1) > t->mask + 1) {
+        size_t entries = t->keys == NULL ? 16 : 2 * (t->mask + 1);
+        slot_table grown = {PyMem_Calloc(entries, sizeof(uintptr_t)),
+                            PyMem_Calloc(entries, sizeof(PyObject *)), entries - 1, t->used};
+        if (grown.keys == NULL || grown.values == NULL) {
+            PyMem_Free(grown.keys);
+            PyMem_Free(grown.values);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (size_t i = 0; t->keys != NULL && i <= t->mask; i++)
+            if (t->keys[i] != 0)
+                table_place(&grown, t->keys[i], t->values[i]);
+        PyMem_Free(t->keys);
+        PyMem_Free(t->values);
+        *t = grown;
+    }
+    Py_INCREF(value);
+    table_place(t, key, value);
+    t->used++;
+    return 0;
+}
+
+static int table_traverse(const slot_table *t, visitproc visit, void *arg) {
+    for (size_t i = 0; t->keys != NULL && i <= t->mask; i++)
+        Py_VISIT(t->values[i]);
+    return 0;
+}
+
+/* Drops every object (the handle closed: they must not keep the mapping alive). */
+static void table_clear(slot_table *t) {
+    uintptr_t *keys = t->keys;
+    PyObject **values = t->values;
+    size_t entries = keys == NULL ? 0 : t->mask + 1;
+    *t = (slot_table){NULL, NULL, 0, 0};
+    for (size_t i = 0; i < entries; i++)
+        Py_XDECREF(values[i]);
+    PyMem_Free(keys);
+    PyMem_Free(values);
+}
+
+/* The object made once for the slot at `data`: from the table, else the Python handle's dict,
+ * else made by the handle's method `make` (which checks the address against the layout and
+ * fills the dict); then remembered in the table. A new reference, or NULL with an exception. */
+static PyObject *per_slot(slot_table *t, PyObject *dict, PyObject *handle, const char *make,
+                          const void *data) {
+    PyObject *o = table_get(t, (uintptr_t)data);
+    if (o != NULL) {
+        Py_INCREF(o);
+        return o;
+    }
+    PyObject *address = PyLong_FromVoidPtr((void *)data);
+    if (address == NULL)
+        return NULL;
+    o = PyDict_GetItemWithError(dict, address);
+    if (o != NULL)
+        Py_INCREF(o);
+    else if (!PyErr_Occurred())
+        o = PyObject_CallMethod(handle, make, "O", address);
+    Py_DECREF(address);
+    if (o != NULL && table_add(t, (uintptr_t)data, o) != 0)
+        Py_CLEAR(o);
+    return o;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Slots: the C bases of WriteSlot and ReadSlot                                               */
 
@@ -344,6 +450,7 @@ typedef struct {
     int enabled;   /* whether write() may take the fast path (not under "drop_newest") */
     Slot *spare;   /* the writer's one slot object, which reserve_slot() re-arms */
     PyObject *arrays; /* the writer's `_arrays`: the array of each slot by payload address */
+    slot_table table; /* the same arrays, looked up in C */
 } WriterCore;
 
 static PyTypeObject WriteSlotBaseType;
@@ -381,12 +488,13 @@ static int WriterCore_init(WriterCore *self, PyObject *args, PyObject *kwds) {
 static int WriterCore_traverse(WriterCore *self, visitproc visit, void *arg) {
     Py_VISIT(self->spare);
     Py_VISIT(self->arrays);
-    return 0;
+    return table_traverse(&self->table, visit, arg);
 }
 
 static int WriterCore_clear(WriterCore *self) {
     Py_CLEAR(self->spare);
     Py_CLEAR(self->arrays);
+    table_clear(&self->table);
     return 0;
 }
 
@@ -473,19 +581,10 @@ static PyObject *WriterCore_reserve_slot(WriterCore *self, PyObject *const *args
     size_t capacity;
     if (shmline_writer_reserve(self->h, 0, &data, &capacity) != SHMLINE_OK)
         Py_RETURN_NONE;
-    /* From here the library holds a reservation: any failure aborts it before raising. */
-    PyObject *address = PyLong_FromVoidPtr(data);
-    PyObject *array = NULL, *view = NULL;
-    if (address == NULL)
-        goto fail;
-    array = PyDict_GetItemWithError(self->arrays, address);
-    if (array != NULL) {
-        Py_INCREF(array);
-    } else if (!PyErr_Occurred()) {
-        /* The slot's first reservation: the Python writer builds its array and checks the
-         * address against the layout. */
-        array = PyObject_CallMethod(args[0], "_array_at", "O", address);
-    }
+    /* From here the library holds a reservation: any failure aborts it before raising. On a
+     * slot's first reservation the Python writer builds its array (`_array_at`). */
+    PyObject *view = NULL;
+    PyObject *array = per_slot(&self->table, self->arrays, args[0], "_array_at", data);
     if (array == NULL)
         goto fail;
     view = PyObject_CallMethodObjArgs(array, str_view, NULL);
@@ -495,7 +594,6 @@ static PyObject *WriterCore_reserve_slot(WriterCore *self, PyObject *const *args
         PyErr_SetString(PyExc_TypeError, "a slot's view is not an ndarray");
         goto fail;
     }
-    Py_DECREF(address);
     Py_DECREF(array);
     Py_XSETREF(slot->view, view);
     slot->length = (Py_ssize_t)self->s.frame_size;
@@ -509,7 +607,6 @@ static PyObject *WriterCore_reserve_slot(WriterCore *self, PyObject *const *args
     return (PyObject *)slot;
 fail:
     shmline_writer_abort(self->h);
-    Py_XDECREF(address);
     Py_XDECREF(array);
     Py_XDECREF(view);
     return NULL;
@@ -520,6 +617,7 @@ fail:
 static PyObject *WriterCore_detach(WriterCore *self, PyObject *unused) {
     self->h = NULL;
     Py_CLEAR(self->arrays);
+    table_clear(&self->table);
     Py_RETURN_NONE;
 }
 
@@ -662,6 +760,7 @@ typedef struct {
     size_t bytes_cap;
     Slot *spare;              /* the reader's one slot object, which acquire_slot() re-arms */
     PyObject *views;          /* the reader's `_views`: the view of each slot by address */
+    slot_table table;         /* the same views, looked up in C */
 } ReaderCore;
 
 static int ReaderCore_init(ReaderCore *self, PyObject *args, PyObject *kwds) {
@@ -704,12 +803,13 @@ static int ReaderCore_init(ReaderCore *self, PyObject *args, PyObject *kwds) {
 static int ReaderCore_traverse(ReaderCore *self, visitproc visit, void *arg) {
     Py_VISIT(self->spare);
     Py_VISIT(self->views);
-    return 0;
+    return table_traverse(&self->table, visit, arg);
 }
 
 static int ReaderCore_clear(ReaderCore *self) {
     Py_CLEAR(self->spare);
     Py_CLEAR(self->views);
+    table_clear(&self->table);
     return 0;
 }
 
@@ -813,26 +913,18 @@ static PyObject *ReaderCore_acquire_slot(ReaderCore *self, PyObject *const *args
     if (shmline_reader_acquire(self->h, 0, &data, self->info) != SHMLINE_OK)
         Py_RETURN_NONE;
     /* From here the library lends a frame: any failure releases it before raising. */
-    PyObject *address = NULL, *view = NULL;
     if (self->info->len != self->s.frame_size) {
         shmline_reader_release(self->h);
-        view = PyObject_CallMethod(args[0], "_wrong_size", NULL); /* raises */
-        Py_XDECREF(view);
+        PyObject *r = PyObject_CallMethod(args[0], "_wrong_size", NULL); /* raises */
+        Py_XDECREF(r);
         return NULL;
     }
-    if ((address = PyLong_FromVoidPtr((void *)data)) == NULL)
-        goto fail;
-    view = PyDict_GetItemWithError(self->views, address);
-    if (view != NULL) {
-        Py_INCREF(view);
-    } else if (!PyErr_Occurred()) {
-        /* The slot's first frame: the Python reader builds its view and checks the address
-         * against the layout. */
-        view = PyObject_CallMethod(args[0], "_view_at", "O", address);
+    /* On a slot's first frame the Python reader builds its view (`_view_at`). */
+    PyObject *view = per_slot(&self->table, self->views, args[0], "_view_at", data);
+    if (view == NULL) {
+        shmline_reader_release(self->h);
+        return NULL;
     }
-    if (view == NULL)
-        goto fail;
-    Py_DECREF(address);
     Py_XSETREF(slot->view, view);
     Py_INCREF(args[0]);
     slot->owner = args[0];
@@ -840,10 +932,6 @@ static PyObject *ReaderCore_acquire_slot(ReaderCore *self, PyObject *const *args
     Py_XSETREF(slot->core, (PyObject *)self);
     Py_INCREF(slot);
     return (PyObject *)slot;
-fail:
-    shmline_reader_release(self->h);
-    Py_XDECREF(address);
-    return NULL;
 }
 
 /* detach(): forgets the handle, which the Python reader is about to close, and the views of its
@@ -851,6 +939,7 @@ fail:
 static PyObject *ReaderCore_detach(ReaderCore *self, PyObject *unused) {
     self->h = NULL;
     Py_CLEAR(self->views);
+    table_clear(&self->table);
     Py_RETURN_NONE;
 }
 
