@@ -31,8 +31,8 @@ Zero-copy views, precisely:
     and reader reuses one slot object, so after that it stands for the new reservation.
 - Cost: a `with` block hands out a view (a new one for a writer) and retires it afterwards. In
   API-mode builds that is a few hundred ns a side, compiled (docs/BENCHMARKS_PYTHON.md): between
-  two processes zero-copy then moves small frames at least as fast as `write`/`read`, and far
-  faster from a few KiB up; one side alone, `write` and `read_into` of a 64-byte frame still cost
+  two processes zero-copy then moves 64-byte frames about as fast as `write`/`read`, and faster
+  from a few KiB up; one side alone, `write` and `read_into` of a 64-byte frame still cost
   less than a `with` block. Without the compiled calls (ABI-mode builds, the published wheels) a
   block costs about a microsecond, and zero-copy pays from frames of some tens of KiB up.
 
