@@ -3,6 +3,11 @@
  * API, for API-mode builds (bindings/python/setup.py builds it beside the cffi module; ABI-mode
  * builds go without it and the package uses its cffi paths instead).
  *
+ * It builds against the full CPython API there, and against the limited API of CPython 3.11
+ * (Py_LIMITED_API 0x030B0000: one `_fastpath.abi3.so` for every CPython from 3.11) in the
+ * ABI-mode wheels, which take it on those versions only (shmline/_hot.py). The two builds
+ * differ in one place: how a slot's `__enter__`/`__exit__` get their arguments (below).
+ *
  * Why: a cffi call converts every pointer argument from a cdata object, unpacks an argument
  * tuple and releases and retakes the GIL around the call: about three times the instructions of
  * the library call itself for a 64-byte frame. Here each handle's pointers are held as C values,
@@ -81,13 +86,13 @@ static int schema_init(schema *s, PyObject *ndarray, PyObject *dtype, PyObject *
         s->nd = 0;
         return 0;
     }
-    if (!PyTuple_Check(shape) || PyTuple_GET_SIZE(shape) > MAX_DIMS) {
+    if (!PyTuple_Check(shape) || PyTuple_Size(shape) > MAX_DIMS) {
         PyErr_SetString(PyExc_ValueError, "shape must be a tuple of at most 16 dimensions");
         return -1;
     }
-    s->nd = (int)PyTuple_GET_SIZE(shape);
+    s->nd = (int)PyTuple_Size(shape);
     for (int i = 0; i < s->nd; i++) {
-        s->dims[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, i));
+        s->dims[i] = PyLong_AsSsize_t(PyTuple_GetItem(shape, i));
         if (s->dims[i] == -1 && PyErr_Occurred())
             return -1;
     }
@@ -128,6 +133,22 @@ static int64_t frame_flags(PyObject *flags) {
     return v > UINT32_MAX ? -1 : (int64_t)v;
 }
 
+/* Stores `value` (a reference taken over) in `*field`, dropping what was there. */
+static void replace(PyObject **field, PyObject *value) {
+    PyObject *old = *field;
+    *field = value;
+    Py_XDECREF(old);
+}
+
+/* Frees an object of one of this module's types (heap types: the object held a reference to
+ * its type). */
+static void free_object(PyObject *self) {
+    PyTypeObject *type = Py_TYPE(self);
+    freefunc free = (freefunc)PyType_GetSlot(type, Py_tp_free);
+    free(self);
+    Py_DECREF(type);
+}
+
 /* A C handle given as the integer value of its cffi pointer. */
 static void *handle_of(PyObject *address) {
     void *p = PyLong_AsVoidPtr(address);
@@ -143,7 +164,7 @@ static int timeout_now(PyObject *timeout) {
     if (timeout == Py_None)
         return 1;
     if (PyFloat_CheckExact(timeout))
-        return PyFloat_AS_DOUBLE(timeout) >= 0;
+        return PyFloat_AsDouble(timeout) >= 0;
     if (PyLong_CheckExact(timeout)) {
         int overflow;
         long long v = PyLong_AsLongLongAndOverflow(timeout, &overflow);
@@ -289,46 +310,91 @@ typedef PyObject *(*slot_fn)(Slot *, PyObject *const *, Py_ssize_t);
 
 typedef struct {
     PyObject_HEAD
+#ifndef Py_LIMITED_API
     vectorcallfunc vectorcall;
+#endif
     Slot *slot;
     slot_fn fn;
 } BoundCall;
 
-static PyObject *BoundCall_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
-                                      PyObject *kwnames) {
-    BoundCall *b = (BoundCall *)callable;
-    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
-        PyErr_SetString(PyExc_TypeError, "a slot's __enter__ and __exit__ take no keywords");
-        return NULL;
-    }
+static PyObject *BoundCall_run(BoundCall *b, PyObject *const *args, Py_ssize_t nargs) {
     Slot *slot = b->slot;
     if (slot == NULL) {
         PyErr_SetString(PyExc_ReferenceError, "the slot of this method no longer exists");
         return NULL;
     }
-    Py_INCREF(slot);
-    PyObject *r = b->fn(slot, args, PyVectorcall_NARGS(nargsf));
-    Py_DECREF(slot);
+    Py_INCREF((PyObject *)slot);
+    PyObject *r = b->fn(slot, args, nargs);
+    Py_DECREF((PyObject *)slot);
     return r;
 }
 
-static PyTypeObject BoundCallType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "shmline._fastpath.BoundCall",
-    .tp_doc = "The __enter__ or __exit__ of one slot.",
-    .tp_basicsize = sizeof(BoundCall),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_vectorcall_offset = offsetof(BoundCall, vectorcall),
-    .tp_call = PyVectorcall_Call,
+static const char no_keywords[] = "a slot's __enter__ and __exit__ take no keywords";
+
+#ifndef Py_LIMITED_API
+/* The full API: the `with` statement passes the arguments as a vector. */
+static PyObject *BoundCall_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                                      PyObject *kwnames) {
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
+        PyErr_SetString(PyExc_TypeError, no_keywords);
+        return NULL;
+    }
+    return BoundCall_run((BoundCall *)callable, args, PyVectorcall_NARGS(nargsf));
+}
+#endif
+
+/* The limited API of 3.11 has no vectorcall for classes: the arguments come as a tuple. */
+static PyObject *BoundCall_call(PyObject *callable, PyObject *args, PyObject *kwargs) {
+    if (kwargs != NULL && PyDict_Size(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError, no_keywords);
+        return NULL;
+    }
+    PyObject *stack[3];
+    Py_ssize_t nargs = PyTuple_Size(args);
+    if (nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "__exit__ takes 3 arguments");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        stack[i] = PyTuple_GetItem(args, i);
+    return BoundCall_run((BoundCall *)callable, stack, nargs);
+}
+
+static PyTypeObject *BoundCallType;
+
+static PyMemberDef BoundCall_members[] = {
+#ifndef Py_LIMITED_API
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(BoundCall, vectorcall), READONLY, NULL},
+#endif
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot BoundCall_slots[] = {
+    {Py_tp_doc, "The __enter__ or __exit__ of one slot."},
+    {Py_tp_call, BoundCall_call},
+    {Py_tp_dealloc, free_object},
+    {Py_tp_members, BoundCall_members},
+    {0, NULL},
+};
+
+static PyType_Spec BoundCall_spec = {
+    "shmline._fastpath.BoundCall", sizeof(BoundCall), 0,
+#ifndef Py_LIMITED_API
+    Py_TPFLAGS_HAVE_VECTORCALL |
+#endif
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    BoundCall_slots,
 };
 
 /* The slot's `__enter__` (which = 0) or `__exit__` (1), made on first use. */
 static PyObject *bound_of(Slot *self, int which, slot_fn fn) {
     if (self->bound[which] == NULL) {
-        BoundCall *b = PyObject_New(BoundCall, &BoundCallType);
+        BoundCall *b = PyObject_New(BoundCall, BoundCallType);
         if (b == NULL)
             return NULL;
+#ifndef Py_LIMITED_API
         b->vectorcall = BoundCall_vectorcall;
+#endif
         b->slot = self;
         b->fn = fn;
         self->bound[which] = (PyObject *)b;
@@ -348,6 +414,7 @@ static void unbind(Slot *self) {
 }
 
 static int Slot_traverse(Slot *self, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE((PyObject *)self));
     Py_VISIT(self->owner);
     Py_VISIT(self->view);
     Py_VISIT(self->flags);
@@ -367,7 +434,7 @@ static void Slot_dealloc(Slot *self) {
     PyObject_GC_UnTrack(self);
     unbind(self);
     Slot_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    free_object((PyObject *)self);
 }
 
 static PyObject *Slot_get_owner(Slot *self, void *closure) {
@@ -388,7 +455,7 @@ static int Slot_set_owner(Slot *self, PyObject *value, void *closure) {
         Py_CLEAR(self->owner);
     } else {
         Py_INCREF(value);
-        Py_XSETREF(self->owner, value);
+        replace(&self->owner, value);
     }
     return 0;
 }
@@ -453,15 +520,15 @@ typedef struct {
     slot_table table; /* the same arrays, looked up in C */
 } WriterCore;
 
-static PyTypeObject WriteSlotBaseType;
-static PyTypeObject ReadSlotBaseType;
+static PyTypeObject *WriteSlotBaseType;
+static PyTypeObject *ReadSlotBaseType;
 /* "view", interned once (PyInit__fastpath): the method name reserve_slot() calls per frame. */
 static PyObject *str_view;
 
 /* The one slot object of a handle, checked to be of the C base its core writes into. */
 static Slot *spare_of(PyObject *spare, PyTypeObject *base) {
     if (!PyObject_TypeCheck(spare, base)) {
-        PyErr_Format(PyExc_TypeError, "the spare slot must be a %s", base->tp_name);
+        PyErr_SetString(PyExc_TypeError, "the spare slot is not of the slot class it needs");
         return NULL;
     }
     Py_INCREF(spare);
@@ -478,7 +545,7 @@ static int WriterCore_init(WriterCore *self, PyObject *args, PyObject *kwds) {
     if ((self->h = handle_of(address)) == NULL)
         return -1;
     self->enabled = enabled;
-    if ((self->spare = spare_of(spare, &WriteSlotBaseType)) == NULL)
+    if ((self->spare = spare_of(spare, WriteSlotBaseType)) == NULL)
         return -1;
     Py_INCREF(arrays);
     self->arrays = arrays;
@@ -486,6 +553,7 @@ static int WriterCore_init(WriterCore *self, PyObject *args, PyObject *kwds) {
 }
 
 static int WriterCore_traverse(WriterCore *self, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE((PyObject *)self));
     Py_VISIT(self->spare);
     Py_VISIT(self->arrays);
     return table_traverse(&self->table, visit, arg);
@@ -502,7 +570,7 @@ static void WriterCore_dealloc(WriterCore *self) {
     PyObject_GC_UnTrack(self);
     WriterCore_clear(self);
     schema_clear(&self->s);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    free_object((PyObject *)self);
 }
 
 /* write(frame, flags) -> bool: True if `frame` was written now; False if nothing was done. */
@@ -595,15 +663,15 @@ static PyObject *WriterCore_reserve_slot(WriterCore *self, PyObject *const *args
         goto fail;
     }
     Py_DECREF(array);
-    Py_XSETREF(slot->view, view);
+    replace(&slot->view, view);
     slot->length = (Py_ssize_t)self->s.frame_size;
     Py_INCREF(args[3]);
-    Py_XSETREF(slot->flags, args[3]);
+    replace(&slot->flags, args[3]);
     Py_INCREF(args[0]);
     slot->owner = args[0];
-    Py_INCREF(self);
-    Py_XSETREF(slot->core, (PyObject *)self);
-    Py_INCREF(slot);
+    Py_INCREF((PyObject *)self);
+    replace(&slot->core, (PyObject *)self);
+    Py_INCREF((PyObject *)slot);
     return (PyObject *)slot;
 fail:
     shmline_writer_abort(self->h);
@@ -634,19 +702,21 @@ static PyMethodDef WriterCore_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject WriterCoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "shmline._fastpath.WriterCore",
-    .tp_doc = "The compiled per-frame calls of one writer handle.",
-    .tp_basicsize = sizeof(WriterCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)WriterCore_init,
-    .tp_dealloc = (destructor)WriterCore_dealloc,
-    .tp_traverse = (traverseproc)WriterCore_traverse,
-    .tp_clear = (inquiry)WriterCore_clear,
-    .tp_methods = WriterCore_methods,
+static PyTypeObject *WriterCoreType;
+
+static PyType_Slot WriterCore_slots[] = {
+    {Py_tp_doc, "The compiled per-frame calls of one writer handle."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, WriterCore_init},
+    {Py_tp_dealloc, WriterCore_dealloc},
+    {Py_tp_traverse, WriterCore_traverse},
+    {Py_tp_clear, WriterCore_clear},
+    {Py_tp_methods, WriterCore_methods},
+    {0, NULL},
 };
+
+static PyType_Spec WriterCore_spec = {"shmline._fastpath.WriterCore", sizeof(WriterCore), 0,
+                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE, WriterCore_slots};
 
 /* A writer's view after its block: read-only, as NumPy's own PyArray_CLEARFLAGS makes it (the
  * per-slot array it views stays writable for the next reservations). shmline/_hot.py checks this
@@ -731,19 +801,19 @@ static PyGetSetDef WriteSlot_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject WriteSlotBaseType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "shmline._fastpath.WriteSlotBase",
-    .tp_doc = "The compiled with-protocol of shmline.WriteSlot.",
-    .tp_basicsize = sizeof(Slot),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_dealloc = (destructor)Slot_dealloc,
-    .tp_traverse = (traverseproc)Slot_traverse,
-    .tp_clear = (inquiry)Slot_clear,
-    .tp_members = WriteSlot_members,
-    .tp_getset = WriteSlot_getset,
+static PyType_Slot WriteSlotBase_slots[] = {
+    {Py_tp_doc, "The compiled with-protocol of shmline.WriteSlot."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_dealloc, Slot_dealloc},
+    {Py_tp_traverse, Slot_traverse},
+    {Py_tp_clear, Slot_clear},
+    {Py_tp_members, WriteSlot_members},
+    {Py_tp_getset, WriteSlot_getset},
+    {0, NULL},
 };
+
+static PyType_Spec WriteSlotBase_spec = {"shmline._fastpath.WriteSlotBase", sizeof(Slot), 0,
+                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, WriteSlotBase_slots};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reader                                                                                     */
@@ -773,7 +843,7 @@ static int ReaderCore_init(ReaderCore *self, PyObject *args, PyObject *kwds) {
         return -1;
     if ((self->info = handle_of(info)) == NULL)
         return -1;
-    if ((self->spare = spare_of(spare, &ReadSlotBaseType)) == NULL)
+    if ((self->spare = spare_of(spare, ReadSlotBaseType)) == NULL)
         return -1;
     Py_INCREF(views);
     self->views = views;
@@ -801,6 +871,7 @@ static int ReaderCore_init(ReaderCore *self, PyObject *args, PyObject *kwds) {
 }
 
 static int ReaderCore_traverse(ReaderCore *self, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE((PyObject *)self));
     Py_VISIT(self->spare);
     Py_VISIT(self->views);
     return table_traverse(&self->table, visit, arg);
@@ -820,7 +891,7 @@ static void ReaderCore_dealloc(ReaderCore *self) {
     Py_CLEAR(self->scratch);
     Py_CLEAR(self->copy);
     PyMem_Free(self->bytes_buf);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    free_object((PyObject *)self);
 }
 
 /* read() -> frame | None | False: the next frame read now (a new array, or bytes); None if
@@ -925,12 +996,12 @@ static PyObject *ReaderCore_acquire_slot(ReaderCore *self, PyObject *const *args
         shmline_reader_release(self->h);
         return NULL;
     }
-    Py_XSETREF(slot->view, view);
+    replace(&slot->view, view);
     Py_INCREF(args[0]);
     slot->owner = args[0];
-    Py_INCREF(self);
-    Py_XSETREF(slot->core, (PyObject *)self);
-    Py_INCREF(slot);
+    Py_INCREF((PyObject *)self);
+    replace(&slot->core, (PyObject *)self);
+    Py_INCREF((PyObject *)slot);
     return (PyObject *)slot;
 }
 
@@ -958,19 +1029,21 @@ static PyMethodDef ReaderCore_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject ReaderCoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "shmline._fastpath.ReaderCore",
-    .tp_doc = "The compiled per-frame calls of one reader handle.",
-    .tp_basicsize = sizeof(ReaderCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)ReaderCore_init,
-    .tp_dealloc = (destructor)ReaderCore_dealloc,
-    .tp_traverse = (traverseproc)ReaderCore_traverse,
-    .tp_clear = (inquiry)ReaderCore_clear,
-    .tp_methods = ReaderCore_methods,
+static PyTypeObject *ReaderCoreType;
+
+static PyType_Slot ReaderCore_slots[] = {
+    {Py_tp_doc, "The compiled per-frame calls of one reader handle."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, ReaderCore_init},
+    {Py_tp_dealloc, ReaderCore_dealloc},
+    {Py_tp_traverse, ReaderCore_traverse},
+    {Py_tp_clear, ReaderCore_clear},
+    {Py_tp_methods, ReaderCore_methods},
+    {0, NULL},
 };
+
+static PyType_Spec ReaderCore_spec = {"shmline._fastpath.ReaderCore", sizeof(ReaderCore), 0,
+                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE, ReaderCore_slots};
 
 /* ReadSlot.__exit__(exc_type, exc, tb): releases the frame (nothing if it was released in the
  * block); a failed release raises through the reader's `_check_release`, which ignores a reader
@@ -1029,19 +1102,19 @@ static PyGetSetDef ReadSlot_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject ReadSlotBaseType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "shmline._fastpath.ReadSlotBase",
-    .tp_doc = "The compiled with-protocol of shmline.ReadSlot.",
-    .tp_basicsize = sizeof(Slot),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_dealloc = (destructor)Slot_dealloc,
-    .tp_traverse = (traverseproc)Slot_traverse,
-    .tp_clear = (inquiry)Slot_clear,
-    .tp_members = ReadSlot_members,
-    .tp_getset = ReadSlot_getset,
+static PyType_Slot ReadSlotBase_slots[] = {
+    {Py_tp_doc, "The compiled with-protocol of shmline.ReadSlot."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_dealloc, Slot_dealloc},
+    {Py_tp_traverse, Slot_traverse},
+    {Py_tp_clear, Slot_clear},
+    {Py_tp_members, ReadSlot_members},
+    {Py_tp_getset, ReadSlot_getset},
+    {0, NULL},
 };
+
+static PyType_Spec ReadSlotBase_spec = {"shmline._fastpath.ReadSlotBase", sizeof(Slot), 0,
+                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, ReadSlotBase_slots};
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -1053,7 +1126,10 @@ static PyObject *facts(PyObject *module, PyObject *o) {
     if (shape == NULL)
         return NULL;
     for (int i = 0; i < a->nd; i++)
-        PyTuple_SET_ITEM(shape, i, PyLong_FromSsize_t(a->dimensions[i]));
+        if (PyTuple_SetItem(shape, i, PyLong_FromSsize_t(a->dimensions[i])) < 0) {
+            Py_DECREF(shape);
+            return NULL;
+        }
     return Py_BuildValue("(NiNOOO)", PyLong_FromVoidPtr(a->data), a->nd, shape, a->descr,
                          (a->flags & NP_C_CONTIGUOUS) ? Py_True : Py_False,
                          (a->flags & NP_WRITEABLE) ? Py_True : Py_False);
@@ -1089,11 +1165,29 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    if (PyType_Ready(&BoundCallType) < 0 || PyModule_AddType(m, &WriterCoreType) < 0 || PyModule_AddType(m, &ReaderCoreType) < 0 ||
-        PyModule_AddType(m, &WriteSlotBaseType) < 0 ||
-        PyModule_AddType(m, &ReadSlotBaseType) < 0) {
-        Py_DECREF(m);
-        return NULL;
+    struct {
+        PyTypeObject **type;
+        PyType_Spec *spec;
+        const char *name; /* NULL: not in the module's namespace */
+    } types[] = {
+        {&BoundCallType, &BoundCall_spec, NULL},
+        {&WriterCoreType, &WriterCore_spec, "WriterCore"},
+        {&ReaderCoreType, &ReaderCore_spec, "ReaderCore"},
+        {&WriteSlotBaseType, &WriteSlotBase_spec, "WriteSlotBase"},
+        {&ReadSlotBaseType, &ReadSlotBase_spec, "ReadSlotBase"},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        /* The module is made once per process: its types live as long as it does. */
+        if (*types[i].type == NULL &&
+            (*types[i].type = (PyTypeObject *)PyType_FromSpec(types[i].spec)) == NULL) {
+            Py_DECREF(m);
+            return NULL;
+        }
+        if (types[i].name != NULL &&
+            PyModule_AddObjectRef(m, types[i].name, (PyObject *)*types[i].type) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
     }
     return m;
 }
