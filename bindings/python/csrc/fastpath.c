@@ -1,12 +1,13 @@
 /*
  * shmline._fastpath: the per-frame calls of `Writer` and `Reader` compiled against the CPython
- * API, for API-mode builds (bindings/python/setup.py builds it beside the cffi module; ABI-mode
- * builds go without it and the package uses its cffi paths instead).
+ * API (bindings/python/setup.py builds it beside the cffi module; without it the package uses
+ * its cffi paths instead).
  *
- * It builds against the full CPython API there, and against the limited API of CPython 3.11
- * (Py_LIMITED_API 0x030B0000: one `_fastpath.abi3.so` for every CPython from 3.11) in the
- * ABI-mode wheels, which take it on those versions only (shmline/_hot.py). The two builds
- * differ in one place: how a slot's `__enter__`/`__exit__` get their arguments (below).
+ * API-mode builds compile it against the full CPython API; ABI-mode builds made by CPython 3.11+
+ * (the wheels) against the limited API of CPython 3.11 (Py_LIMITED_API 0x030B0000: one
+ * `_fastpath.abi3.so` for every CPython from 3.11), which the package loads on those versions
+ * only (shmline/_hot.py). The two builds differ in one place: how a slot's
+ * `__enter__`/`__exit__` get their arguments (BoundCall, below).
  *
  * Why: a cffi call converts every pointer argument from a cdata object, unpacks an argument
  * tuple and releases and retakes the GIL around the call: about three times the instructions of
