@@ -14,7 +14,9 @@ Two ways to call the library, chosen here at build time (README.md, "How the pac
   the bundled library. About 100 ns faster per call than ABI mode; needs the Python headers.
 - ABI mode (the fallback, or `SHMLINE_CFFI_MODE=abi`): a pure-Python module of pre-parsed
   declarations that `dlopen`s the bundled library through libffi. Needs no Python headers, and
-  its wheel fits every CPython 3.9+ (tag `py3-none-<platform>`, see `ShmlineWheel`).
+  its wheel fits every CPython 3.9+ (tag `py3-none-<platform>`, see `ShmlineWheel`). Built by a
+  CPython 3.11+ with its headers, it also holds the compiled per-frame calls against the limited
+  API (`_fastpath.abi3.so`), which CPython 3.11 and later use and older versions leave alone.
 Either way the declarations are the checked-in C header, so Python calls exactly the C ABI.
 
 Environment variables (scripts/build-wheels sets them to build the portable wheels):
@@ -54,6 +56,10 @@ HERE = Path(__file__).resolve().parent
 MODULE = "shmline._shmline_cffi"
 # The compiled per-frame calls, built beside the API-mode cffi module (BuildShmline.build_fastpath).
 FASTPATH = "shmline._fastpath"
+# The limited API an ABI-mode build compiles `_fastpath` against (build_fastpath): CPython 3.11's,
+# the first with the buffer protocol in it.
+LIMITED_API = "0x030B0000"
+LIMITED_API_PYTHON = (3, 11)
 # Where an sdist carries the crate (ShmlineSdist writes it).
 SDIST_CRATE = "rust"
 
@@ -211,6 +217,12 @@ class BuildShmline(build_ext):
         ffi.emit_python_code(str(module))
         self.shmline_outputs.append(module)
         self.distribution.shmline_cffi_mode = "abi"
+        if sys.implementation.name != "cpython" or sys.version_info < LIMITED_API_PYTHON:
+            print(f"shmline: WARNING: {FASTPATH} is built for ABI mode by CPython "
+                  f"{'.'.join(map(str, LIMITED_API_PYTHON))} or later (its limited API); "
+                  "this build goes without it", file=sys.stderr)
+            return
+        self.build_fastpath(bundled, limited=True)
 
     def build_api_mode(self, ext: Extension, bundled: Path) -> None:
         ffi = new_ffi()
@@ -225,15 +237,22 @@ class BuildShmline(build_ext):
         super().build_extension(ext)
         self.build_fastpath(bundled)
 
-    def build_fastpath(self, bundled: Path) -> None:
+    def build_fastpath(self, bundled: Path, limited: bool = False) -> None:
         """Builds `shmline._fastpath` (csrc/fastpath.c): the per-frame calls of writers and
         readers against the CPython API, which skip cffi's per-call argument conversion and GIL
-        release (shmline/_hot.py). Optional: without it the package uses its cffi paths."""
+        release (shmline/_hot.py). Optional: without it the package uses its cffi paths.
+
+        `limited` (ABI mode): against the limited API of CPython 3.11, as `_fastpath.abi3.so`,
+        which every CPython from 3.11 loads; linked to the bundled library as in API mode (in
+        ABI mode cffi opens that same file, so both use one copy of the library)."""
         fast = Extension(FASTPATH, sources=[str(HERE / "csrc" / "fastpath.c")],
                          include_dirs=[str(CRATE / "include")], extra_objects=[str(bundled)],
-                         extra_link_args=["-Wl,-rpath,$ORIGIN"])
-        # What setuptools' finalize_options sets on the extensions it was given.
+                         extra_link_args=["-Wl,-rpath,$ORIGIN"], py_limited_api=limited,
+                         define_macros=[("Py_LIMITED_API", LIMITED_API)] if limited else [])
+        # What setuptools' finalize_options sets on the extensions it was given (and ext_map, by
+        # full and by last name, which its file naming reads: `.abi3.so` for a limited-API one).
         fast._full_name, fast._links_to_dynamic, fast._needs_stub = FASTPATH, False, False
+        self.ext_map[FASTPATH] = self.ext_map[FASTPATH.rsplit(".", 1)[1]] = fast
         try:
             super().build_extension(fast)
         except (CCompilerError, ExecError) as e:
@@ -266,11 +285,13 @@ class ShmlineWheel(bdist_wheel):
     """Tags the wheel for what it holds.
 
     API mode compiles a CPython extension module: setuptools' default tag (`cp311-cp311-linux_...`)
-    is right. An ABI-mode wheel holds no extension module at all: its Python code is pure and its
-    native code (`libshmline.so.0`, opened with `dlopen` through cffi's backend, and the `shmline`
+    is right. An ABI-mode wheel needs no extension module: its Python code is pure and its native
+    code (`libshmline.so.0`, opened with `dlopen` through cffi's backend, and the `shmline`
     command) never links libpython, so it runs on every CPython (3.9+, from `requires-python`) and
-    the correct tag is `py3-none-<platform>`, one wheel per platform. (`cp39-abi3` would claim a
-    limited-API extension module, which there is not.) The platform is the build machine's unless
+    the correct tag is `py3-none-<platform>`, one wheel per platform. The one extension module it
+    may hold, `_fastpath.abi3.so` (limited API of 3.11), is optional: shmline/_hot.py imports it
+    on CPython 3.11 and later only, and older versions run the cffi paths. (`cp311-abi3` would
+    shut 3.9 and 3.10 out for an optional part.) The platform is the build machine's unless
     SHMLINE_WHEEL_PLATFORM names one, e.g. a manylinux tag for a library linked against an old
     glibc by cargo-zigbuild: pip installs `py3-none-manylinux_2_28_x86_64` on any glibc 2.28+
     x86_64 Linux.

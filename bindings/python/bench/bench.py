@@ -754,6 +754,76 @@ def micro() -> dict:
     reader.close()
     writer.close()
     stream.close()
+    for size in (64, 4096):
+        result.update(one_side(size, per_call))
+    return result
+
+
+def one_side(size: int, per_call: Callable[..., float]) -> Dict[str, float]:
+    """The per-call cost of each side alone, frames of `size` bytes, 256 slots, every slot
+    used before timing. The producer side writes to a stream without readers (it never waits);
+    the consumer side reads frames put there by one `write_batch` of 64, whose cost (timed on a
+    stream without readers) is subtracted."""
+    import shmline
+
+    shape = (size // 8,)
+    tag = f"bench-side-{os.getpid()}-{size}"
+    lone = shmline.Stream.create(tag + "-w", dtype=np.uint64, shape=shape, capacity=256,
+                                 unlink_on_close=True)
+    stream = shmline.Stream.create(tag, dtype=np.uint64, shape=shape, capacity=256,
+                                   unlink_on_close=True)
+    lone_writer, reader, writer = lone.writer(), stream.reader(), stream.writer()
+    frame, out = np.zeros(shape, np.uint64), np.empty(shape, np.uint64)
+    batch = np.zeros((64,) + shape, np.uint64)
+
+    def write() -> None:
+        for i in range(64):
+            frame[0] = i
+            frame[-1] = i
+            lone_writer.write(frame)
+
+    def reserve() -> None:
+        for i in range(64):
+            with lone_writer.reserve() as f:
+                f[0] = i
+                f[-1] = i
+
+    def fill() -> None:
+        lone_writer.write_batch(batch)
+
+    def reading(read: Callable[[], object]) -> Callable[[], None]:
+        def both() -> None:
+            writer.write_batch(batch)
+            for _ in range(64):
+                read()
+        return both
+
+    def acquire() -> None:
+        with reader.acquire() as f:
+            f.item(0)
+            f.item(-1)
+
+    def read() -> None:
+        f = reader.read()
+        f.item(0)
+        f.item(-1)
+
+    def read_into() -> None:
+        reader.read_into(out)
+        out.item(0)
+        out.item(-1)
+
+    for _ in range(8):  # every slot's array and view made
+        reserve()
+        reading(acquire)()
+    fill_cost = per_call(fill, 64)
+    label = f"{size} B one side: "
+    result = {label + "write (2 stamps)": per_call(write, 64),
+              label + "with reserve() (2 stamps)": per_call(reserve, 64)}
+    for name, call in (("read", read), ("read_into", read_into), ("with acquire()", acquire)):
+        result[label + name + " (2 item)"] = per_call(reading(call), 64) - fill_cost
+    for handle in (lone_writer, reader, writer, lone, stream):
+        handle.close()
     return result
 
 

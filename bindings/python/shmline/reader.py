@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Generic, Iterator, List, Optional, Tuple, overload
+from typing import (
+    TYPE_CHECKING, Any, Callable, Dict, Generic, Iterator, List, Optional, Tuple, overload,
+)
 
 import numpy as np
 
@@ -18,7 +20,7 @@ from ._common import (
 )
 from ._ffi import ffi, lib
 from ._handle import Handle
-from ._hot import ReaderCore, address, nothing
+from ._hot import ReaderCore, ReadSlotBase, address, nothing
 from ._views import Ring, StreamRef, retire
 from .errors import SchemaMismatchError, WrongStateError
 
@@ -58,10 +60,9 @@ class Reader(Handle, Generic[F]):
         self._shape: Tuple[int, ...] = stream.shape or ()
         self._frame_size: int = stream.frame_size or 0
         self._max_frame_size = stream.max_frame_size
-        self._frame: Optional[ReadSlot[F]] = None
         # The one slot object every acquire re-arms (one frame at a time): no object to
         # allocate, and for the garbage collector to track, per frame. It holds the reader only
-        # while armed, so an idle reader is in no reference cycle.
+        # while armed (a frame is acquired), so an idle reader is in no reference cycle.
         self._spare: ReadSlot[F] = ReadSlot(self, None)
         self._spare._reader = None
         self._ring: Optional[Ring] = None
@@ -97,13 +98,15 @@ class Reader(Handle, Generic[F]):
         self._core: Any = None
         self._fast_read: Callable[[], Any] = nothing
         self._fast_read_into: Callable[[Any], Optional[int]] = nothing
+        self._fast_acquire_slot: Callable[..., Optional[ReadSlot[F]]] = nothing
         self._fast_acquire: Callable[[], Optional[int]] = nothing
         if ReaderCore is not None:
             self._core = ReaderCore(address(handle), np.ndarray, self._dtype, self._shape,
                                     self._frame_size, self._max_frame_size, address(self._info),
-                                    self._scratch)
+                                    self._scratch, self._spare, self._views)
             self._fast_read = self._core.read
             self._fast_read_into = self._core.read_into
+            self._fast_acquire_slot = self._core.acquire_slot
             self._fast_acquire = self._core.acquire
             self._release_now = self._core.release  # type: ignore[method-assign]
 
@@ -372,7 +375,17 @@ class Reader(Handle, Generic[F]):
         copy what you keep (module docs of `shmline.stream`). Lossless readers only
         (`UnsupportedError`). Waits and raises as `read()` does.
         """
-        if self._frame is not None:
+        # The compiled call lends a frame there now and re-arms the slot object (schema streams,
+        # no frame acquired, a valid timeout); then nothing else runs.
+        slot = self._fast_acquire_slot(self, timeout)
+        if slot is not None:
+            return slot
+        return self._acquire(timeout)
+
+    def _acquire(self, timeout: Optional[float]) -> ReadSlot[F]:
+        """`acquire()` in full: checks, waits, raises, any stream. (Apart from `acquire()`, so
+        that its first line runs without the cells of this one's closures.)"""
+        if self._spare._reader is not None:
             raise WrongStateError("a frame is already acquired: leave its with block (or call "
                                   "its release()) first")
         if timeout is not None and not timeout >= 0:
@@ -406,7 +419,6 @@ class Reader(Handle, Generic[F]):
         frame = self._spare
         frame.view = view
         frame._reader = self
-        self._frame = frame
         return frame
 
     def _ring_at(self, address: int) -> Ring:
@@ -429,7 +441,7 @@ class Reader(Handle, Generic[F]):
         """After WRONG_STATE with no frame acquired from Python: an acquire interrupted (Ctrl-C)
         just after the library lent a frame left it acquired; release it (that frame is
         skipped). Returns whether it did (if not, the WRONG_STATE had another cause)."""
-        if self._frame is not None or self._h == NULL:
+        if self._spare._reader is not None or self._h == NULL:
             return False
         return bool(_release(self._h) == OK)
 
@@ -437,6 +449,12 @@ class Reader(Handle, Generic[F]):
         """Gives the acquired frame back through cffi (a build without the compiled calls):
         the library's status."""
         return int(_release(self._h))
+
+    def _check_release(self, status: int) -> None:
+        """Raises the exception of a release's `status` unless it is OK or the reader was
+        closed meanwhile (closing released the frame already)."""
+        if status != OK and self._h != NULL:
+            self._call(status)
 
     def __iter__(self) -> Iterator[F]:
         return self
@@ -460,8 +478,8 @@ class Reader(Handle, Generic[F]):
         self._ring = None
         self._views = {}
         self._stream.pin = NULL
-        if self._frame is not None:
-            self._frame._finish()
+        if self._spare._reader is not None:
+            self._spare._finish()
         self._spare.view = None  # its last view must not pin the mapping
 
     def __repr__(self) -> str:
@@ -472,23 +490,15 @@ class Reader(Handle, Generic[F]):
         return f"the reader of stream {self._name!r}"
 
 
-class ReadSlot(Generic[F]):
-    """An acquired frame (`Reader.acquire()`): a context manager whose `with` gives the
-    read-only view (an `Array`, or a `memoryview` for a bytes stream), released when the block
-    ends. A reader reuses one such object for its frames, which it lends one at a time: once
-    released, it stands for the reader's next frame."""
+class _PySlot:
+    """The `with` protocol of `ReadSlot` in Python, for builds without the compiled one
+    (`_fastpath.ReadSlotBase`, which does the same in C)."""
 
     __slots__ = ("_reader", "view")
 
-    def __init__(self, reader: Reader[F], view: Any) -> None:
-        self._reader: Optional[Reader[F]] = reader
-        #: The read-only view of the frame in shared memory.
-        self.view: Any = view
+    _reader: Optional[Reader[Any]]
+    view: Any
 
-    @overload
-    def __enter__(self: ReadSlot[Array]) -> Array: ...
-    @overload
-    def __enter__(self: ReadSlot[bytes]) -> memoryview: ...
     def __enter__(self) -> Any:
         return self.view
 
@@ -501,8 +511,38 @@ class ReadSlot(Generic[F]):
             status = reader._release_now()
         finally:
             self._finish()
-        if status != OK and reader._h != NULL:  # a closed reader released it already
-            reader._call(status)
+        reader._check_release(status)
+
+    if TYPE_CHECKING:  # ReadSlot's
+        def _finish(self) -> None: ...
+
+
+# The base of ReadSlot: its `with` protocol, compiled when this build has it.
+if TYPE_CHECKING or ReadSlotBase is None:
+    _SlotBase = _PySlot
+else:
+    _SlotBase = ReadSlotBase
+
+
+class ReadSlot(_SlotBase, Generic[F]):
+    """An acquired frame (`Reader.acquire()`): a context manager whose `with` gives the
+    read-only view (an `Array`, or a `memoryview` for a bytes stream), released when the block
+    ends. A reader reuses one such object for its frames, which it lends one at a time: once
+    released, it stands for the reader's next frame."""
+
+    __slots__ = ()
+
+    def __init__(self, reader: Reader[F], view: Any) -> None:
+        self._reader = reader
+        #: The read-only view of the frame in shared memory.
+        self.view = view
+
+    if TYPE_CHECKING:  # the view's type; at run time, the base's __enter__
+        @overload
+        def __enter__(self: ReadSlot[Array]) -> Array: ...
+        @overload
+        def __enter__(self: ReadSlot[bytes]) -> memoryview: ...
+        def __enter__(self) -> Any: ...
 
     def release(self) -> None:
         """Gives the slot back to the writer."""
@@ -513,13 +553,9 @@ class ReadSlot(Generic[F]):
             status = reader._release_now()
         finally:
             self._finish()
-        if status != OK and reader._h != NULL:  # a closed reader released it already
-            reader._call(status)
+        reader._check_release(status)
 
     def _finish(self) -> None:
-        reader = self._reader
-        if reader is not None:
-            reader._frame = None
-            self._reader = None
+        self._reader = None
         if type(self.view) is memoryview:  # array views are read-only already
             retire(self.view)

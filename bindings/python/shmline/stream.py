@@ -29,9 +29,13 @@ Zero-copy views, precisely:
   * the slot object itself (what `reserve()`/`acquire()` return) raises `WrongStateError` if
     committed, aborted or released again before the next `reserve()`/`acquire()`; each writer
     and reader reuses one slot object, so after that it stands for the new reservation.
-- Cost: a `with` block hands out a new view and retires it afterwards, about a microsecond in
-  Python, so zero-copy pays from frames of some tens of KiB up; for small frames `write` and
-  `read_into` (a compiled call each in API-mode builds) are faster (docs/BENCHMARKS_PYTHON.md).
+- Cost: a `with` block hands out a view (a new one for a writer) and retires it afterwards. With
+  the compiled calls (API-mode builds; the wheels on CPython 3.11+) that is a few hundred ns a
+  side (docs/BENCHMARKS_PYTHON.md): between two processes zero-copy then moves 64-byte frames
+  about as fast as `write`/`read`, and faster from a few KiB up; one side alone, `write` and
+  `read_into` of a 64-byte frame still cost less than a `with` block. Without them (the wheels
+  on CPython 3.9 and 3.10) a block costs about a microsecond, and zero-copy pays from frames of
+  some tens of KiB up.
 
 Several writers: a stream created with `max_writers=N` (N > 1) takes up to N writers at once, in
 any processes. Each frame gets the next sequence number when its writer claims a slot, and frames

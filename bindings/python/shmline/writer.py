@@ -4,7 +4,9 @@ every blocking call and zero-copy view follows)."""
 from __future__ import annotations
 
 from itertools import accumulate
-from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, overload
+from typing import (
+    TYPE_CHECKING, Any, Callable, Dict, Generic, List, Optional, Tuple, overload,
+)
 
 import numpy as np
 
@@ -14,7 +16,7 @@ from ._common import (
 )
 from ._ffi import ffi, lib
 from ._handle import Handle
-from ._hot import WriterCore, address, nothing
+from ._hot import WriteSlotBase, WriterCore, address, nothing
 from ._views import Ring, StreamRef, retire
 from .errors import SchemaMismatchError, WrongStateError
 
@@ -49,10 +51,9 @@ class Writer(Handle, Generic[F]):
         # What write()'s hot path compares an array's dtype with, by identity (NumPy's builtin
         # dtypes are singletons): the schema's, or for bytes streams an object no dtype is.
         self._fast_dtype: Any = stream.dtype if stream.dtype is not None else object()
-        self._slot: Optional[WriteSlot[F]] = None
         # The one slot object every reservation re-arms (one reservation at a time): no object
         # to allocate, and for the garbage collector to track, per frame. It holds the writer
-        # only while armed, so an idle writer is in no reference cycle.
+        # only while armed (a slot is reserved), so an idle writer is in no reference cycle.
         self._spare: WriteSlot[F] = WriteSlot(self, None, 0, 0)
         self._spare._writer = None
         self._ring: Optional[Ring] = None
@@ -78,11 +79,14 @@ class Writer(Handle, Generic[F]):
         # The compiled calls of this handle (`_hot`): write() and reserve() try them first.
         self._core: Any = None
         self._fast_write: Callable[[Any, int], Any] = nothing
+        self._fast_reserve_slot: Callable[..., Optional[WriteSlot[F]]] = nothing
         self._fast_reserve: Callable[[], Optional[int]] = nothing
         if WriterCore is not None:
             self._core = WriterCore(address(handle), np.ndarray, self._dtype, self._shape,
-                                    self._frame_size, not self._drops)
+                                    self._frame_size, not self._drops, self._spare,
+                                    self._arrays)
             self._fast_write = self._core.write
+            self._fast_reserve_slot = self._core.reserve_slot
             self._fast_reserve = self._core.reserve
             self._commit_now = self._core.commit  # type: ignore[method-assign]
 
@@ -362,7 +366,18 @@ class Writer(Handle, Generic[F]):
         drop yet), as the C `shmline_writer_reserve` returns `SHMLINE_FULL`. After the block the
         view is read-only (module docs of `shmline.stream`).
         """
-        if self._slot is not None:
+        # The compiled call reserves a slot free now and re-arms the slot object (schema
+        # streams, no slot reserved, valid arguments); then nothing else runs.
+        slot = self._fast_reserve_slot(self, nbytes, timeout, flags)
+        if slot is not None:
+            return slot
+        return self._reserve(nbytes, timeout, flags)
+
+    def _reserve(self, nbytes: Optional[int], timeout: Optional[float],
+                 flags: int) -> WriteSlot[F]:
+        """`reserve()` in full: checks, waits, raises, any stream. (Apart from `reserve()`, so
+        that its first line runs without the cells of this one's closures.)"""
+        if self._spare._writer is not None:
             raise WrongStateError("a slot is already reserved: commit or abort it first")
         max_frame = self._stream.max_frame_size
         if nbytes is not None:
@@ -398,7 +413,6 @@ class Writer(Handle, Generic[F]):
         slot._length = length
         slot._flags = flags
         slot._writer = self
-        self._slot = slot
         return slot
 
     def _slot_at(self, address: int) -> Tuple[Ring, int]:
@@ -423,7 +437,7 @@ class Writer(Handle, Generic[F]):
         """After WRONG_STATE with no slot reserved from Python: a reserve interrupted (Ctrl-C)
         just after the library reserved a slot left it reserved; abort it. Returns whether it
         did (if not, the WRONG_STATE had another cause)."""
-        if self._slot is not None or self._h == NULL:
+        if self._spare._writer is not None or self._h == NULL:
             return False
         return bool(_abort(self._h) == OK)
 
@@ -444,8 +458,8 @@ class Writer(Handle, Generic[F]):
         self._ring = None
         self._arrays = {}
         self._stream.pin = NULL
-        if self._slot is not None:
-            self._slot._finish()
+        if self._spare._writer is not None:
+            self._spare._finish()
         self._spare.view = None  # its last view must not pin the mapping
 
     def __repr__(self) -> str:
@@ -455,26 +469,17 @@ class Writer(Handle, Generic[F]):
         return f"the writer of stream {self._name!r}"
 
 
-class WriteSlot(Generic[F]):
-    """A reserved slot (`Writer.reserve()`): a context manager whose `with` gives the writable
-    view (an `Array`, or a `memoryview` for a bytes stream), committed when the block ends
-    normally and aborted when it raises. A writer reuses one such object for its reservations,
-    which come one at a time: once committed or aborted, it stands for the writer's next
-    reservation."""
+class _PySlot:
+    """The `with` protocol of `WriteSlot` in Python, for builds without the compiled one
+    (`_fastpath.WriteSlotBase`, which does the same in C)."""
 
     __slots__ = ("_writer", "view", "_length", "_flags")
 
-    def __init__(self, writer: Writer[F], view: Any, length: int, flags: int) -> None:
-        self._writer: Optional[Writer[F]] = writer
-        #: The writable view of the slot in shared memory.
-        self.view: Any = view
-        self._length = length
-        self._flags = flags
+    _writer: Optional[Writer[Any]]
+    view: Any
+    _length: int
+    _flags: int
 
-    @overload
-    def __enter__(self: WriteSlot[Array]) -> Array: ...
-    @overload
-    def __enter__(self: WriteSlot[bytes]) -> memoryview: ...
     def __enter__(self) -> Any:
         return self.view
 
@@ -492,6 +497,41 @@ class WriteSlot(Generic[F]):
                 writer._call(status)
         else:
             self.abort()
+
+    if TYPE_CHECKING:  # WriteSlot's
+        def abort(self) -> None: ...
+        def _finish(self) -> None: ...
+
+
+# The base of WriteSlot: its `with` protocol, compiled when this build has it.
+if TYPE_CHECKING or WriteSlotBase is None:
+    _SlotBase = _PySlot
+else:
+    _SlotBase = WriteSlotBase
+
+
+class WriteSlot(_SlotBase, Generic[F]):
+    """A reserved slot (`Writer.reserve()`): a context manager whose `with` gives the writable
+    view (an `Array`, or a `memoryview` for a bytes stream), committed when the block ends
+    normally and aborted when it raises. A writer reuses one such object for its reservations,
+    which come one at a time: once committed or aborted, it stands for the writer's next
+    reservation."""
+
+    __slots__ = ()
+
+    def __init__(self, writer: Writer[F], view: Any, length: int, flags: int) -> None:
+        self._writer = writer
+        #: The writable view of the slot in shared memory.
+        self.view = view
+        self._length = length
+        self._flags = flags
+
+    if TYPE_CHECKING:  # the view's type; at run time, the base's __enter__
+        @overload
+        def __enter__(self: WriteSlot[Array]) -> Array: ...
+        @overload
+        def __enter__(self: WriteSlot[bytes]) -> memoryview: ...
+        def __enter__(self) -> Any: ...
 
     def commit(self, nbytes: Optional[int] = None, *, flags: Optional[int] = None) -> None:
         """Publishes the slot: its first `nbytes` bytes (default: the frame size of the schema,
@@ -529,10 +569,7 @@ class WriteSlot(Generic[F]):
             writer._call(status)
 
     def _finish(self) -> None:
-        writer = self._writer
-        if writer is not None:
-            writer._slot = None
-            self._writer = None
+        self._writer = None
         view = self.view
         if type(view) is memoryview:
             retire(view)

@@ -3,7 +3,10 @@ paths they fall back to give the same frames, checks and errors."""
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -17,8 +20,8 @@ def cffi_only(*handles):
     """Makes writers and readers take their cffi paths, as in a build without the compiled
     calls."""
     for h in handles:
-        for attr in ("_fast_write", "_fast_reserve", "_fast_read", "_fast_read_into",
-                     "_fast_acquire"):
+        for attr in ("_fast_write", "_fast_reserve_slot", "_fast_reserve", "_fast_read",
+                     "_fast_read_into", "_fast_acquire_slot", "_fast_acquire"):
             if hasattr(h, attr):
                 setattr(h, attr, _hot.nothing)
 
@@ -26,12 +29,22 @@ def cffi_only(*handles):
 PATHS = ["compiled", "cffi"]
 
 
-def test_an_api_mode_build_has_the_compiled_calls_and_they_read_numpy_arrays_right():
-    if shmline.cffi_mode != "api":
+def test_the_compiled_calls_are_there_where_the_build_has_them_and_read_numpy_arrays_right():
+    # API-mode builds have them; ABI-mode wheels on CPython 3.11 and later have the limited-API
+    # build (_fastpath.abi3.so). CI sets SHMLINE_REQUIRE_COMPILED where they must be.
+    if _hot.WriterCore is None:
         if os.environ.get("SHMLINE_REQUIRE_COMPILED"):
-            pytest.fail("SHMLINE_REQUIRE_COMPILED is set but this build is in cffi's ABI mode")
-        pytest.skip("ABI-mode builds have no compiled calls")
-    assert _hot.WriterCore is not None and _hot.ReaderCore is not None
+            pytest.fail(f"SHMLINE_REQUIRE_COMPILED is set but this build ({shmline.cffi_mode} "
+                        f"mode, Python {sys.version.split()[0]}) runs without the compiled calls")
+        pytest.skip("this build has no compiled calls (ABI mode before CPython 3.11, or a build "
+                    "that could not compile them)")
+    assert _hot.ReaderCore is not None
+    assert issubclass(shmline.WriteSlot, _hot.WriteSlotBase)
+    assert issubclass(shmline.ReadSlot, _hot.ReadSlotBase)
+    from shmline import _fastpath
+    limited = ".abi3." in os.path.basename(_fastpath.__file__)
+    assert limited == (shmline.cffi_mode == "abi")
+    assert not limited or sys.version_info >= (3, 11)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -165,3 +178,175 @@ def test_zero_copy_frames_and_a_foreign_frame_of_the_wrong_size_behave_on_either
             assert frame.tolist() == [9] * 4
         assert writer.try_write(np.zeros(4, np.int32)) and writer.try_write(np.zeros(4, np.int32))
         assert not writer.try_write(np.zeros(4, np.int32))  # full: capacity 2
+
+
+def schema_pair(name, path, capacity=4):
+    """A stream of 4 int32 and its reader and writer, on the given path."""
+    stream = shmline.Stream.create(name, shape=(4,), dtype=np.int32, capacity=capacity,
+                                   unlink_on_close=True)
+    reader, writer = stream.reader(), stream.writer()
+    if path == "cffi":
+        cffi_only(reader, writer)
+    return stream, reader, writer
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_each_reservation_gets_a_new_view_that_is_read_only_after_its_block(name, path):
+    stream, reader, writer = schema_pair(name, path, capacity=2)
+    with stream:
+        kept = []
+        for i in range(5):  # more reservations than slots: each slot is reserved again
+            with writer.reserve() as frame:
+                assert frame.flags.writeable and all(frame is not k for k in kept)
+                frame[:] = i
+            kept.append(frame)
+            assert reader.read().tolist() == [i] * 4
+        for frame in kept:
+            assert not frame.flags.writeable
+            with pytest.raises(ValueError, match="read-only"):
+                frame[0] = 99
+        assert reader.try_read() is None
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_block_that_raises_aborts_its_slot_and_leaves_the_view_read_only(name, path):
+    stream, reader, writer = schema_pair(name, path)
+    with stream:
+        with pytest.raises(KeyError):
+            with writer.reserve(flags=3) as frame:
+                frame[:] = 1
+                raise KeyError("compute failed")
+        assert not frame.flags.writeable
+        assert writer.position == 0 and reader.try_read() is None
+        with writer.reserve() as frame:
+            frame[:] = 2
+        assert reader.read().tolist() == [2] * 4 and reader.info.flags == 0
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_commit_abort_or_release_inside_the_block_leave_nothing_for_its_end(name, path):
+    stream, reader, writer = schema_pair(name, path)
+    with stream:
+        slot = writer.reserve()
+        with slot as frame:
+            frame[:] = 5
+            slot.commit(flags=9)
+        slot = writer.reserve()
+        with slot as frame:
+            frame[:] = 6
+            slot.abort()
+        assert not frame.flags.writeable and writer.position == 1
+        lent = reader.acquire()
+        with lent as frame:
+            assert frame.tolist() == [5] * 4 and reader.info.flags == 9
+            lent.release()
+            with pytest.raises(shmline.WrongStateError):
+                lent.release()
+        assert reader.position == 1 and reader.try_read() is None
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_second_reserve_or_acquire_before_the_first_ends_is_refused(name, path):
+    stream, reader, writer = schema_pair(name, path)
+    with stream:
+        with writer.reserve() as frame:
+            with pytest.raises(shmline.WrongStateError, match="already reserved"):
+                writer.reserve()
+            frame[:] = 1
+        writer.write(np.zeros(4, np.int32))
+        with reader.acquire() as frame:
+            with pytest.raises(shmline.WrongStateError, match="already acquired"):
+                reader.acquire(timeout=0)
+            assert frame.tolist() == [1] * 4
+        assert writer.position == 2 and reader.read().tolist() == [0] * 4
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_bad_timeouts_and_flags_of_zero_copy_calls_are_refused_even_when_they_could_succeed(
+        name, path):
+    stream, reader, writer = schema_pair(name, path)
+    with stream:
+        for timeout in (-1, float("nan")):
+            with pytest.raises(ValueError, match="timeout"):
+                writer.reserve(timeout=timeout)
+        with pytest.raises(ValueError, match="nbytes"):
+            writer.reserve(4)
+        with pytest.raises(OverflowError):
+            with writer.reserve(flags=1 << 32):
+                pass
+        assert writer.position == 0
+        with writer.reserve(timeout=2, flags=(1 << 32) - 1) as frame:
+            frame[:] = 3
+        with pytest.raises(ValueError, match="timeout"):
+            reader.acquire(timeout=-0.5)
+        with reader.acquire(timeout=0.0) as frame:
+            assert frame.tolist() == [3] * 4 and reader.info.flags == (1 << 32) - 1
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_closing_the_writer_inside_the_block_drops_the_slot_and_its_end_does_nothing(name, path):
+    stream, reader, writer = schema_pair(name, path)
+    with stream:
+        with writer.reserve() as frame:
+            frame[:] = 4
+            writer.close()
+        assert not frame.flags.writeable and frame.tolist() == [4] * 4
+        with pytest.raises(shmline.ClosedError):
+            writer.reserve()
+        with pytest.raises(shmline.EndOfStream):
+            reader.read(timeout=0)
+        reader.close()
+        with pytest.raises(shmline.ClosedError):
+            reader.acquire()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_an_interrupt_while_a_slot_gets_its_first_view_does_not_wedge_the_handle(
+        name, path, monkeypatch):
+    stream, reader, writer = schema_pair(name, path)
+    with stream:
+        def interrupted(*_):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(writer, "_array_at", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            writer.reserve()
+        monkeypatch.undo()
+        with writer.reserve() as frame:  # the interrupted reservation was given up
+            frame[:] = 7
+        writer.write(np.full(4, 8, np.int32))
+        monkeypatch.setattr(reader, "_view_at", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            reader.acquire()
+        monkeypatch.undo()
+        with reader.acquire(timeout=0) as frame:  # the interrupted frame was given back
+            assert frame.tolist() in ([7] * 4, [8] * 4)
+        assert reader.position == 2
+
+
+def test_a_writer_or_reader_dropped_with_a_slot_armed_is_collected(name):
+    with shmline.Stream.create(name, shape=(4,), dtype=np.int32, unlink_on_close=True) as s:
+        reader, writer = s.reader(), s.writer()
+        writer.write(np.zeros(4, np.int32))
+        handles = [weakref.ref(writer), weakref.ref(reader)]
+        kept = [writer.reserve(), reader.acquire()]
+        del writer, reader, kept
+        gc.collect()
+        assert [h() for h in handles] == [None, None]
+
+
+def test_a_kept_exit_of_a_compiled_slot_refuses_to_run_once_its_slot_is_gone(name):
+    if _hot.WriteSlotBase is None:
+        pytest.skip("ABI-mode builds have no compiled slots")
+    with shmline.Stream.create(name, shape=(4,), dtype=np.int32, unlink_on_close=True) as s:
+        writer = s.writer()
+        slot = writer.reserve()
+        exit_ = slot.__exit__
+        assert exit_ is slot.__exit__  # made once per slot
+        exit_(None, None, None)
+        assert writer.position == 1
+        del slot
+        writer.close()  # the writer's slot object goes with the writer
+        del writer
+        gc.collect()
+        with pytest.raises(ReferenceError):
+            exit_(None, None, None)
