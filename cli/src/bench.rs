@@ -730,28 +730,14 @@ impl Medians {
                     row.ratios_per_run.push(x);
                 }
             };
-            for c in &r.ideal {
-                add(
-                    "throughput",
-                    &c.path,
-                    c.size,
-                    c.wait,
-                    "frames/s",
-                    c.frames_per_s,
-                    None,
-                );
-            }
-            for c in &r.throughput {
-                let ratio = Some(("ideal", c.ratio_to_ideal));
-                add(
-                    "throughput",
-                    &c.path,
-                    c.size,
-                    c.wait,
-                    "frames/s",
-                    c.frames_per_s,
-                    ratio,
-                );
+            let ideal = r.ideal.iter().map(|c| (c, None));
+            let cases = r
+                .throughput
+                .iter()
+                .map(|c| (c, Some(("ideal", c.ratio_to_ideal))));
+            for (c, ratio) in ideal.chain(cases) {
+                let (size, rate) = (c.size, c.frames_per_s);
+                add("throughput", &c.path, size, c.wait, "frames/s", rate, ratio);
             }
             for c in &r.fan {
                 let ratio = Some(("ideal", c.ratio_to_ideal));

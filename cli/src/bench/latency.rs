@@ -259,19 +259,20 @@ pub fn run_stream(plan: &Plan, wait: WaitStrategy) -> Result<LatencyResult, Stri
         Err(Error::EndOfStream) => {}
         other => errors.push(format!("after the last round trip: {other:?}")),
     }
-    let out = child.finish()?;
-    errors.extend(
-        out["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.as_str().map(|e| format!("echo: {e}"))),
-    );
+    errors.extend(echo_errors(&child.finish()?));
     Ok(LatencyResult::new(
         wait.name(),
         samples.into_measured(),
         errors,
     ))
+}
+
+/// The verification errors the echo child reported in its output `out`, each marked as its own.
+fn echo_errors(out: &Value) -> Vec<String> {
+    let errors = out["errors"].as_array().into_iter().flatten();
+    errors
+        .filter_map(|e| e.as_str().map(|e| format!("echo: {e}")))
+        .collect()
 }
 
 /// The child's side of the stream ping-pong: echo every frame of `--stream` on `--reply`.
@@ -545,14 +546,7 @@ fn run_ideal_ring_ping_pong(plan: &Plan) -> Result<LatencyResult, String> {
     }
     // Release: the child that sees "done" has seen every ping before it.
     map.u32(RING_BYTES + RING_READY).store(1, Ordering::Release);
-    let out = child.finish()?;
-    errors.extend(
-        out["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.as_str().map(|e| format!("echo: {e}"))),
-    );
+    errors.extend(echo_errors(&child.finish()?));
     Ok(LatencyResult::new(
         PingPong::IdealRing.name(),
         samples.into_measured(),
