@@ -495,6 +495,41 @@ static long status_of(PyObject *r) {
     return status;
 }
 
+/* Runs `_finish` of `slot` after a library call through Python that may have raised: 0 if
+ * neither raised; -1 with the call's exception (or `_finish`'s, which wins) otherwise. The
+ * slot is finished either way, as the Python `commit()`/`release()` do in their `finally`. */
+static int finish_keeping_error(PyObject *slot) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (call_method_0(slot, "_finish") < 0) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        return -1;
+    }
+    if (type != NULL) {
+        PyErr_Restore(type, value, traceback);
+        return -1;
+    }
+    return 0;
+}
+
+/* The end of a slot's `__exit__`: None if `status` is OK, else what the owner's Python method
+ * `report(status)` does with it (it raises the status's exception, or ignores it). Takes the
+ * reference to `owner`. */
+static PyObject *report_status(PyObject *owner, long status, const char *report) {
+    if (status == SHMLINE_OK) {
+        Py_DECREF(owner);
+        Py_RETURN_NONE;
+    }
+    PyObject *r = PyObject_CallMethod(owner, report, "l", status);
+    Py_DECREF(owner);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
 static PyMemberDef WriteSlot_members[] = {
     {"view", T_OBJECT, offsetof(Slot, view), 0, "The view of the slot in shared memory."},
     {"_length", T_PYSSIZET, offsetof(Slot, length), 0, NULL},
@@ -762,31 +797,12 @@ static PyObject *WriteSlot_exit(Slot *self, PyObject *const *args, Py_ssize_t na
         /* Armed by the Python method: commit and finish as WriteSlot.commit() does. */
         status = status_of(PyObject_CallMethod(writer, "_commit_now", "nO", self->length,
                                                self->flags ? self->flags : Py_None));
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        if (call_method_0((PyObject *)self, "_finish") < 0) {
-            Py_XDECREF(type);
-            Py_XDECREF(value);
-            Py_XDECREF(traceback);
-            Py_DECREF(writer);
-            return NULL;
-        }
-        if (type != NULL) {
-            PyErr_Restore(type, value, traceback);
+        if (finish_keeping_error((PyObject *)self) < 0) {
             Py_DECREF(writer);
             return NULL;
         }
     }
-    if (status != SHMLINE_OK) {
-        PyObject *r = PyObject_CallMethod(writer, "_call", "l", status);
-        Py_DECREF(writer);
-        if (r == NULL)
-            return NULL;
-        Py_DECREF(r);
-        Py_RETURN_NONE;
-    }
-    Py_DECREF(writer);
-    Py_RETURN_NONE;
+    return report_status(writer, status, "_call");
 }
 
 static PyObject *WriteSlot_get_exit(Slot *self, void *closure) {
@@ -1063,31 +1079,12 @@ static PyObject *ReadSlot_exit(Slot *self, PyObject *const *args, Py_ssize_t nar
     } else {
         /* Armed by the Python method: release and finish as ReadSlot.release() does. */
         status = status_of(PyObject_CallMethod(reader, "_release_now", NULL));
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        if (call_method_0((PyObject *)self, "_finish") < 0) {
-            Py_XDECREF(type);
-            Py_XDECREF(value);
-            Py_XDECREF(traceback);
-            Py_DECREF(reader);
-            return NULL;
-        }
-        if (type != NULL) {
-            PyErr_Restore(type, value, traceback);
+        if (finish_keeping_error((PyObject *)self) < 0) {
             Py_DECREF(reader);
             return NULL;
         }
     }
-    if (status != SHMLINE_OK) {
-        PyObject *r = PyObject_CallMethod(reader, "_check_release", "l", status);
-        Py_DECREF(reader);
-        if (r == NULL)
-            return NULL;
-        Py_DECREF(r);
-        Py_RETURN_NONE;
-    }
-    Py_DECREF(reader);
-    Py_RETURN_NONE;
+    return report_status(reader, status, "_check_release");
 }
 
 static PyObject *ReadSlot_get_exit(Slot *self, void *closure) {
