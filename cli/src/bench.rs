@@ -757,32 +757,18 @@ impl Medians {
                 &r.ideal_ring_ping_pong,
                 &r.futex_ping_pong,
             ];
+            let mut add_p50 = |section, c: &latency::LatencyResult, ratio| {
+                let value = c.one_way_ns.p50 as f64;
+                add(section, c.wait, c.size, c.wait, p50, value, ratio);
+            };
             for c in limits.into_iter().flatten() {
-                add(
-                    "latency",
-                    c.wait,
-                    c.size,
-                    c.wait,
-                    p50,
-                    c.one_way_ns.p50 as f64,
-                    None,
-                );
+                add_p50("latency", c, None);
             }
             for c in &r.latency {
-                let ratio = c.baseline.map(|b| (b, c.ratio_to_baseline));
-                add(
-                    "latency",
-                    c.wait,
-                    c.size,
-                    c.wait,
-                    p50,
-                    c.one_way_ns.p50 as f64,
-                    ratio,
-                );
+                add_p50("latency", c, c.baseline.map(|b| (b, c.ratio_to_baseline)));
                 if c.ideal_ring_p50_ns.is_some() {
                     let ratio = Some(("ideal-ring", c.ratio_to_ideal_ring));
-                    let (section, value) = ("latency vs ring", c.one_way_ns.p50 as f64);
-                    add(section, c.wait, c.size, c.wait, p50, value, ratio);
+                    add_p50("latency vs ring", c, ratio);
                 }
             }
             if let Some(n) = &r.neighbour {

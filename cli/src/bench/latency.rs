@@ -19,6 +19,7 @@
 
 use super::child::{ChildArgs, ChildProcess, Role};
 use super::shared_map::SharedMap;
+use super::throughput::stamp;
 use super::{create_stream, Amount, Plan, WaitStrategy, SMALL_FRAME};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -235,8 +236,7 @@ pub fn run_stream(plan: &Plan, wait: WaitStrategy) -> Result<LatencyResult, Stri
     let mut samples = Samples::new(plan.amount);
     let mut errors = Vec::new();
     for seq in 0u64.. {
-        frame[..8].copy_from_slice(&seq.to_le_bytes());
-        frame[SMALL_FRAME - 8..].copy_from_slice(&seq.to_le_bytes());
+        stamp(&mut frame, seq);
         let start = Instant::now();
         writer.write(&frame).map_err(err("writing a ping"))?;
         let info = replies
@@ -524,8 +524,7 @@ fn run_ideal_ring_ping_pong(plan: &Plan) -> Result<LatencyResult, String> {
     let mut samples = Samples::new(plan.amount);
     let mut errors = Vec::new();
     for seq in 0u64.. {
-        frame[..8].copy_from_slice(&seq.to_le_bytes());
-        frame[SMALL_FRAME - 8..].copy_from_slice(&seq.to_le_bytes());
+        stamp(&mut frame, seq);
         let start = Instant::now();
         ping.send(&frame);
         if pong.receive(&mut reply, answer_overdue(start)).is_none() {
