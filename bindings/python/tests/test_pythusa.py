@@ -419,6 +419,28 @@ def test_the_manager_runs_spec_tasks_with_rings_events_and_metrics():
     assert not leftovers(prefix)
 
 
+def test_closing_a_manager_or_pipeline_stops_its_monitor_before_removing_the_segments(name):
+    # A monitor sample is a library call that releases the GIL: a ring closed under it would
+    # stay in /dev/shm until the call ended, after close() had returned.
+    manager = pythusa.Manager()
+    manager.create_ring(pythusa.RingSpec(name="bytes", size=64, num_readers=1))
+    manager.start_monitor(0.001)
+    monitor = manager._monitor
+    assert monitor is not None and monitor.is_alive()
+    prefix = manager._prefix
+    manager.close()
+    assert not monitor.is_alive()
+    assert not leftovers(prefix)
+
+    pipe = pythusa.Pipeline(name)
+    pipe.add_stream("s", shape=(4,), dtype=np.int64)
+    pipe.start_monitor(0.001)
+    monitor = pipe._monitor
+    assert monitor is not None and monitor.is_alive()
+    pipe.close()
+    assert not monitor.is_alive()
+
+
 def test_a_script_that_runs_its_pipeline_unguarded_fails_saying_why(name, tmp_path):
     script = tmp_path / "unguarded.py"
     script.write_text(

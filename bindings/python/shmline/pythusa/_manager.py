@@ -17,7 +17,7 @@ from .. import errors
 from ..stream import Stream
 from . import _context
 from ._events import EventSpec, WorkerEvent
-from ._pipeline import ProcessMetrics
+from ._pipeline import ProcessMetrics, stop_monitor
 from ._ring import RingSpec, SharedRingBuffer
 
 __all__ = ["Manager", "TaskSpec", "Worker"]
@@ -276,8 +276,9 @@ class Manager:
         return self._metrics.get(name)
 
     def close(self) -> None:
-        """Removes every ring and event this manager created."""
-        self._monitor_stop.set()
+        """Stops the monitor and removes every ring and event this manager created."""
+        monitor, self._monitor = self._monitor, None
+        stop_monitor(self._monitor_stop, monitor)
         _remove(self._rings, self._events)
 
     def __enter__(self) -> "Manager":

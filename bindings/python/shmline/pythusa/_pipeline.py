@@ -30,6 +30,22 @@ __all__ = ["Pipeline", "ProcessMetrics"]
 
 _DEFAULT_FRAMES = 32
 _TOML_VERSION = 1
+
+
+#: How long closing waits for a monitor thread to stop (it stops within one interval).
+MONITOR_JOIN_TIMEOUT = 5.0
+
+
+def stop_monitor(stop: threading.Event, monitor: Optional[threading.Thread]) -> None:
+    """Tells a monitor thread to stop and waits for it (at most MONITOR_JOIN_TIMEOUT; not from
+    the monitor itself). Its samples call the library, which releases the GIL: a stream closed
+    under one of them would only be removed from /dev/shm when that call ends, after the
+    close that removed it had returned."""
+    stop.set()
+    if monitor is not None and monitor is not threading.current_thread():
+        monitor.join(timeout=MONITOR_JOIN_TIMEOUT)
+
+
 log = logging.getLogger("shmline.pythusa")
 
 
@@ -352,7 +368,8 @@ class Pipeline:
         if self._closed:
             return
         self._closed = True
-        self._monitor_stop.set()
+        monitor, self._monitor = self._monitor, None
+        stop_monitor(self._monitor_stop, monitor)
         if self._inner is not None:
             self._inner.close()
         self._release_run_resources()
