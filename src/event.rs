@@ -323,8 +323,8 @@ impl Event {
         if deadline.may_wait() {
             // Events always wait adaptively: poll a few microseconds before paying for a sleep
             // (the adaptive strategy always has a spin limit).
-            for polls in 0..WaitStrategy::Adaptive.spins().unwrap_or(0) {
-                crate::wait::backoff(polls);
+            for _ in 0..WaitStrategy::Adaptive.spins().unwrap_or(0) {
+                crate::sync::spin_hint();
                 if self.take() {
                     return Ok(());
                 }

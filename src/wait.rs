@@ -53,8 +53,8 @@ impl WaitStrategy {
         WaitStrategy::ALL.into_iter().find(|w| w.name() == name)
     }
 
-    /// Number of polls before sleeping (`None` = never sleep). Each poll is followed by
-    /// [`backoff`].
+    /// Number of polls before sleeping (`None` = never sleep). Each poll is followed by a CPU
+    /// pause ([`crate::sync::spin_hint`]).
     pub(crate) fn spins(self) -> Option<u32> {
         match self {
             WaitStrategy::Adaptive => Some(ADAPTIVE_PAUSES),
@@ -79,7 +79,7 @@ pub(crate) enum Step {
 
 impl WaitStrategy {
     /// The next step of a waiter that has polled `*polls` times without success (counts this
-    /// poll): spin with [`backoff`] until the strategy's polls are used up, then sleep in slices
+    /// poll): spin with a CPU pause until the strategy's polls are used up, then sleep in slices
     /// of at most [`LIVENESS_SLICE`]; a busy-spinning waiter never sleeps and checks liveness
     /// every 65536 polls instead. Shared by every wait loop of the rings.
     #[inline]
@@ -98,7 +98,7 @@ impl WaitStrategy {
                 }
             }
             Some(limit) if *polls < limit => {
-                backoff(*polls);
+                crate::sync::spin_hint();
                 *polls += 1;
                 Step::Poll
             }
@@ -121,12 +121,6 @@ impl WaitStrategy {
 /// latency went from 95 ns to 2 ms (`shmline bench --only neighbour`, docs/BENCHMARKS.md). A futex
 /// sleep gives the CPU away too, and the wake-up puts the sleeper back at once.
 const ADAPTIVE_PAUSES: u32 = 512;
-
-/// What a waiter does between two polls: a CPU pause.
-#[inline]
-pub(crate) fn backoff(_polls: u32) {
-    crate::sync::spin_hint();
-}
 
 /// Longest single futex sleep of a process that cannot issue `membarrier` (see [`futex_wait`]).
 #[cfg(not(loom))]

@@ -194,9 +194,9 @@ pub fn reader_wake_done(hdr: &StreamHeader, me: &ReaderEntry) {
 /// frame is complete in `frame`, its slot, though `head` may not show it yet.
 ///
 /// The writer stores `seq` last (Release, [`end_write`]), after the payload and the other header
-/// fields and before it publishes `head`; the reader's position keeps the writer out of the slot
-/// until it releases the frame. So once `seq` reads as the frame's number (Acquire), the frame is
-/// intact and stays so: the reader may take it without waiting for `head`.
+/// fields and before it publishes `head`. A hint only: the reader still takes the frame once
+/// `head` shows it (LAYOUT.md 4.5: a writer killed between the two stores leaves a frame that
+/// readers polling `head` alone never deliver, so none may).
 #[inline]
 pub fn frame_ready(frame: &FrameHeader, seq: u64) -> bool {
     // Acquire: pairs with the writer's Release store of `seq`: we see the payload and fields.

@@ -820,13 +820,7 @@ impl Reader {
                 available: buf.len(),
             });
         }
-        let info = FrameInfo {
-            seq,
-            timestamp_ns: frame.timestamp_ns.load(Ordering::Relaxed),
-            len,
-            flags: frame.flags.load(Ordering::Relaxed),
-            missed: 0,
-        };
+        let info = frame_info(frame, seq, len);
         let crc = frame.crc32c.load(Ordering::Relaxed);
         let skipped = self.skipped(frame);
         // SAFETY: `payload` points to max_frame bytes of the mapping and len <= max_frame; `buf`
@@ -1453,7 +1447,6 @@ fn claim_entry(shared: &Shared, pid: u32) -> Result<(u32, Owner)> {
     })
 }
 
-/// [`Error::SchemaMismatch`] unless stream `shared` has exactly the schema `required`.
 /// The metadata of frame `seq`, `len` bytes, from the header of its slot (already validated: the
 /// slot holds `seq`).
 #[inline(always)]
@@ -1477,6 +1470,7 @@ fn buffer_too_small(needed: usize, available: usize) -> Error {
     Error::BufferTooSmall { needed, available }
 }
 
+/// [`Error::SchemaMismatch`] unless stream `shared` has exactly the schema `required`.
 fn check_schema(shared: &Shared, required: &Schema) -> Result<()> {
     let name = shared.name();
     match &shared.info.schema {
