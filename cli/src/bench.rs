@@ -50,8 +50,8 @@ pub const LONG_ABOUT: &str = "Measure shmline between two processes on this mach
     minimal SPSC ring between the same two pinned processes (same slot count, slots of the frame \
     size rounded up to 64 bytes, one copy in and one copy out per frame, one store to publish \
     and one to release, no header, timestamp or liveness check), polling as --wait says (pure \
-    busy-poll with busy_spin; otherwise 64 polls with a CPU pause, as shmline's adaptive waiter \
-    makes before it sleeps, then a sched_yield before each poll: the ideal ring never sleeps, \
+    busy-poll with busy_spin; otherwise 64 polls with a CPU pause (shmline's adaptive waiter \
+    makes 512 before it sleeps), then a sched_yield before each poll: the ideal ring never sleeps, \
     and a pure busy-poll collapses under any neighbour). Every throughput figure is also given as ratio_to_ideal.\n\
     \x20 copy       Writer::write from a buffer, Reader::read_into into a buffer (one copy in, one \
     out), for every --sizes.\n\
@@ -302,10 +302,7 @@ pub fn run(args: &Args) -> ExitCode {
     } else {
         print_table(&report);
     }
-    let errors: Vec<&String> = std::iter::once(&report)
-        .chain(&report.later_runs)
-        .flat_map(|r| &r.errors)
-        .collect();
+    let errors = report.all_errors();
     if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -653,6 +650,14 @@ struct Report {
     later_runs: Vec<Report>,
 }
 
+impl Report {
+    /// The errors of this run and of the later ones (`--runs`).
+    fn all_errors(&self) -> Vec<&String> {
+        let runs = std::iter::once(self).chain(&self.later_runs);
+        runs.flat_map(|r| &r.errors).collect()
+    }
+}
+
 /// The medians of several runs (`--runs`).
 #[derive(Debug, Serialize)]
 struct Medians {
@@ -665,7 +670,8 @@ struct Medians {
 /// One case over several runs: its figure and its ratio to its limit, per run and as a median.
 #[derive(Debug, Serialize)]
 struct MedianRow {
-    /// "throughput", "fan", "latency", "neighbour throughput" or "neighbour latency".
+    /// "throughput", "fan", "latency", "latency vs ring" (a stream's latency against the
+    /// ideal-ring ping-pong), "neighbour throughput" or "neighbour latency".
     section: &'static str,
     /// The case: "copy", "zero-copy", "batch-32", "ideal", "busy_spin", "cache-line", ...
     case: String,
@@ -687,111 +693,114 @@ struct MedianRow {
     ratios_per_run: Vec<f64>,
 }
 
+/// What a run's figure is compared with, and that ratio in the run (`None`: the run had none).
+type Ratio = Option<(&'static str, Option<f64>)>;
+
+/// The rows of [`Medians`] while the runs are read, one per case.
+#[derive(Default)]
+struct Rows(Vec<MedianRow>);
+
+impl Rows {
+    /// Adds one run's frames/s of a throughput case, and its ratio.
+    fn rate(
+        &mut self,
+        section: &'static str,
+        case: &str,
+        size: usize,
+        wait: &'static str,
+        value: f64,
+        ratio: Ratio,
+    ) {
+        self.add((section, case, size, wait, "frames/s"), value, ratio);
+    }
+
+    /// Adds one run's one-way p50 of a latency case (named by its wait), and its ratio.
+    fn p50(&mut self, section: &'static str, wait: &'static str, size: usize, ns: u64, r: Ratio) {
+        self.add((section, wait, size, wait, "one-way p50 ns"), ns as f64, r);
+    }
+
+    /// Adds `value` (and the ratio, if the run had one) to the row of the case `key` (section,
+    /// case, size, wait, figure), made on the case's first run.
+    fn add(
+        &mut self,
+        key: (&'static str, &str, usize, &'static str, &'static str),
+        value: f64,
+        ratio: Ratio,
+    ) {
+        let (section, case, size, wait, figure) = key;
+        let found = self.0.iter().position(|row| {
+            row.section == section && row.case == case && row.size == size && row.wait == wait
+        });
+        let index = found.unwrap_or_else(|| {
+            self.0.push(MedianRow {
+                section,
+                case: case.to_string(),
+                size,
+                wait,
+                figure,
+                median: 0.0,
+                per_run: Vec::new(),
+                ratio_to: ratio.map(|(to, _)| to),
+                median_ratio: None,
+                ratios_per_run: Vec::new(),
+            });
+            self.0.len() - 1
+        });
+        let row = &mut self.0[index];
+        row.per_run.push(value);
+        if let Some((_, Some(x))) = ratio {
+            row.ratios_per_run.push(x);
+        }
+    }
+}
+
 impl Medians {
     /// The medians over `reports`, one row per case in the order of the first run that had it.
     fn of<'a>(reports: impl Iterator<Item = &'a Report>) -> Medians {
-        let mut rows: Vec<MedianRow> = Vec::new();
+        let mut rows = Rows::default();
         let mut runs = 0;
         for r in reports {
             runs += 1;
-            let mut add = |section: &'static str,
-                           case: &str,
-                           size: usize,
-                           wait: &'static str,
-                           figure: &'static str,
-                           value: f64,
-                           ratio: Option<(&'static str, Option<f64>)>| {
-                let found = rows.iter().position(|row| {
-                    row.section == section
-                        && row.case == case
-                        && row.size == size
-                        && row.wait == wait
-                });
-                let row = match found {
-                    Some(i) => &mut rows[i],
-                    None => {
-                        rows.push(MedianRow {
-                            section,
-                            case: case.to_string(),
-                            size,
-                            wait,
-                            figure,
-                            median: 0.0,
-                            per_run: Vec::new(),
-                            ratio_to: ratio.map(|(to, _)| to),
-                            median_ratio: None,
-                            ratios_per_run: Vec::new(),
-                        });
-                        rows.last_mut().expect("just pushed")
-                    }
-                };
-                row.per_run.push(value);
-                if let Some((_, Some(x))) = ratio {
-                    row.ratios_per_run.push(x);
-                }
-            };
-            let ideal = r.ideal.iter().map(|c| (c, None));
-            let cases = r
-                .throughput
-                .iter()
-                .map(|c| (c, Some(("ideal", c.ratio_to_ideal))));
-            for (c, ratio) in ideal.chain(cases) {
-                let (size, rate) = (c.size, c.frames_per_s);
-                add("throughput", &c.path, size, c.wait, "frames/s", rate, ratio);
+            for c in &r.ideal {
+                rows.rate("throughput", &c.path, c.size, c.wait, c.frames_per_s, None);
+            }
+            for c in &r.throughput {
+                let ratio = Some(("ideal", c.ratio_to_ideal));
+                rows.rate("throughput", &c.path, c.size, c.wait, c.frames_per_s, ratio);
             }
             for c in &r.fan {
                 let ratio = Some(("ideal", c.ratio_to_ideal));
-                add(
-                    "fan",
-                    &c.path,
-                    c.size,
-                    c.wait,
-                    "frames/s",
-                    c.frames_per_s,
-                    ratio,
-                );
+                rows.rate("fan", &c.path, c.size, c.wait, c.frames_per_s, ratio);
             }
-            let p50 = "one-way p50 ns";
             let limits = [
                 &r.cache_line_ping_pong,
                 &r.ideal_ring_ping_pong,
                 &r.futex_ping_pong,
             ];
-            let mut add_p50 = |section, c: &latency::LatencyResult, ratio| {
-                let value = c.one_way_ns.p50 as f64;
-                add(section, c.wait, c.size, c.wait, p50, value, ratio);
-            };
             for c in limits.into_iter().flatten() {
-                add_p50("latency", c, None);
+                rows.p50("latency", c.wait, c.size, c.one_way_ns.p50, None);
             }
             for c in &r.latency {
-                add_p50("latency", c, c.baseline.map(|b| (b, c.ratio_to_baseline)));
+                let ratio = c.baseline.map(|b| (b, c.ratio_to_baseline));
+                rows.p50("latency", c.wait, c.size, c.one_way_ns.p50, ratio);
                 if c.ideal_ring_p50_ns.is_some() {
                     let ratio = Some(("ideal-ring", c.ratio_to_ideal_ring));
-                    add_p50("latency vs ring", c, ratio);
+                    rows.p50("latency vs ring", c.wait, c.size, c.one_way_ns.p50, ratio);
                 }
             }
             if let Some(n) = &r.neighbour {
-                let section = "neighbour throughput";
                 for c in &n.throughput {
                     let ratio = Some(("quiet", c.ratio_to_quiet));
-                    add(
-                        section,
-                        &c.path,
-                        c.size,
-                        c.wait,
-                        "frames/s",
-                        c.frames_per_s,
-                        ratio,
-                    );
+                    let section = "neighbour throughput";
+                    rows.rate(section, &c.path, c.size, c.wait, c.frames_per_s, ratio);
                 }
                 for c in &n.latency {
                     let ratio = Some(("quiet", c.ratio_to_quiet));
-                    let (section, case) = ("neighbour latency", c.wait);
-                    add(section, case, c.size, c.wait, p50, c.p50_ns as f64, ratio);
+                    rows.p50("neighbour latency", c.wait, c.size, c.p50_ns, ratio);
                 }
             }
         }
+        let mut rows = rows.0;
         for row in &mut rows {
             row.median = median(&row.per_run).unwrap_or(0.0);
             row.median_ratio = median(&row.ratios_per_run);
@@ -1046,10 +1055,7 @@ fn print_table(r: &Report) {
     println!();
     if let Some(m) = &r.medians {
         print_medians(m);
-        let errors: Vec<&String> = std::iter::once(r)
-            .chain(&r.later_runs)
-            .flat_map(|r| &r.errors)
-            .collect();
+        let errors = r.all_errors();
         if !errors.is_empty() {
             println!("ERRORS");
             for e in errors {

@@ -10,7 +10,7 @@
 //! does, so the two cases differ only in the transport.
 //!
 //! Both sides poll: with `--wait busy_spin` with a CPU pause between polls and nothing else; with
-//! the other strategies, 64 polls with a pause (as shmline's adaptive waiter makes before it
+//! the other strategies, 64 polls with a pause (shmline's adaptive waiter makes 512 before it
 //! sleeps), then a `sched_yield` before each poll: the ideal ring never sleeps, and a pure
 //! busy-poll collapses as soon as a neighbour shares a CPU, where the limit must stay comparable
 //! with the case under that load. On an idle machine a yield returns at once.
@@ -110,8 +110,9 @@ fn write(map: &SharedMap, size: usize, capacity: u32, amount: Amount, wait: Wait
     head
 }
 
-/// Polls with a CPU pause hint only before the ideal ring starts yielding (as many as shmline's
-/// adaptive waiter makes before it sleeps).
+/// Polls with a CPU pause hint only before the ideal ring starts yielding (shmline's adaptive
+/// waiter made this many before it yielded, up to layout version 4's first release; it now
+/// makes 512 and then sleeps, which the ideal ring never does).
 const PAUSES: u32 = 64;
 
 /// What a side does between two polls that found nothing: see the module's documentation.
