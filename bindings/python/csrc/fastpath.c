@@ -751,8 +751,11 @@ static PyType_Slot WriterCore_slots[] = {
     {0, NULL},
 };
 
-static PyType_Spec WriterCore_spec = {"shmline._fastpath.WriterCore", sizeof(WriterCore), 0,
-                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE, WriterCore_slots};
+static PyType_Spec WriterCore_spec = {
+    "shmline._fastpath.WriterCore", sizeof(WriterCore), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    WriterCore_slots,
+};
 
 /* A writer's view after its block: read-only, as NumPy's own PyArray_CLEARFLAGS makes it (the
  * per-slot array it views stays writable for the next reservations). shmline/_hot.py checks this
@@ -829,8 +832,11 @@ static PyType_Slot WriteSlotBase_slots[] = {
     {0, NULL},
 };
 
-static PyType_Spec WriteSlotBase_spec = {"shmline._fastpath.WriteSlotBase", sizeof(Slot), 0,
-                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, WriteSlotBase_slots};
+static PyType_Spec WriteSlotBase_spec = {
+    "shmline._fastpath.WriteSlotBase", sizeof(Slot), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    WriteSlotBase_slots,
+};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reader                                                                                     */
@@ -1059,8 +1065,11 @@ static PyType_Slot ReaderCore_slots[] = {
     {0, NULL},
 };
 
-static PyType_Spec ReaderCore_spec = {"shmline._fastpath.ReaderCore", sizeof(ReaderCore), 0,
-                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE, ReaderCore_slots};
+static PyType_Spec ReaderCore_spec = {
+    "shmline._fastpath.ReaderCore", sizeof(ReaderCore), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    ReaderCore_slots,
+};
 
 /* ReadSlot.__exit__(exc_type, exc, tb): releases the frame (nothing if it was released in the
  * block); a failed release raises through the reader's `_check_release`, which ignores a reader
@@ -1095,8 +1104,8 @@ static PyGetSetDef ReadSlot_getset[] = {
     {"_reader", (getter)Slot_get_owner, (setter)Slot_set_owner, NULL, NULL},
     {"__enter__", (getter)Slot_get_enter, NULL, "__enter__(): the read-only view of the frame.",
      NULL},
-    {"__exit__", (getter)ReadSlot_get_exit, NULL, "__exit__(exc_type, exc, tb): releases the frame.",
-     NULL},
+    {"__exit__", (getter)ReadSlot_get_exit, NULL,
+     "__exit__(exc_type, exc, tb): releases the frame.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1111,8 +1120,11 @@ static PyType_Slot ReadSlotBase_slots[] = {
     {0, NULL},
 };
 
-static PyType_Spec ReadSlotBase_spec = {"shmline._fastpath.ReadSlotBase", sizeof(Slot), 0,
-                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, ReadSlotBase_slots};
+static PyType_Spec ReadSlotBase_spec = {
+    "shmline._fastpath.ReadSlotBase", sizeof(Slot), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    ReadSlotBase_slots,
+};
 
 /* ------------------------------------------------------------------------------------------ */
 
