@@ -220,7 +220,7 @@
  * Version of the shared-memory layout this header's library speaks (`docs/LAYOUT.md`). Processes
  * can share streams and events only if their libraries speak the same layout version.
  */
-#define SHMLINE_LAYOUT_VERSION 4
+#define SHMLINE_LAYOUT_VERSION 5
 
 /**
  * Wait strategy: spin a few microseconds, then sleep on a futex. Low latency while busy, about

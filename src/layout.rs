@@ -12,7 +12,7 @@ use crate::sync::{AtomicU32, AtomicU64, AtomicU8};
 use std::mem::size_of;
 
 /// Version of the shared-memory layout described in `docs/LAYOUT.md`.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Size of the blocks that keep independently written fields apart. 128 bytes rather than 64
 /// because x86-64 prefetches cache lines in adjacent pairs.
@@ -218,16 +218,16 @@ pub struct StreamHeader {
     /// Futex word readers sleep on; the writer increments it (and wakes) after publishing when
     /// `readers_waiting > 0`, and when it closes.
     pub data_futex: AtomicU32,
-    /// Number of readers asleep (or about to sleep) on `data_futex`: those whose entry has
-    /// [`OWNER_ASLEEP`] set.
-    pub readers_waiting: AtomicU32,
+    /// Reserved, zero (`readers_waiting` up to layout version 4: see line 3).
+    pub _pad2: AtomicU32,
     /// Multi-writer streams: the next sequence number a writer will claim (every number below it
     /// is claimed by a writer). Zero, and never written, in single-writer streams.
     pub claim_seq: AtomicU64,
     /// Reserved, zero.
     pub _reserved2: [AtomicU64; 13],
 
-    // ---- line 3 (384..512): writer wake-up; written by readers only when the writer waits ----
+    // ---- line 3 (384..512): sleep announcements; read on every publish and release, written
+    // only by a process about to sleep (or done sleeping) ----
     /// Futex word the writer sleeps on when the ring is full; readers increment it (and wake)
     /// after releasing frames when `writer_waiting > 0`, and when they leave.
     pub space_futex: AtomicU32,
@@ -237,8 +237,15 @@ pub struct StreamHeader {
     /// quarter of the ring past the first free slot, so a full ring does not cost one wake-up per
     /// freed slot). Readers compare their new position with it after releasing frames.
     pub space_wanted: AtomicU64,
+    /// Number of readers asleep (or about to sleep) on `data_futex`: those whose entry has
+    /// [`OWNER_ASLEEP`] set. The writer loads it after every publication: here, apart from `head`,
+    /// that load does not wait for the line `head` was just stored to (layout version 5; it was
+    /// next to `head` before, which cost about 15 ns of one-way latency, docs/BENCHMARKS.md).
+    pub readers_waiting: AtomicU32,
     /// Reserved, zero.
-    pub _reserved3: [AtomicU64; 14],
+    pub _pad3: AtomicU32,
+    /// Reserved, zero.
+    pub _reserved3: [AtomicU64; 13],
 
     // ---- line 4 (512..640): writer identity, flow control and counters ----
     /// `WRITER_NONE`, `WRITER_CLAIMING | pid`, `WRITER_ACTIVE` or `WRITER_CLOSED`.
@@ -480,11 +487,11 @@ const _: () = {
     assert!(offset_of!(StreamHeader, shape) == 168);
     assert!(offset_of!(StreamHeader, head) == 256);
     assert!(offset_of!(StreamHeader, data_futex) == 264);
-    assert!(offset_of!(StreamHeader, readers_waiting) == 268);
     assert!(offset_of!(StreamHeader, claim_seq) == 272);
     assert!(offset_of!(StreamHeader, space_futex) == 384);
     assert!(offset_of!(StreamHeader, writer_waiting) == 388);
     assert!(offset_of!(StreamHeader, space_wanted) == 392);
+    assert!(offset_of!(StreamHeader, readers_waiting) == 400);
     assert!(offset_of!(StreamHeader, writer_state) == 512);
     assert!(offset_of!(StreamHeader, writer_pid) == 516);
     assert!(offset_of!(StreamHeader, writer_start_time) == 520);

@@ -42,7 +42,7 @@ import time
 
 # ---- constants of LAYOUT.md ----
 
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 SHM_DIR = "/dev/shm"
 STREAM_PREFIX = "shmline.stream."
 EVENT_PREFIX = "shmline.event."
@@ -438,7 +438,7 @@ def read_stream(name: str) -> list[str]:
             "live",
             head=head,
             data_futex=view.u32(264),
-            readers_waiting=view.u32(268),
+            readers_waiting=view.u32(400),
             claim_seq=view.u64(272),
             space_futex=view.u32(384),
             writer_waiting=view.u32(388),

@@ -83,7 +83,7 @@ pub const SHMLINE_VERSION_MINOR: u32 = 1;
 pub const SHMLINE_VERSION_PATCH: u32 = 0;
 /// Version of the shared-memory layout this header's library speaks (`docs/LAYOUT.md`). Processes
 /// can share streams and events only if their libraries speak the same layout version.
-pub const SHMLINE_LAYOUT_VERSION: u32 = 4;
+pub const SHMLINE_LAYOUT_VERSION: u32 = 5;
 
 /// Name and description of every status, NUL-terminated, in `Status::ALL` order.
 fn texts() -> &'static [(CString, CString)] {

@@ -135,9 +135,11 @@ pub fn end_write(frame: &FrameHeader, seq: u64, len: u32, flags: u32, crc: u32, 
 ///
 /// The store half of the Dekker handshake with a reader that increments `readers_waiting` and
 /// then re-reads `head` before sleeping: either it sees the new head, or we see its increment.
-/// Normally one plain store and one plain load on the same line (no locked instruction): the
-/// store-to-load order comes from the sleeper's [`heavy_fence`] (`membarrier`) paired with our
-/// [`light_fence`]. Without membarrier, a SeqCst swap as in layout version 3.
+/// Normally one plain store and one plain load (no locked instruction): the store-to-load order
+/// comes from the sleeper's [`heavy_fence`] (`membarrier`) paired with our [`light_fence`]. The
+/// load is of another line than the store (`readers_waiting` sits with `writer_waiting`, not with
+/// `head`, since layout version 5), so it does not wait for `head`'s line to come back from a
+/// reader polling it. Without membarrier, a SeqCst swap as in layout version 3.
 #[inline]
 pub fn publish(hdr: &StreamHeader, new_head: u64) -> bool {
     if light_fences() {
