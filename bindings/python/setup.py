@@ -179,6 +179,17 @@ class BuildShmline(build_ext):
         # -e`) copies them into the source package too, or the imports there would not find them.
         self.shmline_outputs: "list[Path]" = []
 
+    def build_extensions(self) -> None:
+        # The interpreter's own link command (LDSHARED) may carry `-Wl,-rpath,<its lib dir>` (a
+        # pyenv or source-built CPython does), which would leave a RUNPATH to a directory of the
+        # build machine in every module. The modules find the bundled library through $ORIGIN
+        # alone, which build_extension and build_fastpath add.
+        self.compiler.linker_so = [
+            arg for arg in self.compiler.linker_so
+            if not arg.startswith("-Wl,-rpath,") or arg == "-Wl,-rpath,$ORIGIN"
+        ]
+        super().build_extensions()
+
     def build_extension(self, ext: Extension) -> None:
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -96,16 +96,18 @@ def test_an_array_reshaped_or_retyped_in_place_after_a_write_is_refused_next_tim
             cffi_only(reader, writer)
         frame = np.arange(8, dtype=np.uint64)
         writer.write(frame)
-        frame.shape = (2, 4)
+        # resize() rather than `frame.shape = ...`, which NumPy 2.5 deprecates: both change the
+        # shape of this very object in place, which is what the test needs.
+        frame.resize((2, 4), refcheck=False)
         with pytest.raises(shmline.SchemaMismatchError, match=r"\(2, 4\)"):
             writer.write(frame)
-        frame.shape = (8,)
+        frame.resize((8,), refcheck=False)
         frame.dtype = np.int64
         with pytest.raises(shmline.SchemaMismatchError, match="int64"):
             writer.write(frame)
         out = np.empty(8, np.uint64)
         assert reader.read_into(out) == 64
-        out.shape = (4, 2)
+        out.resize((4, 2), refcheck=False)
         writer.write(np.zeros(8, np.uint64))
         with pytest.raises(shmline.SchemaMismatchError):
             reader.read_into(out)
