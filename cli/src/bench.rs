@@ -518,6 +518,9 @@ fn run_once(
         match latency::run_ping_pong(plan, kind) {
             Ok(result) => {
                 progress(&format!("{label}: {}", result.summary()));
+                report
+                    .errors
+                    .extend(result.errors.iter().map(|e| format!("{label}: {e}")));
                 Some(result)
             }
             Err(e) => {
@@ -532,11 +535,6 @@ fn run_once(
     }
     if wanted(Case::Latency) || wanted(Case::IdealRing) {
         report.ideal_ring_ping_pong = run_ping_pong(latency::PingPong::IdealRing, &mut report);
-        if let Some(ring) = &report.ideal_ring_ping_pong {
-            let errors = ring.errors.iter();
-            let errors = errors.map(|e| format!("ideal-ring ping-pong: {e}"));
-            report.errors.extend(errors.collect::<Vec<_>>());
-        }
     }
     let stream_latency = |wait: WaitStrategy, report: &mut Report| {
         let label = format!("latency {} 64 B", wait.name());
