@@ -862,12 +862,20 @@ def machine() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--pythusa-python", help="interpreter with pythusa installed")
-    parser.add_argument("--only", help="comma-separated transports to run")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="times every measurement runs; the table gives medians (default 3)")
+    parser.add_argument("--pythusa-python",
+                        help="interpreter with pythusa installed (PYTHUSA pins an older NumPy, so "
+                             "it lives in a virtual environment of its own); without it PYTHUSA "
+                             "is left out")
+    parser.add_argument("--only",
+                        help="comma-separated transports to run, of: "
+                             + ", ".join(LATENCY) + " (default: all)")
     parser.add_argument("--kinds", default="throughput,latency,micro",
-                        help="comma-separated kinds of measurement to run")
-    parser.add_argument("--json", default="target/bench-python.json")
+                        help="comma-separated kinds of measurement to run, of: throughput, "
+                             "latency, micro (default: all)")
+    parser.add_argument("--json", default="target/bench-python.json",
+                        help="where the report goes (default target/bench-python.json)")
     parser.add_argument("--plots", help="directory for the PNG plots")
     parser.add_argument("--replot", action="store_true",
                         help="measure nothing: read the report --json names, print its table "
@@ -899,7 +907,18 @@ def main() -> None:
         return
     os.environ["BENCH_WAIT"] = args.wait  # inherited by every measurement's processes
     os.environ["BENCH_CAPACITY"] = str(args.capacity)
+    if args.runs < 1:
+        parser.error(f"--runs: {args.runs} runs measure nothing; give 1 or more")
     only = set(args.only.split(",")) if args.only else None
+    unknown = sorted((only or set()) - set(LATENCY))
+    if unknown:
+        parser.error(f"--only: no transport {', '.join(map(repr, unknown))}; "
+                     f"the transports are {', '.join(LATENCY)}")
+    kinds = set(args.kinds.split(","))
+    unknown = sorted(kinds - {"throughput", "latency", "micro"})
+    if unknown:
+        parser.error(f"--kinds: no kind {', '.join(map(repr, unknown))}; "
+                     "the kinds are throughput, latency, micro")
     specs = []
     sizes = [int(size) for size in args.sizes.split(",")]
     for transport, mode in THROUGHPUT:
@@ -911,7 +930,6 @@ def main() -> None:
     specs += [{"kind": "latency", "transport": t, "mode": "ping-pong", "size": 64}
               for t in LATENCY]
     specs.append({"kind": "micro", "transport": "shmline", "mode": "one process", "size": 64})
-    kinds = set(args.kinds.split(","))
     specs = [s for s in specs
              if (only is None or s["transport"] in only) and s["kind"] in kinds]
     if not args.pythusa_python:
