@@ -7,7 +7,9 @@ use super::multi::MultiWriter;
 use super::protocol;
 use super::{group, policy, tables, Backpressure, Shared};
 use crate::error::{Error, Result};
-use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
+use crate::layout::{
+    StreamHeader, READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE,
+};
 use crate::liveness::{Patience, ProcessId, PATIENCE};
 use crate::sync::Ordering;
 use crate::wait::{futex_wait, futex_wake, Deadline, FrameClock, Step, WaitStrategy};
@@ -219,6 +221,7 @@ impl Writer {
     }
 
     /// Writes one frame, waiting for space up to the handle's timeout.
+    #[inline]
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         self.write_until(data, 0, Deadline::after(self.timeout))
     }
@@ -246,7 +249,9 @@ impl Writer {
 
     /// Writes one frame with application `flags`, waiting as `deadline` says (if the stream's
     /// policy waits at all; under [`Backpressure::DropNewest`] a frame that does not fit is
-    /// discarded, counted, and the call returns `Ok`).
+    /// discarded, counted, and the call returns `Ok`). Always inlined into its callers (the public
+    /// writes and the C ABI's), so that a frame costs no call of its own: see [`Writer::publish`].
+    #[inline(always)]
     pub(crate) fn write_until(
         &mut self,
         data: &[u8],
@@ -387,6 +392,7 @@ impl Writer {
     /// Reserves the next slot for zero-copy writing, waiting up to the handle's timeout (under a
     /// policy that never waits, a full ring gives [`Error::Full`] at once). Fill the slot's bytes,
     /// then [`WriteSlot::commit`]; dropping the slot without committing publishes nothing.
+    #[inline]
     pub fn reserve(&mut self) -> Result<WriteSlot<'_>> {
         self.reserve_until(Deadline::after(self.timeout))
     }
@@ -406,6 +412,7 @@ impl Writer {
         self.reserve_until(Deadline::At(deadline))
     }
 
+    #[inline]
     fn reserve_until(&mut self, deadline: Deadline) -> Result<WriteSlot<'_>> {
         self.reserve_raw(deadline)?;
         Ok(WriteSlot { writer: self })
@@ -414,6 +421,7 @@ impl Writer {
     /// Reserves the next slot and returns a pointer to its `max_frame_size` bytes, for callers
     /// (the C ABI) that cannot hold a slot. Follow with [`Writer::commit_raw`] or
     /// [`Writer::abort_raw`].
+    #[inline]
     pub fn reserve_raw(&mut self, deadline: Deadline) -> Result<*mut u8> {
         self.check_idle()?;
         let seq = self.claim(deadline)?;
@@ -426,6 +434,7 @@ impl Writer {
     /// Publishes the reserved slot as a frame of `len` bytes with application `flags`.
     /// [`Error::FrameTooLarge`] leaves the reservation in place; [`Error::WrongState`] if nothing
     /// is reserved.
+    #[inline]
     pub fn commit_raw(&mut self, len: usize, flags: u32) -> Result<()> {
         let timestamp = self.clock.now();
         self.commit_raw_at(len, flags, timestamp)
@@ -433,6 +442,7 @@ impl Writer {
 
     /// [`Writer::commit_raw`] with the frame's commit time given (nanoseconds; a relay such as the
     /// Zenoh bridge passes the origin's timestamp so that it survives the hop).
+    #[inline]
     pub fn commit_raw_at(&mut self, len: usize, flags: u32, timestamp_ns: u64) -> Result<()> {
         let seq = self.reserved.ok_or_else(|| {
             Error::WrongState("commit without a reserved slot: call reserve first".into())
@@ -567,26 +577,52 @@ impl Writer {
 
     /// Publishes frames below `new_head` (`frames` of them completed since the last call) and wakes
     /// sleeping readers if there are any.
-    #[inline]
+    ///
+    /// Always inlined, with everything but the single writer's store of `head` out of line: on
+    /// the small-frame path every store the writer makes, its own stack's included (a call's
+    /// return address, the registers it saves), waits in the store buffer behind the stores into
+    /// slots whose lines are still coming back from the reader's core (docs/BENCHMARKS.md).
+    #[inline(always)]
     fn publish(&mut self, new_head: u64, frames: u64) {
-        if let Some(multi) = self.multi.as_mut() {
-            multi.publish(&self.shared, frames, self.bytes_written);
+        if self.multi.is_some() {
+            self.publish_multi(frames);
             return;
         }
         self.head = new_head;
         let hdr = self.shared.header();
         if protocol::publish(hdr, new_head) {
-            protocol::wake_readers(hdr);
-            futex_wake(&hdr.data_futex, i32::MAX);
+            wake_all_readers(hdr);
         }
         // Relaxed: a statistic for monitors.
         hdr.bytes_written
             .store(self.bytes_written, Ordering::Relaxed);
     }
 
+    /// [`Writer::publish`] in a multi-writer stream.
+    #[inline(never)]
+    fn publish_multi(&mut self, frames: u64) {
+        if let Some(multi) = self.multi.as_mut() {
+            multi.publish(&self.shared, frames, self.bytes_written);
+        }
+    }
+
     /// Returns the sequence number of the next slot once it may be written.
-    #[inline]
+    ///
+    /// Always inlined, with the single writer's common case (the slot is free by its last scan)
+    /// alone in line, for the reason given at [`Writer::publish`]; the result then stays in
+    /// registers instead of going through memory.
+    #[inline(always)]
     fn claim(&mut self, deadline: Deadline) -> Result<u64> {
+        if self.multi.is_none() && self.head < self.limit {
+            return Ok(self.head);
+        }
+        self.claim_slow(deadline)
+    }
+
+    /// [`Writer::claim`] when the last scan does not already allow the next slot, or in a
+    /// multi-writer stream.
+    #[inline(never)]
+    fn claim_slow(&mut self, deadline: Deadline) -> Result<u64> {
         if let Some(multi) = self.multi.as_mut() {
             return multi.claim(&self.shared, deadline, self.policy, self.wait);
         }
@@ -679,6 +715,14 @@ impl Writer {
     }
 }
 
+/// Wakes every reader asleep on the stream's data futex.
+#[cold]
+#[inline(never)]
+fn wake_all_readers(hdr: &StreamHeader) {
+    protocol::wake_readers(hdr);
+    futex_wake(&hdr.data_futex, i32::MAX);
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
         self.close_inner();
@@ -694,11 +738,13 @@ pub struct WriteSlot<'w> {
 
 impl WriteSlot<'_> {
     /// Publishes the first `len` bytes of the slot as a frame.
+    #[inline]
     pub fn commit(self, len: usize) -> Result<()> {
         self.commit_with_flags(len, 0)
     }
 
     /// Publishes the first `len` bytes of the slot as a frame with application `flags`.
+    #[inline]
     pub fn commit_with_flags(self, len: usize, flags: u32) -> Result<()> {
         let result = self.writer.commit_raw(len, flags);
         // On error the reservation is dropped with the slot (nothing published).
