@@ -106,7 +106,7 @@ pub fn heavy_fences_failed() -> bool {
 /// the fork; `exec` starts afresh anyway). False on a kernel without it, or when the
 /// environment variable `SHMLINE_LOCKED_PUBLISH` is set to `1` (benchmarks compare the two
 /// protocols in one build with it); callers then use a SeqCst read-modify-write instead.
-#[inline]
+#[inline(always)]
 pub fn light_fences() -> bool {
     #[cfg(not(loom))]
     {

@@ -140,7 +140,7 @@ pub fn end_write(frame: &FrameHeader, seq: u64, len: u32, flags: u32, crc: u32, 
 /// load is of another line than the store (`readers_waiting` sits with `writer_waiting`, not with
 /// `head`, since layout version 5), so it does not wait for `head`'s line to come back from a
 /// reader polling it. Without membarrier, a SeqCst swap as in layout version 3.
-#[inline]
+#[inline(always)]
 pub fn publish(hdr: &StreamHeader, new_head: u64) -> bool {
     if light_fences() {
         // Release: a reader that loads this head with Acquire sees the frames below it.

@@ -421,7 +421,7 @@ impl Writer {
     /// Reserves the next slot and returns a pointer to its `max_frame_size` bytes, for callers
     /// (the C ABI) that cannot hold a slot. Follow with [`Writer::commit_raw`] or
     /// [`Writer::abort_raw`].
-    #[inline]
+    #[inline(always)]
     pub fn reserve_raw(&mut self, deadline: Deadline) -> Result<*mut u8> {
         self.check_idle()?;
         let seq = self.claim(deadline)?;
@@ -434,7 +434,7 @@ impl Writer {
     /// Publishes the reserved slot as a frame of `len` bytes with application `flags`.
     /// [`Error::FrameTooLarge`] leaves the reservation in place; [`Error::WrongState`] if nothing
     /// is reserved.
-    #[inline]
+    #[inline(always)]
     pub fn commit_raw(&mut self, len: usize, flags: u32) -> Result<()> {
         let timestamp = self.clock.now();
         self.commit_raw_at(len, flags, timestamp)
@@ -442,7 +442,7 @@ impl Writer {
 
     /// [`Writer::commit_raw`] with the frame's commit time given (nanoseconds; a relay such as the
     /// Zenoh bridge passes the origin's timestamp so that it survives the hop).
-    #[inline]
+    #[inline(always)]
     pub fn commit_raw_at(&mut self, len: usize, flags: u32, timestamp_ns: u64) -> Result<()> {
         let seq = self.reserved.ok_or_else(|| {
             Error::WrongState("commit without a reserved slot: call reserve first".into())
