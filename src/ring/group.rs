@@ -221,9 +221,7 @@ fn free_group(shared: &Shared, g: u32) {
 
 /// Wakes sleeping readers, so idle members of a group see an orphan to adopt.
 fn wake_members(shared: &Shared) {
-    let hdr = shared.header();
-    protocol::wake_readers(hdr);
-    futex_wake(&hdr.data_futex, i32::MAX);
+    super::wake_all_readers(shared.header());
 }
 
 /// What [`bury`] did with a dead member's entry.

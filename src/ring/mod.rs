@@ -40,6 +40,17 @@ use crate::sync::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Wakes every reader asleep on the stream's data futex: bumps the futex word, then wakes all its
+/// sleepers. Out of line and cold: publishing, reading and releasing call it only when a sleeper
+/// announced itself, and keeping it out of their inlined fast paths keeps those short (see
+/// `Writer::publish`).
+#[cold]
+#[inline(never)]
+pub(crate) fn wake_all_readers(hdr: &StreamHeader) {
+    protocol::wake_readers(hdr);
+    crate::wait::futex_wake(&hdr.data_futex, i32::MAX);
+}
+
 /// How long `open` waits for a creator that is still initialising the segment.
 const INIT_WAIT: Duration = Duration::from_secs(2);
 

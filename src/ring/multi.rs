@@ -333,8 +333,7 @@ fn publish_stamped(shared: &Shared) {
     let capacity = shared.geo.capacity as u64;
     if let Some(advance) = multi::advance_head(hdr, capacity, |seq| shared.slot(seq).0) {
         if advance.wake_readers {
-            protocol::wake_readers(hdr);
-            futex_wake(&hdr.data_futex, i32::MAX);
+            super::wake_all_readers(hdr);
         }
         if advance.wake_writers {
             protocol::wake_writer(hdr);
@@ -348,8 +347,7 @@ fn end_stream(shared: &Shared) {
     let hdr = shared.header();
     // SeqCst: after the last writer's publications and the count, as for a single writer.
     hdr.writer_state.store(WRITER_CLOSED, Ordering::SeqCst);
-    protocol::wake_readers(hdr);
-    futex_wake(&hdr.data_futex, i32::MAX);
+    super::wake_all_readers(hdr);
 }
 
 /// Takes a free writer entry for process `pid` (state CLAIMING, `pid` recorded in the same
@@ -436,8 +434,7 @@ pub(crate) fn repair(shared: &Shared) -> bool {
     publish_stamped(shared);
     if freed {
         // Readers asleep may now have frames, or learn that every writer died.
-        protocol::wake_readers(hdr);
-        futex_wake(&hdr.data_futex, i32::MAX);
+        super::wake_all_readers(hdr);
     }
     // A writer that died between counting itself and activating its entry was freed above
     // without being taken off the count.
@@ -473,8 +470,7 @@ fn end_abandoned(shared: &Shared, ours: Option<u32>, end: u32) -> bool {
         return false;
     }
     if end == WRITER_COUNT_DEAD {
-        protocol::wake_readers(hdr);
-        futex_wake(&hdr.data_futex, i32::MAX);
+        super::wake_all_readers(hdr);
     }
     true
 }

@@ -2,10 +2,9 @@
 //! writer is alive, and ending a stream whose writers are gone. Shared by the reader and writer
 //! handles above it; built on the tables and the multi-writer repair below it.
 
-use super::{multi, protocol, tables, Shared};
+use super::{multi, tables, Shared};
 use crate::layout::{WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
 use crate::sync::Ordering;
-use crate::wait::futex_wake;
 
 /// Whether the stream's writer process is alive (true while no writer has attached yet); for a
 /// multi-writer stream, whether any of its writers is.
@@ -56,8 +55,7 @@ pub(crate) fn close_abandoned(shared: &Shared, exited: Option<u32>) -> bool {
             .compare_exchange(state, WRITER_CLOSED, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
         {
-            protocol::wake_readers(hdr);
-            futex_wake(&hdr.data_futex, i32::MAX);
+            super::wake_all_readers(hdr);
             return true;
         }
     }

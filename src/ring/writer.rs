@@ -7,12 +7,10 @@ use super::multi::MultiWriter;
 use super::protocol;
 use super::{group, policy, tables, Backpressure, Shared};
 use crate::error::{Error, Result};
-use crate::layout::{
-    StreamHeader, READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE,
-};
+use crate::layout::{READER_ACTIVE, WRITER_ACTIVE, WRITER_CLAIMING, WRITER_CLOSED, WRITER_NONE};
 use crate::liveness::{Patience, ProcessId, PATIENCE};
 use crate::sync::Ordering;
-use crate::wait::{futex_wait, futex_wake, Deadline, FrameClock, Step, WaitStrategy};
+use crate::wait::{futex_wait, Deadline, FrameClock, Step, WaitStrategy};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -517,8 +515,7 @@ impl Writer {
         let hdr = self.shared.header();
         // SeqCst: readers check the state after announcing sleep; see `Reader::wait_for_frame`.
         hdr.writer_state.store(WRITER_CLOSED, Ordering::SeqCst);
-        protocol::wake_readers(hdr);
-        futex_wake(&hdr.data_futex, i32::MAX);
+        super::wake_all_readers(hdr);
     }
 
     fn check_idle(&self) -> Result<()> {
@@ -591,7 +588,7 @@ impl Writer {
         self.head = new_head;
         let hdr = self.shared.header();
         if protocol::publish(hdr, new_head) {
-            wake_all_readers(hdr);
+            super::wake_all_readers(hdr);
         }
         // Relaxed: a statistic for monitors.
         hdr.bytes_written
@@ -626,7 +623,8 @@ impl Writer {
         if let Some(multi) = self.multi.as_mut() {
             return multi.claim(&self.shared, deadline, self.policy, self.wait);
         }
-        if self.head < self.limit || self.rescan() {
+        // `claim` found the slot taken by its last scan: scan again before waiting.
+        if self.rescan() {
             return Ok(self.head);
         }
         self.wait_for_space(deadline)?;
@@ -741,14 +739,6 @@ unsafe fn copy_frame_in(data: &[u8], payload: *mut u8) {
         // SAFETY: as the caller guarantees.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), payload, len) };
     }
-}
-
-/// Wakes every reader asleep on the stream's data futex.
-#[cold]
-#[inline(never)]
-fn wake_all_readers(hdr: &StreamHeader) {
-    protocol::wake_readers(hdr);
-    futex_wake(&hdr.data_futex, i32::MAX);
 }
 
 impl Drop for Writer {
