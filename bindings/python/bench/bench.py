@@ -95,6 +95,9 @@ THROUGHPUT = [
     ("shm ring", "copy"), ("pythusa", "copy"),
 ]
 LATENCY = ["shmline", "mp.Queue", "mp.Pipe", "pyzmq", "shm ring", "pythusa"]
+# What --only and --kinds accept.
+TRANSPORTS = list(dict.fromkeys([t for t, _ in THROUGHPUT] + LATENCY))
+KINDS = ["throughput", "latency", "micro"]
 
 
 def frame_shape(size: int):
@@ -870,10 +873,10 @@ def main() -> None:
                              "is left out")
     parser.add_argument("--only",
                         help="comma-separated transports to run, of: "
-                             + ", ".join(LATENCY) + " (default: all)")
-    parser.add_argument("--kinds", default="throughput,latency,micro",
-                        help="comma-separated kinds of measurement to run, of: throughput, "
-                             "latency, micro (default: all)")
+                             + ", ".join(TRANSPORTS) + " (default: all)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help="comma-separated kinds of measurement to run, of: "
+                             + ", ".join(KINDS) + " (default: all)")
     parser.add_argument("--json", default="target/bench-python.json",
                         help="where the report goes (default target/bench-python.json)")
     parser.add_argument("--plots", help="directory for the PNG plots")
@@ -905,20 +908,20 @@ def main() -> None:
         if args.plots:
             plot(report, args.plots)
         return
-    os.environ["BENCH_WAIT"] = args.wait  # inherited by every measurement's processes
-    os.environ["BENCH_CAPACITY"] = str(args.capacity)
     if args.runs < 1:
         parser.error(f"--runs: {args.runs} runs measure nothing; give 1 or more")
     only = set(args.only.split(",")) if args.only else None
-    unknown = sorted((only or set()) - set(LATENCY))
+    unknown = sorted((only or set()) - set(TRANSPORTS))
     if unknown:
         parser.error(f"--only: no transport {', '.join(map(repr, unknown))}; "
-                     f"the transports are {', '.join(LATENCY)}")
+                     f"the transports are {', '.join(TRANSPORTS)}")
     kinds = set(args.kinds.split(","))
-    unknown = sorted(kinds - {"throughput", "latency", "micro"})
+    unknown = sorted(kinds - set(KINDS))
     if unknown:
         parser.error(f"--kinds: no kind {', '.join(map(repr, unknown))}; "
-                     "the kinds are throughput, latency, micro")
+                     f"the kinds are {', '.join(KINDS)}")
+    os.environ["BENCH_WAIT"] = args.wait  # inherited by every measurement's processes
+    os.environ["BENCH_CAPACITY"] = str(args.capacity)
     specs = []
     sizes = [int(size) for size in args.sizes.split(",")]
     for transport, mode in THROUGHPUT:
